@@ -1,0 +1,181 @@
+//! Pure cryptographic helpers (no I/O): keyed hashes of consumer secrets,
+//! sealing of stored passwords, Argon2id, random tokens.
+
+use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier as _, SaltString};
+use argon2::Argon2;
+use chacha20poly1305::aead::{Aead, KeyInit};
+use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use hmac::{Hmac, Mac};
+use rand::{Rng, RngCore};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum CryptoError {
+    #[error("a key must be 32 bytes written as 64 hex digits")]
+    BadKey,
+    #[error("sealed value is corrupt or was sealed with another key")]
+    Unseal,
+    #[error("stored password hash is malformed")]
+    BadHash,
+}
+
+/// Parses a 32-byte key written as 64 hex digits.
+pub fn parse_key(hex_key: &str) -> Result<[u8; 32], CryptoError> {
+    let bytes = hex::decode(hex_key.trim()).map_err(|_| CryptoError::BadKey)?;
+    bytes.try_into().map_err(|_| CryptoError::BadKey)
+}
+
+/// HMAC-SHA-256 under a server key: how consumer secrets (and other bearer
+/// secrets with high entropy) are stored. Checking costs microseconds.
+#[derive(Clone)]
+pub struct SecretHasher {
+    key: [u8; 32],
+}
+
+impl std::fmt::Debug for SecretHasher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SecretHasher(..)")
+    }
+}
+
+impl SecretHasher {
+    pub fn new(key: [u8; 32]) -> Self {
+        Self { key }
+    }
+
+    /// Lower-case hex of HMAC-SHA-256(key, secret).
+    pub fn hash(&self, secret: &str) -> String {
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.key).expect("HMAC takes any key length");
+        mac.update(secret.as_bytes());
+        hex::encode(mac.finalize().into_bytes())
+    }
+
+    /// Constant-time comparison of the secret's hash with a stored hash.
+    pub fn verify(&self, secret: &str, stored_hex: &str) -> bool {
+        let computed = self.hash(secret);
+        computed.as_bytes().ct_eq(stored_hex.as_bytes()).into()
+    }
+}
+
+/// XChaCha20-Poly1305 under a server key: how mailbox passwords (and other
+/// secrets the server must read back) are stored. Layout: 24-byte nonce, then
+/// ciphertext and tag.
+#[derive(Clone)]
+pub struct SecretBox {
+    cipher: XChaCha20Poly1305,
+}
+
+impl std::fmt::Debug for SecretBox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SecretBox(..)")
+    }
+}
+
+impl SecretBox {
+    pub fn new(key: [u8; 32]) -> Self {
+        Self { cipher: XChaCha20Poly1305::new(&key.into()) }
+    }
+
+    pub fn seal(&self, plaintext: &str) -> Vec<u8> {
+        let mut nonce = [0u8; 24];
+        rand::thread_rng().fill_bytes(&mut nonce);
+        let ct = self
+            .cipher
+            .encrypt(XNonce::from_slice(&nonce), plaintext.as_bytes())
+            .expect("XChaCha20-Poly1305 encryption cannot fail for in-memory input");
+        let mut out = nonce.to_vec();
+        out.extend_from_slice(&ct);
+        out
+    }
+
+    pub fn open(&self, sealed: &[u8]) -> Result<String, CryptoError> {
+        if sealed.len() < 24 + 16 {
+            return Err(CryptoError::Unseal);
+        }
+        let (nonce, ct) = sealed.split_at(24);
+        let pt = self.cipher.decrypt(XNonce::from_slice(nonce), ct).map_err(|_| CryptoError::Unseal)?;
+        String::from_utf8(pt).map_err(|_| CryptoError::Unseal)
+    }
+}
+
+/// A random token of `len` ASCII letters and digits (about 5.95 bits each).
+pub fn random_token(len: usize) -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    let mut rng = rand::thread_rng();
+    (0..len).map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char).collect()
+}
+
+/// Lower-case hex SHA-256: for keys that need no secret (dedupe keys).
+pub fn sha256_hex(data: &[u8]) -> String {
+    hex::encode(Sha256::digest(data))
+}
+
+/// Argon2id with the crate's defaults (v19, m=19456 KiB, t=2, p=1: OWASP's
+/// floor). Costs tens of milliseconds: call it from a blocking thread.
+pub fn hash_password(password: &str) -> String {
+    let salt = SaltString::generate(&mut rand::thread_rng());
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .expect("Argon2 with default parameters and a fresh salt cannot fail")
+        .to_string()
+}
+
+/// Verifies a password against a PHC string. A malformed stored hash is an
+/// error (a broken row), not a wrong password.
+pub fn verify_password(password: &str, phc: &str) -> Result<bool, CryptoError> {
+    let parsed = PasswordHash::new(phc).map_err(|_| CryptoError::BadHash)?;
+    Ok(Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hmac_verifies_only_the_right_secret_and_key() {
+        let h = SecretHasher::new([7; 32]);
+        let stored = h.hash("s3cret");
+        assert_eq!(stored.len(), 64);
+        assert!(h.verify("s3cret", &stored));
+        assert!(!h.verify("s3cret ", &stored));
+        assert!(!SecretHasher::new([8; 32]).verify("s3cret", &stored));
+    }
+
+    #[test]
+    fn sealed_values_open_with_the_same_key_only() {
+        let b = SecretBox::new([1; 32]);
+        let sealed = b.seal("contraseña");
+        assert!(!sealed.windows(5).any(|w| w == b"contr"));
+        assert_eq!(b.open(&sealed).unwrap(), "contraseña");
+        assert_eq!(SecretBox::new([2; 32]).open(&sealed), Err(CryptoError::Unseal));
+        let mut tampered = sealed.clone();
+        *tampered.last_mut().unwrap() ^= 1;
+        assert_eq!(b.open(&tampered), Err(CryptoError::Unseal));
+        assert_eq!(b.open(&[0; 10]), Err(CryptoError::Unseal));
+    }
+
+    #[test]
+    fn keys_must_be_64_hex_digits() {
+        assert!(parse_key(&"ab".repeat(32)).is_ok());
+        assert_eq!(parse_key("abcd"), Err(CryptoError::BadKey));
+        assert_eq!(parse_key(&"zz".repeat(32)), Err(CryptoError::BadKey));
+    }
+
+    #[test]
+    fn argon2_round_trip() {
+        let phc = hash_password("Cyberf4231&459");
+        assert!(phc.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"));
+        assert_eq!(verify_password("Cyberf4231&459", &phc), Ok(true));
+        assert_eq!(verify_password("wrong", &phc), Ok(false));
+        assert_eq!(verify_password("x", "not a hash"), Err(CryptoError::BadHash));
+    }
+
+    #[test]
+    fn random_tokens_differ_and_have_the_length_asked() {
+        let a = random_token(40);
+        assert_eq!(a.len(), 40);
+        assert!(a.chars().all(|c| c.is_ascii_alphanumeric()));
+        assert_ne!(a, random_token(40));
+    }
+}

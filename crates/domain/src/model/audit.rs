@@ -1,0 +1,45 @@
+//! The bitácora: one audit record per request under `/api/`.
+
+use super::Timestamp;
+
+/// A record as it is opened, before the outcome is known.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewAuditEntry {
+    pub at: Timestamp,
+    /// The `X-User-Consumo` header as sent (truncated), even when refused.
+    pub consumer_name: Option<String>,
+    /// Path below `/api/` as requested (truncated).
+    pub endpoint: String,
+    pub method: String,
+    pub client_ip: String,
+    /// The request body with every secret redacted.
+    pub body: String,
+    /// The earlier record this request links to (`id_bitacora_log` sent).
+    pub parent_id: Option<i64>,
+}
+
+/// How the request ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditOutcome {
+    /// The authenticated consumer, when authentication succeeded.
+    pub consumer_id: Option<i64>,
+    pub status: u16,
+    pub duration_us: i64,
+}
+
+/// A stored record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditEntry {
+    pub id: i64,
+    pub at: Timestamp,
+    pub consumer_id: Option<i64>,
+    pub consumer_name: Option<String>,
+    pub endpoint: String,
+    pub method: String,
+    pub client_ip: String,
+    /// `None` while the request is still running.
+    pub status: Option<u16>,
+    pub duration_us: Option<i64>,
+    pub body: String,
+    pub parent_id: Option<i64>,
+}

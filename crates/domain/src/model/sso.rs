@@ -1,0 +1,46 @@
+//! SSO sessions, password resets and integrated systems (ADI). Models for
+//! the SSO and ADI issues; their ports arrive with them.
+
+use super::{Status, Timestamp};
+
+/// An issued user token (`sesion_usuario`): the JWT's id is recorded so that
+/// the token can be revoked before it expires.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserSession {
+    pub token_id: String,
+    pub user_id: i64,
+    pub product_id: Option<i64>,
+    pub created_at: Timestamp,
+    pub expires_at: Timestamp,
+    pub revoked_at: Option<Timestamp>,
+}
+
+/// A password reset request (`password_reset`): the token is stored hashed,
+/// valid 60 minutes, single use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PasswordReset {
+    pub id: i64,
+    pub user_id: i64,
+    pub token_hash: String,
+    pub created_at: Timestamp,
+    pub used_at: Option<Timestamp>,
+}
+
+/// A system integrated through ADI (`sistema_integrado`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IntegratedSystem {
+    pub id: i64,
+    pub alias: String,
+    pub status: Status,
+    pub token_hash: String,
+}
+
+/// A single-use cross-system login ticket (`ticket_acceso_adi`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoginTicket {
+    pub ticket_id: String,
+    pub user_id: i64,
+    pub system_id: i64,
+    pub expires_at: Timestamp,
+    pub used_at: Option<Timestamp>,
+}

@@ -1,0 +1,14 @@
+//! Use cases, generic over their ports so a test can swap any adapter for a
+//! mock or the in-memory fake.
+
+mod access;
+mod admin;
+mod audit;
+mod directory;
+mod mail_accounts;
+
+pub use access::*;
+pub use admin::*;
+pub use audit::*;
+pub use directory::*;
+pub use mail_accounts::*;

@@ -1,0 +1,337 @@
+//! An in-memory store that honours the repository contract: for service tests
+//! and as the reference the database adapters are checked against.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Mutex;
+
+use crate::error::RepoError;
+use crate::model::*;
+use crate::ports::*;
+
+#[derive(Default)]
+struct Inner {
+    next_id: i64,
+    products: BTreeMap<i64, Product>,
+    departments: BTreeMap<i64, Department>,
+    roles: BTreeMap<i64, Role>,
+    users: BTreeMap<i64, (InternalUser, Option<String>)>,
+    devices: BTreeMap<i64, Device>,
+    consumers: BTreeMap<i64, Consumer>,
+    audit: BTreeMap<i64, AuditEntry>,
+    mail_accounts: BTreeMap<i64, MailAccount>,
+}
+
+impl Inner {
+    fn id(&mut self) -> i64 {
+        self.next_id += 1;
+        self.next_id
+    }
+}
+
+#[derive(Default)]
+pub struct InMemoryStore {
+    inner: Mutex<Inner>,
+}
+
+impl InMemoryStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut Inner) -> Result<T, RepoError>) -> Result<T, RepoError> {
+        let mut inner = self.inner.lock().map_err(|_| RepoError::Unexpected("poisoned lock".into()))?;
+        f(&mut inner)
+    }
+}
+
+fn eq_ci(a: &str, b: &str) -> bool {
+    a.to_lowercase() == b.to_lowercase()
+}
+
+fn dup(what: &str) -> RepoError {
+    RepoError::Duplicate(what.into())
+}
+
+impl ProductRepository for InMemoryStore {
+    async fn create_product(&self, new: NewProduct) -> RepoResult<Product> {
+        self.with(|i| {
+            if i.products.values().any(|p| eq_ci(&p.alias, &new.alias)) {
+                return Err(dup("producto.alias_producto"));
+            }
+            let p = Product { id: i.id(), alias: new.alias, name: new.name, status: Status::Active };
+            i.products.insert(p.id, p.clone());
+            Ok(p)
+        })
+    }
+    async fn find_product_by_alias(&self, alias: &str) -> RepoResult<Option<Product>> {
+        self.with(|i| Ok(i.products.values().find(|p| eq_ci(&p.alias, alias)).cloned()))
+    }
+    async fn list_products(&self) -> RepoResult<Vec<Product>> {
+        self.with(|i| Ok(i.products.values().cloned().collect()))
+    }
+}
+
+impl DepartmentRepository for InMemoryStore {
+    async fn create_department(&self, new: NewDepartment) -> RepoResult<Department> {
+        self.with(|i| {
+            if i.departments.values().any(|d| eq_ci(&d.name, &new.name)) {
+                return Err(dup("departamento.nombre"));
+            }
+            let d = Department {
+                id: i.id(),
+                name: new.name,
+                synology_channel: new.synology_channel,
+                status: Status::Active,
+            };
+            i.departments.insert(d.id, d.clone());
+            Ok(d)
+        })
+    }
+    async fn find_department(&self, id: i64) -> RepoResult<Option<Department>> {
+        self.with(|i| Ok(i.departments.get(&id).cloned()))
+    }
+    async fn list_departments(&self) -> RepoResult<Vec<Department>> {
+        self.with(|i| Ok(i.departments.values().cloned().collect()))
+    }
+    async fn ensure_role(&self, name: &str) -> RepoResult<Role> {
+        self.with(|i| {
+            if let Some(r) = i.roles.values().find(|r| eq_ci(&r.name, name)) {
+                return Ok(r.clone());
+            }
+            let r = Role { id: i.id(), name: name.into() };
+            i.roles.insert(r.id, r.clone());
+            Ok(r)
+        })
+    }
+}
+
+impl UserRepository for InMemoryStore {
+    async fn create_user(&self, new: NewInternalUser) -> RepoResult<InternalUser> {
+        self.with(|i| {
+            if i.users.values().any(|(u, _)| eq_ci(&u.login, &new.login)) {
+                return Err(dup("usuario.login"));
+            }
+            if i.users.values().any(|(u, _)| eq_ci(&u.email, &new.email)) {
+                return Err(dup("usuario.correo"));
+            }
+            if new.department_id.is_some_and(|d| !i.departments.contains_key(&d)) {
+                return Err(RepoError::MissingReference("departamento".into()));
+            }
+            let role_name = match new.role_id {
+                Some(r) => Some(i.roles.get(&r).ok_or(RepoError::MissingReference("rol".into()))?.name.clone()),
+                None => None,
+            };
+            let u = InternalUser {
+                id: i.id(),
+                login: new.login.clone(),
+                name: new.name,
+                national_id: new.national_id,
+                user_type: new.user_type,
+                status: UserStatus::Active,
+                accesses: String::new(),
+                username: new.login,
+                email: new.email,
+                extension: new.extension,
+                can_take_tickets: new.can_take_tickets,
+                department_id: new.department_id,
+                role_id: new.role_id,
+                role_name,
+                manager: new.manager,
+                mobile: new.mobile,
+                last_access: None,
+                ip_address: None,
+                system_access: new.system_access,
+                synology_id: new.synology_id,
+                code: new.code,
+            };
+            i.users.insert(u.id, (u.clone(), new.password_hash));
+            Ok(u)
+        })
+    }
+    async fn find_user(&self, id: i64) -> RepoResult<Option<InternalUser>> {
+        self.with(|i| Ok(i.users.get(&id).map(|(u, _)| u.clone())))
+    }
+    async fn find_users(&self, f: UserFilter) -> RepoResult<Vec<InternalUser>> {
+        if f == UserFilter::default() {
+            return Ok(Vec::new());
+        }
+        self.with(|i| {
+            Ok(i.users
+                .values()
+                .map(|(u, _)| u)
+                .filter(|u| f.login.as_deref().is_none_or(|l| eq_ci(&u.login, l) || eq_ci(&u.username, l)))
+                .filter(|u| f.email.as_deref().is_none_or(|e| eq_ci(&u.email, e)))
+                .filter(|u| f.department_id.is_none_or(|d| u.department_id == Some(d)))
+                .cloned()
+                .collect())
+        })
+    }
+    async fn find_user_credentials(&self, key: &str) -> RepoResult<Option<(InternalUser, Option<String>)>> {
+        self.with(|i| Ok(i.users.values().find(|(u, _)| eq_ci(&u.login, key) || eq_ci(&u.email, key)).cloned()))
+    }
+    async fn set_password_hash(&self, user_id: i64, hash: &str) -> RepoResult<()> {
+        self.with(|i| {
+            let (_, h) = i.users.get_mut(&user_id).ok_or(RepoError::NotFound)?;
+            *h = Some(hash.into());
+            Ok(())
+        })
+    }
+    async fn set_synology_id(&self, user_id: i64, synology_id: i64) -> RepoResult<()> {
+        self.with(|i| {
+            let (u, _) = i.users.get_mut(&user_id).ok_or(RepoError::NotFound)?;
+            u.synology_id = Some(synology_id);
+            Ok(())
+        })
+    }
+    async fn add_device(&self, new: NewDevice) -> RepoResult<Device> {
+        self.with(|i| {
+            if !i.users.contains_key(&new.user_id) {
+                return Err(RepoError::MissingReference("usuario".into()));
+            }
+            let d = Device { id: i.id(), user_id: new.user_id, name: new.name, pin_hash: new.pin_hash, status: Status::Active };
+            i.devices.insert(d.id, d.clone());
+            Ok(d)
+        })
+    }
+    async fn find_device(&self, id: i64) -> RepoResult<Option<Device>> {
+        self.with(|i| Ok(i.devices.get(&id).cloned()))
+    }
+}
+
+impl ConsumerRepository for InMemoryStore {
+    async fn create_consumer(&self, new: NewConsumer) -> RepoResult<Consumer> {
+        self.with(|i| {
+            if i.consumers.values().any(|c| eq_ci(&c.name, &new.name)) {
+                return Err(dup("consumidor_api.nombre"));
+            }
+            let c = Consumer {
+                id: i.id(),
+                name: new.name,
+                secret_hash: new.secret_hash,
+                status: Status::Active,
+                grants: new.grants,
+                created_at: new.created_at,
+            };
+            i.consumers.insert(c.id, c.clone());
+            Ok(c)
+        })
+    }
+    async fn find_consumer(&self, name: &str) -> RepoResult<Option<Consumer>> {
+        self.with(|i| Ok(i.consumers.values().find(|c| c.name == name).cloned()))
+    }
+    async fn list_consumers(&self) -> RepoResult<Vec<Consumer>> {
+        self.with(|i| Ok(i.consumers.values().cloned().collect()))
+    }
+    async fn set_consumer_status(&self, name: &str, status: Status) -> RepoResult<()> {
+        self.with(|i| {
+            i.consumers.values_mut().find(|c| c.name == name).ok_or(RepoError::NotFound)?.status = status;
+            Ok(())
+        })
+    }
+    async fn set_consumer_grants(&self, name: &str, grants: BTreeSet<Endpoint>) -> RepoResult<()> {
+        self.with(|i| {
+            i.consumers.values_mut().find(|c| c.name == name).ok_or(RepoError::NotFound)?.grants = grants;
+            Ok(())
+        })
+    }
+    async fn set_consumer_secret(&self, name: &str, secret_hash: &str) -> RepoResult<()> {
+        self.with(|i| {
+            i.consumers.values_mut().find(|c| c.name == name).ok_or(RepoError::NotFound)?.secret_hash =
+                secret_hash.into();
+            Ok(())
+        })
+    }
+}
+
+impl AuditRepository for InMemoryStore {
+    async fn open_audit(&self, e: NewAuditEntry) -> RepoResult<i64> {
+        self.with(|i| {
+            let id = i.id();
+            let parent_id = e.parent_id.filter(|p| i.audit.contains_key(p));
+            i.audit.insert(
+                id,
+                AuditEntry {
+                    id,
+                    at: e.at,
+                    consumer_id: None,
+                    consumer_name: e.consumer_name,
+                    endpoint: e.endpoint,
+                    method: e.method,
+                    client_ip: e.client_ip,
+                    status: None,
+                    duration_us: None,
+                    body: e.body,
+                    parent_id,
+                },
+            );
+            Ok(id)
+        })
+    }
+    async fn close_audit(&self, id: i64, o: AuditOutcome) -> RepoResult<()> {
+        self.with(|i| {
+            let e = i.audit.get_mut(&id).ok_or(RepoError::NotFound)?;
+            e.consumer_id = o.consumer_id;
+            e.status = Some(o.status);
+            e.duration_us = Some(o.duration_us);
+            Ok(())
+        })
+    }
+    async fn find_audit(&self, id: i64) -> RepoResult<Option<AuditEntry>> {
+        self.with(|i| Ok(i.audit.get(&id).cloned()))
+    }
+    async fn recent_audit(&self, limit: i64) -> RepoResult<Vec<AuditEntry>> {
+        self.with(|i| Ok(i.audit.values().rev().take(limit.max(0) as usize).cloned().collect()))
+    }
+}
+
+impl MailAccountRepository for InMemoryStore {
+    async fn create_mail_account(&self, new: NewMailAccount) -> RepoResult<MailAccount> {
+        self.with(|i| {
+            if i.mail_accounts.values().any(|a| eq_ci(&a.user, &new.user)) {
+                return Err(dup("cuenta_correo.user"));
+            }
+            if !i.departments.contains_key(&new.department_id) {
+                return Err(RepoError::MissingReference("departamento".into()));
+            }
+            let a = MailAccount {
+                id: i.id(),
+                host: new.host,
+                user: new.user,
+                sealed_password: new.sealed_password,
+                port: new.port,
+                mailboxes: new.mailboxes,
+                department_id: new.department_id,
+                status: new.status,
+                send_acknowledgement: new.send_acknowledgement,
+            };
+            i.mail_accounts.insert(a.id, a.clone());
+            Ok(a)
+        })
+    }
+    async fn find_mail_accounts(&self, f: MailAccountFilter) -> RepoResult<Vec<MailAccount>> {
+        self.with(|i| {
+            Ok(i.mail_accounts
+                .values()
+                .filter(|a| f.id.is_none_or(|id| a.id == id))
+                .filter(|a| f.user.as_deref().is_none_or(|u| eq_ci(&a.user, u)))
+                .filter(|a| f.department_id.is_none_or(|d| a.department_id == d))
+                .filter(|a| f.status.is_none_or(|s| a.status == s))
+                .cloned()
+                .collect())
+        })
+    }
+}
+
+impl StoreHealth for InMemoryStore {
+    async fn ping(&self) -> RepoResult<()> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod contract_on_memory {
+    async fn fresh() -> super::InMemoryStore {
+        super::InMemoryStore::new()
+    }
+    crate::repository_contract_tests!(fresh);
+}

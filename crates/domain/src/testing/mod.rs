@@ -1,0 +1,53 @@
+//! Test support (feature `testing`): the in-memory store, the repository
+//! contract suite every store adapter runs, and fixtures.
+
+pub mod contract;
+mod memory;
+
+pub use memory::InMemoryStore;
+
+/// Stamps the repository contract suite as `#[tokio::test]`s for one store.
+///
+/// `$factory` is an async function returning a fresh, empty, migrated store;
+/// extra attributes (for example `#[ignore = "..."]`) go on every test.
+///
+/// ```ignore
+/// helpdesk_domain::repository_contract_tests!(fresh_sqlite_store);
+/// ```
+#[macro_export]
+macro_rules! repository_contract_tests {
+    ($factory:path $(, #[$meta:meta])* ) => {
+        $crate::__contract_cases!($factory, [$(#[$meta])*];
+            products_round_trip_and_alias_is_unique_ignoring_case,
+            departments_and_roles,
+            users_round_trip_every_field,
+            user_login_and_email_are_unique,
+            user_references_must_exist,
+            user_filters_combine_and_an_empty_filter_finds_nobody,
+            user_credentials_by_login_or_email,
+            user_updates_and_devices,
+            consumers_round_trip_with_grants,
+            consumer_updates_and_unknown_names,
+            consumer_lookup_is_case_sensitive_but_names_unique_ignoring_case,
+            audit_records_open_close_and_link,
+            mail_accounts_filter_and_uniqueness,
+            health_ping,
+            concurrent_audit_opens_get_distinct_ids
+        );
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __contract_cases {
+    ($factory:path, [$(#[$meta:meta])*]; $(,)?) => {};
+    ($factory:path, [$(#[$meta:meta])*]; $case:ident $(, $rest:ident)* $(,)?) => {
+        #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        $(#[$meta])*
+        async fn $case() {
+            let store = $factory().await;
+            $crate::testing::contract::$case(::std::sync::Arc::new(store)).await;
+        }
+        $crate::__contract_cases!($factory, [$(#[$meta])*]; $($rest),*);
+    };
+}
