@@ -1,1 +1,70 @@
+//! The persistence adapter: every repository port of the domain, on MySQL /
+//! MariaDB (production) and on embedded SQLite (the default), through
+//! diesel-async.
+//!
+//! One [`Db`] type serves both backends. Each query is written once and
+//! stamped for each backend's connection type by the `db_run!` macro
+//! (Vaultwarden's idea): diesel checks it against both at compile time.
+//! What is dialect-specific (the id of the row just inserted, connection
+//! set-up, migration locking) lives in [`conn`].
 
+mod conn;
+mod error;
+mod migrate;
+mod models;
+mod repos;
+pub mod schema;
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use conn::{Backend, Db, DbOptions, DbUrl, DbUrlError};
+pub use migrate::MigrateError;
+
+/// Runs `$body` with `$conn` bound to a pooled connection of whichever
+/// backend `$db` uses. The body is compiled once per backend.
+macro_rules! db_run {
+    ($db:expr, |$conn:ident| $body:expr) => {{
+        match &$db.backend {
+            $crate::conn::Pools::Sqlite { pool, .. } => {
+                let mut pooled = pool.get().await.map_err($crate::error::pool_error)?;
+                let $conn = &mut *pooled;
+                $body
+            }
+            $crate::conn::Pools::Mysql(pool) => {
+                let mut pooled = pool.get().await.map_err($crate::error::pool_error)?;
+                let $conn = &mut *pooled;
+                $body
+            }
+        }
+    }};
+}
+
+/// Like `db_run!`, inside one transaction. On SQLite, write transactions are
+/// serialised in-process first: SQLite allows one writer, and a deferred
+/// transaction that reads before writing would otherwise fail with BUSY
+/// instead of waiting.
+macro_rules! db_transaction {
+    ($db:expr, |$conn:ident| $body:expr) => {{
+        use diesel_async::AsyncConnection as _;
+        match &$db.backend {
+            $crate::conn::Pools::Sqlite { pool, write_lock } => {
+                let _writer = write_lock.lock().await;
+                let mut pooled = pool.get().await.map_err($crate::error::pool_error)?;
+                (*pooled)
+                    .transaction::<_, $crate::error::TxError, _>(async |$conn| $body)
+                    .await
+                    .map_err(helpdesk_domain::RepoError::from)
+            }
+            $crate::conn::Pools::Mysql(pool) => {
+                let mut pooled = pool.get().await.map_err($crate::error::pool_error)?;
+                (*pooled)
+                    .transaction::<_, $crate::error::TxError, _>(async |$conn| $body)
+                    .await
+                    .map_err(helpdesk_domain::RepoError::from)
+            }
+        }
+    }};
+}
+
+pub(crate) use db_run;
+pub(crate) use db_transaction;

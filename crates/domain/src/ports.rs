@@ -20,7 +20,10 @@ pub trait ProductRepository: Send + Sync + 'static {
     /// MUST return `Duplicate` when the alias is taken (case-insensitively).
     fn create_product(&self, new: NewProduct) -> impl Future<Output = RepoResult<Product>> + Send;
     /// Case-insensitive lookup by `alias_producto`.
-    fn find_product_by_alias(&self, alias: &str) -> impl Future<Output = RepoResult<Option<Product>>> + Send;
+    fn find_product_by_alias(
+        &self,
+        alias: &str,
+    ) -> impl Future<Output = RepoResult<Option<Product>>> + Send;
     fn list_products(&self) -> impl Future<Output = RepoResult<Vec<Product>>> + Send;
 }
 
@@ -28,8 +31,14 @@ pub trait ProductRepository: Send + Sync + 'static {
 #[cfg_attr(any(test, feature = "testing"), mockall::automock)]
 pub trait DepartmentRepository: Send + Sync + 'static {
     /// MUST return `Duplicate` when the name is taken.
-    fn create_department(&self, new: NewDepartment) -> impl Future<Output = RepoResult<Department>> + Send;
-    fn find_department(&self, id: i64) -> impl Future<Output = RepoResult<Option<Department>>> + Send;
+    fn create_department(
+        &self,
+        new: NewDepartment,
+    ) -> impl Future<Output = RepoResult<Department>> + Send;
+    fn find_department(
+        &self,
+        id: i64,
+    ) -> impl Future<Output = RepoResult<Option<Department>>> + Send;
     fn list_departments(&self) -> impl Future<Output = RepoResult<Vec<Department>>> + Send;
     /// Returns the role with this name, creating it when missing.
     fn ensure_role(&self, name: &str) -> impl Future<Output = RepoResult<Role>> + Send;
@@ -41,12 +50,18 @@ pub trait UserRepository: Send + Sync + 'static {
     /// MUST return `Duplicate` when the login or the e-mail is taken
     /// (case-insensitively), and `MissingReference` for an unknown
     /// department or role.
-    fn create_user(&self, new: NewInternalUser) -> impl Future<Output = RepoResult<InternalUser>> + Send;
+    fn create_user(
+        &self,
+        new: NewInternalUser,
+    ) -> impl Future<Output = RepoResult<InternalUser>> + Send;
     fn find_user(&self, id: i64) -> impl Future<Output = RepoResult<Option<InternalUser>>> + Send;
     /// Users matching every given field of the filter, ordered by id.
     /// `login` matches `login` or `usuario`; text matches ignore case.
     /// An empty filter MUST return nothing rather than everyone.
-    fn find_users(&self, filter: UserFilter) -> impl Future<Output = RepoResult<Vec<InternalUser>>> + Send;
+    fn find_users(
+        &self,
+        filter: UserFilter,
+    ) -> impl Future<Output = RepoResult<Vec<InternalUser>>> + Send;
     /// The user whose login or e-mail equals `login_or_email`, with the
     /// stored password hash (`None` when the user has none).
     fn find_user_credentials(
@@ -54,9 +69,17 @@ pub trait UserRepository: Send + Sync + 'static {
         login_or_email: &str,
     ) -> impl Future<Output = RepoResult<Option<(InternalUser, Option<String>)>>> + Send;
     /// MUST return `NotFound` for an unknown user.
-    fn set_password_hash(&self, user_id: i64, hash: &str) -> impl Future<Output = RepoResult<()>> + Send;
+    fn set_password_hash(
+        &self,
+        user_id: i64,
+        hash: &str,
+    ) -> impl Future<Output = RepoResult<()>> + Send;
     /// MUST return `NotFound` for an unknown user.
-    fn set_synology_id(&self, user_id: i64, synology_id: i64) -> impl Future<Output = RepoResult<()>> + Send;
+    fn set_synology_id(
+        &self,
+        user_id: i64,
+        synology_id: i64,
+    ) -> impl Future<Output = RepoResult<()>> + Send;
     /// MUST return `MissingReference` for an unknown user.
     fn add_device(&self, new: NewDevice) -> impl Future<Output = RepoResult<Device>> + Send;
     fn find_device(&self, id: i64) -> impl Future<Output = RepoResult<Option<Device>>> + Send;
@@ -66,12 +89,22 @@ pub trait UserRepository: Send + Sync + 'static {
 #[cfg_attr(any(test, feature = "testing"), mockall::automock)]
 pub trait ConsumerRepository: Send + Sync + 'static {
     /// MUST return `Duplicate` when the name is taken (case-insensitively).
-    fn create_consumer(&self, new: NewConsumer) -> impl Future<Output = RepoResult<Consumer>> + Send;
+    fn create_consumer(
+        &self,
+        new: NewConsumer,
+    ) -> impl Future<Output = RepoResult<Consumer>> + Send;
     /// Exact (case-sensitive) lookup, grants included.
-    fn find_consumer(&self, name: &str) -> impl Future<Output = RepoResult<Option<Consumer>>> + Send;
+    fn find_consumer(
+        &self,
+        name: &str,
+    ) -> impl Future<Output = RepoResult<Option<Consumer>>> + Send;
     fn list_consumers(&self) -> impl Future<Output = RepoResult<Vec<Consumer>>> + Send;
     /// MUST return `NotFound` for an unknown consumer.
-    fn set_consumer_status(&self, name: &str, status: Status) -> impl Future<Output = RepoResult<()>> + Send;
+    fn set_consumer_status(
+        &self,
+        name: &str,
+        status: Status,
+    ) -> impl Future<Output = RepoResult<()>> + Send;
     /// Replaces the grants. MUST return `NotFound` for an unknown consumer.
     fn set_consumer_grants(
         &self,
@@ -79,7 +112,11 @@ pub trait ConsumerRepository: Send + Sync + 'static {
         grants: BTreeSet<Endpoint>,
     ) -> impl Future<Output = RepoResult<()>> + Send;
     /// Replaces the secret hash. MUST return `NotFound` for an unknown consumer.
-    fn set_consumer_secret(&self, name: &str, secret_hash: &str) -> impl Future<Output = RepoResult<()>> + Send;
+    fn set_consumer_secret(
+        &self,
+        name: &str,
+        secret_hash: &str,
+    ) -> impl Future<Output = RepoResult<()>> + Send;
 }
 
 /// The bitácora (`bitacora_log`).
@@ -90,7 +127,11 @@ pub trait AuditRepository: Send + Sync + 'static {
     /// clients send whatever id they have.
     fn open_audit(&self, entry: NewAuditEntry) -> impl Future<Output = RepoResult<i64>> + Send;
     /// Records the outcome. MUST return `NotFound` for an unknown id.
-    fn close_audit(&self, id: i64, outcome: AuditOutcome) -> impl Future<Output = RepoResult<()>> + Send;
+    fn close_audit(
+        &self,
+        id: i64,
+        outcome: AuditOutcome,
+    ) -> impl Future<Output = RepoResult<()>> + Send;
     fn find_audit(&self, id: i64) -> impl Future<Output = RepoResult<Option<AuditEntry>>> + Send;
     /// The newest records first, at most `limit`.
     fn recent_audit(&self, limit: i64) -> impl Future<Output = RepoResult<Vec<AuditEntry>>> + Send;
@@ -101,7 +142,10 @@ pub trait AuditRepository: Send + Sync + 'static {
 pub trait MailAccountRepository: Send + Sync + 'static {
     /// MUST return `Duplicate` when the account user is taken, and
     /// `MissingReference` for an unknown department.
-    fn create_mail_account(&self, new: NewMailAccount) -> impl Future<Output = RepoResult<MailAccount>> + Send;
+    fn create_mail_account(
+        &self,
+        new: NewMailAccount,
+    ) -> impl Future<Output = RepoResult<MailAccount>> + Send;
     /// Accounts matching every given field, ordered by id.
     fn find_mail_accounts(
         &self,

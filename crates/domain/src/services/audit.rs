@@ -76,7 +76,9 @@ pub struct AuditService<R: AuditRepository> {
 
 impl<R: AuditRepository> Clone for AuditService<R> {
     fn clone(&self) -> Self {
-        Self { repo: self.repo.clone() }
+        Self {
+            repo: self.repo.clone(),
+        }
     }
 }
 

@@ -39,7 +39,10 @@ impl InMemoryStore {
     }
 
     fn with<T>(&self, f: impl FnOnce(&mut Inner) -> Result<T, RepoError>) -> Result<T, RepoError> {
-        let mut inner = self.inner.lock().map_err(|_| RepoError::Unexpected("poisoned lock".into()))?;
+        let mut inner = self
+            .inner
+            .lock()
+            .map_err(|_| RepoError::Unexpected("poisoned lock".into()))?;
         f(&mut inner)
     }
 }
@@ -58,13 +61,23 @@ impl ProductRepository for InMemoryStore {
             if i.products.values().any(|p| eq_ci(&p.alias, &new.alias)) {
                 return Err(dup("producto.alias_producto"));
             }
-            let p = Product { id: i.id(), alias: new.alias, name: new.name, status: Status::Active };
+            let p = Product {
+                id: i.id(),
+                alias: new.alias,
+                name: new.name,
+                status: Status::Active,
+            };
             i.products.insert(p.id, p.clone());
             Ok(p)
         })
     }
     async fn find_product_by_alias(&self, alias: &str) -> RepoResult<Option<Product>> {
-        self.with(|i| Ok(i.products.values().find(|p| eq_ci(&p.alias, alias)).cloned()))
+        self.with(|i| {
+            Ok(i.products
+                .values()
+                .find(|p| eq_ci(&p.alias, alias))
+                .cloned())
+        })
     }
     async fn list_products(&self) -> RepoResult<Vec<Product>> {
         self.with(|i| Ok(i.products.values().cloned().collect()))
@@ -98,7 +111,10 @@ impl DepartmentRepository for InMemoryStore {
             if let Some(r) = i.roles.values().find(|r| eq_ci(&r.name, name)) {
                 return Ok(r.clone());
             }
-            let r = Role { id: i.id(), name: name.into() };
+            let r = Role {
+                id: i.id(),
+                name: name.into(),
+            };
             i.roles.insert(r.id, r.clone());
             Ok(r)
         })
@@ -114,11 +130,20 @@ impl UserRepository for InMemoryStore {
             if i.users.values().any(|(u, _)| eq_ci(&u.email, &new.email)) {
                 return Err(dup("usuario.correo"));
             }
-            if new.department_id.is_some_and(|d| !i.departments.contains_key(&d)) {
+            if new
+                .department_id
+                .is_some_and(|d| !i.departments.contains_key(&d))
+            {
                 return Err(RepoError::MissingReference("departamento".into()));
             }
             let role_name = match new.role_id {
-                Some(r) => Some(i.roles.get(&r).ok_or(RepoError::MissingReference("rol".into()))?.name.clone()),
+                Some(r) => Some(
+                    i.roles
+                        .get(&r)
+                        .ok_or(RepoError::MissingReference("rol".into()))?
+                        .name
+                        .clone(),
+                ),
                 None => None,
             };
             let u = InternalUser {
@@ -159,15 +184,27 @@ impl UserRepository for InMemoryStore {
             Ok(i.users
                 .values()
                 .map(|(u, _)| u)
-                .filter(|u| f.login.as_deref().is_none_or(|l| eq_ci(&u.login, l) || eq_ci(&u.username, l)))
+                .filter(|u| {
+                    f.login
+                        .as_deref()
+                        .is_none_or(|l| eq_ci(&u.login, l) || eq_ci(&u.username, l))
+                })
                 .filter(|u| f.email.as_deref().is_none_or(|e| eq_ci(&u.email, e)))
                 .filter(|u| f.department_id.is_none_or(|d| u.department_id == Some(d)))
                 .cloned()
                 .collect())
         })
     }
-    async fn find_user_credentials(&self, key: &str) -> RepoResult<Option<(InternalUser, Option<String>)>> {
-        self.with(|i| Ok(i.users.values().find(|(u, _)| eq_ci(&u.login, key) || eq_ci(&u.email, key)).cloned()))
+    async fn find_user_credentials(
+        &self,
+        key: &str,
+    ) -> RepoResult<Option<(InternalUser, Option<String>)>> {
+        self.with(|i| {
+            Ok(i.users
+                .values()
+                .find(|(u, _)| eq_ci(&u.login, key) || eq_ci(&u.email, key))
+                .cloned())
+        })
     }
     async fn set_password_hash(&self, user_id: i64, hash: &str) -> RepoResult<()> {
         self.with(|i| {
@@ -188,7 +225,13 @@ impl UserRepository for InMemoryStore {
             if !i.users.contains_key(&new.user_id) {
                 return Err(RepoError::MissingReference("usuario".into()));
             }
-            let d = Device { id: i.id(), user_id: new.user_id, name: new.name, pin_hash: new.pin_hash, status: Status::Active };
+            let d = Device {
+                id: i.id(),
+                user_id: new.user_id,
+                name: new.name,
+                pin_hash: new.pin_hash,
+                status: Status::Active,
+            };
             i.devices.insert(d.id, d.clone());
             Ok(d)
         })
@@ -224,20 +267,31 @@ impl ConsumerRepository for InMemoryStore {
     }
     async fn set_consumer_status(&self, name: &str, status: Status) -> RepoResult<()> {
         self.with(|i| {
-            i.consumers.values_mut().find(|c| c.name == name).ok_or(RepoError::NotFound)?.status = status;
+            i.consumers
+                .values_mut()
+                .find(|c| c.name == name)
+                .ok_or(RepoError::NotFound)?
+                .status = status;
             Ok(())
         })
     }
     async fn set_consumer_grants(&self, name: &str, grants: BTreeSet<Endpoint>) -> RepoResult<()> {
         self.with(|i| {
-            i.consumers.values_mut().find(|c| c.name == name).ok_or(RepoError::NotFound)?.grants = grants;
+            i.consumers
+                .values_mut()
+                .find(|c| c.name == name)
+                .ok_or(RepoError::NotFound)?
+                .grants = grants;
             Ok(())
         })
     }
     async fn set_consumer_secret(&self, name: &str, secret_hash: &str) -> RepoResult<()> {
         self.with(|i| {
-            i.consumers.values_mut().find(|c| c.name == name).ok_or(RepoError::NotFound)?.secret_hash =
-                secret_hash.into();
+            i.consumers
+                .values_mut()
+                .find(|c| c.name == name)
+                .ok_or(RepoError::NotFound)?
+                .secret_hash = secret_hash.into();
             Ok(())
         })
     }
@@ -280,7 +334,14 @@ impl AuditRepository for InMemoryStore {
         self.with(|i| Ok(i.audit.get(&id).cloned()))
     }
     async fn recent_audit(&self, limit: i64) -> RepoResult<Vec<AuditEntry>> {
-        self.with(|i| Ok(i.audit.values().rev().take(limit.max(0) as usize).cloned().collect()))
+        self.with(|i| {
+            Ok(i.audit
+                .values()
+                .rev()
+                .take(limit.max(0) as usize)
+                .cloned()
+                .collect())
+        })
     }
 }
 

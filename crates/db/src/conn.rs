@@ -1,0 +1,321 @@
+//! Connection pools for both backends, and what differs between them.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use diesel::QueryableByName;
+use diesel::sqlite::SqliteConnection;
+use diesel_async::pooled_connection::deadpool::Pool;
+use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig};
+use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
+use diesel_async::{AsyncConnection, AsyncMysqlConnection, RunQueryDsl, SimpleAsyncConnection};
+use futures_util::FutureExt;
+
+pub(crate) type SqliteConn = SyncConnectionWrapper<SqliteConnection>;
+
+/// Which database a [`Db`] talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Mysql,
+}
+
+/// A parsed database URL: `sqlite://<path>` (relative paths are relative to
+/// the working directory), `sqlite::memory:`, or `mysql://user:pass@host:port/db`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DbUrl {
+    Sqlite(SqliteTarget),
+    Mysql(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SqliteTarget {
+    File(PathBuf),
+    Memory,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum DbUrlError {
+    #[error(
+        "unsupported database URL scheme in {0:?}: use sqlite://<path> or mysql://user:pass@host:port/db"
+    )]
+    Scheme(String),
+    #[error("malformed MySQL URL {0:?}: {1}")]
+    Mysql(String, String),
+    #[error("empty SQLite path in {0:?}")]
+    EmptyPath(String),
+}
+
+impl DbUrl {
+    pub fn parse(s: &str) -> Result<Self, DbUrlError> {
+        let s = s.trim();
+        if s == "sqlite::memory:" || s == "sqlite://:memory:" {
+            return Ok(DbUrl::Sqlite(SqliteTarget::Memory));
+        }
+        if let Some(path) = s
+            .strip_prefix("sqlite://")
+            .or_else(|| s.strip_prefix("sqlite:"))
+        {
+            if path.is_empty() {
+                return Err(DbUrlError::EmptyPath(s.into()));
+            }
+            return Ok(DbUrl::Sqlite(SqliteTarget::File(PathBuf::from(path))));
+        }
+        if s.starts_with("mysql://") || s.starts_with("mariadb://") {
+            let url = s.replacen("mariadb://", "mysql://", 1);
+            let parsed = url::Url::parse(&url)
+                .map_err(|e| DbUrlError::Mysql(redact_url(s), e.to_string()))?;
+            if parsed.host_str().is_none_or(str::is_empty) {
+                return Err(DbUrlError::Mysql(redact_url(s), "no host".into()));
+            }
+            if parsed.path().trim_start_matches('/').is_empty() {
+                return Err(DbUrlError::Mysql(redact_url(s), "no database name".into()));
+            }
+            return Ok(DbUrl::Mysql(url));
+        }
+        Err(DbUrlError::Scheme(redact_url(s)))
+    }
+
+    pub fn backend(&self) -> Backend {
+        match self {
+            DbUrl::Sqlite(_) => Backend::Sqlite,
+            DbUrl::Mysql(_) => Backend::Mysql,
+        }
+    }
+}
+
+/// A URL fit for logs: the password replaced, even when the URL is malformed.
+pub fn redact_url(s: &str) -> String {
+    let Some(scheme_end) = s.find("://").map(|i| i + 3) else {
+        return s.to_string();
+    };
+    let rest = &s[scheme_end..];
+    let Some(at) = rest.rfind('@') else {
+        return s.to_string();
+    };
+    match rest[..at].find(':') {
+        Some(colon) => format!("{}{}:***{}", &s[..scheme_end], &rest[..colon], &rest[at..]),
+        None => s.to_string(),
+    }
+}
+
+/// Pool settings.
+#[derive(Debug, Clone)]
+pub struct DbOptions {
+    pub max_connections: usize,
+    /// How long a request waits for a free connection, or for a new one to
+    /// be established, before the store reports itself unavailable.
+    pub acquire_timeout: Duration,
+    /// SQLite only: how long a statement waits for another writer.
+    pub sqlite_busy_timeout: Duration,
+}
+
+impl Default for DbOptions {
+    fn default() -> Self {
+        Self {
+            max_connections: 8,
+            acquire_timeout: Duration::from_secs(5),
+            sqlite_busy_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+pub(crate) enum Pools {
+    Sqlite {
+        pool: Pool<SqliteConn>,
+        write_lock: tokio::sync::Mutex<()>,
+    },
+    Mysql(Pool<AsyncMysqlConnection>),
+}
+
+/// The store: a pool on one backend, implementing every repository port.
+pub struct Db {
+    pub(crate) backend: Pools,
+    pub(crate) url: DbUrl,
+}
+
+impl std::fmt::Debug for Db {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Db")
+            .field("backend", &self.backend())
+            .finish()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error("cannot create the SQLite directory {0}: {1}")]
+    Directory(PathBuf, std::io::Error),
+    #[error("cannot build the connection pool: {0}")]
+    Pool(String),
+}
+
+/// Builds a deadpool pool with timeouts (a macro: the pool's trait bounds
+/// differ per connection type and are not worth spelling out).
+macro_rules! build_pool {
+    ($manager:expr, $opts:expr, $size:expr) => {
+        Pool::builder($manager)
+            .max_size($size)
+            .wait_timeout(Some($opts.acquire_timeout))
+            .create_timeout(Some($opts.acquire_timeout))
+            .recycle_timeout(Some($opts.acquire_timeout))
+            .runtime(deadpool::Runtime::Tokio1)
+            .build()
+            .map_err(|e| ConnectError::Pool(e.to_string()))
+    };
+}
+
+impl Db {
+    /// Builds the pool. Connections are opened lazily, so a database that is
+    /// down does not stop this; `ping` and the repositories report it.
+    /// For SQLite the file's directory is created when missing.
+    pub fn connect(url: &DbUrl, opts: &DbOptions) -> Result<Self, ConnectError> {
+        let backend = match url {
+            DbUrl::Sqlite(target) => {
+                let (target_str, size) = match target {
+                    // One connection: each `:memory:` connection is its own database.
+                    SqliteTarget::Memory => (":memory:".to_string(), 1),
+                    SqliteTarget::File(path) => {
+                        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                            std::fs::create_dir_all(dir)
+                                .map_err(|e| ConnectError::Directory(dir.into(), e))?;
+                        }
+                        (
+                            path.to_string_lossy().into_owned(),
+                            opts.max_connections.max(1),
+                        )
+                    }
+                };
+                let busy_ms = opts.sqlite_busy_timeout.as_millis();
+                let mut config = ManagerConfig::<SqliteConn>::default();
+                config.custom_setup = Box::new(move |url: &str| {
+                    let url = url.to_string();
+                    async move {
+                        let mut conn = SqliteConn::establish(&url).await?;
+                        conn.batch_execute(&format!(
+                            "PRAGMA busy_timeout = {busy_ms}; PRAGMA journal_mode = WAL; \
+                             PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;"
+                        ))
+                        .await
+                        .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
+                        Ok(conn)
+                    }
+                    .boxed()
+                });
+                let manager =
+                    AsyncDieselConnectionManager::<SqliteConn>::new_with_config(target_str, config);
+                Pools::Sqlite {
+                    pool: build_pool!(manager, opts, size)?,
+                    write_lock: tokio::sync::Mutex::new(()),
+                }
+            }
+            DbUrl::Mysql(u) => {
+                let manager = AsyncDieselConnectionManager::<AsyncMysqlConnection>::new(u.clone());
+                Pools::Mysql(build_pool!(manager, opts, opts.max_connections.max(1))?)
+            }
+        };
+        Ok(Db {
+            backend,
+            url: url.clone(),
+        })
+    }
+
+    pub fn backend(&self) -> Backend {
+        match self.backend {
+            Pools::Sqlite { .. } => Backend::Sqlite,
+            Pools::Mysql(_) => Backend::Mysql,
+        }
+    }
+
+    /// Connections in use and the pool's maximum, for metrics.
+    pub fn pool_status(&self) -> (usize, usize) {
+        let s = match &self.backend {
+            Pools::Sqlite { pool, .. } => pool.status(),
+            Pools::Mysql(pool) => pool.status(),
+        };
+        (s.size.saturating_sub(s.available), s.max_size)
+    }
+}
+
+#[derive(QueryableByName)]
+pub(crate) struct IdRow {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub id: i64,
+}
+
+/// What each backend's connection does differently.
+pub(crate) trait Dialect {
+    /// The id generated by this connection's last insert.
+    fn last_insert_id(
+        &mut self,
+    ) -> impl std::future::Future<Output = diesel::QueryResult<i64>> + Send;
+}
+
+impl Dialect for SqliteConn {
+    async fn last_insert_id(&mut self) -> diesel::QueryResult<i64> {
+        diesel::sql_query("SELECT last_insert_rowid() AS id")
+            .get_result::<IdRow>(self)
+            .await
+            .map(|r| r.id)
+    }
+}
+
+impl Dialect for AsyncMysqlConnection {
+    async fn last_insert_id(&mut self) -> diesel::QueryResult<i64> {
+        diesel::sql_query("SELECT CAST(LAST_INSERT_ID() AS SIGNED) AS id")
+            .get_result::<IdRow>(self)
+            .await
+            .map(|r| r.id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls() {
+        assert_eq!(
+            DbUrl::parse("sqlite://data/h.db").unwrap(),
+            DbUrl::Sqlite(SqliteTarget::File("data/h.db".into()))
+        );
+        assert_eq!(
+            DbUrl::parse("sqlite:///abs/h.db").unwrap(),
+            DbUrl::Sqlite(SqliteTarget::File("/abs/h.db".into()))
+        );
+        assert_eq!(
+            DbUrl::parse("sqlite::memory:").unwrap(),
+            DbUrl::Sqlite(SqliteTarget::Memory)
+        );
+        assert!(matches!(
+            DbUrl::parse("mysql://root@127.0.0.1:3306/helpdesk").unwrap(),
+            DbUrl::Mysql(_)
+        ));
+        assert!(matches!(
+            DbUrl::parse("mariadb://root@127.0.0.1/helpdesk").unwrap(),
+            DbUrl::Mysql(_)
+        ));
+        assert!(matches!(
+            DbUrl::parse("postgres://x/y"),
+            Err(DbUrlError::Scheme(_))
+        ));
+        assert!(matches!(
+            DbUrl::parse("mysql://root@127.0.0.1:3306/"),
+            Err(DbUrlError::Mysql(..))
+        ));
+        assert!(matches!(
+            DbUrl::parse("mysql://root@:99999/x"),
+            Err(DbUrlError::Mysql(..))
+        ));
+        assert!(matches!(
+            DbUrl::parse("sqlite://"),
+            Err(DbUrlError::EmptyPath(_))
+        ));
+        let e = DbUrl::parse("mysql://u:hunter2@[::1/x")
+            .unwrap_err()
+            .to_string();
+        assert!(!e.contains("hunter2"), "{e}");
+        assert_eq!(redact_url("mysql://u:pw@h/db"), "mysql://u:***@h/db");
+        assert_eq!(redact_url("mysql://u@h/db"), "mysql://u@h/db");
+    }
+}

@@ -1,0 +1,66 @@
+//! Mapping of diesel and pool errors to the domain's `RepoError`.
+
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use helpdesk_domain::RepoError;
+
+/// Maps a diesel error. Unique and foreign-key violations carry the
+/// database's message, which names the constraint.
+pub(crate) fn map(e: DieselError) -> RepoError {
+    match e {
+        DieselError::NotFound => RepoError::NotFound,
+        DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, info) => {
+            RepoError::Duplicate(info.message().to_string())
+        }
+        DieselError::DatabaseError(DatabaseErrorKind::ForeignKeyViolation, info) => {
+            RepoError::MissingReference(info.message().to_string())
+        }
+        DieselError::DatabaseError(DatabaseErrorKind::ClosedConnection, info) => {
+            RepoError::Unavailable(info.message().to_string())
+        }
+        other => RepoError::Unexpected(other.to_string()),
+    }
+}
+
+pub(crate) fn pool_error<E: std::fmt::Display>(e: deadpool::managed::PoolError<E>) -> RepoError {
+    RepoError::Unavailable(e.to_string())
+}
+
+/// The error type inside a transaction: diesel's own (so diesel can roll
+/// back) or a domain error raised by the body, which also rolls back.
+#[derive(Debug)]
+pub(crate) enum TxError {
+    Diesel(DieselError),
+    Repo(RepoError),
+}
+
+impl From<DieselError> for TxError {
+    fn from(e: DieselError) -> Self {
+        TxError::Diesel(e)
+    }
+}
+
+impl From<RepoError> for TxError {
+    fn from(e: RepoError) -> Self {
+        TxError::Repo(e)
+    }
+}
+
+impl From<TxError> for RepoError {
+    fn from(e: TxError) -> Self {
+        match e {
+            TxError::Diesel(e) => map(e),
+            TxError::Repo(e) => e,
+        }
+    }
+}
+
+/// `?`-friendly conversion for query results outside transactions.
+pub(crate) trait OrRepo<T> {
+    fn or_repo(self) -> Result<T, RepoError>;
+}
+
+impl<T> OrRepo<T> for Result<T, DieselError> {
+    fn or_repo(self) -> Result<T, RepoError> {
+        self.map_err(map)
+    }
+}

@@ -1,0 +1,285 @@
+//! Row structs, checked at compile time against both backends, and their
+//! conversions to and from the domain's models.
+
+use diesel::prelude::*;
+use helpdesk_domain::RepoError;
+use helpdesk_domain::model::*;
+
+use crate::schema::*;
+
+fn status(s: &str) -> Result<Status, RepoError> {
+    Status::parse(s)
+        .ok_or_else(|| RepoError::Unexpected(format!("unknown estado {s:?} in the database")))
+}
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = producto, check_for_backend(diesel::sqlite::Sqlite, diesel::mysql::Mysql))]
+pub struct ProductRow {
+    pub id_producto: i64,
+    pub alias_producto: String,
+    pub nombre: String,
+    pub estado: String,
+}
+
+impl TryFrom<ProductRow> for Product {
+    type Error = RepoError;
+    fn try_from(r: ProductRow) -> Result<Self, RepoError> {
+        Ok(Product {
+            id: r.id_producto,
+            alias: r.alias_producto,
+            name: r.nombre,
+            status: status(&r.estado)?,
+        })
+    }
+}
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = departamento, check_for_backend(diesel::sqlite::Sqlite, diesel::mysql::Mysql))]
+pub struct DepartmentRow {
+    pub id_departamento: i64,
+    pub nombre: String,
+    pub canal_synology: Option<String>,
+    pub estado: String,
+}
+
+impl TryFrom<DepartmentRow> for Department {
+    type Error = RepoError;
+    fn try_from(r: DepartmentRow) -> Result<Self, RepoError> {
+        Ok(Department {
+            id: r.id_departamento,
+            name: r.nombre,
+            synology_channel: r.canal_synology,
+            status: status(&r.estado)?,
+        })
+    }
+}
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = rol, check_for_backend(diesel::sqlite::Sqlite, diesel::mysql::Mysql))]
+pub struct RoleRow {
+    pub id_rol: i64,
+    pub nombre: String,
+}
+
+/// Every column of `usuario` but the secrets.
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = usuario, check_for_backend(diesel::sqlite::Sqlite, diesel::mysql::Mysql))]
+pub struct UserRow {
+    pub id_usuario: i64,
+    pub login: String,
+    pub nombre: String,
+    pub cedula: String,
+    pub tipo_usuario: String,
+    pub status: String,
+    pub accesos: String,
+    pub crm_usuario: String,
+    pub correo: String,
+    pub ext: String,
+    pub acceso_ticket: String,
+    pub fk_id_departamento: Option<i64>,
+    pub fk_id_rol: Option<i64>,
+    pub jefe: i32,
+    pub movil: String,
+    pub ultimo_acceso: Option<chrono::NaiveDateTime>,
+    pub ip_address: Option<String>,
+    pub accesos_sistemas: String,
+    pub id_synology: Option<i64>,
+    pub codigo: String,
+}
+
+impl UserRow {
+    pub fn into_domain(self, role_name: Option<String>) -> Result<InternalUser, RepoError> {
+        let status = UserStatus::parse(&self.status).ok_or_else(|| {
+            RepoError::Unexpected(format!("unknown usuario.status {:?}", self.status))
+        })?;
+        Ok(InternalUser {
+            id: self.id_usuario,
+            login: self.login,
+            name: self.nombre,
+            national_id: self.cedula,
+            user_type: self.tipo_usuario,
+            status,
+            accesses: self.accesos,
+            username: self.crm_usuario,
+            email: self.correo,
+            extension: self.ext,
+            can_take_tickets: self.acceso_ticket.eq_ignore_ascii_case("S"),
+            department_id: self.fk_id_departamento,
+            role_id: self.fk_id_rol,
+            role_name,
+            manager: self.jefe,
+            mobile: self.movil,
+            last_access: self.ultimo_acceso,
+            ip_address: self.ip_address,
+            system_access: self.accesos_sistemas,
+            synology_id: self.id_synology,
+            code: self.codigo,
+        })
+    }
+}
+
+#[derive(Insertable)]
+#[diesel(table_name = usuario)]
+pub struct NewUserRow {
+    pub login: String,
+    pub nombre: String,
+    pub cedula: String,
+    pub tipo_usuario: String,
+    pub status: String,
+    pub accesos: String,
+    pub crm_usuario: String,
+    pub correo: String,
+    pub ext: String,
+    pub acceso_ticket: String,
+    pub fk_id_departamento: Option<i64>,
+    pub fk_id_rol: Option<i64>,
+    pub jefe: i32,
+    pub movil: String,
+    pub accesos_sistemas: String,
+    pub id_synology: Option<i64>,
+    pub codigo: String,
+    pub password_hash: Option<String>,
+}
+
+impl From<NewInternalUser> for NewUserRow {
+    fn from(u: NewInternalUser) -> Self {
+        NewUserRow {
+            crm_usuario: u.login.clone(),
+            login: u.login,
+            nombre: u.name,
+            cedula: u.national_id,
+            tipo_usuario: u.user_type,
+            status: UserStatus::Active.as_str().into(),
+            accesos: String::new(),
+            correo: u.email,
+            ext: u.extension,
+            acceso_ticket: if u.can_take_tickets { "S" } else { "N" }.into(),
+            fk_id_departamento: u.department_id,
+            fk_id_rol: u.role_id,
+            jefe: u.manager,
+            movil: u.mobile,
+            accesos_sistemas: u.system_access,
+            id_synology: u.synology_id,
+            codigo: u.code,
+            password_hash: u.password_hash,
+        }
+    }
+}
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = dispositivo_usuario, check_for_backend(diesel::sqlite::Sqlite, diesel::mysql::Mysql))]
+pub struct DeviceRow {
+    pub id_device: i64,
+    pub fk_id_usuario: i64,
+    pub nombre: String,
+    pub pin_hash: String,
+    pub estado: String,
+}
+
+impl TryFrom<DeviceRow> for Device {
+    type Error = RepoError;
+    fn try_from(r: DeviceRow) -> Result<Self, RepoError> {
+        Ok(Device {
+            id: r.id_device,
+            user_id: r.fk_id_usuario,
+            name: r.nombre,
+            pin_hash: r.pin_hash,
+            status: status(&r.estado)?,
+        })
+    }
+}
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = consumidor_api, check_for_backend(diesel::sqlite::Sqlite, diesel::mysql::Mysql))]
+pub struct ConsumerRow {
+    pub id_consumidor: i64,
+    pub nombre: String,
+    pub secreto_hmac: String,
+    pub estado: String,
+    pub created_at: chrono::NaiveDateTime,
+}
+
+impl ConsumerRow {
+    pub fn into_domain(self, grants: Vec<String>) -> Result<Consumer, RepoError> {
+        Ok(Consumer {
+            id: self.id_consumidor,
+            name: self.nombre,
+            secret_hash: self.secreto_hmac,
+            status: status(&self.estado)?,
+            // A grant this version does not know (written by a newer one) is ignored.
+            grants: grants
+                .iter()
+                .filter_map(|g| Endpoint::from_path(g))
+                .collect(),
+            created_at: self.created_at,
+        })
+    }
+}
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = bitacora_log, check_for_backend(diesel::sqlite::Sqlite, diesel::mysql::Mysql))]
+pub struct AuditRow {
+    pub id_bitacora_log: i64,
+    pub fecha: chrono::NaiveDateTime,
+    pub fk_id_consumidor: Option<i64>,
+    pub consumidor: Option<String>,
+    pub endpoint: String,
+    pub metodo: String,
+    pub ip: String,
+    pub status_http: Option<i32>,
+    pub duracion_us: Option<i64>,
+    pub cuerpo: String,
+    pub fk_id_bitacora_padre: Option<i64>,
+}
+
+impl From<AuditRow> for AuditEntry {
+    fn from(r: AuditRow) -> Self {
+        AuditEntry {
+            id: r.id_bitacora_log,
+            at: r.fecha,
+            consumer_id: r.fk_id_consumidor,
+            consumer_name: r.consumidor,
+            endpoint: r.endpoint,
+            method: r.metodo,
+            client_ip: r.ip,
+            status: r.status_http.and_then(|s| u16::try_from(s).ok()),
+            duration_us: r.duracion_us,
+            body: r.cuerpo,
+            parent_id: r.fk_id_bitacora_padre,
+        }
+    }
+}
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = cuenta_correo, check_for_backend(diesel::sqlite::Sqlite, diesel::mysql::Mysql))]
+pub struct MailAccountRow {
+    pub id_cuenta_correo: i64,
+    pub host: String,
+    pub user: String,
+    pub password_cifrado: Vec<u8>,
+    pub port: String,
+    pub mail_boxes: String,
+    pub departamento: i64,
+    pub estado: String,
+    pub enviar_acuse: bool,
+}
+
+impl TryFrom<MailAccountRow> for MailAccount {
+    type Error = RepoError;
+    fn try_from(r: MailAccountRow) -> Result<Self, RepoError> {
+        let mailboxes = serde_json::from_str(&r.mail_boxes).map_err(|e| {
+            RepoError::Unexpected(format!("cuenta_correo.mail_boxes is not a JSON list: {e}"))
+        })?;
+        Ok(MailAccount {
+            id: r.id_cuenta_correo,
+            host: r.host,
+            user: r.user,
+            sealed_password: r.password_cifrado,
+            port: r.port,
+            mailboxes,
+            department_id: r.departamento,
+            status: status(&r.estado)?,
+            send_acknowledgement: r.enviar_acuse,
+        })
+    }
+}

@@ -1,0 +1,282 @@
+//! Products, departments, roles, users and devices.
+
+use diesel::OptionalExtension;
+use diesel::prelude::*;
+use diesel_async::RunQueryDsl;
+use helpdesk_domain::RepoError;
+use helpdesk_domain::model::*;
+use helpdesk_domain::ports::*;
+
+use crate::conn::Dialect;
+use crate::error::OrRepo;
+use crate::models::*;
+use crate::schema::*;
+use crate::{Db, db_run, db_transaction};
+
+impl ProductRepository for Db {
+    async fn create_product(&self, new: NewProduct) -> RepoResult<Product> {
+        let id = db_transaction!(self, |conn| {
+            diesel::insert_into(producto::table)
+                .values((
+                    producto::alias_producto.eq(&new.alias),
+                    producto::nombre.eq(&new.name),
+                    producto::estado.eq(Status::Active.as_str()),
+                ))
+                .execute(conn)
+                .await?;
+            Ok(conn.last_insert_id().await?)
+        })?;
+        Ok(Product {
+            id,
+            alias: new.alias,
+            name: new.name,
+            status: Status::Active,
+        })
+    }
+
+    async fn find_product_by_alias(&self, alias: &str) -> RepoResult<Option<Product>> {
+        let row: Option<ProductRow> = db_run!(self, |conn| producto::table
+            .filter(producto::alias_producto.eq(alias))
+            .select(ProductRow::as_select())
+            .first(conn)
+            .await
+            .optional()
+            .or_repo()?);
+        row.map(Product::try_from).transpose()
+    }
+
+    async fn list_products(&self) -> RepoResult<Vec<Product>> {
+        let rows: Vec<ProductRow> = db_run!(self, |conn| producto::table
+            .order(producto::id_producto)
+            .select(ProductRow::as_select())
+            .load(conn)
+            .await
+            .or_repo()?);
+        rows.into_iter().map(Product::try_from).collect()
+    }
+}
+
+impl DepartmentRepository for Db {
+    async fn create_department(&self, new: NewDepartment) -> RepoResult<Department> {
+        let id = db_transaction!(self, |conn| {
+            diesel::insert_into(departamento::table)
+                .values((
+                    departamento::nombre.eq(&new.name),
+                    departamento::canal_synology.eq(&new.synology_channel),
+                    departamento::estado.eq(Status::Active.as_str()),
+                ))
+                .execute(conn)
+                .await?;
+            Ok(conn.last_insert_id().await?)
+        })?;
+        Ok(Department {
+            id,
+            name: new.name,
+            synology_channel: new.synology_channel,
+            status: Status::Active,
+        })
+    }
+
+    async fn find_department(&self, id: i64) -> RepoResult<Option<Department>> {
+        let row: Option<DepartmentRow> = db_run!(self, |conn| departamento::table
+            .find(id)
+            .select(DepartmentRow::as_select())
+            .first(conn)
+            .await
+            .optional()
+            .or_repo()?);
+        row.map(Department::try_from).transpose()
+    }
+
+    async fn list_departments(&self) -> RepoResult<Vec<Department>> {
+        let rows: Vec<DepartmentRow> = db_run!(self, |conn| departamento::table
+            .order(departamento::id_departamento)
+            .select(DepartmentRow::as_select())
+            .load(conn)
+            .await
+            .or_repo()?);
+        rows.into_iter().map(Department::try_from).collect()
+    }
+
+    async fn ensure_role(&self, name: &str) -> RepoResult<Role> {
+        let row: RoleRow = db_transaction!(self, |conn| {
+            let found = rol::table
+                .filter(rol::nombre.eq(name))
+                .select(RoleRow::as_select())
+                .first(conn)
+                .await
+                .optional()?;
+            match found {
+                Some(r) => Ok(r),
+                None => {
+                    diesel::insert_into(rol::table)
+                        .values(rol::nombre.eq(name))
+                        .execute(conn)
+                        .await?;
+                    Ok(RoleRow {
+                        id_rol: conn.last_insert_id().await?,
+                        nombre: name.to_string(),
+                    })
+                }
+            }
+        })?;
+        Ok(Role {
+            id: row.id_rol,
+            name: row.nombre,
+        })
+    }
+}
+
+type UserWithRole = (UserRow, Option<String>);
+
+fn users_with_roles(rows: Vec<UserWithRole>) -> RepoResult<Vec<InternalUser>> {
+    rows.into_iter()
+        .map(|(u, role)| u.into_domain(role))
+        .collect()
+}
+
+impl UserRepository for Db {
+    async fn create_user(&self, new: NewInternalUser) -> RepoResult<InternalUser> {
+        let row = NewUserRow::from(new);
+        let id = db_transaction!(self, |conn| {
+            diesel::insert_into(usuario::table)
+                .values(&row)
+                .execute(conn)
+                .await?;
+            Ok(conn.last_insert_id().await?)
+        })?;
+        self.find_user(id)
+            .await?
+            .ok_or_else(|| RepoError::Unexpected("inserted user vanished".into()))
+    }
+
+    async fn find_user(&self, id: i64) -> RepoResult<Option<InternalUser>> {
+        let rows: Vec<UserWithRole> = db_run!(self, |conn| usuario::table
+            .left_join(rol::table)
+            .filter(usuario::id_usuario.eq(id))
+            .select((UserRow::as_select(), rol::nombre.nullable()))
+            .load(conn)
+            .await
+            .or_repo()?);
+        Ok(users_with_roles(rows)?.pop())
+    }
+
+    async fn find_users(&self, f: UserFilter) -> RepoResult<Vec<InternalUser>> {
+        if f == UserFilter::default() {
+            return Ok(Vec::new());
+        }
+        let rows: Vec<UserWithRole> = db_run!(self, |conn| {
+            let mut q = usuario::table
+                .left_join(rol::table)
+                .select((UserRow::as_select(), rol::nombre.nullable()))
+                .order(usuario::id_usuario)
+                .into_boxed();
+            if let Some(login) = &f.login {
+                q = q.filter(usuario::login.eq(login).or(usuario::crm_usuario.eq(login)));
+            }
+            if let Some(email) = &f.email {
+                q = q.filter(usuario::correo.eq(email));
+            }
+            if let Some(dep) = f.department_id {
+                q = q.filter(usuario::fk_id_departamento.eq(dep));
+            }
+            q.load(conn).await.or_repo()?
+        });
+        users_with_roles(rows)
+    }
+
+    async fn find_user_credentials(
+        &self,
+        key: &str,
+    ) -> RepoResult<Option<(InternalUser, Option<String>)>> {
+        let rows: Vec<(UserRow, Option<String>, Option<String>)> =
+            db_run!(self, |conn| usuario::table
+                .left_join(rol::table)
+                .filter(usuario::login.eq(key).or(usuario::correo.eq(key)))
+                .select((
+                    UserRow::as_select(),
+                    rol::nombre.nullable(),
+                    usuario::password_hash
+                ))
+                .order(usuario::id_usuario)
+                .load(conn)
+                .await
+                .or_repo()?);
+        // A login that equals someone else's e-mail: the login wins.
+        let mut rows = rows;
+        rows.sort_by_key(|(u, _, _)| !u.login.eq_ignore_ascii_case(key));
+        match rows.into_iter().next() {
+            Some((u, role, hash)) => Ok(Some((u.into_domain(role)?, hash))),
+            None => Ok(None),
+        }
+    }
+
+    async fn set_password_hash(&self, user_id: i64, hash: &str) -> RepoResult<()> {
+        let n = db_run!(self, |conn| diesel::update(usuario::table.find(user_id))
+            .set(usuario::password_hash.eq(hash))
+            .execute(conn)
+            .await
+            .or_repo()?);
+        if n == 0 {
+            Err(RepoError::NotFound)
+        } else {
+            Ok(())
+        }
+    }
+
+    async fn set_synology_id(&self, user_id: i64, synology_id: i64) -> RepoResult<()> {
+        let n = db_run!(self, |conn| diesel::update(usuario::table.find(user_id))
+            .set(usuario::id_synology.eq(synology_id))
+            .execute(conn)
+            .await
+            .or_repo()?);
+        if n == 0 {
+            Err(RepoError::NotFound)
+        } else {
+            Ok(())
+        }
+    }
+
+    async fn add_device(&self, new: NewDevice) -> RepoResult<Device> {
+        let id = db_transaction!(self, |conn| {
+            diesel::insert_into(dispositivo_usuario::table)
+                .values((
+                    dispositivo_usuario::fk_id_usuario.eq(new.user_id),
+                    dispositivo_usuario::nombre.eq(&new.name),
+                    dispositivo_usuario::pin_hash.eq(&new.pin_hash),
+                    dispositivo_usuario::estado.eq(Status::Active.as_str()),
+                ))
+                .execute(conn)
+                .await?;
+            Ok(conn.last_insert_id().await?)
+        })?;
+        Ok(Device {
+            id,
+            user_id: new.user_id,
+            name: new.name,
+            pin_hash: new.pin_hash,
+            status: Status::Active,
+        })
+    }
+
+    async fn find_device(&self, id: i64) -> RepoResult<Option<Device>> {
+        let row: Option<DeviceRow> = db_run!(self, |conn| dispositivo_usuario::table
+            .find(id)
+            .select(DeviceRow::as_select())
+            .first(conn)
+            .await
+            .optional()
+            .or_repo()?);
+        row.map(Device::try_from).transpose()
+    }
+}
+
+impl StoreHealth for Db {
+    async fn ping(&self) -> RepoResult<()> {
+        db_run!(self, |conn| diesel::sql_query("SELECT 1")
+            .execute(conn)
+            .await
+            .map(|_| ())
+            .or_repo())
+    }
+}

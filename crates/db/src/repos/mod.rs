@@ -1,0 +1,6 @@
+//! The repository ports, implemented once for both backends.
+
+mod audit;
+mod consumers;
+mod directory;
+mod mail_accounts;

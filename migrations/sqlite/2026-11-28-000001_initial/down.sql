@@ -1,0 +1,9 @@
+DROP TABLE cuenta_correo;
+DROP TABLE bitacora_log;
+DROP TABLE consumidor_permiso;
+DROP TABLE consumidor_api;
+DROP TABLE dispositivo_usuario;
+DROP TABLE usuario;
+DROP TABLE rol;
+DROP TABLE departamento;
+DROP TABLE producto;
