@@ -1,1 +1,104 @@
-fn main() {}
+//! `helpdesk-server`: runs the API (the default) or an admin command.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+use helpdesk_server::admin::{
+    self, ConsumerCmd, DepartmentCmd, MailAccountCmd, ProductCmd, UserCmd,
+};
+use helpdesk_server::settings::CONFIG_FILE_VAR;
+use helpdesk_server::startup::open_db;
+use helpdesk_server::{Application, Settings, telemetry};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "helpdesk-server",
+    version,
+    about = "The helpdesk REST API server and its admin commands"
+)]
+struct Cli {
+    /// A TOML file read over the built-in defaults (environment variables
+    /// HELPDESK__SECTION__KEY override both).
+    #[arg(long, global = true, env = CONFIG_FILE_VAR)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the API server (the default).
+    Serve,
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// API consumers (X-User-Consumo) and their grants.
+    #[command(subcommand)]
+    Consumer(ConsumerCmd),
+    /// Products (alias_producto).
+    #[command(subcommand)]
+    Product(ProductCmd),
+    /// Departments.
+    #[command(subcommand)]
+    Department(DepartmentCmd),
+    /// Internal users.
+    #[command(subcommand)]
+    User(UserCmd),
+    /// Mailboxes of the mail-reading channel.
+    #[command(subcommand)]
+    MailAccount(MailAccountCmd),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let settings =
+        match Settings::load(cli.config.as_deref()).and_then(|s| s.validate().map(|()| s)) {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
+        };
+    let format = settings.log_format().expect("validated");
+    telemetry::init(&settings.log.level, format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli.command.unwrap_or(Command::Serve), settings)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
+    if let Command::Serve = command {
+        let app = Application::build(settings).await?;
+        app.run_until_stopped().await?;
+        tracing::info!("stopped");
+        return Ok(());
+    }
+    let db = Arc::new(open_db(&settings)?);
+    db.migrate().await?;
+    let keys = settings.keys()?;
+    match command {
+        Command::Serve => unreachable!("handled above"),
+        Command::Migrate => println!("database is up to date"),
+        Command::Consumer(cmd) => admin::consumer(db, &keys, cmd).await?,
+        Command::Product(cmd) => admin::product(db, cmd).await?,
+        Command::Department(cmd) => admin::department(db, cmd).await?,
+        Command::User(cmd) => admin::user(db, cmd).await?,
+        Command::MailAccount(cmd) => admin::mail_account(db, &keys, cmd).await?,
+    }
+    Ok(())
+}

@@ -1,0 +1,214 @@
+//! The bitácora middleware: every request under `/api/` gets one audit
+//! record, opened before the handler runs (so even a request that never
+//! finishes leaves a trace) and closed with its status and duration.
+//!
+//! It also reads the body once, up to the configured limit, and hands it to
+//! the handler through the request's extensions; a larger body is refused
+//! with 413 (and audited) before any handler runs.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Instant;
+
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::middleware::Next;
+use actix_web::web::{Bytes, BytesMut};
+use actix_web::{HttpMessage, HttpRequest};
+use futures_util::StreamExt;
+use helpdesk_domain::model::{AuditOutcome, NewAuditEntry};
+use helpdesk_domain::ports::Store;
+use helpdesk_domain::services::redacted_body_text;
+use serde_json::{Map, Value};
+
+use crate::AppState;
+use crate::envelope::error_response;
+use crate::error::ApiError;
+
+/// What the middleware leaves in the request's extensions.
+#[derive(Clone, Debug)]
+pub struct AuditCtx {
+    /// `None` when the record could not be written (store down).
+    pub id: Option<i64>,
+    consumer_id: Arc<AtomicI64>,
+}
+
+impl AuditCtx {
+    pub fn of(req: &HttpRequest) -> AuditCtx {
+        req.extensions()
+            .get::<AuditCtx>()
+            .cloned()
+            .unwrap_or_else(|| AuditCtx {
+                id: None,
+                consumer_id: Arc::new(AtomicI64::new(0)),
+            })
+    }
+
+    /// Records which consumer the request authenticated as.
+    pub fn set_consumer(&self, id: i64) {
+        self.consumer_id.store(id, Ordering::Relaxed);
+    }
+
+    fn consumer(&self) -> Option<i64> {
+        Some(self.consumer_id.load(Ordering::Relaxed)).filter(|id| *id != 0)
+    }
+}
+
+/// The request body, read once by the middleware.
+#[derive(Clone, Debug, Default)]
+pub struct RawBody(pub Bytes);
+
+impl RawBody {
+    pub fn of(req: &HttpRequest) -> RawBody {
+        req.extensions()
+            .get::<RawBody>()
+            .cloned()
+            .unwrap_or_default()
+    }
+}
+
+/// Longest header value copied into the record.
+const MAX_CONSUMER_HEADER: usize = 100;
+
+pub(crate) async fn audit_middleware<S: Store>(
+    mut req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let started = Instant::now();
+    let Some(state) = req.app_data::<actix_web::web::Data<AppState<S>>>().cloned() else {
+        return Ok(next.call(req).await?.map_into_boxed_body());
+    };
+    let limit = state.limits.body_bytes;
+    let body = read_body(&mut req, limit).await;
+    let body_len = body.as_ref().map(|b| b.len()).unwrap_or(0);
+
+    let endpoint = req
+        .path()
+        .strip_prefix("/api/")
+        .unwrap_or(req.path())
+        .to_string();
+    let parsed = body.as_ref().ok().and_then(|b| parse_for_audit(&req, b));
+    let parent_id = parent_id(parsed.as_ref(), req.query_string());
+    let consumer_name = req
+        .headers()
+        .get("X-User-Consumo")
+        .and_then(|v| v.to_str().ok())
+        .map(|s| s.chars().take(MAX_CONSUMER_HEADER).collect());
+    let entry = NewAuditEntry {
+        at: state.clock.now(),
+        consumer_name,
+        endpoint,
+        method: req.method().to_string(),
+        client_ip: req
+            .peer_addr()
+            .map(|a| a.ip().to_string())
+            .unwrap_or_default(),
+        body: redacted_body_text(parsed, body_len),
+        parent_id,
+    };
+    let id = match state.audit.open(entry).await {
+        Ok(id) => Some(id),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot open the audit record");
+            None
+        }
+    };
+    let ctx = AuditCtx {
+        id,
+        consumer_id: Arc::new(AtomicI64::new(0)),
+    };
+    req.extensions_mut().insert(ctx.clone());
+
+    let method = req.method().to_string();
+    let path = req.path().to_string();
+    let result: Result<ServiceResponse<BoxBody>, actix_web::Error> = match (id, body) {
+        // No audit record, no service: the contract wants every request audited.
+        (None, _) => {
+            let e = ApiError::Unavailable("audit log unavailable".into());
+            Ok(req.into_response(error_response(&e, Value::Null)))
+        }
+        (Some(_), Err(e)) => Ok(req.into_response(error_response(
+            &e,
+            crate::envelope::bitacora_value(None, id),
+        ))),
+        (Some(_), Ok(bytes)) => {
+            req.extensions_mut().insert(RawBody(bytes));
+            next.call(req)
+                .await
+                .map(ServiceResponse::map_into_boxed_body)
+        }
+    };
+
+    let status = match &result {
+        Ok(res) => res.status().as_u16(),
+        Err(e) => e.as_response_error().status_code().as_u16(),
+    };
+    let duration_us = i64::try_from(started.elapsed().as_micros()).unwrap_or(i64::MAX);
+    if let Some(id) = id {
+        let outcome = AuditOutcome {
+            consumer_id: ctx.consumer(),
+            status,
+            duration_us,
+        };
+        if let Err(e) = state.audit.close(id, outcome).await {
+            tracing::error!(bitacora = id, error = %e, "cannot close the audit record");
+        }
+    }
+    tracing::info!(bitacora = id, %method, %path, status, duration_us, "request");
+    result
+}
+
+/// Reads the whole body, refusing more than `limit` bytes (by the declared
+/// length first, then by counting).
+async fn read_body(req: &mut ServiceRequest, limit: usize) -> Result<Bytes, ApiError> {
+    let declared = req
+        .headers()
+        .get(actix_web::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(ApiError::PayloadTooLarge(limit));
+    }
+    let mut payload = req.take_payload();
+    let mut buf = BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk =
+            chunk.map_err(|e| ApiError::BadRequest(format!("No se pudo leer el cuerpo: {e}")))?;
+        if buf.len() + chunk.len() > limit {
+            return Err(ApiError::PayloadTooLarge(limit));
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(buf.freeze())
+}
+
+/// The body as JSON for the record (JSON or form), or `None`.
+fn parse_for_audit(req: &ServiceRequest, body: &Bytes) -> Option<Value> {
+    if body.is_empty() {
+        return None;
+    }
+    let ct = req.content_type().to_ascii_lowercase();
+    if ct == "application/x-www-form-urlencoded" {
+        let map: Map<String, Value> = url::form_urlencoded::parse(body)
+            .map(|(k, v)| (k.into_owned(), Value::String(v.into_owned())))
+            .collect();
+        return Some(Value::Object(map));
+    }
+    serde_json::from_slice(body).ok()
+}
+
+/// The `id_bitacora_log` a client sent (body or query; string or number).
+fn parent_id(body: Option<&Value>, query: &str) -> Option<i64> {
+    let from_body = body
+        .and_then(|b| b.get("id_bitacora_log"))
+        .and_then(|v| match v {
+            Value::Number(n) => n.as_i64(),
+            Value::String(s) => s.trim().parse().ok(),
+            _ => None,
+        });
+    from_body.or_else(|| {
+        url::form_urlencoded::parse(query.as_bytes())
+            .find(|(k, _)| k == "id_bitacora_log")
+            .and_then(|(_, v)| v.trim().parse().ok())
+    })
+}

@@ -1,0 +1,72 @@
+//! The documented success envelope and how the bitácora id is written.
+
+use actix_web::HttpResponse;
+use actix_web::http::StatusCode;
+use helpdesk_domain::model::Endpoint;
+use serde_json::{Value, json};
+
+use crate::error::ApiError;
+
+/// What a handler produces on success.
+#[derive(Debug)]
+pub enum Reply {
+    /// `{"data", "status": "ok", "message", "code": 200, "id_bitacora_log"}`.
+    Envelope { data: Value, message: String },
+    /// A body of its own (`correo/save` answers flat).
+    Raw { status: StatusCode, body: Value },
+}
+
+impl Reply {
+    pub fn ok(data: impl serde::Serialize, message: impl Into<String>) -> Result<Reply, ApiError> {
+        let data = serde_json::to_value(data).map_err(|e| ApiError::Internal(e.to_string()))?;
+        Ok(Reply::Envelope {
+            data,
+            message: message.into(),
+        })
+    }
+}
+
+/// The id as the documentation types it for this endpoint: a string for
+/// `SSO/access` and `SSO/refreshUserToken`, an integer elsewhere; `null`
+/// when the record could not be written.
+pub fn bitacora_value(endpoint: Option<Endpoint>, id: Option<i64>) -> Value {
+    match (id, endpoint) {
+        (None, _) => Value::Null,
+        (Some(id), Some(Endpoint::SsoAccess | Endpoint::SsoRefreshUserToken)) => {
+            Value::String(id.to_string())
+        }
+        (Some(id), _) => Value::from(id),
+    }
+}
+
+pub fn render(
+    endpoint: Option<Endpoint>,
+    audit_id: Option<i64>,
+    result: Result<Reply, ApiError>,
+) -> HttpResponse {
+    let bitacora = bitacora_value(endpoint, audit_id);
+    match result {
+        Ok(Reply::Envelope { data, message }) => HttpResponse::Ok().json(json!({
+            "data": data,
+            "status": "ok",
+            "message": message,
+            "code": 200,
+            "id_bitacora_log": bitacora,
+        })),
+        Ok(Reply::Raw { status, body }) => HttpResponse::build(status).json(body),
+        Err(e) => error_response(&e, bitacora),
+    }
+}
+
+pub fn error_response(e: &ApiError, bitacora: Value) -> HttpResponse {
+    match e {
+        ApiError::Internal(detail) => tracing::error!(error = %detail, "internal error"),
+        ApiError::Unavailable(detail) => tracing::warn!(error = %detail, "store unavailable"),
+        _ => {}
+    }
+    let mut builder = HttpResponse::build(e.status());
+    if let ApiError::MethodNotAllowed(allow) = e {
+        builder.insert_header(("Allow", *allow));
+    }
+    builder.json(e.body(bitacora))
+}

@@ -1,0 +1,123 @@
+//! Every way a request can fail, and the one place where each becomes an
+//! HTTP status and body.
+
+use actix_web::http::StatusCode;
+use helpdesk_domain::RepoError;
+use helpdesk_domain::services::{AccessError, MailAccountError};
+use serde_json::{Value, json};
+
+use crate::validation::ValidationErrors;
+
+/// The exact body the documentation gives for bad consumer credentials.
+pub const INVALID_CONSUMER: &str = "Credenciales de consumo inválidas";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("invalid consumer credentials")]
+    InvalidConsumer,
+    #[error("consumer not granted this endpoint")]
+    Forbidden,
+    #[error("validation failed")]
+    Validation(ValidationErrors),
+    #[error("bad request: {0}")]
+    BadRequest(String),
+    #[error("unsupported media type: {0}")]
+    UnsupportedMediaType(String),
+    #[error("payload too large")]
+    PayloadTooLarge(usize),
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// Carries the `Allow` header's value.
+    #[error("method not allowed")]
+    MethodNotAllowed(&'static str),
+    /// A business refusal with its own status and Spanish message.
+    #[error("{message}")]
+    Business { status: StatusCode, message: String },
+    #[error("service unavailable: {0}")]
+    Unavailable(String),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl From<RepoError> for ApiError {
+    fn from(e: RepoError) -> Self {
+        match e {
+            RepoError::Unavailable(m) => ApiError::Unavailable(m),
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<AccessError> for ApiError {
+    fn from(e: AccessError) -> Self {
+        match e {
+            AccessError::InvalidCredentials => ApiError::InvalidConsumer,
+            AccessError::Forbidden { .. } => ApiError::Forbidden,
+            AccessError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<MailAccountError> for ApiError {
+    fn from(e: MailAccountError) -> Self {
+        match e {
+            MailAccountError::Store(e) => e.into(),
+            unseal @ MailAccountError::Unseal(_) => ApiError::Internal(unseal.to_string()),
+        }
+    }
+}
+
+impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::InvalidConsumer => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden => StatusCode::FORBIDDEN,
+            ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::Business { status, .. } => *status,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The message shown to the client: Spanish, and never internal detail.
+    pub fn public_message(&self) -> String {
+        match self {
+            ApiError::InvalidConsumer => INVALID_CONSUMER.into(),
+            ApiError::Forbidden => "El consumidor no tiene permiso para usar este endpoint.".into(),
+            ApiError::Validation(v) => v.message(),
+            ApiError::BadRequest(m) | ApiError::UnsupportedMediaType(m) | ApiError::NotFound(m) => {
+                m.clone()
+            }
+            ApiError::PayloadTooLarge(limit) => {
+                format!("El cuerpo de la solicitud supera el límite de {limit} bytes.")
+            }
+            ApiError::MethodNotAllowed(_) => "Método HTTP no permitido para este endpoint.".into(),
+            ApiError::Business { message, .. } => message.clone(),
+            ApiError::Unavailable(_) => {
+                "Servicio no disponible temporalmente; intente de nuevo.".into()
+            }
+            ApiError::Internal(_) => "Error interno del servidor.".into(),
+        }
+    }
+
+    /// The body: fixed shapes for 401 and 422 (as documented and as Laravel
+    /// answers), the error envelope for everything else.
+    pub fn body(&self, bitacora: Value) -> Value {
+        match self {
+            ApiError::InvalidConsumer => json!({ "message": INVALID_CONSUMER }),
+            ApiError::Validation(v) => v.to_json(),
+            other => json!({
+                "data": null,
+                "status": "error",
+                "message": other.public_message(),
+                "code": other.status().as_u16(),
+                "id_bitacora_log": bitacora,
+            }),
+        }
+    }
+}

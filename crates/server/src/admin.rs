@@ -1,0 +1,338 @@
+//! Admin commands: consumers and their grants, products, departments,
+//! internal users and mail accounts. Each prints what it did; secrets are
+//! printed once, at creation.
+
+use std::collections::BTreeSet;
+use std::io::BufRead;
+use std::sync::Arc;
+
+use anyhow::{Context, anyhow, bail};
+use clap::{Args, Subcommand};
+use helpdesk_db::Db;
+use helpdesk_domain::model::{Endpoint, NewInternalUser, Status};
+use helpdesk_domain::ports::{DepartmentRepository, ProductRepository, SystemClock};
+use helpdesk_domain::services::{
+    AccessService, AdminService, MailAccountInput, MailAccountService, UserInput,
+};
+use helpdesk_http::Keys;
+
+#[derive(Debug, Subcommand)]
+pub enum ConsumerCmd {
+    /// Create a consumer; its secret is printed once.
+    Create {
+        name: String,
+        /// Endpoint it may call, as documented (e.g. correo/save). Repeatable.
+        #[arg(long = "grant")]
+        grants: Vec<String>,
+        /// Grant every endpoint (for tests; real consumers should be single-purpose).
+        #[arg(long)]
+        all_grants: bool,
+    },
+    /// List consumers, their status and grants.
+    List,
+    /// Refuse every request of this consumer from now on.
+    Disable { name: String },
+    /// Accept this consumer again.
+    Enable { name: String },
+    /// Replace the consumer's grants.
+    Grants {
+        name: String,
+        #[arg(long = "grant")]
+        grants: Vec<String>,
+    },
+    /// Issue a new secret (printed once); the old one stops working.
+    RotateSecret { name: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ProductCmd {
+    /// Add a product by its alias (`alias_producto`).
+    Add { alias: String, name: String },
+    /// List products.
+    List,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DepartmentCmd {
+    /// Add a department.
+    Add {
+        name: String,
+        /// Its Synology Chat channel's name.
+        #[arg(long)]
+        synology_channel: Option<String>,
+    },
+    /// List departments.
+    List,
+}
+
+#[derive(Debug, Args)]
+pub struct UserAdd {
+    #[arg(long)]
+    pub login: String,
+    #[arg(long)]
+    pub name: String,
+    #[arg(long)]
+    pub email: String,
+    /// Department id.
+    #[arg(long)]
+    pub department: Option<i64>,
+    /// Role name (created when missing).
+    #[arg(long)]
+    pub role: Option<String>,
+    /// `tipo_usuario`.
+    #[arg(long, default_value = "operador")]
+    pub user_type: String,
+    /// National id (`cedula`).
+    #[arg(long, default_value = "")]
+    pub national_id: String,
+    #[arg(long, default_value = "")]
+    pub mobile: String,
+    #[arg(long, default_value = "")]
+    pub extension: String,
+    /// Tickets may be assigned to this user (`acceso_ticket` S).
+    #[arg(long)]
+    pub can_take_tickets: bool,
+    /// Comma-separated aliases of the ADI systems the user may enter.
+    #[arg(long, default_value = "")]
+    pub systems: String,
+    #[arg(long)]
+    pub synology_id: Option<i64>,
+    /// Read the password from the first line of standard input.
+    #[arg(long)]
+    pub password_stdin: bool,
+    /// Register a device PIN (4 to 12 digits) read from HELPDESK_NEW_PIN.
+    #[arg(long, requires = "device")]
+    pub pin_from_env: bool,
+    /// Name of the device the PIN is bound to.
+    #[arg(long)]
+    pub device: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCmd {
+    /// Add an internal user, optionally with a password and a device PIN.
+    Add(Box<UserAdd>),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MailAccountCmd {
+    /// Add a mailbox; its password (first line of stdin) is stored encrypted.
+    Add {
+        #[arg(long)]
+        host: String,
+        /// The account's user, which is the address tickets arrive at.
+        #[arg(long)]
+        user: String,
+        #[arg(long, default_value = "993")]
+        port: String,
+        /// Mailbox to read. Repeatable; INBOX when none.
+        #[arg(long = "mailbox")]
+        mailboxes: Vec<String>,
+        /// Department id the mailbox routes to.
+        #[arg(long)]
+        department: i64,
+        #[arg(long)]
+        inactive: bool,
+        /// Do not acknowledge new tickets by e-mail.
+        #[arg(long)]
+        no_acknowledgement: bool,
+    },
+}
+
+fn parse_grants(list: &[String], all: bool) -> anyhow::Result<BTreeSet<Endpoint>> {
+    if all {
+        return Ok(Endpoint::ALL.into_iter().collect());
+    }
+    list.iter()
+        .map(|g| {
+            Endpoint::from_path(g).ok_or_else(|| {
+                let known: Vec<_> = Endpoint::ALL.iter().map(|e| e.path()).collect();
+                anyhow!("unknown endpoint {g:?}; known: {}", known.join(", "))
+            })
+        })
+        .collect()
+}
+
+fn read_stdin_line(what: &str) -> anyhow::Result<String> {
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .with_context(|| format!("reading the {what} from stdin"))?;
+    let line = line.trim_end_matches(['\n', '\r']).to_string();
+    if line.is_empty() {
+        bail!("the {what} read from stdin is empty");
+    }
+    Ok(line)
+}
+
+pub async fn consumer(db: Arc<Db>, keys: &Keys, cmd: ConsumerCmd) -> anyhow::Result<()> {
+    let access = AccessService::new(db, keys.consumer_hmac.clone(), Arc::new(SystemClock));
+    match cmd {
+        ConsumerCmd::Create {
+            name,
+            grants,
+            all_grants,
+        } => {
+            let grants = parse_grants(&grants, all_grants)?;
+            let (c, secret) = access.create(&name, grants).await?;
+            println!("consumer {} created (id {})", c.name, c.id);
+            println!("X-User-Consumo: {}", c.name);
+            println!("X-User-Secret: {secret}");
+            println!("The secret is shown only now; store it safely.");
+        }
+        ConsumerCmd::List => {
+            for c in access.list().await? {
+                let grants: Vec<_> = c.grants.iter().map(|g| g.path()).collect();
+                println!(
+                    "{}\t{}\t{}\t{}",
+                    c.id,
+                    c.name,
+                    c.status.as_str(),
+                    grants.join(",")
+                );
+            }
+        }
+        ConsumerCmd::Disable { name } => {
+            access.set_status(&name, Status::Inactive).await?;
+            println!("consumer {name} disabled");
+        }
+        ConsumerCmd::Enable { name } => {
+            access.set_status(&name, Status::Active).await?;
+            println!("consumer {name} enabled");
+        }
+        ConsumerCmd::Grants { name, grants } => {
+            let grants = parse_grants(&grants, false)?;
+            access.set_grants(&name, grants).await?;
+            println!("grants of {name} replaced");
+        }
+        ConsumerCmd::RotateSecret { name } => {
+            let secret = access.rotate_secret(&name).await?;
+            println!("X-User-Secret: {secret}");
+            println!("The old secret no longer works; this one is shown only now.");
+        }
+    }
+    Ok(())
+}
+
+pub async fn product(db: Arc<Db>, cmd: ProductCmd) -> anyhow::Result<()> {
+    match cmd {
+        ProductCmd::Add { alias, name } => {
+            let p = AdminService::new(db).add_product(&alias, &name).await?;
+            println!("product {} added (id {})", p.alias, p.id);
+        }
+        ProductCmd::List => {
+            for p in db.list_products().await? {
+                println!("{}\t{}\t{}\t{}", p.id, p.alias, p.status.as_str(), p.name);
+            }
+        }
+    }
+    Ok(())
+}
+
+pub async fn department(db: Arc<Db>, cmd: DepartmentCmd) -> anyhow::Result<()> {
+    match cmd {
+        DepartmentCmd::Add {
+            name,
+            synology_channel,
+        } => {
+            let d = AdminService::new(db)
+                .add_department(&name, synology_channel)
+                .await?;
+            println!("department {} added (id {})", d.name, d.id);
+        }
+        DepartmentCmd::List => {
+            for d in db.list_departments().await? {
+                println!(
+                    "{}\t{}\t{}\t{}",
+                    d.id,
+                    d.name,
+                    d.status.as_str(),
+                    d.synology_channel.unwrap_or_default()
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+pub async fn user(db: Arc<Db>, cmd: UserCmd) -> anyhow::Result<()> {
+    let UserCmd::Add(a) = cmd;
+    let admin = AdminService::new(db);
+    let role_id = match &a.role {
+        Some(r) => Some(admin.ensure_role(r).await?.id),
+        None => None,
+    };
+    let password = if a.password_stdin {
+        Some(read_stdin_line("password")?)
+    } else {
+        None
+    };
+    let device_pin = if a.pin_from_env {
+        let pin =
+            std::env::var("HELPDESK_NEW_PIN").context("--pin-from-env needs HELPDESK_NEW_PIN")?;
+        Some((a.device.clone().unwrap_or_default(), pin))
+    } else {
+        None
+    };
+    let a = *a;
+    let (u, device) = admin
+        .add_user(UserInput {
+            user: NewInternalUser {
+                login: a.login,
+                name: a.name,
+                email: a.email,
+                national_id: a.national_id,
+                user_type: a.user_type,
+                department_id: a.department,
+                role_id,
+                extension: a.extension,
+                mobile: a.mobile,
+                can_take_tickets: a.can_take_tickets,
+                manager: 0,
+                system_access: a.systems,
+                synology_id: a.synology_id,
+                code: String::new(),
+                password_hash: None,
+            },
+            password,
+            device_pin,
+        })
+        .await?;
+    println!("user {} added (id {})", u.login, u.id);
+    if let Some(d) = device {
+        println!("device {} registered (id_device {})", d.name, d.id);
+    }
+    Ok(())
+}
+
+pub async fn mail_account(db: Arc<Db>, keys: &Keys, cmd: MailAccountCmd) -> anyhow::Result<()> {
+    let MailAccountCmd::Add {
+        host,
+        user,
+        port,
+        mailboxes,
+        department,
+        inactive,
+        no_acknowledgement,
+    } = cmd;
+    let password = read_stdin_line("mailbox password")?;
+    let account = MailAccountService::new(db, keys.secret_box.clone())
+        .add(MailAccountInput {
+            host,
+            user,
+            password,
+            port,
+            mailboxes,
+            department_id: department,
+            status: if inactive {
+                Status::Inactive
+            } else {
+                Status::Active
+            },
+            send_acknowledgement: !no_acknowledgement,
+        })
+        .await?;
+    println!("mail account {} added (id {})", account.user, account.id);
+    Ok(())
+}

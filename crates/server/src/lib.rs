@@ -1,0 +1,11 @@
+//! The helpdesk API server: configuration, start-up (migrations, seed,
+//! wiring), and the admin commands. `main.rs` only parses the command line.
+
+pub mod admin;
+pub mod seed;
+pub mod settings;
+pub mod startup;
+pub mod telemetry;
+
+pub use settings::Settings;
+pub use startup::Application;

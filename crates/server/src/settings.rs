@@ -1,0 +1,257 @@
+//! Configuration: `config/default.toml` (compiled in), an optional file,
+//! then `HELPDESK__SECTION__KEY` environment variables. Every value is checked
+//! at start, and a bad one stops the server with one line naming its key.
+
+use std::path::Path;
+use std::time::Duration;
+
+use helpdesk_db::{DbOptions, DbUrl};
+use helpdesk_domain::crypto::{SecretBox, SecretHasher, parse_key};
+use helpdesk_http::{Keys, Limits};
+use serde::Deserialize;
+
+const DEFAULTS: &str = include_str!("../../../config/default.toml");
+pub const ENV_PREFIX: &str = "HELPDESK";
+pub const CONFIG_FILE_VAR: &str = "HELPDESK_CONFIG";
+
+/// Insecure keys for the dev profile only.
+const DEV_CONSUMER_HMAC: &str = "6465762d6f6e6c792d636f6e73756d65722d686d61632d6b65792d2d2d2d2d2d";
+const DEV_SECRET_BOX: &str = "6465762d6f6e6c792d7365637265742d626f782d6b65792d2d2d2d2d2d2d2d2d";
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Settings {
+    pub profile: String,
+    pub server: ServerSettings,
+    pub database: DatabaseSettings,
+    pub keys: KeySettings,
+    pub log: LogSettings,
+    pub seed: SeedSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ServerSettings {
+    pub host: String,
+    pub port: u16,
+    pub workers: usize,
+    pub body_limit_bytes: usize,
+    pub shutdown_timeout_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct DatabaseSettings {
+    pub url: String,
+    pub max_connections: usize,
+    pub acquire_timeout_secs: u64,
+    pub migrate_on_start: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct KeySettings {
+    pub consumer_hmac: String,
+    pub secret_box: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct LogSettings {
+    pub level: String,
+    pub format: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct SeedSettings {
+    pub demo: bool,
+}
+
+/// A configuration problem, naming the key.
+#[derive(Debug, thiserror::Error)]
+#[error("configuration error: {key}: {message}")]
+pub struct ConfigError {
+    pub key: String,
+    pub message: String,
+}
+
+fn bad(key: &str, message: impl Into<String>) -> ConfigError {
+    ConfigError {
+        key: key.into(),
+        message: message.into(),
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Profile {
+    Dev,
+    Prod,
+}
+
+impl Settings {
+    /// Loads defaults, then `file` (if given), then the environment.
+    pub fn load(file: Option<&Path>) -> Result<Settings, ConfigError> {
+        let mut builder = config::Config::builder()
+            .add_source(config::File::from_str(DEFAULTS, config::FileFormat::Toml));
+        if let Some(f) = file {
+            if !f.exists() {
+                return Err(bad(
+                    "--config",
+                    format!("file {} does not exist", f.display()),
+                ));
+            }
+            builder = builder.add_source(config::File::from(f));
+        }
+        builder = builder.add_source(
+            config::Environment::with_prefix(ENV_PREFIX)
+                .prefix_separator("__")
+                .separator("__")
+                .try_parsing(true),
+        );
+        let raw = builder.build().map_err(|e| from_config_error(e))?;
+        raw.try_deserialize().map_err(from_config_error)
+    }
+
+    pub fn profile(&self) -> Result<Profile, ConfigError> {
+        match self.profile.trim().to_ascii_lowercase().as_str() {
+            "dev" | "development" => Ok(Profile::Dev),
+            "prod" | "production" => Ok(Profile::Prod),
+            other => Err(bad(
+                "profile",
+                format!("unknown profile {other:?}: use \"dev\" or \"prod\""),
+            )),
+        }
+    }
+
+    pub fn db_url(&self) -> Result<DbUrl, ConfigError> {
+        DbUrl::parse(&self.database.url).map_err(|e| bad("database.url", e.to_string()))
+    }
+
+    pub fn db_options(&self) -> Result<DbOptions, ConfigError> {
+        if self.database.max_connections == 0 {
+            return Err(bad("database.max_connections", "must be at least 1"));
+        }
+        if self.database.acquire_timeout_secs == 0 {
+            return Err(bad("database.acquire_timeout_secs", "must be at least 1"));
+        }
+        Ok(DbOptions {
+            max_connections: self.database.max_connections,
+            acquire_timeout: Duration::from_secs(self.database.acquire_timeout_secs),
+            ..DbOptions::default()
+        })
+    }
+
+    pub fn keys(&self) -> Result<Keys, ConfigError> {
+        let profile = self.profile()?;
+        let key = |name: &str, value: &str, dev: &str| -> Result<[u8; 32], ConfigError> {
+            let value = value.trim();
+            let full = format!("keys.{name}");
+            if value.is_empty() {
+                return match profile {
+                    Profile::Dev => Ok(parse_key(dev).expect("built-in dev key")),
+                    Profile::Prod => Err(bad(
+                        &full,
+                        "must be set in the prod profile (64 hex digits; `openssl rand -hex 32`)",
+                    )),
+                };
+            }
+            parse_key(value).map_err(|e| bad(&full, e.to_string()))
+        };
+        Ok(Keys {
+            consumer_hmac: SecretHasher::new(key(
+                "consumer_hmac",
+                &self.keys.consumer_hmac,
+                DEV_CONSUMER_HMAC,
+            )?),
+            secret_box: SecretBox::new(key("secret_box", &self.keys.secret_box, DEV_SECRET_BOX)?),
+        })
+    }
+
+    pub fn limits(&self) -> Result<Limits, ConfigError> {
+        if self.server.body_limit_bytes < 1024 {
+            return Err(bad("server.body_limit_bytes", "must be at least 1024"));
+        }
+        Ok(Limits {
+            body_bytes: self.server.body_limit_bytes,
+        })
+    }
+
+    pub fn log_format(&self) -> Result<LogFormat, ConfigError> {
+        match self.log.format.as_str() {
+            "text" => Ok(LogFormat::Text),
+            "json" => Ok(LogFormat::Json),
+            other => Err(bad(
+                "log.format",
+                format!("unknown format {other:?}: use \"text\" or \"json\""),
+            )),
+        }
+    }
+
+    /// Checks every value at once, so the server fails before doing anything.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.profile()?;
+        self.db_url()?;
+        self.db_options()?;
+        self.keys()?;
+        self.limits()?;
+        self.log_format()?;
+        tracing_subscriber::EnvFilter::try_new(&self.log.level)
+            .map_err(|e| bad("log.level", e.to_string()))?;
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Turns the config crate's errors into one line naming the key.
+fn from_config_error(e: config::ConfigError) -> ConfigError {
+    match &e {
+        config::ConfigError::Type {
+            key: Some(key),
+            unexpected,
+            expected,
+            ..
+        } => bad(key, format!("expected {expected}, found {unexpected}")),
+        config::ConfigError::NotFound(key) => bad(key, "missing"),
+        _ => {
+            let text = e.to_string();
+            // "... for key `database.port`" is how the crate names keys in messages.
+            let key = text
+                .split('`')
+                .nth(1)
+                .unwrap_or("configuration")
+                .to_string();
+            bad(&key, text)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_load_and_validate() {
+        let s = Settings::load(None).unwrap();
+        assert_eq!(s.server.port, 8080);
+        assert_eq!(s.profile().unwrap(), Profile::Dev);
+        s.validate().unwrap();
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        let mut s = Settings::load(None).unwrap();
+        s.database.url = "postgres://x/y".into();
+        assert_eq!(s.validate().unwrap_err().key, "database.url");
+        let mut s = Settings::load(None).unwrap();
+        s.profile = "prod".into();
+        assert_eq!(s.validate().unwrap_err().key, "keys.consumer_hmac");
+        s.keys.consumer_hmac = "ab".repeat(32);
+        assert_eq!(s.validate().unwrap_err().key, "keys.secret_box");
+        s.keys.secret_box = "xyz".into();
+        assert_eq!(s.validate().unwrap_err().key, "keys.secret_box");
+        s.keys.secret_box = "cd".repeat(32);
+        s.validate().unwrap();
+        s.log.format = "xml".into();
+        assert_eq!(s.validate().unwrap_err().key, "log.format");
+    }
+}

@@ -1,0 +1,110 @@
+//! Building and running the server.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::dev::Server;
+use actix_web::{App, HttpServer};
+use helpdesk_db::{Backend, Db};
+use helpdesk_domain::ports::{Clock, SystemClock};
+use helpdesk_http::AppState;
+
+use crate::settings::{Profile, Settings};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Config(#[from] crate::settings::ConfigError),
+    #[error("configuration error: database.url: {0}")]
+    Database(String),
+    #[error("cannot migrate the database: {0}")]
+    Migrate(String),
+    #[error("configuration error: server.host/server.port: cannot listen on {0}: {1}")]
+    Bind(String, std::io::Error),
+    #[error("cannot seed demo data: {0}")]
+    Seed(String),
+}
+
+/// A built server, bound to its port, not yet running.
+pub struct Application {
+    port: u16,
+    server: Server,
+    pub db: Arc<Db>,
+}
+
+/// Opens the store described by the settings (no I/O yet for MySQL).
+pub fn open_db(settings: &Settings) -> Result<Db, StartError> {
+    let url = settings.db_url()?;
+    let opts = settings.db_options()?;
+    Db::connect(&url, &opts).map_err(|e| StartError::Database(e.to_string()))
+}
+
+impl Application {
+    /// Validates the settings, opens the store, migrates it (when
+    /// configured), seeds the dev data, and binds the listener.
+    ///
+    /// A database that is down at start does not stop the server when
+    /// migrations are off: `/ready` answers 503 until it comes back.
+    pub async fn build(settings: Settings) -> Result<Application, StartError> {
+        settings.validate()?;
+        let db = Arc::new(open_db(&settings)?);
+        if settings.database.migrate_on_start {
+            let applied = db
+                .migrate()
+                .await
+                .map_err(|e| StartError::Migrate(e.to_string()))?;
+            if !applied.is_empty() {
+                tracing::info!(?applied, "migrations applied");
+            }
+        }
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let keys = settings.keys()?;
+        let state = AppState::new(db.clone(), clock, keys.clone(), settings.limits()?).into_data();
+        if settings.profile()? == Profile::Dev && settings.seed.demo {
+            crate::seed::seed_demo(&db, &keys)
+                .await
+                .map_err(|e| StartError::Seed(e.to_string()))?;
+        }
+
+        let address = format!("{}:{}", settings.server.host, settings.server.port);
+        let listener =
+            TcpListener::bind(&address).map_err(|e| StartError::Bind(address.clone(), e))?;
+        let port = listener
+            .local_addr()
+            .map_err(|e| StartError::Bind(address.clone(), e))?
+            .port();
+        let workers = match settings.server.workers {
+            0 => std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1),
+            n => n,
+        };
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(state.clone())
+                .configure(helpdesk_http::configure::<Db>)
+        })
+        .workers(workers)
+        .shutdown_timeout(settings.server.shutdown_timeout_secs)
+        .client_request_timeout(Duration::from_secs(30))
+        .listen(listener)
+        .map_err(|e| StartError::Bind(address.clone(), e))?
+        .run();
+        let backend = match db.backend() {
+            Backend::Sqlite => "sqlite",
+            Backend::Mysql => "mysql",
+        };
+        tracing::info!(%address, port, backend, profile = ?settings.profile()?, "listening");
+        Ok(Application { port, server, db })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Serves until SIGINT/SIGTERM, then drains in-flight requests.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}
