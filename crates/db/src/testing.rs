@@ -59,3 +59,11 @@ pub async fn fresh_mysql() -> Db {
     db.migrate().await.expect("MySQL migrations");
     db
 }
+
+/// The URL of a new SQLite file (not yet created) under the temporary directory.
+pub fn fresh_sqlite_url() -> String {
+    let path = std::env::temp_dir()
+        .join("helpdesk-tests")
+        .join(format!("{}.db", suffix()));
+    format!("sqlite://{}", path.display())
+}

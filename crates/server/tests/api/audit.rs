@@ -1,0 +1,135 @@
+//! The bitácora: every request audited, refused ones included, secrets never stored.
+
+use helpdesk_domain::model::Endpoint;
+use helpdesk_domain::ports::{AuditRepository, ConsumerRepository};
+use serde_json::json;
+
+use crate::helpers::*;
+
+async fn a_refused_request_is_audited(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let res = app
+        .client
+        .post(format!("{}/api/correo/getConfigCorreos", app.address))
+        .header("X-User-Consumo", "intruso")
+        .header("X-User-Secret", "adivinanza")
+        .json(&json!({"user": "x@ejemplo.test"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+    let records = app.db.recent_audit(1).await.unwrap();
+    let r = &records[0];
+    assert_eq!(r.status, Some(401));
+    assert_eq!(r.endpoint, "correo/getConfigCorreos");
+    assert_eq!(r.method, "POST");
+    assert_eq!(r.client_ip, "127.0.0.1");
+    assert_eq!(r.consumer_name.as_deref(), Some("intruso"));
+    assert_eq!(r.consumer_id, None);
+    assert!(r.duration_us.is_some_and(|d| d > 0));
+    assert_eq!(r.body, r#"{"user":"x@ejemplo.test"}"#);
+    assert!(!r.body.contains("adivinanza"));
+}
+
+async fn an_accepted_request_records_its_consumer_and_links_to_its_parent(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let secret = app.consumer("crm", &[Endpoint::InternalUsers]).await;
+    let (_, first) = json(
+        app.post(
+            "UsuarioInterno/get",
+            ("crm", &secret),
+            &json!({"user": "x"}),
+        )
+        .await,
+    )
+    .await;
+    let first_id = first["id_bitacora_log"].as_i64().unwrap();
+    let (_, second) = json(
+        app.post(
+            "UsuarioInterno/get",
+            ("crm", &secret),
+            &json!({"user": "x", "id_bitacora_log": first_id.to_string()}),
+        )
+        .await,
+    )
+    .await;
+    let second_id = second["id_bitacora_log"].as_i64().unwrap();
+    assert!(second_id > first_id);
+    let consumer = app.db.find_consumer("crm").await.unwrap().unwrap();
+    let r = app.db.find_audit(second_id).await.unwrap().unwrap();
+    assert_eq!(
+        (r.status, r.consumer_id, r.parent_id),
+        (Some(200), Some(consumer.id), Some(first_id))
+    );
+}
+
+/// Secrets sent in any field never reach the database: not the rows, not
+/// the raw SQLite files.
+async fn secrets_never_reach_the_database(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let secret = app.consumer("crm", &[Endpoint::InternalUsers]).await;
+    let sent = [
+        "Clave-Secreta-9911",
+        "Confirmacion-8822",
+        "839201",
+        "tok-7733-abc",
+        "sec-6644",
+    ];
+    let body = json!({
+        "user": "x",
+        "password": sent[0],
+        "password_confirmation": sent[1],
+        "pin": sent[2],
+        "nested": {"token": sent[3], "list": [{"X-User-Secret": sent[4]}]}
+    });
+    let (status, _) = json(
+        app.post("UsuarioInterno/get", ("crm", &secret), &body)
+            .await,
+    )
+    .await;
+    assert_eq!(status, 200);
+    // A body that is not JSON is stored as its size only.
+    let res = app
+        .client
+        .post(format!("{}/api/UsuarioInterno/get", app.address))
+        .header("X-User-Consumo", "crm")
+        .header("X-User-Secret", &secret)
+        .header("Content-Type", "application/json")
+        .body(format!("{{\"password\": \"{}\"", sent[0]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+
+    let records = app.db.recent_audit(10).await.unwrap();
+    assert_eq!(records.len(), 2);
+    for r in &records {
+        for s in sent.iter().chain([&secret.as_str()]) {
+            assert!(!r.body.contains(s), "{s} leaked into {}", r.body);
+        }
+    }
+    assert!(records[1].body.contains("[REDACTED]"));
+    if backend == Backend::Sqlite {
+        let path = app
+            .settings
+            .database
+            .url
+            .trim_start_matches("sqlite://")
+            .to_string();
+        for file in [path.clone(), format!("{path}-wal")] {
+            let bytes = std::fs::read(&file).unwrap_or_default();
+            for s in sent.iter().chain([&secret.as_str()]) {
+                assert!(
+                    !bytes.windows(s.len()).any(|w| w == s.as_bytes()),
+                    "{s} found in {file}"
+                );
+            }
+        }
+    }
+}
+
+crate::on_both_backends!(
+    a_refused_request_is_audited,
+    an_accepted_request_records_its_consumer_and_links_to_its_parent,
+    secrets_never_reach_the_database,
+);

@@ -1,0 +1,12 @@
+//! HTTP tests: the real server on port 0, on a fresh database, driven by an
+//! HTTP client. Every case runs on SQLite; the same cases run on MariaDB
+//! when the ignored tests are run (`.ci/run` does).
+
+mod helpers;
+
+mod audit;
+mod auth;
+mod errors;
+mod health;
+mod mail_accounts;
+mod users;
