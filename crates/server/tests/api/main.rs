@@ -6,6 +6,7 @@ mod helpers;
 
 mod audit;
 mod auth;
+mod cli;
 mod errors;
 mod health;
 mod mail_accounts;
