@@ -1,0 +1,23 @@
+# Shortcuts; each recipe is one plain cargo command you can run without just.
+
+# Start the server on the embedded SQLite default (dev profile, demo data).
+run:
+    cargo run --release
+
+# The test suite (in-memory, SQLite, HTTP on SQLite).
+test:
+    cargo test --workspace
+
+# The MariaDB suite (needs MariaDB on 127.0.0.1:3306; .ci/run starts it).
+test-mysql:
+    HELPDESK_TEST_MYSQL_URL=mysql://root@127.0.0.1:3306 cargo test --workspace -- --ignored
+
+# What CI runs.
+ci:
+    .ci/run
+
+fmt:
+    cargo fmt --all
+
+lint:
+    cargo clippy --workspace --all-targets -- -D warnings
