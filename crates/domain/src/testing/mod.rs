@@ -11,7 +11,7 @@ pub use memory::InMemoryStore;
 /// `$factory` is an async function returning a fresh, empty, migrated store;
 /// extra attributes (for example `#[ignore = "..."]`) go on every test.
 ///
-/// ```ignore
+/// ```text
 /// helpdesk_domain::repository_contract_tests!(fresh_sqlite_store);
 /// ```
 #[macro_export]
