@@ -33,6 +33,17 @@ pub(crate) enum TxError {
     Repo(RepoError),
 }
 
+impl TxError {
+    /// MySQL's "Deadlock found when trying to get lock" (error 1213), which
+    /// diesel reports without a kind of its own.
+    pub(crate) fn is_deadlock(&self) -> bool {
+        match self {
+            TxError::Diesel(DieselError::DatabaseError(_, info)) => info.message().contains("Deadlock found"),
+            _ => false,
+        }
+    }
+}
+
 impl From<DieselError> for TxError {
     fn from(e: DieselError) -> Self {
         TxError::Diesel(e)

@@ -57,10 +57,16 @@ macro_rules! db_transaction {
             }
             $crate::conn::Pools::Mysql(pool) => {
                 let mut pooled = pool.get().await.map_err($crate::error::pool_error)?;
-                (*pooled)
-                    .transaction::<_, $crate::error::TxError, _>(async |$conn| $body)
-                    .await
-                    .map_err(helpdesk_domain::RepoError::from)
+                // InnoDB may pick this transaction as a deadlock victim; the
+                // whole transaction is then safe to run again.
+                let mut attempt = 0;
+                loop {
+                    let result = (*pooled).transaction::<_, $crate::error::TxError, _>(async |$conn| $body).await;
+                    match result {
+                        Err(e) if attempt < 3 && e.is_deadlock() => attempt += 1,
+                        other => break other.map_err(helpdesk_domain::RepoError::from),
+                    }
+                }
             }
         }
     }};

@@ -35,23 +35,18 @@ impl Db {
         match &self.backend {
             Pools::Sqlite { pool, write_lock } => {
                 let _writer = write_lock.lock().await;
-                let mut conn = pool
-                    .get()
-                    .await
-                    .map_err(|e| MigrateError::Connect(e.to_string()))?;
+                let mut conn = pool.get().await.map_err(|e| MigrateError::Connect(e.to_string()))?;
                 conn.spawn_blocking(|c| {
-                    let applied = c.run_pending_migrations(SQLITE).map_err(|e| {
-                        diesel::result::Error::QueryBuilderError(e.to_string().into())
-                    })?;
+                    let applied = c
+                        .run_pending_migrations(SQLITE)
+                        .map_err(|e| diesel::result::Error::QueryBuilderError(e.to_string().into()))?;
                     Ok(applied.iter().map(|v| v.to_string()).collect::<Vec<_>>())
                 })
                 .await
                 .map_err(|e| MigrateError::Failed(e.to_string()))
             }
             Pools::Mysql(_) => {
-                let crate::conn::DbUrl::Mysql(url) = &self.url else {
-                    unreachable!("backend and URL agree")
-                };
+                let crate::conn::DbUrl::Mysql(url) = &self.url else { unreachable!("backend and URL agree") };
                 let url = url.clone();
                 tokio::task::spawn_blocking(move || migrate_mysql(&url))
                     .await

@@ -8,8 +8,7 @@ use helpdesk_domain::model::*;
 use crate::schema::*;
 
 fn status(s: &str) -> Result<Status, RepoError> {
-    Status::parse(s)
-        .ok_or_else(|| RepoError::Unexpected(format!("unknown estado {s:?} in the database")))
+    Status::parse(s).ok_or_else(|| RepoError::Unexpected(format!("unknown estado {s:?} in the database")))
 }
 
 #[derive(Queryable, Selectable)]
@@ -24,12 +23,7 @@ pub struct ProductRow {
 impl TryFrom<ProductRow> for Product {
     type Error = RepoError;
     fn try_from(r: ProductRow) -> Result<Self, RepoError> {
-        Ok(Product {
-            id: r.id_producto,
-            alias: r.alias_producto,
-            name: r.nombre,
-            status: status(&r.estado)?,
-        })
+        Ok(Product { id: r.id_producto, alias: r.alias_producto, name: r.nombre, status: status(&r.estado)? })
     }
 }
 
@@ -89,9 +83,8 @@ pub struct UserRow {
 
 impl UserRow {
     pub fn into_domain(self, role_name: Option<String>) -> Result<InternalUser, RepoError> {
-        let status = UserStatus::parse(&self.status).ok_or_else(|| {
-            RepoError::Unexpected(format!("unknown usuario.status {:?}", self.status))
-        })?;
+        let status = UserStatus::parse(&self.status)
+            .ok_or_else(|| RepoError::Unexpected(format!("unknown usuario.status {:?}", self.status)))?;
         Ok(InternalUser {
             id: self.id_usuario,
             login: self.login,
@@ -207,10 +200,7 @@ impl ConsumerRow {
             secret_hash: self.secreto_hmac,
             status: status(&self.estado)?,
             // A grant this version does not know (written by a newer one) is ignored.
-            grants: grants
-                .iter()
-                .filter_map(|g| Endpoint::from_path(g))
-                .collect(),
+            grants: grants.iter().filter_map(|g| Endpoint::from_path(g)).collect(),
             created_at: self.created_at,
         })
     }
@@ -267,9 +257,8 @@ pub struct MailAccountRow {
 impl TryFrom<MailAccountRow> for MailAccount {
     type Error = RepoError;
     fn try_from(r: MailAccountRow) -> Result<Self, RepoError> {
-        let mailboxes = serde_json::from_str(&r.mail_boxes).map_err(|e| {
-            RepoError::Unexpected(format!("cuenta_correo.mail_boxes is not a JSON list: {e}"))
-        })?;
+        let mailboxes = serde_json::from_str(&r.mail_boxes)
+            .map_err(|e| RepoError::Unexpected(format!("cuenta_correo.mail_boxes is not a JSON list: {e}")))?;
         Ok(MailAccount {
             id: r.id_cuenta_correo,
             host: r.host,
@@ -281,5 +270,78 @@ impl TryFrom<MailAccountRow> for MailAccount {
             status: status(&r.estado)?,
             send_acknowledgement: r.enviar_acuse,
         })
+    }
+}
+
+#[derive(Queryable, Selectable, Insertable)]
+#[diesel(table_name = sesion_usuario, check_for_backend(diesel::sqlite::Sqlite, diesel::mysql::Mysql))]
+pub struct SessionRow {
+    pub id_sesion: String,
+    pub fk_id_usuario: i64,
+    pub fk_id_producto: Option<i64>,
+    pub created_at: chrono::NaiveDateTime,
+    pub expires_at: chrono::NaiveDateTime,
+    pub revoked_at: Option<chrono::NaiveDateTime>,
+}
+
+impl From<SessionRow> for UserSession {
+    fn from(r: SessionRow) -> Self {
+        UserSession {
+            token_id: r.id_sesion,
+            user_id: r.fk_id_usuario,
+            product_id: r.fk_id_producto,
+            created_at: r.created_at,
+            expires_at: r.expires_at,
+            revoked_at: r.revoked_at,
+        }
+    }
+}
+
+impl From<UserSession> for SessionRow {
+    fn from(s: UserSession) -> Self {
+        SessionRow {
+            id_sesion: s.token_id,
+            fk_id_usuario: s.user_id,
+            fk_id_producto: s.product_id,
+            created_at: s.created_at,
+            expires_at: s.expires_at,
+            revoked_at: s.revoked_at,
+        }
+    }
+}
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = password_reset, check_for_backend(diesel::sqlite::Sqlite, diesel::mysql::Mysql))]
+pub struct ResetRow {
+    pub id_password_reset: i64,
+    pub fk_id_usuario: i64,
+    pub token_hash: String,
+    pub created_at: chrono::NaiveDateTime,
+    pub used_at: Option<chrono::NaiveDateTime>,
+}
+
+impl From<ResetRow> for PasswordReset {
+    fn from(r: ResetRow) -> Self {
+        PasswordReset {
+            id: r.id_password_reset,
+            user_id: r.fk_id_usuario,
+            token_hash: r.token_hash,
+            created_at: r.created_at,
+            used_at: r.used_at,
+        }
+    }
+}
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = intento_login, check_for_backend(diesel::sqlite::Sqlite, diesel::mysql::Mysql))]
+pub struct ThrottleRow {
+    pub fallos: i32,
+    pub ventana_inicio: chrono::NaiveDateTime,
+    pub bloqueado_hasta: Option<chrono::NaiveDateTime>,
+}
+
+impl From<ThrottleRow> for ThrottleState {
+    fn from(r: ThrottleRow) -> Self {
+        ThrottleState { failures: r.fallos, window_started_at: r.ventana_inicio, locked_until: r.bloqueado_hasta }
     }
 }

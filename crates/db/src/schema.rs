@@ -113,7 +113,39 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    sesion_usuario (id_sesion) {
+        id_sesion -> Text,
+        fk_id_usuario -> BigInt,
+        fk_id_producto -> Nullable<BigInt>,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+        revoked_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    password_reset (id_password_reset) {
+        id_password_reset -> BigInt,
+        fk_id_usuario -> BigInt,
+        token_hash -> Text,
+        created_at -> Timestamp,
+        used_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    intento_login (clave) {
+        clave -> Text,
+        fallos -> Integer,
+        ventana_inicio -> Timestamp,
+        bloqueado_hasta -> Nullable<Timestamp>,
+    }
+}
+
 diesel::joinable!(usuario -> departamento (fk_id_departamento));
+diesel::joinable!(sesion_usuario -> usuario (fk_id_usuario));
+diesel::joinable!(password_reset -> usuario (fk_id_usuario));
 diesel::joinable!(usuario -> rol (fk_id_rol));
 diesel::joinable!(dispositivo_usuario -> usuario (fk_id_usuario));
 diesel::joinable!(consumidor_permiso -> consumidor_api (fk_id_consumidor));
@@ -129,4 +161,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     consumidor_permiso,
     bitacora_log,
     cuenta_correo,
+    sesion_usuario,
+    password_reset,
+    intento_login,
 );

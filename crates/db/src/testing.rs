@@ -20,14 +20,8 @@ fn suffix() -> String {
 
 /// A migrated SQLite store in a new temporary file.
 pub async fn fresh_sqlite() -> Db {
-    let path = std::env::temp_dir()
-        .join("helpdesk-tests")
-        .join(format!("{}.db", suffix()));
-    let db = Db::connect(
-        &DbUrl::Sqlite(SqliteTarget::File(path)),
-        &DbOptions::default(),
-    )
-    .expect("SQLite pool");
+    let path = std::env::temp_dir().join("helpdesk-tests").join(format!("{}.db", suffix()));
+    let db = Db::connect(&DbUrl::Sqlite(SqliteTarget::File(path)), &DbOptions::default()).expect("SQLite pool");
     db.migrate().await.expect("SQLite migrations");
     db
 }
@@ -43,9 +37,7 @@ pub async fn fresh_mysql_url() -> String {
         panic!("MySQL tests need a server at {server} (set {MYSQL_URL_VAR}; .ci/run starts MariaDB): {e}")
     });
     admin
-        .batch_execute(&format!(
-            "CREATE DATABASE {name} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
-        ))
+        .batch_execute(&format!("CREATE DATABASE {name} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"))
         .await
         .expect("CREATE DATABASE");
     format!("{server}/{name}")
@@ -54,16 +46,13 @@ pub async fn fresh_mysql_url() -> String {
 /// A migrated MySQL store in a new database.
 pub async fn fresh_mysql() -> Db {
     let url = fresh_mysql_url().await;
-    let db =
-        Db::connect(&DbUrl::parse(&url).expect("URL"), &DbOptions::default()).expect("MySQL pool");
+    let db = Db::connect(&DbUrl::parse(&url).expect("URL"), &DbOptions::default()).expect("MySQL pool");
     db.migrate().await.expect("MySQL migrations");
     db
 }
 
 /// The URL of a new SQLite file (not yet created) under the temporary directory.
 pub fn fresh_sqlite_url() -> String {
-    let path = std::env::temp_dir()
-        .join("helpdesk-tests")
-        .join(format!("{}.db", suffix()));
+    let path = std::env::temp_dir().join("helpdesk-tests").join(format!("{}.db", suffix()));
     format!("sqlite://{}", path.display())
 }

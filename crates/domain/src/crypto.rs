@@ -46,8 +46,7 @@ impl SecretHasher {
 
     /// Lower-case hex of HMAC-SHA-256(key, secret).
     pub fn hash(&self, secret: &str) -> String {
-        let mut mac =
-            <Hmac<Sha256> as Mac>::new_from_slice(&self.key).expect("HMAC takes any key length");
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.key).expect("HMAC takes any key length");
         mac.update(secret.as_bytes());
         hex::encode(mac.finalize().into_bytes())
     }
@@ -75,9 +74,7 @@ impl std::fmt::Debug for SecretBox {
 
 impl SecretBox {
     pub fn new(key: [u8; 32]) -> Self {
-        Self {
-            cipher: XChaCha20Poly1305::new(&key.into()),
-        }
+        Self { cipher: XChaCha20Poly1305::new(&key.into()) }
     }
 
     pub fn seal(&self, plaintext: &str) -> Vec<u8> {
@@ -97,10 +94,7 @@ impl SecretBox {
             return Err(CryptoError::Unseal);
         }
         let (nonce, ct) = sealed.split_at(24);
-        let pt = self
-            .cipher
-            .decrypt(XNonce::from_slice(nonce), ct)
-            .map_err(|_| CryptoError::Unseal)?;
+        let pt = self.cipher.decrypt(XNonce::from_slice(nonce), ct).map_err(|_| CryptoError::Unseal)?;
         String::from_utf8(pt).map_err(|_| CryptoError::Unseal)
     }
 }
@@ -109,9 +103,7 @@ impl SecretBox {
 pub fn random_token(len: usize) -> String {
     const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
     let mut rng = rand::thread_rng();
-    (0..len)
-        .map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char)
-        .collect()
+    (0..len).map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char).collect()
 }
 
 /// Lower-case hex SHA-256: for keys that need no secret (dedupe keys).
@@ -133,9 +125,7 @@ pub fn hash_password(password: &str) -> String {
 /// error (a broken row), not a wrong password.
 pub fn verify_password(password: &str, phc: &str) -> Result<bool, CryptoError> {
     let parsed = PasswordHash::new(phc).map_err(|_| CryptoError::BadHash)?;
-    Ok(Argon2::default()
-        .verify_password(password.as_bytes(), &parsed)
-        .is_ok())
+    Ok(Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
 }
 
 #[cfg(test)]
@@ -158,10 +148,7 @@ mod tests {
         let sealed = b.seal("contraseña");
         assert!(!sealed.windows(5).any(|w| w == b"contr"));
         assert_eq!(b.open(&sealed).unwrap(), "contraseña");
-        assert_eq!(
-            SecretBox::new([2; 32]).open(&sealed),
-            Err(CryptoError::Unseal)
-        );
+        assert_eq!(SecretBox::new([2; 32]).open(&sealed), Err(CryptoError::Unseal));
         let mut tampered = sealed.clone();
         *tampered.last_mut().unwrap() ^= 1;
         assert_eq!(b.open(&tampered), Err(CryptoError::Unseal));
@@ -181,10 +168,7 @@ mod tests {
         assert!(phc.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"));
         assert_eq!(verify_password("Cyberf4231&459", &phc), Ok(true));
         assert_eq!(verify_password("wrong", &phc), Ok(false));
-        assert_eq!(
-            verify_password("x", "not a hash"),
-            Err(CryptoError::BadHash)
-        );
+        assert_eq!(verify_password("x", "not a hash"), Err(CryptoError::BadHash));
     }
 
     #[test]

@@ -20,10 +20,7 @@ pub trait ProductRepository: Send + Sync + 'static {
     /// MUST return `Duplicate` when the alias is taken (case-insensitively).
     fn create_product(&self, new: NewProduct) -> impl Future<Output = RepoResult<Product>> + Send;
     /// Case-insensitive lookup by `alias_producto`.
-    fn find_product_by_alias(
-        &self,
-        alias: &str,
-    ) -> impl Future<Output = RepoResult<Option<Product>>> + Send;
+    fn find_product_by_alias(&self, alias: &str) -> impl Future<Output = RepoResult<Option<Product>>> + Send;
     fn list_products(&self) -> impl Future<Output = RepoResult<Vec<Product>>> + Send;
 }
 
@@ -31,14 +28,8 @@ pub trait ProductRepository: Send + Sync + 'static {
 #[cfg_attr(any(test, feature = "testing"), mockall::automock)]
 pub trait DepartmentRepository: Send + Sync + 'static {
     /// MUST return `Duplicate` when the name is taken.
-    fn create_department(
-        &self,
-        new: NewDepartment,
-    ) -> impl Future<Output = RepoResult<Department>> + Send;
-    fn find_department(
-        &self,
-        id: i64,
-    ) -> impl Future<Output = RepoResult<Option<Department>>> + Send;
+    fn create_department(&self, new: NewDepartment) -> impl Future<Output = RepoResult<Department>> + Send;
+    fn find_department(&self, id: i64) -> impl Future<Output = RepoResult<Option<Department>>> + Send;
     fn list_departments(&self) -> impl Future<Output = RepoResult<Vec<Department>>> + Send;
     /// Returns the role with this name, creating it when missing.
     fn ensure_role(&self, name: &str) -> impl Future<Output = RepoResult<Role>> + Send;
@@ -50,18 +41,12 @@ pub trait UserRepository: Send + Sync + 'static {
     /// MUST return `Duplicate` when the login or the e-mail is taken
     /// (case-insensitively), and `MissingReference` for an unknown
     /// department or role.
-    fn create_user(
-        &self,
-        new: NewInternalUser,
-    ) -> impl Future<Output = RepoResult<InternalUser>> + Send;
+    fn create_user(&self, new: NewInternalUser) -> impl Future<Output = RepoResult<InternalUser>> + Send;
     fn find_user(&self, id: i64) -> impl Future<Output = RepoResult<Option<InternalUser>>> + Send;
     /// Users matching every given field of the filter, ordered by id.
     /// `login` matches `login` or `usuario`; text matches ignore case.
     /// An empty filter MUST return nothing rather than everyone.
-    fn find_users(
-        &self,
-        filter: UserFilter,
-    ) -> impl Future<Output = RepoResult<Vec<InternalUser>>> + Send;
+    fn find_users(&self, filter: UserFilter) -> impl Future<Output = RepoResult<Vec<InternalUser>>> + Send;
     /// The user whose login or e-mail equals `login_or_email`, with the
     /// stored password hash (`None` when the user has none).
     fn find_user_credentials(
@@ -69,17 +54,9 @@ pub trait UserRepository: Send + Sync + 'static {
         login_or_email: &str,
     ) -> impl Future<Output = RepoResult<Option<(InternalUser, Option<String>)>>> + Send;
     /// MUST return `NotFound` for an unknown user.
-    fn set_password_hash(
-        &self,
-        user_id: i64,
-        hash: &str,
-    ) -> impl Future<Output = RepoResult<()>> + Send;
+    fn set_password_hash(&self, user_id: i64, hash: &str) -> impl Future<Output = RepoResult<()>> + Send;
     /// MUST return `NotFound` for an unknown user.
-    fn set_synology_id(
-        &self,
-        user_id: i64,
-        synology_id: i64,
-    ) -> impl Future<Output = RepoResult<()>> + Send;
+    fn set_synology_id(&self, user_id: i64, synology_id: i64) -> impl Future<Output = RepoResult<()>> + Send;
     /// MUST return `MissingReference` for an unknown user.
     fn add_device(&self, new: NewDevice) -> impl Future<Output = RepoResult<Device>> + Send;
     fn find_device(&self, id: i64) -> impl Future<Output = RepoResult<Option<Device>>> + Send;
@@ -89,22 +66,12 @@ pub trait UserRepository: Send + Sync + 'static {
 #[cfg_attr(any(test, feature = "testing"), mockall::automock)]
 pub trait ConsumerRepository: Send + Sync + 'static {
     /// MUST return `Duplicate` when the name is taken (case-insensitively).
-    fn create_consumer(
-        &self,
-        new: NewConsumer,
-    ) -> impl Future<Output = RepoResult<Consumer>> + Send;
+    fn create_consumer(&self, new: NewConsumer) -> impl Future<Output = RepoResult<Consumer>> + Send;
     /// Exact (case-sensitive) lookup, grants included.
-    fn find_consumer(
-        &self,
-        name: &str,
-    ) -> impl Future<Output = RepoResult<Option<Consumer>>> + Send;
+    fn find_consumer(&self, name: &str) -> impl Future<Output = RepoResult<Option<Consumer>>> + Send;
     fn list_consumers(&self) -> impl Future<Output = RepoResult<Vec<Consumer>>> + Send;
     /// MUST return `NotFound` for an unknown consumer.
-    fn set_consumer_status(
-        &self,
-        name: &str,
-        status: Status,
-    ) -> impl Future<Output = RepoResult<()>> + Send;
+    fn set_consumer_status(&self, name: &str, status: Status) -> impl Future<Output = RepoResult<()>> + Send;
     /// Replaces the grants. MUST return `NotFound` for an unknown consumer.
     fn set_consumer_grants(
         &self,
@@ -112,11 +79,7 @@ pub trait ConsumerRepository: Send + Sync + 'static {
         grants: BTreeSet<Endpoint>,
     ) -> impl Future<Output = RepoResult<()>> + Send;
     /// Replaces the secret hash. MUST return `NotFound` for an unknown consumer.
-    fn set_consumer_secret(
-        &self,
-        name: &str,
-        secret_hash: &str,
-    ) -> impl Future<Output = RepoResult<()>> + Send;
+    fn set_consumer_secret(&self, name: &str, secret_hash: &str) -> impl Future<Output = RepoResult<()>> + Send;
 }
 
 /// The bitácora (`bitacora_log`).
@@ -127,11 +90,7 @@ pub trait AuditRepository: Send + Sync + 'static {
     /// clients send whatever id they have.
     fn open_audit(&self, entry: NewAuditEntry) -> impl Future<Output = RepoResult<i64>> + Send;
     /// Records the outcome. MUST return `NotFound` for an unknown id.
-    fn close_audit(
-        &self,
-        id: i64,
-        outcome: AuditOutcome,
-    ) -> impl Future<Output = RepoResult<()>> + Send;
+    fn close_audit(&self, id: i64, outcome: AuditOutcome) -> impl Future<Output = RepoResult<()>> + Send;
     fn find_audit(&self, id: i64) -> impl Future<Output = RepoResult<Option<AuditEntry>>> + Send;
     /// The newest records first, at most `limit`.
     fn recent_audit(&self, limit: i64) -> impl Future<Output = RepoResult<Vec<AuditEntry>>> + Send;
@@ -142,10 +101,7 @@ pub trait AuditRepository: Send + Sync + 'static {
 pub trait MailAccountRepository: Send + Sync + 'static {
     /// MUST return `Duplicate` when the account user is taken, and
     /// `MissingReference` for an unknown department.
-    fn create_mail_account(
-        &self,
-        new: NewMailAccount,
-    ) -> impl Future<Output = RepoResult<MailAccount>> + Send;
+    fn create_mail_account(&self, new: NewMailAccount) -> impl Future<Output = RepoResult<MailAccount>> + Send;
     /// Accounts matching every given field, ordered by id.
     fn find_mail_accounts(
         &self,
@@ -159,6 +115,72 @@ pub trait StoreHealth: Send + Sync + 'static {
     fn ping(&self) -> impl Future<Output = RepoResult<()>> + Send;
 }
 
+/// Issued user tokens (`sesion_usuario`).
+#[cfg_attr(any(test, feature = "testing"), mockall::automock)]
+pub trait SessionRepository: Send + Sync + 'static {
+    /// MUST return `Duplicate` for a token id already used and
+    /// `MissingReference` for an unknown user or product.
+    fn create_session(&self, session: UserSession) -> impl Future<Output = RepoResult<()>> + Send;
+    fn find_session(&self, token_id: &str) -> impl Future<Output = RepoResult<Option<UserSession>>> + Send;
+    /// Atomically revokes `old_id` (at `now`) and stores `new`. MUST return
+    /// `NotFound`, storing nothing, when `old_id` is unknown or already
+    /// revoked: of two concurrent rotations of one token, exactly one wins.
+    fn rotate_session(
+        &self,
+        old_id: &str,
+        new: UserSession,
+        now: Timestamp,
+    ) -> impl Future<Output = RepoResult<()>> + Send;
+    /// Revokes every live token of the user; returns how many.
+    fn revoke_user_sessions(&self, user_id: i64, now: Timestamp) -> impl Future<Output = RepoResult<u64>> + Send;
+}
+
+/// Password reset requests (`password_reset`).
+#[cfg_attr(any(test, feature = "testing"), mockall::automock)]
+pub trait PasswordResetRepository: Send + Sync + 'static {
+    /// Stores a new request and returns it. MUST return `MissingReference`
+    /// for an unknown user.
+    fn create_reset(
+        &self,
+        user_id: i64,
+        token_hash: &str,
+        now: Timestamp,
+    ) -> impl Future<Output = RepoResult<PasswordReset>> + Send;
+    fn find_reset(&self, id: i64) -> impl Future<Output = RepoResult<Option<PasswordReset>>> + Send;
+    /// The user's most recent request.
+    fn latest_reset(&self, user_id: i64) -> impl Future<Output = RepoResult<Option<PasswordReset>>> + Send;
+    /// In one transaction: marks the request used, sets the user's password
+    /// hash and revokes every token of the user. MUST return `NotFound`,
+    /// changing nothing, when the request is unknown or already used (of two
+    /// concurrent uses, exactly one wins).
+    fn complete_reset(
+        &self,
+        reset_id: i64,
+        new_password_hash: &str,
+        now: Timestamp,
+    ) -> impl Future<Output = RepoResult<()>> + Send;
+}
+
+/// Failed-login counters (`intento_login`).
+#[cfg_attr(any(test, feature = "testing"), mockall::automock)]
+pub trait ThrottleRepository: Send + Sync + 'static {
+    fn throttle_state(&self, key: &str) -> impl Future<Output = RepoResult<Option<ThrottleState>>> + Send;
+    /// Counts one failure atomically (concurrent failures on one key are all
+    /// counted). A window that started before `window_start` and is not
+    /// locked starts over. When the count reaches `max_failures` and the key
+    /// is not already locked, it is locked until `lock_until`. Returns the
+    /// new state.
+    fn record_failure(
+        &self,
+        key: &str,
+        now: Timestamp,
+        window_start: Timestamp,
+        max_failures: i32,
+        lock_until: Timestamp,
+    ) -> impl Future<Output = RepoResult<ThrottleState>> + Send;
+    fn clear_throttle(&self, key: &str) -> impl Future<Output = RepoResult<()>> + Send;
+}
+
 /// Every repository port at once: what a complete store adapter provides.
 pub trait Store:
     ProductRepository
@@ -167,6 +189,9 @@ pub trait Store:
     + ConsumerRepository
     + AuditRepository
     + MailAccountRepository
+    + SessionRepository
+    + PasswordResetRepository
+    + ThrottleRepository
     + StoreHealth
 {
 }
@@ -178,8 +203,49 @@ impl<T> Store for T where
         + ConsumerRepository
         + AuditRepository
         + MailAccountRepository
+        + SessionRepository
+        + PasswordResetRepository
+        + ThrottleRepository
         + StoreHealth
 {
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum NotifyError {
+    /// Worth retrying: connection refused, timeout, 4xx from SMTP.
+    #[error("temporary delivery failure: {0}")]
+    Temporary(String),
+    /// Retrying will not help: the address or message was refused for good.
+    #[error("permanent delivery failure: {0}")]
+    Permanent(String),
+}
+
+/// Sends e-mail (SMTP in production).
+#[cfg_attr(any(test, feature = "testing"), mockall::automock)]
+pub trait MailNotifier: Send + Sync + 'static {
+    /// Sends one message; returns its Message-ID (without angle brackets).
+    fn send(&self, mail: OutgoingMail) -> impl Future<Output = Result<String, NotifyError>> + Send;
+}
+
+/// Password hashing off the async threads (Argon2id costs tens of ms).
+/// Object-safe so services can hold `Arc<dyn PasswordHasher>`.
+pub trait PasswordHasher: Send + Sync + 'static {
+    fn hash(&self, secret: String) -> std::pin::Pin<Box<dyn Future<Output = String> + Send>>;
+    /// `false` for a wrong secret and for a malformed stored hash.
+    fn verify(&self, secret: String, phc: String) -> std::pin::Pin<Box<dyn Future<Output = bool> + Send>>;
+}
+
+/// Argon2 inline on the calling thread: for tests and the admin CLI.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct InlineHasher;
+
+impl PasswordHasher for InlineHasher {
+    fn hash(&self, secret: String) -> std::pin::Pin<Box<dyn Future<Output = String> + Send>> {
+        Box::pin(async move { crate::crypto::hash_password(&secret) })
+    }
+    fn verify(&self, secret: String, phc: String) -> std::pin::Pin<Box<dyn Future<Output = bool> + Send>> {
+        Box::pin(async move { crate::crypto::verify_password(&secret, &phc).unwrap_or(false) })
+    }
 }
 
 /// The source of "now", injected so that expiry can be tested without sleeping.

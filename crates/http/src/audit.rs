@@ -38,10 +38,7 @@ impl AuditCtx {
         req.extensions()
             .get::<AuditCtx>()
             .cloned()
-            .unwrap_or_else(|| AuditCtx {
-                id: None,
-                consumer_id: Arc::new(AtomicI64::new(0)),
-            })
+            .unwrap_or_else(|| AuditCtx { id: None, consumer_id: Arc::new(AtomicI64::new(0)) })
     }
 
     /// Records which consumer the request authenticated as.
@@ -60,10 +57,7 @@ pub struct RawBody(pub Bytes);
 
 impl RawBody {
     pub fn of(req: &HttpRequest) -> RawBody {
-        req.extensions()
-            .get::<RawBody>()
-            .cloned()
-            .unwrap_or_default()
+        req.extensions().get::<RawBody>().cloned().unwrap_or_default()
     }
 }
 
@@ -82,11 +76,7 @@ pub(crate) async fn audit_middleware<S: Store>(
     let body = read_body(&mut req, limit).await;
     let body_len = body.as_ref().map(|b| b.len()).unwrap_or(0);
 
-    let endpoint = req
-        .path()
-        .strip_prefix("/api/")
-        .unwrap_or(req.path())
-        .to_string();
+    let endpoint = req.path().strip_prefix("/api/").unwrap_or(req.path()).to_string();
     let parsed = body.as_ref().ok().and_then(|b| parse_for_audit(&req, b));
     let parent_id = parent_id(parsed.as_ref(), req.query_string());
     let consumer_name = req
@@ -99,10 +89,7 @@ pub(crate) async fn audit_middleware<S: Store>(
         consumer_name,
         endpoint,
         method: req.method().to_string(),
-        client_ip: req
-            .peer_addr()
-            .map(|a| a.ip().to_string())
-            .unwrap_or_default(),
+        client_ip: req.peer_addr().map(|a| a.ip().to_string()).unwrap_or_default(),
         body: redacted_body_text(parsed, body_len),
         parent_id,
     };
@@ -113,10 +100,7 @@ pub(crate) async fn audit_middleware<S: Store>(
             None
         }
     };
-    let ctx = AuditCtx {
-        id,
-        consumer_id: Arc::new(AtomicI64::new(0)),
-    };
+    let ctx = AuditCtx { id, consumer_id: Arc::new(AtomicI64::new(0)) };
     req.extensions_mut().insert(ctx.clone());
 
     let method = req.method().to_string();
@@ -127,15 +111,10 @@ pub(crate) async fn audit_middleware<S: Store>(
             let e = ApiError::Unavailable("audit log unavailable".into());
             Ok(req.into_response(error_response(&e, Value::Null)))
         }
-        (Some(_), Err(e)) => Ok(req.into_response(error_response(
-            &e,
-            crate::envelope::bitacora_value(None, id),
-        ))),
+        (Some(_), Err(e)) => Ok(req.into_response(error_response(&e, crate::envelope::bitacora_value(None, id)))),
         (Some(_), Ok(bytes)) => {
             req.extensions_mut().insert(RawBody(bytes));
-            next.call(req)
-                .await
-                .map(ServiceResponse::map_into_boxed_body)
+            next.call(req).await.map(ServiceResponse::map_into_boxed_body)
         }
     };
 
@@ -145,11 +124,7 @@ pub(crate) async fn audit_middleware<S: Store>(
     };
     let duration_us = i64::try_from(started.elapsed().as_micros()).unwrap_or(i64::MAX);
     if let Some(id) = id {
-        let outcome = AuditOutcome {
-            consumer_id: ctx.consumer(),
-            status,
-            duration_us,
-        };
+        let outcome = AuditOutcome { consumer_id: ctx.consumer(), status, duration_us };
         if let Err(e) = state.audit.close(id, outcome).await {
             tracing::error!(bitacora = id, error = %e, "cannot close the audit record");
         }
@@ -172,8 +147,7 @@ async fn read_body(req: &mut ServiceRequest, limit: usize) -> Result<Bytes, ApiE
     let mut payload = req.take_payload();
     let mut buf = BytesMut::new();
     while let Some(chunk) = payload.next().await {
-        let chunk =
-            chunk.map_err(|e| ApiError::BadRequest(format!("No se pudo leer el cuerpo: {e}")))?;
+        let chunk = chunk.map_err(|e| ApiError::BadRequest(format!("No se pudo leer el cuerpo: {e}")))?;
         if buf.len() + chunk.len() > limit {
             return Err(ApiError::PayloadTooLarge(limit));
         }
@@ -189,9 +163,8 @@ fn parse_for_audit(req: &ServiceRequest, body: &Bytes) -> Option<Value> {
     }
     let ct = req.content_type().to_ascii_lowercase();
     if ct == "application/x-www-form-urlencoded" {
-        let map: Map<String, Value> = url::form_urlencoded::parse(body)
-            .map(|(k, v)| (k.into_owned(), Value::String(v.into_owned())))
-            .collect();
+        let map: Map<String, Value> =
+            url::form_urlencoded::parse(body).map(|(k, v)| (k.into_owned(), Value::String(v.into_owned()))).collect();
         return Some(Value::Object(map));
     }
     serde_json::from_slice(body).ok()
@@ -199,13 +172,11 @@ fn parse_for_audit(req: &ServiceRequest, body: &Bytes) -> Option<Value> {
 
 /// The `id_bitacora_log` a client sent (body or query; string or number).
 fn parent_id(body: Option<&Value>, query: &str) -> Option<i64> {
-    let from_body = body
-        .and_then(|b| b.get("id_bitacora_log"))
-        .and_then(|v| match v {
-            Value::Number(n) => n.as_i64(),
-            Value::String(s) => s.trim().parse().ok(),
-            _ => None,
-        });
+    let from_body = body.and_then(|b| b.get("id_bitacora_log")).and_then(|v| match v {
+        Value::Number(n) => n.as_i64(),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    });
     from_body.or_else(|| {
         url::form_urlencoded::parse(query.as_bytes())
             .find(|(k, _)| k == "id_bitacora_log")

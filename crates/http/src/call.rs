@@ -23,11 +23,7 @@ pub enum Accept {
 
 /// Reads the input bag as Laravel's `$request->all()` does: the query
 /// string, overlaid by the body's fields.
-pub fn input(
-    req: &HttpRequest,
-    body: &[u8],
-    accept: Accept,
-) -> Result<Map<String, Value>, ApiError> {
+pub fn input(req: &HttpRequest, body: &[u8], accept: Accept) -> Result<Map<String, Value>, ApiError> {
     let mut bag: Map<String, Value> = url::form_urlencoded::parse(req.query_string().as_bytes())
         .map(|(k, v)| (k.into_owned(), Value::String(v.into_owned())))
         .collect();
@@ -35,8 +31,7 @@ pub fn input(
         return Ok(bag);
     }
     let ct = req.content_type().to_ascii_lowercase();
-    let is_json =
-        ct == "application/json" || (ct.starts_with("application/") && ct.ends_with("+json"));
+    let is_json = ct == "application/json" || (ct.starts_with("application/") && ct.ends_with("+json"));
     let from_body = if is_json || ct.is_empty() {
         let v: Value = serde_json::from_slice(body).map_err(|e| {
             if ct.is_empty() {
@@ -50,23 +45,17 @@ pub fn input(
         match v {
             Value::Object(m) => m,
             _ => {
-                return Err(ApiError::BadRequest(
-                    "El cuerpo JSON debe ser un objeto.".into(),
-                ));
+                return Err(ApiError::BadRequest("El cuerpo JSON debe ser un objeto.".into()));
             }
         }
     } else if ct == "application/x-www-form-urlencoded" && accept == Accept::JsonOrForm {
-        url::form_urlencoded::parse(body)
-            .map(|(k, v)| (k.into_owned(), Value::String(v.into_owned())))
-            .collect()
+        url::form_urlencoded::parse(body).map(|(k, v)| (k.into_owned(), Value::String(v.into_owned()))).collect()
     } else {
         let wanted = match accept {
             Accept::Json => "application/json",
             Accept::JsonOrForm => "application/json o application/x-www-form-urlencoded",
         };
-        return Err(ApiError::UnsupportedMediaType(format!(
-            "Tipo de contenido no soportado: {ct}; use {wanted}."
-        )));
+        return Err(ApiError::UnsupportedMediaType(format!("Tipo de contenido no soportado: {ct}; use {wanted}.")));
     };
     bag.extend(from_body);
     Ok(bag)
@@ -94,11 +83,7 @@ where
     let result = async {
         let consumer = state
             .access
-            .authorize(
-                header(req, "X-User-Consumo"),
-                header(req, "X-User-Secret"),
-                endpoint,
-            )
+            .authorize(header(req, "X-User-Consumo"), header(req, "X-User-Secret"), endpoint)
             .await
             .inspect_err(|e| {
                 if let helpdesk_domain::services::AccessError::Forbidden { .. } = e {

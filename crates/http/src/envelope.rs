@@ -19,10 +19,7 @@ pub enum Reply {
 impl Reply {
     pub fn ok(data: impl serde::Serialize, message: impl Into<String>) -> Result<Reply, ApiError> {
         let data = serde_json::to_value(data).map_err(|e| ApiError::Internal(e.to_string()))?;
-        Ok(Reply::Envelope {
-            data,
-            message: message.into(),
-        })
+        Ok(Reply::Envelope { data, message: message.into() })
     }
 }
 
@@ -32,18 +29,12 @@ impl Reply {
 pub fn bitacora_value(endpoint: Option<Endpoint>, id: Option<i64>) -> Value {
     match (id, endpoint) {
         (None, _) => Value::Null,
-        (Some(id), Some(Endpoint::SsoAccess | Endpoint::SsoRefreshUserToken)) => {
-            Value::String(id.to_string())
-        }
+        (Some(id), Some(Endpoint::SsoAccess | Endpoint::SsoRefreshUserToken)) => Value::String(id.to_string()),
         (Some(id), _) => Value::from(id),
     }
 }
 
-pub fn render(
-    endpoint: Option<Endpoint>,
-    audit_id: Option<i64>,
-    result: Result<Reply, ApiError>,
-) -> HttpResponse {
+pub fn render(endpoint: Option<Endpoint>, audit_id: Option<i64>, result: Result<Reply, ApiError>) -> HttpResponse {
     let bitacora = bitacora_value(endpoint, audit_id);
     match result {
         Ok(Reply::Envelope { data, message }) => HttpResponse::Ok().json(json!({

@@ -90,17 +90,13 @@ impl ApiError {
             ApiError::InvalidConsumer => INVALID_CONSUMER.into(),
             ApiError::Forbidden => "El consumidor no tiene permiso para usar este endpoint.".into(),
             ApiError::Validation(v) => v.message(),
-            ApiError::BadRequest(m) | ApiError::UnsupportedMediaType(m) | ApiError::NotFound(m) => {
-                m.clone()
-            }
+            ApiError::BadRequest(m) | ApiError::UnsupportedMediaType(m) | ApiError::NotFound(m) => m.clone(),
             ApiError::PayloadTooLarge(limit) => {
                 format!("El cuerpo de la solicitud supera el límite de {limit} bytes.")
             }
             ApiError::MethodNotAllowed(_) => "Método HTTP no permitido para este endpoint.".into(),
             ApiError::Business { message, .. } => message.clone(),
-            ApiError::Unavailable(_) => {
-                "Servicio no disponible temporalmente; intente de nuevo.".into()
-            }
+            ApiError::Unavailable(_) => "Servicio no disponible temporalmente; intente de nuevo.".into(),
             ApiError::Internal(_) => "Error interno del servidor.".into(),
         }
     }

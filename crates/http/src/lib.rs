@@ -30,9 +30,7 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Self {
-            body_bytes: 2 * 1024 * 1024,
-        }
+        Self { body_bytes: 2 * 1024 * 1024 }
     }
 }
 

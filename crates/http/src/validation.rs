@@ -45,10 +45,7 @@ pub enum Rule {
 
 impl Rule {
     fn is_implicit(&self) -> bool {
-        matches!(
-            self,
-            Rule::Required | Rule::RequiredWith(_) | Rule::RequiredWithoutAll(_)
-        )
+        matches!(self, Rule::Required | Rule::RequiredWith(_) | Rule::RequiredWithoutAll(_))
     }
 }
 
@@ -116,11 +113,7 @@ fn attribute(name: &str) -> String {
 }
 
 fn list(names: &[&str]) -> String {
-    names
-        .iter()
-        .map(|n| attribute(n))
-        .collect::<Vec<_>>()
-        .join(" / ")
+    names.iter().map(|n| attribute(n)).collect::<Vec<_>>().join(" / ")
 }
 
 static EMAIL: LazyLock<Regex> = LazyLock::new(|| {
@@ -137,12 +130,7 @@ pub fn as_integer(v: &Value) -> Option<i64> {
         Value::Number(n) => n.as_i64(),
         Value::String(s) => {
             let t = s.trim();
-            if t.is_empty()
-                || !t
-                    .trim_start_matches(['-', '+'])
-                    .bytes()
-                    .all(|b| b.is_ascii_digit())
-            {
+            if t.is_empty() || !t.trim_start_matches(['-', '+']).bytes().all(|b| b.is_ascii_digit()) {
                 return None;
             }
             t.parse().ok()
@@ -152,13 +140,7 @@ pub fn as_integer(v: &Value) -> Option<i64> {
 }
 
 /// Checks one value at `path` (a field name, or `list.0.name` for items).
-fn check(
-    input: &Map<String, Value>,
-    path: &str,
-    value: Option<&Value>,
-    rules: &[Rule],
-    errors: &mut ValidationErrors,
-) {
+fn check(input: &Map<String, Value>, path: &str, value: Option<&Value>, rules: &[Rule], errors: &mut ValidationErrors) {
     let absent = is_absent(value);
     let attr = attribute(path);
     let numeric = rules.iter().any(|r| matches!(r, Rule::Integer));
@@ -168,22 +150,10 @@ fn check(
         }
         let failed: Option<String> = match rule {
             Rule::Required => absent.then(|| format!("The {attr} field is required.")),
-            Rule::RequiredWith(others) => {
-                (absent && others.iter().any(|o| !is_absent(input.get(*o)))).then(|| {
-                    format!(
-                        "The {attr} field is required when {} is present.",
-                        list(others)
-                    )
-                })
-            }
-            Rule::RequiredWithoutAll(others) => {
-                (absent && others.iter().all(|o| is_absent(input.get(*o)))).then(|| {
-                    format!(
-                        "The {attr} field is required when none of {} are present.",
-                        list(others)
-                    )
-                })
-            }
+            Rule::RequiredWith(others) => (absent && others.iter().any(|o| !is_absent(input.get(*o))))
+                .then(|| format!("The {attr} field is required when {} is present.", list(others))),
+            Rule::RequiredWithoutAll(others) => (absent && others.iter().all(|o| is_absent(input.get(*o))))
+                .then(|| format!("The {attr} field is required when none of {} are present.", list(others))),
             _ => {
                 let v = value.expect("present");
                 check_value(rule, v, &attr, numeric)
@@ -201,15 +171,11 @@ fn check_value(rule: &Rule, v: &Value, attr: &str, numeric: bool) -> Option<Stri
     match rule {
         Rule::Required | Rule::RequiredWith(_) | Rule::RequiredWithoutAll(_) => None,
         Rule::String => (!v.is_string()).then(|| format!("The {attr} field must be a string.")),
-        Rule::Integer => as_integer(v)
-            .is_none()
-            .then(|| format!("The {attr} field must be an integer.")),
+        Rule::Integer => as_integer(v).is_none().then(|| format!("The {attr} field must be an integer.")),
         Rule::Array => (!v.is_array()).then(|| format!("The {attr} field must be an array.")),
         Rule::Object => (!v.is_object()).then(|| format!("The {attr} field must be an array.")),
         Rule::Email => {
-            let ok = v
-                .as_str()
-                .is_some_and(|s| s.chars().count() <= 320 && EMAIL.is_match(s));
+            let ok = v.as_str().is_some_and(|s| s.chars().count() <= 320 && EMAIL.is_match(s));
             (!ok).then(|| format!("The {attr} field must be a valid email address."))
         }
         Rule::Max(max) if numeric => as_integer(v)
@@ -218,23 +184,24 @@ fn check_value(rule: &Rule, v: &Value, attr: &str, numeric: bool) -> Option<Stri
         Rule::Max(max) => match v {
             Value::String(s) => (s.chars().count() > *max)
                 .then(|| format!("The {attr} field must not be greater than {max} characters.")),
-            Value::Array(a) => (a.len() > *max)
-                .then(|| format!("The {attr} field must not have more than {max} items.")),
+            Value::Array(a) => {
+                (a.len() > *max).then(|| format!("The {attr} field must not have more than {max} items."))
+            }
             _ => None,
         },
-        Rule::Min(min) if numeric => as_integer(v)
-            .is_none_or(|n| n < *min)
-            .then(|| format!("The {attr} field must be at least {min}.")),
+        Rule::Min(min) if numeric => {
+            as_integer(v).is_none_or(|n| n < *min).then(|| format!("The {attr} field must be at least {min}."))
+        }
         Rule::Min(min) => match v {
             Value::String(s) => ((s.chars().count() as i64) < *min)
                 .then(|| format!("The {attr} field must be at least {min} characters.")),
-            Value::Array(a) => ((a.len() as i64) < *min)
-                .then(|| format!("The {attr} field must have at least {min} items.")),
+            Value::Array(a) => {
+                ((a.len() as i64) < *min).then(|| format!("The {attr} field must have at least {min} items."))
+            }
             _ => None,
         },
         Rule::Regex(re) => {
-            let ok = v.as_str().is_some_and(|s| re.is_match(s))
-                || (v.is_number() && re.is_match(&v.to_string()));
+            let ok = v.as_str().is_some_and(|s| re.is_match(s)) || (v.is_number() && re.is_match(&v.to_string()));
             (!ok).then(|| format!("The {attr} field format is invalid."))
         }
         Rule::In(options) => {
@@ -242,9 +209,7 @@ fn check_value(rule: &Rule, v: &Value, attr: &str, numeric: bool) -> Option<Stri
             (!ok).then(|| format!("The selected {attr} is invalid."))
         }
         Rule::DateTime => {
-            let ok = v.as_str().is_some_and(|s| {
-                chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S").is_ok()
-            });
+            let ok = v.as_str().is_some_and(|s| chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S").is_ok());
             (!ok).then(|| format!("The {attr} field must match the format Y-m-d H:i:s."))
         }
     }
@@ -276,11 +241,7 @@ pub fn validate(
             }
         }
     }
-    if errors.is_empty() {
-        Ok(())
-    } else {
-        Err(errors)
-    }
+    if errors.is_empty() { Ok(()) } else { Err(errors) }
 }
 
 #[cfg(test)]
@@ -297,49 +258,22 @@ mod tests {
     #[test]
     fn required_and_the_summary_message() {
         let fields = [
-            field(
-                "product",
-                vec![Rule::Required, Rule::String, Rule::Max(100)],
-            ),
+            field("product", vec![Rule::Required, Rule::String, Rule::Max(100)]),
             field("email", vec![Rule::Required, Rule::Email]),
             field("id_device", vec![Rule::Integer, Rule::Min(1)]),
         ];
         let e = validate(&obj(json!({"email": "  "})), &fields, &[]).unwrap_err();
-        assert_eq!(
-            e.message(),
-            "The product field is required. (and 1 more error)"
-        );
+        assert_eq!(e.message(), "The product field is required. (and 1 more error)");
         assert_eq!(
             e.to_json(),
             json!({"message": "The product field is required. (and 1 more error)", "errors": {
                 "product": ["The product field is required."],
                 "email": ["The email field is required."]}})
         );
-        let e = validate(
-            &obj(json!({"product": 5, "email": "x", "id_device": "0"})),
-            &fields,
-            &[],
-        )
-        .unwrap_err();
-        assert_eq!(
-            e.message(),
-            "The product field must be a string. (and 2 more errors)"
-        );
-        assert_eq!(
-            e.errors[2],
-            (
-                "id_device".into(),
-                vec!["The id device field must be at least 1.".into()]
-            )
-        );
-        assert!(
-            validate(
-                &obj(json!({"product": "p", "email": "a@b.co", "id_device": "82"})),
-                &fields,
-                &[]
-            )
-            .is_ok()
-        );
+        let e = validate(&obj(json!({"product": 5, "email": "x", "id_device": "0"})), &fields, &[]).unwrap_err();
+        assert_eq!(e.message(), "The product field must be a string. (and 2 more errors)");
+        assert_eq!(e.errors[2], ("id_device".into(), vec!["The id device field must be at least 1.".into()]));
+        assert!(validate(&obj(json!({"product": "p", "email": "a@b.co", "id_device": "82"})), &fields, &[]).is_ok());
     }
 
     #[test]
@@ -347,21 +281,13 @@ mod tests {
         let fields = [field("name", vec![Rule::String, Rule::Max(3)])];
         assert!(validate(&obj(json!({"name": "ñáé"})), &fields, &[]).is_ok());
         let e = validate(&obj(json!({"name": "ñáéí"})), &fields, &[]).unwrap_err();
-        assert_eq!(
-            e.message(),
-            "The name field must not be greater than 3 characters."
-        );
+        assert_eq!(e.message(), "The name field must not be greater than 3 characters.");
     }
 
     #[test]
     fn absent_optional_values_skip_non_implicit_rules() {
         let fields = [field("cc", vec![Rule::String, Rule::Email, Rule::Max(3)])];
-        for v in [
-            json!({}),
-            json!({"cc": null}),
-            json!({"cc": ""}),
-            json!({"cc": "   "}),
-        ] {
+        for v in [json!({}), json!({"cc": null}), json!({"cc": ""}), json!({"cc": "   "})] {
             assert!(validate(&obj(v.clone()), &fields, &[]).is_ok(), "{v}");
         }
     }
@@ -369,30 +295,12 @@ mod tests {
     #[test]
     fn required_without_all_and_required_with() {
         let fields = [
-            field(
-                "user",
-                vec![
-                    Rule::RequiredWithoutAll(&["email", "departamento"]),
-                    Rule::String,
-                ],
-            ),
-            field(
-                "email",
-                vec![
-                    Rule::RequiredWithoutAll(&["user", "departamento"]),
-                    Rule::Email,
-                ],
-            ),
-            field(
-                "departamento",
-                vec![Rule::RequiredWithoutAll(&["user", "email"]), Rule::Integer],
-            ),
+            field("user", vec![Rule::RequiredWithoutAll(&["email", "departamento"]), Rule::String]),
+            field("email", vec![Rule::RequiredWithoutAll(&["user", "departamento"]), Rule::Email]),
+            field("departamento", vec![Rule::RequiredWithoutAll(&["user", "email"]), Rule::Integer]),
         ];
         let e = validate(&obj(json!({})), &fields, &[]).unwrap_err();
-        assert_eq!(
-            e.errors[0].1[0],
-            "The user field is required when none of email / departamento are present."
-        );
+        assert_eq!(e.errors[0].1[0], "The user field is required when none of email / departamento are present.");
         assert_eq!(
             e.message(),
             "The user field is required when none of email / departamento are present. (and 2 more errors)"
@@ -403,87 +311,49 @@ mod tests {
         assert_eq!(e.message(), "The departamento field must be an integer.");
         let with = [field("name", vec![Rule::RequiredWith(&["attachments"])])];
         let e = validate(&obj(json!({"attachments": [1]})), &with, &[]).unwrap_err();
-        assert_eq!(
-            e.message(),
-            "The name field is required when attachments is present."
-        );
+        assert_eq!(e.message(), "The name field is required when attachments is present.");
         assert!(validate(&obj(json!({"attachments": []})), &with, &[]).is_ok());
     }
 
     #[test]
     fn regex_min_max_on_a_pin() {
         static D: &LazyLock<Regex> = &DIGITS;
-        let fields = [field(
-            "pin",
-            vec![Rule::Regex(D), Rule::Min(4), Rule::Max(12)],
-        )];
+        let fields = [field("pin", vec![Rule::Regex(D), Rule::Min(4), Rule::Max(12)])];
         assert!(validate(&obj(json!({"pin": "1234"})), &fields, &[]).is_ok());
         let e = validate(&obj(json!({"pin": "12a"})), &fields, &[]).unwrap_err();
         assert_eq!(
             e.errors[0].1,
-            vec![
-                "The pin field format is invalid.",
-                "The pin field must be at least 4 characters."
-            ]
+            vec!["The pin field format is invalid.", "The pin field must be at least 4 characters."]
         );
         let e = validate(&obj(json!({"pin": "١٢٣٤"})), &fields, &[]).unwrap_err();
         assert_eq!(e.errors[0].1, vec!["The pin field format is invalid."]);
         let e = validate(&obj(json!({"pin": "1234567890123"})), &fields, &[]).unwrap_err();
-        assert_eq!(
-            e.errors[0].1,
-            vec!["The pin field must not be greater than 12 characters."]
-        );
+        assert_eq!(e.errors[0].1, vec!["The pin field must not be greater than 12 characters."]);
     }
 
     #[test]
     fn list_items_are_reported_with_their_index() {
         let items = vec![(
             "attachments",
-            vec![
-                field("name", vec![Rule::Required, Rule::String]),
-                field("type", vec![Rule::Required]),
-            ],
+            vec![field("name", vec![Rule::Required, Rule::String]), field("type", vec![Rule::Required])],
         )];
-        let e = validate(
-            &obj(json!({"attachments": [{"name": "a", "type": "t"}, {"name": 3}]})),
-            &[],
-            &items,
-        )
-        .unwrap_err();
+        let e =
+            validate(&obj(json!({"attachments": [{"name": "a", "type": "t"}, {"name": 3}]})), &[], &items).unwrap_err();
         assert_eq!(
             e.errors[0],
-            (
-                "attachments.1.name".into(),
-                vec!["The attachments.1.name field must be a string.".into()]
-            )
+            ("attachments.1.name".into(), vec!["The attachments.1.name field must be a string.".into()])
         );
         assert_eq!(e.errors[1].0, "attachments.1.type");
     }
 
     #[test]
     fn emails_and_datetimes() {
-        let fields = [
-            field("e", vec![Rule::Email]),
-            field("d", vec![Rule::DateTime]),
-        ];
-        assert!(
-            validate(
-                &obj(json!({"e": "test0@cyberfuel.com", "d": "2025-10-10 12:00:00"})),
-                &fields,
-                &[]
-            )
-            .is_ok()
-        );
+        let fields = [field("e", vec![Rule::Email]), field("d", vec![Rule::DateTime])];
+        assert!(validate(&obj(json!({"e": "test0@cyberfuel.com", "d": "2025-10-10 12:00:00"})), &fields, &[]).is_ok());
         for bad in ["a", "a@", "@b.c", "a b@c.d", "a@b..c"] {
-            assert!(
-                validate(&obj(json!({"e": bad})), &fields, &[]).is_err(),
-                "{bad}"
-            );
+            assert!(validate(&obj(json!({"e": bad})), &fields, &[]).is_err(), "{bad}");
         }
         let e = validate(&obj(json!({"d": "2025-13-10 12:00:00"})), &fields, &[]).unwrap_err();
-        assert_eq!(
-            e.message(),
-            "The d field must match the format Y-m-d H:i:s."
-        );
+        assert_eq!(e.message(), "The d field must match the format Y-m-d H:i:s.");
     }
 }

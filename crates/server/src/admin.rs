@@ -11,9 +11,7 @@ use clap::{Args, Subcommand};
 use helpdesk_db::Db;
 use helpdesk_domain::model::{Endpoint, NewInternalUser, Status};
 use helpdesk_domain::ports::{DepartmentRepository, ProductRepository, SystemClock};
-use helpdesk_domain::services::{
-    AccessService, AdminService, MailAccountInput, MailAccountService, UserInput,
-};
+use helpdesk_domain::services::{AccessService, AdminService, MailAccountInput, MailAccountService, UserInput};
 use helpdesk_http::Keys;
 
 #[derive(Debug, Subcommand)]
@@ -155,10 +153,7 @@ fn parse_grants(list: &[String], all: bool) -> anyhow::Result<BTreeSet<Endpoint>
 
 fn read_stdin_line(what: &str) -> anyhow::Result<String> {
     let mut line = String::new();
-    std::io::stdin()
-        .lock()
-        .read_line(&mut line)
-        .with_context(|| format!("reading the {what} from stdin"))?;
+    std::io::stdin().lock().read_line(&mut line).with_context(|| format!("reading the {what} from stdin"))?;
     let line = line.trim_end_matches(['\n', '\r']).to_string();
     if line.is_empty() {
         bail!("the {what} read from stdin is empty");
@@ -169,11 +164,7 @@ fn read_stdin_line(what: &str) -> anyhow::Result<String> {
 pub async fn consumer(db: Arc<Db>, keys: &Keys, cmd: ConsumerCmd) -> anyhow::Result<()> {
     let access = AccessService::new(db, keys.consumer_hmac.clone(), Arc::new(SystemClock));
     match cmd {
-        ConsumerCmd::Create {
-            name,
-            grants,
-            all_grants,
-        } => {
+        ConsumerCmd::Create { name, grants, all_grants } => {
             let grants = parse_grants(&grants, all_grants)?;
             let (c, secret) = access.create(&name, grants).await?;
             println!("consumer {} created (id {})", c.name, c.id);
@@ -184,13 +175,7 @@ pub async fn consumer(db: Arc<Db>, keys: &Keys, cmd: ConsumerCmd) -> anyhow::Res
         ConsumerCmd::List => {
             for c in access.list().await? {
                 let grants: Vec<_> = c.grants.iter().map(|g| g.path()).collect();
-                println!(
-                    "{}\t{}\t{}\t{}",
-                    c.id,
-                    c.name,
-                    c.status.as_str(),
-                    grants.join(",")
-                );
+                println!("{}\t{}\t{}\t{}", c.id, c.name, c.status.as_str(), grants.join(","));
             }
         }
         ConsumerCmd::Disable { name } => {
@@ -232,24 +217,13 @@ pub async fn product(db: Arc<Db>, cmd: ProductCmd) -> anyhow::Result<()> {
 
 pub async fn department(db: Arc<Db>, cmd: DepartmentCmd) -> anyhow::Result<()> {
     match cmd {
-        DepartmentCmd::Add {
-            name,
-            synology_channel,
-        } => {
-            let d = AdminService::new(db)
-                .add_department(&name, synology_channel)
-                .await?;
+        DepartmentCmd::Add { name, synology_channel } => {
+            let d = AdminService::new(db).add_department(&name, synology_channel).await?;
             println!("department {} added (id {})", d.name, d.id);
         }
         DepartmentCmd::List => {
             for d in db.list_departments().await? {
-                println!(
-                    "{}\t{}\t{}\t{}",
-                    d.id,
-                    d.name,
-                    d.status.as_str(),
-                    d.synology_channel.unwrap_or_default()
-                );
+                println!("{}\t{}\t{}\t{}", d.id, d.name, d.status.as_str(), d.synology_channel.unwrap_or_default());
             }
         }
     }
@@ -263,14 +237,9 @@ pub async fn user(db: Arc<Db>, cmd: UserCmd) -> anyhow::Result<()> {
         Some(r) => Some(admin.ensure_role(r).await?.id),
         None => None,
     };
-    let password = if a.password_stdin {
-        Some(read_stdin_line("password")?)
-    } else {
-        None
-    };
+    let password = if a.password_stdin { Some(read_stdin_line("password")?) } else { None };
     let device_pin = if a.pin_from_env {
-        let pin =
-            std::env::var("HELPDESK_NEW_PIN").context("--pin-from-env needs HELPDESK_NEW_PIN")?;
+        let pin = std::env::var("HELPDESK_NEW_PIN").context("--pin-from-env needs HELPDESK_NEW_PIN")?;
         Some((a.device.clone().unwrap_or_default(), pin))
     } else {
         None
@@ -307,15 +276,7 @@ pub async fn user(db: Arc<Db>, cmd: UserCmd) -> anyhow::Result<()> {
 }
 
 pub async fn mail_account(db: Arc<Db>, keys: &Keys, cmd: MailAccountCmd) -> anyhow::Result<()> {
-    let MailAccountCmd::Add {
-        host,
-        user,
-        port,
-        mailboxes,
-        department,
-        inactive,
-        no_acknowledgement,
-    } = cmd;
+    let MailAccountCmd::Add { host, user, port, mailboxes, department, inactive, no_acknowledgement } = cmd;
     let password = read_stdin_line("mailbox password")?;
     let account = MailAccountService::new(db, keys.secret_box.clone())
         .add(MailAccountInput {
@@ -325,11 +286,7 @@ pub async fn mail_account(db: Arc<Db>, keys: &Keys, cmd: MailAccountCmd) -> anyh
             port,
             mailboxes,
             department_id: department,
-            status: if inactive {
-                Status::Inactive
-            } else {
-                Status::Active
-            },
+            status: if inactive { Status::Inactive } else { Status::Active },
             send_acknowledgement: !no_acknowledgement,
         })
         .await?;

@@ -5,19 +5,13 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
-use helpdesk_server::admin::{
-    self, ConsumerCmd, DepartmentCmd, MailAccountCmd, ProductCmd, UserCmd,
-};
+use helpdesk_server::admin::{self, ConsumerCmd, DepartmentCmd, MailAccountCmd, ProductCmd, UserCmd};
 use helpdesk_server::settings::CONFIG_FILE_VAR;
 use helpdesk_server::startup::open_db;
 use helpdesk_server::{Application, Settings, telemetry};
 
 #[derive(Debug, Parser)]
-#[command(
-    name = "helpdesk-server",
-    version,
-    about = "The helpdesk REST API server and its admin commands"
-)]
+#[command(name = "helpdesk-server", version, about = "The helpdesk REST API server and its admin commands")]
 struct Cli {
     /// A TOML file read over the built-in defaults (environment variables
     /// HELPDESK__SECTION__KEY override both).
@@ -52,20 +46,16 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let settings =
-        match Settings::load(cli.config.as_deref()).and_then(|s| s.validate().map(|()| s)) {
-            Ok(s) => s,
-            Err(e) => {
-                eprintln!("error: {e}");
-                return ExitCode::from(2);
-            }
-        };
+    let settings = match Settings::load(cli.config.as_deref()).and_then(|s| s.validate().map(|()| s)) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let format = settings.log_format().expect("validated");
     telemetry::init(&settings.log.level, format);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");

@@ -7,9 +7,7 @@ use std::sync::Arc;
 use helpdesk_db::Db;
 use helpdesk_domain::model::{Endpoint, NewInternalUser, Status};
 use helpdesk_domain::ports::{ConsumerRepository, SystemClock};
-use helpdesk_domain::services::{
-    AccessService, AdminService, MailAccountInput, MailAccountService, UserInput,
-};
+use helpdesk_domain::services::{AccessService, AdminService, MailAccountInput, MailAccountService, UserInput};
 use helpdesk_http::Keys;
 
 /// The example credentials printed in the API documentation.
@@ -27,54 +25,19 @@ pub async fn seed_demo(db: &Arc<Db>, keys: &Keys) -> anyhow::Result<()> {
     let admin = AdminService::new(db.clone());
     // The product aliases the documentation's examples send.
     for alias in ["dolores", "est", "evktzdcpbcfbd", "jlwnplitvwegmkx"] {
-        admin
-            .add_product(alias, &format!("Producto de ejemplo {alias}"))
-            .await?;
+        admin.add_product(alias, &format!("Producto de ejemplo {alias}")).await?;
     }
-    let support = admin
-        .add_department("Soporte Técnico", Some("soporte".into()))
-        .await?;
-    let sales = admin
-        .add_department("Ventas", Some("ventas".into()))
-        .await?;
+    let support = admin.add_department("Soporte Técnico", Some("soporte".into())).await?;
+    let sales = admin.add_department("Ventas", Some("ventas".into())).await?;
     let role = admin.ensure_role("soporte").await?;
     let people = [
-        (
-            "operador1",
-            "Ana Operadora Demo",
-            "operador1@helpdesk.test",
-            support.id,
-            true,
-            Some(101),
-        ),
-        (
-            "operador2",
-            "Bruno Operador Demo",
-            "operador2@helpdesk.test",
-            support.id,
-            true,
-            Some(102),
-        ),
-        (
-            "vendedor1",
-            "Carla Ventas Demo",
-            "vendedor1@helpdesk.test",
-            sales.id,
-            true,
-            None,
-        ),
-        (
-            "jefe1",
-            "Diego Jefe Demo",
-            "jefe1@helpdesk.test",
-            support.id,
-            false,
-            None,
-        ),
+        ("operador1", "Ana Operadora Demo", "operador1@helpdesk.test", support.id, true, Some(101)),
+        ("operador2", "Bruno Operador Demo", "operador2@helpdesk.test", support.id, true, Some(102)),
+        ("vendedor1", "Carla Ventas Demo", "vendedor1@helpdesk.test", sales.id, true, None),
+        ("jefe1", "Diego Jefe Demo", "jefe1@helpdesk.test", support.id, false, None),
     ];
     for (login, name, email, dep, takes, synology) in people {
-        let pin =
-            (login == "operador1").then(|| ("Teléfono demo".to_string(), DEMO_PIN.to_string()));
+        let pin = (login == "operador1").then(|| ("Teléfono demo".to_string(), DEMO_PIN.to_string()));
         // Argon2 runs inline here: start-up, once, on the blocking-safe path.
         admin
             .add_user(UserInput {
@@ -112,21 +75,8 @@ pub async fn seed_demo(db: &Arc<Db>, keys: &Keys) -> anyhow::Result<()> {
         send_acknowledgement: true,
     })
     .await?;
-    let access = AccessService::new(
-        db.clone(),
-        keys.consumer_hmac.clone(),
-        Arc::new(SystemClock),
-    );
-    access
-        .create_with_secret(
-            DEMO_CONSUMER,
-            DEMO_SECRET,
-            Endpoint::ALL.into_iter().collect(),
-        )
-        .await?;
-    tracing::warn!(
-        consumer = DEMO_CONSUMER,
-        "dev profile: demo data seeded (never use the dev profile in production)"
-    );
+    let access = AccessService::new(db.clone(), keys.consumer_hmac.clone(), Arc::new(SystemClock));
+    access.create_with_secret(DEMO_CONSUMER, DEMO_SECRET, Endpoint::ALL.into_iter().collect()).await?;
+    tracing::warn!(consumer = DEMO_CONSUMER, "dev profile: demo data seeded (never use the dev profile in production)");
     Ok(())
 }

@@ -71,10 +71,7 @@ pub struct ConfigError {
 }
 
 fn bad(key: &str, message: impl Into<String>) -> ConfigError {
-    ConfigError {
-        key: key.into(),
-        message: message.into(),
-    }
+    ConfigError { key: key.into(), message: message.into() }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,22 +83,16 @@ pub enum Profile {
 impl Settings {
     /// Loads defaults, then `file` (if given), then the environment.
     pub fn load(file: Option<&Path>) -> Result<Settings, ConfigError> {
-        let mut builder = config::Config::builder()
-            .add_source(config::File::from_str(DEFAULTS, config::FileFormat::Toml));
+        let mut builder =
+            config::Config::builder().add_source(config::File::from_str(DEFAULTS, config::FileFormat::Toml));
         if let Some(f) = file {
             if !f.exists() {
-                return Err(bad(
-                    "--config",
-                    format!("file {} does not exist", f.display()),
-                ));
+                return Err(bad("--config", format!("file {} does not exist", f.display())));
             }
             builder = builder.add_source(config::File::from(f));
         }
         builder = builder.add_source(
-            config::Environment::with_prefix(ENV_PREFIX)
-                .prefix_separator("__")
-                .separator("__")
-                .try_parsing(true),
+            config::Environment::with_prefix(ENV_PREFIX).prefix_separator("__").separator("__").try_parsing(true),
         );
         let raw = builder.build().map_err(|e| from_config_error(e))?;
         raw.try_deserialize().map_err(from_config_error)
@@ -111,10 +102,7 @@ impl Settings {
         match self.profile.trim().to_ascii_lowercase().as_str() {
             "dev" | "development" => Ok(Profile::Dev),
             "prod" | "production" => Ok(Profile::Prod),
-            other => Err(bad(
-                "profile",
-                format!("unknown profile {other:?}: use \"dev\" or \"prod\""),
-            )),
+            other => Err(bad("profile", format!("unknown profile {other:?}: use \"dev\" or \"prod\""))),
         }
     }
 
@@ -144,20 +132,15 @@ impl Settings {
             if value.is_empty() {
                 return match profile {
                     Profile::Dev => Ok(parse_key(dev).expect("built-in dev key")),
-                    Profile::Prod => Err(bad(
-                        &full,
-                        "must be set in the prod profile (64 hex digits; `openssl rand -hex 32`)",
-                    )),
+                    Profile::Prod => {
+                        Err(bad(&full, "must be set in the prod profile (64 hex digits; `openssl rand -hex 32`)"))
+                    }
                 };
             }
             parse_key(value).map_err(|e| bad(&full, e.to_string()))
         };
         Ok(Keys {
-            consumer_hmac: SecretHasher::new(key(
-                "consumer_hmac",
-                &self.keys.consumer_hmac,
-                DEV_CONSUMER_HMAC,
-            )?),
+            consumer_hmac: SecretHasher::new(key("consumer_hmac", &self.keys.consumer_hmac, DEV_CONSUMER_HMAC)?),
             secret_box: SecretBox::new(key("secret_box", &self.keys.secret_box, DEV_SECRET_BOX)?),
         })
     }
@@ -166,19 +149,14 @@ impl Settings {
         if self.server.body_limit_bytes < 1024 {
             return Err(bad("server.body_limit_bytes", "must be at least 1024"));
         }
-        Ok(Limits {
-            body_bytes: self.server.body_limit_bytes,
-        })
+        Ok(Limits { body_bytes: self.server.body_limit_bytes })
     }
 
     pub fn log_format(&self) -> Result<LogFormat, ConfigError> {
         match self.log.format.as_str() {
             "text" => Ok(LogFormat::Text),
             "json" => Ok(LogFormat::Json),
-            other => Err(bad(
-                "log.format",
-                format!("unknown format {other:?}: use \"text\" or \"json\""),
-            )),
+            other => Err(bad("log.format", format!("unknown format {other:?}: use \"text\" or \"json\""))),
         }
     }
 
@@ -190,8 +168,7 @@ impl Settings {
         self.keys()?;
         self.limits()?;
         self.log_format()?;
-        tracing_subscriber::EnvFilter::try_new(&self.log.level)
-            .map_err(|e| bad("log.level", e.to_string()))?;
+        tracing_subscriber::EnvFilter::try_new(&self.log.level).map_err(|e| bad("log.level", e.to_string()))?;
         Ok(())
     }
 }
@@ -205,21 +182,14 @@ pub enum LogFormat {
 /// Turns the config crate's errors into one line naming the key.
 fn from_config_error(e: config::ConfigError) -> ConfigError {
     match &e {
-        config::ConfigError::Type {
-            key: Some(key),
-            unexpected,
-            expected,
-            ..
-        } => bad(key, format!("expected {expected}, found {unexpected}")),
+        config::ConfigError::Type { key: Some(key), unexpected, expected, .. } => {
+            bad(key, format!("expected {expected}, found {unexpected}"))
+        }
         config::ConfigError::NotFound(key) => bad(key, "missing"),
         _ => {
             let text = e.to_string();
             // "... for key `database.port`" is how the crate names keys in messages.
-            let key = text
-                .split('`')
-                .nth(1)
-                .unwrap_or("configuration")
-                .to_string();
+            let key = text.split('`').nth(1).unwrap_or("configuration").to_string();
             bad(&key, text)
         }
     }

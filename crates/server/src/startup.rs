@@ -50,10 +50,7 @@ impl Application {
         settings.validate()?;
         let db = Arc::new(open_db(&settings)?);
         if settings.database.migrate_on_start {
-            let applied = db
-                .migrate()
-                .await
-                .map_err(|e| StartError::Migrate(e.to_string()))?;
+            let applied = db.migrate().await.map_err(|e| StartError::Migrate(e.to_string()))?;
             if !applied.is_empty() {
                 tracing::info!(?applied, "migrations applied");
             }
@@ -62,35 +59,24 @@ impl Application {
         let keys = settings.keys()?;
         let state = AppState::new(db.clone(), clock, keys.clone(), settings.limits()?).into_data();
         if settings.profile()? == Profile::Dev && settings.seed.demo {
-            crate::seed::seed_demo(&db, &keys)
-                .await
-                .map_err(|e| StartError::Seed(e.to_string()))?;
+            crate::seed::seed_demo(&db, &keys).await.map_err(|e| StartError::Seed(e.to_string()))?;
         }
 
         let address = format!("{}:{}", settings.server.host, settings.server.port);
-        let listener =
-            TcpListener::bind(&address).map_err(|e| StartError::Bind(address.clone(), e))?;
-        let port = listener
-            .local_addr()
-            .map_err(|e| StartError::Bind(address.clone(), e))?
-            .port();
+        let listener = TcpListener::bind(&address).map_err(|e| StartError::Bind(address.clone(), e))?;
+        let port = listener.local_addr().map_err(|e| StartError::Bind(address.clone(), e))?.port();
         let workers = match settings.server.workers {
-            0 => std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(1),
+            0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
             n => n,
         };
-        let server = HttpServer::new(move || {
-            App::new()
-                .app_data(state.clone())
-                .configure(helpdesk_http::configure::<Db>)
-        })
-        .workers(workers)
-        .shutdown_timeout(settings.server.shutdown_timeout_secs)
-        .client_request_timeout(Duration::from_secs(30))
-        .listen(listener)
-        .map_err(|e| StartError::Bind(address.clone(), e))?
-        .run();
+        let server =
+            HttpServer::new(move || App::new().app_data(state.clone()).configure(helpdesk_http::configure::<Db>))
+                .workers(workers)
+                .shutdown_timeout(settings.server.shutdown_timeout_secs)
+                .client_request_timeout(Duration::from_secs(30))
+                .listen(listener)
+                .map_err(|e| StartError::Bind(address.clone(), e))?
+                .run();
         let backend = match db.backend() {
             Backend::Sqlite => "sqlite",
             Backend::Mysql => "mysql",

@@ -63,11 +63,7 @@ impl AuditRepository for Db {
             .execute(conn)
             .await
             .or_repo()?);
-        if n == 0 {
-            Err(RepoError::NotFound)
-        } else {
-            Ok(())
-        }
+        if n == 0 { Err(RepoError::NotFound) } else { Ok(()) }
     }
 
     async fn find_audit(&self, id: i64) -> RepoResult<Option<AuditEntry>> {

@@ -20,17 +20,12 @@ use crate::{Db, db_run, db_transaction};
 /// async wrapper has no batch insert.
 macro_rules! replace_grants {
     ($conn:ident, $id:expr, $grants:expr) => {{
-        diesel::delete(
-            consumidor_permiso::table.filter(consumidor_permiso::fk_id_consumidor.eq($id)),
-        )
-        .execute($conn)
-        .await?;
+        diesel::delete(consumidor_permiso::table.filter(consumidor_permiso::fk_id_consumidor.eq($id)))
+            .execute($conn)
+            .await?;
         for g in $grants.iter() {
             diesel::insert_into(consumidor_permiso::table)
-                .values((
-                    consumidor_permiso::fk_id_consumidor.eq($id),
-                    consumidor_permiso::endpoint.eq(g),
-                ))
+                .values((consumidor_permiso::fk_id_consumidor.eq($id), consumidor_permiso::endpoint.eq(g)))
                 .execute($conn)
                 .await?;
         }
@@ -86,9 +81,7 @@ impl ConsumerRepository for Db {
                 }
             }
         });
-        found
-            .map(|(row, grants)| row.into_domain(grants))
-            .transpose()
+        found.map(|(row, grants)| row.into_domain(grants)).transpose()
     }
 
     async fn list_consumers(&self) -> RepoResult<Vec<Consumer>> {
@@ -100,10 +93,7 @@ impl ConsumerRepository for Db {
                 .await
                 .or_repo()?;
             let grants = consumidor_permiso::table
-                .select((
-                    consumidor_permiso::fk_id_consumidor,
-                    consumidor_permiso::endpoint,
-                ))
+                .select((consumidor_permiso::fk_id_consumidor, consumidor_permiso::endpoint))
                 .load(conn)
                 .await
                 .or_repo()?;
@@ -160,9 +150,6 @@ impl Db {
             .load(conn)
             .await
             .or_repo()?);
-        rows.into_iter()
-            .find(|(_, n)| n == name)
-            .map(|(id, _)| id)
-            .ok_or(RepoError::NotFound)
+        rows.into_iter().find(|(_, n)| n == name).map(|(id, _)| id).ok_or(RepoError::NotFound)
     }
 }

@@ -26,12 +26,7 @@ impl ProductRepository for Db {
                 .await?;
             Ok(conn.last_insert_id().await?)
         })?;
-        Ok(Product {
-            id,
-            alias: new.alias,
-            name: new.name,
-            status: Status::Active,
-        })
+        Ok(Product { id, alias: new.alias, name: new.name, status: Status::Active })
     }
 
     async fn find_product_by_alias(&self, alias: &str) -> RepoResult<Option<Product>> {
@@ -69,12 +64,7 @@ impl DepartmentRepository for Db {
                 .await?;
             Ok(conn.last_insert_id().await?)
         })?;
-        Ok(Department {
-            id,
-            name: new.name,
-            synology_channel: new.synology_channel,
-            status: Status::Active,
-        })
+        Ok(Department { id, name: new.name, synology_channel: new.synology_channel, status: Status::Active })
     }
 
     async fn find_department(&self, id: i64) -> RepoResult<Option<Department>> {
@@ -100,54 +90,34 @@ impl DepartmentRepository for Db {
 
     async fn ensure_role(&self, name: &str) -> RepoResult<Role> {
         let row: RoleRow = db_transaction!(self, |conn| {
-            let found = rol::table
-                .filter(rol::nombre.eq(name))
-                .select(RoleRow::as_select())
-                .first(conn)
-                .await
-                .optional()?;
+            let found =
+                rol::table.filter(rol::nombre.eq(name)).select(RoleRow::as_select()).first(conn).await.optional()?;
             match found {
                 Some(r) => Ok(r),
                 None => {
-                    diesel::insert_into(rol::table)
-                        .values(rol::nombre.eq(name))
-                        .execute(conn)
-                        .await?;
-                    Ok(RoleRow {
-                        id_rol: conn.last_insert_id().await?,
-                        nombre: name.to_string(),
-                    })
+                    diesel::insert_into(rol::table).values(rol::nombre.eq(name)).execute(conn).await?;
+                    Ok(RoleRow { id_rol: conn.last_insert_id().await?, nombre: name.to_string() })
                 }
             }
         })?;
-        Ok(Role {
-            id: row.id_rol,
-            name: row.nombre,
-        })
+        Ok(Role { id: row.id_rol, name: row.nombre })
     }
 }
 
 type UserWithRole = (UserRow, Option<String>);
 
 fn users_with_roles(rows: Vec<UserWithRole>) -> RepoResult<Vec<InternalUser>> {
-    rows.into_iter()
-        .map(|(u, role)| u.into_domain(role))
-        .collect()
+    rows.into_iter().map(|(u, role)| u.into_domain(role)).collect()
 }
 
 impl UserRepository for Db {
     async fn create_user(&self, new: NewInternalUser) -> RepoResult<InternalUser> {
         let row = NewUserRow::from(new);
         let id = db_transaction!(self, |conn| {
-            diesel::insert_into(usuario::table)
-                .values(&row)
-                .execute(conn)
-                .await?;
+            diesel::insert_into(usuario::table).values(&row).execute(conn).await?;
             Ok(conn.last_insert_id().await?)
         })?;
-        self.find_user(id)
-            .await?
-            .ok_or_else(|| RepoError::Unexpected("inserted user vanished".into()))
+        self.find_user(id).await?.ok_or_else(|| RepoError::Unexpected("inserted user vanished".into()))
     }
 
     async fn find_user(&self, id: i64) -> RepoResult<Option<InternalUser>> {
@@ -185,23 +155,15 @@ impl UserRepository for Db {
         users_with_roles(rows)
     }
 
-    async fn find_user_credentials(
-        &self,
-        key: &str,
-    ) -> RepoResult<Option<(InternalUser, Option<String>)>> {
-        let rows: Vec<(UserRow, Option<String>, Option<String>)> =
-            db_run!(self, |conn| usuario::table
-                .left_join(rol::table)
-                .filter(usuario::login.eq(key).or(usuario::correo.eq(key)))
-                .select((
-                    UserRow::as_select(),
-                    rol::nombre.nullable(),
-                    usuario::password_hash
-                ))
-                .order(usuario::id_usuario)
-                .load(conn)
-                .await
-                .or_repo()?);
+    async fn find_user_credentials(&self, key: &str) -> RepoResult<Option<(InternalUser, Option<String>)>> {
+        let rows: Vec<(UserRow, Option<String>, Option<String>)> = db_run!(self, |conn| usuario::table
+            .left_join(rol::table)
+            .filter(usuario::login.eq(key).or(usuario::correo.eq(key)))
+            .select((UserRow::as_select(), rol::nombre.nullable(), usuario::password_hash))
+            .order(usuario::id_usuario)
+            .load(conn)
+            .await
+            .or_repo()?);
         // A login that equals someone else's e-mail: the login wins.
         let mut rows = rows;
         rows.sort_by_key(|(u, _, _)| !u.login.eq_ignore_ascii_case(key));
@@ -217,11 +179,7 @@ impl UserRepository for Db {
             .execute(conn)
             .await
             .or_repo()?);
-        if n == 0 {
-            Err(RepoError::NotFound)
-        } else {
-            Ok(())
-        }
+        if n == 0 { Err(RepoError::NotFound) } else { Ok(()) }
     }
 
     async fn set_synology_id(&self, user_id: i64, synology_id: i64) -> RepoResult<()> {
@@ -230,11 +188,7 @@ impl UserRepository for Db {
             .execute(conn)
             .await
             .or_repo()?);
-        if n == 0 {
-            Err(RepoError::NotFound)
-        } else {
-            Ok(())
-        }
+        if n == 0 { Err(RepoError::NotFound) } else { Ok(()) }
     }
 
     async fn add_device(&self, new: NewDevice) -> RepoResult<Device> {
@@ -250,13 +204,7 @@ impl UserRepository for Db {
                 .await?;
             Ok(conn.last_insert_id().await?)
         })?;
-        Ok(Device {
-            id,
-            user_id: new.user_id,
-            name: new.name,
-            pin_hash: new.pin_hash,
-            status: Status::Active,
-        })
+        Ok(Device { id, user_id: new.user_id, name: new.name, pin_hash: new.pin_hash, status: Status::Active })
     }
 
     async fn find_device(&self, id: i64) -> RepoResult<Option<Device>> {
@@ -273,10 +221,6 @@ impl UserRepository for Db {
 
 impl StoreHealth for Db {
     async fn ping(&self) -> RepoResult<()> {
-        db_run!(self, |conn| diesel::sql_query("SELECT 1")
-            .execute(conn)
-            .await
-            .map(|_| ())
-            .or_repo())
+        db_run!(self, |conn| diesel::sql_query("SELECT 1").execute(conn).await.map(|_| ()).or_repo())
     }
 }

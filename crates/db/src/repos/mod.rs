@@ -4,3 +4,4 @@ mod audit;
 mod consumers;
 mod directory;
 mod mail_accounts;
+mod sso;

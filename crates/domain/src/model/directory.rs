@@ -115,11 +115,7 @@ impl InternalUser {
     /// comma separated, blanks ignored).
     pub fn may_enter_system(&self, system: &str) -> bool {
         let wanted = system.trim();
-        !wanted.is_empty()
-            && self
-                .system_access
-                .split(',')
-                .any(|s| s.trim().eq_ignore_ascii_case(wanted))
+        !wanted.is_empty() && self.system_access.split(',').any(|s| s.trim().eq_ignore_ascii_case(wanted))
     }
 }
 

@@ -44,3 +44,26 @@ pub struct LoginTicket {
     pub expires_at: Timestamp,
     pub used_at: Option<Timestamp>,
 }
+
+/// Failed attempts under one throttle key (`intento_login`): an account and
+/// address for passwords, an account and device for PINs, an address alone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ThrottleState {
+    pub failures: i32,
+    pub window_started_at: Timestamp,
+    pub locked_until: Option<Timestamp>,
+}
+
+/// An e-mail to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutgoingMail {
+    pub to: String,
+    pub subject: String,
+    pub text: String,
+    pub html: Option<String>,
+    /// Without angle brackets; the adapter generates one when `None`.
+    pub message_id: Option<String>,
+    pub in_reply_to: Option<String>,
+    /// Extra headers (for example `Auto-Submitted: auto-replied`).
+    pub headers: Vec<(String, String)>,
+}

@@ -16,10 +16,7 @@ pub enum AccessError {
     InvalidCredentials,
     /// A valid consumer calling an endpoint outside its grants.
     #[error("consumer {consumer} is not granted {endpoint}")]
-    Forbidden {
-        consumer: String,
-        endpoint: Endpoint,
-    },
+    Forbidden { consumer: String, endpoint: Endpoint },
     #[error(transparent)]
     Store(#[from] RepoError),
 }
@@ -35,11 +32,7 @@ pub struct AccessService<R: ConsumerRepository> {
 
 impl<R: ConsumerRepository> AccessService<R> {
     pub fn new(repo: Arc<R>, hasher: SecretHasher, clock: Arc<dyn Clock>) -> Self {
-        Self {
-            repo,
-            hasher,
-            clock,
-        }
+        Self { repo, hasher, clock }
     }
 
     /// Checks the consumer's credentials and that it may call `endpoint`.
@@ -67,20 +60,13 @@ impl<R: ConsumerRepository> AccessService<R> {
             return Err(AccessError::InvalidCredentials);
         }
         if !consumer.may_call(endpoint) {
-            return Err(AccessError::Forbidden {
-                consumer: consumer.name.clone(),
-                endpoint,
-            });
+            return Err(AccessError::Forbidden { consumer: consumer.name.clone(), endpoint });
         }
         Ok(consumer)
     }
 
     /// Creates a consumer with a fresh random secret, returned once.
-    pub async fn create(
-        &self,
-        name: &str,
-        grants: BTreeSet<Endpoint>,
-    ) -> Result<(Consumer, String), AccessError> {
+    pub async fn create(&self, name: &str, grants: BTreeSet<Endpoint>) -> Result<(Consumer, String), AccessError> {
         let secret = random_token(CONSUMER_SECRET_LEN);
         let consumer = self.create_with_secret(name, &secret, grants).await?;
         Ok((consumer, secret))
@@ -109,9 +95,7 @@ impl<R: ConsumerRepository> AccessService<R> {
     /// Replaces a consumer's secret with a fresh one, returned once.
     pub async fn rotate_secret(&self, name: &str) -> Result<String, AccessError> {
         let secret = random_token(CONSUMER_SECRET_LEN);
-        self.repo
-            .set_consumer_secret(name, &self.hasher.hash(&secret))
-            .await?;
+        self.repo.set_consumer_secret(name, &self.hasher.hash(&secret)).await?;
         Ok(secret)
     }
 
@@ -119,11 +103,7 @@ impl<R: ConsumerRepository> AccessService<R> {
         Ok(self.repo.set_consumer_status(name, status).await?)
     }
 
-    pub async fn set_grants(
-        &self,
-        name: &str,
-        grants: BTreeSet<Endpoint>,
-    ) -> Result<(), AccessError> {
+    pub async fn set_grants(&self, name: &str, grants: BTreeSet<Endpoint>) -> Result<(), AccessError> {
         Ok(self.repo.set_consumer_grants(name, grants).await?)
     }
 
@@ -154,21 +134,14 @@ mod tests {
             let found = found.clone();
             Box::pin(async move { Ok(found) })
         });
-        AccessService::new(
-            Arc::new(repo),
-            SecretHasher::new([3; 32]),
-            Arc::new(SystemClock),
-        )
+        AccessService::new(Arc::new(repo), SecretHasher::new([3; 32]), Arc::new(SystemClock))
     }
 
     #[tokio::test]
     async fn right_secret_and_grant_pass() {
         let h = SecretHasher::new([3; 32]);
         let s = service(Some(consumer(&h, Status::Active, &[Endpoint::MailSave])));
-        let c = s
-            .authorize(Some("canal"), Some("right"), Endpoint::MailSave)
-            .await
-            .unwrap();
+        let c = s.authorize(Some("canal"), Some("right"), Endpoint::MailSave).await.unwrap();
         assert_eq!(c.id, 1);
     }
 
@@ -181,17 +154,10 @@ mod tests {
             (active.clone(), None, Some("right")),
             (active.clone(), Some("canal"), None),
             (None, Some("canal"), Some("right")),
-            (
-                Some(consumer(&h, Status::Inactive, &[Endpoint::MailSave])),
-                Some("canal"),
-                Some("right"),
-            ),
+            (Some(consumer(&h, Status::Inactive, &[Endpoint::MailSave])), Some("canal"), Some("right")),
         ];
         for (found, name, secret) in cases {
-            let err = service(found)
-                .authorize(name, secret, Endpoint::MailSave)
-                .await
-                .unwrap_err();
+            let err = service(found).authorize(name, secret, Endpoint::MailSave).await.unwrap_err();
             assert!(matches!(err, AccessError::InvalidCredentials), "{err:?}");
         }
     }
@@ -200,16 +166,7 @@ mod tests {
     async fn an_endpoint_outside_the_grants_is_forbidden() {
         let h = SecretHasher::new([3; 32]);
         let s = service(Some(consumer(&h, Status::Active, &[Endpoint::MailSave])));
-        let err = s
-            .authorize(Some("canal"), Some("right"), Endpoint::SsoAccess)
-            .await
-            .unwrap_err();
-        assert!(matches!(
-            err,
-            AccessError::Forbidden {
-                endpoint: Endpoint::SsoAccess,
-                ..
-            }
-        ));
+        let err = s.authorize(Some("canal"), Some("right"), Endpoint::SsoAccess).await.unwrap_err();
+        assert!(matches!(err, AccessError::Forbidden { endpoint: Endpoint::SsoAccess, .. }));
     }
 }

@@ -65,36 +65,16 @@ where
     pub async fn add_product(&self, alias: &str, name: &str) -> Result<Product, AdminError> {
         let alias = alias.trim();
         if alias.is_empty() || alias.chars().count() > 100 {
-            return Err(AdminError::Invalid(
-                "el alias del producto debe tener de 1 a 100 caracteres".into(),
-            ));
+            return Err(AdminError::Invalid("el alias del producto debe tener de 1 a 100 caracteres".into()));
         }
-        Ok(self
-            .repo
-            .create_product(NewProduct {
-                alias: alias.into(),
-                name: name.trim().into(),
-            })
-            .await?)
+        Ok(self.repo.create_product(NewProduct { alias: alias.into(), name: name.trim().into() }).await?)
     }
 
-    pub async fn add_department(
-        &self,
-        name: &str,
-        channel: Option<String>,
-    ) -> Result<Department, AdminError> {
+    pub async fn add_department(&self, name: &str, channel: Option<String>) -> Result<Department, AdminError> {
         if name.trim().is_empty() {
-            return Err(AdminError::Invalid(
-                "el departamento necesita un nombre".into(),
-            ));
+            return Err(AdminError::Invalid("el departamento necesita un nombre".into()));
         }
-        Ok(self
-            .repo
-            .create_department(NewDepartment {
-                name: name.trim().into(),
-                synology_channel: channel,
-            })
-            .await?)
+        Ok(self.repo.create_department(NewDepartment { name: name.trim().into(), synology_channel: channel }).await?)
     }
 
     pub async fn ensure_role(&self, name: &str) -> Result<Role, AdminError> {
@@ -103,17 +83,12 @@ where
 
     /// Adds a user, hashing the password and PIN with Argon2id. Runs Argon2
     /// inline: call it from a context that may block (the admin command line).
-    pub async fn add_user(
-        &self,
-        input: UserInput,
-    ) -> Result<(InternalUser, Option<Device>), AdminError> {
+    pub async fn add_user(&self, input: UserInput) -> Result<(InternalUser, Option<Device>), AdminError> {
         let mut new = input.user;
         new.login = new.login.trim().to_string();
         new.email = new.email.trim().to_lowercase();
         if new.login.is_empty() || new.email.is_empty() || !new.email.contains('@') {
-            return Err(AdminError::Invalid(
-                "el usuario necesita login y correo válidos".into(),
-            ));
+            return Err(AdminError::Invalid("el usuario necesita login y correo válidos".into()));
         }
         if let Some(pw) = &input.password {
             check_password_policy(pw).map_err(AdminError::Invalid)?;
@@ -124,15 +99,9 @@ where
         }
         let user = self.repo.create_user(new).await?;
         let device = match input.device_pin {
-            Some((name, pin)) => Some(
-                self.repo
-                    .add_device(NewDevice {
-                        user_id: user.id,
-                        name,
-                        pin_hash: hash_password(&pin),
-                    })
-                    .await?,
-            ),
+            Some((name, pin)) => {
+                Some(self.repo.add_device(NewDevice { user_id: user.id, name, pin_hash: hash_password(&pin) }).await?)
+            }
             None => None,
         };
         Ok((user, device))

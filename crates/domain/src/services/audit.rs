@@ -11,15 +11,8 @@ use crate::ports::AuditRepository;
 
 /// Keys whose values never reach the bitácora (compared case-insensitively,
 /// at any depth). Mailbox passwords arrive as `password`.
-pub const REDACTED_KEYS: &[&str] = &[
-    "password",
-    "password_confirmation",
-    "token",
-    "pin",
-    "x-user-secret",
-    "secret",
-    "authorization",
-];
+pub const REDACTED_KEYS: &[&str] =
+    &["password", "password_confirmation", "token", "pin", "x-user-secret", "secret", "authorization"];
 
 pub const REDACTED: &str = "[REDACTED]";
 
@@ -76,9 +69,7 @@ pub struct AuditService<R: AuditRepository> {
 
 impl<R: AuditRepository> Clone for AuditService<R> {
     fn clone(&self) -> Self {
-        Self {
-            repo: self.repo.clone(),
-        }
+        Self { repo: self.repo.clone() }
     }
 }
 

@@ -20,11 +20,8 @@ impl<R: UserRepository> DirectoryService<R> {
     /// `required_without_all` rule normally refuses it first).
     pub async fn find_users(&self, filter: UserFilter) -> Result<Vec<InternalUser>, RepoError> {
         let clean = |s: Option<String>| s.map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
-        let filter = UserFilter {
-            login: clean(filter.login),
-            email: clean(filter.email),
-            department_id: filter.department_id,
-        };
+        let filter =
+            UserFilter { login: clean(filter.login), email: clean(filter.email), department_id: filter.department_id };
         if filter == UserFilter::default() {
             return Ok(Vec::new());
         }

@@ -4,9 +4,7 @@ use std::sync::Arc;
 
 use crate::crypto::SecretBox;
 use crate::error::RepoError;
-use crate::model::{
-    MailAccount, MailAccountFilter, MailAccountWithPassword, NewMailAccount, Status,
-};
+use crate::model::{MailAccount, MailAccountFilter, MailAccountWithPassword, NewMailAccount, Status};
 use crate::ports::MailAccountRepository;
 
 #[derive(Debug, thiserror::Error)]
@@ -43,11 +41,7 @@ impl<R: MailAccountRepository> MailAccountService<R> {
     }
 
     pub async fn add(&self, input: MailAccountInput) -> Result<MailAccount, MailAccountError> {
-        let mailboxes = if input.mailboxes.is_empty() {
-            vec!["INBOX".to_string()]
-        } else {
-            input.mailboxes
-        };
+        let mailboxes = if input.mailboxes.is_empty() { vec!["INBOX".to_string()] } else { input.mailboxes };
         Ok(self
             .repo
             .create_mail_account(NewMailAccount {
@@ -74,10 +68,8 @@ impl<R: MailAccountRepository> MailAccountService<R> {
         accounts
             .into_iter()
             .map(|account| {
-                let password = self
-                    .secret_box
-                    .open(&account.sealed_password)
-                    .map_err(|_| MailAccountError::Unseal(account.id))?;
+                let password =
+                    self.secret_box.open(&account.sealed_password).map_err(|_| MailAccountError::Unseal(account.id))?;
                 Ok(MailAccountWithPassword { account, password })
             })
             .collect()

@@ -13,10 +13,7 @@ use crate::model::*;
 use crate::ports::*;
 
 fn at(h: u32, m: u32, s: u32) -> Timestamp {
-    NaiveDate::from_ymd_opt(2025, 10, 10)
-        .unwrap()
-        .and_hms_micro_opt(h, m, s, 123_456)
-        .unwrap()
+    NaiveDate::from_ymd_opt(2025, 10, 10).unwrap().and_hms_micro_opt(h, m, s, 123_456).unwrap()
 }
 
 pub fn sample_user(login: &str, email: &str, department_id: Option<i64>) -> NewInternalUser {
@@ -40,78 +37,34 @@ pub fn sample_user(login: &str, email: &str, department_id: Option<i64>) -> NewI
 }
 
 fn assert_duplicate<T: std::fmt::Debug>(r: Result<T, RepoError>, what: &str) {
-    assert!(
-        matches!(r, Err(RepoError::Duplicate(_))),
-        "{what}: expected Duplicate, got {r:?}"
-    );
+    assert!(matches!(r, Err(RepoError::Duplicate(_))), "{what}: expected Duplicate, got {r:?}");
 }
 
 pub async fn products_round_trip_and_alias_is_unique_ignoring_case<S: Store>(s: Arc<S>) {
-    let p = s
-        .create_product(NewProduct {
-            alias: "mesa".into(),
-            name: "Mesa de ayuda".into(),
-        })
-        .await
-        .unwrap();
+    let p = s.create_product(NewProduct { alias: "mesa".into(), name: "Mesa de ayuda".into() }).await.unwrap();
     assert!(p.id > 0);
-    assert_eq!(
-        (p.alias.as_str(), p.name.as_str(), p.status),
-        ("mesa", "Mesa de ayuda", Status::Active)
-    );
-    assert_eq!(
-        s.find_product_by_alias("mesa").await.unwrap(),
-        Some(p.clone())
-    );
-    assert_eq!(
-        s.find_product_by_alias("MESA").await.unwrap(),
-        Some(p.clone())
-    );
+    assert_eq!((p.alias.as_str(), p.name.as_str(), p.status), ("mesa", "Mesa de ayuda", Status::Active));
+    assert_eq!(s.find_product_by_alias("mesa").await.unwrap(), Some(p.clone()));
+    assert_eq!(s.find_product_by_alias("MESA").await.unwrap(), Some(p.clone()));
     assert_eq!(s.find_product_by_alias("otra").await.unwrap(), None);
-    assert_duplicate(
-        s.create_product(NewProduct {
-            alias: "Mesa".into(),
-            name: "x".into(),
-        })
-        .await,
-        "alias",
-    );
-    let q = s
-        .create_product(NewProduct {
-            alias: "portal".into(),
-            name: "Portal".into(),
-        })
-        .await
-        .unwrap();
+    assert_duplicate(s.create_product(NewProduct { alias: "Mesa".into(), name: "x".into() }).await, "alias");
+    let q = s.create_product(NewProduct { alias: "portal".into(), name: "Portal".into() }).await.unwrap();
     assert_eq!(s.list_products().await.unwrap(), vec![p, q]);
 }
 
 pub async fn departments_and_roles<S: Store>(s: Arc<S>) {
     let d = s
-        .create_department(NewDepartment {
-            name: "Soporte".into(),
-            synology_channel: Some("soporte".into()),
-        })
+        .create_department(NewDepartment { name: "Soporte".into(), synology_channel: Some("soporte".into()) })
         .await
         .unwrap();
     assert_eq!(s.find_department(d.id).await.unwrap(), Some(d.clone()));
     assert_eq!(s.find_department(d.id + 1000).await.unwrap(), None);
     assert_eq!(d.status, Status::Active);
     assert_duplicate(
-        s.create_department(NewDepartment {
-            name: "Soporte".into(),
-            synology_channel: None,
-        })
-        .await,
+        s.create_department(NewDepartment { name: "Soporte".into(), synology_channel: None }).await,
         "department name",
     );
-    let e = s
-        .create_department(NewDepartment {
-            name: "Ventas".into(),
-            synology_channel: None,
-        })
-        .await
-        .unwrap();
+    let e = s.create_department(NewDepartment { name: "Ventas".into(), synology_channel: None }).await.unwrap();
     assert_eq!(s.list_departments().await.unwrap(), vec![d, e]);
     let r = s.ensure_role("desarrollo").await.unwrap();
     assert_eq!(r.name, "desarrollo");
@@ -120,13 +73,7 @@ pub async fn departments_and_roles<S: Store>(s: Arc<S>) {
 }
 
 pub async fn users_round_trip_every_field<S: Store>(s: Arc<S>) {
-    let d = s
-        .create_department(NewDepartment {
-            name: "Soporte".into(),
-            synology_channel: None,
-        })
-        .await
-        .unwrap();
+    let d = s.create_department(NewDepartment { name: "Soporte".into(), synology_channel: None }).await.unwrap();
     let r = s.ensure_role("desarrollo").await.unwrap();
     let mut new = sample_user("ana", "ana@example.test", Some(d.id));
     new.role_id = Some(r.id);
@@ -164,158 +111,58 @@ pub async fn users_round_trip_every_field<S: Store>(s: Arc<S>) {
 }
 
 pub async fn user_login_and_email_are_unique<S: Store>(s: Arc<S>) {
-    s.create_user(sample_user("ana", "ana@example.test", None))
-        .await
-        .unwrap();
-    assert_duplicate(
-        s.create_user(sample_user("ana", "otra@example.test", None))
-            .await,
-        "login",
-    );
-    assert_duplicate(
-        s.create_user(sample_user("ANA", "otra@example.test", None))
-            .await,
-        "login ignoring case",
-    );
-    assert_duplicate(
-        s.create_user(sample_user("bea", "ana@example.test", None))
-            .await,
-        "email",
-    );
-    assert_duplicate(
-        s.create_user(sample_user("bea", "Ana@Example.TEST", None))
-            .await,
-        "email ignoring case",
-    );
-    s.create_user(sample_user("bea", "bea@example.test", None))
-        .await
-        .unwrap();
+    s.create_user(sample_user("ana", "ana@example.test", None)).await.unwrap();
+    assert_duplicate(s.create_user(sample_user("ana", "otra@example.test", None)).await, "login");
+    assert_duplicate(s.create_user(sample_user("ANA", "otra@example.test", None)).await, "login ignoring case");
+    assert_duplicate(s.create_user(sample_user("bea", "ana@example.test", None)).await, "email");
+    assert_duplicate(s.create_user(sample_user("bea", "Ana@Example.TEST", None)).await, "email ignoring case");
+    s.create_user(sample_user("bea", "bea@example.test", None)).await.unwrap();
 }
 
 pub async fn user_references_must_exist<S: Store>(s: Arc<S>) {
-    let r = s
-        .create_user(sample_user("ana", "ana@example.test", Some(987_654)))
-        .await;
-    assert!(
-        matches!(r, Err(RepoError::MissingReference(_))),
-        "unknown department: {r:?}"
-    );
+    let r = s.create_user(sample_user("ana", "ana@example.test", Some(987_654))).await;
+    assert!(matches!(r, Err(RepoError::MissingReference(_))), "unknown department: {r:?}");
     let mut bad_role = sample_user("ana", "ana@example.test", None);
     bad_role.role_id = Some(987_654);
     let r = s.create_user(bad_role).await;
-    assert!(
-        matches!(r, Err(RepoError::MissingReference(_))),
-        "unknown role: {r:?}"
-    );
+    assert!(matches!(r, Err(RepoError::MissingReference(_))), "unknown role: {r:?}");
     // Nothing half-written: the login is still free.
-    s.create_user(sample_user("ana", "ana@example.test", None))
-        .await
-        .unwrap();
+    s.create_user(sample_user("ana", "ana@example.test", None)).await.unwrap();
 }
 
 pub async fn user_filters_combine_and_an_empty_filter_finds_nobody<S: Store>(s: Arc<S>) {
-    let d1 = s
-        .create_department(NewDepartment {
-            name: "Uno".into(),
-            synology_channel: None,
-        })
-        .await
-        .unwrap();
-    let d2 = s
-        .create_department(NewDepartment {
-            name: "Dos".into(),
-            synology_channel: None,
-        })
-        .await
-        .unwrap();
-    let a = s
-        .create_user(sample_user("ana", "ana@example.test", Some(d1.id)))
-        .await
-        .unwrap();
-    let b = s
-        .create_user(sample_user("bea", "bea@example.test", Some(d1.id)))
-        .await
-        .unwrap();
-    let c = s
-        .create_user(sample_user("carla", "carla@example.test", Some(d2.id)))
-        .await
-        .unwrap();
+    let d1 = s.create_department(NewDepartment { name: "Uno".into(), synology_channel: None }).await.unwrap();
+    let d2 = s.create_department(NewDepartment { name: "Dos".into(), synology_channel: None }).await.unwrap();
+    let a = s.create_user(sample_user("ana", "ana@example.test", Some(d1.id))).await.unwrap();
+    let b = s.create_user(sample_user("bea", "bea@example.test", Some(d1.id))).await.unwrap();
+    let c = s.create_user(sample_user("carla", "carla@example.test", Some(d2.id))).await.unwrap();
     let ids = |v: Vec<InternalUser>| v.into_iter().map(|u| u.id).collect::<Vec<_>>();
     let f = |login: Option<&str>, email: Option<&str>, dep: Option<i64>| UserFilter {
         login: login.map(Into::into),
         email: email.map(Into::into),
         department_id: dep,
     };
-    assert_eq!(
-        ids(s.find_users(f(None, None, Some(d1.id))).await.unwrap()),
-        vec![a.id, b.id]
-    );
-    assert_eq!(
-        ids(s.find_users(f(Some("BEA"), None, None)).await.unwrap()),
-        vec![b.id]
-    );
-    assert_eq!(
-        ids(s
-            .find_users(f(None, Some("Carla@example.test"), None))
-            .await
-            .unwrap()),
-        vec![c.id]
-    );
-    assert_eq!(
-        ids(s
-            .find_users(f(Some("carla"), None, Some(d1.id)))
-            .await
-            .unwrap()),
-        Vec::<i64>::new()
-    );
-    assert_eq!(
-        ids(s
-            .find_users(f(Some("ana"), Some("ana@example.test"), Some(d1.id)))
-            .await
-            .unwrap()),
-        vec![a.id]
-    );
-    assert_eq!(
-        ids(s
-            .find_users(f(Some("ana"), Some("bea@example.test"), None))
-            .await
-            .unwrap()),
-        Vec::<i64>::new()
-    );
-    assert_eq!(
-        ids(s.find_users(UserFilter::default()).await.unwrap()),
-        Vec::<i64>::new()
-    );
+    assert_eq!(ids(s.find_users(f(None, None, Some(d1.id))).await.unwrap()), vec![a.id, b.id]);
+    assert_eq!(ids(s.find_users(f(Some("BEA"), None, None)).await.unwrap()), vec![b.id]);
+    assert_eq!(ids(s.find_users(f(None, Some("Carla@example.test"), None)).await.unwrap()), vec![c.id]);
+    assert_eq!(ids(s.find_users(f(Some("carla"), None, Some(d1.id))).await.unwrap()), Vec::<i64>::new());
+    assert_eq!(ids(s.find_users(f(Some("ana"), Some("ana@example.test"), Some(d1.id))).await.unwrap()), vec![a.id]);
+    assert_eq!(ids(s.find_users(f(Some("ana"), Some("bea@example.test"), None)).await.unwrap()), Vec::<i64>::new());
+    assert_eq!(ids(s.find_users(UserFilter::default()).await.unwrap()), Vec::<i64>::new());
     // Wildcards are data, not patterns.
-    assert_eq!(
-        ids(s.find_users(f(Some("%"), None, None)).await.unwrap()),
-        Vec::<i64>::new()
-    );
-    assert_eq!(
-        ids(s.find_users(f(Some("an_"), None, None)).await.unwrap()),
-        Vec::<i64>::new()
-    );
+    assert_eq!(ids(s.find_users(f(Some("%"), None, None)).await.unwrap()), Vec::<i64>::new());
+    assert_eq!(ids(s.find_users(f(Some("an_"), None, None)).await.unwrap()), Vec::<i64>::new());
 }
 
 pub async fn user_credentials_by_login_or_email<S: Store>(s: Arc<S>) {
-    let u = s
-        .create_user(sample_user("ana", "ana@example.test", None))
-        .await
-        .unwrap();
+    let u = s.create_user(sample_user("ana", "ana@example.test", None)).await.unwrap();
     let mut no_pw = sample_user("bea", "bea@example.test", None);
     no_pw.password_hash = None;
     let b = s.create_user(no_pw).await.unwrap();
     let (found, hash) = s.find_user_credentials("ana").await.unwrap().unwrap();
     assert_eq!(found.id, u.id);
-    assert_eq!(
-        hash.as_deref(),
-        sample_user("", "", None).password_hash.as_deref()
-    );
-    let (found, _) = s
-        .find_user_credentials("ANA@example.test")
-        .await
-        .unwrap()
-        .unwrap();
+    assert_eq!(hash.as_deref(), sample_user("", "", None).password_hash.as_deref());
+    let (found, _) = s.find_user_credentials("ANA@example.test").await.unwrap().unwrap();
     assert_eq!(found.id, u.id);
     let (found, hash) = s.find_user_credentials("bea").await.unwrap().unwrap();
     assert_eq!((found.id, hash), (b.id, None));
@@ -323,53 +170,24 @@ pub async fn user_credentials_by_login_or_email<S: Store>(s: Arc<S>) {
 }
 
 pub async fn user_updates_and_devices<S: Store>(s: Arc<S>) {
-    let u = s
-        .create_user(sample_user("ana", "ana@example.test", None))
-        .await
-        .unwrap();
+    let u = s.create_user(sample_user("ana", "ana@example.test", None)).await.unwrap();
     s.set_password_hash(u.id, "$argon2id$nuevo").await.unwrap();
     let (_, hash) = s.find_user_credentials("ana").await.unwrap().unwrap();
     assert_eq!(hash.as_deref(), Some("$argon2id$nuevo"));
     s.set_synology_id(u.id, 4242).await.unwrap();
-    assert_eq!(
-        s.find_user(u.id).await.unwrap().unwrap().synology_id,
-        Some(4242)
-    );
-    assert!(matches!(
-        s.set_password_hash(u.id + 1000, "x").await,
-        Err(RepoError::NotFound)
-    ));
-    assert!(matches!(
-        s.set_synology_id(u.id + 1000, 1).await,
-        Err(RepoError::NotFound)
-    ));
+    assert_eq!(s.find_user(u.id).await.unwrap().unwrap().synology_id, Some(4242));
+    assert!(matches!(s.set_password_hash(u.id + 1000, "x").await, Err(RepoError::NotFound)));
+    assert!(matches!(s.set_synology_id(u.id + 1000, 1).await, Err(RepoError::NotFound)));
 
-    let d = s
-        .add_device(NewDevice {
-            user_id: u.id,
-            name: "móvil".into(),
-            pin_hash: "$pin".into(),
-        })
-        .await
-        .unwrap();
+    let d = s.add_device(NewDevice { user_id: u.id, name: "móvil".into(), pin_hash: "$pin".into() }).await.unwrap();
     assert_eq!(
         s.find_device(d.id).await.unwrap(),
         Some(Device {
-            id: d.id,
-            user_id: u.id,
-            name: "móvil".into(),
-            pin_hash: "$pin".into(),
-            status: Status::Active
+            id: d.id, user_id: u.id, name: "móvil".into(), pin_hash: "$pin".into(), status: Status::Active
         })
     );
     assert_eq!(s.find_device(d.id + 1000).await.unwrap(), None);
-    let r = s
-        .add_device(NewDevice {
-            user_id: u.id + 1000,
-            name: "x".into(),
-            pin_hash: "x".into(),
-        })
-        .await;
+    let r = s.add_device(NewDevice { user_id: u.id + 1000, name: "x".into(), pin_hash: "x".into() }).await;
     assert!(matches!(r, Err(RepoError::MissingReference(_))), "{r:?}");
 }
 
@@ -391,14 +209,8 @@ pub async fn consumers_round_trip_with_grants<S: Store>(s: Arc<S>) {
     assert_eq!(c.name, "canal_lectura");
     assert_eq!(c.status, Status::Active);
     assert_eq!(c.created_at, created_at);
-    assert_eq!(
-        c.grants,
-        grants(&[Endpoint::MailAccounts, Endpoint::MailSave])
-    );
-    assert_eq!(
-        s.find_consumer("canal_lectura").await.unwrap(),
-        Some(c.clone())
-    );
+    assert_eq!(c.grants, grants(&[Endpoint::MailAccounts, Endpoint::MailSave]));
+    assert_eq!(s.find_consumer("canal_lectura").await.unwrap(), Some(c.clone()));
     let every = s
         .create_consumer(NewConsumer {
             name: "todo".into(),
@@ -408,10 +220,7 @@ pub async fn consumers_round_trip_with_grants<S: Store>(s: Arc<S>) {
         })
         .await
         .unwrap();
-    assert_eq!(
-        s.find_consumer("todo").await.unwrap().unwrap().grants.len(),
-        11
-    );
+    assert_eq!(s.find_consumer("todo").await.unwrap().unwrap().grants.len(), 11);
     let none = s
         .create_consumer(NewConsumer {
             name: "nada".into(),
@@ -421,21 +230,8 @@ pub async fn consumers_round_trip_with_grants<S: Store>(s: Arc<S>) {
         })
         .await
         .unwrap();
-    assert!(
-        s.find_consumer("nada")
-            .await
-            .unwrap()
-            .unwrap()
-            .grants
-            .is_empty()
-    );
-    let names: Vec<String> = s
-        .list_consumers()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|c| c.name)
-        .collect();
+    assert!(s.find_consumer("nada").await.unwrap().unwrap().grants.is_empty());
+    let names: Vec<String> = s.list_consumers().await.unwrap().into_iter().map(|c| c.name).collect();
     assert_eq!(names, vec![c.name, every.name, none.name]);
 }
 
@@ -447,48 +243,20 @@ pub async fn consumer_updates_and_unknown_names<S: Store>(s: Arc<S>) {
         created_at: at(1, 2, 3),
     };
     s.create_consumer(new).await.unwrap();
-    s.set_consumer_status("canal", Status::Inactive)
-        .await
-        .unwrap();
-    assert_eq!(
-        s.find_consumer("canal").await.unwrap().unwrap().status,
-        Status::Inactive
-    );
-    s.set_consumer_grants("canal", grants(&[Endpoint::SsoAccess, Endpoint::AdiToken]))
-        .await
-        .unwrap();
+    s.set_consumer_status("canal", Status::Inactive).await.unwrap();
+    assert_eq!(s.find_consumer("canal").await.unwrap().unwrap().status, Status::Inactive);
+    s.set_consumer_grants("canal", grants(&[Endpoint::SsoAccess, Endpoint::AdiToken])).await.unwrap();
     assert_eq!(
         s.find_consumer("canal").await.unwrap().unwrap().grants,
         grants(&[Endpoint::SsoAccess, Endpoint::AdiToken])
     );
     s.set_consumer_grants("canal", grants(&[])).await.unwrap();
-    assert!(
-        s.find_consumer("canal")
-            .await
-            .unwrap()
-            .unwrap()
-            .grants
-            .is_empty()
-    );
-    s.set_consumer_secret("canal", &"99".repeat(32))
-        .await
-        .unwrap();
-    assert_eq!(
-        s.find_consumer("canal").await.unwrap().unwrap().secret_hash,
-        "99".repeat(32)
-    );
-    assert!(matches!(
-        s.set_consumer_status("otro", Status::Active).await,
-        Err(RepoError::NotFound)
-    ));
-    assert!(matches!(
-        s.set_consumer_grants("otro", grants(&[])).await,
-        Err(RepoError::NotFound)
-    ));
-    assert!(matches!(
-        s.set_consumer_secret("otro", "x").await,
-        Err(RepoError::NotFound)
-    ));
+    assert!(s.find_consumer("canal").await.unwrap().unwrap().grants.is_empty());
+    s.set_consumer_secret("canal", &"99".repeat(32)).await.unwrap();
+    assert_eq!(s.find_consumer("canal").await.unwrap().unwrap().secret_hash, "99".repeat(32));
+    assert!(matches!(s.set_consumer_status("otro", Status::Active).await, Err(RepoError::NotFound)));
+    assert!(matches!(s.set_consumer_grants("otro", grants(&[])).await, Err(RepoError::NotFound)));
+    assert!(matches!(s.set_consumer_secret("otro", "x").await, Err(RepoError::NotFound)));
 }
 
 pub async fn consumer_lookup_is_case_sensitive_but_names_unique_ignoring_case<S: Store>(s: Arc<S>) {
@@ -501,10 +269,7 @@ pub async fn consumer_lookup_is_case_sensitive_but_names_unique_ignoring_case<S:
     s.create_consumer(new("UsuarioPrueba")).await.unwrap();
     assert!(s.find_consumer("UsuarioPrueba").await.unwrap().is_some());
     assert!(s.find_consumer("usuarioprueba").await.unwrap().is_none());
-    assert_duplicate(
-        s.create_consumer(new("usuarioprueba")).await,
-        "consumer name",
-    );
+    assert_duplicate(s.create_consumer(new("usuarioprueba")).await, "consumer name");
 }
 
 pub async fn audit_records_open_close_and_link<S: Store>(s: Arc<S>) {
@@ -544,72 +309,25 @@ pub async fn audit_records_open_close_and_link<S: Store>(s: Arc<S>) {
         })
         .await
         .unwrap();
-    s.close_audit(
-        first,
-        AuditOutcome {
-            consumer_id: Some(c.id),
-            status: 422,
-            duration_us: 1234,
-        },
-    )
-    .await
-    .unwrap();
+    s.close_audit(first, AuditOutcome { consumer_id: Some(c.id), status: 422, duration_us: 1234 }).await.unwrap();
     let closed = s.find_audit(first).await.unwrap().unwrap();
-    assert_eq!(
-        (closed.consumer_id, closed.status, closed.duration_us),
-        (Some(c.id), Some(422), Some(1234))
-    );
+    assert_eq!((closed.consumer_id, closed.status, closed.duration_us), (Some(c.id), Some(422), Some(1234)));
 
-    let second = s
-        .open_audit(NewAuditEntry {
-            parent_id: Some(first),
-            ..entry.clone()
-        })
-        .await
-        .unwrap();
+    let second = s.open_audit(NewAuditEntry { parent_id: Some(first), ..entry.clone() }).await.unwrap();
     assert!(second > first, "ids increase");
-    assert_eq!(
-        s.find_audit(second).await.unwrap().unwrap().parent_id,
-        Some(first)
-    );
+    assert_eq!(s.find_audit(second).await.unwrap().unwrap().parent_id, Some(first));
     // A parent that does not exist is dropped, not refused.
-    let third = s
-        .open_audit(NewAuditEntry {
-            parent_id: Some(first + 10_000),
-            ..entry.clone()
-        })
-        .await
-        .unwrap();
+    let third = s.open_audit(NewAuditEntry { parent_id: Some(first + 10_000), ..entry.clone() }).await.unwrap();
     assert_eq!(s.find_audit(third).await.unwrap().unwrap().parent_id, None);
     // A long body with multi-byte characters survives.
     let long = "ñ".repeat(16_000);
-    let fourth = s
-        .open_audit(NewAuditEntry {
-            body: long.clone(),
-            ..entry
-        })
-        .await
-        .unwrap();
+    let fourth = s.open_audit(NewAuditEntry { body: long.clone(), ..entry }).await.unwrap();
     assert_eq!(s.find_audit(fourth).await.unwrap().unwrap().body, long);
 
-    let recent: Vec<i64> = s
-        .recent_audit(2)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|e| e.id)
-        .collect();
+    let recent: Vec<i64> = s.recent_audit(2).await.unwrap().into_iter().map(|e| e.id).collect();
     assert_eq!(recent, vec![fourth, third]);
     assert!(matches!(
-        s.close_audit(
-            fourth + 1000,
-            AuditOutcome {
-                consumer_id: None,
-                status: 200,
-                duration_us: 1
-            }
-        )
-        .await,
+        s.close_audit(fourth + 1000, AuditOutcome { consumer_id: None, status: 200, duration_us: 1 }).await,
         Err(RepoError::NotFound)
     ));
     assert_eq!(s.find_audit(fourth + 1000).await.unwrap(), None);
@@ -644,20 +362,8 @@ pub async fn concurrent_audit_opens_get_distinct_ids<S: Store>(s: Arc<S>) {
 }
 
 pub async fn mail_accounts_filter_and_uniqueness<S: Store>(s: Arc<S>) {
-    let d1 = s
-        .create_department(NewDepartment {
-            name: "Uno".into(),
-            synology_channel: None,
-        })
-        .await
-        .unwrap();
-    let d2 = s
-        .create_department(NewDepartment {
-            name: "Dos".into(),
-            synology_channel: None,
-        })
-        .await
-        .unwrap();
+    let d1 = s.create_department(NewDepartment { name: "Uno".into(), synology_channel: None }).await.unwrap();
+    let d2 = s.create_department(NewDepartment { name: "Dos".into(), synology_channel: None }).await.unwrap();
     let new = |user: &str, dep: i64, status: Status| NewMailAccount {
         host: "imap.example.test".into(),
         user: user.into(),
@@ -668,70 +374,178 @@ pub async fn mail_accounts_filter_and_uniqueness<S: Store>(s: Arc<S>) {
         status,
         send_acknowledgement: dep == d1.id,
     };
-    let a = s
-        .create_mail_account(new("soporte@example.test", d1.id, Status::Active))
-        .await
-        .unwrap();
+    let a = s.create_mail_account(new("soporte@example.test", d1.id, Status::Active)).await.unwrap();
     assert_eq!(a.sealed_password, vec![0, 1, 2, 255, 254]);
-    assert_eq!(
-        a.mailboxes,
-        vec!["INBOX".to_string(), "Soporte/Entrada".to_string()]
-    );
+    assert_eq!(a.mailboxes, vec!["INBOX".to_string(), "Soporte/Entrada".to_string()]);
     assert!(a.send_acknowledgement);
-    let b = s
-        .create_mail_account(new("ventas@example.test", d2.id, Status::Active))
-        .await
-        .unwrap();
+    let b = s.create_mail_account(new("ventas@example.test", d2.id, Status::Active)).await.unwrap();
     assert!(!b.send_acknowledgement);
-    let c = s
-        .create_mail_account(new("viejo@example.test", d2.id, Status::Inactive))
-        .await
-        .unwrap();
-    assert_duplicate(
-        s.create_mail_account(new("soporte@example.test", d2.id, Status::Active))
-            .await,
-        "account user",
-    );
-    let r = s
-        .create_mail_account(new("nuevo@example.test", 987_654, Status::Active))
-        .await;
+    let c = s.create_mail_account(new("viejo@example.test", d2.id, Status::Inactive)).await.unwrap();
+    assert_duplicate(s.create_mail_account(new("soporte@example.test", d2.id, Status::Active)).await, "account user");
+    let r = s.create_mail_account(new("nuevo@example.test", 987_654, Status::Active)).await;
     assert!(matches!(r, Err(RepoError::MissingReference(_))), "{r:?}");
 
     let ids = |v: Vec<MailAccount>| v.into_iter().map(|a| a.id).collect::<Vec<_>>();
-    assert_eq!(
-        ids(s
-            .find_mail_accounts(MailAccountFilter::default())
-            .await
-            .unwrap()),
-        vec![a.id, b.id, c.id]
-    );
-    let f = MailAccountFilter {
-        department_id: Some(d2.id),
-        ..Default::default()
-    };
-    assert_eq!(
-        ids(s.find_mail_accounts(f).await.unwrap()),
-        vec![b.id, c.id]
-    );
-    let f = MailAccountFilter {
-        department_id: Some(d2.id),
-        status: Some(Status::Active),
-        ..Default::default()
-    };
+    assert_eq!(ids(s.find_mail_accounts(MailAccountFilter::default()).await.unwrap()), vec![a.id, b.id, c.id]);
+    let f = MailAccountFilter { department_id: Some(d2.id), ..Default::default() };
+    assert_eq!(ids(s.find_mail_accounts(f).await.unwrap()), vec![b.id, c.id]);
+    let f = MailAccountFilter { department_id: Some(d2.id), status: Some(Status::Active), ..Default::default() };
     assert_eq!(ids(s.find_mail_accounts(f).await.unwrap()), vec![b.id]);
-    let f = MailAccountFilter {
-        user: Some("SOPORTE@example.test".into()),
-        ..Default::default()
-    };
+    let f = MailAccountFilter { user: Some("SOPORTE@example.test".into()), ..Default::default() };
     assert_eq!(s.find_mail_accounts(f).await.unwrap(), vec![a.clone()]);
-    let f = MailAccountFilter {
-        id: Some(c.id),
-        status: Some(Status::Active),
-        ..Default::default()
-    };
+    let f = MailAccountFilter { id: Some(c.id), status: Some(Status::Active), ..Default::default() };
     assert!(s.find_mail_accounts(f).await.unwrap().is_empty());
 }
 
 pub async fn health_ping<S: Store>(s: Arc<S>) {
     s.ping().await.unwrap();
+}
+
+fn session(id: &str, user_id: i64, product_id: Option<i64>, created: Timestamp) -> UserSession {
+    UserSession {
+        token_id: id.into(),
+        user_id,
+        product_id,
+        created_at: created,
+        expires_at: created + chrono::Duration::hours(8),
+        revoked_at: None,
+    }
+}
+
+pub async fn sessions_rotate_once_and_revoke_per_user<S: Store>(s: Arc<S>) {
+    let u = s.create_user(sample_user("ana", "ana@example.test", None)).await.unwrap();
+    let v = s.create_user(sample_user("bea", "bea@example.test", None)).await.unwrap();
+    let p = s.create_product(NewProduct { alias: "mesa".into(), name: "Mesa".into() }).await.unwrap();
+    let t0 = at(8, 0, 0);
+    s.create_session(session("s1", u.id, Some(p.id), t0)).await.unwrap();
+    assert_eq!(s.find_session("s1").await.unwrap(), Some(session("s1", u.id, Some(p.id), t0)));
+    assert_eq!(s.find_session("nope").await.unwrap(), None);
+    assert_duplicate(s.create_session(session("s1", u.id, None, t0)).await, "token id");
+    let r = s.create_session(session("s9", u.id + v.id + 1000, None, t0)).await;
+    assert!(matches!(r, Err(RepoError::MissingReference(_))), "{r:?}");
+
+    let t1 = at(9, 0, 0);
+    s.rotate_session("s1", session("s2", u.id, Some(p.id), t1), t1).await.unwrap();
+    assert_eq!(s.find_session("s1").await.unwrap().unwrap().revoked_at, Some(t1));
+    assert_eq!(s.find_session("s2").await.unwrap().unwrap().revoked_at, None);
+    // A revoked token cannot be rotated again, and nothing is stored.
+    let r = s.rotate_session("s1", session("s3", u.id, None, t1), t1).await;
+    assert!(matches!(r, Err(RepoError::NotFound)), "{r:?}");
+    assert_eq!(s.find_session("s3").await.unwrap(), None);
+    assert!(matches!(s.rotate_session("nope", session("s4", u.id, None, t1), t1).await, Err(RepoError::NotFound)));
+
+    s.create_session(session("s5", u.id, None, t1)).await.unwrap();
+    s.create_session(session("v1", v.id, None, t1)).await.unwrap();
+    let t2 = at(10, 0, 0);
+    assert_eq!(s.revoke_user_sessions(u.id, t2).await.unwrap(), 2);
+    assert_eq!(s.find_session("s2").await.unwrap().unwrap().revoked_at, Some(t2));
+    assert_eq!(s.find_session("s5").await.unwrap().unwrap().revoked_at, Some(t2));
+    assert_eq!(s.find_session("s1").await.unwrap().unwrap().revoked_at, Some(t1), "already revoked stays");
+    assert_eq!(s.find_session("v1").await.unwrap().unwrap().revoked_at, None, "other users untouched");
+    assert_eq!(s.revoke_user_sessions(u.id, t2).await.unwrap(), 0);
+}
+
+pub async fn concurrent_rotations_of_one_token_have_one_winner<S: Store>(s: Arc<S>) {
+    let u = s.create_user(sample_user("ana", "ana@example.test", None)).await.unwrap();
+    let t0 = at(8, 0, 0);
+    s.create_session(session("old", u.id, None, t0)).await.unwrap();
+    let mut tasks = Vec::new();
+    for n in 0..16 {
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move {
+            s.rotate_session("old", session(&format!("new{n}"), u.id, None, t0), t0).await.is_ok()
+        }));
+    }
+    let mut wins = 0;
+    for t in tasks {
+        wins += usize::from(t.await.unwrap());
+    }
+    assert_eq!(wins, 1);
+    let mut stored = 0;
+    for n in 0..16 {
+        stored += usize::from(s.find_session(&format!("new{n}")).await.unwrap().is_some());
+    }
+    assert_eq!(stored, 1);
+}
+
+pub async fn password_resets_complete_once_and_revoke_sessions<S: Store>(s: Arc<S>) {
+    let u = s.create_user(sample_user("ana", "ana@example.test", None)).await.unwrap();
+    let t0 = at(8, 0, 0);
+    let first = s.create_reset(u.id, &"a".repeat(64), t0).await.unwrap();
+    let second = s.create_reset(u.id, &"b".repeat(64), at(8, 5, 0)).await.unwrap();
+    assert_ne!(first.id, second.id);
+    assert_eq!(
+        s.find_reset(first.id).await.unwrap(),
+        Some(PasswordReset { id: first.id, user_id: u.id, token_hash: "a".repeat(64), created_at: t0, used_at: None })
+    );
+    assert_eq!(s.latest_reset(u.id).await.unwrap().unwrap().id, second.id);
+    assert_eq!(s.latest_reset(u.id + 1000).await.unwrap(), None);
+    let r = s.create_reset(u.id + 1000, "x", t0).await;
+    assert!(matches!(r, Err(RepoError::MissingReference(_))), "{r:?}");
+
+    s.create_session(session("live", u.id, None, t0)).await.unwrap();
+    let t1 = at(8, 10, 0);
+    s.complete_reset(second.id, "$argon2id$nueva", t1).await.unwrap();
+    assert_eq!(s.find_reset(second.id).await.unwrap().unwrap().used_at, Some(t1));
+    assert_eq!(s.find_user_credentials("ana").await.unwrap().unwrap().1.as_deref(), Some("$argon2id$nueva"));
+    assert_eq!(s.find_session("live").await.unwrap().unwrap().revoked_at, Some(t1));
+    // Used once: the second use changes nothing.
+    let r = s.complete_reset(second.id, "$argon2id$otra", at(8, 11, 0)).await;
+    assert!(matches!(r, Err(RepoError::NotFound)), "{r:?}");
+    assert_eq!(s.find_user_credentials("ana").await.unwrap().unwrap().1.as_deref(), Some("$argon2id$nueva"));
+    assert!(matches!(s.complete_reset(second.id + 1000, "x", t1).await, Err(RepoError::NotFound)));
+}
+
+pub async fn throttle_counts_windows_and_locks<S: Store>(s: Arc<S>) {
+    let key = "pwd:ana:127.0.0.1";
+    assert_eq!(s.throttle_state(key).await.unwrap(), None);
+    let t = |m: u32| at(8, m, 0);
+    let fail = |now: Timestamp| {
+        let s = s.clone();
+        async move {
+            s.record_failure(key, now, now - chrono::Duration::minutes(15), 3, now + chrono::Duration::minutes(15))
+                .await
+                .unwrap()
+        }
+    };
+    let st = fail(t(0)).await;
+    assert_eq!((st.failures, st.window_started_at, st.locked_until), (1, t(0), None));
+    assert_eq!(fail(t(1)).await.failures, 2);
+    let st = fail(t(2)).await;
+    assert_eq!((st.failures, st.locked_until), (3, Some(t(17))));
+    // Failing while locked counts but does not extend the lock.
+    let st = fail(t(3)).await;
+    assert_eq!((st.failures, st.locked_until), (4, Some(t(17))));
+    assert_eq!(s.throttle_state(key).await.unwrap(), Some(st));
+    // After the lock and the window, counting starts over.
+    let st = fail(t(40)).await;
+    assert_eq!((st.failures, st.window_started_at, st.locked_until), (1, t(40), None));
+    s.clear_throttle(key).await.unwrap();
+    assert_eq!(s.throttle_state(key).await.unwrap(), None);
+    s.clear_throttle("never-seen").await.unwrap();
+}
+
+pub async fn concurrent_failures_are_all_counted<S: Store>(s: Arc<S>) {
+    let now = at(8, 0, 0);
+    let mut tasks = Vec::new();
+    for _ in 0..16 {
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move {
+            s.record_failure(
+                "pin:ana:1",
+                now,
+                now - chrono::Duration::minutes(15),
+                5,
+                now + chrono::Duration::minutes(30),
+            )
+            .await
+            .unwrap()
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let st = s.throttle_state("pin:ana:1").await.unwrap().unwrap();
+    assert_eq!(st.failures, 16);
+    assert_eq!(st.locked_until, Some(now + chrono::Duration::minutes(30)));
 }

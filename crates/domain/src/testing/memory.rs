@@ -19,6 +19,9 @@ struct Inner {
     consumers: BTreeMap<i64, Consumer>,
     audit: BTreeMap<i64, AuditEntry>,
     mail_accounts: BTreeMap<i64, MailAccount>,
+    sessions: BTreeMap<String, UserSession>,
+    resets: BTreeMap<i64, PasswordReset>,
+    throttles: BTreeMap<String, ThrottleState>,
 }
 
 impl Inner {
@@ -39,10 +42,7 @@ impl InMemoryStore {
     }
 
     fn with<T>(&self, f: impl FnOnce(&mut Inner) -> Result<T, RepoError>) -> Result<T, RepoError> {
-        let mut inner = self
-            .inner
-            .lock()
-            .map_err(|_| RepoError::Unexpected("poisoned lock".into()))?;
+        let mut inner = self.inner.lock().map_err(|_| RepoError::Unexpected("poisoned lock".into()))?;
         f(&mut inner)
     }
 }
@@ -61,23 +61,13 @@ impl ProductRepository for InMemoryStore {
             if i.products.values().any(|p| eq_ci(&p.alias, &new.alias)) {
                 return Err(dup("producto.alias_producto"));
             }
-            let p = Product {
-                id: i.id(),
-                alias: new.alias,
-                name: new.name,
-                status: Status::Active,
-            };
+            let p = Product { id: i.id(), alias: new.alias, name: new.name, status: Status::Active };
             i.products.insert(p.id, p.clone());
             Ok(p)
         })
     }
     async fn find_product_by_alias(&self, alias: &str) -> RepoResult<Option<Product>> {
-        self.with(|i| {
-            Ok(i.products
-                .values()
-                .find(|p| eq_ci(&p.alias, alias))
-                .cloned())
-        })
+        self.with(|i| Ok(i.products.values().find(|p| eq_ci(&p.alias, alias)).cloned()))
     }
     async fn list_products(&self) -> RepoResult<Vec<Product>> {
         self.with(|i| Ok(i.products.values().cloned().collect()))
@@ -111,10 +101,7 @@ impl DepartmentRepository for InMemoryStore {
             if let Some(r) = i.roles.values().find(|r| eq_ci(&r.name, name)) {
                 return Ok(r.clone());
             }
-            let r = Role {
-                id: i.id(),
-                name: name.into(),
-            };
+            let r = Role { id: i.id(), name: name.into() };
             i.roles.insert(r.id, r.clone());
             Ok(r)
         })
@@ -130,20 +117,11 @@ impl UserRepository for InMemoryStore {
             if i.users.values().any(|(u, _)| eq_ci(&u.email, &new.email)) {
                 return Err(dup("usuario.correo"));
             }
-            if new
-                .department_id
-                .is_some_and(|d| !i.departments.contains_key(&d))
-            {
+            if new.department_id.is_some_and(|d| !i.departments.contains_key(&d)) {
                 return Err(RepoError::MissingReference("departamento".into()));
             }
             let role_name = match new.role_id {
-                Some(r) => Some(
-                    i.roles
-                        .get(&r)
-                        .ok_or(RepoError::MissingReference("rol".into()))?
-                        .name
-                        .clone(),
-                ),
+                Some(r) => Some(i.roles.get(&r).ok_or(RepoError::MissingReference("rol".into()))?.name.clone()),
                 None => None,
             };
             let u = InternalUser {
@@ -184,27 +162,15 @@ impl UserRepository for InMemoryStore {
             Ok(i.users
                 .values()
                 .map(|(u, _)| u)
-                .filter(|u| {
-                    f.login
-                        .as_deref()
-                        .is_none_or(|l| eq_ci(&u.login, l) || eq_ci(&u.username, l))
-                })
+                .filter(|u| f.login.as_deref().is_none_or(|l| eq_ci(&u.login, l) || eq_ci(&u.username, l)))
                 .filter(|u| f.email.as_deref().is_none_or(|e| eq_ci(&u.email, e)))
                 .filter(|u| f.department_id.is_none_or(|d| u.department_id == Some(d)))
                 .cloned()
                 .collect())
         })
     }
-    async fn find_user_credentials(
-        &self,
-        key: &str,
-    ) -> RepoResult<Option<(InternalUser, Option<String>)>> {
-        self.with(|i| {
-            Ok(i.users
-                .values()
-                .find(|(u, _)| eq_ci(&u.login, key) || eq_ci(&u.email, key))
-                .cloned())
-        })
+    async fn find_user_credentials(&self, key: &str) -> RepoResult<Option<(InternalUser, Option<String>)>> {
+        self.with(|i| Ok(i.users.values().find(|(u, _)| eq_ci(&u.login, key) || eq_ci(&u.email, key)).cloned()))
     }
     async fn set_password_hash(&self, user_id: i64, hash: &str) -> RepoResult<()> {
         self.with(|i| {
@@ -267,31 +233,20 @@ impl ConsumerRepository for InMemoryStore {
     }
     async fn set_consumer_status(&self, name: &str, status: Status) -> RepoResult<()> {
         self.with(|i| {
-            i.consumers
-                .values_mut()
-                .find(|c| c.name == name)
-                .ok_or(RepoError::NotFound)?
-                .status = status;
+            i.consumers.values_mut().find(|c| c.name == name).ok_or(RepoError::NotFound)?.status = status;
             Ok(())
         })
     }
     async fn set_consumer_grants(&self, name: &str, grants: BTreeSet<Endpoint>) -> RepoResult<()> {
         self.with(|i| {
-            i.consumers
-                .values_mut()
-                .find(|c| c.name == name)
-                .ok_or(RepoError::NotFound)?
-                .grants = grants;
+            i.consumers.values_mut().find(|c| c.name == name).ok_or(RepoError::NotFound)?.grants = grants;
             Ok(())
         })
     }
     async fn set_consumer_secret(&self, name: &str, secret_hash: &str) -> RepoResult<()> {
         self.with(|i| {
-            i.consumers
-                .values_mut()
-                .find(|c| c.name == name)
-                .ok_or(RepoError::NotFound)?
-                .secret_hash = secret_hash.into();
+            i.consumers.values_mut().find(|c| c.name == name).ok_or(RepoError::NotFound)?.secret_hash =
+                secret_hash.into();
             Ok(())
         })
     }
@@ -334,14 +289,7 @@ impl AuditRepository for InMemoryStore {
         self.with(|i| Ok(i.audit.get(&id).cloned()))
     }
     async fn recent_audit(&self, limit: i64) -> RepoResult<Vec<AuditEntry>> {
-        self.with(|i| {
-            Ok(i.audit
-                .values()
-                .rev()
-                .take(limit.max(0) as usize)
-                .cloned()
-                .collect())
-        })
+        self.with(|i| Ok(i.audit.values().rev().take(limit.max(0) as usize).cloned().collect()))
     }
 }
 
@@ -379,6 +327,124 @@ impl MailAccountRepository for InMemoryStore {
                 .filter(|a| f.status.is_none_or(|s| a.status == s))
                 .cloned()
                 .collect())
+        })
+    }
+}
+
+impl SessionRepository for InMemoryStore {
+    async fn create_session(&self, session: UserSession) -> RepoResult<()> {
+        self.with(|i| {
+            if i.sessions.contains_key(&session.token_id) {
+                return Err(dup("sesion_usuario.id_sesion"));
+            }
+            if !i.users.contains_key(&session.user_id) {
+                return Err(RepoError::MissingReference("usuario".into()));
+            }
+            if session.product_id.is_some_and(|p| !i.products.contains_key(&p)) {
+                return Err(RepoError::MissingReference("producto".into()));
+            }
+            i.sessions.insert(session.token_id.clone(), session);
+            Ok(())
+        })
+    }
+    async fn find_session(&self, token_id: &str) -> RepoResult<Option<UserSession>> {
+        self.with(|i| Ok(i.sessions.get(token_id).cloned()))
+    }
+    async fn rotate_session(&self, old_id: &str, new: UserSession, now: Timestamp) -> RepoResult<()> {
+        self.with(|i| {
+            match i.sessions.get(old_id) {
+                Some(s) if s.revoked_at.is_none() => {}
+                _ => return Err(RepoError::NotFound),
+            }
+            if i.sessions.contains_key(&new.token_id) {
+                return Err(dup("sesion_usuario.id_sesion"));
+            }
+            i.sessions.get_mut(old_id).expect("checked").revoked_at = Some(now);
+            i.sessions.insert(new.token_id.clone(), new);
+            Ok(())
+        })
+    }
+    async fn revoke_user_sessions(&self, user_id: i64, now: Timestamp) -> RepoResult<u64> {
+        self.with(|i| {
+            let mut n = 0;
+            for s in i.sessions.values_mut().filter(|s| s.user_id == user_id && s.revoked_at.is_none()) {
+                s.revoked_at = Some(now);
+                n += 1;
+            }
+            Ok(n)
+        })
+    }
+}
+
+impl PasswordResetRepository for InMemoryStore {
+    async fn create_reset(&self, user_id: i64, token_hash: &str, now: Timestamp) -> RepoResult<PasswordReset> {
+        self.with(|i| {
+            if !i.users.contains_key(&user_id) {
+                return Err(RepoError::MissingReference("usuario".into()));
+            }
+            let r =
+                PasswordReset { id: i.id(), user_id, token_hash: token_hash.into(), created_at: now, used_at: None };
+            i.resets.insert(r.id, r.clone());
+            Ok(r)
+        })
+    }
+    async fn find_reset(&self, id: i64) -> RepoResult<Option<PasswordReset>> {
+        self.with(|i| Ok(i.resets.get(&id).cloned()))
+    }
+    async fn latest_reset(&self, user_id: i64) -> RepoResult<Option<PasswordReset>> {
+        self.with(|i| {
+            Ok(i.resets.values().filter(|r| r.user_id == user_id).max_by_key(|r| (r.created_at, r.id)).cloned())
+        })
+    }
+    async fn complete_reset(&self, reset_id: i64, new_password_hash: &str, now: Timestamp) -> RepoResult<()> {
+        self.with(|i| {
+            let user_id = match i.resets.get(&reset_id) {
+                Some(r) if r.used_at.is_none() => r.user_id,
+                _ => return Err(RepoError::NotFound),
+            };
+            i.resets.get_mut(&reset_id).expect("checked").used_at = Some(now);
+            i.users.get_mut(&user_id).ok_or(RepoError::NotFound)?.1 = Some(new_password_hash.into());
+            for s in i.sessions.values_mut().filter(|s| s.user_id == user_id && s.revoked_at.is_none()) {
+                s.revoked_at = Some(now);
+            }
+            Ok(())
+        })
+    }
+}
+
+impl ThrottleRepository for InMemoryStore {
+    async fn throttle_state(&self, key: &str) -> RepoResult<Option<ThrottleState>> {
+        self.with(|i| Ok(i.throttles.get(key).cloned()))
+    }
+    async fn record_failure(
+        &self,
+        key: &str,
+        now: Timestamp,
+        window_start: Timestamp,
+        max_failures: i32,
+        lock_until: Timestamp,
+    ) -> RepoResult<ThrottleState> {
+        self.with(|i| {
+            let st = i.throttles.entry(key.to_string()).or_insert(ThrottleState {
+                failures: 0,
+                window_started_at: now,
+                locked_until: None,
+            });
+            let locked = st.locked_until.is_some_and(|t| t > now);
+            if st.window_started_at < window_start && !locked {
+                *st = ThrottleState { failures: 0, window_started_at: now, locked_until: None };
+            }
+            st.failures += 1;
+            if st.failures >= max_failures && !locked {
+                st.locked_until = Some(lock_until);
+            }
+            Ok(st.clone())
+        })
+    }
+    async fn clear_throttle(&self, key: &str) -> RepoResult<()> {
+        self.with(|i| {
+            i.throttles.remove(key);
+            Ok(())
         })
     }
 }

@@ -32,7 +32,12 @@ macro_rules! repository_contract_tests {
             audit_records_open_close_and_link,
             mail_accounts_filter_and_uniqueness,
             health_ping,
-            concurrent_audit_opens_get_distinct_ids
+            concurrent_audit_opens_get_distinct_ids,
+            sessions_rotate_once_and_revoke_per_user,
+            concurrent_rotations_of_one_token_have_one_winner,
+            password_resets_complete_once_and_revoke_sessions,
+            throttle_counts_windows_and_locks,
+            concurrent_failures_are_all_counted
         );
     };
 }

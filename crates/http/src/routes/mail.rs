@@ -16,10 +16,7 @@ fn rules() -> Vec<Field> {
         field("id_cuenta_correo", vec![Rule::Integer]),
         field("user", vec![Rule::String, Rule::Max(191)]),
         field("departamento", vec![Rule::Integer]),
-        field(
-            "estado",
-            vec![Rule::String, Rule::In(&["activo", "inactivo"])],
-        ),
+        field("estado", vec![Rule::String, Rule::In(&["activo", "inactivo"])]),
     ]
 }
 
@@ -54,29 +51,17 @@ impl From<MailAccountWithPassword> for CuentaCorreo {
 
 pub async fn get_config<S: Store>(state: web::Data<AppState<S>>, req: HttpRequest) -> HttpResponse {
     let st = state.clone();
-    guarded(
-        &state,
-        &req,
-        Endpoint::MailAccounts,
-        Accept::Json,
-        |_consumer, bag| async move {
-            validate(&bag, &rules(), &[]).map_err(ApiError::Validation)?;
-            let filter = MailAccountFilter {
-                id: opt_int(&bag, "id_cuenta_correo"),
-                user: opt_string(&bag, "user"),
-                department_id: opt_int(&bag, "departamento"),
-                status: opt_string(&bag, "estado").and_then(|s| Status::parse(&s)),
-            };
-            let accounts = st.mail_accounts.list_with_passwords(filter).await?;
-            // The documentation answers with an empty message here.
-            Reply::ok(
-                accounts
-                    .into_iter()
-                    .map(CuentaCorreo::from)
-                    .collect::<Vec<_>>(),
-                "",
-            )
-        },
-    )
+    guarded(&state, &req, Endpoint::MailAccounts, Accept::Json, |_consumer, bag| async move {
+        validate(&bag, &rules(), &[]).map_err(ApiError::Validation)?;
+        let filter = MailAccountFilter {
+            id: opt_int(&bag, "id_cuenta_correo"),
+            user: opt_string(&bag, "user"),
+            department_id: opt_int(&bag, "departamento"),
+            status: opt_string(&bag, "estado").and_then(|s| Status::parse(&s)),
+        };
+        let accounts = st.mail_accounts.list_with_passwords(filter).await?;
+        // The documentation answers with an empty message here.
+        Reply::ok(accounts.into_iter().map(CuentaCorreo::from).collect::<Vec<_>>(), "")
+    })
     .await
 }

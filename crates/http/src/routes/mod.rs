@@ -35,17 +35,11 @@ where
 {
     web::resource(path)
         .route(web::post().to(handler))
-        .default_service(web::to(|req: HttpRequest| async move {
-            method_not_allowed(&req, "POST")
-        }))
+        .default_service(web::to(|req: HttpRequest| async move { method_not_allowed(&req, "POST") }))
 }
 
 fn method_not_allowed(req: &HttpRequest, allow: &'static str) -> HttpResponse {
-    render(
-        None,
-        AuditCtx::of(req).id,
-        Err(ApiError::MethodNotAllowed(allow)),
-    )
+    render(None, AuditCtx::of(req).id, Err(ApiError::MethodNotAllowed(allow)))
 }
 
 async fn api_not_found(req: HttpRequest) -> HttpResponse {

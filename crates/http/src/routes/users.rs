@@ -12,26 +12,9 @@ use crate::validation::{Field, Rule, field, validate};
 
 fn rules() -> Vec<Field> {
     vec![
-        field(
-            "user",
-            vec![
-                Rule::RequiredWithoutAll(&["email", "departamento"]),
-                Rule::String,
-                Rule::Max(100),
-            ],
-        ),
-        field(
-            "email",
-            vec![
-                Rule::RequiredWithoutAll(&["user", "departamento"]),
-                Rule::Email,
-                Rule::Max(191),
-            ],
-        ),
-        field(
-            "departamento",
-            vec![Rule::RequiredWithoutAll(&["user", "email"]), Rule::Integer],
-        ),
+        field("user", vec![Rule::RequiredWithoutAll(&["email", "departamento"]), Rule::String, Rule::Max(100)]),
+        field("email", vec![Rule::RequiredWithoutAll(&["user", "departamento"]), Rule::Email, Rule::Max(191)]),
+        field("departamento", vec![Rule::RequiredWithoutAll(&["user", "email"]), Rule::Integer]),
     ]
 }
 
@@ -80,9 +63,7 @@ impl From<InternalUser> for UsuarioInterno {
             rol: u.role_name,
             jefe: u.manager,
             movil: u.mobile,
-            ultimo_acceso: u
-                .last_access
-                .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string()),
+            ultimo_acceso: u.last_access.map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string()),
             ip_address: u.ip_address,
             accesos_sistemas: u.system_access,
             id_synology: u.synology_id,
@@ -92,28 +73,16 @@ impl From<InternalUser> for UsuarioInterno {
 
 pub async fn get<S: Store>(state: web::Data<AppState<S>>, req: HttpRequest) -> HttpResponse {
     let st = state.clone();
-    guarded(
-        &state,
-        &req,
-        Endpoint::InternalUsers,
-        Accept::Json,
-        |_consumer, bag| async move {
-            validate(&bag, &rules(), &[]).map_err(crate::error::ApiError::Validation)?;
-            let filter = UserFilter {
-                login: opt_string(&bag, "user"),
-                email: opt_string(&bag, "email"),
-                department_id: opt_int(&bag, "departamento"),
-            };
-            let users = st.directory.find_users(filter).await?;
-            let message = format!("Obtenidos {} registros de usuarios.", users.len());
-            Reply::ok(
-                users
-                    .into_iter()
-                    .map(UsuarioInterno::from)
-                    .collect::<Vec<_>>(),
-                message,
-            )
-        },
-    )
+    guarded(&state, &req, Endpoint::InternalUsers, Accept::Json, |_consumer, bag| async move {
+        validate(&bag, &rules(), &[]).map_err(crate::error::ApiError::Validation)?;
+        let filter = UserFilter {
+            login: opt_string(&bag, "user"),
+            email: opt_string(&bag, "email"),
+            department_id: opt_int(&bag, "departamento"),
+        };
+        let users = st.directory.find_users(filter).await?;
+        let message = format!("Obtenidos {} registros de usuarios.", users.len());
+        Reply::ok(users.into_iter().map(UsuarioInterno::from).collect::<Vec<_>>(), message)
+    })
     .await
 }

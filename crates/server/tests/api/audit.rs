@@ -34,15 +34,7 @@ async fn a_refused_request_is_audited(backend: Backend) {
 async fn an_accepted_request_records_its_consumer_and_links_to_its_parent(backend: Backend) {
     let app = spawn_app(backend).await;
     let secret = app.consumer("crm", &[Endpoint::InternalUsers]).await;
-    let (_, first) = json(
-        app.post(
-            "UsuarioInterno/get",
-            ("crm", &secret),
-            &json!({"user": "x"}),
-        )
-        .await,
-    )
-    .await;
+    let (_, first) = json(app.post("UsuarioInterno/get", ("crm", &secret), &json!({"user": "x"})).await).await;
     let first_id = first["id_bitacora_log"].as_i64().unwrap();
     let (_, second) = json(
         app.post(
@@ -57,10 +49,7 @@ async fn an_accepted_request_records_its_consumer_and_links_to_its_parent(backen
     assert!(second_id > first_id);
     let consumer = app.db.find_consumer("crm").await.unwrap().unwrap();
     let r = app.db.find_audit(second_id).await.unwrap().unwrap();
-    assert_eq!(
-        (r.status, r.consumer_id, r.parent_id),
-        (Some(200), Some(consumer.id), Some(first_id))
-    );
+    assert_eq!((r.status, r.consumer_id, r.parent_id), (Some(200), Some(consumer.id), Some(first_id)));
 }
 
 /// Secrets sent in any field never reach the database: not the rows, not
@@ -68,13 +57,7 @@ async fn an_accepted_request_records_its_consumer_and_links_to_its_parent(backen
 async fn secrets_never_reach_the_database(backend: Backend) {
     let app = spawn_app(backend).await;
     let secret = app.consumer("crm", &[Endpoint::InternalUsers]).await;
-    let sent = [
-        "Clave-Secreta-9911",
-        "Confirmacion-8822",
-        "839201",
-        "tok-7733-abc",
-        "sec-6644",
-    ];
+    let sent = ["Clave-Secreta-9911", "Confirmacion-8822", "839201", "tok-7733-abc", "sec-6644"];
     let body = json!({
         "user": "x",
         "password": sent[0],
@@ -82,11 +65,7 @@ async fn secrets_never_reach_the_database(backend: Backend) {
         "pin": sent[2],
         "nested": {"token": sent[3], "list": [{"X-User-Secret": sent[4]}]}
     });
-    let (status, _) = json(
-        app.post("UsuarioInterno/get", ("crm", &secret), &body)
-            .await,
-    )
-    .await;
+    let (status, _) = json(app.post("UsuarioInterno/get", ("crm", &secret), &body).await).await;
     assert_eq!(status, 200);
     // A body that is not JSON is stored as its size only.
     let res = app
@@ -110,19 +89,11 @@ async fn secrets_never_reach_the_database(backend: Backend) {
     }
     assert!(records[1].body.contains("[REDACTED]"));
     if backend == Backend::Sqlite {
-        let path = app
-            .settings
-            .database
-            .url
-            .trim_start_matches("sqlite://")
-            .to_string();
+        let path = app.settings.database.url.trim_start_matches("sqlite://").to_string();
         for file in [path.clone(), format!("{path}-wal")] {
             let bytes = std::fs::read(&file).unwrap_or_default();
             for s in sent.iter().chain([&secret.as_str()]) {
-                assert!(
-                    !bytes.windows(s.len()).any(|w| w == s.as_bytes()),
-                    "{s} found in {file}"
-                );
+                assert!(!bytes.windows(s.len()).any(|w| w == s.as_bytes()), "{s} found in {file}");
             }
         }
     }

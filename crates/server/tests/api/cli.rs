@@ -13,9 +13,7 @@ use serde_json::Value;
 const BIN: &str = env!("CARGO_BIN_EXE_helpdesk-server");
 
 fn temp_dir() -> PathBuf {
-    let dir = std::env::temp_dir()
-        .join("helpdesk-tests")
-        .join(format!("cli-{:016x}", rand_u64()));
+    let dir = std::env::temp_dir().join("helpdesk-tests").join(format!("cli-{:016x}", rand_u64()));
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
@@ -64,9 +62,8 @@ fn start(cwd: &Path) -> Running {
     });
     let mut log = Vec::new();
     let port = loop {
-        let line = lines
-            .recv_timeout(Duration::from_secs(60))
-            .unwrap_or_else(|_| panic!("no 'listening' line: {log:#?}"));
+        let line =
+            lines.recv_timeout(Duration::from_secs(60)).unwrap_or_else(|_| panic!("no 'listening' line: {log:#?}"));
         log.push(line.clone());
         if let Ok(v) = serde_json::from_str::<Value>(&line) {
             if v["message"] == "listening" {
@@ -74,12 +71,7 @@ fn start(cwd: &Path) -> Running {
             }
         }
     };
-    Running {
-        child,
-        port,
-        log,
-        lines,
-    }
+    Running { child, port, log, lines }
 }
 
 impl Running {
@@ -90,13 +82,7 @@ impl Running {
     /// SIGTERM, then the exit status and the whole log.
     fn stop(mut self) -> (std::process::ExitStatus, Vec<String>) {
         let pid = self.child.id().to_string();
-        assert!(
-            Command::new("kill")
-                .args(["-TERM", &pid])
-                .status()
-                .unwrap()
-                .success()
-        );
+        assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
         let status = self.child.wait().unwrap();
         while let Ok(l) = self.lines.recv_timeout(Duration::from_millis(200)) {
             self.log.push(l);
@@ -115,21 +101,9 @@ impl Drop for Running {
 fn bad_configuration_stops_the_server_with_one_line_naming_the_key() {
     let dir = temp_dir();
     let cases = [
-        (
-            "HELPDESK__DATABASE__URL",
-            "postgres://localhost/helpdesk",
-            "database.url",
-        ),
-        (
-            "HELPDESK__DATABASE__URL",
-            "mysql://root@127.0.0.1:3306/",
-            "database.url",
-        ),
-        (
-            "HELPDESK__DATABASE__URL",
-            "sqlite:///proc/no-such-dir/helpdesk.db",
-            "database.url",
-        ),
+        ("HELPDESK__DATABASE__URL", "postgres://localhost/helpdesk", "database.url"),
+        ("HELPDESK__DATABASE__URL", "mysql://root@127.0.0.1:3306/", "database.url"),
+        ("HELPDESK__DATABASE__URL", "sqlite:///proc/no-such-dir/helpdesk.db", "database.url"),
         ("HELPDESK__SERVER__PORT", "eighty", "server.port"),
         ("HELPDESK__PROFILE", "prod", "keys.consumer_hmac"),
         ("HELPDESK__PROFILE", "staging", "profile"),
@@ -142,10 +116,7 @@ fn bad_configuration_stops_the_server_with_one_line_naming_the_key() {
         assert!(!out.status.success(), "{var}={value} must stop the server");
         let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
         assert_eq!(lines.len(), 1, "{var}={value}: one line, got {stderr}");
-        assert!(
-            lines[0].starts_with("error: ") && lines[0].contains(key),
-            "{var}={value}: {stderr}"
-        );
+        assert!(lines[0].starts_with("error: ") && lines[0].contains(key), "{var}={value}: {stderr}");
         assert!(!stderr.contains("panicked"), "{stderr}");
     }
 }
@@ -160,10 +131,7 @@ fn the_server_starts_on_sqlite_in_a_fresh_directory_and_stops_gracefully() {
         assert_eq!(res.status(), 200, "{path}");
         assert_eq!(res.headers()["content-type"], "application/json");
     }
-    assert!(
-        dir.join("data/helpdesk.db").exists(),
-        "the SQLite file lives under data/"
-    );
+    assert!(dir.join("data/helpdesk.db").exists(), "the SQLite file lives under data/");
 
     // Secrets sent to the API never reach the log.
     let res = client
@@ -178,25 +146,15 @@ fn the_server_starts_on_sqlite_in_a_fresh_directory_and_stops_gracefully() {
     let (status, log) = server.stop();
     assert!(status.success(), "SIGTERM is a clean stop: {status:?}");
     let all = log.join("\n");
-    assert!(
-        !all.contains("Log-Secret-5151")
-            && !all.contains("90817")
-            && !all.contains("strDasdakdmsadsakming")
-    );
-    assert!(
-        log.iter().any(|l| l.contains("\"bitacora\"")),
-        "request lines carry the bitácora id: {all}"
-    );
+    assert!(!all.contains("Log-Secret-5151") && !all.contains("90817") && !all.contains("strDasdakdmsadsakming"));
+    assert!(log.iter().any(|l| l.contains("\"bitacora\"")), "request lines carry the bitácora id: {all}");
 }
 
 /// The JavaScript example of `path` in the vendored documentation, aimed at
 /// `base` and printing `{status, body}`.
 fn js_example(doc: &str, path: &str, base: &str) -> String {
-    let marker =
-        format!("const url = new URL(\n    \"https://calidad.api.cyberfuel.com/api/{path}\"");
-    let start = doc
-        .find(&marker)
-        .unwrap_or_else(|| panic!("no JavaScript example for {path}"));
+    let marker = format!("const url = new URL(\n    \"https://calidad.api.cyberfuel.com/api/{path}\"");
+    let start = doc.find(&marker).unwrap_or_else(|| panic!("no JavaScript example for {path}"));
     let end_marker = ".then(response => response.json());";
     let end = start + doc[start..].find(end_marker).expect("example end");
     let snippet = &doc[start..end];
@@ -208,44 +166,21 @@ fn js_example(doc: &str, path: &str, base: &str) -> String {
 
 #[test]
 fn the_documented_javascript_examples_run_verbatim_against_the_dev_server() {
-    let doc = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../docs/api/api-doc.txt"
-    ))
-    .unwrap();
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/api/api-doc.txt")).unwrap();
     let dir = temp_dir();
     let server = start(&dir);
     let base = format!("http://127.0.0.1:{}", server.port);
     for path in ["UsuarioInterno/get", "correo/getConfigCorreos"] {
         let script = dir.join("example.mjs");
         std::fs::write(&script, js_example(&doc, path, &base)).unwrap();
-        let out = Command::new("node")
-            .arg(&script)
-            .output()
-            .expect("Node.js runs (the machines have it)");
-        assert!(
-            out.status.success(),
-            "{path}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let out = Command::new("node").arg(&script).output().expect("Node.js runs (the machines have it)");
+        assert!(out.status.success(), "{path}: {}", String::from_utf8_lossy(&out.stderr));
         let v: Value = serde_json::from_slice(&out.stdout).unwrap();
         assert_eq!(v["status"], 200, "{path}: {v}");
         let body = &v["body"];
-        let keys: Vec<&str> = body
-            .as_object()
-            .unwrap()
-            .keys()
-            .map(String::as_str)
-            .collect();
-        assert_eq!(
-            keys,
-            ["data", "status", "message", "code", "id_bitacora_log"],
-            "{path}"
-        );
-        assert!(
-            body["data"].is_array() && body["id_bitacora_log"].is_i64(),
-            "{path}: {body}"
-        );
+        let keys: Vec<&str> = body.as_object().unwrap().keys().map(String::as_str).collect();
+        assert_eq!(keys, ["data", "status", "message", "code", "id_bitacora_log"], "{path}");
+        assert!(body["data"].is_array() && body["id_bitacora_log"].is_i64(), "{path}: {body}");
     }
     drop(server);
 }
@@ -265,10 +200,7 @@ fn admin_commands_manage_consumers_and_every_one_has_help() {
     ] {
         let out = command(&dir).args(sub).output().unwrap();
         assert!(out.status.success(), "{sub:?}");
-        assert!(
-            String::from_utf8_lossy(&out.stdout).contains("Usage"),
-            "{sub:?}"
-        );
+        assert!(String::from_utf8_lossy(&out.stdout).contains("Usage"), "{sub:?}");
     }
     let run = |args: &[&str]| {
         let out = command(&dir).args(args).output().unwrap();
@@ -278,32 +210,15 @@ fn admin_commands_manage_consumers_and_every_one_has_help() {
             String::from_utf8_lossy(&out.stderr).into_owned(),
         )
     };
-    let (ok, out, err) = run(&[
-        "consumer",
-        "create",
-        "canal_lectura",
-        "--grant",
-        "correo/save",
-        "--grant",
-        "correo/getConfigCorreos",
-    ]);
+    let (ok, out, err) =
+        run(&["consumer", "create", "canal_lectura", "--grant", "correo/save", "--grant", "correo/getConfigCorreos"]);
     assert!(ok, "{err}");
-    let secret = out
-        .lines()
-        .find_map(|l| l.strip_prefix("X-User-Secret: "))
-        .expect("secret printed once")
-        .to_string();
+    let secret = out.lines().find_map(|l| l.strip_prefix("X-User-Secret: ")).expect("secret printed once").to_string();
     assert!(secret.len() >= 40);
     let (ok, out, _) = run(&["consumer", "list"]);
     assert!(ok);
-    assert!(
-        out.contains("canal_lectura\tactivo\tcorreo/getConfigCorreos,correo/save"),
-        "{out}"
-    );
-    assert!(
-        !out.contains(&secret),
-        "the secret is shown only at creation"
-    );
+    assert!(out.contains("canal_lectura\tactivo\tcorreo/getConfigCorreos,correo/save"), "{out}");
+    assert!(!out.contains(&secret), "the secret is shown only at creation");
     let (ok, _, err) = run(&["consumer", "create", "otro", "--grant", "correo/nada"]);
     assert!(!ok && err.contains("unknown endpoint"), "{err}");
     let (ok, _, err) = run(&["consumer", "create", "canal_lectura", "--all-grants"]);

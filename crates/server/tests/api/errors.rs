@@ -24,27 +24,15 @@ async fn client_mistakes_are_json_4xx_and_audited(backend: Backend) {
     let app = spawn_app_with(backend, |s| s.server.body_limit_bytes = 4096).await;
     let secret = app.consumer("c", &[Endpoint::InternalUsers]).await;
     let url = format!("{}/api/UsuarioInterno/get", app.address);
-    let authed = |rb: reqwest::RequestBuilder| {
-        rb.header("X-User-Consumo", "c")
-            .header("X-User-Secret", &secret)
-    };
+    let authed = |rb: reqwest::RequestBuilder| rb.header("X-User-Consumo", "c").header("X-User-Secret", &secret);
 
-    let res = authed(app.client.post(&url))
-        .header("Content-Type", "application/json")
-        .body("{\"user\": ")
-        .send();
+    let res = authed(app.client.post(&url)).header("Content-Type", "application/json").body("{\"user\": ").send();
     assert_error(&app, res.await.unwrap(), 400, "JSON").await;
 
-    let res = authed(app.client.post(&url))
-        .header("Content-Type", "application/json")
-        .body("[1, 2]")
-        .send();
+    let res = authed(app.client.post(&url)).header("Content-Type", "application/json").body("[1, 2]").send();
     assert_error(&app, res.await.unwrap(), 400, "objeto").await;
 
-    let res = authed(app.client.post(&url))
-        .header("Content-Type", "text/plain")
-        .body("user=x")
-        .send();
+    let res = authed(app.client.post(&url)).header("Content-Type", "text/plain").body("user=x").send();
     assert_error(&app, res.await.unwrap(), 415, "text/plain").await;
 
     // Forms are for the Synology webhook only.
@@ -60,30 +48,16 @@ async fn client_mistakes_are_json_4xx_and_audited(backend: Backend) {
     assert_eq!(res.headers()["allow"], "POST");
     assert_error(&app, res, 405, "Método").await;
 
-    let res = authed(
-        app.client
-            .post(format!("{}/api/UsuarioInterno/GET", app.address)),
-    )
-    .json(&json!({}))
-    .send();
+    let res = authed(app.client.post(format!("{}/api/UsuarioInterno/GET", app.address))).json(&json!({})).send();
     assert_error(&app, res.await.unwrap(), 404, "api/UsuarioInterno/GET").await;
 
     // Outside /api there is no bitácora, but still JSON.
-    let (status, body) = json(
-        app.client
-            .get(format!("{}/nada", app.address))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, body) = json(app.client.get(format!("{}/nada", app.address)).send().await.unwrap()).await;
     assert_eq!(status, 404);
     assert!(body["message"].as_str().unwrap().contains("nada"));
 
     // An invalid UTF-8 body is a 400, not a crash.
-    let res = authed(app.client.post(&url))
-        .header("Content-Type", "application/json")
-        .body(vec![0xff, 0xfe, b'{']);
+    let res = authed(app.client.post(&url)).header("Content-Type", "application/json").body(vec![0xff, 0xfe, b'{']);
     assert_error(&app, res.send().await.unwrap(), 400, "JSON").await;
 
     // An empty body is an empty input bag: Laravel's 422.

@@ -3,24 +3,12 @@ use crate::helpers::*;
 async fn health_and_ready_answer_json(backend: Backend) {
     let app = spawn_app(backend).await;
     for path in ["health", "ready"] {
-        let res = app
-            .client
-            .get(format!("{}/{path}", app.address))
-            .send()
-            .await
-            .unwrap();
+        let res = app.client.get(format!("{}/{path}", app.address)).send().await.unwrap();
         assert_eq!(res.headers()["content-type"], "application/json");
         let (status, body) = json(res).await;
         assert_eq!(status, 200, "{path}: {body}");
     }
-    let (_, body) = json(
-        app.client
-            .get(format!("{}/ready", app.address))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (_, body) = json(app.client.get(format!("{}/ready", app.address)).send().await.unwrap()).await;
     assert_eq!(body["database"], "ok");
 }
 
@@ -35,15 +23,9 @@ async fn a_database_down_at_start_is_a_clear_error_when_migrating() {
     settings.server.port = 0;
     settings.database.url = DEAD_MYSQL.into();
     settings.database.acquire_timeout_secs = 2;
-    let err = helpdesk_server::Application::build(settings)
-        .await
-        .err()
-        .expect("start must fail");
+    let err = helpdesk_server::Application::build(settings).await.err().expect("start must fail");
     let msg = err.to_string();
-    assert!(
-        msg.contains("cannot migrate") && msg.contains("connect"),
-        "{msg}"
-    );
+    assert!(msg.contains("cannot migrate") && msg.contains("connect"), "{msg}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -54,25 +36,13 @@ async fn ready_is_503_while_the_database_is_down() {
     settings.database.acquire_timeout_secs = 2;
     settings.database.migrate_on_start = false;
     settings.seed.demo = false;
-    let app = helpdesk_server::Application::build(settings)
-        .await
-        .expect("starts without migrating");
+    let app = helpdesk_server::Application::build(settings).await.expect("starts without migrating");
     let address = format!("http://127.0.0.1:{}", app.port());
     tokio::spawn(app.run_until_stopped());
     let client = reqwest::Client::new();
     let (status, body) = json(client.get(format!("{address}/ready")).send().await.unwrap()).await;
-    assert_eq!(
-        (status, body["status"].as_str()),
-        (503, Some("unavailable"))
-    );
-    let (status, _) = json(
-        client
-            .get(format!("{address}/health"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    assert_eq!((status, body["status"].as_str()), (503, Some("unavailable")));
+    let (status, _) = json(client.get(format!("{address}/health")).send().await.unwrap()).await;
     assert_eq!(status, 200);
     // An API call cannot be audited, so it is refused with 503, not 500.
     let res = client

@@ -65,54 +65,30 @@ pub async fn spawn_app_with(backend: Backend, tweak: impl FnOnce(&mut Settings))
     };
     tweak(&mut settings);
     let keys = settings.keys().expect("keys");
-    let app = Application::build(settings.clone())
-        .await
-        .expect("the server starts");
+    let app = Application::build(settings.clone()).await.expect("the server starts");
     let address = format!("http://127.0.0.1:{}", app.port());
     let db = app.db.clone();
     tokio::spawn(app.run_until_stopped());
-    TestApp {
-        address,
-        db,
-        keys,
-        client: reqwest::Client::new(),
-        settings,
-    }
+    TestApp { address, db, keys, client: reqwest::Client::new(), settings }
 }
 
 impl TestApp {
     pub fn access(&self) -> AccessService<Db> {
-        AccessService::new(
-            self.db.clone(),
-            self.keys.consumer_hmac.clone(),
-            Arc::new(SystemClock),
-        )
+        AccessService::new(self.db.clone(), self.keys.consumer_hmac.clone(), Arc::new(SystemClock))
     }
 
     /// A consumer granted `grants`; returns its secret.
     pub async fn consumer(&self, name: &str, grants: &[Endpoint]) -> String {
         let grants: BTreeSet<Endpoint> = grants.iter().copied().collect();
-        self.access()
-            .create(name, grants)
-            .await
-            .expect("consumer")
-            .1
+        self.access().create(name, grants).await.expect("consumer").1
     }
 
     pub async fn disable_consumer(&self, name: &str) {
-        self.access()
-            .set_status(name, Status::Inactive)
-            .await
-            .unwrap();
+        self.access().set_status(name, Status::Inactive).await.unwrap();
     }
 
     /// POSTs JSON with consumer headers.
-    pub async fn post(
-        &self,
-        path: &str,
-        consumer: (&str, &str),
-        body: &Value,
-    ) -> reqwest::Response {
+    pub async fn post(&self, path: &str, consumer: (&str, &str), body: &Value) -> reqwest::Response {
         self.client
             .post(format!("{}/api/{path}", self.address))
             .header("X-User-Consumo", consumer.0)
@@ -148,9 +124,5 @@ pub fn kind(v: &Value) -> &'static str {
 
 /// Keys of an object, in order.
 pub fn keys(v: &Value) -> Vec<&str> {
-    v.as_object()
-        .expect("an object")
-        .keys()
-        .map(String::as_str)
-        .collect()
+    v.as_object().expect("an object").keys().map(String::as_str).collect()
 }

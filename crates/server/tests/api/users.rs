@@ -31,22 +31,10 @@ const DOCUMENTED: &[(&str, &str)] = &[
 ];
 
 async fn seed(app: &TestApp) -> (i64, i64) {
-    let dep = app
-        .db
-        .create_department(NewDepartment {
-            name: "Desarrollo".into(),
-            synology_channel: None,
-        })
-        .await
-        .unwrap();
-    let other = app
-        .db
-        .create_department(NewDepartment {
-            name: "Ventas".into(),
-            synology_channel: None,
-        })
-        .await
-        .unwrap();
+    let dep =
+        app.db.create_department(NewDepartment { name: "Desarrollo".into(), synology_channel: None }).await.unwrap();
+    let other =
+        app.db.create_department(NewDepartment { name: "Ventas".into(), synology_channel: None }).await.unwrap();
     let role = app.db.ensure_role("desarrollo").await.unwrap();
     let user = |login: &str, dep: i64| NewInternalUser {
         login: login.into(),
@@ -85,33 +73,19 @@ async fn answers_in_the_documented_shape(backend: Backend) {
     )
     .await;
     assert_eq!(status, 200, "{body}");
-    assert_eq!(
-        keys(&body),
-        vec!["data", "status", "message", "code", "id_bitacora_log"]
-    );
-    assert_eq!(
-        (body["status"].as_str(), body["code"].as_i64()),
-        (Some("ok"), Some(200))
-    );
+    assert_eq!(keys(&body), vec!["data", "status", "message", "code", "id_bitacora_log"]);
+    assert_eq!((body["status"].as_str(), body["code"].as_i64()), (Some("ok"), Some(200)));
     assert_eq!(body["message"], "Obtenidos 1 registros de usuarios.");
     assert!(body["id_bitacora_log"].is_i64(), "an integer here");
     let user = &body["data"][0];
-    let got: Vec<(&str, &str)> = user
-        .as_object()
-        .unwrap()
-        .iter()
-        .map(|(k, v)| (k.as_str(), kind(v)))
-        .collect();
+    let got: Vec<(&str, &str)> = user.as_object().unwrap().iter().map(|(k, v)| (k.as_str(), kind(v))).collect();
     assert_eq!(got, DOCUMENTED);
     assert_eq!(user["login"], "pgarcia");
     assert_eq!(user["status"], "ACTIVO");
     assert_eq!(user["acceso_ticket"], "N");
     assert_eq!(user["rol"], "desarrollo");
     let text = body.to_string();
-    assert!(
-        !text.contains("argon2") && !text.contains("password") && !text.contains("pin"),
-        "{text}"
-    );
+    assert!(!text.contains("argon2") && !text.contains("password") && !text.contains("pin"), "{text}");
 }
 
 async fn filters_combine(backend: Backend) {
@@ -119,53 +93,20 @@ async fn filters_combine(backend: Backend) {
     let (dep, other) = seed(&app).await;
     let secret = app.consumer("crm", &[Endpoint::InternalUsers]).await;
     let logins = |body: &serde_json::Value| -> Vec<String> {
-        body["data"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|u| u["login"].as_str().unwrap().to_string())
-            .collect()
+        body["data"].as_array().unwrap().iter().map(|u| u["login"].as_str().unwrap().to_string()).collect()
     };
-    let (_, body) = json(
-        app.post(
-            "UsuarioInterno/get",
-            ("crm", &secret),
-            &json!({"departamento": dep}),
-        )
-        .await,
-    )
-    .await;
+    let (_, body) = json(app.post("UsuarioInterno/get", ("crm", &secret), &json!({"departamento": dep})).await).await;
     assert_eq!(logins(&body), vec!["pgarcia", "lrojas"]);
     assert_eq!(body["message"], "Obtenidos 2 registros de usuarios.");
-    let (_, body) = json(
-        app.post(
-            "UsuarioInterno/get",
-            ("crm", &secret),
-            &json!({"departamento": other.to_string()}),
-        )
-        .await,
-    )
-    .await;
+    let (_, body) =
+        json(app.post("UsuarioInterno/get", ("crm", &secret), &json!({"departamento": other.to_string()})).await).await;
     assert_eq!(logins(&body), vec!["mvega"]);
-    let (_, body) = json(
-        app.post(
-            "UsuarioInterno/get",
-            ("crm", &secret),
-            &json!({"email": "LROJAS@ejemplo.test"}),
-        )
-        .await,
-    )
-    .await;
+    let (_, body) =
+        json(app.post("UsuarioInterno/get", ("crm", &secret), &json!({"email": "LROJAS@ejemplo.test"})).await).await;
     assert_eq!(logins(&body), vec!["lrojas"]);
-    let (status, body) = json(
-        app.post(
-            "UsuarioInterno/get",
-            ("crm", &secret),
-            &json!({"user": "mvega", "departamento": dep}),
-        )
-        .await,
-    )
-    .await;
+    let (status, body) =
+        json(app.post("UsuarioInterno/get", ("crm", &secret), &json!({"user": "mvega", "departamento": dep})).await)
+            .await;
     assert_eq!(status, 200);
     assert_eq!(body["data"], json!([]));
     assert_eq!(body["message"], "Obtenidos 0 registros de usuarios.");
@@ -174,15 +115,8 @@ async fn filters_combine(backend: Backend) {
 async fn validation_speaks_laravel(backend: Backend) {
     let app = spawn_app(backend).await;
     let secret = app.consumer("crm", &[Endpoint::InternalUsers]).await;
-    let (status, body) = json(
-        app.post(
-            "UsuarioInterno/get",
-            ("crm", &secret),
-            &json!({"user": "", "email": null}),
-        )
-        .await,
-    )
-    .await;
+    let (status, body) =
+        json(app.post("UsuarioInterno/get", ("crm", &secret), &json!({"user": "", "email": null})).await).await;
     assert_eq!(status, 422);
     assert_eq!(
         body,
@@ -196,51 +130,20 @@ async fn validation_speaks_laravel(backend: Backend) {
         })
     );
     let (status, body) = json(
-        app.post(
-            "UsuarioInterno/get",
-            ("crm", &secret),
-            &json!({"email": "no-es-correo", "departamento": "uno"}),
-        )
-        .await,
+        app.post("UsuarioInterno/get", ("crm", &secret), &json!({"email": "no-es-correo", "departamento": "uno"}))
+            .await,
     )
     .await;
     assert_eq!(status, 422);
-    assert_eq!(
-        body["message"],
-        "The email field must be a valid email address. (and 1 more error)"
-    );
-    assert_eq!(
-        body["errors"]["departamento"],
-        json!(["The departamento field must be an integer."])
-    );
-    let (status, body) = json(
-        app.post(
-            "UsuarioInterno/get",
-            ("crm", &secret),
-            &json!({"user": "ñ".repeat(101)}),
-        )
-        .await,
-    )
-    .await;
+    assert_eq!(body["message"], "The email field must be a valid email address. (and 1 more error)");
+    assert_eq!(body["errors"]["departamento"], json!(["The departamento field must be an integer."]));
+    let (status, body) =
+        json(app.post("UsuarioInterno/get", ("crm", &secret), &json!({"user": "ñ".repeat(101)})).await).await;
     assert_eq!(status, 422);
-    assert_eq!(
-        body["message"],
-        "The user field must not be greater than 100 characters."
-    );
-    let (status, _) = json(
-        app.post(
-            "UsuarioInterno/get",
-            ("crm", &secret),
-            &json!({"user": "ñ".repeat(100)}),
-        )
-        .await,
-    )
-    .await;
+    assert_eq!(body["message"], "The user field must not be greater than 100 characters.");
+    let (status, _) =
+        json(app.post("UsuarioInterno/get", ("crm", &secret), &json!({"user": "ñ".repeat(100)})).await).await;
     assert_eq!(status, 200);
 }
 
-crate::on_both_backends!(
-    answers_in_the_documented_shape,
-    filters_combine,
-    validation_speaks_laravel
-);
+crate::on_both_backends!(answers_in_the_documented_shape, filters_combine, validation_speaks_laravel);

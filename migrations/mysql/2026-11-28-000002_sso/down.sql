@@ -1,0 +1,3 @@
+DROP TABLE intento_login;
+DROP TABLE password_reset;
+DROP TABLE sesion_usuario;
