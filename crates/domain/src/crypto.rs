@@ -128,9 +128,104 @@ pub fn verify_password(password: &str, phc: &str) -> Result<bool, CryptoError> {
     Ok(Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
 }
 
+/// What a user token says. `sub` is the user id, `aud` the product alias,
+/// `jti` the session id recorded in `sesion_usuario` (so it can be revoked).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct TokenClaims {
+    pub iss: String,
+    pub sub: String,
+    pub aud: String,
+    pub jti: String,
+    pub iat: i64,
+    pub exp: i64,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum TokenError {
+    #[error("token is malformed, forged, or for another issuer")]
+    Invalid,
+}
+
+/// Signs and checks user tokens: JWT, HS256 under a server key. Expiry is
+/// checked by the caller against its injected clock, not here.
+#[derive(Clone)]
+pub struct TokenSigner {
+    encoding: jsonwebtoken::EncodingKey,
+    decoding: jsonwebtoken::DecodingKey,
+    issuer: String,
+}
+
+impl std::fmt::Debug for TokenSigner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenSigner").field("issuer", &self.issuer).finish_non_exhaustive()
+    }
+}
+
+impl TokenSigner {
+    pub fn new(key: [u8; 32], issuer: &str) -> Self {
+        Self {
+            encoding: jsonwebtoken::EncodingKey::from_secret(&key),
+            decoding: jsonwebtoken::DecodingKey::from_secret(&key),
+            issuer: issuer.to_string(),
+        }
+    }
+
+    pub fn issuer(&self) -> &str {
+        &self.issuer
+    }
+
+    pub fn sign(&self, claims: &TokenClaims) -> String {
+        jsonwebtoken::encode(&jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256), claims, &self.encoding)
+            .expect("HS256 signing of plain claims cannot fail")
+    }
+
+    /// Checks the signature (HS256 only: `none` and other algorithms are
+    /// refused) and the issuer; returns the claims.
+    pub fn verify(&self, token: &str) -> Result<TokenClaims, TokenError> {
+        let mut v = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
+        v.validate_exp = false;
+        v.validate_aud = false;
+        v.required_spec_claims.clear();
+        v.set_issuer(&[&self.issuer]);
+        jsonwebtoken::decode::<TokenClaims>(token, &self.decoding, &v)
+            .map(|d| d.claims)
+            .map_err(|_| TokenError::Invalid)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tokens_verify_only_with_their_key_and_issuer() {
+        let claims = TokenClaims {
+            iss: "helpdesk".into(),
+            sub: "7".into(),
+            aud: "mesa".into(),
+            jti: "abc".into(),
+            iat: 1,
+            exp: 2,
+        };
+        let signer = TokenSigner::new([5; 32], "helpdesk");
+        let token = signer.sign(&claims);
+        assert_eq!(signer.verify(&token), Ok(claims.clone()));
+        assert_eq!(TokenSigner::new([6; 32], "helpdesk").verify(&token), Err(TokenError::Invalid));
+        assert_eq!(TokenSigner::new([5; 32], "otro").verify(&token), Err(TokenError::Invalid));
+        let mut tampered = token.clone();
+        tampered.insert(token.len() / 2, 'x');
+        assert_eq!(signer.verify(&tampered), Err(TokenError::Invalid));
+        // alg "none" with the same claims is refused.
+        use base64::Engine;
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let none = format!(
+            "{}.{}.",
+            b64.encode(r#"{"alg":"none","typ":"JWT"}"#),
+            b64.encode(serde_json::to_string(&claims).unwrap())
+        );
+        assert_eq!(signer.verify(&none), Err(TokenError::Invalid));
+        assert_eq!(signer.verify("not a token"), Err(TokenError::Invalid));
+    }
 
     #[test]
     fn hmac_verifies_only_the_right_secret_and_key() {

@@ -11,7 +11,7 @@ pub mod model;
 pub mod ports;
 pub mod services;
 
-#[cfg(feature = "testing")]
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
 pub use error::RepoError;

@@ -56,6 +56,11 @@ pub trait UserRepository: Send + Sync + 'static {
     /// MUST return `NotFound` for an unknown user.
     fn set_password_hash(&self, user_id: i64, hash: &str) -> impl Future<Output = RepoResult<()>> + Send;
     /// MUST return `NotFound` for an unknown user.
+    fn set_user_status(&self, user_id: i64, status: UserStatus) -> impl Future<Output = RepoResult<()>> + Send;
+    /// Records a successful login (`ultimo_acceso`, `ip_address`). MUST
+    /// return `NotFound` for an unknown user.
+    fn record_login(&self, user_id: i64, at: Timestamp, ip: &str) -> impl Future<Output = RepoResult<()>> + Send;
+    /// MUST return `NotFound` for an unknown user.
     fn set_synology_id(&self, user_id: i64, synology_id: i64) -> impl Future<Output = RepoResult<()>> + Send;
     /// MUST return `MissingReference` for an unknown user.
     fn add_device(&self, new: NewDevice) -> impl Future<Output = RepoResult<Device>> + Send;

@@ -182,6 +182,25 @@ impl UserRepository for Db {
         if n == 0 { Err(RepoError::NotFound) } else { Ok(()) }
     }
 
+    async fn set_user_status(&self, user_id: i64, status: UserStatus) -> RepoResult<()> {
+        let n = db_run!(self, |conn| diesel::update(usuario::table.find(user_id))
+            .set(usuario::status.eq(status.as_str()))
+            .execute(conn)
+            .await
+            .or_repo()?);
+        if n == 0 { Err(RepoError::NotFound) } else { Ok(()) }
+    }
+
+    async fn record_login(&self, user_id: i64, at: Timestamp, ip: &str) -> RepoResult<()> {
+        let ip: String = ip.chars().take(45).collect();
+        let n = db_run!(self, |conn| diesel::update(usuario::table.find(user_id))
+            .set((usuario::ultimo_acceso.eq(at), usuario::ip_address.eq(&ip)))
+            .execute(conn)
+            .await
+            .or_repo()?);
+        if n == 0 { Err(RepoError::NotFound) } else { Ok(()) }
+    }
+
     async fn set_synology_id(&self, user_id: i64, synology_id: i64) -> RepoResult<()> {
         let n = db_run!(self, |conn| diesel::update(usuario::table.find(user_id))
             .set(usuario::id_synology.eq(synology_id))

@@ -6,9 +6,11 @@ mod admin;
 mod audit;
 mod directory;
 mod mail_accounts;
+mod sso;
 
 pub use access::*;
 pub use admin::*;
 pub use audit::*;
 pub use directory::*;
 pub use mail_accounts::*;
+pub use sso::*;

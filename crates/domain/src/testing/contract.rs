@@ -178,6 +178,14 @@ pub async fn user_updates_and_devices<S: Store>(s: Arc<S>) {
     assert_eq!(s.find_user(u.id).await.unwrap().unwrap().synology_id, Some(4242));
     assert!(matches!(s.set_password_hash(u.id + 1000, "x").await, Err(RepoError::NotFound)));
     assert!(matches!(s.set_synology_id(u.id + 1000, 1).await, Err(RepoError::NotFound)));
+    s.set_user_status(u.id, UserStatus::Inactive).await.unwrap();
+    assert_eq!(s.find_user(u.id).await.unwrap().unwrap().status, UserStatus::Inactive);
+    s.set_user_status(u.id, UserStatus::Active).await.unwrap();
+    assert!(matches!(s.set_user_status(u.id + 1000, UserStatus::Active).await, Err(RepoError::NotFound)));
+    s.record_login(u.id, at(7, 30, 0), "2001:db8::1").await.unwrap();
+    let after = s.find_user(u.id).await.unwrap().unwrap();
+    assert_eq!((after.last_access, after.ip_address.as_deref()), (Some(at(7, 30, 0)), Some("2001:db8::1")));
+    assert!(matches!(s.record_login(u.id + 1000, at(7, 30, 0), "::1").await, Err(RepoError::NotFound)));
 
     let d = s.add_device(NewDevice { user_id: u.id, name: "móvil".into(), pin_hash: "$pin".into() }).await.unwrap();
     assert_eq!(

@@ -179,6 +179,20 @@ impl UserRepository for InMemoryStore {
             Ok(())
         })
     }
+    async fn set_user_status(&self, user_id: i64, status: UserStatus) -> RepoResult<()> {
+        self.with(|i| {
+            i.users.get_mut(&user_id).ok_or(RepoError::NotFound)?.0.status = status;
+            Ok(())
+        })
+    }
+    async fn record_login(&self, user_id: i64, at: Timestamp, ip: &str) -> RepoResult<()> {
+        self.with(|i| {
+            let (u, _) = i.users.get_mut(&user_id).ok_or(RepoError::NotFound)?;
+            u.last_access = Some(at);
+            u.ip_address = Some(ip.into());
+            Ok(())
+        })
+    }
     async fn set_synology_id(&self, user_id: i64, synology_id: i64) -> RepoResult<()> {
         self.with(|i| {
             let (u, _) = i.users.get_mut(&user_id).ok_or(RepoError::NotFound)?;

@@ -1,0 +1,547 @@
+//! SSO: login by password or device PIN, token refresh with rotation,
+//! password forgot and reset, and login throttling.
+
+use std::sync::Arc;
+
+use chrono::Duration;
+use subtle::ConstantTimeEq;
+
+use crate::crypto::{TokenClaims, TokenSigner, random_token, sha256_hex};
+use crate::error::RepoError;
+use crate::model::*;
+use crate::ports::{Clock, MailNotifier, NotifyError, PasswordHasher, Store};
+use crate::services::check_password_policy;
+
+/// A PHC string of a random password with the same parameters as real
+/// hashes: unknown users are checked against it, so they cost the same.
+const DUMMY_HASH: &str =
+    "$argon2id$v=19$m=19456,t=2,p=1$cmFuZG9tc2FsdHZhbHVl$1c2ZcQ/6Gq3j1M1D3o3cW1S6pQpXq1d0mS0iJp2hY6M";
+
+/// A reset link is valid this long (Laravel's broker default).
+pub const RESET_TTL_MINUTES: i64 = 60;
+/// A second reset request within this many seconds sends nothing new.
+pub const RESET_COOLDOWN_SECONDS: i64 = 60;
+
+/// How hard failures are throttled. PINs are short, so they get fewer tries
+/// and longer locks; passwords are counted per account *and address*, so an
+/// attacker elsewhere cannot lock the real user out of the password path.
+#[derive(Debug, Clone)]
+pub struct ThrottlePolicy {
+    pub window: Duration,
+    pub password_failures: i32,
+    pub password_lock: Duration,
+    pub pin_failures: i32,
+    pub pin_lock: Duration,
+    /// Failures from one address across all accounts.
+    pub address_failures: i32,
+    pub address_lock: Duration,
+}
+
+impl Default for ThrottlePolicy {
+    fn default() -> Self {
+        Self {
+            window: Duration::minutes(15),
+            password_failures: 5,
+            password_lock: Duration::minutes(15),
+            pin_failures: 3,
+            pin_lock: Duration::minutes(30),
+            address_failures: 30,
+            address_lock: Duration::minutes(15),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct SsoSettings {
+    pub token_ttl: Duration,
+    /// The reset link: `<reset_url>?id=<id>&token=<token>`.
+    pub reset_url: String,
+    pub throttle: ThrottlePolicy,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Credentials {
+    Password(String),
+    Pin { pin: String, device_id: i64 },
+}
+
+#[derive(Debug, Clone)]
+pub struct LoginRequest {
+    pub product: String,
+    /// Login or e-mail.
+    pub login: String,
+    pub credentials: Credentials,
+    pub client_ip: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct LoginSuccess {
+    pub user: InternalUser,
+    pub token: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SsoError {
+    /// `product` names no `producto.alias_producto`.
+    #[error("unknown product")]
+    UnknownProduct,
+    /// Same answer whether the user exists or not.
+    #[error("invalid user credentials")]
+    InvalidCredentials,
+    #[error("too many failed attempts; retry in {retry_after_secs} s")]
+    Throttled { retry_after_secs: i64 },
+    /// Expired, revoked, forged, for another product, or its user inactive.
+    #[error("invalid user token")]
+    InvalidToken,
+    /// Unknown, used, expired or wrong reset token.
+    #[error("invalid password reset token")]
+    InvalidResetToken,
+    #[error("{0}")]
+    PasswordPolicy(String),
+    #[error(transparent)]
+    Store(#[from] RepoError),
+}
+
+pub struct SsoService<R: Store> {
+    repo: Arc<R>,
+    hasher: Arc<dyn PasswordHasher>,
+    signer: TokenSigner,
+    clock: Arc<dyn Clock>,
+    settings: SsoSettings,
+}
+
+fn lower(s: &str) -> String {
+    s.trim().to_lowercase()
+}
+
+impl<R: Store> SsoService<R> {
+    pub fn new(
+        repo: Arc<R>,
+        hasher: Arc<dyn PasswordHasher>,
+        signer: TokenSigner,
+        clock: Arc<dyn Clock>,
+        settings: SsoSettings,
+    ) -> Self {
+        Self { repo, hasher, signer, clock, settings }
+    }
+
+    async fn product(&self, alias: &str) -> Result<Product, SsoError> {
+        self.repo.find_product_by_alias(alias.trim()).await?.ok_or(SsoError::UnknownProduct)
+    }
+
+    /// The throttle keys a login touches: the account's (per address for
+    /// passwords, per device for PINs) and the address's.
+    fn keys(&self, req: &LoginRequest) -> (String, String, i32, Duration) {
+        let t = &self.settings.throttle;
+        let account = match &req.credentials {
+            Credentials::Password(_) => format!("pwd:{}:{}", lower(&req.login), req.client_ip),
+            Credentials::Pin { device_id, .. } => format!("pin:{}:{device_id}", lower(&req.login)),
+        };
+        let (max, lock) = match req.credentials {
+            Credentials::Password(_) => (t.password_failures, t.password_lock),
+            Credentials::Pin { .. } => (t.pin_failures, t.pin_lock),
+        };
+        (cut_key(account), cut_key(format!("ip:{}", req.client_ip)), max, lock)
+    }
+
+    async fn locked_for(&self, key: &str, now: Timestamp) -> Result<Option<i64>, SsoError> {
+        Ok(self
+            .repo
+            .throttle_state(key)
+            .await?
+            .and_then(|s| s.locked_until)
+            .filter(|until| *until > now)
+            .map(|until| (until - now).num_seconds().max(1)))
+    }
+
+    /// Logs in by password or device PIN. Throttled keys are refused before
+    /// any hash is computed.
+    pub async fn login(&self, req: LoginRequest) -> Result<LoginSuccess, SsoError> {
+        let product = self.product(&req.product).await?;
+        let now = self.clock.now();
+        let (account_key, ip_key, max, lock) = self.keys(&req);
+        for key in [&account_key, &ip_key] {
+            if let Some(retry_after_secs) = self.locked_for(key, now).await? {
+                return Err(SsoError::Throttled { retry_after_secs });
+            }
+        }
+        let found = self.repo.find_user_credentials(req.login.trim()).await?;
+        let user = match self.check_credentials(found, &req.credentials).await? {
+            Some(user) => user,
+            None => {
+                let t = &self.settings.throttle;
+                let window_start = now - t.window;
+                self.repo.record_failure(&account_key, now, window_start, max, now + lock).await?;
+                self.repo.record_failure(&ip_key, now, window_start, t.address_failures, now + t.address_lock).await?;
+                return Err(SsoError::InvalidCredentials);
+            }
+        };
+        self.repo.clear_throttle(&account_key).await?;
+        self.repo.record_login(user.id, now, &req.client_ip).await?;
+        let token = self.issue(&user, &product, now).await?;
+        Ok(LoginSuccess { user, token })
+    }
+
+    /// The user when the credentials are right; always one Argon2 check.
+    async fn check_credentials(
+        &self,
+        found: Option<(InternalUser, Option<String>)>,
+        creds: &Credentials,
+    ) -> Result<Option<InternalUser>, SsoError> {
+        let (secret, stored, user) = match creds {
+            Credentials::Password(pw) => {
+                let (user, hash) = match found {
+                    Some((u, h)) => (Some(u), h),
+                    None => (None, None),
+                };
+                (pw.clone(), hash, user)
+            }
+            Credentials::Pin { pin, device_id } => {
+                let device = self.repo.find_device(*device_id).await?;
+                match (found, device) {
+                    (Some((u, _)), Some(d)) if d.user_id == u.id && d.status.is_active() => {
+                        (pin.clone(), Some(d.pin_hash), Some(u))
+                    }
+                    _ => (pin.clone(), None, None),
+                }
+            }
+        };
+        let has_hash = stored.is_some();
+        let ok = self.hasher.verify(secret, stored.unwrap_or_else(|| DUMMY_HASH.to_string())).await;
+        Ok(user.filter(|u| ok && has_hash && u.is_active()))
+    }
+
+    async fn issue(&self, user: &InternalUser, product: &Product, now: Timestamp) -> Result<String, SsoError> {
+        let session = self.new_session(user, product, now);
+        let token = self.sign(&session, product);
+        self.repo.create_session(session).await?;
+        Ok(token)
+    }
+
+    fn new_session(&self, user: &InternalUser, product: &Product, now: Timestamp) -> UserSession {
+        UserSession {
+            token_id: random_token(32),
+            user_id: user.id,
+            product_id: Some(product.id),
+            created_at: now,
+            expires_at: now + self.settings.token_ttl,
+            revoked_at: None,
+        }
+    }
+
+    fn sign(&self, s: &UserSession, product: &Product) -> String {
+        self.signer.sign(&TokenClaims {
+            iss: self.signer.issuer().to_string(),
+            sub: s.user_id.to_string(),
+            aud: product.alias.clone(),
+            jti: s.token_id.clone(),
+            iat: s.created_at.and_utc().timestamp(),
+            exp: s.expires_at.and_utc().timestamp(),
+        })
+    }
+
+    /// Exchanges a live token for a new one and revokes the old (rotation).
+    pub async fn refresh(&self, token: &str, product: &str) -> Result<LoginSuccess, SsoError> {
+        let product = self.product(product).await?;
+        let now = self.clock.now();
+        let claims = self.signer.verify(token).map_err(|_| SsoError::InvalidToken)?;
+        if claims.exp <= now.and_utc().timestamp() || !claims.aud.eq_ignore_ascii_case(&product.alias) {
+            return Err(SsoError::InvalidToken);
+        }
+        let session = self.repo.find_session(&claims.jti).await?.ok_or(SsoError::InvalidToken)?;
+        if session.revoked_at.is_some() || session.expires_at <= now || session.user_id.to_string() != claims.sub {
+            return Err(SsoError::InvalidToken);
+        }
+        let user = self
+            .repo
+            .find_user(session.user_id)
+            .await?
+            .filter(InternalUser::is_active)
+            .ok_or(SsoError::InvalidToken)?;
+        let new = self.new_session(&user, &product, now);
+        let token = self.sign(&new, &product);
+        match self.repo.rotate_session(&session.token_id, new, now).await {
+            Ok(()) => Ok(LoginSuccess { user, token }),
+            // A concurrent refresh of the same token won.
+            Err(RepoError::NotFound) => Err(SsoError::InvalidToken),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Starts a password reset for the active user with this e-mail, if any,
+    /// and mails the link. Says nothing about whether the user exists: the
+    /// caller answers the same either way (and should not wait for this).
+    pub async fn forgot<M: MailNotifier>(&self, mailer: &M, email: &str) -> Result<(), ForgotError> {
+        let now = self.clock.now();
+        let filter = UserFilter { email: Some(email.trim().to_string()), ..Default::default() };
+        let Some(user) = self.repo.find_users(filter).await?.into_iter().find(InternalUser::is_active) else {
+            return Ok(());
+        };
+        if let Some(last) = self.repo.latest_reset(user.id).await? {
+            if last.used_at.is_none() && now - last.created_at < Duration::seconds(RESET_COOLDOWN_SECONDS) {
+                return Ok(());
+            }
+        }
+        let token = random_token(40);
+        let reset = self.repo.create_reset(user.id, &sha256_hex(token.as_bytes()), now).await?;
+        let link = format!("{}?id={}&token={token}", self.settings.reset_url, reset.id);
+        mailer.send(reset_mail(&user, &link)).await?;
+        Ok(())
+    }
+
+    /// Completes a reset: the token must be the latest, unused, younger than
+    /// 60 minutes; the password must meet the policy. Revokes every token.
+    pub async fn reset(&self, id: &str, token: &str, password: &str) -> Result<(), SsoError> {
+        let now = self.clock.now();
+        let id: i64 = id.trim().parse().map_err(|_| SsoError::InvalidResetToken)?;
+        let reset = self.repo.find_reset(id).await?.ok_or(SsoError::InvalidResetToken)?;
+        let matches: bool = sha256_hex(token.as_bytes()).as_bytes().ct_eq(reset.token_hash.as_bytes()).into();
+        let fresh = now - reset.created_at < Duration::minutes(RESET_TTL_MINUTES);
+        let latest = self.repo.latest_reset(reset.user_id).await?.is_some_and(|l| l.id == reset.id);
+        if !matches || !fresh || !latest || reset.used_at.is_some() {
+            return Err(SsoError::InvalidResetToken);
+        }
+        check_password_policy(password).map_err(SsoError::PasswordPolicy)?;
+        let hash = self.hasher.hash(password.to_string()).await;
+        match self.repo.complete_reset(reset.id, &hash, now).await {
+            Ok(()) => Ok(()),
+            Err(RepoError::NotFound) => Err(SsoError::InvalidResetToken),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ForgotError {
+    #[error(transparent)]
+    Store(#[from] RepoError),
+    #[error(transparent)]
+    Mail(#[from] NotifyError),
+}
+
+/// Keys are stored in a 191-character column.
+fn cut_key(s: String) -> String {
+    s.chars().take(191).collect()
+}
+
+fn reset_mail(user: &InternalUser, link: &str) -> OutgoingMail {
+    let text = format!(
+        "Hola {name}:\n\nRecibimos una solicitud para restablecer su contraseña.\n\
+         Abra este enlace en los próximos {RESET_TTL_MINUTES} minutos:\n\n{link}\n\n\
+         Si usted no la pidió, ignore este mensaje; su contraseña no cambia.\n",
+        name = user.name
+    );
+    let html = format!(
+        "<p>Hola {name}:</p><p>Recibimos una solicitud para restablecer su contraseña. \
+         Abra este enlace en los próximos {RESET_TTL_MINUTES} minutos:</p>\
+         <p><a href=\"{link}\">Restablecer la contraseña</a></p>\
+         <p>Si usted no la pidió, ignore este mensaje; su contraseña no cambia.</p>",
+        name = html_escape(&user.name),
+        link = html_escape(link)
+    );
+    OutgoingMail {
+        to: user.email.clone(),
+        subject: "Restablecer su contraseña".into(),
+        text,
+        html: Some(html),
+        message_id: None,
+        in_reply_to: None,
+        headers: vec![("Auto-Submitted".into(), "auto-generated".into())],
+    }
+}
+
+fn html_escape(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::ports::*;
+    use crate::testing::InMemoryStore;
+    use crate::testing::contract::sample_user;
+
+    /// A clock the test moves by hand.
+    struct FixedClock(Mutex<Timestamp>);
+    impl Clock for FixedClock {
+        fn now(&self) -> Timestamp {
+            *self.0.lock().unwrap()
+        }
+    }
+    impl FixedClock {
+        fn advance(&self, d: Duration) {
+            *self.0.lock().unwrap() += d;
+        }
+    }
+
+    struct Fixture {
+        svc: SsoService<InMemoryStore>,
+        store: Arc<InMemoryStore>,
+        clock: Arc<FixedClock>,
+        user: InternalUser,
+        device: Device,
+    }
+
+    async fn fixture() -> Fixture {
+        let store = Arc::new(InMemoryStore::new());
+        store.create_product(NewProduct { alias: "mesa".into(), name: "Mesa".into() }).await.unwrap();
+        let mut new = sample_user("ana", "ana@example.test", None);
+        new.password_hash = Some(crate::crypto::hash_password("Clave-correcta-1"));
+        let user = store.create_user(new).await.unwrap();
+        let device = store
+            .add_device(NewDevice {
+                user_id: user.id,
+                name: "tel".into(),
+                pin_hash: crate::crypto::hash_password("4821"),
+            })
+            .await
+            .unwrap();
+        let clock = Arc::new(FixedClock(Mutex::new(
+            chrono::NaiveDate::from_ymd_opt(2026, 1, 1).unwrap().and_hms_opt(8, 0, 0).unwrap(),
+        )));
+        let svc = SsoService::new(
+            store.clone(),
+            Arc::new(InlineHasher),
+            TokenSigner::new([9; 32], "helpdesk"),
+            clock.clone(),
+            SsoSettings {
+                token_ttl: Duration::hours(8),
+                reset_url: "https://ayuda.example.test/restablecer".into(),
+                throttle: ThrottlePolicy::default(),
+            },
+        );
+        Fixture { svc, store, clock, user, device }
+    }
+
+    fn pw(login: &str, password: &str) -> LoginRequest {
+        LoginRequest {
+            product: "mesa".into(),
+            login: login.into(),
+            credentials: Credentials::Password(password.into()),
+            client_ip: "10.0.0.1".into(),
+        }
+    }
+
+    #[test]
+    fn the_dummy_hash_costs_a_real_argon2_run() {
+        assert!(argon2::PasswordHash::new(DUMMY_HASH).is_ok());
+        assert_eq!(crate::crypto::verify_password("x", DUMMY_HASH), Ok(false));
+    }
+
+    #[tokio::test]
+    async fn password_login_by_login_or_email() {
+        let f = fixture().await;
+        let ok = f.svc.login(pw("ana", "Clave-correcta-1")).await.unwrap();
+        assert_eq!(ok.user.id, f.user.id);
+        let ok2 = f.svc.login(pw("ANA@example.test", "Clave-correcta-1")).await.unwrap();
+        assert_ne!(ok.token, ok2.token);
+        let after = f.store.find_user(f.user.id).await.unwrap().unwrap();
+        assert_eq!(after.ip_address.as_deref(), Some("10.0.0.1"));
+        assert!(matches!(f.svc.login(pw("ana", "mala")).await, Err(SsoError::InvalidCredentials)));
+        assert!(matches!(f.svc.login(pw("nadie", "Clave-correcta-1")).await, Err(SsoError::InvalidCredentials)));
+        let mut other = pw("ana", "Clave-correcta-1");
+        other.product = "otro".into();
+        assert!(matches!(f.svc.login(other).await, Err(SsoError::UnknownProduct)));
+        f.store.set_user_status(f.user.id, UserStatus::Inactive).await.unwrap();
+        assert!(matches!(f.svc.login(pw("ana", "Clave-correcta-1")).await, Err(SsoError::InvalidCredentials)));
+    }
+
+    #[tokio::test]
+    async fn pins_are_bound_to_their_device() {
+        let f = fixture().await;
+        let pin = |pin: &str, device_id: i64| LoginRequest {
+            credentials: Credentials::Pin { pin: pin.into(), device_id },
+            ..pw("ana", "")
+        };
+        f.svc.login(pin("4821", f.device.id)).await.unwrap();
+        assert!(matches!(f.svc.login(pin("4822", f.device.id)).await, Err(SsoError::InvalidCredentials)));
+        assert!(matches!(f.svc.login(pin("4821", f.device.id + 99)).await, Err(SsoError::InvalidCredentials)));
+        // Another user's device does not work with this user's PIN.
+        let bea = f.store.create_user(sample_user("bea", "bea@example.test", None)).await.unwrap();
+        let d2 = f
+            .store
+            .add_device(NewDevice { user_id: bea.id, name: "x".into(), pin_hash: crate::crypto::hash_password("4821") })
+            .await
+            .unwrap();
+        assert!(matches!(f.svc.login(pin("4821", d2.id)).await, Err(SsoError::InvalidCredentials)));
+    }
+
+    #[tokio::test]
+    async fn failures_throttle_then_the_lock_expires() {
+        let f = fixture().await;
+        for _ in 0..5 {
+            assert!(matches!(f.svc.login(pw("ana", "mala")).await, Err(SsoError::InvalidCredentials)));
+        }
+        let err = f.svc.login(pw("ana", "Clave-correcta-1")).await.unwrap_err();
+        assert!(matches!(err, SsoError::Throttled { retry_after_secs: 900 }), "{err:?}");
+        // The same account from another address is not locked out.
+        let mut elsewhere = pw("ana", "Clave-correcta-1");
+        elsewhere.client_ip = "10.0.0.2".into();
+        f.svc.login(elsewhere).await.unwrap();
+        f.clock.advance(Duration::minutes(15));
+        f.svc.login(pw("ana", "Clave-correcta-1")).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn refresh_rotates_and_expiry_follows_the_clock() {
+        let f = fixture().await;
+        let first = f.svc.login(pw("ana", "Clave-correcta-1")).await.unwrap();
+        let second = f.svc.refresh(&first.token, "mesa").await.unwrap();
+        assert!(matches!(f.svc.refresh(&first.token, "mesa").await, Err(SsoError::InvalidToken)), "old is dead");
+        f.store.create_product(NewProduct { alias: "otro".into(), name: "Otro".into() }).await.unwrap();
+        assert!(matches!(f.svc.refresh(&second.token, "otro").await, Err(SsoError::InvalidToken)), "foreign");
+        assert!(matches!(f.svc.refresh(&second.token, "nada").await, Err(SsoError::UnknownProduct)));
+        f.clock.advance(Duration::hours(8));
+        assert!(matches!(f.svc.refresh(&second.token, "mesa").await, Err(SsoError::InvalidToken)), "expired");
+    }
+
+    struct Outbox(Mutex<Vec<OutgoingMail>>);
+    impl MailNotifier for Outbox {
+        async fn send(&self, mail: OutgoingMail) -> Result<String, NotifyError> {
+            self.0.lock().unwrap().push(mail);
+            Ok("id@test".into())
+        }
+    }
+
+    fn link_parts(mail: &OutgoingMail) -> (String, String) {
+        let link = mail.text.lines().find(|l| l.starts_with("https://")).unwrap();
+        let q = link.split_once('?').unwrap().1;
+        let mut id = String::new();
+        let mut token = String::new();
+        for pair in q.split('&') {
+            match pair.split_once('=').unwrap() {
+                ("id", v) => id = v.into(),
+                ("token", v) => token = v.into(),
+                _ => {}
+            }
+        }
+        (id, token)
+    }
+
+    #[tokio::test]
+    async fn reset_flow_single_use_expiry_and_cooldown() {
+        let f = fixture().await;
+        let outbox = Outbox(Mutex::new(Vec::new()));
+        let session = f.svc.login(pw("ana", "Clave-correcta-1")).await.unwrap();
+        f.svc.forgot(&outbox, "nadie@example.test").await.unwrap();
+        assert!(outbox.0.lock().unwrap().is_empty(), "unknown address: nothing sent");
+        f.svc.forgot(&outbox, "ANA@example.test").await.unwrap();
+        f.svc.forgot(&outbox, "ana@example.test").await.unwrap();
+        assert_eq!(outbox.0.lock().unwrap().len(), 1, "second request within 60 s sends nothing");
+        let (id, token) = link_parts(&outbox.0.lock().unwrap()[0]);
+        assert!(matches!(f.svc.reset(&id, "wrong", "Nueva-clave-22").await, Err(SsoError::InvalidResetToken)));
+        assert!(matches!(f.svc.reset(&id, &token, "corta").await, Err(SsoError::PasswordPolicy(_))));
+        f.svc.reset(&id, &token, "Nueva-clave-22").await.unwrap();
+        assert!(matches!(f.svc.reset(&id, &token, "Otra-clave-33").await, Err(SsoError::InvalidResetToken)));
+        assert!(matches!(f.svc.refresh(&session.token, "mesa").await, Err(SsoError::InvalidToken)), "revoked");
+        f.svc.login(pw("ana", "Nueva-clave-22")).await.unwrap();
+
+        f.clock.advance(Duration::seconds(61));
+        f.svc.forgot(&outbox, "ana@example.test").await.unwrap();
+        let (id, token) = link_parts(&outbox.0.lock().unwrap()[1]);
+        f.clock.advance(Duration::minutes(60));
+        assert!(matches!(f.svc.reset(&id, &token, "Nueva-clave-44").await, Err(SsoError::InvalidResetToken)));
+    }
+}

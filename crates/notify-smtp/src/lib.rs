@@ -1,0 +1,188 @@
+//! The mail notifier adapter: SMTP through lettre, asynchronous and pooled.
+//!
+//! Messages are multipart/alternative (plain text and, when given, HTML),
+//! carry a Message-ID (generated when the caller gives none) and any extra
+//! headers the domain asks for (`Auto-Submitted`, `In-Reply-To`, ...).
+
+use std::time::Duration;
+
+use helpdesk_domain::model::OutgoingMail;
+use helpdesk_domain::ports::{MailNotifier, NotifyError};
+use lettre::message::header::{HeaderName, HeaderValue, MessageId};
+use lettre::message::{Mailbox, MultiPart, SinglePart};
+use lettre::transport::smtp::PoolConfig;
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+
+/// How the connection to the SMTP server is secured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Security {
+    /// Plain SMTP (loopback relays, tests).
+    None,
+    /// STARTTLS on the submission port (587), required.
+    StartTls,
+    /// Implicit TLS (465).
+    Tls,
+}
+
+impl Security {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "none" | "plain" => Some(Security::None),
+            "starttls" => Some(Security::StartTls),
+            "tls" | "smtps" => Some(Security::Tls),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct SmtpSettings {
+    pub host: String,
+    pub port: u16,
+    pub security: Security,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    /// The From address, optionally with a display name: `Mesa de ayuda <ayuda@example.com>`.
+    pub from: String,
+    pub timeout: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SmtpConfigError {
+    #[error("invalid From address {0:?}: {1}")]
+    From(String, String),
+    #[error("cannot set up TLS for {0}: {1}")]
+    Tls(String, String),
+}
+
+/// Must be created and dropped inside a tokio runtime (the connection pool
+/// runs on it).
+pub struct SmtpMailer {
+    transport: AsyncSmtpTransport<Tokio1Executor>,
+    from: Mailbox,
+    /// Domain part used in generated Message-IDs.
+    id_domain: String,
+}
+
+impl SmtpMailer {
+    pub fn new(s: &SmtpSettings) -> Result<Self, SmtpConfigError> {
+        let from: Mailbox = s.from.parse().map_err(|e| SmtpConfigError::From(s.from.clone(), format!("{e}")))?;
+        let mut builder = match s.security {
+            Security::None => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&s.host),
+            Security::StartTls => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&s.host)
+                .map_err(|e| SmtpConfigError::Tls(s.host.clone(), e.to_string()))?,
+            Security::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(&s.host)
+                .map_err(|e| SmtpConfigError::Tls(s.host.clone(), e.to_string()))?,
+        }
+        .port(s.port)
+        .timeout(Some(s.timeout))
+        .pool_config(PoolConfig::new().max_size(4).idle_timeout(Duration::from_secs(60)));
+        if let (Some(user), Some(pass)) = (&s.username, &s.password) {
+            builder = builder.credentials(Credentials::new(user.clone(), pass.clone()));
+        }
+        let id_domain = from.email.domain().to_string();
+        Ok(Self { transport: builder.build(), from, id_domain })
+    }
+
+    fn build(&self, mail: &OutgoingMail, message_id: &str) -> Result<Message, NotifyError> {
+        let to: Mailbox =
+            mail.to.parse().map_err(|e| NotifyError::Permanent(format!("invalid recipient {:?}: {e}", mail.to)))?;
+        let mut builder = Message::builder()
+            .from(self.from.clone())
+            .to(to)
+            .subject(mail.subject.clone())
+            .header(MessageId::from(format!("<{message_id}>")));
+        if let Some(parent) = &mail.in_reply_to {
+            builder = builder.in_reply_to(format!("<{parent}>")).references(format!("<{parent}>"));
+        }
+        let body = match &mail.html {
+            Some(html) => MultiPart::alternative()
+                .singlepart(SinglePart::plain(mail.text.clone()))
+                .singlepart(SinglePart::html(html.clone())),
+            None => MultiPart::mixed().singlepart(SinglePart::plain(mail.text.clone())),
+        };
+        let mut message = builder.multipart(body).map_err(|e| NotifyError::Permanent(format!("cannot build: {e}")))?;
+        for (name, value) in &mail.headers {
+            let name = HeaderName::new_from_ascii(name.clone())
+                .map_err(|e| NotifyError::Permanent(format!("bad header name {name:?}: {e}")))?;
+            message.headers_mut().insert_raw(HeaderValue::new(name, value.clone()));
+        }
+        Ok(message)
+    }
+}
+
+impl MailNotifier for SmtpMailer {
+    async fn send(&self, mail: OutgoingMail) -> Result<String, NotifyError> {
+        let message_id = mail
+            .message_id
+            .clone()
+            .unwrap_or_else(|| format!("{}@{}", helpdesk_domain::crypto::random_token(24), self.id_domain));
+        let message = self.build(&mail, &message_id)?;
+        match self.transport.send(message).await {
+            Ok(_) => Ok(message_id),
+            Err(e) if e.is_permanent() => Err(NotifyError::Permanent(e.to_string())),
+            Err(e) => Err(NotifyError::Temporary(e.to_string())),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mailer() -> SmtpMailer {
+        SmtpMailer::new(&SmtpSettings {
+            host: "127.0.0.1".into(),
+            port: 1,
+            security: Security::None,
+            username: None,
+            password: None,
+            from: "Mesa de ayuda <ayuda@helpdesk.test>".into(),
+            timeout: Duration::from_secs(2),
+        })
+        .unwrap()
+    }
+
+    fn mail() -> OutgoingMail {
+        OutgoingMail {
+            to: "cliente@ejemplo.test".into(),
+            subject: "Asunto con tildes: contraseña".into(),
+            text: "Hola".into(),
+            html: Some("<p>Hola</p>".into()),
+            message_id: Some("abc@helpdesk.test".into()),
+            in_reply_to: Some("padre@otro.test".into()),
+            headers: vec![("Auto-Submitted".into(), "auto-replied".into())],
+        }
+    }
+
+    // The pooled transport lives on a tokio runtime, hence `tokio::test`.
+    #[tokio::test]
+    async fn messages_are_multipart_with_the_headers_asked_for() {
+        let raw = String::from_utf8(mailer().build(&mail(), "abc@helpdesk.test").unwrap().formatted()).unwrap();
+        assert!(raw.contains("Message-ID: <abc@helpdesk.test>"), "{raw}");
+        assert!(raw.contains("In-Reply-To: <padre@otro.test>"));
+        assert!(raw.contains("Auto-Submitted: auto-replied"));
+        assert!(raw.contains("multipart/alternative"));
+        assert!(raw.contains("text/html"));
+    }
+
+    #[tokio::test]
+    async fn a_bad_recipient_is_permanent() {
+        let m = OutgoingMail { to: "no es correo".into(), ..mail() };
+        assert!(matches!(mailer().build(&m, "x@y"), Err(NotifyError::Permanent(_))));
+    }
+
+    #[tokio::test]
+    async fn a_refused_connection_is_temporary() {
+        let err = mailer().send(mail()).await.unwrap_err();
+        assert!(matches!(err, NotifyError::Temporary(_)), "{err:?}");
+    }
+
+    #[test]
+    fn security_names() {
+        assert_eq!(Security::parse("STARTTLS"), Some(Security::StartTls));
+        assert_eq!(Security::parse("none"), Some(Security::None));
+        assert_eq!(Security::parse("ssl3"), None);
+    }
+}
