@@ -253,6 +253,13 @@ impl PasswordHasher for InlineHasher {
     }
 }
 
+/// The adapters an application is wired with, named by one type, so that
+/// the HTTP layer is generic over a single parameter.
+pub trait Adapters: Send + Sync + 'static {
+    type Store: Store;
+    type Mail: MailNotifier;
+}
+
 /// The source of "now", injected so that expiry can be tested without sleeping.
 pub trait Clock: Send + Sync + 'static {
     fn now(&self) -> Timestamp;

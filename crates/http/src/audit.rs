@@ -17,7 +17,7 @@ use actix_web::web::{Bytes, BytesMut};
 use actix_web::{HttpMessage, HttpRequest};
 use futures_util::StreamExt;
 use helpdesk_domain::model::{AuditOutcome, NewAuditEntry};
-use helpdesk_domain::ports::Store;
+use helpdesk_domain::ports::Adapters;
 use helpdesk_domain::services::redacted_body_text;
 use serde_json::{Map, Value};
 
@@ -64,12 +64,12 @@ impl RawBody {
 /// Longest header value copied into the record.
 const MAX_CONSUMER_HEADER: usize = 100;
 
-pub(crate) async fn audit_middleware<S: Store>(
+pub(crate) async fn audit_middleware<A: Adapters>(
     mut req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
     let started = Instant::now();
-    let Some(state) = req.app_data::<actix_web::web::Data<AppState<S>>>().cloned() else {
+    let Some(state) = req.app_data::<actix_web::web::Data<AppState<A>>>().cloned() else {
         return Ok(next.call(req).await?.map_into_boxed_body());
     };
     let limit = state.limits.body_bytes;
@@ -89,7 +89,7 @@ pub(crate) async fn audit_middleware<S: Store>(
         consumer_name,
         endpoint,
         method: req.method().to_string(),
-        client_ip: req.peer_addr().map(|a| a.ip().to_string()).unwrap_or_default(),
+        client_ip: crate::call::client_ip(req.request()),
         body: redacted_body_text(parsed, body_len),
         parent_id,
     };

@@ -5,7 +5,7 @@ use std::future::Future;
 
 use actix_web::{HttpMessage, HttpRequest, HttpResponse};
 use helpdesk_domain::model::{Consumer, Endpoint};
-use helpdesk_domain::ports::Store;
+use helpdesk_domain::ports::Adapters;
 use serde_json::{Map, Value};
 
 use crate::AppState;
@@ -61,21 +61,26 @@ pub fn input(req: &HttpRequest, body: &[u8], accept: Accept) -> Result<Map<Strin
     Ok(bag)
 }
 
+/// The client's address (the TCP peer; proxies are not trusted).
+pub fn client_ip(req: &HttpRequest) -> String {
+    req.peer_addr().map(|a| a.ip().to_string()).unwrap_or_default()
+}
+
 fn header<'a>(req: &'a HttpRequest, name: &str) -> Option<&'a str> {
     req.headers().get(name).and_then(|v| v.to_str().ok())
 }
 
 /// Runs an endpoint guarded by consumer credentials. `f` receives the
 /// authenticated consumer and the input bag.
-pub async fn guarded<S, F, Fut>(
-    state: &AppState<S>,
+pub async fn guarded<A, F, Fut>(
+    state: &AppState<A>,
     req: &HttpRequest,
     endpoint: Endpoint,
     accept: Accept,
     f: F,
 ) -> HttpResponse
 where
-    S: Store,
+    A: Adapters,
     F: FnOnce(Consumer, Map<String, Value>) -> Fut,
     Fut: Future<Output = Result<Reply, ApiError>>,
 {

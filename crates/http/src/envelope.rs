@@ -56,8 +56,14 @@ pub fn error_response(e: &ApiError, bitacora: Value) -> HttpResponse {
         _ => {}
     }
     let mut builder = HttpResponse::build(e.status());
-    if let ApiError::MethodNotAllowed(allow) = e {
-        builder.insert_header(("Allow", *allow));
+    match e {
+        ApiError::MethodNotAllowed(allow) => {
+            builder.insert_header(("Allow", *allow));
+        }
+        ApiError::TooManyRequests { retry_after_secs } => {
+            builder.insert_header(("Retry-After", retry_after_secs.max(&1).to_string()));
+        }
+        _ => {}
     }
     builder.json(e.body(bitacora))
 }

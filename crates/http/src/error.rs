@@ -3,7 +3,7 @@
 
 use actix_web::http::StatusCode;
 use helpdesk_domain::RepoError;
-use helpdesk_domain::services::{AccessError, MailAccountError};
+use helpdesk_domain::services::{AccessError, MailAccountError, SsoError};
 use serde_json::{Value, json};
 
 use crate::validation::ValidationErrors;
@@ -30,9 +30,13 @@ pub enum ApiError {
     /// Carries the `Allow` header's value.
     #[error("method not allowed")]
     MethodNotAllowed(&'static str),
-    /// A business refusal with its own status and Spanish message.
+    /// A business refusal with its own status, Spanish message and `data`
+    /// (usually null).
     #[error("{message}")]
-    Business { status: StatusCode, message: String },
+    Business { status: StatusCode, message: String, data: Value },
+    /// Throttled: 429 with `Retry-After`.
+    #[error("too many requests")]
+    TooManyRequests { retry_after_secs: i64 },
     #[error("service unavailable: {0}")]
     Unavailable(String),
     #[error("internal error: {0}")]
@@ -67,6 +71,35 @@ impl From<MailAccountError> for ApiError {
     }
 }
 
+impl From<SsoError> for ApiError {
+    fn from(e: SsoError) -> Self {
+        let invalid = |field: &str, message: &str| {
+            let mut v = ValidationErrors::default();
+            v.add(field, message.to_string());
+            ApiError::Validation(v)
+        };
+        match e {
+            SsoError::UnknownProduct => invalid("product", "The selected product is invalid."),
+            SsoError::InvalidCredentials => ApiError::Business {
+                status: StatusCode::UNAUTHORIZED,
+                message: "Credenciales de usuario inválidas.".into(),
+                data: json!({ "authenticated": false }),
+            },
+            SsoError::Throttled { retry_after_secs } => ApiError::TooManyRequests { retry_after_secs },
+            SsoError::InvalidToken => ApiError::Business {
+                status: StatusCode::UNAUTHORIZED,
+                message: "Token de usuario inválido o expirado.".into(),
+                data: Value::Null,
+            },
+            SsoError::InvalidResetToken => {
+                invalid("token", "El enlace para restablecer la contraseña no es válido o ha expirado.")
+            }
+            SsoError::PasswordPolicy(m) => invalid("password", &m),
+            SsoError::Store(e) => e.into(),
+        }
+    }
+}
+
 impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
@@ -79,6 +112,7 @@ impl ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Business { status, .. } => *status,
+            ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -96,6 +130,9 @@ impl ApiError {
             }
             ApiError::MethodNotAllowed(_) => "Método HTTP no permitido para este endpoint.".into(),
             ApiError::Business { message, .. } => message.clone(),
+            ApiError::TooManyRequests { retry_after_secs } => {
+                format!("Demasiados intentos fallidos. Intente de nuevo en {} minuto(s).", (retry_after_secs + 59) / 60)
+            }
             ApiError::Unavailable(_) => "Servicio no disponible temporalmente; intente de nuevo.".into(),
             ApiError::Internal(_) => "Error interno del servidor.".into(),
         }
@@ -107,6 +144,13 @@ impl ApiError {
         match self {
             ApiError::InvalidConsumer => json!({ "message": INVALID_CONSUMER }),
             ApiError::Validation(v) => v.to_json(),
+            ApiError::Business { data, .. } => json!({
+                "data": data,
+                "status": "error",
+                "message": self.public_message(),
+                "code": self.status().as_u16(),
+                "id_bitacora_log": bitacora,
+            }),
             other => json!({
                 "data": null,
                 "status": "error",

@@ -15,8 +15,8 @@ pub mod validation;
 use std::sync::Arc;
 
 use actix_web::web;
-use helpdesk_domain::crypto::{SecretBox, SecretHasher};
-use helpdesk_domain::ports::{Clock, Store};
+use helpdesk_domain::crypto::{SecretBox, SecretHasher, TokenSigner};
+use helpdesk_domain::ports::{Adapters, Clock, PasswordHasher};
 use helpdesk_domain::services::*;
 
 pub use routes::configure;
@@ -34,14 +34,16 @@ impl Default for Limits {
     }
 }
 
-/// Everything the handlers need: the use-case services over one store.
-pub struct AppState<S: Store> {
-    pub store: Arc<S>,
+/// Everything the handlers need: the use-case services over one set of adapters.
+pub struct AppState<A: Adapters> {
+    pub store: Arc<A::Store>,
+    pub mailer: Arc<A::Mail>,
     pub clock: Arc<dyn Clock>,
-    pub access: AccessService<S>,
-    pub audit: AuditService<S>,
-    pub directory: DirectoryService<S>,
-    pub mail_accounts: MailAccountService<S>,
+    pub access: AccessService<A::Store>,
+    pub audit: AuditService<A::Store>,
+    pub directory: DirectoryService<A::Store>,
+    pub mail_accounts: MailAccountService<A::Store>,
+    pub sso: Arc<SsoService<A::Store>>,
     pub limits: Limits,
 }
 
@@ -50,18 +52,33 @@ pub struct AppState<S: Store> {
 pub struct Keys {
     pub consumer_hmac: SecretHasher,
     pub secret_box: SecretBox,
+    pub tokens: TokenSigner,
 }
 
-impl<S: Store> AppState<S> {
-    pub fn new(store: Arc<S>, clock: Arc<dyn Clock>, keys: Keys, limits: Limits) -> Self {
+/// What the state is built from.
+pub struct Wiring<A: Adapters> {
+    pub store: Arc<A::Store>,
+    pub mailer: Arc<A::Mail>,
+    pub hasher: Arc<dyn PasswordHasher>,
+    pub clock: Arc<dyn Clock>,
+    pub keys: Keys,
+    pub sso: SsoSettings,
+    pub limits: Limits,
+}
+
+impl<A: Adapters> AppState<A> {
+    pub fn new(w: Wiring<A>) -> Self {
+        let store = w.store;
         Self {
-            access: AccessService::new(store.clone(), keys.consumer_hmac, clock.clone()),
+            access: AccessService::new(store.clone(), w.keys.consumer_hmac, w.clock.clone()),
             audit: AuditService::new(store.clone()),
             directory: DirectoryService::new(store.clone()),
-            mail_accounts: MailAccountService::new(store.clone(), keys.secret_box),
+            mail_accounts: MailAccountService::new(store.clone(), w.keys.secret_box),
+            sso: Arc::new(SsoService::new(store.clone(), w.hasher, w.keys.tokens, w.clock.clone(), w.sso)),
+            mailer: w.mailer,
             store,
-            clock,
-            limits,
+            clock: w.clock,
+            limits: w.limits,
         }
     }
 

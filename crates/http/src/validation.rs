@@ -22,6 +22,10 @@ pub enum Rule {
     RequiredWith(&'static [&'static str]),
     /// Required when none of these fields is present.
     RequiredWithoutAll(&'static [&'static str]),
+    /// Required when the other field equals the value.
+    RequiredIf(&'static str, &'static str),
+    /// `<field>_confirmation` must be equal.
+    Confirmed,
     /// A string (numbers are not strings).
     String,
     /// An integer, or a string of one (as PHP's filter_var accepts).
@@ -45,7 +49,7 @@ pub enum Rule {
 
 impl Rule {
     fn is_implicit(&self) -> bool {
-        matches!(self, Rule::Required | Rule::RequiredWith(_) | Rule::RequiredWithoutAll(_))
+        matches!(self, Rule::Required | Rule::RequiredWith(_) | Rule::RequiredWithoutAll(_) | Rule::RequiredIf(..))
     }
 }
 
@@ -154,6 +158,13 @@ fn check(input: &Map<String, Value>, path: &str, value: Option<&Value>, rules: &
                 .then(|| format!("The {attr} field is required when {} is present.", list(others))),
             Rule::RequiredWithoutAll(others) => (absent && others.iter().all(|o| is_absent(input.get(*o))))
                 .then(|| format!("The {attr} field is required when none of {} are present.", list(others))),
+            Rule::RequiredIf(other, wanted) => (absent
+                && input.get(*other).is_some_and(|v| v.as_str().map(str::trim) == Some(*wanted)))
+            .then(|| format!("The {attr} field is required when {} is {wanted}.", attribute(other))),
+            Rule::Confirmed => {
+                let confirmation = input.get(&format!("{path}_confirmation"));
+                (confirmation != value).then(|| format!("The {attr} field confirmation does not match."))
+            }
             _ => {
                 let v = value.expect("present");
                 check_value(rule, v, &attr, numeric)
@@ -169,7 +180,11 @@ fn check(input: &Map<String, Value>, path: &str, value: Option<&Value>, rules: &
 /// values, not lengths (Laravel's size rules).
 fn check_value(rule: &Rule, v: &Value, attr: &str, numeric: bool) -> Option<String> {
     match rule {
-        Rule::Required | Rule::RequiredWith(_) | Rule::RequiredWithoutAll(_) => None,
+        Rule::Required
+        | Rule::RequiredWith(_)
+        | Rule::RequiredWithoutAll(_)
+        | Rule::RequiredIf(..)
+        | Rule::Confirmed => None,
         Rule::String => (!v.is_string()).then(|| format!("The {attr} field must be a string.")),
         Rule::Integer => as_integer(v).is_none().then(|| format!("The {attr} field must be an integer.")),
         Rule::Array => (!v.is_array()).then(|| format!("The {attr} field must be an array.")),
@@ -344,6 +359,25 @@ mod tests {
             ("attachments.1.name".into(), vec!["The attachments.1.name field must be a string.".into()])
         );
         assert_eq!(e.errors[1].0, "attachments.1.type");
+    }
+
+    #[test]
+    fn required_if_and_confirmed() {
+        let fields = [
+            field("password", vec![Rule::RequiredIf("modo", "normal"), Rule::Confirmed]),
+            field("pin", vec![Rule::RequiredIf("modo", "pin")]),
+        ];
+        let e = validate(&obj(json!({"modo": "normal"})), &fields, &[]).unwrap_err();
+        assert_eq!(e.message(), "The password field is required when modo is normal.");
+        let e = validate(&obj(json!({"modo": "pin"})), &fields, &[]).unwrap_err();
+        assert_eq!(e.message(), "The pin field is required when modo is pin.");
+        let e = validate(&obj(json!({"modo": "normal", "password": "a", "password_confirmation": "b"})), &fields, &[])
+            .unwrap_err();
+        assert_eq!(e.message(), "The password field confirmation does not match.");
+        assert!(
+            validate(&obj(json!({"modo": "normal", "password": "a", "password_confirmation": "a"})), &fields, &[])
+                .is_ok()
+        );
     }
 
     #[test]

@@ -36,6 +36,11 @@ impl Security {
     }
 }
 
+/// Checks an address such as `Mesa de ayuda <ayuda@example.com>`.
+pub fn check_mailbox(s: &str) -> Result<(), String> {
+    s.parse::<Mailbox>().map(|_| ()).map_err(|e| format!("{s:?} is not an address like `Name <user@example.com>`: {e}"))
+}
+
 #[derive(Debug, Clone)]
 pub struct SmtpSettings {
     pub host: String,

@@ -2,6 +2,7 @@
 //! wiring), and the admin commands. `main.rs` only parses the command line.
 
 pub mod admin;
+pub mod hashing;
 pub mod seed;
 pub mod settings;
 pub mod startup;

@@ -6,8 +6,10 @@ use std::path::Path;
 use std::time::Duration;
 
 use helpdesk_db::{DbOptions, DbUrl};
-use helpdesk_domain::crypto::{SecretBox, SecretHasher, parse_key};
+use helpdesk_domain::crypto::{SecretBox, SecretHasher, TokenSigner, parse_key};
+use helpdesk_domain::services::{SsoSettings, ThrottlePolicy};
 use helpdesk_http::{Keys, Limits};
+use helpdesk_notify_smtp::{Security, SmtpSettings};
 use serde::Deserialize;
 
 const DEFAULTS: &str = include_str!("../../../config/default.toml");
@@ -17,6 +19,7 @@ pub const CONFIG_FILE_VAR: &str = "HELPDESK_CONFIG";
 /// Insecure keys for the dev profile only.
 const DEV_CONSUMER_HMAC: &str = "6465762d6f6e6c792d636f6e73756d65722d686d61632d6b65792d2d2d2d2d2d";
 const DEV_SECRET_BOX: &str = "6465762d6f6e6c792d7365637265742d626f782d6b65792d2d2d2d2d2d2d2d2d";
+const DEV_JWT: &str = "6465762d6f6e6c792d6a77742d7369676e696e672d6b65792d2d2d2d2d2d2d2d";
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct Settings {
@@ -24,6 +27,8 @@ pub struct Settings {
     pub server: ServerSettings,
     pub database: DatabaseSettings,
     pub keys: KeySettings,
+    pub sso: SsoConfig,
+    pub smtp: SmtpConfig,
     pub log: LogSettings,
     pub seed: SeedSettings,
 }
@@ -49,6 +54,25 @@ pub struct DatabaseSettings {
 pub struct KeySettings {
     pub consumer_hmac: String,
     pub secret_box: String,
+    pub jwt: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct SsoConfig {
+    pub token_ttl_minutes: i64,
+    pub issuer: String,
+    pub reset_url: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct SmtpConfig {
+    pub host: String,
+    pub port: u16,
+    pub security: String,
+    pub username: String,
+    pub password: String,
+    pub from: String,
+    pub timeout_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -142,6 +166,45 @@ impl Settings {
         Ok(Keys {
             consumer_hmac: SecretHasher::new(key("consumer_hmac", &self.keys.consumer_hmac, DEV_CONSUMER_HMAC)?),
             secret_box: SecretBox::new(key("secret_box", &self.keys.secret_box, DEV_SECRET_BOX)?),
+            tokens: TokenSigner::new(key("jwt", &self.keys.jwt, DEV_JWT)?, &self.sso.issuer),
+        })
+    }
+
+    pub fn sso(&self) -> Result<SsoSettings, ConfigError> {
+        if !(1..=60 * 24 * 30).contains(&self.sso.token_ttl_minutes) {
+            return Err(bad("sso.token_ttl_minutes", "must be between 1 and 43200 (30 days)"));
+        }
+        if self.sso.issuer.trim().is_empty() {
+            return Err(bad("sso.issuer", "must not be empty"));
+        }
+        let url = url::Url::parse(&self.sso.reset_url).map_err(|e| bad("sso.reset_url", e.to_string()))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(bad("sso.reset_url", "must be an http(s) URL"));
+        }
+        Ok(SsoSettings {
+            token_ttl: chrono::Duration::minutes(self.sso.token_ttl_minutes),
+            reset_url: self.sso.reset_url.trim_end_matches('?').to_string(),
+            throttle: ThrottlePolicy::default(),
+        })
+    }
+
+    pub fn smtp(&self) -> Result<SmtpSettings, ConfigError> {
+        let s = &self.smtp;
+        let security = Security::parse(&s.security)
+            .ok_or_else(|| bad("smtp.security", format!("unknown {:?}: use none, starttls or tls", s.security)))?;
+        if s.host.trim().is_empty() {
+            return Err(bad("smtp.host", "must not be empty"));
+        }
+        helpdesk_notify_smtp::check_mailbox(&s.from).map_err(|e| bad("smtp.from", e))?;
+        let opt = |v: &str| Some(v.to_string()).filter(|v| !v.is_empty());
+        Ok(SmtpSettings {
+            host: s.host.clone(),
+            port: s.port,
+            security,
+            username: opt(&s.username),
+            password: opt(&s.password),
+            from: s.from.clone(),
+            timeout: Duration::from_secs(s.timeout_secs.max(1)),
         })
     }
 
@@ -166,6 +229,8 @@ impl Settings {
         self.db_url()?;
         self.db_options()?;
         self.keys()?;
+        self.sso()?;
+        self.smtp()?;
         self.limits()?;
         self.log_format()?;
         tracing_subscriber::EnvFilter::try_new(&self.log.level).map_err(|e| bad("log.level", e.to_string()))?;

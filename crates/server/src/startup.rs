@@ -7,8 +7,19 @@ use std::time::Duration;
 use actix_web::dev::Server;
 use actix_web::{App, HttpServer};
 use helpdesk_db::{Backend, Db};
-use helpdesk_domain::ports::{Clock, SystemClock};
-use helpdesk_http::AppState;
+use helpdesk_domain::ports::{Adapters, Clock, SystemClock};
+use helpdesk_http::{AppState, Wiring};
+use helpdesk_notify_smtp::SmtpMailer;
+
+use crate::hashing::BlockingArgon2;
+
+/// The adapters the server runs with.
+pub struct Production;
+
+impl Adapters for Production {
+    type Store = Db;
+    type Mail = SmtpMailer;
+}
 
 use crate::settings::{Profile, Settings};
 
@@ -24,6 +35,8 @@ pub enum StartError {
     Bind(String, std::io::Error),
     #[error("cannot seed demo data: {0}")]
     Seed(String),
+    #[error("configuration error: smtp: {0}")]
+    Smtp(String),
 }
 
 /// A built server, bound to its port, not yet running.
@@ -57,7 +70,18 @@ impl Application {
         }
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let keys = settings.keys()?;
-        let state = AppState::new(db.clone(), clock, keys.clone(), settings.limits()?).into_data();
+        let mailer = SmtpMailer::new(&settings.smtp()?).map_err(|e| StartError::Smtp(e.to_string()))?;
+        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        let state = AppState::<Production>::new(Wiring {
+            store: db.clone(),
+            mailer: Arc::new(mailer),
+            hasher: Arc::new(BlockingArgon2::new(cores)),
+            clock,
+            keys: keys.clone(),
+            sso: settings.sso()?,
+            limits: settings.limits()?,
+        })
+        .into_data();
         if settings.profile()? == Profile::Dev && settings.seed.demo {
             crate::seed::seed_demo(&db, &keys).await.map_err(|e| StartError::Seed(e.to_string()))?;
         }
@@ -66,17 +90,18 @@ impl Application {
         let listener = TcpListener::bind(&address).map_err(|e| StartError::Bind(address.clone(), e))?;
         let port = listener.local_addr().map_err(|e| StartError::Bind(address.clone(), e))?.port();
         let workers = match settings.server.workers {
-            0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+            0 => cores,
             n => n,
         };
-        let server =
-            HttpServer::new(move || App::new().app_data(state.clone()).configure(helpdesk_http::configure::<Db>))
-                .workers(workers)
-                .shutdown_timeout(settings.server.shutdown_timeout_secs)
-                .client_request_timeout(Duration::from_secs(30))
-                .listen(listener)
-                .map_err(|e| StartError::Bind(address.clone(), e))?
-                .run();
+        let server = HttpServer::new(move || {
+            App::new().app_data(state.clone()).configure(helpdesk_http::configure::<Production>)
+        })
+        .workers(workers)
+        .shutdown_timeout(settings.server.shutdown_timeout_secs)
+        .client_request_timeout(Duration::from_secs(30))
+        .listen(listener)
+        .map_err(|e| StartError::Bind(address.clone(), e))?
+        .run();
         let backend = match db.backend() {
             Backend::Sqlite => "sqlite",
             Backend::Mysql => "mysql",

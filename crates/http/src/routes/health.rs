@@ -1,7 +1,7 @@
 //! Liveness and readiness.
 
 use actix_web::{HttpResponse, web};
-use helpdesk_domain::ports::Store;
+use helpdesk_domain::ports::{Adapters, StoreHealth};
 use serde_json::json;
 
 use crate::AppState;
@@ -12,7 +12,7 @@ pub async fn health() -> HttpResponse {
 }
 
 /// The process can serve: the database answers.
-pub async fn ready<S: Store>(state: web::Data<AppState<S>>) -> HttpResponse {
+pub async fn ready<A: Adapters>(state: web::Data<AppState<A>>) -> HttpResponse {
     match state.store.ping().await {
         Ok(()) => HttpResponse::Ok().json(json!({ "status": "ready", "database": "ok" })),
         Err(e) => {

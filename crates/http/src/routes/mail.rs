@@ -2,7 +2,7 @@
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use helpdesk_domain::model::{Endpoint, MailAccountFilter, MailAccountWithPassword, Status};
-use helpdesk_domain::ports::Store;
+use helpdesk_domain::ports::Adapters;
 use serde::Serialize;
 
 use crate::AppState;
@@ -49,7 +49,7 @@ impl From<MailAccountWithPassword> for CuentaCorreo {
     }
 }
 
-pub async fn get_config<S: Store>(state: web::Data<AppState<S>>, req: HttpRequest) -> HttpResponse {
+pub async fn get_config<A: Adapters>(state: web::Data<AppState<A>>, req: HttpRequest) -> HttpResponse {
     let st = state.clone();
     guarded(&state, &req, Endpoint::MailAccounts, Accept::Json, |_consumer, bag| async move {
         validate(&bag, &rules(), &[]).map_err(ApiError::Validation)?;

@@ -2,40 +2,56 @@
 
 mod health;
 mod mail;
+mod sso;
 mod users;
 
+use actix_web::http::Method;
 use actix_web::{HttpRequest, HttpResponse, web};
-use helpdesk_domain::ports::Store;
+use helpdesk_domain::ports::Adapters;
 use serde_json::json;
 
 use crate::audit::{AuditCtx, audit_middleware};
 use crate::envelope::render;
 use crate::error::ApiError;
 
-/// Registers every route. The caller provides `web::Data<AppState<S>>`.
-pub fn configure<S: Store>(cfg: &mut web::ServiceConfig) {
+/// Registers every route. The caller provides `web::Data<AppState<A>>`.
+pub fn configure<A: Adapters>(cfg: &mut web::ServiceConfig) {
     cfg.route("/health", web::get().to(health::health))
-        .route("/ready", web::get().to(health::ready::<S>))
+        .route("/ready", web::get().to(health::ready::<A>))
         .service(
             web::scope("/api")
-                .wrap(actix_web::middleware::from_fn(audit_middleware::<S>))
-                .service(post("/UsuarioInterno/get", users::get::<S>))
-                .service(post("/correo/getConfigCorreos", mail::get_config::<S>))
+                .wrap(actix_web::middleware::from_fn(audit_middleware::<A>))
+                .service(post("/SSO/access", sso::access::<A>))
+                .service(resource("/SSO/refreshUserToken", Method::GET, sso::refresh::<A>))
+                .service(post("/SSO/password/forgot", sso::forgot::<A>))
+                .service(post("/SSO/password/reset", sso::reset::<A>))
+                .service(post("/UsuarioInterno/get", users::get::<A>))
+                .service(post("/correo/getConfigCorreos", mail::get_config::<A>))
                 .default_service(web::to(api_not_found)),
         )
         .default_service(web::to(not_found));
 }
 
-/// A POST-only resource whose other methods get a JSON 405.
+/// A resource answering one method; the others get a JSON 405.
+fn resource<F, Args>(path: &str, method: Method, handler: F) -> actix_web::Resource
+where
+    F: actix_web::Handler<Args>,
+    Args: actix_web::FromRequest + 'static,
+    F::Output: actix_web::Responder + 'static,
+{
+    let allow: &'static str = if method == Method::GET { "GET" } else { "POST" };
+    web::resource(path)
+        .route(web::method(method).to(handler))
+        .default_service(web::to(move |req: HttpRequest| async move { method_not_allowed(&req, allow) }))
+}
+
 fn post<F, Args>(path: &str, handler: F) -> actix_web::Resource
 where
     F: actix_web::Handler<Args>,
     Args: actix_web::FromRequest + 'static,
     F::Output: actix_web::Responder + 'static,
 {
-    web::resource(path)
-        .route(web::post().to(handler))
-        .default_service(web::to(|req: HttpRequest| async move { method_not_allowed(&req, "POST") }))
+    resource(path, Method::POST, handler)
 }
 
 fn method_not_allowed(req: &HttpRequest, allow: &'static str) -> HttpResponse {

@@ -2,7 +2,7 @@
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use helpdesk_domain::model::{Endpoint, InternalUser, UserFilter};
-use helpdesk_domain::ports::Store;
+use helpdesk_domain::ports::Adapters;
 use serde::Serialize;
 
 use crate::AppState;
@@ -71,7 +71,7 @@ impl From<InternalUser> for UsuarioInterno {
     }
 }
 
-pub async fn get<S: Store>(state: web::Data<AppState<S>>, req: HttpRequest) -> HttpResponse {
+pub async fn get<A: Adapters>(state: web::Data<AppState<A>>, req: HttpRequest) -> HttpResponse {
     let st = state.clone();
     guarded(&state, &req, Endpoint::InternalUsers, Accept::Json, |_consumer, bag| async move {
         validate(&bag, &rules(), &[]).map_err(crate::error::ApiError::Validation)?;
