@@ -26,6 +26,9 @@ pub enum Rule {
     RequiredIf(&'static str, &'static str),
     /// `<field>_confirmation` must be equal.
     Confirmed,
+    /// Laravel's `exclude_unless`: unless the other field equals the value,
+    /// the field is ignored altogether (none of its rules run).
+    ExcludeUnless(&'static str, &'static str),
     /// A string (numbers are not strings).
     String,
     /// An integer, or a string of one (as PHP's filter_var accepts).
@@ -145,6 +148,13 @@ pub fn as_integer(v: &Value) -> Option<i64> {
 
 /// Checks one value at `path` (a field name, or `list.0.name` for items).
 fn check(input: &Map<String, Value>, path: &str, value: Option<&Value>, rules: &[Rule], errors: &mut ValidationErrors) {
+    let excluded = rules.iter().any(|r| match r {
+        Rule::ExcludeUnless(other, wanted) => input.get(*other).and_then(Value::as_str).map(str::trim) != Some(*wanted),
+        _ => false,
+    });
+    if excluded {
+        return;
+    }
     let absent = is_absent(value);
     let attr = attribute(path);
     let numeric = rules.iter().any(|r| matches!(r, Rule::Integer));
@@ -184,7 +194,8 @@ fn check_value(rule: &Rule, v: &Value, attr: &str, numeric: bool) -> Option<Stri
         | Rule::RequiredWith(_)
         | Rule::RequiredWithoutAll(_)
         | Rule::RequiredIf(..)
-        | Rule::Confirmed => None,
+        | Rule::Confirmed
+        | Rule::ExcludeUnless(..) => None,
         Rule::String => (!v.is_string()).then(|| format!("The {attr} field must be a string.")),
         Rule::Integer => as_integer(v).is_none().then(|| format!("The {attr} field must be an integer.")),
         Rule::Array => (!v.is_array()).then(|| format!("The {attr} field must be an array.")),

@@ -6,6 +6,9 @@
 
 use std::time::Duration;
 
+#[cfg(feature = "testing")]
+pub mod testing;
+
 use helpdesk_domain::model::OutgoingMail;
 use helpdesk_domain::ports::{MailNotifier, NotifyError};
 use lettre::message::header::{HeaderName, HeaderValue, MessageId};

@@ -60,6 +60,11 @@ impl Application {
     /// A database that is down at start does not stop the server when
     /// migrations are off: `/ready` answers 503 until it comes back.
     pub async fn build(settings: Settings) -> Result<Application, StartError> {
+        Self::build_with_clock(settings, Arc::new(SystemClock)).await
+    }
+
+    /// `build` with another clock (tests move time without sleeping).
+    pub async fn build_with_clock(settings: Settings, clock: Arc<dyn Clock>) -> Result<Application, StartError> {
         settings.validate()?;
         let db = Arc::new(open_db(&settings)?);
         if settings.database.migrate_on_start {
@@ -68,7 +73,6 @@ impl Application {
                 tracing::info!(?applied, "migrations applied");
             }
         }
-        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let keys = settings.keys()?;
         let mailer = SmtpMailer::new(&settings.smtp()?).map_err(|e| StartError::Smtp(e.to_string()))?;
         let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);

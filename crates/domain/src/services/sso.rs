@@ -360,26 +360,13 @@ mod tests {
 
     use super::*;
     use crate::ports::*;
-    use crate::testing::InMemoryStore;
     use crate::testing::contract::sample_user;
-
-    /// A clock the test moves by hand.
-    struct FixedClock(Mutex<Timestamp>);
-    impl Clock for FixedClock {
-        fn now(&self) -> Timestamp {
-            *self.0.lock().unwrap()
-        }
-    }
-    impl FixedClock {
-        fn advance(&self, d: Duration) {
-            *self.0.lock().unwrap() += d;
-        }
-    }
+    use crate::testing::{InMemoryStore, ManualClock};
 
     struct Fixture {
         svc: SsoService<InMemoryStore>,
         store: Arc<InMemoryStore>,
-        clock: Arc<FixedClock>,
+        clock: Arc<ManualClock>,
         user: InternalUser,
         device: Device,
     }
@@ -398,9 +385,9 @@ mod tests {
             })
             .await
             .unwrap();
-        let clock = Arc::new(FixedClock(Mutex::new(
+        let clock = Arc::new(ManualClock::new(
             chrono::NaiveDate::from_ymd_opt(2026, 1, 1).unwrap().and_hms_opt(8, 0, 0).unwrap(),
-        )));
+        ));
         let svc = SsoService::new(
             store.clone(),
             Arc::new(InlineHasher),

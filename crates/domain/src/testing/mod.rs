@@ -6,6 +6,33 @@ mod memory;
 
 pub use memory::InMemoryStore;
 
+use std::sync::Mutex;
+
+use crate::model::Timestamp;
+use crate::ports::Clock;
+
+/// A clock that moves only when told: expiry without sleeping.
+pub struct ManualClock(Mutex<Timestamp>);
+
+impl ManualClock {
+    pub fn new(start: Timestamp) -> Self {
+        Self(Mutex::new(start))
+    }
+    /// Starts at the real current time.
+    pub fn now_utc() -> Self {
+        Self::new(crate::ports::SystemClock.now())
+    }
+    pub fn advance(&self, by: chrono::Duration) {
+        *self.0.lock().expect("clock lock") += by;
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> Timestamp {
+        *self.0.lock().expect("clock lock")
+    }
+}
+
 /// Stamps the repository contract suite as `#[tokio::test]`s for one store.
 ///
 /// `$factory` is an async function returning a fresh, empty, migrated store;

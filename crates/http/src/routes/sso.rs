@@ -24,8 +24,13 @@ fn access_rules() -> Vec<Field> {
         field("product", vec![Rule::Required, Rule::String, Rule::Max(100)]),
         field("user", vec![Rule::String, Rule::Max(191)]),
         field("password", vec![Rule::RequiredIf("modo", "normal"), Rule::String, Rule::Max(191)]),
-        field("pin", vec![Rule::RequiredIf("modo", "pin"), Rule::Regex(&PIN), Rule::Min(4), Rule::Max(12)]),
-        field("id_device", vec![Rule::RequiredIf("modo", "pin"), Rule::Integer, Rule::Min(1)]),
+        // The documented example sends `pin: "zhartkghc"` with `modo: normal`:
+        // PIN fields are checked only in PIN mode, so that example works.
+        field(
+            "pin",
+            vec![Rule::ExcludeUnless("modo", "pin"), Rule::Required, Rule::Regex(&PIN), Rule::Min(4), Rule::Max(12)],
+        ),
+        field("id_device", vec![Rule::ExcludeUnless("modo", "pin"), Rule::Required, Rule::Integer, Rule::Min(1)]),
         field("usuario", vec![Rule::Required, Rule::String, Rule::Max(191)]),
         field("modo", vec![Rule::Required, Rule::String, Rule::In(&["normal", "pin"])]),
     ]

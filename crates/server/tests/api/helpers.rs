@@ -4,10 +4,15 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use helpdesk_db::Db;
+use helpdesk_domain::crypto::hash_password;
 use helpdesk_domain::model::{Endpoint, Status};
+use helpdesk_domain::model::{NewDevice, NewInternalUser, NewProduct};
 use helpdesk_domain::ports::SystemClock;
+use helpdesk_domain::ports::{ProductRepository, UserRepository};
 use helpdesk_domain::services::AccessService;
+use helpdesk_domain::testing::ManualClock;
 use helpdesk_http::Keys;
+use helpdesk_notify_smtp::testing::SmtpSink;
 use helpdesk_server::{Application, Settings};
 use serde_json::Value;
 
@@ -19,6 +24,9 @@ pub enum Backend {
 
 pub struct TestApp {
     pub address: String,
+    pub clock: Arc<ManualClock>,
+    /// The SMTP server the app sends to, when started with one.
+    pub smtp: Option<SmtpSink>,
     pub db: Arc<Db>,
     pub keys: Keys,
     pub client: reqwest::Client,
@@ -50,8 +58,43 @@ macro_rules! on_both_backends {
     };
 }
 
+/// Like `on_both_backends!` for tests that need the real SMTP server
+/// (aiosmtpd): ignored on both backends by default, run by `.ci/run`.
+#[macro_export]
+macro_rules! with_smtp_on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite_smtp {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                #[ignore = "needs python3 aiosmtpd; .ci/run installs it and runs this"]
+                async fn $name() {
+                    super::$name($crate::helpers::Backend::Sqlite).await
+                }
+            )*
+        }
+        mod mysql_smtp {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                #[ignore = "needs MariaDB and python3 aiosmtpd; .ci/run runs it"]
+                async fn $name() {
+                    super::$name($crate::helpers::Backend::Mysql).await
+                }
+            )*
+        }
+    };
+}
+
 pub async fn spawn_app(backend: Backend) -> TestApp {
     spawn_app_with(backend, |_| {}).await
+}
+
+/// An app whose mail goes to a real SMTP server on loopback.
+pub async fn spawn_app_with_smtp(backend: Backend) -> TestApp {
+    let sink = SmtpSink::start();
+    let port = sink.port;
+    let mut app = spawn_app_with(backend, |s| s.smtp.port = port).await;
+    app.smtp = Some(sink);
+    app
 }
 
 pub async fn spawn_app_with(backend: Backend, tweak: impl FnOnce(&mut Settings)) -> TestApp {
@@ -65,11 +108,12 @@ pub async fn spawn_app_with(backend: Backend, tweak: impl FnOnce(&mut Settings))
     };
     tweak(&mut settings);
     let keys = settings.keys().expect("keys");
-    let app = Application::build(settings.clone()).await.expect("the server starts");
+    let clock = Arc::new(ManualClock::now_utc());
+    let app = Application::build_with_clock(settings.clone(), clock.clone()).await.expect("the server starts");
     let address = format!("http://127.0.0.1:{}", app.port());
     let db = app.db.clone();
     tokio::spawn(app.run_until_stopped());
-    TestApp { address, db, keys, client: reqwest::Client::new(), settings }
+    TestApp { address, clock, smtp: None, db, keys, client: reqwest::Client::new(), settings }
 }
 
 impl TestApp {
@@ -85,6 +129,35 @@ impl TestApp {
 
     pub async fn disable_consumer(&self, name: &str) {
         self.access().set_status(name, Status::Inactive).await.unwrap();
+    }
+
+    pub async fn product(&self, alias: &str) {
+        self.db.create_product(NewProduct { alias: alias.into(), name: format!("Producto {alias}") }).await.unwrap();
+    }
+
+    /// An active user with this password; returns its id.
+    pub async fn user(&self, login: &str, email: &str, password: &str) -> i64 {
+        let new = NewInternalUser {
+            login: login.into(),
+            name: format!("Persona {login}"),
+            email: email.into(),
+            national_id: "1-0000-0000".into(),
+            user_type: "operador".into(),
+            mobile: "+506.70000000".into(),
+            system_access: String::new(),
+            password_hash: Some(hash_password(password)),
+            ..Default::default()
+        };
+        self.db.create_user(new).await.unwrap().id
+    }
+
+    /// A device of `user_id` with this PIN; returns its id.
+    pub async fn device(&self, user_id: i64, pin: &str) -> i64 {
+        self.db
+            .add_device(NewDevice { user_id, name: "teléfono".into(), pin_hash: hash_password(pin) })
+            .await
+            .unwrap()
+            .id
     }
 
     /// POSTs JSON with consumer headers.

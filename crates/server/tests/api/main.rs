@@ -10,4 +10,5 @@ mod cli;
 mod errors;
 mod health;
 mod mail_accounts;
+mod sso;
 mod users;

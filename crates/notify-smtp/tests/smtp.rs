@@ -1,0 +1,77 @@
+//! The SMTP adapter against a real SMTP server on loopback.
+
+use std::time::Duration;
+
+use helpdesk_domain::model::OutgoingMail;
+use helpdesk_domain::ports::{MailNotifier, NotifyError};
+use helpdesk_notify_smtp::testing::{SmtpSink, parse};
+use helpdesk_notify_smtp::{Security, SmtpMailer, SmtpSettings};
+
+fn settings(port: u16) -> SmtpSettings {
+    SmtpSettings {
+        host: "127.0.0.1".into(),
+        port,
+        security: Security::None,
+        username: None,
+        password: None,
+        from: "Mesa de ayuda <ayuda@helpdesk.test>".into(),
+        timeout: Duration::from_secs(5),
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs python3 aiosmtpd; .ci/run installs it and runs this"]
+async fn a_message_arrives_whole() {
+    let sink = SmtpSink::start();
+    let mailer = SmtpMailer::new(&settings(sink.port)).unwrap();
+    let id = mailer
+        .send(OutgoingMail {
+            to: "cliente@ejemplo.test".into(),
+            subject: "[Ticket #12] Contraseña y acentuación".into(),
+            text: "Línea con ñ y un enlace https://ayuda.example.test/r?id=1&token=abc".into(),
+            html: Some("<p>Línea con <b>ñ</b></p>".into()),
+            message_id: None,
+            in_reply_to: Some("original@cliente.test".into()),
+            headers: vec![("Auto-Submitted".into(), "auto-replied".into())],
+        })
+        .await
+        .unwrap();
+    assert!(id.ends_with("@helpdesk.test"), "{id}");
+    let raw = sink.wait_for(1, Duration::from_secs(10)).await;
+    assert_eq!(raw.len(), 1);
+    let m = parse(&raw[0]);
+    assert_eq!(m.subject(), Some("[Ticket #12] Contraseña y acentuación"));
+    assert_eq!(m.message_id(), Some(id.as_str()));
+    assert_eq!(m.from().unwrap().first().unwrap().address(), Some("ayuda@helpdesk.test"));
+    assert_eq!(m.to().unwrap().first().unwrap().address(), Some("cliente@ejemplo.test"));
+    assert_eq!(m.in_reply_to().as_text(), Some("original@cliente.test"));
+    assert_eq!(m.header_raw("Auto-Submitted").map(str::trim), Some("auto-replied"));
+    assert_eq!(
+        m.body_text(0).as_deref().map(str::trim),
+        Some("Línea con ñ y un enlace https://ayuda.example.test/r?id=1&token=abc")
+    );
+    assert!(m.body_html(0).unwrap().contains("<b>ñ</b>"));
+}
+
+#[tokio::test]
+#[ignore = "needs python3 aiosmtpd; .ci/run installs it and runs this"]
+async fn a_stopped_server_is_a_temporary_failure_and_a_restarted_one_works() {
+    let mut sink = SmtpSink::start();
+    let port = sink.port;
+    sink.stop();
+    let mailer = SmtpMailer::new(&settings(port)).unwrap();
+    let mail = OutgoingMail {
+        to: "cliente@ejemplo.test".into(),
+        subject: "hola".into(),
+        text: "hola".into(),
+        html: None,
+        message_id: None,
+        in_reply_to: None,
+        headers: vec![],
+    };
+    assert!(matches!(mailer.send(mail.clone()).await, Err(NotifyError::Temporary(_))));
+    let sink = SmtpSink::start();
+    let mailer = SmtpMailer::new(&settings(sink.port)).unwrap();
+    mailer.send(mail).await.unwrap();
+    assert_eq!(sink.wait_for(1, Duration::from_secs(10)).await.len(), 1);
+}
