@@ -144,14 +144,15 @@ impl<R: Store> SsoService<R> {
         (cut_key(account), cut_key(format!("ip:{}", req.client_ip)), max, lock)
     }
 
-    async fn locked_for(&self, key: &str, now: Timestamp) -> Result<Option<i64>, SsoError> {
-        Ok(self
-            .repo
-            .throttle_state(key)
-            .await?
+    /// Whether the key has a counter, and the seconds left if it is locked.
+    async fn throttle(&self, key: &str, now: Timestamp) -> Result<(bool, Option<i64>), SsoError> {
+        let state = self.repo.throttle_state(key).await?;
+        let locked = state
+            .as_ref()
             .and_then(|s| s.locked_until)
             .filter(|until| *until > now)
-            .map(|until| (until - now).num_seconds().max(1)))
+            .map(|until| (until - now).num_seconds().max(1));
+        Ok((state.is_some(), locked))
     }
 
     /// Logs in by password or device PIN. Throttled keys are refused before
@@ -160,10 +161,10 @@ impl<R: Store> SsoService<R> {
         let product = self.product(&req.product).await?;
         let now = self.clock.now();
         let (account_key, ip_key, max, lock) = self.keys(&req);
-        for key in [&account_key, &ip_key] {
-            if let Some(retry_after_secs) = self.locked_for(key, now).await? {
-                return Err(SsoError::Throttled { retry_after_secs });
-            }
+        let (account_counted, account_locked) = self.throttle(&account_key, now).await?;
+        let (_, address_locked) = self.throttle(&ip_key, now).await?;
+        if let Some(retry_after_secs) = account_locked.or(address_locked) {
+            return Err(SsoError::Throttled { retry_after_secs });
         }
         let found = self.repo.find_user_credentials(req.login.trim()).await?;
         let user = match self.check_credentials(found, &req.credentials).await? {
@@ -176,7 +177,9 @@ impl<R: Store> SsoService<R> {
                 return Err(SsoError::InvalidCredentials);
             }
         };
-        self.repo.clear_throttle(&account_key).await?;
+        if account_counted {
+            self.repo.clear_throttle(&account_key).await?;
+        }
         self.repo.record_login(user.id, now, &req.client_ip).await?;
         let token = self.issue(&user, &product, now).await?;
         Ok(LoginSuccess { user, token })
