@@ -345,3 +345,65 @@ impl From<ThrottleRow> for ThrottleState {
         ThrottleState { failures: r.fallos, window_started_at: r.ventana_inicio, locked_until: r.bloqueado_hasta }
     }
 }
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = sistema_integrado, check_for_backend(diesel::sqlite::Sqlite, diesel::mysql::Mysql))]
+pub struct SystemRow {
+    pub id_sistema: i64,
+    pub alias_sistema: String,
+    pub estado: String,
+    pub token_hash: String,
+    pub created_at: chrono::NaiveDateTime,
+    pub updated_at: chrono::NaiveDateTime,
+}
+
+impl TryFrom<SystemRow> for IntegratedSystem {
+    type Error = RepoError;
+    fn try_from(r: SystemRow) -> Result<Self, RepoError> {
+        Ok(IntegratedSystem {
+            id: r.id_sistema,
+            alias: r.alias_sistema,
+            status: status(&r.estado)?,
+            token_hash: r.token_hash,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        })
+    }
+}
+
+#[derive(Queryable, Selectable, Insertable)]
+#[diesel(table_name = ticket_acceso_adi, check_for_backend(diesel::sqlite::Sqlite, diesel::mysql::Mysql))]
+pub struct LoginTicketRow {
+    pub id_ticket_adi: String,
+    pub fk_id_usuario: i64,
+    pub fk_id_sistema: i64,
+    pub created_at: chrono::NaiveDateTime,
+    pub expires_at: chrono::NaiveDateTime,
+    pub used_at: Option<chrono::NaiveDateTime>,
+}
+
+impl From<LoginTicketRow> for LoginTicket {
+    fn from(r: LoginTicketRow) -> Self {
+        LoginTicket {
+            ticket_id: r.id_ticket_adi,
+            user_id: r.fk_id_usuario,
+            system_id: r.fk_id_sistema,
+            created_at: r.created_at,
+            expires_at: r.expires_at,
+            used_at: r.used_at,
+        }
+    }
+}
+
+impl From<LoginTicket> for LoginTicketRow {
+    fn from(t: LoginTicket) -> Self {
+        LoginTicketRow {
+            id_ticket_adi: t.ticket_id,
+            fk_id_usuario: t.user_id,
+            fk_id_sistema: t.system_id,
+            created_at: t.created_at,
+            expires_at: t.expires_at,
+            used_at: t.used_at,
+        }
+    }
+}

@@ -143,6 +143,28 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    sistema_integrado (id_sistema) {
+        id_sistema -> BigInt,
+        alias_sistema -> Text,
+        estado -> Text,
+        token_hash -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    ticket_acceso_adi (id_ticket_adi) {
+        id_ticket_adi -> Text,
+        fk_id_usuario -> BigInt,
+        fk_id_sistema -> BigInt,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+        used_at -> Nullable<Timestamp>,
+    }
+}
+
 diesel::joinable!(usuario -> departamento (fk_id_departamento));
 diesel::joinable!(sesion_usuario -> usuario (fk_id_usuario));
 diesel::joinable!(password_reset -> usuario (fk_id_usuario));
@@ -164,4 +186,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     sesion_usuario,
     password_reset,
     intento_login,
+    sistema_integrado,
+    ticket_acceso_adi,
 );

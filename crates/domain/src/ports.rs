@@ -186,6 +186,41 @@ pub trait ThrottleRepository: Send + Sync + 'static {
     fn clear_throttle(&self, key: &str) -> impl Future<Output = RepoResult<()>> + Send;
 }
 
+/// Integrated systems (`sistema_integrado`) and their login tickets
+/// (`ticket_acceso_adi`).
+#[cfg_attr(any(test, feature = "testing"), mockall::automock)]
+pub trait IntegratedSystemRepository: Send + Sync + 'static {
+    /// MUST return `Duplicate` when the alias is taken (case-insensitively).
+    fn create_system(
+        &self,
+        alias: &str,
+        status: Status,
+        token_hash: &str,
+        now: Timestamp,
+    ) -> impl Future<Output = RepoResult<IntegratedSystem>> + Send;
+    /// Case-insensitive lookup by alias.
+    fn find_system(&self, alias: &str) -> impl Future<Output = RepoResult<Option<IntegratedSystem>>> + Send;
+    fn find_system_by_id(&self, id: i64) -> impl Future<Output = RepoResult<Option<IntegratedSystem>>> + Send;
+    fn list_systems(&self) -> impl Future<Output = RepoResult<Vec<IntegratedSystem>>> + Send;
+    /// Changes the status and/or the token hash (the old token stops working
+    /// at once). MUST return `NotFound` for an unknown alias.
+    fn update_system(
+        &self,
+        alias: &str,
+        status: Option<Status>,
+        token_hash: Option<String>,
+        now: Timestamp,
+    ) -> impl Future<Output = RepoResult<IntegratedSystem>> + Send;
+    /// MUST return `Duplicate` for a ticket id already used and
+    /// `MissingReference` for an unknown user or system.
+    fn create_login_ticket(&self, ticket: LoginTicket) -> impl Future<Output = RepoResult<()>> + Send;
+    /// Marks the ticket used, atomically: MUST return `NotFound` when it is
+    /// unknown, already used or expired at `now`. Of concurrent uses of one
+    /// ticket, exactly one gets it.
+    fn use_login_ticket(&self, ticket_id: &str, now: Timestamp)
+    -> impl Future<Output = RepoResult<LoginTicket>> + Send;
+}
+
 /// Every repository port at once: what a complete store adapter provides.
 pub trait Store:
     ProductRepository
@@ -197,6 +232,7 @@ pub trait Store:
     + SessionRepository
     + PasswordResetRepository
     + ThrottleRepository
+    + IntegratedSystemRepository
     + StoreHealth
 {
 }
@@ -211,6 +247,7 @@ impl<T> Store for T where
         + SessionRepository
         + PasswordResetRepository
         + ThrottleRepository
+        + IntegratedSystemRepository
         + StoreHealth
 {
 }

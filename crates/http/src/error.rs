@@ -3,7 +3,7 @@
 
 use actix_web::http::StatusCode;
 use helpdesk_domain::RepoError;
-use helpdesk_domain::services::{AccessError, MailAccountError, SsoError};
+use helpdesk_domain::services::{AccessError, AdiError, MailAccountError, SsoError};
 use serde_json::{Value, json};
 
 use crate::validation::ValidationErrors;
@@ -96,6 +96,34 @@ impl From<SsoError> for ApiError {
             }
             SsoError::PasswordPolicy(m) => invalid("password", &m),
             SsoError::Store(e) => e.into(),
+        }
+    }
+}
+
+/// The refusal of `SSO/ADI/Token`, in its documented shape.
+pub const INVALID_TICKET: &str = "Token inválido, expirado o ya utilizado.";
+
+impl From<AdiError> for ApiError {
+    fn from(e: AdiError) -> Self {
+        let refuse = |status: StatusCode, message: &str, data: Value| ApiError::Business {
+            status,
+            message: message.into(),
+            data,
+        };
+        match e {
+            AdiError::InvalidSystemToken => {
+                refuse(StatusCode::UNAUTHORIZED, "Sistema o token de sistema inválido.", Value::Null)
+            }
+            AdiError::InactiveSystem => refuse(StatusCode::FORBIDDEN, "El sistema está inactivo.", Value::Null),
+            AdiError::UserNotAllowed => {
+                refuse(StatusCode::FORBIDDEN, "El usuario no tiene acceso a este sistema.", Value::Null)
+            }
+            AdiError::InvalidTicket => refuse(
+                StatusCode::UNAUTHORIZED,
+                INVALID_TICKET,
+                json!({ "authenticated": false, "message": INVALID_TICKET }),
+            ),
+            AdiError::Store(e) => e.into(),
         }
     }
 }

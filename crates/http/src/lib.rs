@@ -44,6 +44,7 @@ pub struct AppState<A: Adapters> {
     pub directory: DirectoryService<A::Store>,
     pub mail_accounts: MailAccountService<A::Store>,
     pub sso: Arc<SsoService<A::Store>>,
+    pub adi: AdiService<A::Store>,
     pub limits: Limits,
 }
 
@@ -74,6 +75,7 @@ impl<A: Adapters> AppState<A> {
             audit: AuditService::new(store.clone()),
             directory: DirectoryService::new(store.clone()),
             mail_accounts: MailAccountService::new(store.clone(), w.keys.secret_box),
+            adi: AdiService::new(store.clone(), w.keys.tokens.clone(), w.clock.clone()),
             sso: Arc::new(SsoService::new(store.clone(), w.hasher, w.keys.tokens, w.clock.clone(), w.sso)),
             mailer: w.mailer,
             store,

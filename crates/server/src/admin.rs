@@ -11,7 +11,9 @@ use clap::{Args, Subcommand};
 use helpdesk_db::Db;
 use helpdesk_domain::model::{Endpoint, NewInternalUser, Status};
 use helpdesk_domain::ports::{DepartmentRepository, ProductRepository, SystemClock};
-use helpdesk_domain::services::{AccessService, AdminService, MailAccountInput, MailAccountService, UserInput};
+use helpdesk_domain::services::{
+    AccessService, AdiService, AdminService, MailAccountInput, MailAccountService, UserInput,
+};
 use helpdesk_http::Keys;
 
 #[derive(Debug, Subcommand)]
@@ -40,6 +42,24 @@ pub enum ConsumerCmd {
     },
     /// Issue a new secret (printed once); the old one stops working.
     RotateSecret { name: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SystemCmd {
+    /// Register an integrated system (ADI); its token is printed once.
+    Add {
+        alias: String,
+        #[arg(long)]
+        inactive: bool,
+    },
+    /// List integrated systems and their status.
+    List,
+    /// Issue a new token (printed once); the old one stops working at once.
+    RotateToken { alias: String },
+    /// Refuse logins into this system from now on.
+    Disable { alias: String },
+    /// Accept this system again.
+    Enable { alias: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -196,6 +216,51 @@ pub async fn consumer(db: Arc<Db>, keys: &Keys, cmd: ConsumerCmd) -> anyhow::Res
             println!("X-User-Secret: {secret}");
             println!("The old secret no longer works; this one is shown only now.");
         }
+    }
+    Ok(())
+}
+
+pub async fn system(db: Arc<Db>, keys: &Keys, cmd: SystemCmd) -> anyhow::Result<()> {
+    let adi = AdiService::new(db.clone(), keys.tokens.clone(), Arc::new(SystemClock));
+    match cmd {
+        SystemCmd::Add { alias, inactive } => {
+            if adi.list_systems().await?.iter().any(|s| s.alias.eq_ignore_ascii_case(&alias)) {
+                bail!("system {alias} already exists (use rotate-token for a new token)");
+            }
+            let status = if inactive { Status::Inactive } else { Status::Active };
+            let reg = adi.set_system(&alias, Some(status), false).await?;
+            println!("system {} registered (id {})", reg.system.alias, reg.system.id);
+            println!("token: {}", reg.token.unwrap_or_default());
+            println!("The token is shown only now; store it safely.");
+        }
+        SystemCmd::List => {
+            for s in adi.list_systems().await? {
+                println!("{}\t{}\t{}\t{}", s.id, s.alias, s.status.as_str(), s.updated_at.format("%Y-%m-%d %H:%M:%S"));
+            }
+        }
+        SystemCmd::RotateToken { alias } => {
+            ensure_system(&adi, &alias).await?;
+            let reg = adi.set_system(&alias, None, true).await?;
+            println!("token: {}", reg.token.unwrap_or_default());
+            println!("The old token no longer works; this one is shown only now.");
+        }
+        SystemCmd::Disable { alias } => {
+            ensure_system(&adi, &alias).await?;
+            adi.set_system(&alias, Some(Status::Inactive), false).await?;
+            println!("system {alias} disabled");
+        }
+        SystemCmd::Enable { alias } => {
+            ensure_system(&adi, &alias).await?;
+            adi.set_system(&alias, Some(Status::Active), false).await?;
+            println!("system {alias} enabled");
+        }
+    }
+    Ok(())
+}
+
+async fn ensure_system(adi: &AdiService<Db>, alias: &str) -> anyhow::Result<()> {
+    if !adi.list_systems().await?.iter().any(|s| s.alias.eq_ignore_ascii_case(alias)) {
+        bail!("system {alias} not found");
     }
     Ok(())
 }

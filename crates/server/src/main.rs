@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
-use helpdesk_server::admin::{self, ConsumerCmd, DepartmentCmd, MailAccountCmd, ProductCmd, UserCmd};
+use helpdesk_server::admin::{self, ConsumerCmd, DepartmentCmd, MailAccountCmd, ProductCmd, SystemCmd, UserCmd};
 use helpdesk_server::settings::CONFIG_FILE_VAR;
 use helpdesk_server::startup::open_db;
 use helpdesk_server::{Application, Settings, telemetry};
@@ -30,6 +30,9 @@ enum Command {
     /// API consumers (X-User-Consumo) and their grants.
     #[command(subcommand)]
     Consumer(ConsumerCmd),
+    /// Integrated systems (ADI) and their tokens.
+    #[command(subcommand)]
+    System(SystemCmd),
     /// Products (alias_producto).
     #[command(subcommand)]
     Product(ProductCmd),
@@ -85,6 +88,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         Command::Serve => unreachable!("handled above"),
         Command::Migrate => println!("database is up to date"),
         Command::Consumer(cmd) => admin::consumer(db, &keys, cmd).await?,
+        Command::System(cmd) => admin::system(db, &keys, cmd).await?,
         Command::Product(cmd) => admin::product(db, cmd).await?,
         Command::Department(cmd) => admin::department(db, cmd).await?,
         Command::User(cmd) => admin::user(db, cmd).await?,

@@ -1,5 +1,6 @@
 //! The repository ports, implemented once for both backends.
 
+mod adi;
 mod audit;
 mod consumers;
 mod directory;

@@ -26,13 +26,16 @@ pub struct PasswordReset {
     pub used_at: Option<Timestamp>,
 }
 
-/// A system integrated through ADI (`sistema_integrado`).
+/// A system integrated through ADI (`sistema_integrado`). Its token is
+/// stored as SHA-256 only.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IntegratedSystem {
     pub id: i64,
     pub alias: String,
     pub status: Status,
     pub token_hash: String,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
 }
 
 /// A single-use cross-system login ticket (`ticket_acceso_adi`).
@@ -41,6 +44,7 @@ pub struct LoginTicket {
     pub ticket_id: String,
     pub user_id: i64,
     pub system_id: i64,
+    pub created_at: Timestamp,
     pub expires_at: Timestamp,
     pub used_at: Option<Timestamp>,
 }

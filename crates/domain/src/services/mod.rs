@@ -2,6 +2,7 @@
 //! mock or the in-memory fake.
 
 mod access;
+mod adi;
 mod admin;
 mod audit;
 mod directory;
@@ -9,6 +10,7 @@ mod mail_accounts;
 mod sso;
 
 pub use access::*;
+pub use adi::*;
 pub use admin::*;
 pub use audit::*;
 pub use directory::*;

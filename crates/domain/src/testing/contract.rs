@@ -557,3 +557,81 @@ pub async fn concurrent_failures_are_all_counted<S: Store>(s: Arc<S>) {
     assert_eq!(st.failures, 16);
     assert_eq!(st.locked_until, Some(now + chrono::Duration::minutes(30)));
 }
+
+pub async fn integrated_systems_round_trip_and_update<S: Store>(s: Arc<S>) {
+    let t0 = at(8, 0, 0);
+    let a = s.create_system("factura_profesional", Status::Active, &"a".repeat(64), t0).await.unwrap();
+    assert_eq!(
+        a,
+        IntegratedSystem {
+            id: a.id,
+            alias: "factura_profesional".into(),
+            status: Status::Active,
+            token_hash: "a".repeat(64),
+            created_at: t0,
+            updated_at: t0,
+        }
+    );
+    assert_eq!(s.find_system("FACTURA_profesional").await.unwrap(), Some(a.clone()));
+    assert_eq!(s.find_system_by_id(a.id).await.unwrap(), Some(a.clone()));
+    assert_eq!(s.find_system("otro").await.unwrap(), None);
+    assert_duplicate(s.create_system("Factura_Profesional", Status::Active, "x", t0).await, "alias");
+    let t1 = at(9, 0, 0);
+    let b = s.update_system("factura_profesional", None, Some("b".repeat(64)), t1).await.unwrap();
+    assert_eq!(
+        (b.token_hash.as_str(), b.status, b.updated_at, b.created_at),
+        ("b".repeat(64).as_str(), Status::Active, t1, t0)
+    );
+    let c = s.update_system("factura_profesional", Some(Status::Inactive), None, t1).await.unwrap();
+    assert_eq!((c.token_hash, c.status), ("b".repeat(64), Status::Inactive));
+    assert!(matches!(s.update_system("otro", None, None, t1).await, Err(RepoError::NotFound)));
+    let d = s.create_system("portal", Status::Inactive, "c", t0).await.unwrap();
+    let aliases: Vec<String> = s.list_systems().await.unwrap().into_iter().map(|x| x.alias).collect();
+    assert_eq!(aliases, vec!["factura_profesional".to_string(), d.alias]);
+}
+
+fn ticket(id: &str, user_id: i64, system_id: i64, created: Timestamp) -> LoginTicket {
+    LoginTicket {
+        ticket_id: id.into(),
+        user_id,
+        system_id,
+        created_at: created,
+        expires_at: created + chrono::Duration::minutes(10),
+        used_at: None,
+    }
+}
+
+pub async fn login_tickets_are_used_once_and_expire<S: Store>(s: Arc<S>) {
+    let u = s.create_user(sample_user("ana", "ana@example.test", None)).await.unwrap();
+    let sys = s.create_system("portal", Status::Active, "h", at(7, 0, 0)).await.unwrap();
+    let t0 = at(8, 0, 0);
+    s.create_login_ticket(ticket("t1", u.id, sys.id, t0)).await.unwrap();
+    assert_duplicate(s.create_login_ticket(ticket("t1", u.id, sys.id, t0)).await, "ticket id");
+    let r = s.create_login_ticket(ticket("t9", u.id + 1000, sys.id, t0)).await;
+    assert!(matches!(r, Err(RepoError::MissingReference(_))), "{r:?}");
+    let r = s.create_login_ticket(ticket("t8", u.id, sys.id + 1000, t0)).await;
+    assert!(matches!(r, Err(RepoError::MissingReference(_))), "{r:?}");
+    let used = s.use_login_ticket("t1", at(8, 1, 0)).await.unwrap();
+    assert_eq!(used, LoginTicket { used_at: Some(at(8, 1, 0)), ..ticket("t1", u.id, sys.id, t0) });
+    assert!(matches!(s.use_login_ticket("t1", at(8, 2, 0)).await, Err(RepoError::NotFound)), "once");
+    assert!(matches!(s.use_login_ticket("nope", t0).await, Err(RepoError::NotFound)));
+    s.create_login_ticket(ticket("t2", u.id, sys.id, t0)).await.unwrap();
+    assert!(matches!(s.use_login_ticket("t2", at(8, 10, 0)).await, Err(RepoError::NotFound)), "expired");
+}
+
+pub async fn concurrent_ticket_uses_have_one_winner<S: Store>(s: Arc<S>) {
+    let u = s.create_user(sample_user("ana", "ana@example.test", None)).await.unwrap();
+    let sys = s.create_system("portal", Status::Active, "h", at(7, 0, 0)).await.unwrap();
+    let t0 = at(8, 0, 0);
+    s.create_login_ticket(ticket("t1", u.id, sys.id, t0)).await.unwrap();
+    let mut tasks = Vec::new();
+    for _ in 0..16 {
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move { s.use_login_ticket("t1", at(8, 1, 0)).await.is_ok() }));
+    }
+    let mut wins = 0;
+    for t in tasks {
+        wins += usize::from(t.await.unwrap());
+    }
+    assert_eq!(wins, 1);
+}

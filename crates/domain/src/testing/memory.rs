@@ -22,6 +22,8 @@ struct Inner {
     sessions: BTreeMap<String, UserSession>,
     resets: BTreeMap<i64, PasswordReset>,
     throttles: BTreeMap<String, ThrottleState>,
+    systems: BTreeMap<i64, IntegratedSystem>,
+    login_tickets: BTreeMap<String, LoginTicket>,
 }
 
 impl Inner {
@@ -459,6 +461,85 @@ impl ThrottleRepository for InMemoryStore {
         self.with(|i| {
             i.throttles.remove(key);
             Ok(())
+        })
+    }
+}
+
+impl IntegratedSystemRepository for InMemoryStore {
+    async fn create_system(
+        &self,
+        alias: &str,
+        status: Status,
+        token_hash: &str,
+        now: Timestamp,
+    ) -> RepoResult<IntegratedSystem> {
+        self.with(|i| {
+            if i.systems.values().any(|s| eq_ci(&s.alias, alias)) {
+                return Err(dup("sistema_integrado.alias_sistema"));
+            }
+            let s = IntegratedSystem {
+                id: i.id(),
+                alias: alias.into(),
+                status,
+                token_hash: token_hash.into(),
+                created_at: now,
+                updated_at: now,
+            };
+            i.systems.insert(s.id, s.clone());
+            Ok(s)
+        })
+    }
+    async fn find_system(&self, alias: &str) -> RepoResult<Option<IntegratedSystem>> {
+        self.with(|i| Ok(i.systems.values().find(|s| eq_ci(&s.alias, alias)).cloned()))
+    }
+    async fn find_system_by_id(&self, id: i64) -> RepoResult<Option<IntegratedSystem>> {
+        self.with(|i| Ok(i.systems.get(&id).cloned()))
+    }
+    async fn list_systems(&self) -> RepoResult<Vec<IntegratedSystem>> {
+        self.with(|i| Ok(i.systems.values().cloned().collect()))
+    }
+    async fn update_system(
+        &self,
+        alias: &str,
+        status: Option<Status>,
+        token_hash: Option<String>,
+        now: Timestamp,
+    ) -> RepoResult<IntegratedSystem> {
+        self.with(|i| {
+            let s = i.systems.values_mut().find(|s| eq_ci(&s.alias, alias)).ok_or(RepoError::NotFound)?;
+            if let Some(st) = status {
+                s.status = st;
+            }
+            if let Some(h) = token_hash {
+                s.token_hash = h;
+            }
+            s.updated_at = now;
+            Ok(s.clone())
+        })
+    }
+    async fn create_login_ticket(&self, t: LoginTicket) -> RepoResult<()> {
+        self.with(|i| {
+            if i.login_tickets.contains_key(&t.ticket_id) {
+                return Err(dup("ticket_acceso_adi.id_ticket_adi"));
+            }
+            if !i.users.contains_key(&t.user_id) {
+                return Err(RepoError::MissingReference("usuario".into()));
+            }
+            if !i.systems.contains_key(&t.system_id) {
+                return Err(RepoError::MissingReference("sistema_integrado".into()));
+            }
+            i.login_tickets.insert(t.ticket_id.clone(), t);
+            Ok(())
+        })
+    }
+    async fn use_login_ticket(&self, ticket_id: &str, now: Timestamp) -> RepoResult<LoginTicket> {
+        self.with(|i| {
+            let t = i.login_tickets.get_mut(ticket_id).ok_or(RepoError::NotFound)?;
+            if t.used_at.is_some() || t.expires_at <= now {
+                return Err(RepoError::NotFound);
+            }
+            t.used_at = Some(now);
+            Ok(t.clone())
         })
     }
 }

@@ -1,5 +1,6 @@
 //! Route table.
 
+mod adi;
 mod health;
 mod mail;
 mod sso;
@@ -25,6 +26,9 @@ pub fn configure<A: Adapters>(cfg: &mut web::ServiceConfig) {
                 .service(resource("/SSO/refreshUserToken", Method::GET, sso::refresh::<A>))
                 .service(post("/SSO/password/forgot", sso::forgot::<A>))
                 .service(post("/SSO/password/reset", sso::reset::<A>))
+                .service(post("/SSO/ADI/setToken", adi::set_token::<A>))
+                .service(post("/SSO/ADI/generateToken", adi::generate_token::<A>))
+                .service(post("/SSO/ADI/Token", adi::token::<A>))
                 .service(post("/UsuarioInterno/get", users::get::<A>))
                 .service(post("/correo/getConfigCorreos", mail::get_config::<A>))
                 .default_service(web::to(api_not_found)),

@@ -230,3 +230,35 @@ fn admin_commands_manage_consumers_and_every_one_has_help() {
     let (ok, _, err) = run(&["consumer", "disable", "nadie"]);
     assert!(!ok && err.contains("not found"), "{err}");
 }
+
+#[test]
+fn admin_commands_manage_integrated_systems() {
+    let dir = temp_dir();
+    let run = |args: &[&str]| {
+        let out = command(&dir).args(args).output().unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let token_of = |out: &str| out.lines().find_map(|l| l.strip_prefix("token: ")).expect("token printed").to_string();
+    let (ok, out, err) = run(&["system", "add", "factura_profesional"]);
+    assert!(ok, "{err}");
+    let first = token_of(&out);
+    let (ok, _, err) = run(&["system", "add", "FACTURA_PROFESIONAL"]);
+    assert!(!ok && err.contains("already exists"), "{err}");
+    let (ok, out, _) = run(&["system", "rotate-token", "factura_profesional"]);
+    assert!(ok);
+    let second = token_of(&out);
+    assert_ne!(first, second);
+    assert_eq!(second.len(), 48);
+    let (ok, _, _) = run(&["system", "disable", "factura_profesional"]);
+    assert!(ok);
+    let (_, out, _) = run(&["system", "list"]);
+    assert!(out.contains("factura_profesional\tinactivo"), "{out}");
+    assert!(!out.contains(&second));
+    let (ok, _, err) = run(&["system", "rotate-token", "nada"]);
+    assert!(!ok && err.contains("not found"), "{err}");
+    assert!(command(&dir).args(["system", "--help"]).output().unwrap().status.success());
+}

@@ -4,6 +4,7 @@
 
 mod helpers;
 
+mod adi;
 mod audit;
 mod auth;
 mod cli;

@@ -1,0 +1,2 @@
+DROP TABLE ticket_acceso_adi;
+DROP TABLE sistema_integrado;
