@@ -63,7 +63,15 @@ macro_rules! db_transaction {
                 loop {
                     let result = (*pooled).transaction::<_, $crate::error::TxError, _>(async |$conn| $body).await;
                     match result {
-                        Err(e) if attempt < 3 && e.is_deadlock() => attempt += 1,
+                        Err(e) if attempt < 8 && e.is_deadlock() => {
+                            attempt += 1;
+                            // A little jitter so the retried transactions do not collide again.
+                            let jitter = std::time::SystemTime::now()
+                                .duration_since(std::time::UNIX_EPOCH)
+                                .map(|d| d.subsec_nanos() % 5_000_000)
+                                .unwrap_or(0);
+                            tokio::time::sleep(std::time::Duration::from_nanos(u64::from(jitter) * attempt)).await;
+                        }
                         other => break other.map_err(helpdesk_domain::RepoError::from),
                     }
                 }

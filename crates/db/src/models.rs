@@ -407,3 +407,150 @@ impl From<LoginTicket> for LoginTicketRow {
         }
     }
 }
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = ticket, check_for_backend(diesel::sqlite::Sqlite, diesel::mysql::Mysql))]
+pub struct TicketRow {
+    pub id_ticket: i64,
+    pub asunto: String,
+    pub estado: String,
+    pub fk_id_departamento: i64,
+    pub fk_id_usuario_asignado: Option<i64>,
+    pub solicitante: String,
+    pub fk_id_cuenta_correo: Option<i64>,
+    pub sistema: String,
+    pub created_at: chrono::NaiveDateTime,
+    pub updated_at: chrono::NaiveDateTime,
+    pub closed_at: Option<chrono::NaiveDateTime>,
+}
+
+impl TryFrom<TicketRow> for Ticket {
+    type Error = RepoError;
+    fn try_from(r: TicketRow) -> Result<Self, RepoError> {
+        Ok(Ticket {
+            id: r.id_ticket,
+            subject: r.asunto,
+            status: TicketStatus::parse(&r.estado)
+                .ok_or_else(|| RepoError::Unexpected(format!("unknown ticket.estado {:?}", r.estado)))?,
+            department_id: r.fk_id_departamento,
+            assignee_id: r.fk_id_usuario_asignado,
+            requester: r.solicitante,
+            mail_account_id: r.fk_id_cuenta_correo,
+            system: r.sistema,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+            closed_at: r.closed_at,
+        })
+    }
+}
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = detalle_ticket, check_for_backend(diesel::sqlite::Sqlite, diesel::mysql::Mysql))]
+pub struct DetailRow {
+    pub id_detalle_ticket: i64,
+    pub fk_id_ticket: i64,
+    pub clave_dedupe: String,
+    pub message_id: Option<String>,
+    pub remitente: String,
+    pub destinatario: String,
+    pub cc: Option<String>,
+    pub bcc: Option<String>,
+    pub reply_to: Option<String>,
+    pub asunto: String,
+    pub cuerpo: String,
+    pub html: String,
+    pub fecha: chrono::NaiveDateTime,
+    pub headers: String,
+    pub automatico: bool,
+    pub nuevo_ticket: bool,
+    pub created_at: chrono::NaiveDateTime,
+}
+
+impl TryFrom<DetailRow> for TicketDetail {
+    type Error = RepoError;
+    fn try_from(r: DetailRow) -> Result<Self, RepoError> {
+        Ok(TicketDetail {
+            id: r.id_detalle_ticket,
+            ticket_id: r.fk_id_ticket,
+            dedupe_key: r.clave_dedupe,
+            message_id: r.message_id,
+            from: r.remitente,
+            to: r.destinatario,
+            cc: r.cc,
+            bcc: r.bcc,
+            reply_to: r.reply_to,
+            subject: r.asunto,
+            body: r.cuerpo,
+            html: r.html,
+            date: r.fecha,
+            headers: serde_json::from_str(&r.headers)
+                .map_err(|e| RepoError::Unexpected(format!("detalle_ticket.headers is not a JSON object: {e}")))?,
+            automatic: r.automatico,
+            opened_ticket: r.nuevo_ticket,
+            created_at: r.created_at,
+        })
+    }
+}
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = adjunto_ticket, check_for_backend(diesel::sqlite::Sqlite, diesel::mysql::Mysql))]
+pub struct AttachmentRow {
+    pub id_adjunto: i64,
+    pub fk_id_detalle_ticket: i64,
+    pub nombre: String,
+    pub ruta: String,
+    pub tipo: String,
+}
+
+impl From<AttachmentRow> for Attachment {
+    fn from(r: AttachmentRow) -> Self {
+        Attachment {
+            id: r.id_adjunto,
+            detail_id: r.fk_id_detalle_ticket,
+            name: r.nombre,
+            route: r.ruta,
+            mime_type: r.tipo,
+        }
+    }
+}
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = notificacion, check_for_backend(diesel::sqlite::Sqlite, diesel::mysql::Mysql))]
+pub struct NoticeRow {
+    pub id_notificacion: i64,
+    pub fk_id_ticket: i64,
+    pub fk_id_detalle_ticket: i64,
+    pub tipo: String,
+    pub destino: String,
+    pub estado: String,
+    pub intentos: i32,
+    pub proximo_intento: chrono::NaiveDateTime,
+    pub bloqueado_hasta: Option<chrono::NaiveDateTime>,
+    pub ultimo_error: Option<String>,
+    pub resultado: Option<String>,
+    pub created_at: chrono::NaiveDateTime,
+    pub enviada_at: Option<chrono::NaiveDateTime>,
+}
+
+impl TryFrom<NoticeRow> for Notice {
+    type Error = RepoError;
+    fn try_from(r: NoticeRow) -> Result<Self, RepoError> {
+        Ok(Notice {
+            id: r.id_notificacion,
+            ticket_id: r.fk_id_ticket,
+            detail_id: r.fk_id_detalle_ticket,
+            kind: NoticeKind::parse(&r.tipo)
+                .ok_or_else(|| RepoError::Unexpected(format!("unknown notificacion.tipo {:?}", r.tipo)))?,
+            recipient: r.destino,
+            status: NoticeStatus::parse(&r.estado)
+                .ok_or_else(|| RepoError::Unexpected(format!("unknown notificacion.estado {:?}", r.estado)))?,
+            attempts: r.intentos,
+            next_attempt_at: r.proximo_intento,
+            leased_until: r.bloqueado_hasta,
+            last_error: r.ultimo_error,
+            result: r.resultado,
+            created_at: r.created_at,
+            sent_at: r.enviada_at,
+        })
+    }
+}

@@ -17,6 +17,7 @@ diesel::table! {
         nombre -> Text,
         canal_synology -> Nullable<Text>,
         estado -> Text,
+        synology_webhook_cifrado -> Nullable<Binary>,
     }
 }
 
@@ -165,6 +166,90 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    ticket (id_ticket) {
+        id_ticket -> BigInt,
+        asunto -> Text,
+        estado -> Text,
+        fk_id_departamento -> BigInt,
+        fk_id_usuario_asignado -> Nullable<BigInt>,
+        solicitante -> Text,
+        fk_id_cuenta_correo -> Nullable<BigInt>,
+        sistema -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+        closed_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    detalle_ticket (id_detalle_ticket) {
+        id_detalle_ticket -> BigInt,
+        fk_id_ticket -> BigInt,
+        clave_dedupe -> Text,
+        message_id -> Nullable<Text>,
+        message_id_hash -> Nullable<Text>,
+        remitente -> Text,
+        destinatario -> Text,
+        cc -> Nullable<Text>,
+        bcc -> Nullable<Text>,
+        reply_to -> Nullable<Text>,
+        asunto -> Text,
+        cuerpo -> Text,
+        html -> Text,
+        fecha -> Timestamp,
+        headers -> Text,
+        automatico -> Bool,
+        nuevo_ticket -> Bool,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    adjunto_ticket (id_adjunto) {
+        id_adjunto -> BigInt,
+        fk_id_detalle_ticket -> BigInt,
+        nombre -> Text,
+        ruta -> Text,
+        tipo -> Text,
+    }
+}
+
+diesel::table! {
+    participante_ticket (fk_id_ticket, correo) {
+        fk_id_ticket -> BigInt,
+        correo -> Text,
+    }
+}
+
+diesel::table! {
+    notificacion (id_notificacion) {
+        id_notificacion -> BigInt,
+        fk_id_ticket -> BigInt,
+        fk_id_detalle_ticket -> BigInt,
+        tipo -> Text,
+        destino -> Text,
+        estado -> Text,
+        intentos -> Integer,
+        proximo_intento -> Timestamp,
+        bloqueado_hasta -> Nullable<Timestamp>,
+        ultimo_error -> Nullable<Text>,
+        resultado -> Nullable<Text>,
+        created_at -> Timestamp,
+        enviada_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    notificacion_intento (id_intento) {
+        id_intento -> BigInt,
+        fk_id_notificacion -> BigInt,
+        fecha -> Timestamp,
+        exito -> Bool,
+        detalle -> Nullable<Text>,
+    }
+}
+
 diesel::joinable!(usuario -> departamento (fk_id_departamento));
 diesel::joinable!(sesion_usuario -> usuario (fk_id_usuario));
 diesel::joinable!(password_reset -> usuario (fk_id_usuario));
@@ -188,4 +273,10 @@ diesel::allow_tables_to_appear_in_same_query!(
     intento_login,
     sistema_integrado,
     ticket_acceso_adi,
+    ticket,
+    detalle_ticket,
+    adjunto_ticket,
+    participante_ticket,
+    notificacion,
+    notificacion_intento,
 );

@@ -31,6 +31,14 @@ pub trait DepartmentRepository: Send + Sync + 'static {
     fn create_department(&self, new: NewDepartment) -> impl Future<Output = RepoResult<Department>> + Send;
     fn find_department(&self, id: i64) -> impl Future<Output = RepoResult<Option<Department>>> + Send;
     fn list_departments(&self) -> impl Future<Output = RepoResult<Vec<Department>>> + Send;
+    /// Stores the department channel's incoming-webhook token, sealed.
+    /// MUST return `NotFound` for an unknown department.
+    fn set_department_webhook(
+        &self,
+        department_id: i64,
+        sealed_token: Option<Vec<u8>>,
+    ) -> impl Future<Output = RepoResult<()>> + Send;
+    fn department_webhook(&self, department_id: i64) -> impl Future<Output = RepoResult<Option<Vec<u8>>>> + Send;
     /// Returns the role with this name, creating it when missing.
     fn ensure_role(&self, name: &str) -> impl Future<Output = RepoResult<Role>> + Send;
 }
@@ -221,6 +229,76 @@ pub trait IntegratedSystemRepository: Send + Sync + 'static {
     -> impl Future<Output = RepoResult<LoginTicket>> + Send;
 }
 
+/// Tickets, their details, attachments and participants.
+#[cfg_attr(any(test, feature = "testing"), mockall::automock)]
+pub trait TicketRepository: Send + Sync + 'static {
+    /// Writes everything one incoming mail produces in one transaction:
+    /// the ticket (new, or updated and possibly reopened), the detail, its
+    /// attachments, participants and notices. MUST return `Duplicate`,
+    /// writing nothing, when a detail with the same dedupe key exists (also
+    /// when a concurrent call stored it first), and `NotFound` when an
+    /// existing target ticket is gone.
+    fn store_incoming(&self, incoming: NewIncoming) -> impl Future<Output = RepoResult<StoredIncoming>> + Send;
+    fn find_ticket(&self, id: i64) -> impl Future<Output = RepoResult<Option<Ticket>>> + Send;
+    fn find_detail(&self, id: i64) -> impl Future<Output = RepoResult<Option<TicketDetail>>> + Send;
+    fn find_detail_by_dedupe(&self, key: &str) -> impl Future<Output = RepoResult<Option<TicketDetail>>> + Send;
+    /// The ticket holding a stored message with this Message-ID hash.
+    fn ticket_of_message(&self, message_id_hash: &str) -> impl Future<Output = RepoResult<Option<i64>>> + Send;
+    /// Details of a ticket, oldest first.
+    fn details_of(&self, ticket_id: i64) -> impl Future<Output = RepoResult<Vec<TicketDetail>>> + Send;
+    fn attachments_of(&self, detail_id: i64) -> impl Future<Output = RepoResult<Vec<Attachment>>> + Send;
+    /// Case-insensitive.
+    fn is_participant(&self, ticket_id: i64, email: &str) -> impl Future<Output = RepoResult<bool>> + Send;
+    /// Active users of the department with `acceso_ticket` S, with their
+    /// open tickets and last assignment.
+    fn operator_loads(&self, department_id: i64) -> impl Future<Output = RepoResult<Vec<OperatorLoad>>> + Send;
+    /// MUST return `NotFound` for an unknown ticket.
+    fn set_ticket_status(
+        &self,
+        ticket_id: i64,
+        status: TicketStatus,
+        now: Timestamp,
+    ) -> impl Future<Output = RepoResult<()>> + Send;
+}
+
+/// The outbox of notices (`notificacion`, `notificacion_intento`).
+#[cfg_attr(any(test, feature = "testing"), mockall::automock)]
+pub trait OutboxRepository: Send + Sync + 'static {
+    /// Leases up to `limit` pending notices that are due and not leased,
+    /// until `lease_until`. A notice is leased by one caller at a time.
+    fn claim_due_notices(
+        &self,
+        now: Timestamp,
+        limit: i64,
+        lease_until: Timestamp,
+    ) -> impl Future<Output = RepoResult<Vec<Notice>>> + Send;
+    /// Leases these notices if they are pending and not leased (due or not).
+    fn claim_notices(
+        &self,
+        ids: Vec<i64>,
+        now: Timestamp,
+        lease_until: Timestamp,
+    ) -> impl Future<Output = RepoResult<Vec<Notice>>> + Send;
+    /// Records an attempt and its outcome, and releases the lease.
+    fn record_attempt(
+        &self,
+        notice_id: i64,
+        now: Timestamp,
+        outcome: AttemptOutcome,
+    ) -> impl Future<Output = RepoResult<Notice>> + Send;
+    fn notices_of_detail(&self, detail_id: i64) -> impl Future<Output = RepoResult<Vec<Notice>>> + Send;
+    /// Notices of this kind to this recipient created at or after `since`.
+    fn count_notices_since(
+        &self,
+        kind: NoticeKind,
+        recipient: &str,
+        since: Timestamp,
+    ) -> impl Future<Output = RepoResult<i64>> + Send;
+    /// (notice id, attempt time, success) of every attempt, oldest first.
+    fn attempts_of(&self, notice_id: i64) -> impl Future<Output = RepoResult<Vec<(Timestamp, bool)>>> + Send;
+    fn pending_notices(&self) -> impl Future<Output = RepoResult<i64>> + Send;
+}
+
 /// Every repository port at once: what a complete store adapter provides.
 pub trait Store:
     ProductRepository
@@ -233,6 +311,8 @@ pub trait Store:
     + PasswordResetRepository
     + ThrottleRepository
     + IntegratedSystemRepository
+    + TicketRepository
+    + OutboxRepository
     + StoreHealth
 {
 }
@@ -248,6 +328,8 @@ impl<T> Store for T where
         + PasswordResetRepository
         + ThrottleRepository
         + IntegratedSystemRepository
+        + TicketRepository
+        + OutboxRepository
         + StoreHealth
 {
 }
@@ -267,6 +349,24 @@ pub enum NotifyError {
 pub trait MailNotifier: Send + Sync + 'static {
     /// Sends one message; returns its Message-ID (without angle brackets).
     fn send(&self, mail: OutgoingMail) -> impl Future<Output = Result<String, NotifyError>> + Send;
+}
+
+/// Synology Chat (the bot for users, incoming webhooks for channels).
+#[cfg_attr(any(test, feature = "testing"), mockall::automock)]
+pub trait ChatNotifier: Send + Sync + 'static {
+    /// Sends `text` to one user through the chatbot; returns Synology's
+    /// answer (JSON). `success: false` in the answer is an error.
+    fn send_to_user(
+        &self,
+        synology_user_id: i64,
+        text: String,
+    ) -> impl Future<Output = Result<serde_json::Value, NotifyError>> + Send;
+    /// Posts `text` to a channel through its incoming-webhook token.
+    fn send_to_channel(
+        &self,
+        webhook_token: String,
+        text: String,
+    ) -> impl Future<Output = Result<serde_json::Value, NotifyError>> + Send;
 }
 
 /// Password hashing off the async threads (Argon2id costs tens of ms).
@@ -295,6 +395,7 @@ impl PasswordHasher for InlineHasher {
 pub trait Adapters: Send + Sync + 'static {
     type Store: Store;
     type Mail: MailNotifier;
+    type Chat: ChatNotifier;
 }
 
 /// The source of "now", injected so that expiry can be tested without sleeping.

@@ -88,6 +88,26 @@ impl DepartmentRepository for Db {
         rows.into_iter().map(Department::try_from).collect()
     }
 
+    async fn set_department_webhook(&self, department_id: i64, sealed_token: Option<Vec<u8>>) -> RepoResult<()> {
+        let n = db_run!(self, |conn| diesel::update(departamento::table.find(department_id))
+            .set(departamento::synology_webhook_cifrado.eq(&sealed_token))
+            .execute(conn)
+            .await
+            .or_repo()?);
+        if n == 0 { Err(RepoError::NotFound) } else { Ok(()) }
+    }
+
+    async fn department_webhook(&self, department_id: i64) -> RepoResult<Option<Vec<u8>>> {
+        let row: Option<Option<Vec<u8>>> = db_run!(self, |conn| departamento::table
+            .find(department_id)
+            .select(departamento::synology_webhook_cifrado)
+            .first(conn)
+            .await
+            .optional()
+            .or_repo()?);
+        Ok(row.flatten())
+    }
+
     async fn ensure_role(&self, name: &str) -> RepoResult<Role> {
         let row: RoleRow = db_transaction!(self, |conn| {
             let found =

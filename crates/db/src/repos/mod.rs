@@ -5,4 +5,6 @@ mod audit;
 mod consumers;
 mod directory;
 mod mail_accounts;
+mod outbox;
 mod sso;
+mod tickets;

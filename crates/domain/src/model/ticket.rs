@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use super::Timestamp;
+use super::{InternalUser, Timestamp};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum TicketStatus {
@@ -67,6 +67,8 @@ pub struct TicketDetail {
     pub headers: BTreeMap<String, String>,
     /// Auto-reply, bounce or bulk mail: stored, never acknowledged.
     pub automatic: bool,
+    /// This message opened the ticket.
+    pub opened_ticket: bool,
     pub created_at: Timestamp,
 }
 
@@ -81,40 +83,167 @@ pub struct Attachment {
     pub mime_type: String,
 }
 
+/// What a notice is, which decides its channel and its text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum NoticeChannel {
-    /// A chatbot message to one Synology Chat user.
-    SynologyUser,
-    /// An incoming-webhook message to a department's channel.
-    SynologyChannel,
-    /// An e-mail.
-    Email,
+pub enum NoticeKind {
+    /// E-mail to the sender of a new ticket, its number in the subject.
+    Acknowledgement,
+    /// Synology Chat bot message to the assignee (`id_synology`).
+    AssigneeChat,
+    /// E-mail to the assignee.
+    AssigneeMail,
+    /// Synology Chat incoming-webhook message to the department's channel.
+    DepartmentChannel,
+}
+
+impl NoticeKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NoticeKind::Acknowledgement => "acuse",
+            NoticeKind::AssigneeChat => "sla_synology_usuario",
+            NoticeKind::AssigneeMail => "sla_correo",
+            NoticeKind::DepartmentChannel => "sla_synology_canal",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Acknowledgement, Self::AssigneeChat, Self::AssigneeMail, Self::DepartmentChannel]
+            .into_iter()
+            .find(|k| k.as_str() == s)
+    }
+    pub fn is_chat(self) -> bool {
+        matches!(self, NoticeKind::AssigneeChat | NoticeKind::DepartmentChannel)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum NoticeStatus {
     Pending,
     Sent,
-    /// Gave up after the maximum number of attempts.
+    /// Gave up after the maximum number of attempts, or refused for good.
     Failed,
 }
 
+impl NoticeStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NoticeStatus::Pending => "pendiente",
+            NoticeStatus::Sent => "enviada",
+            NoticeStatus::Failed => "fallida",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Pending, Self::Sent, Self::Failed].into_iter().find(|k| k.as_str() == s)
+    }
+}
+
 /// A notice in the transactional outbox (`notificacion`): written in the
-/// same transaction as the ticket, delivered later with retries.
+/// same transaction as the ticket, delivered later with retries. Its text is
+/// rendered at delivery from the ticket, so it is always current.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Notice {
     pub id: i64,
-    pub ticket_id: Option<i64>,
-    pub channel: NoticeChannel,
+    pub ticket_id: i64,
+    pub detail_id: i64,
+    pub kind: NoticeKind,
+    /// An e-mail address, a Synology user id, or a department id (channel).
     pub recipient: String,
-    pub subject: String,
-    pub body: String,
-    /// The Message-ID of an e-mail notice (carries a signed tag).
-    pub message_id: Option<String>,
     pub status: NoticeStatus,
     pub attempts: i32,
     pub next_attempt_at: Timestamp,
+    /// A worker holds the notice until then (a lease, so a crashed worker's
+    /// notices are picked up again).
+    pub leased_until: Option<Timestamp>,
     pub last_error: Option<String>,
+    /// What the other side answered (Synology's JSON, the Message-ID sent).
+    pub result: Option<String>,
     pub created_at: Timestamp,
     pub sent_at: Option<Timestamp>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewNotice {
+    pub kind: NoticeKind,
+    pub recipient: String,
+}
+
+/// How a delivery attempt ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AttemptOutcome {
+    Sent { result: String },
+    Retry { error: String, next_attempt_at: Timestamp },
+    Failed { error: String },
+}
+
+/// The ticket a stored mail goes to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IncomingTarget {
+    New(NewTicket),
+    /// An existing ticket; `reopen` when it was closed.
+    Existing {
+        ticket_id: i64,
+        reopen: bool,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewTicket {
+    pub subject: String,
+    pub department_id: i64,
+    pub assignee_id: Option<i64>,
+    pub requester: String,
+    pub mail_account_id: Option<i64>,
+    pub system: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewTicketDetail {
+    pub dedupe_key: String,
+    pub message_id: Option<String>,
+    pub message_id_hash: Option<String>,
+    pub from: String,
+    pub to: String,
+    pub cc: Option<String>,
+    pub bcc: Option<String>,
+    pub reply_to: Option<String>,
+    pub subject: String,
+    pub body: String,
+    pub html: String,
+    pub date: Timestamp,
+    pub headers: BTreeMap<String, String>,
+    pub automatic: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewAttachment {
+    pub name: String,
+    pub route: String,
+    pub mime_type: String,
+}
+
+/// Everything one incoming mail writes, in one transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewIncoming {
+    pub target: IncomingTarget,
+    pub detail: NewTicketDetail,
+    pub attachments: Vec<NewAttachment>,
+    /// Addresses that may later post into the ticket by its number.
+    pub participants: Vec<String>,
+    pub notices: Vec<NewNotice>,
+    pub now: Timestamp,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredIncoming {
+    pub ticket_id: i64,
+    pub detail_id: i64,
+    pub created_ticket: bool,
+    pub notice_ids: Vec<i64>,
+}
+
+/// An operator who may take tickets, and how busy they are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OperatorLoad {
+    pub user: InternalUser,
+    pub open_tickets: i64,
+    pub last_assigned_at: Option<Timestamp>,
 }

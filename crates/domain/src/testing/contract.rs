@@ -635,3 +635,288 @@ pub async fn concurrent_ticket_uses_have_one_winner<S: Store>(s: Arc<S>) {
     }
     assert_eq!(wins, 1);
 }
+
+pub async fn department_webhooks_are_stored_sealed<S: Store>(s: Arc<S>) {
+    let d = s
+        .create_department(NewDepartment { name: "Soporte".into(), synology_channel: Some("soporte".into()) })
+        .await
+        .unwrap();
+    assert_eq!(s.department_webhook(d.id).await.unwrap(), None);
+    s.set_department_webhook(d.id, Some(vec![1, 2, 3, 255])).await.unwrap();
+    assert_eq!(s.department_webhook(d.id).await.unwrap(), Some(vec![1, 2, 3, 255]));
+    s.set_department_webhook(d.id, None).await.unwrap();
+    assert_eq!(s.department_webhook(d.id).await.unwrap(), None);
+    assert!(matches!(s.set_department_webhook(d.id + 1000, None).await, Err(RepoError::NotFound)));
+}
+
+pub fn sample_detail(key: &str, from: &str) -> NewTicketDetail {
+    NewTicketDetail {
+        dedupe_key: crate::crypto::sha256_hex(key.as_bytes()),
+        message_id: Some(format!("{key}@cliente.test")),
+        message_id_hash: Some(crate::crypto::sha256_hex(format!("{key}@cliente.test").as_bytes())),
+        from: from.into(),
+        to: "soporte@helpdesk.test".into(),
+        cc: Some("copia@cliente.test".into()),
+        bcc: None,
+        reply_to: None,
+        subject: "No funciona el correo".into(),
+        body: "Texto del mensaje con ñ".into(),
+        html: "<p>Texto del mensaje con ñ</p>".into(),
+        date: at(9, 0, 0),
+        headers: [("X-Tracking-ID".to_string(), "abc123".to_string())].into_iter().collect(),
+        automatic: false,
+    }
+}
+
+pub fn new_incoming(department_id: i64, assignee_id: Option<i64>, key: &str, from: &str) -> NewIncoming {
+    NewIncoming {
+        target: IncomingTarget::New(NewTicket {
+            subject: "No funciona el correo".into(),
+            department_id,
+            assignee_id,
+            requester: from.into(),
+            mail_account_id: None,
+            system: "canal_lectura".into(),
+        }),
+        detail: sample_detail(key, from),
+        attachments: vec![NewAttachment {
+            name: "error_log.txt".into(),
+            route: "logs/error_log.txt".into(),
+            mime_type: "text/plain".into(),
+        }],
+        participants: vec![from.into(), "Copia@Cliente.test".into()],
+        notices: vec![
+            NewNotice { kind: NoticeKind::Acknowledgement, recipient: from.into() },
+            NewNotice { kind: NoticeKind::DepartmentChannel, recipient: department_id.to_string() },
+        ],
+        now: at(9, 0, 1),
+    }
+}
+
+pub async fn incoming_mail_creates_a_whole_ticket<S: Store>(s: Arc<S>) {
+    let d = s.create_department(NewDepartment { name: "Soporte".into(), synology_channel: None }).await.unwrap();
+    let op = s.create_user(sample_user("ana", "ana@example.test", Some(d.id))).await.unwrap();
+    let stored = s.store_incoming(new_incoming(d.id, Some(op.id), "m1", "cliente@cliente.test")).await.unwrap();
+    assert!(stored.created_ticket);
+    assert_eq!(stored.notice_ids.len(), 2);
+    let t = s.find_ticket(stored.ticket_id).await.unwrap().unwrap();
+    assert_eq!(
+        t,
+        Ticket {
+            id: stored.ticket_id,
+            subject: "No funciona el correo".into(),
+            status: TicketStatus::Open,
+            department_id: d.id,
+            assignee_id: Some(op.id),
+            requester: "cliente@cliente.test".into(),
+            mail_account_id: None,
+            system: "canal_lectura".into(),
+            created_at: at(9, 0, 1),
+            updated_at: at(9, 0, 1),
+            closed_at: None,
+        }
+    );
+    let detail = s.find_detail(stored.detail_id).await.unwrap().unwrap();
+    let expected = sample_detail("m1", "cliente@cliente.test");
+    assert_eq!((detail.ticket_id, detail.dedupe_key.as_str()), (stored.ticket_id, expected.dedupe_key.as_str()));
+    assert_eq!(
+        (detail.body.as_str(), detail.html.as_str(), detail.date),
+        (expected.body.as_str(), expected.html.as_str(), expected.date)
+    );
+    assert_eq!(
+        (detail.cc, detail.headers, detail.opened_ticket, detail.automatic),
+        (expected.cc, expected.headers, true, false)
+    );
+    assert_eq!(s.find_detail_by_dedupe(&expected.dedupe_key).await.unwrap().map(|d| d.id), Some(stored.detail_id));
+    assert_eq!(
+        s.ticket_of_message(expected.message_id_hash.as_deref().unwrap()).await.unwrap(),
+        Some(stored.ticket_id)
+    );
+    assert_eq!(s.ticket_of_message("nada").await.unwrap(), None);
+    let atts = s.attachments_of(stored.detail_id).await.unwrap();
+    assert_eq!(atts.len(), 1);
+    assert_eq!(
+        (atts[0].name.as_str(), atts[0].route.as_str(), atts[0].mime_type.as_str()),
+        ("error_log.txt", "logs/error_log.txt", "text/plain")
+    );
+    assert!(s.is_participant(stored.ticket_id, "CLIENTE@cliente.test").await.unwrap());
+    assert!(s.is_participant(stored.ticket_id, "copia@cliente.test").await.unwrap());
+    assert!(!s.is_participant(stored.ticket_id, "extrano@otro.test").await.unwrap());
+    let notices = s.notices_of_detail(stored.detail_id).await.unwrap();
+    assert_eq!(notices.iter().map(|n| n.id).collect::<Vec<_>>(), stored.notice_ids);
+    assert_eq!(
+        (notices[0].kind, notices[0].status, notices[0].attempts),
+        (NoticeKind::Acknowledgement, NoticeStatus::Pending, 0)
+    );
+    assert_eq!((notices[0].next_attempt_at, notices[0].ticket_id), (at(9, 0, 1), stored.ticket_id));
+    assert_eq!(s.pending_notices().await.unwrap(), 2);
+    let r = s.store_incoming(new_incoming(d.id + 1000, None, "m2", "x@cliente.test")).await;
+    assert!(matches!(r, Err(RepoError::MissingReference(_))), "{r:?}");
+    assert_eq!(
+        s.find_detail_by_dedupe(&sample_detail("m2", "x").dedupe_key).await.unwrap(),
+        None,
+        "nothing half-written"
+    );
+}
+
+pub async fn incoming_mail_joins_and_reopens_a_ticket<S: Store>(s: Arc<S>) {
+    let d = s.create_department(NewDepartment { name: "Soporte".into(), synology_channel: None }).await.unwrap();
+    let first = s.store_incoming(new_incoming(d.id, None, "m1", "cliente@cliente.test")).await.unwrap();
+    s.set_ticket_status(first.ticket_id, TicketStatus::Closed, at(10, 0, 0)).await.unwrap();
+    let closed = s.find_ticket(first.ticket_id).await.unwrap().unwrap();
+    assert_eq!((closed.status, closed.closed_at), (TicketStatus::Closed, Some(at(10, 0, 0))));
+    let reply = NewIncoming {
+        target: IncomingTarget::Existing { ticket_id: first.ticket_id, reopen: true },
+        detail: sample_detail("m2", "otro@cliente.test"),
+        attachments: vec![],
+        participants: vec!["otro@cliente.test".into()],
+        notices: vec![],
+        now: at(11, 0, 0),
+    };
+    let second = s.store_incoming(reply.clone()).await.unwrap();
+    assert_eq!((second.ticket_id, second.created_ticket), (first.ticket_id, false));
+    let t = s.find_ticket(first.ticket_id).await.unwrap().unwrap();
+    assert_eq!((t.status, t.closed_at, t.updated_at), (TicketStatus::Open, None, at(11, 0, 0)));
+    assert!(!s.find_detail(second.detail_id).await.unwrap().unwrap().opened_ticket);
+    let ids: Vec<i64> = s.details_of(first.ticket_id).await.unwrap().into_iter().map(|d| d.id).collect();
+    assert_eq!(ids, vec![first.detail_id, second.detail_id]);
+    assert!(s.is_participant(first.ticket_id, "otro@cliente.test").await.unwrap());
+    let gone = NewIncoming {
+        target: IncomingTarget::Existing { ticket_id: first.ticket_id + 1000, reopen: false },
+        detail: sample_detail("m3", "x@cliente.test"),
+        ..reply
+    };
+    assert!(matches!(s.store_incoming(gone).await, Err(RepoError::NotFound)));
+    assert!(matches!(
+        s.set_ticket_status(first.ticket_id + 1000, TicketStatus::Open, at(1, 0, 0)).await,
+        Err(RepoError::NotFound)
+    ));
+}
+
+pub async fn duplicates_write_nothing<S: Store>(s: Arc<S>) {
+    let d = s.create_department(NewDepartment { name: "Soporte".into(), synology_channel: None }).await.unwrap();
+    let op = s.create_user(sample_user("ana", "ana@example.test", Some(d.id))).await.unwrap();
+    let first = s.store_incoming(new_incoming(d.id, Some(op.id), "m1", "cliente@cliente.test")).await.unwrap();
+    let mut again = new_incoming(d.id, Some(op.id), "m1", "otro@cliente.test");
+    again.participants = vec!["otro@cliente.test".into()];
+    let r = s.store_incoming(again).await;
+    assert!(matches!(r, Err(RepoError::Duplicate(_))), "{r:?}");
+    assert_eq!(s.pending_notices().await.unwrap(), 2, "no new notices");
+    assert_eq!(s.operator_loads(d.id).await.unwrap()[0].open_tickets, 1, "no new ticket");
+    assert_eq!(s.details_of(first.ticket_id).await.unwrap().len(), 1);
+    assert!(!s.is_participant(first.ticket_id, "otro@cliente.test").await.unwrap());
+}
+
+pub async fn concurrent_duplicates_store_once<S: Store>(s: Arc<S>) {
+    let d = s.create_department(NewDepartment { name: "Soporte".into(), synology_channel: None }).await.unwrap();
+    let op = s.create_user(sample_user("ana", "ana@example.test", Some(d.id))).await.unwrap();
+    let mut tasks = Vec::new();
+    for _ in 0..16 {
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move {
+            s.store_incoming(new_incoming(d.id, Some(op.id), "m1", "cliente@cliente.test")).await
+        }));
+    }
+    let mut ok = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(_) => ok += 1,
+            Err(RepoError::Duplicate(_)) => {}
+            Err(e) => panic!("unexpected {e:?}"),
+        }
+    }
+    assert_eq!(ok, 1);
+    let loads = s.operator_loads(d.id).await.unwrap();
+    assert_eq!(loads[0].open_tickets, 1, "one ticket, not sixteen");
+    assert_eq!(s.pending_notices().await.unwrap(), 2);
+}
+
+pub async fn operator_loads_count_open_tickets<S: Store>(s: Arc<S>) {
+    let d = s.create_department(NewDepartment { name: "Soporte".into(), synology_channel: None }).await.unwrap();
+    let other = s.create_department(NewDepartment { name: "Ventas".into(), synology_channel: None }).await.unwrap();
+    let a = s.create_user(sample_user("ana", "ana@example.test", Some(d.id))).await.unwrap();
+    let b = s.create_user(sample_user("bea", "bea@example.test", Some(d.id))).await.unwrap();
+    let mut no_tickets = sample_user("carla", "carla@example.test", Some(d.id));
+    no_tickets.can_take_tickets = false;
+    s.create_user(no_tickets).await.unwrap();
+    let inactive = s.create_user(sample_user("dora", "dora@example.test", Some(d.id))).await.unwrap();
+    s.set_user_status(inactive.id, UserStatus::Inactive).await.unwrap();
+    s.create_user(sample_user("eva", "eva@example.test", Some(other.id))).await.unwrap();
+    let t1 = s.store_incoming(new_incoming(d.id, Some(a.id), "m1", "c@cliente.test")).await.unwrap();
+    s.store_incoming(new_incoming(d.id, Some(a.id), "m2", "c@cliente.test")).await.unwrap();
+    s.set_ticket_status(t1.ticket_id, TicketStatus::Closed, at(12, 0, 0)).await.unwrap();
+    let mut loads = s.operator_loads(d.id).await.unwrap();
+    loads.sort_by_key(|l| l.user.id);
+    let summary: Vec<(i64, i64, Option<Timestamp>)> =
+        loads.iter().map(|l| (l.user.id, l.open_tickets, l.last_assigned_at)).collect();
+    assert_eq!(summary, vec![(a.id, 1, Some(at(9, 0, 1))), (b.id, 0, None)]);
+}
+
+pub async fn outbox_leases_attempts_and_outcomes<S: Store>(s: Arc<S>) {
+    let d = s.create_department(NewDepartment { name: "Soporte".into(), synology_channel: None }).await.unwrap();
+    let stored = s.store_incoming(new_incoming(d.id, None, "m1", "c@cliente.test")).await.unwrap();
+    let (n1, n2) = (stored.notice_ids[0], stored.notice_ids[1]);
+    let now = at(9, 0, 5);
+    let lease = at(9, 1, 5);
+    let claimed = s.claim_due_notices(now, 10, lease).await.unwrap();
+    assert_eq!(claimed.iter().map(|n| n.id).collect::<Vec<_>>(), vec![n1, n2]);
+    assert_eq!(claimed[0].leased_until, Some(lease));
+    assert!(s.claim_due_notices(now, 10, lease).await.unwrap().is_empty(), "leased");
+    assert!(s.claim_notices(vec![n1], now, lease).await.unwrap().is_empty(), "leased");
+    let sent = s.record_attempt(n1, at(9, 0, 6), AttemptOutcome::Sent { result: "<id@x>".into() }).await.unwrap();
+    assert_eq!(
+        (sent.status, sent.attempts, sent.sent_at, sent.leased_until),
+        (NoticeStatus::Sent, 1, Some(at(9, 0, 6)), None)
+    );
+    assert_eq!(sent.result.as_deref(), Some("<id@x>"));
+    let retry = s
+        .record_attempt(n2, at(9, 0, 6), AttemptOutcome::Retry { error: "500".into(), next_attempt_at: at(9, 5, 0) })
+        .await
+        .unwrap();
+    assert_eq!((retry.status, retry.attempts, retry.next_attempt_at), (NoticeStatus::Pending, 1, at(9, 5, 0)));
+    assert_eq!(retry.last_error.as_deref(), Some("500"));
+    assert!(s.claim_due_notices(at(9, 4, 0), 10, at(9, 9, 0)).await.unwrap().is_empty(), "not due yet");
+    // Claimable by id even before it is due (the inline attempt).
+    assert_eq!(s.claim_notices(vec![n1, n2], at(9, 4, 0), at(9, 4, 30)).await.unwrap().len(), 1);
+    // A lease that runs out (a worker died) makes the notice claimable again.
+    let again = s.claim_due_notices(at(9, 5, 0), 10, at(9, 6, 0)).await.unwrap();
+    assert_eq!(again.iter().map(|n| n.id).collect::<Vec<_>>(), vec![n2]);
+    let failed = s.record_attempt(n2, at(9, 5, 1), AttemptOutcome::Failed { error: "rechazado".into() }).await.unwrap();
+    assert_eq!((failed.status, failed.attempts), (NoticeStatus::Failed, 2));
+    assert!(s.claim_due_notices(at(10, 0, 0), 10, at(10, 1, 0)).await.unwrap().is_empty());
+    assert_eq!(s.attempts_of(n2).await.unwrap(), vec![(at(9, 0, 6), false), (at(9, 5, 1), false)]);
+    assert_eq!(s.attempts_of(n1).await.unwrap(), vec![(at(9, 0, 6), true)]);
+    assert_eq!(s.pending_notices().await.unwrap(), 0);
+    assert_eq!(s.count_notices_since(NoticeKind::Acknowledgement, "C@cliente.test", at(9, 0, 0)).await.unwrap(), 1);
+    assert_eq!(s.count_notices_since(NoticeKind::Acknowledgement, "c@cliente.test", at(9, 0, 2)).await.unwrap(), 0);
+    assert!(matches!(
+        s.record_attempt(n2 + 1000, now, AttemptOutcome::Failed { error: "x".into() }).await,
+        Err(RepoError::NotFound)
+    ));
+}
+
+pub async fn concurrent_claims_lease_each_notice_once<S: Store>(s: Arc<S>) {
+    let d = s.create_department(NewDepartment { name: "Soporte".into(), synology_channel: None }).await.unwrap();
+    for i in 0..8 {
+        s.store_incoming(new_incoming(d.id, None, &format!("m{i}"), "c@cliente.test")).await.unwrap();
+    }
+    // Rounds of 8 concurrent claimers, leases long enough not to expire:
+    // no notice is ever handed to two claimers, and all get claimed.
+    let mut seen = Vec::new();
+    for _round in 0..16 {
+        let mut tasks = Vec::new();
+        for _ in 0..8 {
+            let s = s.clone();
+            tasks.push(tokio::spawn(async move { s.claim_due_notices(at(9, 0, 5), 5, at(9, 30, 0)).await.unwrap() }));
+        }
+        for t in tasks {
+            seen.extend(t.await.unwrap().into_iter().map(|n| n.id));
+        }
+        if seen.len() >= 16 {
+            break;
+        }
+    }
+    let unique: BTreeSet<i64> = seen.iter().copied().collect();
+    assert_eq!(unique.len(), seen.len(), "a notice went to two claimers: {seen:?}");
+    assert_eq!(unique.len(), 16, "every notice claimed");
+}

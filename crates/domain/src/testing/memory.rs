@@ -24,6 +24,14 @@ struct Inner {
     throttles: BTreeMap<String, ThrottleState>,
     systems: BTreeMap<i64, IntegratedSystem>,
     login_tickets: BTreeMap<String, LoginTicket>,
+    webhooks: BTreeMap<i64, Vec<u8>>,
+    tickets: BTreeMap<i64, Ticket>,
+    details: BTreeMap<i64, (TicketDetail, Option<String>)>,
+    attachments: BTreeMap<i64, Attachment>,
+    participants: BTreeSet<(i64, String)>,
+    last_assigned: BTreeMap<i64, Timestamp>,
+    notices: BTreeMap<i64, Notice>,
+    attempts: Vec<(i64, Timestamp, bool)>,
 }
 
 impl Inner {
@@ -97,6 +105,21 @@ impl DepartmentRepository for InMemoryStore {
     }
     async fn list_departments(&self) -> RepoResult<Vec<Department>> {
         self.with(|i| Ok(i.departments.values().cloned().collect()))
+    }
+    async fn set_department_webhook(&self, department_id: i64, sealed_token: Option<Vec<u8>>) -> RepoResult<()> {
+        self.with(|i| {
+            if !i.departments.contains_key(&department_id) {
+                return Err(RepoError::NotFound);
+            }
+            match sealed_token {
+                Some(t) => i.webhooks.insert(department_id, t),
+                None => i.webhooks.remove(&department_id),
+            };
+            Ok(())
+        })
+    }
+    async fn department_webhook(&self, department_id: i64) -> RepoResult<Option<Vec<u8>>> {
+        self.with(|i| Ok(i.webhooks.get(&department_id).cloned()))
     }
     async fn ensure_role(&self, name: &str) -> RepoResult<Role> {
         self.with(|i| {
@@ -541,6 +564,247 @@ impl IntegratedSystemRepository for InMemoryStore {
             t.used_at = Some(now);
             Ok(t.clone())
         })
+    }
+}
+
+impl TicketRepository for InMemoryStore {
+    async fn store_incoming(&self, n: NewIncoming) -> RepoResult<StoredIncoming> {
+        self.with(|i| {
+            if i.details.values().any(|(d, _)| d.dedupe_key == n.detail.dedupe_key) {
+                return Err(dup("detalle_ticket.clave_dedupe"));
+            }
+            let (ticket_id, created_ticket) = match &n.target {
+                IncomingTarget::New(t) => {
+                    if !i.departments.contains_key(&t.department_id) {
+                        return Err(RepoError::MissingReference("departamento".into()));
+                    }
+                    let id = i.id();
+                    i.tickets.insert(
+                        id,
+                        Ticket {
+                            id,
+                            subject: t.subject.clone(),
+                            status: TicketStatus::Open,
+                            department_id: t.department_id,
+                            assignee_id: t.assignee_id,
+                            requester: t.requester.clone(),
+                            mail_account_id: t.mail_account_id,
+                            system: t.system.clone(),
+                            created_at: n.now,
+                            updated_at: n.now,
+                            closed_at: None,
+                        },
+                    );
+                    if let Some(a) = t.assignee_id {
+                        i.last_assigned.insert(a, n.now);
+                    }
+                    (id, true)
+                }
+                IncomingTarget::Existing { ticket_id, reopen } => {
+                    let t = i.tickets.get_mut(ticket_id).ok_or(RepoError::NotFound)?;
+                    t.updated_at = n.now;
+                    if *reopen {
+                        t.status = TicketStatus::Open;
+                        t.closed_at = None;
+                    }
+                    (*ticket_id, false)
+                }
+            };
+            let detail_id = i.id();
+            let d = &n.detail;
+            i.details.insert(
+                detail_id,
+                (
+                    TicketDetail {
+                        id: detail_id,
+                        ticket_id,
+                        dedupe_key: d.dedupe_key.clone(),
+                        message_id: d.message_id.clone(),
+                        from: d.from.clone(),
+                        to: d.to.clone(),
+                        cc: d.cc.clone(),
+                        bcc: d.bcc.clone(),
+                        reply_to: d.reply_to.clone(),
+                        subject: d.subject.clone(),
+                        body: d.body.clone(),
+                        html: d.html.clone(),
+                        date: d.date,
+                        headers: d.headers.clone(),
+                        automatic: d.automatic,
+                        opened_ticket: created_ticket,
+                        created_at: n.now,
+                    },
+                    d.message_id_hash.clone(),
+                ),
+            );
+            for a in &n.attachments {
+                let id = i.id();
+                i.attachments.insert(
+                    id,
+                    Attachment {
+                        id,
+                        detail_id,
+                        name: a.name.clone(),
+                        route: a.route.clone(),
+                        mime_type: a.mime_type.clone(),
+                    },
+                );
+            }
+            for p in &n.participants {
+                i.participants.insert((ticket_id, p.to_lowercase()));
+            }
+            let mut notice_ids = Vec::new();
+            for nn in &n.notices {
+                let id = i.id();
+                i.notices.insert(
+                    id,
+                    Notice {
+                        id,
+                        ticket_id,
+                        detail_id,
+                        kind: nn.kind,
+                        recipient: nn.recipient.clone(),
+                        status: NoticeStatus::Pending,
+                        attempts: 0,
+                        next_attempt_at: n.now,
+                        leased_until: None,
+                        last_error: None,
+                        result: None,
+                        created_at: n.now,
+                        sent_at: None,
+                    },
+                );
+                notice_ids.push(id);
+            }
+            Ok(StoredIncoming { ticket_id, detail_id, created_ticket, notice_ids })
+        })
+    }
+    async fn find_ticket(&self, id: i64) -> RepoResult<Option<Ticket>> {
+        self.with(|i| Ok(i.tickets.get(&id).cloned()))
+    }
+    async fn find_detail(&self, id: i64) -> RepoResult<Option<TicketDetail>> {
+        self.with(|i| Ok(i.details.get(&id).map(|(d, _)| d.clone())))
+    }
+    async fn find_detail_by_dedupe(&self, key: &str) -> RepoResult<Option<TicketDetail>> {
+        self.with(|i| Ok(i.details.values().find(|(d, _)| d.dedupe_key == key).map(|(d, _)| d.clone())))
+    }
+    async fn ticket_of_message(&self, hash: &str) -> RepoResult<Option<i64>> {
+        self.with(|i| Ok(i.details.values().find(|(_, h)| h.as_deref() == Some(hash)).map(|(d, _)| d.ticket_id)))
+    }
+    async fn details_of(&self, ticket_id: i64) -> RepoResult<Vec<TicketDetail>> {
+        self.with(|i| {
+            Ok(i.details.values().filter(|(d, _)| d.ticket_id == ticket_id).map(|(d, _)| d.clone()).collect())
+        })
+    }
+    async fn attachments_of(&self, detail_id: i64) -> RepoResult<Vec<Attachment>> {
+        self.with(|i| Ok(i.attachments.values().filter(|a| a.detail_id == detail_id).cloned().collect()))
+    }
+    async fn is_participant(&self, ticket_id: i64, email: &str) -> RepoResult<bool> {
+        self.with(|i| Ok(i.participants.contains(&(ticket_id, email.to_lowercase()))))
+    }
+    async fn operator_loads(&self, department_id: i64) -> RepoResult<Vec<OperatorLoad>> {
+        self.with(|i| {
+            Ok(i.users
+                .values()
+                .map(|(u, _)| u)
+                .filter(|u| u.department_id == Some(department_id) && u.is_active() && u.can_take_tickets)
+                .map(|u| OperatorLoad {
+                    user: u.clone(),
+                    open_tickets: i
+                        .tickets
+                        .values()
+                        .filter(|t| t.assignee_id == Some(u.id) && t.status == TicketStatus::Open)
+                        .count() as i64,
+                    last_assigned_at: i.last_assigned.get(&u.id).copied(),
+                })
+                .collect())
+        })
+    }
+    async fn set_ticket_status(&self, ticket_id: i64, status: TicketStatus, now: Timestamp) -> RepoResult<()> {
+        self.with(|i| {
+            let t = i.tickets.get_mut(&ticket_id).ok_or(RepoError::NotFound)?;
+            t.status = status;
+            t.updated_at = now;
+            t.closed_at = (status == TicketStatus::Closed).then_some(now);
+            Ok(())
+        })
+    }
+}
+
+fn claimable(n: &Notice, now: Timestamp) -> bool {
+    n.status == NoticeStatus::Pending && n.leased_until.is_none_or(|l| l <= now)
+}
+
+impl OutboxRepository for InMemoryStore {
+    async fn claim_due_notices(&self, now: Timestamp, limit: i64, lease_until: Timestamp) -> RepoResult<Vec<Notice>> {
+        self.with(|i| {
+            let mut out = Vec::new();
+            for n in i.notices.values_mut() {
+                if out.len() as i64 >= limit {
+                    break;
+                }
+                if claimable(n, now) && n.next_attempt_at <= now {
+                    n.leased_until = Some(lease_until);
+                    out.push(n.clone());
+                }
+            }
+            Ok(out)
+        })
+    }
+    async fn claim_notices(&self, ids: Vec<i64>, now: Timestamp, lease_until: Timestamp) -> RepoResult<Vec<Notice>> {
+        self.with(|i| {
+            let mut out = Vec::new();
+            for id in ids {
+                if let Some(n) = i.notices.get_mut(&id).filter(|n| claimable(n, now)) {
+                    n.leased_until = Some(lease_until);
+                    out.push(n.clone());
+                }
+            }
+            Ok(out)
+        })
+    }
+    async fn record_attempt(&self, notice_id: i64, now: Timestamp, outcome: AttemptOutcome) -> RepoResult<Notice> {
+        self.with(|i| {
+            let n = i.notices.get_mut(&notice_id).ok_or(RepoError::NotFound)?;
+            n.attempts += 1;
+            n.leased_until = None;
+            let ok = matches!(outcome, AttemptOutcome::Sent { .. });
+            match outcome {
+                AttemptOutcome::Sent { result } => {
+                    n.status = NoticeStatus::Sent;
+                    n.sent_at = Some(now);
+                    n.result = Some(result);
+                }
+                AttemptOutcome::Retry { error, next_attempt_at } => {
+                    n.last_error = Some(error);
+                    n.next_attempt_at = next_attempt_at;
+                }
+                AttemptOutcome::Failed { error } => {
+                    n.status = NoticeStatus::Failed;
+                    n.last_error = Some(error);
+                }
+            }
+            let n = n.clone();
+            i.attempts.push((notice_id, now, ok));
+            Ok(n)
+        })
+    }
+    async fn notices_of_detail(&self, detail_id: i64) -> RepoResult<Vec<Notice>> {
+        self.with(|i| Ok(i.notices.values().filter(|n| n.detail_id == detail_id).cloned().collect()))
+    }
+    async fn count_notices_since(&self, kind: NoticeKind, recipient: &str, since: Timestamp) -> RepoResult<i64> {
+        self.with(|i| {
+            Ok(i.notices
+                .values()
+                .filter(|n| n.kind == kind && eq_ci(&n.recipient, recipient) && n.created_at >= since)
+                .count() as i64)
+        })
+    }
+    async fn attempts_of(&self, notice_id: i64) -> RepoResult<Vec<(Timestamp, bool)>> {
+        self.with(|i| Ok(i.attempts.iter().filter(|(id, _, _)| *id == notice_id).map(|(_, t, ok)| (*t, *ok)).collect()))
+    }
+    async fn pending_notices(&self) -> RepoResult<i64> {
+        self.with(|i| Ok(i.notices.values().filter(|n| n.status == NoticeStatus::Pending).count() as i64))
     }
 }
 

@@ -67,7 +67,15 @@ macro_rules! repository_contract_tests {
             concurrent_failures_are_all_counted,
             integrated_systems_round_trip_and_update,
             login_tickets_are_used_once_and_expire,
-            concurrent_ticket_uses_have_one_winner
+            concurrent_ticket_uses_have_one_winner,
+            department_webhooks_are_stored_sealed,
+            incoming_mail_creates_a_whole_ticket,
+            incoming_mail_joins_and_reopens_a_ticket,
+            duplicates_write_nothing,
+            concurrent_duplicates_store_once,
+            operator_loads_count_open_tickets,
+            outbox_leases_attempts_and_outcomes,
+            concurrent_claims_lease_each_notice_once
         );
     };
 }

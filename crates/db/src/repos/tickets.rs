@@ -1,0 +1,267 @@
+//! Tickets, details, attachments, participants: one transaction per mail.
+
+use std::collections::BTreeMap;
+
+use diesel::OptionalExtension;
+use diesel::prelude::*;
+use diesel_async::RunQueryDsl;
+use helpdesk_domain::RepoError;
+use helpdesk_domain::model::*;
+use helpdesk_domain::ports::*;
+
+use crate::conn::Dialect;
+use crate::error::OrRepo;
+use crate::models::*;
+use crate::schema::*;
+use crate::{Db, db_run, db_transaction};
+
+impl TicketRepository for Db {
+    async fn store_incoming(&self, n: NewIncoming) -> RepoResult<StoredIncoming> {
+        let headers = serde_json::to_string(&n.detail.headers).map_err(RepoError::unexpected)?;
+        let now = n.now;
+        let d = &n.detail;
+        let mut participants: Vec<String> = n.participants.iter().map(|p| p.trim().to_lowercase()).collect();
+        participants.sort();
+        participants.dedup();
+        participants.retain(|p| !p.is_empty());
+        db_transaction!(self, |conn| {
+            let (ticket_id, created_ticket) = match &n.target {
+                IncomingTarget::New(t) => {
+                    // The assignee's row first: taking its write lock before the
+                    // ticket's foreign-key check takes a shared one avoids a
+                    // lock upgrade, which deadlocks concurrent ingestions on MySQL.
+                    if let Some(a) = t.assignee_id {
+                        diesel::update(usuario::table.find(a))
+                            .set(usuario::ultima_asignacion.eq(now))
+                            .execute(conn)
+                            .await?;
+                    }
+                    diesel::insert_into(ticket::table)
+                        .values((
+                            ticket::asunto.eq(&t.subject),
+                            ticket::estado.eq(TicketStatus::Open.as_str()),
+                            ticket::fk_id_departamento.eq(t.department_id),
+                            ticket::fk_id_usuario_asignado.eq(t.assignee_id),
+                            ticket::solicitante.eq(&t.requester),
+                            ticket::fk_id_cuenta_correo.eq(t.mail_account_id),
+                            ticket::sistema.eq(&t.system),
+                            ticket::created_at.eq(now),
+                            ticket::updated_at.eq(now),
+                        ))
+                        .execute(conn)
+                        .await?;
+                    (conn.last_insert_id().await?, true)
+                }
+                IncomingTarget::Existing { ticket_id, reopen } => {
+                    let changed = if *reopen {
+                        diesel::update(ticket::table.find(*ticket_id))
+                            .set((
+                                ticket::updated_at.eq(now),
+                                ticket::estado.eq(TicketStatus::Open.as_str()),
+                                ticket::closed_at.eq(None::<Timestamp>),
+                            ))
+                            .execute(conn)
+                            .await?
+                    } else {
+                        diesel::update(ticket::table.find(*ticket_id))
+                            .set(ticket::updated_at.eq(now))
+                            .execute(conn)
+                            .await?
+                    };
+                    if changed != 1 {
+                        return Err(RepoError::NotFound.into());
+                    }
+                    (*ticket_id, false)
+                }
+            };
+            diesel::insert_into(detalle_ticket::table)
+                .values((
+                    detalle_ticket::fk_id_ticket.eq(ticket_id),
+                    detalle_ticket::clave_dedupe.eq(&d.dedupe_key),
+                    detalle_ticket::message_id.eq(&d.message_id),
+                    detalle_ticket::message_id_hash.eq(&d.message_id_hash),
+                    detalle_ticket::remitente.eq(&d.from),
+                    detalle_ticket::destinatario.eq(&d.to),
+                    detalle_ticket::cc.eq(&d.cc),
+                    detalle_ticket::bcc.eq(&d.bcc),
+                    detalle_ticket::reply_to.eq(&d.reply_to),
+                    detalle_ticket::asunto.eq(&d.subject),
+                    detalle_ticket::cuerpo.eq(&d.body),
+                    detalle_ticket::html.eq(&d.html),
+                    detalle_ticket::fecha.eq(d.date),
+                    detalle_ticket::headers.eq(&headers),
+                    detalle_ticket::automatico.eq(d.automatic),
+                    detalle_ticket::nuevo_ticket.eq(created_ticket),
+                    detalle_ticket::created_at.eq(now),
+                ))
+                .execute(conn)
+                .await?;
+            let detail_id = conn.last_insert_id().await?;
+            for a in &n.attachments {
+                diesel::insert_into(adjunto_ticket::table)
+                    .values((
+                        adjunto_ticket::fk_id_detalle_ticket.eq(detail_id),
+                        adjunto_ticket::nombre.eq(&a.name),
+                        adjunto_ticket::ruta.eq(&a.route),
+                        adjunto_ticket::tipo.eq(&a.mime_type),
+                    ))
+                    .execute(conn)
+                    .await?;
+            }
+            for p in &participants {
+                let known = participante_ticket::table
+                    .filter(participante_ticket::fk_id_ticket.eq(ticket_id))
+                    .filter(participante_ticket::correo.eq(p))
+                    .count()
+                    .get_result::<i64>(conn)
+                    .await?;
+                if known == 0 {
+                    diesel::insert_into(participante_ticket::table)
+                        .values((participante_ticket::fk_id_ticket.eq(ticket_id), participante_ticket::correo.eq(p)))
+                        .execute(conn)
+                        .await?;
+                }
+            }
+            let mut notice_ids = Vec::with_capacity(n.notices.len());
+            for nn in &n.notices {
+                diesel::insert_into(notificacion::table)
+                    .values((
+                        notificacion::fk_id_ticket.eq(ticket_id),
+                        notificacion::fk_id_detalle_ticket.eq(detail_id),
+                        notificacion::tipo.eq(nn.kind.as_str()),
+                        notificacion::destino.eq(&nn.recipient),
+                        notificacion::estado.eq(NoticeStatus::Pending.as_str()),
+                        notificacion::intentos.eq(0),
+                        notificacion::proximo_intento.eq(now),
+                        notificacion::created_at.eq(now),
+                    ))
+                    .execute(conn)
+                    .await?;
+                notice_ids.push(conn.last_insert_id().await?);
+            }
+            Ok(StoredIncoming { ticket_id, detail_id, created_ticket, notice_ids })
+        })
+    }
+
+    async fn find_ticket(&self, id: i64) -> RepoResult<Option<Ticket>> {
+        let row: Option<TicketRow> = db_run!(self, |conn| ticket::table
+            .find(id)
+            .select(TicketRow::as_select())
+            .first(conn)
+            .await
+            .optional()
+            .or_repo()?);
+        row.map(Ticket::try_from).transpose()
+    }
+
+    async fn find_detail(&self, id: i64) -> RepoResult<Option<TicketDetail>> {
+        let row: Option<DetailRow> = db_run!(self, |conn| detalle_ticket::table
+            .find(id)
+            .select(DetailRow::as_select())
+            .first(conn)
+            .await
+            .optional()
+            .or_repo()?);
+        row.map(TicketDetail::try_from).transpose()
+    }
+
+    async fn find_detail_by_dedupe(&self, key: &str) -> RepoResult<Option<TicketDetail>> {
+        let row: Option<DetailRow> = db_run!(self, |conn| detalle_ticket::table
+            .filter(detalle_ticket::clave_dedupe.eq(key))
+            .select(DetailRow::as_select())
+            .first(conn)
+            .await
+            .optional()
+            .or_repo()?);
+        row.map(TicketDetail::try_from).transpose()
+    }
+
+    async fn ticket_of_message(&self, hash: &str) -> RepoResult<Option<i64>> {
+        db_run!(self, |conn| detalle_ticket::table
+            .filter(detalle_ticket::message_id_hash.eq(hash))
+            .order(detalle_ticket::id_detalle_ticket)
+            .select(detalle_ticket::fk_id_ticket)
+            .first::<i64>(conn)
+            .await
+            .optional()
+            .or_repo())
+    }
+
+    async fn details_of(&self, ticket_id: i64) -> RepoResult<Vec<TicketDetail>> {
+        let rows: Vec<DetailRow> = db_run!(self, |conn| detalle_ticket::table
+            .filter(detalle_ticket::fk_id_ticket.eq(ticket_id))
+            .order(detalle_ticket::id_detalle_ticket)
+            .select(DetailRow::as_select())
+            .load(conn)
+            .await
+            .or_repo()?);
+        rows.into_iter().map(TicketDetail::try_from).collect()
+    }
+
+    async fn attachments_of(&self, detail_id: i64) -> RepoResult<Vec<Attachment>> {
+        let rows: Vec<AttachmentRow> = db_run!(self, |conn| adjunto_ticket::table
+            .filter(adjunto_ticket::fk_id_detalle_ticket.eq(detail_id))
+            .order(adjunto_ticket::id_adjunto)
+            .select(AttachmentRow::as_select())
+            .load(conn)
+            .await
+            .or_repo()?);
+        Ok(rows.into_iter().map(Attachment::from).collect())
+    }
+
+    async fn is_participant(&self, ticket_id: i64, email: &str) -> RepoResult<bool> {
+        let email = email.trim().to_lowercase();
+        let n: i64 = db_run!(self, |conn| participante_ticket::table
+            .filter(participante_ticket::fk_id_ticket.eq(ticket_id))
+            .filter(participante_ticket::correo.eq(&email))
+            .count()
+            .get_result(conn)
+            .await
+            .or_repo()?);
+        Ok(n > 0)
+    }
+
+    async fn operator_loads(&self, department_id: i64) -> RepoResult<Vec<OperatorLoad>> {
+        let (users, counts): (Vec<(UserRow, Option<String>, Option<Timestamp>)>, Vec<(Option<i64>, i64)>) =
+            db_run!(self, |conn| {
+                let users = usuario::table
+                    .left_join(rol::table)
+                    .filter(usuario::fk_id_departamento.eq(department_id))
+                    .filter(usuario::status.eq(UserStatus::Active.as_str()))
+                    .filter(usuario::acceso_ticket.eq("S"))
+                    .order(usuario::id_usuario)
+                    .select((UserRow::as_select(), rol::nombre.nullable(), usuario::ultima_asignacion))
+                    .load(conn)
+                    .await
+                    .or_repo()?;
+                let ids: Vec<i64> = users.iter().map(|(u, _, _): &(UserRow, _, _)| u.id_usuario).collect();
+                let counts = ticket::table
+                    .filter(ticket::estado.eq(TicketStatus::Open.as_str()))
+                    .filter(ticket::fk_id_usuario_asignado.eq_any(&ids))
+                    .group_by(ticket::fk_id_usuario_asignado)
+                    .select((ticket::fk_id_usuario_asignado, diesel::dsl::count_star()))
+                    .load(conn)
+                    .await
+                    .or_repo()?;
+                (users, counts)
+            });
+        let counts: BTreeMap<i64, i64> = counts.into_iter().filter_map(|(id, n)| Some((id?, n))).collect();
+        users
+            .into_iter()
+            .map(|(u, role, last)| {
+                let open_tickets = counts.get(&u.id_usuario).copied().unwrap_or(0);
+                Ok(OperatorLoad { user: u.into_domain(role)?, open_tickets, last_assigned_at: last })
+            })
+            .collect()
+    }
+
+    async fn set_ticket_status(&self, ticket_id: i64, status: TicketStatus, now: Timestamp) -> RepoResult<()> {
+        let closed_at = (status == TicketStatus::Closed).then_some(now);
+        let n = db_run!(self, |conn| diesel::update(ticket::table.find(ticket_id))
+            .set((ticket::estado.eq(status.as_str()), ticket::updated_at.eq(now), ticket::closed_at.eq(closed_at)))
+            .execute(conn)
+            .await
+            .or_repo()?);
+        if n == 0 { Err(RepoError::NotFound) } else { Ok(()) }
+    }
+}
