@@ -45,16 +45,29 @@ pub fn render(endpoint: Option<Endpoint>, audit_id: Option<i64>, result: Result<
             "id_bitacora_log": bitacora,
         })),
         Ok(Reply::Raw { status, body }) => HttpResponse::build(status).json(body),
+        // `correo/save` answers flat, errors too (but the documented 401 and
+        // Laravel's 422 keep their own shapes).
+        Err(e @ (ApiError::InvalidConsumer | ApiError::Validation(_))) => error_response(&e, bitacora),
+        Err(e) if endpoint == Some(Endpoint::MailSave) => {
+            log(&e);
+            HttpResponse::build(e.status()).json(json!({ "success": false, "message": e.public_message() }))
+        }
         Err(e) => error_response(&e, bitacora),
     }
 }
 
-pub fn error_response(e: &ApiError, bitacora: Value) -> HttpResponse {
+/// Server-side failures go to the log with their cause; clients only see
+/// a generic message.
+fn log(e: &ApiError) {
     match e {
         ApiError::Internal(detail) => tracing::error!(error = %detail, "internal error"),
-        ApiError::Unavailable(detail) => tracing::warn!(error = %detail, "store unavailable"),
+        ApiError::Unavailable(detail) => tracing::warn!(error = %detail, "service unavailable"),
         _ => {}
     }
+}
+
+pub fn error_response(e: &ApiError, bitacora: Value) -> HttpResponse {
+    log(e);
     let mut builder = HttpResponse::build(e.status());
     match e {
         ApiError::MethodNotAllowed(allow) => {

@@ -3,7 +3,7 @@
 
 use actix_web::http::StatusCode;
 use helpdesk_domain::RepoError;
-use helpdesk_domain::services::{AccessError, AdiError, MailAccountError, SsoError};
+use helpdesk_domain::services::{AccessError, AdiError, IngestError, MailAccountError, SsoError};
 use serde_json::{Value, json};
 
 use crate::validation::ValidationErrors;
@@ -124,6 +124,21 @@ impl From<AdiError> for ApiError {
                 json!({ "authenticated": false, "message": INVALID_TICKET }),
             ),
             AdiError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<IngestError> for ApiError {
+    fn from(e: IngestError) -> Self {
+        match e {
+            IngestError::UnsafeRoute(i) => {
+                let field = format!("attachments.{i}.route");
+                let mut v = ValidationErrors::default();
+                v.add(&field, format!("The {field} field format is invalid."));
+                ApiError::Validation(v)
+            }
+            IngestError::NoDepartment => ApiError::Unavailable("no department configured to receive mail".into()),
+            IngestError::Store(e) => e.into(),
         }
     }
 }

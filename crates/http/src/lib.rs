@@ -13,11 +13,13 @@ mod routes;
 pub mod validation;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix_web::web;
 use helpdesk_domain::crypto::{SecretBox, SecretHasher, TokenSigner};
 use helpdesk_domain::ports::{Adapters, Clock, PasswordHasher};
 use helpdesk_domain::services::*;
+use helpdesk_domain::services::{IngestSettings, MessageIdSigner, OutboxSettings};
 
 pub use routes::configure;
 
@@ -26,11 +28,14 @@ pub use routes::configure;
 pub struct Limits {
     /// Largest accepted request body, in bytes.
     pub body_bytes: usize,
+    /// How long `correo/save` waits for the first delivery attempt of its
+    /// notices before answering; `None`: no attempt, the worker sends them.
+    pub inline_delivery: Option<Duration>,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Self { body_bytes: 2 * 1024 * 1024 }
+        Self { body_bytes: 2 * 1024 * 1024, inline_delivery: Some(Duration::from_millis(1500)) }
     }
 }
 
@@ -38,6 +43,7 @@ impl Default for Limits {
 pub struct AppState<A: Adapters> {
     pub store: Arc<A::Store>,
     pub mailer: Arc<A::Mail>,
+    pub chat: Arc<A::Chat>,
     pub clock: Arc<dyn Clock>,
     pub access: AccessService<A::Store>,
     pub audit: AuditService<A::Store>,
@@ -45,6 +51,8 @@ pub struct AppState<A: Adapters> {
     pub mail_accounts: MailAccountService<A::Store>,
     pub sso: Arc<SsoService<A::Store>>,
     pub adi: AdiService<A::Store>,
+    pub ingest: IngestService<A::Store>,
+    pub outbox: Arc<OutboxService<A::Store, A::Mail, A::Chat>>,
     pub limits: Limits,
 }
 
@@ -60,17 +68,34 @@ pub struct Keys {
 pub struct Wiring<A: Adapters> {
     pub store: Arc<A::Store>,
     pub mailer: Arc<A::Mail>,
+    pub chat: Arc<A::Chat>,
     pub hasher: Arc<dyn PasswordHasher>,
     pub clock: Arc<dyn Clock>,
     pub keys: Keys,
     pub sso: SsoSettings,
+    pub ingest: IngestSettings,
+    pub outbox: OutboxSettings,
+    /// Domain of the Message-IDs of the mail we send.
+    pub message_id_domain: String,
     pub limits: Limits,
 }
 
 impl<A: Adapters> AppState<A> {
     pub fn new(w: Wiring<A>) -> Self {
         let store = w.store;
+        let ids = MessageIdSigner::new(w.keys.consumer_hmac.clone(), &w.message_id_domain);
         Self {
+            ingest: IngestService::new(store.clone(), ids.clone(), w.clock.clone(), w.ingest),
+            outbox: Arc::new(OutboxService::new(
+                store.clone(),
+                w.mailer.clone(),
+                w.chat.clone(),
+                w.keys.secret_box.clone(),
+                ids,
+                w.clock.clone(),
+                w.outbox,
+            )),
+            chat: w.chat,
             access: AccessService::new(store.clone(), w.keys.consumer_hmac, w.clock.clone()),
             audit: AuditService::new(store.clone()),
             directory: DirectoryService::new(store.clone()),

@@ -7,6 +7,7 @@ pub mod seed;
 pub mod settings;
 pub mod startup;
 pub mod telemetry;
+pub mod worker;
 
 pub use settings::Settings;
 pub use startup::Application;

@@ -7,9 +7,10 @@ use std::time::Duration;
 
 use helpdesk_db::{DbOptions, DbUrl};
 use helpdesk_domain::crypto::{SecretBox, SecretHasher, TokenSigner, parse_key};
-use helpdesk_domain::services::{SsoSettings, ThrottlePolicy};
+use helpdesk_domain::services::{IngestSettings, OutboxSettings, SsoSettings, ThrottlePolicy};
 use helpdesk_http::{Keys, Limits};
 use helpdesk_notify_smtp::{Security, SmtpSettings};
+use helpdesk_notify_synology::SynologySettings;
 use serde::Deserialize;
 
 const DEFAULTS: &str = include_str!("../../../config/default.toml");
@@ -29,6 +30,9 @@ pub struct Settings {
     pub keys: KeySettings,
     pub sso: SsoConfig,
     pub smtp: SmtpConfig,
+    pub synology: SynologyConfig,
+    pub ingest: IngestConfig,
+    pub outbox: OutboxConfig,
     pub log: LogSettings,
     pub seed: SeedSettings,
 }
@@ -73,6 +77,30 @@ pub struct SmtpConfig {
     pub password: String,
     pub from: String,
     pub timeout_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct SynologyConfig {
+    pub base_url: String,
+    pub bot_token: String,
+    pub outgoing_token: String,
+    pub timeout_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct IngestConfig {
+    pub default_department_id: i64,
+    pub acks_per_hour: i64,
+    pub message_id_domain: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct OutboxConfig {
+    pub poll_interval_ms: u64,
+    pub inline_timeout_ms: u64,
+    pub max_attempts: i32,
+    pub lease_secs: i64,
+    pub base_backoff_secs: i64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -212,7 +240,64 @@ impl Settings {
         if self.server.body_limit_bytes < 1024 {
             return Err(bad("server.body_limit_bytes", "must be at least 1024"));
         }
-        Ok(Limits { body_bytes: self.server.body_limit_bytes })
+        let inline = self.outbox.inline_timeout_ms;
+        Ok(Limits {
+            body_bytes: self.server.body_limit_bytes,
+            inline_delivery: (inline > 0).then(|| Duration::from_millis(inline)),
+        })
+    }
+
+    pub fn synology(&self) -> Result<SynologySettings, ConfigError> {
+        let s = &self.synology;
+        let url = url::Url::parse(&s.base_url).map_err(|e| bad("synology.base_url", e.to_string()))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(bad("synology.base_url", "must be an http(s) URL"));
+        }
+        Ok(SynologySettings {
+            base_url: s.base_url.clone(),
+            bot_token: s.bot_token.clone(),
+            timeout: Duration::from_secs(s.timeout_secs.max(1)),
+        })
+    }
+
+    pub fn ingest(&self) -> Result<IngestSettings, ConfigError> {
+        let i = &self.ingest;
+        if i.default_department_id < 0 {
+            return Err(bad("ingest.default_department_id", "must be 0 (first active) or a department id"));
+        }
+        if i.acks_per_hour < 0 {
+            return Err(bad("ingest.acks_per_hour", "must not be negative"));
+        }
+        if i.message_id_domain.trim().is_empty() || i.message_id_domain.contains(['@', ' ', '<', '>']) {
+            return Err(bad("ingest.message_id_domain", "must be a domain name such as helpdesk.example.com"));
+        }
+        Ok(IngestSettings {
+            default_department_id: (i.default_department_id > 0).then_some(i.default_department_id),
+            acks_per_hour: i.acks_per_hour,
+            chat_to_users: !self.synology.bot_token.trim().is_empty(),
+        })
+    }
+
+    pub fn outbox(&self) -> Result<OutboxSettings, ConfigError> {
+        let o = &self.outbox;
+        if o.max_attempts < 1 {
+            return Err(bad("outbox.max_attempts", "must be at least 1"));
+        }
+        if o.lease_secs < 5 {
+            return Err(bad("outbox.lease_secs", "must be at least 5"));
+        }
+        if o.base_backoff_secs < 1 {
+            return Err(bad("outbox.base_backoff_secs", "must be at least 1"));
+        }
+        if o.poll_interval_ms < 10 {
+            return Err(bad("outbox.poll_interval_ms", "must be at least 10"));
+        }
+        Ok(OutboxSettings {
+            max_attempts: o.max_attempts,
+            lease: chrono::Duration::seconds(o.lease_secs),
+            base_backoff: chrono::Duration::seconds(o.base_backoff_secs),
+            max_backoff: chrono::Duration::hours(1),
+        })
     }
 
     pub fn log_format(&self) -> Result<LogFormat, ConfigError> {
@@ -231,6 +316,9 @@ impl Settings {
         self.keys()?;
         self.sso()?;
         self.smtp()?;
+        self.synology()?;
+        self.ingest()?;
+        self.outbox()?;
         self.limits()?;
         self.log_format()?;
         tracing_subscriber::EnvFilter::try_new(&self.log.level).map_err(|e| bad("log.level", e.to_string()))?;

@@ -10,6 +10,7 @@ use helpdesk_db::{Backend, Db};
 use helpdesk_domain::ports::{Adapters, Clock, SystemClock};
 use helpdesk_http::{AppState, Wiring};
 use helpdesk_notify_smtp::SmtpMailer;
+use helpdesk_notify_synology::SynologyClient;
 
 use crate::hashing::BlockingArgon2;
 
@@ -19,6 +20,7 @@ pub struct Production;
 impl Adapters for Production {
     type Store = Db;
     type Mail = SmtpMailer;
+    type Chat = SynologyClient;
 }
 
 use crate::settings::{Profile, Settings};
@@ -37,6 +39,8 @@ pub enum StartError {
     Seed(String),
     #[error("configuration error: smtp: {0}")]
     Smtp(String),
+    #[error("configuration error: synology.base_url: {0}")]
+    Synology(String),
 }
 
 /// A built server, bound to its port, not yet running.
@@ -44,6 +48,7 @@ pub struct Application {
     port: u16,
     server: Server,
     pub db: Arc<Db>,
+    worker: tokio::task::JoinHandle<()>,
 }
 
 /// Opens the store described by the settings (no I/O yet for MySQL).
@@ -76,16 +81,25 @@ impl Application {
         let keys = settings.keys()?;
         let mailer = SmtpMailer::new(&settings.smtp()?).map_err(|e| StartError::Smtp(e.to_string()))?;
         let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        let chat = SynologyClient::new(&settings.synology()?).map_err(|e| StartError::Synology(e.to_string()))?;
         let state = AppState::<Production>::new(Wiring {
             store: db.clone(),
             mailer: Arc::new(mailer),
+            chat: Arc::new(chat),
             hasher: Arc::new(BlockingArgon2::new(cores)),
             clock,
             keys: keys.clone(),
             sso: settings.sso()?,
+            ingest: settings.ingest()?,
+            outbox: settings.outbox()?,
+            message_id_domain: settings.ingest.message_id_domain.clone(),
             limits: settings.limits()?,
         })
         .into_data();
+        let worker = tokio::spawn(crate::worker::run(
+            state.outbox.clone(),
+            Duration::from_millis(settings.outbox.poll_interval_ms),
+        ));
         if settings.profile()? == Profile::Dev && settings.seed.demo {
             crate::seed::seed_demo(&db, &keys).await.map_err(|e| StartError::Seed(e.to_string()))?;
         }
@@ -111,7 +125,7 @@ impl Application {
             Backend::Mysql => "mysql",
         };
         tracing::info!(%address, port, backend, profile = ?settings.profile()?, "listening");
-        Ok(Application { port, server, db })
+        Ok(Application { port, server, db, worker })
     }
 
     pub fn port(&self) -> u16 {
@@ -120,6 +134,9 @@ impl Application {
 
     /// Serves until SIGINT/SIGTERM, then drains in-flight requests.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let result = self.server.await;
+        // Notices in flight keep their lease and are retried after restart.
+        self.worker.abort();
+        result
     }
 }

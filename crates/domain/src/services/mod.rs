@@ -6,7 +6,9 @@ mod adi;
 mod admin;
 mod audit;
 mod directory;
+mod ingest;
 mod mail_accounts;
+mod outbox;
 mod sso;
 
 pub use access::*;
@@ -14,5 +16,7 @@ pub use adi::*;
 pub use admin::*;
 pub use audit::*;
 pub use directory::*;
+pub use ingest::*;
 pub use mail_accounts::*;
+pub use outbox::*;
 pub use sso::*;

@@ -31,6 +31,7 @@ pub fn configure<A: Adapters>(cfg: &mut web::ServiceConfig) {
                 .service(post("/SSO/ADI/Token", adi::token::<A>))
                 .service(post("/UsuarioInterno/get", users::get::<A>))
                 .service(post("/correo/getConfigCorreos", mail::get_config::<A>))
+                .service(post("/correo/save", mail::save::<A>))
                 .default_service(web::to(api_not_found)),
         )
         .default_service(web::to(not_found));

@@ -1,0 +1,489 @@
+//! Incoming mail becomes a ticket (`correo/save`): dedupe, threading,
+//! routing, assignment, loop protection and the notices to send, all
+//! written in one transaction.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, LazyLock};
+
+use chrono::Duration;
+use regex::Regex;
+
+use crate::crypto::{SecretHasher, sha256_hex};
+use crate::error::RepoError;
+use crate::model::*;
+use crate::ports::{Clock, Store};
+
+#[derive(Debug, Clone)]
+pub struct IngestSettings {
+    /// Department for mail to an unknown mailbox; `None`: the first active one.
+    pub default_department_id: Option<i64>,
+    /// Acknowledgements to one sender per hour, at most.
+    pub acks_per_hour: i64,
+    /// Whether assignees get Synology Chat bot messages (a bot is configured).
+    pub chat_to_users: bool,
+}
+
+/// A mail as the reading channel posts it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IncomingMail {
+    pub system: String,
+    pub subject: String,
+    pub from: String,
+    pub to: String,
+    pub cc: Option<String>,
+    pub bcc: Option<String>,
+    pub reply_to: Option<String>,
+    pub body: String,
+    pub html: String,
+    pub date: Timestamp,
+    pub headers: BTreeMap<String, String>,
+    pub attachments: Vec<NewAttachment>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IngestOutcome {
+    pub ticket_id: i64,
+    pub detail_id: i64,
+    pub created_ticket: bool,
+    /// The same mail was stored before; this is its first result.
+    pub duplicate: bool,
+    pub department: Department,
+    pub assignee_id: Option<i64>,
+    pub notices: Vec<Notice>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    /// Attachment `index`'s route is absolute or climbs out of the storage.
+    #[error("attachment {0} has an unsafe route")]
+    UnsafeRoute(usize),
+    /// No department to route to (none configured and none active).
+    #[error("no department to route the mail to")]
+    NoDepartment,
+    #[error(transparent)]
+    Store(#[from] RepoError),
+}
+
+/// A route relative to the channel's storage: not empty, not absolute (no
+/// leading `/` or `\`, no drive letter, no URL scheme), no `..` segment, no
+/// control characters.
+pub fn is_safe_route(route: &str) -> bool {
+    let r = route.trim();
+    if r.is_empty() || r.chars().any(char::is_control) {
+        return false;
+    }
+    if r.starts_with('/') || r.starts_with('\\') || r.contains(':') {
+        return false;
+    }
+    !r.split(['/', '\\']).any(|seg| seg == "..")
+}
+
+/// The value of a header, ignoring the name's case.
+pub fn header<'a>(headers: &'a BTreeMap<String, String>, name: &str) -> Option<&'a str> {
+    headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.trim())
+}
+
+/// A Message-ID without angle brackets, lower-cased for comparison.
+fn normalize_id(id: &str) -> String {
+    id.trim().trim_start_matches('<').trim_end_matches('>').trim().to_lowercase()
+}
+
+/// The bare address of `Name <addr>` or `addr`, lower-cased.
+pub fn bare_address(s: &str) -> String {
+    let s = s.trim();
+    let inner = match (s.rfind('<'), s.rfind('>')) {
+        (Some(a), Some(b)) if a < b => &s[a + 1..b],
+        _ => s,
+    };
+    inner.trim().trim_matches('"').to_lowercase()
+}
+
+/// Every address in a list separated by commas or semicolons.
+pub fn addresses(list: &str) -> Vec<String> {
+    list.split([',', ';']).map(bare_address).filter(|a| a.contains('@')).collect()
+}
+
+/// Auto-replies, bounces and bulk mail: stored, never acknowledged.
+pub fn is_automatic(mail: &IncomingMail, own_mailboxes: &[String]) -> bool {
+    let h = &mail.headers;
+    let auto_submitted = header(h, "Auto-Submitted").is_some_and(|v| !v.eq_ignore_ascii_case("no"));
+    let precedence =
+        header(h, "Precedence").is_some_and(|v| ["bulk", "junk", "list"].iter().any(|p| v.eq_ignore_ascii_case(p)));
+    let suppress = header(h, "X-Auto-Response-Suppress").is_some();
+    let looped = header(h, "X-Loop").is_some();
+    let empty_return_path = header(h, "Return-Path").is_some_and(|v| v.trim_matches(['<', '>', ' ']).is_empty());
+    let from = bare_address(&mail.from);
+    let local = from.split('@').next().unwrap_or_default();
+    let daemon = ["mailer-daemon", "postmaster"].iter().any(|d| local.eq_ignore_ascii_case(d));
+    let ours = own_mailboxes.iter().any(|m| m.eq_ignore_ascii_case(&from));
+    auto_submitted || precedence || suppress || looped || empty_return_path || daemon || ours
+}
+
+static SUBJECT_NUMBER: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"(?i)\bticket\s*#\s*(\d{1,18})\b").expect("valid regex"));
+
+/// The ticket number written in a subject (`[Ticket #132]`, `Ticket #132`).
+pub fn subject_ticket_number(subject: &str) -> Option<i64> {
+    SUBJECT_NUMBER.captures(subject).and_then(|c| c[1].parse().ok())
+}
+
+/// Message-IDs of the mail we send carry a signed tag naming the ticket,
+/// so a reply threads without a lookup and a forged tag is ignored:
+/// `ticket<N>.<notice>.<16 hex of HMAC>@<domain>`.
+#[derive(Clone, Debug)]
+pub struct MessageIdSigner {
+    hasher: SecretHasher,
+    domain: String,
+}
+
+impl MessageIdSigner {
+    pub fn new(hasher: SecretHasher, domain: &str) -> Self {
+        Self { hasher, domain: domain.to_string() }
+    }
+
+    fn tag(&self, ticket_id: i64) -> String {
+        self.hasher.hash(&format!("message-id:ticket:{ticket_id}"))[..16].to_string()
+    }
+
+    /// Without angle brackets.
+    pub fn for_notice(&self, ticket_id: i64, notice_id: i64) -> String {
+        format!("ticket{ticket_id}.{notice_id}.{}@{}", self.tag(ticket_id), self.domain)
+    }
+
+    /// The ticket a Message-ID we sent names, if its tag is genuine.
+    pub fn ticket_of(&self, message_id: &str) -> Option<i64> {
+        let id = normalize_id(message_id);
+        let local = id.split('@').next()?;
+        let mut parts = local.split('.');
+        let ticket: i64 = parts.next()?.strip_prefix("ticket")?.parse().ok()?;
+        let _notice = parts.next()?;
+        let tag = parts.next()?;
+        use subtle::ConstantTimeEq;
+        let ok: bool = tag.as_bytes().ct_eq(self.tag(ticket).as_bytes()).into();
+        ok.then_some(ticket)
+    }
+}
+
+pub struct IngestService<R: Store> {
+    repo: Arc<R>,
+    ids: MessageIdSigner,
+    clock: Arc<dyn Clock>,
+    settings: IngestSettings,
+}
+
+impl<R: Store> IngestService<R> {
+    pub fn new(repo: Arc<R>, ids: MessageIdSigner, clock: Arc<dyn Clock>, settings: IngestSettings) -> Self {
+        Self { repo, ids, clock, settings }
+    }
+
+    pub fn message_ids(&self) -> &MessageIdSigner {
+        &self.ids
+    }
+
+    pub async fn ingest(&self, mail: IncomingMail) -> Result<IngestOutcome, IngestError> {
+        if let Some(i) = mail.attachments.iter().position(|a| !is_safe_route(&a.route)) {
+            return Err(IngestError::UnsafeRoute(i));
+        }
+        let message_id = header(&mail.headers, "Message-ID").map(normalize_id).filter(|m| !m.is_empty());
+        let dedupe_key = match &message_id {
+            Some(m) => sha256_hex(format!("mid:{m}").as_bytes()),
+            None => sha256_hex(
+                format!(
+                    "content:{}\n{}\n{}\n{}",
+                    bare_address(&mail.from),
+                    mail.date.format("%Y-%m-%d %H:%M:%S"),
+                    mail.subject,
+                    mail.body
+                )
+                .as_bytes(),
+            ),
+        };
+        if let Some(existing) = self.repo.find_detail_by_dedupe(&dedupe_key).await? {
+            return self.outcome_of(existing, true).await;
+        }
+        let now = self.clock.now();
+        let accounts = self.repo.find_mail_accounts(MailAccountFilter::default()).await?;
+        let own: Vec<String> = accounts.iter().map(|a| a.user.to_lowercase()).collect();
+        let automatic = is_automatic(&mail, &own);
+        let sender = bare_address(&mail.from);
+        let to = bare_address(&mail.to);
+        let account = accounts.iter().find(|a| a.user.eq_ignore_ascii_case(&to) && a.status.is_active());
+
+        let existing = self.thread(&mail, &sender).await?;
+        let (target, department, assignee) = match existing {
+            Some(ticket) => {
+                let department =
+                    self.repo.find_department(ticket.department_id).await?.ok_or(IngestError::NoDepartment)?;
+                let target =
+                    IncomingTarget::Existing { ticket_id: ticket.id, reopen: ticket.status == TicketStatus::Closed };
+                let assignee = match ticket.assignee_id {
+                    Some(a) => self.repo.find_user(a).await?,
+                    None => None,
+                };
+                (target, department, assignee)
+            }
+            None => {
+                let department = self.route(account).await?;
+                let assignee = self.assign(department.id).await?;
+                let target = IncomingTarget::New(NewTicket {
+                    subject: mail.subject.clone(),
+                    department_id: department.id,
+                    assignee_id: assignee.as_ref().map(|u| u.id),
+                    requester: sender.clone(),
+                    mail_account_id: account.map(|a| a.id),
+                    system: mail.system.clone(),
+                });
+                (target, department, assignee)
+            }
+        };
+        let is_new = matches!(target, IncomingTarget::New(_));
+
+        let mut notices = Vec::new();
+        if is_new && !automatic && account.is_none_or(|a| a.send_acknowledgement) {
+            let ack_to =
+                mail.reply_to.as_deref().map(bare_address).filter(|a| a.contains('@')).unwrap_or(sender.clone());
+            let sent_lately =
+                self.repo.count_notices_since(NoticeKind::Acknowledgement, &ack_to, now - Duration::hours(1)).await?;
+            if sent_lately < self.settings.acks_per_hour && !own.contains(&ack_to) {
+                notices.push(NewNotice { kind: NoticeKind::Acknowledgement, recipient: ack_to });
+            }
+        }
+        if let Some(a) = &assignee {
+            if let Some(sid) = a.synology_id.filter(|_| self.settings.chat_to_users) {
+                notices.push(NewNotice { kind: NoticeKind::AssigneeChat, recipient: sid.to_string() });
+            }
+            notices.push(NewNotice { kind: NoticeKind::AssigneeMail, recipient: a.email.clone() });
+        }
+        if is_new && self.repo.department_webhook(department.id).await?.is_some() {
+            notices.push(NewNotice { kind: NoticeKind::DepartmentChannel, recipient: department.id.to_string() });
+        }
+
+        let mut participants = vec![sender.clone()];
+        participants.extend(mail.reply_to.as_deref().map(bare_address).filter(|a| a.contains('@')));
+        participants.extend(mail.cc.as_deref().map(addresses).unwrap_or_default());
+        participants.extend(assignee.as_ref().map(|a| a.email.to_lowercase()));
+
+        let incoming = NewIncoming {
+            target,
+            detail: NewTicketDetail {
+                dedupe_key: dedupe_key.clone(),
+                message_id_hash: message_id.as_deref().map(|m| sha256_hex(m.as_bytes())),
+                message_id,
+                from: mail.from.trim().to_string(),
+                to: mail.to.trim().to_string(),
+                cc: mail.cc.clone(),
+                bcc: mail.bcc.clone(),
+                reply_to: mail.reply_to.clone(),
+                subject: mail.subject.clone(),
+                body: mail.body.clone(),
+                html: mail.html.clone(),
+                date: mail.date,
+                headers: mail.headers.clone(),
+                automatic,
+            },
+            attachments: mail.attachments.clone(),
+            participants,
+            notices,
+            now,
+        };
+        match self.repo.store_incoming(incoming).await {
+            Ok(stored) => Ok(IngestOutcome {
+                ticket_id: stored.ticket_id,
+                detail_id: stored.detail_id,
+                created_ticket: stored.created_ticket,
+                duplicate: false,
+                department,
+                assignee_id: assignee.map(|a| a.id),
+                notices: self.repo.notices_of_detail(stored.detail_id).await?,
+            }),
+            // A concurrent post of the same mail won: answer with its result.
+            Err(RepoError::Duplicate(_)) => match self.repo.find_detail_by_dedupe(&dedupe_key).await? {
+                Some(detail) => self.outcome_of(detail, true).await,
+                None => Err(RepoError::Unexpected("duplicate detail vanished".into()).into()),
+            },
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The ticket this mail continues: by a header naming a message we sent
+    /// (signed tag) or stored, else by the subject's number when the sender
+    /// already takes part in that ticket.
+    async fn thread(&self, mail: &IncomingMail, sender: &str) -> Result<Option<Ticket>, IngestError> {
+        let mut refs: Vec<String> = Vec::new();
+        refs.extend(
+            header(&mail.headers, "In-Reply-To")
+                .map(|v| v.split_whitespace().map(normalize_id).collect::<Vec<_>>())
+                .unwrap_or_default(),
+        );
+        let mut references: Vec<String> = header(&mail.headers, "References")
+            .map(|v| v.split_whitespace().map(normalize_id).collect())
+            .unwrap_or_default();
+        references.reverse();
+        refs.extend(references);
+        for r in refs.iter().filter(|r| !r.is_empty()) {
+            let ticket_id = match self.ids.ticket_of(r) {
+                Some(t) => Some(t),
+                None => self.repo.ticket_of_message(&sha256_hex(r.as_bytes())).await?,
+            };
+            if let Some(t) = ticket_id {
+                if let Some(ticket) = self.repo.find_ticket(t).await? {
+                    return Ok(Some(ticket));
+                }
+            }
+        }
+        if let Some(n) = subject_ticket_number(&mail.subject) {
+            if let Some(ticket) = self.repo.find_ticket(n).await? {
+                if self.repo.is_participant(ticket.id, sender).await? {
+                    return Ok(Some(ticket));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    async fn route(&self, account: Option<&MailAccount>) -> Result<Department, IngestError> {
+        if let Some(a) = account {
+            if let Some(d) = self.repo.find_department(a.department_id).await? {
+                return Ok(d);
+            }
+        }
+        if let Some(id) = self.settings.default_department_id {
+            if let Some(d) = self.repo.find_department(id).await? {
+                return Ok(d);
+            }
+        }
+        self.repo.list_departments().await?.into_iter().find(|d| d.status.is_active()).ok_or(IngestError::NoDepartment)
+    }
+
+    /// The operator with the fewest open tickets; ties go to whoever waited
+    /// longest since their last assignment (never assigned first), then id.
+    async fn assign(&self, department_id: i64) -> Result<Option<InternalUser>, IngestError> {
+        let loads = self.repo.operator_loads(department_id).await?;
+        Ok(loads
+            .into_iter()
+            .min_by_key(|l| (l.open_tickets, l.last_assigned_at.is_some(), l.last_assigned_at, l.user.id))
+            .map(|l| l.user))
+    }
+
+    async fn outcome_of(&self, detail: TicketDetail, duplicate: bool) -> Result<IngestOutcome, IngestError> {
+        let ticket = self
+            .repo
+            .find_ticket(detail.ticket_id)
+            .await?
+            .ok_or_else(|| RepoError::Unexpected("detail without ticket".into()))?;
+        let department = self.repo.find_department(ticket.department_id).await?.ok_or(IngestError::NoDepartment)?;
+        Ok(IngestOutcome {
+            ticket_id: ticket.id,
+            detail_id: detail.id,
+            created_ticket: detail.opened_ticket,
+            duplicate,
+            department,
+            assignee_id: ticket.assignee_id,
+            notices: self.repo.notices_of_detail(detail.id).await?,
+        })
+    }
+}
+
+/// What `notificacion_SLA_Synology` says: each chat notice's state.
+pub fn synology_summary(notices: &[Notice], department: &Department) -> String {
+    let parts: Vec<String> = notices
+        .iter()
+        .filter(|n| n.kind.is_chat())
+        .map(|n| {
+            let whom = match n.kind {
+                NoticeKind::DepartmentChannel => {
+                    format!("canal {}", department.synology_channel.clone().unwrap_or_else(|| department.name.clone()))
+                }
+                _ => format!("usuario {}", n.recipient),
+            };
+            state_text(n, &whom)
+        })
+        .collect();
+    if parts.is_empty() { "No emitida".into() } else { parts.join("; ") }
+}
+
+/// What `notificacion_SLA_Correo` says: the assignee's e-mail notice.
+pub fn mail_summary(notices: &[Notice]) -> String {
+    let parts: Vec<String> =
+        notices.iter().filter(|n| n.kind == NoticeKind::AssigneeMail).map(|n| state_text(n, &n.recipient)).collect();
+    if parts.is_empty() { "No emitida".into() } else { parts.join("; ") }
+}
+
+fn state_text(n: &Notice, whom: &str) -> String {
+    match n.status {
+        NoticeStatus::Sent => format!("Enviada a {whom}"),
+        NoticeStatus::Pending => format!("En cola para {whom} (se reintentará)"),
+        NoticeStatus::Failed => format!("Fallida para {whom}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes() {
+        for ok in ["logs/error_log.txt", "a.txt", "2025/10/x y.pdf", "dir\\file.txt"] {
+            assert!(is_safe_route(ok), "{ok}");
+        }
+        for bad in ["/etc/passwd", "../x", "a/../../x", "a/..", "\\\\server\\x", "C:\\x", "file:///x", "", "a\u{0}b"] {
+            assert!(!is_safe_route(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn addresses_and_subjects() {
+        assert_eq!(bare_address("Ana Pérez <Ana@Cliente.TEST>"), "ana@cliente.test");
+        assert_eq!(addresses("a@x.test, B <b@y.test>; nada"), vec!["a@x.test", "b@y.test"]);
+        assert_eq!(subject_ticket_number("Re: [Ticket #132] No funciona"), Some(132));
+        assert_eq!(subject_ticket_number("RE: ticket#7"), Some(7));
+        assert_eq!(subject_ticket_number("Pedido #132"), None);
+    }
+
+    #[test]
+    fn signed_message_ids() {
+        let s = MessageIdSigner::new(SecretHasher::new([1; 32]), "helpdesk.test");
+        let id = s.for_notice(132, 9);
+        assert_eq!(s.ticket_of(&format!("<{id}>")), Some(132));
+        assert_eq!(s.ticket_of(&id.replace("ticket132", "ticket133")), None, "forged number");
+        assert_eq!(MessageIdSigner::new(SecretHasher::new([2; 32]), "x").ticket_of(&id), None, "another key");
+        assert_eq!(s.ticket_of("cualquier@otro.test"), None);
+    }
+
+    fn mail(headers: &[(&str, &str)], from: &str) -> IncomingMail {
+        IncomingMail {
+            system: "canal".into(),
+            subject: "s".into(),
+            from: from.into(),
+            to: "soporte@helpdesk.test".into(),
+            cc: None,
+            bcc: None,
+            reply_to: None,
+            body: "b".into(),
+            html: String::new(),
+            date: crate::ports::SystemClock.now(),
+            headers: headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            attachments: vec![],
+        }
+    }
+
+    #[test]
+    fn loops_are_recognised() {
+        let own = vec!["soporte@helpdesk.test".to_string()];
+        assert!(!is_automatic(&mail(&[], "cliente@x.test"), &own));
+        assert!(!is_automatic(&mail(&[("Auto-Submitted", "no")], "cliente@x.test"), &own));
+        for h in [
+            ("auto-submitted", "auto-replied"),
+            ("Precedence", "bulk"),
+            ("Precedence", "List"),
+            ("X-Auto-Response-Suppress", "All"),
+            ("X-Loop", "x"),
+            ("Return-Path", "<>"),
+        ] {
+            assert!(is_automatic(&mail(&[h], "cliente@x.test"), &own), "{h:?}");
+        }
+        assert!(is_automatic(&mail(&[], "MAILER-DAEMON@x.test"), &own));
+        assert!(is_automatic(&mail(&[], "postmaster@x.test"), &own));
+        assert!(is_automatic(&mail(&[], "Soporte <soporte@helpdesk.test>"), &own));
+    }
+}

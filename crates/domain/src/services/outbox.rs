@@ -1,0 +1,186 @@
+//! Delivery of the outbox: claim, render from the current ticket, send,
+//! record the attempt; retries with exponential backoff.
+
+use std::sync::Arc;
+
+use chrono::Duration;
+
+use crate::crypto::SecretBox;
+use crate::error::RepoError;
+use crate::model::*;
+use crate::ports::{ChatNotifier, Clock, MailNotifier, NotifyError, Store};
+use crate::services::MessageIdSigner;
+
+#[derive(Debug, Clone)]
+pub struct OutboxSettings {
+    /// Attempts before a notice is given up (`fallida`).
+    pub max_attempts: i32,
+    /// How long a claimer holds a notice before others may take it.
+    pub lease: Duration,
+    /// First retry delay; doubles each attempt, up to `max_backoff`.
+    pub base_backoff: Duration,
+    pub max_backoff: Duration,
+}
+
+impl Default for OutboxSettings {
+    fn default() -> Self {
+        Self {
+            max_attempts: 12,
+            lease: Duration::seconds(60),
+            base_backoff: Duration::seconds(5),
+            max_backoff: Duration::hours(1),
+        }
+    }
+}
+
+pub struct OutboxService<R: Store, M: MailNotifier, C: ChatNotifier> {
+    repo: Arc<R>,
+    mail: Arc<M>,
+    chat: Arc<C>,
+    secret_box: SecretBox,
+    ids: MessageIdSigner,
+    clock: Arc<dyn Clock>,
+    settings: OutboxSettings,
+}
+
+impl<R: Store, M: MailNotifier, C: ChatNotifier> OutboxService<R, M, C> {
+    pub fn new(
+        repo: Arc<R>,
+        mail: Arc<M>,
+        chat: Arc<C>,
+        secret_box: SecretBox,
+        ids: MessageIdSigner,
+        clock: Arc<dyn Clock>,
+        settings: OutboxSettings,
+    ) -> Self {
+        Self { repo, mail, chat, secret_box, ids, clock, settings }
+    }
+
+    /// Delivers what is due now, at most `limit`; returns how many were tried.
+    pub async fn run_due(&self, limit: i64) -> Result<usize, RepoError> {
+        let now = self.clock.now();
+        let claimed = self.repo.claim_due_notices(now, limit, now + self.settings.lease).await?;
+        let n = claimed.len();
+        for notice in claimed {
+            self.deliver(notice).await?;
+        }
+        Ok(n)
+    }
+
+    /// Tries these notices once now, if nobody else holds them; returns the
+    /// ones tried, in their new state.
+    pub async fn deliver_now(&self, ids: Vec<i64>) -> Result<Vec<Notice>, RepoError> {
+        let now = self.clock.now();
+        let claimed = self.repo.claim_notices(ids, now, now + self.settings.lease).await?;
+        let mut out = Vec::with_capacity(claimed.len());
+        for notice in claimed {
+            out.push(self.deliver(notice).await?);
+        }
+        Ok(out)
+    }
+
+    /// One attempt at a claimed notice, recorded.
+    async fn deliver(&self, notice: Notice) -> Result<Notice, RepoError> {
+        let result = self.send(&notice).await;
+        let now = self.clock.now();
+        let outcome = match result {
+            Ok(result) => AttemptOutcome::Sent { result },
+            Err(NotifyError::Permanent(e)) => AttemptOutcome::Failed { error: e },
+            Err(NotifyError::Temporary(e)) if notice.attempts + 1 >= self.settings.max_attempts => {
+                AttemptOutcome::Failed { error: format!("gave up after {} attempts: {e}", notice.attempts + 1) }
+            }
+            Err(NotifyError::Temporary(e)) => {
+                let factor = 1i32.checked_shl(notice.attempts.clamp(0, 20) as u32).unwrap_or(i32::MAX);
+                let delay = (self.settings.base_backoff * factor).min(self.settings.max_backoff);
+                AttemptOutcome::Retry { error: e, next_attempt_at: now + delay }
+            }
+        };
+        self.repo.record_attempt(notice.id, now, outcome).await
+    }
+
+    async fn send(&self, notice: &Notice) -> Result<String, NotifyError> {
+        let store = |e: RepoError| NotifyError::Temporary(format!("store: {e}"));
+        let ticket = self
+            .repo
+            .find_ticket(notice.ticket_id)
+            .await
+            .map_err(store)?
+            .ok_or_else(|| NotifyError::Permanent("ticket gone".into()))?;
+        let detail = self
+            .repo
+            .find_detail(notice.detail_id)
+            .await
+            .map_err(store)?
+            .ok_or_else(|| NotifyError::Permanent("detail gone".into()))?;
+        let number = ticket.id;
+        let subject = &ticket.subject;
+        let message_id = self.ids.for_notice(ticket.id, notice.id);
+        match notice.kind {
+            NoticeKind::Acknowledgement => {
+                let text = format!(
+                    "Hemos recibido su mensaje y abierto el ticket #{number}.\n\n\
+                     Para agregar información, responda a este correo conservando \"[Ticket #{number}]\" en el asunto.\n\n\
+                     Este es un mensaje automático."
+                );
+                self.mail
+                    .send(OutgoingMail {
+                        to: notice.recipient.clone(),
+                        subject: format!("[Ticket #{number}] {subject}"),
+                        text,
+                        html: None,
+                        message_id: Some(message_id),
+                        in_reply_to: detail.message_id.clone(),
+                        headers: vec![
+                            ("Auto-Submitted".into(), "auto-replied".into()),
+                            ("X-Auto-Response-Suppress".into(), "All".into()),
+                            ("X-Loop".into(), "helpdesk".into()),
+                        ],
+                    })
+                    .await
+            }
+            NoticeKind::AssigneeMail => {
+                let what = if detail.opened_ticket { "Nuevo ticket asignado" } else { "Nuevo mensaje en su ticket" };
+                let excerpt: String = detail.body.chars().take(2000).collect();
+                let text = format!(
+                    "{what} #{number}: {subject}\nDe: {from}\nFecha: {date}\n\n{excerpt}\n",
+                    from = detail.from,
+                    date = detail.date.format("%Y-%m-%d %H:%M:%S")
+                );
+                self.mail
+                    .send(OutgoingMail {
+                        to: notice.recipient.clone(),
+                        subject: format!("[Ticket #{number}] {what}: {subject}"),
+                        text,
+                        html: None,
+                        message_id: Some(message_id),
+                        in_reply_to: None,
+                        headers: vec![("Auto-Submitted".into(), "auto-generated".into())],
+                    })
+                    .await
+            }
+            NoticeKind::AssigneeChat => {
+                let user: i64 =
+                    notice.recipient.parse().map_err(|_| NotifyError::Permanent("bad Synology user id".into()))?;
+                let what = if detail.opened_ticket { "Nuevo ticket asignado" } else { "Nuevo mensaje en el ticket" };
+                let text = format!("{what} #{number}: {subject} (de {})", detail.from);
+                self.chat.send_to_user(user, text).await.map(|v| v.to_string())
+            }
+            NoticeKind::DepartmentChannel => {
+                let department: i64 =
+                    notice.recipient.parse().map_err(|_| NotifyError::Permanent("bad department id".into()))?;
+                let sealed = self
+                    .repo
+                    .department_webhook(department)
+                    .await
+                    .map_err(store)?
+                    .ok_or_else(|| NotifyError::Permanent("the department has no Synology webhook".into()))?;
+                let token = self
+                    .secret_box
+                    .open(&sealed)
+                    .map_err(|_| NotifyError::Permanent("the webhook token cannot be opened".into()))?;
+                let text = format!("Nuevo ticket #{number}: {subject} (de {})", detail.from);
+                self.chat.send_to_channel(token, text).await.map(|v| v.to_string())
+            }
+        }
+    }
+}

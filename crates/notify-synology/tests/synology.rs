@@ -1,0 +1,54 @@
+//! The Synology adapter against a fake that speaks Synology Chat's API.
+
+use std::time::Duration;
+
+use helpdesk_domain::ports::{ChatNotifier, NotifyError};
+use helpdesk_notify_synology::testing::{FakeSynology, Mode};
+use helpdesk_notify_synology::{SynologyClient, SynologySettings};
+use serde_json::json;
+
+fn client(base: &str) -> SynologyClient {
+    SynologyClient::new(&SynologySettings {
+        base_url: base.into(),
+        bot_token: "bot-secreto".into(),
+        timeout: Duration::from_secs(2),
+    })
+    .unwrap()
+}
+
+#[tokio::test]
+async fn bot_and_channel_messages_arrive_and_failures_are_temporary() {
+    let fake = FakeSynology::start();
+    let c = client(&fake.base_url);
+    let answer = c.send_to_user(120, "Hola, ñandú".into()).await.unwrap();
+    assert_eq!(answer["success"], true);
+    assert!(answer["data"]["succ"]["user_id_post_map"]["120"].is_u64(), "{answer}");
+    c.send_to_channel("canal-token".into(), "Nuevo ticket".into()).await.unwrap();
+    let calls = fake.calls();
+    assert_eq!(calls.len(), 2);
+    assert_eq!((calls[0].method.as_str(), calls[0].token.as_str()), ("chatbot", "bot-secreto"));
+    assert_eq!(calls[0].payload, json!({"text": "Hola, ñandú", "user_ids": [120]}));
+    assert_eq!((calls[1].method.as_str(), calls[1].token.as_str()), ("incoming", "canal-token"));
+    assert_eq!(fake.refused(), 0, "every request was well formed");
+
+    fake.set_mode(Mode::ServerError);
+    assert!(matches!(c.send_to_user(120, "x".into()).await, Err(NotifyError::Temporary(_))));
+    fake.set_mode(Mode::Refuse);
+    let err = c.send_to_user(120, "x".into()).await.unwrap_err();
+    assert!(matches!(&err, NotifyError::Temporary(m) if m.contains("120")), "{err:?}");
+    assert_eq!(fake.calls().len(), 2);
+}
+
+#[tokio::test]
+async fn an_unreachable_server_is_temporary_and_bad_urls_are_refused() {
+    let c = client("http://127.0.0.1:9");
+    assert!(matches!(c.send_to_user(1, "x".into()).await, Err(NotifyError::Temporary(_))));
+    assert!(
+        SynologyClient::new(&SynologySettings {
+            base_url: "ftp://nas".into(),
+            bot_token: String::new(),
+            timeout: Duration::from_secs(1)
+        })
+        .is_err()
+    );
+}
