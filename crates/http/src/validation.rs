@@ -38,6 +38,9 @@ pub enum Rule {
     /// A JSON object (an associative array in PHP).
     Object,
     Email,
+    /// An e-mail address, optionally with a display name (`Ana <ana@x.com>`),
+    /// as mail headers carry them. Same message as `Email`.
+    Mailbox,
     /// Strings: at most N characters. Integers: at most N. Arrays: at most N items.
     Max(usize),
     /// Strings: at least N characters. Integers: at least N.
@@ -202,6 +205,17 @@ fn check_value(rule: &Rule, v: &Value, attr: &str, numeric: bool) -> Option<Stri
         Rule::Object => (!v.is_object()).then(|| format!("The {attr} field must be an array.")),
         Rule::Email => {
             let ok = v.as_str().is_some_and(|s| s.chars().count() <= 320 && EMAIL.is_match(s));
+            (!ok).then(|| format!("The {attr} field must be a valid email address."))
+        }
+        Rule::Mailbox => {
+            let ok = v.as_str().is_some_and(|s| {
+                let s = s.trim();
+                let addr = match (s.rfind('<'), s.ends_with('>')) {
+                    (Some(i), true) => &s[i + 1..s.len() - 1],
+                    _ => s,
+                };
+                addr.chars().count() <= 320 && EMAIL.is_match(addr.trim())
+            });
             (!ok).then(|| format!("The {attr} field must be a valid email address."))
         }
         Rule::Max(max) if numeric => as_integer(v)
@@ -397,6 +411,13 @@ mod tests {
         assert!(validate(&obj(json!({"e": "test0@cyberfuel.com", "d": "2025-10-10 12:00:00"})), &fields, &[]).is_ok());
         for bad in ["a", "a@", "@b.c", "a b@c.d", "a@b..c"] {
             assert!(validate(&obj(json!({"e": bad})), &fields, &[]).is_err(), "{bad}");
+        }
+        let mailbox = [field("m", vec![Rule::Mailbox])];
+        for ok in ["ana@x.test", "Ana Pérez <ana@x.test>", "\"Pérez, Ana\" <ana@x.test>"] {
+            assert!(validate(&obj(json!({"m": ok})), &mailbox, &[]).is_ok(), "{ok}");
+        }
+        for bad in ["Ana <no>", "Ana", "<>"] {
+            assert!(validate(&obj(json!({"m": bad})), &mailbox, &[]).is_err(), "{bad}");
         }
         let e = validate(&obj(json!({"d": "2025-13-10 12:00:00"})), &fields, &[]).unwrap_err();
         assert_eq!(e.message(), "The d field must match the format Y-m-d H:i:s.");

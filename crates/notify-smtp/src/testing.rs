@@ -25,7 +25,11 @@ impl SmtpSink {
     /// Starts aiosmtpd on a free loopback port. Panics with instructions
     /// when Python or aiosmtpd is missing.
     pub fn start() -> SmtpSink {
-        let port = free_port();
+        Self::start_on(free_port())
+    }
+
+    /// Starts on a given port (to bring a stopped server back).
+    pub fn start_on(port: u16) -> SmtpSink {
         let dir = std::env::temp_dir().join("helpdesk-tests").join(format!("maildir-{port}-{}", std::process::id()));
         // aiosmtpd creates the Maildir (new/, cur/, tmp/) only when it is missing.
         std::fs::create_dir_all(dir.parent().expect("parent")).expect("maildir parent");

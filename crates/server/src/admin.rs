@@ -81,6 +81,9 @@ pub enum DepartmentCmd {
     },
     /// List departments.
     List,
+    /// Set the department channel's Synology incoming-webhook token (first
+    /// line of stdin; stored encrypted). An empty line removes it.
+    SetWebhook { id: i64 },
 }
 
 #[derive(Debug, Args)]
@@ -280,11 +283,19 @@ pub async fn product(db: Arc<Db>, cmd: ProductCmd) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub async fn department(db: Arc<Db>, cmd: DepartmentCmd) -> anyhow::Result<()> {
+pub async fn department(db: Arc<Db>, keys: &Keys, cmd: DepartmentCmd) -> anyhow::Result<()> {
     match cmd {
         DepartmentCmd::Add { name, synology_channel } => {
             let d = AdminService::new(db).add_department(&name, synology_channel).await?;
             println!("department {} added (id {})", d.name, d.id);
+        }
+        DepartmentCmd::SetWebhook { id } => {
+            let mut line = String::new();
+            std::io::stdin().lock().read_line(&mut line).context("reading the webhook token from stdin")?;
+            let token = line.trim();
+            let sealed = (!token.is_empty()).then(|| keys.secret_box.seal(token));
+            db.set_department_webhook(id, sealed).await.with_context(|| format!("department {id}"))?;
+            println!("webhook of department {id} {}", if token.is_empty() { "removed" } else { "set" });
         }
         DepartmentCmd::List => {
             for d in db.list_departments().await? {

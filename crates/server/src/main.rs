@@ -90,7 +90,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         Command::Consumer(cmd) => admin::consumer(db, &keys, cmd).await?,
         Command::System(cmd) => admin::system(db, &keys, cmd).await?,
         Command::Product(cmd) => admin::product(db, cmd).await?,
-        Command::Department(cmd) => admin::department(db, cmd).await?,
+        Command::Department(cmd) => admin::department(db, &keys, cmd).await?,
         Command::User(cmd) => admin::user(db, cmd).await?,
         Command::MailAccount(cmd) => admin::mail_account(db, &keys, cmd).await?,
     }

@@ -182,6 +182,37 @@ fn the_documented_javascript_examples_run_verbatim_against_the_dev_server() {
         assert_eq!(keys, ["data", "status", "message", "code", "id_bitacora_log"], "{path}");
         assert!(body["data"].is_array() && body["id_bitacora_log"].is_i64(), "{path}: {body}");
     }
+    // correo/save answers flat; run twice, the second is the same mail.
+    let mut first = Value::Null;
+    for round in 0..2 {
+        let script = dir.join("save.mjs");
+        std::fs::write(&script, js_example(&doc, "correo/save", &base)).unwrap();
+        let out = Command::new("node").arg(&script).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(v["status"], 200, "{v}");
+        let body = v["body"].clone();
+        let keys: Vec<&str> = body.as_object().unwrap().keys().map(String::as_str).collect();
+        assert_eq!(
+            keys,
+            [
+                "success",
+                "message",
+                "ticket",
+                "id_detalle_ticket",
+                "notificacion_SLA_Synology",
+                "notificacion_SLA_Correo",
+                "id_departamento_asignado",
+                "id_usuario_asignado"
+            ]
+        );
+        assert_eq!(body["success"], true);
+        if round == 0 {
+            first = body;
+        } else {
+            assert_eq!(body["ticket"], first["ticket"], "the same mail twice is one ticket");
+        }
+    }
     drop(server);
 }
 

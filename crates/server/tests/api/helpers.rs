@@ -102,6 +102,10 @@ pub async fn spawn_app_with(backend: Backend, tweak: impl FnOnce(&mut Settings))
     settings.server.port = 0;
     settings.server.workers = 2;
     settings.seed.demo = false;
+    // Nothing listens there unless a test starts an SMTP server.
+    settings.smtp.port = 9;
+    settings.smtp.timeout_secs = 2;
+    settings.outbox.poll_interval_ms = 50;
     settings.database.url = match backend {
         Backend::Sqlite => helpdesk_db::testing::fresh_sqlite_url(),
         Backend::Mysql => helpdesk_db::testing::fresh_mysql_url().await,

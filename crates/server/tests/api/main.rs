@@ -10,6 +10,7 @@ mod auth;
 mod cli;
 mod errors;
 mod health;
+mod ingest;
 mod mail_accounts;
 mod sso;
 mod users;

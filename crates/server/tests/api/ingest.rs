@@ -1,0 +1,402 @@
+//! `POST api/correo/save`: incoming mail becomes a ticket.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use helpdesk_domain::crypto::hash_password;
+use helpdesk_domain::model::*;
+use helpdesk_domain::ports::*;
+use helpdesk_domain::services::{MailAccountInput, MailAccountService, MessageIdSigner};
+use helpdesk_notify_smtp::testing::{SmtpSink, parse};
+use helpdesk_notify_synology::testing::{FakeSynology, Mode};
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+
+struct Desk {
+    app: TestApp,
+    secret: String,
+    fake: FakeSynology,
+    support: i64,
+    sales: i64,
+    operators: Vec<i64>,
+}
+
+async fn desk(backend: Backend, smtp: Option<u16>) -> Desk {
+    let fake = FakeSynology::start();
+    let base = fake.base_url.clone();
+    let app = spawn_app_with(backend, move |s| {
+        s.synology.base_url = base;
+        s.synology.bot_token = "bot-token".into();
+        if let Some(port) = smtp {
+            s.smtp.port = port;
+        }
+    })
+    .await;
+    let secret = app.consumer("canal_lectura", &[Endpoint::MailSave]).await;
+    let support = app
+        .db
+        .create_department(NewDepartment { name: "Soporte".into(), synology_channel: Some("soporte".into()) })
+        .await
+        .unwrap()
+        .id;
+    app.db.set_department_webhook(support, Some(app.keys.secret_box.seal("canal-soporte-token"))).await.unwrap();
+    let sales =
+        app.db.create_department(NewDepartment { name: "Ventas".into(), synology_channel: None }).await.unwrap().id;
+    let mailboxes = MailAccountService::new(app.db.clone(), app.keys.secret_box.clone());
+    for (user, dep) in [("soporte@helpdesk.test", support), ("ventas@helpdesk.test", sales)] {
+        mailboxes
+            .add(MailAccountInput {
+                host: "imap.helpdesk.test".into(),
+                user: user.into(),
+                password: "x".into(),
+                port: "993".into(),
+                mailboxes: vec![],
+                department_id: dep,
+                status: Status::Active,
+                send_acknowledgement: true,
+            })
+            .await
+            .unwrap();
+    }
+    let mut operators = Vec::new();
+    for (i, login) in ["op1", "op2", "op3"].iter().enumerate() {
+        let u = app
+            .db
+            .create_user(NewInternalUser {
+                login: login.to_string(),
+                name: format!("Operador {login}"),
+                email: format!("{login}@helpdesk.test"),
+                department_id: Some(support),
+                can_take_tickets: true,
+                synology_id: Some(120 + i as i64),
+                password_hash: Some(hash_password("Clave-Segura-2026")),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        operators.push(u.id);
+    }
+    Desk { app, secret, fake, support, sales, operators }
+}
+
+fn mail(id: &str, from: &str, to: &str, subject: &str) -> Value {
+    json!({
+        "sistema": "canal_lectura",
+        "subject": subject,
+        "from": from,
+        "to": to,
+        "reply_to": from,
+        "body": format!("Cuerpo del mensaje {id}"),
+        "html": format!("<p>Cuerpo del mensaje {id}</p>"),
+        "date": "2025-10-10 12:00:00",
+        "headers": {"Message-ID": format!("<{id}@cliente.test>"), "X-Tracking-ID": "abc123"},
+        "attachments": [{"name": "error_log.txt", "route": "logs/error_log.txt", "type": "text/plain"}]
+    })
+}
+
+impl Desk {
+    async fn save(&self, body: &Value) -> (u16, Value) {
+        json(self.app.post("correo/save", ("canal_lectura", &self.secret), body).await).await
+    }
+
+    async fn new_ticket(&self, id: &str, from: &str) -> i64 {
+        let (status, body) = self.save(&mail(id, from, "soporte@helpdesk.test", "No funciona el correo")).await;
+        assert_eq!(status, 200, "{body}");
+        assert!(body["message"].as_str().unwrap().starts_with("Se ha creado el ticket"), "{body}");
+        body["ticket"].as_str().unwrap().parse().unwrap()
+    }
+
+    async fn kinds_of(&self, body: &Value) -> Vec<NoticeKind> {
+        let detail: i64 = body["id_detalle_ticket"].as_str().unwrap().parse().unwrap();
+        self.app.db.notices_of_detail(detail).await.unwrap().into_iter().map(|n| n.kind).collect()
+    }
+}
+
+async fn a_new_ticket_answers_the_documented_flat_shape(backend: Backend) {
+    let d = desk(backend, None).await;
+    let (status, body) =
+        d.save(&mail("m1", "Cliente <cliente@ejemplo.test>", "soporte@helpdesk.test", "No funciona")).await;
+    assert_eq!(status, 200, "{body}");
+    let kinds: Vec<(&str, &str)> = body.as_object().unwrap().iter().map(|(k, v)| (k.as_str(), kind(v))).collect();
+    assert_eq!(
+        kinds,
+        [
+            ("success", "boolean"),
+            ("message", "string"),
+            ("ticket", "string"),
+            ("id_detalle_ticket", "string"),
+            ("notificacion_SLA_Synology", "string"),
+            ("notificacion_SLA_Correo", "string"),
+            ("id_departamento_asignado", "string"),
+            ("id_usuario_asignado", "string"),
+        ]
+    );
+    let ticket: i64 = body["ticket"].as_str().unwrap().parse().unwrap();
+    assert_eq!(body["message"], format!("Se ha creado el ticket {ticket}"));
+    assert_eq!(body["id_departamento_asignado"], d.support.to_string());
+    // The Synology fake is up: the first attempt, made before answering, got through.
+    let sla = body["notificacion_SLA_Synology"].as_str().unwrap();
+    assert!(sla.contains("Enviada a canal soporte") && sla.contains("Enviada a usuario"), "{sla}");
+    // SMTP is down: the e-mail notice waits for a retry, and says so.
+    assert!(body["notificacion_SLA_Correo"].as_str().unwrap().starts_with("En cola"), "{body}");
+    let t = d.app.db.find_ticket(ticket).await.unwrap().unwrap();
+    assert_eq!(
+        (t.status, t.requester.as_str(), t.system.as_str()),
+        (TicketStatus::Open, "cliente@ejemplo.test", "canal_lectura")
+    );
+    let detail: i64 = body["id_detalle_ticket"].as_str().unwrap().parse().unwrap();
+    let stored = d.app.db.find_detail(detail).await.unwrap().unwrap();
+    assert_eq!(stored.headers["X-Tracking-ID"], "abc123");
+    let atts = d.app.db.attachments_of(detail).await.unwrap();
+    assert_eq!((atts[0].route.as_str(), atts[0].mime_type.as_str()), ("logs/error_log.txt", "text/plain"));
+    let calls = d.fake.calls();
+    assert!(calls.iter().any(|c| c.method == "incoming" && c.token == "canal-soporte-token"));
+    assert!(
+        calls
+            .iter()
+            .any(|c| c.method == "chatbot" && c.payload["text"].as_str().unwrap().contains(&format!("#{ticket}")))
+    );
+}
+
+async fn duplicates_return_the_first_result_sequentially_and_concurrently(backend: Backend) {
+    let d = Arc::new(desk(backend, None).await);
+    let (_, first) = d.save(&mail("m1", "cliente@ejemplo.test", "soporte@helpdesk.test", "Hola")).await;
+    let (status, again) = d.save(&mail("m1", "cliente@ejemplo.test", "soporte@helpdesk.test", "Hola")).await;
+    assert_eq!(status, 200);
+    for k in ["message", "ticket", "id_detalle_ticket", "id_departamento_asignado", "id_usuario_asignado"] {
+        assert_eq!(first[k], again[k], "{k}");
+    }
+    // Without a Message-ID, sender, date, subject and body identify a mail.
+    let mut no_id = mail("x", "otro@ejemplo.test", "soporte@helpdesk.test", "Sin id");
+    no_id["headers"] = json!({});
+    let (_, a) = d.save(&no_id).await;
+    let (_, b) = d.save(&no_id).await;
+    assert_eq!(a["ticket"], b["ticket"]);
+    // Sixteen at once: one ticket.
+    let mut tasks = Vec::new();
+    for _ in 0..16 {
+        let d = d.clone();
+        tasks.push(tokio::spawn(async move {
+            d.save(&mail("m2", "c2@ejemplo.test", "soporte@helpdesk.test", "Doble")).await
+        }));
+    }
+    let mut tickets = BTreeSet::new();
+    for t in tasks {
+        let (status, body) = t.await.unwrap();
+        assert_eq!(status, 200, "{body}");
+        tickets.insert(body["ticket"].as_str().unwrap().to_string());
+    }
+    assert_eq!(tickets.len(), 1, "{tickets:?}");
+    let ticket: i64 = tickets.into_iter().next().unwrap().parse().unwrap();
+    assert_eq!(d.app.db.details_of(ticket).await.unwrap().len(), 1);
+}
+
+async fn replies_join_their_ticket_by_header_or_subject_and_reopen_it(backend: Backend) {
+    let d = desk(backend, None).await;
+    let ticket = d.new_ticket("m1", "cliente@ejemplo.test").await;
+    // By In-Reply-To naming the stored message.
+    let mut reply = mail("m2", "cliente@ejemplo.test", "soporte@helpdesk.test", "Re: No funciona el correo");
+    reply["headers"]["In-Reply-To"] = json!("<m1@cliente.test>");
+    let (_, body) = d.save(&reply).await;
+    assert_eq!(body["message"], format!("Se ha agregado el detalle al ticket {ticket}"));
+    assert_eq!(body["ticket"], ticket.to_string());
+    // By References naming a Message-ID we sent (signed tag), from anyone.
+    let signer = MessageIdSigner::new(d.app.keys.consumer_hmac.clone(), "helpdesk.local");
+    let mut by_ours = mail("m3", "colega@ejemplo.test", "soporte@helpdesk.test", "Re: algo");
+    by_ours["headers"]["References"] = json!(format!("<otro@x.test> <{}>", signer.for_notice(ticket, 77)));
+    let (_, body) = d.save(&by_ours).await;
+    assert_eq!(body["ticket"], ticket.to_string(), "{body}");
+    // A forged tag (another ticket's number, same tag) opens a new ticket.
+    let forged_id =
+        signer.for_notice(ticket, 77).replacen(&format!("ticket{ticket}"), &format!("ticket{}", ticket + 1), 1);
+    let mut forged = mail("m4", "colega@ejemplo.test", "soporte@helpdesk.test", "Re: algo");
+    forged["headers"]["In-Reply-To"] = json!(format!("<{forged_id}>"));
+    let (_, body) = d.save(&forged).await;
+    assert_ne!(body["ticket"], ticket.to_string());
+    // By the subject's number, from the requester.
+    let (_, body) = d
+        .save(&mail(
+            "m5",
+            "Cliente@Ejemplo.test",
+            "soporte@helpdesk.test",
+            &format!("RE: [Ticket #{ticket}] sigue igual"),
+        ))
+        .await;
+    assert_eq!(body["message"], format!("Se ha agregado el detalle al ticket {ticket}"));
+    // The same number from a stranger opens a new ticket.
+    let (_, body) =
+        d.save(&mail("m6", "extrano@otro.test", "soporte@helpdesk.test", &format!("[Ticket #{ticket}] hola"))).await;
+    assert!(body["message"].as_str().unwrap().starts_with("Se ha creado el ticket"), "{body}");
+    assert_ne!(body["ticket"], ticket.to_string());
+    // A reply to a closed ticket reopens it.
+    d.app.db.set_ticket_status(ticket, TicketStatus::Closed, d.app.clock.now()).await.unwrap();
+    let (_, body) = d
+        .save(&mail("m7", "cliente@ejemplo.test", "soporte@helpdesk.test", &format!("[Ticket #{ticket}] otra vez")))
+        .await;
+    assert_eq!(body["ticket"], ticket.to_string());
+    assert_eq!(d.app.db.find_ticket(ticket).await.unwrap().unwrap().status, TicketStatus::Open);
+    assert_eq!(d.app.db.details_of(ticket).await.unwrap().len(), 5);
+}
+
+async fn auto_replies_and_bounces_are_stored_but_never_acknowledged(backend: Backend) {
+    let d = desk(backend, None).await;
+    let (_, normal) = d.save(&mail("m1", "cliente@ejemplo.test", "soporte@helpdesk.test", "Hola")).await;
+    assert!(d.kinds_of(&normal).await.contains(&NoticeKind::Acknowledgement));
+    let mut auto = mail("m2", "cliente2@ejemplo.test", "soporte@helpdesk.test", "Fuera de la oficina");
+    auto["headers"]["Auto-Submitted"] = json!("auto-replied");
+    let (status, body) = d.save(&auto).await;
+    assert_eq!(status, 200);
+    assert!(body["message"].as_str().unwrap().starts_with("Se ha creado el ticket"));
+    assert!(!d.kinds_of(&body).await.contains(&NoticeKind::Acknowledgement));
+    let (_, bounce) =
+        d.save(&mail("m3", "MAILER-DAEMON@mx.ejemplo.test", "soporte@helpdesk.test", "Undelivered")).await;
+    assert!(!d.kinds_of(&bounce).await.contains(&NoticeKind::Acknowledgement));
+    let mut bulk = mail("m4", "boletin@ejemplo.test", "soporte@helpdesk.test", "Ofertas");
+    bulk["headers"]["Precedence"] = json!("bulk");
+    let (_, body) = d.save(&bulk).await;
+    assert!(!d.kinds_of(&body).await.contains(&NoticeKind::Acknowledgement));
+    // Our own mailbox as sender: no ping-pong.
+    let (_, ours) = d.save(&mail("m5", "soporte@helpdesk.test", "ventas@helpdesk.test", "Interno")).await;
+    assert!(!d.kinds_of(&ours).await.contains(&NoticeKind::Acknowledgement));
+    // At most five acknowledgements to one sender per hour.
+    let mut acks = 0;
+    for i in 0..7 {
+        let (_, body) = d
+            .save(&mail(&format!("r{i}"), "insistente@ejemplo.test", "soporte@helpdesk.test", &format!("Caso {i}")))
+            .await;
+        acks += d.kinds_of(&body).await.iter().filter(|k| **k == NoticeKind::Acknowledgement).count();
+    }
+    assert_eq!(acks, 5);
+}
+
+async fn routing_falls_back_and_assignment_spreads_the_load(backend: Backend) {
+    let d = desk(backend, None).await;
+    let (_, body) = d.save(&mail("v1", "c@ejemplo.test", "ventas@helpdesk.test", "Precio")).await;
+    assert_eq!(body["id_departamento_asignado"], d.sales.to_string());
+    assert_eq!(body["id_usuario_asignado"], "", "nobody in Ventas takes tickets");
+    let (_, body) = d.save(&mail("u1", "c@ejemplo.test", "desconocido@helpdesk.test", "Hola")).await;
+    assert_eq!(body["id_departamento_asignado"], d.support.to_string(), "fallback: the first active department");
+    // That ticket went to one operator; six more spread so that all end even.
+    let mut counts = std::collections::BTreeMap::new();
+    *counts.entry(body["id_usuario_asignado"].as_str().unwrap().to_string()).or_insert(0) += 1;
+    for i in 0..8 {
+        let (_, body) =
+            d.save(&mail(&format!("s{i}"), &format!("c{i}@ejemplo.test"), "soporte@helpdesk.test", "Caso")).await;
+        *counts.entry(body["id_usuario_asignado"].as_str().unwrap().to_string()).or_insert(0) += 1;
+    }
+    let expected: std::collections::BTreeMap<String, i32> = d.operators.iter().map(|o| (o.to_string(), 3)).collect();
+    assert_eq!(counts, expected);
+}
+
+async fn bad_input_is_refused_and_leaves_nothing(backend: Backend) {
+    let d = desk(backend, None).await;
+    let mut evil = mail("m1", "c@ejemplo.test", "soporte@helpdesk.test", "Adjunto");
+    evil["attachments"] = json!([{"name": "a", "route": "logs/a.txt", "type": "text/plain"}, {"name": "p", "route": "../../etc/passwd", "type": "text/plain"}]);
+    let (status, body) = d.save(&evil).await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["errors"]["attachments.1.route"], json!(["The attachments.1.route field format is invalid."]));
+    evil["attachments"][1]["route"] = json!("/etc/passwd");
+    assert_eq!(d.save(&evil).await.0, 422);
+    // Nothing was stored: the same mail, fixed, creates its ticket now.
+    evil["attachments"][1]["route"] = json!("logs/p.txt");
+    let (_, body) = d.save(&evil).await;
+    assert!(body["message"].as_str().unwrap().starts_with("Se ha creado el ticket"), "{body}");
+    let (status, body) = d.save(&json!({"sistema": "canal_lectura", "attachments": [{"name": "x"}]})).await;
+    assert_eq!(status, 422);
+    assert_eq!(body["errors"]["from"], json!(["The from field is required."]));
+    assert_eq!(body["errors"]["date"], json!(["The date field is required."]));
+    assert_eq!(body["errors"]["attachments.0.route"], json!(["The attachments.0.route field is required."]));
+    let mut bad_date = mail("m9", "c@ejemplo.test", "soporte@helpdesk.test", "x");
+    bad_date["date"] = json!("10/10/2025");
+    let (status, body) = d.save(&bad_date).await;
+    assert_eq!((status, body["message"].as_str()), (422, Some("The date field must match the format Y-m-d H:i:s.")));
+    // Other errors keep the flat shape.
+    let res = d
+        .app
+        .client
+        .post(format!("{}/api/correo/save", d.app.address))
+        .header("X-User-Consumo", "canal_lectura")
+        .header("X-User-Secret", &d.secret)
+        .header("Content-Type", "application/json")
+        .body("{\"sistema\": ")
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = json(res).await;
+    assert_eq!((status, body["success"].clone()), (400, json!(false)), "{body}");
+}
+
+crate::on_both_backends!(
+    a_new_ticket_answers_the_documented_flat_shape,
+    duplicates_return_the_first_result_sequentially_and_concurrently,
+    replies_join_their_ticket_by_header_or_subject_and_reopen_it,
+    auto_replies_and_bounces_are_stored_but_never_acknowledged,
+    routing_falls_back_and_assignment_spreads_the_load,
+    bad_input_is_refused_and_leaves_nothing,
+);
+
+/// Synology failing (500, then `success: false`) and SMTP refusing
+/// connections during 200 ingestions: every ticket stored, every request
+/// answered 200; once both recover, every notice is delivered exactly once.
+async fn outages_lose_nothing_and_deliver_each_notice_once(backend: Backend) {
+    let mut sink = SmtpSink::start();
+    let port = sink.port;
+    sink.stop();
+    let d = Arc::new(desk(backend, Some(port)).await);
+    d.fake.set_mode(Mode::ServerError);
+    let mut tickets = BTreeSet::new();
+    for round in 0..25 {
+        if round == 12 {
+            d.fake.set_mode(Mode::Refuse);
+        }
+        let mut tasks = Vec::new();
+        for k in 0..8 {
+            let d = d.clone();
+            let i = round * 8 + k;
+            tasks.push(tokio::spawn(async move {
+                d.save(&mail(&format!("f{i}"), &format!("cliente{i}@ejemplo.test"), "soporte@helpdesk.test", "Caído"))
+                    .await
+            }));
+        }
+        for t in tasks {
+            let (status, body) = t.await.unwrap();
+            assert_eq!(status, 200, "{body}");
+            assert_eq!(body["success"], true);
+            tickets.insert(body["ticket"].as_str().unwrap().to_string());
+        }
+    }
+    assert_eq!(tickets.len(), 200, "every mail became its own ticket");
+    let pending = d.app.db.pending_notices().await.unwrap();
+    assert_eq!(pending, 200 * 4, "ack, assignee chat, assignee mail, channel: all waiting");
+    assert!(d.fake.calls().is_empty());
+
+    d.fake.set_mode(Mode::Ok);
+    let sink = SmtpSink::start_on(port);
+    // Move time past any backoff until the worker has drained the outbox.
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    while d.app.db.pending_notices().await.unwrap() > 0 {
+        assert!(std::time::Instant::now() < deadline, "outbox not drained");
+        d.app.clock.advance(chrono::Duration::minutes(10));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let calls = d.fake.calls();
+    assert_eq!(calls.len(), 400, "one chatbot and one channel message per ticket");
+    let distinct: BTreeSet<(String, String)> =
+        calls.iter().map(|c| (c.method.clone(), c.payload["text"].as_str().unwrap().to_string())).collect();
+    assert_eq!(distinct.len(), 400, "no message twice");
+    let mails = sink.wait_for(400, Duration::from_secs(30)).await;
+    assert_eq!(mails.len(), 400, "an acknowledgement and an assignee e-mail per ticket");
+    let ids: BTreeSet<String> = mails.iter().map(|m| parse(m).message_id().unwrap().to_string()).collect();
+    assert_eq!(ids.len(), 400, "no e-mail twice");
+    let acks: Vec<_> = mails
+        .iter()
+        .map(|m| parse(m))
+        .filter(|m| m.header_raw("Auto-Submitted").map(str::trim) == Some("auto-replied"))
+        .collect();
+    assert_eq!(acks.len(), 200);
+    assert!(acks.iter().all(|m| m.subject().unwrap().starts_with("[Ticket #")));
+}
+
+crate::with_smtp_on_both_backends!(outages_lose_nothing_and_deliver_each_notice_once);
