@@ -105,6 +105,25 @@ where
     render(Some(endpoint), ctx.id, result)
 }
 
+/// Runs an endpoint that is not guarded by consumer credentials (the
+/// Synology webhook authenticates by its own token): same input, audit and
+/// rendering as `guarded`.
+pub async fn unguarded<A, F, Fut>(req: &HttpRequest, endpoint: Endpoint, accept: Accept, f: F) -> HttpResponse
+where
+    A: Adapters,
+    F: FnOnce(Map<String, Value>) -> Fut,
+    Fut: Future<Output = Result<Reply, ApiError>>,
+{
+    let ctx = AuditCtx::of(req);
+    let result = async {
+        let body = RawBody::of(req);
+        let bag = input(req, &body.0, accept)?;
+        f(bag).await
+    }
+    .await;
+    render(Some(endpoint), ctx.id, result)
+}
+
 /// A validated optional text field: `None` when absent (Laravel's sense).
 pub fn opt_string(bag: &Map<String, Value>, key: &str) -> Option<String> {
     match bag.get(key) {

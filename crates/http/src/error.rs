@@ -3,7 +3,7 @@
 
 use actix_web::http::StatusCode;
 use helpdesk_domain::RepoError;
-use helpdesk_domain::services::{AccessError, AdiError, IngestError, MailAccountError, SsoError};
+use helpdesk_domain::services::{AccessError, AdiError, BotError, IngestError, MailAccountError, SsoError};
 use serde_json::{Value, json};
 
 use crate::validation::ValidationErrors;
@@ -139,6 +139,24 @@ impl From<IngestError> for ApiError {
             }
             IngestError::NoDepartment => ApiError::Unavailable("no department configured to receive mail".into()),
             IngestError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<BotError> for ApiError {
+    fn from(e: BotError) -> Self {
+        match e {
+            BotError::InvalidToken => ApiError::Business {
+                status: StatusCode::UNAUTHORIZED,
+                message: "Token de Synology inválido.".into(),
+                data: Value::Null,
+            },
+            BotError::UnknownUser(name) => ApiError::Business {
+                status: StatusCode::NOT_FOUND,
+                message: format!("Usuario {name} no encontrado."),
+                data: Value::Null,
+            },
+            BotError::Store(e) => e.into(),
         }
     }
 }

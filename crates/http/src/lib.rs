@@ -53,6 +53,7 @@ pub struct AppState<A: Adapters> {
     pub adi: AdiService<A::Store>,
     pub ingest: IngestService<A::Store>,
     pub outbox: Arc<OutboxService<A::Store, A::Mail, A::Chat>>,
+    pub bot: Arc<BotService<A::Store, A::Chat>>,
     pub limits: Limits,
 }
 
@@ -77,6 +78,8 @@ pub struct Wiring<A: Adapters> {
     pub outbox: OutboxSettings,
     /// Domain of the Message-IDs of the mail we send.
     pub message_id_domain: String,
+    /// The token Synology Chat's bot sends with its outgoing webhook.
+    pub bot_outgoing_token: String,
     pub limits: Limits,
 }
 
@@ -95,6 +98,7 @@ impl<A: Adapters> AppState<A> {
                 w.clock.clone(),
                 w.outbox,
             )),
+            bot: Arc::new(BotService::new(store.clone(), w.chat.clone(), &w.bot_outgoing_token)),
             chat: w.chat,
             access: AccessService::new(store.clone(), w.keys.consumer_hmac, w.clock.clone()),
             audit: AuditService::new(store.clone()),

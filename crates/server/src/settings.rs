@@ -275,6 +275,7 @@ impl Settings {
             default_department_id: (i.default_department_id > 0).then_some(i.default_department_id),
             acks_per_hour: i.acks_per_hour,
             chat_to_users: !self.synology.bot_token.trim().is_empty(),
+            first_attempt_grace: chrono::Duration::milliseconds(self.outbox.inline_timeout_ms as i64 * 2),
         })
     }
 

@@ -93,6 +93,7 @@ impl Application {
             ingest: settings.ingest()?,
             outbox: settings.outbox()?,
             message_id_domain: settings.ingest.message_id_domain.clone(),
+            bot_outgoing_token: settings.synology.outgoing_token.clone(),
             limits: settings.limits()?,
         })
         .into_data();

@@ -132,7 +132,7 @@ impl TicketRepository for Db {
                         notificacion::destino.eq(&nn.recipient),
                         notificacion::estado.eq(NoticeStatus::Pending.as_str()),
                         notificacion::intentos.eq(0),
-                        notificacion::proximo_intento.eq(now),
+                        notificacion::proximo_intento.eq(n.notices_due_at),
                         notificacion::created_at.eq(now),
                     ))
                     .execute(conn)

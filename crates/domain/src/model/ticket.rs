@@ -230,6 +230,9 @@ pub struct NewIncoming {
     pub participants: Vec<String>,
     pub notices: Vec<NewNotice>,
     pub now: Timestamp,
+    /// When the worker may first take the notices (the request makes the
+    /// first attempt itself until then).
+    pub notices_due_at: Timestamp,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -21,6 +21,9 @@ pub struct IngestSettings {
     pub acks_per_hour: i64,
     /// Whether assignees get Synology Chat bot messages (a bot is configured).
     pub chat_to_users: bool,
+    /// The request makes the first delivery attempt; the worker leaves new
+    /// notices alone this long so the two do not race.
+    pub first_attempt_grace: Duration,
 }
 
 /// A mail as the reading channel posts it.
@@ -285,6 +288,7 @@ impl<R: Store> IngestService<R> {
             participants,
             notices,
             now,
+            notices_due_at: now + self.settings.first_attempt_grace,
         };
         match self.repo.store_incoming(incoming).await {
             Ok(stored) => Ok(IngestOutcome {

@@ -690,6 +690,7 @@ pub fn new_incoming(department_id: i64, assignee_id: Option<i64>, key: &str, fro
             NewNotice { kind: NoticeKind::DepartmentChannel, recipient: department_id.to_string() },
         ],
         now: at(9, 0, 1),
+        notices_due_at: at(9, 0, 1),
     }
 }
 
@@ -772,6 +773,7 @@ pub async fn incoming_mail_joins_and_reopens_a_ticket<S: Store>(s: Arc<S>) {
         participants: vec!["otro@cliente.test".into()],
         notices: vec![],
         now: at(11, 0, 0),
+        notices_due_at: at(11, 0, 0),
     };
     let second = s.store_incoming(reply.clone()).await.unwrap();
     assert_eq!((second.ticket_id, second.created_ticket), (first.ticket_id, false));

@@ -666,7 +666,7 @@ impl TicketRepository for InMemoryStore {
                         recipient: nn.recipient.clone(),
                         status: NoticeStatus::Pending,
                         attempts: 0,
-                        next_attempt_at: n.now,
+                        next_attempt_at: n.notices_due_at,
                         leased_until: None,
                         last_error: None,
                         result: None,

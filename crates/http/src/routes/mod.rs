@@ -1,6 +1,7 @@
 //! Route table.
 
 mod adi;
+mod bot;
 mod health;
 mod mail;
 mod sso;
@@ -30,6 +31,14 @@ pub fn configure<A: Adapters>(cfg: &mut web::ServiceConfig) {
                 .service(post("/SSO/ADI/generateToken", adi::generate_token::<A>))
                 .service(post("/SSO/ADI/Token", adi::token::<A>))
                 .service(post("/UsuarioInterno/get", users::get::<A>))
+                .service(
+                    web::resource("/Synology/BotAsistencia/configurarIdUsuario")
+                        .route(web::post().to(bot::configure::<A>))
+                        .route(web::head().to(bot::probe))
+                        .default_service(web::to(
+                            |req: HttpRequest| async move { method_not_allowed(&req, "POST, HEAD") },
+                        )),
+                )
                 .service(post("/correo/getConfigCorreos", mail::get_config::<A>))
                 .service(post("/correo/save", mail::save::<A>))
                 .default_service(web::to(api_not_found)),

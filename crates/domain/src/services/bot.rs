@@ -1,0 +1,81 @@
+//! The Synology Chat bot's outgoing webhook: links a Synology user to an
+//! internal user and answers them through the bot.
+
+use std::sync::Arc;
+
+use serde_json::Value;
+use subtle::ConstantTimeEq;
+
+use crate::crypto::sha256_hex;
+use crate::error::RepoError;
+use crate::model::*;
+use crate::ports::{ChatNotifier, NotifyError, Store};
+
+#[derive(Debug, thiserror::Error)]
+pub enum BotError {
+    /// Missing or wrong outgoing token (or none configured).
+    #[error("invalid Synology token")]
+    InvalidToken,
+    #[error("unknown user {0}")]
+    UnknownUser(String),
+    #[error(transparent)]
+    Store(#[from] RepoError),
+}
+
+/// What the link did; the reply's outcome is Synology's answer or why it
+/// could not be delivered.
+#[derive(Debug)]
+pub struct BotLink {
+    pub user: InternalUser,
+    pub reply: Result<Value, NotifyError>,
+    pub reply_text: String,
+}
+
+pub struct BotService<R: Store, C: ChatNotifier> {
+    repo: Arc<R>,
+    chat: Arc<C>,
+    /// SHA-256 of the configured outgoing token; `None`: refuse every call.
+    token_hash: Option<String>,
+}
+
+impl<R: Store, C: ChatNotifier> BotService<R, C> {
+    pub fn new(repo: Arc<R>, chat: Arc<C>, outgoing_token: &str) -> Self {
+        let token = outgoing_token.trim();
+        Self { repo, chat, token_hash: (!token.is_empty()).then(|| sha256_hex(token.as_bytes())) }
+    }
+
+    /// Constant time, whatever the lengths (digests are compared).
+    pub fn check_token(&self, presented: Option<&str>) -> Result<(), BotError> {
+        let Some(expected) = &self.token_hash else { return Err(BotError::InvalidToken) };
+        let presented = sha256_hex(presented.unwrap_or_default().as_bytes());
+        let ok: bool = presented.as_bytes().ct_eq(expected.as_bytes()).into();
+        if ok { Ok(()) } else { Err(BotError::InvalidToken) }
+    }
+
+    /// Saves `synology_user_id` on the user named `username`, then replies to
+    /// them through the bot. A failed reply does not undo the link.
+    pub async fn link(&self, synology_user_id: i64, username: &str) -> Result<BotLink, BotError> {
+        let name = username.trim();
+        let filter = UserFilter { login: Some(name.to_string()), ..Default::default() };
+        let user = self
+            .repo
+            .find_users(filter)
+            .await?
+            .into_iter()
+            .find(|u| u.login.eq_ignore_ascii_case(name) || u.username.eq_ignore_ascii_case(name))
+            .ok_or_else(|| BotError::UnknownUser(name.to_string()))?;
+        self.repo.set_synology_id(user.id, synology_user_id).await?;
+        let reply_text = format!(
+            "Hola {}: su usuario de Synology Chat quedó vinculado a {} en la mesa de ayuda.",
+            user.name, user.login
+        );
+        let reply = self.chat.send_to_user(synology_user_id, reply_text.clone()).await;
+        let user = InternalUser { synology_id: Some(synology_user_id), ..user };
+        Ok(BotLink { user, reply, reply_text })
+    }
+
+    /// Sends a reply again (the caller retries a failed one in the background).
+    pub async fn resend(&self, synology_user_id: i64, text: String) -> Result<Value, NotifyError> {
+        self.chat.send_to_user(synology_user_id, text).await
+    }
+}
