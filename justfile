@@ -21,3 +21,7 @@ fmt:
 
 lint:
     cargo clippy --workspace --all-targets -- -D warnings
+
+# The benchmark (release builds, MariaDB and SQLite, wrk); report in target/bench/report.md.
+bench seconds="10":
+    bench/run.sh {{seconds}}

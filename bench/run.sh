@@ -1,0 +1,149 @@
+#!/usr/bin/env bash
+# The benchmark: release builds, the server on MariaDB and on SQLite, driven
+# by wrk from a second process on loopback, next to the ceilings measured in
+# the same run (a bare actix-web handler, Argon2 per core, MariaDB commits).
+# Prints a Markdown report and keeps it in target/bench/report.md.
+#
+# Usage: bench/run.sh [seconds per measurement, default 10]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SECS="${1:-10}"
+OUT=target/bench
+mkdir -p "$OUT"
+log() { printf '== %s\n' "$*" >&2; }
+
+command -v wrk >/dev/null || { log "installing wrk"; apt-get install -y wrk >/dev/null; }
+if ! mariadb -uroot -h127.0.0.1 -e 'SELECT 1' >/dev/null 2>&1; then
+  start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd
+  for _ in $(seq 1 60); do mariadb -uroot -h127.0.0.1 -e 'SELECT 1' >/dev/null 2>&1 && break; sleep 1; done
+fi
+
+log "release build"
+cargo build --release -q -p helpdesk-server -p helpdesk-bench
+BIN=$PWD/target/release/helpdesk-server
+CORES=$(nproc)
+
+rps() { sed -n 's/^Requests\/sec: *//p' "$1"; }
+pct() { awk -v p="$2" '$1==p {print $2}' "$1"; }
+non2xx() { sed -n 's/^ *Non-2xx or 3xx responses: *//p' "$1"; }
+pids=()
+cleanup() { for p in "${pids[@]:-}"; do kill "$p" 2>/dev/null || true; done; }
+trap cleanup EXIT
+
+wait_ready() {
+  for _ in $(seq 1 600); do
+    curl -sf "http://127.0.0.1:$1/ready" >/dev/null && return 0
+    sleep 0.05
+  done
+  log "server on port $1 never became ready"; return 1
+}
+
+# Seeds one store through the admin commands and prints the consumer secret.
+seed() {
+  export HELPDESK__DATABASE__URL="$1" HELPDESK__SEED__DEMO=false HELPDESK__LOG__LEVEL=error
+  "$BIN" department add Soporte >/dev/null
+  echo 'clave' | "$BIN" mail-account add --host imap.bench.test --user soporte@bench.test --department 1 >/dev/null
+  for i in 1 2 3; do
+    echo 'Bench-clave-2026' | "$BIN" user add --login "op$i" --name "Operador $i" --email "op$i@bench.test" \
+      --department 1 --can-take-tickets --password-stdin >/dev/null
+  done
+  "$BIN" product add mesa Mesa >/dev/null
+  "$BIN" consumer create bench --all-grants | sed -n 's/^X-User-Secret: //p'
+}
+
+serve() { # port url
+  HELPDESK__SERVER__PORT="$1" HELPDESK__DATABASE__URL="$2" HELPDESK__SEED__DEMO=false \
+  HELPDESK__LOG__LEVEL=warn HELPDESK__OUTBOX__INLINE_TIMEOUT_MS=0 HELPDESK__OUTBOX__POLL_INTERVAL_MS=3600000 \
+    "$BIN" >"$OUT/server-$1.log" 2>&1 &
+  pids+=($!)
+  echo $!
+}
+
+hdrs=()
+drive() { # name port script connections secret
+  wrk -t2 -c"$4" -d"${SECS}s" --latency -s "bench/$3" \
+    -H 'Content-Type: application/json' -H 'X-User-Consumo: bench' -H "X-User-Secret: $5" \
+    "http://127.0.0.1:$2${6:-/api/UsuarioInterno/get}" >"$OUT/$1.txt"
+}
+
+log "ceilings"
+ARGON=$(target/release/argon2_rate "$SECS")
+mariadb -uroot -h127.0.0.1 -e 'DROP DATABASE IF EXISTS hd_bench; CREATE DATABASE hd_bench CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci'
+COMMITS=$(target/release/mysql_commits mysql://root@127.0.0.1:3306/hd_bench "$SECS" 4)
+target/release/bare 18090 "$CORES" >/dev/null 2>&1 & pids+=($!)
+sleep 0.5
+wrk -t2 -c4 -d"${SECS}s" --latency -s bench/bare.lua http://127.0.0.1:18090/json >"$OUT/bare.txt"
+BARE=$(rps "$OUT/bare.txt")
+
+log "start to /ready on a fresh SQLite file"
+rm -rf "$OUT/ready" && mkdir -p "$OUT/ready"
+t0=$(date +%s%N)
+( cd "$OUT/ready" && HELPDESK__SERVER__PORT=18099 HELPDESK__LOG__LEVEL=warn HELPDESK__SEED__DEMO=false "$BIN" >/dev/null 2>&1 & echo $! >pid )
+wait_ready 18099
+READY_MS=$(( ($(date +%s%N) - t0) / 1000000 ))
+kill "$(cat "$OUT/ready/pid")"
+
+declare -A R
+for backend in mysql sqlite; do
+  if [ $backend = mysql ]; then
+    mariadb -uroot -h127.0.0.1 -e 'DROP DATABASE IF EXISTS hd_bench; CREATE DATABASE hd_bench CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci'
+    URL=mysql://root@127.0.0.1:3306/hd_bench; PORT=18081
+  else
+    rm -rf "$OUT/sqlite"; mkdir -p "$OUT/sqlite"; URL="sqlite://$PWD/$OUT/sqlite/helpdesk.db"; PORT=18082
+  fi
+  log "$backend: seed and serve"
+  SECRET=$(seed "$URL")
+  PID=$(serve $PORT "$URL")
+  wait_ready $PORT
+  log "$backend: UsuarioInterno/get"
+  drive "$backend-users" $PORT users.lua 4 "$SECRET"
+  for c in 4 16; do
+    log "$backend: correo/save at $c connections"
+    drive "$backend-save-$c" $PORT save.lua $c "$SECRET" /api/correo/save
+  done
+  log "$backend: SSO/access saturating, UsuarioInterno/get alongside"
+  drive "$backend-login" $PORT login.lua 4 "$SECRET" /api/SSO/access &
+  sleep 1
+  wrk -t1 -c1 -d"$((SECS - 2))s" --latency -s bench/users.lua -H 'Content-Type: application/json' \
+    -H 'X-User-Consumo: bench' -H "X-User-Secret: $SECRET" "http://127.0.0.1:$PORT/api/UsuarioInterno/get" \
+    >"$OUT/$backend-users-during-login.txt"
+  wait %1 2>/dev/null || wait
+  R[$backend-rss]=$(awk '/VmHWM/ {print $2}' "/proc/$PID/status")
+  kill "$PID"
+done
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.0f %%", 100 * a / b; else print "n/a" }'; }
+{
+  echo "# Benchmark report"
+  echo
+  echo "$(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores ($(lscpu | sed -n 's/^Model name: *//p')), ${SECS} s per measurement, \`bench/run.sh $SECS\`."
+  echo
+  echo "## Ceilings measured in this run"
+  echo
+  echo "| ceiling | value |"
+  echo "|---|---|"
+  echo "| bare actix-web JSON handler, 4 connections | $BARE req/s (p50 $(pct "$OUT/bare.txt" 50%), p99 $(pct "$OUT/bare.txt" 99%)) |"
+  echo "| Argon2id verifications, one core | $ARGON /s (bound for $CORES cores: $(awk -v a="$ARGON" -v c="$CORES" 'BEGIN{printf "%.1f", a*c}') /s) |"
+  echo "| MariaDB single-row commits, 4 connections | $COMMITS /s |"
+  echo
+  echo "## Results"
+  echo
+  echo "| measurement | MariaDB | SQLite |"
+  echo "|---|---|---|"
+  for c in 4 16; do
+    m="$OUT/mysql-save-$c.txt"; s="$OUT/sqlite-save-$c.txt"
+    echo "| correo/save new tickets/s, $c connections | $(rps "$m") (p50 $(pct "$m" 50%), p99 $(pct "$m" 99%); $(ratio "$(rps "$m")" "$COMMITS") of commits/s) | $(rps "$s") (p50 $(pct "$s" 50%), p99 $(pct "$s" 99%)) |"
+  done
+  m="$OUT/mysql-users.txt"; s="$OUT/sqlite-users.txt"
+  echo "| UsuarioInterno/get req/s, audited, 4 connections | $(rps "$m") ($(ratio "$(rps "$m")" "$BARE") of bare; p99 $(pct "$m" 99%)) | $(rps "$s") ($(ratio "$(rps "$s")" "$BARE") of bare; p99 $(pct "$s" 99%)) |"
+  bound=$(awk -v a="$ARGON" -v c="$CORES" 'BEGIN{print a*c}')
+  m="$OUT/mysql-login.txt"; s="$OUT/sqlite-login.txt"
+  echo "| SSO/access logins/s, 4 connections | $(rps "$m") ($(ratio "$(rps "$m")" "$bound") of the Argon2 bound) | $(rps "$s") ($(ratio "$(rps "$s")" "$bound") of the Argon2 bound) |"
+  m="$OUT/mysql-users-during-login.txt"; s="$OUT/sqlite-users-during-login.txt"
+  echo "| UsuarioInterno/get p99 while logins saturate the CPU | $(pct "$m" 99%) | $(pct "$s" 99%) |"
+  echo "| peak RSS of the server | $(( ${R[mysql-rss]} / 1024 )) MiB | $(( ${R[sqlite-rss]} / 1024 )) MiB |"
+  echo "| start to /ready, fresh SQLite file (migrations included) | | $READY_MS ms |"
+  for f in "$OUT"/*-save-*.txt "$OUT"/*-users.txt "$OUT"/*-login.txt; do
+    n=$(non2xx "$f"); [ -n "$n" ] && echo && echo "Warning: $(basename "$f" .txt): $n non-2xx answers."
+  done
+} | tee "$OUT/report.md"
