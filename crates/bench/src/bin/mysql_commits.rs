@@ -35,5 +35,5 @@ async fn main() {
     for t in tasks {
         t.await.expect("task");
     }
-    println!("{:.2}", done.load(Ordering::Relaxed) as f64 / start.elapsed().as_secs_f64());
+    println!("{:.2}", AtomicU64::load(&done, Ordering::Relaxed) as f64 / start.elapsed().as_secs_f64());
 }
