@@ -68,20 +68,24 @@ drive() { # name port script connections secret
 
 log "ceilings"
 ARGON=$(target/release/argon2_rate "$SECS")
+log "argon2: $ARGON /s per core"
 mariadb -uroot -h127.0.0.1 -e 'DROP DATABASE IF EXISTS hd_bench; CREATE DATABASE hd_bench CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci'
 COMMITS=$(target/release/mysql_commits mysql://root@127.0.0.1:3306/hd_bench "$SECS" 4)
 target/release/bare 18090 "$CORES" >/dev/null 2>&1 & pids+=($!)
 sleep 0.5
 wrk -t2 -c4 -d"${SECS}s" --latency -s bench/bare.lua http://127.0.0.1:18090/json >"$OUT/bare.txt"
 BARE=$(rps "$OUT/bare.txt")
+log "commits: $COMMITS /s; bare handler: $BARE req/s"
 
 log "start to /ready on a fresh SQLite file"
 rm -rf "$OUT/ready" && mkdir -p "$OUT/ready"
 t0=$(date +%s%N)
-( cd "$OUT/ready" && HELPDESK__SERVER__PORT=18099 HELPDESK__LOG__LEVEL=warn HELPDESK__SEED__DEMO=false "$BIN" >/dev/null 2>&1 & echo $! >pid )
+(cd "$OUT/ready" && HELPDESK__SERVER__PORT=18099 HELPDESK__LOG__LEVEL=warn HELPDESK__SEED__DEMO=false exec "$BIN") >/dev/null 2>&1 &
+READY_PID=$!
+pids+=($READY_PID)
 wait_ready 18099
 READY_MS=$(( ($(date +%s%N) - t0) / 1000000 ))
-kill "$(cat "$OUT/ready/pid")"
+kill "$READY_PID"
 
 declare -A R
 for backend in mysql sqlite; do

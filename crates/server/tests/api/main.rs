@@ -9,6 +9,7 @@ mod audit;
 mod auth;
 mod bot;
 mod cli;
+mod documented;
 mod errors;
 mod health;
 mod ingest;
