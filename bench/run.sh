@@ -107,11 +107,12 @@ for backend in mysql sqlite; do
   done
   log "$backend: SSO/access saturating, UsuarioInterno/get alongside"
   drive "$backend-login" $PORT login.lua 4 "$SECRET" /api/SSO/access &
+  LOGIN_WRK=$!
   sleep 1
   wrk -t1 -c1 -d"$((SECS - 2))s" --latency -s bench/users.lua -H 'Content-Type: application/json' \
     -H 'X-User-Consumo: bench' -H "X-User-Secret: $SECRET" "http://127.0.0.1:$PORT/api/UsuarioInterno/get" \
     >"$OUT/$backend-users-during-login.txt"
-  wait %1 2>/dev/null || wait
+  wait "$LOGIN_WRK"
   R[$backend-rss]=$(awk '/VmHWM/ {print $2}' "/proc/$PID/status")
   kill "$PID"
 done

@@ -39,15 +39,35 @@ fn jsonish(text: &str) -> Value {
             }
         }
     }
-    serde_json::from_str(&fixed).unwrap_or_else(|e| panic!("documented JSON does not parse ({e}): {fixed}"))
+    // JavaScript allows a trailing comma before `}` or `]`; JSON does not.
+    let mut clean = String::with_capacity(fixed.len());
+    let chars: Vec<char> = fixed.chars().collect();
+    for (i, c) in chars.iter().enumerate() {
+        if *c == ',' && chars[i + 1..].iter().find(|n| !n.is_whitespace()).is_some_and(|n| *n == '}' || *n == ']') {
+            continue;
+        }
+        clean.push(*c);
+    }
+    serde_json::from_str(&clean).unwrap_or_else(|e| panic!("documented JSON does not parse ({e}): {clean}"))
 }
 
 /// The balanced `{...}` starting at `from`.
 fn object_at(text: &str, from: usize) -> &str {
     let start = from + text[from..].find('{').expect("an object");
     let mut depth = 0;
+    let (mut in_string, mut escaped) = (false, false);
     for (i, c) in text[start..].char_indices() {
+        if in_string {
+            match (escaped, c) {
+                (true, _) => escaped = false,
+                (false, '\\') => escaped = true,
+                (false, '"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
         match c {
+            '"' => in_string = true,
             '{' => depth += 1,
             '}' => {
                 depth -= 1;
@@ -72,8 +92,7 @@ fn examples() -> Vec<Example> {
         let end = start + DOC[start..].find(".then(response => response.json());").unwrap();
         let block = &DOC[start..end];
         let headers_text = object_at(block, block.find("const headers").unwrap());
-        let headers: Vec<(String, String)> = serde_json::from_str::<Value>(headers_text)
-            .unwrap()
+        let headers: Vec<(String, String)> = jsonish(headers_text)
             .as_object()
             .unwrap()
             .iter()
@@ -83,7 +102,8 @@ fn examples() -> Vec<Example> {
         let method = block.split("method: \"").nth(1).unwrap().split('"').next().unwrap().to_string();
         // The documented answer follows the example, before the next section.
         let next = DOC[end..].find(marker).map(|n| end + n).unwrap_or(DOC.len());
-        let response_200 = DOC[end..next].find("Example response (200):").map(|r| jsonish(object_at(&DOC[end..next], r)));
+        let response_200 =
+            DOC[end..next].find("Example response (200):").map(|r| jsonish(object_at(&DOC[end..next], r)));
         out.push(Example { path, method, headers, body, response_200 });
         at = end;
     }
@@ -124,7 +144,8 @@ async fn seed(app: &TestApp) {
     for alias in ["dolores", "est", "evktzdcpbcfbd", "jlwnplitvwegmkx"] {
         app.product(alias).await;
     }
-    let dep = app.db.create_department(NewDepartment { name: "Desarrollo".into(), synology_channel: None }).await.unwrap();
+    let dep =
+        app.db.create_department(NewDepartment { name: "Desarrollo".into(), synology_channel: None }).await.unwrap();
     let role = app.db.ensure_role("desarrollo").await.unwrap();
     for (login, email) in [("jmora", "jmora@cyberfuel.com"), ("dnunez", "dnunez@cyberfuel.com")] {
         app.db
@@ -160,7 +181,10 @@ async fn seed(app: &TestApp) {
         .await
         .unwrap();
     app.db.create_system("factura_profesional", Status::Active, &sha256_hex(b"activo"), app.clock.now()).await.unwrap();
-    app.access().create_with_secret("UsuarioPrueba", "strDasdakdmsadsakming", Endpoint::ALL.into_iter().collect()).await.unwrap();
+    app.access()
+        .create_with_secret("UsuarioPrueba", "strDasdakdmsadsakming", Endpoint::ALL.into_iter().collect())
+        .await
+        .unwrap();
 }
 
 async fn every_documented_example_works_and_answers_the_documented_shape(backend: Backend) {
