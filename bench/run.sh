@@ -149,6 +149,7 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.0f %%", 100 * a 
   echo "| peak RSS of the server | $(( ${R[mysql-rss]} / 1024 )) MiB | $(( ${R[sqlite-rss]} / 1024 )) MiB |"
   echo "| start to /ready, fresh SQLite file (migrations included) | | $READY_MS ms |"
   for f in "$OUT"/*-save-*.txt "$OUT"/*-users.txt "$OUT"/*-login.txt; do
-    n=$(non2xx "$f"); [ -n "$n" ] && echo && echo "Warning: $(basename "$f" .txt): $n non-2xx answers."
+    n=$(non2xx "$f")
+    if [ -n "$n" ]; then echo; echo "Warning: $(basename "$f" .txt): $n non-2xx answers."; fi
   done
 } | tee "$OUT/report.md"

@@ -58,7 +58,9 @@ fn main() -> ExitCode {
     };
     let format = settings.log_format().expect("validated");
     telemetry::init(&settings.log.level, format);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    // SQLite runs its queries on the blocking pool; a bounded pool keeps
+    // memory bounded under load (queries queue instead of spawning threads).
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().max_blocking_threads(64).build() {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
