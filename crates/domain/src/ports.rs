@@ -126,6 +126,8 @@ pub trait MailAccountRepository: Send + Sync + 'static {
 #[cfg_attr(any(test, feature = "testing"), mockall::automock)]
 pub trait StoreHealth: Send + Sync + 'static {
     fn ping(&self) -> impl Future<Output = RepoResult<()>> + Send;
+    /// Connections in use and the pool's maximum, for metrics (`None`: no pool).
+    fn pool_usage(&self) -> Option<(usize, usize)>;
 }
 
 /// Issued user tokens (`sesion_usuario`).

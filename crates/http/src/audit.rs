@@ -77,6 +77,7 @@ pub(crate) async fn audit_middleware<A: Adapters>(
     let body_len = body.as_ref().map(|b| b.len()).unwrap_or(0);
 
     let endpoint = req.path().strip_prefix("/api/").unwrap_or(req.path()).to_string();
+    let audited_path = endpoint.clone();
     let parsed = body.as_ref().ok().and_then(|b| parse_for_audit(&req, b));
     let parent_id = parent_id(parsed.as_ref(), req.query_string());
     let consumer_name = req
@@ -122,7 +123,9 @@ pub(crate) async fn audit_middleware<A: Adapters>(
         Ok(res) => res.status().as_u16(),
         Err(e) => e.as_response_error().status_code().as_u16(),
     };
-    let duration_us = i64::try_from(started.elapsed().as_micros()).unwrap_or(i64::MAX);
+    let elapsed = started.elapsed();
+    let duration_us = i64::try_from(elapsed.as_micros()).unwrap_or(i64::MAX);
+    state.metrics.observe(crate::metrics::endpoint_label(&audited_path), status, elapsed);
     if let Some(id) = id {
         let outcome = AuditOutcome { consumer_id: ctx.consumer(), status, duration_us };
         if let Err(e) = state.audit.close(id, outcome).await {

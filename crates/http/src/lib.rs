@@ -9,6 +9,7 @@ pub mod audit;
 pub mod call;
 pub mod envelope;
 pub mod error;
+pub mod metrics;
 mod routes;
 pub mod validation;
 
@@ -54,6 +55,7 @@ pub struct AppState<A: Adapters> {
     pub ingest: IngestService<A::Store>,
     pub outbox: Arc<OutboxService<A::Store, A::Mail, A::Chat>>,
     pub bot: Arc<BotService<A::Store, A::Chat>>,
+    pub metrics: metrics::Metrics,
     pub limits: Limits,
 }
 
@@ -100,6 +102,7 @@ impl<A: Adapters> AppState<A> {
             )),
             bot: Arc::new(BotService::new(store.clone(), w.chat.clone(), &w.bot_outgoing_token)),
             chat: w.chat,
+            metrics: metrics::Metrics::default(),
             access: AccessService::new(store.clone(), w.keys.consumer_hmac, w.clock.clone()),
             audit: AuditService::new(store.clone()),
             directory: DirectoryService::new(store.clone()),

@@ -262,4 +262,8 @@ impl StoreHealth for Db {
     async fn ping(&self) -> RepoResult<()> {
         db_run!(self, |conn| diesel::sql_query("SELECT 1").execute(conn).await.map(|_| ()).or_repo())
     }
+
+    fn pool_usage(&self) -> Option<(usize, usize)> {
+        Some(self.pool_status())
+    }
 }

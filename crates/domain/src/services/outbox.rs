@@ -60,11 +60,7 @@ impl<R: Store, M: MailNotifier, C: ChatNotifier> OutboxService<R, M, C> {
     pub async fn run_due(&self, limit: i64) -> Result<usize, RepoError> {
         let now = self.clock.now();
         let claimed = self.repo.claim_due_notices(now, limit, now + self.settings.lease).await?;
-        let n = claimed.len();
-        for notice in claimed {
-            self.deliver(notice).await?;
-        }
-        Ok(n)
+        Ok(self.deliver_all(claimed).await?.len())
     }
 
     /// Tries these notices once now, if nobody else holds them; returns the
@@ -72,6 +68,10 @@ impl<R: Store, M: MailNotifier, C: ChatNotifier> OutboxService<R, M, C> {
     pub async fn deliver_now(&self, ids: Vec<i64>) -> Result<Vec<Notice>, RepoError> {
         let now = self.clock.now();
         let claimed = self.repo.claim_notices(ids, now, now + self.settings.lease).await?;
+        self.deliver_all(claimed).await
+    }
+
+    async fn deliver_all(&self, claimed: Vec<Notice>) -> Result<Vec<Notice>, RepoError> {
         let mut out = Vec::with_capacity(claimed.len());
         for notice in claimed {
             out.push(self.deliver(notice).await?);

@@ -812,6 +812,9 @@ impl StoreHealth for InMemoryStore {
     async fn ping(&self) -> RepoResult<()> {
         Ok(())
     }
+    fn pool_usage(&self) -> Option<(usize, usize)> {
+        None
+    }
 }
 
 #[cfg(test)]

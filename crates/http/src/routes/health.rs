@@ -1,7 +1,7 @@
 //! Liveness and readiness.
 
 use actix_web::{HttpResponse, web};
-use helpdesk_domain::ports::{Adapters, StoreHealth};
+use helpdesk_domain::ports::{Adapters, OutboxRepository, StoreHealth};
 use serde_json::json;
 
 use crate::AppState;
@@ -20,4 +20,11 @@ pub async fn ready<A: Adapters>(state: web::Data<AppState<A>>) -> HttpResponse {
             HttpResponse::ServiceUnavailable().json(json!({ "status": "unavailable", "database": "unreachable" }))
         }
     }
+}
+
+/// Prometheus' text format (see `crate::metrics`).
+pub async fn metrics<A: Adapters>(state: web::Data<AppState<A>>) -> HttpResponse {
+    let pending = state.store.pending_notices().await.ok();
+    let text = state.metrics.render(pending, state.store.pool_usage());
+    HttpResponse::Ok().content_type("text/plain; version=0.0.4; charset=utf-8").body(text)
 }

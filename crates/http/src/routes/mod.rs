@@ -20,6 +20,7 @@ use crate::error::ApiError;
 pub fn configure<A: Adapters>(cfg: &mut web::ServiceConfig) {
     cfg.route("/health", web::get().to(health::health))
         .route("/ready", web::get().to(health::ready::<A>))
+        .route("/metrics", web::get().to(health::metrics::<A>))
         .service(
             web::scope("/api")
                 .wrap(actix_web::middleware::from_fn(audit_middleware::<A>))

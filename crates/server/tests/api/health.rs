@@ -12,7 +12,31 @@ async fn health_and_ready_answer_json(backend: Backend) {
     assert_eq!(body["database"], "ok");
 }
 
-crate::on_both_backends!(health_and_ready_answer_json);
+async fn metrics_count_requests_and_report_the_backlog(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let secret = app.consumer("crm", &[helpdesk_domain::model::Endpoint::InternalUsers]).await;
+    for _ in 0..3 {
+        app.post("UsuarioInterno/get", ("crm", &secret), &serde_json::json!({"user": "x"})).await;
+    }
+    app.post("UsuarioInterno/get", ("crm", "mal"), &serde_json::json!({"user": "x"})).await;
+    app.client.get(format!("{}/api/no/existe/1", app.address)).send().await.unwrap();
+    let res = app.client.get(format!("{}/metrics", app.address)).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(res.headers()["content-type"].to_str().unwrap().starts_with("text/plain"));
+    let text = res.text().await.unwrap();
+    for line in [
+        "helpdesk_http_requests_total{endpoint=\"UsuarioInterno/get\",status=\"200\"} 3",
+        "helpdesk_http_requests_total{endpoint=\"UsuarioInterno/get\",status=\"401\"} 1",
+        "helpdesk_http_requests_total{endpoint=\"other\",status=\"404\"} 1",
+        "helpdesk_http_request_duration_seconds_count{endpoint=\"UsuarioInterno/get\"} 4",
+        "helpdesk_outbox_pending 0",
+        "helpdesk_db_pool_connections{state=\"max\"} 8",
+    ] {
+        assert!(text.contains(line), "missing {line} in:\n{text}");
+    }
+}
+
+crate::on_both_backends!(health_and_ready_answer_json, metrics_count_requests_and_report_the_backlog);
 
 /// Nothing listens on port 9 of loopback: the database is "down".
 const DEAD_MYSQL: &str = "mysql://root@127.0.0.1:9/helpdesk";

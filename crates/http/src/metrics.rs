@@ -1,0 +1,119 @@
+//! `/metrics` in Prometheus' text format: requests by endpoint and status, a
+//! latency histogram per endpoint, the outbox backlog and the database pool.
+//! Kept by hand (a few counters behind one mutex) rather than pulling in a
+//! metrics stack for five series.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use helpdesk_domain::model::Endpoint;
+
+/// Upper bounds of the latency buckets, in seconds.
+const BUCKETS: [f64; 11] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5];
+
+#[derive(Default)]
+struct Histogram {
+    counts: [u64; BUCKETS.len()],
+    count: u64,
+    sum: f64,
+}
+
+#[derive(Default)]
+struct Inner {
+    requests: BTreeMap<(&'static str, u16), u64>,
+    latency: BTreeMap<&'static str, Histogram>,
+}
+
+#[derive(Default)]
+pub struct Metrics {
+    inner: Mutex<Inner>,
+}
+
+/// The label of a path below `/api/`: a documented endpoint, or "other" (so
+/// that arbitrary 404 paths cannot grow the series without bound).
+pub fn endpoint_label(path: &str) -> &'static str {
+    Endpoint::from_path(path).map(Endpoint::path).unwrap_or("other")
+}
+
+impl Metrics {
+    pub fn observe(&self, endpoint: &'static str, status: u16, elapsed: Duration) {
+        let Ok(mut m) = self.inner.lock() else { return };
+        *m.requests.entry((endpoint, status)).or_default() += 1;
+        let h = m.latency.entry(endpoint).or_default();
+        let secs = elapsed.as_secs_f64();
+        for (i, bound) in BUCKETS.iter().enumerate() {
+            if secs <= *bound {
+                h.counts[i] += 1;
+            }
+        }
+        h.count += 1;
+        h.sum += secs;
+    }
+
+    /// The text exposition, with the gauges read at scrape time.
+    pub fn render(&self, outbox_pending: Option<i64>, pool: Option<(usize, usize)>) -> String {
+        let mut out = String::new();
+        let Ok(m) = self.inner.lock() else { return out };
+        out.push_str("# HELP helpdesk_http_requests_total API requests by endpoint and HTTP status.\n");
+        out.push_str("# TYPE helpdesk_http_requests_total counter\n");
+        for ((endpoint, status), n) in &m.requests {
+            let _ = writeln!(out, "helpdesk_http_requests_total{{endpoint=\"{endpoint}\",status=\"{status}\"}} {n}");
+        }
+        out.push_str("# HELP helpdesk_http_request_duration_seconds API request latency by endpoint.\n");
+        out.push_str("# TYPE helpdesk_http_request_duration_seconds histogram\n");
+        for (endpoint, h) in &m.latency {
+            for (i, bound) in BUCKETS.iter().enumerate() {
+                let _ = writeln!(
+                    out,
+                    "helpdesk_http_request_duration_seconds_bucket{{endpoint=\"{endpoint}\",le=\"{bound}\"}} {}",
+                    h.counts[i]
+                );
+            }
+            let _ = writeln!(
+                out,
+                "helpdesk_http_request_duration_seconds_bucket{{endpoint=\"{endpoint}\",le=\"+Inf\"}} {}",
+                h.count
+            );
+            let _ = writeln!(out, "helpdesk_http_request_duration_seconds_sum{{endpoint=\"{endpoint}\"}} {}", h.sum);
+            let _ =
+                writeln!(out, "helpdesk_http_request_duration_seconds_count{{endpoint=\"{endpoint}\"}} {}", h.count);
+        }
+        if let Some(pending) = outbox_pending {
+            out.push_str("# HELP helpdesk_outbox_pending Notices waiting for delivery.\n");
+            out.push_str("# TYPE helpdesk_outbox_pending gauge\n");
+            let _ = writeln!(out, "helpdesk_outbox_pending {pending}");
+        }
+        if let Some((in_use, max)) = pool {
+            out.push_str("# HELP helpdesk_db_pool_connections Database connections in use and the pool's maximum.\n");
+            out.push_str("# TYPE helpdesk_db_pool_connections gauge\n");
+            let _ = writeln!(out, "helpdesk_db_pool_connections{{state=\"in_use\"}} {in_use}");
+            let _ = writeln!(out, "helpdesk_db_pool_connections{{state=\"max\"}} {max}");
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_buckets_and_labels() {
+        let m = Metrics::default();
+        m.observe(endpoint_label("correo/save"), 200, Duration::from_millis(3));
+        m.observe(endpoint_label("correo/save"), 200, Duration::from_millis(30));
+        m.observe(endpoint_label("no/existe/123"), 404, Duration::from_millis(1));
+        let text = m.render(Some(7), Some((2, 8)));
+        assert!(text.contains("helpdesk_http_requests_total{endpoint=\"correo/save\",status=\"200\"} 2"), "{text}");
+        assert!(text.contains("helpdesk_http_requests_total{endpoint=\"other\",status=\"404\"} 1"));
+        assert!(
+            text.contains("helpdesk_http_request_duration_seconds_bucket{endpoint=\"correo/save\",le=\"0.005\"} 1")
+        );
+        assert!(text.contains("helpdesk_http_request_duration_seconds_bucket{endpoint=\"correo/save\",le=\"0.05\"} 2"));
+        assert!(text.contains("helpdesk_http_request_duration_seconds_count{endpoint=\"correo/save\"} 2"));
+        assert!(text.contains("helpdesk_outbox_pending 7"));
+        assert!(text.contains("helpdesk_db_pool_connections{state=\"max\"} 8"));
+    }
+}
