@@ -10,6 +10,7 @@ pub mod call;
 pub mod envelope;
 pub mod error;
 pub mod metrics;
+pub mod openapi;
 mod routes;
 pub mod validation;
 

@@ -81,3 +81,29 @@ async fn ready_is_503_while_the_database_is_down() {
     assert_eq!(status, 503, "{body}");
     assert_eq!(body["status"], "error");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_openapi_document_and_the_offline_docs_page() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let (status, doc) = json(app.client.get(format!("{}/openapi.json", app.address)).send().await.unwrap()).await;
+    assert_eq!(status, 200);
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"), "{}", doc["openapi"]);
+    let mut paths: Vec<String> = doc["paths"].as_object().unwrap().keys().cloned().collect();
+    paths.sort();
+    let mut expected: Vec<String> =
+        helpdesk_domain::model::Endpoint::ALL.iter().map(|e| format!("/api/{}", e.path())).collect();
+    expected.sort();
+    assert_eq!(paths, expected, "one path per documented endpoint");
+    assert!(doc["paths"]["/api/SSO/refreshUserToken"]["get"].is_object());
+    assert!(doc["paths"]["/api/correo/save"]["post"]["requestBody"].is_object());
+    assert!(doc["components"]["securitySchemes"]["consumer"].is_object());
+    // The page and its assets are served by us: no CDN.
+    let page = app.client.get(format!("{}/docs/", app.address)).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.unwrap();
+    assert!(html.contains("swagger-ui") && !html.contains("https://"), "offline page");
+    for asset in ["swagger-ui.css", "swagger-ui-bundle.js", "swagger-initializer.js"] {
+        let res = app.client.get(format!("{}/docs/{asset}", app.address)).send().await.unwrap();
+        assert_eq!(res.status(), 200, "{asset}");
+    }
+}
