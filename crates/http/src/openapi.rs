@@ -182,8 +182,19 @@ struct BotRequest {
     text: Option<String>,
 }
 
+/// `correo/save`'s errors (other than 401 and 422) keep its flat shape.
+#[derive(ToSchema)]
+#[schema(example = json!({"success": false, "message": "El cuerpo de la solicitud no es JSON válido."}))]
+struct MailSaveError {
+    success: bool,
+    message: String,
+}
+
 macro_rules! documented {
     ($fn:ident, $method:ident, $path:literal, $summary:literal, $body:ty, $ok:ty) => {
+        documented!($fn, $method, $path, $summary, $body, $ok, Envelope);
+    };
+    ($fn:ident, $method:ident, $path:literal, $summary:literal, $body:ty, $ok:ty, $err:ty) => {
         #[utoipa::path(
             $method,
             path = $path,
@@ -193,9 +204,9 @@ macro_rules! documented {
             responses(
                 (status = 200, description = "Success", body = $ok),
                 (status = 401, description = "Missing, unknown, wrong or disabled consumer", body = InvalidConsumer),
-                (status = 403, description = "Consumer not granted this endpoint", body = Envelope),
+                (status = 403, description = "Consumer not granted this endpoint", body = $err),
                 (status = 422, description = "Validation failed (Laravel's shape)", body = ValidationFailure),
-                (status = "4XX", description = "Other client errors: malformed JSON, wrong content type, too large", body = Envelope),
+                (status = "4XX", description = "Other client errors: malformed JSON, wrong content type, too large, throttled", body = $err),
             )
         )]
         fn $fn() {}
@@ -225,7 +236,8 @@ documented!(
     "/api/correo/save",
     "An incoming e-mail becomes a ticket (flat answer)",
     MailSaveRequest,
-    MailSaveAnswer
+    MailSaveAnswer,
+    MailSaveError
 );
 documented!(
     set_token,

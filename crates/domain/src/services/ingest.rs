@@ -265,6 +265,9 @@ impl<R: Store> IngestService<R> {
         participants.extend(mail.reply_to.as_deref().map(bare_address).filter(|a| a.contains('@')));
         participants.extend(mail.cc.as_deref().map(addresses).unwrap_or_default());
         participants.extend(assignee.as_ref().map(|a| a.email.to_lowercase()));
+        // An address longer than any real one (RFC 5321: 320) is noise in a
+        // Cc list, not a participant.
+        participants.retain(|p| p.chars().count() <= 320);
 
         let incoming = NewIncoming {
             target,
