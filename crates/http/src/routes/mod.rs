@@ -21,6 +21,11 @@ pub fn configure<A: Adapters>(cfg: &mut web::ServiceConfig) {
     cfg.route("/health", web::get().to(health::health))
         .route("/ready", web::get().to(health::ready::<A>))
         .route("/metrics", web::get().to(health::metrics::<A>))
+        .route(
+            "/docs",
+            web::get()
+                .to(|| async { HttpResponse::PermanentRedirect().insert_header(("Location", "/docs/")).finish() }),
+        )
         .service(utoipa_swagger_ui::SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", crate::openapi::document()))
         .service(
             web::scope("/api")

@@ -97,8 +97,8 @@ async fn the_openapi_document_and_the_offline_docs_page() {
     assert!(doc["paths"]["/api/SSO/refreshUserToken"]["get"].is_object());
     assert!(doc["paths"]["/api/correo/save"]["post"]["requestBody"].is_object());
     assert!(doc["components"]["securitySchemes"]["consumer"].is_object());
-    // The page and its assets are served by us: no CDN.
-    let page = app.client.get(format!("{}/docs/", app.address)).send().await.unwrap();
+    // The page and its assets are served by us: no CDN. `/docs` leads there.
+    let page = app.client.get(format!("{}/docs", app.address)).send().await.unwrap();
     assert_eq!(page.status(), 200);
     let html = page.text().await.unwrap();
     assert!(html.contains("swagger-ui") && !html.contains("https://"), "offline page");
