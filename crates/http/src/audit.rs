@@ -51,13 +51,19 @@ impl AuditCtx {
     }
 }
 
-/// The request body, read once by the middleware.
+/// The request body, read (and, when it is JSON, parsed) once by the
+/// middleware; the handler takes it.
 #[derive(Clone, Debug, Default)]
-pub struct RawBody(pub Bytes);
+pub struct RawBody {
+    pub bytes: Bytes,
+    /// The body as JSON when it parsed as such.
+    pub json: Option<Value>,
+}
 
 impl RawBody {
-    pub fn of(req: &HttpRequest) -> RawBody {
-        req.extensions().get::<RawBody>().cloned().unwrap_or_default()
+    /// Takes the body out of the request (handlers read it once).
+    pub fn take(req: &HttpRequest) -> RawBody {
+        req.extensions_mut().remove::<RawBody>().unwrap_or_default()
     }
 }
 
@@ -79,6 +85,9 @@ pub(crate) async fn audit_middleware<A: Adapters>(
     let endpoint = req.path().strip_prefix("/api/").unwrap_or(req.path()).to_string();
     let audited_path = endpoint.clone();
     let parsed = body.as_ref().ok().and_then(|b| parse_for_audit(&req, b));
+    // The handler gets the JSON parsed here; forms are read again (cheap).
+    let is_form = req.content_type().eq_ignore_ascii_case("application/x-www-form-urlencoded");
+    let json_for_handler = if is_form { None } else { parsed.clone() };
     let parent_id = parent_id(parsed.as_ref(), req.query_string());
     let consumer_name = req
         .headers()
@@ -114,7 +123,7 @@ pub(crate) async fn audit_middleware<A: Adapters>(
         }
         (Some(_), Err(e)) => Ok(req.into_response(error_response(&e, crate::envelope::bitacora_value(None, id)))),
         (Some(_), Ok(bytes)) => {
-            req.extensions_mut().insert(RawBody(bytes));
+            req.extensions_mut().insert(RawBody { bytes, json: json_for_handler });
             next.call(req).await.map(ServiceResponse::map_into_boxed_body)
         }
     };

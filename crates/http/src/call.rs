@@ -23,7 +23,8 @@ pub enum Accept {
 
 /// Reads the input bag as Laravel's `$request->all()` does: the query
 /// string, overlaid by the body's fields.
-pub fn input(req: &HttpRequest, body: &[u8], accept: Accept) -> Result<Map<String, Value>, ApiError> {
+pub fn input(req: &HttpRequest, raw: RawBody, accept: Accept) -> Result<Map<String, Value>, ApiError> {
+    let body: &[u8] = &raw.bytes;
     let mut bag: Map<String, Value> = url::form_urlencoded::parse(req.query_string().as_bytes())
         .map(|(k, v)| (k.into_owned(), Value::String(v.into_owned())))
         .collect();
@@ -33,7 +34,11 @@ pub fn input(req: &HttpRequest, body: &[u8], accept: Accept) -> Result<Map<Strin
     let ct = req.content_type().to_ascii_lowercase();
     let is_json = ct == "application/json" || (ct.starts_with("application/") && ct.ends_with("+json"));
     let from_body = if is_json || ct.is_empty() {
-        let v: Value = serde_json::from_slice(body).map_err(|e| {
+        let parsed = match raw.json {
+            Some(v) => Ok(v),
+            None => serde_json::from_slice(body),
+        };
+        let v: Value = parsed.map_err(|e| {
             if ct.is_empty() {
                 ApiError::UnsupportedMediaType(
                     "Falta el encabezado Content-Type y el cuerpo no es JSON; envíe application/json.".into(),
@@ -97,8 +102,7 @@ where
             });
         let consumer = consumer?;
         ctx.set_consumer(consumer.id);
-        let body = RawBody::of(req);
-        let bag = input(req, &body.0, accept)?;
+        let bag = input(req, RawBody::take(req), accept)?;
         f(consumer, bag).await
     }
     .await;
@@ -116,8 +120,7 @@ where
 {
     let ctx = AuditCtx::of(req);
     let result = async {
-        let body = RawBody::of(req);
-        let bag = input(req, &body.0, accept)?;
+        let bag = input(req, RawBody::take(req), accept)?;
         f(bag).await
     }
     .await;
