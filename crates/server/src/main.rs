@@ -47,7 +47,22 @@ enum Command {
     MailAccount(MailAccountCmd),
 }
 
+/// glibc raises its mmap threshold after each large free, after which
+/// Argon2's 19 MiB blocks come from the per-thread heaps and stay resident
+/// (four 58 MiB heaps were measured). A fixed threshold keeps large blocks
+/// mmap'd, so they go back to the system when freed: peak RSS fell from
+/// ~320 MiB to ~65 MiB under the benchmark's load, at no measurable cost.
+fn bound_allocator_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets an allocator parameter; it is called before
+    // any other thread exists.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 1024 * 1024);
+    }
+}
+
 fn main() -> ExitCode {
+    bound_allocator_memory();
     let cli = Cli::parse();
     let settings = match Settings::load(cli.config.as_deref()).and_then(|s| s.validate().map(|()| s)) {
         Ok(s) => s,
