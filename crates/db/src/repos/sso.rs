@@ -13,6 +13,19 @@ use crate::models::*;
 use crate::schema::*;
 use crate::{Db, db_run, db_transaction};
 
+/// The statement revoking every live token of a user (a macro: it is built
+/// for whichever backend runs it).
+macro_rules! revoke_live_sessions {
+    ($user_id:expr, $now:expr) => {
+        diesel::update(
+            sesion_usuario::table
+                .filter(sesion_usuario::fk_id_usuario.eq($user_id))
+                .filter(sesion_usuario::revoked_at.is_null()),
+        )
+        .set(sesion_usuario::revoked_at.eq($now))
+    };
+}
+
 impl SessionRepository for Db {
     async fn create_session(&self, session: UserSession) -> RepoResult<()> {
         let row = SessionRow::from(session);
@@ -55,15 +68,7 @@ impl SessionRepository for Db {
     }
 
     async fn revoke_user_sessions(&self, user_id: i64, now: Timestamp) -> RepoResult<u64> {
-        let n = db_run!(self, |conn| diesel::update(
-            sesion_usuario::table
-                .filter(sesion_usuario::fk_id_usuario.eq(user_id))
-                .filter(sesion_usuario::revoked_at.is_null()),
-        )
-        .set(sesion_usuario::revoked_at.eq(now))
-        .execute(conn)
-        .await
-        .or_repo()?);
+        let n = db_run!(self, |conn| revoke_live_sessions!(user_id, now).execute(conn).await.or_repo()?);
         Ok(n as u64)
     }
 }
@@ -126,14 +131,7 @@ impl PasswordResetRepository for Db {
                 .set(usuario::password_hash.eq(new_password_hash))
                 .execute(conn)
                 .await?;
-            diesel::update(
-                sesion_usuario::table
-                    .filter(sesion_usuario::fk_id_usuario.eq(user_id))
-                    .filter(sesion_usuario::revoked_at.is_null()),
-            )
-            .set(sesion_usuario::revoked_at.eq(now))
-            .execute(conn)
-            .await?;
+            revoke_live_sessions!(user_id, now).execute(conn).await?;
             Ok(())
         })
     }
