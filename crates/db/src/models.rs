@@ -554,3 +554,50 @@ impl TryFrom<NoticeRow> for Notice {
         })
     }
 }
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = correo_cuarentena, check_for_backend(diesel::sqlite::Sqlite, diesel::mysql::Mysql))]
+pub struct QuarantineRow {
+    pub id_cuarentena: i64,
+    pub fk_id_cuenta_correo: i64,
+    pub mailbox: String,
+    pub uid_validity: i64,
+    pub uid: i64,
+    pub tamano: i64,
+    pub motivo: String,
+    pub detalle: String,
+    pub ruta_original: Option<String>,
+    pub intentos: i64,
+    pub fk_id_ticket: Option<i64>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+/// A UID or UIDVALIDITY: 32 bits unsigned on the wire, BIGINT in the tables.
+pub fn uid32(v: i64) -> Result<u32, RepoError> {
+    u32::try_from(v).map_err(|_| RepoError::Unexpected(format!("UID {v} out of range in the database")))
+}
+
+impl TryFrom<QuarantineRow> for QuarantinedMail {
+    type Error = RepoError;
+    fn try_from(r: QuarantineRow) -> Result<Self, RepoError> {
+        Ok(QuarantinedMail {
+            id: r.id_cuarentena,
+            location: MailLocation {
+                account_id: r.fk_id_cuenta_correo,
+                mailbox: r.mailbox,
+                uid_validity: uid32(r.uid_validity)?,
+                uid: uid32(r.uid)?,
+            },
+            size: r.tamano,
+            reason: QuarantineReason::parse(&r.motivo)
+                .ok_or_else(|| RepoError::Unexpected(format!("unknown motivo {:?} in the database", r.motivo)))?,
+            detail: r.detalle,
+            raw_route: r.ruta_original,
+            attempts: r.intentos,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+            ticket_id: r.fk_id_ticket,
+        })
+    }
+}

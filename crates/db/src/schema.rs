@@ -250,6 +250,34 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    correo_lectura (fk_id_cuenta_correo, mailbox) {
+        fk_id_cuenta_correo -> BigInt,
+        mailbox -> Text,
+        uid_validity -> BigInt,
+        ultimo_uid -> BigInt,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    correo_cuarentena (id_cuarentena) {
+        id_cuarentena -> BigInt,
+        fk_id_cuenta_correo -> BigInt,
+        mailbox -> Text,
+        uid_validity -> BigInt,
+        uid -> BigInt,
+        tamano -> BigInt,
+        motivo -> Text,
+        detalle -> Text,
+        ruta_original -> Nullable<Text>,
+        intentos -> BigInt,
+        fk_id_ticket -> Nullable<BigInt>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(usuario -> departamento (fk_id_departamento));
 diesel::joinable!(sesion_usuario -> usuario (fk_id_usuario));
 diesel::joinable!(password_reset -> usuario (fk_id_usuario));
@@ -259,6 +287,8 @@ diesel::joinable!(consumidor_permiso -> consumidor_api (fk_id_consumidor));
 diesel::joinable!(cuenta_correo -> departamento (departamento));
 
 diesel::allow_tables_to_appear_in_same_query!(
+    correo_lectura,
+    correo_cuarentena,
     producto,
     departamento,
     rol,

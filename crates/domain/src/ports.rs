@@ -301,6 +301,38 @@ pub trait OutboxRepository: Send + Sync + 'static {
     fn pending_notices(&self) -> impl Future<Output = RepoResult<i64>> + Send;
 }
 
+/// The mail-reading channel's checkpoints (`correo_lectura`) and quarantine
+/// (`correo_cuarentena`).
+#[cfg_attr(any(test, feature = "testing"), mockall::automock)]
+pub trait ReaderStateRepository: Send + Sync + 'static {
+    /// `None` until a checkpoint is saved for this account and mailbox.
+    fn checkpoint(&self, account_id: i64, mailbox: &str)
+    -> impl Future<Output = RepoResult<Option<Checkpoint>>> + Send;
+    /// Replaces the checkpoint of this account and mailbox.
+    fn save_checkpoint(
+        &self,
+        account_id: i64,
+        mailbox: &str,
+        checkpoint: Checkpoint,
+        now: Timestamp,
+    ) -> impl Future<Output = RepoResult<()>> + Send;
+    /// MUST be idempotent per location (account, mailbox, UIDVALIDITY, UID):
+    /// quarantining the same mail again returns the first entry unchanged.
+    fn quarantine(&self, new: NewQuarantined) -> impl Future<Output = RepoResult<QuarantinedMail>> + Send;
+    /// Entries ordered by id; resolved ones only when asked.
+    fn quarantined(&self, include_resolved: bool) -> impl Future<Output = RepoResult<Vec<QuarantinedMail>>> + Send;
+    fn find_quarantined(&self, id: i64) -> impl Future<Output = RepoResult<Option<QuarantinedMail>>> + Send;
+    /// Records a retry: its outcome (`ticket_id` when it became a ticket,
+    /// else the new reason and detail) and one more attempt. MUST return
+    /// `NotFound` for an unknown id.
+    fn record_retry(
+        &self,
+        id: i64,
+        outcome: Result<i64, (QuarantineReason, String)>,
+        now: Timestamp,
+    ) -> impl Future<Output = RepoResult<QuarantinedMail>> + Send;
+}
+
 /// Every repository port at once: what a complete store adapter provides.
 pub trait Store:
     ProductRepository
@@ -315,6 +347,7 @@ pub trait Store:
     + IntegratedSystemRepository
     + TicketRepository
     + OutboxRepository
+    + ReaderStateRepository
     + StoreHealth
 {
 }
@@ -332,6 +365,7 @@ impl<T> Store for T where
         + IntegratedSystemRepository
         + TicketRepository
         + OutboxRepository
+        + ReaderStateRepository
         + StoreHealth
 {
 }
@@ -414,4 +448,101 @@ impl Clock for SystemClock {
         use chrono::{SubsecRound, Utc};
         Utc::now().naive_utc().trunc_subsecs(6)
     }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    /// Connection, login or protocol failure: this account's run stops and
+    /// the next run starts over from the checkpoint.
+    #[error("mailbox server: {0}")]
+    Server(String),
+    /// The account cannot be read as configured (bad port, plaintext refused).
+    #[error("mail account configuration: {0}")]
+    Config(String),
+}
+
+/// A mail listed in a mailbox: its UID and size in octets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ListedMail {
+    pub uid: u32,
+    pub size: u64,
+}
+
+/// One mailbox opened for reading.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenedMailbox {
+    pub uid_validity: u32,
+    /// Mail with a UID above the one asked for, by ascending UID.
+    pub mail: Vec<ListedMail>,
+}
+
+/// The mail server of an account (IMAP in production).
+pub trait MailboxSource: Send + Sync + 'static {
+    type Session: MailboxSession;
+    fn connect(
+        &self,
+        account: &MailAccount,
+        password: &str,
+    ) -> impl Future<Output = Result<Self::Session, SourceError>> + Send;
+}
+
+/// A logged-in connection to one account.
+pub trait MailboxSession: Send {
+    /// Selects `mailbox` and lists its mail with a UID above `after_uid`.
+    fn open(
+        &mut self,
+        mailbox: &str,
+        after_uid: u32,
+    ) -> impl Future<Output = Result<OpenedMailbox, SourceError>> + Send;
+    /// The raw RFC 5322 message with this UID in the open mailbox (`None`:
+    /// it is gone).
+    fn fetch(&mut self, uid: u32) -> impl Future<Output = Result<Option<Vec<u8>>, SourceError>> + Send;
+    /// Flags the message as seen; called only once its ticket is committed.
+    fn mark_seen(&mut self, uid: u32) -> impl Future<Output = Result<(), SourceError>> + Send;
+    fn logout(self) -> impl Future<Output = ()> + Send;
+}
+
+/// A part of a mail that is kept as a file (attachment or inline image).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DecodedAttachment {
+    pub name: String,
+    pub mime_type: String,
+    pub content: Vec<u8>,
+}
+
+/// A raw message decoded: the mail as `correo/save` takes it, attachments
+/// still in memory (their routes are empty until stored).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DecodedMail {
+    pub mail: crate::services::IncomingMail,
+    pub attachments: Vec<DecodedAttachment>,
+    /// `false`: the mail had no usable date and `mail.date` is a placeholder.
+    pub dated: bool,
+}
+
+/// Decodes RFC 5322 (no I/O). The error says why the message is unusable.
+pub trait MessageDecoder: Send + Sync + 'static {
+    fn decode(&self, raw: &[u8]) -> Result<DecodedMail, String>;
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("channel storage: {0}")]
+pub struct StorageError(pub String);
+
+/// The reading channel's storage directory: attachment files and the raw
+/// copies of quarantined mail. Routes are relative to it.
+pub trait FileStore: Send + Sync + 'static {
+    /// Stores an attachment; the same content and name MUST give the same
+    /// route (a re-read mail overwrites nothing and adds no file).
+    fn put_attachment(
+        &self,
+        name: &str,
+        content: &[u8],
+    ) -> std::pin::Pin<Box<dyn Future<Output = Result<String, StorageError>> + Send + '_>>;
+    fn put_raw(
+        &self,
+        location: &MailLocation,
+        raw: &[u8],
+    ) -> std::pin::Pin<Box<dyn Future<Output = Result<String, StorageError>> + Send + '_>>;
+    fn get(&self, route: &str) -> std::pin::Pin<Box<dyn Future<Output = Result<Vec<u8>, StorageError>> + Send + '_>>;
 }

@@ -6,5 +6,6 @@ mod consumers;
 mod directory;
 mod mail_accounts;
 mod outbox;
+mod reader;
 mod sso;
 mod tickets;

@@ -5,6 +5,7 @@ mod audit;
 mod consumer;
 mod directory;
 mod mail;
+mod reader;
 mod sso;
 mod ticket;
 
@@ -12,6 +13,7 @@ pub use audit::*;
 pub use consumer::*;
 pub use directory::*;
 pub use mail::*;
+pub use reader::*;
 pub use sso::*;
 pub use ticket::*;
 

@@ -10,6 +10,7 @@ mod directory;
 mod ingest;
 mod mail_accounts;
 mod outbox;
+mod reader;
 mod sso;
 
 pub use access::*;
@@ -21,4 +22,5 @@ pub use directory::*;
 pub use ingest::*;
 pub use mail_accounts::*;
 pub use outbox::*;
+pub use reader::*;
 pub use sso::*;

@@ -922,3 +922,77 @@ pub async fn concurrent_claims_lease_each_notice_once<S: Store>(s: Arc<S>) {
     assert_eq!(unique.len(), seen.len(), "a notice went to two claimers: {seen:?}");
     assert_eq!(unique.len(), 16, "every notice claimed");
 }
+
+pub async fn reader_checkpoints_and_an_idempotent_quarantine<S: Store>(s: Arc<S>) {
+    let d = s.create_department(NewDepartment { name: "Soporte".into(), synology_channel: None }).await.unwrap();
+    let account = s
+        .create_mail_account(NewMailAccount {
+            host: "imap.example.test".into(),
+            user: "soporte@example.test".into(),
+            sealed_password: vec![1, 2, 3],
+            port: "993".into(),
+            mailboxes: vec!["INBOX".into(), "Soporte/Entrada".into()],
+            department_id: d.id,
+            status: Status::Active,
+            send_acknowledgement: true,
+        })
+        .await
+        .unwrap();
+    assert_eq!(s.checkpoint(account.id, "INBOX").await.unwrap(), None);
+    let first = Checkpoint { uid_validity: 4_000_000_000, last_uid: 7 };
+    s.save_checkpoint(account.id, "INBOX", first, at(9, 0, 0)).await.unwrap();
+    let moved = Checkpoint { uid_validity: 4_000_000_000, last_uid: 4_294_967_295 };
+    s.save_checkpoint(account.id, "Soporte/Entrada", moved, at(9, 0, 0)).await.unwrap();
+    assert_eq!(s.checkpoint(account.id, "INBOX").await.unwrap(), Some(first));
+    assert_eq!(s.checkpoint(account.id, "inbox").await.unwrap(), None, "mailbox names are case-sensitive");
+    let renumbered = Checkpoint { uid_validity: 12, last_uid: 1 };
+    s.save_checkpoint(account.id, "INBOX", renumbered, at(9, 1, 0)).await.unwrap();
+    assert_eq!(s.checkpoint(account.id, "INBOX").await.unwrap(), Some(renumbered));
+    assert_eq!(s.checkpoint(account.id, "Soporte/Entrada").await.unwrap(), Some(moved));
+
+    let location =
+        MailLocation { account_id: account.id, mailbox: "INBOX".into(), uid_validity: 4_000_000_000, uid: 9 };
+    let new = NewQuarantined {
+        location: location.clone(),
+        size: 30_000_000,
+        reason: QuarantineReason::TooLarge,
+        detail: "30000000 octets".into(),
+        raw_route: None,
+        now: at(9, 2, 0),
+    };
+    let q = s.quarantine(new.clone()).await.unwrap();
+    assert!(q.id > 0);
+    assert_eq!(
+        (&q.location, q.size, q.reason, q.detail.as_str(), &q.raw_route, q.attempts, q.created_at, q.ticket_id),
+        (&location, 30_000_000, QuarantineReason::TooLarge, "30000000 octets", &None, 0, at(9, 2, 0), None)
+    );
+    let again = NewQuarantined { reason: QuarantineReason::Rejected, now: at(9, 3, 0), ..new.clone() };
+    assert_eq!(s.quarantine(again).await.unwrap(), q, "the same location is quarantined once");
+    let other = NewQuarantined {
+        location: MailLocation { uid: 10, ..location.clone() },
+        reason: QuarantineReason::Unparsable,
+        raw_route: Some("cuarentena/x.eml".into()),
+        ..new
+    };
+    let r = s.quarantine(other).await.unwrap();
+    assert_ne!(r.id, q.id);
+    assert_eq!(r.raw_route.as_deref(), Some("cuarentena/x.eml"));
+    assert_eq!(s.quarantined(false).await.unwrap(), vec![q.clone(), r.clone()]);
+    assert_eq!(s.find_quarantined(r.id).await.unwrap(), Some(r.clone()));
+    assert_eq!(s.find_quarantined(r.id + 1000).await.unwrap(), None);
+
+    let failed =
+        s.record_retry(q.id, Err((QuarantineReason::Rejected, "no department".into())), at(9, 4, 0)).await.unwrap();
+    assert_eq!(
+        (failed.attempts, failed.reason, failed.detail.as_str()),
+        (1, QuarantineReason::Rejected, "no department")
+    );
+    assert_eq!((failed.created_at, failed.updated_at, failed.ticket_id), (at(9, 2, 0), at(9, 4, 0), None));
+    let t = s.store_incoming(new_incoming(d.id, None, "m-retry", "r@example.test")).await.unwrap();
+    let resolved = s.record_retry(q.id, Ok(t.ticket_id), at(9, 5, 0)).await.unwrap();
+    assert_eq!((resolved.attempts, resolved.ticket_id), (2, Some(t.ticket_id)));
+    assert!(resolved.is_resolved());
+    assert_eq!(s.quarantined(false).await.unwrap(), vec![r.clone()]);
+    assert_eq!(s.quarantined(true).await.unwrap(), vec![resolved, r]);
+    assert!(matches!(s.record_retry(q.id + 1000, Ok(t.ticket_id), at(9, 6, 0)).await, Err(RepoError::NotFound)));
+}

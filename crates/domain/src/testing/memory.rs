@@ -32,6 +32,8 @@ struct Inner {
     last_assigned: BTreeMap<i64, Timestamp>,
     notices: BTreeMap<i64, Notice>,
     attempts: Vec<(i64, Timestamp, bool)>,
+    checkpoints: BTreeMap<(i64, String), Checkpoint>,
+    quarantine: BTreeMap<i64, QuarantinedMail>,
 }
 
 impl Inner {
@@ -805,6 +807,62 @@ impl OutboxRepository for InMemoryStore {
     }
     async fn pending_notices(&self) -> RepoResult<i64> {
         self.with(|i| Ok(i.notices.values().filter(|n| n.status == NoticeStatus::Pending).count() as i64))
+    }
+}
+
+impl ReaderStateRepository for InMemoryStore {
+    async fn checkpoint(&self, account_id: i64, mailbox: &str) -> RepoResult<Option<Checkpoint>> {
+        self.with(|i| Ok(i.checkpoints.get(&(account_id, mailbox.to_string())).copied()))
+    }
+    async fn save_checkpoint(&self, account_id: i64, mailbox: &str, c: Checkpoint, _now: Timestamp) -> RepoResult<()> {
+        self.with(|i| {
+            i.checkpoints.insert((account_id, mailbox.to_string()), c);
+            Ok(())
+        })
+    }
+    async fn quarantine(&self, new: NewQuarantined) -> RepoResult<QuarantinedMail> {
+        self.with(|i| {
+            if let Some(q) = i.quarantine.values().find(|q| q.location == new.location) {
+                return Ok(q.clone());
+            }
+            let q = QuarantinedMail {
+                id: i.id(),
+                location: new.location,
+                size: new.size,
+                reason: new.reason,
+                detail: new.detail,
+                raw_route: new.raw_route,
+                attempts: 0,
+                created_at: new.now,
+                updated_at: new.now,
+                ticket_id: None,
+            };
+            i.quarantine.insert(q.id, q.clone());
+            Ok(q)
+        })
+    }
+    async fn quarantined(&self, include_resolved: bool) -> RepoResult<Vec<QuarantinedMail>> {
+        self.with(|i| Ok(i.quarantine.values().filter(|q| include_resolved || !q.is_resolved()).cloned().collect()))
+    }
+    async fn find_quarantined(&self, id: i64) -> RepoResult<Option<QuarantinedMail>> {
+        self.with(|i| Ok(i.quarantine.get(&id).cloned()))
+    }
+    async fn record_retry(
+        &self,
+        id: i64,
+        outcome: Result<i64, (QuarantineReason, String)>,
+        now: Timestamp,
+    ) -> RepoResult<QuarantinedMail> {
+        self.with(|i| {
+            let q = i.quarantine.get_mut(&id).ok_or_else(|| RepoError::NotFound)?;
+            q.attempts += 1;
+            q.updated_at = now;
+            match outcome {
+                Ok(ticket_id) => q.ticket_id = Some(ticket_id),
+                Err((reason, detail)) => (q.reason, q.detail) = (reason, detail),
+            }
+            Ok(q.clone())
+        })
     }
 }
 

@@ -75,7 +75,8 @@ macro_rules! repository_contract_tests {
             concurrent_duplicates_store_once,
             operator_loads_count_open_tickets,
             outbox_leases_attempts_and_outcomes,
-            concurrent_claims_lease_each_notice_once
+            concurrent_claims_lease_each_notice_once,
+            reader_checkpoints_and_an_idempotent_quarantine
         );
     };
 }

@@ -1,0 +1,2 @@
+DROP TABLE correo_cuarentena;
+DROP TABLE correo_lectura;
