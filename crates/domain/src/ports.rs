@@ -472,6 +472,9 @@ pub struct ListedMail {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OpenedMailbox {
     pub uid_validity: u32,
+    /// The UID the next mail will get: every mail below it was in the
+    /// mailbox when it was opened.
+    pub uid_next: u32,
     /// Mail with a UID above the one asked for, by ascending UID.
     pub mail: Vec<ListedMail>,
 }
@@ -488,11 +491,13 @@ pub trait MailboxSource: Send + Sync + 'static {
 
 /// A logged-in connection to one account.
 pub trait MailboxSession: Send {
-    /// Selects `mailbox` and lists its mail with a UID above `after_uid`.
+    /// Selects `mailbox` and lists its mail with a UID above `after_uid`
+    /// (only the unseen ones when `unseen_only`).
     fn open(
         &mut self,
         mailbox: &str,
         after_uid: u32,
+        unseen_only: bool,
     ) -> impl Future<Output = Result<OpenedMailbox, SourceError>> + Send;
     /// The raw RFC 5322 message with this UID in the open mailbox (`None`:
     /// it is gone).
@@ -529,20 +534,14 @@ pub trait MessageDecoder: Send + Sync + 'static {
 #[error("channel storage: {0}")]
 pub struct StorageError(pub String);
 
+pub type FileFuture<'a, T> = std::pin::Pin<Box<dyn Future<Output = Result<T, StorageError>> + Send + 'a>>;
+
 /// The reading channel's storage directory: attachment files and the raw
-/// copies of quarantined mail. Routes are relative to it.
+/// copies of quarantined mail. Routes are relative to it. Object-safe.
 pub trait FileStore: Send + Sync + 'static {
     /// Stores an attachment; the same content and name MUST give the same
     /// route (a re-read mail overwrites nothing and adds no file).
-    fn put_attachment(
-        &self,
-        name: &str,
-        content: &[u8],
-    ) -> std::pin::Pin<Box<dyn Future<Output = Result<String, StorageError>> + Send + '_>>;
-    fn put_raw(
-        &self,
-        location: &MailLocation,
-        raw: &[u8],
-    ) -> std::pin::Pin<Box<dyn Future<Output = Result<String, StorageError>> + Send + '_>>;
-    fn get(&self, route: &str) -> std::pin::Pin<Box<dyn Future<Output = Result<Vec<u8>, StorageError>> + Send + '_>>;
+    fn put_attachment<'a>(&'a self, name: &'a str, content: &'a [u8]) -> FileFuture<'a, String>;
+    fn put_raw<'a>(&'a self, location: &'a MailLocation, raw: &'a [u8]) -> FileFuture<'a, String>;
+    fn get<'a>(&'a self, route: &'a str) -> FileFuture<'a, Vec<u8>>;
 }

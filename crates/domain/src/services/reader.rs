@@ -186,12 +186,18 @@ impl<R: Store, S: MailboxSource> ReaderService<R, S> {
         session: &mut S::Session,
         counts: &mut ReadCounts,
     ) -> Result<(), ReadError> {
+        // The first read of a mailbox takes its unseen mail only (what was
+        // read before the helpdesk was connected is history, not new
+        // tickets); later reads take everything above the checkpoint.
         let checkpoint = self.repo.checkpoint(account.id, mailbox).await?;
-        let mut opened = session.open(mailbox, checkpoint.map_or(0, |c| c.last_uid)).await?;
+        let mut opened = match checkpoint {
+            Some(c) => session.open(mailbox, c.last_uid, false).await?,
+            None => session.open(mailbox, 0, true).await?,
+        };
         if checkpoint.is_some_and(|c| c.uid_validity != opened.uid_validity) {
-            // The server renumbered the mailbox: read it all again; what was
-            // imported before is recognised as a duplicate.
-            opened = session.open(mailbox, 0).await?;
+            // The server renumbered the mailbox: read its unseen mail again;
+            // what was imported before is recognised as a duplicate.
+            opened = session.open(mailbox, 0, true).await?;
         }
         let total = opened.mail.len() as u64;
         counts.listed += total;
@@ -223,6 +229,13 @@ impl<R: Store, S: MailboxSource> ReaderService<R, S> {
                     return Err(e);
                 }
             }
+        }
+        // Everything below `uid_next` was listed (or, on a first read, was
+        // seen mail left alone): the next read starts above it.
+        let end = Checkpoint { uid_validity: opened.uid_validity, last_uid: opened.uid_next.saturating_sub(1) };
+        let last = opened.mail.last().map_or(0, |m| m.uid);
+        if end.last_uid > last && checkpoint.is_none_or(|c| c.uid_validity != end.uid_validity || c.last_uid < end.last_uid) {
+            self.repo.save_checkpoint(account.id, mailbox, end, self.clock.now()).await?;
         }
         Ok(())
     }
@@ -334,7 +347,7 @@ impl<R: Store, S: MailboxSource> ReaderService<R, S> {
     }
 
     async fn fetch_again(&self, session: &mut S::Session, at: &MailLocation) -> Result<Vec<u8>, ReadError> {
-        let opened = session.open(&at.mailbox, at.uid.saturating_sub(1)).await?;
+        let opened = session.open(&at.mailbox, at.uid.saturating_sub(1), false).await?;
         if opened.uid_validity != at.uid_validity {
             return Err(ReadError::Unavailable(format!(
                 "mailbox {} was renumbered (UIDVALIDITY {} is now {}); the mail cannot be found again",

@@ -1,0 +1,137 @@
+//! A real IMAP server on loopback for tests: Debian's Dovecot
+//! (`dovecot-imapd`), started in a temporary directory with its own
+//! configuration, users from a passwd file, Maildir storage, no TLS.
+
+use std::net::TcpListener;
+use std::os::unix::fs::MetadataExt;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use futures_util::TryStreamExt;
+use tokio::net::TcpStream;
+
+const DOVECOT: &str = "/usr/sbin/dovecot";
+
+/// A Dovecot process serving IMAP on 127.0.0.1; killed on drop.
+pub struct Dovecot {
+    child: Child,
+    dir: PathBuf,
+    pub port: u16,
+}
+
+impl Dovecot {
+    /// Starts Dovecot with these `(user, password)` accounts. Panics with
+    /// what to install when Dovecot is absent.
+    pub fn start(users: &[(&str, &str)]) -> Dovecot {
+        assert!(
+            std::path::Path::new(DOVECOT).exists(),
+            "{DOVECOT} not found: install Debian's dovecot-imapd (.ci/run does) to run the IMAP tests"
+        );
+        let dir = std::env::temp_dir().join(format!("helpdesk-dovecot-{}", helpdesk_domain::crypto::random_token(10)));
+        let home = dir.join("home");
+        std::fs::create_dir_all(&home).expect("dovecot dir");
+        // Mail is stored as an unprivileged user when the tests run as root.
+        let owner = std::fs::metadata(&dir).expect("dovecot dir").uid();
+        let (uid, gid) = if owner == 0 { (65534, 65534) } else { (owner, std::fs::metadata(&dir).unwrap().gid()) };
+        let mut passwd = String::new();
+        for (user, password) in users {
+            passwd.push_str(&format!("{user}:{{PLAIN}}{password}\n"));
+            let h = home.join(user);
+            std::fs::create_dir_all(&h).expect("home");
+            std::os::unix::fs::chown(&h, Some(uid), Some(gid)).expect("chown home");
+        }
+        std::fs::write(dir.join("passwd"), passwd).expect("passwd");
+        let port = free_port();
+        let d = dir.display();
+        let conf = format!(
+            "base_dir = {d}/run\nstate_dir = {d}/state\nprotocols = imap\nlisten = 127.0.0.1\nssl = no\n\
+             disable_plaintext_auth = no\nauth_mechanisms = plain login\nlog_path = {d}/dovecot.log\n\
+             mail_location = maildir:~/Maildir\nfirst_valid_uid = 1\n\
+             passdb {{\n  driver = passwd-file\n  args = scheme=PLAIN username_format=%u {d}/passwd\n}}\n\
+             userdb {{\n  driver = static\n  args = uid={uid} gid={gid} home={d}/home/%u\n}}\n\
+             service imap-login {{\n  inet_listener imap {{\n    address = 127.0.0.1\n    port = {port}\n  }}\n\
+             inet_listener imaps {{\n    port = 0\n  }}\n  chroot =\n}}\nservice anvil {{\n  chroot =\n}}\n"
+        );
+        std::fs::write(dir.join("dovecot.conf"), conf).expect("dovecot.conf");
+        let child = Command::new(DOVECOT)
+            .arg("-F")
+            .arg("-c")
+            .arg(dir.join("dovecot.conf"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn dovecot");
+        let server = Dovecot { child, dir, port };
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "dovecot did not listen on {port}: {}", server.log());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        server
+    }
+
+    /// Dovecot's log, for failure messages.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("dovecot.log")).unwrap_or_default()
+    }
+
+    async fn session(&self, user: &str, password: &str) -> async_imap::Session<TcpStream> {
+        let tcp = TcpStream::connect(("127.0.0.1", self.port)).await.expect("connect to dovecot");
+        let mut client = async_imap::Client::new(tcp);
+        client.read_response().await.expect("greeting").expect("greeting");
+        client.login(user, password).await.map_err(|(e, _)| e).expect("login to dovecot")
+    }
+
+    pub async fn create_mailbox(&self, user: &str, password: &str, mailbox: &str) {
+        let mut s = self.session(user, password).await;
+        s.create(mailbox).await.expect("CREATE");
+        s.logout().await.expect("LOGOUT");
+    }
+
+    /// Appends a raw message; `seen` sets its `\Seen` flag.
+    pub async fn append(&self, user: &str, password: &str, mailbox: &str, raw: &[u8], seen: bool) {
+        let mut s = self.session(user, password).await;
+        s.append(mailbox, seen.then_some("(\\Seen)"), None, raw).await.expect("APPEND");
+        s.logout().await.expect("LOGOUT");
+    }
+
+    /// `(uid, seen)` of every message in a mailbox, and its UIDVALIDITY.
+    pub async fn flags(&self, user: &str, password: &str, mailbox: &str) -> (u32, Vec<(u32, bool)>) {
+        let mut s = self.session(user, password).await;
+        let m = s.select(mailbox).await.expect("SELECT");
+        let mut out = Vec::new();
+        if m.exists > 0 {
+            let fetches: Vec<_> =
+                s.uid_fetch("1:*", "(UID FLAGS)").await.expect("FETCH").try_collect().await.expect("FETCH");
+            for f in &fetches {
+                let seen = f.flags().any(|fl| matches!(fl, async_imap::types::Flag::Seen));
+                out.push((f.uid.expect("uid"), seen));
+            }
+        }
+        s.logout().await.expect("LOGOUT");
+        out.sort_unstable();
+        (m.uid_validity.expect("UIDVALIDITY"), out)
+    }
+
+    /// Removes a mailbox's messages (as another client would).
+    pub async fn expunge_all(&self, user: &str, password: &str, mailbox: &str) {
+        let mut s = self.session(user, password).await;
+        s.select(mailbox).await.expect("SELECT");
+        s.store("1:*", "+FLAGS.SILENT (\\Deleted)").await.expect("STORE").try_collect::<Vec<_>>().await.expect("STORE");
+        s.expunge().await.expect("EXPUNGE").try_collect::<Vec<_>>().await.expect("EXPUNGE");
+        s.logout().await.expect("LOGOUT");
+    }
+}
+
+impl Drop for Dovecot {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+}
