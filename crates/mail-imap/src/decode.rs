@@ -21,7 +21,8 @@ impl MessageDecoder for MailParserDecoder {
         let msg = MessageParser::default().parse(raw).ok_or("not an RFC 5322 message")?;
         let from = msg.from().and_then(first).ok_or("no sender address (From) to open a ticket for")?;
         let to = msg.to().map(list).filter(|t| !t.is_empty()).ok_or("no recipient address (To)")?;
-        let date = msg.date().and_then(|d| chrono::DateTime::from_timestamp(d.to_timestamp(), 0)).map(|d| d.naive_utc());
+        let date =
+            msg.date().and_then(|d| chrono::DateTime::from_timestamp(d.to_timestamp(), 0)).map(|d| d.naive_utc());
         let html = msg
             .html_part(0)
             .filter(|p| p.is_text_html())

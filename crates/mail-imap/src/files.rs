@@ -7,7 +7,6 @@ use helpdesk_domain::model::MailLocation;
 use helpdesk_domain::ports::{FileFuture, FileStore, StorageError};
 use helpdesk_domain::services::is_safe_route;
 
-
 /// Attachments under `adjuntos/<2 hex>/<14 hex>/<name>` (the hex is the
 /// SHA-256 of the content, so a re-read mail writes no new file), raw
 /// quarantined mail under `cuarentena/<account>/<mailbox>/<uidvalidity>-<uid>.eml`.

@@ -87,7 +87,9 @@ impl ImapSource {
         match self.timed("STARTTLS", client.run_command_and_check_ok("STARTTLS", None)).await {
             // No greeting follows STARTTLS.
             Ok(()) => match client.into_inner() {
-                Stream::Plain(tcp) => Ok(async_imap::Client::new(Stream::Tls(Box::new(self.tls_over(host, tcp).await?)))),
+                Stream::Plain(tcp) => {
+                    Ok(async_imap::Client::new(Stream::Tls(Box::new(self.tls_over(host, tcp).await?))))
+                }
                 Stream::Tls(_) => Err(SourceError::Server("STARTTLS inside TLS".into())),
             },
             Err(_) if self.options.allow_plaintext => Ok(client),
@@ -108,11 +110,10 @@ impl MailboxSource for ImapSource {
     type Session = ImapSession;
 
     async fn connect(&self, account: &MailAccount, password: &str) -> Result<ImapSession, SourceError> {
-        let port: u16 = account
-            .port
-            .trim()
-            .parse()
-            .map_err(|_| SourceError::Config(format!("port {:?} of {} is not a number", account.port, account.user)))?;
+        let port: u16 =
+            account.port.trim().parse().map_err(|_| {
+                SourceError::Config(format!("port {:?} of {} is not a number", account.port, account.user))
+            })?;
         let client = self.client(&account.host, port).await?;
         let login = tokio::time::timeout(self.options.timeout, client.login(&account.user, password)).await;
         let session = match login {
@@ -245,7 +246,11 @@ fn uid_set(uids: &[u32]) -> String {
         if !out.is_empty() {
             out.push(',');
         }
-        if start == end { out.push_str(&start.to_string()) } else { out.push_str(&format!("{start}:{end}")) }
+        if start == end {
+            out.push_str(&start.to_string())
+        } else {
+            out.push_str(&format!("{start}:{end}"))
+        }
         i += 1;
     }
     out

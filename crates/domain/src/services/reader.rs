@@ -234,7 +234,9 @@ impl<R: Store, S: MailboxSource> ReaderService<R, S> {
         // seen mail left alone): the next read starts above it.
         let end = Checkpoint { uid_validity: opened.uid_validity, last_uid: opened.uid_next.saturating_sub(1) };
         let last = opened.mail.last().map_or(0, |m| m.uid);
-        if end.last_uid > last && checkpoint.is_none_or(|c| c.uid_validity != end.uid_validity || c.last_uid < end.last_uid) {
+        if end.last_uid > last
+            && checkpoint.is_none_or(|c| c.uid_validity != end.uid_validity || c.last_uid < end.last_uid)
+        {
             self.repo.save_checkpoint(account.id, mailbox, end, self.clock.now()).await?;
         }
         Ok(())
@@ -369,5 +371,372 @@ fn mailbox_tag(at: &MailLocation) -> String {
 impl From<(QuarantineReason, String, Option<String>)> for Decision {
     fn from((reason, detail, route): (QuarantineReason, String, Option<String>)) -> Self {
         Decision::Refused(reason, detail, route)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The reader's bookkeeping against in-memory fakes: a fake mail server
+    //! whose steps can be made to fail, a one-line decoder, files in memory.
+    //! The IMAP, mail-parser and directory adapters are tested for real in
+    //! their crate and end to end in the server's tests.
+
+    use std::collections::BTreeMap;
+    use std::sync::Mutex;
+
+    use chrono::NaiveDate;
+
+    use super::*;
+    use crate::crypto::SecretHasher;
+    use crate::services::{IncomingMail, IngestSettings, MessageIdSigner};
+    use crate::testing::{InMemoryStore, ManualClock};
+
+    #[derive(Default)]
+    struct Server {
+        /// mailbox → (UIDVALIDITY, [(uid, raw, seen)])
+        boxes: BTreeMap<String, (u32, Vec<(u32, Vec<u8>, bool)>)>,
+        refuse_login: bool,
+        fail_fetch_of: Option<u32>,
+        fail_flag_of: Option<u32>,
+        fetches: u32,
+    }
+
+    #[derive(Clone, Default)]
+    struct FakeSource(Arc<Mutex<Server>>);
+
+    struct FakeSession {
+        server: Arc<Mutex<Server>>,
+        open: String,
+    }
+
+    impl FakeSource {
+        fn deliver(&self, mailbox: &str, raw: &str, seen: bool) -> u32 {
+            let mut s = self.0.lock().unwrap();
+            let (_, mail) = s.boxes.entry(mailbox.into()).or_insert((7, Vec::new()));
+            let uid = mail.last().map_or(1, |m| m.0 + 1);
+            mail.push((uid, raw.as_bytes().to_vec(), seen));
+            uid
+        }
+        fn seen(&self, mailbox: &str) -> Vec<(u32, bool)> {
+            self.0.lock().unwrap().boxes[mailbox].1.iter().map(|m| (m.0, m.2)).collect()
+        }
+    }
+
+    impl MailboxSource for FakeSource {
+        type Session = FakeSession;
+        async fn connect(&self, _: &MailAccount, password: &str) -> Result<FakeSession, SourceError> {
+            if self.0.lock().unwrap().refuse_login || password != "clave" {
+                return Err(SourceError::Server("LOGIN refused".into()));
+            }
+            Ok(FakeSession { server: self.0.clone(), open: String::new() })
+        }
+    }
+
+    impl MailboxSession for FakeSession {
+        async fn open(&mut self, mailbox: &str, after: u32, unseen_only: bool) -> Result<OpenedMailbox, SourceError> {
+            let s = self.server.lock().unwrap();
+            let (validity, mail) = s.boxes.get(mailbox).ok_or_else(|| SourceError::Server("no such mailbox".into()))?;
+            self.open = mailbox.into();
+            Ok(OpenedMailbox {
+                uid_validity: *validity,
+                uid_next: mail.last().map_or(1, |m| m.0 + 1),
+                mail: mail
+                    .iter()
+                    .filter(|m| m.0 > after && !(unseen_only && m.2))
+                    .map(|m| ListedMail { uid: m.0, size: m.1.len() as u64 })
+                    .collect(),
+            })
+        }
+        async fn fetch(&mut self, uid: u32) -> Result<Option<Vec<u8>>, SourceError> {
+            let mut s = self.server.lock().unwrap();
+            s.fetches += 1;
+            if s.fail_fetch_of == Some(uid) {
+                return Err(SourceError::Server("connection reset".into()));
+            }
+            Ok(s.boxes[&self.open].1.iter().find(|m| m.0 == uid).map(|m| m.1.clone()))
+        }
+        async fn mark_seen(&mut self, uid: u32) -> Result<(), SourceError> {
+            let mut s = self.server.lock().unwrap();
+            if s.fail_flag_of == Some(uid) {
+                return Err(SourceError::Server("connection reset".into()));
+            }
+            let open = self.open.clone();
+            if let Some(m) = s.boxes.get_mut(&open).unwrap().1.iter_mut().find(|m| m.0 == uid) {
+                m.2 = true;
+            }
+            Ok(())
+        }
+        async fn logout(self) {}
+    }
+
+    /// `Header: value` lines, a blank line, the body. No From: refused.
+    struct LineDecoder;
+    impl MessageDecoder for LineDecoder {
+        fn decode(&self, raw: &[u8]) -> Result<DecodedMail, String> {
+            let text = std::str::from_utf8(raw).map_err(|_| "not UTF-8".to_string())?;
+            let (head, body) = text.split_once("\n\n").unwrap_or((text, ""));
+            let headers: BTreeMap<String, String> =
+                head.lines().filter_map(|l| l.split_once(": ")).map(|(k, v)| (k.to_string(), v.to_string())).collect();
+            let from = headers.get("From").cloned().ok_or("no sender")?;
+            let attachments = headers
+                .get("X-Attach")
+                .map(|n| {
+                    vec![DecodedAttachment { name: n.clone(), mime_type: "text/plain".into(), content: b"x".to_vec() }]
+                })
+                .unwrap_or_default();
+            let mail = IncomingMail {
+                system: String::new(),
+                subject: headers.get("Subject").cloned().unwrap_or_default(),
+                from,
+                to: "soporte@helpdesk.test".into(),
+                cc: None,
+                bcc: None,
+                reply_to: None,
+                body: body.into(),
+                html: String::new(),
+                date: Timestamp::MIN,
+                headers,
+                attachments: Vec::new(),
+            };
+            Ok(DecodedMail { mail, attachments, dated: false })
+        }
+    }
+
+    #[derive(Default)]
+    struct MemoryFiles(Mutex<BTreeMap<String, Vec<u8>>>);
+    impl FileStore for MemoryFiles {
+        fn put_attachment<'a>(&'a self, name: &'a str, content: &'a [u8]) -> FileFuture<'a, String> {
+            let route = format!("adjuntos/{}/{name}", &crate::crypto::sha256_hex(content)[..8]);
+            self.0.lock().unwrap().insert(route.clone(), content.to_vec());
+            Box::pin(async move { Ok(route) })
+        }
+        fn put_raw<'a>(&'a self, at: &'a MailLocation, raw: &'a [u8]) -> FileFuture<'a, String> {
+            let route = format!("cuarentena/{}-{}.eml", at.uid_validity, at.uid);
+            self.0.lock().unwrap().insert(route.clone(), raw.to_vec());
+            Box::pin(async move { Ok(route) })
+        }
+        fn get<'a>(&'a self, route: &'a str) -> FileFuture<'a, Vec<u8>> {
+            let found = self.0.lock().unwrap().get(route).cloned();
+            Box::pin(async move { found.ok_or_else(|| StorageError(format!("no file {route}"))) })
+        }
+    }
+
+    struct Fixture {
+        store: Arc<InMemoryStore>,
+        server: FakeSource,
+        reader: ReaderService<InMemoryStore, FakeSource>,
+        account: MailAccount,
+    }
+
+    async fn fixture(max_message_bytes: u64) -> Fixture {
+        let store = Arc::new(InMemoryStore::new());
+        let clock =
+            Arc::new(ManualClock::new(NaiveDate::from_ymd_opt(2026, 11, 29).unwrap().and_hms_opt(8, 0, 0).unwrap()));
+        let d =
+            store.create_department(NewDepartment { name: "Soporte".into(), synology_channel: None }).await.unwrap();
+        let secrets = SecretBox::new([3; 32]);
+        let account = store
+            .create_mail_account(NewMailAccount {
+                host: "imap.helpdesk.test".into(),
+                user: "soporte@helpdesk.test".into(),
+                sealed_password: secrets.seal("clave"),
+                port: "993".into(),
+                mailboxes: vec!["INBOX".into(), "Urgente".into()],
+                department_id: d.id,
+                status: Status::Active,
+                send_acknowledgement: false,
+            })
+            .await
+            .unwrap();
+        let settings = IngestSettings {
+            default_department_id: None,
+            acks_per_hour: 3,
+            chat_to_users: false,
+            first_attempt_grace: chrono::Duration::seconds(30),
+        };
+        let ids = MessageIdSigner::new(SecretHasher::new([4; 32]), "helpdesk.test");
+        let ingest = Arc::new(IngestService::new(store.clone(), ids, clock.clone(), settings));
+        let server = FakeSource::default();
+        server.0.lock().unwrap().boxes.insert("INBOX".into(), (7, Vec::new()));
+        server.0.lock().unwrap().boxes.insert("Urgente".into(), (7, Vec::new()));
+        let reader = ReaderService::new(ReaderParts {
+            repo: store.clone(),
+            ingest,
+            source: Arc::new(server.clone()),
+            decoder: Arc::new(LineDecoder),
+            files: Arc::new(MemoryFiles::default()),
+            secrets,
+            clock,
+            settings: ReaderSettings { max_message_bytes, system: "canal_lectura".into() },
+        });
+        Fixture { store, server, reader, account }
+    }
+
+    fn mail(id: &str) -> String {
+        format!("From: cliente@cliente.test\nMessage-ID: <{id}@cliente.test>\nSubject: asunto {id}\n\ncuerpo {id}")
+    }
+
+    fn counts(
+        listed: u64,
+        imported: u64,
+        duplicate: u64,
+        quarantined: u64,
+        vanished: u64,
+        deferred: u64,
+    ) -> ReadCounts {
+        ReadCounts { listed, imported, duplicate, quarantined, vanished, deferred }
+    }
+
+    async fn all_tickets(store: &InMemoryStore) -> Vec<Ticket> {
+        let mut out = Vec::new();
+        for id in 1..500 {
+            out.extend(store.find_ticket(id).await.unwrap());
+        }
+        out
+    }
+
+    async fn tickets(store: &InMemoryStore) -> usize {
+        all_tickets(store).await.len()
+    }
+
+    #[tokio::test]
+    async fn first_read_takes_unseen_mail_then_everything_above_the_checkpoint() {
+        let f = fixture(1 << 20).await;
+        f.server.deliver("INBOX", &mail("viejo"), true);
+        f.server.deliver("INBOX", &mail("a"), false);
+        f.server.deliver("Urgente", &mail("b"), false);
+        let report = f.reader.run_once().await.unwrap();
+        assert_eq!(report.totals(), counts(2, 2, 0, 0, 0, 0));
+        assert_eq!(report.accounts[0].error, None);
+        assert_eq!(f.server.seen("INBOX"), [(1, true), (2, true)]);
+        assert_eq!(
+            f.store.checkpoint(f.account.id, "INBOX").await.unwrap(),
+            Some(Checkpoint { uid_validity: 7, last_uid: 2 })
+        );
+        // Later reads take new mail, seen or not, and nothing twice.
+        f.server.deliver("INBOX", &mail("c"), true);
+        assert_eq!(f.reader.run_once().await.unwrap().totals(), counts(1, 1, 0, 0, 0, 0));
+        assert_eq!(f.reader.run_once().await.unwrap().totals(), counts(0, 0, 0, 0, 0, 0));
+        assert_eq!(tickets(&f.store).await, 3);
+    }
+
+    #[tokio::test]
+    async fn a_failed_flag_rereads_the_mail_as_a_duplicate_and_a_failed_fetch_defers_the_rest() {
+        let f = fixture(1 << 20).await;
+        for id in ["a", "b", "c"] {
+            f.server.deliver("INBOX", &mail(id), false);
+        }
+        f.server.0.lock().unwrap().fail_flag_of = Some(2);
+        let report = f.reader.run_once().await.unwrap();
+        let t = report.totals();
+        // b's ticket is committed but its flag failed: b and c are left for the
+        // next run (a mail counts once its ticket, flag and checkpoint are done).
+        assert_eq!(t, counts(3, 1, 0, 0, 0, 2));
+        assert!(t.adds_up());
+        assert!(report.accounts[0].error.as_deref().unwrap().contains("connection reset"));
+        assert_eq!(f.store.checkpoint(f.account.id, "INBOX").await.unwrap().unwrap().last_uid, 1);
+        f.server.0.lock().unwrap().fail_flag_of = None;
+        f.server.0.lock().unwrap().fail_fetch_of = Some(3);
+        assert_eq!(f.reader.run_once().await.unwrap().totals(), counts(2, 0, 1, 0, 0, 1));
+        f.server.0.lock().unwrap().fail_fetch_of = None;
+        assert_eq!(f.reader.run_once().await.unwrap().totals(), counts(1, 1, 0, 0, 0, 0));
+        assert_eq!(tickets(&f.store).await, 3, "no mail lost, none twice");
+        assert_eq!(f.server.seen("INBOX"), [(1, true), (2, true), (3, true)]);
+    }
+
+    #[tokio::test]
+    async fn unusable_mail_is_quarantined_once_and_a_retry_makes_its_ticket() {
+        let f = fixture(200).await;
+        f.server.deliver("INBOX", "Subject: sin remitente\n\nx", false);
+        let big = format!("{}\n{}", mail("grande"), "x".repeat(300));
+        f.server.deliver("INBOX", &big, false);
+        let report = f.reader.run_once().await.unwrap();
+        assert_eq!(report.totals(), counts(2, 0, 0, 2, 0, 0));
+        assert_eq!(f.server.0.lock().unwrap().fetches, 1, "the oversized mail is not downloaded");
+        let q = f.reader.quarantined(false).await.unwrap();
+        assert_eq!(q.len(), 2);
+        assert_eq!((q[0].reason, q[0].detail.as_str()), (QuarantineReason::Unparsable, "no sender"));
+        assert!(q[0].raw_route.is_some());
+        assert_eq!((q[1].reason, q[1].raw_route.as_ref(), q[1].location.uid), (QuarantineReason::TooLarge, None, 2));
+        assert_eq!(f.server.seen("INBOX"), [(1, true), (2, true)], "set aside counts as handled");
+
+        // The unparsable one fails again (same reason, one more attempt);
+        // the oversized one is fetched again and becomes a ticket.
+        let again = f.reader.retry(q[0].id).await.unwrap();
+        assert_eq!((again.attempts, again.ticket_id), (1, None));
+        let done = f.reader.retry(q[1].id).await.unwrap();
+        assert_eq!(done.attempts, 1);
+        let ticket = f.store.find_ticket(done.ticket_id.unwrap()).await.unwrap().unwrap();
+        assert_eq!(ticket.subject, "asunto grande");
+        assert_eq!(f.reader.quarantined(false).await.unwrap(), vec![again]);
+        assert!(matches!(f.reader.retry(9999).await, Err(ReadError::NotFound(9999))));
+        // Re-quarantining the same location does not add an entry.
+        assert_eq!(f.reader.run_once().await.unwrap().totals(), counts(0, 0, 0, 0, 0, 0));
+        assert_eq!(f.reader.quarantined(true).await.unwrap().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_renumbered_mailbox_is_read_again_without_duplicates() {
+        let f = fixture(1 << 20).await;
+        f.server.deliver("INBOX", &mail("a"), false);
+        f.reader.run_once().await.unwrap();
+        {
+            let mut s = f.server.0.lock().unwrap();
+            let b = s.boxes.get_mut("INBOX").unwrap();
+            b.0 = 8;
+            b.1[0].2 = false;
+        }
+        assert_eq!(f.reader.run_once().await.unwrap().totals(), counts(1, 0, 1, 0, 0, 0));
+        assert_eq!(
+            f.store.checkpoint(f.account.id, "INBOX").await.unwrap(),
+            Some(Checkpoint { uid_validity: 8, last_uid: 1 })
+        );
+        assert_eq!(tickets(&f.store).await, 1);
+    }
+
+    #[tokio::test]
+    async fn one_account_failing_does_not_stop_the_others_and_mail_without_an_id_is_not_doubled() {
+        let f = fixture(1 << 20).await;
+        let broken = f
+            .store
+            .create_mail_account(NewMailAccount {
+                user: "ventas@helpdesk.test".into(),
+                sealed_password: SecretBox::new([9; 32]).seal("clave"),
+                ..NewMailAccount {
+                    host: f.account.host.clone(),
+                    user: String::new(),
+                    sealed_password: Vec::new(),
+                    port: "993".into(),
+                    mailboxes: vec!["INBOX".into()],
+                    department_id: f.account.department_id,
+                    status: Status::Active,
+                    send_acknowledgement: false,
+                }
+            })
+            .await
+            .unwrap();
+        f.server.deliver("INBOX", "From: x@cliente.test\nX-Attach: notas.txt\n\nsin id", false);
+        let report = f.reader.run_once().await.unwrap();
+        assert_eq!(report.accounts.len(), 2);
+        assert_eq!(report.failed_accounts(), 1);
+        let failed = report.accounts.iter().find(|a| a.account_id == broken.id).unwrap();
+        assert!(failed.error.as_deref().unwrap().contains("password"), "{failed:?}");
+        assert_eq!(report.totals(), counts(1, 1, 0, 0, 0, 0));
+        // Crash before the flag: the same mail read again is a duplicate,
+        // thanks to the Message-ID the reader gave it.
+        f.server.0.lock().unwrap().boxes.get_mut("INBOX").unwrap().1[0].2 = false;
+        f.store
+            .save_checkpoint(f.account.id, "INBOX", Checkpoint { uid_validity: 7, last_uid: 0 }, Timestamp::MIN)
+            .await
+            .unwrap();
+        assert_eq!(f.reader.run_once().await.unwrap().totals(), counts(1, 0, 1, 0, 0, 0));
+        let ticket = &all_tickets(&f.store).await[0];
+        let details = f.store.details_of(ticket.id).await.unwrap();
+        assert_eq!(details.len(), 1);
+        assert!(details[0].message_id.as_deref().unwrap().starts_with("imap."));
+        f.server.0.lock().unwrap().refuse_login = true;
+        let r = f.reader.run_once().await.unwrap();
+        assert_eq!(r.failed_accounts(), 2);
+        assert!(r.totals().adds_up());
     }
 }
