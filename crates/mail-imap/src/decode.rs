@@ -59,6 +59,7 @@ impl MessageDecoder for MailParserDecoder {
             date: date.unwrap_or(Timestamp::MIN),
             headers: headers(msg.headers_raw()),
             attachments: Vec::new(),
+            received_by: None,
         };
         Ok(DecodedMail { mail, attachments, dated: date.is_some() })
     }

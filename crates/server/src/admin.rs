@@ -160,6 +160,17 @@ pub enum MailAccountCmd {
     },
 }
 
+#[derive(Debug, Subcommand)]
+pub enum QuarantineCmd {
+    /// List the mail waiting in quarantine (with --all, the retried ones too).
+    List {
+        #[arg(long)]
+        all: bool,
+    },
+    /// Try a quarantined mail again, without the size limit; prints its ticket.
+    Retry { id: i64 },
+}
+
 fn parse_grants(list: &[String], all: bool) -> anyhow::Result<BTreeSet<Endpoint>> {
     if all {
         return Ok(Endpoint::ALL.into_iter().collect());
@@ -367,5 +378,41 @@ pub async fn mail_account(db: Arc<Db>, keys: &Keys, cmd: MailAccountCmd) -> anyh
         })
         .await?;
     println!("mail account {} added (id {})", account.user, account.id);
+    Ok(())
+}
+
+pub async fn quarantine(reader: &crate::reader::Reader, cmd: QuarantineCmd) -> anyhow::Result<()> {
+    match cmd {
+        QuarantineCmd::List { all } => {
+            let entries = reader.quarantined(all).await?;
+            println!("id\taccount\tmailbox\tuid\tsize\treason\tattempts\tticket\tsince\tdetail");
+            for q in &entries {
+                let l = &q.location;
+                let ticket = q.ticket_id.map_or("-".to_string(), |t| t.to_string());
+                println!(
+                    "{}\t{}\t{}\t{}/{}\t{}\t{}\t{}\t{}\t{}\t{}",
+                    q.id,
+                    l.account_id,
+                    l.mailbox,
+                    l.uid_validity,
+                    l.uid,
+                    q.size,
+                    q.reason.as_str(),
+                    q.attempts,
+                    ticket,
+                    q.created_at.format("%Y-%m-%d %H:%M:%S"),
+                    q.detail.replace(['\n', '\t'], " ")
+                );
+            }
+            eprintln!("{} mail in quarantine", entries.iter().filter(|q| !q.is_resolved()).count());
+        }
+        QuarantineCmd::Retry { id } => {
+            let q = reader.retry(id).await?;
+            match q.ticket_id {
+                Some(ticket) => println!("quarantined mail {id} is now ticket {ticket}"),
+                None => bail!("quarantined mail {id} was refused again ({}): {}", q.reason.as_str(), q.detail),
+            }
+        }
+    }
     Ok(())
 }

@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod hashing;
+pub mod reader;
 pub mod seed;
 pub mod settings;
 pub mod startup;

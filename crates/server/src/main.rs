@@ -5,7 +5,10 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
-use helpdesk_server::admin::{self, ConsumerCmd, DepartmentCmd, MailAccountCmd, ProductCmd, SystemCmd, UserCmd};
+use helpdesk_domain::ports::SystemClock;
+use helpdesk_server::admin::{
+    self, ConsumerCmd, DepartmentCmd, MailAccountCmd, ProductCmd, QuarantineCmd, SystemCmd, UserCmd,
+};
 use helpdesk_server::settings::CONFIG_FILE_VAR;
 use helpdesk_server::startup::open_db;
 use helpdesk_server::{Application, Settings, telemetry};
@@ -45,6 +48,16 @@ enum Command {
     /// Mailboxes of the mail-reading channel.
     #[command(subcommand)]
     MailAccount(MailAccountCmd),
+    /// Run the mail-reading channel: read every active mail account's
+    /// mailboxes over IMAP every reader.interval_secs, mail becoming tickets.
+    ReadMail {
+        /// Read every account once and exit (non-zero if an account failed).
+        #[arg(long)]
+        once: bool,
+    },
+    /// Mail the reader could not import.
+    #[command(subcommand)]
+    Quarantine(QuarantineCmd),
 }
 
 /// glibc raises its mmap threshold after each large free, after which
@@ -110,6 +123,18 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         Command::Department(cmd) => admin::department(db, &keys, cmd).await?,
         Command::User(cmd) => admin::user(db, cmd).await?,
         Command::MailAccount(cmd) => admin::mail_account(db, &keys, cmd).await?,
+        Command::ReadMail { once } => {
+            let reader = helpdesk_server::reader::build(&settings, db, Arc::new(SystemClock))?;
+            let interval = std::time::Duration::from_secs(settings.reader.interval_secs);
+            let report = helpdesk_server::reader::run(reader, interval, once).await?;
+            if once && report.failed_accounts() > 0 {
+                anyhow::bail!("{} mail account(s) could not be read (see the log)", report.failed_accounts());
+            }
+        }
+        Command::Quarantine(cmd) => {
+            let reader = helpdesk_server::reader::build(&settings, db, Arc::new(SystemClock))?;
+            admin::quarantine(&reader, cmd).await?
+        }
     }
     Ok(())
 }

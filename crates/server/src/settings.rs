@@ -2,12 +2,12 @@
 //! then `HELPDESK__SECTION__KEY` environment variables. Every value is checked
 //! at start, and a bad one stops the server with one line naming its key.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use helpdesk_db::{DbOptions, DbUrl};
 use helpdesk_domain::crypto::{SecretBox, SecretHasher, TokenSigner, parse_key};
-use helpdesk_domain::services::{IngestSettings, OutboxSettings, SsoSettings, ThrottlePolicy};
+use helpdesk_domain::services::{IngestSettings, OutboxSettings, ReaderSettings, SsoSettings, ThrottlePolicy};
 use helpdesk_http::{Keys, Limits};
 use helpdesk_notify_smtp::{Security, SmtpSettings};
 use helpdesk_notify_synology::SynologySettings;
@@ -33,6 +33,7 @@ pub struct Settings {
     pub synology: SynologyConfig,
     pub ingest: IngestConfig,
     pub outbox: OutboxConfig,
+    pub reader: ReaderConfig,
     pub log: LogSettings,
     pub seed: SeedSettings,
 }
@@ -101,6 +102,16 @@ pub struct OutboxConfig {
     pub max_attempts: i32,
     pub lease_secs: i64,
     pub base_backoff_secs: i64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ReaderConfig {
+    pub interval_secs: u64,
+    pub storage_dir: PathBuf,
+    pub max_message_bytes: u64,
+    pub timeout_secs: u64,
+    pub allow_plaintext: bool,
+    pub system: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -301,6 +312,26 @@ impl Settings {
         })
     }
 
+    pub fn reader(&self) -> Result<ReaderSettings, ConfigError> {
+        let r = &self.reader;
+        if r.interval_secs < 1 {
+            return Err(bad("reader.interval_secs", "must be at least 1"));
+        }
+        if r.max_message_bytes < 1024 {
+            return Err(bad("reader.max_message_bytes", "must be at least 1024"));
+        }
+        if r.timeout_secs < 1 {
+            return Err(bad("reader.timeout_secs", "must be at least 1"));
+        }
+        if r.storage_dir.as_os_str().is_empty() {
+            return Err(bad("reader.storage_dir", "must name a directory"));
+        }
+        if r.system.trim().is_empty() || r.system.len() > 100 {
+            return Err(bad("reader.system", "must be 1 to 100 characters"));
+        }
+        Ok(ReaderSettings { max_message_bytes: r.max_message_bytes, system: r.system.trim().to_string() })
+    }
+
     pub fn log_format(&self) -> Result<LogFormat, ConfigError> {
         match self.log.format.as_str() {
             "text" => Ok(LogFormat::Text),
@@ -321,6 +352,7 @@ impl Settings {
         self.ingest()?;
         self.outbox()?;
         self.limits()?;
+        self.reader()?;
         self.log_format()?;
         tracing_subscriber::EnvFilter::try_new(&self.log.level).map_err(|e| bad("log.level", e.to_string()))?;
         Ok(())

@@ -41,6 +41,10 @@ pub struct IncomingMail {
     pub date: Timestamp,
     pub headers: BTreeMap<String, String>,
     pub attachments: Vec<NewAttachment>,
+    /// The mail account whose mailbox the mail was read from, when known
+    /// (this workspace's reader); otherwise the account is the first To or
+    /// Cc address that is an active account's.
+    pub received_by: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -209,8 +213,16 @@ impl<R: Store> IngestService<R> {
         let own: Vec<String> = accounts.iter().map(|a| a.user.to_lowercase()).collect();
         let automatic = is_automatic(&mail, &own);
         let sender = bare_address(&mail.from);
-        let to = bare_address(&mail.to);
-        let account = accounts.iter().find(|a| a.user.eq_ignore_ascii_case(&to) && a.status.is_active());
+        let account = match mail.received_by {
+            Some(id) => accounts.iter().find(|a| a.id == id && a.status.is_active()),
+            None => {
+                let recipients =
+                    addresses(&mail.to).into_iter().chain(mail.cc.as_deref().map(addresses).unwrap_or_default());
+                recipients
+                    .into_iter()
+                    .find_map(|r| accounts.iter().find(|a| a.user.eq_ignore_ascii_case(&r) && a.status.is_active()))
+            }
+        };
 
         let existing = self.thread(&mail, &sender).await?;
         let (target, department, assignee) = match existing {
@@ -471,6 +483,7 @@ mod tests {
             date: crate::ports::SystemClock.now(),
             headers: headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             attachments: vec![],
+            received_by: None,
         }
     }
 

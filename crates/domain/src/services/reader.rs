@@ -285,6 +285,7 @@ impl<R: Store, S: MailboxSource> ReaderService<R, S> {
         };
         let mut mail = decoded.mail;
         mail.system = self.settings.system.clone();
+        mail.received_by = Some(at.account_id);
         if !decoded.dated {
             mail.date = self.clock.now();
         }
@@ -497,6 +498,7 @@ mod tests {
                 date: Timestamp::MIN,
                 headers,
                 attachments: Vec::new(),
+                received_by: None,
             };
             Ok(DecodedMail { mail, attachments, dated: false })
         }

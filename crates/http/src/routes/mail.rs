@@ -152,6 +152,7 @@ fn incoming(bag: &Map<String, Value>) -> Result<IncomingMail, ApiError> {
         date,
         headers: header_map(bag.get("headers")),
         attachments,
+        received_by: None,
     })
 }
 

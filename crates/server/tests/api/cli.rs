@@ -12,7 +12,7 @@ use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_helpdesk-server");
 
-fn temp_dir() -> PathBuf {
+pub(crate) fn temp_dir() -> PathBuf {
     let dir = std::env::temp_dir().join("helpdesk-tests").join(format!("cli-{:016x}", rand_u64()));
     std::fs::create_dir_all(&dir).unwrap();
     dir
@@ -24,7 +24,7 @@ fn rand_u64() -> u64 {
 }
 
 /// Runs the binary with a clean HELPDESK_* environment.
-fn command(cwd: &Path) -> Command {
+pub(crate) fn command(cwd: &Path) -> Command {
     let mut c = Command::new(BIN);
     c.current_dir(cwd);
     for (k, _) in std::env::vars() {

@@ -58,29 +58,54 @@ macro_rules! on_both_backends {
     };
 }
 
-/// Like `on_both_backends!` for tests that need the real SMTP server
-/// (aiosmtpd): ignored on both backends by default, run by `.ci/run`.
+/// Stamps each listed `async fn name(backend: Backend)` as a test on both
+/// backends, ignored with the given reasons: for tests that need a server
+/// the machine may lack. `.ci/run` installs it and runs them.
 #[macro_export]
-macro_rules! with_smtp_on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite_smtp {
+macro_rules! ignored_on_both_backends {
+    ($sqlite:literal, $mysql:literal; $($name:ident),* $(,)?) => {
+        mod sqlite_ignored {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                #[ignore = "needs python3 aiosmtpd; .ci/run installs it and runs this"]
+                #[ignore = $sqlite]
                 async fn $name() {
                     super::$name($crate::helpers::Backend::Sqlite).await
                 }
             )*
         }
-        mod mysql_smtp {
+        mod mysql_ignored {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                #[ignore = "needs MariaDB and python3 aiosmtpd; .ci/run runs it"]
+                #[ignore = $mysql]
                 async fn $name() {
                     super::$name($crate::helpers::Backend::Mysql).await
                 }
             )*
         }
+    };
+}
+
+/// Tests that need the real SMTP server (aiosmtpd).
+#[macro_export]
+macro_rules! with_smtp_on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        $crate::ignored_on_both_backends!(
+            "needs python3 aiosmtpd; .ci/run installs it and runs this",
+            "needs MariaDB and python3 aiosmtpd; .ci/run runs it";
+            $($name),*
+        );
+    };
+}
+
+/// Tests that need the real IMAP server (Debian's dovecot-imapd).
+#[macro_export]
+macro_rules! with_imap_on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        $crate::ignored_on_both_backends!(
+            "needs Debian's dovecot-imapd; .ci/run installs it and runs this",
+            "needs MariaDB and Debian's dovecot-imapd; .ci/run runs it";
+            $($name),*
+        );
     };
 }
 

@@ -14,5 +14,6 @@ mod errors;
 mod health;
 mod ingest;
 mod mail_accounts;
+mod reader;
 mod sso;
 mod users;
