@@ -43,15 +43,21 @@ macro_rules! db_run {
 /// serialised in-process first: SQLite allows one writer, and a deferred
 /// transaction that reads before writing would otherwise fail with BUSY
 /// instead of waiting.
+///
+/// The second form takes one body per backend, for the rare statement one
+/// of them cannot express (a multi-row insert, on SQLite).
 macro_rules! db_transaction {
-    ($db:expr, |$conn:ident| $body:expr) => {{
+    ($db:expr, |$conn:ident| $body:expr) => {
+        db_transaction!($db, sqlite: |$conn| $body, mysql: |$conn| $body)
+    };
+    ($db:expr, sqlite: |$sconn:ident| $sbody:expr, mysql: |$conn:ident| $body:expr) => {{
         use diesel_async::AsyncConnection as _;
         match &$db.backend {
             $crate::conn::Pools::Sqlite { pool, write_lock } => {
                 let _writer = write_lock.lock().await;
                 let mut pooled = pool.get().await.map_err($crate::error::pool_error)?;
                 (*pooled)
-                    .transaction::<_, $crate::error::TxError, _>(async |$conn| $body)
+                    .transaction::<_, $crate::error::TxError, _>(async |$sconn| $sbody)
                     .await
                     .map_err(helpdesk_domain::RepoError::from)
             }

@@ -251,6 +251,13 @@ diesel::table! {
 }
 
 diesel::table! {
+    bitacora_secuencia (id) {
+        id -> SmallInt,
+        siguiente -> BigInt,
+    }
+}
+
+diesel::table! {
     correo_lectura (fk_id_cuenta_correo, mailbox) {
         fk_id_cuenta_correo -> BigInt,
         mailbox -> Text,

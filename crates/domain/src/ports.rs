@@ -98,12 +98,17 @@ pub trait ConsumerRepository: Send + Sync + 'static {
 /// The bitácora (`bitacora_log`).
 #[cfg_attr(any(test, feature = "testing"), mockall::automock)]
 pub trait AuditRepository: Send + Sync + 'static {
-    /// Stores the record durably and returns its id; ids increase.
-    /// A `parent_id` that names no record is stored as `None`, never refused:
-    /// clients send whatever id they have.
-    fn open_audit(&self, entry: NewAuditEntry) -> impl Future<Output = RepoResult<i64>> + Send;
-    /// Records the outcome. MUST return `NotFound` for an unknown id.
-    fn close_audit(&self, id: i64, outcome: AuditOutcome) -> impl Future<Output = RepoResult<()>> + Send;
+    /// Reserves `count` consecutive ids for records this process will
+    /// write, and returns the first. MUST never hand out an id twice, even to
+    /// concurrent callers in other processes; reserved ids are above every
+    /// id already stored (ids increase from block to block).
+    fn reserve_audit_ids(&self, count: i64) -> impl Future<Output = RepoResult<i64>> + Send;
+    /// Stores finished records in one transaction, durably before it
+    /// returns. A `parent_id` that names no record (stored, or earlier in the
+    /// batch) is stored as `None`, never refused: clients send whatever id
+    /// they have. MUST return `Duplicate`, writing nothing, when an id is
+    /// already stored.
+    fn write_audit(&self, records: Vec<AuditRecord>) -> impl Future<Output = RepoResult<()>> + Send;
     fn find_audit(&self, id: i64) -> impl Future<Output = RepoResult<Option<AuditEntry>>> + Send;
     /// The newest records first, at most `limit`.
     fn recent_audit(&self, limit: i64) -> impl Future<Output = RepoResult<Vec<AuditEntry>>> + Send;

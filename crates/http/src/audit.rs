@@ -1,6 +1,8 @@
 //! The bitácora middleware: every request under `/api/` gets one audit
-//! record, opened before the handler runs (so even a request that never
-//! finishes leaves a trace) and closed with its status and duration.
+//! record. Its id is reserved before the handler runs (the answer carries
+//! it); the finished record, with status and duration, is written once,
+//! group-committed with those of concurrent requests, before the answer
+//! leaves. A request dropped before its answer is recorded as 499.
 //!
 //! It also reads the body once, up to the configured limit, and hands it to
 //! the handler through the request's extensions; a larger body is refused
@@ -16,9 +18,9 @@ use actix_web::middleware::Next;
 use actix_web::web::{Bytes, BytesMut};
 use actix_web::{HttpMessage, HttpRequest};
 use futures_util::StreamExt;
-use helpdesk_domain::model::{AuditOutcome, NewAuditEntry};
-use helpdesk_domain::ports::Adapters;
-use helpdesk_domain::services::redacted_body_text;
+use helpdesk_domain::model::{AuditOutcome, AuditRecord, NewAuditEntry};
+use helpdesk_domain::ports::{Adapters, AuditRepository};
+use helpdesk_domain::services::{AuditService, redacted_body_text};
 use serde_json::{Map, Value};
 
 use crate::AppState;
@@ -103,19 +105,22 @@ pub(crate) async fn audit_middleware<A: Adapters>(
         body: redacted_body_text(parsed, body_len),
         parent_id,
     };
-    let id = match state.audit.open(entry).await {
+    let id = match state.audit.reserve_id().await {
         Ok(id) => Some(id),
         Err(e) => {
-            tracing::error!(error = %e, "cannot open the audit record");
+            tracing::error!(error = %e, "cannot reserve a bitácora id");
             None
         }
     };
     let ctx = AuditCtx { id, consumer_id: Arc::new(AtomicI64::new(0)) };
     req.extensions_mut().insert(ctx.clone());
+    // Should the client leave before the answer, the future is dropped
+    // here; the guard then records the request as 499.
+    let mut pending = id.map(|id| Pending { audit: &state.audit, id, entry: Some(entry), ctx: &ctx, started });
 
     let method = req.method().to_string();
     let path = req.path().to_string();
-    let result: Result<ServiceResponse<BoxBody>, actix_web::Error> = match (id, body) {
+    let mut result: Result<ServiceResponse<BoxBody>, actix_web::Error> = match (id, body) {
         // No audit record, no service: the contract wants every request audited.
         (None, _) => {
             let e = ApiError::Unavailable("audit log unavailable".into());
@@ -128,22 +133,61 @@ pub(crate) async fn audit_middleware<A: Adapters>(
         }
     };
 
-    let status = match &result {
+    let mut status = match &result {
         Ok(res) => res.status().as_u16(),
         Err(e) => e.as_response_error().status_code().as_u16(),
     };
+    if let Some(record) = pending.as_mut().and_then(|p| p.record(status)) {
+        if let Err(e) = state.audit.record(record).await {
+            // The answer may not leave unaudited; the store is down, so the
+            // handler's own work has most likely failed too.
+            tracing::error!(bitacora = id, error = %e, "cannot write the audit record");
+            if let Ok(res) = result {
+                let e = ApiError::Unavailable("audit log unavailable".into());
+                let (req, _) = res.into_parts();
+                result = Ok(ServiceResponse::new(req, error_response(&e, Value::Null)));
+                status = 503;
+            }
+        }
+    }
     let elapsed = started.elapsed();
     let duration_us = i64::try_from(elapsed.as_micros()).unwrap_or(i64::MAX);
     state.metrics.observe(crate::metrics::endpoint_label(&audited_path), status, elapsed);
-    if let Some(id) = id {
-        let outcome = AuditOutcome { consumer_id: ctx.consumer(), status, duration_us };
-        if let Err(e) = state.audit.close(id, outcome).await {
-            tracing::error!(bitacora = id, error = %e, "cannot close the audit record");
-        }
-    }
     tracing::info!(bitacora = id, %method, %path, status, duration_us, "request");
     result
 }
+
+/// A request's record until it is written: finished with the outcome, or,
+/// if the request is dropped first (the client left), queued as 499.
+struct Pending<'a, R: AuditRepository> {
+    audit: &'a AuditService<R>,
+    id: i64,
+    entry: Option<NewAuditEntry>,
+    ctx: &'a AuditCtx,
+    started: Instant,
+}
+
+impl<R: AuditRepository> Pending<'_, R> {
+    /// The finished record, once (afterwards the guard has nothing to do).
+    fn record(&mut self, status: u16) -> Option<AuditRecord> {
+        let entry = self.entry.take()?;
+        let duration_us = i64::try_from(self.started.elapsed().as_micros()).unwrap_or(i64::MAX);
+        let outcome = AuditOutcome { consumer_id: self.ctx.consumer(), status, duration_us };
+        Some(AuditRecord { id: self.id, entry, outcome })
+    }
+}
+
+impl<R: AuditRepository> Drop for Pending<'_, R> {
+    fn drop(&mut self) {
+        if let Some(record) = self.record(CLIENT_CLOSED_REQUEST) {
+            tracing::info!(bitacora = self.id, "request dropped before its answer");
+            self.audit.record_detached(record);
+        }
+    }
+}
+
+/// nginx's status for a request whose client closed the connection.
+const CLIENT_CLOSED_REQUEST: u16 = 499;
 
 /// Reads the whole body, refusing more than `limit` bytes (by the declared
 /// length first, then by counting).

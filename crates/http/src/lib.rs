@@ -84,11 +84,17 @@ pub struct Wiring<A: Adapters> {
     /// The token Synology Chat's bot sends with its outgoing webhook.
     pub bot_outgoing_token: String,
     pub limits: Limits,
+    /// How long a consumer found by name is trusted without a lookup.
+    pub consumer_cache: Duration,
 }
 
 impl<A: Adapters> AppState<A> {
+    /// Builds the state and spawns the bitácora's writer on the current
+    /// tokio runtime (call it inside one).
     pub fn new(w: Wiring<A>) -> Self {
         let store = w.store;
+        let (audit, audit_writer) = AuditService::new(store.clone());
+        tokio::spawn(audit_writer.run());
         let ids = MessageIdSigner::new(w.keys.consumer_hmac.clone(), &w.message_id_domain);
         Self {
             ingest: IngestService::new(store.clone(), ids.clone(), w.clock.clone(), w.ingest),
@@ -104,8 +110,9 @@ impl<A: Adapters> AppState<A> {
             bot: Arc::new(BotService::new(store.clone(), w.chat.clone(), &w.bot_outgoing_token)),
             chat: w.chat,
             metrics: metrics::Metrics::default(),
-            access: AccessService::new(store.clone(), w.keys.consumer_hmac, w.clock.clone()),
-            audit: AuditService::new(store.clone()),
+            access: AccessService::new(store.clone(), w.keys.consumer_hmac, w.clock.clone())
+                .with_cache(w.consumer_cache),
+            audit,
             directory: DirectoryService::new(store.clone()),
             mail_accounts: MailAccountService::new(store.clone(), w.keys.secret_box),
             adi: AdiService::new(store.clone(), w.keys.tokens.clone(), w.clock.clone()),

@@ -45,6 +45,7 @@ pub struct ServerSettings {
     pub workers: usize,
     pub body_limit_bytes: usize,
     pub shutdown_timeout_secs: u64,
+    pub consumer_cache_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -95,6 +95,7 @@ impl Application {
             message_id_domain: settings.ingest.message_id_domain.clone(),
             bot_outgoing_token: settings.synology.outgoing_token.clone(),
             limits: settings.limits()?,
+            consumer_cache: Duration::from_secs(settings.server.consumer_cache_secs),
         })
         .into_data();
         let worker = tokio::spawn(crate::worker::run(

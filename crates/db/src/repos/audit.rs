@@ -1,13 +1,13 @@
 //! The bitácora.
 
+use std::collections::BTreeSet;
+
 use diesel::OptionalExtension;
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
-use helpdesk_domain::RepoError;
 use helpdesk_domain::model::*;
 use helpdesk_domain::ports::*;
 
-use crate::conn::Dialect;
 use crate::error::OrRepo;
 use crate::models::*;
 use crate::schema::*;
@@ -21,49 +21,117 @@ fn cut(s: &str, max: usize) -> String {
     s.chars().take(max).collect()
 }
 
+/// A record as its row, before it is inserted.
+#[derive(Clone)]
+struct AuditInsert {
+    id_bitacora_log: i64,
+    fecha: Timestamp,
+    fk_id_consumidor: Option<i64>,
+    consumidor: Option<String>,
+    endpoint: String,
+    metodo: String,
+    ip: String,
+    status_http: Option<i32>,
+    duracion_us: Option<i64>,
+    cuerpo: String,
+    fk_id_bitacora_padre: Option<i64>,
+}
+
 impl AuditRepository for Db {
-    async fn open_audit(&self, e: NewAuditEntry) -> RepoResult<i64> {
-        let endpoint = cut(&e.endpoint, MAX_ENDPOINT);
-        let consumer = e.consumer_name.as_deref().map(|c| cut(c, MAX_CONSUMER));
-        let method = cut(&e.method, 10);
-        let ip = cut(&e.client_ip, 45);
+    async fn reserve_audit_ids(&self, count: i64) -> RepoResult<i64> {
+        let count = count.max(1);
         db_transaction!(self, |conn| {
-            let parent = match e.parent_id {
-                Some(p) => bitacora_log::table
-                    .find(p)
-                    .select(bitacora_log::id_bitacora_log)
-                    .first::<i64>(conn)
-                    .await
-                    .optional()?,
-                None => None,
-            };
-            diesel::insert_into(bitacora_log::table)
-                .values((
-                    bitacora_log::fecha.eq(e.at),
-                    bitacora_log::consumidor.eq(&consumer),
-                    bitacora_log::endpoint.eq(&endpoint),
-                    bitacora_log::metodo.eq(&method),
-                    bitacora_log::ip.eq(&ip),
-                    bitacora_log::cuerpo.eq(&e.body),
-                    bitacora_log::fk_id_bitacora_padre.eq(parent),
-                ))
+            // The UPDATE takes the row's lock first, so concurrent
+            // reservations queue instead of reading the same value.
+            diesel::update(bitacora_secuencia::table.find(1i16))
+                .set(bitacora_secuencia::siguiente.eq(bitacora_secuencia::siguiente + count))
                 .execute(conn)
                 .await?;
-            Ok(conn.last_insert_id().await?)
+            let next: i64 =
+                bitacora_secuencia::table.find(1i16).select(bitacora_secuencia::siguiente).first(conn).await?;
+            Ok(next - count)
         })
     }
 
-    async fn close_audit(&self, id: i64, o: AuditOutcome) -> RepoResult<()> {
-        let n = db_run!(self, |conn| diesel::update(bitacora_log::table.find(id))
-            .set((
-                bitacora_log::fk_id_consumidor.eq(o.consumer_id),
-                bitacora_log::status_http.eq(i32::from(o.status)),
-                bitacora_log::duracion_us.eq(o.duration_us),
-            ))
-            .execute(conn)
-            .await
-            .or_repo()?);
-        if n == 0 { Err(RepoError::NotFound) } else { Ok(()) }
+    async fn write_audit(&self, records: Vec<AuditRecord>) -> RepoResult<()> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let in_batch: BTreeSet<i64> = records.iter().map(|r| r.id).collect();
+        let asked: Vec<i64> =
+            records.iter().filter_map(|r| r.entry.parent_id).filter(|p| !in_batch.contains(p)).collect();
+        let rows: Vec<AuditInsert> = records
+            .into_iter()
+            .map(|r| AuditInsert {
+                id_bitacora_log: r.id,
+                fecha: r.entry.at,
+                fk_id_consumidor: r.outcome.consumer_id,
+                consumidor: r.entry.consumer_name.as_deref().map(|c| cut(c, MAX_CONSUMER)),
+                endpoint: cut(&r.entry.endpoint, MAX_ENDPOINT),
+                metodo: cut(&r.entry.method, 10),
+                ip: cut(&r.entry.client_ip, 45),
+                status_http: Some(i32::from(r.outcome.status)),
+                duracion_us: Some(r.outcome.duration_us),
+                cuerpo: r.entry.body,
+                fk_id_bitacora_padre: r.entry.parent_id,
+            })
+            .collect();
+        // Only parents earlier in the batch or already stored are kept.
+        macro_rules! keep_known_parents {
+            ($conn:ident) => {{
+                let stored: BTreeSet<i64> = if asked.is_empty() {
+                    BTreeSet::new()
+                } else {
+                    bitacora_log::table
+                        .filter(bitacora_log::id_bitacora_log.eq_any(&asked))
+                        .select(bitacora_log::id_bitacora_log)
+                        .load::<i64>($conn)
+                        .await?
+                        .into_iter()
+                        .collect()
+                };
+                rows.iter()
+                    .map(|r| AuditInsert {
+                        fk_id_bitacora_padre: r
+                            .fk_id_bitacora_padre
+                            .filter(|p| stored.contains(p) || (in_batch.contains(p) && *p < r.id_bitacora_log)),
+                        ..r.clone()
+                    })
+                    .collect::<Vec<_>>()
+            }};
+        }
+        macro_rules! values {
+            ($r:expr) => {
+                (
+                    bitacora_log::id_bitacora_log.eq($r.id_bitacora_log),
+                    bitacora_log::fecha.eq($r.fecha),
+                    bitacora_log::fk_id_consumidor.eq($r.fk_id_consumidor),
+                    bitacora_log::consumidor.eq(&$r.consumidor),
+                    bitacora_log::endpoint.eq(&$r.endpoint),
+                    bitacora_log::metodo.eq(&$r.metodo),
+                    bitacora_log::ip.eq(&$r.ip),
+                    bitacora_log::status_http.eq($r.status_http),
+                    bitacora_log::duracion_us.eq($r.duracion_us),
+                    bitacora_log::cuerpo.eq(&$r.cuerpo),
+                    bitacora_log::fk_id_bitacora_padre.eq($r.fk_id_bitacora_padre),
+                )
+            };
+        }
+        db_transaction!(self,
+            // In-process: one statement per row costs no round trip.
+            sqlite: |conn| {
+                for r in keep_known_parents!(conn) {
+                    diesel::insert_into(bitacora_log::table).values(values!(r)).execute(conn).await?;
+                }
+                Ok(())
+            },
+            mysql: |conn| {
+                let rows = keep_known_parents!(conn);
+                let all: Vec<_> = rows.iter().map(|r| values!(r)).collect();
+                diesel::insert_into(bitacora_log::table).values(all).execute(conn).await?;
+                Ok(())
+            }
+        )
     }
 
     async fn find_audit(&self, id: i64) -> RepoResult<Option<AuditEntry>> {

@@ -2,7 +2,7 @@
 
 use super::Timestamp;
 
-/// A record as it is opened, before the outcome is known.
+/// What is known of a request before it is handled.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewAuditEntry {
     pub at: Timestamp,
@@ -25,6 +25,15 @@ pub struct AuditOutcome {
     pub consumer_id: Option<i64>,
     pub status: u16,
     pub duration_us: i64,
+}
+
+/// A finished record, as written: its id was reserved before the request
+/// was handled (the answer carries it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditRecord {
+    pub id: i64,
+    pub entry: NewAuditEntry,
+    pub outcome: AuditOutcome,
 }
 
 /// A stored record.

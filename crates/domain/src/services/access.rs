@@ -1,12 +1,12 @@
 //! Consumer authentication and authorisation (`X-User-Consumo`,
 //! `X-User-Secret`).
 
-use std::collections::BTreeSet;
-use std::sync::Arc;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
 
 use crate::crypto::{SecretHasher, random_token};
 use crate::error::RepoError;
-use crate::model::{Consumer, Endpoint, NewConsumer, Status};
+use crate::model::{Consumer, Endpoint, NewConsumer, Status, Timestamp};
 use crate::ports::{Clock, ConsumerRepository};
 
 #[derive(Debug, thiserror::Error)]
@@ -28,11 +28,58 @@ pub struct AccessService<R: ConsumerRepository> {
     repo: Arc<R>,
     hasher: SecretHasher,
     clock: Arc<dyn Clock>,
+    cache: Option<ConsumerCache>,
 }
+
+/// Consumers found lately, by name, so that a request costs no lookup. A
+/// change made elsewhere (the admin command, another server) shows within
+/// the cache's lifetime; one made through this service at once.
+struct ConsumerCache {
+    ttl: chrono::Duration,
+    found: Mutex<HashMap<String, (Consumer, Timestamp)>>,
+}
+
+/// Most names kept; past it the cache starts over (names come from clients).
+const CACHE_CAPACITY: usize = 1024;
 
 impl<R: ConsumerRepository> AccessService<R> {
     pub fn new(repo: Arc<R>, hasher: SecretHasher, clock: Arc<dyn Clock>) -> Self {
-        Self { repo, hasher, clock }
+        Self { repo, hasher, clock, cache: None }
+    }
+
+    /// Keeps consumers found for `ttl` (zero: no cache).
+    pub fn with_cache(mut self, ttl: std::time::Duration) -> Self {
+        self.cache = (!ttl.is_zero()).then(|| ConsumerCache {
+            ttl: chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::MAX),
+            found: Mutex::default(),
+        });
+        self
+    }
+
+    async fn find(&self, name: &str) -> Result<Option<Consumer>, RepoError> {
+        let Some(cache) = &self.cache else {
+            return self.repo.find_consumer(name).await;
+        };
+        let now = self.clock.now();
+        if let Some((c, at)) = cache.found.lock().ok().and_then(|m| m.get(name).cloned()) {
+            if now - at < cache.ttl {
+                return Ok(Some(c));
+            }
+        }
+        let found = self.repo.find_consumer(name).await?;
+        if let (Some(c), Ok(mut map)) = (&found, cache.found.lock()) {
+            if map.len() >= CACHE_CAPACITY {
+                map.clear();
+            }
+            map.insert(name.to_string(), (c.clone(), now));
+        }
+        Ok(found)
+    }
+
+    fn forget(&self, name: &str) {
+        if let Some(mut map) = self.cache.as_ref().and_then(|c| c.found.lock().ok()) {
+            map.remove(name);
+        }
     }
 
     /// Checks the consumer's credentials and that it may call `endpoint`.
@@ -50,7 +97,7 @@ impl<R: ConsumerRepository> AccessService<R> {
         if name.is_empty() || secret.is_empty() || name.len() > 100 || secret.len() > 255 {
             return Err(AccessError::InvalidCredentials);
         }
-        let consumer = self.repo.find_consumer(name).await?;
+        let consumer = self.find(name).await?;
         let Some(consumer) = consumer else {
             // Same work as the known case, so timing tells nothing.
             let _ = self.hasher.verify(secret, &"0".repeat(64));
@@ -96,15 +143,20 @@ impl<R: ConsumerRepository> AccessService<R> {
     pub async fn rotate_secret(&self, name: &str) -> Result<String, AccessError> {
         let secret = random_token(CONSUMER_SECRET_LEN);
         self.repo.set_consumer_secret(name, &self.hasher.hash(&secret)).await?;
+        self.forget(name);
         Ok(secret)
     }
 
     pub async fn set_status(&self, name: &str, status: Status) -> Result<(), AccessError> {
-        Ok(self.repo.set_consumer_status(name, status).await?)
+        self.repo.set_consumer_status(name, status).await?;
+        self.forget(name);
+        Ok(())
     }
 
     pub async fn set_grants(&self, name: &str, grants: BTreeSet<Endpoint>) -> Result<(), AccessError> {
-        Ok(self.repo.set_consumer_grants(name, grants).await?)
+        self.repo.set_consumer_grants(name, grants).await?;
+        self.forget(name);
+        Ok(())
     }
 
     pub async fn list(&self) -> Result<Vec<Consumer>, AccessError> {
@@ -160,6 +212,30 @@ mod tests {
             let err = service(found).authorize(name, secret, Endpoint::MailSave).await.unwrap_err();
             assert!(matches!(err, AccessError::InvalidCredentials), "{err:?}");
         }
+    }
+
+    #[tokio::test]
+    async fn the_cache_saves_lookups_for_its_lifetime_and_forgets_changes_made_through_it() {
+        let h = SecretHasher::new([3; 32]);
+        let found = consumer(&h, Status::Active, &[Endpoint::MailSave]);
+        let mut repo = MockConsumerRepository::new();
+        repo.expect_find_consumer().times(3).returning(move |_| {
+            let found = found.clone();
+            Box::pin(async move { Ok(Some(found)) })
+        });
+        repo.expect_set_consumer_status().times(1).returning(|_, _| Box::pin(async { Ok(()) }));
+        let clock = Arc::new(crate::testing::ManualClock::new(SystemClock.now()));
+        let s = AccessService::new(Arc::new(repo), h, clock.clone()).with_cache(std::time::Duration::from_secs(5));
+        for _ in 0..3 {
+            s.authorize(Some("canal"), Some("right"), Endpoint::MailSave).await.unwrap();
+        }
+        // One lookup so far; the wrong secret is still refused from the cache.
+        assert!(s.authorize(Some("canal"), Some("wrong"), Endpoint::MailSave).await.is_err());
+        clock.advance(chrono::Duration::seconds(6));
+        s.authorize(Some("canal"), Some("right"), Endpoint::MailSave).await.unwrap();
+        s.set_status("canal", Status::Inactive).await.unwrap();
+        s.authorize(Some("canal"), Some("right"), Endpoint::MailSave).await.unwrap();
+        // `times(3)` above fails the test if any other call looked it up.
     }
 
     #[tokio::test]

@@ -6,7 +6,11 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use crate::error::RepoError;
-use crate::model::{AuditEntry, AuditOutcome, NewAuditEntry};
+use futures_channel::{mpsc, oneshot};
+use futures_util::StreamExt;
+use futures_util::lock::Mutex as AsyncMutex;
+
+use crate::model::{AuditEntry, AuditRecord};
 use crate::ports::AuditRepository;
 
 /// Keys whose values never reach the bitácora (compared case-insensitively,
@@ -63,34 +67,128 @@ pub fn truncate_chars(s: &str, max: usize) -> String {
     }
 }
 
+/// Ids reserved per trip to the store.
+pub const AUDIT_ID_BLOCK: i64 = 1000;
+/// Most records written in one transaction.
+const MAX_BATCH: usize = 512;
+
+type Ack = oneshot::Sender<Result<(), String>>;
+
+struct Queued {
+    record: AuditRecord,
+    /// `None`: nobody waits (the record of a request whose client left).
+    ack: Option<Ack>,
+}
+
+/// The free ids of this process's current block.
+#[derive(Default)]
+struct IdBlock {
+    next: i64,
+    end: i64,
+}
+
+/// Writes the bitácora: one write per request, grouped. Each request gets
+/// its id up front from a block reserved in the store (no write), and its
+/// finished record is queued; one writer stores everything queued in one
+/// transaction, and each request answers once its record is durable. While
+/// a transaction commits, the next requests' records gather for the next one
+/// (group commit), so the bitácora costs a fraction of a commit per request.
 pub struct AuditService<R: AuditRepository> {
     repo: Arc<R>,
+    ids: Arc<AsyncMutex<IdBlock>>,
+    queue: mpsc::UnboundedSender<Queued>,
 }
 
 impl<R: AuditRepository> Clone for AuditService<R> {
     fn clone(&self) -> Self {
-        Self { repo: self.repo.clone() }
+        Self { repo: self.repo.clone(), ids: self.ids.clone(), queue: self.queue.clone() }
     }
 }
 
+/// The writer behind an [`AuditService`]; spawn [`AuditWriter::run`].
+pub struct AuditWriter<R: AuditRepository> {
+    repo: Arc<R>,
+    queue: mpsc::UnboundedReceiver<Queued>,
+}
+
 impl<R: AuditRepository> AuditService<R> {
-    pub fn new(repo: Arc<R>) -> Self {
-        Self { repo }
+    /// The service and the writer it needs running (the caller spawns it;
+    /// it ends when every clone of the service is dropped).
+    pub fn new(repo: Arc<R>) -> (Self, AuditWriter<R>) {
+        let (tx, rx) = mpsc::unbounded();
+        let service = Self { repo: repo.clone(), ids: Arc::default(), queue: tx };
+        (service, AuditWriter { repo, queue: rx })
     }
 
-    /// Opens the record of a request before it is handled, so that even a
-    /// request that never finishes leaves a trace. The body must already be
-    /// redacted (see [`redacted_body_text`]).
-    pub async fn open(&self, entry: NewAuditEntry) -> Result<i64, RepoError> {
-        self.repo.open_audit(entry).await
+    /// An id for a request about to be handled (the store is asked for a
+    /// new block every [`AUDIT_ID_BLOCK`] ids).
+    pub async fn reserve_id(&self) -> Result<i64, RepoError> {
+        let mut block = self.ids.lock().await;
+        if block.next >= block.end {
+            let first = self.repo.reserve_audit_ids(AUDIT_ID_BLOCK).await?;
+            *block = IdBlock { next: first, end: first + AUDIT_ID_BLOCK };
+        }
+        block.next += 1;
+        Ok(block.next - 1)
     }
 
-    pub async fn close(&self, id: i64, outcome: AuditOutcome) -> Result<(), RepoError> {
-        self.repo.close_audit(id, outcome).await
+    /// Stores a finished record; returns once it is durable. The body must
+    /// already be redacted (see [`redacted_body_text`]).
+    pub async fn record(&self, record: AuditRecord) -> Result<(), RepoError> {
+        let (ack, done) = oneshot::channel();
+        self.queue
+            .unbounded_send(Queued { record, ack: Some(ack) })
+            .map_err(|_| RepoError::Unavailable("the bitácora writer has stopped".into()))?;
+        match done.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(RepoError::Unavailable(e)),
+            Err(_) => Err(RepoError::Unavailable("the bitácora writer has stopped".into())),
+        }
+    }
+
+    /// Queues a record without waiting for it (a request whose client
+    /// left before the answer: nobody is there to wait).
+    pub fn record_detached(&self, record: AuditRecord) {
+        // Fails only when the writer is gone, which the next `record`
+        // reports as unavailable.
+        let _ = self.queue.unbounded_send(Queued { record, ack: None });
     }
 
     pub async fn find(&self, id: i64) -> Result<Option<AuditEntry>, RepoError> {
         self.repo.find_audit(id).await
+    }
+}
+
+impl<R: AuditRepository> AuditWriter<R> {
+    /// Writes queued records until every sender is gone.
+    pub async fn run(mut self) {
+        while let Some(first) = self.queue.next().await {
+            let mut batch = vec![first];
+            while batch.len() < MAX_BATCH {
+                match self.queue.try_recv() {
+                    Ok(q) => batch.push(q),
+                    _ => break,
+                }
+            }
+            let records: Vec<AuditRecord> = batch.iter().map(|q| q.record.clone()).collect();
+            let outcomes = match self.repo.write_audit(records).await {
+                Ok(()) => vec![Ok(()); batch.len()],
+                // One bad record must not fail its neighbours: write each
+                // alone, so only the records that cannot be stored fail.
+                Err(_) => {
+                    let mut outcomes = Vec::with_capacity(batch.len());
+                    for q in &batch {
+                        outcomes.push(self.repo.write_audit(vec![q.record.clone()]).await.map_err(|e| e.to_string()));
+                    }
+                    outcomes
+                }
+            };
+            for (q, outcome) in batch.into_iter().zip(outcomes) {
+                if let Some(ack) = q.ack {
+                    let _ = ack.send(outcome);
+                }
+            }
+        }
     }
 }
 
@@ -113,6 +211,52 @@ mod tests {
         }
         assert!(s.contains("ana"));
         assert_eq!(v["nested"]["list"][0]["password_confirmation"], REDACTED);
+    }
+
+    fn record(id: i64) -> AuditRecord {
+        use crate::ports::Clock;
+        AuditRecord {
+            id,
+            entry: crate::model::NewAuditEntry {
+                at: crate::ports::SystemClock.now(),
+                consumer_name: None,
+                endpoint: format!("e{id}"),
+                method: "POST".into(),
+                client_ip: "::1".into(),
+                body: String::new(),
+                parent_id: None,
+            },
+            outcome: crate::model::AuditOutcome { consumer_id: None, status: 200, duration_us: 1 },
+        }
+    }
+
+    #[tokio::test]
+    async fn ids_come_from_blocks_and_one_bad_record_fails_alone() {
+        use crate::ports::AuditRepository;
+        use crate::testing::InMemoryStore;
+        let store = Arc::new(InMemoryStore::new());
+        let (audit, writer) = AuditService::new(store.clone());
+        tokio::spawn(writer.run());
+        let ids: Vec<i64> = futures_util::future::join_all((0..5).map(|_| audit.reserve_id()))
+            .await
+            .into_iter()
+            .map(Result::unwrap)
+            .collect();
+        let mut sorted = ids.clone();
+        sorted.sort_unstable();
+        sorted.dedup();
+        assert_eq!(sorted.len(), 5, "{ids:?}");
+        // A second service (another server) gets a block after the first.
+        let (other, _) = AuditService::new(store.clone());
+        assert!(other.reserve_id().await.unwrap() >= sorted[0] + AUDIT_ID_BLOCK);
+        store.write_audit(vec![record(ids[0])]).await.unwrap();
+        let (dup, fresh) = tokio::join!(audit.record(record(ids[0])), audit.record(record(ids[1])));
+        assert!(dup.is_err(), "an id stored before is refused");
+        fresh.unwrap();
+        assert!(store.find_audit(ids[1]).await.unwrap().is_some(), "stored before record() returned");
+        audit.record_detached(record(ids[2]));
+        audit.record(record(ids[3])).await.unwrap();
+        assert!(store.find_audit(ids[2]).await.unwrap().is_some(), "queued in order with the others");
     }
 
     #[test]

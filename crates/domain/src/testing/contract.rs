@@ -6,7 +6,7 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use chrono::{NaiveDate, SubsecRound};
+use chrono::NaiveDate;
 
 use crate::RepoError;
 use crate::model::*;
@@ -280,34 +280,29 @@ pub async fn consumer_lookup_is_case_sensitive_but_names_unique_ignoring_case<S:
     assert_duplicate(s.create_consumer(new("usuarioprueba")).await, "consumer name");
 }
 
-pub async fn audit_records_open_close_and_link<S: Store>(s: Arc<S>) {
-    let entry = NewAuditEntry {
+fn audit_entry(endpoint: &str, parent_id: Option<i64>) -> NewAuditEntry {
+    NewAuditEntry {
         at: at(12, 0, 1),
         consumer_name: Some("canal".into()),
-        endpoint: "correo/save".into(),
+        endpoint: endpoint.into(),
         method: "POST".into(),
         client_ip: "127.0.0.1".into(),
         body: r#"{"subject":"hola ñ","password":"[REDACTED]"}"#.into(),
-        parent_id: None,
-    };
-    let first = s.open_audit(entry.clone()).await.unwrap();
-    let open = s.find_audit(first).await.unwrap().unwrap();
-    assert_eq!(
-        open,
-        AuditEntry {
-            id: first,
-            at: entry.at,
-            consumer_id: None,
-            consumer_name: entry.consumer_name.clone(),
-            endpoint: entry.endpoint.clone(),
-            method: "POST".into(),
-            client_ip: "127.0.0.1".into(),
-            status: None,
-            duration_us: None,
-            body: entry.body.clone(),
-            parent_id: None,
-        }
-    );
+        parent_id,
+    }
+}
+
+fn audit_record(id: i64, endpoint: &str, parent_id: Option<i64>, status: u16) -> AuditRecord {
+    AuditRecord {
+        id,
+        entry: audit_entry(endpoint, parent_id),
+        outcome: AuditOutcome { consumer_id: None, status, duration_us: 1234 },
+    }
+}
+
+pub async fn audit_records_are_written_in_batches_and_link<S: Store>(s: Arc<S>) {
+    let first = s.reserve_audit_ids(10).await.unwrap();
+    assert!(first > 0);
     let c = s
         .create_consumer(NewConsumer {
             name: "canal".into(),
@@ -317,56 +312,67 @@ pub async fn audit_records_open_close_and_link<S: Store>(s: Arc<S>) {
         })
         .await
         .unwrap();
-    s.close_audit(first, AuditOutcome { consumer_id: Some(c.id), status: 422, duration_us: 1234 }).await.unwrap();
-    let closed = s.find_audit(first).await.unwrap().unwrap();
-    assert_eq!((closed.consumer_id, closed.status, closed.duration_us), (Some(c.id), Some(422), Some(1234)));
-
-    let second = s.open_audit(NewAuditEntry { parent_id: Some(first), ..entry.clone() }).await.unwrap();
-    assert!(second > first, "ids increase");
-    assert_eq!(s.find_audit(second).await.unwrap().unwrap().parent_id, Some(first));
-    // A parent that does not exist is dropped, not refused.
-    let third = s.open_audit(NewAuditEntry { parent_id: Some(first + 10_000), ..entry.clone() }).await.unwrap();
-    assert_eq!(s.find_audit(third).await.unwrap().unwrap().parent_id, None);
-    // A long body with multi-byte characters survives.
-    let long = "ñ".repeat(16_000);
-    let fourth = s.open_audit(NewAuditEntry { body: long.clone(), ..entry }).await.unwrap();
-    assert_eq!(s.find_audit(fourth).await.unwrap().unwrap().body, long);
-
+    let mut one = audit_record(first, "correo/save", None, 422);
+    one.outcome.consumer_id = Some(c.id);
+    // In one batch: a record linking to one earlier in the same batch, one
+    // linking to nothing (dropped, not refused), a long multi-byte body.
+    let two = audit_record(first + 1, "SSO/access", Some(first), 200);
+    let three = audit_record(first + 2, "SSO/access", Some(first + 10_000), 401);
+    let mut four = audit_record(first + 3, "UsuarioInterno/get", None, 200);
+    four.entry.body = "ñ".repeat(16_000);
+    s.write_audit(vec![one.clone(), two, three, four.clone()]).await.unwrap();
+    assert_eq!(
+        s.find_audit(first).await.unwrap().unwrap(),
+        AuditEntry {
+            id: first,
+            at: one.entry.at,
+            consumer_id: Some(c.id),
+            consumer_name: Some("canal".into()),
+            endpoint: "correo/save".into(),
+            method: "POST".into(),
+            client_ip: "127.0.0.1".into(),
+            status: Some(422),
+            duration_us: Some(1234),
+            body: one.entry.body.clone(),
+            parent_id: None,
+        }
+    );
+    assert_eq!(s.find_audit(first + 1).await.unwrap().unwrap().parent_id, Some(first));
+    assert_eq!(s.find_audit(first + 2).await.unwrap().unwrap().parent_id, None);
+    assert_eq!(s.find_audit(first + 3).await.unwrap().unwrap().body, four.entry.body);
+    // A later batch links to a stored record.
+    s.write_audit(vec![audit_record(first + 5, "x", Some(first + 1), 200)]).await.unwrap();
+    assert_eq!(s.find_audit(first + 5).await.unwrap().unwrap().parent_id, Some(first + 1));
     let recent: Vec<i64> = s.recent_audit(2).await.unwrap().into_iter().map(|e| e.id).collect();
-    assert_eq!(recent, vec![fourth, third]);
-    assert!(matches!(
-        s.close_audit(fourth + 1000, AuditOutcome { consumer_id: None, status: 200, duration_us: 1 }).await,
-        Err(RepoError::NotFound)
-    ));
-    assert_eq!(s.find_audit(fourth + 1000).await.unwrap(), None);
+    assert_eq!(recent, vec![first + 5, first + 3]);
+    // An id stored before fails the whole batch.
+    let again = s.write_audit(vec![audit_record(first + 6, "y", None, 200), audit_record(first, "z", None, 200)]).await;
+    assert_duplicate(again, "audit id");
+    assert_eq!(s.find_audit(first + 6).await.unwrap(), None, "nothing of a failed batch is stored");
+    // Blocks reserved later start above everything stored.
+    let next = s.reserve_audit_ids(10).await.unwrap();
+    assert!(next >= first + 10, "{next} overlaps the first block");
+    assert_eq!(s.find_audit(next + 1000).await.unwrap(), None);
 }
 
-pub async fn concurrent_audit_opens_get_distinct_ids<S: Store>(s: Arc<S>) {
+pub async fn concurrent_audit_reservations_never_overlap<S: Store>(s: Arc<S>) {
     let mut tasks = Vec::new();
-    for i in 0..16 {
+    for _ in 0..16 {
         let s = s.clone();
-        tasks.push(tokio::spawn(async move {
-            s.open_audit(NewAuditEntry {
-                at: crate::ports::SystemClock.now().trunc_subsecs(0),
-                consumer_name: None,
-                endpoint: format!("e{i}"),
-                method: "GET".into(),
-                client_ip: "::1".into(),
-                body: String::new(),
-                parent_id: None,
-            })
-            .await
-            .unwrap()
-        }));
+        tasks.push(tokio::spawn(async move { s.reserve_audit_ids(5).await.unwrap() }));
     }
-    let mut ids = BTreeSet::new();
+    let mut firsts = Vec::new();
     for t in tasks {
-        ids.insert(t.await.unwrap());
+        firsts.push(t.await.unwrap());
     }
+    firsts.sort_unstable();
+    for w in firsts.windows(2) {
+        assert!(w[1] >= w[0] + 5, "blocks {firsts:?} overlap");
+    }
+    let records: Vec<_> = firsts.iter().map(|f| audit_record(*f + 4, "e", None, 200)).collect();
+    s.write_audit(records).await.unwrap();
+    let ids: BTreeSet<i64> = s.recent_audit(100).await.unwrap().into_iter().map(|e| e.id).collect();
     assert_eq!(ids.len(), 16);
-    for id in ids {
-        assert!(s.find_audit(id).await.unwrap().is_some());
-    }
 }
 
 pub async fn mail_accounts_filter_and_uniqueness<S: Store>(s: Arc<S>) {

@@ -11,6 +11,7 @@ use crate::ports::*;
 #[derive(Default)]
 struct Inner {
     next_id: i64,
+    next_audit_id: i64,
     products: BTreeMap<i64, Product>,
     departments: BTreeMap<i64, Department>,
     roles: BTreeMap<i64, Role>,
@@ -294,35 +295,38 @@ impl ConsumerRepository for InMemoryStore {
 }
 
 impl AuditRepository for InMemoryStore {
-    async fn open_audit(&self, e: NewAuditEntry) -> RepoResult<i64> {
+    async fn reserve_audit_ids(&self, count: i64) -> RepoResult<i64> {
         self.with(|i| {
-            let id = i.id();
-            let parent_id = e.parent_id.filter(|p| i.audit.contains_key(p));
-            i.audit.insert(
-                id,
-                AuditEntry {
-                    id,
-                    at: e.at,
-                    consumer_id: None,
-                    consumer_name: e.consumer_name,
-                    endpoint: e.endpoint,
-                    method: e.method,
-                    client_ip: e.client_ip,
-                    status: None,
-                    duration_us: None,
-                    body: e.body,
-                    parent_id,
-                },
-            );
-            Ok(id)
+            let first = i.next_audit_id.max(i.audit.keys().next_back().map_or(1, |k| k + 1));
+            i.next_audit_id = first + count.max(1);
+            Ok(first)
         })
     }
-    async fn close_audit(&self, id: i64, o: AuditOutcome) -> RepoResult<()> {
+    async fn write_audit(&self, records: Vec<AuditRecord>) -> RepoResult<()> {
         self.with(|i| {
-            let e = i.audit.get_mut(&id).ok_or(RepoError::NotFound)?;
-            e.consumer_id = o.consumer_id;
-            e.status = Some(o.status);
-            e.duration_us = Some(o.duration_us);
+            if records.iter().any(|r| i.audit.contains_key(&r.id)) {
+                return Err(dup("bitacora_log.id_bitacora_log"));
+            }
+            for r in records {
+                let parent_id = r.entry.parent_id.filter(|p| i.audit.contains_key(p));
+                let e = r.entry;
+                i.audit.insert(
+                    r.id,
+                    AuditEntry {
+                        id: r.id,
+                        at: e.at,
+                        consumer_id: r.outcome.consumer_id,
+                        consumer_name: e.consumer_name,
+                        endpoint: e.endpoint,
+                        method: e.method,
+                        client_ip: e.client_ip,
+                        status: Some(r.outcome.status),
+                        duration_us: Some(r.outcome.duration_us),
+                        body: e.body,
+                        parent_id,
+                    },
+                );
+            }
             Ok(())
         })
     }

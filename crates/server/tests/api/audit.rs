@@ -99,7 +99,33 @@ async fn secrets_never_reach_the_database(backend: Backend) {
     }
 }
 
+/// Concurrent requests share transactions, yet each answer leaves only once
+/// its own record is stored, with a distinct id.
+async fn each_answer_leaves_after_its_record_is_stored(backend: Backend) {
+    let app = std::sync::Arc::new(spawn_app(backend).await);
+    let secret = app.consumer("crm", &[Endpoint::InternalUsers]).await;
+    let mut tasks = Vec::new();
+    for i in 0..24 {
+        let (app, secret) = (app.clone(), secret.clone());
+        tasks.push(tokio::spawn(async move {
+            let (status, body) =
+                json(app.post("UsuarioInterno/get", ("crm", &secret), &json!({"user": "x"})).await).await;
+            assert_eq!(status, 200, "{body}");
+            let id = body["id_bitacora_log"].as_i64().unwrap();
+            let record = app.db.find_audit(id).await.unwrap();
+            assert_eq!(record.map(|r| (r.endpoint, r.status)), Some(("UsuarioInterno/get".into(), Some(200))), "{i}");
+            id
+        }));
+    }
+    let mut ids = std::collections::BTreeSet::new();
+    for t in tasks {
+        ids.insert(t.await.unwrap());
+    }
+    assert_eq!(ids.len(), 24);
+}
+
 crate::on_both_backends!(
+    each_answer_leaves_after_its_record_is_stored,
     a_refused_request_is_audited,
     an_accepted_request_records_its_consumer_and_links_to_its_parent,
     secrets_never_reach_the_database,
