@@ -3,15 +3,63 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use deadpool::managed::{Manager, Metrics, Pool, RecycleResult};
 use diesel::QueryableByName;
 use diesel::sqlite::SqliteConnection;
-use diesel_async::pooled_connection::deadpool::Pool;
-use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig};
+use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig, PoolError, RecyclingMethod};
 use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
 use diesel_async::{AsyncConnection, AsyncMysqlConnection, RunQueryDsl, SimpleAsyncConnection};
 use futures_util::FutureExt;
 
 pub(crate) type SqliteConn = SyncConnectionWrapper<SqliteConnection>;
+
+/// A MySQL connection idle longer than this is checked with a query before
+/// reuse (a server restart or its idle timeout closes such connections);
+/// one used more recently only gets diesel-async's free checks. Checking
+/// every checkout cost a round trip per repository call: a `SELECT 1` before
+/// every statement.
+const VERIFY_IDLE: Duration = Duration::from_secs(30);
+
+/// diesel-async's pool manager, verifying only connections that sat idle.
+pub(crate) struct Recycler<C: 'static> {
+    verified: AsyncDieselConnectionManager<C>,
+    fast: AsyncDieselConnectionManager<C>,
+    verify_after: Duration,
+}
+
+impl<C: AsyncConnection + 'static> Recycler<C> {
+    /// `config` builds each manager's configuration (it holds closures).
+    fn new(url: &str, config: impl Fn() -> ManagerConfig<C>, verify_after: Duration) -> Self {
+        let mut fast = config();
+        fast.recycling_method = RecyclingMethod::Fast;
+        Recycler {
+            verified: AsyncDieselConnectionManager::new_with_config(url, config()),
+            fast: AsyncDieselConnectionManager::new_with_config(url, fast),
+            verify_after,
+        }
+    }
+}
+
+impl<C> Manager for Recycler<C>
+where
+    C: Send + 'static,
+    AsyncDieselConnectionManager<C>: Manager<Type = C, Error = PoolError>,
+{
+    type Type = C;
+    type Error = PoolError;
+
+    async fn create(&self) -> Result<C, PoolError> {
+        self.fast.create().await
+    }
+
+    async fn recycle(&self, conn: &mut C, metrics: &Metrics) -> RecycleResult<PoolError> {
+        if metrics.last_used() > self.verify_after {
+            self.verified.recycle(conn, metrics).await
+        } else {
+            self.fast.recycle(conn, metrics).await
+        }
+    }
+}
 
 /// Which database a [`Db`] talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -115,8 +163,8 @@ impl Default for DbOptions {
 }
 
 pub(crate) enum Pools {
-    Sqlite { pool: Pool<SqliteConn>, write_lock: tokio::sync::Mutex<()> },
-    Mysql(Pool<AsyncMysqlConnection>),
+    Sqlite { pool: Pool<Recycler<SqliteConn>>, write_lock: tokio::sync::Mutex<()> },
+    Mysql(Pool<Recycler<AsyncMysqlConnection>>),
 }
 
 /// The store: a pool on one backend, implementing every repository port.
@@ -172,26 +220,31 @@ impl Db {
                     }
                 };
                 let busy_ms = opts.sqlite_busy_timeout.as_millis();
-                let mut config = ManagerConfig::<SqliteConn>::default();
-                config.custom_setup = Box::new(move |url: &str| {
-                    let url = url.to_string();
-                    async move {
-                        let mut conn = SqliteConn::establish(&url).await?;
-                        conn.batch_execute(&format!(
-                            "PRAGMA busy_timeout = {busy_ms}; PRAGMA journal_mode = WAL; \
-                             PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;"
-                        ))
-                        .await
-                        .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
-                        Ok(conn)
-                    }
-                    .boxed()
-                });
-                let manager = AsyncDieselConnectionManager::<SqliteConn>::new_with_config(target_str, config);
+                let config = move || {
+                    let mut config = ManagerConfig::<SqliteConn>::default();
+                    config.custom_setup = Box::new(move |url: &str| {
+                        let url = url.to_string();
+                        async move {
+                            let mut conn = SqliteConn::establish(&url).await?;
+                            conn.batch_execute(&format!(
+                                "PRAGMA busy_timeout = {busy_ms}; PRAGMA journal_mode = WAL; \
+                                 PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;"
+                            ))
+                            .await
+                            .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
+                            Ok(conn)
+                        }
+                        .boxed()
+                    });
+                    config
+                };
+                // An in-process file cannot go away under a connection: never
+                // spend a query checking it.
+                let manager = Recycler::new(&target_str, config, Duration::MAX);
                 Pools::Sqlite { pool: build_pool!(manager, opts, size)?, write_lock: tokio::sync::Mutex::new(()) }
             }
             DbUrl::Mysql(u) => {
-                let manager = AsyncDieselConnectionManager::<AsyncMysqlConnection>::new(u.clone());
+                let manager = Recycler::new(u, ManagerConfig::<AsyncMysqlConnection>::default, VERIFY_IDLE);
                 Pools::Mysql(build_pool!(manager, opts, opts.max_connections.max(1))?)
             }
         };

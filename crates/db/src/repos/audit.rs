@@ -117,6 +117,22 @@ impl AuditRepository for Db {
                 )
             };
         }
+        // The common case, no parent outside the batch: one multi-row INSERT
+        // in autocommit is atomic on its own, and saves MySQL the BEGIN and
+        // COMMIT round trips of a transaction.
+        if let (true, crate::conn::Pools::Mysql(pool)) = (asked.is_empty(), &self.backend) {
+            let mut conn = pool.get().await.map_err(crate::error::pool_error)?;
+            let rows: Vec<_> = rows
+                .iter()
+                .map(|r| AuditInsert {
+                    fk_id_bitacora_padre: r.fk_id_bitacora_padre.filter(|p| *p < r.id_bitacora_log),
+                    ..r.clone()
+                })
+                .collect();
+            let all: Vec<_> = rows.iter().map(|r| values!(r)).collect();
+            diesel::insert_into(bitacora_log::table).values(all).execute(&mut *conn).await.or_repo()?;
+            return Ok(());
+        }
         db_transaction!(self,
             // In-process: one statement per row costs no round trip.
             sqlite: |conn| {

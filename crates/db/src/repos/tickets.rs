@@ -108,19 +108,13 @@ impl TicketRepository for Db {
                     .execute(conn)
                     .await?;
             }
+            // One statement per participant: one already known is skipped
+            // by the primary key.
             for p in &participants {
-                let known = participante_ticket::table
-                    .filter(participante_ticket::fk_id_ticket.eq(ticket_id))
-                    .filter(participante_ticket::correo.eq(p))
-                    .count()
-                    .get_result::<i64>(conn)
+                diesel::insert_or_ignore_into(participante_ticket::table)
+                    .values((participante_ticket::fk_id_ticket.eq(ticket_id), participante_ticket::correo.eq(p)))
+                    .execute(conn)
                     .await?;
-                if known == 0 {
-                    diesel::insert_into(participante_ticket::table)
-                        .values((participante_ticket::fk_id_ticket.eq(ticket_id), participante_ticket::correo.eq(p)))
-                        .execute(conn)
-                        .await?;
-                }
             }
             let mut notice_ids = Vec::with_capacity(n.notices.len());
             for nn in &n.notices {
