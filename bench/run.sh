@@ -101,6 +101,9 @@ for backend in mysql sqlite; do
   wait_ready $PORT
   log "$backend: UsuarioInterno/get"
   drive "$backend-users" $PORT users.lua 4 "$SECRET"
+  # One database round trip and nothing else (no bitácora, no consumer):
+  # what a request costs that only asks the database one thing.
+  wrk -t2 -c4 -d"${SECS}s" --latency "http://127.0.0.1:$PORT/ready" >"$OUT/$backend-ready.txt"
   for c in 4 16; do
     log "$backend: correo/save at $c connections"
     drive "$backend-save-$c" $PORT save.lua $c "$SECRET" /api/correo/save
@@ -141,6 +144,8 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.0f %%", 100 * a 
   done
   m="$OUT/mysql-users.txt"; s="$OUT/sqlite-users.txt"
   echo "| UsuarioInterno/get req/s, audited, 4 connections | $(rps "$m") ($(ratio "$(rps "$m")" "$BARE") of bare; p99 $(pct "$m" 99%)) | $(rps "$s") ($(ratio "$(rps "$s")" "$BARE") of bare; p99 $(pct "$s" 99%)) |"
+  mr="$OUT/mysql-ready.txt"; sr="$OUT/sqlite-ready.txt"
+  echo "| /ready req/s (one database round trip, nothing else), 4 connections | $(rps "$mr") ($(ratio "$(rps "$mr")" "$BARE") of bare; users read = $(ratio "$(rps "$m")" "$(rps "$mr")") of it) | $(rps "$sr") ($(ratio "$(rps "$sr")" "$BARE") of bare; users read = $(ratio "$(rps "$s")" "$(rps "$sr")") of it) |"
   bound=$(awk -v a="$ARGON" -v c="$CORES" 'BEGIN{print a*c}')
   m="$OUT/mysql-login.txt"; s="$OUT/sqlite-login.txt"
   echo "| SSO/access logins/s, 4 connections | $(rps "$m") ($(ratio "$(rps "$m")" "$bound") of the Argon2 bound) | $(rps "$s") ($(ratio "$(rps "$s")" "$bound") of the Argon2 bound) |"
