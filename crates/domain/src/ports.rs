@@ -241,7 +241,8 @@ pub trait IntegratedSystemRepository: Send + Sync + 'static {
 pub trait TicketRepository: Send + Sync + 'static {
     /// Writes everything one incoming mail produces in one transaction:
     /// the ticket (new, or updated and possibly reopened), the detail, its
-    /// attachments, participants and notices. MUST return `Duplicate`,
+    /// attachments, participants and notices, whose ids it returns in the
+    /// order of `incoming.notices`. MUST return `Duplicate`,
     /// writing nothing, when a detail with the same dedupe key exists (also
     /// when a concurrent call stored it first), and `NotFound` when an
     /// existing target ticket is gone.

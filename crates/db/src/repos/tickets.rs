@@ -24,117 +24,160 @@ impl TicketRepository for Db {
         participants.sort();
         participants.dedup();
         participants.retain(|p| !p.is_empty());
-        db_transaction!(self, |conn| {
-            let (ticket_id, created_ticket) = match &n.target {
-                IncomingTarget::New(t) => {
-                    // The assignee's row first: taking its write lock before the
-                    // ticket's foreign-key check takes a shared one avoids a
-                    // lock upgrade, which deadlocks concurrent ingestions on MySQL.
-                    if let Some(a) = t.assignee_id {
-                        diesel::update(usuario::table.find(a))
-                            .set(usuario::ultima_asignacion.eq(now))
+        // Ticket, detail and attachments: the same statements on both
+        // backends.
+        macro_rules! ticket_and_detail {
+            ($conn:ident) => {{
+                let conn = &mut *$conn;
+                let (ticket_id, created_ticket) = match &n.target {
+                    IncomingTarget::New(t) => {
+                        // The assignee's row first: taking its write lock before the
+                        // ticket's foreign-key check takes a shared one avoids a
+                        // lock upgrade, which deadlocks concurrent ingestions on MySQL.
+                        if let Some(a) = t.assignee_id {
+                            diesel::update(usuario::table.find(a))
+                                .set(usuario::ultima_asignacion.eq(now))
+                                .execute(conn)
+                                .await?;
+                        }
+                        diesel::insert_into(ticket::table)
+                            .values((
+                                ticket::asunto.eq(&t.subject),
+                                ticket::estado.eq(TicketStatus::Open.as_str()),
+                                ticket::fk_id_departamento.eq(t.department_id),
+                                ticket::fk_id_usuario_asignado.eq(t.assignee_id),
+                                ticket::solicitante.eq(&t.requester),
+                                ticket::fk_id_cuenta_correo.eq(t.mail_account_id),
+                                ticket::sistema.eq(&t.system),
+                                ticket::created_at.eq(now),
+                                ticket::updated_at.eq(now),
+                            ))
                             .execute(conn)
                             .await?;
+                        (conn.last_insert_id().await?, true)
                     }
-                    diesel::insert_into(ticket::table)
+                    IncomingTarget::Existing { ticket_id, reopen } => {
+                        let changed = if *reopen {
+                            diesel::update(ticket::table.find(*ticket_id))
+                                .set((
+                                    ticket::updated_at.eq(now),
+                                    ticket::estado.eq(TicketStatus::Open.as_str()),
+                                    ticket::closed_at.eq(None::<Timestamp>),
+                                ))
+                                .execute(conn)
+                                .await?
+                        } else {
+                            diesel::update(ticket::table.find(*ticket_id))
+                                .set(ticket::updated_at.eq(now))
+                                .execute(conn)
+                                .await?
+                        };
+                        if changed != 1 {
+                            return Err(RepoError::NotFound.into());
+                        }
+                        (*ticket_id, false)
+                    }
+                };
+                diesel::insert_into(detalle_ticket::table)
+                    .values((
+                        detalle_ticket::fk_id_ticket.eq(ticket_id),
+                        detalle_ticket::clave_dedupe.eq(&d.dedupe_key),
+                        detalle_ticket::message_id.eq(&d.message_id),
+                        detalle_ticket::message_id_hash.eq(&d.message_id_hash),
+                        detalle_ticket::remitente.eq(&d.from),
+                        detalle_ticket::destinatario.eq(&d.to),
+                        detalle_ticket::cc.eq(&d.cc),
+                        detalle_ticket::bcc.eq(&d.bcc),
+                        detalle_ticket::reply_to.eq(&d.reply_to),
+                        detalle_ticket::asunto.eq(&d.subject),
+                        detalle_ticket::cuerpo.eq(&d.body),
+                        detalle_ticket::html.eq(&d.html),
+                        detalle_ticket::fecha.eq(d.date),
+                        detalle_ticket::headers.eq(&headers),
+                        detalle_ticket::automatico.eq(d.automatic),
+                        detalle_ticket::nuevo_ticket.eq(created_ticket),
+                        detalle_ticket::created_at.eq(now),
+                    ))
+                    .execute(conn)
+                    .await?;
+                let detail_id = conn.last_insert_id().await?;
+                for a in &n.attachments {
+                    diesel::insert_into(adjunto_ticket::table)
                         .values((
-                            ticket::asunto.eq(&t.subject),
-                            ticket::estado.eq(TicketStatus::Open.as_str()),
-                            ticket::fk_id_departamento.eq(t.department_id),
-                            ticket::fk_id_usuario_asignado.eq(t.assignee_id),
-                            ticket::solicitante.eq(&t.requester),
-                            ticket::fk_id_cuenta_correo.eq(t.mail_account_id),
-                            ticket::sistema.eq(&t.system),
-                            ticket::created_at.eq(now),
-                            ticket::updated_at.eq(now),
+                            adjunto_ticket::fk_id_detalle_ticket.eq(detail_id),
+                            adjunto_ticket::nombre.eq(&a.name),
+                            adjunto_ticket::ruta.eq(&a.route),
+                            adjunto_ticket::tipo.eq(&a.mime_type),
                         ))
                         .execute(conn)
                         .await?;
-                    (conn.last_insert_id().await?, true)
                 }
-                IncomingTarget::Existing { ticket_id, reopen } => {
-                    let changed = if *reopen {
-                        diesel::update(ticket::table.find(*ticket_id))
-                            .set((
-                                ticket::updated_at.eq(now),
-                                ticket::estado.eq(TicketStatus::Open.as_str()),
-                                ticket::closed_at.eq(None::<Timestamp>),
-                            ))
-                            .execute(conn)
-                            .await?
-                    } else {
-                        diesel::update(ticket::table.find(*ticket_id))
-                            .set(ticket::updated_at.eq(now))
-                            .execute(conn)
-                            .await?
-                    };
-                    if changed != 1 {
-                        return Err(RepoError::NotFound.into());
-                    }
-                    (*ticket_id, false)
-                }
+                (ticket_id, detail_id, created_ticket)
+            }};
+        }
+        macro_rules! notice_values {
+            ($ticket_id:expr, $detail_id:expr, $nn:expr) => {
+                (
+                    notificacion::fk_id_ticket.eq($ticket_id),
+                    notificacion::fk_id_detalle_ticket.eq($detail_id),
+                    notificacion::tipo.eq($nn.kind.as_str()),
+                    notificacion::destino.eq(&$nn.recipient),
+                    notificacion::estado.eq(NoticeStatus::Pending.as_str()),
+                    notificacion::intentos.eq(0),
+                    notificacion::proximo_intento.eq(n.notices_due_at),
+                    notificacion::created_at.eq(now),
+                )
             };
-            diesel::insert_into(detalle_ticket::table)
-                .values((
-                    detalle_ticket::fk_id_ticket.eq(ticket_id),
-                    detalle_ticket::clave_dedupe.eq(&d.dedupe_key),
-                    detalle_ticket::message_id.eq(&d.message_id),
-                    detalle_ticket::message_id_hash.eq(&d.message_id_hash),
-                    detalle_ticket::remitente.eq(&d.from),
-                    detalle_ticket::destinatario.eq(&d.to),
-                    detalle_ticket::cc.eq(&d.cc),
-                    detalle_ticket::bcc.eq(&d.bcc),
-                    detalle_ticket::reply_to.eq(&d.reply_to),
-                    detalle_ticket::asunto.eq(&d.subject),
-                    detalle_ticket::cuerpo.eq(&d.body),
-                    detalle_ticket::html.eq(&d.html),
-                    detalle_ticket::fecha.eq(d.date),
-                    detalle_ticket::headers.eq(&headers),
-                    detalle_ticket::automatico.eq(d.automatic),
-                    detalle_ticket::nuevo_ticket.eq(created_ticket),
-                    detalle_ticket::created_at.eq(now),
-                ))
-                .execute(conn)
-                .await?;
-            let detail_id = conn.last_insert_id().await?;
-            for a in &n.attachments {
-                diesel::insert_into(adjunto_ticket::table)
-                    .values((
-                        adjunto_ticket::fk_id_detalle_ticket.eq(detail_id),
-                        adjunto_ticket::nombre.eq(&a.name),
-                        adjunto_ticket::ruta.eq(&a.route),
-                        adjunto_ticket::tipo.eq(&a.mime_type),
-                    ))
-                    .execute(conn)
-                    .await?;
+        }
+        db_transaction!(self,
+            // In-process, a statement per row costs no round trip.
+            sqlite: |conn| {
+                let (ticket_id, detail_id, created_ticket) = ticket_and_detail!(conn);
+                // A participant already known is skipped by the primary key.
+                for p in &participants {
+                    diesel::insert_or_ignore_into(participante_ticket::table)
+                        .values((participante_ticket::fk_id_ticket.eq(ticket_id), participante_ticket::correo.eq(p)))
+                        .execute(conn)
+                        .await?;
+                }
+                let mut notice_ids = Vec::with_capacity(n.notices.len());
+                for nn in &n.notices {
+                    diesel::insert_into(notificacion::table)
+                        .values(notice_values!(ticket_id, detail_id, nn))
+                        .execute(conn)
+                        .await?;
+                    notice_ids.push(conn.last_insert_id().await?);
+                }
+                Ok(StoredIncoming { ticket_id, detail_id, created_ticket, notice_ids })
+            },
+            // Over the network: one statement for all participants, one for
+            // all notices and one to read the notices' ids (a multi-row
+            // insert numbers its rows in order; the detail is new, so its
+            // notices are exactly these).
+            mysql: |conn| {
+                let (ticket_id, detail_id, created_ticket) = ticket_and_detail!(conn);
+                if !participants.is_empty() {
+                    let rows: Vec<_> = participants
+                        .iter()
+                        .map(|p| (participante_ticket::fk_id_ticket.eq(ticket_id), participante_ticket::correo.eq(p)))
+                        .collect();
+                    diesel::insert_or_ignore_into(participante_ticket::table).values(rows).execute(conn).await?;
+                }
+                let notice_ids = if n.notices.is_empty() {
+                    Vec::new()
+                } else {
+                    let rows: Vec<_> = n.notices.iter().map(|nn| notice_values!(ticket_id, detail_id, nn)).collect();
+                    diesel::insert_into(notificacion::table).values(rows).execute(conn).await?;
+                    notificacion::table
+                        .filter(notificacion::fk_id_detalle_ticket.eq(detail_id))
+                        .order(notificacion::id_notificacion)
+                        .select(notificacion::id_notificacion)
+                        .load::<i64>(conn)
+                        .await?
+                };
+                Ok(StoredIncoming { ticket_id, detail_id, created_ticket, notice_ids })
             }
-            // One statement per participant: one already known is skipped
-            // by the primary key.
-            for p in &participants {
-                diesel::insert_or_ignore_into(participante_ticket::table)
-                    .values((participante_ticket::fk_id_ticket.eq(ticket_id), participante_ticket::correo.eq(p)))
-                    .execute(conn)
-                    .await?;
-            }
-            let mut notice_ids = Vec::with_capacity(n.notices.len());
-            for nn in &n.notices {
-                diesel::insert_into(notificacion::table)
-                    .values((
-                        notificacion::fk_id_ticket.eq(ticket_id),
-                        notificacion::fk_id_detalle_ticket.eq(detail_id),
-                        notificacion::tipo.eq(nn.kind.as_str()),
-                        notificacion::destino.eq(&nn.recipient),
-                        notificacion::estado.eq(NoticeStatus::Pending.as_str()),
-                        notificacion::intentos.eq(0),
-                        notificacion::proximo_intento.eq(n.notices_due_at),
-                        notificacion::created_at.eq(now),
-                    ))
-                    .execute(conn)
-                    .await?;
-                notice_ids.push(conn.last_insert_id().await?);
-            }
-            Ok(StoredIncoming { ticket_id, detail_id, created_ticket, notice_ids })
-        })
+        )
     }
 
     async fn find_ticket(&self, id: i64) -> RepoResult<Option<Ticket>> {

@@ -305,7 +305,10 @@ impl<R: Store> IngestService<R> {
             now,
             notices_due_at: now + self.settings.first_attempt_grace,
         };
+        let specs = incoming.notices.clone();
+        let due = incoming.notices_due_at;
         match self.repo.store_incoming(incoming).await {
+            // The notices as stored, without reading them back.
             Ok(stored) => Ok(IngestOutcome {
                 ticket_id: stored.ticket_id,
                 detail_id: stored.detail_id,
@@ -313,7 +316,25 @@ impl<R: Store> IngestService<R> {
                 duplicate: false,
                 department,
                 assignee_id: assignee.map(|a| a.id),
-                notices: self.repo.notices_of_detail(stored.detail_id).await?,
+                notices: specs
+                    .into_iter()
+                    .zip(stored.notice_ids)
+                    .map(|(spec, id)| Notice {
+                        id,
+                        ticket_id: stored.ticket_id,
+                        detail_id: stored.detail_id,
+                        kind: spec.kind,
+                        recipient: spec.recipient,
+                        status: NoticeStatus::Pending,
+                        attempts: 0,
+                        next_attempt_at: due,
+                        leased_until: None,
+                        last_error: None,
+                        result: None,
+                        created_at: now,
+                        sent_at: None,
+                    })
+                    .collect(),
             }),
             // A concurrent post of the same mail won: answer with its result.
             Err(RepoError::Duplicate(_)) => match self.repo.find_detail_by_dedupe(&dedupe_key).await? {
