@@ -91,6 +91,7 @@ pub struct SynologyConfig {
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct IngestConfig {
+    pub setup_cache_secs: u64,
     pub default_department_id: i64,
     pub acks_per_hour: i64,
     pub message_id_domain: String,
@@ -288,6 +289,7 @@ impl Settings {
             acks_per_hour: i.acks_per_hour,
             chat_to_users: !self.synology.bot_token.trim().is_empty(),
             first_attempt_grace: chrono::Duration::milliseconds(self.outbox.inline_timeout_ms as i64 * 2),
+            setup_cache: Duration::from_secs(i.setup_cache_secs),
         })
     }
 

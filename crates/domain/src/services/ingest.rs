@@ -2,8 +2,9 @@
 //! routing, assignment, loop protection and the notices to send, all
 //! written in one transaction.
 
-use std::collections::BTreeMap;
-use std::sync::{Arc, LazyLock};
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::sync::{Arc, LazyLock, Mutex};
 
 use chrono::Duration;
 use regex::Regex;
@@ -24,6 +25,9 @@ pub struct IngestSettings {
     /// The request makes the first delivery attempt; the worker leaves new
     /// notices alone this long so the two do not race.
     pub first_attempt_grace: Duration,
+    /// How long mailboxes, departments and whether a department has a
+    /// webhook are kept in memory (zero: read for every mail).
+    pub setup_cache: std::time::Duration,
 }
 
 /// A mail as the reading channel posts it.
@@ -176,11 +180,62 @@ pub struct IngestService<R: Store> {
     ids: MessageIdSigner,
     clock: Arc<dyn Clock>,
     settings: IngestSettings,
+    setup: SetupCache,
+}
+
+/// What routing reads for every mail and an administrator rarely changes.
+#[derive(Default)]
+struct SetupCache {
+    accounts: Mutex<HashMap<(), (Vec<MailAccount>, Timestamp)>>,
+    departments: Mutex<HashMap<i64, (Option<Department>, Timestamp)>>,
+    webhooks: Mutex<HashMap<i64, (bool, Timestamp)>>,
+}
+
+/// A value of `map` under `key` younger than `ttl`, else `load`'s (kept).
+async fn cached<K: std::hash::Hash + Eq + Copy, V: Clone, E>(
+    map: &Mutex<HashMap<K, (V, Timestamp)>>,
+    key: K,
+    now: Timestamp,
+    ttl: Duration,
+    load: impl Future<Output = Result<V, E>>,
+) -> Result<V, E> {
+    if let Some((v, at)) = map.lock().ok().and_then(|m| m.get(&key).cloned()) {
+        if now - at < ttl {
+            return Ok(v);
+        }
+    }
+    let v = load.await?;
+    if ttl > Duration::zero() {
+        if let Ok(mut m) = map.lock() {
+            m.insert(key, (v.clone(), now));
+        }
+    }
+    Ok(v)
 }
 
 impl<R: Store> IngestService<R> {
     pub fn new(repo: Arc<R>, ids: MessageIdSigner, clock: Arc<dyn Clock>, settings: IngestSettings) -> Self {
-        Self { repo, ids, clock, settings }
+        Self { repo, ids, clock, settings, setup: SetupCache::default() }
+    }
+
+    fn setup_ttl(&self) -> Duration {
+        Duration::from_std(self.settings.setup_cache).unwrap_or(Duration::MAX)
+    }
+
+    async fn mail_accounts(&self) -> Result<Vec<MailAccount>, RepoError> {
+        let (now, ttl) = (self.clock.now(), self.setup_ttl());
+        cached(&self.setup.accounts, (), now, ttl, self.repo.find_mail_accounts(MailAccountFilter::default())).await
+    }
+
+    async fn department(&self, id: i64) -> Result<Option<Department>, RepoError> {
+        let (now, ttl) = (self.clock.now(), self.setup_ttl());
+        cached(&self.setup.departments, id, now, ttl, self.repo.find_department(id)).await
+    }
+
+    async fn has_webhook(&self, department_id: i64) -> Result<bool, RepoError> {
+        let (now, ttl) = (self.clock.now(), self.setup_ttl());
+        let load = async { Ok(self.repo.department_webhook(department_id).await?.is_some()) };
+        cached(&self.setup.webhooks, department_id, now, ttl, load).await
     }
 
     pub fn message_ids(&self) -> &MessageIdSigner {
@@ -209,7 +264,7 @@ impl<R: Store> IngestService<R> {
             return self.outcome_of(existing, true).await;
         }
         let now = self.clock.now();
-        let accounts = self.repo.find_mail_accounts(MailAccountFilter::default()).await?;
+        let accounts = self.mail_accounts().await?;
         let own: Vec<String> = accounts.iter().map(|a| a.user.to_lowercase()).collect();
         let automatic = is_automatic(&mail, &own);
         let sender = bare_address(&mail.from);
@@ -227,8 +282,7 @@ impl<R: Store> IngestService<R> {
         let existing = self.thread(&mail, &sender).await?;
         let (target, department, assignee) = match existing {
             Some(ticket) => {
-                let department =
-                    self.repo.find_department(ticket.department_id).await?.ok_or(IngestError::NoDepartment)?;
+                let department = self.department(ticket.department_id).await?.ok_or(IngestError::NoDepartment)?;
                 let target =
                     IncomingTarget::Existing { ticket_id: ticket.id, reopen: ticket.status == TicketStatus::Closed };
                 let assignee = match ticket.assignee_id {
@@ -269,7 +323,7 @@ impl<R: Store> IngestService<R> {
             }
             notices.push(NewNotice { kind: NoticeKind::AssigneeMail, recipient: a.email.clone() });
         }
-        if is_new && self.repo.department_webhook(department.id).await?.is_some() {
+        if is_new && self.has_webhook(department.id).await? {
             notices.push(NewNotice { kind: NoticeKind::DepartmentChannel, recipient: department.id.to_string() });
         }
 
@@ -383,12 +437,12 @@ impl<R: Store> IngestService<R> {
 
     async fn route(&self, account: Option<&MailAccount>) -> Result<Department, IngestError> {
         if let Some(a) = account {
-            if let Some(d) = self.repo.find_department(a.department_id).await? {
+            if let Some(d) = self.department(a.department_id).await? {
                 return Ok(d);
             }
         }
         if let Some(id) = self.settings.default_department_id {
-            if let Some(d) = self.repo.find_department(id).await? {
+            if let Some(d) = self.department(id).await? {
                 return Ok(d);
             }
         }
@@ -488,6 +542,48 @@ mod tests {
         assert_eq!(s.ticket_of(&id.replace("ticket132", "ticket133")), None, "forged number");
         assert_eq!(MessageIdSigner::new(SecretHasher::new([2; 32]), "x").ticket_of(&id), None, "another key");
         assert_eq!(s.ticket_of("cualquier@otro.test"), None);
+    }
+
+    #[tokio::test]
+    async fn routing_setup_is_cached_for_its_lifetime() {
+        use crate::ports::{DepartmentRepository, MailAccountRepository};
+        use crate::testing::{InMemoryStore, ManualClock};
+        let store = Arc::new(InMemoryStore::new());
+        let clock = Arc::new(ManualClock::new(crate::ports::SystemClock.now()));
+        let first =
+            store.create_department(NewDepartment { name: "Soporte".into(), synology_channel: None }).await.unwrap();
+        let ventas =
+            store.create_department(NewDepartment { name: "Ventas".into(), synology_channel: None }).await.unwrap();
+        let settings = IngestSettings {
+            default_department_id: None,
+            acks_per_hour: 0,
+            chat_to_users: false,
+            first_attempt_grace: Duration::seconds(3),
+            setup_cache: std::time::Duration::from_secs(5),
+        };
+        let ids = MessageIdSigner::new(SecretHasher::new([1; 32]), "helpdesk.test");
+        let ingest = IngestService::new(store.clone(), ids, clock.clone(), settings);
+        let to_ventas = |n: u32| IncomingMail {
+            to: "ventas@helpdesk.test".into(),
+            ..mail(&[("Message-ID", &format!("<m{n}@cliente.test>"))], "c@cliente.test")
+        };
+        assert_eq!(ingest.ingest(to_ventas(1)).await.unwrap().department.id, first.id, "no mailbox yet: the first");
+        store
+            .create_mail_account(NewMailAccount {
+                host: "imap.helpdesk.test".into(),
+                user: "ventas@helpdesk.test".into(),
+                sealed_password: vec![0; 40],
+                port: "993".into(),
+                mailboxes: vec!["INBOX".into()],
+                department_id: ventas.id,
+                status: Status::Active,
+                send_acknowledgement: false,
+            })
+            .await
+            .unwrap();
+        assert_eq!(ingest.ingest(to_ventas(2)).await.unwrap().department.id, first.id, "the mailboxes are cached");
+        clock.advance(Duration::seconds(6));
+        assert_eq!(ingest.ingest(to_ventas(3)).await.unwrap().department.id, ventas.id, "and read again after 5 s");
     }
 
     fn mail(headers: &[(&str, &str)], from: &str) -> IncomingMail {

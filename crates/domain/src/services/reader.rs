@@ -555,6 +555,7 @@ mod tests {
             acks_per_hour: 3,
             chat_to_users: false,
             first_attempt_grace: chrono::Duration::seconds(30),
+            setup_cache: std::time::Duration::ZERO,
         };
         let ids = MessageIdSigner::new(SecretHasher::new([4; 32]), "helpdesk.test");
         let ingest = Arc::new(IngestService::new(store.clone(), ids, clock.clone(), settings));

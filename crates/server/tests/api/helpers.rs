@@ -133,6 +133,7 @@ pub async fn spawn_app_with(backend: Backend, tweak: impl FnOnce(&mut Settings))
     settings.outbox.poll_interval_ms = 50;
     // Tests change consumers through the repository and expect it at once.
     settings.server.consumer_cache_secs = 0;
+    settings.ingest.setup_cache_secs = 0;
     settings.database.url = match backend {
         Backend::Sqlite => helpdesk_db::testing::fresh_sqlite_url(),
         Backend::Mysql => helpdesk_db::testing::fresh_mysql_url().await,
