@@ -17,7 +17,9 @@ pub(crate) type SqliteConn = SyncConnectionWrapper<SqliteConnection>;
 /// reuse (a server restart or its idle timeout closes such connections);
 /// one used more recently only gets diesel-async's free checks. Checking
 /// every checkout cost a round trip per repository call: a `SELECT 1` before
-/// every statement.
+/// every statement. The price: a connection the server closed while it was
+/// in recent use fails the one request that next takes it (it is then
+/// discarded as broken), instead of being replaced silently.
 const VERIFY_IDLE: Duration = Duration::from_secs(30);
 
 /// diesel-async's pool manager, verifying only connections that sat idle.
