@@ -108,7 +108,7 @@ pub trait AuditRepository: Send + Sync + 'static {
     /// batch) is stored as `None`, never refused: clients send whatever id
     /// they have. MUST return `Duplicate`, writing nothing, when an id is
     /// already stored.
-    fn write_audit(&self, records: Vec<AuditRecord>) -> impl Future<Output = RepoResult<()>> + Send;
+    fn write_audit(&self, records: &[AuditRecord]) -> impl Future<Output = RepoResult<()>> + Send;
     fn find_audit(&self, id: i64) -> impl Future<Output = RepoResult<Option<AuditEntry>>> + Send;
     /// The newest records first, at most `limit`.
     fn recent_audit(&self, limit: i64) -> impl Future<Output = RepoResult<Vec<AuditEntry>>> + Send;

@@ -21,9 +21,8 @@ fn cut(s: &str, max: usize) -> String {
     s.chars().take(max).collect()
 }
 
-/// A record as its row, before it is inserted.
-#[derive(Clone)]
-struct AuditInsert {
+/// A record as its row, before it is inserted (the body is borrowed).
+struct AuditInsert<'a> {
     id_bitacora_log: i64,
     fecha: Timestamp,
     fk_id_consumidor: Option<i64>,
@@ -33,8 +32,33 @@ struct AuditInsert {
     ip: String,
     status_http: Option<i32>,
     duracion_us: Option<i64>,
-    cuerpo: String,
+    cuerpo: &'a str,
     fk_id_bitacora_padre: Option<i64>,
+}
+
+/// The rows of a batch. A parent is kept when it is `stored` or earlier in
+/// the batch; any other is dropped, never refused.
+fn rows<'a>(records: &'a [AuditRecord], stored: &BTreeSet<i64>) -> Vec<AuditInsert<'a>> {
+    let in_batch: BTreeSet<i64> = records.iter().map(|r| r.id).collect();
+    records
+        .iter()
+        .map(|r| AuditInsert {
+            id_bitacora_log: r.id,
+            fecha: r.entry.at,
+            fk_id_consumidor: r.outcome.consumer_id,
+            consumidor: r.entry.consumer_name.as_deref().map(|c| cut(c, MAX_CONSUMER)),
+            endpoint: cut(&r.entry.endpoint, MAX_ENDPOINT),
+            metodo: cut(&r.entry.method, 10),
+            ip: cut(&r.entry.client_ip, 45),
+            status_http: Some(i32::from(r.outcome.status)),
+            duracion_us: Some(r.outcome.duration_us),
+            cuerpo: &r.entry.body,
+            fk_id_bitacora_padre: r
+                .entry
+                .parent_id
+                .filter(|p| stored.contains(p) || (in_batch.contains(p) && *p < r.id)),
+        })
+        .collect()
 }
 
 impl AuditRepository for Db {
@@ -53,53 +77,13 @@ impl AuditRepository for Db {
         })
     }
 
-    async fn write_audit(&self, records: Vec<AuditRecord>) -> RepoResult<()> {
+    async fn write_audit(&self, records: &[AuditRecord]) -> RepoResult<()> {
         if records.is_empty() {
             return Ok(());
         }
         let in_batch: BTreeSet<i64> = records.iter().map(|r| r.id).collect();
         let asked: Vec<i64> =
             records.iter().filter_map(|r| r.entry.parent_id).filter(|p| !in_batch.contains(p)).collect();
-        let rows: Vec<AuditInsert> = records
-            .into_iter()
-            .map(|r| AuditInsert {
-                id_bitacora_log: r.id,
-                fecha: r.entry.at,
-                fk_id_consumidor: r.outcome.consumer_id,
-                consumidor: r.entry.consumer_name.as_deref().map(|c| cut(c, MAX_CONSUMER)),
-                endpoint: cut(&r.entry.endpoint, MAX_ENDPOINT),
-                metodo: cut(&r.entry.method, 10),
-                ip: cut(&r.entry.client_ip, 45),
-                status_http: Some(i32::from(r.outcome.status)),
-                duracion_us: Some(r.outcome.duration_us),
-                cuerpo: r.entry.body,
-                fk_id_bitacora_padre: r.entry.parent_id,
-            })
-            .collect();
-        // Only parents earlier in the batch or already stored are kept.
-        macro_rules! keep_known_parents {
-            ($conn:ident) => {{
-                let stored: BTreeSet<i64> = if asked.is_empty() {
-                    BTreeSet::new()
-                } else {
-                    bitacora_log::table
-                        .filter(bitacora_log::id_bitacora_log.eq_any(&asked))
-                        .select(bitacora_log::id_bitacora_log)
-                        .load::<i64>($conn)
-                        .await?
-                        .into_iter()
-                        .collect()
-                };
-                rows.iter()
-                    .map(|r| AuditInsert {
-                        fk_id_bitacora_padre: r
-                            .fk_id_bitacora_padre
-                            .filter(|p| stored.contains(p) || (in_batch.contains(p) && *p < r.id_bitacora_log)),
-                        ..r.clone()
-                    })
-                    .collect::<Vec<_>>()
-            }};
-        }
         macro_rules! values {
             ($r:expr) => {
                 (
@@ -112,7 +96,7 @@ impl AuditRepository for Db {
                     bitacora_log::ip.eq(&$r.ip),
                     bitacora_log::status_http.eq($r.status_http),
                     bitacora_log::duracion_us.eq($r.duracion_us),
-                    bitacora_log::cuerpo.eq(&$r.cuerpo),
+                    bitacora_log::cuerpo.eq($r.cuerpo),
                     bitacora_log::fk_id_bitacora_padre.eq($r.fk_id_bitacora_padre),
                 )
             };
@@ -122,27 +106,37 @@ impl AuditRepository for Db {
         // COMMIT round trips of a transaction.
         if let (true, crate::conn::Pools::Mysql(pool)) = (asked.is_empty(), &self.backend) {
             let mut conn = pool.get().await.map_err(crate::error::pool_error)?;
-            let rows: Vec<_> = rows
-                .iter()
-                .map(|r| AuditInsert {
-                    fk_id_bitacora_padre: r.fk_id_bitacora_padre.filter(|p| *p < r.id_bitacora_log),
-                    ..r.clone()
-                })
-                .collect();
+            let rows = rows(records, &BTreeSet::new());
             let all: Vec<_> = rows.iter().map(|r| values!(r)).collect();
             diesel::insert_into(bitacora_log::table).values(all).execute(&mut *conn).await.or_repo()?;
             return Ok(());
         }
+        // Parents outside the batch that are stored.
+        macro_rules! stored {
+            ($conn:ident) => {
+                if asked.is_empty() {
+                    BTreeSet::new()
+                } else {
+                    bitacora_log::table
+                        .filter(bitacora_log::id_bitacora_log.eq_any(&asked))
+                        .select(bitacora_log::id_bitacora_log)
+                        .load::<i64>($conn)
+                        .await?
+                        .into_iter()
+                        .collect::<BTreeSet<i64>>()
+                }
+            };
+        }
         db_transaction!(self,
             // In-process: one statement per row costs no round trip.
             sqlite: |conn| {
-                for r in keep_known_parents!(conn) {
+                for r in rows(records, &stored!(conn)) {
                     diesel::insert_into(bitacora_log::table).values(values!(r)).execute(conn).await?;
                 }
                 Ok(())
             },
             mysql: |conn| {
-                let rows = keep_known_parents!(conn);
+                let rows = rows(records, &stored!(conn));
                 let all: Vec<_> = rows.iter().map(|r| values!(r)).collect();
                 diesel::insert_into(bitacora_log::table).values(all).execute(conn).await?;
                 Ok(())

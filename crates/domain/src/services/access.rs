@@ -1,13 +1,14 @@
 //! Consumer authentication and authorisation (`X-User-Consumo`,
 //! `X-User-Secret`).
 
-use std::collections::{BTreeSet, HashMap};
-use std::sync::{Arc, Mutex};
+use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use crate::crypto::{SecretHasher, random_token};
 use crate::error::RepoError;
-use crate::model::{Consumer, Endpoint, NewConsumer, Status, Timestamp};
+use crate::model::{Consumer, Endpoint, NewConsumer, Status};
 use crate::ports::{Clock, ConsumerRepository};
+use crate::services::cache::TtlCache;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AccessError {
@@ -28,58 +29,31 @@ pub struct AccessService<R: ConsumerRepository> {
     repo: Arc<R>,
     hasher: SecretHasher,
     clock: Arc<dyn Clock>,
-    cache: Option<ConsumerCache>,
+    /// Consumers found lately, by name, so that a request costs no lookup.
+    /// A change made elsewhere (the admin command, another server) shows
+    /// within the cache's lifetime; one made through this service at once.
+    /// Unknown names are not kept.
+    found: TtlCache<String, Option<Consumer>>,
 }
-
-/// Consumers found lately, by name, so that a request costs no lookup. A
-/// change made elsewhere (the admin command, another server) shows within
-/// the cache's lifetime; one made through this service at once.
-struct ConsumerCache {
-    ttl: chrono::Duration,
-    found: Mutex<HashMap<String, (Consumer, Timestamp)>>,
-}
-
-/// Most names kept; past it the cache starts over (names come from clients).
-const CACHE_CAPACITY: usize = 1024;
 
 impl<R: ConsumerRepository> AccessService<R> {
     pub fn new(repo: Arc<R>, hasher: SecretHasher, clock: Arc<dyn Clock>) -> Self {
-        Self { repo, hasher, clock, cache: None }
+        Self { repo, hasher, clock, found: TtlCache::new(std::time::Duration::ZERO) }
     }
 
     /// Keeps consumers found for `ttl` (zero: no cache).
     pub fn with_cache(mut self, ttl: std::time::Duration) -> Self {
-        self.cache = (!ttl.is_zero()).then(|| ConsumerCache {
-            ttl: chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::MAX),
-            found: Mutex::default(),
-        });
+        self.found = TtlCache::new(ttl);
         self
     }
 
     async fn find(&self, name: &str) -> Result<Option<Consumer>, RepoError> {
-        let Some(cache) = &self.cache else {
-            return self.repo.find_consumer(name).await;
-        };
-        let now = self.clock.now();
-        if let Some((c, at)) = cache.found.lock().ok().and_then(|m| m.get(name).cloned()) {
-            if now - at < cache.ttl {
-                return Ok(Some(c));
-            }
-        }
-        let found = self.repo.find_consumer(name).await?;
-        if let (Some(c), Ok(mut map)) = (&found, cache.found.lock()) {
-            if map.len() >= CACHE_CAPACITY {
-                map.clear();
-            }
-            map.insert(name.to_string(), (c.clone(), now));
-        }
-        Ok(found)
+        let load = || self.repo.find_consumer(name);
+        self.found.get_or_load(name.to_string(), self.clock.now(), load, Option::is_some).await
     }
 
     fn forget(&self, name: &str) {
-        if let Some(mut map) = self.cache.as_ref().and_then(|c| c.found.lock().ok()) {
-            map.remove(name);
-        }
+        self.found.forget(name);
     }
 
     /// Checks the consumer's credentials and that it may call `endpoint`.

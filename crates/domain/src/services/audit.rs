@@ -170,21 +170,22 @@ impl<R: AuditRepository> AuditWriter<R> {
                     _ => break,
                 }
             }
-            let records: Vec<AuditRecord> = batch.iter().map(|q| q.record.clone()).collect();
-            let outcomes = match self.repo.write_audit(records).await {
-                Ok(()) => vec![Ok(()); batch.len()],
+            let (records, acks): (Vec<AuditRecord>, Vec<Option<Ack>>) =
+                batch.into_iter().map(|q| (q.record, q.ack)).unzip();
+            let outcomes = match self.repo.write_audit(&records).await {
+                Ok(()) => vec![Ok(()); records.len()],
                 // One bad record must not fail its neighbours: write each
                 // alone, so only the records that cannot be stored fail.
                 Err(_) => {
-                    let mut outcomes = Vec::with_capacity(batch.len());
-                    for q in &batch {
-                        outcomes.push(self.repo.write_audit(vec![q.record.clone()]).await.map_err(|e| e.to_string()));
+                    let mut outcomes = Vec::with_capacity(records.len());
+                    for r in &records {
+                        outcomes.push(self.repo.write_audit(std::slice::from_ref(r)).await.map_err(|e| e.to_string()));
                     }
                     outcomes
                 }
             };
-            for (q, outcome) in batch.into_iter().zip(outcomes) {
-                if let Some(ack) = q.ack {
+            for (ack, outcome) in acks.into_iter().zip(outcomes) {
+                if let Some(ack) = ack {
                     let _ = ack.send(outcome);
                 }
             }
@@ -249,7 +250,7 @@ mod tests {
         // A second service (another server) gets a block after the first.
         let (other, _) = AuditService::new(store.clone());
         assert!(other.reserve_id().await.unwrap() >= sorted[0] + AUDIT_ID_BLOCK);
-        store.write_audit(vec![record(ids[0])]).await.unwrap();
+        store.write_audit(&[record(ids[0])]).await.unwrap();
         let (dup, fresh) = tokio::join!(audit.record(record(ids[0])), audit.record(record(ids[1])));
         assert!(dup.is_err(), "an id stored before is refused");
         fresh.unwrap();

@@ -2,9 +2,8 @@
 //! routing, assignment, loop protection and the notices to send, all
 //! written in one transaction.
 
-use std::collections::{BTreeMap, HashMap};
-use std::future::Future;
-use std::sync::{Arc, LazyLock, Mutex};
+use std::collections::BTreeMap;
+use std::sync::{Arc, LazyLock};
 
 use chrono::Duration;
 use regex::Regex;
@@ -13,6 +12,7 @@ use crate::crypto::{SecretHasher, sha256_hex};
 use crate::error::RepoError;
 use crate::model::*;
 use crate::ports::{Clock, Store};
+use crate::services::cache::TtlCache;
 
 #[derive(Debug, Clone)]
 pub struct IngestSettings {
@@ -184,58 +184,32 @@ pub struct IngestService<R: Store> {
 }
 
 /// What routing reads for every mail and an administrator rarely changes.
-#[derive(Default)]
 struct SetupCache {
-    accounts: Mutex<HashMap<(), (Vec<MailAccount>, Timestamp)>>,
-    departments: Mutex<HashMap<i64, (Option<Department>, Timestamp)>>,
-    webhooks: Mutex<HashMap<i64, (bool, Timestamp)>>,
-}
-
-/// A value of `map` under `key` younger than `ttl`, else `load`'s (kept).
-async fn cached<K: std::hash::Hash + Eq + Copy, V: Clone, E>(
-    map: &Mutex<HashMap<K, (V, Timestamp)>>,
-    key: K,
-    now: Timestamp,
-    ttl: Duration,
-    load: impl Future<Output = Result<V, E>>,
-) -> Result<V, E> {
-    if let Some((v, at)) = map.lock().ok().and_then(|m| m.get(&key).cloned()) {
-        if now - at < ttl {
-            return Ok(v);
-        }
-    }
-    let v = load.await?;
-    if ttl > Duration::zero() {
-        if let Ok(mut m) = map.lock() {
-            m.insert(key, (v.clone(), now));
-        }
-    }
-    Ok(v)
+    accounts: TtlCache<(), Vec<MailAccount>>,
+    departments: TtlCache<i64, Option<Department>>,
+    webhooks: TtlCache<i64, bool>,
 }
 
 impl<R: Store> IngestService<R> {
     pub fn new(repo: Arc<R>, ids: MessageIdSigner, clock: Arc<dyn Clock>, settings: IngestSettings) -> Self {
-        Self { repo, ids, clock, settings, setup: SetupCache::default() }
-    }
-
-    fn setup_ttl(&self) -> Duration {
-        Duration::from_std(self.settings.setup_cache).unwrap_or(Duration::MAX)
+        let ttl = settings.setup_cache;
+        let setup =
+            SetupCache { accounts: TtlCache::new(ttl), departments: TtlCache::new(ttl), webhooks: TtlCache::new(ttl) };
+        Self { repo, ids, clock, settings, setup }
     }
 
     async fn mail_accounts(&self) -> Result<Vec<MailAccount>, RepoError> {
-        let (now, ttl) = (self.clock.now(), self.setup_ttl());
-        cached(&self.setup.accounts, (), now, ttl, self.repo.find_mail_accounts(MailAccountFilter::default())).await
+        let load = || self.repo.find_mail_accounts(MailAccountFilter::default());
+        self.setup.accounts.get_or_load((), self.clock.now(), load, |_| true).await
     }
 
     async fn department(&self, id: i64) -> Result<Option<Department>, RepoError> {
-        let (now, ttl) = (self.clock.now(), self.setup_ttl());
-        cached(&self.setup.departments, id, now, ttl, self.repo.find_department(id)).await
+        self.setup.departments.get_or_load(id, self.clock.now(), || self.repo.find_department(id), |_| true).await
     }
 
     async fn has_webhook(&self, department_id: i64) -> Result<bool, RepoError> {
-        let (now, ttl) = (self.clock.now(), self.setup_ttl());
-        let load = async { Ok(self.repo.department_webhook(department_id).await?.is_some()) };
-        cached(&self.setup.webhooks, department_id, now, ttl, load).await
+        let load = || async move { Ok(self.repo.department_webhook(department_id).await?.is_some()) };
+        self.setup.webhooks.get_or_load(department_id, self.clock.now(), load, |_| true).await
     }
 
     pub fn message_ids(&self) -> &MessageIdSigner {

@@ -6,6 +6,7 @@ mod adi;
 mod admin;
 mod audit;
 mod bot;
+mod cache;
 mod directory;
 mod ingest;
 mod mail_accounts;

@@ -320,7 +320,7 @@ pub async fn audit_records_are_written_in_batches_and_link<S: Store>(s: Arc<S>) 
     let three = audit_record(first + 2, "SSO/access", Some(first + 10_000), 401);
     let mut four = audit_record(first + 3, "UsuarioInterno/get", None, 200);
     four.entry.body = "ñ".repeat(16_000);
-    s.write_audit(vec![one.clone(), two, three, four.clone()]).await.unwrap();
+    s.write_audit(&[one.clone(), two, three, four.clone()]).await.unwrap();
     assert_eq!(
         s.find_audit(first).await.unwrap().unwrap(),
         AuditEntry {
@@ -341,12 +341,12 @@ pub async fn audit_records_are_written_in_batches_and_link<S: Store>(s: Arc<S>) 
     assert_eq!(s.find_audit(first + 2).await.unwrap().unwrap().parent_id, None);
     assert_eq!(s.find_audit(first + 3).await.unwrap().unwrap().body, four.entry.body);
     // A later batch links to a stored record.
-    s.write_audit(vec![audit_record(first + 5, "x", Some(first + 1), 200)]).await.unwrap();
+    s.write_audit(&[audit_record(first + 5, "x", Some(first + 1), 200)]).await.unwrap();
     assert_eq!(s.find_audit(first + 5).await.unwrap().unwrap().parent_id, Some(first + 1));
     let recent: Vec<i64> = s.recent_audit(2).await.unwrap().into_iter().map(|e| e.id).collect();
     assert_eq!(recent, vec![first + 5, first + 3]);
     // An id stored before fails the whole batch.
-    let again = s.write_audit(vec![audit_record(first + 6, "y", None, 200), audit_record(first, "z", None, 200)]).await;
+    let again = s.write_audit(&[audit_record(first + 6, "y", None, 200), audit_record(first, "z", None, 200)]).await;
     assert_duplicate(again, "audit id");
     assert_eq!(s.find_audit(first + 6).await.unwrap(), None, "nothing of a failed batch is stored");
     // Blocks reserved later start above everything stored.
@@ -370,7 +370,7 @@ pub async fn concurrent_audit_reservations_never_overlap<S: Store>(s: Arc<S>) {
         assert!(w[1] >= w[0] + 5, "blocks {firsts:?} overlap");
     }
     let records: Vec<_> = firsts.iter().map(|f| audit_record(*f + 4, "e", None, 200)).collect();
-    s.write_audit(records).await.unwrap();
+    s.write_audit(&records).await.unwrap();
     let ids: BTreeSet<i64> = s.recent_audit(100).await.unwrap().into_iter().map(|e| e.id).collect();
     assert_eq!(ids.len(), 16);
 }

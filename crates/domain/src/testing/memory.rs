@@ -302,12 +302,12 @@ impl AuditRepository for InMemoryStore {
             Ok(first)
         })
     }
-    async fn write_audit(&self, records: Vec<AuditRecord>) -> RepoResult<()> {
+    async fn write_audit(&self, records: &[AuditRecord]) -> RepoResult<()> {
         self.with(|i| {
             if records.iter().any(|r| i.audit.contains_key(&r.id)) {
                 return Err(dup("bitacora_log.id_bitacora_log"));
             }
-            for r in records {
+            for r in records.iter().cloned() {
                 let parent_id = r.entry.parent_id.filter(|p| i.audit.contains_key(p));
                 let e = r.entry;
                 i.audit.insert(
