@@ -1,6 +1,6 @@
 //! The reading channel's storage directory.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use helpdesk_domain::crypto::sha256_hex;
 use helpdesk_domain::model::MailLocation;
@@ -20,10 +20,6 @@ pub struct DirFileStore {
 impl DirFileStore {
     pub fn new(root: impl Into<PathBuf>) -> Self {
         Self { root: root.into() }
-    }
-
-    pub fn root(&self) -> &Path {
-        &self.root
     }
 
     /// The file of a route, refusing routes that leave the storage.
@@ -88,6 +84,8 @@ impl FileStore for DirFileStore {
 
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
+
     use super::*;
 
     #[test]

@@ -16,4 +16,4 @@ pub mod testing;
 
 pub use decode::MailParserDecoder;
 pub use files::DirFileStore;
-pub use source::{ImapOptions, ImapSession, ImapSource, Security};
+pub use source::{ImapOptions, ImapSession, ImapSource};

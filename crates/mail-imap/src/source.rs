@@ -15,17 +15,6 @@ use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::rustls;
 
-/// How a connection is secured.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Security {
-    /// TLS from the first byte (port 993).
-    Tls,
-    /// Plain connection upgraded with STARTTLS before logging in.
-    StartTls,
-    /// No TLS: the password crosses the network in clear.
-    Plain,
-}
-
 #[derive(Debug, Clone)]
 pub struct ImapOptions {
     /// Every network step (connect, login, each command) gives up after this.
@@ -62,29 +51,21 @@ impl ImapSource {
 
     /// Port 993 is implicit TLS; any other port upgrades with STARTTLS, or
     /// stays plain when the options allow it and the server offers no TLS.
-    pub fn security_of(port: u16) -> Security {
-        if port == 993 { Security::Tls } else { Security::StartTls }
-    }
-
-    async fn timed<T, E: std::fmt::Display>(
-        &self,
-        what: &str,
-        f: impl Future<Output = Result<T, E>>,
-    ) -> Result<T, SourceError> {
-        timed(self.options.timeout, what, f).await
+    pub fn implicit_tls(port: u16) -> bool {
+        port == 993
     }
 
     /// A connection with the server's greeting read, ready to log in.
     async fn client(&self, host: &str, port: u16) -> Result<Client, SourceError> {
-        let tcp = self.timed("connect", TcpStream::connect((host, port))).await?;
-        if Self::security_of(port) == Security::Tls {
+        let tcp = timed(self.options.timeout, "connect", TcpStream::connect((host, port))).await?;
+        if Self::implicit_tls(port) {
             let mut client = async_imap::Client::new(Stream::Tls(Box::new(self.tls_over(host, tcp).await?)));
             greeting(&mut client, self.options.timeout).await?;
             return Ok(client);
         }
         let mut client = async_imap::Client::new(Stream::Plain(tcp));
         greeting(&mut client, self.options.timeout).await?;
-        match self.timed("STARTTLS", client.run_command_and_check_ok("STARTTLS", None)).await {
+        match timed(self.options.timeout, "STARTTLS", client.run_command_and_check_ok("STARTTLS", None)).await {
             // No greeting follows STARTTLS.
             Ok(()) => match client.into_inner() {
                 Stream::Plain(tcp) => {
@@ -102,7 +83,7 @@ impl ImapSource {
     async fn tls_over(&self, host: &str, tcp: TcpStream) -> Result<TlsStream<TcpStream>, SourceError> {
         let name = rustls::pki_types::ServerName::try_from(host.to_string())
             .map_err(|e| SourceError::Config(format!("{host} is not a valid TLS server name: {e}")))?;
-        self.timed("TLS handshake", self.tls.connect(name, tcp)).await
+        timed(self.options.timeout, "TLS handshake", self.tls.connect(name, tcp)).await
     }
 }
 
@@ -308,7 +289,7 @@ mod tests {
 
     #[test]
     fn only_port_993_is_implicit_tls() {
-        assert_eq!(ImapSource::security_of(993), Security::Tls);
-        assert_eq!(ImapSource::security_of(143), Security::StartTls);
+        assert!(ImapSource::implicit_tls(993));
+        assert!(!ImapSource::implicit_tls(143));
     }
 }

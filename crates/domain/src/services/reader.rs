@@ -112,14 +112,7 @@ enum Fate {
 }
 
 pub struct ReaderService<R: Store, S: MailboxSource> {
-    repo: Arc<R>,
-    ingest: Arc<IngestService<R>>,
-    source: Arc<S>,
-    decoder: Arc<dyn MessageDecoder>,
-    files: Arc<dyn FileStore>,
-    secrets: SecretBox,
-    clock: Arc<dyn Clock>,
-    settings: ReaderSettings,
+    p: ReaderParts<R, S>,
 }
 
 /// Everything the reader is wired with.
@@ -136,16 +129,7 @@ pub struct ReaderParts<R: Store, S: MailboxSource> {
 
 impl<R: Store, S: MailboxSource> ReaderService<R, S> {
     pub fn new(p: ReaderParts<R, S>) -> Self {
-        Self {
-            repo: p.repo,
-            ingest: p.ingest,
-            source: p.source,
-            decoder: p.decoder,
-            files: p.files,
-            secrets: p.secrets,
-            clock: p.clock,
-            settings: p.settings,
-        }
+        Self { p }
     }
 
     /// Reads every active account once. Only failing to list the accounts
@@ -153,7 +137,7 @@ impl<R: Store, S: MailboxSource> ReaderService<R, S> {
     pub async fn run_once(&self) -> Result<RunReport, RepoError> {
         let filter = MailAccountFilter { status: Some(Status::Active), ..Default::default() };
         let mut report = RunReport::default();
-        for account in self.repo.find_mail_accounts(filter).await? {
+        for account in self.p.repo.find_mail_accounts(filter).await? {
             let mut counts = ReadCounts::default();
             let error = self.read_account(&account, &mut counts).await.err().map(|e| e.to_string());
             report.accounts.push(AccountReport { account_id: account.id, user: account.user.clone(), counts, error });
@@ -162,8 +146,8 @@ impl<R: Store, S: MailboxSource> ReaderService<R, S> {
     }
 
     async fn connect(&self, account: &MailAccount) -> Result<S::Session, ReadError> {
-        let password = self.secrets.open(&account.sealed_password).map_err(|_| ReadError::Password(account.id))?;
-        Ok(self.source.connect(account, &password).await?)
+        let password = self.p.secrets.open(&account.sealed_password).map_err(|_| ReadError::Password(account.id))?;
+        Ok(self.p.source.connect(account, &password).await?)
     }
 
     async fn read_account(&self, account: &MailAccount, counts: &mut ReadCounts) -> Result<(), ReadError> {
@@ -189,7 +173,7 @@ impl<R: Store, S: MailboxSource> ReaderService<R, S> {
         // The first read of a mailbox takes its unseen mail only (what was
         // read before the helpdesk was connected is history, not new
         // tickets); later reads take everything above the checkpoint.
-        let checkpoint = self.repo.checkpoint(account.id, mailbox).await?;
+        let checkpoint = self.p.repo.checkpoint(account.id, mailbox).await?;
         let mut opened = match checkpoint {
             Some(c) => session.open(mailbox, c.last_uid, false).await?,
             None => session.open(mailbox, 0, true).await?,
@@ -214,7 +198,7 @@ impl<R: Store, S: MailboxSource> ReaderService<R, S> {
                     session.mark_seen(listed.uid).await?;
                 }
                 let checkpoint = Checkpoint { uid_validity: opened.uid_validity, last_uid: listed.uid };
-                self.repo.save_checkpoint(account.id, mailbox, checkpoint, self.clock.now()).await?;
+                self.p.repo.save_checkpoint(account.id, mailbox, checkpoint, self.p.clock.now()).await?;
                 Ok::<_, ReadError>(fate)
             };
             match step.await {
@@ -237,22 +221,27 @@ impl<R: Store, S: MailboxSource> ReaderService<R, S> {
         if end.last_uid > last
             && checkpoint.is_none_or(|c| c.uid_validity != end.uid_validity || c.last_uid < end.last_uid)
         {
-            self.repo.save_checkpoint(account.id, mailbox, end, self.clock.now()).await?;
+            self.p.repo.save_checkpoint(account.id, mailbox, end, self.p.clock.now()).await?;
         }
         Ok(())
     }
 
     async fn read_one(&self, session: &mut S::Session, at: &MailLocation, size: u64) -> Result<Fate, ReadError> {
-        let max = self.settings.max_message_bytes;
-        let too_large =
-            |size: u64| (QuarantineReason::TooLarge, format!("{size} octets, over the channel's limit of {max}"), None);
+        let max = self.p.settings.max_message_bytes;
+        let too_large = |size: u64| {
+            Decision::Refused(
+                QuarantineReason::TooLarge,
+                format!("{size} octets, over the channel's limit of {max}"),
+                None,
+            )
+        };
         let decision = if size > max {
-            too_large(size).into()
+            too_large(size)
         } else {
             let Some(raw) = session.fetch(at.uid).await? else {
                 return Ok(Fate::Vanished);
             };
-            if raw.len() as u64 > max { too_large(raw.len() as u64).into() } else { self.decide(at, &raw).await? }
+            if raw.len() as u64 > max { too_large(raw.len() as u64) } else { self.decide(at, &raw).await? }
         };
         Ok(match decision {
             Decision::Ticket { duplicate: true, .. } => Fate::Duplicate,
@@ -264,9 +253,9 @@ impl<R: Store, S: MailboxSource> ReaderService<R, S> {
                     reason,
                     detail,
                     raw_route,
-                    now: self.clock.now(),
+                    now: self.p.clock.now(),
                 };
-                self.repo.quarantine(new).await?;
+                self.p.repo.quarantine(new).await?;
                 Fate::Quarantined
             }
         })
@@ -276,18 +265,18 @@ impl<R: Store, S: MailboxSource> ReaderService<R, S> {
     /// in the storage for the quarantine.
     async fn decide(&self, at: &MailLocation, raw: &[u8]) -> Result<Decision, ReadError> {
         let refused = async |reason, detail: String| -> Result<Decision, ReadError> {
-            let route = self.files.put_raw(at, raw).await?;
+            let route = self.p.files.put_raw(at, raw).await?;
             Ok(Decision::Refused(reason, detail, Some(route)))
         };
-        let decoded = match self.decoder.decode(raw) {
+        let decoded = match self.p.decoder.decode(raw) {
             Ok(d) => d,
             Err(why) => return refused(QuarantineReason::Unparsable, why).await,
         };
         let mut mail = decoded.mail;
-        mail.system = self.settings.system.clone();
+        mail.system = self.p.settings.system.clone();
         mail.received_by = Some(at.account_id);
         if !decoded.dated {
-            mail.date = self.clock.now();
+            mail.date = self.p.clock.now();
         }
         if header(&mail.headers, "Message-ID").is_none_or(str::is_empty) {
             // A stable identity for a mail without one, so a re-read of the
@@ -298,10 +287,10 @@ impl<R: Store, S: MailboxSource> ReaderService<R, S> {
             );
         }
         for a in decoded.attachments {
-            let route = self.files.put_attachment(&a.name, &a.content).await?;
+            let route = self.p.files.put_attachment(&a.name, &a.content).await?;
             mail.attachments.push(NewAttachment { name: a.name, route, mime_type: a.mime_type });
         }
-        match self.ingest.ingest(mail).await {
+        match self.p.ingest.ingest(mail).await {
             Ok(o) => Ok(Decision::Ticket { ticket_id: o.ticket_id, duplicate: o.duplicate }),
             Err(IngestError::Store(e)) => Err(e.into()),
             Err(e) => refused(QuarantineReason::Rejected, e.to_string()).await,
@@ -310,25 +299,26 @@ impl<R: Store, S: MailboxSource> ReaderService<R, S> {
 
     /// The quarantine, oldest first.
     pub async fn quarantined(&self, include_resolved: bool) -> Result<Vec<QuarantinedMail>, ReadError> {
-        Ok(self.repo.quarantined(include_resolved).await?)
+        Ok(self.p.repo.quarantined(include_resolved).await?)
     }
 
     /// Tries a quarantined mail again, without the size limit (an operator
     /// asked for it). Its raw copy is used, or it is fetched again from the
     /// mailbox when it was never downloaded. Returns the updated entry.
     pub async fn retry(&self, id: i64) -> Result<QuarantinedMail, ReadError> {
-        let entry = self.repo.find_quarantined(id).await?.ok_or(ReadError::NotFound(id))?;
+        let entry = self.p.repo.find_quarantined(id).await?.ok_or(ReadError::NotFound(id))?;
         if entry.is_resolved() {
             return Ok(entry);
         }
         let at = &entry.location;
         let decision = match &entry.raw_route {
             Some(route) => {
-                let raw = self.files.get(route).await?;
+                let raw = self.p.files.get(route).await?;
                 self.decide(at, &raw).await?
             }
             None => {
                 let account = self
+                    .p
                     .repo
                     .find_mail_accounts(MailAccountFilter { id: Some(at.account_id), ..Default::default() })
                     .await?
@@ -346,7 +336,7 @@ impl<R: Store, S: MailboxSource> ReaderService<R, S> {
             Decision::Ticket { ticket_id, .. } => Ok(ticket_id),
             Decision::Refused(reason, detail, _) => Err((reason, detail)),
         };
-        Ok(self.repo.record_retry(id, outcome, self.clock.now()).await?)
+        Ok(self.p.repo.record_retry(id, outcome, self.p.clock.now()).await?)
     }
 
     async fn fetch_again(&self, session: &mut S::Session, at: &MailLocation) -> Result<Vec<u8>, ReadError> {
@@ -367,12 +357,6 @@ impl<R: Store, S: MailboxSource> ReaderService<R, S> {
 /// A short, header-safe tag of the mailbox name.
 fn mailbox_tag(at: &MailLocation) -> String {
     crate::crypto::sha256_hex(at.mailbox.as_bytes())[..8].to_string()
-}
-
-impl From<(QuarantineReason, String, Option<String>)> for Decision {
-    fn from((reason, detail, route): (QuarantineReason, String, Option<String>)) -> Self {
-        Decision::Refused(reason, detail, route)
-    }
 }
 
 #[cfg(test)]
