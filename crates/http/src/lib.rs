@@ -86,6 +86,8 @@ pub struct Wiring<A: Adapters> {
     pub limits: Limits,
     /// How long a consumer found by name is trusted without a lookup.
     pub consumer_cache: Duration,
+    /// How many groups of bitácora records may commit at once.
+    pub audit_writes: usize,
 }
 
 impl<A: Adapters> AppState<A> {
@@ -94,7 +96,7 @@ impl<A: Adapters> AppState<A> {
     pub fn new(w: Wiring<A>) -> Self {
         let store = w.store;
         let (audit, audit_writer) = AuditService::new(store.clone());
-        tokio::spawn(audit_writer.run());
+        tokio::spawn(audit_writer.concurrent_writes(w.audit_writes).run());
         let ids = MessageIdSigner::new(w.keys.consumer_hmac.clone(), &w.message_id_domain);
         Self {
             ingest: IngestService::new(store.clone(), ids.clone(), w.clock.clone(), w.ingest),

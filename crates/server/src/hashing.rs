@@ -3,6 +3,12 @@
 //! and memory stays bounded. Each hash takes 19 MiB; run on tokio's blocking
 //! pool, every one of its (up to 512) threads ended up keeping such a block
 //! in its malloc arena.
+//!
+//! The threads run under Linux's `SCHED_IDLE` policy: a hash gets whatever
+//! CPU the rest of the server leaves, and any other request that wakes up
+//! takes the core at once. Logins still use every idle cycle (on an idle
+//! machine they hash at full speed), but they no longer hold up reads while
+//! they saturate the CPU.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -28,6 +34,7 @@ impl BlockingArgon2 {
             std::thread::Builder::new()
                 .name(format!("argon2-{i}"))
                 .spawn(move || {
+                    yield_to_other_work();
                     loop {
                         let job = match rx.lock() {
                             Ok(guard) => guard.recv(),
@@ -64,6 +71,20 @@ impl BlockingArgon2 {
     }
 }
 
+/// Puts the calling thread under `SCHED_IDLE` (Linux); elsewhere, or if the
+/// kernel refuses, the thread keeps the normal policy.
+fn yield_to_other_work() {
+    #[cfg(target_os = "linux")]
+    {
+        let param = libc::sched_param { sched_priority: 0 };
+        // SAFETY: pid 0 is the calling thread; `param` outlives the call.
+        let rc = unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) };
+        if rc != 0 {
+            tracing::warn!(error = %std::io::Error::last_os_error(), "Argon2 threads keep the normal CPU policy");
+        }
+    }
+}
+
 impl PasswordHasher for BlockingArgon2 {
     fn hash(&self, secret: String) -> Pin<Box<dyn Future<Output = String> + Send>> {
         let again = secret.clone();
@@ -86,5 +107,16 @@ mod tests {
         assert!(h.verify("Clave-Segura-2026".into(), phc.clone()).await);
         assert!(!h.verify("otra".into(), phc).await);
         assert!(!h.verify("x".into(), "no es un hash".into()).await);
+    }
+
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn hashing_threads_run_under_sched_idle() {
+        let h = BlockingArgon2::new(1);
+        // SAFETY: sched_getscheduler only reads the calling thread's policy.
+        let policy = h.run(|| unsafe { libc::sched_getscheduler(0) }, || -1).await;
+        assert_eq!(policy, libc::SCHED_IDLE);
+        // SAFETY: as above.
+        assert_ne!(unsafe { libc::sched_getscheduler(0) }, libc::SCHED_IDLE, "the caller's thread is untouched");
     }
 }

@@ -51,6 +51,16 @@ pub struct Application {
     worker: tokio::task::JoinHandle<()>,
 }
 
+/// Groups of bitácora records committing at once: MySQL merges the flushes
+/// of concurrent commits, so records arriving during a commit start their own
+/// (up to half the pool, at most 4); SQLite has one writer, so one.
+fn audit_writes(backend: Backend, max_connections: usize) -> usize {
+    match backend {
+        Backend::Mysql => (max_connections / 2).clamp(1, 4),
+        Backend::Sqlite => 1,
+    }
+}
+
 /// Opens the store described by the settings (no I/O yet for MySQL).
 pub fn open_db(settings: &Settings) -> Result<Db, StartError> {
     let url = settings.db_url()?;
@@ -96,6 +106,7 @@ impl Application {
             bot_outgoing_token: settings.synology.outgoing_token.clone(),
             limits: settings.limits()?,
             consumer_cache: Duration::from_secs(settings.server.consumer_cache_secs),
+            audit_writes: audit_writes(db.backend(), settings.database.max_connections),
         })
         .into_data();
         let worker = tokio::spawn(crate::worker::run(

@@ -8,7 +8,9 @@ use serde_json::Value;
 use crate::error::RepoError;
 use futures_channel::{mpsc, oneshot};
 use futures_util::StreamExt;
+use futures_util::future::{Either, select};
 use futures_util::lock::Mutex as AsyncMutex;
+use futures_util::stream::FuturesUnordered;
 
 use crate::model::{AuditEntry, AuditRecord};
 use crate::ports::AuditRepository;
@@ -92,7 +94,8 @@ struct IdBlock {
 /// finished record is queued; one writer stores everything queued in one
 /// transaction, and each request answers once its record is durable. While
 /// a transaction commits, the next requests' records gather for the next one
-/// (group commit), so the bitácora costs a fraction of a commit per request.
+/// (group commit), so the bitácora costs a fraction of a commit per request;
+/// with [`AuditWriter::concurrent_writes`] several groups commit at once.
 pub struct AuditService<R: AuditRepository> {
     repo: Arc<R>,
     ids: Arc<AsyncMutex<IdBlock>>,
@@ -109,6 +112,8 @@ impl<R: AuditRepository> Clone for AuditService<R> {
 pub struct AuditWriter<R: AuditRepository> {
     repo: Arc<R>,
     queue: mpsc::UnboundedReceiver<Queued>,
+    /// Most groups being written at once.
+    in_flight: usize,
 }
 
 impl<R: AuditRepository> AuditService<R> {
@@ -117,7 +122,7 @@ impl<R: AuditRepository> AuditService<R> {
     pub fn new(repo: Arc<R>) -> (Self, AuditWriter<R>) {
         let (tx, rx) = mpsc::unbounded();
         let service = Self { repo: repo.clone(), ids: Arc::default(), queue: tx };
-        (service, AuditWriter { repo, queue: rx })
+        (service, AuditWriter { repo, queue: rx, in_flight: 1 })
     }
 
     /// An id for a request about to be handled (the store is asked for a
@@ -160,9 +165,38 @@ impl<R: AuditRepository> AuditService<R> {
 }
 
 impl<R: AuditRepository> AuditWriter<R> {
+    /// Lets up to `n` groups be written at once (default 1). With one, the
+    /// records that arrive while a group commits wait for it to finish
+    /// before theirs starts; with more, they start at once on another
+    /// connection and the database merges the flushes. A store with a
+    /// single writer (SQLite) gains nothing from more than one.
+    pub fn concurrent_writes(mut self, n: usize) -> Self {
+        self.in_flight = n.max(1);
+        self
+    }
+
     /// Writes queued records until every sender is gone.
     pub async fn run(mut self) {
-        while let Some(first) = self.queue.next().await {
+        let mut writing = FuturesUnordered::new();
+        loop {
+            let first = if writing.is_empty() {
+                match self.queue.next().await {
+                    Some(q) => q,
+                    None => return,
+                }
+            } else if writing.len() >= self.in_flight {
+                writing.next().await;
+                continue;
+            } else {
+                match select(self.queue.next(), writing.next()).await {
+                    Either::Left((Some(q), _)) => q,
+                    Either::Left((None, _)) => {
+                        while writing.next().await.is_some() {}
+                        return;
+                    }
+                    Either::Right(_) => continue,
+                }
+            };
             let mut batch = vec![first];
             while batch.len() < MAX_BATCH {
                 match self.queue.try_recv() {
@@ -170,25 +204,34 @@ impl<R: AuditRepository> AuditWriter<R> {
                     _ => break,
                 }
             }
-            let (records, acks): (Vec<AuditRecord>, Vec<Option<Ack>>) =
-                batch.into_iter().map(|q| (q.record, q.ack)).unzip();
-            let outcomes = match self.repo.write_audit(&records).await {
-                Ok(()) => vec![Ok(()); records.len()],
-                // One bad record must not fail its neighbours: write each
-                // alone, so only the records that cannot be stored fail.
-                Err(_) => {
-                    let mut outcomes = Vec::with_capacity(records.len());
-                    for r in &records {
-                        outcomes.push(self.repo.write_audit(std::slice::from_ref(r)).await.map_err(|e| e.to_string()));
-                    }
-                    outcomes
-                }
-            };
-            for (ack, outcome) in acks.into_iter().zip(outcomes) {
-                if let Some(ack) = ack {
-                    let _ = ack.send(outcome);
-                }
+            // A record naming a parent is kept linked only if the parent is
+            // stored: let the groups already on their way land first.
+            if batch.iter().any(|q| q.record.entry.parent_id.is_some()) {
+                while writing.next().await.is_some() {}
             }
+            writing.push(write_group(self.repo.clone(), batch));
+        }
+    }
+}
+
+/// Stores one group and tells each waiting request how its record fared.
+async fn write_group<R: AuditRepository>(repo: Arc<R>, batch: Vec<Queued>) {
+    let (records, acks): (Vec<AuditRecord>, Vec<Option<Ack>>) = batch.into_iter().map(|q| (q.record, q.ack)).unzip();
+    let outcomes = match repo.write_audit(&records).await {
+        Ok(()) => vec![Ok(()); records.len()],
+        // One bad record must not fail its neighbours: write each alone, so
+        // only the records that cannot be stored fail.
+        Err(_) => {
+            let mut outcomes = Vec::with_capacity(records.len());
+            for r in &records {
+                outcomes.push(repo.write_audit(std::slice::from_ref(r)).await.map_err(|e| e.to_string()));
+            }
+            outcomes
+        }
+    };
+    for (ack, outcome) in acks.into_iter().zip(outcomes) {
+        if let Some(ack) = ack {
+            let _ = ack.send(outcome);
         }
     }
 }
@@ -258,6 +301,70 @@ mod tests {
         audit.record_detached(record(ids[2]));
         audit.record(record(ids[3])).await.unwrap();
         assert!(store.find_audit(ids[2]).await.unwrap().is_some(), "queued in order with the others");
+    }
+
+    /// A store whose writes wait for a permit, announcing each group.
+    struct Gated {
+        inner: crate::testing::InMemoryStore,
+        started: tokio::sync::mpsc::UnboundedSender<Vec<i64>>,
+        gate: tokio::sync::Semaphore,
+    }
+
+    impl AuditRepository for Gated {
+        async fn reserve_audit_ids(&self, count: i64) -> Result<i64, RepoError> {
+            self.inner.reserve_audit_ids(count).await
+        }
+        async fn write_audit(&self, records: &[AuditRecord]) -> Result<(), RepoError> {
+            let _ = self.started.send(records.iter().map(|r| r.id).collect());
+            self.gate.acquire().await.expect("open").forget();
+            self.inner.write_audit(records).await
+        }
+        async fn find_audit(&self, id: i64) -> Result<Option<AuditEntry>, RepoError> {
+            self.inner.find_audit(id).await
+        }
+        async fn recent_audit(&self, limit: i64) -> Result<Vec<AuditEntry>, RepoError> {
+            self.inner.recent_audit(limit).await
+        }
+    }
+
+    #[tokio::test]
+    async fn groups_commit_concurrently_up_to_the_limit_and_parents_wait() {
+        let (started, mut groups) = tokio::sync::mpsc::unbounded_channel();
+        let store = Arc::new(Gated { inner: Default::default(), started, gate: tokio::sync::Semaphore::new(0) });
+        let (audit, writer) = AuditService::new(store.clone());
+        tokio::spawn(writer.concurrent_writes(2).run());
+        async fn quiet(groups: &mut tokio::sync::mpsc::UnboundedReceiver<Vec<i64>>) -> bool {
+            tokio::time::timeout(std::time::Duration::from_millis(50), groups.recv()).await.is_err()
+        }
+        let spawn = |r: AuditRecord| {
+            let audit = audit.clone();
+            tokio::spawn(async move { audit.record(r).await })
+        };
+        let one = spawn(record(1));
+        assert_eq!(groups.recv().await.unwrap(), vec![1]);
+        let two = spawn(record(2));
+        assert_eq!(groups.recv().await.unwrap(), vec![2], "a second group starts while the first commits");
+        let three = spawn(record(3));
+        assert!(quiet(&mut groups).await, "no third group while two are in flight");
+        store.gate.add_permits(1);
+        assert_eq!(groups.recv().await.unwrap(), vec![3], "the third starts when one lands");
+        store.gate.add_permits(2);
+        for r in [one, two, three] {
+            r.await.unwrap().unwrap();
+        }
+        // A record naming a parent waits until the groups in flight land.
+        let four = spawn(record(4));
+        assert_eq!(groups.recv().await.unwrap(), vec![4]);
+        let mut child = record(5);
+        child.entry.parent_id = Some(4);
+        let five = spawn(child);
+        assert!(quiet(&mut groups).await, "the child waits for its parent's group");
+        store.gate.add_permits(2);
+        assert_eq!(groups.recv().await.unwrap(), vec![5]);
+        four.await.unwrap().unwrap();
+        five.await.unwrap().unwrap();
+        let stored = store.find_audit(5).await.unwrap().unwrap();
+        assert_eq!(stored.parent_id, Some(4), "linked: the parent was stored first");
     }
 
     #[test]
