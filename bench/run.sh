@@ -27,7 +27,12 @@ rps() { sed -n 's/^Requests\/sec: *//p' "$1"; }
 pct() { awk -v p="$2" '$1==p {print $2}' "$1"; }
 non2xx() { sed -n 's/^ *Non-2xx or 3xx responses: *//p' "$1"; }
 pids=()
-cleanup() { for p in "${pids[@]:-}"; do kill "$p" 2>/dev/null || true; done; }
+MARIADB_PID=$(pgrep -xo mariadbd || true)
+MARIADB_NICE=$(sed -n 's/.* nice //p' "/proc/$MARIADB_PID/autogroup" 2>/dev/null || echo 0)
+cleanup() {
+  for p in "${pids[@]:-}"; do kill "$p" 2>/dev/null || true; done
+  [ -w "/proc/$MARIADB_PID/autogroup" ] && echo "$MARIADB_NICE" >"/proc/$MARIADB_PID/autogroup" 2>/dev/null || true
+}
 trap cleanup EXIT
 
 wait_ready() {
@@ -57,6 +62,17 @@ serve() { # port url
     "$BIN" >"$OUT/server-$1.log" 2>&1 &
   pids+=($!)
   echo $!
+}
+
+# Paced reads (bench/users-paced.lua) while four connections of logins keep
+# every core hashing.
+users_during_logins() { # name port secret
+  drive "$1-logins" "$2" login.lua 4 "$3" /api/SSO/access &
+  local login_wrk=$!
+  sleep 1
+  wrk -t1 -c2 -d"$((SECS - 2))s" --latency -s bench/users-paced.lua -H 'Content-Type: application/json' \
+    -H 'X-User-Consumo: bench' -H "X-User-Secret: $3" "http://127.0.0.1:$2/api/UsuarioInterno/get" >"$OUT/$1.txt"
+  wait "$login_wrk"
 }
 
 hdrs=()
@@ -112,13 +128,16 @@ for backend in mysql sqlite; do
   log "$backend: SSO/access saturating the CPU"
   drive "$backend-login" $PORT login.lua 4 "$SECRET" /api/SSO/access
   log "$backend: UsuarioInterno/get at a light pace while logins saturate the CPU"
-  drive "$backend-login-busy" $PORT login.lua 4 "$SECRET" /api/SSO/access &
-  LOGIN_WRK=$!
-  sleep 1
-  wrk -t1 -c2 -d"$((SECS - 2))s" --latency -s bench/users-paced.lua -H 'Content-Type: application/json' \
-    -H 'X-User-Consumo: bench' -H "X-User-Secret: $SECRET" "http://127.0.0.1:$PORT/api/UsuarioInterno/get" \
-    >"$OUT/$backend-users-during-login.txt"
-  wait "$LOGIN_WRK"
+  users_during_logins "$backend-users-during-login" $PORT "$SECRET"
+  if [ $backend = mysql ] && [ -w "/proc/$MARIADB_PID/autogroup" ]; then
+    # MariaDB runs in another scheduling group (here an autogroup; a systemd
+    # service in production), so the hashing threads' SCHED_IDLE cannot yield
+    # to it: give its group priority, as a deployment would (CPUWeight=).
+    log "$backend: the same, with MariaDB's scheduling group favoured (nice -10)"
+    echo -10 >"/proc/$MARIADB_PID/autogroup"
+    users_during_logins "$backend-users-during-login-dbfirst" $PORT "$SECRET"
+    echo "$MARIADB_NICE" >"/proc/$MARIADB_PID/autogroup"
+  fi
   R[$backend-rss]=$(awk '/VmHWM/ {print $2}' "/proc/$PID/status")
   kill "$PID"
 done
@@ -154,6 +173,8 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.0f %%", 100 * a 
   echo "| SSO/access logins/s, 4 connections | $(rps "$m") ($(ratio "$(rps "$m")" "$bound") of the Argon2 bound) | $(rps "$s") ($(ratio "$(rps "$s")" "$bound") of the Argon2 bound) |"
   m="$OUT/mysql-users-during-login.txt"; s="$OUT/sqlite-users-during-login.txt"
   echo "| UsuarioInterno/get p99 at ~200 req/s while logins saturate the CPU | $(pct "$m" 99%) | $(pct "$s" 99%) |"
+  m="$OUT/mysql-users-during-login-dbfirst.txt"
+  [ -f "$m" ] && echo "| the same, MariaDB's scheduling group favoured (nice -10) | $(pct "$m" 99%) | |"
   echo "| peak RSS of the server | $(( ${R[mysql-rss]} / 1024 )) MiB | $(( ${R[sqlite-rss]} / 1024 )) MiB |"
   echo "| start to /ready, fresh SQLite file (migrations included) | | $READY_MS ms |"
   for f in "$OUT"/*-save-*.txt "$OUT"/*-users.txt "$OUT"/*-login.txt; do
