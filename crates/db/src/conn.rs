@@ -11,6 +11,8 @@ use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
 use diesel_async::{AsyncConnection, AsyncMysqlConnection, RunQueryDsl, SimpleAsyncConnection};
 use futures_util::FutureExt;
 
+use crate::sql::{Statement, Value};
+
 pub(crate) type SqliteConn = SyncConnectionWrapper<SqliteConnection>;
 
 /// A MySQL connection idle longer than this is checked with a query before
@@ -294,33 +296,38 @@ const UPSERT_FAILURE_SQLITE: &str = "INSERT INTO intento_login (clave, fallos, v
 const UPSERT_FAILURE_MYSQL: &str = "INSERT INTO intento_login (clave, fallos, ventana_inicio) VALUES (?, 1, ?) \
      ON DUPLICATE KEY UPDATE fallos = fallos + 1";
 
+diesel::define_sql_function! {
+    /// MySQL's id of the last row this connection inserted.
+    fn last_insert_id() -> diesel::sql_types::Unsigned<diesel::sql_types::BigInt>;
+}
+diesel::define_sql_function! {
+    /// SQLite's rowid of the last row this connection inserted.
+    fn last_insert_rowid() -> diesel::sql_types::BigInt;
+}
+
+/// The upsert of a failure, one statement kept prepared.
+fn failure_upsert<'a>(sql: &'static str, key: &'a str, now: chrono::NaiveDateTime) -> Statement<'a> {
+    Statement::new(sql, vec![Value::Text(key), Value::Timestamp(now)])
+}
+
+// Both read the id with a query diesel keeps prepared (a `sql_query` is
+// prepared and closed on every call: one more round trip on MySQL).
 impl Dialect for SqliteConn {
     async fn last_insert_id(&mut self) -> diesel::QueryResult<i64> {
-        diesel::sql_query("SELECT last_insert_rowid() AS id").get_result::<IdRow>(self).await.map(|r| r.id)
+        diesel::select(last_insert_rowid()).get_result(self).await
     }
     async fn count_failure(&mut self, key: &str, now: chrono::NaiveDateTime) -> diesel::QueryResult<()> {
-        use diesel::sql_types::{Text, Timestamp};
-        diesel::sql_query(UPSERT_FAILURE_SQLITE)
-            .bind::<Text, _>(key)
-            .bind::<Timestamp, _>(now)
-            .execute(self)
-            .await
-            .map(|_| ())
+        failure_upsert(UPSERT_FAILURE_SQLITE, key, now).execute(self).await.map(|_| ())
     }
 }
 
 impl Dialect for AsyncMysqlConnection {
     async fn last_insert_id(&mut self) -> diesel::QueryResult<i64> {
-        diesel::sql_query("SELECT CAST(LAST_INSERT_ID() AS SIGNED) AS id").get_result::<IdRow>(self).await.map(|r| r.id)
+        let id: u64 = diesel::select(last_insert_id()).get_result(self).await?;
+        i64::try_from(id).map_err(|e| diesel::result::Error::DeserializationError(Box::new(e)))
     }
     async fn count_failure(&mut self, key: &str, now: chrono::NaiveDateTime) -> diesel::QueryResult<()> {
-        use diesel::sql_types::{Text, Timestamp};
-        diesel::sql_query(UPSERT_FAILURE_MYSQL)
-            .bind::<Text, _>(key)
-            .bind::<Timestamp, _>(now)
-            .execute(self)
-            .await
-            .map(|_| ())
+        failure_upsert(UPSERT_FAILURE_MYSQL, key, now).execute(self).await.map(|_| ())
     }
 }
 

@@ -14,6 +14,7 @@ mod migrate;
 mod models;
 mod repos;
 pub mod schema;
+mod sql;
 #[cfg(feature = "testing")]
 pub mod testing;
 

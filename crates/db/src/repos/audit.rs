@@ -11,6 +11,7 @@ use helpdesk_domain::ports::*;
 use crate::error::OrRepo;
 use crate::models::*;
 use crate::schema::*;
+use crate::sql::{Statement, Value};
 use crate::{Db, db_run, db_transaction};
 
 /// Longest endpoint / consumer text kept (the column widths).
@@ -20,6 +21,21 @@ const MAX_CONSUMER: usize = 100;
 fn cut(s: &str, max: usize) -> String {
     s.chars().take(max).collect()
 }
+
+/// The columns of [`AuditInsert`], in its order.
+const AUDIT_COLUMNS: &[&str] = &[
+    "id_bitacora_log",
+    "fecha",
+    "fk_id_consumidor",
+    "consumidor",
+    "endpoint",
+    "metodo",
+    "ip",
+    "status_http",
+    "duracion_us",
+    "cuerpo",
+    "fk_id_bitacora_padre",
+];
 
 /// A record as its row, before it is inserted (the body is borrowed).
 struct AuditInsert<'a> {
@@ -104,11 +120,32 @@ impl AuditRepository for Db {
         // The common case, no parent outside the batch: one multi-row INSERT
         // in autocommit is atomic on its own, and saves MySQL the BEGIN and
         // COMMIT round trips of a transaction.
+        // The statement is kept prepared for small groups (see `crate::sql`).
         if let (true, crate::conn::Pools::Mysql(pool)) = (asked.is_empty(), &self.backend) {
             let mut conn = pool.get().await.map_err(crate::error::pool_error)?;
             let rows = rows(records, &BTreeSet::new());
-            let all: Vec<_> = rows.iter().map(|r| values!(r)).collect();
-            diesel::insert_into(bitacora_log::table).values(all).execute(&mut *conn).await.or_repo()?;
+            let values = rows
+                .iter()
+                .map(|r| {
+                    vec![
+                        Value::BigInt(r.id_bitacora_log),
+                        Value::Timestamp(r.fecha),
+                        Value::OptBigInt(r.fk_id_consumidor),
+                        Value::OptText(r.consumidor.as_deref()),
+                        Value::Text(&r.endpoint),
+                        Value::Text(&r.metodo),
+                        Value::Text(&r.ip),
+                        Value::OptInt(r.status_http),
+                        Value::OptBigInt(r.duracion_us),
+                        Value::Text(r.cuerpo),
+                        Value::OptBigInt(r.fk_id_bitacora_padre),
+                    ]
+                })
+                .collect();
+            Statement::insert_rows("INSERT INTO bitacora_log", AUDIT_COLUMNS, values)
+                .execute(&mut *conn)
+                .await
+                .or_repo()?;
             return Ok(());
         }
         // Parents outside the batch that are stored.

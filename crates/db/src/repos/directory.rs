@@ -260,7 +260,7 @@ impl UserRepository for Db {
 
 impl StoreHealth for Db {
     async fn ping(&self) -> RepoResult<()> {
-        db_run!(self, |conn| diesel::sql_query("SELECT 1").execute(conn).await.map(|_| ()).or_repo())
+        db_run!(self, |conn| crate::sql::Statement::new("SELECT 1", vec![]).execute(conn).await.map(|_| ()).or_repo())
     }
 
     fn pool_usage(&self) -> Option<(usize, usize)> {

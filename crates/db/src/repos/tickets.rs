@@ -13,7 +13,12 @@ use crate::conn::Dialect;
 use crate::error::OrRepo;
 use crate::models::*;
 use crate::schema::*;
+use crate::sql::{Statement, Value};
 use crate::{Db, db_run, db_transaction};
+
+/// The columns of a new notice, in the order of [`notice_values!`]'s values.
+const NOTICE_COLUMNS: &[&str] =
+    &["fk_id_ticket", "fk_id_detalle_ticket", "tipo", "destino", "estado", "intentos", "proximo_intento", "created_at"];
 
 impl TicketRepository for Db {
     async fn store_incoming(&self, n: NewIncoming) -> RepoResult<StoredIncoming> {
@@ -35,10 +40,12 @@ impl TicketRepository for Db {
                         // ticket's foreign-key check takes a shared one avoids a
                         // lock upgrade, which deadlocks concurrent ingestions on MySQL.
                         if let Some(a) = t.assignee_id {
-                            diesel::update(usuario::table.find(a))
-                                .set(usuario::ultima_asignacion.eq(now))
-                                .execute(conn)
-                                .await?;
+                            Statement::new(
+                                "UPDATE usuario SET ultima_asignacion = ? WHERE id_usuario = ?",
+                                vec![Value::Timestamp(now), Value::BigInt(a)],
+                            )
+                            .execute(conn)
+                            .await?;
                         }
                         diesel::insert_into(ticket::table)
                             .values((
@@ -157,17 +164,31 @@ impl TicketRepository for Db {
             mysql: |conn| {
                 let (ticket_id, detail_id, created_ticket) = ticket_and_detail!(conn);
                 if !participants.is_empty() {
-                    let rows: Vec<_> = participants
-                        .iter()
-                        .map(|p| (participante_ticket::fk_id_ticket.eq(ticket_id), participante_ticket::correo.eq(p)))
-                        .collect();
-                    diesel::insert_or_ignore_into(participante_ticket::table).values(rows).execute(conn).await?;
+                    let rows = participants.iter().map(|p| vec![Value::BigInt(ticket_id), Value::Text(p)]).collect();
+                    Statement::insert_rows("INSERT IGNORE INTO participante_ticket", &["fk_id_ticket", "correo"], rows)
+                        .execute(conn)
+                        .await?;
                 }
                 let notice_ids = if n.notices.is_empty() {
                     Vec::new()
                 } else {
-                    let rows: Vec<_> = n.notices.iter().map(|nn| notice_values!(ticket_id, detail_id, nn)).collect();
-                    diesel::insert_into(notificacion::table).values(rows).execute(conn).await?;
+                    let rows = n
+                        .notices
+                        .iter()
+                        .map(|nn| {
+                            vec![
+                                Value::BigInt(ticket_id),
+                                Value::BigInt(detail_id),
+                                Value::Text(nn.kind.as_str()),
+                                Value::Text(&nn.recipient),
+                                Value::Text(NoticeStatus::Pending.as_str()),
+                                Value::Int(0),
+                                Value::Timestamp(n.notices_due_at),
+                                Value::Timestamp(now),
+                            ]
+                        })
+                        .collect();
+                    Statement::insert_rows("INSERT INTO notificacion", NOTICE_COLUMNS, rows).execute(conn).await?;
                     notificacion::table
                         .filter(notificacion::fk_id_detalle_ticket.eq(detail_id))
                         .order(notificacion::id_notificacion)
@@ -271,10 +292,14 @@ impl TicketRepository for Db {
                     .load(conn)
                     .await
                     .or_repo()?;
-                let ids: Vec<i64> = users.iter().map(|(u, _, _): &(UserRow, _, _)| u.id_usuario).collect();
+                // Joined rather than `IN (ids)`: a statement of fixed shape
+                // stays prepared on the connection.
                 let counts = ticket::table
+                    .inner_join(usuario::table.on(usuario::id_usuario.nullable().eq(ticket::fk_id_usuario_asignado)))
                     .filter(ticket::estado.eq(TicketStatus::Open.as_str()))
-                    .filter(ticket::fk_id_usuario_asignado.eq_any(&ids))
+                    .filter(usuario::fk_id_departamento.eq(department_id))
+                    .filter(usuario::status.eq(UserStatus::Active.as_str()))
+                    .filter(usuario::acceso_ticket.eq("S"))
                     .group_by(ticket::fk_id_usuario_asignado)
                     .select((ticket::fk_id_usuario_asignado, diesel::dsl::count_star()))
                     .load(conn)
