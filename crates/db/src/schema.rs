@@ -54,6 +54,7 @@ diesel::table! {
         codigo -> Text,
         password_hash -> Nullable<Text>,
         ultima_asignacion -> Nullable<Timestamp>,
+        tickets_abiertos -> BigInt,
     }
 }
 

@@ -1,7 +1,5 @@
 //! Tickets, details, attachments, participants: one transaction per mail.
 
-use std::collections::BTreeMap;
-
 use diesel::OptionalExtension;
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
@@ -19,6 +17,37 @@ use crate::{Db, db_run, db_transaction};
 /// The columns of a new notice, in the order of [`notice_values!`]'s values.
 const NOTICE_COLUMNS: &[&str] =
     &["fk_id_ticket", "fk_id_detalle_ticket", "tipo", "destino", "estado", "intentos", "proximo_intento", "created_at"];
+
+/// Sets a ticket's status, inside the caller's transaction, and keeps its
+/// assignee's `tickets_abiertos` in step: the ticket's row is locked first
+/// (by the update that flips the status), then the assignee's. `false` when
+/// there is no such ticket.
+macro_rules! set_status {
+    ($conn:ident, $ticket_id:expr, $status:expr, $now:expr) => {{
+        let (ticket_id, status, now): (i64, TicketStatus, Timestamp) = ($ticket_id, $status, $now);
+        let closed_at = (status == TicketStatus::Closed).then_some(now);
+        let values = (ticket::estado.eq(status.as_str()), ticket::updated_at.eq(now), ticket::closed_at.eq(closed_at));
+        let flipped = diesel::update(ticket::table.find(ticket_id).filter(ticket::estado.ne(status.as_str())))
+            .set(values)
+            .execute(&mut *$conn)
+            .await?;
+        if flipped == 1 {
+            let step = if status == TicketStatus::Open { "+" } else { "-" };
+            Statement::new(
+                format!(
+                    "UPDATE usuario SET tickets_abiertos = tickets_abiertos {step} 1 WHERE id_usuario = \
+                     (SELECT fk_id_usuario_asignado FROM ticket WHERE id_ticket = ?)"
+                ),
+                vec![Value::BigInt(ticket_id)],
+            )
+            .execute(&mut *$conn)
+            .await?;
+            true
+        } else {
+            diesel::update(ticket::table.find(ticket_id)).set(values).execute(&mut *$conn).await? == 1
+        }
+    }};
+}
 
 impl TicketRepository for Db {
     async fn store_incoming(&self, n: NewIncoming) -> RepoResult<StoredIncoming> {
@@ -41,7 +70,8 @@ impl TicketRepository for Db {
                         // lock upgrade, which deadlocks concurrent ingestions on MySQL.
                         if let Some(a) = t.assignee_id {
                             Statement::new(
-                                "UPDATE usuario SET ultima_asignacion = ? WHERE id_usuario = ?",
+                                "UPDATE usuario SET ultima_asignacion = ?, tickets_abiertos = tickets_abiertos + 1 \
+                                 WHERE id_usuario = ?",
                                 vec![Value::Timestamp(now), Value::BigInt(a)],
                             )
                             .execute(conn)
@@ -64,22 +94,16 @@ impl TicketRepository for Db {
                         (conn.last_insert_id().await?, true)
                     }
                     IncomingTarget::Existing { ticket_id, reopen } => {
-                        let changed = if *reopen {
-                            diesel::update(ticket::table.find(*ticket_id))
-                                .set((
-                                    ticket::updated_at.eq(now),
-                                    ticket::estado.eq(TicketStatus::Open.as_str()),
-                                    ticket::closed_at.eq(None::<Timestamp>),
-                                ))
-                                .execute(conn)
-                                .await?
+                        let found = if *reopen {
+                            set_status!(conn, *ticket_id, TicketStatus::Open, now)
                         } else {
                             diesel::update(ticket::table.find(*ticket_id))
                                 .set(ticket::updated_at.eq(now))
                                 .execute(conn)
                                 .await?
+                                == 1
                         };
-                        if changed != 1 {
+                        if !found {
                             return Err(RepoError::NotFound.into());
                         }
                         (*ticket_id, false)
@@ -280,50 +304,34 @@ impl TicketRepository for Db {
     }
 
     async fn operator_loads(&self, department_id: i64) -> RepoResult<Vec<OperatorLoad>> {
-        let (users, counts): (Vec<(UserRow, Option<String>, Option<Timestamp>)>, Vec<(Option<i64>, i64)>) =
-            db_run!(self, |conn| {
-                let users = usuario::table
-                    .left_join(rol::table)
-                    .filter(usuario::fk_id_departamento.eq(department_id))
-                    .filter(usuario::status.eq(UserStatus::Active.as_str()))
-                    .filter(usuario::acceso_ticket.eq("S"))
-                    .order(usuario::id_usuario)
-                    .select((UserRow::as_select(), rol::nombre.nullable(), usuario::ultima_asignacion))
-                    .load(conn)
-                    .await
-                    .or_repo()?;
-                // Joined rather than `IN (ids)`: a statement of fixed shape
-                // stays prepared on the connection.
-                let counts = ticket::table
-                    .inner_join(usuario::table.on(usuario::id_usuario.nullable().eq(ticket::fk_id_usuario_asignado)))
-                    .filter(ticket::estado.eq(TicketStatus::Open.as_str()))
-                    .filter(usuario::fk_id_departamento.eq(department_id))
-                    .filter(usuario::status.eq(UserStatus::Active.as_str()))
-                    .filter(usuario::acceso_ticket.eq("S"))
-                    .group_by(ticket::fk_id_usuario_asignado)
-                    .select((ticket::fk_id_usuario_asignado, diesel::dsl::count_star()))
-                    .load(conn)
-                    .await
-                    .or_repo()?;
-                (users, counts)
-            });
-        let counts: BTreeMap<i64, i64> = counts.into_iter().filter_map(|(id, n)| Some((id?, n))).collect();
+        // One indexed read: the counts are kept by the writes (`set_status!`
+        // and the new ticket's assignee update), never recounted here.
+        let users: Vec<(UserRow, Option<String>, Option<Timestamp>, i64)> = db_run!(self, |conn| usuario::table
+            .left_join(rol::table)
+            .filter(usuario::fk_id_departamento.eq(department_id))
+            .filter(usuario::status.eq(UserStatus::Active.as_str()))
+            .filter(usuario::acceso_ticket.eq("S"))
+            .order(usuario::id_usuario)
+            .select((
+                UserRow::as_select(),
+                rol::nombre.nullable(),
+                usuario::ultima_asignacion,
+                usuario::tickets_abiertos
+            ))
+            .load(conn)
+            .await
+            .or_repo()?);
         users
             .into_iter()
-            .map(|(u, role, last)| {
-                let open_tickets = counts.get(&u.id_usuario).copied().unwrap_or(0);
+            .map(|(u, role, last, open_tickets)| {
                 Ok(OperatorLoad { user: u.into_domain(role)?, open_tickets, last_assigned_at: last })
             })
             .collect()
     }
 
     async fn set_ticket_status(&self, ticket_id: i64, status: TicketStatus, now: Timestamp) -> RepoResult<()> {
-        let closed_at = (status == TicketStatus::Closed).then_some(now);
-        let n = db_run!(self, |conn| diesel::update(ticket::table.find(ticket_id))
-            .set((ticket::estado.eq(status.as_str()), ticket::updated_at.eq(now), ticket::closed_at.eq(closed_at)))
-            .execute(conn)
-            .await
-            .or_repo()?);
-        if n == 0 { Err(RepoError::NotFound) } else { Ok(()) }
+        db_transaction!(self, |conn| {
+            if set_status!(conn, ticket_id, status, now) { Ok(()) } else { Err(RepoError::NotFound.into()) }
+        })
     }
 }

@@ -860,6 +860,43 @@ pub async fn operator_loads_count_open_tickets<S: Store>(s: Arc<S>) {
     assert_eq!(summary, vec![(a.id, 1, Some(at(9, 0, 1))), (b.id, 0, None)]);
 }
 
+/// Loads stay right through repeated and idempotent status changes, replies
+/// that reopen, and tickets nobody is assigned to.
+pub async fn open_ticket_counts_follow_closing_and_reopening<S: Store>(s: Arc<S>) {
+    let d = s.create_department(NewDepartment { name: "Soporte".into(), synology_channel: None }).await.unwrap();
+    let a = s.create_user(sample_user("ana", "ana@example.test", Some(d.id))).await.unwrap();
+    let load = |s: Arc<S>| async move { s.operator_loads(d.id).await.unwrap()[0].open_tickets };
+    let t1 = s.store_incoming(new_incoming(d.id, Some(a.id), "m1", "c@cliente.test")).await.unwrap();
+    let t2 = s.store_incoming(new_incoming(d.id, Some(a.id), "m2", "c@cliente.test")).await.unwrap();
+    let nobody = s.store_incoming(new_incoming(d.id, None, "m3", "c@cliente.test")).await.unwrap();
+    assert_eq!(load(s.clone()).await, 2);
+    s.set_ticket_status(t1.ticket_id, TicketStatus::Closed, at(12, 0, 0)).await.unwrap();
+    s.set_ticket_status(t1.ticket_id, TicketStatus::Closed, at(12, 0, 1)).await.unwrap();
+    s.set_ticket_status(nobody.ticket_id, TicketStatus::Closed, at(12, 0, 2)).await.unwrap();
+    assert_eq!(load(s.clone()).await, 1, "closing twice counts once");
+    s.set_ticket_status(t2.ticket_id, TicketStatus::Open, at(12, 0, 3)).await.unwrap();
+    assert_eq!(load(s.clone()).await, 1, "opening an open ticket changes nothing");
+    let reply = |ticket_id: i64, id: &str| NewIncoming {
+        target: IncomingTarget::Existing { ticket_id, reopen: true },
+        detail: sample_detail(id, "c@cliente.test"),
+        attachments: vec![],
+        participants: vec![],
+        notices: vec![],
+        now: at(13, 0, 0),
+        notices_due_at: at(13, 0, 0),
+    };
+    s.store_incoming(reply(t1.ticket_id, "m4")).await.unwrap();
+    assert_eq!(load(s.clone()).await, 2, "a reply reopened the closed ticket");
+    s.store_incoming(reply(t1.ticket_id, "m5")).await.unwrap();
+    s.store_incoming(reply(nobody.ticket_id, "m6")).await.unwrap();
+    assert_eq!(load(s.clone()).await, 2, "a reply to an open ticket, or to nobody's, counts nothing");
+    s.set_ticket_status(t1.ticket_id, TicketStatus::Closed, at(14, 0, 0)).await.unwrap();
+    s.set_ticket_status(t2.ticket_id, TicketStatus::Closed, at(14, 0, 0)).await.unwrap();
+    assert_eq!(load(s.clone()).await, 0);
+    s.set_ticket_status(t2.ticket_id, TicketStatus::Open, at(15, 0, 0)).await.unwrap();
+    assert_eq!(load(s.clone()).await, 1);
+}
+
 pub async fn outbox_leases_attempts_and_outcomes<S: Store>(s: Arc<S>) {
     let d = s.create_department(NewDepartment { name: "Soporte".into(), synology_channel: None }).await.unwrap();
     let stored = s.store_incoming(new_incoming(d.id, None, "m1", "c@cliente.test")).await.unwrap();

@@ -74,6 +74,7 @@ macro_rules! repository_contract_tests {
             duplicates_write_nothing,
             concurrent_duplicates_store_once,
             operator_loads_count_open_tickets,
+            open_ticket_counts_follow_closing_and_reopening,
             outbox_leases_attempts_and_outcomes,
             concurrent_claims_lease_each_notice_once,
             reader_checkpoints_and_an_idempotent_quarantine

@@ -1,0 +1,1 @@
+ALTER TABLE usuario DROP COLUMN tickets_abiertos;
