@@ -1,6 +1,8 @@
 //! Connection pools for both backends, and what differs between them.
 
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use deadpool::managed::{Manager, Metrics, Pool, RecycleResult};
@@ -175,6 +177,9 @@ pub(crate) enum Pools {
 pub struct Db {
     pub(crate) backend: Pools,
     pub(crate) url: DbUrl,
+    /// Whether inserts may read their new id with `RETURNING` instead of
+    /// asking for the last insert id in another round trip.
+    returning: Arc<AtomicBool>,
 }
 
 impl std::fmt::Debug for Db {
@@ -211,6 +216,9 @@ impl Db {
     /// down does not stop this; `ping` and the repositories report it.
     /// For SQLite the file's directory is created when missing.
     pub fn connect(url: &DbUrl, opts: &DbOptions) -> Result<Self, ConnectError> {
+        // SQLite has `RETURNING` (3.35+, bundled); MySQL's first connection
+        // tells whether it is MariaDB.
+        let returning = Arc::new(AtomicBool::new(matches!(url, DbUrl::Sqlite(_))));
         let backend = match url {
             DbUrl::Sqlite(target) => {
                 let (target_str, size) = match target {
@@ -248,11 +256,45 @@ impl Db {
                 Pools::Sqlite { pool: build_pool!(manager, opts, size)?, write_lock: tokio::sync::Mutex::new(()) }
             }
             DbUrl::Mysql(u) => {
-                let manager = Recycler::new(u, ManagerConfig::<AsyncMysqlConnection>::default, VERIFY_IDLE);
+                let flag = returning.clone();
+                let config = move || {
+                    let mut config = ManagerConfig::<AsyncMysqlConnection>::default();
+                    let flag = flag.clone();
+                    config.custom_setup = Box::new(move |url: &str| {
+                        let (url, flag) = (url.to_string(), flag.clone());
+                        async move {
+                            let mut conn = AsyncMysqlConnection::establish(&url).await?;
+                            // MariaDB (10.5+) answers `INSERT .. RETURNING`;
+                            // MySQL does not.
+                            let server: String = diesel::select(version())
+                                .get_result(&mut conn)
+                                .await
+                                .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
+                            flag.store(server.contains("MariaDB"), Ordering::Relaxed);
+                            Ok(conn)
+                        }
+                        .boxed()
+                    });
+                    config
+                };
+                let manager = Recycler::new(u, config, VERIFY_IDLE);
                 Pools::Mysql(build_pool!(manager, opts, opts.max_connections.max(1))?)
             }
         };
-        Ok(Db { backend, url: url.clone() })
+        Ok(Db { backend, url: url.clone(), returning })
+    }
+
+    /// Whether inserts read their ids with `RETURNING` (see the field).
+    pub(crate) fn returning(&self) -> bool {
+        AtomicBool::load(&self.returning, Ordering::Relaxed)
+    }
+
+    /// Makes inserts read their ids the MySQL way, with a query after each
+    /// (what MySQL itself needs), so tests can run that path on MariaDB.
+    #[cfg(feature = "testing")]
+    pub fn without_returning(self) -> Self {
+        let Db { backend, url, .. } = self;
+        Db { backend, url, returning: Arc::new(AtomicBool::new(false)) }
     }
 
     pub fn backend(&self) -> Backend {
@@ -296,6 +338,10 @@ const UPSERT_FAILURE_SQLITE: &str = "INSERT INTO intento_login (clave, fallos, v
 const UPSERT_FAILURE_MYSQL: &str = "INSERT INTO intento_login (clave, fallos, ventana_inicio) VALUES (?, 1, ?) \
      ON DUPLICATE KEY UPDATE fallos = fallos + 1";
 
+diesel::define_sql_function! {
+    /// The server's version (MariaDB's says so).
+    fn version() -> diesel::sql_types::Text;
+}
 diesel::define_sql_function! {
     /// MySQL's id of the last row this connection inserted.
     fn last_insert_id() -> diesel::sql_types::Unsigned<diesel::sql_types::BigInt>;
@@ -350,5 +396,21 @@ mod tests {
         assert!(!e.contains("hunter2"), "{e}");
         assert_eq!(redact_url("mysql://u:pw@h/db"), "mysql://u:***@h/db");
         assert_eq!(redact_url("mysql://u@h/db"), "mysql://u@h/db");
+    }
+
+    #[tokio::test]
+    async fn sqlite_inserts_return_their_ids() {
+        assert!(crate::testing::fresh_sqlite().await.returning());
+    }
+
+    #[tokio::test]
+    #[ignore = "needs MariaDB on HELPDESK_TEST_MYSQL_URL; .ci/run runs it"]
+    async fn mysql_inserts_return_their_ids_only_on_mariadb() -> Result<(), helpdesk_domain::RepoError> {
+        let db = crate::testing::fresh_mysql().await;
+        let server: String =
+            crate::db_run!(db, |conn| diesel::select(version()).get_result(conn).await.expect("VERSION()"));
+        assert_eq!(db.returning(), server.contains("MariaDB"), "{server}");
+        assert!(!db.without_returning().returning());
+        Ok(())
     }
 }

@@ -7,9 +7,12 @@
 //! text is the cache key, so the connection prepares it once and reuses it
 //! (for the multi-row inserts, once per row count).
 
+use std::marker::PhantomData;
+
 use chrono::NaiveDateTime;
+use diesel::Column;
 use diesel::backend::Backend;
-use diesel::query_builder::{AstPass, QueryFragment, QueryId};
+use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
 use diesel::serialize::ToSql;
 use diesel::sql_types::{BigInt, HasSqlType, Integer, Nullable, Text, Timestamp};
 use diesel::{QueryResult, result::Error};
@@ -95,6 +98,35 @@ where
             return Err(mismatch(&self.sql));
         }
         Ok(())
+    }
+}
+
+/// `<insert> RETURNING <column>`: the new rows' ids come back in the
+/// insert's own round trip (SQLite, MariaDB; MySQL has no `RETURNING`, see
+/// `Db::returning`). Kept prepared when the insert is.
+pub(crate) struct Returning<Q, C> {
+    insert: Q,
+    column: PhantomData<C>,
+}
+
+pub(crate) fn returning<Q, C: Column>(insert: Q, _column: C) -> Returning<Q, C> {
+    Returning { insert, column: PhantomData }
+}
+
+impl<Q: QueryId, C: 'static> QueryId for Returning<Q, C> {
+    type QueryId = Returning<Q::QueryId, C>;
+    const HAS_STATIC_QUERY_ID: bool = Q::HAS_STATIC_QUERY_ID;
+}
+
+impl<Q, C> Query for Returning<Q, C> {
+    type SqlType = BigInt;
+}
+
+impl<DB: Backend, Q: QueryFragment<DB>, C: Column> QueryFragment<DB> for Returning<Q, C> {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, DB>) -> QueryResult<()> {
+        self.insert.walk_ast(out.reborrow())?;
+        out.push_sql(" RETURNING ");
+        out.push_identifier(C::NAME)
     }
 }
 

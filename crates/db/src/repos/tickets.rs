@@ -49,6 +49,19 @@ macro_rules! set_status {
     }};
 }
 
+/// Runs an insert and gives the new row's id: in the same round trip with
+/// `RETURNING` where the store has it, else by asking for the last insert id.
+macro_rules! insert_id {
+    ($conn:ident, $returning:expr, $insert:expr, $column:expr) => {
+        if $returning {
+            crate::sql::returning($insert, $column).get_result::<i64>(&mut *$conn).await?
+        } else {
+            $insert.execute(&mut *$conn).await?;
+            $conn.last_insert_id().await?
+        }
+    };
+}
+
 impl TicketRepository for Db {
     async fn store_incoming(&self, n: NewIncoming) -> RepoResult<StoredIncoming> {
         let headers = serde_json::to_string(&n.detail.headers).map_err(RepoError::unexpected)?;
@@ -58,6 +71,7 @@ impl TicketRepository for Db {
         participants.sort();
         participants.dedup();
         participants.retain(|p| !p.is_empty());
+        let returning = self.returning();
         // Ticket, detail and attachments: the same statements on both
         // backends.
         macro_rules! ticket_and_detail {
@@ -77,21 +91,18 @@ impl TicketRepository for Db {
                             .execute(conn)
                             .await?;
                         }
-                        diesel::insert_into(ticket::table)
-                            .values((
-                                ticket::asunto.eq(&t.subject),
-                                ticket::estado.eq(TicketStatus::Open.as_str()),
-                                ticket::fk_id_departamento.eq(t.department_id),
-                                ticket::fk_id_usuario_asignado.eq(t.assignee_id),
-                                ticket::solicitante.eq(&t.requester),
-                                ticket::fk_id_cuenta_correo.eq(t.mail_account_id),
-                                ticket::sistema.eq(&t.system),
-                                ticket::created_at.eq(now),
-                                ticket::updated_at.eq(now),
-                            ))
-                            .execute(conn)
-                            .await?;
-                        (conn.last_insert_id().await?, true)
+                        let insert = diesel::insert_into(ticket::table).values((
+                            ticket::asunto.eq(&t.subject),
+                            ticket::estado.eq(TicketStatus::Open.as_str()),
+                            ticket::fk_id_departamento.eq(t.department_id),
+                            ticket::fk_id_usuario_asignado.eq(t.assignee_id),
+                            ticket::solicitante.eq(&t.requester),
+                            ticket::fk_id_cuenta_correo.eq(t.mail_account_id),
+                            ticket::sistema.eq(&t.system),
+                            ticket::created_at.eq(now),
+                            ticket::updated_at.eq(now),
+                        ));
+                        (insert_id!(conn, returning, insert, ticket::id_ticket), true)
                     }
                     IncomingTarget::Existing { ticket_id, reopen } => {
                         let found = if *reopen {
@@ -109,29 +120,26 @@ impl TicketRepository for Db {
                         (*ticket_id, false)
                     }
                 };
-                diesel::insert_into(detalle_ticket::table)
-                    .values((
-                        detalle_ticket::fk_id_ticket.eq(ticket_id),
-                        detalle_ticket::clave_dedupe.eq(&d.dedupe_key),
-                        detalle_ticket::message_id.eq(&d.message_id),
-                        detalle_ticket::message_id_hash.eq(&d.message_id_hash),
-                        detalle_ticket::remitente.eq(&d.from),
-                        detalle_ticket::destinatario.eq(&d.to),
-                        detalle_ticket::cc.eq(&d.cc),
-                        detalle_ticket::bcc.eq(&d.bcc),
-                        detalle_ticket::reply_to.eq(&d.reply_to),
-                        detalle_ticket::asunto.eq(&d.subject),
-                        detalle_ticket::cuerpo.eq(&d.body),
-                        detalle_ticket::html.eq(&d.html),
-                        detalle_ticket::fecha.eq(d.date),
-                        detalle_ticket::headers.eq(&headers),
-                        detalle_ticket::automatico.eq(d.automatic),
-                        detalle_ticket::nuevo_ticket.eq(created_ticket),
-                        detalle_ticket::created_at.eq(now),
-                    ))
-                    .execute(conn)
-                    .await?;
-                let detail_id = conn.last_insert_id().await?;
+                let insert = diesel::insert_into(detalle_ticket::table).values((
+                    detalle_ticket::fk_id_ticket.eq(ticket_id),
+                    detalle_ticket::clave_dedupe.eq(&d.dedupe_key),
+                    detalle_ticket::message_id.eq(&d.message_id),
+                    detalle_ticket::message_id_hash.eq(&d.message_id_hash),
+                    detalle_ticket::remitente.eq(&d.from),
+                    detalle_ticket::destinatario.eq(&d.to),
+                    detalle_ticket::cc.eq(&d.cc),
+                    detalle_ticket::bcc.eq(&d.bcc),
+                    detalle_ticket::reply_to.eq(&d.reply_to),
+                    detalle_ticket::asunto.eq(&d.subject),
+                    detalle_ticket::cuerpo.eq(&d.body),
+                    detalle_ticket::html.eq(&d.html),
+                    detalle_ticket::fecha.eq(d.date),
+                    detalle_ticket::headers.eq(&headers),
+                    detalle_ticket::automatico.eq(d.automatic),
+                    detalle_ticket::nuevo_ticket.eq(created_ticket),
+                    detalle_ticket::created_at.eq(now),
+                ));
+                let detail_id = insert_id!(conn, returning, insert, detalle_ticket::id_detalle_ticket);
                 for a in &n.attachments {
                     diesel::insert_into(adjunto_ticket::table)
                         .values((
@@ -181,9 +189,9 @@ impl TicketRepository for Db {
                 }
                 Ok(StoredIncoming { ticket_id, detail_id, created_ticket, notice_ids })
             },
-            // Over the network: one statement for all participants, one for
-            // all notices and one to read the notices' ids (a multi-row
-            // insert numbers its rows in order; the detail is new, so its
+            // Over the network: one statement for all participants and one
+            // for all notices, which returns their ids (MariaDB) or is
+            // followed by a read of them (MySQL; the detail is new, so its
             // notices are exactly these).
             mysql: |conn| {
                 let (ticket_id, detail_id, created_ticket) = ticket_and_detail!(conn);
@@ -212,13 +220,20 @@ impl TicketRepository for Db {
                             ]
                         })
                         .collect();
-                    Statement::insert_rows("INSERT INTO notificacion", NOTICE_COLUMNS, rows).execute(conn).await?;
-                    notificacion::table
-                        .filter(notificacion::fk_id_detalle_ticket.eq(detail_id))
-                        .order(notificacion::id_notificacion)
-                        .select(notificacion::id_notificacion)
-                        .load::<i64>(conn)
-                        .await?
+                    let insert = Statement::insert_rows("INSERT INTO notificacion", NOTICE_COLUMNS, rows);
+                    let mut ids = if returning {
+                        crate::sql::returning(insert, notificacion::id_notificacion).load::<i64>(conn).await?
+                    } else {
+                        insert.execute(conn).await?;
+                        notificacion::table
+                            .filter(notificacion::fk_id_detalle_ticket.eq(detail_id))
+                            .select(notificacion::id_notificacion)
+                            .load::<i64>(conn)
+                            .await?
+                    };
+                    // In the order of `n.notices` (ids increase row by row).
+                    ids.sort_unstable();
+                    ids
                 };
                 Ok(StoredIncoming { ticket_id, detail_id, created_ticket, notice_ids })
             }
