@@ -119,8 +119,8 @@ impl AuditRepository for Db {
         }
         // The common case, no parent outside the batch: one multi-row INSERT
         // in autocommit is atomic on its own, and saves MySQL the BEGIN and
-        // COMMIT round trips of a transaction.
-        // The statement is kept prepared for small groups (see `crate::sql`).
+        // COMMIT round trips of a transaction. Kept prepared for groups of
+        // up to `sql::MAX_CACHED_ROWS` records.
         if let (true, crate::conn::Pools::Mysql(pool)) = (asked.is_empty(), &self.backend) {
             let mut conn = pool.get().await.map_err(crate::error::pool_error)?;
             let rows = rows(records, &BTreeSet::new());
