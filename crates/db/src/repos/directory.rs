@@ -11,6 +11,7 @@ use crate::conn::Dialect;
 use crate::error::OrRepo;
 use crate::models::*;
 use crate::schema::*;
+use crate::sql::{Statement, Value};
 use crate::{Db, db_run, db_transaction};
 
 impl ProductRepository for Db {
@@ -213,11 +214,9 @@ impl UserRepository for Db {
 
     async fn record_login(&self, user_id: i64, at: Timestamp, ip: &str) -> RepoResult<()> {
         let ip: String = ip.chars().take(45).collect();
-        let n = db_run!(self, |conn| diesel::update(usuario::table.find(user_id))
-            .set((usuario::ultimo_acceso.eq(at), usuario::ip_address.eq(&ip)))
-            .execute(conn)
-            .await
-            .or_repo()?);
+        let set = "UPDATE usuario SET ultimo_acceso = ?, ip_address = ? WHERE id_usuario = ?";
+        let values = vec![Value::Timestamp(at), Value::Text(&ip), Value::BigInt(user_id)];
+        let n = db_run!(self, |conn| Statement::new(set, values).execute(conn).await.or_repo()?);
         if n == 0 { Err(RepoError::NotFound) } else { Ok(()) }
     }
 
@@ -260,7 +259,7 @@ impl UserRepository for Db {
 
 impl StoreHealth for Db {
     async fn ping(&self) -> RepoResult<()> {
-        db_run!(self, |conn| crate::sql::Statement::new("SELECT 1", vec![]).execute(conn).await.map(|_| ()).or_repo())
+        db_run!(self, |conn| Statement::new("SELECT 1", vec![]).execute(conn).await.map(|_| ()).or_repo())
     }
 
     fn pool_usage(&self) -> Option<(usize, usize)> {

@@ -29,8 +29,17 @@ macro_rules! revoke_live_sessions {
 impl SessionRepository for Db {
     async fn create_session(&self, session: UserSession) -> RepoResult<()> {
         let row = SessionRow::from(session);
+        // Every column spelled out: an `Insertable` with optional fields
+        // writes `DEFAULT` for `None`, which diesel will not keep prepared.
         db_run!(self, |conn| diesel::insert_into(sesion_usuario::table)
-            .values(&row)
+            .values((
+                sesion_usuario::id_sesion.eq(&row.id_sesion),
+                sesion_usuario::fk_id_usuario.eq(row.fk_id_usuario),
+                sesion_usuario::fk_id_producto.eq(row.fk_id_producto),
+                sesion_usuario::created_at.eq(row.created_at),
+                sesion_usuario::expires_at.eq(row.expires_at),
+                sesion_usuario::revoked_at.eq(row.revoked_at),
+            ))
             .execute(conn)
             .await
             .map(|_| ())
