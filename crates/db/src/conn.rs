@@ -331,6 +331,8 @@ pub(crate) trait Dialect {
         key: &str,
         now: chrono::NaiveDateTime,
     ) -> impl std::future::Future<Output = diesel::QueryResult<()>> + Send;
+    /// How an insert that skips rows clashing with a key is spelled.
+    fn insert_ignore(&self) -> &'static str;
 }
 
 const UPSERT_FAILURE_SQLITE: &str = "INSERT INTO intento_login (clave, fallos, ventana_inicio) VALUES (?, 1, ?) \
@@ -365,6 +367,9 @@ impl Dialect for SqliteConn {
     async fn count_failure(&mut self, key: &str, now: chrono::NaiveDateTime) -> diesel::QueryResult<()> {
         failure_upsert(UPSERT_FAILURE_SQLITE, key, now).execute(self).await.map(|_| ())
     }
+    fn insert_ignore(&self) -> &'static str {
+        "INSERT OR IGNORE"
+    }
 }
 
 impl Dialect for AsyncMysqlConnection {
@@ -374,6 +379,9 @@ impl Dialect for AsyncMysqlConnection {
     }
     async fn count_failure(&mut self, key: &str, now: chrono::NaiveDateTime) -> diesel::QueryResult<()> {
         failure_upsert(UPSERT_FAILURE_MYSQL, key, now).execute(self).await.map(|_| ())
+    }
+    fn insert_ignore(&self) -> &'static str {
+        "INSERT IGNORE"
     }
 }
 

@@ -77,6 +77,29 @@ fn rows<'a>(records: &'a [AuditRecord], stored: &BTreeSet<i64>) -> Vec<AuditInse
         .collect()
 }
 
+/// One statement for all the rows (kept prepared for small groups).
+fn insert<'a>(rows: &'a [AuditInsert<'a>]) -> Statement<'a> {
+    let values = rows
+        .iter()
+        .map(|r| {
+            vec![
+                Value::BigInt(r.id_bitacora_log),
+                Value::Timestamp(r.fecha),
+                Value::OptBigInt(r.fk_id_consumidor),
+                Value::OptText(r.consumidor.as_deref()),
+                Value::Text(&r.endpoint),
+                Value::Text(&r.metodo),
+                Value::Text(&r.ip),
+                Value::OptInt(r.status_http),
+                Value::OptBigInt(r.duracion_us),
+                Value::Text(r.cuerpo),
+                Value::OptBigInt(r.fk_id_bitacora_padre),
+            ]
+        })
+        .collect();
+    Statement::insert_rows("INSERT INTO bitacora_log", AUDIT_COLUMNS, values)
+}
+
 impl AuditRepository for Db {
     async fn reserve_audit_ids(&self, count: i64) -> RepoResult<i64> {
         let count = count.max(1);
@@ -100,85 +123,32 @@ impl AuditRepository for Db {
         let in_batch: BTreeSet<i64> = records.iter().map(|r| r.id).collect();
         let asked: Vec<i64> =
             records.iter().filter_map(|r| r.entry.parent_id).filter(|p| !in_batch.contains(p)).collect();
-        macro_rules! values {
-            ($r:expr) => {
-                (
-                    bitacora_log::id_bitacora_log.eq($r.id_bitacora_log),
-                    bitacora_log::fecha.eq($r.fecha),
-                    bitacora_log::fk_id_consumidor.eq($r.fk_id_consumidor),
-                    bitacora_log::consumidor.eq(&$r.consumidor),
-                    bitacora_log::endpoint.eq(&$r.endpoint),
-                    bitacora_log::metodo.eq(&$r.metodo),
-                    bitacora_log::ip.eq(&$r.ip),
-                    bitacora_log::status_http.eq($r.status_http),
-                    bitacora_log::duracion_us.eq($r.duracion_us),
-                    bitacora_log::cuerpo.eq($r.cuerpo),
-                    bitacora_log::fk_id_bitacora_padre.eq($r.fk_id_bitacora_padre),
-                )
-            };
-        }
         // The common case, no parent outside the batch: one multi-row INSERT
         // in autocommit is atomic on its own, and saves MySQL the BEGIN and
-        // COMMIT round trips of a transaction. Kept prepared for groups of
-        // up to `sql::MAX_CACHED_ROWS` records.
+        // COMMIT round trips of a transaction.
         if let (true, crate::conn::Pools::Mysql(pool)) = (asked.is_empty(), &self.backend) {
             let mut conn = pool.get().await.map_err(crate::error::pool_error)?;
             let rows = rows(records, &BTreeSet::new());
-            let values = rows
-                .iter()
-                .map(|r| {
-                    vec![
-                        Value::BigInt(r.id_bitacora_log),
-                        Value::Timestamp(r.fecha),
-                        Value::OptBigInt(r.fk_id_consumidor),
-                        Value::OptText(r.consumidor.as_deref()),
-                        Value::Text(&r.endpoint),
-                        Value::Text(&r.metodo),
-                        Value::Text(&r.ip),
-                        Value::OptInt(r.status_http),
-                        Value::OptBigInt(r.duracion_us),
-                        Value::Text(r.cuerpo),
-                        Value::OptBigInt(r.fk_id_bitacora_padre),
-                    ]
-                })
-                .collect();
-            Statement::insert_rows("INSERT INTO bitacora_log", AUDIT_COLUMNS, values)
-                .execute(&mut *conn)
-                .await
-                .or_repo()?;
+            insert(&rows).execute(&mut *conn).await.or_repo()?;
             return Ok(());
         }
-        // Parents outside the batch that are stored.
-        macro_rules! stored {
-            ($conn:ident) => {
-                if asked.is_empty() {
-                    BTreeSet::new()
-                } else {
-                    bitacora_log::table
-                        .filter(bitacora_log::id_bitacora_log.eq_any(&asked))
-                        .select(bitacora_log::id_bitacora_log)
-                        .load::<i64>($conn)
-                        .await?
-                        .into_iter()
-                        .collect::<BTreeSet<i64>>()
-                }
+        db_transaction!(self, |conn| {
+            // Parents outside the batch that are stored.
+            let stored: BTreeSet<i64> = if asked.is_empty() {
+                BTreeSet::new()
+            } else {
+                bitacora_log::table
+                    .filter(bitacora_log::id_bitacora_log.eq_any(&asked))
+                    .select(bitacora_log::id_bitacora_log)
+                    .load::<i64>(&mut *conn)
+                    .await?
+                    .into_iter()
+                    .collect()
             };
-        }
-        db_transaction!(self,
-            // In-process: one statement per row costs no round trip.
-            sqlite: |conn| {
-                for r in rows(records, &stored!(conn)) {
-                    diesel::insert_into(bitacora_log::table).values(values!(r)).execute(conn).await?;
-                }
-                Ok(())
-            },
-            mysql: |conn| {
-                let rows = rows(records, &stored!(conn));
-                let all: Vec<_> = rows.iter().map(|r| values!(r)).collect();
-                diesel::insert_into(bitacora_log::table).values(all).execute(conn).await?;
-                Ok(())
-            }
-        )
+            let rows = rows(records, &stored);
+            insert(&rows).execute(&mut *conn).await?;
+            Ok(())
+        })
     }
 
     async fn find_audit(&self, id: i64) -> RepoResult<Option<AuditEntry>> {

@@ -14,7 +14,7 @@ use crate::schema::*;
 use crate::sql::{Statement, Value};
 use crate::{Db, db_run, db_transaction};
 
-/// The columns of a new notice, in the order of [`notice_values!`]'s values.
+/// The columns of a new notice, in the order of its values.
 const NOTICE_COLUMNS: &[&str] =
     &["fk_id_ticket", "fk_id_detalle_ticket", "tipo", "destino", "estado", "intentos", "proximo_intento", "created_at"];
 
@@ -72,172 +72,127 @@ impl TicketRepository for Db {
         participants.dedup();
         participants.retain(|p| !p.is_empty());
         let returning = self.returning();
-        // Ticket, detail and attachments: the same statements on both
-        // backends.
-        macro_rules! ticket_and_detail {
-            ($conn:ident) => {{
-                let conn = &mut *$conn;
-                let (ticket_id, created_ticket) = match &n.target {
-                    IncomingTarget::New(t) => {
-                        // The assignee's row first: taking its write lock before the
-                        // ticket's foreign-key check takes a shared one avoids a
-                        // lock upgrade, which deadlocks concurrent ingestions on MySQL.
-                        if let Some(a) = t.assignee_id {
-                            Statement::new(
-                                "UPDATE usuario SET ultima_asignacion = ?, tickets_abiertos = tickets_abiertos + 1 \
-                                 WHERE id_usuario = ?",
-                                vec![Value::Timestamp(now), Value::BigInt(a)],
-                            )
-                            .execute(conn)
-                            .await?;
-                        }
-                        let insert = diesel::insert_into(ticket::table).values((
-                            ticket::asunto.eq(&t.subject),
-                            ticket::estado.eq(TicketStatus::Open.as_str()),
-                            ticket::fk_id_departamento.eq(t.department_id),
-                            ticket::fk_id_usuario_asignado.eq(t.assignee_id),
-                            ticket::solicitante.eq(&t.requester),
-                            ticket::fk_id_cuenta_correo.eq(t.mail_account_id),
-                            ticket::sistema.eq(&t.system),
-                            ticket::created_at.eq(now),
-                            ticket::updated_at.eq(now),
-                        ));
-                        (insert_id!(conn, returning, insert, ticket::id_ticket), true)
+        // All participants in one statement (one already known is skipped by
+        // the primary key), and all notices in one, which returns their ids
+        // (SQLite, MariaDB) or is followed by a read of them (MySQL; the
+        // detail is new, so its notices are exactly these).
+        db_transaction!(self, |conn| {
+            // The ticket (or the one it continues), the detail, its attachments.
+            let (ticket_id, created_ticket) = match &n.target {
+                IncomingTarget::New(t) => {
+                    // The assignee's row first: taking its write lock before the
+                    // ticket's foreign-key check takes a shared one avoids a
+                    // lock upgrade, which deadlocks concurrent ingestions on MySQL.
+                    if let Some(a) = t.assignee_id {
+                        Statement::new(
+                            "UPDATE usuario SET ultima_asignacion = ?, tickets_abiertos = tickets_abiertos + 1 \
+                             WHERE id_usuario = ?",
+                            vec![Value::Timestamp(now), Value::BigInt(a)],
+                        )
+                        .execute(conn)
+                        .await?;
                     }
-                    IncomingTarget::Existing { ticket_id, reopen } => {
-                        let found = if *reopen {
-                            set_status!(conn, *ticket_id, TicketStatus::Open, now)
-                        } else {
-                            diesel::update(ticket::table.find(*ticket_id))
-                                .set(ticket::updated_at.eq(now))
-                                .execute(conn)
-                                .await?
-                                == 1
-                        };
-                        if !found {
-                            return Err(RepoError::NotFound.into());
-                        }
-                        (*ticket_id, false)
-                    }
-                };
-                let insert = diesel::insert_into(detalle_ticket::table).values((
-                    detalle_ticket::fk_id_ticket.eq(ticket_id),
-                    detalle_ticket::clave_dedupe.eq(&d.dedupe_key),
-                    detalle_ticket::message_id.eq(&d.message_id),
-                    detalle_ticket::message_id_hash.eq(&d.message_id_hash),
-                    detalle_ticket::remitente.eq(&d.from),
-                    detalle_ticket::destinatario.eq(&d.to),
-                    detalle_ticket::cc.eq(&d.cc),
-                    detalle_ticket::bcc.eq(&d.bcc),
-                    detalle_ticket::reply_to.eq(&d.reply_to),
-                    detalle_ticket::asunto.eq(&d.subject),
-                    detalle_ticket::cuerpo.eq(&d.body),
-                    detalle_ticket::html.eq(&d.html),
-                    detalle_ticket::fecha.eq(d.date),
-                    detalle_ticket::headers.eq(&headers),
-                    detalle_ticket::automatico.eq(d.automatic),
-                    detalle_ticket::nuevo_ticket.eq(created_ticket),
-                    detalle_ticket::created_at.eq(now),
-                ));
-                let detail_id = insert_id!(conn, returning, insert, detalle_ticket::id_detalle_ticket);
-                for a in &n.attachments {
-                    diesel::insert_into(adjunto_ticket::table)
-                        .values((
-                            adjunto_ticket::fk_id_detalle_ticket.eq(detail_id),
-                            adjunto_ticket::nombre.eq(&a.name),
-                            adjunto_ticket::ruta.eq(&a.route),
-                            adjunto_ticket::tipo.eq(&a.mime_type),
-                        ))
-                        .execute(conn)
-                        .await?;
+                    let insert = diesel::insert_into(ticket::table).values((
+                        ticket::asunto.eq(&t.subject),
+                        ticket::estado.eq(TicketStatus::Open.as_str()),
+                        ticket::fk_id_departamento.eq(t.department_id),
+                        ticket::fk_id_usuario_asignado.eq(t.assignee_id),
+                        ticket::solicitante.eq(&t.requester),
+                        ticket::fk_id_cuenta_correo.eq(t.mail_account_id),
+                        ticket::sistema.eq(&t.system),
+                        ticket::created_at.eq(now),
+                        ticket::updated_at.eq(now),
+                    ));
+                    (insert_id!(conn, returning, insert, ticket::id_ticket), true)
                 }
-                (ticket_id, detail_id, created_ticket)
-            }};
-        }
-        macro_rules! notice_values {
-            ($ticket_id:expr, $detail_id:expr, $nn:expr) => {
-                (
-                    notificacion::fk_id_ticket.eq($ticket_id),
-                    notificacion::fk_id_detalle_ticket.eq($detail_id),
-                    notificacion::tipo.eq($nn.kind.as_str()),
-                    notificacion::destino.eq(&$nn.recipient),
-                    notificacion::estado.eq(NoticeStatus::Pending.as_str()),
-                    notificacion::intentos.eq(0),
-                    notificacion::proximo_intento.eq(n.notices_due_at),
-                    notificacion::created_at.eq(now),
-                )
-            };
-        }
-        db_transaction!(self,
-            // In-process, a statement per row costs no round trip.
-            sqlite: |conn| {
-                let (ticket_id, detail_id, created_ticket) = ticket_and_detail!(conn);
-                // A participant already known is skipped by the primary key.
-                for p in &participants {
-                    diesel::insert_or_ignore_into(participante_ticket::table)
-                        .values((participante_ticket::fk_id_ticket.eq(ticket_id), participante_ticket::correo.eq(p)))
-                        .execute(conn)
-                        .await?;
-                }
-                let mut notice_ids = Vec::with_capacity(n.notices.len());
-                for nn in &n.notices {
-                    diesel::insert_into(notificacion::table)
-                        .values(notice_values!(ticket_id, detail_id, nn))
-                        .execute(conn)
-                        .await?;
-                    notice_ids.push(conn.last_insert_id().await?);
-                }
-                Ok(StoredIncoming { ticket_id, detail_id, created_ticket, notice_ids })
-            },
-            // Over the network: one statement for all participants and one
-            // for all notices, which returns their ids (MariaDB) or is
-            // followed by a read of them (MySQL; the detail is new, so its
-            // notices are exactly these).
-            mysql: |conn| {
-                let (ticket_id, detail_id, created_ticket) = ticket_and_detail!(conn);
-                if !participants.is_empty() {
-                    let rows = participants.iter().map(|p| vec![Value::BigInt(ticket_id), Value::Text(p)]).collect();
-                    Statement::insert_rows("INSERT IGNORE INTO participante_ticket", &["fk_id_ticket", "correo"], rows)
-                        .execute(conn)
-                        .await?;
-                }
-                let notice_ids = if n.notices.is_empty() {
-                    Vec::new()
-                } else {
-                    let rows = n
-                        .notices
-                        .iter()
-                        .map(|nn| {
-                            vec![
-                                Value::BigInt(ticket_id),
-                                Value::BigInt(detail_id),
-                                Value::Text(nn.kind.as_str()),
-                                Value::Text(&nn.recipient),
-                                Value::Text(NoticeStatus::Pending.as_str()),
-                                Value::Int(0),
-                                Value::Timestamp(n.notices_due_at),
-                                Value::Timestamp(now),
-                            ]
-                        })
-                        .collect();
-                    let insert = Statement::insert_rows("INSERT INTO notificacion", NOTICE_COLUMNS, rows);
-                    let mut ids = if returning {
-                        crate::sql::returning(insert, notificacion::id_notificacion).load::<i64>(conn).await?
+                IncomingTarget::Existing { ticket_id, reopen } => {
+                    let found = if *reopen {
+                        set_status!(conn, *ticket_id, TicketStatus::Open, now)
                     } else {
-                        insert.execute(conn).await?;
-                        notificacion::table
-                            .filter(notificacion::fk_id_detalle_ticket.eq(detail_id))
-                            .select(notificacion::id_notificacion)
-                            .load::<i64>(conn)
+                        diesel::update(ticket::table.find(*ticket_id))
+                            .set(ticket::updated_at.eq(now))
+                            .execute(conn)
                             .await?
+                            == 1
                     };
-                    // In the order of `n.notices` (ids increase row by row).
-                    ids.sort_unstable();
-                    ids
-                };
-                Ok(StoredIncoming { ticket_id, detail_id, created_ticket, notice_ids })
+                    if !found {
+                        return Err(RepoError::NotFound.into());
+                    }
+                    (*ticket_id, false)
+                }
+            };
+            let insert = diesel::insert_into(detalle_ticket::table).values((
+                detalle_ticket::fk_id_ticket.eq(ticket_id),
+                detalle_ticket::clave_dedupe.eq(&d.dedupe_key),
+                detalle_ticket::message_id.eq(&d.message_id),
+                detalle_ticket::message_id_hash.eq(&d.message_id_hash),
+                detalle_ticket::remitente.eq(&d.from),
+                detalle_ticket::destinatario.eq(&d.to),
+                detalle_ticket::cc.eq(&d.cc),
+                detalle_ticket::bcc.eq(&d.bcc),
+                detalle_ticket::reply_to.eq(&d.reply_to),
+                detalle_ticket::asunto.eq(&d.subject),
+                detalle_ticket::cuerpo.eq(&d.body),
+                detalle_ticket::html.eq(&d.html),
+                detalle_ticket::fecha.eq(d.date),
+                detalle_ticket::headers.eq(&headers),
+                detalle_ticket::automatico.eq(d.automatic),
+                detalle_ticket::nuevo_ticket.eq(created_ticket),
+                detalle_ticket::created_at.eq(now),
+            ));
+            let detail_id = insert_id!(conn, returning, insert, detalle_ticket::id_detalle_ticket);
+            for a in &n.attachments {
+                diesel::insert_into(adjunto_ticket::table)
+                    .values((
+                        adjunto_ticket::fk_id_detalle_ticket.eq(detail_id),
+                        adjunto_ticket::nombre.eq(&a.name),
+                        adjunto_ticket::ruta.eq(&a.route),
+                        adjunto_ticket::tipo.eq(&a.mime_type),
+                    ))
+                    .execute(conn)
+                    .await?;
             }
-        )
+            if !participants.is_empty() {
+                let rows = participants.iter().map(|p| vec![Value::BigInt(ticket_id), Value::Text(p)]).collect();
+                let head = format!("{} INTO participante_ticket", conn.insert_ignore());
+                Statement::insert_rows(&head, &["fk_id_ticket", "correo"], rows).execute(&mut *conn).await?;
+            }
+            let notice_ids = if n.notices.is_empty() {
+                Vec::new()
+            } else {
+                let rows = n
+                    .notices
+                    .iter()
+                    .map(|nn| {
+                        vec![
+                            Value::BigInt(ticket_id),
+                            Value::BigInt(detail_id),
+                            Value::Text(nn.kind.as_str()),
+                            Value::Text(&nn.recipient),
+                            Value::Text(NoticeStatus::Pending.as_str()),
+                            Value::Int(0),
+                            Value::Timestamp(n.notices_due_at),
+                            Value::Timestamp(now),
+                        ]
+                    })
+                    .collect();
+                let insert = Statement::insert_rows("INSERT INTO notificacion", NOTICE_COLUMNS, rows);
+                let mut ids = if returning {
+                    crate::sql::returning(insert, notificacion::id_notificacion).load::<i64>(&mut *conn).await?
+                } else {
+                    insert.execute(&mut *conn).await?;
+                    notificacion::table
+                        .filter(notificacion::fk_id_detalle_ticket.eq(detail_id))
+                        .select(notificacion::id_notificacion)
+                        .load::<i64>(&mut *conn)
+                        .await?
+                };
+                // In the order of `n.notices` (ids increase row by row).
+                ids.sort_unstable();
+                ids
+            };
+            Ok(StoredIncoming { ticket_id, detail_id, created_ticket, notice_ids })
+        })
     }
 
     async fn find_ticket(&self, id: i64) -> RepoResult<Option<Ticket>> {
