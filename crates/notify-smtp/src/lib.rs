@@ -140,9 +140,13 @@ mod tests {
     use super::*;
 
     fn mailer() -> SmtpMailer {
+        mailer_on(1)
+    }
+
+    fn mailer_on(port: u16) -> SmtpMailer {
         SmtpMailer::new(&SmtpSettings {
             host: "127.0.0.1".into(),
-            port: 1,
+            port,
             security: Security::None,
             username: None,
             password: None,
@@ -183,7 +187,11 @@ mod tests {
 
     #[tokio::test]
     async fn a_refused_connection_is_temporary() {
-        let err = mailer().send(mail()).await.unwrap_err();
+        // Bound but not listening: connections are refused, and nothing
+        // else can take the port while the test holds it.
+        let closed = tokio::net::TcpSocket::new_v4().unwrap();
+        closed.bind(([127, 0, 0, 1], 0).into()).unwrap();
+        let err = mailer_on(closed.local_addr().unwrap().port()).send(mail()).await.unwrap_err();
         assert!(matches!(err, NotifyError::Temporary(_)), "{err:?}");
     }
 

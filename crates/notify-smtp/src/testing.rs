@@ -4,12 +4,68 @@
 //! Tests that use it are `#[ignore]`d by default; `.ci/run` installs
 //! aiosmtpd (`python3 -m pip install aiosmtpd`) and runs them.
 
-use std::net::TcpListener;
+use std::io::{BufRead, BufReader};
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 pub use mail_parser;
+
+/// A loopback port where nothing listens: a socket bound to it but not
+/// listening, so connections are refused, and nobody else can take the
+/// port while this is held (no `SO_REUSEADDR`). Keep it for as long as the
+/// test needs the port "down"; [`SmtpSink::start_on`] then brings a server
+/// up on that very port without ever releasing it.
+pub struct ClosedPort {
+    socket: tokio::net::TcpSocket,
+    pub port: u16,
+}
+
+impl ClosedPort {
+    /// Binds a free loopback port (the kernel picks it).
+    pub fn new() -> ClosedPort {
+        let socket = tokio::net::TcpSocket::new_v4().expect("a socket");
+        socket.bind(([127, 0, 0, 1], 0).into()).expect("bind a free loopback port");
+        let port = socket.local_addr().expect("address").port();
+        ClosedPort { socket, port }
+    }
+
+    /// The bound socket, to hand to a child process that will listen on it.
+    fn into_fd(self) -> OwnedFd {
+        // A duplicate (close-on-exec); the original closes when `self` drops.
+        self.socket.as_fd().try_clone_to_owned().expect("dup the socket")
+    }
+}
+
+impl Default for ClosedPort {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// aiosmtpd with `aiosmtpd.handlers.Mailbox`, as `python3 -m aiosmtpd -n -c
+/// aiosmtpd.handlers.Mailbox <dir>` runs it, but on the bound socket it gets
+/// as its standard input: it listens on it and prints the port once it does.
+const SINK_PY: &str = r#"
+import asyncio, logging, socket, sys
+from aiosmtpd.handlers import Mailbox
+from aiosmtpd.smtp import SMTP
+
+logging.basicConfig(level=logging.ERROR)
+sock = socket.socket(fileno=0)
+handler = Mailbox(sys.argv[1])
+
+async def main():
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(lambda: SMTP(handler, data_size_limit=None), sock=sock)
+    print(sock.getsockname()[1], flush=True)
+    await server.serve_forever()
+
+asyncio.run(main())
+"#;
 
 pub struct SmtpSink {
     child: Child,
@@ -17,48 +73,58 @@ pub struct SmtpSink {
     dir: PathBuf,
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
-}
-
 impl SmtpSink {
     /// Starts aiosmtpd on a free loopback port. Panics with instructions
     /// when Python or aiosmtpd is missing.
     pub fn start() -> SmtpSink {
-        Self::start_on(free_port())
+        Self::start_on(ClosedPort::new())
     }
 
-    /// Starts on a given port (to bring a stopped server back).
-    pub fn start_on(port: u16) -> SmtpSink {
-        let dir = std::env::temp_dir().join("helpdesk-tests").join(format!("maildir-{port}-{}", std::process::id()));
-        // aiosmtpd creates the Maildir (new/, cur/, tmp/) only when it is missing.
-        std::fs::create_dir_all(dir.parent().expect("parent")).expect("maildir parent");
+    /// Starts on a port held closed until now (to bring a server up where
+    /// connections were refused). The port is never released in between:
+    /// the child listens on the very socket that held it.
+    pub fn start_on(closed: ClosedPort) -> SmtpSink {
+        static STARTED: AtomicU64 = AtomicU64::new(0);
+        let port = closed.port;
+        let base = std::env::temp_dir().join("helpdesk-tests");
+        std::fs::create_dir_all(&base).expect("maildir parent");
+        // A directory of its own: a sink started later on the same port
+        // must not see this one's mail. aiosmtpd creates the Maildir.
+        let n = STARTED.fetch_add(1, Ordering::Relaxed);
+        let dir = base.join(format!("maildir-{port}-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let err_path = base.join(format!("aiosmtpd-{port}-{}-{n}.log", std::process::id()));
+        let err = std::fs::File::create(&err_path).expect("aiosmtpd log");
         let mut child = Command::new("python3")
-            .args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}"), "-c", "aiosmtpd.handlers.Mailbox"])
+            .args(["-c", SINK_PY])
             .arg(&dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
+            .stdin(Stdio::from(closed.into_fd()))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(err))
             .spawn()
             .expect("python3 must be installed to run the SMTP tests");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                break;
-            }
-            if let Ok(Some(status)) = child.try_wait() {
-                let mut err = String::new();
-                if let Some(mut e) = child.stderr.take() {
-                    use std::io::Read;
-                    let _ = e.read_to_string(&mut err);
-                }
+        // The child prints the port once it listens (or exits, closing stdout).
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = BufReader::new(stdout).read_line(&mut line);
+            let _ = tx.send(line);
+        });
+        let ready = rx.recv_timeout(Duration::from_secs(20));
+        match ready.as_deref().map(str::trim) {
+            Ok(said) if said == port.to_string() => {}
+            other => {
+                let _ = child.kill();
+                let status = child.wait();
+                let log = std::fs::read_to_string(&err_path).unwrap_or_default();
                 panic!(
-                    "aiosmtpd exited ({status}): {err}\nInstall it with `python3 -m pip install aiosmtpd` \
-                     (.ci/run does)"
+                    "aiosmtpd did not listen on 127.0.0.1:{port} within 20 s (said {other:?}, {status:?}): {log}\n\
+                     Install it with `python3 -m pip install aiosmtpd` (.ci/run does)"
                 );
             }
-            assert!(Instant::now() < deadline, "aiosmtpd did not listen on 127.0.0.1:{port} within 20 s");
-            std::thread::sleep(Duration::from_millis(50));
         }
+        let _ = std::fs::remove_file(&err_path);
         SmtpSink { child, port, dir }
     }
 
@@ -95,6 +161,7 @@ impl SmtpSink {
 impl Drop for SmtpSink {
     fn drop(&mut self) {
         self.stop();
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 

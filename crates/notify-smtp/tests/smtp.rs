@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use helpdesk_domain::model::OutgoingMail;
 use helpdesk_domain::ports::{MailNotifier, NotifyError};
-use helpdesk_notify_smtp::testing::{SmtpSink, parse};
+use helpdesk_notify_smtp::testing::{ClosedPort, SmtpSink, parse};
 use helpdesk_notify_smtp::{Security, SmtpMailer, SmtpSettings};
 
 fn settings(port: u16) -> SmtpSettings {
@@ -56,10 +56,9 @@ async fn a_message_arrives_whole() {
 #[tokio::test]
 #[ignore = "needs python3 aiosmtpd; .ci/run installs it and runs this"]
 async fn a_stopped_server_is_a_temporary_failure_and_a_restarted_one_works() {
-    let mut sink = SmtpSink::start();
-    let port = sink.port;
-    sink.stop();
-    let mailer = SmtpMailer::new(&settings(port)).unwrap();
+    // No server on the port (it refuses connections), which stays ours.
+    let down = ClosedPort::new();
+    let mailer = SmtpMailer::new(&settings(down.port)).unwrap();
     let mail = OutgoingMail {
         to: "cliente@ejemplo.test".into(),
         subject: "hola".into(),
@@ -70,8 +69,8 @@ async fn a_stopped_server_is_a_temporary_failure_and_a_restarted_one_works() {
         headers: vec![],
     };
     assert!(matches!(mailer.send(mail.clone()).await, Err(NotifyError::Temporary(_))));
-    let sink = SmtpSink::start();
-    let mailer = SmtpMailer::new(&settings(sink.port)).unwrap();
+    // Restarted on that same port: the same mailer gets through.
+    let sink = SmtpSink::start_on(down);
     mailer.send(mail).await.unwrap();
     assert_eq!(sink.wait_for(1, Duration::from_secs(10)).await.len(), 1);
 }
