@@ -41,7 +41,11 @@ async fn bot_and_channel_messages_arrive_and_failures_are_temporary() {
 
 #[tokio::test]
 async fn an_unreachable_server_is_temporary_and_bad_urls_are_refused() {
-    let c = client("http://127.0.0.1:9");
+    // Bound but not listening: connections are refused, and nothing else
+    // can take the port while the test holds it.
+    let closed = tokio::net::TcpSocket::new_v4().unwrap();
+    closed.bind(([127, 0, 0, 1], 0).into()).unwrap();
+    let c = client(&format!("http://127.0.0.1:{}", closed.local_addr().unwrap().port()));
     assert!(matches!(c.send_to_user(1, "x".into()).await, Err(NotifyError::Temporary(_))));
     assert!(
         SynologyClient::new(&SynologySettings {
