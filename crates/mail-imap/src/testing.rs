@@ -28,6 +28,22 @@ impl Dovecot {
             std::path::Path::new(DOVECOT).exists(),
             "{DOVECOT} not found: install Debian's dovecot-imapd (.ci/run does) to run the IMAP tests"
         );
+        // Dovecot cannot listen on port 0 and say which port it got, so it
+        // gets a port that was free a moment ago; should something else have
+        // taken it since, Dovecot says so and exits, and it starts afresh on
+        // another.
+        const ATTEMPTS: usize = 10;
+        for _ in 0..ATTEMPTS {
+            if let Some(server) = Self::start_on(free_port(), users) {
+                return server;
+            }
+        }
+        panic!("dovecot found its port taken {ATTEMPTS} times in a row");
+    }
+
+    /// Starts on `port`, in a directory of its own; `None` when the port
+    /// was taken (Dovecot exited saying it could not listen on it).
+    fn start_on(port: u16, users: &[(&str, &str)]) -> Option<Dovecot> {
         let dir = std::env::temp_dir().join(format!("helpdesk-dovecot-{}", helpdesk_domain::crypto::random_token(10)));
         let home = dir.join("home");
         std::fs::create_dir_all(&home).expect("dovecot dir");
@@ -42,7 +58,6 @@ impl Dovecot {
             std::os::unix::fs::chown(&h, Some(uid), Some(gid)).expect("chown home");
         }
         std::fs::write(dir.join("passwd"), passwd).expect("passwd");
-        let port = free_port();
         let d = dir.display();
         let conf = format!(
             "base_dir = {d}/run\nstate_dir = {d}/state\nprotocols = imap\nlisten = 127.0.0.1\nssl = no\n\
@@ -54,26 +69,45 @@ impl Dovecot {
              inet_listener imaps {{\n    port = 0\n  }}\n  chroot =\n}}\nservice anvil {{\n  chroot =\n}}\n"
         );
         std::fs::write(dir.join("dovecot.conf"), conf).expect("dovecot.conf");
+        let stderr = std::fs::File::create(dir.join("dovecot.stderr")).expect("dovecot.stderr");
         let child = Command::new(DOVECOT)
             .arg("-F")
             .arg("-c")
             .arg(dir.join("dovecot.conf"))
             .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
+            .stderr(Stdio::from(stderr))
             .spawn()
             .expect("spawn dovecot");
-        let server = Dovecot { child, dir, port };
+        // From here `Drop` kills it and removes its directory, panics included.
+        let mut server = Dovecot { child, dir, port };
+        // The master logs "starting up" only once its listeners are open; a
+        // port taken since it was picked makes it log that it could not
+        // listen there, and exit. (A bare connect could reach whoever took it.)
+        let taken = format!("listen(127.0.0.1, {port}) failed");
         let deadline = Instant::now() + Duration::from_secs(15);
+        while !server.log().contains(" starting up ") {
+            if let Ok(Some(status)) = server.child.try_wait() {
+                let log = server.log();
+                if log.contains(&taken) {
+                    return None;
+                }
+                panic!("dovecot exited ({status}): {log}");
+            }
+            assert!(Instant::now() < deadline, "dovecot did not start on {port} within 15 s: {}", server.log());
+            std::thread::sleep(Duration::from_millis(20));
+        }
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
             assert!(Instant::now() < deadline, "dovecot did not listen on {port}: {}", server.log());
             std::thread::sleep(Duration::from_millis(20));
         }
-        server
+        Some(server)
     }
 
-    /// Dovecot's log, for failure messages.
+    /// Dovecot's log (and what it wrote on its standard error), for
+    /// failure messages.
     pub fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("dovecot.log")).unwrap_or_default()
+        let read = |name: &str| std::fs::read_to_string(self.dir.join(name)).unwrap_or_default();
+        read("dovecot.log") + &read("dovecot.stderr")
     }
 
     async fn session(&self, user: &str, password: &str) -> async_imap::Session<TcpStream> {
@@ -134,4 +168,20 @@ impl Drop for Dovecot {
 
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    #[ignore = "needs Debian's dovecot-imapd; .ci/run installs it and runs this"]
+    fn a_port_taken_before_dovecot_listens_is_detected_and_another_one_used() {
+        let taken = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = taken.local_addr().expect("addr").port();
+        assert!(Dovecot::start_on(port, &[("ana", "clave")]).is_none(), "a taken port is told from a start");
+        let server = Dovecot::start(&[("ana", "clave")]);
+        assert_ne!(server.port, port);
+        assert!(server.log().contains(" starting up "), "{}", server.log());
+    }
 }
