@@ -8,7 +8,7 @@ use helpdesk_domain::crypto::hash_password;
 use helpdesk_domain::model::*;
 use helpdesk_domain::ports::*;
 use helpdesk_domain::services::{MailAccountInput, MailAccountService, MessageIdSigner};
-use helpdesk_notify_smtp::testing::{SmtpSink, parse};
+use helpdesk_notify_smtp::testing::{ClosedPort, SmtpSink, parse};
 use helpdesk_notify_synology::testing::{FakeSynology, Mode};
 use serde_json::{Value, json};
 
@@ -21,17 +21,36 @@ struct Desk {
     support: i64,
     sales: i64,
     operators: Vec<i64>,
+    /// Without an SMTP server, the port mail goes to: it refuses connections
+    /// for as long as the test runs, and nothing else can take it.
+    _smtp_down: Option<ClosedPort>,
 }
 
-async fn desk(backend: Backend, smtp: Option<u16>) -> Desk {
+/// The request's own first delivery attempt (`outbox.inline_timeout_ms`).
+#[derive(Debug, Clone, Copy)]
+enum Inline {
+    /// Off, for tests that do not look at what it says: the worker delivers.
+    Off,
+    /// Awaited however loaded the machine is (Argon2 hashing in the tests
+    /// running alongside can outlast the default 1.5 s): for tests that
+    /// assert on its outcome, or on requests making it during outages.
+    Awaited,
+}
+
+/// `smtp`: the port of an SMTP server; `None`, a port that refuses connections.
+async fn desk(backend: Backend, smtp: Option<u16>, inline: Inline) -> Desk {
     let fake = FakeSynology::start();
     let base = fake.base_url.clone();
+    let smtp_down = smtp.is_none().then(ClosedPort::new);
+    let smtp_port = smtp.or(smtp_down.as_ref().map(|c| c.port)).expect("a port");
     let app = spawn_app_with(backend, move |s| {
         s.synology.base_url = base;
         s.synology.bot_token = "bot-token".into();
-        if let Some(port) = smtp {
-            s.smtp.port = port;
-        }
+        s.smtp.port = smtp_port;
+        s.outbox.inline_timeout_ms = match inline {
+            Inline::Off => 0,
+            Inline::Awaited => 60_000,
+        };
     })
     .await;
     let secret = app.consumer("canal_lectura", &[Endpoint::MailSave]).await;
@@ -78,7 +97,7 @@ async fn desk(backend: Backend, smtp: Option<u16>) -> Desk {
             .unwrap();
         operators.push(u.id);
     }
-    Desk { app, secret, fake, support, sales, operators }
+    Desk { app, secret, fake, support, sales, operators, _smtp_down: smtp_down }
 }
 
 fn mail(id: &str, from: &str, to: &str, subject: &str) -> Value {
@@ -115,7 +134,7 @@ impl Desk {
 }
 
 async fn a_new_ticket_answers_the_documented_flat_shape(backend: Backend) {
-    let d = desk(backend, None).await;
+    let d = desk(backend, None, Inline::Awaited).await;
     let (status, body) =
         d.save(&mail("m1", "Cliente <cliente@ejemplo.test>", "soporte@helpdesk.test", "No funciona")).await;
     assert_eq!(status, 200, "{body}");
@@ -161,7 +180,7 @@ async fn a_new_ticket_answers_the_documented_flat_shape(backend: Backend) {
 }
 
 async fn duplicates_return_the_first_result_sequentially_and_concurrently(backend: Backend) {
-    let d = Arc::new(desk(backend, None).await);
+    let d = Arc::new(desk(backend, None, Inline::Off).await);
     let (_, first) = d.save(&mail("m1", "cliente@ejemplo.test", "soporte@helpdesk.test", "Hola")).await;
     let (status, again) = d.save(&mail("m1", "cliente@ejemplo.test", "soporte@helpdesk.test", "Hola")).await;
     assert_eq!(status, 200);
@@ -194,7 +213,7 @@ async fn duplicates_return_the_first_result_sequentially_and_concurrently(backen
 }
 
 async fn replies_join_their_ticket_by_header_or_subject_and_reopen_it(backend: Backend) {
-    let d = desk(backend, None).await;
+    let d = desk(backend, None, Inline::Off).await;
     let ticket = d.new_ticket("m1", "cliente@ejemplo.test").await;
     // By In-Reply-To naming the stored message.
     let mut reply = mail("m2", "cliente@ejemplo.test", "soporte@helpdesk.test", "Re: No funciona el correo");
@@ -241,7 +260,7 @@ async fn replies_join_their_ticket_by_header_or_subject_and_reopen_it(backend: B
 }
 
 async fn auto_replies_and_bounces_are_stored_but_never_acknowledged(backend: Backend) {
-    let d = desk(backend, None).await;
+    let d = desk(backend, None, Inline::Off).await;
     let (_, normal) = d.save(&mail("m1", "cliente@ejemplo.test", "soporte@helpdesk.test", "Hola")).await;
     assert!(d.kinds_of(&normal).await.contains(&NoticeKind::Acknowledgement));
     let mut auto = mail("m2", "cliente2@ejemplo.test", "soporte@helpdesk.test", "Fuera de la oficina");
@@ -272,7 +291,7 @@ async fn auto_replies_and_bounces_are_stored_but_never_acknowledged(backend: Bac
 }
 
 async fn routing_falls_back_and_assignment_spreads_the_load(backend: Backend) {
-    let d = desk(backend, None).await;
+    let d = desk(backend, None, Inline::Off).await;
     let (_, body) = d.save(&mail("v1", "c@ejemplo.test", "ventas@helpdesk.test", "Precio")).await;
     assert_eq!(body["id_departamento_asignado"], d.sales.to_string());
     assert_eq!(body["id_usuario_asignado"], "", "nobody in Ventas takes tickets");
@@ -291,7 +310,7 @@ async fn routing_falls_back_and_assignment_spreads_the_load(backend: Backend) {
 }
 
 async fn bad_input_is_refused_and_leaves_nothing(backend: Backend) {
-    let d = desk(backend, None).await;
+    let d = desk(backend, None, Inline::Off).await;
     let mut evil = mail("m1", "c@ejemplo.test", "soporte@helpdesk.test", "Adjunto");
     evil["attachments"] = json!([{"name": "a", "route": "logs/a.txt", "type": "text/plain"}, {"name": "p", "route": "../../etc/passwd", "type": "text/plain"}]);
     let (status, body) = d.save(&evil).await;
@@ -341,10 +360,9 @@ crate::on_both_backends!(
 /// connections during 200 ingestions: every ticket stored, every request
 /// answered 200; once both recover, every notice is delivered exactly once.
 async fn outages_lose_nothing_and_deliver_each_notice_once(backend: Backend) {
-    let mut sink = SmtpSink::start();
-    let port = sink.port;
-    sink.stop();
-    let d = Arc::new(desk(backend, Some(port)).await);
+    // SMTP down: its port refuses connections until the server starts on it.
+    let smtp_down = ClosedPort::new();
+    let d = Arc::new(desk(backend, Some(smtp_down.port), Inline::Awaited).await);
     d.fake.set_mode(Mode::ServerError);
     let mut tickets = BTreeSet::new();
     for round in 0..25 {
@@ -373,7 +391,7 @@ async fn outages_lose_nothing_and_deliver_each_notice_once(backend: Backend) {
     assert!(d.fake.calls().is_empty());
 
     d.fake.set_mode(Mode::Ok);
-    let sink = SmtpSink::start_on(port);
+    let sink = SmtpSink::start_on(smtp_down);
     // Move time past any backoff until the worker has drained the outbox.
     let deadline = std::time::Instant::now() + Duration::from_secs(120);
     while d.app.db.pending_notices().await.unwrap() > 0 {
