@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use helpdesk_domain::model::*;
 use helpdesk_domain::ports::*;
 use helpdesk_mail_imap::testing::Dovecot;
+use helpdesk_notify_smtp::testing::ClosedPort;
 
 use crate::helpers::{Backend, TestApp, spawn_app_with};
 
@@ -182,6 +183,8 @@ async fn reading_varied_mail_makes_tickets_files_and_a_quarantine(backend: Backe
 
 async fn an_unreachable_account_is_reported_and_the_others_are_read(backend: Backend) {
     let c = channel(backend).await;
+    // Nothing listens there (connections are refused) while the test runs.
+    let closed = ClosedPort::new();
     let other = c
         .app
         .db
@@ -189,8 +192,7 @@ async fn an_unreachable_account_is_reported_and_the_others_are_read(backend: Bac
             host: "127.0.0.1".into(),
             user: "ventas@helpdesk.test".into(),
             sealed_password: c.app.keys.secret_box.seal("x"),
-            // Nothing listens on the discard port.
-            port: "9".into(),
+            port: closed.port.to_string(),
             mailboxes: vec!["INBOX".into()],
             department_id: c.account.department_id,
             status: Status::Active,
