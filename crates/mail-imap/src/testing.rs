@@ -58,11 +58,23 @@ impl Dovecot {
             std::os::unix::fs::chown(&h, Some(uid), Some(gid)).expect("chown home");
         }
         std::fs::write(dir.join("passwd"), passwd).expect("passwd");
+        // Not root (a CI runner): Dovecot's own processes run as this user
+        // too, as it cannot switch to its `dovecot` and `dovenull` users.
+        let unprivileged = if owner == 0 {
+            String::new()
+        } else {
+            let id = |flag: &str| {
+                let out = Command::new("id").arg(flag).output().expect("id");
+                String::from_utf8(out.stdout).expect("a name").trim().to_string()
+            };
+            let (user, group) = (id("-un"), id("-gn"));
+            format!("default_login_user = {user}\ndefault_internal_user = {user}\ndefault_internal_group = {group}\n")
+        };
         let d = dir.display();
         let conf = format!(
             "base_dir = {d}/run\nstate_dir = {d}/state\nprotocols = imap\nlisten = 127.0.0.1\nssl = no\n\
              disable_plaintext_auth = no\nauth_mechanisms = plain login\nlog_path = {d}/dovecot.log\n\
-             mail_location = maildir:~/Maildir\nfirst_valid_uid = 1\n\
+             mail_location = maildir:~/Maildir\nfirst_valid_uid = 1\n{unprivileged}\
              passdb {{\n  driver = passwd-file\n  args = scheme=PLAIN username_format=%u {d}/passwd\n}}\n\
              userdb {{\n  driver = static\n  args = uid={uid} gid={gid} home={d}/home/%u\n}}\n\
              service imap-login {{\n  inet_listener imap {{\n    address = 127.0.0.1\n    port = {port}\n  }}\n\
