@@ -13,35 +13,39 @@ use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
 use diesel_async::{AsyncConnection, AsyncMysqlConnection, RunQueryDsl, SimpleAsyncConnection};
 use futures_util::FutureExt;
 
+use crate::link::Link;
 use crate::sql::{Statement, Value};
 
 pub(crate) type SqliteConn = SyncConnectionWrapper<SqliteConnection>;
 
 /// A MySQL connection idle longer than this is checked with a query before
-/// reuse (a server restart or its idle timeout closes such connections);
-/// one used more recently only gets diesel-async's free checks. Checking
-/// every checkout cost a round trip per repository call: a `SELECT 1` before
-/// every statement. The price: a connection the server closed while it was
-/// in recent use fails the one request that next takes it (it is then
-/// discarded as broken), instead of being replaced silently.
+/// reuse (the server's idle timeout closes such connections); one used more
+/// recently only gets diesel-async's free checks, unless a link failure was
+/// seen since it was last handed out. Checking every checkout cost a round
+/// trip per repository call: a `SELECT 1` before every statement.
 const VERIFY_IDLE: Duration = Duration::from_secs(30);
 
-/// diesel-async's pool manager, verifying only connections that sat idle.
+/// diesel-async's pool manager, verifying only connections that sat idle,
+/// and those handed out before the latest link failure (see [`Link`]): after
+/// a database restart every pooled socket is dead, and each is found so by
+/// one query instead of by a failed request.
 pub(crate) struct Recycler<C: 'static> {
     verified: AsyncDieselConnectionManager<C>,
     fast: AsyncDieselConnectionManager<C>,
     verify_after: Duration,
+    link: Arc<Link>,
 }
 
 impl<C: AsyncConnection + 'static> Recycler<C> {
     /// `config` builds each manager's configuration (it holds closures).
-    fn new(url: &str, config: impl Fn() -> ManagerConfig<C>, verify_after: Duration) -> Self {
+    fn new(url: &str, config: impl Fn() -> ManagerConfig<C>, verify_after: Duration, link: Arc<Link>) -> Self {
         let mut fast = config();
         fast.recycling_method = RecyclingMethod::Fast;
         Recycler {
             verified: AsyncDieselConnectionManager::new_with_config(url, config()),
             fast: AsyncDieselConnectionManager::new_with_config(url, fast),
             verify_after,
+            link,
         }
     }
 }
@@ -59,7 +63,8 @@ where
     }
 
     async fn recycle(&self, conn: &mut C, metrics: &Metrics) -> RecycleResult<PoolError> {
-        if metrics.last_used() > self.verify_after {
+        let handed_out = metrics.recycled.unwrap_or(metrics.created);
+        if metrics.last_used() > self.verify_after || self.link.failed_since(handed_out) {
             self.verified.recycle(conn, metrics).await
         } else {
             self.fast.recycle(conn, metrics).await
@@ -154,6 +159,10 @@ pub struct DbOptions {
     /// How long a request waits for a free connection, or for a new one to
     /// be established, before the store reports itself unavailable.
     pub acquire_timeout: Duration,
+    /// How long one repository call may take once it has its connection
+    /// (client-side: the connection is then discarded, since its socket is
+    /// in an unknown state).
+    pub statement_timeout: Duration,
     /// SQLite only: how long a statement waits for another writer.
     pub sqlite_busy_timeout: Duration,
 }
@@ -163,6 +172,7 @@ impl Default for DbOptions {
         Self {
             max_connections: 8,
             acquire_timeout: Duration::from_secs(5),
+            statement_timeout: Duration::from_secs(5),
             sqlite_busy_timeout: Duration::from_secs(5),
         }
     }
@@ -180,6 +190,8 @@ pub struct Db {
     /// Whether inserts may read their new id with `RETURNING` instead of
     /// asking for the last insert id in another round trip.
     returning: Arc<AtomicBool>,
+    /// Deadlines and the state of the link to the database.
+    pub(crate) link: Arc<Link>,
 }
 
 impl std::fmt::Debug for Db {
@@ -219,6 +231,7 @@ impl Db {
         // SQLite has `RETURNING` (3.35+, bundled); MySQL's first connection
         // tells whether it is MariaDB.
         let returning = Arc::new(AtomicBool::new(matches!(url, DbUrl::Sqlite(_))));
+        let link = Arc::new(Link::new(opts.acquire_timeout, opts.statement_timeout));
         let backend = match url {
             DbUrl::Sqlite(target) => {
                 let (target_str, size) = match target {
@@ -252,7 +265,7 @@ impl Db {
                 };
                 // An in-process file cannot go away under a connection: never
                 // spend a query checking it.
-                let manager = Recycler::new(&target_str, config, Duration::MAX);
+                let manager = Recycler::new(&target_str, config, Duration::MAX, link.clone());
                 Pools::Sqlite { pool: build_pool!(manager, opts, size)?, write_lock: tokio::sync::Mutex::new(()) }
             }
             DbUrl::Mysql(u) => {
@@ -277,11 +290,11 @@ impl Db {
                     });
                     config
                 };
-                let manager = Recycler::new(u, config, VERIFY_IDLE);
+                let manager = Recycler::new(u, config, VERIFY_IDLE, link.clone());
                 Pools::Mysql(build_pool!(manager, opts, opts.max_connections.max(1))?)
             }
         };
-        Ok(Db { backend, url: url.clone(), returning })
+        Ok(Db { backend, url: url.clone(), returning, link })
     }
 
     /// Whether inserts read their ids with `RETURNING` (see the field).
@@ -293,8 +306,8 @@ impl Db {
     /// (what MySQL itself needs), so tests can run that path on MariaDB.
     #[cfg(feature = "testing")]
     pub fn without_returning(self) -> Self {
-        let Db { backend, url, .. } = self;
-        Db { backend, url, returning: Arc::new(AtomicBool::new(false)) }
+        let Db { backend, url, link, .. } = self;
+        Db { backend, url, returning: Arc::new(AtomicBool::new(false)), link }
     }
 
     pub fn backend(&self) -> Backend {

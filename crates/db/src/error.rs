@@ -17,12 +17,34 @@ pub(crate) fn map(e: DieselError) -> RepoError {
         DieselError::DatabaseError(DatabaseErrorKind::ClosedConnection, info) => {
             RepoError::Unavailable(info.message().to_string())
         }
+        DieselError::DatabaseError(_, info) if is_link_failure(info.message()) => {
+            RepoError::Unavailable(info.message().to_string())
+        }
         other => RepoError::Unexpected(other.to_string()),
     }
 }
 
-pub(crate) fn pool_error<E: std::fmt::Display>(e: deadpool::managed::PoolError<E>) -> RepoError {
-    RepoError::Unavailable(e.to_string())
+/// Messages of failures of the link rather than of the statement. diesel-async
+/// reports mysql_async's socket and protocol errors, and the server's own
+/// "going away" errors, as `DatabaseErrorKind::Unknown` with only a message.
+const LINK_FAILURES: &[&str] = &[
+    "Input/output error",
+    "Connection to the server is closed",
+    "Packet out of order",
+    "Unexpected packet",
+    "TLS error",
+    "Server shutdown in progress",
+    "Connection was killed",
+    "server has gone away",
+    "Lost connection",
+    "Broken pipe",
+    "Connection reset",
+    "Connection refused",
+    "WSREP has not yet prepared node",
+];
+
+fn is_link_failure(message: &str) -> bool {
+    LINK_FAILURES.iter().any(|m| message.contains(m))
 }
 
 /// The error type inside a transaction: diesel's own (so diesel can roll

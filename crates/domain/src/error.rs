@@ -3,7 +3,7 @@
 /// What a repository adapter may report. Adapters map their driver's errors at
 /// the boundary (a unique violation is MySQL error 1062 and SQLite's
 /// `SQLITE_CONSTRAINT_UNIQUE`; both become [`RepoError::Duplicate`]).
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum RepoError {
     /// A unique constraint refused the write. The string names the key
     /// (for example `producto.alias_producto`) when the adapter knows it.
@@ -26,5 +26,10 @@ pub enum RepoError {
 impl RepoError {
     pub fn unexpected(e: impl std::fmt::Display) -> Self {
         RepoError::Unexpected(e.to_string())
+    }
+
+    /// The store could not be reached or did not answer in time.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, RepoError::Unavailable(_))
     }
 }

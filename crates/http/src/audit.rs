@@ -116,7 +116,10 @@ pub(crate) async fn audit_middleware<A: Adapters>(
     req.extensions_mut().insert(ctx.clone());
     // Should the client leave before the answer, the future is dropped
     // here; the guard then records the request as 499.
-    let mut pending = id.map(|id| Pending { audit: &state.audit, id, entry: Some(entry), ctx: &ctx, started });
+    let (mut pending, mut unnumbered) = match id {
+        Some(id) => (Some(Pending { audit: &state.audit, id, entry: Some(entry), ctx: &ctx, started }), None),
+        None => (None, Some(entry)),
+    };
 
     let method = req.method().to_string();
     let path = req.path().to_string();
@@ -137,6 +140,15 @@ pub(crate) async fn audit_middleware<A: Adapters>(
         Ok(res) => res.status().as_u16(),
         Err(e) => e.as_response_error().status_code().as_u16(),
     };
+    if id.is_none() {
+        // No id could be reserved (the store is down): the record is kept
+        // unnumbered in the spool, which numbers it when the store is back.
+        let duration_us = i64::try_from(started.elapsed().as_micros()).unwrap_or(i64::MAX);
+        let outcome = AuditOutcome { consumer_id: ctx.consumer(), status, duration_us };
+        if let Err(e) = state.audit.record_unnumbered(unnumbered.take().expect("kept for this"), outcome).await {
+            tracing::error!(error = %e, "cannot keep the audit record of an unnumbered request");
+        }
+    }
     if let Some(record) = pending.as_mut().and_then(|p| p.record(status)) {
         if let Err(e) = state.audit.record(record).await {
             // The answer may not leave unaudited; the store is down, so the

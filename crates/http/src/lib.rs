@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use actix_web::web;
 use helpdesk_domain::crypto::{SecretBox, SecretHasher, TokenSigner};
-use helpdesk_domain::ports::{Adapters, Clock, PasswordHasher};
+use helpdesk_domain::ports::{Adapters, AuditSpool, Clock, PasswordHasher};
 use helpdesk_domain::services::*;
 use helpdesk_domain::services::{IngestSettings, MessageIdSigner, OutboxSettings};
 
@@ -88,6 +88,8 @@ pub struct Wiring<A: Adapters> {
     pub consumer_cache: Duration,
     /// How many groups of bitácora records may commit at once.
     pub audit_writes: usize,
+    /// Where bitácora records wait while the store cannot take them.
+    pub audit_spool: Option<Arc<dyn AuditSpool>>,
 }
 
 impl<A: Adapters> AppState<A> {
@@ -95,7 +97,10 @@ impl<A: Adapters> AppState<A> {
     /// tokio runtime (call it inside one).
     pub fn new(w: Wiring<A>) -> Self {
         let store = w.store;
-        let (audit, audit_writer) = AuditService::new(store.clone());
+        let (audit, audit_writer) = match w.audit_spool {
+            Some(spool) => AuditService::with_spool(store.clone(), spool),
+            None => AuditService::new(store.clone()),
+        };
         tokio::spawn(audit_writer.concurrent_writes(w.audit_writes).run());
         let ids = MessageIdSigner::new(w.keys.consumer_hmac.clone(), &w.message_id_domain);
         Self {

@@ -9,6 +9,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use helpdesk_domain::model::Endpoint;
+use helpdesk_domain::ports::SpoolStats;
 
 /// Upper bounds of the latency buckets, in seconds.
 const BUCKETS: [f64; 11] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5];
@@ -29,6 +30,21 @@ struct Inner {
 #[derive(Default)]
 pub struct Metrics {
     inner: Mutex<Inner>,
+    /// The outbox backlog last read, shown while the database is unreachable.
+    last_pending: Mutex<Option<i64>>,
+}
+
+/// Gauges read at scrape time.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Gauges {
+    /// Whether the database answered a ping just now.
+    pub db_up: bool,
+    /// Notices waiting; `None` when it could not be read (the last value read is shown).
+    pub outbox_pending: Option<i64>,
+    /// Database connections in use and the pool's maximum.
+    pub pool: Option<(usize, usize)>,
+    /// The bitácora's spool, when there is one.
+    pub spool: Option<SpoolStats>,
 }
 
 /// The label of a path below `/api/`: a documented endpoint, or "other" (so
@@ -53,8 +69,16 @@ impl Metrics {
     }
 
     /// The text exposition, with the gauges read at scrape time.
-    pub fn render(&self, outbox_pending: Option<i64>, pool: Option<(usize, usize)>) -> String {
+    pub fn render(&self, gauges: Gauges) -> String {
         let mut out = String::new();
+        let outbox_pending = match (gauges.outbox_pending, self.last_pending.lock()) {
+            (Some(now), Ok(mut last)) => {
+                *last = Some(now);
+                Some(now)
+            }
+            (None, Ok(last)) => *last,
+            (now, Err(_)) => now,
+        };
         let Ok(m) = self.inner.lock() else { return out };
         out.push_str("# HELP helpdesk_http_requests_total API requests by endpoint and HTTP status.\n");
         out.push_str("# TYPE helpdesk_http_requests_total counter\n");
@@ -80,18 +104,55 @@ impl Metrics {
             let _ =
                 writeln!(out, "helpdesk_http_request_duration_seconds_count{{endpoint=\"{endpoint}\"}} {}", h.count);
         }
+        gauge(
+            &mut out,
+            "helpdesk_db_up",
+            "Whether the database answered a ping at this scrape (1) or not (0).",
+            &[("", u64::from(gauges.db_up))],
+        );
         if let Some(pending) = outbox_pending {
-            out.push_str("# HELP helpdesk_outbox_pending Notices waiting for delivery.\n");
+            out.push_str("# HELP helpdesk_outbox_pending Notices waiting for delivery (the last value read while the database is unreachable).\n");
             out.push_str("# TYPE helpdesk_outbox_pending gauge\n");
             let _ = writeln!(out, "helpdesk_outbox_pending {pending}");
         }
-        if let Some((in_use, max)) = pool {
-            out.push_str("# HELP helpdesk_db_pool_connections Database connections in use and the pool's maximum.\n");
-            out.push_str("# TYPE helpdesk_db_pool_connections gauge\n");
-            let _ = writeln!(out, "helpdesk_db_pool_connections{{state=\"in_use\"}} {in_use}");
-            let _ = writeln!(out, "helpdesk_db_pool_connections{{state=\"max\"}} {max}");
+        if let Some((in_use, max)) = gauges.pool {
+            gauge(
+                &mut out,
+                "helpdesk_db_pool_connections",
+                "Database connections in use and the pool's maximum.",
+                &[("{state=\"in_use\"}", in_use as u64), ("{state=\"max\"}", max as u64)],
+            );
+        }
+        if let Some(spool) = gauges.spool {
+            gauge(
+                &mut out,
+                "helpdesk_audit_spool_records",
+                "Bitácora records waiting in the local spool.",
+                &[("", spool.records)],
+            );
+            gauge(
+                &mut out,
+                "helpdesk_audit_spool_bytes",
+                "Bytes held by the bitácora's local spool.",
+                &[("", spool.bytes)],
+            );
+            gauge(
+                &mut out,
+                "helpdesk_audit_spool_quarantined",
+                "Spooled entries set aside since start (unreadable, or refused by the database).",
+                &[("", spool.quarantined)],
+            );
         }
         out
+    }
+}
+
+/// One gauge: its help, type and a sample per label set.
+fn gauge(out: &mut String, name: &str, help: &str, samples: &[(&str, u64)]) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} gauge");
+    for (labels, value) in samples {
+        let _ = writeln!(out, "{name}{labels} {value}");
     }
 }
 
@@ -105,7 +166,8 @@ mod tests {
         m.observe(endpoint_label("correo/save"), 200, Duration::from_millis(3));
         m.observe(endpoint_label("correo/save"), 200, Duration::from_millis(30));
         m.observe(endpoint_label("no/existe/123"), 404, Duration::from_millis(1));
-        let text = m.render(Some(7), Some((2, 8)));
+        let spool = Some(SpoolStats { records: 3, bytes: 900, quarantined: 1 });
+        let text = m.render(Gauges { db_up: true, outbox_pending: Some(7), pool: Some((2, 8)), spool });
         assert!(text.contains("helpdesk_http_requests_total{endpoint=\"correo/save\",status=\"200\"} 2"), "{text}");
         assert!(text.contains("helpdesk_http_requests_total{endpoint=\"other\",status=\"404\"} 1"));
         assert!(
@@ -115,5 +177,11 @@ mod tests {
         assert!(text.contains("helpdesk_http_request_duration_seconds_count{endpoint=\"correo/save\"} 2"));
         assert!(text.contains("helpdesk_outbox_pending 7"));
         assert!(text.contains("helpdesk_db_pool_connections{state=\"max\"} 8"));
+        assert!(text.contains("helpdesk_db_up 1\n"), "{text}");
+        assert!(text.contains("helpdesk_audit_spool_records 3\n") && text.contains("helpdesk_audit_spool_bytes 900\n"));
+        // The database unreachable: its gauge drops, the backlog keeps its last value.
+        let text = m.render(Gauges { db_up: false, outbox_pending: None, pool: Some((0, 8)), spool });
+        assert!(text.contains("helpdesk_db_up 0\n"), "{text}");
+        assert!(text.contains("helpdesk_outbox_pending 7\n"), "{text}");
     }
 }

@@ -34,8 +34,19 @@ pub struct Settings {
     pub ingest: IngestConfig,
     pub outbox: OutboxConfig,
     pub reader: ReaderConfig,
+    pub audit: AuditConfig,
     pub log: LogSettings,
     pub seed: SeedSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct AuditConfig {
+    /// Where bitácora records wait while the database cannot take them.
+    pub spool_dir: PathBuf,
+    /// Most bytes the spool may hold; beyond, requests are refused (503).
+    pub spool_max_bytes: u64,
+    /// How often a non-empty spool is offered to the database.
+    pub spool_drain_interval_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -53,6 +64,7 @@ pub struct DatabaseSettings {
     pub url: String,
     pub max_connections: usize,
     pub acquire_timeout_secs: u64,
+    pub statement_timeout_ms: u64,
     pub migrate_on_start: bool,
 }
 
@@ -182,9 +194,13 @@ impl Settings {
         if self.database.acquire_timeout_secs == 0 {
             return Err(bad("database.acquire_timeout_secs", "must be at least 1"));
         }
+        if self.database.statement_timeout_ms == 0 {
+            return Err(bad("database.statement_timeout_ms", "must be at least 1"));
+        }
         Ok(DbOptions {
             max_connections: self.database.max_connections,
             acquire_timeout: Duration::from_secs(self.database.acquire_timeout_secs),
+            statement_timeout: Duration::from_millis(self.database.statement_timeout_ms),
             ..DbOptions::default()
         })
     }

@@ -13,6 +13,8 @@ use helpdesk_notify_smtp::SmtpMailer;
 use helpdesk_notify_synology::SynologyClient;
 
 use crate::hashing::BlockingArgon2;
+use crate::worker::Stop;
+use helpdesk_db::FileSpool;
 
 /// The adapters the server runs with.
 pub struct Production;
@@ -37,6 +39,8 @@ pub enum StartError {
     Bind(String, std::io::Error),
     #[error("cannot seed demo data: {0}")]
     Seed(String),
+    #[error("configuration error: audit.spool_dir: {0}")]
+    Spool(String),
     #[error("configuration error: smtp: {0}")]
     Smtp(String),
     #[error("configuration error: synology.base_url: {0}")]
@@ -48,7 +52,8 @@ pub struct Application {
     port: u16,
     server: Server,
     pub db: Arc<Db>,
-    worker: tokio::task::JoinHandle<()>,
+    workers: Vec<tokio::task::JoinHandle<()>>,
+    stop: tokio::sync::watch::Sender<bool>,
 }
 
 /// Groups of bitácora records committing at once: MySQL merges the flushes
@@ -59,6 +64,32 @@ fn audit_writes(backend: Backend, max_connections: usize) -> usize {
         Backend::Mysql => (max_connections / 2).clamp(1, 4),
         Backend::Sqlite => 1,
     }
+}
+
+/// Migrates (when configured) and seeds the dev data under the start-up
+/// lock, so that servers starting together on an empty database do it one
+/// after the other.
+async fn prepare_db(settings: &Settings, db: &Arc<Db>, keys: &helpdesk_http::Keys) -> Result<(), StartError> {
+    let seed = settings.profile()? == Profile::Dev && settings.seed.demo;
+    if !settings.database.migrate_on_start && !seed {
+        return Ok(());
+    }
+    let lock = db.startup_lock().await.map_err(|e| StartError::Migrate(e.to_string()))?;
+    let prepared = async {
+        if settings.database.migrate_on_start {
+            let applied = db.migrate_holding(&lock).await.map_err(|e| StartError::Migrate(e.to_string()))?;
+            if !applied.is_empty() {
+                tracing::info!(?applied, "migrations applied");
+            }
+        }
+        if seed {
+            crate::seed::seed_demo(db, keys).await.map_err(|e| StartError::Seed(e.to_string()))?;
+        }
+        Ok(())
+    }
+    .await;
+    lock.release().await;
+    prepared
 }
 
 /// Opens the store described by the settings (no I/O yet for MySQL).
@@ -82,13 +113,10 @@ impl Application {
     pub async fn build_with_clock(settings: Settings, clock: Arc<dyn Clock>) -> Result<Application, StartError> {
         settings.validate()?;
         let db = Arc::new(open_db(&settings)?);
-        if settings.database.migrate_on_start {
-            let applied = db.migrate().await.map_err(|e| StartError::Migrate(e.to_string()))?;
-            if !applied.is_empty() {
-                tracing::info!(?applied, "migrations applied");
-            }
-        }
         let keys = settings.keys()?;
+        prepare_db(&settings, &db, &keys).await?;
+        let spool = FileSpool::open(&settings.audit.spool_dir, settings.audit.spool_max_bytes)
+            .map_err(|e| StartError::Spool(e.to_string()))?;
         let mailer = SmtpMailer::new(&settings.smtp()?).map_err(|e| StartError::Smtp(e.to_string()))?;
         let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
         let chat = SynologyClient::new(&settings.synology()?).map_err(|e| StartError::Synology(e.to_string()))?;
@@ -107,27 +135,35 @@ impl Application {
             limits: settings.limits()?,
             consumer_cache: Duration::from_secs(settings.server.consumer_cache_secs),
             audit_writes: audit_writes(db.backend(), settings.database.max_connections),
+            audit_spool: Some(Arc::new(spool)),
         })
         .into_data();
-        let worker = tokio::spawn(crate::worker::run(
-            state.outbox.clone(),
-            Duration::from_millis(settings.outbox.poll_interval_ms),
-        ));
-        if settings.profile()? == Profile::Dev && settings.seed.demo {
-            crate::seed::seed_demo(&db, &keys).await.map_err(|e| StartError::Seed(e.to_string()))?;
-        }
+        let (stop, stopped) = Stop::new();
+        let workers = vec![
+            tokio::spawn(crate::worker::outbox(
+                state.outbox.clone(),
+                Duration::from_millis(settings.outbox.poll_interval_ms),
+                stopped.clone(),
+            )),
+            tokio::spawn(crate::worker::audit_spool(
+                state.audit.clone(),
+                db.clone(),
+                Duration::from_millis(settings.audit.spool_drain_interval_ms.max(1)),
+                stopped,
+            )),
+        ];
 
         let address = format!("{}:{}", settings.server.host, settings.server.port);
         let listener = TcpListener::bind(&address).map_err(|e| StartError::Bind(address.clone(), e))?;
         let port = listener.local_addr().map_err(|e| StartError::Bind(address.clone(), e))?.port();
-        let workers = match settings.server.workers {
+        let http_workers = match settings.server.workers {
             0 => cores,
             n => n,
         };
         let server = HttpServer::new(move || {
             App::new().app_data(state.clone()).configure(helpdesk_http::configure::<Production>)
         })
-        .workers(workers)
+        .workers(http_workers)
         .shutdown_timeout(settings.server.shutdown_timeout_secs)
         .client_request_timeout(Duration::from_secs(30))
         .listen(listener)
@@ -138,18 +174,22 @@ impl Application {
             Backend::Mysql => "mysql",
         };
         tracing::info!(%address, port, backend, profile = ?settings.profile()?, "listening");
-        Ok(Application { port, server, db, worker })
+        Ok(Application { port, server, db, workers, stop })
     }
 
     pub fn port(&self) -> u16 {
         self.port
     }
 
-    /// Serves until SIGINT/SIGTERM, then drains in-flight requests.
+    /// Serves until SIGINT/SIGTERM, then drains in-flight requests and lets
+    /// the background workers finish their round (each database call in it
+    /// is bounded by the database deadlines).
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let result = self.server.await;
-        // Notices in flight keep their lease and are retried after restart.
-        self.worker.abort();
+        let _ = self.stop.send(true);
+        for worker in self.workers {
+            let _ = worker.await;
+        }
         result
     }
 }

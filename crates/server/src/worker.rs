@@ -1,17 +1,50 @@
-//! The outbox worker: delivers notices that are due, forever, and keeps
-//! going through any error (the next poll retries).
+//! Background work of the API server, each a loop that keeps going through
+//! any error (the next round retries) until told to stop:
+//! - the outbox: delivers notices that are due;
+//! - the bitácora's spool: writes records kept on local disk while the
+//!   database was unreachable, once it answers again.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use helpdesk_domain::ports::{ChatNotifier, MailNotifier, Store};
-use helpdesk_domain::services::OutboxService;
+use helpdesk_domain::ports::{AuditRepository, ChatNotifier, MailNotifier, Store, StoreHealth};
+use helpdesk_domain::services::{AuditService, OutboxService};
+use tokio::sync::watch;
 
 /// Notices per round.
 const BATCH: i64 = 50;
 
-pub async fn run<R: Store, M: MailNotifier, C: ChatNotifier>(outbox: Arc<OutboxService<R, M, C>>, poll: Duration) {
-    loop {
+/// Tells the workers to stop after their current round.
+#[derive(Clone)]
+pub struct Stop(watch::Receiver<bool>);
+
+impl Stop {
+    /// The signal and the handle that raises it.
+    pub fn new() -> (watch::Sender<bool>, Stop) {
+        let (tx, rx) = watch::channel(false);
+        (tx, Stop(rx))
+    }
+
+    fn raised(&self) -> bool {
+        *self.0.borrow()
+    }
+
+    /// Sleeps for `period`; `false` when the stop was raised meanwhile.
+    async fn pause(&mut self, period: Duration) -> bool {
+        let raised = tokio::select! {
+            _ = self.0.wait_for(|stop| *stop) => true,
+            () = tokio::time::sleep(period) => false,
+        };
+        !raised && !self.raised()
+    }
+}
+
+pub async fn outbox<R: Store, M: MailNotifier, C: ChatNotifier>(
+    outbox: Arc<OutboxService<R, M, C>>,
+    poll: Duration,
+    mut stop: Stop,
+) {
+    while !stop.raised() {
         match outbox.run_due(BATCH).await {
             // A full batch: there may be more, go on at once.
             Ok(n) if n as i64 == BATCH => continue,
@@ -22,6 +55,31 @@ pub async fn run<R: Store, M: MailNotifier, C: ChatNotifier>(outbox: Arc<OutboxS
             }
             Err(e) => tracing::warn!(error = %e, "outbox round failed; retrying"),
         }
-        tokio::time::sleep(poll).await;
+        if !stop.pause(poll).await {
+            break;
+        }
+    }
+}
+
+/// Offers the spool to the database every `period` while it holds records
+/// (after a ping, so that a database still down costs one bounded query).
+pub async fn audit_spool<R: AuditRepository + StoreHealth>(
+    audit: AuditService<R>,
+    store: Arc<R>,
+    period: Duration,
+    mut stop: Stop,
+) {
+    while stop.pause(period).await {
+        if audit.spool_stats().is_none_or(|s| s.records == 0) || store.ping().await.is_err() {
+            continue;
+        }
+        match audit.drain_spool().await {
+            Ok(report) => tracing::info!(
+                written = report.written,
+                rejected = report.rejected,
+                "bitácora spool written to the database"
+            ),
+            Err(e) => tracing::warn!(error = %e, "bitácora spool not drained yet; retrying"),
+        }
     }
 }

@@ -120,6 +120,12 @@ impl AuditRepository for Db {
         if records.is_empty() {
             return Ok(());
         }
+        // The last call failed to reach the database: give the records back
+        // at once (the bitácora spools them) instead of waiting out another
+        // deadline with the requests behind them.
+        if self.link.is_down() {
+            return Err(helpdesk_domain::RepoError::Unavailable("the database link is down".into()));
+        }
         let in_batch: BTreeSet<i64> = records.iter().map(|r| r.id).collect();
         let asked: Vec<i64> =
             records.iter().filter_map(|r| r.entry.parent_id).filter(|p| !in_batch.contains(p)).collect();
@@ -127,10 +133,12 @@ impl AuditRepository for Db {
         // in autocommit is atomic on its own, and saves MySQL the BEGIN and
         // COMMIT round trips of a transaction.
         if let (true, crate::conn::Pools::Mysql(pool)) = (asked.is_empty(), &self.backend) {
-            let mut conn = pool.get().await.map_err(crate::error::pool_error)?;
             let rows = rows(records, &BTreeSet::new());
-            insert(&rows).execute(&mut *conn).await.or_repo()?;
-            return Ok(());
+            return crate::on_lease!(self, pool, self.link.statement, |conn| insert(&rows)
+                .execute(conn)
+                .await
+                .map(|_| ())
+                .or_repo());
         }
         db_transaction!(self, |conn| {
             // Parents outside the batch that are stored.

@@ -257,9 +257,20 @@ impl UserRepository for Db {
     }
 }
 
+/// The longest a ping may take.
+const PING_WITHIN: std::time::Duration = std::time::Duration::from_millis(800);
+
 impl StoreHealth for Db {
+    /// Bounded by [`PING_WITHIN`] as a whole, whatever the pool's timeouts:
+    /// readiness probes must get an answer.
     async fn ping(&self) -> RepoResult<()> {
-        db_run!(self, |conn| Statement::new("SELECT 1", vec![]).execute(conn).await.map(|_| ()).or_repo())
+        let ping = async {
+            db_run!(self, |conn| Statement::new("SELECT 1", vec![]).execute(conn).await.map(|_| ()).or_repo())
+        };
+        tokio::time::timeout(PING_WITHIN, ping).await.unwrap_or_else(|_| {
+            self.link.failed();
+            Err(RepoError::Unavailable(format!("no answer to a ping within {} ms", PING_WITHIN.as_millis())))
+        })
     }
 
     fn pool_usage(&self) -> Option<(usize, usize)> {

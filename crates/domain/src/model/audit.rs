@@ -3,7 +3,7 @@
 use super::Timestamp;
 
 /// What is known of a request before it is handled.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct NewAuditEntry {
     pub at: Timestamp,
     /// The `X-User-Consumo` header as sent (truncated), even when refused.
@@ -19,7 +19,7 @@ pub struct NewAuditEntry {
 }
 
 /// How the request ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct AuditOutcome {
     /// The authenticated consumer, when authentication succeeded.
     pub consumer_id: Option<i64>,
@@ -34,6 +34,22 @@ pub struct AuditRecord {
     pub id: i64,
     pub entry: NewAuditEntry,
     pub outcome: AuditOutcome,
+}
+
+/// A finished record kept on local disk while the store cannot take it
+/// (see `ports::AuditSpool`). `id` is `None` for a request answered while no
+/// id could be reserved; one is given when the spool is drained.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SpooledAudit {
+    pub id: Option<i64>,
+    pub entry: NewAuditEntry,
+    pub outcome: AuditOutcome,
+}
+
+impl From<AuditRecord> for SpooledAudit {
+    fn from(r: AuditRecord) -> Self {
+        SpooledAudit { id: Some(r.id), entry: r.entry, outcome: r.outcome }
+    }
 }
 
 /// A stored record.

@@ -12,8 +12,8 @@ use futures_util::future::{Either, select};
 use futures_util::lock::Mutex as AsyncMutex;
 use futures_util::stream::FuturesUnordered;
 
-use crate::model::{AuditEntry, AuditRecord};
-use crate::ports::AuditRepository;
+use crate::model::{AuditEntry, AuditOutcome, AuditRecord, NewAuditEntry, SpooledAudit};
+use crate::ports::{AuditRepository, AuditSpool, SpoolCursor, SpoolError, SpoolStats};
 
 /// Keys whose values never reach the bitácora (compared case-insensitively,
 /// at any depth). Mailbox passwords arrive as `password`.
@@ -96,15 +96,32 @@ struct IdBlock {
 /// a transaction commits, the next requests' records gather for the next one
 /// (group commit), so the bitácora costs a fraction of a commit per request;
 /// with [`AuditWriter::concurrent_writes`] several groups commit at once.
+///
+/// With a spool ([`AuditService::with_spool`]), records the store cannot
+/// take (unreachable, or not answering in time) are appended to it instead,
+/// durably, and the request answers as if they were stored; while the spool
+/// holds anything, new records queue behind them there, so they reach the
+/// store in order. [`AuditService::drain_spool`] writes them to the store,
+/// each exactly once: a record's id is its primary key, so one written
+/// before a crash is recognised as such.
 pub struct AuditService<R: AuditRepository> {
     repo: Arc<R>,
     ids: Arc<AsyncMutex<IdBlock>>,
     queue: mpsc::UnboundedSender<Queued>,
+    spool: Option<Arc<dyn AuditSpool>>,
+    /// One drain at a time.
+    draining: Arc<AsyncMutex<()>>,
 }
 
 impl<R: AuditRepository> Clone for AuditService<R> {
     fn clone(&self) -> Self {
-        Self { repo: self.repo.clone(), ids: self.ids.clone(), queue: self.queue.clone() }
+        Self {
+            repo: self.repo.clone(),
+            ids: self.ids.clone(),
+            queue: self.queue.clone(),
+            spool: self.spool.clone(),
+            draining: self.draining.clone(),
+        }
     }
 }
 
@@ -114,15 +131,35 @@ pub struct AuditWriter<R: AuditRepository> {
     queue: mpsc::UnboundedReceiver<Queued>,
     /// Most groups being written at once.
     in_flight: usize,
+    spool: Option<Arc<dyn AuditSpool>>,
+}
+
+/// What a drain of the spool did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct DrainReport {
+    /// Records now in the store (including ones found already there).
+    pub written: usize,
+    /// Records the store refused for good, moved aside.
+    pub rejected: usize,
 }
 
 impl<R: AuditRepository> AuditService<R> {
     /// The service and the writer it needs running (the caller spawns it;
     /// it ends when every clone of the service is dropped).
     pub fn new(repo: Arc<R>) -> (Self, AuditWriter<R>) {
+        Self::build(repo, None)
+    }
+
+    /// Like [`AuditService::new`], keeping what the store cannot take in `spool`.
+    pub fn with_spool(repo: Arc<R>, spool: Arc<dyn AuditSpool>) -> (Self, AuditWriter<R>) {
+        Self::build(repo, Some(spool))
+    }
+
+    fn build(repo: Arc<R>, spool: Option<Arc<dyn AuditSpool>>) -> (Self, AuditWriter<R>) {
         let (tx, rx) = mpsc::unbounded();
-        let service = Self { repo: repo.clone(), ids: Arc::default(), queue: tx };
-        (service, AuditWriter { repo, queue: rx, in_flight: 1 })
+        let service =
+            Self { repo: repo.clone(), ids: Arc::default(), queue: tx, spool: spool.clone(), draining: Arc::default() };
+        (service, AuditWriter { repo, queue: rx, in_flight: 1, spool })
     }
 
     /// An id for a request about to be handled (the store is asked for a
@@ -151,6 +188,14 @@ impl<R: AuditRepository> AuditService<R> {
         }
     }
 
+    /// Stores the record of a request that got no id (none could be
+    /// reserved: the store is down). It goes to the spool, which numbers it
+    /// when it drains; without a spool it cannot be kept.
+    pub async fn record_unnumbered(&self, entry: NewAuditEntry, outcome: AuditOutcome) -> Result<(), RepoError> {
+        let spool = self.spool.as_ref().ok_or_else(|| RepoError::Unavailable("no bitácora id and no spool".into()))?;
+        spool.append(&[SpooledAudit { id: None, entry, outcome }]).await.map_err(spool_error)
+    }
+
     /// Queues a record without waiting for it (a request whose client
     /// left before the answer: nobody is there to wait).
     pub fn record_detached(&self, record: AuditRecord) {
@@ -162,6 +207,78 @@ impl<R: AuditRepository> AuditService<R> {
     pub async fn find(&self, id: i64) -> Result<Option<AuditEntry>, RepoError> {
         self.repo.find_audit(id).await
     }
+
+    /// What the spool holds (`None`: no spool).
+    pub fn spool_stats(&self) -> Option<SpoolStats> {
+        self.spool.as_ref().map(|s| s.stats())
+    }
+
+    /// Writes the spooled records to the store, oldest first, until the
+    /// spool is empty or the store fails; the unwritten rest stays for the
+    /// next drain. Records without an id are numbered first (the numbers
+    /// are kept in the spool before any is written, so a crash cannot give
+    /// one record two ids). A record already stored (written before a crash
+    /// that kept it in the spool) counts as written; one the store refuses
+    /// for another reason is moved aside with the reason.
+    pub async fn drain_spool(&self) -> Result<DrainReport, RepoError> {
+        let mut report = DrainReport::default();
+        let Some(spool) = &self.spool else { return Ok(report) };
+        let _one = self.draining.lock().await;
+        loop {
+            let read = spool.peek(MAX_BATCH).await.map_err(spool_error)?;
+            if read.records.is_empty() {
+                if read.cursor != SpoolCursor::default() {
+                    spool.settle(read.cursor, Vec::new()).await.map_err(spool_error)?;
+                }
+                return Ok(report);
+            }
+            let unnumbered = read.records.iter().filter(|r| r.id.is_none()).count();
+            if unnumbered > 0 {
+                let first = self.repo.reserve_audit_ids(unnumbered as i64).await?;
+                let mut next = first;
+                let numbered = read
+                    .records
+                    .into_iter()
+                    .map(|mut r| {
+                        if r.id.is_none() {
+                            r.id = Some(next);
+                            next += 1;
+                        }
+                        r
+                    })
+                    .collect();
+                spool.settle(read.cursor, numbered).await.map_err(spool_error)?;
+                continue;
+            }
+            let records: Vec<AuditRecord> = read
+                .records
+                .iter()
+                .filter_map(|r| r.id.map(|id| AuditRecord { id, entry: r.entry.clone(), outcome: r.outcome.clone() }))
+                .collect();
+            match self.repo.write_audit(&records).await {
+                Ok(()) => report.written += records.len(),
+                Err(e) if e.is_unavailable() => return Err(e),
+                // One at a time: find the ones already there, or refused.
+                Err(_) => {
+                    for (record, spooled) in records.iter().zip(&read.records) {
+                        match self.repo.write_audit(std::slice::from_ref(record)).await {
+                            Ok(()) | Err(RepoError::Duplicate(_)) => report.written += 1,
+                            Err(e) if e.is_unavailable() => return Err(e),
+                            Err(e) => {
+                                spool.reject(spooled, &e.to_string()).await.map_err(spool_error)?;
+                                report.rejected += 1;
+                            }
+                        }
+                    }
+                }
+            }
+            spool.settle(read.cursor, Vec::new()).await.map_err(spool_error)?;
+        }
+    }
+}
+
+fn spool_error(e: SpoolError) -> RepoError {
+    RepoError::Unavailable(e.to_string())
 }
 
 impl<R: AuditRepository> AuditWriter<R> {
@@ -209,29 +326,52 @@ impl<R: AuditRepository> AuditWriter<R> {
             if batch.iter().any(|q| q.record.entry.parent_id.is_some()) {
                 while writing.next().await.is_some() {}
             }
-            writing.push(write_group(self.repo.clone(), batch));
+            writing.push(write_group(self.repo.clone(), self.spool.clone(), batch));
         }
     }
 }
 
 /// Stores one group and tells each waiting request how its record fared.
-async fn write_group<R: AuditRepository>(repo: Arc<R>, batch: Vec<Queued>) {
+async fn write_group<R: AuditRepository>(repo: Arc<R>, spool: Option<Arc<dyn AuditSpool>>, batch: Vec<Queued>) {
     let (records, acks): (Vec<AuditRecord>, Vec<Option<Ack>>) = batch.into_iter().map(|q| (q.record, q.ack)).unzip();
-    let outcomes = match repo.write_audit(&records).await {
+    // While the spool holds records, these queue behind them.
+    let behind_spool = spool.as_ref().is_some_and(|s| s.stats().records > 0);
+    let first = if behind_spool {
+        Err(RepoError::Unavailable("the spool is draining".into()))
+    } else {
+        repo.write_audit(&records).await
+    };
+    let mut outcomes: Vec<Result<(), RepoError>> = match first {
         Ok(()) => vec![Ok(()); records.len()],
+        Err(e) if e.is_unavailable() => vec![Err(e); records.len()],
         // One bad record must not fail its neighbours: write each alone, so
         // only the records that cannot be stored fail.
         Err(_) => {
             let mut outcomes = Vec::with_capacity(records.len());
             for r in &records {
-                outcomes.push(repo.write_audit(std::slice::from_ref(r)).await.map_err(|e| e.to_string()));
+                outcomes.push(repo.write_audit(std::slice::from_ref(r)).await);
             }
             outcomes
         }
     };
+    // What the store could not take goes to the spool, in order.
+    if let Some(spool) = &spool {
+        let unstored: Vec<SpooledAudit> = records
+            .iter()
+            .zip(&outcomes)
+            .filter(|(_, o)| o.as_ref().is_err_and(RepoError::is_unavailable))
+            .map(|(r, _)| SpooledAudit::from(r.clone()))
+            .collect();
+        if !unstored.is_empty() {
+            let spooled = spool.append(&unstored).await.map_err(spool_error);
+            for o in outcomes.iter_mut().filter(|o| o.as_ref().is_err_and(RepoError::is_unavailable)) {
+                *o = spooled.clone();
+            }
+        }
+    }
     for (ack, outcome) in acks.into_iter().zip(outcomes) {
         if let Some(ack) = ack {
-            let _ = ack.send(outcome);
+            let _ = ack.send(outcome.map_err(|e| e.to_string()));
         }
     }
 }
@@ -365,6 +505,106 @@ mod tests {
         five.await.unwrap().unwrap();
         let stored = store.find_audit(5).await.unwrap().unwrap();
         assert_eq!(stored.parent_id, Some(4), "linked: the parent was stored first");
+    }
+
+    /// The in-memory store, with a switch that makes its bitácora writes
+    /// fail as an unreachable database would.
+    #[derive(Default)]
+    struct Unplugged {
+        inner: crate::testing::InMemoryStore,
+        down: std::sync::atomic::AtomicBool,
+        writes: std::sync::atomic::AtomicUsize,
+        /// A record id the store refuses for good.
+        refused: std::sync::atomic::AtomicI64,
+    }
+
+    impl Unplugged {
+        fn set_down(&self, down: bool) {
+            self.down.store(down, std::sync::atomic::Ordering::SeqCst);
+        }
+        fn check(&self) -> Result<(), RepoError> {
+            match self.down.load(std::sync::atomic::Ordering::SeqCst) {
+                true => Err(RepoError::Unavailable("unplugged".into())),
+                false => Ok(()),
+            }
+        }
+    }
+
+    impl AuditRepository for Unplugged {
+        async fn reserve_audit_ids(&self, count: i64) -> Result<i64, RepoError> {
+            self.check()?;
+            self.inner.reserve_audit_ids(count).await
+        }
+        async fn write_audit(&self, records: &[AuditRecord]) -> Result<(), RepoError> {
+            self.writes.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            self.check()?;
+            let refused = self.refused.load(std::sync::atomic::Ordering::SeqCst);
+            if records.iter().any(|r| r.id == refused) {
+                return Err(RepoError::Unexpected("refused".into()));
+            }
+            self.inner.write_audit(records).await
+        }
+        async fn find_audit(&self, id: i64) -> Result<Option<AuditEntry>, RepoError> {
+            self.inner.find_audit(id).await
+        }
+        async fn recent_audit(&self, limit: i64) -> Result<Vec<AuditEntry>, RepoError> {
+            self.inner.recent_audit(limit).await
+        }
+    }
+
+    #[tokio::test]
+    async fn records_the_store_cannot_take_are_spooled_then_drained_once_in_order() {
+        let store = Arc::new(Unplugged::default());
+        let spool = Arc::new(crate::testing::MemorySpool::default());
+        let (audit, writer) = AuditService::with_spool(store.clone(), spool.clone());
+        tokio::spawn(writer.run());
+        let a = audit.reserve_id().await.unwrap();
+        let b = audit.reserve_id().await.unwrap();
+        audit.record(record(a)).await.unwrap();
+        assert!(store.find_audit(a).await.unwrap().is_some());
+        assert!(spool.records().is_empty());
+
+        store.set_down(true);
+        audit.record(record(b)).await.expect("answered: the record is in the spool");
+        assert_eq!(spool.records().iter().map(|r| r.id).collect::<Vec<_>>(), vec![Some(b)]);
+        // No id can be reserved: the record goes to the spool unnumbered.
+        let mut late = record(0).entry;
+        late.endpoint = "sin-id".into();
+        audit.record_unnumbered(late, record(0).outcome).await.unwrap();
+        assert!(audit.drain_spool().await.is_err(), "the store is still down");
+        assert_eq!(spool.records().len(), 2, "nothing lost by a failed drain");
+
+        store.set_down(false);
+        // While the spool holds records, new ones queue behind them.
+        let c = audit.reserve_id().await.unwrap();
+        let writes = store.writes.load(std::sync::atomic::Ordering::SeqCst);
+        audit.record(record(c)).await.unwrap();
+        assert_eq!(store.writes.load(std::sync::atomic::Ordering::SeqCst), writes, "not written ahead of the spool");
+        assert_eq!(spool.records().len(), 3);
+
+        let report = audit.drain_spool().await.unwrap();
+        assert_eq!(report, DrainReport { written: 3, rejected: 0 });
+        assert!(spool.records().is_empty());
+        for id in [b, c] {
+            assert!(store.find_audit(id).await.unwrap().is_some(), "{id} stored");
+        }
+        let recent = store.recent_audit(10).await.unwrap();
+        let unnumbered: Vec<_> = recent.iter().filter(|e| e.endpoint == "sin-id").collect();
+        assert_eq!(unnumbered.len(), 1, "numbered once and stored once: {recent:?}");
+        assert!(unnumbered[0].id > c.max(b), "its id comes from a block reserved at drain time");
+        assert_eq!(recent.len(), 4);
+
+        // A drain interrupted after writing (the spool kept what it wrote)
+        // writes nothing twice, and a record the store refuses is set aside.
+        spool.append(&[SpooledAudit::from(record(b))]).await.unwrap();
+        spool.append(&[SpooledAudit::from(record(c + 1000))]).await.unwrap();
+        store.refused.store(c + 2000, std::sync::atomic::Ordering::SeqCst);
+        spool.append(&[SpooledAudit::from(record(c + 2000))]).await.unwrap();
+        let report = audit.drain_spool().await.unwrap();
+        assert_eq!(report, DrainReport { written: 2, rejected: 1 });
+        assert_eq!(store.recent_audit(10).await.unwrap().len(), 5);
+        assert!(spool.records().is_empty());
+        assert_eq!(spool.rejected().iter().map(|(r, _)| r.id).collect::<Vec<_>>(), vec![Some(c + 2000)]);
     }
 
     #[test]

@@ -33,6 +33,63 @@ impl Clock for ManualClock {
     }
 }
 
+/// An [`AuditSpool`](crate::ports::AuditSpool) in memory, for unit tests of
+/// the bitácora (the file spool has its own tests in the database adapter).
+#[derive(Default)]
+pub struct MemorySpool {
+    records: Mutex<Vec<crate::model::SpooledAudit>>,
+    rejected: Mutex<Vec<(crate::model::SpooledAudit, String)>>,
+}
+
+impl MemorySpool {
+    pub fn records(&self) -> Vec<crate::model::SpooledAudit> {
+        self.records.lock().expect("spool lock").clone()
+    }
+    pub fn rejected(&self) -> Vec<(crate::model::SpooledAudit, String)> {
+        self.rejected.lock().expect("spool lock").clone()
+    }
+}
+
+impl crate::ports::AuditSpool for MemorySpool {
+    fn append<'a>(
+        &'a self,
+        records: &'a [crate::model::SpooledAudit],
+    ) -> crate::ports::BoxFuture<'a, Result<(), crate::ports::SpoolError>> {
+        self.records.lock().expect("spool lock").extend_from_slice(records);
+        Box::pin(std::future::ready(Ok(())))
+    }
+    fn peek(
+        &self,
+        limit: usize,
+    ) -> crate::ports::BoxFuture<'_, Result<crate::ports::SpoolRead, crate::ports::SpoolError>> {
+        let all = self.records.lock().expect("spool lock");
+        let records: Vec<_> = all.iter().take(limit).cloned().collect();
+        let cursor = crate::ports::SpoolCursor { head: 0, position: records.len() as u64 };
+        Box::pin(std::future::ready(Ok(crate::ports::SpoolRead { records, cursor })))
+    }
+    fn settle(
+        &self,
+        cursor: crate::ports::SpoolCursor,
+        keep: Vec<crate::model::SpooledAudit>,
+    ) -> crate::ports::BoxFuture<'_, Result<(), crate::ports::SpoolError>> {
+        let mut all = self.records.lock().expect("spool lock");
+        all.splice(..cursor.position as usize, keep);
+        Box::pin(std::future::ready(Ok(())))
+    }
+    fn reject<'a>(
+        &'a self,
+        record: &'a crate::model::SpooledAudit,
+        reason: &'a str,
+    ) -> crate::ports::BoxFuture<'a, Result<(), crate::ports::SpoolError>> {
+        self.rejected.lock().expect("spool lock").push((record.clone(), reason.to_string()));
+        Box::pin(std::future::ready(Ok(())))
+    }
+    fn stats(&self) -> crate::ports::SpoolStats {
+        let records = self.records.lock().expect("spool lock").len() as u64;
+        crate::ports::SpoolStats { records, bytes: records, quarantined: self.rejected().len() as u64 }
+    }
+}
+
 /// Stamps the repository contract suite as `#[tokio::test]`s for one store.
 ///
 /// `$factory` is an async function returning a fresh, empty, migrated store;

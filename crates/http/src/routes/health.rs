@@ -24,7 +24,13 @@ pub async fn ready<A: Adapters>(state: web::Data<AppState<A>>) -> HttpResponse {
 
 /// Prometheus' text format (see `crate::metrics`).
 pub async fn metrics<A: Adapters>(state: web::Data<AppState<A>>) -> HttpResponse {
-    let pending = state.store.pending_notices().await.ok();
-    let text = state.metrics.render(pending, state.store.pool_usage());
+    let db_up = state.store.ping().await.is_ok();
+    let outbox_pending = if db_up { state.store.pending_notices().await.ok() } else { None };
+    let text = state.metrics.render(crate::metrics::Gauges {
+        db_up,
+        outbox_pending,
+        pool: state.store.pool_usage(),
+        spool: state.audit.spool_stats(),
+    });
     HttpResponse::Ok().content_type("text/plain; version=0.0.4; charset=utf-8").body(text)
 }

@@ -1,4 +1,5 @@
 use crate::helpers::*;
+use serde_json::Value;
 
 async fn health_and_ready_answer_json(backend: Backend) {
     let app = spawn_app(backend).await;
@@ -38,15 +39,18 @@ async fn metrics_count_requests_and_report_the_backlog(backend: Backend) {
 
 crate::on_both_backends!(health_and_ready_answer_json, metrics_count_requests_and_report_the_backlog);
 
-/// Nothing listens on port 9 of loopback: the database is "down".
-const DEAD_MYSQL: &str = "mysql://root@127.0.0.1:9/helpdesk";
+/// Nothing listens there: the database is "down".
+fn dead_mysql() -> String {
+    format!("mysql://root@127.0.0.1:{}/helpdesk", crate::helpers::refused_port())
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_database_down_at_start_is_a_clear_error_when_migrating() {
     let mut settings = helpdesk_server::Settings::load(None).unwrap();
     settings.server.port = 0;
-    settings.database.url = DEAD_MYSQL.into();
+    settings.database.url = dead_mysql();
     settings.database.acquire_timeout_secs = 2;
+    settings.audit.spool_dir = crate::helpers::scratch_dir("spool");
     let err = helpdesk_server::Application::build(settings).await.err().expect("start must fail");
     let msg = err.to_string();
     assert!(msg.contains("cannot migrate") && msg.contains("connect"), "{msg}");
@@ -56,9 +60,11 @@ async fn a_database_down_at_start_is_a_clear_error_when_migrating() {
 async fn ready_is_503_while_the_database_is_down() {
     let mut settings = helpdesk_server::Settings::load(None).unwrap();
     settings.server.port = 0;
-    settings.database.url = DEAD_MYSQL.into();
+    settings.database.url = dead_mysql();
     settings.database.acquire_timeout_secs = 2;
     settings.database.migrate_on_start = false;
+    let spool = crate::helpers::scratch_dir("spool");
+    settings.audit.spool_dir = spool.clone();
     settings.seed.demo = false;
     let app = helpdesk_server::Application::build(settings).await.expect("starts without migrating");
     let address = format!("http://127.0.0.1:{}", app.port());
@@ -68,7 +74,7 @@ async fn ready_is_503_while_the_database_is_down() {
     assert_eq!((status, body["status"].as_str()), (503, Some("unavailable")));
     let (status, _) = json(client.get(format!("{address}/health")).send().await.unwrap()).await;
     assert_eq!(status, 200);
-    // An API call cannot be audited, so it is refused with 503, not 500.
+    // An API call is refused with 503, not 500; its record waits in the spool.
     let res = client
         .post(format!("{address}/api/UsuarioInterno/get"))
         .header("X-User-Consumo", "x")
@@ -80,6 +86,15 @@ async fn ready_is_503_while_the_database_is_down() {
     let (status, body) = json(res).await;
     assert_eq!(status, 503, "{body}");
     assert_eq!(body["status"], "error");
+    let spooled = std::fs::read_to_string(spool.join("bitacora.jsonl")).expect("the spool holds the record");
+    let lines: Vec<Value> = spooled.lines().map(|l| serde_json::from_str(l).expect("JSON line")).collect();
+    assert_eq!(lines.len(), 1, "{spooled}");
+    assert_eq!(lines[0]["entry"]["endpoint"], "UsuarioInterno/get");
+    assert_eq!(lines[0]["outcome"]["status"], 503);
+    assert!(lines[0]["id"].is_null(), "no id could be reserved: numbered when drained");
+    let metrics = client.get(format!("{address}/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("helpdesk_db_up 0\n"), "{metrics}");
+    assert!(metrics.contains("helpdesk_audit_spool_records 1\n"), "{metrics}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -128,7 +128,7 @@ pub async fn spawn_app_with(backend: Backend, tweak: impl FnOnce(&mut Settings))
     settings.server.workers = 2;
     settings.seed.demo = false;
     // Nothing listens there unless a test starts an SMTP server.
-    settings.smtp.port = 9;
+    settings.smtp.port = refused_port();
     settings.smtp.timeout_secs = 2;
     settings.outbox.poll_interval_ms = 50;
     // Tests change consumers through the repository and expect it at once.
@@ -138,6 +138,7 @@ pub async fn spawn_app_with(backend: Backend, tweak: impl FnOnce(&mut Settings))
         Backend::Sqlite => helpdesk_db::testing::fresh_sqlite_url(),
         Backend::Mysql => helpdesk_db::testing::fresh_mysql_url().await,
     };
+    settings.audit.spool_dir = scratch_dir("spool");
     tweak(&mut settings);
     let keys = settings.keys().expect("keys");
     let clock = Arc::new(ManualClock::now_utc());
@@ -146,6 +147,38 @@ pub async fn spawn_app_with(backend: Backend, tweak: impl FnOnce(&mut Settings))
     let db = app.db.clone();
     tokio::spawn(app.run_until_stopped());
     TestApp { address, clock, smtp: None, db, keys, client: reqwest::Client::new(), settings }
+}
+
+/// A new directory under the system's temporary directory.
+pub fn scratch_dir(what: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join("helpdesk-tests").join(format!("{what}-{:016x}", rand::random::<u64>()));
+    std::fs::create_dir_all(&dir).expect("scratch directory");
+    dir
+}
+
+/// A loopback port where connections are refused: a socket bound to it,
+/// never listening, is kept open for the life of the test process, so no
+/// other process can take the port meanwhile.
+pub fn refused_port() -> u16 {
+    static PORT: std::sync::OnceLock<u16> = std::sync::OnceLock::new();
+    *PORT.get_or_init(|| {
+        // SAFETY: plain socket calls on a descriptor this function owns; the
+        // address structure is fully initialised before use.
+        unsafe {
+            let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0);
+            assert!(fd >= 0, "socket()");
+            let mut addr: libc::sockaddr_in = std::mem::zeroed();
+            addr.sin_family = libc::AF_INET as libc::sa_family_t;
+            addr.sin_addr.s_addr = u32::from(std::net::Ipv4Addr::LOCALHOST).to_be();
+            addr.sin_port = 0;
+            let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+            assert_eq!(libc::bind(fd, &addr as *const _ as *const libc::sockaddr, len), 0, "bind()");
+            let mut len = len;
+            assert_eq!(libc::getsockname(fd, &mut addr as *mut _ as *mut libc::sockaddr, &mut len), 0);
+            // The descriptor is deliberately never closed.
+            u16::from_be(addr.sin_port)
+        }
+    })
 }
 
 impl TestApp {
