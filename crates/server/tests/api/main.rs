@@ -11,6 +11,7 @@ mod bot;
 mod cli;
 mod documented;
 mod errors;
+mod faults;
 mod health;
 mod ingest;
 mod mail_accounts;
