@@ -4,6 +4,11 @@
 //! method=chatbot|incoming&version=2&token="<token>"` (the token in literal
 //! double quotes) with a form field `payload=<JSON>`. Synology answers HTTP
 //! 200 even on failure: `success` in the body decides.
+//!
+//! The token travels in the URL, so no error text of this adapter carries
+//! the URL (reqwest's errors are stripped of it with `without_url`), and any
+//! text that came back from the other side is scrubbed of the token too:
+//! these texts end up in answers, logs and `notificacion_intento.detalle`.
 
 use std::time::Duration;
 
@@ -62,30 +67,61 @@ impl SynologyClient {
             .append_pair("method", method)
             .append_pair("version", "2")
             .append_pair("token", &format!("\"{token}\""));
+        let scrub = |text: String| redact(text, token);
         let res = self
             .http
             .post(url)
             .form(&[("payload", payload.to_string())])
             .send()
             .await
-            .map_err(|e| NotifyError::Temporary(format!("Synology unreachable: {e}")))?;
+            .map_err(|e| NotifyError::Temporary(scrub(format!("Synology unreachable: {}", describe(e)))))?;
         let status = res.status();
-        let body = res.text().await.map_err(|e| NotifyError::Temporary(format!("Synology answer unreadable: {e}")))?;
+        let body = res
+            .text()
+            .await
+            .map_err(|e| NotifyError::Temporary(scrub(format!("Synology answer unreadable: {}", describe(e)))))?;
         if !status.is_success() {
             return Err(NotifyError::Temporary(format!("Synology answered HTTP {status}")));
         }
         let answer: Value = serde_json::from_str(&body).map_err(|_| {
-            NotifyError::Temporary(format!(
+            NotifyError::Temporary(scrub(format!(
                 "Synology answered non-JSON: {}",
                 body.chars().take(200).collect::<String>()
-            ))
+            )))
         })?;
         if answer.get("success").and_then(Value::as_bool) == Some(true) {
             Ok(answer)
         } else {
-            Err(NotifyError::Temporary(format!("Synology refused: {answer}")))
+            Err(NotifyError::Temporary(scrub(format!("Synology refused: {answer}"))))
         }
     }
+}
+
+/// A transport error and its causes, without the request URL.
+fn describe(e: reqwest::Error) -> String {
+    let e = e.without_url();
+    let mut text = e.to_string();
+    let mut cause = std::error::Error::source(&e);
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
+}
+
+/// `text` without the token, in any of the forms it travels in (as given,
+/// and percent-encoded as the query string carries it).
+fn redact(text: String, token: &str) -> String {
+    if token.is_empty() {
+        return text;
+    }
+    let encoded: String = url::form_urlencoded::byte_serialize(token.as_bytes()).collect();
+    let mut out = text.replace(token, "[token]");
+    if encoded != token {
+        out = out.replace(&encoded, "[token]");
+    }
+    out
 }
 
 impl ChatNotifier for SynologyClient {

@@ -17,6 +17,9 @@ pub enum Mode {
     ServerError,
     /// HTTP 200 with `success: false`, as Synology reports errors.
     Refuse,
+    /// HTTP 200 with an HTML page that repeats the request line, query
+    /// string included (as some proxies' error pages do).
+    EchoRequest,
 }
 
 /// One accepted call.
@@ -104,6 +107,12 @@ async fn entry(req: HttpRequest, body: web::Bytes, state: web::Data<Arc<Mutex<St
         Mode::ServerError => {
             state.lock().expect("lock").refused += 1;
             HttpResponse::InternalServerError().body("Internal Server Error")
+        }
+        Mode::EchoRequest => {
+            state.lock().expect("lock").refused += 1;
+            HttpResponse::Ok()
+                .content_type("text/html")
+                .body(format!("<html><body>Bad gateway: POST {}</body></html>", req.uri()))
         }
         Mode::Refuse => {
             state.lock().expect("lock").refused += 1;

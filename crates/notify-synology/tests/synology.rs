@@ -56,3 +56,32 @@ async fn an_unreachable_server_is_temporary_and_bad_urls_are_refused() {
         .is_err()
     );
 }
+
+/// No error text carries a token: not the transport's (whose text would
+/// name the URL, token included), not a page the other side sent back.
+#[tokio::test]
+async fn no_error_text_carries_a_token() {
+    let closed = tokio::net::TcpSocket::new_v4().unwrap();
+    closed.bind(([127, 0, 0, 1], 0).into()).unwrap();
+    let c = client(&format!("http://127.0.0.1:{}", closed.local_addr().unwrap().port()));
+    let check = |err: NotifyError, what: &str| {
+        let text = match &err {
+            NotifyError::Temporary(t) | NotifyError::Permanent(t) => t.clone(),
+        };
+        for secret in ["bot-secreto", "canal-secreto+/=", "canal-secreto%2B%2F%3D"] {
+            assert!(!text.contains(secret), "{what}: {secret:?} in {text:?}");
+        }
+        text
+    };
+    let text = check(c.send_to_user(1, "x".into()).await.unwrap_err(), "refused connection, bot");
+    assert!(text.contains("Synology unreachable") && text.to_lowercase().contains("connect"), "{text}");
+    assert!(!text.contains("entry.cgi"), "no URL in a transport error: {text}");
+    check(c.send_to_channel("canal-secreto+/=".into(), "x".into()).await.unwrap_err(), "refused connection, channel");
+
+    let fake = FakeSynology::start();
+    fake.set_mode(Mode::EchoRequest);
+    let c = client(&fake.base_url);
+    let text = check(c.send_to_user(1, "x".into()).await.unwrap_err(), "echoed request, bot");
+    assert!(text.contains("non-JSON") && text.contains("[token]"), "{text}");
+    check(c.send_to_channel("canal-secreto+/=".into(), "x".into()).await.unwrap_err(), "echoed request, channel");
+}
