@@ -3,8 +3,17 @@
 //! Messages are multipart/alternative (plain text and, when given, HTML),
 //! carry a Message-ID (generated when the caller gives none) and any extra
 //! headers the domain asks for (`Auto-Submitted`, `In-Reply-To`, ...).
+//!
+//! TLS (STARTTLS or implicit) verifies the server against the WebPKI roots
+//! and, when `ca_file` names one, the certificates of that PEM file too.
+//! Error texts never carry the password: whatever the server sent back is
+//! scrubbed of it (as given and in the base64 forms AUTH sends it in).
 
+use std::path::PathBuf;
 use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
 
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -15,6 +24,7 @@ use lettre::message::header::{HeaderName, HeaderValue, MessageId};
 use lettre::message::{Mailbox, MultiPart, SinglePart};
 use lettre::transport::smtp::PoolConfig;
 use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
 /// How the connection to the SMTP server is secured.
@@ -54,6 +64,9 @@ pub struct SmtpSettings {
     /// The From address, optionally with a display name: `Mesa de ayuda <ayuda@example.com>`.
     pub from: String,
     pub timeout: Duration,
+    /// A PEM file of extra trusted root certificates (a private CA), on top
+    /// of the WebPKI roots; `None`: those roots only.
+    pub ca_file: Option<PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -62,6 +75,18 @@ pub enum SmtpConfigError {
     From(String, String),
     #[error("cannot set up TLS for {0}: {1}")]
     Tls(String, String),
+    #[error("CA file {0}: {1}")]
+    CaFile(String, String),
+}
+
+/// Reads a PEM file of root certificates; it must hold at least one.
+pub fn read_ca_file(path: &std::path::Path) -> Result<Certificate, SmtpConfigError> {
+    let bad = |m: String| SmtpConfigError::CaFile(path.display().to_string(), m);
+    let pem = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
+    if !String::from_utf8_lossy(&pem).contains("-----BEGIN CERTIFICATE-----") {
+        return Err(bad("no PEM certificate in it".into()));
+    }
+    Certificate::from_pem(&pem).map_err(|e| bad(e.to_string()))
 }
 
 /// Must be created and dropped inside a tokio runtime (the connection pool
@@ -71,26 +96,49 @@ pub struct SmtpMailer {
     from: Mailbox,
     /// Domain part used in generated Message-IDs.
     id_domain: String,
+    /// Texts no error may carry: the password in the forms it is sent in.
+    secrets: Vec<String>,
 }
 
 impl SmtpMailer {
     pub fn new(s: &SmtpSettings) -> Result<Self, SmtpConfigError> {
         let from: Mailbox = s.from.parse().map_err(|e| SmtpConfigError::From(s.from.clone(), format!("{e}")))?;
-        let mut builder = match s.security {
-            Security::None => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&s.host),
-            Security::StartTls => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&s.host)
-                .map_err(|e| SmtpConfigError::Tls(s.host.clone(), e.to_string()))?,
-            Security::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(&s.host)
-                .map_err(|e| SmtpConfigError::Tls(s.host.clone(), e.to_string()))?,
+        let tls = |host: &str| -> Result<TlsParameters, SmtpConfigError> {
+            let mut params = TlsParameters::builder(host.to_string());
+            if let Some(path) = &s.ca_file {
+                params = params.add_root_certificate(read_ca_file(path)?);
+            }
+            params.build().map_err(|e| SmtpConfigError::Tls(host.to_string(), e.to_string()))
+        };
+        let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&s.host);
+        builder = match s.security {
+            Security::None => builder,
+            Security::StartTls => builder.tls(Tls::Required(tls(&s.host)?)),
+            Security::Tls => builder.tls(Tls::Wrapper(tls(&s.host)?)),
         }
         .port(s.port)
         .timeout(Some(s.timeout))
         .pool_config(PoolConfig::new().max_size(4).idle_timeout(Duration::from_secs(60)));
+        let mut secrets = Vec::new();
         if let (Some(user), Some(pass)) = (&s.username, &s.password) {
             builder = builder.credentials(Credentials::new(user.clone(), pass.clone()));
+            if !pass.is_empty() {
+                // As given, and as AUTH LOGIN and AUTH PLAIN send it.
+                secrets.push(pass.clone());
+                secrets.push(BASE64.encode(pass));
+                secrets.push(BASE64.encode(format!("\0{user}\0{pass}")));
+            }
         }
         let id_domain = from.email.domain().to_string();
-        Ok(Self { transport: builder.build(), from, id_domain })
+        Ok(Self { transport: builder.build(), from, id_domain, secrets })
+    }
+
+    /// `text` without the password (a server may repeat what it was sent).
+    fn scrub(&self, mut text: String) -> String {
+        for secret in &self.secrets {
+            text = text.replace(secret.as_str(), "[password]");
+        }
+        text
     }
 
     fn build(&self, mail: &OutgoingMail, message_id: &str) -> Result<Message, NotifyError> {
@@ -129,8 +177,8 @@ impl MailNotifier for SmtpMailer {
         let message = self.build(&mail, &message_id)?;
         match self.transport.send(message).await {
             Ok(_) => Ok(message_id),
-            Err(e) if e.is_permanent() => Err(NotifyError::Permanent(e.to_string())),
-            Err(e) => Err(NotifyError::Temporary(e.to_string())),
+            Err(e) if e.is_permanent() => Err(NotifyError::Permanent(self.scrub(e.to_string()))),
+            Err(e) => Err(NotifyError::Temporary(self.scrub(e.to_string()))),
         }
     }
 }
@@ -143,8 +191,8 @@ mod tests {
         mailer_on(1)
     }
 
-    fn mailer_on(port: u16) -> SmtpMailer {
-        SmtpMailer::new(&SmtpSettings {
+    fn settings_on(port: u16) -> SmtpSettings {
+        SmtpSettings {
             host: "127.0.0.1".into(),
             port,
             security: Security::None,
@@ -152,8 +200,12 @@ mod tests {
             password: None,
             from: "Mesa de ayuda <ayuda@helpdesk.test>".into(),
             timeout: Duration::from_secs(2),
-        })
-        .unwrap()
+            ca_file: None,
+        }
+    }
+
+    fn mailer_on(port: u16) -> SmtpMailer {
+        SmtpMailer::new(&settings_on(port)).unwrap()
     }
 
     fn mail() -> OutgoingMail {
@@ -193,6 +245,48 @@ mod tests {
         closed.bind(([127, 0, 0, 1], 0).into()).unwrap();
         let err = mailer_on(closed.local_addr().unwrap().port()).send(mail()).await.unwrap_err();
         assert!(matches!(err, NotifyError::Temporary(_)), "{err:?}");
+    }
+
+    /// A server that refuses AUTH repeating what it was sent, decoded too:
+    /// the error text must not carry the password in any form.
+    #[tokio::test]
+    async fn no_error_text_carries_the_password() {
+        use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            let (tcp, _) = listener.accept().await.unwrap();
+            let (read, mut write) = tcp.into_split();
+            let mut lines = BufReader::new(read).lines();
+            write.write_all(b"220 fake ESMTP\r\n").await.unwrap();
+            while let Ok(Some(line)) = lines.next_line().await {
+                let reply = if line.starts_with("EHLO") {
+                    "250-fake\r\n250 AUTH PLAIN LOGIN\r\n".to_string()
+                } else if let Some(b64) = line.strip_prefix("AUTH PLAIN ") {
+                    let decoded = BASE64.decode(b64).unwrap_or_default();
+                    let decoded = String::from_utf8_lossy(&decoded).replace('\0', " ");
+                    format!("535 5.7.8 refused {line} ({decoded})\r\n")
+                } else {
+                    "221 bye\r\n".to_string()
+                };
+                write.write_all(reply.as_bytes()).await.unwrap();
+            }
+        });
+        let mailer = SmtpMailer::new(&SmtpSettings {
+            username: Some("ayuda".into()),
+            password: Some("Clave-Smtp-4471".into()),
+            ..settings_on(port)
+        })
+        .unwrap();
+        let err = mailer.send(mail()).await.unwrap_err();
+        let text = match &err {
+            NotifyError::Permanent(t) | NotifyError::Temporary(t) => t.clone(),
+        };
+        assert!(text.contains("535") && text.contains("[password]"), "the server's words are kept: {text}");
+        for secret in ["Clave-Smtp-4471", &BASE64.encode("Clave-Smtp-4471"), &BASE64.encode("\0ayuda\0Clave-Smtp-4471")]
+        {
+            assert!(!text.contains(secret), "{secret:?} in {text:?}");
+        }
     }
 
     #[test]

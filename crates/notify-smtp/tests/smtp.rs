@@ -16,6 +16,7 @@ fn settings(port: u16) -> SmtpSettings {
         password: None,
         from: "Mesa de ayuda <ayuda@helpdesk.test>".into(),
         timeout: Duration::from_secs(5),
+        ca_file: None,
     }
 }
 
