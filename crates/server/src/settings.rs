@@ -91,6 +91,8 @@ pub struct SmtpConfig {
     pub password: String,
     pub from: String,
     pub timeout_secs: u64,
+    /// PEM file of extra trusted root certificates; empty: WebPKI roots only.
+    pub ca_file: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -126,6 +128,8 @@ pub struct ReaderConfig {
     pub timeout_secs: u64,
     pub allow_plaintext: bool,
     pub system: String,
+    /// PEM file of extra trusted root certificates; empty: WebPKI roots only.
+    pub ca_file: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -262,6 +266,7 @@ impl Settings {
             password: opt(&s.password),
             from: s.from.clone(),
             timeout: Duration::from_secs(s.timeout_secs.max(1)),
+            ca_file: ca_file("smtp.ca_file", &s.ca_file)?,
         })
     }
 
@@ -351,6 +356,11 @@ impl Settings {
         Ok(ReaderSettings { max_message_bytes: r.max_message_bytes, system: r.system.trim().to_string() })
     }
 
+    /// `reader.ca_file`, checked.
+    pub fn reader_ca_file(&self) -> Result<Option<PathBuf>, ConfigError> {
+        ca_file("reader.ca_file", &self.reader.ca_file)
+    }
+
     pub fn log_format(&self) -> Result<LogFormat, ConfigError> {
         match self.log.format.as_str() {
             "text" => Ok(LogFormat::Text),
@@ -372,6 +382,7 @@ impl Settings {
         self.outbox()?;
         self.limits()?;
         self.reader()?;
+        self.reader_ca_file()?;
         self.log_format()?;
         tracing_subscriber::EnvFilter::try_new(&self.log.level).map_err(|e| bad("log.level", e.to_string()))?;
         Ok(())
@@ -382,6 +393,20 @@ impl Settings {
 pub enum LogFormat {
     Text,
     Json,
+}
+
+/// A file of extra trusted root certificates: empty for none, otherwise a
+/// readable file holding at least one PEM certificate.
+fn ca_file(key: &str, value: &str) -> Result<Option<PathBuf>, ConfigError> {
+    if value.trim().is_empty() {
+        return Ok(None);
+    }
+    let path = PathBuf::from(value.trim());
+    let text = std::fs::read_to_string(&path).map_err(|e| bad(key, format!("{}: {e}", path.display())))?;
+    if !text.contains("-----BEGIN CERTIFICATE-----") {
+        return Err(bad(key, format!("{}: no PEM certificate in it", path.display())));
+    }
+    Ok(Some(path))
 }
 
 /// Turns the config crate's errors into one line naming the key.
@@ -443,5 +468,11 @@ mod tests {
         s.validate().unwrap();
         s.log.format = "xml".into();
         assert_eq!(s.validate().unwrap_err().key, "log.format");
+        s.log.format = "text".into();
+        s.smtp.ca_file = "/no/such/ca.pem".into();
+        assert_eq!(s.validate().unwrap_err().key, "smtp.ca_file");
+        s.smtp.ca_file = String::new();
+        s.reader.ca_file = "/etc/hostname".into();
+        assert_eq!(s.validate().unwrap_err().key, "reader.ca_file");
     }
 }
