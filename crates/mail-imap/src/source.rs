@@ -1,5 +1,6 @@
 //! IMAP through async-imap.
 
+use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -14,6 +15,8 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::rustls;
+use tokio_rustls::rustls::pki_types::CertificateDer;
+use tokio_rustls::rustls::pki_types::pem::PemObject;
 
 #[derive(Debug, Clone)]
 pub struct ImapOptions {
@@ -22,12 +25,29 @@ pub struct ImapOptions {
     /// Lets accounts on ports other than 993 log in without TLS when the
     /// server offers no STARTTLS (a server on loopback, tests).
     pub allow_plaintext: bool,
+    /// A PEM file of extra trusted root certificates (a private CA), on top
+    /// of the WebPKI roots; `None`: those roots only.
+    pub ca_file: Option<PathBuf>,
+    /// Ports spoken to in TLS from the first byte (IMAPS); every other
+    /// port upgrades with STARTTLS. `[993]` by default.
+    pub implicit_tls_ports: Vec<u16>,
 }
 
 impl Default for ImapOptions {
     fn default() -> Self {
-        Self { timeout: Duration::from_secs(30), allow_plaintext: false }
+        Self { timeout: Duration::from_secs(30), allow_plaintext: false, ca_file: None, implicit_tls_ports: vec![993] }
     }
+}
+
+/// The certificates of a PEM file; it must hold at least one.
+pub fn read_ca_file(path: &Path) -> Result<Vec<CertificateDer<'static>>, SourceError> {
+    let bad = |m: String| SourceError::Config(format!("CA file {}: {m}", path.display()));
+    let pem = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
+    let certs = CertificateDer::pem_slice_iter(&pem).collect::<Result<Vec<_>, _>>().map_err(|e| bad(e.to_string()))?;
+    if certs.is_empty() {
+        return Err(bad("no PEM certificate in it".into()));
+    }
+    Ok(certs)
 }
 
 /// The IMAP servers of the mail accounts.
@@ -38,27 +58,34 @@ pub struct ImapSource {
 }
 
 impl ImapSource {
-    pub fn new(options: ImapOptions) -> Self {
+    /// Fails only on a CA file that cannot be read or holds no certificate.
+    pub fn new(options: ImapOptions) -> Result<Self, SourceError> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let roots = rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
+        let mut roots = rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
+        if let Some(path) = &options.ca_file {
+            for cert in read_ca_file(path)? {
+                roots.add(cert).map_err(|e| SourceError::Config(format!("CA file {}: {e}", path.display())))?;
+            }
+        }
         let config = rustls::ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .expect("ring supports the default protocol versions")
             .with_root_certificates(roots)
             .with_no_client_auth();
-        Self { options, tls: TlsConnector::from(Arc::new(config)) }
+        Ok(Self { options, tls: TlsConnector::from(Arc::new(config)) })
     }
 
-    /// Port 993 is implicit TLS; any other port upgrades with STARTTLS, or
-    /// stays plain when the options allow it and the server offers no TLS.
-    pub fn implicit_tls(port: u16) -> bool {
-        port == 993
+    /// Port 993 (by default) is implicit TLS; any other port upgrades with
+    /// STARTTLS, or stays plain when the options allow it and the server
+    /// offers no TLS.
+    pub fn implicit_tls(&self, port: u16) -> bool {
+        self.options.implicit_tls_ports.contains(&port)
     }
 
     /// A connection with the server's greeting read, ready to log in.
     async fn client(&self, host: &str, port: u16) -> Result<Client, SourceError> {
         let tcp = timed(self.options.timeout, "connect", TcpStream::connect((host, port))).await?;
-        if Self::implicit_tls(port) {
+        if self.implicit_tls(port) {
             let mut client = async_imap::Client::new(Stream::Tls(Box::new(self.tls_over(host, tcp).await?)));
             greeting(&mut client, self.options.timeout).await?;
             return Ok(client);
@@ -99,7 +126,11 @@ impl MailboxSource for ImapSource {
         let login = tokio::time::timeout(self.options.timeout, client.login(&account.user, password)).await;
         let session = match login {
             Err(_) => return Err(SourceError::Server(format!("LOGIN timed out after {:?}", self.options.timeout))),
-            Ok(Err((e, _))) => return Err(SourceError::Server(format!("LOGIN as {} refused: {e}", account.user))),
+            // The server's words, minus the password should it repeat it.
+            Ok(Err((e, _))) => {
+                let said = scrub(e.to_string(), password);
+                return Err(SourceError::Server(format!("LOGIN as {} refused: {said}", account.user)));
+            }
             Ok(Ok(s)) => s,
         };
         Ok(ImapSession { session, timeout: self.options.timeout })
@@ -213,6 +244,26 @@ async fn greeting(client: &mut Client, timeout: Duration) -> Result<(), SourceEr
     }
 }
 
+/// `text` without `password`: as given, as IMAP quotes it, and either of
+/// those as Rust's `{:?}` escapes it (async-imap's errors print the
+/// server's text that way).
+fn scrub(mut text: String, password: &str) -> String {
+    if password.is_empty() {
+        return text;
+    }
+    let quoted = password.replace('\\', "\\\\").replace('"', "\\\"");
+    let debug = |s: &str| {
+        let d = format!("{s:?}");
+        d[1..d.len() - 1].to_string()
+    };
+    let mut forms = vec![debug(&quoted), debug(password), quoted, password.to_string()];
+    forms.sort_by_key(|f| std::cmp::Reverse(f.len()));
+    for form in forms {
+        text = text.replace(&form, "[password]");
+    }
+    text
+}
+
 /// `1,3:5,9` from sorted UIDs.
 fn uid_set(uids: &[u32]) -> String {
     let mut out = String::new();
@@ -288,8 +339,65 @@ mod tests {
     }
 
     #[test]
-    fn only_port_993_is_implicit_tls() {
-        assert!(ImapSource::implicit_tls(993));
-        assert!(!ImapSource::implicit_tls(143));
+    fn only_port_993_is_implicit_tls_unless_told() {
+        let source = ImapSource::new(ImapOptions::default()).unwrap();
+        assert!(source.implicit_tls(993));
+        assert!(!source.implicit_tls(143));
+        let source = ImapSource::new(ImapOptions { implicit_tls_ports: vec![10993], ..Default::default() }).unwrap();
+        assert!(source.implicit_tls(10993) && !source.implicit_tls(993));
+    }
+
+    #[test]
+    fn a_ca_file_without_certificates_is_refused() {
+        let options = ImapOptions { ca_file: Some("/etc/hostname".into()), ..Default::default() };
+        assert!(matches!(ImapSource::new(options), Err(SourceError::Config(_))));
+        let options = ImapOptions { ca_file: Some("/no/such/ca.pem".into()), ..Default::default() };
+        assert!(matches!(ImapSource::new(options), Err(SourceError::Config(_))));
+    }
+
+    /// A server that refuses LOGIN repeating the command it got: the
+    /// error text must not carry the password.
+    #[tokio::test]
+    async fn a_refused_login_does_not_carry_the_password() {
+        use helpdesk_domain::model::Status;
+        use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            let (tcp, _) = listener.accept().await.unwrap();
+            let (read, mut write) = tcp.into_split();
+            let mut lines = BufReader::new(read).lines();
+            write.write_all(b"* OK fake IMAP ready\r\n").await.unwrap();
+            while let Ok(Some(line)) = lines.next_line().await {
+                let (tag, command) = line.split_once(' ').unwrap_or((&line, ""));
+                let reply = if command.starts_with("STARTTLS") {
+                    format!("{tag} BAD no TLS here\r\n")
+                } else {
+                    format!("{tag} NO [AUTHENTICATIONFAILED] refused: {command}\r\n")
+                };
+                write.write_all(reply.as_bytes()).await.unwrap();
+            }
+        });
+        let source = ImapSource::new(ImapOptions {
+            allow_plaintext: true,
+            timeout: Duration::from_secs(5),
+            ..Default::default()
+        })
+        .unwrap();
+        let account = MailAccount {
+            id: 1,
+            host: "127.0.0.1".into(),
+            user: "buzon@example.test".into(),
+            sealed_password: Vec::new(),
+            port: port.to_string(),
+            mailboxes: vec![],
+            department_id: 1,
+            status: Status::Active,
+            send_acknowledgement: false,
+        };
+        let Err(err) = source.connect(&account, "Clave\"Buzon\\9931").await else { panic!("LOGIN must fail") };
+        let text = err.to_string();
+        assert!(text.contains("AUTHENTICATIONFAILED") && text.contains("[password]"), "{text}");
+        assert!(!text.contains("Buzon") && !text.contains("9931"), "{text}");
     }
 }

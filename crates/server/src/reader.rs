@@ -23,7 +23,10 @@ pub fn build(settings: &Settings, db: Arc<Db>, clock: Arc<dyn Clock>) -> Result<
     let source = ImapSource::new(ImapOptions {
         timeout: Duration::from_secs(r.timeout_secs),
         allow_plaintext: r.allow_plaintext,
-    });
+        ca_file: settings.reader_ca_file()?,
+        ..ImapOptions::default()
+    })
+    .map_err(|e| ConfigError { key: "reader.ca_file".into(), message: e.to_string() })?;
     Ok(ReaderService::new(ReaderParts {
         repo: db,
         ingest,
