@@ -20,7 +20,7 @@ use actix_web::{HttpMessage, HttpRequest};
 use futures_util::StreamExt;
 use helpdesk_domain::model::{AuditOutcome, AuditRecord, NewAuditEntry};
 use helpdesk_domain::ports::{Adapters, AuditRepository};
-use helpdesk_domain::services::{AuditService, redacted_body_text};
+use helpdesk_domain::services::{AuditService, MAX_REFUSED_BODY_BYTES, redacted_body_text, truncate_bytes};
 use serde_json::{Map, Value};
 
 use crate::AppState;
@@ -86,10 +86,10 @@ pub(crate) async fn audit_middleware<A: Adapters>(
 
     let endpoint = req.path().strip_prefix("/api/").unwrap_or(req.path()).to_string();
     let audited_path = endpoint.clone();
-    let parsed = body.as_ref().ok().and_then(|b| parse_for_audit(&req, b));
+    let content_type = req.content_type().to_ascii_lowercase();
+    let parsed = body.as_ref().ok().and_then(|b| parse_for_audit(&content_type, b));
     // The handler gets the JSON parsed here; forms are read again (cheap).
-    let is_form = req.content_type().eq_ignore_ascii_case("application/x-www-form-urlencoded");
-    let json_for_handler = if is_form { None } else { parsed.clone() };
+    let json_for_handler = if is_json_type(&content_type) { parsed.clone() } else { None };
     let parent_id = parent_id(parsed.as_ref(), req.query_string());
     let consumer_name = req
         .headers()
@@ -102,7 +102,7 @@ pub(crate) async fn audit_middleware<A: Adapters>(
         endpoint,
         method: req.method().to_string(),
         client_ip: crate::call::client_ip(req.request()),
-        body: redacted_body_text(parsed, body_len),
+        body: redacted_body_text(parsed, body_len, &content_type),
         parent_id,
     };
     let id = match state.audit.reserve_id().await {
@@ -145,7 +145,9 @@ pub(crate) async fn audit_middleware<A: Adapters>(
         // unnumbered in the spool, which numbers it when the store is back.
         let duration_us = i64::try_from(started.elapsed().as_micros()).unwrap_or(i64::MAX);
         let outcome = AuditOutcome { consumer_id: ctx.consumer(), status, duration_us };
-        if let Err(e) = state.audit.record_unnumbered(unnumbered.take().expect("kept for this"), outcome).await {
+        let mut entry = unnumbered.take().expect("kept for this");
+        cap_refused_body(&mut entry, status);
+        if let Err(e) = state.audit.record_unnumbered(entry, outcome).await {
             tracing::error!(error = %e, "cannot keep the audit record of an unnumbered request");
         }
     }
@@ -182,7 +184,8 @@ struct Pending<'a, R: AuditRepository> {
 impl<R: AuditRepository> Pending<'_, R> {
     /// The finished record, once (afterwards the guard has nothing to do).
     fn record(&mut self, status: u16) -> Option<AuditRecord> {
-        let entry = self.entry.take()?;
+        let mut entry = self.entry.take()?;
+        cap_refused_body(&mut entry, status);
         let duration_us = i64::try_from(self.started.elapsed().as_micros()).unwrap_or(i64::MAX);
         let outcome = AuditOutcome { consumer_id: self.ctx.consumer(), status, duration_us };
         Some(AuditRecord { id: self.id, entry, outcome })
@@ -224,18 +227,64 @@ async fn read_body(req: &mut ServiceRequest, limit: usize) -> Result<Bytes, ApiE
     Ok(buf.freeze())
 }
 
-/// The body as JSON for the record (JSON or form), or `None`.
-fn parse_for_audit(req: &ServiceRequest, body: &Bytes) -> Option<Value> {
+/// Statuses answered before any handler trusted the request (bad or no
+/// credentials, no such route or method, body too large or of the wrong
+/// type): anyone can cause them, so only [`MAX_REFUSED_BODY_BYTES`] of
+/// their body are kept. The status is known only now, when the record is
+/// finished, so the body decided before the handler is cut here.
+fn cap_refused_body(entry: &mut NewAuditEntry, status: u16) {
+    if matches!(status, 401 | 403 | 404 | 405 | 413 | 415) && entry.body.len() > MAX_REFUSED_BODY_BYTES {
+        entry.body = truncate_bytes(&entry.body, MAX_REFUSED_BODY_BYTES);
+    }
+}
+
+/// `application/json`, `application/*+json`, or no content type at all
+/// (a body without one is read as JSON when it parses).
+fn is_json_type(content_type: &str) -> bool {
+    content_type.is_empty()
+        || content_type == "application/json"
+        || (content_type.starts_with("application/") && content_type.ends_with("+json"))
+}
+
+/// The body as JSON for the record, or `None` when it does not parse as its
+/// declared content type: JSON for JSON (or none), a well-formed form for
+/// `application/x-www-form-urlencoded` (JSON posted as a form is not one),
+/// and nothing for any other type. `None` stores only the size and type.
+fn parse_for_audit(content_type: &str, body: &Bytes) -> Option<Value> {
     if body.is_empty() {
         return None;
     }
-    let ct = req.content_type().to_ascii_lowercase();
-    if ct == "application/x-www-form-urlencoded" {
-        let map: Map<String, Value> =
-            url::form_urlencoded::parse(body).map(|(k, v)| (k.into_owned(), Value::String(v.into_owned()))).collect();
-        return Some(Value::Object(map));
+    if content_type == "application/x-www-form-urlencoded" {
+        return parse_form_strictly(body).map(Value::Object);
     }
-    serde_json::from_slice(body).ok()
+    if is_json_type(content_type) {
+        return serde_json::from_slice(body).ok();
+    }
+    None
+}
+
+/// A form whose every field has a plain name (letters, digits, `_`, `-`,
+/// `.`, spaces and PHP's `[...]`); anything else (JSON text, binary) is not
+/// read as a form, since a secret in it could hide under any name. A name
+/// sent twice (`a[]=1&a[]=2`) keeps every value, as an array.
+fn parse_form_strictly(body: &[u8]) -> Option<Map<String, Value>> {
+    let mut map = Map::new();
+    for (k, v) in url::form_urlencoded::parse(body) {
+        let plain =
+            !k.is_empty() && k.chars().all(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | '.' | ' ' | '[' | ']'));
+        if !plain {
+            return None;
+        }
+        let v = Value::String(v.into_owned());
+        match map.get_mut(k.as_ref()) {
+            Some(Value::Array(items)) => items.push(v),
+            Some(prev) => *prev = Value::Array(vec![prev.take(), v]),
+            None => {
+                map.insert(k.into_owned(), v);
+            }
+        }
+    }
+    Some(map)
 }
 
 /// The `id_bitacora_log` a client sent (body or query; string or number).

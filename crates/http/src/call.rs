@@ -66,9 +66,13 @@ pub fn input(req: &HttpRequest, raw: RawBody, accept: Accept) -> Result<Map<Stri
     Ok(bag)
 }
 
-/// The client's address (the TCP peer; proxies are not trusted).
+/// The client's address: the TCP peer, or, when the peer is one of
+/// `server.trusted_proxies`, the right-most `X-Forwarded-For` address that
+/// is not a trusted proxy (resolved once per request by
+/// [`crate::security`]'s middleware). Used by the bitácora and by login
+/// throttling.
 pub fn client_ip(req: &HttpRequest) -> String {
-    req.peer_addr().map(|a| a.ip().to_string()).unwrap_or_default()
+    crate::security::ClientAddr::of(req).map(|ip| ip.to_string()).unwrap_or_default()
 }
 
 fn header<'a>(req: &'a HttpRequest, name: &str) -> Option<&'a str> {

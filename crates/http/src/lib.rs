@@ -12,6 +12,7 @@ pub mod error;
 pub mod metrics;
 pub mod openapi;
 mod routes;
+pub mod security;
 pub mod validation;
 
 use std::sync::Arc;
@@ -24,6 +25,7 @@ use helpdesk_domain::services::*;
 use helpdesk_domain::services::{IngestSettings, MessageIdSigner, OutboxSettings};
 
 pub use routes::configure;
+pub use security::{Cidr, CorsOrigins, HttpPolicy, parse_cidrs};
 
 /// Request limits.
 #[derive(Debug, Clone)]
@@ -58,6 +60,8 @@ pub struct AppState<A: Adapters> {
     pub bot: Arc<BotService<A::Store, A::Chat>>,
     pub metrics: metrics::Metrics,
     pub limits: Limits,
+    /// Trusted proxies, who may read `/metrics`, CORS origins.
+    pub policy: Arc<HttpPolicy>,
 }
 
 /// Keys the services need.
@@ -128,7 +132,15 @@ impl<A: Adapters> AppState<A> {
             store,
             clock: w.clock,
             limits: w.limits,
+            policy: Arc::new(HttpPolicy::default()),
         }
+    }
+
+    /// Replaces the default network policy (nothing trusted, `/metrics`
+    /// from loopback only, CORS from any origin).
+    pub fn with_policy(mut self, policy: HttpPolicy) -> Self {
+        self.policy = Arc::new(policy);
+        self
     }
 
     pub fn into_data(self) -> web::Data<Self> {

@@ -15,21 +15,62 @@ use futures_util::stream::FuturesUnordered;
 use crate::model::{AuditEntry, AuditOutcome, AuditRecord, NewAuditEntry, SpooledAudit};
 use crate::ports::{AuditRepository, AuditSpool, SpoolCursor, SpoolError, SpoolStats};
 
-/// Keys whose values never reach the bitácora (compared case-insensitively,
-/// at any depth). Mailbox passwords arrive as `password`.
+/// Names whose values never reach the bitácora. A field is secret when any
+/// segment of its normalised name (see [`is_secret_key`]) is one of these,
+/// or contains `password`, `passwd`, `secret` or `contrasena`, or ends in
+/// `token` (`access_token`, `id_token`), or ends in `_pin`. Mailbox
+/// passwords arrive as `password`.
 pub const REDACTED_KEYS: &[&str] =
-    &["password", "password_confirmation", "token", "pin", "x-user-secret", "secret", "authorization"];
+    &["password", "password_confirmation", "token", "pin", "x_user_secret", "secret", "authorization", "clave"];
+
+/// Names that look secret by the rules above but hold none (`update_token`
+/// is the flag `S`/`N` of `SSO/ADI/setToken`).
+const NOT_SECRET: &[&str] = &["update_token"];
 
 pub const REDACTED: &str = "[REDACTED]";
 
 /// Longest body kept in a record, in characters; the rest is cut with a note.
 pub const MAX_AUDIT_BODY_CHARS: usize = 16_384;
 
-fn is_secret_key(key: &str) -> bool {
-    REDACTED_KEYS.iter().any(|k| k.eq_ignore_ascii_case(key))
+/// Longest body kept, in bytes, for a request refused before any handler
+/// could trust it (401, 403, 404, 405, 413, 415): anyone can send those.
+pub const MAX_REFUSED_BODY_BYTES: usize = 512;
+
+/// The segments of a field name, normalised: trimmed, lower case, `-` and
+/// spaces as `_`, and PHP's brackets split off (`a[password]` is `a` and
+/// `password`; `password[]` and `password[0]` are `password`; `a.password`
+/// is `a` and `password`).
+fn key_segments(key: &str) -> impl Iterator<Item = String> + '_ {
+    key.split(['[', ']', '.'])
+        .map(|seg| {
+            seg.trim()
+                .chars()
+                .flat_map(char::to_lowercase)
+                .map(|c| if c == '-' || c.is_whitespace() { '_' } else { c })
+                .collect::<String>()
+        })
+        .filter(|seg| !seg.is_empty() && !seg.bytes().all(|b| b.is_ascii_digit()))
 }
 
-/// Replaces the value of every secret key, at any depth.
+fn is_secret_segment(seg: &str) -> bool {
+    if NOT_SECRET.contains(&seg) {
+        return false;
+    }
+    REDACTED_KEYS.contains(&seg)
+        || ["password", "passwd", "secret", "contrasena", "contraseña"].iter().any(|w| seg.contains(w))
+        || seg.ends_with("token")
+        || seg.ends_with("_pin")
+}
+
+/// Whether a field's value is a secret, by its normalised name: any case,
+/// `-` or `_`, PHP-style nesting (`a[password]`, `password[]`).
+pub fn is_secret_key(key: &str) -> bool {
+    key_segments(key).any(|seg| is_secret_segment(&seg))
+}
+
+/// Replaces the value of every secret key, at any depth (objects inside
+/// arrays included). A string that is itself a JSON object or array (JSON
+/// sent inside a form field or a JSON string) is redacted inside too.
 pub fn redact(value: &mut Value) {
     match value {
         Value::Object(map) => {
@@ -42,23 +83,54 @@ pub fn redact(value: &mut Value) {
             }
         }
         Value::Array(items) => items.iter_mut().for_each(redact),
+        Value::String(s) => {
+            let t = s.trim_start();
+            if t.starts_with('{') || t.starts_with('[') {
+                if let Ok(mut inner @ (Value::Object(_) | Value::Array(_))) = serde_json::from_str::<Value>(s) {
+                    let before = inner.clone();
+                    redact(&mut inner);
+                    if inner != before {
+                        *s = inner.to_string();
+                    }
+                }
+            }
+        }
         _ => {}
     }
 }
 
-/// The text stored for a request body: redacted JSON, or, for a body that is
-/// not a JSON object or array (malformed, binary), only its size, because an
-/// unparsable body might hold a secret we cannot find.
-pub fn redacted_body_text(body: Option<Value>, raw_len: usize) -> String {
+/// The text stored for a request body: redacted JSON, or, for a body that
+/// did not parse as its declared content type (`body` is `None`: malformed
+/// JSON, JSON posted as a form, binary) or is not a JSON object or array,
+/// only its size and content type, because a secret in it could not be found.
+pub fn redacted_body_text(body: Option<Value>, raw_len: usize, content_type: &str) -> String {
     let text = match body {
         Some(mut v @ (Value::Object(_) | Value::Array(_))) => {
             redact(&mut v);
             v.to_string()
         }
         Some(_) | None if raw_len == 0 => String::new(),
-        _ => format!("<cuerpo no JSON de {raw_len} bytes omitido>"),
+        _ => {
+            let ct: String = content_type.chars().filter(|c| c.is_ascii_graphic()).take(100).collect();
+            let ct = if ct.is_empty() { "sin Content-Type".to_string() } else { ct };
+            format!("<cuerpo de {raw_len} bytes ({ct}) omitido: no se pudo leer como su tipo de contenido>")
+        }
     };
     truncate_chars(&text, MAX_AUDIT_BODY_CHARS)
+}
+
+/// Cuts a stored body to at most `max` bytes (never inside a character),
+/// ending in `…` when cut.
+pub fn truncate_bytes(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let ellipsis = '…';
+    let mut end = max.saturating_sub(ellipsis.len_utf8());
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}{ellipsis}", &s[..end])
 }
 
 /// Cuts a string to at most `max` characters (never inside a character).
@@ -609,10 +681,75 @@ mod tests {
 
     #[test]
     fn unparsable_bodies_are_not_stored() {
-        let t = redacted_body_text(None, 17);
-        assert!(t.contains("17 bytes"));
-        assert_eq!(redacted_body_text(None, 0), "");
-        assert!(redacted_body_text(Some(json!("password=x")), 10).contains("10 bytes"));
+        let t = redacted_body_text(None, 17, "application/json");
+        assert!(t.contains("17 bytes") && t.contains("application/json"), "{t}");
+        assert_eq!(redacted_body_text(None, 0, "application/json"), "");
+        assert!(redacted_body_text(Some(json!("password=x")), 10, "application/json").contains("10 bytes"));
+        let t = redacted_body_text(None, 5, "");
+        assert!(t.contains("5 bytes") && t.contains("sin Content-Type"), "{t}");
+        // A hostile content type is cut and kept printable.
+        let t = redacted_body_text(None, 5, &format!("text/x\n{}", "a".repeat(500)));
+        assert!(t.len() < 250 && !t.contains('\n'), "{t}");
+    }
+
+    #[test]
+    fn secret_keys_are_recognised_by_their_normalised_name() {
+        for key in [
+            "password",
+            "Password",
+            "PASSWORD",
+            " password ",
+            "password[]",
+            "password[0]",
+            "a[password]",
+            "a[0][Password]",
+            "usuario.password",
+            "new_password",
+            "mailbox-password",
+            "password-confirmation",
+            "X-User-Secret",
+            "x_user_secret",
+            "client_secret",
+            "access_token",
+            "refreshToken",
+            "Authorization",
+            "device_pin",
+            "PIN",
+            "clave",
+            "contraseña",
+        ] {
+            assert!(is_secret_key(key), "{key} is a secret");
+        }
+        for key in ["usuario", "update_token", "pinned", "shipping", "id_bitacora_log", "user_id", "subject"] {
+            assert!(!is_secret_key(key), "{key} is not a secret");
+        }
+    }
+
+    #[test]
+    fn secrets_are_redacted_in_arrays_forms_and_json_inside_strings() {
+        let mut v = json!({
+            "password[]": "p1",
+            "a[password]": "p2",
+            "list": [[{"Password": "p3"}], {"deep": [{"token": "p4"}]}],
+            "data": "{\"password\": \"p5\"}",
+            "update_token": "S",
+            "text": "[no es JSON"
+        });
+        redact(&mut v);
+        let s = v.to_string();
+        for secret in ["p1", "p2", "p3", "p4", "p5"] {
+            assert!(!s.contains(secret), "{secret} leaked in {s}");
+        }
+        assert_eq!(v["update_token"], "S");
+        assert_eq!(v["text"], "[no es JSON");
+    }
+
+    #[test]
+    fn refused_bodies_are_cut_by_bytes() {
+        assert_eq!(truncate_bytes("abc", 512), "abc");
+        let cut = truncate_bytes(&"ñ".repeat(1000), MAX_REFUSED_BODY_BYTES);
+        assert!(cut.len() <= MAX_REFUSED_BODY_BYTES && cut.ends_with('…'), "{}", cut.len());
+        assert!(cut.len() >= MAX_REFUSED_BODY_BYTES - 4);
     }
 
     #[test]

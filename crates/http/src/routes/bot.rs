@@ -28,13 +28,28 @@ fn rules() -> Vec<Field> {
     ]
 }
 
+/// Whether the query string carries the token (or any other secret), by
+/// normalised name (`token`, `Token`, `token[]`).
+fn token_in_query(query: &str) -> bool {
+    url::form_urlencoded::parse(query.as_bytes()).any(|(k, _)| helpdesk_domain::services::is_secret_key(&k))
+}
+
 pub async fn probe() -> HttpResponse {
     HttpResponse::Ok().finish()
 }
 
 pub async fn configure<A: Adapters>(state: web::Data<AppState<A>>, req: HttpRequest) -> HttpResponse {
     let st = state.clone();
+    let token_in_query = token_in_query(req.query_string());
     unguarded::<A, _, _>(&req, Endpoint::SynologyBot, Accept::JsonOrForm, |bag| async move {
+        // A token in the URL ends up in proxy and access logs: refused
+        // before anything else, even a right one (nothing is done; the
+        // caller must move it to the body, where Synology sends it).
+        if token_in_query {
+            return Err(ApiError::BadRequest(
+                "El token de Synology no se acepta en la URL; envíelo en el cuerpo (formulario o JSON).".into(),
+            ));
+        }
         // The token first: a caller without it learns nothing, not even
         // which fields are wrong.
         st.bot.check_token(bag.get("token").and_then(Value::as_str))?;

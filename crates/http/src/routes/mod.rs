@@ -15,42 +15,50 @@ use serde_json::json;
 use crate::audit::{AuditCtx, audit_middleware};
 use crate::envelope::render;
 use crate::error::ApiError;
+use crate::security::security_middleware;
 
 /// Registers every route. The caller provides `web::Data<AppState<A>>`.
+/// Every route sits in one scope behind [`security_middleware`] (client
+/// address, `/metrics` allow-list, CORS, response headers); `/api` adds the
+/// bitácora inside it, so CORS preflights are answered before the bitácora.
 pub fn configure<A: Adapters>(cfg: &mut web::ServiceConfig) {
-    cfg.route("/health", web::get().to(health::health))
-        .route("/ready", web::get().to(health::ready::<A>))
-        .route("/metrics", web::get().to(health::metrics::<A>))
-        .route(
-            "/docs",
-            web::get()
-                .to(|| async { HttpResponse::PermanentRedirect().insert_header(("Location", "/docs/")).finish() }),
-        )
-        .service(utoipa_swagger_ui::SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", crate::openapi::document()))
-        .service(
-            web::scope("/api")
-                .wrap(actix_web::middleware::from_fn(audit_middleware::<A>))
-                .service(post("/SSO/access", sso::access::<A>))
-                .service(resource("/SSO/refreshUserToken", Method::GET, sso::refresh::<A>))
-                .service(post("/SSO/password/forgot", sso::forgot::<A>))
-                .service(post("/SSO/password/reset", sso::reset::<A>))
-                .service(post("/SSO/ADI/setToken", adi::set_token::<A>))
-                .service(post("/SSO/ADI/generateToken", adi::generate_token::<A>))
-                .service(post("/SSO/ADI/Token", adi::token::<A>))
-                .service(post("/UsuarioInterno/get", users::get::<A>))
-                .service(
-                    web::resource("/Synology/BotAsistencia/configurarIdUsuario")
-                        .route(web::post().to(bot::configure::<A>))
-                        .route(web::head().to(bot::probe))
-                        .default_service(web::to(
-                            |req: HttpRequest| async move { method_not_allowed(&req, "POST, HEAD") },
-                        )),
-                )
-                .service(post("/correo/getConfigCorreos", mail::get_config::<A>))
-                .service(post("/correo/save", mail::save::<A>))
-                .default_service(web::to(api_not_found)),
-        )
-        .default_service(web::to(not_found));
+    cfg.service(
+        web::scope("")
+            .wrap(actix_web::middleware::from_fn(security_middleware::<A>))
+            .route("/health", web::get().to(health::health))
+            .route("/ready", web::get().to(health::ready::<A>))
+            .route("/metrics", web::get().to(health::metrics::<A>))
+            .route(
+                "/docs",
+                web::get()
+                    .to(|| async { HttpResponse::PermanentRedirect().insert_header(("Location", "/docs/")).finish() }),
+            )
+            .service(utoipa_swagger_ui::SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", crate::openapi::document()))
+            .service(
+                web::scope("/api")
+                    .wrap(actix_web::middleware::from_fn(audit_middleware::<A>))
+                    .service(post("/SSO/access", sso::access::<A>))
+                    .service(resource("/SSO/refreshUserToken", Method::GET, sso::refresh::<A>))
+                    .service(post("/SSO/password/forgot", sso::forgot::<A>))
+                    .service(post("/SSO/password/reset", sso::reset::<A>))
+                    .service(post("/SSO/ADI/setToken", adi::set_token::<A>))
+                    .service(post("/SSO/ADI/generateToken", adi::generate_token::<A>))
+                    .service(post("/SSO/ADI/Token", adi::token::<A>))
+                    .service(post("/UsuarioInterno/get", users::get::<A>))
+                    .service(
+                        web::resource("/Synology/BotAsistencia/configurarIdUsuario")
+                            .route(web::post().to(bot::configure::<A>))
+                            .route(web::head().to(bot::probe))
+                            .default_service(web::to(|req: HttpRequest| async move {
+                                method_not_allowed(&req, "POST, HEAD")
+                            })),
+                    )
+                    .service(post("/correo/getConfigCorreos", mail::get_config::<A>))
+                    .service(post("/correo/save", mail::save::<A>))
+                    .default_service(web::to(api_not_found)),
+            )
+            .default_service(web::to(not_found)),
+    );
 }
 
 /// A resource answering one method; the others get a JSON 405.
