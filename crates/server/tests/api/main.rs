@@ -16,5 +16,6 @@ mod health;
 mod ingest;
 mod mail_accounts;
 mod reader;
+mod secrets;
 mod sso;
 mod users;
