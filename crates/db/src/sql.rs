@@ -31,6 +31,7 @@ pub(crate) enum Value<'a> {
     Text(&'a str),
     OptText(Option<&'a str>),
     Timestamp(NaiveDateTime),
+    OptTimestamp(Option<NaiveDateTime>),
 }
 
 /// SQL with one `?` per value (the text holds no other `?`).
@@ -73,6 +74,7 @@ where
     str: ToSql<Text, DB>,
     for<'x> Option<&'x str>: ToSql<Nullable<Text>, DB>,
     NaiveDateTime: ToSql<Timestamp, DB>,
+    Option<NaiveDateTime>: ToSql<Nullable<Timestamp>, DB>,
 {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, DB>) -> QueryResult<()> {
         if !self.cache {
@@ -91,6 +93,7 @@ where
                 Value::Text(v) => out.push_bind_param::<Text, _>(*v)?,
                 Value::OptText(v) => out.push_bind_param::<Nullable<Text>, _>(v)?,
                 Value::Timestamp(v) => out.push_bind_param::<Timestamp, _>(v)?,
+                Value::OptTimestamp(v) => out.push_bind_param::<Nullable<Timestamp>, _>(v)?,
             }
             out.push_sql(part);
         }

@@ -244,19 +244,32 @@ pub trait PasswordResetRepository: Send + Sync + 'static {
 #[cfg_attr(any(test, feature = "testing"), mockall::automock)]
 pub trait ThrottleRepository: Send + Sync + 'static {
     fn throttle_state(&self, key: &str) -> impl Future<Output = RepoResult<Option<ThrottleState>>> + Send;
-    /// Counts one failure atomically (concurrent failures on one key are all
-    /// counted). A window that started before `window_start` and is not
-    /// locked starts over. When the count reaches `max_failures` and the key
-    /// is not already locked, it is locked until `lock_until`. Returns the
-    /// new state.
-    fn record_failure(
+    /// Reserves one attempt on every key at once, or on none, before the
+    /// attempt is checked (so that attempts running in parallel are counted
+    /// before any of them is verified). MUST be atomic against concurrent
+    /// reservations of the same keys, from other processes too: checking a
+    /// key against its `max` and counting the attempt are one step. A key
+    /// that is not locked and whose window started before `window_start`, or
+    /// whose lock has been served, starts over. A key that is locked (until
+    /// after `now`), or whose count
+    /// has reached its `max`, refuses, and then nothing is counted on any
+    /// key. The attempt that brings a key's count to its `max` is granted and
+    /// locks the key until its `lock_until`. Every key's row is kept (a
+    /// failed attempt stays counted).
+    fn reserve_attempt(
         &self,
-        key: &str,
+        limits: &[ThrottleLimit],
         now: Timestamp,
         window_start: Timestamp,
-        max_failures: i32,
-        lock_until: Timestamp,
-    ) -> impl Future<Output = RepoResult<ThrottleState>> + Send;
+    ) -> impl Future<Output = RepoResult<Reservation>> + Send;
+    /// After a successful attempt: removes the keys in `clear`, and gives
+    /// back one attempt on each key of `refund` (never below zero), unlocking
+    /// it when its count falls below its `max`.
+    fn attempt_succeeded(
+        &self,
+        clear: &[String],
+        refund: &[ThrottleLimit],
+    ) -> impl Future<Output = RepoResult<()>> + Send;
     fn clear_throttle(&self, key: &str) -> impl Future<Output = RepoResult<()>> + Send;
 }
 

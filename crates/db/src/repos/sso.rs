@@ -11,6 +11,7 @@ use crate::conn::Dialect;
 use crate::error::OrRepo;
 use crate::models::*;
 use crate::schema::*;
+use crate::sql::{Statement, Value};
 use crate::{Db, db_run, db_transaction};
 
 /// The statement revoking every live token of a user (a macro: it is built
@@ -24,6 +25,39 @@ macro_rules! revoke_live_sessions {
         )
         .set(sesion_usuario::revoked_at.eq($now))
     };
+}
+
+/// The rows of these throttle keys, by key (a macro: built for whichever
+/// backend runs it).
+macro_rules! throttle_rows {
+    ($conn:expr, $keys:expr) => {
+        intento_login::table
+            .filter(intento_login::clave.eq_any($keys))
+            .select((intento_login::clave, ThrottleRow::as_select()))
+            .load::<(String, ThrottleRow)>($conn)
+            .await?
+            .into_iter()
+            .map(|(k, r)| (k, ThrottleState::from(r)))
+            .collect::<std::collections::BTreeMap<String, ThrottleState>>()
+    };
+}
+
+/// `?, ?, ..` for `n` values.
+fn marks(n: usize) -> String {
+    vec!["?"; n].join(", ")
+}
+
+/// Stores a key's new state (kept prepared).
+fn write_throttle<'a>(key: &'a str, st: &ThrottleState) -> Statement<'a> {
+    Statement::new(
+        "UPDATE intento_login SET fallos = ?, ventana_inicio = ?, bloqueado_hasta = ? WHERE clave = ?",
+        vec![
+            Value::Int(st.failures),
+            Value::Timestamp(st.window_started_at),
+            Value::OptTimestamp(st.locked_until),
+            Value::Text(key),
+        ],
+    )
 }
 
 impl SessionRepository for Db {
@@ -158,45 +192,64 @@ impl ThrottleRepository for Db {
         Ok(row.map(ThrottleState::from))
     }
 
-    /// Atomic by construction: the counter is incremented in SQL (the row
-    /// lock serialises concurrent failures on MySQL; SQLite has one writer).
-    async fn record_failure(
+    /// Atomic: in one transaction, the keys' rows are created if missing and
+    /// locked (an UPDATE takes InnoDB's row locks; SQLite has one writer),
+    /// read, decided on by `ThrottleState::reserve`, and written back. Keys
+    /// are locked in sorted order, so two logins sharing keys cannot deadlock.
+    async fn reserve_attempt(
         &self,
-        key: &str,
+        limits: &[ThrottleLimit],
         now: Timestamp,
         window_start: Timestamp,
-        max_failures: i32,
-        lock_until: Timestamp,
-    ) -> RepoResult<ThrottleState> {
+    ) -> RepoResult<Reservation> {
+        let mut limits: Vec<&ThrottleLimit> = limits.iter().collect();
+        limits.sort_by(|a, b| a.key.cmp(&b.key));
+        limits.dedup_by(|a, b| a.key == b.key);
+        let keys: Vec<&str> = limits.iter().map(|l| l.key.as_str()).collect();
         db_transaction!(self, |conn| {
-            // Insert-or-increment in one statement: no gap between "is there a
-            // row" and "add one" for a concurrent failure to fall into.
-            conn.count_failure(key, now).await?;
-            // A stale, unlocked window starts over with this failure.
-            diesel::update(
-                intento_login::table
-                    .filter(intento_login::clave.eq(key))
-                    .filter(intento_login::ventana_inicio.lt(window_start))
-                    .filter(intento_login::bloqueado_hasta.is_null().or(intento_login::bloqueado_hasta.le(now))),
+            // Create the missing rows, then lock them all: InnoDB locks the
+            // rows an UPDATE matches, whether or not it changes them.
+            let rows = keys.iter().map(|k| vec![Value::Text(k), Value::Int(0), Value::Timestamp(now)]).collect();
+            let head = format!("{} INTO intento_login", conn.insert_ignore());
+            Statement::insert_rows(&head, &["clave", "fallos", "ventana_inicio"], rows).execute(conn).await?;
+            Statement::new(
+                format!("UPDATE intento_login SET fallos = fallos WHERE clave IN ({})", marks(keys.len())),
+                keys.iter().map(|k| Value::Text(k)).collect(),
             )
-            .set((
-                intento_login::fallos.eq(1),
-                intento_login::ventana_inicio.eq(now),
-                intento_login::bloqueado_hasta.eq(None::<Timestamp>),
-            ))
             .execute(conn)
             .await?;
-            diesel::update(
-                intento_login::table
-                    .filter(intento_login::clave.eq(key))
-                    .filter(intento_login::fallos.ge(max_failures))
-                    .filter(intento_login::bloqueado_hasta.is_null().or(intento_login::bloqueado_hasta.le(now))),
-            )
-            .set(intento_login::bloqueado_hasta.eq(lock_until))
-            .execute(conn)
-            .await?;
-            let row: ThrottleRow = intento_login::table.find(key).select(ThrottleRow::as_select()).first(conn).await?;
-            Ok(ThrottleState::from(row))
+            let states = throttle_rows!(conn, &keys);
+            let mut next = Vec::with_capacity(limits.len());
+            for limit in &limits {
+                match ThrottleState::reserve(states.get(&limit.key), limit, now, window_start) {
+                    Ok(st) => next.push((limit.key.as_str(), st)),
+                    Err(retry_after_secs) => return Ok(Reservation::Refused { retry_after_secs }),
+                }
+            }
+            for (key, st) in &next {
+                write_throttle(key, st).execute(conn).await?;
+            }
+            Ok(Reservation::Granted)
+        })
+    }
+
+    async fn attempt_succeeded(&self, clear: &[String], refund: &[ThrottleLimit]) -> RepoResult<()> {
+        let mut refund: Vec<&ThrottleLimit> = refund.iter().collect();
+        refund.sort_by(|a, b| a.key.cmp(&b.key));
+        let keys: Vec<&str> = refund.iter().map(|l| l.key.as_str()).collect();
+        db_transaction!(self, |conn| {
+            if !clear.is_empty() {
+                diesel::delete(intento_login::table.filter(intento_login::clave.eq_any(clear))).execute(conn).await?;
+            }
+            if !keys.is_empty() {
+                let states = throttle_rows!(conn, &keys);
+                for limit in &refund {
+                    if let Some(st) = states.get(&limit.key) {
+                        write_throttle(&limit.key, &st.refund(limit)).execute(conn).await?;
+                    }
+                }
+            }
+            Ok(())
         })
     }
 

@@ -58,6 +58,63 @@ pub struct ThrottleState {
     pub locked_until: Option<Timestamp>,
 }
 
+impl ThrottleState {
+    /// The state of a key after one more attempt is reserved under `limit`
+    /// at `now`, or the seconds to wait when the key refuses (see
+    /// `ThrottleRepository::reserve_attempt`). Shared by every store, so they
+    /// decide alike.
+    pub fn reserve(
+        state: Option<&ThrottleState>,
+        limit: &ThrottleLimit,
+        now: Timestamp,
+        window_start: Timestamp,
+    ) -> Result<ThrottleState, i64> {
+        let fresh = ThrottleState { failures: 0, window_started_at: now, locked_until: None };
+        let mut st = state.cloned().unwrap_or_else(|| fresh.clone());
+        if let Some(until) = st.locked_until.filter(|until| *until > now) {
+            return Err((until - now).num_seconds().max(1));
+        }
+        // A window that ended, or a lock that was served, starts over.
+        if st.window_started_at < window_start || st.locked_until.is_some() {
+            st = fresh;
+        }
+        if st.failures >= limit.max {
+            // At the limit but not locked (a lock shorter than the window):
+            // wait for the window to end.
+            return Err((st.window_started_at - window_start).num_seconds().max(1));
+        }
+        st.failures += 1;
+        st.locked_until = (st.failures >= limit.max).then_some(limit.lock_until);
+        Ok(st)
+    }
+
+    /// One attempt given back: a success that must not count.
+    pub fn refund(&self, limit: &ThrottleLimit) -> ThrottleState {
+        let failures = (self.failures - 1).max(0);
+        let locked_until = self.locked_until.filter(|_| failures >= limit.max);
+        ThrottleState { failures, window_started_at: self.window_started_at, locked_until }
+    }
+}
+
+/// One key an attempt is counted under, and its limit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ThrottleLimit {
+    pub key: String,
+    /// Attempts allowed per window; reaching it locks the key.
+    pub max: i32,
+    pub lock_until: Timestamp,
+}
+
+/// The answer to a reservation of an attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reservation {
+    Granted,
+    /// A key is locked or at its limit; nothing was counted.
+    Refused {
+        retry_after_secs: i64,
+    },
+}
+
 /// An e-mail to send.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutgoingMail {

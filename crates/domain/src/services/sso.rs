@@ -22,15 +22,24 @@ pub const RESET_TTL_MINUTES: i64 = 60;
 /// A second reset request within this many seconds sends nothing new.
 pub const RESET_COOLDOWN_SECONDS: i64 = 60;
 
-/// How hard failures are throttled. PINs are short, so they get fewer tries
-/// and longer locks; passwords are counted per account *and address*, so an
-/// attacker elsewhere cannot lock the real user out of the password path.
+/// How hard failures are throttled. An attempt is counted under three keys
+/// at once: the account from this address (so an attacker elsewhere cannot
+/// lock the owner out), the account from anywhere (a higher ceiling, so that
+/// many addresses do not multiply the tries), and the address across all
+/// accounts. The account is the resolved user: login and e-mail share one
+/// counter. PINs are short, so they get fewer tries and longer locks.
 #[derive(Debug, Clone)]
 pub struct ThrottlePolicy {
     pub window: Duration,
+    /// Password attempts per account from one address.
     pub password_failures: i32,
+    /// Password attempts per account from all addresses.
+    pub password_account_failures: i32,
     pub password_lock: Duration,
+    /// PIN attempts per account and device from one address.
     pub pin_failures: i32,
+    /// PIN attempts per account and device from all addresses.
+    pub pin_account_failures: i32,
     pub pin_lock: Duration,
     /// Failures from one address across all accounts.
     pub address_failures: i32,
@@ -42,8 +51,10 @@ impl Default for ThrottlePolicy {
         Self {
             window: Duration::minutes(15),
             password_failures: 5,
+            password_account_failures: 50,
             password_lock: Duration::minutes(15),
             pin_failures: 3,
+            pin_account_failures: 10,
             pin_lock: Duration::minutes(30),
             address_failures: 30,
             address_lock: Duration::minutes(15),
@@ -108,6 +119,42 @@ pub struct SsoService<R: Store> {
     signer: TokenSigner,
     clock: Arc<dyn Clock>,
     settings: SsoSettings,
+    verifying: KeyedLocks,
+}
+
+/// One async lock per key, created on demand and dropped when unused.
+#[derive(Default)]
+struct KeyedLocks {
+    locks: std::sync::Mutex<std::collections::HashMap<String, Arc<futures_util::lock::Mutex<()>>>>,
+}
+
+impl KeyedLocks {
+    async fn lock(&self, key: &str) -> KeyedGuard<'_> {
+        let lock = {
+            let mut locks = self.locks.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            locks.entry(key.to_string()).or_default().clone()
+        };
+        let guard = lock.clone().lock_owned().await;
+        KeyedGuard { locks: self, key: key.to_string(), lock, guard: Some(guard) }
+    }
+}
+
+struct KeyedGuard<'a> {
+    locks: &'a KeyedLocks,
+    key: String,
+    lock: Arc<futures_util::lock::Mutex<()>>,
+    guard: Option<futures_util::lock::OwnedMutexGuard<()>>,
+}
+
+impl Drop for KeyedGuard<'_> {
+    fn drop(&mut self) {
+        drop(self.guard.take());
+        let mut locks = self.locks.locks.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        // The map's and ours: nobody else waits for this key.
+        if Arc::strong_count(&self.lock) <= 2 {
+            locks.remove(&self.key);
+        }
+    }
 }
 
 fn lower(s: &str) -> String {
@@ -122,64 +169,62 @@ impl<R: Store> SsoService<R> {
         clock: Arc<dyn Clock>,
         settings: SsoSettings,
     ) -> Self {
-        Self { repo, hasher, signer, clock, settings }
+        Self { repo, hasher, signer, clock, settings, verifying: KeyedLocks::default() }
     }
 
     async fn product(&self, alias: &str) -> Result<Product, SsoError> {
         self.repo.find_product_by_alias(alias.trim()).await?.ok_or(SsoError::UnknownProduct)
     }
 
-    /// The throttle keys a login touches: the account's (per address for
-    /// passwords, per device for PINs) and the address's.
-    fn keys(&self, req: &LoginRequest) -> (String, String, i32, Duration) {
+    /// The keys a login attempt is counted under, in order: the account
+    /// from this address, the account from anywhere, the address. The
+    /// account is the user the login or e-mail names (one counter for both),
+    /// or, for a name no user has, that name.
+    fn limits(&self, req: &LoginRequest, account: &str, now: Timestamp) -> [ThrottleLimit; 3] {
         let t = &self.settings.throttle;
-        let account = match &req.credentials {
-            Credentials::Password(_) => format!("pwd:{}:{}", lower(&req.login), req.client_ip),
-            Credentials::Pin { device_id, .. } => format!("pin:{}:{device_id}", lower(&req.login)),
-        };
-        let (max, lock) = match req.credentials {
-            Credentials::Password(_) => (t.password_failures, t.password_lock),
-            Credentials::Pin { .. } => (t.pin_failures, t.pin_lock),
-        };
-        (cut_key(account), cut_key(format!("ip:{}", req.client_ip)), max, lock)
+        let ip = &req.client_ip;
+        let limit =
+            |key: String, max: i32, lock: Duration| ThrottleLimit { key: cut_key(key), max, lock_until: now + lock };
+        match &req.credentials {
+            Credentials::Password(_) => [
+                limit(format!("pwd:{account}:{ip}"), t.password_failures, t.password_lock),
+                limit(format!("pwd:{account}"), t.password_account_failures, t.password_lock),
+                limit(format!("ip:{ip}"), t.address_failures, t.address_lock),
+            ],
+            Credentials::Pin { device_id, .. } => [
+                limit(format!("pin:{account}:{device_id}:{ip}"), t.pin_failures, t.pin_lock),
+                limit(format!("pin:{account}:{device_id}"), t.pin_account_failures, t.pin_lock),
+                limit(format!("ip:{ip}"), t.address_failures, t.address_lock),
+            ],
+        }
     }
 
-    /// Whether the key has a counter, and the seconds left if it is locked.
-    async fn throttle(&self, key: &str, now: Timestamp) -> Result<(bool, Option<i64>), SsoError> {
-        let state = self.repo.throttle_state(key).await?;
-        let locked = state
-            .as_ref()
-            .and_then(|s| s.locked_until)
-            .filter(|until| *until > now)
-            .map(|until| (until - now).num_seconds().max(1));
-        Ok((state.is_some(), locked))
-    }
-
-    /// Logs in by password or device PIN. Throttled keys are refused before
-    /// any hash is computed.
+    /// Logs in by password or device PIN. The attempt is counted (reserved
+    /// atomically in the store) before any hash is computed, so attempts
+    /// sent in parallel cannot all be verified; a refused attempt costs no
+    /// hash. One attempt per account is verified at a time in this process.
     pub async fn login(&self, req: LoginRequest) -> Result<LoginSuccess, SsoError> {
         let product = self.product(&req.product).await?;
+        let found = self.repo.find_user_credentials(req.login.trim()).await?;
+        let account = match &found {
+            Some((user, _)) => format!("u{}", user.id),
+            None => format!("n:{}", lower(&req.login)),
+        };
+        let _one_at_a_time = self.verifying.lock(&account).await;
         let now = self.clock.now();
-        let (account_key, ip_key, max, lock) = self.keys(&req);
-        let (account_counted, account_locked) = self.throttle(&account_key, now).await?;
-        let (_, address_locked) = self.throttle(&ip_key, now).await?;
-        if let Some(retry_after_secs) = account_locked.or(address_locked) {
+        let limits = self.limits(&req, &account, now);
+        let window_start = now - self.settings.throttle.window;
+        if let Reservation::Refused { retry_after_secs } = self.repo.reserve_attempt(&limits, now, window_start).await?
+        {
             return Err(SsoError::Throttled { retry_after_secs });
         }
-        let found = self.repo.find_user_credentials(req.login.trim()).await?;
-        let user = match self.check_credentials(found, &req.credentials).await? {
-            Some(user) => user,
-            None => {
-                let t = &self.settings.throttle;
-                let window_start = now - t.window;
-                self.repo.record_failure(&account_key, now, window_start, max, now + lock).await?;
-                self.repo.record_failure(&ip_key, now, window_start, t.address_failures, now + t.address_lock).await?;
-                return Err(SsoError::InvalidCredentials);
-            }
+        // A failure stays counted; a success clears the account's counter
+        // from this address and gives the attempt back to the others.
+        let Some(user) = self.check_credentials(found, &req.credentials).await? else {
+            return Err(SsoError::InvalidCredentials);
         };
-        if account_counted {
-            self.repo.clear_throttle(&account_key).await?;
-        }
+        let [own, account_wide, address] = limits;
+        self.repo.attempt_succeeded(&[own.key], &[account_wide, address]).await?;
         self.repo.record_login(user.id, now, &req.client_ip).await?;
         let token = self.issue(&user, &product, now).await?;
         Ok(LoginSuccess { user, token })
@@ -376,6 +421,27 @@ mod tests {
         clock: Arc<ManualClock>,
         user: InternalUser,
         device: Device,
+        hasher: Arc<CountingHasher>,
+    }
+
+    /// Argon2 inline, counting verifications.
+    #[derive(Default)]
+    struct CountingHasher(std::sync::atomic::AtomicUsize);
+
+    impl CountingHasher {
+        fn verified(&self) -> usize {
+            self.0.load(std::sync::atomic::Ordering::SeqCst)
+        }
+    }
+
+    impl PasswordHasher for CountingHasher {
+        fn hash(&self, secret: String) -> std::pin::Pin<Box<dyn Future<Output = String> + Send>> {
+            InlineHasher.hash(secret)
+        }
+        fn verify(&self, secret: String, phc: String) -> std::pin::Pin<Box<dyn Future<Output = bool> + Send>> {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            InlineHasher.verify(secret, phc)
+        }
     }
 
     async fn fixture() -> Fixture {
@@ -395,9 +461,10 @@ mod tests {
         let clock = Arc::new(ManualClock::new(
             chrono::NaiveDate::from_ymd_opt(2026, 1, 1).unwrap().and_hms_opt(8, 0, 0).unwrap(),
         ));
+        let hasher = Arc::new(CountingHasher::default());
         let svc = SsoService::new(
             store.clone(),
-            Arc::new(InlineHasher),
+            hasher.clone(),
             TokenSigner::new([9; 32], "helpdesk"),
             clock.clone(),
             SsoSettings {
@@ -406,7 +473,111 @@ mod tests {
                 throttle: ThrottlePolicy::default(),
             },
         );
-        Fixture { svc, store, clock, user, device }
+        Fixture { svc, store, clock, user, device, hasher }
+    }
+
+    fn pin(pin: &str, device_id: i64) -> LoginRequest {
+        LoginRequest { credentials: Credentials::Pin { pin: pin.into(), device_id }, ..pw("ana", "") }
+    }
+
+    fn from(mut req: LoginRequest, ip: &str) -> LoginRequest {
+        req.client_ip = ip.into();
+        req
+    }
+
+    #[tokio::test]
+    async fn parallel_attempts_are_counted_before_any_is_verified() {
+        let f = Arc::new(fixture().await);
+        let tries: Vec<_> = (0..40)
+            .map(|_| {
+                let f = f.clone();
+                tokio::spawn(async move { f.svc.login(pw("ana", "mala")).await })
+            })
+            .collect();
+        let mut wrong = 0;
+        let mut throttled = 0;
+        for t in tries {
+            match t.await.unwrap() {
+                Err(SsoError::InvalidCredentials) => wrong += 1,
+                Err(SsoError::Throttled { .. }) => throttled += 1,
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!((wrong, throttled), (5, 35));
+        assert_eq!(f.hasher.verified(), 5, "only the granted attempts were hashed");
+        // A locked attempt costs no hash, right password or not.
+        for password in ["mala", "Clave-correcta-1"] {
+            assert!(matches!(f.svc.login(pw("ana", password)).await, Err(SsoError::Throttled { .. })));
+        }
+        assert_eq!(f.hasher.verified(), 5);
+    }
+
+    #[tokio::test]
+    async fn login_and_email_share_one_counter_and_a_success_resets_it() {
+        let f = fixture().await;
+        for login in ["ana", "ANA@example.test", "ana", "ana@example.test"] {
+            assert!(matches!(f.svc.login(pw(login, "mala")).await, Err(SsoError::InvalidCredentials)));
+        }
+        // Four failures, then a success: the account starts over.
+        f.svc.login(pw("ana@example.test", "Clave-correcta-1")).await.unwrap();
+        for _ in 0..4 {
+            assert!(matches!(f.svc.login(pw("ana", "mala")).await, Err(SsoError::InvalidCredentials)));
+        }
+        f.svc.login(pw("ana", "Clave-correcta-1")).await.unwrap();
+        // Five in a row, under either name, lock both names.
+        for login in ["ana", "ana@example.test", "ana", "ana@example.test", "ana"] {
+            assert!(matches!(f.svc.login(pw(login, "mala")).await, Err(SsoError::InvalidCredentials)));
+        }
+        let err = f.svc.login(pw("ana@example.test", "Clave-correcta-1")).await.unwrap_err();
+        assert!(matches!(err, SsoError::Throttled { .. }), "{err:?}");
+    }
+
+    #[tokio::test]
+    async fn many_addresses_meet_the_account_ceiling() {
+        let f = fixture().await;
+        for n in 0..10 {
+            for _ in 0..5 {
+                let r = f.svc.login(from(pw("ana", "mala"), &format!("10.1.0.{n}"))).await;
+                assert!(matches!(r, Err(SsoError::InvalidCredentials)), "{n}: {r:?}");
+            }
+        }
+        let r = f.svc.login(from(pw("ana", "Clave-correcta-1"), "10.2.0.1")).await;
+        assert!(matches!(r, Err(SsoError::Throttled { .. })), "50 tries from anywhere lock the account: {r:?}");
+    }
+
+    #[tokio::test]
+    async fn one_address_is_locked_across_accounts() {
+        let f = fixture().await;
+        for n in 0..30 {
+            let r = f.svc.login(pw(&format!("nadie{n}"), "mala")).await;
+            assert!(matches!(r, Err(SsoError::InvalidCredentials)), "{n}: {r:?}");
+        }
+        let r = f.svc.login(pw("ana", "Clave-correcta-1")).await;
+        assert!(matches!(r, Err(SsoError::Throttled { .. })), "{r:?}");
+        f.svc.login(from(pw("ana", "Clave-correcta-1"), "10.0.0.9")).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn wrong_pins_elsewhere_do_not_lock_the_owner_out() {
+        let f = fixture().await;
+        let d = f.device.id;
+        for _ in 0..3 {
+            let r = f.svc.login(from(pin("0000", d), "203.0.113.7")).await;
+            assert!(matches!(r, Err(SsoError::InvalidCredentials)), "{r:?}");
+        }
+        let r = f.svc.login(from(pin("4821", d), "203.0.113.7")).await;
+        assert!(matches!(r, Err(SsoError::Throttled { .. })), "the attacker's address is locked: {r:?}");
+        f.svc.login(pin("4821", d)).await.expect("the owner, from their address, is not");
+        // Across addresses, the device's PIN gets 10 tries in all.
+        for n in 0..3 {
+            for _ in 0..3 {
+                let _ = f.svc.login(from(pin("0000", d), &format!("198.51.100.{n}"))).await;
+            }
+        }
+        let before = f.hasher.verified();
+        let r = f.svc.login(from(pin("4821", d), "198.51.100.99")).await;
+        assert!(matches!(r, Err(SsoError::Throttled { .. })), "the ceiling: {r:?}");
+        assert_eq!(f.hasher.verified(), before, "refused before any hash");
     }
 
     fn pw(login: &str, password: &str) -> LoginRequest {
@@ -445,10 +616,6 @@ mod tests {
     #[tokio::test]
     async fn pins_are_bound_to_their_device() {
         let f = fixture().await;
-        let pin = |pin: &str, device_id: i64| LoginRequest {
-            credentials: Credentials::Pin { pin: pin.into(), device_id },
-            ..pw("ana", "")
-        };
         f.svc.login(pin("4821", f.device.id)).await.unwrap();
         assert!(matches!(f.svc.login(pin("4822", f.device.id)).await, Err(SsoError::InvalidCredentials)));
         assert!(matches!(f.svc.login(pin("4821", f.device.id + 99)).await, Err(SsoError::InvalidCredentials)));

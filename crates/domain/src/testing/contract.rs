@@ -511,57 +511,86 @@ pub async fn password_resets_complete_once_and_revoke_sessions<S: Store>(s: Arc<
 }
 
 pub async fn throttle_counts_windows_and_locks<S: Store>(s: Arc<S>) {
-    let key = "pwd:ana:127.0.0.1";
+    let key = "pwd:u1:127.0.0.1";
+    let wide = "pwd:u1";
     assert_eq!(s.throttle_state(key).await.unwrap(), None);
     let t = |m: u32| at(8, m, 0);
-    let fail = |now: Timestamp| {
-        let s = s.clone();
-        async move {
-            s.record_failure(key, now, now - chrono::Duration::minutes(15), 3, now + chrono::Duration::minutes(15))
-                .await
-                .unwrap()
-        }
+    let limits = |now: Timestamp, max_wide: i32| {
+        vec![
+            ThrottleLimit { key: key.into(), max: 3, lock_until: now + chrono::Duration::minutes(15) },
+            ThrottleLimit { key: wide.into(), max: max_wide, lock_until: now + chrono::Duration::minutes(15) },
+        ]
     };
-    let st = fail(t(0)).await;
+    let reserve = |now: Timestamp, max_wide: i32| {
+        let (s, limits) = (s.clone(), limits(now, max_wide));
+        async move { s.reserve_attempt(&limits, now, now - chrono::Duration::minutes(15)).await.unwrap() }
+    };
+    assert_eq!(reserve(t(0), 10).await, Reservation::Granted);
+    let st = s.throttle_state(key).await.unwrap().unwrap();
     assert_eq!((st.failures, st.window_started_at, st.locked_until), (1, t(0), None));
-    assert_eq!(fail(t(1)).await.failures, 2);
-    let st = fail(t(2)).await;
+    assert_eq!(reserve(t(1), 10).await, Reservation::Granted);
+    // The attempt that reaches the limit is granted and locks the key.
+    assert_eq!(reserve(t(2), 10).await, Reservation::Granted);
+    let st = s.throttle_state(key).await.unwrap().unwrap();
     assert_eq!((st.failures, st.locked_until), (3, Some(t(17))));
-    // Failing while locked counts but does not extend the lock.
-    let st = fail(t(3)).await;
-    assert_eq!((st.failures, st.locked_until), (4, Some(t(17))));
+    // Locked: refused, with the time left, and nothing counted anywhere.
+    assert_eq!(reserve(t(3), 10).await, Reservation::Refused { retry_after_secs: 14 * 60 });
     assert_eq!(s.throttle_state(key).await.unwrap(), Some(st));
+    assert_eq!(s.throttle_state(wide).await.unwrap().unwrap().failures, 3, "the refused attempt counted nowhere");
     // After the lock and the window, counting starts over.
-    let st = fail(t(40)).await;
+    assert_eq!(reserve(t(40), 10).await, Reservation::Granted);
+    let st = s.throttle_state(key).await.unwrap().unwrap();
     assert_eq!((st.failures, st.window_started_at, st.locked_until), (1, t(40), None));
+    // One key at its limit refuses the attempt for all keys.
     s.clear_throttle(key).await.unwrap();
+    assert_eq!(reserve(t(41), 1).await, Reservation::Refused { retry_after_secs: 14 * 60 });
+    assert_eq!(s.throttle_state(key).await.unwrap().map(|st| st.failures).unwrap_or(0), 0);
+    // A success clears some keys and gives the attempt back to others,
+    // unlocking what it had locked.
+    s.clear_throttle(wide).await.unwrap();
+    for m in 42..45 {
+        assert_eq!(reserve(t(m), 3).await, Reservation::Granted);
+    }
+    assert!(s.throttle_state(wide).await.unwrap().unwrap().locked_until.is_some());
+    s.attempt_succeeded(&[key.to_string()], &limits(t(44), 3)[1..]).await.unwrap();
     assert_eq!(s.throttle_state(key).await.unwrap(), None);
+    let st = s.throttle_state(wide).await.unwrap().unwrap();
+    assert_eq!((st.failures, st.locked_until), (2, None));
+    s.attempt_succeeded(&[], &limits(t(44), 3)[1..]).await.unwrap();
+    s.attempt_succeeded(&[], &limits(t(44), 3)[1..]).await.unwrap();
+    s.attempt_succeeded(&[], &limits(t(44), 3)[1..]).await.unwrap();
+    assert_eq!(s.throttle_state(wide).await.unwrap().unwrap().failures, 0, "never below zero");
     s.clear_throttle("never-seen").await.unwrap();
+    s.attempt_succeeded(&["never-seen".into()], &limits(t(44), 3)).await.unwrap();
 }
 
-pub async fn concurrent_failures_are_all_counted<S: Store>(s: Arc<S>) {
+/// Reservations racing on the same keys: exactly `max` are granted.
+pub async fn concurrent_attempts_are_granted_up_to_the_limit<S: Store>(s: Arc<S>) {
     let now = at(8, 0, 0);
+    let limits = vec![
+        ThrottleLimit { key: "pin:u1:1:10.0.0.1".into(), max: 3, lock_until: now + chrono::Duration::minutes(30) },
+        ThrottleLimit { key: "pin:u1:1".into(), max: 10, lock_until: now + chrono::Duration::minutes(30) },
+        ThrottleLimit { key: "ip:10.0.0.1".into(), max: 30, lock_until: now + chrono::Duration::minutes(15) },
+    ];
     let mut tasks = Vec::new();
-    for _ in 0..16 {
-        let s = s.clone();
+    for n in 0..24 {
+        let (s, mut limits) = (s.clone(), limits.clone());
+        // Half of them list the keys in another order.
+        if n % 2 == 1 {
+            limits.reverse();
+        }
         tasks.push(tokio::spawn(async move {
-            s.record_failure(
-                "pin:ana:1",
-                now,
-                now - chrono::Duration::minutes(15),
-                5,
-                now + chrono::Duration::minutes(30),
-            )
-            .await
-            .unwrap()
+            s.reserve_attempt(&limits, now, now - chrono::Duration::minutes(15)).await.unwrap()
         }));
     }
+    let mut granted = 0;
     for t in tasks {
-        t.await.unwrap();
+        granted += usize::from(t.await.unwrap() == Reservation::Granted);
     }
-    let st = s.throttle_state("pin:ana:1").await.unwrap().unwrap();
-    assert_eq!(st.failures, 16);
-    assert_eq!(st.locked_until, Some(now + chrono::Duration::minutes(30)));
+    assert_eq!(granted, 3);
+    let st = s.throttle_state("pin:u1:1:10.0.0.1").await.unwrap().unwrap();
+    assert_eq!((st.failures, st.locked_until), (3, Some(now + chrono::Duration::minutes(30))));
+    assert_eq!(s.throttle_state("ip:10.0.0.1").await.unwrap().unwrap().failures, 3);
 }
 
 pub async fn integrated_systems_round_trip_and_update<S: Store>(s: Arc<S>) {

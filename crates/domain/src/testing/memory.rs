@@ -461,29 +461,45 @@ impl ThrottleRepository for InMemoryStore {
     async fn throttle_state(&self, key: &str) -> RepoResult<Option<ThrottleState>> {
         self.with(|i| Ok(i.throttles.get(key).cloned()))
     }
-    async fn record_failure(
+    async fn reserve_attempt(
         &self,
-        key: &str,
+        limits: &[ThrottleLimit],
         now: Timestamp,
         window_start: Timestamp,
-        max_failures: i32,
-        lock_until: Timestamp,
-    ) -> RepoResult<ThrottleState> {
+    ) -> RepoResult<Reservation> {
         self.with(|i| {
-            let st = i.throttles.entry(key.to_string()).or_insert(ThrottleState {
-                failures: 0,
-                window_started_at: now,
-                locked_until: None,
-            });
-            let locked = st.locked_until.is_some_and(|t| t > now);
-            if st.window_started_at < window_start && !locked {
-                *st = ThrottleState { failures: 0, window_started_at: now, locked_until: None };
+            let mut next = Vec::with_capacity(limits.len());
+            for limit in limits {
+                match ThrottleState::reserve(i.throttles.get(&limit.key), limit, now, window_start) {
+                    Ok(st) => next.push((limit.key.clone(), st)),
+                    Err(retry_after_secs) => {
+                        // Every key of the attempt is kept, as the stores do.
+                        for limit in limits {
+                            i.throttles.entry(limit.key.clone()).or_insert(ThrottleState {
+                                failures: 0,
+                                window_started_at: now,
+                                locked_until: None,
+                            });
+                        }
+                        return Ok(Reservation::Refused { retry_after_secs });
+                    }
+                }
             }
-            st.failures += 1;
-            if st.failures >= max_failures && !locked {
-                st.locked_until = Some(lock_until);
+            i.throttles.extend(next);
+            Ok(Reservation::Granted)
+        })
+    }
+    async fn attempt_succeeded(&self, clear: &[String], refund: &[ThrottleLimit]) -> RepoResult<()> {
+        self.with(|i| {
+            for key in clear {
+                i.throttles.remove(key);
             }
-            Ok(st.clone())
+            for limit in refund {
+                if let Some(st) = i.throttles.get_mut(&limit.key) {
+                    *st = st.refund(limit);
+                }
+            }
+            Ok(())
         })
     }
     async fn clear_throttle(&self, key: &str) -> RepoResult<()> {

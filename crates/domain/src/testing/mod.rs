@@ -121,7 +121,7 @@ macro_rules! repository_contract_tests {
             concurrent_rotations_of_one_token_have_one_winner,
             password_resets_complete_once_and_revoke_sessions,
             throttle_counts_windows_and_locks,
-            concurrent_failures_are_all_counted,
+            concurrent_attempts_are_granted_up_to_the_limit,
             integrated_systems_round_trip_and_update,
             login_tickets_are_used_once_and_expire,
             concurrent_ticket_uses_have_one_winner,

@@ -186,6 +186,45 @@ async fn failures_throttle_to_429_and_back(backend: Backend) {
     assert_eq!(s.login(pin("482193")).await.0, 200);
 }
 
+/// Guesses sent all at once are counted before any is verified: no more are
+/// checked than the limits allow, whatever the concurrency.
+async fn parallel_guesses_are_refused_before_they_are_verified(backend: Backend) {
+    let s = std::sync::Arc::new(setup(spawn_app(backend).await).await);
+    let statuses = |bodies: Vec<Value>| {
+        let s = s.clone();
+        async move {
+            let sent: Vec<_> = bodies
+                .into_iter()
+                .map(|body| {
+                    let s = s.clone();
+                    tokio::spawn(async move { s.login(body).await.0 })
+                })
+                .collect();
+            let mut counts = std::collections::BTreeMap::new();
+            for t in sent {
+                *counts.entry(t.await.unwrap()).or_insert(0) += 1;
+            }
+            counts
+        }
+    };
+    let wrong =
+        |n: usize| json!({"product": "mesa", "usuario": "pgarcia", "password": format!("Mala-{n}"), "modo": "normal"});
+    let counts = statuses((0..300).map(wrong).collect()).await;
+    assert_eq!(counts, [(401, 5), (429, 295)].into_iter().collect(), "five verified, the rest refused");
+
+    let device = s.app.device(s.user_id, "482193").await;
+    let pins = (0..200)
+        .map(|n| {
+            let pin = if n == 100 { "482193".to_string() } else { format!("{:06}", n) };
+            json!({"product": "mesa", "usuario": "pgarcia", "pin": pin, "id_device": device, "modo": "pin"})
+        })
+        .collect();
+    let counts = statuses(pins).await;
+    let checked: i32 = counts.iter().filter(|(status, _)| **status != 429).map(|(_, n)| *n).sum();
+    assert_eq!(counts.keys().filter(|s| ![200, 401, 429].contains(*s)).count(), 0, "{counts:?}");
+    assert!(checked <= 3, "at most three PINs checked: {counts:?}");
+}
+
 async fn refresh_rotates_and_refuses_dead_tokens(backend: Backend) {
     let s = setup(spawn_app(backend).await).await;
     let (_, body) = s.password("pgarcia", PASSWORD).await;
@@ -256,6 +295,7 @@ crate::on_both_backends!(
     pins_work_only_on_their_device,
     unknown_modo_and_product_speak_laravel,
     failures_throttle_to_429_and_back,
+    parallel_guesses_are_refused_before_they_are_verified,
     refresh_rotates_and_refuses_dead_tokens,
     forgot_answers_the_same_for_known_and_unknown_addresses,
 );
