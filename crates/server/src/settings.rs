@@ -8,7 +8,7 @@ use std::time::Duration;
 use helpdesk_db::{DbOptions, DbUrl};
 use helpdesk_domain::crypto::{SecretBox, SecretHasher, TokenSigner, parse_key};
 use helpdesk_domain::services::{IngestSettings, OutboxSettings, ReaderSettings, SsoSettings, ThrottlePolicy};
-use helpdesk_http::{Keys, Limits};
+use helpdesk_http::{CorsOrigins, HttpPolicy, Keys, Limits, parse_cidrs};
 use helpdesk_notify_smtp::{Security, SmtpSettings};
 use helpdesk_notify_synology::SynologySettings;
 use serde::Deserialize;
@@ -57,6 +57,30 @@ pub struct ServerSettings {
     pub body_limit_bytes: usize,
     pub shutdown_timeout_secs: u64,
     pub consumer_cache_secs: u64,
+    /// Reverse proxies (CIDR blocks) whose `X-Forwarded-For` is believed.
+    #[serde(deserialize_with = "string_list")]
+    pub trusted_proxies: Vec<String>,
+    /// Clients (CIDR blocks) that may read `/metrics` and `/openapi.json`.
+    #[serde(deserialize_with = "string_list")]
+    pub metrics_allow: Vec<String>,
+    /// Origins browsers may call `/api/` from; `*`: any.
+    #[serde(deserialize_with = "string_list")]
+    pub cors_allowed_origins: Vec<String>,
+}
+
+/// A list setting: a TOML array, or one string with the items separated by
+/// commas or spaces (how an environment variable gives it).
+fn string_list<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match OneOrMany::deserialize(d)? {
+        OneOrMany::One(s) => s.split([',', ' ']).map(str::trim).filter(|v| !v.is_empty()).map(String::from).collect(),
+        OneOrMany::Many(v) => v,
+    })
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -270,6 +294,17 @@ impl Settings {
         })
     }
 
+    /// Trusted proxies, the `/metrics` allow-list and CORS origins.
+    pub fn http_policy(&self) -> Result<HttpPolicy, ConfigError> {
+        let s = &self.server;
+        Ok(HttpPolicy {
+            trusted_proxies: parse_cidrs(&s.trusted_proxies).map_err(|e| bad("server.trusted_proxies", e))?,
+            metrics_allow: parse_cidrs(&s.metrics_allow).map_err(|e| bad("server.metrics_allow", e))?,
+            cors_origins: CorsOrigins::parse(&s.cors_allowed_origins)
+                .map_err(|e| bad("server.cors_allowed_origins", e))?,
+        })
+    }
+
     pub fn limits(&self) -> Result<Limits, ConfigError> {
         if self.server.body_limit_bytes < 1024 {
             return Err(bad("server.body_limit_bytes", "must be at least 1024"));
@@ -381,6 +416,7 @@ impl Settings {
         self.ingest()?;
         self.outbox()?;
         self.limits()?;
+        self.http_policy()?;
         self.reader()?;
         self.reader_ca_file()?;
         self.log_format()?;
@@ -474,5 +510,28 @@ mod tests {
         s.smtp.ca_file = String::new();
         s.reader.ca_file = "/etc/hostname".into();
         assert_eq!(s.validate().unwrap_err().key, "reader.ca_file");
+    }
+
+    #[test]
+    fn network_lists_load_from_the_file_and_the_environment() {
+        let s = Settings::load(None).unwrap();
+        let p = s.http_policy().unwrap();
+        assert!(p.trusted_proxies.is_empty());
+        assert_eq!(format!("{:?}", p.metrics_allow), "[127.0.0.0/8, ::1/128]");
+        assert_eq!(p.cors_origins, CorsOrigins::Any);
+        // What an environment variable gives: one string.
+        let list: Vec<String> =
+            string_list(serde::de::value::StrDeserializer::<serde::de::value::Error>::new("10.0.0.0/8, 192.168.1.1"))
+                .unwrap();
+        assert_eq!(list, ["10.0.0.0/8", "192.168.1.1"]);
+        let mut s = Settings::load(None).unwrap();
+        s.server.trusted_proxies = vec!["10.0.0.0/33".into()];
+        assert_eq!(s.validate().unwrap_err().key, "server.trusted_proxies");
+        let mut s = Settings::load(None).unwrap();
+        s.server.metrics_allow = vec!["localhost".into()];
+        assert_eq!(s.validate().unwrap_err().key, "server.metrics_allow");
+        let mut s = Settings::load(None).unwrap();
+        s.server.cors_allowed_origins = vec!["https://a.example/x".into()];
+        assert_eq!(s.validate().unwrap_err().key, "server.cors_allowed_origins");
     }
 }

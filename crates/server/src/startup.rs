@@ -137,6 +137,7 @@ impl Application {
             audit_writes: audit_writes(db.backend(), settings.database.max_connections),
             audit_spool: Some(Arc::new(spool)),
         })
+        .with_policy(settings.http_policy()?)
         .into_data();
         let (stop, stopped) = Stop::new();
         let workers = vec![
