@@ -102,6 +102,7 @@ pub struct KeySettings {
 #[derive(Debug, Clone, Deserialize)]
 pub struct SsoConfig {
     pub token_ttl_minutes: i64,
+    pub session_max_days: i64,
     pub issuer: String,
     pub reset_url: String,
 }
@@ -259,6 +260,9 @@ impl Settings {
         if !(1..=60 * 24 * 30).contains(&self.sso.token_ttl_minutes) {
             return Err(bad("sso.token_ttl_minutes", "must be between 1 and 43200 (30 days)"));
         }
+        if !(1..=3650).contains(&self.sso.session_max_days) {
+            return Err(bad("sso.session_max_days", "must be between 1 and 3650"));
+        }
         if self.sso.issuer.trim().is_empty() {
             return Err(bad("sso.issuer", "must not be empty"));
         }
@@ -268,6 +272,7 @@ impl Settings {
         }
         Ok(SsoSettings {
             token_ttl: chrono::Duration::minutes(self.sso.token_ttl_minutes),
+            session_max: chrono::Duration::days(self.sso.session_max_days),
             reset_url: self.sso.reset_url.trim_end_matches('?').to_string(),
             throttle: ThrottlePolicy::default(),
         })
