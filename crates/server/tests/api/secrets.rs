@@ -99,7 +99,7 @@ fn no_configured_secret_reaches_an_answer_the_log_or_the_database() {
     admin(&dir, &["department", "set-webhook", "1"], &format!("{WEBHOOK_TOKEN}\n"));
     #[rustfmt::skip]
     admin(&dir, &["user", "add", "--login", "ana", "--name", "Ana", "--email", "ana@helpdesk.test",
-        "--department", "1", "--can-take-tickets", "--systems", "dolores", "--password-stdin"],
+        "--department", "1", "--can-take-tickets", "--systems", "dolores,factura_profesional", "--password-stdin"],
         &format!("{USER_PASSWORD}\n"));
     admin(
         &dir,
@@ -187,7 +187,7 @@ fn no_configured_secret_reaches_an_answer_the_log_or_the_database() {
     };
 
     let v = call("POST", "UsuarioInterno/get", json!({"departamento": 1}), None);
-    assert_eq!(v["status"], 200, "{v}");
+    assert_eq!(v["code"], 200, "{v}");
     let v = call("POST", "correo/getConfigCorreos", json!({"estado": "activo"}), None);
     assert_eq!(v["data"][0]["password"], MAILBOX_PASSWORD, "the one answer that carries it: {v}");
     let v = call(
@@ -196,14 +196,14 @@ fn no_configured_secret_reaches_an_answer_the_log_or_the_database() {
         json!({"product": "dolores", "usuario": "ana", "password": USER_PASSWORD, "modo": "normal"}),
         None,
     );
-    assert_eq!(v["status"], 200, "{v}");
+    assert_eq!(v["code"], 200, "{v}");
     let user_token = v["data"]["token"].as_str().expect("a user token").to_string();
     // A wrong password too (its failure is logged and recorded).
     call("POST", "SSO/access", json!({"product": "dolores", "usuario": "ana", "password": NEW_PASSWORD}), None);
     let v = call("GET", "SSO/refreshUserToken", json!({"product": "dolores"}), Some(&user_token));
-    assert_eq!(v["status"], 200, "{v}");
+    assert_eq!(v["code"], 200, "{v}");
     let v = call("POST", "SSO/password/forgot", json!({"product": "dolores", "email": "ana@helpdesk.test"}), None);
-    assert_eq!(v["status"], 200, "{v}");
+    assert_eq!(v["code"], 200, "{v}");
     call(
         "POST",
         "SSO/password/reset",
@@ -218,17 +218,17 @@ fn no_configured_secret_reaches_an_answer_the_log_or_the_database() {
                "token": system_token}),
         None,
     );
-    assert_eq!(v["status"], 200, "{v}");
+    assert_eq!(v["code"], 200, "{v}");
     let ticket = v["data"]["base64_encoded"].as_str().expect("a ticket").to_string();
     let v = call("POST", "SSO/ADI/Token", json!({"token": ticket}), None);
-    assert_eq!(v["status"], 200, "{v}");
+    assert_eq!(v["code"], 200, "{v}");
     let v = call(
         "POST",
         "SSO/ADI/setToken",
         json!({"sistema": "factura_profesional", "estado": "activo", "update_token": "N"}),
         None,
     );
-    assert_eq!(v["status"], 200, "{v}");
+    assert_eq!(v["code"], 200, "{v}");
     // A ticket: an acknowledgement and the operator's e-mail (SMTP down), the
     // operator's bot message and the department's channel (Synology down).
     let v = call(
