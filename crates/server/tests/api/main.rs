@@ -17,5 +17,6 @@ mod ingest;
 mod mail_accounts;
 mod reader;
 mod secrets;
+mod security_http;
 mod sso;
 mod users;
