@@ -282,6 +282,8 @@ pub struct SessionRow {
     pub created_at: chrono::NaiveDateTime,
     pub expires_at: chrono::NaiveDateTime,
     pub revoked_at: Option<chrono::NaiveDateTime>,
+    pub familia: String,
+    pub inicio_familia: chrono::NaiveDateTime,
 }
 
 impl From<SessionRow> for UserSession {
@@ -293,6 +295,8 @@ impl From<SessionRow> for UserSession {
             created_at: r.created_at,
             expires_at: r.expires_at,
             revoked_at: r.revoked_at,
+            family_id: r.familia,
+            family_started_at: r.inicio_familia,
         }
     }
 }
@@ -306,6 +310,8 @@ impl From<UserSession> for SessionRow {
             created_at: s.created_at,
             expires_at: s.expires_at,
             revoked_at: s.revoked_at,
+            familia: s.family_id,
+            inicio_familia: s.family_started_at,
         }
     }
 }

@@ -123,6 +123,8 @@ diesel::table! {
         created_at -> Timestamp,
         expires_at -> Timestamp,
         revoked_at -> Nullable<Timestamp>,
+        familia -> Text,
+        inicio_familia -> Timestamp,
     }
 }
 

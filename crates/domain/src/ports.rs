@@ -210,6 +210,8 @@ pub trait SessionRepository: Send + Sync + 'static {
         new: UserSession,
         now: Timestamp,
     ) -> impl Future<Output = RepoResult<()>> + Send;
+    /// Revokes every live token of the family; returns how many.
+    fn revoke_session_family(&self, family_id: &str, now: Timestamp) -> impl Future<Output = RepoResult<u64>> + Send;
     /// Revokes every live token of the user; returns how many.
     fn revoke_user_sessions(&self, user_id: i64, now: Timestamp) -> impl Future<Output = RepoResult<u64>> + Send;
 }

@@ -73,6 +73,8 @@ impl SessionRepository for Db {
                 sesion_usuario::created_at.eq(row.created_at),
                 sesion_usuario::expires_at.eq(row.expires_at),
                 sesion_usuario::revoked_at.eq(row.revoked_at),
+                sesion_usuario::familia.eq(&row.familia),
+                sesion_usuario::inicio_familia.eq(row.inicio_familia),
             ))
             .execute(conn)
             .await
@@ -108,6 +110,19 @@ impl SessionRepository for Db {
             diesel::insert_into(sesion_usuario::table).values(&row).execute(conn).await?;
             Ok(())
         })
+    }
+
+    async fn revoke_session_family(&self, family_id: &str, now: Timestamp) -> RepoResult<u64> {
+        let n = db_run!(self, |conn| diesel::update(
+            sesion_usuario::table
+                .filter(sesion_usuario::familia.eq(family_id))
+                .filter(sesion_usuario::revoked_at.is_null()),
+        )
+        .set(sesion_usuario::revoked_at.eq(now))
+        .execute(conn)
+        .await
+        .or_repo()?);
+        Ok(n as u64)
     }
 
     async fn revoke_user_sessions(&self, user_id: i64, now: Timestamp) -> RepoResult<u64> {

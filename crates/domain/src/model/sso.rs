@@ -13,6 +13,12 @@ pub struct UserSession {
     pub created_at: Timestamp,
     pub expires_at: Timestamp,
     pub revoked_at: Option<Timestamp>,
+    /// The token id of the login this token was refreshed from (its own for
+    /// a login): a rotated token presented again revokes the whole family.
+    pub family_id: String,
+    /// When that login happened: no token of the family outlives it by more
+    /// than the absolute session lifetime.
+    pub family_started_at: Timestamp,
 }
 
 /// A password reset request (`password_reset`): the token is stored hashed,

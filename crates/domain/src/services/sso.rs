@@ -65,6 +65,8 @@ impl Default for ThrottlePolicy {
 #[derive(Debug, Clone)]
 pub struct SsoSettings {
     pub token_ttl: Duration,
+    /// No token outlives the login it was refreshed from by more than this.
+    pub session_max: Duration,
     /// The reset link: `<reset_url>?id=<id>&token=<token>`.
     pub reset_url: String,
     pub throttle: ThrottlePolicy,
@@ -260,20 +262,35 @@ impl<R: Store> SsoService<R> {
     }
 
     async fn issue(&self, user: &InternalUser, product: &Product, now: Timestamp) -> Result<String, SsoError> {
-        let session = self.new_session(user, product, now);
+        let session = self.new_session(user, product, now, None);
         let token = self.sign(&session, product);
         self.repo.create_session(session).await?;
         Ok(token)
     }
 
-    fn new_session(&self, user: &InternalUser, product: &Product, now: Timestamp) -> UserSession {
+    /// A new token: of a new family (a login), or of `family` (a refresh),
+    /// never outliving the family's absolute lifetime.
+    fn new_session(
+        &self,
+        user: &InternalUser,
+        product: &Product,
+        now: Timestamp,
+        family: Option<(&str, Timestamp)>,
+    ) -> UserSession {
+        let token_id = random_token(32);
+        let (family_id, family_started_at) = match family {
+            Some((id, started)) => (id.to_string(), started),
+            None => (token_id.clone(), now),
+        };
         UserSession {
-            token_id: random_token(32),
+            token_id,
             user_id: user.id,
             product_id: Some(product.id),
             created_at: now,
-            expires_at: now + self.settings.token_ttl,
+            expires_at: (now + self.settings.token_ttl).min(family_started_at + self.settings.session_max),
             revoked_at: None,
+            family_id,
+            family_started_at,
         }
     }
 
@@ -301,7 +318,16 @@ impl<R: Store> SsoService<R> {
             return Err(SsoError::InvalidToken);
         }
         let session = self.repo.find_session(&claims.jti).await?.ok_or(SsoError::InvalidToken)?;
-        if session.revoked_at.is_some() || session.expires_at <= now || session.user_id.to_string() != claims.sub {
+        if session.user_id.to_string() != claims.sub {
+            return Err(SsoError::InvalidToken);
+        }
+        if session.revoked_at.is_some() {
+            // A token already exchanged (or revoked) presented again: whoever
+            // holds it may hold the chain too; end the chain.
+            self.repo.revoke_session_family(&session.family_id, now).await?;
+            return Err(SsoError::InvalidToken);
+        }
+        if session.expires_at <= now || session.family_started_at + self.settings.session_max <= now {
             return Err(SsoError::InvalidToken);
         }
         let user = self
@@ -310,7 +336,7 @@ impl<R: Store> SsoService<R> {
             .await?
             .filter(InternalUser::is_active)
             .ok_or(SsoError::InvalidToken)?;
-        let new = self.new_session(&user, &product, now);
+        let new = self.new_session(&user, &product, now, Some((&session.family_id, session.family_started_at)));
         let token = self.sign(&new, &product);
         match self.repo.rotate_session(&session.token_id, new, now).await {
             Ok(()) => Ok(LoginSuccess { user, token }),
@@ -469,6 +495,7 @@ mod tests {
             clock.clone(),
             SsoSettings {
                 token_ttl: Duration::hours(8),
+                session_max: Duration::days(30),
                 reset_url: "https://ayuda.example.test/restablecer".into(),
                 throttle: ThrottlePolicy::default(),
             },
@@ -650,16 +677,48 @@ mod tests {
         let f = fixture().await;
         let first = f.svc.login(pw("ana", "Clave-correcta-1")).await.unwrap();
         let second = f.svc.refresh(&first.token, "mesa").await.unwrap();
-        assert!(matches!(f.svc.refresh(&first.token, "mesa").await, Err(SsoError::InvalidToken)), "old is dead");
         f.store.create_product(NewProduct { alias: "otro".into(), name: "Otro".into() }).await.unwrap();
         let other = f.svc.refresh(&second.token, "otro").await.unwrap();
-        assert!(matches!(f.svc.refresh(&second.token, "mesa").await, Err(SsoError::InvalidToken)), "rotated");
         let foreign = TokenSigner::new([8; 32], "helpdesk").sign(&f.svc.signer.verify(&other.token).unwrap());
         assert!(matches!(f.svc.refresh(&foreign, "mesa").await, Err(SsoError::InvalidToken)), "another key");
         let second = f.svc.refresh(&other.token, "mesa").await.unwrap();
         assert!(matches!(f.svc.refresh(&second.token, "nada").await, Err(SsoError::UnknownProduct)));
         f.clock.advance(Duration::hours(8));
         assert!(matches!(f.svc.refresh(&second.token, "mesa").await, Err(SsoError::InvalidToken)), "expired");
+    }
+
+    #[tokio::test]
+    async fn a_replayed_token_ends_its_chain() {
+        let f = fixture().await;
+        let first = f.svc.login(pw("ana", "Clave-correcta-1")).await.unwrap();
+        let second = f.svc.refresh(&first.token, "mesa").await.unwrap();
+        let third = f.svc.refresh(&second.token, "mesa").await.unwrap();
+        // Someone presents a token that was already exchanged.
+        assert!(matches!(f.svc.refresh(&first.token, "mesa").await, Err(SsoError::InvalidToken)), "old is dead");
+        assert!(
+            matches!(f.svc.refresh(&third.token, "mesa").await, Err(SsoError::InvalidToken)),
+            "the newest of the chain is revoked with it"
+        );
+        // Another login of the same user is another chain, untouched.
+        let other = f.svc.login(pw("ana", "Clave-correcta-1")).await.unwrap();
+        let _ = f.svc.login(pw("ana", "Clave-correcta-1")).await.unwrap();
+        f.svc.refresh(&other.token, "mesa").await.expect("another chain");
+    }
+
+    #[tokio::test]
+    async fn refreshing_does_not_extend_a_session_past_its_absolute_lifetime() {
+        let f = fixture().await;
+        let login_at = f.clock.now();
+        let mut token = f.svc.login(pw("ana", "Clave-correcta-1")).await.unwrap().token;
+        let end = login_at + Duration::days(30);
+        while f.clock.now() + Duration::hours(7) < end {
+            f.clock.advance(Duration::hours(7));
+            token = f.svc.refresh(&token, "mesa").await.expect("within the lifetime").token;
+            let exp = f.svc.signer.verify(&token).unwrap().exp;
+            assert!(exp <= end.and_utc().timestamp(), "no token outlives the login by 30 days");
+        }
+        f.clock.advance(Duration::hours(7));
+        assert!(matches!(f.svc.refresh(&token, "mesa").await, Err(SsoError::InvalidToken)), "30 days after login");
     }
 
     struct Outbox(Mutex<Vec<OutgoingMail>>);

@@ -423,6 +423,8 @@ fn session(id: &str, user_id: i64, product_id: Option<i64>, created: Timestamp) 
         created_at: created,
         expires_at: created + chrono::Duration::hours(8),
         revoked_at: None,
+        family_id: format!("family-of-{id}"),
+        family_started_at: created - chrono::Duration::days(1),
     }
 }
 
@@ -457,6 +459,23 @@ pub async fn sessions_rotate_once_and_revoke_per_user<S: Store>(s: Arc<S>) {
     assert_eq!(s.find_session("s1").await.unwrap().unwrap().revoked_at, Some(t1), "already revoked stays");
     assert_eq!(s.find_session("v1").await.unwrap().unwrap().revoked_at, None, "other users untouched");
     assert_eq!(s.revoke_user_sessions(u.id, t2).await.unwrap(), 0);
+
+    // Families: one login's chain of refreshed tokens.
+    let in_family = |id: &str, user: i64, family: &str| UserSession {
+        family_id: family.into(),
+        ..session(id, user, Some(p.id), t2)
+    };
+    for (id, user, family) in [("f1", u.id, "F"), ("f2", u.id, "F"), ("g1", u.id, "G"), ("f3", v.id, "F")] {
+        s.create_session(in_family(id, user, family)).await.unwrap();
+    }
+    assert_eq!(s.find_session("f1").await.unwrap().unwrap(), in_family("f1", u.id, "F"), "family fields kept");
+    let t3 = at(11, 0, 0);
+    assert_eq!(s.revoke_session_family("F", t3).await.unwrap(), 3);
+    for id in ["f1", "f2", "f3"] {
+        assert_eq!(s.find_session(id).await.unwrap().unwrap().revoked_at, Some(t3), "{id}");
+    }
+    assert_eq!(s.find_session("g1").await.unwrap().unwrap().revoked_at, None, "other families untouched");
+    assert_eq!(s.revoke_session_family("F", t3).await.unwrap(), 0);
 }
 
 pub async fn concurrent_rotations_of_one_token_have_one_winner<S: Store>(s: Arc<S>) {

@@ -409,6 +409,16 @@ impl SessionRepository for InMemoryStore {
             Ok(())
         })
     }
+    async fn revoke_session_family(&self, family_id: &str, now: Timestamp) -> RepoResult<u64> {
+        self.with(|i| {
+            let mut n = 0;
+            for s in i.sessions.values_mut().filter(|s| s.family_id == family_id && s.revoked_at.is_none()) {
+                s.revoked_at = Some(now);
+                n += 1;
+            }
+            Ok(n)
+        })
+    }
     async fn revoke_user_sessions(&self, user_id: i64, now: Timestamp) -> RepoResult<u64> {
         self.with(|i| {
             let mut n = 0;

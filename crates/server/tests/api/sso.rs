@@ -238,6 +238,10 @@ async fn refresh_rotates_and_refuses_dead_tokens(backend: Backend) {
     assert_ne!(first, second);
     let (status, body) = s.refresh_json(&first, "mesa").await;
     assert_eq!((status, body["status"].as_str()), (401, Some("error")), "the old token is dead: {body}");
+    // Replaying it ended the whole chain: the token it was exchanged for is dead too.
+    assert_eq!(s.refresh_json(&second, "mesa").await.0, 401, "the chain ended with the replay");
+    let (_, body) = s.password("pgarcia", PASSWORD).await;
+    let second = body["data"]["token"].as_str().unwrap().to_string();
     // As browsers' fetch sends it: fields in the query string, no body.
     let res = s
         .app
