@@ -6,7 +6,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::os::fd::{AsFd, OwnedFd};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
@@ -49,23 +49,125 @@ impl Default for ClosedPort {
 /// aiosmtpd with `aiosmtpd.handlers.Mailbox`, as `python3 -m aiosmtpd -n -c
 /// aiosmtpd.handlers.Mailbox <dir>` runs it, but on the bound socket it gets
 /// as its standard input: it listens on it and prints the port once it does.
+/// With `starttls` or `tls CERT KEY USER PASSWORD` after the directory it
+/// speaks TLS (STARTTLS required before anything else, or from the first
+/// byte) and takes mail only after AUTH with that login, over TLS only.
 const SINK_PY: &str = r#"
-import asyncio, logging, socket, sys
+import asyncio, logging, socket, ssl, sys
 from aiosmtpd.handlers import Mailbox
-from aiosmtpd.smtp import SMTP
+from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
 
 logging.basicConfig(level=logging.ERROR)
 sock = socket.socket(fileno=0)
 handler = Mailbox(sys.argv[1])
+options, wrap = {}, None
+if len(sys.argv) > 2:
+    mode, cert, key, user, password = sys.argv[2:7]
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    def authenticator(server, session, envelope, mechanism, data):
+        ok = isinstance(data, LoginPassword) and data.login == user.encode() and data.password == password.encode()
+        return AuthResult(success=ok, handled=False)
+    options = dict(authenticator=authenticator, auth_required=True)
+    if mode == "starttls":
+        options.update(tls_context=context, require_starttls=True, auth_require_tls=True)
+    else:
+        options.update(auth_require_tls=False)
+        wrap = context
 
 async def main():
     loop = asyncio.get_running_loop()
-    server = await loop.create_server(lambda: SMTP(handler, data_size_limit=None), sock=sock)
+    server = await loop.create_server(lambda: SMTP(handler, data_size_limit=None, **options), sock=sock, ssl=wrap)
     print(sock.getsockname()[1], flush=True)
     await server.serve_forever()
 
 asyncio.run(main())
 "#;
+
+/// How a TLS sink is entered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SinkTls {
+    /// STARTTLS, required before any other command (so before AUTH).
+    StartTls,
+    /// TLS from the first byte (SMTPS, like port 465).
+    Implicit,
+}
+
+/// A certificate authority made for one test with the `openssl` command,
+/// and a server certificate it signed for `localhost`, 127.0.0.1 and
+/// 127.0.0.2; the files live in a directory removed on drop.
+pub struct TestCa {
+    pub dir: PathBuf,
+    /// The CA's certificate (PEM): what a client must trust.
+    pub ca_pem: PathBuf,
+    /// The server's certificate and key (PEM).
+    pub cert_pem: PathBuf,
+    pub key_pem: PathBuf,
+}
+
+impl TestCa {
+    pub fn new() -> TestCa {
+        static MADE: AtomicU64 = AtomicU64::new(0);
+        let n = MADE.fetch_add(1, Ordering::Relaxed);
+        let dir = std::env::temp_dir().join("helpdesk-tests").join(format!("ca-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("CA directory");
+        let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+        let openssl = |args: &[&str]| {
+            let out = Command::new("openssl")
+                .args(args)
+                .current_dir(&dir)
+                .output()
+                .expect("the openssl command must be installed to make the test CA");
+            assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        };
+        let mut ca = vec!["req", "-x509"];
+        ca.extend(ec);
+        ca.extend(["-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=Helpdesk test CA"]);
+        ca.extend(["-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign"]);
+        openssl(&ca);
+        let mut csr = vec!["req", "-new"];
+        csr.extend(ec);
+        csr.extend(["-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=localhost"]);
+        openssl(&csr);
+        std::fs::write(
+            dir.join("server.ext"),
+            "subjectAltName=DNS:localhost,IP:127.0.0.1,IP:127.0.0.2\nbasicConstraints=critical,CA:FALSE\n\
+             keyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n",
+        )
+        .expect("server.ext");
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.pem",
+            "-days",
+            "2",
+            "-extfile",
+            "server.ext",
+        ]);
+        TestCa { ca_pem: dir.join("ca.pem"), cert_pem: dir.join("server.pem"), key_pem: dir.join("server.key"), dir }
+    }
+}
+
+impl Default for TestCa {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for TestCa {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
 
 pub struct SmtpSink {
     child: Child,
@@ -84,6 +186,23 @@ impl SmtpSink {
     /// connections were refused). The port is never released in between:
     /// the child listens on the very socket that held it.
     pub fn start_on(closed: ClosedPort) -> SmtpSink {
+        Self::spawn(closed, &[])
+    }
+
+    /// Starts a sink that speaks TLS with `ca`'s server certificate and
+    /// takes mail only from `login` (`user`, `password`) after AUTH; with
+    /// [`SinkTls::StartTls`] every command but EHLO, NOOP and QUIT is refused
+    /// before STARTTLS, and AUTH is refused in clear.
+    pub fn start_tls(tls: SinkTls, ca: &TestCa, login: (&str, &str)) -> SmtpSink {
+        let mode = match tls {
+            SinkTls::StartTls => "starttls",
+            SinkTls::Implicit => "tls",
+        };
+        let args = [Path::new(mode), &ca.cert_pem, &ca.key_pem, Path::new(login.0), Path::new(login.1)];
+        Self::spawn(ClosedPort::new(), &args)
+    }
+
+    fn spawn(closed: ClosedPort, extra: &[&Path]) -> SmtpSink {
         static STARTED: AtomicU64 = AtomicU64::new(0);
         let port = closed.port;
         let base = std::env::temp_dir().join("helpdesk-tests");
@@ -98,6 +217,7 @@ impl SmtpSink {
         let mut child = Command::new("python3")
             .args(["-c", SINK_PY])
             .arg(&dir)
+            .args(extra)
             .stdin(Stdio::from(closed.into_fd()))
             .stdout(Stdio::piped())
             .stderr(Stdio::from(err))

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use helpdesk_domain::model::OutgoingMail;
 use helpdesk_domain::ports::{MailNotifier, NotifyError};
-use helpdesk_notify_smtp::testing::{ClosedPort, SmtpSink, parse};
+use helpdesk_notify_smtp::testing::{ClosedPort, SinkTls, SmtpSink, TestCa, parse};
 use helpdesk_notify_smtp::{Security, SmtpMailer, SmtpSettings};
 
 fn settings(port: u16) -> SmtpSettings {
@@ -74,4 +74,82 @@ async fn a_stopped_server_is_a_temporary_failure_and_a_restarted_one_works() {
     let sink = SmtpSink::start_on(down);
     mailer.send(mail).await.unwrap();
     assert_eq!(sink.wait_for(1, Duration::from_secs(10)).await.len(), 1);
+}
+
+fn hello() -> OutgoingMail {
+    OutgoingMail {
+        to: "cliente@ejemplo.test".into(),
+        subject: "por TLS".into(),
+        text: "hola".into(),
+        html: None,
+        message_id: None,
+        in_reply_to: None,
+        headers: vec![],
+    }
+}
+
+fn error_text(e: NotifyError) -> String {
+    match e {
+        NotifyError::Temporary(t) | NotifyError::Permanent(t) => t,
+    }
+}
+
+/// STARTTLS and AUTH against a server that refuses everything but EHLO
+/// before STARTTLS, and AUTH in clear: the mail arrives only with TLS, the
+/// test CA trusted (`ca_file`) and the right password.
+#[tokio::test]
+#[ignore = "needs python3 aiosmtpd and openssl; .ci/run installs aiosmtpd and runs this"]
+async fn starttls_with_a_login_and_a_private_ca() {
+    let ca = TestCa::new();
+    let sink = SmtpSink::start_tls(SinkTls::StartTls, &ca, ("ayuda", "Clave-Smtp-Tls-1"));
+    let tls = SmtpSettings {
+        security: Security::StartTls,
+        username: Some("ayuda".into()),
+        password: Some("Clave-Smtp-Tls-1".into()),
+        ca_file: Some(ca.ca_pem.clone()),
+        ..settings(sink.port)
+    };
+    SmtpMailer::new(&tls).unwrap().send(hello()).await.unwrap();
+    let raw = sink.wait_for(1, Duration::from_secs(10)).await;
+    assert_eq!(raw.len(), 1);
+    assert_eq!(parse(&raw[0]).subject(), Some("por TLS"));
+
+    // Without the CA the server's certificate is not trusted: nothing sent.
+    let err = SmtpMailer::new(&SmtpSettings { ca_file: None, ..tls.clone() }).unwrap().send(hello()).await;
+    let text = error_text(err.unwrap_err());
+    assert!(text.to_lowercase().contains("certificate") || text.contains("tls"), "{text}");
+    // In clear, the server refuses (it requires STARTTLS first).
+    let err = SmtpMailer::new(&SmtpSettings { security: Security::None, ..tls.clone() }).unwrap().send(hello()).await;
+    assert!(err.is_err(), "plaintext must be refused");
+    // A wrong password is refused, and does not appear in the error.
+    let wrong = SmtpSettings { password: Some("Otra-Clave-77".into()), ..tls.clone() };
+    let text = error_text(SmtpMailer::new(&wrong).unwrap().send(hello()).await.unwrap_err());
+    assert!(text.contains("535") && !text.contains("Otra-Clave-77"), "{text}");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(sink.messages().len(), 1, "only the mail sent over TLS with the login arrived");
+}
+
+/// Implicit TLS (SMTPS): TLS from the first byte, the test CA trusted.
+#[tokio::test]
+#[ignore = "needs python3 aiosmtpd and openssl; .ci/run installs aiosmtpd and runs this"]
+async fn implicit_tls_with_a_login_and_a_private_ca() {
+    let ca = TestCa::new();
+    let sink = SmtpSink::start_tls(SinkTls::Implicit, &ca, ("ayuda", "Clave-Smtps-2"));
+    let tls = SmtpSettings {
+        security: Security::Tls,
+        username: Some("ayuda".into()),
+        password: Some("Clave-Smtps-2".into()),
+        ca_file: Some(ca.ca_pem.clone()),
+        ..settings(sink.port)
+    };
+    SmtpMailer::new(&tls).unwrap().send(hello()).await.unwrap();
+    assert_eq!(sink.wait_for(1, Duration::from_secs(10)).await.len(), 1);
+    let err = SmtpMailer::new(&SmtpSettings { ca_file: None, ..tls }).unwrap().send(hello()).await;
+    assert!(err.is_err(), "an untrusted certificate is refused");
+}
+
+#[test]
+fn a_ca_file_without_certificates_is_refused() {
+    let bad = SmtpSettings { security: Security::StartTls, ca_file: Some("/etc/hostname".into()), ..settings(25) };
+    assert!(SmtpMailer::new(&bad).is_err());
 }
