@@ -1,10 +1,12 @@
 //! A real IMAP server on loopback for tests: Debian's Dovecot
 //! (`dovecot-imapd`), started in a temporary directory with its own
-//! configuration, users from a passwd file, Maildir storage, no TLS.
+//! configuration, users from a passwd file, Maildir storage; without TLS
+//! ([`Dovecot::start`]) or with TLS required ([`Dovecot::start_tls`]: a
+//! STARTTLS port and an implicit-TLS port, certificates from a [`TestCa`]).
 
 use std::net::TcpListener;
 use std::os::unix::fs::MetadataExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -13,11 +15,96 @@ use tokio::net::TcpStream;
 
 const DOVECOT: &str = "/usr/sbin/dovecot";
 
-/// A Dovecot process serving IMAP on 127.0.0.1; killed on drop.
+/// A Dovecot process serving IMAP on loopback; killed on drop.
 pub struct Dovecot {
     child: Child,
     dir: PathBuf,
+    /// The address it listens on: 127.0.0.1, or 127.0.0.2 with TLS.
+    pub host: &'static str,
+    /// IMAP (STARTTLS when started with TLS).
     pub port: u16,
+    /// IMAP in TLS from the first byte (like 993), when started with TLS.
+    pub tls_port: Option<u16>,
+}
+
+/// Dovecot's TLS: its server certificate and key (PEM files).
+struct Tls<'a> {
+    cert: &'a Path,
+    key: &'a Path,
+    port: u16,
+}
+
+/// A certificate authority made for one test with the `openssl` command,
+/// and a server certificate it signed for `localhost`, 127.0.0.1 and
+/// 127.0.0.2; the files live in a directory removed on drop.
+pub struct TestCa {
+    pub dir: PathBuf,
+    /// The CA's certificate (PEM): what a client must trust.
+    pub ca_pem: PathBuf,
+    /// The server's certificate and key (PEM).
+    pub cert_pem: PathBuf,
+    pub key_pem: PathBuf,
+}
+
+impl TestCa {
+    pub fn new() -> TestCa {
+        let dir = std::env::temp_dir().join(format!("helpdesk-ca-{}", helpdesk_domain::crypto::random_token(10)));
+        std::fs::create_dir_all(&dir).expect("CA directory");
+        let openssl = |args: &[&str]| {
+            let out = Command::new("openssl")
+                .args(args)
+                .current_dir(&dir)
+                .output()
+                .expect("the openssl command must be installed to make the test CA");
+            assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        };
+        let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+        let mut ca = vec!["req", "-x509"];
+        ca.extend(ec);
+        ca.extend(["-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=Helpdesk test CA"]);
+        ca.extend(["-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign"]);
+        openssl(&ca);
+        let mut csr = vec!["req", "-new"];
+        csr.extend(ec);
+        csr.extend(["-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=localhost"]);
+        openssl(&csr);
+        std::fs::write(
+            dir.join("server.ext"),
+            "subjectAltName=DNS:localhost,IP:127.0.0.1,IP:127.0.0.2\nbasicConstraints=critical,CA:FALSE\n\
+             keyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n",
+        )
+        .expect("server.ext");
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.pem",
+            "-days",
+            "2",
+            "-extfile",
+            "server.ext",
+        ]);
+        TestCa { ca_pem: dir.join("ca.pem"), cert_pem: dir.join("server.pem"), key_pem: dir.join("server.key"), dir }
+    }
+}
+
+impl Default for TestCa {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for TestCa {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
 }
 
 impl Dovecot {
@@ -41,9 +128,35 @@ impl Dovecot {
         panic!("dovecot found its port taken {ATTEMPTS} times in a row");
     }
 
+    /// Starts Dovecot with TLS required (`ssl = required`, no plaintext
+    /// authentication), `ca`'s server certificate, a STARTTLS port (`port`)
+    /// and an implicit-TLS port (`tls_port`), on 127.0.0.2. Dovecot counts
+    /// a client whose address is its own as secure and lets it log in in
+    /// clear, so it listens on 127.0.0.2, where clients come from 127.0.0.1:
+    /// a client that does not use TLS is refused. The helpers below
+    /// (`append`, `flags`, ...) connect from 127.0.0.2, in clear.
+    pub fn start_tls(users: &[(&str, &str)], ca: &TestCa) -> Dovecot {
+        assert!(
+            std::path::Path::new(DOVECOT).exists(),
+            "{DOVECOT} not found: install Debian's dovecot-imapd (.ci/run does) to run the IMAP tests"
+        );
+        const ATTEMPTS: usize = 10;
+        for _ in 0..ATTEMPTS {
+            let tls = Tls { cert: &ca.cert_pem, key: &ca.key_pem, port: free_port() };
+            if let Some(server) = Self::start_with(free_port(), users, Some(tls)) {
+                return server;
+            }
+        }
+        panic!("dovecot found its ports taken {ATTEMPTS} times in a row");
+    }
+
     /// Starts on `port`, in a directory of its own; `None` when the port
     /// was taken (Dovecot exited saying it could not listen on it).
     fn start_on(port: u16, users: &[(&str, &str)]) -> Option<Dovecot> {
+        Self::start_with(port, users, None)
+    }
+
+    fn start_with(port: u16, users: &[(&str, &str)], tls: Option<Tls<'_>>) -> Option<Dovecot> {
         let dir = std::env::temp_dir().join(format!("helpdesk-dovecot-{}", helpdesk_domain::crypto::random_token(10)));
         let home = dir.join("home");
         std::fs::create_dir_all(&home).expect("dovecot dir");
@@ -71,14 +184,26 @@ impl Dovecot {
             format!("default_login_user = {user}\ndefault_internal_user = {user}\ndefault_internal_group = {group}\n")
         };
         let d = dir.display();
+        let host = if tls.is_some() { "127.0.0.2" } else { "127.0.0.1" };
+        let (ssl, imaps) = match &tls {
+            None => ("ssl = no\ndisable_plaintext_auth = no\n".to_string(), "    port = 0\n".to_string()),
+            Some(t) => (
+                format!(
+                    "ssl = required\nssl_cert = <{}\nssl_key = <{}\ndisable_plaintext_auth = yes\n",
+                    t.cert.display(),
+                    t.key.display()
+                ),
+                format!("    address = {host}\n    port = {}\n    ssl = yes\n", t.port),
+            ),
+        };
         let conf = format!(
-            "base_dir = {d}/run\nstate_dir = {d}/state\nprotocols = imap\nlisten = 127.0.0.1\nssl = no\n\
-             disable_plaintext_auth = no\nauth_mechanisms = plain login\nlog_path = {d}/dovecot.log\n\
+            "base_dir = {d}/run\nstate_dir = {d}/state\nprotocols = imap\nlisten = {host}\n{ssl}\
+             auth_mechanisms = plain login\nlog_path = {d}/dovecot.log\n\
              mail_location = maildir:~/Maildir\nfirst_valid_uid = 1\n{unprivileged}\
              passdb {{\n  driver = passwd-file\n  args = scheme=PLAIN username_format=%u {d}/passwd\n}}\n\
              userdb {{\n  driver = static\n  args = uid={uid} gid={gid} home={d}/home/%u\n}}\n\
-             service imap-login {{\n  inet_listener imap {{\n    address = 127.0.0.1\n    port = {port}\n  }}\n\
-             inet_listener imaps {{\n    port = 0\n  }}\n  chroot =\n}}\nservice anvil {{\n  chroot =\n}}\n"
+             service imap-login {{\n  inet_listener imap {{\n    address = {host}\n    port = {port}\n  }}\n\
+             inet_listener imaps {{\n{imaps}  }}\n  chroot =\n}}\nservice anvil {{\n  chroot =\n}}\n"
         );
         std::fs::write(dir.join("dovecot.conf"), conf).expect("dovecot.conf");
         let stderr = std::fs::File::create(dir.join("dovecot.stderr")).expect("dovecot.stderr");
@@ -91,11 +216,12 @@ impl Dovecot {
             .spawn()
             .expect("spawn dovecot");
         // From here `Drop` kills it and removes its directory, panics included.
-        let mut server = Dovecot { child, dir, port };
+        let tls_port = tls.as_ref().map(|t| t.port);
+        let mut server = Dovecot { child, dir, host, port, tls_port };
         // The master logs "starting up" only once its listeners are open; a
         // port taken since it was picked makes it log that it could not
         // listen there, and exit. (A bare connect could reach whoever took it.)
-        let taken = format!("listen(127.0.0.1, {port}) failed");
+        let taken = format!("listen({host}, ");
         let deadline = Instant::now() + Duration::from_secs(15);
         while !server.log().contains(" starting up ") {
             if let Ok(Some(status)) = server.child.try_wait() {
@@ -108,7 +234,7 @@ impl Dovecot {
             assert!(Instant::now() < deadline, "dovecot did not start on {port} within 15 s: {}", server.log());
             std::thread::sleep(Duration::from_millis(20));
         }
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        while std::net::TcpStream::connect((host, port)).is_err() {
             assert!(Instant::now() < deadline, "dovecot did not listen on {port}: {}", server.log());
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -123,7 +249,12 @@ impl Dovecot {
     }
 
     async fn session(&self, user: &str, password: &str) -> async_imap::Session<TcpStream> {
-        let tcp = TcpStream::connect(("127.0.0.1", self.port)).await.expect("connect to dovecot");
+        // From the server's own address: Dovecot lets such a client log in
+        // in clear even when it requires TLS of everyone else.
+        let ip: std::net::IpAddr = self.host.parse().expect("an address");
+        let socket = tokio::net::TcpSocket::new_v4().expect("a socket");
+        socket.bind((ip, 0).into()).expect("bind");
+        let tcp = socket.connect((ip, self.port).into()).await.expect("connect to dovecot");
         let mut client = async_imap::Client::new(tcp);
         client.read_response().await.expect("greeting").expect("greeting");
         client.login(user, password).await.map_err(|(e, _)| e).expect("login to dovecot")
