@@ -18,12 +18,23 @@ pub struct ProductRow {
     pub alias_producto: String,
     pub nombre: String,
     pub estado: String,
+    pub acceso: String,
+    pub url_restablecer: Option<String>,
 }
 
 impl TryFrom<ProductRow> for Product {
     type Error = RepoError;
     fn try_from(r: ProductRow) -> Result<Self, RepoError> {
-        Ok(Product { id: r.id_producto, alias: r.alias_producto, name: r.nombre, status: status(&r.estado)? })
+        let access = ProductAccess::parse(&r.acceso)
+            .ok_or_else(|| RepoError::Unexpected(format!("producto.acceso {:?}", r.acceso)))?;
+        Ok(Product {
+            id: r.id_producto,
+            alias: r.alias_producto,
+            name: r.nombre,
+            status: status(&r.estado)?,
+            access,
+            reset_url: r.url_restablecer,
+        })
     }
 }
 

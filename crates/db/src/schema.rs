@@ -8,6 +8,15 @@ diesel::table! {
         alias_producto -> Text,
         nombre -> Text,
         estado -> Text,
+        acceso -> Text,
+        url_restablecer -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    acceso_producto (fk_id_usuario, fk_id_producto) {
+        fk_id_usuario -> BigInt,
+        fk_id_producto -> BigInt,
     }
 }
 

@@ -22,6 +22,18 @@ pub trait ProductRepository: Send + Sync + 'static {
     /// Case-insensitive lookup by `alias_producto`.
     fn find_product_by_alias(&self, alias: &str) -> impl Future<Output = RepoResult<Option<Product>>> + Send;
     fn list_products(&self) -> impl Future<Output = RepoResult<Vec<Product>>> + Send;
+    /// Sets who may sign in, the reset page and the status of the product
+    /// with this alias. MUST return `NotFound` for an unknown alias.
+    fn update_product(&self, alias: &str, change: ProductChange) -> impl Future<Output = RepoResult<Product>> + Send;
+    /// Grants (`true`) or withdraws the user's access to the product;
+    /// idempotent. MUST return `MissingReference` for an unknown user or product.
+    fn set_product_grant(
+        &self,
+        user_id: i64,
+        product_id: i64,
+        granted: bool,
+    ) -> impl Future<Output = RepoResult<()>> + Send;
+    fn has_product_grant(&self, user_id: i64, product_id: i64) -> impl Future<Output = RepoResult<bool>> + Send;
 }
 
 /// Departments (`departamento`) and roles (`rol`).

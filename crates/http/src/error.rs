@@ -91,6 +91,11 @@ impl From<SsoError> for ApiError {
                 message: "Token de usuario inválido o expirado.".into(),
                 data: Value::Null,
             },
+            SsoError::NoProductAccess => ApiError::Business {
+                status: StatusCode::FORBIDDEN,
+                message: "El usuario no tiene acceso a este producto.".into(),
+                data: json!({ "authenticated": false }),
+            },
             SsoError::InvalidResetToken => {
                 invalid("token", "El enlace para restablecer la contraseña no es válido o ha expirado.")
             }

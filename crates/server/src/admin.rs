@@ -9,8 +9,8 @@ use std::sync::Arc;
 use anyhow::{Context, anyhow, bail};
 use clap::{Args, Subcommand};
 use helpdesk_db::Db;
-use helpdesk_domain::model::{Endpoint, NewInternalUser, Status};
-use helpdesk_domain::ports::{DepartmentRepository, ProductRepository, SystemClock};
+use helpdesk_domain::model::{Endpoint, NewInternalUser, ProductAccess, ProductChange, Status};
+use helpdesk_domain::ports::{DepartmentRepository, ProductRepository, SystemClock, UserRepository};
 use helpdesk_domain::services::{
     AccessService, AdiService, AdminService, MailAccountInput, MailAccountService, UserInput,
 };
@@ -64,10 +64,28 @@ pub enum SystemCmd {
 
 #[derive(Debug, Subcommand)]
 pub enum ProductCmd {
-    /// Add a product by its alias (`alias_producto`).
+    /// Add a product by its alias (`alias_producto`); every active user may
+    /// sign in to it until `set --access asignado`.
     Add { alias: String, name: String },
-    /// List products.
+    /// List products (id, alias, status, access, reset page, name).
     List,
+    /// Change a product: who may sign in, its password-reset page, its status.
+    Set {
+        alias: String,
+        /// `todos`: every active user; `asignado`: only users granted it
+        /// (`user grant-product`).
+        #[arg(long, value_parser = ["todos", "asignado"])]
+        access: Option<String>,
+        /// The page its reset e-mail links to (`?id=..&token=..` appended).
+        #[arg(long, conflicts_with = "default_reset_url")]
+        reset_url: Option<String>,
+        /// Link to `sso.reset_url` again.
+        #[arg(long)]
+        default_reset_url: bool,
+        /// `activo` or `inactivo` (an inactive product is refused like an unknown one).
+        #[arg(long, value_parser = ["activo", "inactivo"])]
+        status: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -133,6 +151,10 @@ pub struct UserAdd {
 pub enum UserCmd {
     /// Add an internal user, optionally with a password and a device PIN.
     Add(Box<UserAdd>),
+    /// Let the user sign in to a product whose access is `asignado`.
+    GrantProduct { login: String, product: String },
+    /// Withdraw that.
+    RevokeProduct { login: String, product: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -287,8 +309,19 @@ pub async fn product(db: Arc<Db>, cmd: ProductCmd) -> anyhow::Result<()> {
         }
         ProductCmd::List => {
             for p in db.list_products().await? {
-                println!("{}\t{}\t{}\t{}", p.id, p.alias, p.status.as_str(), p.name);
+                let page = p.reset_url.as_deref().unwrap_or("-");
+                println!("{}\t{}\t{}\t{}\t{}\t{}", p.id, p.alias, p.status.as_str(), p.access.as_str(), page, p.name);
             }
+        }
+        ProductCmd::Set { alias, access, reset_url, default_reset_url, status } => {
+            let change = ProductChange {
+                status: status.as_deref().and_then(Status::parse),
+                access: access.as_deref().and_then(ProductAccess::parse),
+                reset_url: if default_reset_url { Some(None) } else { reset_url.map(Some) },
+            };
+            let p = db.update_product(&alias, change).await.with_context(|| format!("product {alias}"))?;
+            let page = p.reset_url.as_deref().unwrap_or("(sso.reset_url)");
+            println!("product {}: {}, access {}, reset page {page}", p.alias, p.status.as_str(), p.access.as_str());
         }
     }
     Ok(())
@@ -318,7 +351,11 @@ pub async fn department(db: Arc<Db>, keys: &Keys, cmd: DepartmentCmd) -> anyhow:
 }
 
 pub async fn user(db: Arc<Db>, cmd: UserCmd) -> anyhow::Result<()> {
-    let UserCmd::Add(a) = cmd;
+    let a = match cmd {
+        UserCmd::Add(a) => a,
+        UserCmd::GrantProduct { login, product } => return product_grant(&db, &login, &product, true).await,
+        UserCmd::RevokeProduct { login, product } => return product_grant(&db, &login, &product, false).await,
+    };
     let admin = AdminService::new(db);
     let role_id = match &a.role {
         Some(r) => Some(admin.ensure_role(r).await?.id),
@@ -413,6 +450,21 @@ pub async fn quarantine(reader: &crate::reader::Reader, cmd: QuarantineCmd) -> a
                 None => bail!("quarantined mail {id} was refused again ({}): {}", q.reason.as_str(), q.detail),
             }
         }
+    }
+    Ok(())
+}
+
+async fn product_grant(db: &Db, login: &str, alias: &str, granted: bool) -> anyhow::Result<()> {
+    let (user, _) = db.find_user_credentials(login).await?.with_context(|| format!("no user {login}"))?;
+    let product = db.find_product_by_alias(alias).await?.with_context(|| format!("no product {alias}"))?;
+    db.set_product_grant(user.id, product.id, granted).await?;
+    let what = if granted { "may now sign in to" } else { "may no longer sign in to" };
+    println!("user {} {what} {}", user.login, product.alias);
+    if product.access == ProductAccess::All {
+        println!(
+            "(product {} is open to every active user: `product set {} --access asignado` to restrict it)",
+            product.alias, product.alias
+        );
     }
     Ok(())
 }

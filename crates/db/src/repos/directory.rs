@@ -27,7 +27,14 @@ impl ProductRepository for Db {
                 .await?;
             Ok(conn.last_insert_id().await?)
         })?;
-        Ok(Product { id, alias: new.alias, name: new.name, status: Status::Active })
+        Ok(Product {
+            id,
+            alias: new.alias,
+            name: new.name,
+            status: Status::Active,
+            access: ProductAccess::All,
+            reset_url: None,
+        })
     }
 
     async fn find_product_by_alias(&self, alias: &str) -> RepoResult<Option<Product>> {
@@ -49,6 +56,71 @@ impl ProductRepository for Db {
             .await
             .or_repo()?);
         rows.into_iter().map(Product::try_from).collect()
+    }
+
+    async fn update_product(&self, alias: &str, change: ProductChange) -> RepoResult<Product> {
+        let row: ProductRow = db_transaction!(self, |conn| {
+            let Some(mut row): Option<ProductRow> = producto::table
+                .filter(producto::alias_producto.eq(alias))
+                .select(ProductRow::as_select())
+                .first(conn)
+                .await
+                .optional()?
+            else {
+                return Err(RepoError::NotFound.into());
+            };
+            if let Some(status) = change.status {
+                row.estado = status.as_str().to_string();
+            }
+            if let Some(access) = change.access {
+                row.acceso = access.as_str().to_string();
+            }
+            if let Some(url) = &change.reset_url {
+                row.url_restablecer = url.clone();
+            }
+            diesel::update(producto::table.find(row.id_producto))
+                .set((
+                    producto::estado.eq(&row.estado),
+                    producto::acceso.eq(&row.acceso),
+                    producto::url_restablecer.eq(&row.url_restablecer),
+                ))
+                .execute(conn)
+                .await?;
+            Ok(row)
+        })?;
+        Product::try_from(row)
+    }
+
+    async fn set_product_grant(&self, user_id: i64, product_id: i64, granted: bool) -> RepoResult<()> {
+        db_run!(self, |conn| {
+            if granted {
+                let sql = format!(
+                    "{} INTO acceso_producto (fk_id_usuario, fk_id_producto) VALUES (?, ?)",
+                    conn.insert_ignore()
+                );
+                Statement::new(sql, vec![Value::BigInt(user_id), Value::BigInt(product_id)])
+                    .execute(conn)
+                    .await
+                    .or_repo()?;
+            } else {
+                diesel::delete(acceso_producto::table.find((user_id, product_id))).execute(conn).await.or_repo()?;
+            }
+        });
+        // INSERT IGNORE also ignores a missing reference on MySQL: check.
+        if granted && !self.has_product_grant(user_id, product_id).await? {
+            return Err(RepoError::MissingReference("usuario or producto".into()));
+        }
+        Ok(())
+    }
+
+    async fn has_product_grant(&self, user_id: i64, product_id: i64) -> RepoResult<bool> {
+        let n: i64 = db_run!(self, |conn| acceso_producto::table
+            .find((user_id, product_id))
+            .count()
+            .get_result(conn)
+            .await
+            .or_repo()?);
+        Ok(n > 0)
     }
 }
 

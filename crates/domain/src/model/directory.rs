@@ -10,6 +10,45 @@ pub struct Product {
     pub alias: String,
     pub name: String,
     pub status: Status,
+    /// Who may sign in to it (`acceso`).
+    pub access: ProductAccess,
+    /// The page its password-reset e-mail links to (`url_restablecer`);
+    /// `None`: the configured default.
+    pub reset_url: Option<String>,
+}
+
+/// Who may sign in to a product.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProductAccess {
+    /// Every active user (`todos`).
+    All,
+    /// Only the users granted it (`asignado`, table `acceso_producto`).
+    Granted,
+}
+
+impl ProductAccess {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProductAccess::All => "todos",
+            ProductAccess::Granted => "asignado",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        match s.trim() {
+            "todos" => Some(ProductAccess::All),
+            "asignado" => Some(ProductAccess::Granted),
+            _ => None,
+        }
+    }
+}
+
+/// What an administrator changes on a product (`None`: unchanged).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProductChange {
+    pub status: Option<Status>,
+    pub access: Option<ProductAccess>,
+    /// `Some(None)` removes the product's own reset page.
+    pub reset_url: Option<Option<String>>,
 }
 
 #[derive(Debug, Clone)]

@@ -95,9 +95,12 @@ pub struct LoginSuccess {
 
 #[derive(Debug, thiserror::Error)]
 pub enum SsoError {
-    /// `product` names no `producto.alias_producto`.
+    /// `product` names no active `producto.alias_producto`.
     #[error("unknown product")]
     UnknownProduct,
+    /// The user may not sign in to this product (`producto.acceso`).
+    #[error("the user has no access to this product")]
+    NoProductAccess,
     /// Same answer whether the user exists or not.
     #[error("invalid user credentials")]
     InvalidCredentials,
@@ -174,8 +177,18 @@ impl<R: Store> SsoService<R> {
         Self { repo, hasher, signer, clock, settings, verifying: KeyedLocks::default() }
     }
 
-    async fn product(&self, alias: &str) -> Result<Product, SsoError> {
-        self.repo.find_product_by_alias(alias.trim()).await?.ok_or(SsoError::UnknownProduct)
+    /// The active product with this alias; an inactive one is as unknown.
+    pub async fn product(&self, alias: &str) -> Result<Product, SsoError> {
+        let product = self.repo.find_product_by_alias(alias.trim()).await?;
+        product.filter(|p| p.status.is_active()).ok_or(SsoError::UnknownProduct)
+    }
+
+    /// Whether the user may sign in to the product.
+    async fn may_use(&self, user: &InternalUser, product: &Product) -> Result<bool, SsoError> {
+        Ok(match product.access {
+            ProductAccess::All => true,
+            ProductAccess::Granted => self.repo.has_product_grant(user.id, product.id).await?,
+        })
     }
 
     /// The keys a login attempt is counted under, in order: the account
@@ -227,6 +240,9 @@ impl<R: Store> SsoService<R> {
         };
         let [own, account_wide, address] = limits;
         self.repo.attempt_succeeded(&[own.key], &[account_wide, address]).await?;
+        if !self.may_use(&user, &product).await? {
+            return Err(SsoError::NoProductAccess);
+        }
         self.repo.record_login(user.id, now, &req.client_ip).await?;
         let token = self.issue(&user, &product, now).await?;
         Ok(LoginSuccess { user, token })
@@ -336,6 +352,9 @@ impl<R: Store> SsoService<R> {
             .await?
             .filter(InternalUser::is_active)
             .ok_or(SsoError::InvalidToken)?;
+        if !self.may_use(&user, &product).await? {
+            return Err(SsoError::NoProductAccess);
+        }
         let new = self.new_session(&user, &product, now, Some((&session.family_id, session.family_started_at)));
         let token = self.sign(&new, &product);
         match self.repo.rotate_session(&session.token_id, new, now).await {
@@ -349,12 +368,22 @@ impl<R: Store> SsoService<R> {
     /// Starts a password reset for the active user with this e-mail, if any,
     /// and mails the link. Says nothing about whether the user exists: the
     /// caller answers the same either way (and should not wait for this).
-    pub async fn forgot<M: MailNotifier>(&self, mailer: &M, email: &str) -> Result<(), ForgotError> {
+    ///
+    /// `product` (from [`SsoService::product`]) names the page the link
+    /// leads to (its own, or the default); a user who may not use it gets
+    /// nothing.
+    pub async fn forgot<M: MailNotifier>(&self, mailer: &M, product: &Product, email: &str) -> Result<(), ForgotError> {
         let now = self.clock.now();
         let filter = UserFilter { email: Some(email.trim().to_string()), ..Default::default() };
         let Some(user) = self.repo.find_users(filter).await?.into_iter().find(InternalUser::is_active) else {
             return Ok(());
         };
+        if !self.may_use(&user, product).await.map_err(|e| match e {
+            SsoError::Store(e) => ForgotError::Store(e),
+            other => ForgotError::Store(RepoError::Unexpected(other.to_string())),
+        })? {
+            return Ok(());
+        }
         if let Some(last) = self.repo.latest_reset(user.id).await? {
             if last.used_at.is_none() && now - last.created_at < Duration::seconds(RESET_COOLDOWN_SECONDS) {
                 return Ok(());
@@ -362,14 +391,16 @@ impl<R: Store> SsoService<R> {
         }
         let token = random_token(40);
         let reset = self.repo.create_reset(user.id, &sha256_hex(token.as_bytes()), now).await?;
-        let link = format!("{}?id={}&token={token}", self.settings.reset_url, reset.id);
+        let page = product.reset_url.as_deref().unwrap_or(&self.settings.reset_url);
+        let link = format!("{page}?id={}&token={token}", reset.id);
         mailer.send(reset_mail(&user, &link)).await?;
         Ok(())
     }
 
     /// Completes a reset: the token must be the latest, unused, younger than
     /// 60 minutes; the password must meet the policy. Revokes every token.
-    pub async fn reset(&self, id: &str, token: &str, password: &str) -> Result<(), SsoError> {
+    pub async fn reset(&self, product: &str, id: &str, token: &str, password: &str) -> Result<(), SsoError> {
+        let product = self.product(product).await?;
         let now = self.clock.now();
         let id: i64 = id.trim().parse().map_err(|_| SsoError::InvalidResetToken)?;
         let reset = self.repo.find_reset(id).await?.ok_or(SsoError::InvalidResetToken)?;
@@ -380,6 +411,10 @@ impl<R: Store> SsoService<R> {
             return Err(SsoError::InvalidResetToken);
         }
         check_password_policy(password).map_err(SsoError::PasswordPolicy)?;
+        let user = self.repo.find_user(reset.user_id).await?.ok_or(SsoError::InvalidResetToken)?;
+        if !self.may_use(&user, &product).await? {
+            return Err(SsoError::NoProductAccess);
+        }
         let hash = self.hasher.hash(password.to_string()).await;
         match self.repo.complete_reset(reset.id, &hash, now).await {
             Ok(()) => Ok(()),
@@ -749,23 +784,63 @@ mod tests {
         let f = fixture().await;
         let outbox = Outbox(Mutex::new(Vec::new()));
         let session = f.svc.login(pw("ana", "Clave-correcta-1")).await.unwrap();
-        f.svc.forgot(&outbox, "nadie@example.test").await.unwrap();
+        let mesa = f.svc.product("mesa").await.unwrap();
+        f.svc.forgot(&outbox, &mesa, "nadie@example.test").await.unwrap();
         assert!(outbox.0.lock().unwrap().is_empty(), "unknown address: nothing sent");
-        f.svc.forgot(&outbox, "ANA@example.test").await.unwrap();
-        f.svc.forgot(&outbox, "ana@example.test").await.unwrap();
+        f.svc.forgot(&outbox, &mesa, "ANA@example.test").await.unwrap();
+        f.svc.forgot(&outbox, &mesa, "ana@example.test").await.unwrap();
         assert_eq!(outbox.0.lock().unwrap().len(), 1, "second request within 60 s sends nothing");
         let (id, token) = link_parts(&outbox.0.lock().unwrap()[0]);
-        assert!(matches!(f.svc.reset(&id, "wrong", "Nueva-clave-22").await, Err(SsoError::InvalidResetToken)));
-        assert!(matches!(f.svc.reset(&id, &token, "corta").await, Err(SsoError::PasswordPolicy(_))));
-        f.svc.reset(&id, &token, "Nueva-clave-22").await.unwrap();
-        assert!(matches!(f.svc.reset(&id, &token, "Otra-clave-33").await, Err(SsoError::InvalidResetToken)));
+        assert!(matches!(f.svc.reset("mesa", &id, "wrong", "Nueva-clave-22").await, Err(SsoError::InvalidResetToken)));
+        assert!(matches!(f.svc.reset("mesa", &id, &token, "corta").await, Err(SsoError::PasswordPolicy(_))));
+        f.svc.reset("mesa", &id, &token, "Nueva-clave-22").await.unwrap();
+        assert!(matches!(f.svc.reset("mesa", &id, &token, "Otra-clave-33").await, Err(SsoError::InvalidResetToken)));
         assert!(matches!(f.svc.refresh(&session.token, "mesa").await, Err(SsoError::InvalidToken)), "revoked");
         f.svc.login(pw("ana", "Nueva-clave-22")).await.unwrap();
 
         f.clock.advance(Duration::seconds(61));
-        f.svc.forgot(&outbox, "ana@example.test").await.unwrap();
+        f.svc.forgot(&outbox, &mesa, "ana@example.test").await.unwrap();
         let (id, token) = link_parts(&outbox.0.lock().unwrap()[1]);
         f.clock.advance(Duration::minutes(60));
-        assert!(matches!(f.svc.reset(&id, &token, "Nueva-clave-44").await, Err(SsoError::InvalidResetToken)));
+        assert!(matches!(f.svc.reset("mesa", &id, &token, "Nueva-clave-44").await, Err(SsoError::InvalidResetToken)));
+    }
+
+    #[tokio::test]
+    async fn products_refuse_inactive_and_ungranted_and_link_to_their_own_page() {
+        let f = fixture().await;
+        let outbox = Outbox(Mutex::new(Vec::new()));
+        let granted = ProductChange { access: Some(ProductAccess::Granted), ..Default::default() };
+        let closed = f.store.update_product("mesa", granted).await.unwrap();
+        assert!(matches!(f.svc.login(pw("ana", "Clave-correcta-1")).await, Err(SsoError::NoProductAccess)));
+        assert!(matches!(f.svc.login(pw("ana", "mala")).await, Err(SsoError::InvalidCredentials)), "says nothing more");
+        f.svc.forgot(&outbox, &closed, "ana@example.test").await.unwrap();
+        assert!(outbox.0.lock().unwrap().is_empty(), "no link for a product the user may not use");
+        f.store.set_product_grant(f.user.id, closed.id, true).await.unwrap();
+        let session = f.svc.login(pw("ana", "Clave-correcta-1")).await.unwrap();
+        // Refreshing into a product the user may not use is refused too.
+        f.store.create_product(NewProduct { alias: "otro".into(), name: "Otro".into() }).await.unwrap();
+        f.store
+            .update_product("otro", ProductChange { access: Some(ProductAccess::Granted), ..Default::default() })
+            .await
+            .unwrap();
+        assert!(matches!(f.svc.refresh(&session.token, "otro").await, Err(SsoError::NoProductAccess)));
+        // Each product's reset e-mail links to its own page.
+        let page = ProductChange {
+            reset_url: Some(Some("https://mesa.example.test/nueva-clave".into())),
+            ..Default::default()
+        };
+        let mesa = f.store.update_product("mesa", page).await.unwrap();
+        f.svc.forgot(&outbox, &mesa, "ana@example.test").await.unwrap();
+        let mail = outbox.0.lock().unwrap()[0].clone();
+        assert!(mail.text.contains("https://mesa.example.test/nueva-clave?id="), "{}", mail.text);
+        // An inactive product is as unknown.
+        f.store
+            .update_product("mesa", ProductChange { status: Some(Status::Inactive), ..Default::default() })
+            .await
+            .unwrap();
+        assert!(matches!(f.svc.login(pw("ana", "Clave-correcta-1")).await, Err(SsoError::UnknownProduct)));
+        assert!(matches!(f.svc.product("mesa").await, Err(SsoError::UnknownProduct)));
+        let (id, token) = link_parts(&mail);
+        assert!(matches!(f.svc.reset("mesa", &id, &token, "Nueva-clave-22").await, Err(SsoError::UnknownProduct)));
     }
 }

@@ -52,6 +52,40 @@ pub async fn products_round_trip_and_alias_is_unique_ignoring_case<S: Store>(s: 
     assert_eq!(s.list_products().await.unwrap(), vec![p, q]);
 }
 
+pub async fn product_access_reset_pages_and_grants<S: Store>(s: Arc<S>) {
+    let p = s.create_product(NewProduct { alias: "mesa".into(), name: "Mesa".into() }).await.unwrap();
+    assert_eq!((p.access, p.reset_url.as_deref()), (ProductAccess::All, None), "open to all by default");
+    let change = ProductChange {
+        status: Some(Status::Inactive),
+        access: Some(ProductAccess::Granted),
+        reset_url: Some(Some("https://mesa.example.test/clave".into())),
+    };
+    let changed = s.update_product("MESA", change).await.unwrap();
+    assert_eq!(
+        (changed.status, changed.access, changed.reset_url.as_deref()),
+        (Status::Inactive, ProductAccess::Granted, Some("https://mesa.example.test/clave"))
+    );
+    assert_eq!(s.find_product_by_alias("mesa").await.unwrap(), Some(changed.clone()));
+    // Only what is named changes.
+    let back = s.update_product("mesa", ProductChange { reset_url: Some(None), ..Default::default() }).await.unwrap();
+    assert_eq!((back.status, back.access, back.reset_url), (Status::Inactive, ProductAccess::Granted, None));
+    let r = s.update_product("nada", ProductChange::default()).await;
+    assert!(matches!(r, Err(RepoError::NotFound)), "{r:?}");
+
+    let u = s.create_user(sample_user("ana", "ana@example.test", None)).await.unwrap();
+    assert!(!s.has_product_grant(u.id, p.id).await.unwrap());
+    s.set_product_grant(u.id, p.id, true).await.unwrap();
+    s.set_product_grant(u.id, p.id, true).await.unwrap();
+    assert!(s.has_product_grant(u.id, p.id).await.unwrap());
+    s.set_product_grant(u.id, p.id, false).await.unwrap();
+    s.set_product_grant(u.id, p.id, false).await.unwrap();
+    assert!(!s.has_product_grant(u.id, p.id).await.unwrap());
+    let r = s.set_product_grant(u.id + 1000, p.id, true).await;
+    assert!(matches!(r, Err(RepoError::MissingReference(_))), "{r:?}");
+    let r = s.set_product_grant(u.id, p.id + 1000, true).await;
+    assert!(matches!(r, Err(RepoError::MissingReference(_))), "{r:?}");
+}
+
 pub async fn departments_and_roles<S: Store>(s: Arc<S>) {
     let d = s
         .create_department(NewDepartment { name: "Soporte".into(), synology_channel: Some("soporte".into()) })

@@ -13,6 +13,7 @@ struct Inner {
     next_id: i64,
     next_audit_id: i64,
     products: BTreeMap<i64, Product>,
+    product_grants: BTreeSet<(i64, i64)>,
     departments: BTreeMap<i64, Department>,
     roles: BTreeMap<i64, Role>,
     users: BTreeMap<i64, (InternalUser, Option<String>)>,
@@ -74,7 +75,14 @@ impl ProductRepository for InMemoryStore {
             if i.products.values().any(|p| eq_ci(&p.alias, &new.alias)) {
                 return Err(dup("producto.alias_producto"));
             }
-            let p = Product { id: i.id(), alias: new.alias, name: new.name, status: Status::Active };
+            let p = Product {
+                id: i.id(),
+                alias: new.alias,
+                name: new.name,
+                status: Status::Active,
+                access: ProductAccess::All,
+                reset_url: None,
+            };
             i.products.insert(p.id, p.clone());
             Ok(p)
         })
@@ -84,6 +92,36 @@ impl ProductRepository for InMemoryStore {
     }
     async fn list_products(&self) -> RepoResult<Vec<Product>> {
         self.with(|i| Ok(i.products.values().cloned().collect()))
+    }
+    async fn update_product(&self, alias: &str, change: ProductChange) -> RepoResult<Product> {
+        self.with(|i| {
+            let p = i.products.values_mut().find(|p| eq_ci(&p.alias, alias)).ok_or(RepoError::NotFound)?;
+            if let Some(status) = change.status {
+                p.status = status;
+            }
+            if let Some(access) = change.access {
+                p.access = access;
+            }
+            if let Some(url) = change.reset_url {
+                p.reset_url = url;
+            }
+            Ok(p.clone())
+        })
+    }
+    async fn set_product_grant(&self, user_id: i64, product_id: i64, granted: bool) -> RepoResult<()> {
+        self.with(|i| {
+            if !i.users.contains_key(&user_id) || !i.products.contains_key(&product_id) {
+                return Err(RepoError::MissingReference("usuario or producto".into()));
+            }
+            match granted {
+                true => i.product_grants.insert((user_id, product_id)),
+                false => i.product_grants.remove(&(user_id, product_id)),
+            };
+            Ok(())
+        })
+    }
+    async fn has_product_grant(&self, user_id: i64, product_id: i64) -> RepoResult<bool> {
+        self.with(|i| Ok(i.product_grants.contains(&(user_id, product_id))))
     }
 }
 

@@ -103,6 +103,7 @@ macro_rules! repository_contract_tests {
     ($factory:path $(, #[$meta:meta])* ) => {
         $crate::__contract_cases!($factory, [$(#[$meta])*];
             products_round_trip_and_alias_is_unique_ignoring_case,
+            product_access_reset_pages_and_grants,
             departments_and_roles,
             users_round_trip_every_field,
             user_login_and_email_are_unique,

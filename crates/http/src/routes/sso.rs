@@ -136,10 +136,11 @@ pub async fn forgot<A: Adapters>(state: web::Data<AppState<A>>, req: HttpRequest
     guarded(&state, &req, Endpoint::SsoPasswordForgot, Accept::Json, |_consumer, bag| async move {
         validate(&bag, &forgot_rules(), &[]).map_err(ApiError::Validation)?;
         let email = text(&bag, "email");
+        let product = st.sso.product(&text(&bag, "product")).await?;
         let sso = st.sso.clone();
         let mailer = st.mailer.clone();
         tokio::spawn(async move {
-            if let Err(e) = sso.forgot(mailer.as_ref(), &email).await {
+            if let Err(e) = sso.forgot(mailer.as_ref(), &product, &email).await {
                 tracing::error!(error = %e, "password reset e-mail not sent");
             }
         });
@@ -155,7 +156,7 @@ pub async fn reset<A: Adapters>(state: web::Data<AppState<A>>, req: HttpRequest)
     let st = state.clone();
     guarded(&state, &req, Endpoint::SsoPasswordReset, Accept::Json, |_consumer, bag| async move {
         validate(&bag, &reset_rules(), &[]).map_err(ApiError::Validation)?;
-        st.sso.reset(&text(&bag, "id"), &text(&bag, "token"), &text(&bag, "password")).await?;
+        st.sso.reset(&text(&bag, "product"), &text(&bag, "id"), &text(&bag, "token"), &text(&bag, "password")).await?;
         Reply::ok(serde_json::Value::Null, "Contraseña restablecida correctamente.")
     })
     .await

@@ -293,3 +293,41 @@ fn admin_commands_manage_integrated_systems() {
     assert!(!ok && err.contains("not found"), "{err}");
     assert!(command(&dir).args(["system", "--help"]).output().unwrap().status.success());
 }
+
+#[test]
+fn admin_commands_manage_product_access() {
+    let dir = temp_dir();
+    let run = |args: &[&str]| {
+        let out = command(&dir).args(args).output().unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    assert!(run(&["product", "add", "mesa", "Mesa de ayuda"]).0);
+    let (ok, _, err) = run(&["user", "add", "--login", "ana", "--name", "Ana", "--email", "ana@ejemplo.test"]);
+    assert!(ok, "{err}");
+    let (_, out, _) = run(&["product", "list"]);
+    assert!(out.contains("\tmesa\tactivo\ttodos\t-\tMesa de ayuda"), "open to all by default: {out}");
+    let (ok, out, err) =
+        run(&["product", "set", "mesa", "--access", "asignado", "--reset-url", "https://mesa.ejemplo.test/clave"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("access asignado"), "{out}");
+    let (_, out, _) = run(&["product", "list"]);
+    assert!(out.contains("\tmesa\tactivo\tasignado\thttps://mesa.ejemplo.test/clave\t"), "{out}");
+    let (ok, out, err) = run(&["user", "grant-product", "ana", "mesa"]);
+    assert!(ok && out.contains("may now sign in to mesa"), "{out}{err}");
+    let (ok, _, err) = run(&["user", "grant-product", "ana", "nada"]);
+    assert!(!ok && err.contains("no product nada"), "{err}");
+    let (ok, _, err) = run(&["product", "set", "nada", "--status", "inactivo"]);
+    assert!(!ok && err.contains("nada"), "{err}");
+    let (ok, _, _) = run(&["product", "set", "mesa", "--default-reset-url", "--status", "inactivo"]);
+    assert!(ok);
+    let (_, out, _) = run(&["product", "list"]);
+    assert!(out.contains("\tmesa\tinactivo\tasignado\t-\t"), "{out}");
+    assert!(run(&["user", "revoke-product", "ana", "mesa"]).0);
+    for sub in [&["product", "set", "--help"][..], &["user", "grant-product", "--help"]] {
+        assert!(command(&dir).args(sub).output().unwrap().status.success(), "{sub:?}");
+    }
+}

@@ -225,6 +225,37 @@ async fn parallel_guesses_are_refused_before_they_are_verified(backend: Backend)
     assert!(checked <= 3, "at most three PINs checked: {counts:?}");
 }
 
+/// Products are enforced: an inactive one is as unknown, a restricted one
+/// admits only the users granted it, for logins and refreshes alike.
+async fn products_admit_only_their_users(backend: Backend) {
+    use helpdesk_domain::model::{ProductAccess, ProductChange, Status};
+    use helpdesk_domain::ports::ProductRepository;
+    let s = setup(spawn_app(backend).await).await;
+    let (_, body) = s.password("pgarcia", PASSWORD).await;
+    let token = body["data"]["token"].as_str().unwrap().to_string();
+    let restricted = ProductChange { access: Some(ProductAccess::Granted), ..Default::default() };
+    let portal = s.app.db.update_product("portal", restricted.clone()).await.unwrap();
+    let login =
+        |product: &str| json!({"product": product, "usuario": "pgarcia", "password": PASSWORD, "modo": "normal"});
+    let (status, body) = s.login(login("portal")).await;
+    assert_eq!((status, body["status"].as_str()), (403, Some("error")), "{body}");
+    assert_eq!(s.refresh_json(&token, "portal").await.0, 403, "no refresh into it either");
+    s.app.db.set_product_grant(s.user_id, portal.id, true).await.unwrap();
+    let (status, body) = s.login(login("portal")).await;
+    assert_eq!(status, 200, "{body}");
+    s.app
+        .db
+        .update_product("mesa", ProductChange { status: Some(Status::Inactive), ..Default::default() })
+        .await
+        .unwrap();
+    let (status, body) = s.login(login("mesa")).await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["errors"]["product"][0], "The selected product is invalid.");
+    let forgot = json!({"product": "mesa", "email": "pgarcia@ejemplo.test"});
+    let (status, _) = json(s.app.post("SSO/password/forgot", ("sso", &s.secret), &forgot).await).await;
+    assert_eq!(status, 422, "an inactive product sends no link");
+}
+
 async fn refresh_rotates_and_refuses_dead_tokens(backend: Backend) {
     let s = setup(spawn_app(backend).await).await;
     let (_, body) = s.password("pgarcia", PASSWORD).await;
@@ -300,6 +331,7 @@ crate::on_both_backends!(
     unknown_modo_and_product_speak_laravel,
     failures_throttle_to_429_and_back,
     parallel_guesses_are_refused_before_they_are_verified,
+    products_admit_only_their_users,
     refresh_rotates_and_refuses_dead_tokens,
     forgot_answers_the_same_for_known_and_unknown_addresses,
 );

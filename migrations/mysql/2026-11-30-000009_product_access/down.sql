@@ -1,0 +1,2 @@
+DROP TABLE acceso_producto;
+ALTER TABLE producto DROP COLUMN acceso, DROP COLUMN url_restablecer;
