@@ -41,6 +41,9 @@ pub enum Rule {
     /// An e-mail address, optionally with a display name (`Ana <ana@x.com>`),
     /// as mail headers carry them. Same message as `Email`.
     Mailbox,
+    /// An RFC 5322 address list: mailboxes separated by `,` (or `;`), commas
+    /// inside quoted display names allowed; at least one. Same message.
+    MailboxList,
     /// Strings: at most N characters. Integers: at most N. Arrays: at most N items.
     Max(usize),
     /// Strings: at least N characters. Integers: at least N.
@@ -57,6 +60,39 @@ impl Rule {
     fn is_implicit(&self) -> bool {
         matches!(self, Rule::Required | Rule::RequiredWith(_) | Rule::RequiredWithoutAll(_) | Rule::RequiredIf(..))
     }
+}
+
+/// `Name <addr>` or a bare address.
+fn is_mailbox(s: &str) -> bool {
+    let s = s.trim();
+    let addr = match (s.rfind('<'), s.ends_with('>')) {
+        (Some(i), true) => &s[i + 1..s.len() - 1],
+        _ => s,
+    };
+    addr.chars().count() <= 320 && EMAIL.is_match(addr.trim())
+}
+
+/// The items of an address list: split at `,` and `;` outside quotes and
+/// angle brackets; blank items dropped.
+fn split_address_list(s: &str) -> Vec<&str> {
+    let (mut items, mut start, mut quoted, mut angled) = (Vec::new(), 0, false, false);
+    let mut escaped = false;
+    for (i, c) in s.char_indices() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' if quoted => escaped = true,
+            '"' => quoted = !quoted,
+            '<' if !quoted => angled = true,
+            '>' if !quoted => angled = false,
+            ',' | ';' if !quoted && !angled => {
+                items.push(&s[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    items.push(&s[start..]);
+    items.into_iter().filter(|m| !m.trim().is_empty()).collect()
 }
 
 /// A field and its rules, in the order Laravel reports them.
@@ -208,13 +244,13 @@ fn check_value(rule: &Rule, v: &Value, attr: &str, numeric: bool) -> Option<Stri
             (!ok).then(|| format!("The {attr} field must be a valid email address."))
         }
         Rule::Mailbox => {
+            let ok = v.as_str().is_some_and(is_mailbox);
+            (!ok).then(|| format!("The {attr} field must be a valid email address."))
+        }
+        Rule::MailboxList => {
             let ok = v.as_str().is_some_and(|s| {
-                let s = s.trim();
-                let addr = match (s.rfind('<'), s.ends_with('>')) {
-                    (Some(i), true) => &s[i + 1..s.len() - 1],
-                    _ => s,
-                };
-                addr.chars().count() <= 320 && EMAIL.is_match(addr.trim())
+                let items = split_address_list(s);
+                !items.is_empty() && items.iter().all(|m| is_mailbox(m))
             });
             (!ok).then(|| format!("The {attr} field must be a valid email address."))
         }
@@ -416,8 +452,21 @@ mod tests {
         for ok in ["ana@x.test", "Ana Pérez <ana@x.test>", "\"Pérez, Ana\" <ana@x.test>"] {
             assert!(validate(&obj(json!({"m": ok})), &mailbox, &[]).is_ok(), "{ok}");
         }
-        for bad in ["Ana <no>", "Ana", "<>"] {
+        for bad in ["Ana <no>", "Ana", "<>", "a@x.test, b@y.test"] {
             assert!(validate(&obj(json!({"m": bad})), &mailbox, &[]).is_err(), "{bad}");
+        }
+        let list = [field("l", vec![Rule::MailboxList])];
+        for ok in [
+            "ana@x.test",
+            "ana@x.test, Bea <bea@y.test>",
+            "\"Pérez, Ana\" <ana@x.test>; bea@y.test,",
+            "\"Ana \\\"la jefa\\\", sí\" <ana@x.test>",
+        ] {
+            assert!(validate(&obj(json!({"l": ok})), &list, &[]).is_ok(), "{ok}");
+        }
+        for bad in ["ana@x.test, nadie", ", ;", "Ana <ana@x.test, bea@y.test"] {
+            let e = validate(&obj(json!({"l": bad})), &list, &[]).unwrap_err();
+            assert_eq!(e.message(), "The l field must be a valid email address.", "{bad}");
         }
         let e = validate(&obj(json!({"d": "2025-13-10 12:00:00"})), &fields, &[]).unwrap_err();
         assert_eq!(e.message(), "The d field must match the format Y-m-d H:i:s.");

@@ -76,17 +76,31 @@ pub enum IngestError {
 }
 
 /// A route relative to the channel's storage: not empty, not absolute (no
-/// leading `/` or `\`, no drive letter, no URL scheme), no `..` segment, no
-/// control characters.
+/// leading `/` or `\`, no drive letter, no URL scheme, no `~`), no `..`
+/// segment, no control characters. Judged on the route as a file system or
+/// a later decoder might read it: percent-decoded (repeatedly: `%252e` is
+/// `%2e` is `.`), NFKC-normalised (a fullwidth `．．` is `..`), each segment
+/// trimmed (`.. ` is `..` to some systems).
 pub fn is_safe_route(route: &str) -> bool {
-    let r = route.trim();
-    if r.is_empty() || r.chars().any(char::is_control) {
+    let mut r = route.to_string();
+    for _ in 0..4 {
+        let decoded = percent_encoding::percent_decode_str(&r).decode_utf8_lossy().into_owned();
+        if decoded == r {
+            break;
+        }
+        r = decoded;
+    }
+    let r: String = unicode_normalization::UnicodeNormalization::nfkc(r.trim()).collect();
+    if r.is_empty() || r.chars().any(char::is_control) || r.contains('%') {
         return false;
     }
-    if r.starts_with('/') || r.starts_with('\\') || r.contains(':') {
+    if r.starts_with(['/', '\\', '~']) || r.contains(':') {
         return false;
     }
-    !r.split(['/', '\\']).any(|seg| seg == "..")
+    // A segment of dots and blanks with two dots or more climbs (or, on
+    // some systems, is trimmed into `..`).
+    !r.split(['/', '\\'])
+        .any(|seg| seg.chars().all(|c| c == '.' || c.is_whitespace()) && seg.chars().filter(|c| *c == '.').count() >= 2)
 }
 
 /// The value of a header, ignoring the name's case.
@@ -497,6 +511,28 @@ mod tests {
         for bad in ["/etc/passwd", "../x", "a/../../x", "a/..", "\\\\server\\x", "C:\\x", "file:///x", "", "a\u{0}b"] {
             assert!(!is_safe_route(bad), "{bad}");
         }
+        // What the security pass got through, and relatives.
+        for bad in [
+            "%2e%2e/%2e%2e/etc/passwd",
+            "%252e%252e/x",
+            ".. /x",
+            " ../x",
+            "a/. ./x",
+            "\u{ff0e}\u{ff0e}/x",
+            "a/\u{ff0e}\u{ff0e}/b",
+            "~/.ssh/id_rsa",
+            "%2fetc/passwd",
+            "C\u{ff1a}\\x",
+            "a/%00b",
+            ".../x",
+        ] {
+            assert!(!is_safe_route(bad), "{bad}");
+        }
+        for ok in ["a/.hidden", "v1.2/notes..txt", "./x", "100%20.txt"] {
+            assert!(is_safe_route(ok), "{ok}");
+        }
+        // A `%` left after decoding might decode again later: refused.
+        assert!(!is_safe_route("100%25.txt"));
     }
 
     #[test]

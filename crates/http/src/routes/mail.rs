@@ -77,7 +77,7 @@ fn save_rules() -> Vec<Field> {
         field("sistema", vec![Rule::Required, Rule::String, Rule::Max(100)]),
         field("subject", vec![Rule::String, Rule::Max(2000)]),
         field("from", vec![Rule::Required, Rule::Mailbox, Rule::Max(400)]),
-        field("to", vec![Rule::Required, Rule::Mailbox, Rule::Max(400)]),
+        field("to", vec![Rule::Required, Rule::MailboxList, Rule::Max(10_000)]),
         field("cc", vec![Rule::String, Rule::Max(10_000)]),
         field("bcc", vec![Rule::String, Rule::Max(10_000)]),
         field("reply_to", vec![Rule::Mailbox, Rule::Max(400)]),

@@ -295,6 +295,11 @@ async fn routing_falls_back_and_assignment_spreads_the_load(backend: Backend) {
     let (_, body) = d.save(&mail("v1", "c@ejemplo.test", "ventas@helpdesk.test", "Precio")).await;
     assert_eq!(body["id_departamento_asignado"], d.sales.to_string());
     assert_eq!(body["id_usuario_asignado"], "", "nobody in Ventas takes tickets");
+    // A list in `to` routes by its first address that is a mailbox.
+    let listed = "\"Pérez, Ana\" <ana@otra.test>, Ventas <ventas@helpdesk.test>; soporte@helpdesk.test";
+    let (status, body) = d.save(&mail("v2", "c@ejemplo.test", listed, "Precio")).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["id_departamento_asignado"], d.sales.to_string());
     let (_, body) = d.save(&mail("u1", "c@ejemplo.test", "desconocido@helpdesk.test", "Hola")).await;
     assert_eq!(body["id_departamento_asignado"], d.support.to_string(), "fallback: the first active department");
     // That ticket went to one operator; six more spread so that all end even.
@@ -318,6 +323,15 @@ async fn bad_input_is_refused_and_leaves_nothing(backend: Backend) {
     assert_eq!(body["errors"]["attachments.1.route"], json!(["The attachments.1.route field format is invalid."]));
     evil["attachments"][1]["route"] = json!("/etc/passwd");
     assert_eq!(d.save(&evil).await.0, 422);
+    for sneaky in ["%2e%2e/%2e%2e/etc/passwd", ".. /x", "\u{ff0e}\u{ff0e}/x", "~/.ssh/id_rsa"] {
+        evil["attachments"][1]["route"] = json!(sneaky);
+        assert_eq!(d.save(&evil).await.0, 422, "{sneaky}");
+    }
+    let mut listed = mail("m1", "c@ejemplo.test", "soporte@helpdesk.test, nadie", "Lista");
+    listed["attachments"] = json!([]);
+    let (status, body) = d.save(&listed).await;
+    assert_eq!(status, 422, "one bad address in the list: {body}");
+    assert_eq!(body["errors"]["to"], json!(["The to field must be a valid email address."]));
     // Nothing was stored: the same mail, fixed, creates its ticket now.
     evil["attachments"][1]["route"] = json!("logs/p.txt");
     let (_, body) = d.save(&evil).await;
