@@ -267,4 +267,61 @@ async fn every_documented_example_works_and_answers_the_documented_shape(backend
     assert!(problems.is_empty(), "the documentation and the code disagree:\n{}", problems.join("\n"));
 }
 
-crate::on_both_backends!(every_documented_example_works_and_answers_the_documented_shape);
+/// The grant matrix: for each documented endpoint, a consumer holding every
+/// other grant sends the documented example and gets 403, and the database
+/// holds exactly what it held before (the bitácora apart). The Synology
+/// webhook is the exception the contract names: Synology authenticates it
+/// with the bot's token, not consumer headers, so the example's token (not
+/// the configured one here) is refused with 401, storing nothing as well.
+async fn every_endpoint_refuses_a_consumer_holding_every_other_grant(backend: Backend) {
+    let app = spawn_app(backend).await;
+    seed(&app).await;
+    // A live user token, so that refreshUserToken's example is not refused for its token.
+    let res = app
+        .post(
+            "SSO/access",
+            ("UsuarioPrueba", "strDasdakdmsadsakming"),
+            &json!({"product": "dolores", "usuario": "jmora", "password": "Cyberf4231&459", "modo": "normal"}),
+        )
+        .await;
+    let (status, body) = json(res).await;
+    assert_eq!(status, 200, "{body}");
+    let user_token = body["data"]["token"].as_str().unwrap().to_string();
+    let examples = examples();
+    assert_eq!(examples.len(), 11);
+    for ex in &examples {
+        let endpoint = Endpoint::from_path(&ex.path).unwrap_or_else(|| panic!("{} is an endpoint", ex.path));
+        let others: Vec<Endpoint> = Endpoint::ALL.into_iter().filter(|e| *e != endpoint).collect();
+        let name = format!("sin_{}", ex.path.replace('/', "_"));
+        let secret = app.consumer(&name, &others).await;
+        let before = app.fingerprint();
+        let method = reqwest::Method::from_bytes(ex.method.as_bytes()).unwrap();
+        let (status, body) = json(
+            app.client
+                .request(method, format!("{}/api/{}", app.address, ex.path))
+                .header("Content-Type", "application/json")
+                .header("Accept", "application/json")
+                .header("X-User-Consumo", &name)
+                .header("X-User-Secret", &secret)
+                .bearer_auth(&user_token)
+                .body(ex.body.to_string())
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        let expected = if endpoint == Endpoint::SynologyBot { 401 } else { 403 };
+        assert_eq!(status, expected, "{}: {body}", ex.path);
+        assert_eq!(app.fingerprint(), before, "{}: a refused call stored something", ex.path);
+    }
+    // The fingerprint sees writes: a permitted login stores a session.
+    let before = app.fingerprint();
+    let login = json!({"product": "dolores", "usuario": "jmora", "password": "Cyberf4231&459", "modo": "normal"});
+    assert_eq!(app.post("SSO/access", ("UsuarioPrueba", "strDasdakdmsadsakming"), &login).await.status(), 200);
+    assert_ne!(app.fingerprint(), before);
+}
+
+crate::on_both_backends!(
+    every_documented_example_works_and_answers_the_documented_shape,
+    every_endpoint_refuses_a_consumer_holding_every_other_grant,
+);

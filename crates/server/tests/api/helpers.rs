@@ -149,6 +149,46 @@ pub async fn spawn_app_with(backend: Backend, tweak: impl FnOnce(&mut Settings))
     TestApp { address, clock, smtp: None, db, keys, client: reqwest::Client::new(), settings }
 }
 
+impl TestApp {
+    /// What the database holds, outside the bitácora: SQLite's `.dump`
+    /// (the `sqlite3` shell), MariaDB's `CHECKSUM TABLE` of every table (the
+    /// `mariadb` client). Equal fingerprints: nothing was written.
+    pub fn fingerprint(&self) -> String {
+        let url = &self.settings.database.url;
+        let keep = |line: &&str| !line.contains("bitacora_log") && !line.contains("bitacora_secuencia");
+        if let Some(path) = url.strip_prefix("sqlite://") {
+            let out = std::process::Command::new("sqlite3")
+                .args([path, ".dump"])
+                .output()
+                .expect("the sqlite3 shell (Debian's sqlite3; .ci/run installs it)");
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            return String::from_utf8_lossy(&out.stdout).lines().filter(keep).collect::<Vec<_>>().join("\n");
+        }
+        let u = url::Url::parse(url).expect("a MySQL URL");
+        let (host, port, db) = (u.host_str().unwrap(), u.port().unwrap_or(3306), u.path().trim_start_matches('/'));
+        let client = |sql: &str| {
+            let out = std::process::Command::new("mariadb")
+                .args([
+                    &format!("-u{}", u.username()),
+                    &format!("-h{host}"),
+                    &format!("-P{port}"),
+                    "-N",
+                    "-B",
+                    db,
+                    "-e",
+                    sql,
+                ])
+                .output()
+                .expect("the mariadb client");
+            assert!(out.status.success(), "{sql}: {}", String::from_utf8_lossy(&out.stderr));
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        };
+        let tables = client("SHOW TABLES");
+        let tables: Vec<&str> = tables.lines().filter(keep).collect();
+        client(&format!("CHECKSUM TABLE {}", tables.join(", ")))
+    }
+}
+
 /// A new directory under the system's temporary directory.
 pub fn scratch_dir(what: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join("helpdesk-tests").join(format!("{what}-{:016x}", rand::random::<u64>()));
