@@ -228,12 +228,12 @@ async fn read_body(req: &mut ServiceRequest, limit: usize) -> Result<Bytes, ApiE
 }
 
 /// Statuses answered before any handler trusted the request (bad or no
-/// credentials, no such route or method, body too large or of the wrong
-/// type): anyone can cause them, so only [`MAX_REFUSED_BODY_BYTES`] of
-/// their body are kept. The status is known only now, when the record is
+/// credentials, no such route or method, body too large, malformed or of
+/// the wrong type, the webhook's token in the URL): anyone can cause them,
+/// so only [`MAX_REFUSED_BODY_BYTES`] of their body are kept. The status is known only now, when the record is
 /// finished, so the body decided before the handler is cut here.
 fn cap_refused_body(entry: &mut NewAuditEntry, status: u16) {
-    if matches!(status, 401 | 403 | 404 | 405 | 413 | 415) && entry.body.len() > MAX_REFUSED_BODY_BYTES {
+    if matches!(status, 400 | 401 | 403 | 404 | 405 | 413 | 415) && entry.body.len() > MAX_REFUSED_BODY_BYTES {
         entry.body = truncate_bytes(&entry.body, MAX_REFUSED_BODY_BYTES);
     }
 }

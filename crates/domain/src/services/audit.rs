@@ -33,7 +33,7 @@ pub const REDACTED: &str = "[REDACTED]";
 pub const MAX_AUDIT_BODY_CHARS: usize = 16_384;
 
 /// Longest body kept, in bytes, for a request refused before any handler
-/// could trust it (401, 403, 404, 405, 413, 415): anyone can send those.
+/// could trust it (400, 401, 403, 404, 405, 413, 415): anyone can send those.
 pub const MAX_REFUSED_BODY_BYTES: usize = 512;
 
 /// The segments of a field name, normalised: trimmed, lower case, `-` and

@@ -144,6 +144,18 @@ async fn refused_requests_keep_at_most_512_bytes_of_body(backend: Backend) {
     assert_eq!(status, 404);
     assert!(last_record(&app).await.body.len() <= 512);
 
+    // 400: the webhook's token in the URL, before the token is checked.
+    let res = app
+        .client
+        .post(format!("{}/api/Synology/BotAsistencia/configurarIdUsuario?token=x", app.address))
+        .form(&[("user_id", "1"), ("username", "x"), ("text", &"r".repeat(50_000))])
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = json(res).await;
+    assert_eq!(status, 400);
+    assert!(record(&app, &body).await.body.len() <= 512);
+
     // 413: over the limit, nothing kept.
     let res = app
         .client
