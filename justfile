@@ -25,3 +25,8 @@ lint:
 # The benchmark (release builds, MariaDB and SQLite, wrk); report in target/bench/report.md.
 bench seconds="10":
     bench/run.sh {{seconds}}
+
+# A private 3-node MariaDB Galera cluster on loopback (SQL ports 23301-23303);
+# `just galera stop`, `just galera kill 2`, `just galera restart 2`, `just galera status`.
+galera cmd="start" *args="":
+    scripts/galera.sh {{cmd}} target/galera {{args}}
