@@ -338,6 +338,10 @@ pub(crate) trait Dialect {
     fn last_insert_id(&mut self) -> impl std::future::Future<Output = diesel::QueryResult<i64>> + Send;
     /// How an insert that skips rows clashing with a key is spelled.
     fn insert_ignore(&self) -> &'static str;
+    /// What follows an insert into `carga_operador` so that a slot already
+    /// there adds the new row's `tickets_abiertos` and takes its
+    /// `ultima_asignacion` when set (an upsert, spelled per backend).
+    fn add_to_load(&self) -> &'static str;
 }
 
 diesel::define_sql_function! {
@@ -362,6 +366,11 @@ impl Dialect for SqliteConn {
     fn insert_ignore(&self) -> &'static str {
         "INSERT OR IGNORE"
     }
+    fn add_to_load(&self) -> &'static str {
+        " ON CONFLICT (fk_id_usuario, ranura) DO UPDATE SET \
+         tickets_abiertos = tickets_abiertos + excluded.tickets_abiertos, \
+         ultima_asignacion = COALESCE(excluded.ultima_asignacion, ultima_asignacion)"
+    }
 }
 
 impl Dialect for AsyncMysqlConnection {
@@ -371,6 +380,10 @@ impl Dialect for AsyncMysqlConnection {
     }
     fn insert_ignore(&self) -> &'static str {
         "INSERT IGNORE"
+    }
+    fn add_to_load(&self) -> &'static str {
+        " ON DUPLICATE KEY UPDATE tickets_abiertos = tickets_abiertos + VALUES(tickets_abiertos), \
+         ultima_asignacion = COALESCE(VALUES(ultima_asignacion), ultima_asignacion)"
     }
 }
 

@@ -1,5 +1,7 @@
 //! Running a MySQL transaction again when InnoDB picked it as a deadlock
-//! victim: the whole transaction rolled back, so it is safe to repeat.
+//! victim, or a Galera cluster refused it at commit because a transaction on
+//! another node wrote the same rows first (reported as the same error):
+//! the whole transaction rolled back, so it is safe to repeat.
 
 use std::time::Duration;
 
@@ -8,7 +10,10 @@ use helpdesk_domain::RepoError;
 use crate::error::TxError;
 
 /// Attempts after the first.
-const RETRIES: u32 = 8;
+const RETRIES: u32 = 12;
+/// The first pause; it doubles per attempt, up to [`MAX_PAUSE`].
+const FIRST_PAUSE: Duration = Duration::from_millis(2);
+const MAX_PAUSE: Duration = Duration::from_millis(200);
 
 /// The retries of one transaction: [`Deadlocks::settle`] each attempt's
 /// result; `None` means "run it again" (after a growing, jittered sleep, so
@@ -26,16 +31,18 @@ impl Deadlocks {
                 tokio::time::sleep(backoff(self.attempt)).await;
                 None
             }
+            Err(e) if e.is_deadlock() => {
+                Some(Err(RepoError::Busy(format!("write conflict after {} attempts", self.attempt + 1))))
+            }
             other => Some(other.map_err(RepoError::from)),
         }
     }
 }
 
-/// Up to 5 ms times the attempt number, drawn from the clock's nanoseconds.
+/// "Full jitter" exponential backoff: a random pause between zero and
+/// `FIRST_PAUSE * 2^attempt` (capped), so that transactions that collided
+/// spread out instead of colliding again in step.
 fn backoff(attempt: u32) -> Duration {
-    let jitter = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos() % 5_000_000)
-        .unwrap_or(0);
-    Duration::from_nanos(u64::from(jitter) * u64::from(attempt))
+    let ceiling = FIRST_PAUSE.saturating_mul(1 << attempt.min(16)).min(MAX_PAUSE);
+    ceiling.mul_f64(rand::random::<f64>())
 }

@@ -62,8 +62,15 @@ diesel::table! {
         id_synology -> Nullable<BigInt>,
         codigo -> Text,
         password_hash -> Nullable<Text>,
-        ultima_asignacion -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    carga_operador (fk_id_usuario, ranura) {
+        fk_id_usuario -> BigInt,
+        ranura -> SmallInt,
         tickets_abiertos -> BigInt,
+        ultima_asignacion -> Nullable<Timestamp>,
     }
 }
 

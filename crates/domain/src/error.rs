@@ -18,6 +18,11 @@ pub enum RepoError {
     /// The store cannot be reached (connection refused, pool timeout).
     #[error("store unavailable: {0}")]
     Unavailable(String),
+    /// Concurrent writes kept conflicting (deadlocks, a cluster's
+    /// certification conflicts) after every retry: nothing was written, and
+    /// the same request may succeed a moment later.
+    #[error("store busy: {0}")]
+    Busy(String),
     /// Anything else: a bug or a broken schema. Never shown to clients.
     #[error("unexpected store error: {0}")]
     Unexpected(String),

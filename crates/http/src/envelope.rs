@@ -76,6 +76,10 @@ pub fn error_response(e: &ApiError, bitacora: Value) -> HttpResponse {
         ApiError::TooManyRequests { retry_after_secs } => {
             builder.insert_header(("Retry-After", retry_after_secs.max(&1).to_string()));
         }
+        // Down or busy for a moment: clients (and proxies) may come back soon.
+        ApiError::Unavailable(_) => {
+            builder.insert_header(("Retry-After", "1"));
+        }
         _ => {}
     }
     builder.json(e.body(bitacora))

@@ -46,7 +46,7 @@ pub enum ApiError {
 impl From<RepoError> for ApiError {
     fn from(e: RepoError) -> Self {
         match e {
-            RepoError::Unavailable(m) => ApiError::Unavailable(m),
+            RepoError::Unavailable(m) | RepoError::Busy(m) => ApiError::Unavailable(m),
             other => ApiError::Internal(other.to_string()),
         }
     }

@@ -18,10 +18,16 @@ use crate::{Db, db_run, db_transaction};
 const NOTICE_COLUMNS: &[&str] =
     &["fk_id_ticket", "fk_id_detalle_ticket", "tipo", "destino", "estado", "intentos", "proximo_intento", "created_at"];
 
+/// Operators' loads are spread over this many `carga_operador` slots.
+const LOAD_SLOTS: i32 = 16;
+
+fn load_slot() -> i32 {
+    rand::random::<u32>() as i32 % LOAD_SLOTS
+}
+
 /// Sets a ticket's status, inside the caller's transaction, and keeps its
-/// assignee's `tickets_abiertos` in step: the ticket's row is locked first
-/// (by the update that flips the status), then the assignee's. `false` when
-/// there is no such ticket.
+/// assignee's open-ticket count in step (in a random slot of
+/// `carga_operador`). `false` when there is no such ticket.
 macro_rules! set_status {
     ($conn:ident, $ticket_id:expr, $status:expr, $now:expr) => {{
         let (ticket_id, status, now): (i64, TicketStatus, Timestamp) = ($ticket_id, $status, $now);
@@ -32,13 +38,15 @@ macro_rules! set_status {
             .execute(&mut *$conn)
             .await?;
         if flipped == 1 {
-            let step = if status == TicketStatus::Open { "+" } else { "-" };
+            let step = if status == TicketStatus::Open { 1 } else { -1 };
             Statement::new(
                 format!(
-                    "UPDATE usuario SET tickets_abiertos = tickets_abiertos {step} 1 WHERE id_usuario = \
-                     (SELECT fk_id_usuario_asignado FROM ticket WHERE id_ticket = ?)"
+                    "INSERT INTO carga_operador (fk_id_usuario, ranura, tickets_abiertos, ultima_asignacion) \
+                     SELECT fk_id_usuario_asignado, ?, ?, NULL FROM ticket \
+                     WHERE id_ticket = ? AND fk_id_usuario_asignado IS NOT NULL{}",
+                    $conn.add_to_load()
                 ),
-                vec![Value::BigInt(ticket_id)],
+                vec![Value::Int(load_slot()), Value::BigInt(step), Value::BigInt(ticket_id)],
             )
             .execute(&mut *$conn)
             .await?;
@@ -80,14 +88,17 @@ impl TicketRepository for Db {
             // The ticket (or the one it continues), the detail, its attachments.
             let (ticket_id, created_ticket) = match &n.target {
                 IncomingTarget::New(t) => {
-                    // The assignee's row first: taking its write lock before the
-                    // ticket's foreign-key check takes a shared one avoids a
-                    // lock upgrade, which deadlocks concurrent ingestions on MySQL.
+                    // The assignee's load, in a random slot: concurrent
+                    // tickets for one operator seldom touch the same row.
                     if let Some(a) = t.assignee_id {
                         Statement::new(
-                            "UPDATE usuario SET ultima_asignacion = ?, tickets_abiertos = tickets_abiertos + 1 \
-                             WHERE id_usuario = ?",
-                            vec![Value::Timestamp(now), Value::BigInt(a)],
+                            format!(
+                                "INSERT INTO carga_operador \
+                                 (fk_id_usuario, ranura, tickets_abiertos, ultima_asignacion) \
+                                 VALUES (?, ?, 1, ?){}",
+                                conn.add_to_load()
+                            ),
+                            vec![Value::BigInt(a), Value::Int(load_slot()), Value::Timestamp(now)],
                         )
                         .execute(conn)
                         .await?;
@@ -274,27 +285,47 @@ impl TicketRepository for Db {
     }
 
     async fn operator_loads(&self, department_id: i64) -> RepoResult<Vec<OperatorLoad>> {
-        // One indexed read: the counts are kept by the writes (`set_status!`
-        // and the new ticket's assignee update), never recounted here.
-        let users: Vec<(UserRow, Option<String>, Option<Timestamp>, i64)> = db_run!(self, |conn| usuario::table
-            .left_join(rol::table)
-            .filter(usuario::fk_id_departamento.eq(department_id))
-            .filter(usuario::status.eq(UserStatus::Active.as_str()))
-            .filter(usuario::acceso_ticket.eq("S"))
-            .order(usuario::id_usuario)
-            .select((
-                UserRow::as_select(),
-                rol::nombre.nullable(),
-                usuario::ultima_asignacion,
-                usuario::tickets_abiertos
-            ))
-            .load(conn)
-            .await
-            .or_repo()?);
+        // Two indexed reads on one connection: the operators, then their
+        // load slots (kept by the writes, never recounted here).
+        let (users, slots) = db_run!(self, |conn| {
+            let users: Vec<(UserRow, Option<String>)> = usuario::table
+                .left_join(rol::table)
+                .filter(usuario::fk_id_departamento.eq(department_id))
+                .filter(usuario::status.eq(UserStatus::Active.as_str()))
+                .filter(usuario::acceso_ticket.eq("S"))
+                .order(usuario::id_usuario)
+                .select((UserRow::as_select(), rol::nombre.nullable()))
+                .load(conn)
+                .await
+                .or_repo()?;
+            let ids: Vec<i64> = users.iter().map(|(u, _)| u.id_usuario).collect();
+            let slots: Vec<(i64, i64, Option<Timestamp>)> = if ids.is_empty() {
+                Vec::new()
+            } else {
+                carga_operador::table
+                    .filter(carga_operador::fk_id_usuario.eq_any(&ids))
+                    .select((
+                        carga_operador::fk_id_usuario,
+                        carga_operador::tickets_abiertos,
+                        carga_operador::ultima_asignacion,
+                    ))
+                    .load(conn)
+                    .await
+                    .or_repo()?
+            };
+            (users, slots)
+        });
+        let mut loads: std::collections::BTreeMap<i64, (i64, Option<Timestamp>)> = Default::default();
+        for (user, open, last) in slots {
+            let l = loads.entry(user).or_default();
+            l.0 += open;
+            l.1 = l.1.max(last);
+        }
         users
             .into_iter()
-            .map(|(u, role, last, open_tickets)| {
-                Ok(OperatorLoad { user: u.into_domain(role)?, open_tickets, last_assigned_at: last })
+            .map(|(u, role)| {
+                let (open_tickets, last_assigned_at) = loads.get(&u.id_usuario).copied().unwrap_or_default();
+                Ok(OperatorLoad { user: u.into_domain(role)?, open_tickets, last_assigned_at })
             })
             .collect()
     }

@@ -4,6 +4,7 @@
 //! starts `mariadbd`); `.ci/run` runs it on its own, one test at a time, so
 //! that its timings are not those of a machine busy with the other suites.
 
+mod cluster;
 mod mariadb;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -24,6 +25,7 @@ const CONSUMER: (&str, &str) = ("UsuarioPrueba", "strDasdakdmsadsakming");
 const ACQUIRE_SECS: u64 = 2;
 const STATEMENT_MS: u64 = 2000;
 const CLIENTS: usize = 8;
+const CLUSTER_CLIENTS: usize = 12;
 
 /// The server binary, started in its own directory (where its spool lives).
 struct Server {
@@ -131,16 +133,17 @@ fn mail(id: &str) -> Value {
 }
 
 impl Load {
-    /// Starts the clients against whatever address `target` holds.
-    fn start(run: &str, target: Arc<RwLock<String>>) -> Load {
+    /// Starts the clients against whatever addresses `targets` holds (client
+    /// `c` sends to the `c`-th, round robin).
+    fn start(run: &str, targets: Arc<RwLock<Vec<String>>>, clients: usize) -> Load {
         let answers = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
         let sent = Arc::new(AtomicUsize::new(0));
         let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
-        let clients = (0..CLIENTS)
+        let clients = (0..clients)
             .map(|c| {
-                let (answers, stop, sent, client, target) =
-                    (answers.clone(), stop.clone(), sent.clone(), client.clone(), target.clone());
+                let (answers, stop, sent, client, targets) =
+                    (answers.clone(), stop.clone(), sent.clone(), client.clone(), targets.clone());
                 let run = run.to_string();
                 tokio::spawn(async move {
                     let mut seq = 0;
@@ -151,7 +154,10 @@ impl Load {
                         // The same mail until it is taken (at most a minute after the stop).
                         let give_up = Instant::now() + Duration::from_secs(90);
                         loop {
-                            let address = target.read().unwrap().clone();
+                            let address = {
+                                let targets = targets.read().unwrap();
+                                targets[c % targets.len()].clone()
+                            };
                             let started = Instant::now();
                             let res = client
                                 .post(format!("{address}/api/correo/save"))
@@ -217,8 +223,26 @@ impl Load {
     }
 }
 
+/// Runs SQL on the database under test, returning rows as tab-separated lines.
+trait Sql {
+    fn rows(&self, sql: &str) -> Vec<String>;
+    fn number(&self, sql: &str) -> i64 {
+        let rows = self.rows(sql);
+        rows.first().and_then(|r| r.trim().parse().ok()).unwrap_or_else(|| panic!("{sql}: {rows:?}"))
+    }
+}
+
+/// A database of a private MariaDB.
+struct On<'a>(&'a PrivateMariaDb, &'a str);
+
+impl Sql for On<'_> {
+    fn rows(&self, sql: &str) -> Vec<String> {
+        self.0.query(self.1, sql)
+    }
+}
+
 /// What the database holds, checked against what the clients were told.
-fn assert_consistent(db: &PrivateMariaDb, name: &str, answers: &[Answer]) {
+fn assert_consistent(db: &dyn Sql, answers: &[Answer]) {
     let taken: BTreeMap<&str, i64> = answers
         .iter()
         .filter(|a| a.status == Some(200))
@@ -227,7 +251,7 @@ fn assert_consistent(db: &PrivateMariaDb, name: &str, answers: &[Answer]) {
     let mails: BTreeSet<&str> = answers.iter().map(|a| a.mail.as_str()).collect();
     assert_eq!(taken.len(), mails.len(), "every mail was eventually taken");
     let stored: BTreeMap<String, (i64, i64)> = db
-        .query(name, "SELECT message_id, COUNT(*), MIN(fk_id_ticket) FROM detalle_ticket GROUP BY message_id")
+        .rows("SELECT message_id, COUNT(*), MIN(fk_id_ticket) FROM detalle_ticket GROUP BY message_id")
         .into_iter()
         .map(|row| {
             let cols: Vec<&str> = row.split('\t').collect();
@@ -244,9 +268,8 @@ fn assert_consistent(db: &PrivateMariaDb, name: &str, answers: &[Answer]) {
         assert_eq!(stored_ticket, *ticket, "{mail}: the answer named another ticket");
     }
     assert_eq!(stored.len(), taken.len(), "no mail stored that no client sent");
-    assert_eq!(db.count(name, "SELECT COUNT(*) FROM ticket"), taken.len() as i64, "one ticket per mail");
-    let orphans = db.count(
-        name,
+    assert_eq!(db.number("SELECT COUNT(*) FROM ticket"), taken.len() as i64, "one ticket per mail");
+    let orphans = db.number(
         "SELECT COUNT(*) FROM ticket t WHERE NOT EXISTS \
          (SELECT 1 FROM detalle_ticket d WHERE d.fk_id_ticket = t.id_ticket)",
     );
@@ -257,35 +280,29 @@ fn assert_consistent(db: &PrivateMariaDb, name: &str, answers: &[Answer]) {
 /// has one `correo/save` row per answer a client got (any status), plus at
 /// most `unanswered` rows of requests whose answer was lost with a killed
 /// server (recorded before the answer, which never left).
-async fn assert_every_answer_audited(
-    db: &PrivateMariaDb,
-    name: &str,
-    address: &str,
-    answers: &[Answer],
-    unanswered: i64,
-) {
+async fn assert_every_answer_audited(db: &dyn Sql, addresses: &[String], answers: &[Answer], unanswered: i64) {
     let client = reqwest::Client::new();
     let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let metrics = client.get(format!("{address}/metrics")).send().await.unwrap().text().await.unwrap();
-        if metrics.contains("helpdesk_audit_spool_records 0\n") {
-            break;
+    for address in addresses {
+        loop {
+            let metrics = client.get(format!("{address}/metrics")).send().await.unwrap().text().await.unwrap();
+            if metrics.contains("helpdesk_audit_spool_records 0\n") {
+                break;
+            }
+            assert!(Instant::now() < deadline, "the spool of {address} did not drain:\n{metrics}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        assert!(Instant::now() < deadline, "the spool did not drain:\n{metrics}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let answered = answers.iter().filter(|a| a.status.is_some()).count() as i64;
-    let rows = db.count(name, "SELECT COUNT(*) FROM bitacora_log WHERE endpoint = 'correo/save'");
-    let by_status = db.query(
-        name,
-        "SELECT status_http, COUNT(*) FROM bitacora_log WHERE endpoint = 'correo/save' GROUP BY status_http",
-    );
+    let rows = db.number("SELECT COUNT(*) FROM bitacora_log WHERE endpoint = 'correo/save'");
+    let by_status =
+        db.rows("SELECT status_http, COUNT(*) FROM bitacora_log WHERE endpoint = 'correo/save' GROUP BY status_http");
     assert!(
         (answered..=answered + unanswered).contains(&rows),
         "{rows} bitácora rows for {answered} answered requests (+ up to {unanswered} lost); by status: {by_status:?}"
     );
-    let distinct = db.count(name, "SELECT COUNT(DISTINCT id_bitacora_log) FROM bitacora_log");
-    assert_eq!(distinct, db.count(name, "SELECT COUNT(*) FROM bitacora_log"));
+    let distinct = db.number("SELECT COUNT(DISTINCT id_bitacora_log) FROM bitacora_log");
+    assert_eq!(distinct, db.number("SELECT COUNT(*) FROM bitacora_log"));
 }
 
 fn server_dir() -> PathBuf {
@@ -313,7 +330,7 @@ async fn the_database_killed_and_restarted() {
     db.create_database("helpdesk");
     let server = Server::start(&server_dir(), &db.url("helpdesk"));
     let address = server.address();
-    let load = Load::start("kill", Arc::new(RwLock::new(address.clone())));
+    let load = Load::start("kill", Arc::new(RwLock::new(vec![address.clone()])), CLIENTS);
     load.until_taken(100, Duration::from_secs(60)).await;
 
     db.kill9();
@@ -346,8 +363,8 @@ async fn the_database_killed_and_restarted() {
     let others: Vec<_> = answers.iter().filter_map(|a| a.status).filter(|s| ![200, 503].contains(s)).collect();
     assert!(others.is_empty(), "only 200 and 503: {others:?}");
 
-    assert_consistent(&db, "helpdesk", &answers);
-    assert_every_answer_audited(&db, "helpdesk", &address, &answers, 0).await;
+    assert_consistent(&On(&db, "helpdesk"), &answers);
+    assert_every_answer_audited(&On(&db, "helpdesk"), &[address.clone()], &answers, 0).await;
     let ready = reqwest::get(format!("{address}/ready")).await.unwrap();
     assert_eq!(ready.status(), 200);
 }
@@ -359,7 +376,7 @@ async fn the_database_frozen_then_thawed() {
     db.create_database("helpdesk");
     let server = Server::start(&server_dir(), &db.url("helpdesk"));
     let address = server.address();
-    let load = Load::start("freeze", Arc::new(RwLock::new(address.clone())));
+    let load = Load::start("freeze", Arc::new(RwLock::new(vec![address.clone()])), CLIENTS);
     load.until_taken(100, Duration::from_secs(60)).await;
 
     db.freeze();
@@ -385,8 +402,8 @@ async fn the_database_frozen_then_thawed() {
     let during: Vec<&Answer> = answers.iter().filter(|a| a.started > frozen && a.ended < thawed).collect();
     assert!(during.len() >= CLIENTS, "answers while frozen: {}", during.len());
     assert!(during.iter().all(|a| a.status == Some(503) && a.json), "{during:?}");
-    assert_consistent(&db, "helpdesk", &answers);
-    assert_every_answer_audited(&db, "helpdesk", &address, &answers, 0).await;
+    assert_consistent(&On(&db, "helpdesk"), &answers);
+    assert_every_answer_audited(&On(&db, "helpdesk"), &[address.clone()], &answers, 0).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -396,21 +413,21 @@ async fn the_server_killed_mid_load_and_restarted() {
     db.create_database("helpdesk");
     let dir = server_dir();
     let mut server = Server::start(&dir, &db.url("helpdesk"));
-    let target = Arc::new(RwLock::new(server.address()));
-    let load = Load::start("crash", target.clone());
+    let target = Arc::new(RwLock::new(vec![server.address()]));
+    let load = Load::start("crash", target.clone(), CLIENTS);
     load.until_taken(150, Duration::from_secs(60)).await;
     server.kill9();
     tokio::time::sleep(Duration::from_millis(500)).await;
     // The same directory: what it spooled is still there.
     let server = Server::start(&dir, &db.url("helpdesk"));
-    *target.write().unwrap() = server.address();
+    *target.write().unwrap() = vec![server.address()];
     load.until_taken(150, Duration::from_secs(60)).await;
     let answers = load.finish().await;
     let failed: Vec<_> = answers.iter().filter(|a| a.status.is_some_and(|s| s != 200)).collect();
     assert!(failed.is_empty(), "the database stayed up: only the lost connections fail: {failed:?}");
-    assert_consistent(&db, "helpdesk", &answers);
+    assert_consistent(&On(&db, "helpdesk"), &answers);
     let lost = answers.iter().filter(|a| a.status.is_none()).count() as i64;
-    assert_every_answer_audited(&db, "helpdesk", &server.address(), &answers, lost.min(CLIENTS as i64)).await;
+    assert_every_answer_audited(&On(&db, "helpdesk"), &[server.address()], &answers, lost.min(CLIENTS as i64)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

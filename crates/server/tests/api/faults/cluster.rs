@@ -1,0 +1,100 @@
+//! Scale-out on a real cluster: three servers, each on its own node of a
+//! private 3-node MariaDB Galera cluster (scripts/galera.sh), under
+//! multi-primary load. Ignored by default; `.ci/run` runs it with the fault
+//! suite.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use super::*;
+
+/// The cluster, stopped (and its directory removed) when dropped.
+pub struct Cluster {
+    dir: PathBuf,
+    pub ports: Vec<u16>,
+}
+
+fn script() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/galera.sh")
+}
+
+impl Cluster {
+    pub fn start() -> Cluster {
+        let dir = crate::helpers::scratch_dir("galera");
+        // Ports apart from other clusters a machine may run: by the directory's hash.
+        let base = 24000 + (rand::random::<u16>() % 200) * 40;
+        let out = Command::new(script()).args(["start", dir.to_str().unwrap(), &base.to_string()]).output().unwrap();
+        let cluster = Cluster { ports: (1..=3).map(|n| base + n).collect(), dir };
+        assert!(
+            out.status.success(),
+            "the Galera cluster did not start:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        cluster
+    }
+
+    pub fn node(&self, verb: &str, n: usize) {
+        let out = Command::new(script()).args([verb, self.dir.to_str().unwrap(), &n.to_string()]).output().unwrap();
+        assert!(out.status.success(), "galera.sh {verb} {n}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    pub fn url(&self, n: usize, database: &str) -> String {
+        format!("mysql://root@127.0.0.1:{}/{database}", self.ports[n - 1])
+    }
+
+    pub fn sql(&self, n: usize, database: &str) -> NodeSql {
+        NodeSql { port: self.ports[n - 1], database: database.to_string() }
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let _ = Command::new(script()).args(["stop", self.dir.to_str().unwrap()]).output();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+pub struct NodeSql {
+    port: u16,
+    database: String,
+}
+
+impl Sql for NodeSql {
+    fn rows(&self, sql: &str) -> Vec<String> {
+        let out = Command::new("mariadb")
+            .args(["-uroot", "-h127.0.0.1", &format!("-P{}", self.port), "-N", "-B", &self.database, "-e", sql])
+            .output()
+            .expect("the mariadb client runs");
+        assert!(out.status.success(), "{sql}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).lines().map(str::to_string).collect()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "starts its own 3-node Galera cluster; .ci/run runs it with the fault suite"]
+async fn three_servers_on_three_nodes_answer_distinct_mail_without_5xx() {
+    let cluster = Cluster::start();
+    cluster.sql(1, "mysql").rows("CREATE DATABASE helpdesk CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci");
+    let servers: Vec<Server> = (1..=3).map(|n| Server::start(&server_dir(), &cluster.url(n, "helpdesk"))).collect();
+    let addresses: Vec<String> = servers.iter().map(Server::address).collect();
+    let load = Load::start("galera", Arc::new(RwLock::new(addresses.clone())), CLUSTER_CLIENTS);
+    load.until_taken(600, Duration::from_secs(120)).await;
+    let answers = load.finish().await;
+    let mut by_status = BTreeMap::new();
+    for a in &answers {
+        *by_status.entry(a.status).or_insert(0) += 1;
+    }
+    let failed = answers.iter().filter(|a| a.status != Some(200)).count();
+    let errors: Vec<String> = servers
+        .iter()
+        .flat_map(|s| s.log.lock().unwrap().clone())
+        .filter(|l| l.contains("\"ERROR\"") || l.contains("\"WARN\""))
+        .take(10)
+        .collect();
+    assert_eq!(failed, 0, "non-2xx answers: {by_status:?}; the servers said: {errors:#?}");
+    assert_consistent(&cluster.sql(2, "helpdesk"), &answers);
+    assert_every_answer_audited(&cluster.sql(3, "helpdesk"), &addresses, &answers, 0).await;
+}
