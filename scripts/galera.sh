@@ -12,7 +12,9 @@
 #   scripts/galera.sh status DIR              wsrep_cluster_size and state per node
 #
 # Node N listens for SQL on BASE+N, gcomm on BASE+10+N, IST on BASE+20+N and
-# SST on BASE+30+N (BASE defaults to 23300). Everything it starts is recorded
+# SST on BASE+30+N (BASE defaults to 23300). A dead node is declared so after
+# 2 s of silence (evs.suspect_timeout; Galera's default, 5 s, is for WANs):
+# until then the others hold their commits. Everything it starts is recorded
 # in DIR, so stop/kill act only on this cluster's processes.
 set -euo pipefail
 
@@ -54,7 +56,7 @@ wsrep_cluster_name = helpdesk_test
 wsrep_cluster_address = $peers
 wsrep_node_name = node$n
 wsrep_node_address = 127.0.0.1:$(gcomm_port "$n")
-wsrep_provider_options = "gmcast.listen_addr=tcp://127.0.0.1:$(gcomm_port "$n");ist.recv_addr=127.0.0.1:$(($(base_of) + 20 + n));gcache.size=64M"
+wsrep_provider_options = "gmcast.listen_addr=tcp://127.0.0.1:$(gcomm_port "$n");ist.recv_addr=127.0.0.1:$(($(base_of) + 20 + n));gcache.size=64M;evs.keepalive_period=PT0.5S;evs.inactive_check_period=PT0.5S;evs.suspect_timeout=PT2S;evs.inactive_timeout=PT4S;evs.install_timeout=PT4S"
 wsrep_sst_receive_address = 127.0.0.1:$(($(base_of) + 30 + n))
 wsrep_sst_method = rsync
 [client]
@@ -122,7 +124,24 @@ case "$cmd" in
     ;;
   freeze) kill -STOP "$(pid_of "${3:?node}")" ;;
   thaw) kill -CONT "$(pid_of "${3:?node}")" ;;
-  restart) launch "${3:?node}" ;;
+  restart)
+    n=${3:?node}
+    # The rsync SST daemon (as `nobody`) must be able to write what the node
+    # wrote while it ran; the configuration must not be world-writable.
+    chmod -R a+rwX "$dir/node$n"
+    chmod 644 "$dir/node$n/my.cnf"
+    # After a crash the node does not know its position: recover it from
+    # InnoDB, so that it rejoins by IST (the missing write-sets from a
+    # donor's cache) instead of copying the whole datadir (SST).
+    /usr/sbin/mariadbd --defaults-file="$dir/node$n/my.cnf" --wsrep-recover --log-error="$dir/node$n/recover.log" \
+      </dev/null >/dev/null 2>&1 || true
+    position=$(sed -n 's/.*WSREP: Recovered position: //p' "$dir/node$n/recover.log" | tail -1)
+    if [ -n "$position" ]; then
+      launch "$n" "--wsrep-start-position=$position"
+    else
+      launch "$n"
+    fi
+    ;;
   ports) for n in 1 2 3; do sql_port "$n"; done ;;
   status)
     for n in 1 2 3; do

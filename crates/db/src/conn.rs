@@ -6,7 +6,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use deadpool::managed::{Manager, Metrics, Pool, RecycleResult};
-use diesel::QueryableByName;
 use diesel::sqlite::SqliteConnection;
 use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig, PoolError, RecyclingMethod};
 use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
@@ -28,24 +27,40 @@ const VERIFY_IDLE: Duration = Duration::from_secs(30);
 /// and those handed out before the latest link failure (see [`Link`]): after
 /// a database restart every pooled socket is dead, and each is found so by
 /// one query instead of by a failed request.
+///
+/// With several hosts (a cluster's nodes), a new connection goes to the
+/// first host that accepts one, in order. While connections go to a later
+/// host, each is replaced after [`FALLBACK_LIFETIME`], so that the first
+/// host takes the traffic back within that time once it is up again; and
+/// when the host changes, connections made before the change are replaced.
 pub(crate) struct Recycler<C: 'static> {
-    verified: AsyncDieselConnectionManager<C>,
-    fast: AsyncDieselConnectionManager<C>,
+    hosts: Vec<(AsyncDieselConnectionManager<C>, AsyncDieselConnectionManager<C>)>,
     verify_after: Duration,
     link: Arc<Link>,
+    /// The host new connections last went to, and when that changed.
+    current: std::sync::Mutex<(usize, std::time::Instant)>,
 }
+
+/// How long a connection to a host other than the first is kept.
+const FALLBACK_LIFETIME: Duration = Duration::from_secs(5);
+/// How long connecting to one host may take before the next is tried.
+const CONNECT_WITHIN: Duration = Duration::from_secs(2);
 
 impl<C: AsyncConnection + 'static> Recycler<C> {
     /// `config` builds each manager's configuration (it holds closures).
-    fn new(url: &str, config: impl Fn() -> ManagerConfig<C>, verify_after: Duration, link: Arc<Link>) -> Self {
-        let mut fast = config();
-        fast.recycling_method = RecyclingMethod::Fast;
-        Recycler {
-            verified: AsyncDieselConnectionManager::new_with_config(url, config()),
-            fast: AsyncDieselConnectionManager::new_with_config(url, fast),
-            verify_after,
-            link,
-        }
+    fn new(urls: &[String], config: impl Fn() -> ManagerConfig<C>, verify_after: Duration, link: Arc<Link>) -> Self {
+        let hosts = urls
+            .iter()
+            .map(|url| {
+                let mut fast = config();
+                fast.recycling_method = RecyclingMethod::Fast;
+                (
+                    AsyncDieselConnectionManager::new_with_config(url, config()),
+                    AsyncDieselConnectionManager::new_with_config(url, fast),
+                )
+            })
+            .collect();
+        Recycler { hosts, verify_after, link, current: std::sync::Mutex::new((0, std::time::Instant::now())) }
     }
 }
 
@@ -58,15 +73,50 @@ where
     type Error = PoolError;
 
     async fn create(&self) -> Result<C, PoolError> {
-        self.fast.create().await
+        let mut last = None;
+        let several = self.hosts.len() > 1;
+        for (i, (_, fast)) in self.hosts.iter().enumerate() {
+            let attempt = if several {
+                match tokio::time::timeout(CONNECT_WITHIN, fast.create()).await {
+                    Ok(result) => result,
+                    Err(_) => Err(PoolError::ConnectionError(diesel::ConnectionError::BadConnection(format!(
+                        "host {} did not answer within {} ms",
+                        i + 1,
+                        CONNECT_WITHIN.as_millis()
+                    )))),
+                }
+            } else {
+                fast.create().await
+            };
+            match attempt {
+                Ok(conn) => {
+                    let mut current = self.current.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                    if current.0 != i {
+                        tracing::warn!(from = current.0 + 1, to = i + 1, "database host changed");
+                        *current = (i, std::time::Instant::now());
+                    }
+                    return Ok(conn);
+                }
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.expect("at least one host"))
     }
 
     async fn recycle(&self, conn: &mut C, metrics: &Metrics) -> RecycleResult<PoolError> {
+        if self.hosts.len() > 1 {
+            let (host, since) = *self.current.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let stale = metrics.created < since || (host != 0 && metrics.created.elapsed() > FALLBACK_LIFETIME);
+            if stale {
+                return Err(deadpool::managed::RecycleError::message("made for another host"));
+            }
+        }
+        let (verified, fast) = &self.hosts[0];
         let handed_out = metrics.recycled.unwrap_or(metrics.created);
         if metrics.last_used() > self.verify_after || self.link.failed_since(handed_out) {
-            self.verified.recycle(conn, metrics).await
+            verified.recycle(conn, metrics).await
         } else {
-            self.fast.recycle(conn, metrics).await
+            fast.recycle(conn, metrics).await
         }
     }
 }
@@ -79,11 +129,13 @@ pub enum Backend {
 }
 
 /// A parsed database URL: `sqlite://<path>` (relative paths are relative to
-/// the working directory), `sqlite::memory:`, or `mysql://user:pass@host:port/db`.
+/// the working directory), `sqlite::memory:`, or
+/// `mysql://user:pass@host:port[,host:port...]/db`: several hosts (the nodes
+/// of a cluster) are tried in order; [`DbUrl::Mysql`] holds one URL per host.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DbUrl {
     Sqlite(SqliteTarget),
-    Mysql(String),
+    Mysql(Vec<String>),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -116,14 +168,25 @@ impl DbUrl {
         }
         if s.starts_with("mysql://") || s.starts_with("mariadb://") {
             let url = s.replacen("mariadb://", "mysql://", 1);
-            let parsed = url::Url::parse(&url).map_err(|e| DbUrlError::Mysql(redact_url(s), e.to_string()))?;
-            if parsed.host_str().is_none_or(str::is_empty) {
-                return Err(DbUrlError::Mysql(redact_url(s), "no host".into()));
+            let rest = &url["mysql://".len()..];
+            let (authority, tail) = rest.split_at(rest.find(['/', '?']).unwrap_or(rest.len()));
+            let (userinfo, hosts) = match authority.rfind('@') {
+                Some(at) => (&authority[..=at], &authority[at + 1..]),
+                None => ("", authority),
+            };
+            let mut urls = Vec::new();
+            for host in hosts.split(',') {
+                let one = format!("mysql://{userinfo}{}{tail}", host.trim());
+                let parsed = url::Url::parse(&one).map_err(|e| DbUrlError::Mysql(redact_url(s), e.to_string()))?;
+                if parsed.host_str().is_none_or(str::is_empty) {
+                    return Err(DbUrlError::Mysql(redact_url(s), "no host".into()));
+                }
+                if parsed.path().trim_start_matches('/').is_empty() {
+                    return Err(DbUrlError::Mysql(redact_url(s), "no database name".into()));
+                }
+                urls.push(one);
             }
-            if parsed.path().trim_start_matches('/').is_empty() {
-                return Err(DbUrlError::Mysql(redact_url(s), "no database name".into()));
-            }
-            return Ok(DbUrl::Mysql(url));
+            return Ok(DbUrl::Mysql(urls));
         }
         Err(DbUrlError::Scheme(redact_url(s)))
     }
@@ -264,10 +327,10 @@ impl Db {
                 };
                 // An in-process file cannot go away under a connection: never
                 // spend a query checking it.
-                let manager = Recycler::new(&target_str, config, Duration::MAX, link.clone());
+                let manager = Recycler::new(&[target_str], config, Duration::MAX, link.clone());
                 Pools::Sqlite { pool: build_pool!(manager, opts, size)?, write_lock: tokio::sync::Mutex::new(()) }
             }
-            DbUrl::Mysql(u) => {
+            DbUrl::Mysql(urls) => {
                 let flag = returning.clone();
                 let config = move || {
                     let mut config = ManagerConfig::<AsyncMysqlConnection>::default();
@@ -283,13 +346,31 @@ impl Db {
                                 .await
                                 .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
                             flag.store(server.contains("MariaDB"), Ordering::Relaxed);
+                            // A Galera node that is joining (or cut off from
+                            // its cluster's majority) accepts connections but
+                            // refuses queries: not a connection to keep.
+                            if server.contains("MariaDB") {
+                                let mut show = async |sql: &'static str| -> diesel::ConnectionResult<bool> {
+                                    let rows: Vec<StatusRow> = diesel::sql_query(sql)
+                                        .load(&mut conn)
+                                        .await
+                                        .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
+                                    Ok(rows.iter().any(|r| r.value.eq_ignore_ascii_case("ON")))
+                                };
+                                let galera = show("SHOW VARIABLES LIKE 'wsrep_on'").await?;
+                                if galera && !show("SHOW STATUS LIKE 'wsrep_ready'").await? {
+                                    return Err(diesel::ConnectionError::BadConnection(
+                                        "this cluster node is not ready (wsrep_ready is OFF)".into(),
+                                    ));
+                                }
+                            }
                             Ok(conn)
                         }
                         .boxed()
                     });
                     config
                 };
-                let manager = Recycler::new(u, config, VERIFY_IDLE, link.clone());
+                let manager = Recycler::new(urls, config, VERIFY_IDLE, link.clone());
                 Pools::Mysql(build_pool!(manager, opts, opts.max_connections.max(1))?)
             }
         };
@@ -326,10 +407,11 @@ impl Db {
     }
 }
 
-#[derive(QueryableByName)]
-pub(crate) struct IdRow {
-    #[diesel(sql_type = diesel::sql_types::BigInt)]
-    pub id: i64,
+/// A row of `SHOW STATUS`.
+#[derive(diesel::QueryableByName)]
+struct StatusRow {
+    #[diesel(sql_type = diesel::sql_types::Text, column_name = "Value")]
+    value: String,
 }
 
 /// What each backend's connection does differently.
@@ -398,6 +480,15 @@ mod tests {
         assert_eq!(DbUrl::parse("sqlite::memory:").unwrap(), DbUrl::Sqlite(SqliteTarget::Memory));
         assert!(matches!(DbUrl::parse("mysql://root@127.0.0.1:3306/helpdesk").unwrap(), DbUrl::Mysql(_)));
         assert!(matches!(DbUrl::parse("mariadb://root@127.0.0.1/helpdesk").unwrap(), DbUrl::Mysql(_)));
+        assert_eq!(
+            DbUrl::parse("mysql://u:p@db1:3306, db2:3307,db3/helpdesk?ssl-mode=disabled").unwrap(),
+            DbUrl::Mysql(vec![
+                "mysql://u:p@db1:3306/helpdesk?ssl-mode=disabled".into(),
+                "mysql://u:p@db2:3307/helpdesk?ssl-mode=disabled".into(),
+                "mysql://u:p@db3/helpdesk?ssl-mode=disabled".into(),
+            ])
+        );
+        assert!(matches!(DbUrl::parse("mysql://u@db1,/helpdesk"), Err(DbUrlError::Mysql(..))));
         assert!(matches!(DbUrl::parse("postgres://x/y"), Err(DbUrlError::Scheme(_))));
         assert!(matches!(DbUrl::parse("mysql://root@127.0.0.1:3306/"), Err(DbUrlError::Mysql(..))));
         assert!(matches!(DbUrl::parse("mysql://root@:99999/x"), Err(DbUrlError::Mysql(..))));

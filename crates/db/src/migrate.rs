@@ -6,14 +6,25 @@ use diesel_async::async_connection_wrapper::AsyncConnectionWrapper;
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
 use crate::Db;
-use crate::conn::{IdRow, Pools};
+use crate::conn::Pools;
+use crate::sql::{Statement, Value};
 
 const SQLITE: EmbeddedMigrations = embed_migrations!("../../migrations/sqlite");
 const MYSQL: EmbeddedMigrations = embed_migrations!("../../migrations/mysql");
 
-/// Name of the MySQL advisory lock that serialises servers preparing the database.
-const MIGRATION_LOCK: &str = "helpdesk_migrations";
+/// The MySQL start-up lock: a row of `bloqueo_arranque` with a lease.
+/// Galera replicates rows, not `GET_LOCK` (its locks are per node, and later
+/// releases refuse them), so a row taken by a conditional UPDATE is the lock
+/// every node of a cluster honours: of two nodes taking it at once, one
+/// write fails certification and that server waits.
+const LOCK_TABLE: &str = "CREATE TABLE IF NOT EXISTS bloqueo_arranque (\
+     nombre VARCHAR(64) NOT NULL PRIMARY KEY, dueno VARCHAR(64) NOT NULL, hasta DATETIME(6) NOT NULL\
+     ) ENGINE=InnoDB";
+const LOCK_NAME: &str = "arranque";
 const LOCK_WAIT_SECS: u32 = 120;
+/// How long a holder keeps the lock without renewing it; it renews every
+/// third of that while it holds it, so a server that died frees it in time.
+const LEASE: std::time::Duration = std::time::Duration::from_secs(60);
 
 #[derive(Debug, thiserror::Error)]
 pub enum MigrateError {
@@ -27,8 +38,9 @@ pub enum MigrateError {
 
 /// Held while a server prepares the database (migrations, then seeding),
 /// so that servers starting together do it one after the other; the later
-/// ones find it done. MySQL: a `GET_LOCK` advisory lock on a connection of
-/// its own; SQLite: an exclusive lock on the file `<database>.lock`.
+/// ones find it done. MySQL (and a Galera cluster): a lease on a row of
+/// `bloqueo_arranque`, renewed while held; SQLite: an exclusive lock on the
+/// file `<database>.lock`.
 pub struct StartupLock {
     held: Held,
 }
@@ -36,16 +48,21 @@ pub struct StartupLock {
 enum Held {
     Nothing,
     File(#[allow(dead_code)] std::fs::File),
-    Mysql(AsyncMysqlConnection),
+    Mysql { conn: AsyncMysqlConnection, owner: String, renewal: tokio::task::JoinHandle<()> },
 }
 
 impl StartupLock {
     /// Lets the next server go on.
     pub async fn release(self) {
-        if let Held::Mysql(mut conn) = self.held {
+        if let Held::Mysql { mut conn, owner, renewal } = self.held {
             use diesel_async::RunQueryDsl;
-            // The lock dies with the session anyway; release it for the next server now.
-            let _ = diesel::sql_query(format!("DO RELEASE_LOCK('{MIGRATION_LOCK}')")).execute(&mut conn).await;
+            renewal.abort();
+            let release = Statement::new(
+                "UPDATE bloqueo_arranque SET dueno = '' WHERE nombre = ? AND dueno = ?",
+                vec![Value::Text(LOCK_NAME), Value::Text(&owner)],
+            );
+            // Should this fail, the lease runs out instead.
+            let _ = release.execute(&mut conn).await;
         }
         // A file lock is released when the file is closed.
     }
@@ -73,20 +90,11 @@ impl Db {
                 .map_err(|e| MigrateError::Connect(format!("cannot lock the start-up lock file: {e}")))?;
                 Held::File(file)
             }
-            crate::conn::DbUrl::Mysql(url) => {
-                use diesel_async::{AsyncConnection, RunQueryDsl};
-                let mut conn =
-                    AsyncMysqlConnection::establish(url).await.map_err(|e| MigrateError::Connect(e.to_string()))?;
-                let got: IdRow = diesel::sql_query(format!(
-                    "SELECT CAST(COALESCE(GET_LOCK('{MIGRATION_LOCK}', {LOCK_WAIT_SECS}), 0) AS SIGNED) AS id"
-                ))
-                .get_result(&mut conn)
-                .await
-                .map_err(|e| MigrateError::Failed(e.to_string()))?;
-                if got.id != 1 {
-                    return Err(MigrateError::LockTimeout);
-                }
-                Held::Mysql(conn)
+            crate::conn::DbUrl::Mysql(urls) => {
+                let (conn, url) = first_host(urls).await?;
+                let (conn, owner) = take_lock_row(conn).await?;
+                let renewal = tokio::spawn(renew_lock_row(url, owner.clone()));
+                Held::Mysql { conn, owner, renewal }
             }
         };
         Ok(StartupLock { held })
@@ -119,13 +127,89 @@ impl Db {
                 .map_err(|e| MigrateError::Failed(e.to_string()))
             }
             Pools::Mysql(_) => {
-                let crate::conn::DbUrl::Mysql(url) = &self.url else { unreachable!("backend and URL agree") };
-                let url = url.clone();
+                let crate::conn::DbUrl::Mysql(urls) = &self.url else { unreachable!("backend and URL agree") };
+                let (_, url) = first_host(urls).await?;
                 tokio::task::spawn_blocking(move || migrate_mysql(&url))
                     .await
                     .map_err(|e| MigrateError::Failed(e.to_string()))?
             }
         }
+    }
+}
+
+/// A connection to the first of the hosts that accepts one, and its URL.
+async fn first_host(urls: &[String]) -> Result<(AsyncMysqlConnection, String), MigrateError> {
+    use diesel_async::AsyncConnection;
+    let mut last = String::new();
+    for url in urls {
+        match AsyncMysqlConnection::establish(url).await {
+            Ok(conn) => return Ok((conn, url.clone())),
+            Err(e) => last = e.to_string(),
+        }
+    }
+    Err(MigrateError::Connect(last))
+}
+
+/// Waits (up to [`LOCK_WAIT_SECS`]) until the lock row is free or its lease
+/// ran out, and takes it.
+async fn take_lock_row(mut conn: AsyncMysqlConnection) -> Result<(AsyncMysqlConnection, String), MigrateError> {
+    use diesel_async::{RunQueryDsl, SimpleAsyncConnection};
+    let failed = |e: diesel::result::Error| MigrateError::Failed(e.to_string());
+    let epoch = chrono::DateTime::UNIX_EPOCH.naive_utc();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(u64::from(LOCK_WAIT_SECS));
+    // The table and its row, made by whichever server comes first; on a
+    // cluster, servers doing it at once on other nodes see a conflict: again.
+    loop {
+        let made = async {
+            conn.batch_execute(LOCK_TABLE).await?;
+            Statement::new(
+                "INSERT IGNORE INTO bloqueo_arranque (nombre, dueno, hasta) VALUES (?, '', ?)",
+                vec![Value::Text(LOCK_NAME), Value::Timestamp(epoch)],
+            )
+            .execute(&mut conn)
+            .await
+        }
+        .await;
+        match made {
+            Ok(_) => break,
+            Err(e) if e.to_string().contains("Deadlock") && std::time::Instant::now() < deadline => {
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            Err(e) => return Err(failed(e)),
+        }
+    }
+    let owner = format!("{:016x}", rand::random::<u64>());
+    loop {
+        let now = chrono::Utc::now().naive_utc();
+        let lease_end = now + chrono::Duration::from_std(LEASE).expect("a short lease");
+        let take = Statement::new(
+            "UPDATE bloqueo_arranque SET dueno = ?, hasta = ? WHERE nombre = ? AND (dueno = '' OR hasta < ?)",
+            vec![Value::Text(&owner), Value::Timestamp(lease_end), Value::Text(LOCK_NAME), Value::Timestamp(now)],
+        );
+        // A certification conflict (another node took it at the same time)
+        // is an error here: that node has it.
+        if let Ok(1) = take.execute(&mut conn).await {
+            return Ok((conn, owner));
+        }
+        if std::time::Instant::now() > deadline {
+            return Err(MigrateError::LockTimeout);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+}
+
+/// Extends the lease every third of it, on a connection of its own.
+async fn renew_lock_row(url: String, owner: String) {
+    use diesel_async::{AsyncConnection, RunQueryDsl};
+    loop {
+        tokio::time::sleep(LEASE / 3).await;
+        let Ok(mut conn) = AsyncMysqlConnection::establish(&url).await else { continue };
+        let lease_end = chrono::Utc::now().naive_utc() + chrono::Duration::from_std(LEASE).expect("a short lease");
+        let renew = Statement::new(
+            "UPDATE bloqueo_arranque SET hasta = ? WHERE nombre = ? AND dueno = ?",
+            vec![Value::Timestamp(lease_end), Value::Text(LOCK_NAME), Value::Text(&owner)],
+        );
+        let _ = renew.execute(&mut conn).await;
     }
 }
 
