@@ -1,8 +1,14 @@
 -- correo/save with a new Message-ID per request: every request is a new ticket.
 local counter = 0
 local prefix = ""
+local threads = 0
+-- wrk never seeds math.random: without BENCH_RUN (a value new for each run,
+-- e.g. `date +%s%N`) two runs would send the same Message-IDs, and the second
+-- would measure the dedupe path instead of new tickets.
 function setup(thread)
-  thread:set("prefix", tostring(math.random(1, 1000000000)))
+  threads = threads + 1
+  local run = os.getenv("BENCH_RUN") or tostring(math.random(1, 1000000000))
+  thread:set("prefix", run .. "-" .. threads)
 end
 function request()
   counter = counter + 1

@@ -108,6 +108,43 @@ async fn three_servers_on_three_nodes_answer_distinct_mail_without_5xx() {
     assert_eq!(failed, 0, "non-2xx answers: {by_status:?}; the servers said: {errors:#?}");
     assert_consistent(&cluster.sql(2, "helpdesk"), &answers);
     assert_every_answer_audited(&cluster.sql(3, "helpdesk"), &addresses, &answers, 0).await;
+
+    // The duplicate race across nodes: 24 copies of one mail at once, spread
+    // over the three servers, ten times: one ticket each time, and every
+    // copy answered 200 with it.
+    let client = reqwest::Client::new();
+    for round in 0..10 {
+        let id = format!("race-{round}");
+        let copies: Vec<_> = (0..24)
+            .map(|n| {
+                let (client, address, body) = (client.clone(), addresses[n % 3].clone(), mail(&id));
+                tokio::spawn(async move {
+                    let res = client
+                        .post(format!("{address}/api/correo/save"))
+                        .header("X-User-Consumo", CONSUMER.0)
+                        .header("X-User-Secret", CONSUMER.1)
+                        .json(&body)
+                        .send()
+                        .await
+                        .unwrap();
+                    let status = res.status().as_u16();
+                    let body: Value = res.json().await.unwrap();
+                    (status, body["ticket"].as_str().unwrap_or_default().to_string())
+                })
+            })
+            .collect();
+        let mut tickets = BTreeSet::new();
+        for c in copies {
+            let (status, ticket) = c.await.unwrap();
+            assert_eq!(status, 200, "{id}");
+            tickets.insert(ticket);
+        }
+        assert_eq!(tickets.len(), 1, "{id}: one ticket for all copies: {tickets:?}");
+        let stored = cluster
+            .sql(1 + round % 3, "helpdesk")
+            .number(&format!("SELECT COUNT(*) FROM detalle_ticket WHERE message_id LIKE '%{id}@faults.test%'"));
+        assert_eq!(stored, 1, "{id}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
