@@ -15,7 +15,7 @@ OUT=target/bench-cluster
 GALERA="$PWD/$OUT/galera"
 mkdir -p "$OUT"
 log() { printf '== %s\n' "$*" >&2; }
-command -v wrk >/dev/null || { log "wrk is needed (Debian's wrk)"; exit 1; }
+command -v wrk >/dev/null || { log "installing wrk"; apt-get install -y wrk >/dev/null; }
 
 log "release build"
 cargo build --release -q -p helpdesk-server
@@ -63,7 +63,7 @@ drive() {
   wait "${wrks[@]}"
 }
 p99() { awk '$1=="99%" {print $2}' "$@" | sort -h | tail -1; }
-non2xx() { cat "$@" | sed -n 's/^ *Non-2xx or 3xx responses: *//p' | paste -sd+ | bc 2>/dev/null || echo 0; }
+non2xx() { cat "$@" | sed -n 's/^ *Non-2xx or 3xx responses: *//p' | awk '{n += $1} END {print n + 0}'; }
 measure() { # name dbport db secret serverports...
   local name=$1 dbport=$2 db=$3 secret=$4; shift 4
   BENCH_RUN="warm-$(date +%s%N)" wrk -t1 -c4 -d"$((SECS / 2))s" -s bench/save.lua -H 'Content-Type: application/json' \

@@ -1,6 +1,9 @@
 -- correo/save with a new Message-ID per request: every request is a new ticket.
 local counter = 0
-local prefix = ""
+-- Set per thread by setup() through thread:set, which sets a *global*: a
+-- `local prefix` here would shadow it and every Message-ID would be
+-- ".<counter>@bench.test", the same in every run.
+prefix = ""
 local threads = 0
 -- wrk never seeds math.random: without BENCH_RUN (a value new for each run,
 -- e.g. `date +%s%N`) two runs would send the same Message-IDs, and the second
