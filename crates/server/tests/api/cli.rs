@@ -43,6 +43,32 @@ struct Running {
     lines: mpsc::Receiver<String>,
 }
 
+/// The lines the child writes to its (piped) stderr, as they come.
+pub(crate) fn stderr_lines(child: &mut Child) -> mpsc::Receiver<String> {
+    let (tx, lines) = mpsc::channel();
+    let stderr = child.stderr.take().expect("stderr piped");
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    lines
+}
+
+/// Runs an admin command in `dir`: whether it succeeded, its stdout and stderr.
+pub(crate) fn runner(dir: &Path) -> impl Fn(&[&str]) -> (bool, String, String) + '_ {
+    move |args: &[&str]| {
+        let out = command(dir).args(args).output().unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+}
+
 fn start(cwd: &Path) -> Running {
     let mut child = command(cwd)
         .env("HELPDESK__SERVER__PORT", "0")
@@ -51,15 +77,7 @@ fn start(cwd: &Path) -> Running {
         .stdout(Stdio::null())
         .spawn()
         .expect("the binary runs");
-    let (tx, lines) = mpsc::channel();
-    let stderr = child.stderr.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
+    let lines = stderr_lines(&mut child);
     let mut log = Vec::new();
     let port = loop {
         let line =
@@ -233,14 +251,7 @@ fn admin_commands_manage_consumers_and_every_one_has_help() {
         assert!(out.status.success(), "{sub:?}");
         assert!(String::from_utf8_lossy(&out.stdout).contains("Usage"), "{sub:?}");
     }
-    let run = |args: &[&str]| {
-        let out = command(&dir).args(args).output().unwrap();
-        (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    };
+    let run = runner(&dir);
     let (ok, out, err) =
         run(&["consumer", "create", "canal_lectura", "--grant", "correo/save", "--grant", "correo/getConfigCorreos"]);
     assert!(ok, "{err}");
@@ -265,14 +276,7 @@ fn admin_commands_manage_consumers_and_every_one_has_help() {
 #[test]
 fn admin_commands_manage_integrated_systems() {
     let dir = temp_dir();
-    let run = |args: &[&str]| {
-        let out = command(&dir).args(args).output().unwrap();
-        (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    };
+    let run = runner(&dir);
     let token_of = |out: &str| out.lines().find_map(|l| l.strip_prefix("token: ")).expect("token printed").to_string();
     let (ok, out, err) = run(&["system", "add", "factura_profesional"]);
     assert!(ok, "{err}");
@@ -297,14 +301,7 @@ fn admin_commands_manage_integrated_systems() {
 #[test]
 fn admin_commands_manage_product_access() {
     let dir = temp_dir();
-    let run = |args: &[&str]| {
-        let out = command(&dir).args(args).output().unwrap();
-        (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    };
+    let run = runner(&dir);
     assert!(run(&["product", "add", "mesa", "Mesa de ayuda"]).0);
     let (ok, _, err) = run(&["user", "add", "--login", "ana", "--name", "Ana", "--email", "ana@ejemplo.test"]);
     assert!(ok, "{err}");

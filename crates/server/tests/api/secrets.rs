@@ -4,7 +4,7 @@
 //! every answer are searched for every secret. SQLite only (the search reads
 //! the database's files byte for byte).
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::Path;
 use std::process::{Child, Stdio};
 use std::sync::mpsc;
@@ -129,15 +129,7 @@ fn no_configured_secret_reaches_an_answer_the_log_or_the_database() {
         .stdout(Stdio::null())
         .spawn()
         .expect("the binary runs");
-    let (tx, lines) = mpsc::channel();
-    let stderr = child.stderr.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
+    let lines = crate::cli::stderr_lines(&mut child);
     let mut server = Server { child, lines, log: Vec::new() };
     let mut port = 0;
     assert!(
