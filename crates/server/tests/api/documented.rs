@@ -16,11 +16,11 @@ const DOC: &str = include_str!("../../../../docs/api/api-doc.txt");
 
 /// One documented endpoint: its example request and, when documented, its 200 answer.
 #[derive(Debug)]
-struct Example {
-    path: String,
-    method: String,
+pub(crate) struct Example {
+    pub(crate) path: String,
+    pub(crate) method: String,
     headers: Vec<(String, String)>,
-    body: Value,
+    pub(crate) body: Value,
     response_200: Option<Value>,
 }
 
@@ -81,7 +81,7 @@ fn object_at(text: &str, from: usize) -> &str {
     panic!("unbalanced object")
 }
 
-fn examples() -> Vec<Example> {
+pub(crate) fn examples() -> Vec<Example> {
     let marker = "const url = new URL(\n    \"https://calidad.api.cyberfuel.com/api/";
     let mut out = Vec::new();
     let mut at = 0;
