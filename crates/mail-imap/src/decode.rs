@@ -2,9 +2,9 @@
 
 use std::collections::BTreeMap;
 
+use helpdesk_domain::model::IncomingMail;
 use helpdesk_domain::model::Timestamp;
 use helpdesk_domain::ports::{DecodedAttachment, DecodedMail, MessageDecoder};
-use helpdesk_domain::services::IncomingMail;
 use mail_parser::{Address, MessageParser, MimeHeaders};
 
 /// Subject of a mail that has none.

@@ -250,3 +250,24 @@ pub struct OperatorLoad {
     pub open_tickets: i64,
     pub last_assigned_at: Option<Timestamp>,
 }
+
+/// A mail as the reading channel posts it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IncomingMail {
+    pub system: String,
+    pub subject: String,
+    pub from: String,
+    pub to: String,
+    pub cc: Option<String>,
+    pub bcc: Option<String>,
+    pub reply_to: Option<String>,
+    pub body: String,
+    pub html: String,
+    pub date: Timestamp,
+    pub headers: BTreeMap<String, String>,
+    pub attachments: Vec<NewAttachment>,
+    /// The mail account whose mailbox the mail was read from, when known
+    /// (this workspace's reader); otherwise the account is the first To or
+    /// Cc address that is an active account's.
+    pub received_by: Option<i64>,
+}

@@ -373,7 +373,8 @@ mod tests {
 
     use super::*;
     use crate::crypto::SecretHasher;
-    use crate::services::{IncomingMail, IngestSettings, MessageIdSigner};
+    use crate::model::IncomingMail;
+    use crate::services::{IngestSettings, MessageIdSigner};
     use crate::testing::{InMemoryStore, ManualClock};
 
     #[derive(Default)]

@@ -5,9 +5,10 @@ use std::collections::BTreeMap;
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
+use helpdesk_domain::model::IncomingMail;
 use helpdesk_domain::model::{Endpoint, MailAccountFilter, MailAccountWithPassword, NewAttachment, Status};
 use helpdesk_domain::ports::{Adapters, OutboxRepository};
-use helpdesk_domain::services::{IncomingMail, mail_summary, synology_summary};
+use helpdesk_domain::services::{mail_summary, synology_summary};
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 

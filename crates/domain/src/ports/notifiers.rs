@@ -1,0 +1,38 @@
+//! Sending: e-mail and Synology Chat.
+
+use super::*;
+
+#[derive(Debug, thiserror::Error)]
+pub enum NotifyError {
+    /// Worth retrying: connection refused, timeout, 4xx from SMTP.
+    #[error("temporary delivery failure: {0}")]
+    Temporary(String),
+    /// Retrying will not help: the address or message was refused for good.
+    #[error("permanent delivery failure: {0}")]
+    Permanent(String),
+}
+
+/// Sends e-mail (SMTP in production).
+#[cfg_attr(any(test, feature = "testing"), mockall::automock)]
+pub trait MailNotifier: Send + Sync + 'static {
+    /// Sends one message; returns its Message-ID (without angle brackets).
+    fn send(&self, mail: OutgoingMail) -> impl Future<Output = Result<String, NotifyError>> + Send;
+}
+
+/// Synology Chat (the bot for users, incoming webhooks for channels).
+#[cfg_attr(any(test, feature = "testing"), mockall::automock)]
+pub trait ChatNotifier: Send + Sync + 'static {
+    /// Sends `text` to one user through the chatbot; returns Synology's
+    /// answer (JSON). `success: false` in the answer is an error.
+    fn send_to_user(
+        &self,
+        synology_user_id: i64,
+        text: String,
+    ) -> impl Future<Output = Result<serde_json::Value, NotifyError>> + Send;
+    /// Posts `text` to a channel through its incoming-webhook token.
+    fn send_to_channel(
+        &self,
+        webhook_token: String,
+        text: String,
+    ) -> impl Future<Output = Result<serde_json::Value, NotifyError>> + Send;
+}
