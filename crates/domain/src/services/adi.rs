@@ -11,7 +11,7 @@ use subtle::ConstantTimeEq;
 use crate::crypto::{TokenClaims, TokenSigner, random_token, sha256_hex};
 use crate::error::RepoError;
 use crate::model::*;
-use crate::ports::{Clock, Store};
+use crate::ports::Clock;
 
 /// A login ticket is valid this long.
 pub const TICKET_TTL_MINUTES: i64 = 10;
@@ -55,7 +55,12 @@ pub struct AdiLogin {
     pub system: IntegratedSystem,
 }
 
-pub struct AdiService<R: Store> {
+/// The ports [`AdiService`] calls: any store providing them will do (the
+/// whole `Store`, or a fake or mock of just these).
+pub trait AdiPorts: crate::ports::IntegratedSystemRepository + crate::ports::UserRepository {}
+impl<T: crate::ports::IntegratedSystemRepository + crate::ports::UserRepository> AdiPorts for T {}
+
+pub struct AdiService<R: AdiPorts> {
     repo: Arc<R>,
     signer: TokenSigner,
     clock: Arc<dyn Clock>,
@@ -65,7 +70,7 @@ fn token_hash(token: &str) -> String {
     sha256_hex(token.as_bytes())
 }
 
-impl<R: Store> AdiService<R> {
+impl<R: AdiPorts> AdiService<R> {
     pub fn new(repo: Arc<R>, signer: TokenSigner, clock: Arc<dyn Clock>) -> Self {
         Self { repo, signer, clock }
     }

@@ -9,7 +9,7 @@ use subtle::ConstantTimeEq;
 use crate::crypto::sha256_hex;
 use crate::error::RepoError;
 use crate::model::*;
-use crate::ports::{ChatNotifier, NotifyError, Store};
+use crate::ports::{ChatNotifier, NotifyError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum BotError {
@@ -31,14 +31,19 @@ pub struct BotLink {
     pub reply_text: String,
 }
 
-pub struct BotService<R: Store, C: ChatNotifier> {
+/// The ports [`BotService`] calls: any store providing them will do (the
+/// whole `Store`, or a fake or mock of just these).
+pub trait BotPorts: crate::ports::UserRepository {}
+impl<T: crate::ports::UserRepository> BotPorts for T {}
+
+pub struct BotService<R: BotPorts, C: ChatNotifier> {
     repo: Arc<R>,
     chat: Arc<C>,
     /// SHA-256 of the configured outgoing token; `None`: refuse every call.
     token_hash: Option<String>,
 }
 
-impl<R: Store, C: ChatNotifier> BotService<R, C> {
+impl<R: BotPorts, C: ChatNotifier> BotService<R, C> {
     pub fn new(repo: Arc<R>, chat: Arc<C>, outgoing_token: &str) -> Self {
         let token = outgoing_token.trim();
         Self { repo, chat, token_hash: (!token.is_empty()).then(|| sha256_hex(token.as_bytes())) }
@@ -77,5 +82,52 @@ impl<R: Store, C: ChatNotifier> BotService<R, C> {
     /// Sends a reply again (the caller retries a failed one in the background).
     pub async fn resend(&self, synology_user_id: i64, text: String) -> Result<Value, NotifyError> {
         self.chat.send_to_user(synology_user_id, text).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ports::{MockChatNotifier, MockUserRepository};
+
+    async fn ana() -> InternalUser {
+        use crate::ports::UserRepository;
+        let store = crate::testing::InMemoryStore::new();
+        let user = store.create_user(crate::testing::contract::sample_user("ana", "ana@x.test", None)).await.unwrap();
+        InternalUser { id: 7, ..user }
+    }
+
+    /// The service names only the ports it calls, so a mock of one
+    /// repository is enough to drive it.
+    #[tokio::test]
+    async fn links_through_mocks_of_just_its_ports() {
+        let ana = ana().await;
+        let mut users = MockUserRepository::new();
+        users.expect_find_users().returning(move |_| {
+            let ana = ana.clone();
+            Box::pin(async move { Ok(vec![ana]) })
+        });
+        users
+            .expect_set_synology_id()
+            .withf(|user, synology| (*user, *synology) == (7, 120))
+            .times(1)
+            .returning(|_, _| Box::pin(async { Ok(()) }));
+        let mut chat = MockChatNotifier::new();
+        chat.expect_send_to_user()
+            .withf(|to, text| *to == 120 && text.contains("ana"))
+            .times(1)
+            .returning(|_, _| Box::pin(async { Err(NotifyError::Temporary("down".into())) }));
+        let bot = BotService::new(Arc::new(users), Arc::new(chat), "secreto");
+        bot.check_token(Some("secreto")).unwrap();
+        assert!(bot.check_token(Some("otro")).is_err());
+        let link = bot.link(120, " ANA ").await.unwrap();
+        assert_eq!(link.user.synology_id, Some(120));
+        assert!(link.reply.is_err(), "a failed reply does not undo the link");
+
+        let mut nobody = MockUserRepository::new();
+        nobody.expect_find_users().returning(|_| Box::pin(async { Ok(vec![]) }));
+        nobody.expect_set_synology_id().never();
+        let bot = BotService::new(Arc::new(nobody), Arc::new(MockChatNotifier::new()), "secreto");
+        assert!(matches!(bot.link(120, "nadie").await, Err(BotError::UnknownUser(_))));
     }
 }

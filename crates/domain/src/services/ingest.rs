@@ -11,7 +11,7 @@ use regex::Regex;
 use crate::crypto::{SecretHasher, sha256_hex};
 use crate::error::RepoError;
 use crate::model::*;
-use crate::ports::{Clock, Store};
+use crate::ports::Clock;
 use crate::services::cache::TtlCache;
 
 #[derive(Debug, Clone)]
@@ -168,7 +168,27 @@ impl MessageIdSigner {
     }
 }
 
-pub struct IngestService<R: Store> {
+/// The ports [`IngestService`] calls: any store providing them will do (the
+/// whole `Store`, or a fake or mock of just these).
+pub trait IngestPorts:
+    crate::ports::TicketRepository
+    + crate::ports::DepartmentRepository
+    + crate::ports::MailAccountRepository
+    + crate::ports::UserRepository
+    + crate::ports::OutboxRepository
+{
+}
+impl<
+    T: crate::ports::TicketRepository
+        + crate::ports::DepartmentRepository
+        + crate::ports::MailAccountRepository
+        + crate::ports::UserRepository
+        + crate::ports::OutboxRepository,
+> IngestPorts for T
+{
+}
+
+pub struct IngestService<R: IngestPorts> {
     repo: Arc<R>,
     ids: MessageIdSigner,
     clock: Arc<dyn Clock>,
@@ -183,7 +203,7 @@ struct SetupCache {
     webhooks: TtlCache<i64, bool>,
 }
 
-impl<R: Store> IngestService<R> {
+impl<R: IngestPorts> IngestService<R> {
     pub fn new(repo: Arc<R>, ids: MessageIdSigner, clock: Arc<dyn Clock>, settings: IngestSettings) -> Self {
         let ttl = settings.setup_cache;
         let setup =

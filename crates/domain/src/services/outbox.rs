@@ -8,7 +8,7 @@ use chrono::Duration;
 use crate::crypto::SecretBox;
 use crate::error::RepoError;
 use crate::model::*;
-use crate::ports::{ChatNotifier, Clock, MailNotifier, NotifyError, Store};
+use crate::ports::{ChatNotifier, Clock, MailNotifier, NotifyError};
 use crate::services::MessageIdSigner;
 
 #[derive(Debug, Clone)]
@@ -33,7 +33,18 @@ impl Default for OutboxSettings {
     }
 }
 
-pub struct OutboxService<R: Store, M: MailNotifier, C: ChatNotifier> {
+/// The ports [`OutboxService`] calls: any store providing them will do (the
+/// whole `Store`, or a fake or mock of just these).
+pub trait OutboxPorts:
+    crate::ports::OutboxRepository + crate::ports::TicketRepository + crate::ports::DepartmentRepository
+{
+}
+impl<T: crate::ports::OutboxRepository + crate::ports::TicketRepository + crate::ports::DepartmentRepository>
+    OutboxPorts for T
+{
+}
+
+pub struct OutboxService<R: OutboxPorts, M: MailNotifier, C: ChatNotifier> {
     repo: Arc<R>,
     mail: Arc<M>,
     chat: Arc<C>,
@@ -43,7 +54,7 @@ pub struct OutboxService<R: Store, M: MailNotifier, C: ChatNotifier> {
     settings: OutboxSettings,
 }
 
-impl<R: Store, M: MailNotifier, C: ChatNotifier> OutboxService<R, M, C> {
+impl<R: OutboxPorts, M: MailNotifier, C: ChatNotifier> OutboxService<R, M, C> {
     pub fn new(
         repo: Arc<R>,
         mail: Arc<M>,

@@ -111,12 +111,17 @@ enum Fate {
     Vanished,
 }
 
-pub struct ReaderService<R: Store, S: MailboxSource> {
+/// The ports [`ReaderService`] calls: any store providing them will do (the
+/// whole `Store`, or a fake or mock of just these).
+pub trait ReaderPorts: crate::services::IngestPorts + crate::ports::ReaderStateRepository {}
+impl<T: crate::services::IngestPorts + crate::ports::ReaderStateRepository> ReaderPorts for T {}
+
+pub struct ReaderService<R: ReaderPorts, S: MailboxSource> {
     p: ReaderParts<R, S>,
 }
 
 /// Everything the reader is wired with.
-pub struct ReaderParts<R: Store, S: MailboxSource> {
+pub struct ReaderParts<R: ReaderPorts, S: MailboxSource> {
     pub repo: Arc<R>,
     pub ingest: Arc<IngestService<R>>,
     pub source: Arc<S>,
@@ -127,7 +132,7 @@ pub struct ReaderParts<R: Store, S: MailboxSource> {
     pub settings: ReaderSettings,
 }
 
-impl<R: Store, S: MailboxSource> ReaderService<R, S> {
+impl<R: ReaderPorts, S: MailboxSource> ReaderService<R, S> {
     pub fn new(p: ReaderParts<R, S>) -> Self {
         Self { p }
     }

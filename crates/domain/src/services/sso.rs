@@ -9,7 +9,7 @@ use subtle::ConstantTimeEq;
 use crate::crypto::{TokenClaims, TokenSigner, random_token, sha256_hex};
 use crate::error::RepoError;
 use crate::model::*;
-use crate::ports::{Clock, MailNotifier, NotifyError, PasswordHasher, Store};
+use crate::ports::{Clock, MailNotifier, NotifyError, PasswordHasher};
 use crate::services::check_password_policy;
 
 /// A PHC string of a random password with the same parameters as real
@@ -118,7 +118,27 @@ pub enum SsoError {
     Store(#[from] RepoError),
 }
 
-pub struct SsoService<R: Store> {
+/// The ports [`SsoService`] calls: any store providing them will do (the
+/// whole `Store`, or a fake or mock of just these).
+pub trait SsoPorts:
+    crate::ports::ProductRepository
+    + crate::ports::UserRepository
+    + crate::ports::SessionRepository
+    + crate::ports::PasswordResetRepository
+    + crate::ports::ThrottleRepository
+{
+}
+impl<
+    T: crate::ports::ProductRepository
+        + crate::ports::UserRepository
+        + crate::ports::SessionRepository
+        + crate::ports::PasswordResetRepository
+        + crate::ports::ThrottleRepository,
+> SsoPorts for T
+{
+}
+
+pub struct SsoService<R: SsoPorts> {
     repo: Arc<R>,
     hasher: Arc<dyn PasswordHasher>,
     signer: TokenSigner,
@@ -166,7 +186,7 @@ fn lower(s: &str) -> String {
     s.trim().to_lowercase()
 }
 
-impl<R: Store> SsoService<R> {
+impl<R: SsoPorts> SsoService<R> {
     pub fn new(
         repo: Arc<R>,
         hasher: Arc<dyn PasswordHasher>,
