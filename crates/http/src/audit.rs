@@ -63,9 +63,14 @@ pub struct RawBody {
 }
 
 impl RawBody {
-    /// Takes the body out of the request (handlers read it once).
-    pub fn take(req: &HttpRequest) -> RawBody {
-        req.extensions_mut().remove::<RawBody>().unwrap_or_default()
+    /// Takes the body out of the request (handlers read it once). An error,
+    /// not an empty body, when the middleware did not read it (a route
+    /// outside `/api`, or taken twice): a silent empty body would be
+    /// validated as "every field missing".
+    pub fn take(req: &HttpRequest) -> Result<RawBody, ApiError> {
+        req.extensions_mut()
+            .remove::<RawBody>()
+            .ok_or_else(|| ApiError::Internal("the request body was not read by the bitácora middleware".into()))
     }
 }
 
@@ -77,8 +82,12 @@ pub(crate) async fn audit_middleware<A: Adapters>(
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
     let started = Instant::now();
+    // Without the state nothing can be audited: refuse loudly rather than
+    // serve unaudited (a wiring mistake, never a client's).
     let Some(state) = req.app_data::<actix_web::web::Data<AppState<A>>>().cloned() else {
-        return Ok(next.call(req).await?.map_into_boxed_body());
+        tracing::error!("the bitácora middleware runs without the application state");
+        let e = ApiError::Internal("the application state is missing".into());
+        return Ok(req.into_response(error_response(&e, Value::Null)));
     };
     let limit = state.limits.body_bytes;
     let body = read_body(&mut req, limit).await;
@@ -299,4 +308,18 @@ fn parent_id(body: Option<&Value>, query: &str) -> Option<i64> {
             .find(|(k, _)| k == "id_bitacora_log")
             .and_then(|(_, v)| v.trim().parse().ok())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_body_is_taken_once_and_its_absence_is_an_error() {
+        let req = actix_web::test::TestRequest::default().to_http_request();
+        assert!(RawBody::take(&req).is_err(), "never read: an error, not an empty body");
+        req.extensions_mut().insert(RawBody { bytes: Bytes::from_static(b"{}"), json: None });
+        assert_eq!(RawBody::take(&req).unwrap().bytes, Bytes::from_static(b"{}"));
+        assert!(matches!(RawBody::take(&req), Err(ApiError::Internal(_))), "taken twice");
+    }
 }

@@ -106,7 +106,7 @@ where
             });
         let consumer = consumer?;
         ctx.set_consumer(consumer.id);
-        let bag = input(req, RawBody::take(req), accept)?;
+        let bag = input(req, RawBody::take(req)?, accept)?;
         f(consumer, bag).await
     }
     .await;
@@ -124,7 +124,7 @@ where
 {
     let ctx = AuditCtx::of(req);
     let result = async {
-        let bag = input(req, RawBody::take(req), accept)?;
+        let bag = input(req, RawBody::take(req)?, accept)?;
         f(bag).await
     }
     .await;
