@@ -15,9 +15,8 @@ use std::time::Instant;
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
-use actix_web::web::{Bytes, BytesMut};
+use actix_web::web::Bytes;
 use actix_web::{HttpMessage, HttpRequest};
-use futures_util::StreamExt;
 use helpdesk_domain::model::{AuditOutcome, AuditRecord, NewAuditEntry};
 use helpdesk_domain::ports::{Adapters, AuditRepository};
 use helpdesk_domain::services::{AuditService, MAX_REFUSED_BODY_BYTES, redacted_body_text, truncate_bytes};
@@ -26,6 +25,7 @@ use serde_json::{Map, Value};
 use crate::AppState;
 use crate::envelope::error_response;
 use crate::error::ApiError;
+use crate::request::{RawBody, client_ip, is_json_type, read_body};
 
 /// What the middleware leaves in the request's extensions.
 #[derive(Clone, Debug)]
@@ -50,27 +50,6 @@ impl AuditCtx {
 
     fn consumer(&self) -> Option<i64> {
         Some(self.consumer_id.load(Ordering::Relaxed)).filter(|id| *id != 0)
-    }
-}
-
-/// The request body, read (and, when it is JSON, parsed) once by the
-/// middleware; the handler takes it.
-#[derive(Clone, Debug, Default)]
-pub struct RawBody {
-    pub bytes: Bytes,
-    /// The body as JSON when it parsed as such.
-    pub json: Option<Value>,
-}
-
-impl RawBody {
-    /// Takes the body out of the request (handlers read it once). An error,
-    /// not an empty body, when the middleware did not read it (a route
-    /// outside `/api`, or taken twice): a silent empty body would be
-    /// validated as "every field missing".
-    pub fn take(req: &HttpRequest) -> Result<RawBody, ApiError> {
-        req.extensions_mut()
-            .remove::<RawBody>()
-            .ok_or_else(|| ApiError::Internal("the request body was not read by the bitácora middleware".into()))
     }
 }
 
@@ -110,7 +89,7 @@ pub(crate) async fn audit_middleware<A: Adapters>(
         consumer_name,
         endpoint,
         method: req.method().to_string(),
-        client_ip: crate::call::client_ip(req.request()),
+        client_ip: client_ip(req.request()),
         body: redacted_body_text(parsed, body_len, &content_type),
         parent_id,
     };
@@ -213,29 +192,6 @@ impl<R: AuditRepository> Drop for Pending<'_, R> {
 /// nginx's status for a request whose client closed the connection.
 const CLIENT_CLOSED_REQUEST: u16 = 499;
 
-/// Reads the whole body, refusing more than `limit` bytes (by the declared
-/// length first, then by counting).
-async fn read_body(req: &mut ServiceRequest, limit: usize) -> Result<Bytes, ApiError> {
-    let declared = req
-        .headers()
-        .get(actix_web::http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|n| n > limit) {
-        return Err(ApiError::PayloadTooLarge(limit));
-    }
-    let mut payload = req.take_payload();
-    let mut buf = BytesMut::new();
-    while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| ApiError::BadRequest(format!("No se pudo leer el cuerpo: {e}")))?;
-        if buf.len() + chunk.len() > limit {
-            return Err(ApiError::PayloadTooLarge(limit));
-        }
-        buf.extend_from_slice(&chunk);
-    }
-    Ok(buf.freeze())
-}
-
 /// Statuses answered before any handler trusted the request (bad or no
 /// credentials, no such route or method, body too large, malformed or of
 /// the wrong type, the webhook's token in the URL): anyone can cause them,
@@ -245,14 +201,6 @@ fn cap_refused_body(entry: &mut NewAuditEntry, status: u16) {
     if matches!(status, 400 | 401 | 403 | 404 | 405 | 413 | 415) && entry.body.len() > MAX_REFUSED_BODY_BYTES {
         entry.body = truncate_bytes(&entry.body, MAX_REFUSED_BODY_BYTES);
     }
-}
-
-/// `application/json`, `application/*+json`, or no content type at all
-/// (a body without one is read as JSON when it parses).
-fn is_json_type(content_type: &str) -> bool {
-    content_type.is_empty()
-        || content_type == "application/json"
-        || (content_type.starts_with("application/") && content_type.ends_with("+json"))
 }
 
 /// The body as JSON for the record, or `None` when it does not parse as its
@@ -308,18 +256,4 @@ fn parent_id(body: Option<&Value>, query: &str) -> Option<i64> {
             .find(|(k, _)| k == "id_bitacora_log")
             .and_then(|(_, v)| v.trim().parse().ok())
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_body_is_taken_once_and_its_absence_is_an_error() {
-        let req = actix_web::test::TestRequest::default().to_http_request();
-        assert!(RawBody::take(&req).is_err(), "never read: an error, not an empty body");
-        req.extensions_mut().insert(RawBody { bytes: Bytes::from_static(b"{}"), json: None });
-        assert_eq!(RawBody::take(&req).unwrap().bytes, Bytes::from_static(b"{}"));
-        assert!(matches!(RawBody::take(&req), Err(ApiError::Internal(_))), "taken twice");
-    }
 }

@@ -1,16 +1,18 @@
 //! The HTTP adapter: the documented endpoints on actix-web.
 //!
-//! Thin by design: each handler extracts and validates its input, calls one
-//! domain service and maps the result. Consumer authentication, the
-//! bitácora, the envelope and error mapping are shared (see [`call`],
-//! [`audit`], [`envelope`], [`error`]).
+//! Thin by design: each handler receives its typed, validated input
+//! ([`extract::Valid`]), calls one domain service and maps the result.
+//! Consumer authentication, the bitácora, the envelope and error mapping
+//! are shared (see [`extract`], [`audit`], [`envelope`], [`error`]).
 
 pub mod audit;
-pub mod call;
 pub mod envelope;
 pub mod error;
+pub mod extract;
+pub mod messages;
 pub mod metrics;
 pub mod openapi;
+pub mod request;
 mod routes;
 pub mod security;
 pub mod validation;

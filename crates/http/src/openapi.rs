@@ -2,18 +2,23 @@
 //! with utoipa from the declarations below (served at `/openapi.json`, and
 //! browsable at `/docs` with a vendored Swagger UI: no CDN, works offline).
 //!
-//! The handlers read an input bag and validate it with Laravel's rules, so
-//! the request types here exist for the document: each mirrors the rules of
-//! its handler (see `routes/`), with the documentation's examples.
-
-#![allow(dead_code)]
+//! The request bodies are the handlers' own request types (see
+//! [`crate::extract`]): one declaration per endpoint. The answer types below
+//! exist only for the document.
 
 use serde_json::Value;
+
+use crate::routes::adi::{GenerateTokenRequest, RedeemRequest, SetTokenRequest};
+use crate::routes::bot::BotRequest;
+use crate::routes::mail::{MailAccountsQuery, MailSaveRequest};
+use crate::routes::sso::{AccessRequest, ForgotRequest, RefreshRequest, ResetRequest};
+use crate::routes::users::UsersQuery;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToSchema};
 
 /// `{"message": "Credenciales de consumo inválidas"}`
 #[derive(ToSchema)]
+#[allow(dead_code)]
 #[schema(example = json!({"message": "Credenciales de consumo inválidas"}))]
 struct InvalidConsumer {
     message: String,
@@ -21,6 +26,7 @@ struct InvalidConsumer {
 
 /// Laravel's validation failure.
 #[derive(ToSchema)]
+#[allow(dead_code)]
 #[schema(example = json!({"message": "The product field is required.", "errors": {"product": ["The product field is required."]}}))]
 struct ValidationFailure {
     message: String,
@@ -29,6 +35,7 @@ struct ValidationFailure {
 
 /// The envelope of every answer but `correo/save`'s.
 #[derive(ToSchema)]
+#[allow(dead_code)]
 struct Envelope {
     data: Value,
     /// `ok` or `error`.
@@ -42,62 +49,7 @@ struct Envelope {
 }
 
 #[derive(ToSchema)]
-#[schema(example = json!({"product": "evktzdcpbcfbd", "email": "maegan64@example.net"}))]
-struct ForgotRequest {
-    /// max 100 characters
-    product: String,
-    /// an e-mail address, max 191 characters
-    email: String,
-}
-
-#[derive(ToSchema)]
-#[schema(example = json!({"product": "jlwnplitvwegmkx", "id": "tnybdlsbjefhjjgzbeab", "token": "oqjtxwdrlmobdv", "password": "}yf,FS<${nB)4s]]S", "password_confirmation": "oucmyx"}))]
-struct ResetRequest {
-    product: String,
-    id: String,
-    token: String,
-    password: String,
-    password_confirmation: String,
-}
-
-#[derive(ToSchema)]
-#[schema(example = json!({"id_cuenta_correo": 1, "user": "dnunez@cyberfuel.com", "departamento": 1, "estado": "activo"}))]
-struct MailAccountsRequest {
-    id_cuenta_correo: Option<i64>,
-    user: Option<String>,
-    departamento: Option<i64>,
-    /// `activo` or `inactivo`
-    estado: Option<String>,
-}
-
-#[derive(ToSchema)]
-struct Attachment {
-    name: String,
-    /// relative to the channel's storage; no absolute paths, no `..`
-    route: String,
-    #[schema(rename = "type")]
-    mime_type: String,
-}
-
-#[derive(ToSchema)]
-#[schema(example = json!({"sistema": "canal_lectura", "subject": "prueba", "from": "test@cyberfuel.com", "to": "test0@cyberfuel.com", "cc": "test1@cyberfuel.com", "bcc": "test2@cyberfuel.com", "reply_to": "test_reply@cyberfuel.com", "body": "contenido del correo en texto plano.", "html": "<p>Contenido del correo en HTML</p>", "date": "2025-10-10 12:00:00", "headers": {"X-Custom-Header": "Valor", "X-Tracking-ID": "abc123"}, "attachments": [{"name": "error_log.txt", "route": "logs/error_log.txt", "type": "text/plain"}]}))]
-struct MailSaveRequest {
-    sistema: String,
-    subject: Option<String>,
-    from: String,
-    to: String,
-    cc: Option<String>,
-    bcc: Option<String>,
-    reply_to: Option<String>,
-    body: Option<String>,
-    html: Option<String>,
-    /// `Y-m-d H:i:s`
-    date: String,
-    headers: Option<std::collections::BTreeMap<String, String>>,
-    attachments: Option<Vec<Attachment>>,
-}
-
-#[derive(ToSchema)]
+#[allow(dead_code)]
 #[schema(example = json!({"success": true, "message": "Se ha creado el ticket 132", "ticket": "132", "id_detalle_ticket": "1234", "notificacion_SLA_Synology": "Enviada a canal xxxx", "notificacion_SLA_Correo": "No emitida", "id_departamento_asignado": "1", "id_usuario_asignado": "1"}))]
 struct MailSaveAnswer {
     success: bool,
@@ -112,78 +64,9 @@ struct MailSaveAnswer {
     id_usuario_asignado: String,
 }
 
-#[derive(ToSchema)]
-#[schema(example = json!({"sistema": "factura_profesional", "estado": "activo", "update_token": "S"}))]
-struct SetTokenRequest {
-    sistema: String,
-    estado: Option<String>,
-    /// `S` or `N`
-    update_token: Option<String>,
-}
-
-#[derive(ToSchema)]
-#[schema(example = json!({"username": "dnunez", "email": "dnunez@cyberfuel.com", "sistema": "factura_profesional", "token": "activo"}))]
-struct GenerateTokenRequest {
-    username: String,
-    email: String,
-    sistema: String,
-    token: String,
-}
-
-#[derive(ToSchema)]
-#[schema(example = json!({"token": "<base64 generado>"}))]
-struct RedeemRequest {
-    token: Option<String>,
-}
-
-#[derive(ToSchema)]
-#[schema(example = json!({"product": "dolores", "user": "et", "password": "Cyberf4231&459", "pin": "zhartkghc", "id_device": 82, "id_bitacora_log": "123456", "usuario": "dnunez@cyberfuel.com", "modo": "normal"}))]
-struct AccessRequest {
-    product: String,
-    user: Option<String>,
-    /// required when `modo` is `normal`
-    password: Option<String>,
-    /// `modo` `pin` only: 4 to 12 digits
-    pin: Option<String>,
-    /// `modo` `pin` only
-    id_device: Option<i64>,
-    id_bitacora_log: Option<String>,
-    /// login or e-mail
-    usuario: String,
-    /// `normal` or `pin`
-    modo: String,
-}
-
-#[derive(ToSchema)]
-#[schema(example = json!({"product": "est", "id_bitacora_log": "123456"}))]
-struct RefreshRequest {
-    product: String,
-    id_bitacora_log: Option<String>,
-}
-
-#[derive(ToSchema)]
-#[schema(example = json!({"user": "jmora", "email": "jmora@cyberfuel.com", "departamento": 1}))]
-struct UsersRequest {
-    /// required without `email` and `departamento`
-    user: Option<String>,
-    email: Option<String>,
-    departamento: Option<i64>,
-}
-
-#[derive(ToSchema)]
-#[schema(example = json!({"token": "<string del token>", "user_id": 120, "username": "dnunez", "thread_id": 1, "timestamp": 1752066920406u64, "text": "Hola."}))]
-struct BotRequest {
-    /// the bot's outgoing token (not consumer headers)
-    token: String,
-    user_id: i64,
-    username: String,
-    thread_id: Option<i64>,
-    timestamp: Option<i64>,
-    text: Option<String>,
-}
-
 /// `correo/save`'s errors (other than 401 and 422) keep its flat shape.
 #[derive(ToSchema)]
+#[allow(dead_code)]
 #[schema(example = json!({"success": false, "message": "El cuerpo de la solicitud no es JSON válido."}))]
 struct MailSaveError {
     success: bool,
@@ -209,6 +92,7 @@ macro_rules! documented {
                 (status = "4XX", description = "Other client errors: malformed JSON, wrong content type, too large, throttled", body = $err),
             )
         )]
+        #[allow(dead_code)]
         fn $fn() {}
     };
 }
@@ -227,7 +111,7 @@ documented!(
     post,
     "/api/correo/getConfigCorreos",
     "Mailboxes of the mail-reading channel",
-    MailAccountsRequest,
+    MailAccountsQuery,
     Envelope
 );
 documented!(
@@ -270,7 +154,7 @@ documented!(
     post,
     "/api/UsuarioInterno/get",
     "Internal users by user, e-mail or department",
-    UsersRequest,
+    UsersQuery,
     Envelope
 );
 
@@ -286,6 +170,7 @@ documented!(
         (status = 422, description = "Validation failed", body = ValidationFailure),
     )
 )]
+#[allow(dead_code)]
 fn bot() {}
 
 struct Security;
@@ -317,4 +202,93 @@ pub struct ApiDoc;
 /// The document as JSON.
 pub fn document() -> utoipa::openapi::OpenApi {
     ApiDoc::openapi()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use utoipa::openapi::RefOr;
+    use utoipa::openapi::schema::{ArrayItems, Schema};
+
+    use super::*;
+    use crate::extract::ApiRequest;
+    use crate::validation::Rule;
+
+    fn object(schema: RefOr<Schema>) -> utoipa::openapi::schema::Object {
+        match schema {
+            RefOr::T(Schema::Object(o)) => o,
+            other => panic!("not an inline object schema: {}", serde_json::to_string(&other).unwrap_or_default()),
+        }
+    }
+
+    /// Property names, and the required ones.
+    fn fields(o: &utoipa::openapi::schema::Object) -> (BTreeSet<String>, BTreeSet<String>) {
+        (o.properties.keys().cloned().collect(), o.required.iter().cloned().collect())
+    }
+
+    /// A field the struct requires must have an unconditional `required`
+    /// rule (else a valid request could fail to deserialize), and one
+    /// with such a rule is required in the document.
+    fn unconditionally_required(rules: &[Rule]) -> bool {
+        rules.iter().any(|r| matches!(r, Rule::Required)) && !rules.iter().any(|r| matches!(r, Rule::ExcludeUnless(..)))
+    }
+
+    fn check<R: ApiRequest>() {
+        let doc = object(R::schema());
+        let (props, required) = fields(&doc);
+        let rules = R::rules();
+        let ruled: BTreeSet<String> = rules.iter().map(|f| f.name.to_string()).collect();
+        assert_eq!(props, ruled, "{}: the schema's fields and the rules' fields differ", R::ENDPOINT);
+        let must: BTreeSet<String> =
+            rules.iter().filter(|f| unconditionally_required(&f.rules)).map(|f| f.name.to_string()).collect();
+        // Fields deserialized with a default may be required by their rules
+        // (the token of the bot is checked by its gate) but never the reverse.
+        assert!(required.is_subset(&must), "{}: required in the schema {required:?}, by rule {must:?}", R::ENDPOINT);
+        for (list, item_rules) in R::item_rules() {
+            let RefOr::T(Schema::Array(array)) = doc.properties[list].clone() else {
+                panic!("{}: {list} is not an array in the schema", R::ENDPOINT)
+            };
+            let ArrayItems::RefOrSchema(item) = array.items else { panic!("{list}: no item schema") };
+            let item = match *item {
+                RefOr::Ref(r) => {
+                    let mut named = Vec::new();
+                    R::schemas(&mut named);
+                    let name = r.ref_location.rsplit('/').next().unwrap_or_default().to_string();
+                    let found = named.into_iter().find(|(n, _)| *n == name);
+                    object(found.unwrap_or_else(|| panic!("{list}: {name} not among the schemas")).1)
+                }
+                inline => object(inline),
+            };
+            let (item_props, item_required) = fields(&item);
+            let item_ruled: BTreeSet<String> = item_rules.iter().map(|f| f.name.to_string()).collect();
+            assert_eq!(item_props, item_ruled, "{}: {list} items", R::ENDPOINT);
+            assert_eq!(item_required, item_ruled, "{}: every {list} item field is required", R::ENDPOINT);
+        }
+    }
+
+    #[test]
+    fn each_request_type_is_its_rules_and_its_schema() {
+        check::<AccessRequest>();
+        check::<RefreshRequest>();
+        check::<ForgotRequest>();
+        check::<ResetRequest>();
+        check::<SetTokenRequest>();
+        check::<GenerateTokenRequest>();
+        check::<RedeemRequest>();
+        check::<UsersQuery>();
+        check::<MailAccountsQuery>();
+        check::<MailSaveRequest>();
+        check::<BotRequest>();
+    }
+
+    #[test]
+    fn the_document_names_every_endpoint_with_its_request_schema() {
+        let doc = serde_json::to_value(document()).unwrap();
+        let paths = doc["paths"].as_object().unwrap();
+        assert_eq!(paths.len(), 11);
+        let save = &paths["/api/correo/save"]["post"]["requestBody"]["content"]["application/json"]["schema"];
+        let save = serde_json::to_string(save).unwrap();
+        assert!(save.contains("MailSaveRequest"), "{save}");
+    }
 }

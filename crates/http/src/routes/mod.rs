@@ -1,11 +1,11 @@
 //! Route table.
 
-mod adi;
-mod bot;
+pub(crate) mod adi;
+pub(crate) mod bot;
 mod health;
-mod mail;
-mod sso;
-mod users;
+pub(crate) mod mail;
+pub(crate) mod sso;
+pub(crate) mod users;
 
 use actix_web::http::Method;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -15,6 +15,7 @@ use serde_json::json;
 use crate::audit::{AuditCtx, audit_middleware};
 use crate::envelope::render;
 use crate::error::ApiError;
+use crate::extract::answered;
 use crate::security::security_middleware;
 
 /// Registers every route. The caller provides `web::Data<AppState<A>>`.
@@ -37,24 +38,24 @@ pub fn configure<A: Adapters>(cfg: &mut web::ServiceConfig) {
             .service(
                 web::scope("/api")
                     .wrap(actix_web::middleware::from_fn(audit_middleware::<A>))
-                    .service(post("/SSO/access", sso::access::<A>))
-                    .service(resource("/SSO/refreshUserToken", Method::GET, sso::refresh::<A>))
-                    .service(post("/SSO/password/forgot", sso::forgot::<A>))
-                    .service(post("/SSO/password/reset", sso::reset::<A>))
-                    .service(post("/SSO/ADI/setToken", adi::set_token::<A>))
-                    .service(post("/SSO/ADI/generateToken", adi::generate_token::<A>))
-                    .service(post("/SSO/ADI/Token", adi::token::<A>))
-                    .service(post("/UsuarioInterno/get", users::get::<A>))
+                    .service(post("/SSO/access", answered(sso::access::<A>)))
+                    .service(resource("/SSO/refreshUserToken", Method::GET, answered(sso::refresh::<A>)))
+                    .service(post("/SSO/password/forgot", answered(sso::forgot::<A>)))
+                    .service(post("/SSO/password/reset", answered(sso::reset::<A>)))
+                    .service(post("/SSO/ADI/setToken", answered(adi::set_token::<A>)))
+                    .service(post("/SSO/ADI/generateToken", answered(adi::generate_token::<A>)))
+                    .service(post("/SSO/ADI/Token", answered(adi::token::<A>)))
+                    .service(post("/UsuarioInterno/get", answered(users::get::<A>)))
                     .service(
                         web::resource("/Synology/BotAsistencia/configurarIdUsuario")
-                            .route(web::post().to(bot::configure::<A>))
+                            .route(web::post().to(answered(bot::configure::<A>)))
                             .route(web::head().to(bot::probe))
                             .default_service(web::to(|req: HttpRequest| async move {
                                 method_not_allowed(&req, "POST, HEAD")
                             })),
                     )
-                    .service(post("/correo/getConfigCorreos", mail::get_config::<A>))
-                    .service(post("/correo/save", mail::save::<A>))
+                    .service(post("/correo/getConfigCorreos", answered(mail::get_config::<A>)))
+                    .service(post("/correo/save", answered(mail::save::<A>)))
                     .default_service(web::to(api_not_found)),
             )
             .default_service(web::to(not_found)),

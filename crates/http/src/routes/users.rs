@@ -1,21 +1,40 @@
 //! `POST api/UsuarioInterno/get`: internal users by user, e-mail or department.
 
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::web;
 use helpdesk_domain::model::{Endpoint, InternalUser, UserFilter};
 use helpdesk_domain::ports::Adapters;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::AppState;
-use crate::call::{Accept, guarded, opt_int, opt_string};
 use crate::envelope::Reply;
-use crate::validation::{Field, Rule, field, validate};
+use crate::error::ApiError;
+use crate::extract::{ApiRequest, Valid, de};
+use crate::messages;
+use crate::validation::{Field, Rule, field};
 
-fn rules() -> Vec<Field> {
-    vec![
-        field("user", vec![Rule::RequiredWithoutAll(&["email", "departamento"]), Rule::String, Rule::Max(100)]),
-        field("email", vec![Rule::RequiredWithoutAll(&["user", "departamento"]), Rule::Email, Rule::Max(191)]),
-        field("departamento", vec![Rule::RequiredWithoutAll(&["user", "email"]), Rule::Integer]),
-    ]
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(example = json!({"user": "jmora", "email": "jmora@cyberfuel.com", "departamento": 1}))]
+pub struct UsersQuery {
+    /// required without `email` and `departamento`
+    #[serde(default, deserialize_with = "de::trimmed")]
+    user: Option<String>,
+    #[serde(default, deserialize_with = "de::trimmed")]
+    email: Option<String>,
+    #[serde(default, deserialize_with = "de::opt_int")]
+    departamento: Option<i64>,
+}
+
+impl ApiRequest for UsersQuery {
+    const ENDPOINT: Endpoint = Endpoint::InternalUsers;
+
+    fn rules() -> Vec<Field> {
+        vec![
+            field("user", vec![Rule::RequiredWithoutAll(&["email", "departamento"]), Rule::String, Rule::Max(100)]),
+            field("email", vec![Rule::RequiredWithoutAll(&["user", "departamento"]), Rule::Email, Rule::Max(191)]),
+            field("departamento", vec![Rule::RequiredWithoutAll(&["user", "email"]), Rule::Integer]),
+        ]
+    }
 }
 
 /// One user, with the documented keys, order and types. No secret is here:
@@ -71,18 +90,10 @@ impl From<InternalUser> for UsuarioInterno {
     }
 }
 
-pub async fn get<A: Adapters>(state: web::Data<AppState<A>>, req: HttpRequest) -> HttpResponse {
-    let st = state.clone();
-    guarded(&state, &req, Endpoint::InternalUsers, Accept::Json, |_consumer, bag| async move {
-        validate(&bag, &rules(), &[]).map_err(crate::error::ApiError::Validation)?;
-        let filter = UserFilter {
-            login: opt_string(&bag, "user"),
-            email: opt_string(&bag, "email"),
-            department_id: opt_int(&bag, "departamento"),
-        };
-        let users = st.directory.find_users(filter).await?;
-        let message = format!("Obtenidos {} registros de usuarios.", users.len());
-        Reply::ok(users.into_iter().map(UsuarioInterno::from).collect::<Vec<_>>(), message)
-    })
-    .await
+pub async fn get<A: Adapters>(st: web::Data<AppState<A>>, q: Valid<UsersQuery, A>) -> Result<Reply, ApiError> {
+    let UsersQuery { user, email, departamento } = q.input;
+    let filter = UserFilter { login: user, email, department_id: departamento };
+    let users = st.directory.find_users(filter).await?;
+    let message = messages::users_found(users.len());
+    Reply::ok(users.into_iter().map(UsuarioInterno::from).collect::<Vec<_>>(), message)
 }
