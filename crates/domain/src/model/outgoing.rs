@@ -1,0 +1,56 @@
+//! What the helpdesk sends: e-mails and Synology Chat messages.
+//!
+//! The domain decides *what* to say, as data ([`MailContent`],
+//! [`ChatContent`]); the words are written by the adapter that sends it
+//! (`helpdesk_notify_smtp::templates`, `helpdesk_notify_synology::messages`).
+//! Envelope matters (recipient, Message-ID, In-Reply-To, extra headers) stay
+//! the domain's.
+
+use super::Timestamp;
+
+/// What an e-mail says. Every variant but [`MailContent::Plain`] is ours:
+/// its subject and body are written by the mail adapter's templates.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MailContent {
+    /// To the sender of a mail that opened ticket `number`: it was received,
+    /// and how to add to it (keep the ticket's tag in the subject).
+    TicketAcknowledgement {
+        number: i64,
+        /// The ticket's subject, as stored.
+        subject: String,
+    },
+    /// To the ticket's assignee: a new ticket (`opened_ticket`) or a new
+    /// message on theirs.
+    AssigneeNotice {
+        opened_ticket: bool,
+        number: i64,
+        subject: String,
+        /// The message's sender, as received.
+        from: String,
+        /// When the message was written (UTC).
+        date: Timestamp,
+        /// The beginning of the message's body.
+        excerpt: String,
+    },
+    /// A password-reset link for the user called `name`, valid
+    /// `valid_minutes`.
+    PasswordReset { name: String, link: String, valid_minutes: i64 },
+    /// Finished text we did not write (an operator's reply): sent as is.
+    Plain { subject: String, text: String, html: Option<String> },
+}
+
+/// What a Synology Chat message says. Every variant but
+/// [`ChatContent::Plain`] is ours: its text is written by the chat adapter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChatContent {
+    /// To the ticket's assignee, through the bot: a new ticket
+    /// (`opened_ticket`) or a new message on theirs.
+    AssigneeNotice { opened_ticket: bool, number: i64, subject: String, from: String },
+    /// To a department's channel: a new ticket.
+    NewTicket { number: i64, subject: String, from: String },
+    /// The bot's answer once a Synology user is linked to the internal user
+    /// `login`, called `name`.
+    LinkGreeting { name: String, login: String },
+    /// Finished text we did not write: sent as is.
+    Plain { text: String },
+}
