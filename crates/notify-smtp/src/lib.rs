@@ -15,6 +15,7 @@ use std::time::Duration;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 
+pub mod templates;
 #[cfg(feature = "testing")]
 pub mod testing;
 

@@ -15,6 +15,7 @@ use std::time::Duration;
 use helpdesk_domain::ports::{ChatNotifier, NotifyError};
 use serde_json::{Value, json};
 
+pub mod messages;
 #[cfg(feature = "testing")]
 pub mod testing;
 

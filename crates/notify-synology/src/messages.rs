@@ -1,0 +1,68 @@
+//! Every text the helpdesk posts to Synology Chat, in one place: the words
+//! of each [`ChatContent`] the domain asks for. [`ChatContent::Plain`] is
+//! sent as given.
+
+use helpdesk_domain::model::ChatContent;
+
+/// The text of `content`.
+pub fn render(content: &ChatContent) -> String {
+    match content {
+        ChatContent::AssigneeNotice { opened_ticket, number, subject, from } => {
+            let what = if *opened_ticket { "Nuevo ticket asignado" } else { "Nuevo mensaje en el ticket" };
+            format!("{what} #{number}: {subject} (de {from})")
+        }
+        ChatContent::NewTicket { number, subject, from } => format!("Nuevo ticket #{number}: {subject} (de {from})"),
+        ChatContent::LinkGreeting { name, login } => {
+            format!("Hola {name}: su usuario de Synology Chat quedó vinculado a {login} en la mesa de ayuda.")
+        }
+        ChatContent::Plain { text } => text.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SUBJECT: &str = "No funciona <la> impresora & \"ya\"";
+    const FROM: &str = "Cliente <c@x.test>";
+
+    // The expected texts are what the domain wrote before the texts moved
+    // here, byte for byte.
+    #[test]
+    fn the_assignee_notices() {
+        let notice = |opened_ticket| ChatContent::AssigneeNotice {
+            opened_ticket,
+            number: 132,
+            subject: SUBJECT.into(),
+            from: FROM.into(),
+        };
+        assert_eq!(
+            render(&notice(true)),
+            "Nuevo ticket asignado #132: No funciona <la> impresora & \"ya\" (de Cliente <c@x.test>)"
+        );
+        assert_eq!(
+            render(&notice(false)),
+            "Nuevo mensaje en el ticket #132: No funciona <la> impresora & \"ya\" (de Cliente <c@x.test>)"
+        );
+    }
+
+    #[test]
+    fn the_department_channel_notice() {
+        let content = ChatContent::NewTicket { number: 132, subject: SUBJECT.into(), from: FROM.into() };
+        assert_eq!(render(&content), "Nuevo ticket #132: No funciona <la> impresora & \"ya\" (de Cliente <c@x.test>)");
+    }
+
+    #[test]
+    fn the_bot_greeting() {
+        let content = ChatContent::LinkGreeting { name: "Ana <Mora>".into(), login: "amora".into() };
+        assert_eq!(
+            render(&content),
+            "Hola Ana <Mora>: su usuario de Synology Chat quedó vinculado a amora en la mesa de ayuda."
+        );
+    }
+
+    #[test]
+    fn plain_content_is_sent_as_given() {
+        assert_eq!(render(&ChatContent::Plain { text: "Hola, ñandú <b>".into() }), "Hola, ñandú <b>");
+    }
+}
