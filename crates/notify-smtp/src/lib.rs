@@ -1,5 +1,8 @@
 //! The mail notifier adapter: SMTP through lettre, asynchronous and pooled.
 //!
+//! The words of every e-mail (subject, text, HTML) are written in
+//! [`templates`] from the content the domain asks for.
+//!
 //! Messages are multipart/alternative (plain text and, when given, HTML),
 //! carry a Message-ID (generated when the caller gives none) and any extra
 //! headers the domain asks for (`Auto-Submitted`, `In-Reply-To`, ...).
@@ -145,19 +148,20 @@ impl SmtpMailer {
     fn build(&self, mail: &OutgoingMail, message_id: &str) -> Result<Message, NotifyError> {
         let to: Mailbox =
             mail.to.parse().map_err(|e| NotifyError::Permanent(format!("invalid recipient {:?}: {e}", mail.to)))?;
+        let words = templates::render(&mail.content);
         let mut builder = Message::builder()
             .from(self.from.clone())
             .to(to)
-            .subject(mail.subject.clone())
+            .subject(words.subject)
             .header(MessageId::from(format!("<{message_id}>")));
         if let Some(parent) = &mail.in_reply_to {
             builder = builder.in_reply_to(format!("<{parent}>")).references(format!("<{parent}>"));
         }
-        let body = match &mail.html {
-            Some(html) => MultiPart::alternative()
-                .singlepart(SinglePart::plain(mail.text.clone()))
-                .singlepart(SinglePart::html(html.clone())),
-            None => MultiPart::mixed().singlepart(SinglePart::plain(mail.text.clone())),
+        let body = match words.html {
+            Some(html) => {
+                MultiPart::alternative().singlepart(SinglePart::plain(words.text)).singlepart(SinglePart::html(html))
+            }
+            None => MultiPart::mixed().singlepart(SinglePart::plain(words.text)),
         };
         let mut message = builder.multipart(body).map_err(|e| NotifyError::Permanent(format!("cannot build: {e}")))?;
         for (name, value) in &mail.headers {
@@ -186,6 +190,8 @@ impl MailNotifier for SmtpMailer {
 
 #[cfg(test)]
 mod tests {
+    use helpdesk_domain::model::MailContent;
+
     use super::*;
 
     fn mailer() -> SmtpMailer {
@@ -212,9 +218,11 @@ mod tests {
     fn mail() -> OutgoingMail {
         OutgoingMail {
             to: "cliente@ejemplo.test".into(),
-            subject: "Asunto con tildes: contraseña".into(),
-            text: "Hola".into(),
-            html: Some("<p>Hola</p>".into()),
+            content: MailContent::Plain {
+                subject: "Asunto con tildes: contraseña".into(),
+                text: "Hola".into(),
+                html: Some("<p>Hola</p>".into()),
+            },
             message_id: Some("abc@helpdesk.test".into()),
             in_reply_to: Some("padre@otro.test".into()),
             headers: vec![("Auto-Submitted".into(), "auto-replied".into())],

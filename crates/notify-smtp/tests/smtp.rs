@@ -2,10 +2,10 @@
 
 use std::time::Duration;
 
-use helpdesk_domain::model::OutgoingMail;
+use helpdesk_domain::model::{MailContent, OutgoingMail};
 use helpdesk_domain::ports::{MailNotifier, NotifyError};
 use helpdesk_notify_smtp::testing::{ClosedPort, SinkTls, SmtpSink, TestCa, parse};
-use helpdesk_notify_smtp::{Security, SmtpMailer, SmtpSettings};
+use helpdesk_notify_smtp::{Security, SmtpMailer, SmtpSettings, templates};
 
 fn settings(port: u16) -> SmtpSettings {
     SmtpSettings {
@@ -28,9 +28,11 @@ async fn a_message_arrives_whole() {
     let id = mailer
         .send(OutgoingMail {
             to: "cliente@ejemplo.test".into(),
-            subject: "[Ticket #12] Contraseña y acentuación".into(),
-            text: "Línea con ñ y un enlace https://ayuda.example.test/r?id=1&token=abc".into(),
-            html: Some("<p>Línea con <b>ñ</b></p>".into()),
+            content: MailContent::Plain {
+                subject: "[Ticket #12] Contraseña y acentuación".into(),
+                text: "Línea con ñ y un enlace https://ayuda.example.test/r?id=1&token=abc".into(),
+                html: Some("<p>Línea con <b>ñ</b></p>".into()),
+            },
             message_id: None,
             in_reply_to: Some("original@cliente.test".into()),
             headers: vec![("Auto-Submitted".into(), "auto-replied".into())],
@@ -54,6 +56,30 @@ async fn a_message_arrives_whole() {
     assert!(m.body_html(0).unwrap().contains("<b>ñ</b>"));
 }
 
+/// Our contents arrive in the words of the templates, as sent.
+#[tokio::test]
+#[ignore = "needs python3 aiosmtpd; .ci/run installs it and runs this"]
+async fn a_templated_message_arrives_in_its_words() {
+    let sink = SmtpSink::start();
+    let mailer = SmtpMailer::new(&settings(sink.port)).unwrap();
+    let content = MailContent::PasswordReset {
+        name: "Ana & <Mora>".into(),
+        link: "https://ayuda.example.test/r?id=1&token=abc".into(),
+        valid_minutes: 60,
+    };
+    let words = templates::render(&content);
+    let mail =
+        OutgoingMail { to: "ana@ejemplo.test".into(), content, message_id: None, in_reply_to: None, headers: vec![] };
+    mailer.send(mail).await.unwrap();
+    let raw = sink.wait_for(1, Duration::from_secs(10)).await;
+    assert_eq!(raw.len(), 1);
+    let m = parse(&raw[0]);
+    assert_eq!(m.subject(), Some("Restablecer su contraseña"));
+    assert_eq!(m.body_text(0).as_deref(), Some(words.text.as_str()));
+    assert_eq!(m.body_html(0).as_deref(), words.html.as_deref());
+    assert!(m.body_html(0).unwrap().contains("Hola Ana &amp; &lt;Mora&gt;:"));
+}
+
 #[tokio::test]
 #[ignore = "needs python3 aiosmtpd; .ci/run installs it and runs this"]
 async fn a_stopped_server_is_a_temporary_failure_and_a_restarted_one_works() {
@@ -62,9 +88,7 @@ async fn a_stopped_server_is_a_temporary_failure_and_a_restarted_one_works() {
     let mailer = SmtpMailer::new(&settings(down.port)).unwrap();
     let mail = OutgoingMail {
         to: "cliente@ejemplo.test".into(),
-        subject: "hola".into(),
-        text: "hola".into(),
-        html: None,
+        content: MailContent::Plain { subject: "hola".into(), text: "hola".into(), html: None },
         message_id: None,
         in_reply_to: None,
         headers: vec![],
@@ -79,9 +103,7 @@ async fn a_stopped_server_is_a_temporary_failure_and_a_restarted_one_works() {
 fn hello() -> OutgoingMail {
     OutgoingMail {
         to: "cliente@ejemplo.test".into(),
-        subject: "por TLS".into(),
-        text: "hola".into(),
-        html: None,
+        content: MailContent::Plain { subject: "por TLS".into(), text: "hola".into(), html: None },
         message_id: None,
         in_reply_to: None,
         headers: vec![],

@@ -3,7 +3,8 @@
 //! Both methods POST to `<base>/webapi/entry.cgi?api=SYNO.Chat.External&
 //! method=chatbot|incoming&version=2&token="<token>"` (the token in literal
 //! double quotes) with a form field `payload=<JSON>`. Synology answers HTTP
-//! 200 even on failure: `success` in the body decides.
+//! 200 even on failure: `success` in the body decides. The words of every
+//! message are written in [`messages`] from the content the domain asks for.
 //!
 //! The token travels in the URL, so no error text of this adapter carries
 //! the URL (reqwest's errors are stripped of it with `without_url`), and any
@@ -12,6 +13,7 @@
 
 use std::time::Duration;
 
+use helpdesk_domain::model::ChatContent;
 use helpdesk_domain::ports::{ChatNotifier, NotifyError};
 use serde_json::{Value, json};
 
@@ -126,11 +128,13 @@ fn redact(text: String, token: &str) -> String {
 }
 
 impl ChatNotifier for SynologyClient {
-    async fn send_to_user(&self, synology_user_id: i64, text: String) -> Result<Value, NotifyError> {
+    async fn send_to_user(&self, synology_user_id: i64, message: ChatContent) -> Result<Value, NotifyError> {
+        let text = messages::render(&message);
         self.post("chatbot", &self.bot_token, json!({ "text": text, "user_ids": [synology_user_id] })).await
     }
 
-    async fn send_to_channel(&self, webhook_token: String, text: String) -> Result<Value, NotifyError> {
+    async fn send_to_channel(&self, webhook_token: String, message: ChatContent) -> Result<Value, NotifyError> {
+        let text = messages::render(&message);
         self.post("incoming", &webhook_token, json!({ "text": text })).await
     }
 }

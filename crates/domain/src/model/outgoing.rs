@@ -8,6 +8,19 @@
 
 use super::Timestamp;
 
+/// An e-mail to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutgoingMail {
+    pub to: String,
+    /// What it says; the mail adapter writes the subject and the body.
+    pub content: MailContent,
+    /// Without angle brackets; the adapter generates one when `None`.
+    pub message_id: Option<String>,
+    pub in_reply_to: Option<String>,
+    /// Extra headers (for example `Auto-Submitted: auto-replied`).
+    pub headers: Vec<(String, String)>,
+}
+
 /// What an e-mail says. Every variant but [`MailContent::Plain`] is ours:
 /// its subject and body are written by the mail adapter's templates.
 #[derive(Debug, Clone, PartialEq, Eq)]

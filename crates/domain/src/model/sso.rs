@@ -120,17 +120,3 @@ pub enum Reservation {
         retry_after_secs: i64,
     },
 }
-
-/// An e-mail to send.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OutgoingMail {
-    pub to: String,
-    pub subject: String,
-    pub text: String,
-    pub html: Option<String>,
-    /// Without angle brackets; the adapter generates one when `None`.
-    pub message_id: Option<String>,
-    pub in_reply_to: Option<String>,
-    /// Extra headers (for example `Auto-Submitted: auto-replied`).
-    pub headers: Vec<(String, String)>,
-}

@@ -12,27 +12,29 @@ pub enum NotifyError {
     Permanent(String),
 }
 
-/// Sends e-mail (SMTP in production).
+/// Sends e-mail (SMTP in production). The adapter writes the words: the
+/// subject and body of each [`MailContent`] live in its templates.
 #[cfg_attr(any(test, feature = "testing"), mockall::automock)]
 pub trait MailNotifier: Send + Sync + 'static {
     /// Sends one message; returns its Message-ID (without angle brackets).
     fn send(&self, mail: OutgoingMail) -> impl Future<Output = Result<String, NotifyError>> + Send;
 }
 
-/// Synology Chat (the bot for users, incoming webhooks for channels).
+/// Synology Chat (the bot for users, incoming webhooks for channels). The
+/// adapter writes the words of each [`ChatContent`].
 #[cfg_attr(any(test, feature = "testing"), mockall::automock)]
 pub trait ChatNotifier: Send + Sync + 'static {
-    /// Sends `text` to one user through the chatbot; returns Synology's
+    /// Sends `message` to one user through the chatbot; returns Synology's
     /// answer (JSON). `success: false` in the answer is an error.
     fn send_to_user(
         &self,
         synology_user_id: i64,
-        text: String,
+        message: ChatContent,
     ) -> impl Future<Output = Result<serde_json::Value, NotifyError>> + Send;
-    /// Posts `text` to a channel through its incoming-webhook token.
+    /// Posts `message` to a channel through its incoming-webhook token.
     fn send_to_channel(
         &self,
         webhook_token: String,
-        text: String,
+        message: ChatContent,
     ) -> impl Future<Output = Result<serde_json::Value, NotifyError>> + Send;
 }

@@ -28,7 +28,9 @@ pub enum BotError {
 pub struct BotLink {
     pub user: InternalUser,
     pub reply: Result<Value, NotifyError>,
-    pub reply_text: String,
+    /// What the reply says (the chat adapter writes the words), to
+    /// [`BotService::resend`] it.
+    pub reply_text: ChatContent,
 }
 
 /// The ports [`BotService`] calls: any store providing them will do (the
@@ -70,18 +72,15 @@ impl<R: BotPorts, C: ChatNotifier> BotService<R, C> {
             .find(|u| u.login.eq_ignore_ascii_case(name) || u.username.eq_ignore_ascii_case(name))
             .ok_or_else(|| BotError::UnknownUser(name.to_string()))?;
         self.repo.set_synology_id(user.id, synology_user_id).await?;
-        let reply_text = format!(
-            "Hola {}: su usuario de Synology Chat quedó vinculado a {} en la mesa de ayuda.",
-            user.name, user.login
-        );
+        let reply_text = ChatContent::LinkGreeting { name: user.name.clone(), login: user.login.clone() };
         let reply = self.chat.send_to_user(synology_user_id, reply_text.clone()).await;
         let user = InternalUser { synology_id: Some(synology_user_id), ..user };
         Ok(BotLink { user, reply, reply_text })
     }
 
     /// Sends a reply again (the caller retries a failed one in the background).
-    pub async fn resend(&self, synology_user_id: i64, text: String) -> Result<Value, NotifyError> {
-        self.chat.send_to_user(synology_user_id, text).await
+    pub async fn resend(&self, synology_user_id: i64, message: ChatContent) -> Result<Value, NotifyError> {
+        self.chat.send_to_user(synology_user_id, message).await
     }
 }
 
@@ -102,6 +101,7 @@ mod tests {
     #[tokio::test]
     async fn links_through_mocks_of_just_its_ports() {
         let ana = ana().await;
+        let greeting = ChatContent::LinkGreeting { name: ana.name.clone(), login: ana.login.clone() };
         let mut users = MockUserRepository::new();
         users.expect_find_users().returning(move |_| {
             let ana = ana.clone();
@@ -114,7 +114,10 @@ mod tests {
             .returning(|_, _| Box::pin(async { Ok(()) }));
         let mut chat = MockChatNotifier::new();
         chat.expect_send_to_user()
-            .withf(|to, text| *to == 120 && text.contains("ana"))
+            .withf({
+                let greeting = greeting.clone();
+                move |to, message| *to == 120 && *message == greeting
+            })
             .times(1)
             .returning(|_, _| Box::pin(async { Err(NotifyError::Temporary("down".into())) }));
         let bot = BotService::new(Arc::new(users), Arc::new(chat), "secreto");
@@ -123,6 +126,7 @@ mod tests {
         let link = bot.link(120, " ANA ").await.unwrap();
         assert_eq!(link.user.synology_id, Some(120));
         assert!(link.reply.is_err(), "a failed reply does not undo the link");
+        assert_eq!(link.reply_text, greeting, "what a resend would say");
 
         let mut nobody = MockUserRepository::new();
         nobody.expect_find_users().returning(|_| Box::pin(async { Ok(vec![]) }));

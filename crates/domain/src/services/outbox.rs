@@ -1,5 +1,6 @@
-//! Delivery of the outbox: claim, render from the current ticket, send,
-//! record the attempt; retries with exponential backoff.
+//! Delivery of the outbox: claim, say what each notice is about from the
+//! current ticket (the notifier adapters write the words), send, record the
+//! attempt; retries with exponential backoff.
 
 use std::sync::Arc;
 
@@ -124,21 +125,14 @@ impl<R: OutboxPorts, M: MailNotifier, C: ChatNotifier> OutboxService<R, M, C> {
             .map_err(store)?
             .ok_or_else(|| NotifyError::Permanent("detail gone".into()))?;
         let number = ticket.id;
-        let subject = &ticket.subject;
+        let subject = ticket.subject.clone();
         let message_id = self.ids.for_notice(ticket.id, notice.id);
         match notice.kind {
             NoticeKind::Acknowledgement => {
-                let text = format!(
-                    "Hemos recibido su mensaje y abierto el ticket #{number}.\n\n\
-                     Para agregar información, responda a este correo conservando \"[Ticket #{number}]\" en el asunto.\n\n\
-                     Este es un mensaje automático."
-                );
                 self.mail
                     .send(OutgoingMail {
                         to: notice.recipient.clone(),
-                        subject: format!("[Ticket #{number}] {subject}"),
-                        text,
-                        html: None,
+                        content: MailContent::TicketAcknowledgement { number, subject },
                         message_id: Some(message_id),
                         in_reply_to: detail.message_id.clone(),
                         headers: vec![
@@ -150,19 +144,18 @@ impl<R: OutboxPorts, M: MailNotifier, C: ChatNotifier> OutboxService<R, M, C> {
                     .await
             }
             NoticeKind::AssigneeMail => {
-                let what = if detail.opened_ticket { "Nuevo ticket asignado" } else { "Nuevo mensaje en su ticket" };
                 let excerpt: String = detail.body.chars().take(2000).collect();
-                let text = format!(
-                    "{what} #{number}: {subject}\nDe: {from}\nFecha: {date}\n\n{excerpt}\n",
-                    from = detail.from,
-                    date = detail.date.format("%Y-%m-%d %H:%M:%S")
-                );
                 self.mail
                     .send(OutgoingMail {
                         to: notice.recipient.clone(),
-                        subject: format!("[Ticket #{number}] {what}: {subject}"),
-                        text,
-                        html: None,
+                        content: MailContent::AssigneeNotice {
+                            opened_ticket: detail.opened_ticket,
+                            number,
+                            subject,
+                            from: detail.from.clone(),
+                            date: detail.date,
+                            excerpt,
+                        },
                         message_id: Some(message_id),
                         in_reply_to: None,
                         headers: vec![("Auto-Submitted".into(), "auto-generated".into())],
@@ -172,9 +165,13 @@ impl<R: OutboxPorts, M: MailNotifier, C: ChatNotifier> OutboxService<R, M, C> {
             NoticeKind::AssigneeChat => {
                 let user: i64 =
                     notice.recipient.parse().map_err(|_| NotifyError::Permanent("bad Synology user id".into()))?;
-                let what = if detail.opened_ticket { "Nuevo ticket asignado" } else { "Nuevo mensaje en el ticket" };
-                let text = format!("{what} #{number}: {subject} (de {})", detail.from);
-                self.chat.send_to_user(user, text).await.map(|v| v.to_string())
+                let message = ChatContent::AssigneeNotice {
+                    opened_ticket: detail.opened_ticket,
+                    number,
+                    subject,
+                    from: detail.from.clone(),
+                };
+                self.chat.send_to_user(user, message).await.map(|v| v.to_string())
             }
             NoticeKind::DepartmentChannel => {
                 let department: i64 =
@@ -189,8 +186,8 @@ impl<R: OutboxPorts, M: MailNotifier, C: ChatNotifier> OutboxService<R, M, C> {
                     .secret_box
                     .open(&sealed)
                     .map_err(|_| NotifyError::Permanent("the webhook token cannot be opened".into()))?;
-                let text = format!("Nuevo ticket #{number}: {subject} (de {})", detail.from);
-                self.chat.send_to_channel(token, text).await.map(|v| v.to_string())
+                let message = ChatContent::NewTicket { number, subject, from: detail.from.clone() };
+                self.chat.send_to_channel(token, message).await.map(|v| v.to_string())
             }
         }
     }
