@@ -509,7 +509,7 @@ mod tests {
     async fn mysql_inserts_return_their_ids_only_on_mariadb() -> Result<(), helpdesk_domain::RepoError> {
         let db = crate::testing::fresh_mysql().await;
         let server: String =
-            crate::db_run!(db, |conn| diesel::select(version()).get_result(conn).await.expect("VERSION()"));
+            crate::db_run!(db, |conn| Ok(diesel::select(version()).get_result(conn).await.expect("VERSION()")))?;
         assert_eq!(db.returning(), server.contains("MariaDB"), "{server}");
         assert!(!db.without_returning().returning());
         Ok(())

@@ -1,8 +1,9 @@
 //! The state of the link to the database, and the deadline of every call.
 //!
-//! Every repository call checks a connection out with [`Link::checkout`]
-//! (bounded by the acquire timeout as a whole: waiting for a slot, verifying
-//! and connecting together) and runs under the statement timeout. The
+//! Every repository call goes through [`Link::run`]: it checks a connection
+//! out with [`Link::checkout`] (bounded by the acquire timeout as a whole:
+//! waiting for a slot, verifying and connecting together) and runs under the
+//! statement timeout. The
 //! connection comes as a [`Lease`]: it goes back to the pool only when the
 //! call ended cleanly. A call that timed out, failed at the protocol or
 //! socket level, or was dropped half-way (a client that left) takes its
@@ -67,8 +68,26 @@ impl Link {
         }
     }
 
+    /// Runs `call` on a connection checked out of `pool` ([`Link::checkout`]),
+    /// under the statement timeout, and settles the lease by how it ended
+    /// ([`Link::settle`]).
+    pub(crate) async fn run<M, T>(
+        &self,
+        pool: &Pool<M>,
+        call: impl AsyncFnOnce(&mut M::Type) -> Result<T, RepoError>,
+    ) -> Result<T, RepoError>
+    where
+        M: Manager,
+        M::Error: std::fmt::Display,
+    {
+        let deadline = self.statement;
+        let mut lease = self.checkout(pool).await?;
+        let outcome = tokio::time::timeout(deadline, call(&mut *lease)).await;
+        self.settle(lease, outcome, deadline)
+    }
+
     /// A connection from `pool`, within the acquire timeout.
-    pub(crate) async fn checkout<M>(&self, pool: &Pool<M>) -> Result<Lease<M>, RepoError>
+    async fn checkout<M>(&self, pool: &Pool<M>) -> Result<Lease<M>, RepoError>
     where
         M: Manager,
         M::Error: std::fmt::Display,
@@ -76,7 +95,7 @@ impl Link {
         self.checkout_within(pool, self.acquire).await
     }
 
-    pub(crate) async fn checkout_within<M>(&self, pool: &Pool<M>, within: Duration) -> Result<Lease<M>, RepoError>
+    async fn checkout_within<M>(&self, pool: &Pool<M>, within: Duration) -> Result<Lease<M>, RepoError>
     where
         M: Manager,
         M::Error: std::fmt::Display,
@@ -97,7 +116,7 @@ impl Link {
     /// Settles a call's outcome: a clean end (a value, or an error of the
     /// statement's own, like a duplicate key) gives the connection back; a
     /// link error or the deadline passing discards it.
-    pub(crate) fn settle<M: Manager, T>(
+    fn settle<M: Manager, T>(
         &self,
         lease: Lease<M>,
         outcome: Result<Result<T, RepoError>, tokio::time::error::Elapsed>,

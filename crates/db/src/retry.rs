@@ -5,9 +5,11 @@
 
 use std::time::Duration;
 
+use diesel_async::AsyncConnection;
 use helpdesk_domain::RepoError;
 
 use crate::error::TxError;
+use crate::transaction::{TxBody, transaction};
 
 /// Attempts after the first.
 const RETRIES: u32 = 12;
@@ -15,16 +17,35 @@ const RETRIES: u32 = 12;
 const FIRST_PAUSE: Duration = Duration::from_millis(2);
 const MAX_PAUSE: Duration = Duration::from_millis(200);
 
-/// The retries of one transaction: [`Deadlocks::settle`] each attempt's
-/// result; `None` means "run it again" (after a growing, jittered sleep, so
-/// the retried transactions do not collide again), at most [`RETRIES`] times.
+/// The retries of one transaction: [`Deadlocks::run`] runs it again while
+/// it ends in a deadlock, after a growing, jittered sleep (so the retried
+/// transactions do not collide again), at most [`RETRIES`] times.
 #[derive(Default)]
 pub(crate) struct Deadlocks {
     attempt: u32,
 }
 
 impl Deadlocks {
-    pub(crate) async fn settle<T>(&mut self, result: Result<T, TxError>) -> Option<Result<T, RepoError>> {
+    /// Runs `body` in a transaction on `conn` ([`transaction`]) until it ends
+    /// otherwise than in a deadlock; after [`RETRIES`] retries a deadlock is
+    /// [`RepoError::Busy`]. Other errors are mapped by `RepoError::from`.
+    pub(crate) async fn run<C, T, F>(conn: &mut C, body: &F) -> Result<T, RepoError>
+    where
+        C: AsyncConnection + 'static,
+        T: Send,
+        F: for<'r> AsyncFn(&'r mut C) -> Result<T, TxError> + for<'r> TxBody<'r, C, T> + Sync,
+    {
+        let mut retry = Deadlocks::default();
+        loop {
+            let attempt = transaction(&mut *conn, body).await;
+            if let Some(done) = retry.settle(attempt).await {
+                return done;
+            }
+        }
+    }
+
+    /// One attempt's result; `None` means "run it again" (after the pause).
+    async fn settle<T>(&mut self, result: Result<T, TxError>) -> Option<Result<T, RepoError>> {
         match result {
             Err(e) if self.attempt < RETRIES && e.is_deadlock() => {
                 self.attempt += 1;
@@ -45,4 +66,48 @@ impl Deadlocks {
 fn backoff(attempt: u32) -> Duration {
     let ceiling = FIRST_PAUSE.saturating_mul(1 << attempt.min(16)).min(MAX_PAUSE);
     ceiling.mul_f64(rand::random::<f64>())
+}
+
+#[cfg(test)]
+mod tests {
+    use diesel::result::{DatabaseErrorKind, Error as DieselError};
+
+    use super::*;
+
+    fn deadlock() -> TxError {
+        let message = "Deadlock found when trying to get lock; try restarting transaction".to_string();
+        TxError::Diesel(DieselError::DatabaseError(DatabaseErrorKind::Unknown, Box::new(message)))
+    }
+
+    #[tokio::test]
+    async fn a_deadlock_is_retried_twelve_times_then_busy() {
+        let mut retry = Deadlocks::default();
+        let mut attempts = 1;
+        let done = loop {
+            match retry.settle::<()>(Err(deadlock())).await {
+                None => attempts += 1,
+                Some(done) => break done,
+            }
+        };
+        assert_eq!(attempts, 1 + RETRIES);
+        assert!(matches!(&done, Err(RepoError::Busy(m)) if m == "write conflict after 13 attempts"), "{done:?}");
+    }
+
+    #[tokio::test]
+    async fn a_retried_transaction_may_succeed_and_other_errors_are_not_retried() {
+        let mut retry = Deadlocks::default();
+        assert!(retry.settle::<i64>(Err(deadlock())).await.is_none());
+        assert!(matches!(retry.settle(Ok(7)).await, Some(Ok(7))));
+        let mut retry = Deadlocks::default();
+        let done = retry.settle::<()>(Err(TxError::Repo(RepoError::NotFound))).await;
+        assert!(matches!(done, Some(Err(RepoError::NotFound))), "{done:?}");
+    }
+
+    #[test]
+    fn pauses_are_jittered_below_a_doubling_capped_ceiling() {
+        for attempt in 1..=RETRIES {
+            let ceiling = FIRST_PAUSE.saturating_mul(1 << attempt).min(MAX_PAUSE);
+            assert!((0..50).all(|_| backoff(attempt) <= ceiling), "attempt {attempt}");
+        }
+    }
 }

@@ -51,7 +51,7 @@ impl IntegratedSystemRepository for Db {
             .first(conn)
             .await
             .optional()
-            .or_repo()?);
+            .or_repo())?;
         row.map(IntegratedSystem::try_from).transpose()
     }
 
@@ -62,7 +62,7 @@ impl IntegratedSystemRepository for Db {
             .first(conn)
             .await
             .optional()
-            .or_repo()?);
+            .or_repo())?;
         row.map(IntegratedSystem::try_from).transpose()
     }
 
@@ -72,7 +72,7 @@ impl IntegratedSystemRepository for Db {
             .select(SystemRow::as_select())
             .load(conn)
             .await
-            .or_repo()?);
+            .or_repo())?;
         rows.into_iter().map(IntegratedSystem::try_from).collect()
     }
 

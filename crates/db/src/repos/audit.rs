@@ -134,11 +134,7 @@ impl AuditRepository for Db {
         // COMMIT round trips of a transaction.
         if let (true, crate::conn::Pools::Mysql(pool)) = (asked.is_empty(), &self.backend) {
             let rows = rows(records, &BTreeSet::new());
-            return crate::on_lease!(self, pool, self.link.statement, |conn| insert(&rows)
-                .execute(conn)
-                .await
-                .map(|_| ())
-                .or_repo());
+            return self.link.run(pool, async |conn| insert(&rows).execute(conn).await.map(|_| ()).or_repo()).await;
         }
         db_transaction!(self, |conn| {
             // Parents outside the batch that are stored.
@@ -166,7 +162,7 @@ impl AuditRepository for Db {
             .first(conn)
             .await
             .optional()
-            .or_repo()?);
+            .or_repo())?;
         Ok(row.map(AuditEntry::from))
     }
 
@@ -177,7 +173,7 @@ impl AuditRepository for Db {
             .select(AuditRow::as_select())
             .load(conn)
             .await
-            .or_repo()?);
+            .or_repo())?;
         Ok(rows.into_iter().map(AuditEntry::from).collect())
     }
 }

@@ -69,7 +69,7 @@ impl ConsumerRepository for Db {
                 .await
                 .or_repo()?;
             match rows.into_iter().find(|r| r.nombre == name) {
-                None => None,
+                None => Ok(None),
                 Some(row) => {
                     let grants = consumidor_permiso::table
                         .filter(consumidor_permiso::fk_id_consumidor.eq(row.id_consumidor))
@@ -77,10 +77,10 @@ impl ConsumerRepository for Db {
                         .load::<String>(conn)
                         .await
                         .or_repo()?;
-                    Some((row, grants))
+                    Ok(Some((row, grants)))
                 }
             }
-        });
+        })?;
         found.map(|(row, grants)| row.into_domain(grants)).transpose()
     }
 
@@ -97,8 +97,8 @@ impl ConsumerRepository for Db {
                 .load(conn)
                 .await
                 .or_repo()?;
-            (rows, grants)
-        });
+            Ok((rows, grants))
+        })?;
         let mut by_consumer: BTreeMap<i64, Vec<String>> = BTreeMap::new();
         for (id, g) in grants {
             by_consumer.entry(id).or_default().push(g);
@@ -117,7 +117,7 @@ impl ConsumerRepository for Db {
             .set(consumidor_api::estado.eq(status.as_str()))
             .execute(conn)
             .await
-            .or_repo()?);
+            .or_repo())?;
         Ok(())
     }
 
@@ -136,7 +136,7 @@ impl ConsumerRepository for Db {
             .set(consumidor_api::secreto_hmac.eq(secret_hash))
             .execute(conn)
             .await
-            .or_repo()?);
+            .or_repo())?;
         Ok(())
     }
 }
@@ -149,7 +149,7 @@ impl Db {
             .select((consumidor_api::id_consumidor, consumidor_api::nombre))
             .load(conn)
             .await
-            .or_repo()?);
+            .or_repo())?;
         rows.into_iter().find(|(_, n)| n == name).map(|(id, _)| id).ok_or(RepoError::NotFound)
     }
 }

@@ -44,7 +44,7 @@ impl ProductRepository for Db {
             .first(conn)
             .await
             .optional()
-            .or_repo()?);
+            .or_repo())?;
         row.map(Product::try_from).transpose()
     }
 
@@ -54,7 +54,7 @@ impl ProductRepository for Db {
             .select(ProductRow::as_select())
             .load(conn)
             .await
-            .or_repo()?);
+            .or_repo())?;
         rows.into_iter().map(Product::try_from).collect()
     }
 
@@ -105,7 +105,8 @@ impl ProductRepository for Db {
             } else {
                 diesel::delete(acceso_producto::table.find((user_id, product_id))).execute(conn).await.or_repo()?;
             }
-        });
+            Ok(())
+        })?;
         // INSERT IGNORE also ignores a missing reference on MySQL: check.
         if granted && !self.has_product_grant(user_id, product_id).await? {
             return Err(RepoError::MissingReference("usuario or producto".into()));
@@ -119,7 +120,7 @@ impl ProductRepository for Db {
             .count()
             .get_result(conn)
             .await
-            .or_repo()?);
+            .or_repo())?;
         Ok(n > 0)
     }
 }
@@ -147,7 +148,7 @@ impl DepartmentRepository for Db {
             .first(conn)
             .await
             .optional()
-            .or_repo()?);
+            .or_repo())?;
         row.map(Department::try_from).transpose()
     }
 
@@ -157,7 +158,7 @@ impl DepartmentRepository for Db {
             .select(DepartmentRow::as_select())
             .load(conn)
             .await
-            .or_repo()?);
+            .or_repo())?;
         rows.into_iter().map(Department::try_from).collect()
     }
 
@@ -166,7 +167,7 @@ impl DepartmentRepository for Db {
             .set(departamento::synology_webhook_cifrado.eq(&sealed_token))
             .execute(conn)
             .await
-            .or_repo()?);
+            .or_repo())?;
         if n == 0 { Err(RepoError::NotFound) } else { Ok(()) }
     }
 
@@ -177,7 +178,7 @@ impl DepartmentRepository for Db {
             .first(conn)
             .await
             .optional()
-            .or_repo()?);
+            .or_repo())?;
         Ok(row.flatten())
     }
 
@@ -220,7 +221,7 @@ impl UserRepository for Db {
             .select((UserRow::as_select(), rol::nombre.nullable()))
             .load(conn)
             .await
-            .or_repo()?);
+            .or_repo())?;
         Ok(users_with_roles(rows)?.pop())
     }
 
@@ -243,8 +244,8 @@ impl UserRepository for Db {
             if let Some(dep) = f.department_id {
                 q = q.filter(usuario::fk_id_departamento.eq(dep));
             }
-            q.load(conn).await.or_repo()?
-        });
+            q.load(conn).await.or_repo()
+        })?;
         users_with_roles(rows)
     }
 
@@ -256,7 +257,7 @@ impl UserRepository for Db {
             .order(usuario::id_usuario)
             .load(conn)
             .await
-            .or_repo()?);
+            .or_repo())?;
         // A login that equals someone else's e-mail: the login wins.
         let mut rows = rows;
         rows.sort_by_key(|(u, _, _)| !u.login.eq_ignore_ascii_case(key));
@@ -271,7 +272,7 @@ impl UserRepository for Db {
             .set(usuario::password_hash.eq(hash))
             .execute(conn)
             .await
-            .or_repo()?);
+            .or_repo())?;
         if n == 0 { Err(RepoError::NotFound) } else { Ok(()) }
     }
 
@@ -280,7 +281,7 @@ impl UserRepository for Db {
             .set(usuario::status.eq(status.as_str()))
             .execute(conn)
             .await
-            .or_repo()?);
+            .or_repo())?;
         if n == 0 { Err(RepoError::NotFound) } else { Ok(()) }
     }
 
@@ -288,7 +289,7 @@ impl UserRepository for Db {
         let ip: String = ip.chars().take(45).collect();
         let set = "UPDATE usuario SET ultimo_acceso = ?, ip_address = ? WHERE id_usuario = ?";
         let values = vec![Value::Timestamp(at), Value::Text(&ip), Value::BigInt(user_id)];
-        let n = db_run!(self, |conn| Statement::new(set, values).execute(conn).await.or_repo()?);
+        let n = db_run!(self, |conn| Statement::new(set, values).execute(conn).await.or_repo())?;
         if n == 0 { Err(RepoError::NotFound) } else { Ok(()) }
     }
 
@@ -297,7 +298,7 @@ impl UserRepository for Db {
             .set(usuario::id_synology.eq(synology_id))
             .execute(conn)
             .await
-            .or_repo()?);
+            .or_repo())?;
         if n == 0 { Err(RepoError::NotFound) } else { Ok(()) }
     }
 
@@ -324,7 +325,7 @@ impl UserRepository for Db {
             .first(conn)
             .await
             .optional()
-            .or_repo()?);
+            .or_repo())?;
         row.map(Device::try_from).transpose()
     }
 }

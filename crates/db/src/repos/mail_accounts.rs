@@ -62,8 +62,8 @@ impl MailAccountRepository for Db {
             if let Some(status) = f.status {
                 q = q.filter(cuenta_correo::estado.eq(status.as_str()));
             }
-            q.load(conn).await.or_repo()?
-        });
+            q.load(conn).await.or_repo()
+        })?;
         rows.into_iter().map(MailAccount::try_from).collect()
     }
 }

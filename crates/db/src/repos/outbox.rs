@@ -63,7 +63,7 @@ impl OutboxRepository for Db {
             .select(notificacion::id_notificacion)
             .load(conn)
             .await
-            .or_repo()?);
+            .or_repo())?;
         self.lease(candidates, now, lease_until).await
     }
 
@@ -137,7 +137,7 @@ impl OutboxRepository for Db {
             .select(NoticeRow::as_select())
             .load(conn)
             .await
-            .or_repo()?);
+            .or_repo())?;
         rows.into_iter().map(Notice::try_from).collect()
     }
 

@@ -24,14 +24,8 @@ macro_rules! at_location {
 impl Db {
     async fn quarantine_row(&self, id: i64) -> RepoResult<Option<QuarantinedMail>> {
         let row: Option<QuarantineRow> = db_run!(self, |conn| {
-            correo_cuarentena::table
-                .find(id)
-                .select(QuarantineRow::as_select())
-                .first(conn)
-                .await
-                .optional()
-                .or_repo()?
-        });
+            correo_cuarentena::table.find(id).select(QuarantineRow::as_select()).first(conn).await.optional().or_repo()
+        })?;
         row.map(QuarantinedMail::try_from).transpose()
     }
 }
@@ -45,8 +39,8 @@ impl ReaderStateRepository for Db {
                 .first(conn)
                 .await
                 .optional()
-                .or_repo()?
-        });
+                .or_repo()
+        })?;
         row.map(|(v, u)| Ok(Checkpoint { uid_validity: uid32(v)?, last_uid: uid32(u)? })).transpose()
     }
 
@@ -99,8 +93,8 @@ impl ReaderStateRepository for Db {
             if !include_resolved {
                 q = q.filter(correo_cuarentena::fk_id_ticket.is_null());
             }
-            q.load(conn).await.or_repo()?
-        });
+            q.load(conn).await.or_repo()
+        })?;
         rows.into_iter().map(QuarantinedMail::try_from).collect()
     }
 

@@ -89,7 +89,7 @@ impl SessionRepository for Db {
             .first(conn)
             .await
             .optional()
-            .or_repo()?);
+            .or_repo())?;
         Ok(row.map(UserSession::from))
     }
 
@@ -121,12 +121,12 @@ impl SessionRepository for Db {
         .set(sesion_usuario::revoked_at.eq(now))
         .execute(conn)
         .await
-        .or_repo()?);
+        .or_repo())?;
         Ok(n as u64)
     }
 
     async fn revoke_user_sessions(&self, user_id: i64, now: Timestamp) -> RepoResult<u64> {
-        let n = db_run!(self, |conn| revoke_live_sessions!(user_id, now).execute(conn).await.or_repo()?);
+        let n = db_run!(self, |conn| revoke_live_sessions!(user_id, now).execute(conn).await.or_repo())?;
         Ok(n as u64)
     }
 }
@@ -154,7 +154,7 @@ impl PasswordResetRepository for Db {
             .first(conn)
             .await
             .optional()
-            .or_repo()?);
+            .or_repo())?;
         Ok(row.map(PasswordReset::from))
     }
 
@@ -166,7 +166,7 @@ impl PasswordResetRepository for Db {
             .first(conn)
             .await
             .optional()
-            .or_repo()?);
+            .or_repo())?;
         Ok(row.map(PasswordReset::from))
     }
 
@@ -203,7 +203,7 @@ impl ThrottleRepository for Db {
             .first(conn)
             .await
             .optional()
-            .or_repo()?);
+            .or_repo())?;
         Ok(row.map(ThrottleState::from))
     }
 

@@ -213,7 +213,7 @@ impl TicketRepository for Db {
             .first(conn)
             .await
             .optional()
-            .or_repo()?);
+            .or_repo())?;
         row.map(Ticket::try_from).transpose()
     }
 
@@ -224,7 +224,7 @@ impl TicketRepository for Db {
             .first(conn)
             .await
             .optional()
-            .or_repo()?);
+            .or_repo())?;
         row.map(TicketDetail::try_from).transpose()
     }
 
@@ -235,7 +235,7 @@ impl TicketRepository for Db {
             .first(conn)
             .await
             .optional()
-            .or_repo()?);
+            .or_repo())?;
         row.map(TicketDetail::try_from).transpose()
     }
 
@@ -257,7 +257,7 @@ impl TicketRepository for Db {
             .select(DetailRow::as_select())
             .load(conn)
             .await
-            .or_repo()?);
+            .or_repo())?;
         rows.into_iter().map(TicketDetail::try_from).collect()
     }
 
@@ -268,7 +268,7 @@ impl TicketRepository for Db {
             .select(AttachmentRow::as_select())
             .load(conn)
             .await
-            .or_repo()?);
+            .or_repo())?;
         Ok(rows.into_iter().map(Attachment::from).collect())
     }
 
@@ -280,7 +280,7 @@ impl TicketRepository for Db {
             .count()
             .get_result(conn)
             .await
-            .or_repo()?);
+            .or_repo())?;
         Ok(n > 0)
     }
 
@@ -313,8 +313,8 @@ impl TicketRepository for Db {
                     .await
                     .or_repo()?
             };
-            (users, slots)
-        });
+            Ok((users, slots))
+        })?;
         let mut loads: std::collections::BTreeMap<i64, (i64, Option<Timestamp>)> = Default::default();
         for (user, open, last) in slots {
             let l = loads.entry(user).or_default();

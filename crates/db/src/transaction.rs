@@ -1,0 +1,91 @@
+//! Transactions, one helper per backend: on SQLite the one writer is taken
+//! first; on MySQL a deadlock victim is run again ([`Deadlocks`]). Either
+//! runs on a leased connection under the statement timeout ([`Link::run`]).
+//!
+//! [`Link::run`]: crate::link::Link::run
+
+use std::future::Future;
+
+use deadpool::managed::Pool;
+use diesel_async::{AsyncConnection, AsyncMysqlConnection};
+use helpdesk_domain::RepoError;
+use tokio::sync::{Mutex, MutexGuard};
+
+use crate::Db;
+use crate::conn::{Recycler, SqliteConn};
+use crate::error::TxError;
+use crate::retry::Deadlocks;
+
+/// What a transaction's body is besides an `AsyncFn(&mut C) -> Result<T,
+/// TxError>`: a plain `Fn` returning a `Send` future. Stable Rust cannot
+/// name an async closure's future to require `Send` of it; this says it
+/// through the `Fn` signature, as diesel-async's `transaction` does.
+pub(crate) trait TxBody<'c, C: 'c, T>: Fn(&'c mut C) -> <Self as TxBody<'c, C, T>>::Fut {
+    type Fut: Future<Output = Result<T, TxError>> + Send;
+}
+
+impl<'c, C: 'c, T, F, Fut> TxBody<'c, C, T> for F
+where
+    F: Fn(&'c mut C) -> Fut,
+    Fut: Future<Output = Result<T, TxError>> + Send,
+{
+    type Fut = Fut;
+}
+
+impl Db {
+    /// Runs `body` in a transaction on SQLite, holding the write lock.
+    /// Write transactions are serialised in-process first: SQLite allows one
+    /// writer, and a deferred transaction that reads before writing would
+    /// otherwise fail with BUSY instead of waiting.
+    pub(crate) async fn sqlite_transaction<T, F>(
+        &self,
+        pool: &Pool<Recycler<SqliteConn>>,
+        write_lock: &Mutex<()>,
+        body: F,
+    ) -> Result<T, RepoError>
+    where
+        T: Send,
+        F: for<'c> AsyncFn(&'c mut SqliteConn) -> Result<T, TxError> + for<'c> TxBody<'c, SqliteConn, T> + Send,
+    {
+        let _writer = self.write_lock(write_lock).await?;
+        self.link.run(pool, async |conn| transaction(conn, body).await.map_err(RepoError::from)).await
+    }
+
+    /// Runs `body` in a transaction on MySQL, again when InnoDB (or Galera)
+    /// rolled it back as a deadlock victim ([`Deadlocks::run`]).
+    pub(crate) async fn mysql_transaction<T, F>(
+        &self,
+        pool: &Pool<Recycler<AsyncMysqlConnection>>,
+        body: F,
+    ) -> Result<T, RepoError>
+    where
+        T: Send,
+        F: for<'c> AsyncFn(&'c mut AsyncMysqlConnection) -> Result<T, TxError>
+            + for<'c> TxBody<'c, AsyncMysqlConnection, T>
+            + Sync,
+    {
+        self.link.run(pool, async |conn| Deadlocks::run(conn, &body).await).await
+    }
+
+    /// SQLite's one writer, waited for within the acquire timeout.
+    async fn write_lock<'a>(&self, lock: &'a Mutex<()>) -> Result<MutexGuard<'a, ()>, RepoError> {
+        tokio::time::timeout(self.link.acquire, lock.lock())
+            .await
+            .map_err(|_| RepoError::Unavailable("the SQLite writer is busy".into()))
+    }
+}
+
+/// One transaction: `body` run on `conn`, committed when it returns `Ok`,
+/// rolled back otherwise.
+///
+/// Not an `async fn`: its future is declared `Send` here, where the bounds
+/// prove it, instead of leaking to callers, where rustc cannot (the
+/// higher-ranked lifetimes of rust-lang/rust#100013).
+pub(crate) fn transaction<'c, C, T, F>(conn: &'c mut C, body: F) -> impl Future<Output = Result<T, TxError>> + Send + 'c
+where
+    C: AsyncConnection + 'static,
+    T: Send + 'c,
+    F: for<'r> AsyncFn(&'r mut C) -> Result<T, TxError> + for<'r> TxBody<'r, C, T> + Send + 'c,
+{
+    conn.transaction::<_, TxError, _>(body)
+}
