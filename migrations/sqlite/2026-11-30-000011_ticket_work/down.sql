@@ -1,0 +1,10 @@
+DROP TRIGGER detalle_ticket_fts_update;
+DROP TRIGGER detalle_ticket_fts_delete;
+DROP TRIGGER detalle_ticket_fts_insert;
+DROP TABLE detalle_ticket_fts;
+DROP TABLE evento_ticket;
+ALTER TABLE detalle_ticket DROP COLUMN fk_id_usuario_autor;
+ALTER TABLE detalle_ticket DROP COLUMN direccion;
+DROP INDEX ix_ticket_estado;
+DROP INDEX ix_ticket_departamento;
+ALTER TABLE ticket DROP COLUMN prioridad;
