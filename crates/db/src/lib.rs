@@ -6,10 +6,12 @@
 //! stamped for each backend's connection type by the `db_run!` and
 //! `db_transaction!` macros (Vaultwarden's idea): diesel checks it against
 //! both at compile time.
-//! What is dialect-specific (the id of the row just inserted, connection
-//! set-up, migration locking) lives in [`conn`].
+//! What is dialect-specific lives in [`dialect`] (the id of the row just
+//! inserted, the spelling of an upsert), [`conn`] (connection set-up) and
+//! [`migrate`] (migration locking).
 
 mod conn;
+mod dialect;
 mod error;
 mod link;
 mod migrate;

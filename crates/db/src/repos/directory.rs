@@ -7,7 +7,7 @@ use helpdesk_domain::RepoError;
 use helpdesk_domain::model::*;
 use helpdesk_domain::ports::*;
 
-use crate::conn::Dialect;
+use crate::dialect::Dialect;
 use crate::error::OrRepo;
 use crate::models::*;
 use crate::schema::*;

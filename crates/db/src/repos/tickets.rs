@@ -7,7 +7,7 @@ use helpdesk_domain::RepoError;
 use helpdesk_domain::model::*;
 use helpdesk_domain::ports::*;
 
-use crate::conn::Dialect;
+use crate::dialect::{Dialect, load_slot};
 use crate::error::OrRepo;
 use crate::models::*;
 use crate::schema::*;
@@ -17,58 +17,6 @@ use crate::{Db, db_run, db_transaction};
 /// The columns of a new notice, in the order of its values.
 const NOTICE_COLUMNS: &[&str] =
     &["fk_id_ticket", "fk_id_detalle_ticket", "tipo", "destino", "estado", "intentos", "proximo_intento", "created_at"];
-
-/// Operators' loads are spread over this many `carga_operador` slots.
-const LOAD_SLOTS: i32 = 16;
-
-fn load_slot() -> i32 {
-    rand::random::<u32>() as i32 % LOAD_SLOTS
-}
-
-/// Sets a ticket's status, inside the caller's transaction, and keeps its
-/// assignee's open-ticket count in step (in a random slot of
-/// `carga_operador`). `false` when there is no such ticket.
-macro_rules! set_status {
-    ($conn:ident, $ticket_id:expr, $status:expr, $now:expr) => {{
-        let (ticket_id, status, now): (i64, TicketStatus, Timestamp) = ($ticket_id, $status, $now);
-        let closed_at = (status == TicketStatus::Closed).then_some(now);
-        let values = (ticket::estado.eq(status.as_str()), ticket::updated_at.eq(now), ticket::closed_at.eq(closed_at));
-        let flipped = diesel::update(ticket::table.find(ticket_id).filter(ticket::estado.ne(status.as_str())))
-            .set(values)
-            .execute(&mut *$conn)
-            .await?;
-        if flipped == 1 {
-            let step = if status == TicketStatus::Open { 1 } else { -1 };
-            Statement::new(
-                format!(
-                    "INSERT INTO carga_operador (fk_id_usuario, ranura, tickets_abiertos, ultima_asignacion) \
-                     SELECT fk_id_usuario_asignado, ?, ?, NULL FROM ticket \
-                     WHERE id_ticket = ? AND fk_id_usuario_asignado IS NOT NULL{}",
-                    $conn.add_to_load()
-                ),
-                vec![Value::Int(load_slot()), Value::BigInt(step), Value::BigInt(ticket_id)],
-            )
-            .execute(&mut *$conn)
-            .await?;
-            true
-        } else {
-            diesel::update(ticket::table.find(ticket_id)).set(values).execute(&mut *$conn).await? == 1
-        }
-    }};
-}
-
-/// Runs an insert and gives the new row's id: in the same round trip with
-/// `RETURNING` where the store has it, else by asking for the last insert id.
-macro_rules! insert_id {
-    ($conn:ident, $returning:expr, $insert:expr, $column:expr) => {
-        if $returning {
-            crate::sql::returning($insert, $column).get_result::<i64>(&mut *$conn).await?
-        } else {
-            $insert.execute(&mut *$conn).await?;
-            $conn.last_insert_id().await?
-        }
-    };
-}
 
 impl TicketRepository for Db {
     async fn store_incoming(&self, n: NewIncoming) -> RepoResult<StoredIncoming> {
@@ -114,11 +62,11 @@ impl TicketRepository for Db {
                         ticket::created_at.eq(now),
                         ticket::updated_at.eq(now),
                     ));
-                    (insert_id!(conn, returning, insert, ticket::id_ticket), true)
+                    (conn.insert_id(returning, insert, ticket::id_ticket).await?, true)
                 }
                 IncomingTarget::Existing { ticket_id, reopen } => {
                     let found = if *reopen {
-                        set_status!(conn, *ticket_id, TicketStatus::Open, now)
+                        conn.set_status(*ticket_id, TicketStatus::Open, now).await?
                     } else {
                         diesel::update(ticket::table.find(*ticket_id))
                             .set(ticket::updated_at.eq(now))
@@ -151,7 +99,7 @@ impl TicketRepository for Db {
                 detalle_ticket::nuevo_ticket.eq(created_ticket),
                 detalle_ticket::created_at.eq(now),
             ));
-            let detail_id = insert_id!(conn, returning, insert, detalle_ticket::id_detalle_ticket);
+            let detail_id = conn.insert_id(returning, insert, detalle_ticket::id_detalle_ticket).await?;
             for a in &n.attachments {
                 diesel::insert_into(adjunto_ticket::table)
                     .values((
@@ -332,7 +280,7 @@ impl TicketRepository for Db {
 
     async fn set_ticket_status(&self, ticket_id: i64, status: TicketStatus, now: Timestamp) -> RepoResult<()> {
         db_transaction!(self, |conn| {
-            if set_status!(conn, ticket_id, status, now) { Ok(()) } else { Err(RepoError::NotFound.into()) }
+            if conn.set_status(ticket_id, status, now).await? { Ok(()) } else { Err(RepoError::NotFound.into()) }
         })
     }
 }
