@@ -9,7 +9,7 @@ use chrono::Duration;
 use crate::crypto::SecretBox;
 use crate::error::RepoError;
 use crate::model::*;
-use crate::ports::{ChatNotifier, Clock, MailNotifier, NotifyError};
+use crate::ports::{BoxFuture, ChatNotifier, Clock, MailNotifier, NotifyError};
 use crate::services::MessageIdSigner;
 
 #[derive(Debug, Clone)]
@@ -81,6 +81,42 @@ impl<R: OutboxPorts, M: MailNotifier, C: ChatNotifier> OutboxService<R, M, C> {
         let now = self.clock.now();
         let claimed = self.repo.claim_notices(ids, now, now + self.settings.lease).await?;
         self.deliver_all(claimed).await
+    }
+
+    /// The first delivery attempt of notices just queued, made for the
+    /// request that queued them so that its answer can say "sent".
+    ///
+    /// The attempt ([`Self::deliver_now`]) is handed to `spawn` to run on its
+    /// own, and this waits for it until `deadline` resolves, whichever ends
+    /// first. Attempt ended in time (whatever its outcome: the notices record
+    /// it): the notices of `detail_id` read again. Otherwise `queued` as they
+    /// were: the attempt goes on in its task, and the worker retries what it
+    /// leaves undelivered.
+    ///
+    /// The domain has no runtime: the caller lends one. `spawn` runs a task
+    /// in the background (the HTTP adapter puts it in the tracked set that
+    /// shutdown waits for), `deadline` is a timer (`tokio::time::sleep`); a
+    /// test can hold the task, or pass a deadline that never comes.
+    pub async fn first_attempt(
+        self: &Arc<Self>,
+        queued: Vec<Notice>,
+        detail_id: i64,
+        spawn: impl FnOnce(BoxFuture<'static, ()>),
+        deadline: impl Future<Output = ()>,
+    ) -> Result<Vec<Notice>, RepoError> {
+        let ids: Vec<i64> = queued.iter().map(|n| n.id).collect();
+        let (done, ended) = futures_channel::oneshot::channel();
+        let outbox = self.clone();
+        spawn(Box::pin(async move {
+            // Its outcome is in the notices; only its end matters here.
+            let _ = outbox.deliver_now(ids).await;
+            let _ = done.send(());
+        }));
+        // Dropped without an answer (the attempt panicked) counts as ended.
+        match futures_util::future::select(ended, std::pin::pin!(deadline)).await {
+            futures_util::future::Either::Left(_) => self.repo.notices_of_detail(detail_id).await,
+            futures_util::future::Either::Right(_) => Ok(queued),
+        }
     }
 
     async fn deliver_all(&self, claimed: Vec<Notice>) -> Result<Vec<Notice>, RepoError> {
@@ -190,5 +226,54 @@ impl<R: OutboxPorts, M: MailNotifier, C: ChatNotifier> OutboxService<R, M, C> {
                 self.chat.send_to_channel(token, message).await.map(|v| v.to_string())
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::crypto::SecretHasher;
+    use crate::ports::{MockChatNotifier, MockMailNotifier, SystemClock};
+    use crate::testing::InMemoryStore;
+
+    type Outbox = OutboxService<InMemoryStore, MockMailNotifier, MockChatNotifier>;
+
+    fn outbox() -> Arc<Outbox> {
+        Arc::new(OutboxService::new(
+            Arc::new(InMemoryStore::new()),
+            Arc::new(MockMailNotifier::new()),
+            Arc::new(MockChatNotifier::new()),
+            SecretBox::new([7; 32]),
+            MessageIdSigner::new(SecretHasher::new([8; 32]), "mesa.test"),
+            Arc::new(SystemClock),
+            OutboxSettings::default(),
+        ))
+    }
+
+    /// The first attempt runs in the task given to `spawn`; the caller waits
+    /// for it until the deadline, and not longer.
+    #[tokio::test]
+    async fn first_attempt_waits_for_its_task_until_the_deadline() {
+        let outbox = outbox();
+        // No deadline: answers once the task ended.
+        let read =
+            outbox.first_attempt(vec![], 1, |task| drop(tokio::spawn(task)), std::future::pending()).await.unwrap();
+        assert!(read.is_empty());
+
+        // The deadline came first: answers at once, the task is left to run.
+        let held = Mutex::new(None);
+        let read = outbox
+            .first_attempt(vec![], 1, |task| *held.lock().unwrap() = Some(task), std::future::ready(()))
+            .await
+            .unwrap();
+        assert!(read.is_empty());
+        let task = held.lock().unwrap().take().expect("the attempt was handed over, not run inline");
+        task.await;
+
+        // A task dropped unrun (as if it panicked) counts as ended.
+        let read = outbox.first_attempt(vec![], 1, drop, std::future::pending()).await.unwrap();
+        assert!(read.is_empty());
     }
 }
