@@ -14,7 +14,8 @@ use helpdesk_domain::ports::{DepartmentRepository, ProductRepository, SystemCloc
 use helpdesk_domain::services::{
     AccessService, AdiService, AdminService, MailAccountInput, MailAccountService, UserInput,
 };
-use helpdesk_http::Keys;
+
+use crate::wiring::Keys;
 
 #[derive(Debug, Subcommand)]
 pub enum ConsumerCmd {

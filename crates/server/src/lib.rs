@@ -8,7 +8,9 @@ pub mod seed;
 pub mod settings;
 pub mod startup;
 pub mod telemetry;
+pub mod wiring;
 pub mod worker;
 
 pub use settings::Settings;
-pub use startup::Application;
+pub use startup::{Application, Production};
+pub use wiring::{Keys, Parts, With};

@@ -8,7 +8,8 @@ use helpdesk_db::Db;
 use helpdesk_domain::model::{Endpoint, NewInternalUser, Status};
 use helpdesk_domain::ports::{ConsumerRepository, SystemClock};
 use helpdesk_domain::services::{AccessService, AdminService, MailAccountInput, MailAccountService, UserInput};
-use helpdesk_http::Keys;
+
+use crate::wiring::Keys;
 
 /// The example credentials printed in the API documentation.
 pub const DEMO_CONSUMER: &str = "UsuarioPrueba";

@@ -8,10 +8,12 @@ use std::time::Duration;
 use helpdesk_db::{DbOptions, DbUrl};
 use helpdesk_domain::crypto::{SecretBox, SecretHasher, TokenSigner, parse_key};
 use helpdesk_domain::services::{IngestSettings, OutboxSettings, ReaderSettings, SsoSettings, ThrottlePolicy};
-use helpdesk_http::{CorsOrigins, HttpPolicy, Keys, Limits, parse_cidrs};
+use helpdesk_http::{CorsOrigins, HttpPolicy, Limits, parse_cidrs};
 use helpdesk_notify_smtp::{Security, SmtpSettings};
 use helpdesk_notify_synology::SynologySettings;
 use serde::Deserialize;
+
+use crate::wiring::Keys;
 
 const DEFAULTS: &str = include_str!("../../../config/default.toml");
 pub const ENV_PREFIX: &str = "HELPDESK";

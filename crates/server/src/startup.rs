@@ -5,16 +5,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::dev::Server;
+use actix_web::web;
 use actix_web::{App, HttpServer};
-use helpdesk_db::{Backend, Db};
-use helpdesk_domain::ports::{Adapters, Clock, SystemClock};
-use helpdesk_http::{AppState, Wiring};
+use helpdesk_db::Db;
+use helpdesk_domain::ports::{Adapters, Clock};
 use helpdesk_notify_smtp::SmtpMailer;
 use helpdesk_notify_synology::SynologyClient;
+use tokio_util::task::TaskTracker;
 
-use crate::hashing::BlockingArgon2;
+use crate::wiring::{Keys, Parts, app_state, cores};
 use crate::worker::Stop;
-use helpdesk_db::FileSpool;
 
 /// The adapters the server runs with.
 pub struct Production;
@@ -47,29 +47,25 @@ pub enum StartError {
     Synology(String),
 }
 
-/// A built server, bound to its port, not yet running.
-pub struct Application {
+/// A built server, bound to its port, not yet running, over the adapters
+/// `A` ([`Production`] unless a test swapped one: see [`Parts`]).
+pub struct Application<A: Adapters = Production> {
     port: u16,
     server: Server,
-    pub db: Arc<Db>,
+    /// The store the server runs on.
+    pub store: Arc<A::Store>,
     workers: Vec<tokio::task::JoinHandle<()>>,
     stop: tokio::sync::watch::Sender<bool>,
-}
-
-/// Groups of bitácora records committing at once: MySQL merges the flushes
-/// of concurrent commits, so records arriving during a commit start their own
-/// (up to half the pool, at most 4); SQLite has one writer, so one.
-fn audit_writes(backend: Backend, max_connections: usize) -> usize {
-    match backend {
-        Backend::Mysql => (max_connections / 2).clamp(1, 4),
-        Backend::Sqlite => 1,
-    }
+    /// What handlers left running after their answer.
+    tasks: TaskTracker,
+    /// How long shutdown waits for `tasks`.
+    shutdown_timeout: Duration,
 }
 
 /// Migrates (when configured) and seeds the dev data under the start-up
 /// lock, so that servers starting together on an empty database do it one
 /// after the other.
-async fn prepare_db(settings: &Settings, db: &Arc<Db>, keys: &helpdesk_http::Keys) -> Result<(), StartError> {
+pub(crate) async fn prepare_db(settings: &Settings, db: &Arc<Db>, keys: &Keys) -> Result<(), StartError> {
     let seed = settings.profile()? == Profile::Dev && settings.seed.demo;
     if !settings.database.migrate_on_start && !seed {
         return Ok(());
@@ -100,45 +96,31 @@ pub fn open_db(settings: &Settings) -> Result<Db, StartError> {
 }
 
 impl Application {
-    /// Validates the settings, opens the store, migrates it (when
-    /// configured), seeds the dev data, and binds the listener.
-    ///
-    /// A database that is down at start does not stop the server when
-    /// migrations are off: `/ready` answers 503 until it comes back.
+    /// The production server: [`Parts::production`] (validates the settings,
+    /// opens, migrates and seeds the store, opens the notifiers), then
+    /// [`Application::build_with`].
     pub async fn build(settings: Settings) -> Result<Application, StartError> {
-        Self::build_with_clock(settings, Arc::new(SystemClock)).await
+        let parts = Parts::production(&settings).await?;
+        Application::build_with(settings, parts).await
     }
 
     /// `build` with another clock (tests move time without sleeping).
     pub async fn build_with_clock(settings: Settings, clock: Arc<dyn Clock>) -> Result<Application, StartError> {
+        let parts = Parts::production(&settings).await?.with_clock(clock);
+        Application::build_with(settings, parts).await
+    }
+}
+
+impl<A: Adapters> Application<A> {
+    /// Builds the services over `parts` ([`app_state`]), starts the
+    /// background workers, and binds the listener.
+    pub async fn build_with(settings: Settings, parts: Parts<A>) -> Result<Application<A>, StartError> {
         settings.validate()?;
-        let db = Arc::new(open_db(&settings)?);
         let keys = settings.keys()?;
-        prepare_db(&settings, &db, &keys).await?;
-        let spool = FileSpool::open(&settings.audit.spool_dir, settings.audit.spool_max_bytes)
-            .map_err(|e| StartError::Spool(e.to_string()))?;
-        let mailer = SmtpMailer::new(&settings.smtp()?).map_err(|e| StartError::Smtp(e.to_string()))?;
-        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
-        let chat = SynologyClient::new(&settings.synology()?).map_err(|e| StartError::Synology(e.to_string()))?;
-        let state = AppState::<Production>::new(Wiring {
-            store: db.clone(),
-            mailer: Arc::new(mailer),
-            chat: Arc::new(chat),
-            hasher: Arc::new(BlockingArgon2::new(cores)),
-            clock,
-            keys: keys.clone(),
-            sso: settings.sso()?,
-            ingest: settings.ingest()?,
-            outbox: settings.outbox()?,
-            message_id_domain: settings.ingest.message_id_domain.clone(),
-            bot_outgoing_token: settings.synology.outgoing_token.clone(),
-            limits: settings.limits()?,
-            consumer_cache: Duration::from_secs(settings.server.consumer_cache_secs),
-            audit_writes: audit_writes(db.backend(), settings.database.max_connections),
-            audit_spool: Some(Arc::new(spool)),
-        })
-        .with_policy(settings.http_policy()?)
-        .into_data();
+        let store = parts.store.clone();
+        let backend = parts.backend;
+        let tasks = TaskTracker::new();
+        let state = web::Data::new(app_state(&settings, keys, parts, tasks.clone())?);
         let (stop, stopped) = Stop::new();
         let workers = vec![
             tokio::spawn(crate::worker::outbox(
@@ -148,7 +130,7 @@ impl Application {
             )),
             tokio::spawn(crate::worker::audit_spool(
                 state.audit.clone(),
-                db.clone(),
+                store.clone(),
                 Duration::from_millis(settings.audit.spool_drain_interval_ms.max(1)),
                 stopped,
             )),
@@ -158,36 +140,39 @@ impl Application {
         let listener = TcpListener::bind(&address).map_err(|e| StartError::Bind(address.clone(), e))?;
         let port = listener.local_addr().map_err(|e| StartError::Bind(address.clone(), e))?.port();
         let http_workers = match settings.server.workers {
-            0 => cores,
+            0 => cores(),
             n => n,
         };
-        let server = HttpServer::new(move || {
-            App::new().app_data(state.clone()).configure(helpdesk_http::configure::<Production>)
-        })
-        .workers(http_workers)
-        .shutdown_timeout(settings.server.shutdown_timeout_secs)
-        .client_request_timeout(Duration::from_secs(30))
-        .listen(listener)
-        .map_err(|e| StartError::Bind(address.clone(), e))?
-        .run();
-        let backend = match db.backend() {
-            Backend::Sqlite => "sqlite",
-            Backend::Mysql => "mysql",
-        };
+        let server =
+            HttpServer::new(move || App::new().app_data(state.clone()).configure(helpdesk_http::configure::<A>))
+                .workers(http_workers)
+                .shutdown_timeout(settings.server.shutdown_timeout_secs)
+                .client_request_timeout(Duration::from_secs(30))
+                .listen(listener)
+                .map_err(|e| StartError::Bind(address.clone(), e))?
+                .run();
         tracing::info!(%address, port, backend, profile = ?settings.profile()?, "listening");
-        Ok(Application { port, server, db, workers, stop })
+        let shutdown_timeout = Duration::from_secs(settings.server.shutdown_timeout_secs);
+        Ok(Application { port, server, store, workers, stop, tasks, shutdown_timeout })
     }
 
     pub fn port(&self) -> u16 {
         self.port
     }
 
-    /// Serves until SIGINT/SIGTERM, then drains in-flight requests and lets
-    /// the background workers finish their round (each database call in it
-    /// is bounded by the database deadlines).
+    /// Serves until SIGINT/SIGTERM, then drains in-flight requests, waits
+    /// for the work they left running (the password-reset e-mail, a retried
+    /// Synology reply, a delivery attempt; at most
+    /// `server.shutdown_timeout_secs`), and lets the background workers
+    /// finish their round (each database call in it is bounded by the
+    /// database deadlines).
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let result = self.server.await;
         let _ = self.stop.send(true);
+        self.tasks.close();
+        if tokio::time::timeout(self.shutdown_timeout, self.tasks.wait()).await.is_err() {
+            tracing::warn!(left = self.tasks.len(), "background tasks still running at shutdown, abandoned");
+        }
         for worker in self.workers {
             let _ = worker.await;
         }

@@ -77,7 +77,7 @@ pub async fn configure<A: Adapters>(st: web::Data<AppState<A>>, q: Valid<BotRequ
             tracing::warn!(error = %e, user_id, "Synology reply failed; retrying in the background");
             let bot = st.bot.clone();
             let text = link.reply_text.clone();
-            tokio::spawn(async move {
+            st.tasks.spawn(async move {
                 for secs in REPLY_RETRIES {
                     tokio::time::sleep(Duration::from_secs(secs)).await;
                     if bot.resend(user_id, text.clone()).await.is_ok() {

@@ -7,7 +7,7 @@ use actix_web::http::StatusCode;
 use actix_web::web;
 use helpdesk_domain::model::IncomingMail;
 use helpdesk_domain::model::{Endpoint, MailAccountFilter, MailAccountWithPassword, NewAttachment, Status};
-use helpdesk_domain::ports::{Adapters, OutboxRepository};
+use helpdesk_domain::ports::Adapters;
 use helpdesk_domain::services::{mail_summary, synology_summary};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
@@ -224,17 +224,15 @@ impl TryFrom<MailSaveRequest> for IncomingMail {
 /// of the ticket it continues. Answers flat, as documented.
 pub async fn save<A: Adapters>(st: web::Data<AppState<A>>, q: Valid<MailSaveRequest, A>) -> Result<Reply, ApiError> {
     let outcome = st.ingest.ingest(q.input.try_into()?).await?;
-    let mut notices = outcome.notices.clone();
-    if let (false, Some(wait)) = (outcome.duplicate, st.limits.inline_delivery) {
-        // First attempt now, so the answer can say "sent"; the task goes on
-        // if it takes longer than `wait`, and the worker retries failures.
-        let ids: Vec<i64> = notices.iter().map(|n| n.id).collect();
-        let outbox = st.outbox.clone();
-        let attempt = tokio::spawn(async move { outbox.deliver_now(ids).await });
-        if tokio::time::timeout(wait, attempt).await.is_ok() {
-            notices = st.store.notices_of_detail(outcome.detail_id).await?;
+    let notices = match (outcome.duplicate, st.limits.inline_delivery) {
+        // First attempt now, so the answer can say "sent" (the worker
+        // retries failures); a duplicate queued nothing new.
+        (false, Some(wait)) => {
+            let spawn = |task| drop(st.tasks.spawn(task));
+            st.outbox.first_attempt(outcome.notices.clone(), outcome.detail_id, spawn, tokio::time::sleep(wait)).await?
         }
-    }
+        _ => outcome.notices.clone(),
+    };
     let message = if outcome.created_ticket {
         messages::ticket_created(outcome.ticket_id)
     } else {

@@ -211,7 +211,7 @@ pub async fn forgot<A: Adapters>(st: web::Data<AppState<A>>, q: Valid<ForgotRequ
     let product = st.sso.product(&product).await?;
     let sso = st.sso.clone();
     let mailer = st.mailer.clone();
-    tokio::spawn(async move {
+    st.tasks.spawn(async move {
         if let Err(e) = sso.forgot(mailer.as_ref(), &product, &email).await {
             tracing::error!(error = %e, "password reset e-mail not sent");
         }

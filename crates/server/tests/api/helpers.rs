@@ -1,19 +1,21 @@
-//! `spawn_app` (zero2prod's pattern) and fixtures.
+//! `TestApp::builder` / `spawn_app` (zero2prod's pattern) and fixtures.
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use helpdesk_db::Db;
 use helpdesk_domain::crypto::hash_password;
+use helpdesk_domain::model::OutgoingMail;
 use helpdesk_domain::model::{Endpoint, Status};
 use helpdesk_domain::model::{NewDevice, NewInternalUser, NewProduct};
 use helpdesk_domain::ports::SystemClock;
-use helpdesk_domain::ports::{ProductRepository, UserRepository};
+use helpdesk_domain::ports::{Adapters, MailNotifier, NotifyError, ProductRepository, UserRepository};
 use helpdesk_domain::services::AccessService;
 use helpdesk_domain::testing::ManualClock;
-use helpdesk_http::Keys;
 use helpdesk_notify_smtp::testing::SmtpSink;
-use helpdesk_server::{Application, Settings};
+use helpdesk_notify_synology::SynologyClient;
+use helpdesk_server::{Application, Keys, Parts, Production, Settings, With};
 use serde_json::Value;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -110,43 +112,147 @@ macro_rules! with_imap_on_both_backends {
 }
 
 pub async fn spawn_app(backend: Backend) -> TestApp {
-    spawn_app_with(backend, |_| {}).await
+    TestApp::builder(backend).spawn().await
 }
 
 /// An app whose mail goes to a real SMTP server on loopback.
 pub async fn spawn_app_with_smtp(backend: Backend) -> TestApp {
-    let sink = SmtpSink::start();
-    let port = sink.port;
-    let mut app = spawn_app_with(backend, |s| s.smtp.port = port).await;
-    app.smtp = Some(sink);
-    app
+    TestApp::builder(backend).with_smtp().spawn().await
 }
 
 pub async fn spawn_app_with(backend: Backend, tweak: impl FnOnce(&mut Settings)) -> TestApp {
-    let mut settings = Settings::load(None).expect("defaults");
-    settings.server.port = 0;
-    settings.server.workers = 2;
-    settings.seed.demo = false;
-    // Nothing listens there unless a test starts an SMTP server.
-    settings.smtp.port = refused_port();
-    settings.smtp.timeout_secs = 2;
-    settings.outbox.poll_interval_ms = 50;
-    // Tests change consumers through the repository and expect it at once.
-    settings.server.consumer_cache_secs = 0;
-    settings.ingest.setup_cache_secs = 0;
-    settings.database.url = match backend {
-        Backend::Sqlite => helpdesk_db::testing::fresh_sqlite_url(),
-        Backend::Mysql => helpdesk_db::testing::fresh_mysql_url().await,
-    };
-    settings.audit.spool_dir = scratch_dir("spool");
-    tweak(&mut settings);
-    let keys = settings.keys().expect("keys");
-    let clock = Arc::new(ManualClock::now_utc());
-    let app = Application::build_with_clock(settings.clone(), clock.clone()).await.expect("the server starts");
-    let address = format!("http://127.0.0.1:{}", app.port());
-    let db = app.db.clone();
-    tokio::spawn(app.run_until_stopped());
-    TestApp { address, clock, smtp: None, db, keys, client: reqwest::Client::new(), settings }
+    TestApp::builder(backend).with_settings(tweak).spawn().await
+}
+
+/// How a test app is started (zero2prod's `spawn_app`, as a builder):
+/// `TestApp::builder(backend).with_smtp().with_clock(c).with_settings(|s| ...)
+/// .with_mailer(fake).spawn().await`. `M` is the mailer swapped in, if any.
+pub struct TestAppBuilder<'a, M = Production> {
+    backend: Backend,
+    smtp: bool,
+    clock: Option<Arc<ManualClock>>,
+    tweaks: Vec<Box<dyn FnOnce(&mut Settings) + 'a>>,
+    mailer: M,
+}
+
+impl TestApp {
+    pub fn builder<'a>(backend: Backend) -> TestAppBuilder<'a> {
+        TestAppBuilder { backend, smtp: false, clock: None, tweaks: Vec::new(), mailer: Production }
+    }
+}
+
+/// The mail adapter a test app runs with: the production one (SMTP), or a
+/// fake swapped in for it.
+pub trait MailerChoice {
+    type Adapters: Adapters<Store = Db>;
+    fn choose(self, parts: Parts<Production>) -> Parts<Self::Adapters>;
+}
+
+impl MailerChoice for Production {
+    type Adapters = Production;
+    fn choose(self, parts: Parts<Production>) -> Parts<Production> {
+        parts
+    }
+}
+
+impl<M: MailNotifier> MailerChoice for Arc<M> {
+    type Adapters = With<Db, M, SynologyClient>;
+    fn choose(self, parts: Parts<Production>) -> Parts<Self::Adapters> {
+        parts.with_mailer(self)
+    }
+}
+
+impl<'a, M: MailerChoice> TestAppBuilder<'a, M> {
+    /// Mail goes to a real SMTP server on loopback (`TestApp::smtp`).
+    pub fn with_smtp(mut self) -> Self {
+        self.smtp = true;
+        self
+    }
+
+    /// The app's clock (by default a manual clock at the current time).
+    #[allow(dead_code, reason = "the builder's API; no test shares a clock yet")]
+    pub fn with_clock(mut self, clock: Arc<ManualClock>) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+
+    /// Changes the settings after the test defaults (in the order given).
+    pub fn with_settings(mut self, tweak: impl FnOnce(&mut Settings) + 'a) -> Self {
+        self.tweaks.push(Box::new(tweak));
+        self
+    }
+
+    /// Mail goes to `mailer` instead of SMTP.
+    pub fn with_mailer<F: MailNotifier>(self, mailer: Arc<F>) -> TestAppBuilder<'a, Arc<F>> {
+        let TestAppBuilder { backend, smtp, clock, tweaks, mailer: _ } = self;
+        TestAppBuilder { backend, smtp, clock, tweaks, mailer }
+    }
+
+    pub async fn spawn(self) -> TestApp {
+        let mut settings = Settings::load(None).expect("defaults");
+        settings.server.port = 0;
+        settings.server.workers = 2;
+        settings.seed.demo = false;
+        // Nothing listens there unless a test starts an SMTP server.
+        settings.smtp.port = refused_port();
+        settings.smtp.timeout_secs = 2;
+        settings.outbox.poll_interval_ms = 50;
+        // Tests change consumers through the repository and expect it at once.
+        settings.server.consumer_cache_secs = 0;
+        settings.ingest.setup_cache_secs = 0;
+        settings.database.url = match self.backend {
+            Backend::Sqlite => helpdesk_db::testing::fresh_sqlite_url(),
+            Backend::Mysql => helpdesk_db::testing::fresh_mysql_url().await,
+        };
+        settings.audit.spool_dir = scratch_dir("spool");
+        let smtp = self.smtp.then(SmtpSink::start);
+        if let Some(sink) = &smtp {
+            settings.smtp.port = sink.port;
+        }
+        for tweak in self.tweaks {
+            tweak(&mut settings);
+        }
+        let keys = settings.keys().expect("keys");
+        let clock = self.clock.unwrap_or_else(|| Arc::new(ManualClock::now_utc()));
+        let parts = Parts::production(&settings).await.expect("the server starts").with_clock(clock.clone());
+        let app =
+            Application::build_with(settings.clone(), self.mailer.choose(parts)).await.expect("the server starts");
+        let address = format!("http://127.0.0.1:{}", app.port());
+        let db = app.store.clone();
+        tokio::spawn(app.run_until_stopped());
+        TestApp { address, clock, smtp, db, keys, client: reqwest::Client::new(), settings }
+    }
+}
+
+/// A [`MailNotifier`] that keeps what it is given, for tests that swap the
+/// mail adapter (`TestApp::builder(backend).with_mailer(fake)`).
+#[derive(Default)]
+pub struct RecordingMailer {
+    sent: Mutex<Vec<OutgoingMail>>,
+}
+
+impl RecordingMailer {
+    pub fn sent(&self) -> Vec<OutgoingMail> {
+        self.sent.lock().unwrap().clone()
+    }
+
+    /// Waits until `n` mails were sent, at most `timeout`; returns them.
+    pub async fn wait_for(&self, n: usize, timeout: Duration) -> Vec<OutgoingMail> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        while self.sent.lock().unwrap().len() < n && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        self.sent()
+    }
+}
+
+impl MailNotifier for RecordingMailer {
+    fn send(&self, mail: OutgoingMail) -> impl Future<Output = Result<String, NotifyError>> + Send {
+        let mut sent = self.sent.lock().unwrap();
+        sent.push(mail);
+        let id = format!("recorded-{}@helpdesk.test", sent.len());
+        async move { Ok(id) }
+    }
 }
 
 impl TestApp {

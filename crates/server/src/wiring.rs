@@ -1,0 +1,175 @@
+//! What the application is built from ([`Parts`]: the adapters, one per
+//! port) and how the use-case services are built over them ([`app_state`]).
+//!
+//! `Parts::production` opens the real adapters; a test takes those and
+//! swaps one (`parts.with_mailer(fake)`), which changes the type that names
+//! the adapters from [`Production`] to [`With`]`<Db, Fake, SynologyClient>`.
+
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::time::Duration;
+
+use helpdesk_db::{Backend, FileSpool};
+use helpdesk_domain::crypto::{SecretBox, SecretHasher, TokenSigner};
+use helpdesk_domain::ports::{
+    Adapters, AuditSpool, ChatNotifier, Clock, MailNotifier, PasswordHasher, Store, SystemClock,
+};
+use helpdesk_domain::services::*;
+use helpdesk_http::{AppState, metrics};
+use helpdesk_notify_smtp::SmtpMailer;
+use helpdesk_notify_synology::SynologyClient;
+use tokio_util::task::TaskTracker;
+
+use crate::hashing::BlockingArgon2;
+use crate::settings::{ConfigError, Settings};
+use crate::startup::{Production, StartError, open_db, prepare_db};
+
+/// Keys the services need.
+#[derive(Clone)]
+pub struct Keys {
+    pub consumer_hmac: SecretHasher,
+    pub secret_box: SecretBox,
+    pub tokens: TokenSigner,
+}
+
+/// The adapters named by their three types: what a test gets when it swaps
+/// one of [`Production`]'s (`With<Db, Fake, SynologyClient>`).
+pub struct With<S, M, C>(PhantomData<fn() -> (S, M, C)>);
+
+impl<S: Store, M: MailNotifier, C: ChatNotifier> Adapters for With<S, M, C> {
+    type Store = S;
+    type Mail = M;
+    type Chat = C;
+}
+
+/// The adapters an [`Application`](crate::Application) is built with.
+pub struct Parts<A: Adapters> {
+    pub store: Arc<A::Store>,
+    pub mailer: Arc<A::Mail>,
+    pub chat: Arc<A::Chat>,
+    pub clock: Arc<dyn Clock>,
+    pub hasher: Arc<dyn PasswordHasher>,
+    /// Where bitácora records wait while the store cannot take them.
+    pub audit_spool: Option<Arc<dyn AuditSpool>>,
+    /// How many groups of bitácora records may commit at once (it depends on
+    /// the store: see [`audit_writes`]).
+    pub audit_writes: usize,
+    /// The store's kind, for the start-up log (`sqlite`, `mysql`).
+    pub backend: &'static str,
+}
+
+impl Parts<Production> {
+    /// The real adapters: validates the settings, opens the store, migrates
+    /// it (when configured) and seeds the dev data under the start-up lock,
+    /// opens the bitácora's spool, the SMTP mailer, the Synology client.
+    ///
+    /// A database that is down at start does not stop the server when
+    /// migrations are off: `/ready` answers 503 until it comes back.
+    pub async fn production(settings: &Settings) -> Result<Self, StartError> {
+        settings.validate()?;
+        let db = Arc::new(open_db(settings)?);
+        let keys = settings.keys()?;
+        prepare_db(settings, &db, &keys).await?;
+        let spool = FileSpool::open(&settings.audit.spool_dir, settings.audit.spool_max_bytes)
+            .map_err(|e| StartError::Spool(e.to_string()))?;
+        let mailer = SmtpMailer::new(&settings.smtp()?).map_err(|e| StartError::Smtp(e.to_string()))?;
+        let chat = SynologyClient::new(&settings.synology()?).map_err(|e| StartError::Synology(e.to_string()))?;
+        Ok(Parts {
+            audit_writes: audit_writes(db.backend(), settings.database.max_connections),
+            backend: match db.backend() {
+                Backend::Sqlite => "sqlite",
+                Backend::Mysql => "mysql",
+            },
+            store: db,
+            mailer: Arc::new(mailer),
+            chat: Arc::new(chat),
+            clock: Arc::new(SystemClock),
+            hasher: Arc::new(BlockingArgon2::new(cores())),
+            audit_spool: Some(Arc::new(spool)),
+        })
+    }
+}
+
+impl<A: Adapters> Parts<A> {
+    /// The same parts with another mailer.
+    pub fn with_mailer<M: MailNotifier>(self, mailer: Arc<M>) -> Parts<With<A::Store, M, A::Chat>> {
+        let Parts { store, mailer: _, chat, clock, hasher, audit_spool, audit_writes, backend } = self;
+        Parts { store, mailer, chat, clock, hasher, audit_spool, audit_writes, backend }
+    }
+
+    /// The same parts with another Synology Chat client.
+    pub fn with_chat<C: ChatNotifier>(self, chat: Arc<C>) -> Parts<With<A::Store, A::Mail, C>> {
+        let Parts { store, mailer, chat: _, clock, hasher, audit_spool, audit_writes, backend } = self;
+        Parts { store, mailer, chat, clock, hasher, audit_spool, audit_writes, backend }
+    }
+
+    /// The same parts with another clock (tests move time without sleeping).
+    pub fn with_clock(self, clock: Arc<dyn Clock>) -> Self {
+        Parts { clock, ..self }
+    }
+
+    /// The same parts with another password hasher.
+    pub fn with_hasher(self, hasher: Arc<dyn PasswordHasher>) -> Self {
+        Parts { hasher, ..self }
+    }
+}
+
+/// Groups of bitácora records committing at once: MySQL merges the flushes
+/// of concurrent commits, so records arriving during a commit start their own
+/// (up to half the pool, at most 4); SQLite has one writer, so one.
+pub fn audit_writes(backend: Backend, max_connections: usize) -> usize {
+    match backend {
+        Backend::Mysql => (max_connections / 2).clamp(1, 4),
+        Backend::Sqlite => 1,
+    }
+}
+
+/// The machine's cores (one when unknown).
+pub(crate) fn cores() -> usize {
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+}
+
+/// Builds every use-case service over `parts`, as the settings say, and
+/// spawns the bitácora's writer on the current tokio runtime (call it inside
+/// one). `tasks` is the set the handlers leave work running in.
+pub fn app_state<A: Adapters>(
+    settings: &Settings,
+    keys: Keys,
+    parts: Parts<A>,
+    tasks: TaskTracker,
+) -> Result<AppState<A>, ConfigError> {
+    let Parts { store, mailer, chat, clock, hasher, audit_spool, audit_writes, backend: _ } = parts;
+    let (audit, audit_writer) = match audit_spool {
+        Some(spool) => AuditService::with_spool(store.clone(), spool),
+        None => AuditService::new(store.clone()),
+    };
+    tokio::spawn(audit_writer.concurrent_writes(audit_writes).run());
+    let ids = MessageIdSigner::new(keys.consumer_hmac.clone(), &settings.ingest.message_id_domain);
+    Ok(AppState {
+        ingest: IngestService::new(store.clone(), ids.clone(), clock.clone(), settings.ingest()?),
+        outbox: Arc::new(OutboxService::new(
+            store.clone(),
+            mailer.clone(),
+            chat.clone(),
+            keys.secret_box.clone(),
+            ids,
+            clock.clone(),
+            settings.outbox()?,
+        )),
+        bot: Arc::new(BotService::new(store.clone(), chat, &settings.synology.outgoing_token)),
+        metrics: metrics::Metrics::default(),
+        access: AccessService::new(store.clone(), keys.consumer_hmac, clock.clone())
+            .with_cache(Duration::from_secs(settings.server.consumer_cache_secs)),
+        audit,
+        directory: DirectoryService::new(store.clone()),
+        mail_accounts: MailAccountService::new(store.clone(), keys.secret_box),
+        adi: AdiService::new(store.clone(), keys.tokens.clone(), clock.clone()),
+        sso: Arc::new(SsoService::new(store.clone(), hasher, keys.tokens, clock.clone(), settings.sso()?)),
+        mailer,
+        store,
+        clock,
+        limits: settings.limits()?,
+        policy: Arc::new(settings.http_policy()?),
+        tasks,
+    })
+}
