@@ -1,8 +1,9 @@
 //! SSO: `SSO/access`, `SSO/refreshUserToken`, `SSO/password/forgot|reset`.
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use helpdesk_domain::model::{Endpoint, UserStatus};
+use helpdesk_domain::model::{Endpoint, MailContent, UserStatus};
 use helpdesk_domain::ports::UserRepository;
 use helpdesk_notify_smtp::testing::parse;
 use serde_json::{Value, json};
@@ -324,6 +325,28 @@ async fn forgot_answers_the_same_for_known_and_unknown_addresses(backend: Backen
     assert_eq!((status, body["message"].as_str()), (422, Some("The email field must be a valid email address.")));
 }
 
+/// The mail adapter swapped for an in-memory fake (`TestApp::builder`):
+/// the reset e-mail of a known address reaches it, in the domain's words.
+async fn forgot_reaches_a_swapped_in_mailer(backend: Backend) {
+    let mailer = Arc::new(RecordingMailer::default());
+    let s = setup(TestApp::builder(backend).with_mailer(mailer.clone()).spawn().await).await;
+    let forgot = |email: &str| json!({"product": "mesa", "email": email});
+    let unknown = s.app.post("SSO/password/forgot", ("sso", &s.secret), &forgot("nadie@ejemplo.test")).await;
+    assert_eq!(unknown.status(), 200);
+    let known = s.app.post("SSO/password/forgot", ("sso", &s.secret), &forgot("pgarcia@ejemplo.test")).await;
+    assert_eq!(known.status(), 200);
+    let sent = mailer.wait_for(1, Duration::from_secs(10)).await;
+    assert_eq!(sent.len(), 1, "the reset e-mail reached the fake: {sent:?}");
+    assert_eq!(sent[0].to, "pgarcia@ejemplo.test");
+    let MailContent::PasswordReset { name, link, valid_minutes } = &sent[0].content else {
+        panic!("a password reset: {:?}", sent[0].content)
+    };
+    assert_eq!((name.as_str(), *valid_minutes), ("Persona pgarcia", 60));
+    assert!(link.starts_with(&format!("{}?id=", s.app.settings.sso.reset_url)), "{link}");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(mailer.sent().len(), 1, "nothing for the unknown address");
+}
+
 crate::on_both_backends!(
     password_login_answers_the_documented_shape,
     wrong_password_unknown_and_inactive_users_look_the_same,
@@ -334,6 +357,7 @@ crate::on_both_backends!(
     products_admit_only_their_users,
     refresh_rotates_and_refuses_dead_tokens,
     forgot_answers_the_same_for_known_and_unknown_addresses,
+    forgot_reaches_a_swapped_in_mailer,
 );
 
 /// Whom each e-mail was sent to, in order of arrival.
