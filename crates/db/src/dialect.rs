@@ -55,6 +55,9 @@ pub(crate) trait Dialect: AsyncConnectionCore {
     fn run<'c, 'q, Q: Portable + 'q>(&'c mut self, statement: Q) -> Self::ExecuteFuture<'c, 'q>;
     /// The one id `query` returns (diesel's `get_result`), from generic code.
     fn get_id<'c, Q: Ids<'c> + 'c>(&'c mut self, query: Q) -> impl Future<Output = QueryResult<i64>> + Send + 'c;
+    /// The ids `query` returns (diesel's `load`), from generic code.
+    fn load_ids<'c, Q: Ids<'c> + 'c>(&'c mut self, query: Q)
+    -> impl Future<Output = QueryResult<Vec<i64>>> + Send + 'c;
 
     /// Runs an insert and gives the new row's id: in the same round trip with
     /// `RETURNING` where the store has it (`returning`, see
@@ -147,6 +150,12 @@ impl Dialect for SqliteConn {
     fn get_id<'c, Q: Ids<'c> + 'c>(&'c mut self, query: Q) -> impl Future<Output = QueryResult<i64>> + Send + 'c {
         query.get_result(self)
     }
+    fn load_ids<'c, Q: Ids<'c> + 'c>(
+        &'c mut self,
+        query: Q,
+    ) -> impl Future<Output = QueryResult<Vec<i64>>> + Send + 'c {
+        query.load(self)
+    }
 }
 
 impl Dialect for AsyncMysqlConnection {
@@ -167,5 +176,11 @@ impl Dialect for AsyncMysqlConnection {
     }
     fn get_id<'c, Q: Ids<'c> + 'c>(&'c mut self, query: Q) -> impl Future<Output = QueryResult<i64>> + Send + 'c {
         query.get_result(self)
+    }
+    fn load_ids<'c, Q: Ids<'c> + 'c>(
+        &'c mut self,
+        query: Q,
+    ) -> impl Future<Output = QueryResult<Vec<i64>>> + Send + 'c {
+        query.load(self)
     }
 }

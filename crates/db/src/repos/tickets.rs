@@ -1,5 +1,7 @@
 //! Tickets, details, attachments, participants: one transaction per mail.
 
+use std::future::Future;
+
 use diesel::OptionalExtension;
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
@@ -8,148 +10,33 @@ use helpdesk_domain::model::*;
 use helpdesk_domain::ports::*;
 
 use crate::dialect::{Dialect, load_slot};
-use crate::error::OrRepo;
+use crate::error::{OrRepo, TxError};
 use crate::models::*;
 use crate::schema::*;
 use crate::sql::{Statement, Value};
 use crate::{Db, db_run, db_transaction};
 
-/// The columns of a new notice, in the order of its values.
-const NOTICE_COLUMNS: &[&str] =
-    &["fk_id_ticket", "fk_id_detalle_ticket", "tipo", "destino", "estado", "intentos", "proximo_intento", "created_at"];
-
 impl TicketRepository for Db {
+    /// One transaction, in steps: the ticket (opened, or the one the mail
+    /// continues), the detail, its attachments, the participants, the
+    /// notices.
     async fn store_incoming(&self, n: NewIncoming) -> RepoResult<StoredIncoming> {
         let headers = serde_json::to_string(&n.detail.headers).map_err(RepoError::unexpected)?;
-        let now = n.now;
-        let d = &n.detail;
-        let mut participants: Vec<String> = n.participants.iter().map(|p| p.trim().to_lowercase()).collect();
-        participants.sort();
-        participants.dedup();
-        participants.retain(|p| !p.is_empty());
+        let participants = participants(&n.participants);
         let returning = self.returning();
-        // All participants in one statement (one already known is skipped by
-        // the primary key), and all notices in one, which returns their ids
-        // (SQLite, MariaDB) or is followed by a read of them (MySQL; the
-        // detail is new, so its notices are exactly these).
         db_transaction!(self, |conn| {
-            // The ticket (or the one it continues), the detail, its attachments.
             let (ticket_id, created_ticket) = match &n.target {
-                IncomingTarget::New(t) => {
-                    // The assignee's load, in a random slot: concurrent
-                    // tickets for one operator seldom touch the same row.
-                    if let Some(a) = t.assignee_id {
-                        Statement::new(
-                            format!(
-                                "INSERT INTO carga_operador \
-                                 (fk_id_usuario, ranura, tickets_abiertos, ultima_asignacion) \
-                                 VALUES (?, ?, 1, ?){}",
-                                conn.add_to_load()
-                            ),
-                            vec![Value::BigInt(a), Value::Int(load_slot()), Value::Timestamp(now)],
-                        )
-                        .execute(conn)
-                        .await?;
-                    }
-                    let insert = diesel::insert_into(ticket::table).values((
-                        ticket::asunto.eq(&t.subject),
-                        ticket::estado.eq(TicketStatus::Open.as_str()),
-                        ticket::fk_id_departamento.eq(t.department_id),
-                        ticket::fk_id_usuario_asignado.eq(t.assignee_id),
-                        ticket::solicitante.eq(&t.requester),
-                        ticket::fk_id_cuenta_correo.eq(t.mail_account_id),
-                        ticket::sistema.eq(&t.system),
-                        ticket::created_at.eq(now),
-                        ticket::updated_at.eq(now),
-                    ));
-                    (conn.insert_id(returning, insert, ticket::id_ticket).await?, true)
-                }
+                IncomingTarget::New(t) => (open_ticket(conn, returning, t, n.now).await?, true),
                 IncomingTarget::Existing { ticket_id, reopen } => {
-                    let found = if *reopen {
-                        conn.set_status(*ticket_id, TicketStatus::Open, now).await?
-                    } else {
-                        diesel::update(ticket::table.find(*ticket_id))
-                            .set(ticket::updated_at.eq(now))
-                            .execute(conn)
-                            .await?
-                            == 1
-                    };
-                    if !found {
-                        return Err(RepoError::NotFound.into());
-                    }
+                    continue_ticket(conn, *ticket_id, *reopen, n.now).await?;
                     (*ticket_id, false)
                 }
             };
-            let insert = diesel::insert_into(detalle_ticket::table).values((
-                detalle_ticket::fk_id_ticket.eq(ticket_id),
-                detalle_ticket::clave_dedupe.eq(&d.dedupe_key),
-                detalle_ticket::message_id.eq(&d.message_id),
-                detalle_ticket::message_id_hash.eq(&d.message_id_hash),
-                detalle_ticket::remitente.eq(&d.from),
-                detalle_ticket::destinatario.eq(&d.to),
-                detalle_ticket::cc.eq(&d.cc),
-                detalle_ticket::bcc.eq(&d.bcc),
-                detalle_ticket::reply_to.eq(&d.reply_to),
-                detalle_ticket::asunto.eq(&d.subject),
-                detalle_ticket::cuerpo.eq(&d.body),
-                detalle_ticket::html.eq(&d.html),
-                detalle_ticket::fecha.eq(d.date),
-                detalle_ticket::headers.eq(&headers),
-                detalle_ticket::automatico.eq(d.automatic),
-                detalle_ticket::nuevo_ticket.eq(created_ticket),
-                detalle_ticket::created_at.eq(now),
-            ));
-            let detail_id = conn.insert_id(returning, insert, detalle_ticket::id_detalle_ticket).await?;
-            for a in &n.attachments {
-                diesel::insert_into(adjunto_ticket::table)
-                    .values((
-                        adjunto_ticket::fk_id_detalle_ticket.eq(detail_id),
-                        adjunto_ticket::nombre.eq(&a.name),
-                        adjunto_ticket::ruta.eq(&a.route),
-                        adjunto_ticket::tipo.eq(&a.mime_type),
-                    ))
-                    .execute(conn)
-                    .await?;
-            }
-            if !participants.is_empty() {
-                let rows = participants.iter().map(|p| vec![Value::BigInt(ticket_id), Value::Text(p)]).collect();
-                let head = format!("{} INTO participante_ticket", conn.insert_ignore());
-                Statement::insert_rows(&head, &["fk_id_ticket", "correo"], rows).execute(&mut *conn).await?;
-            }
-            let notice_ids = if n.notices.is_empty() {
-                Vec::new()
-            } else {
-                let rows = n
-                    .notices
-                    .iter()
-                    .map(|nn| {
-                        vec![
-                            Value::BigInt(ticket_id),
-                            Value::BigInt(detail_id),
-                            Value::Text(nn.kind.as_str()),
-                            Value::Text(&nn.recipient),
-                            Value::Text(NoticeStatus::Pending.as_str()),
-                            Value::Int(0),
-                            Value::Timestamp(n.notices_due_at),
-                            Value::Timestamp(now),
-                        ]
-                    })
-                    .collect();
-                let insert = Statement::insert_rows("INSERT INTO notificacion", NOTICE_COLUMNS, rows);
-                let mut ids = if returning {
-                    crate::sql::returning(insert, notificacion::id_notificacion).load::<i64>(&mut *conn).await?
-                } else {
-                    insert.execute(&mut *conn).await?;
-                    notificacion::table
-                        .filter(notificacion::fk_id_detalle_ticket.eq(detail_id))
-                        .select(notificacion::id_notificacion)
-                        .load::<i64>(&mut *conn)
-                        .await?
-                };
-                // In the order of `n.notices` (ids increase row by row).
-                ids.sort_unstable();
-                ids
-            };
+            let detail_id =
+                insert_detail(conn, returning, ticket_id, created_ticket, &n.detail, &headers, n.now).await?;
+            insert_attachments(conn, detail_id, &n.attachments).await?;
+            add_participants(conn, ticket_id, &participants).await?;
+            let notice_ids = queue_notices(conn, returning, ticket_id, detail_id, &n).await?;
             Ok(StoredIncoming { ticket_id, detail_id, created_ticket, notice_ids })
         })
     }
@@ -282,5 +169,199 @@ impl TicketRepository for Db {
         db_transaction!(self, |conn| {
             if conn.set_status(ticket_id, status, now).await? { Ok(()) } else { Err(RepoError::NotFound.into()) }
         })
+    }
+}
+
+// The steps of `store_incoming`, each inside its transaction, written once
+// for both backends (generic over the connection: see `crate::dialect`).
+// Those that insert with `Dialect::insert_id` or read with
+// `Dialect::load_ids` declare their futures `Send` instead of being
+// `async fn`: rustc proves it here, from the bounds, but not when the future
+// of an `async fn` leaks into the transaction's body (the higher-ranked
+// lifetimes of rust-lang/rust#100013).
+
+/// The addresses that may post into the ticket: trimmed, lower-case, each
+/// once, none empty.
+fn participants(addresses: &[String]) -> Vec<String> {
+    let mut participants: Vec<String> = addresses.iter().map(|p| p.trim().to_lowercase()).collect();
+    participants.sort();
+    participants.dedup();
+    participants.retain(|p| !p.is_empty());
+    participants
+}
+
+/// Opens a ticket: counts it in its assignee's load, inserts it, gives its id.
+#[expect(clippy::manual_async_fn, reason = "its future is Send by its bounds; see the note above")]
+fn open_ticket<C: Dialect>(
+    conn: &mut C,
+    returning: bool,
+    t: &NewTicket,
+    now: Timestamp,
+) -> impl Future<Output = QueryResult<i64>> + Send {
+    async move {
+        if let Some(assignee) = t.assignee_id {
+            add_assignment(conn, assignee, now).await?;
+        }
+        let insert = diesel::insert_into(ticket::table).values((
+            ticket::asunto.eq(&t.subject),
+            ticket::estado.eq(TicketStatus::Open.as_str()),
+            ticket::fk_id_departamento.eq(t.department_id),
+            ticket::fk_id_usuario_asignado.eq(t.assignee_id),
+            ticket::solicitante.eq(&t.requester),
+            ticket::fk_id_cuenta_correo.eq(t.mail_account_id),
+            ticket::sistema.eq(&t.system),
+            ticket::created_at.eq(now),
+            ticket::updated_at.eq(now),
+        ));
+        conn.insert_id(returning, insert, ticket::id_ticket).await
+    }
+}
+
+/// One more open ticket in the assignee's load, in a random slot:
+/// concurrent tickets for one operator seldom touch the same row.
+async fn add_assignment<C: Dialect>(conn: &mut C, assignee: i64, now: Timestamp) -> QueryResult<()> {
+    let sql = format!(
+        "INSERT INTO carga_operador (fk_id_usuario, ranura, tickets_abiertos, ultima_asignacion) VALUES (?, ?, 1, ?){}",
+        conn.add_to_load()
+    );
+    let values = vec![Value::BigInt(assignee), Value::Int(load_slot()), Value::Timestamp(now)];
+    conn.run(Statement::new(sql, values)).await?;
+    Ok(())
+}
+
+/// Moves on the ticket a mail continues (reopened when asked);
+/// `RepoError::NotFound` when there is no such ticket.
+async fn continue_ticket<C: Dialect>(
+    conn: &mut C,
+    ticket_id: i64,
+    reopen: bool,
+    now: Timestamp,
+) -> Result<(), TxError> {
+    let found = if reopen {
+        conn.set_status(ticket_id, TicketStatus::Open, now).await?
+    } else {
+        conn.run(diesel::update(ticket::table.find(ticket_id)).set(ticket::updated_at.eq(now))).await? == 1
+    };
+    if !found {
+        return Err(RepoError::NotFound.into());
+    }
+    Ok(())
+}
+
+/// Inserts the mail as a detail of its ticket (`headers`: its headers as
+/// JSON) and gives its id.
+#[expect(clippy::manual_async_fn, reason = "its future is Send by its bounds; see the note above")]
+fn insert_detail<C: Dialect>(
+    conn: &mut C,
+    returning: bool,
+    ticket_id: i64,
+    created_ticket: bool,
+    d: &NewTicketDetail,
+    headers: &str,
+    now: Timestamp,
+) -> impl Future<Output = QueryResult<i64>> + Send {
+    async move {
+        let insert = diesel::insert_into(detalle_ticket::table).values((
+            detalle_ticket::fk_id_ticket.eq(ticket_id),
+            detalle_ticket::clave_dedupe.eq(&d.dedupe_key),
+            detalle_ticket::message_id.eq(&d.message_id),
+            detalle_ticket::message_id_hash.eq(&d.message_id_hash),
+            detalle_ticket::remitente.eq(&d.from),
+            detalle_ticket::destinatario.eq(&d.to),
+            detalle_ticket::cc.eq(&d.cc),
+            detalle_ticket::bcc.eq(&d.bcc),
+            detalle_ticket::reply_to.eq(&d.reply_to),
+            detalle_ticket::asunto.eq(&d.subject),
+            detalle_ticket::cuerpo.eq(&d.body),
+            detalle_ticket::html.eq(&d.html),
+            detalle_ticket::fecha.eq(d.date),
+            detalle_ticket::headers.eq(headers),
+            detalle_ticket::automatico.eq(d.automatic),
+            detalle_ticket::nuevo_ticket.eq(created_ticket),
+            detalle_ticket::created_at.eq(now),
+        ));
+        conn.insert_id(returning, insert, detalle_ticket::id_detalle_ticket).await
+    }
+}
+
+/// One row per attachment of the detail.
+async fn insert_attachments<C: Dialect>(
+    conn: &mut C,
+    detail_id: i64,
+    attachments: &[NewAttachment],
+) -> QueryResult<()> {
+    for a in attachments {
+        let insert = diesel::insert_into(adjunto_ticket::table).values((
+            adjunto_ticket::fk_id_detalle_ticket.eq(detail_id),
+            adjunto_ticket::nombre.eq(&a.name),
+            adjunto_ticket::ruta.eq(&a.route),
+            adjunto_ticket::tipo.eq(&a.mime_type),
+        ));
+        conn.run(insert).await?;
+    }
+    Ok(())
+}
+
+/// All participants in one statement; one already known is skipped (the
+/// primary key).
+async fn add_participants<C: Dialect>(conn: &mut C, ticket_id: i64, participants: &[String]) -> QueryResult<()> {
+    if participants.is_empty() {
+        return Ok(());
+    }
+    let rows = participants.iter().map(|p| vec![Value::BigInt(ticket_id), Value::Text(p)]).collect();
+    let head = format!("{} INTO participante_ticket", conn.insert_ignore());
+    conn.run(Statement::insert_rows(&head, &["fk_id_ticket", "correo"], rows)).await?;
+    Ok(())
+}
+
+/// The columns of a new notice, in the order of its values.
+const NOTICE_COLUMNS: &[&str] =
+    &["fk_id_ticket", "fk_id_detalle_ticket", "tipo", "destino", "estado", "intentos", "proximo_intento", "created_at"];
+
+/// Puts the mail's notices in the outbox, all in one statement, and gives
+/// their ids in the order of `n.notices`: returned by the insert (SQLite,
+/// MariaDB) or read after it (MySQL; the detail is new, so its notices are
+/// exactly these).
+#[expect(clippy::manual_async_fn, reason = "its future is Send by its bounds; see the note above")]
+fn queue_notices<C: Dialect>(
+    conn: &mut C,
+    returning: bool,
+    ticket_id: i64,
+    detail_id: i64,
+    n: &NewIncoming,
+) -> impl Future<Output = QueryResult<Vec<i64>>> + Send {
+    async move {
+        if n.notices.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows = n
+            .notices
+            .iter()
+            .map(|nn| {
+                vec![
+                    Value::BigInt(ticket_id),
+                    Value::BigInt(detail_id),
+                    Value::Text(nn.kind.as_str()),
+                    Value::Text(&nn.recipient),
+                    Value::Text(NoticeStatus::Pending.as_str()),
+                    Value::Int(0),
+                    Value::Timestamp(n.notices_due_at),
+                    Value::Timestamp(n.now),
+                ]
+            })
+            .collect();
+        let insert = Statement::insert_rows("INSERT INTO notificacion", NOTICE_COLUMNS, rows);
+        let mut ids = if returning {
+            conn.load_ids(crate::sql::returning(insert, notificacion::id_notificacion)).await?
+        } else {
+            conn.run(insert).await?;
+            let of_detail = notificacion::table
+                .filter(notificacion::fk_id_detalle_ticket.eq(detail_id))
+                .select(notificacion::id_notificacion);
+            conn.load_ids(of_detail).await?
+        };
+        // In the order of `n.notices` (ids increase row by row).
+        ids.sort_unstable();
+        Ok(ids)
     }
 }
