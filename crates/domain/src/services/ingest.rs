@@ -154,6 +154,14 @@ impl MessageIdSigner {
         format!("ticket{ticket_id}.{notice_id}.{}@{}", self.tag(ticket_id), self.domain)
     }
 
+    /// The Message-ID of an operator's reply: the same signed tag, with a
+    /// random part where a notice's id goes (the reply is stored before any
+    /// notice exists), so the customer's answer threads without a lookup.
+    pub fn for_reply(&self, ticket_id: i64) -> String {
+        let nonce = crate::crypto::random_token(16);
+        format!("ticket{ticket_id}.r{nonce}.{}@{}", self.tag(ticket_id), self.domain)
+    }
+
     /// The ticket a Message-ID we sent names, if its tag is genuine.
     pub fn ticket_of(&self, message_id: &str) -> Option<i64> {
         let id = normalize_id(message_id);
@@ -551,6 +559,10 @@ mod tests {
         assert_eq!(s.ticket_of(&id.replace("ticket132", "ticket133")), None, "forged number");
         assert_eq!(MessageIdSigner::new(SecretHasher::new([2; 32]), "x").ticket_of(&id), None, "another key");
         assert_eq!(s.ticket_of("cualquier@otro.test"), None);
+        let reply = s.for_reply(132);
+        assert_eq!(s.ticket_of(&reply), Some(132), "{reply}");
+        assert_ne!(reply, s.for_reply(132), "each reply its own id");
+        assert_eq!(s.ticket_of(&reply.replace("ticket132", "ticket7")), None, "forged number");
     }
 
     #[tokio::test]

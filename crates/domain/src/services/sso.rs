@@ -341,6 +341,27 @@ impl<R: SsoPorts> SsoService<R> {
         })
     }
 
+    /// The active user a live token (from `SSO/access` or a refresh)
+    /// belongs to: signature, expiry, its session neither revoked (nor
+    /// exchanged) nor past the family's lifetime. Used by the operators'
+    /// ticket API; the token is not rotated.
+    pub async fn authenticate(&self, token: &str) -> Result<InternalUser, SsoError> {
+        let now = self.clock.now();
+        let claims = self.signer.verify(token).map_err(|_| SsoError::InvalidToken)?;
+        if claims.exp <= now.and_utc().timestamp() || claims.aud.starts_with("adi:") {
+            return Err(SsoError::InvalidToken);
+        }
+        let session = self.repo.find_session(&claims.jti).await?.ok_or(SsoError::InvalidToken)?;
+        let live = session.user_id.to_string() == claims.sub
+            && session.revoked_at.is_none()
+            && session.expires_at > now
+            && session.family_started_at + self.settings.session_max > now;
+        if !live {
+            return Err(SsoError::InvalidToken);
+        }
+        self.repo.find_user(session.user_id).await?.filter(InternalUser::is_active).ok_or(SsoError::InvalidToken)
+    }
+
     /// Exchanges a live token for a new one, for `product`, and revokes the
     /// old (rotation).
     pub async fn refresh(&self, token: &str, product: &str) -> Result<LoginSuccess, SsoError> {
@@ -720,6 +741,23 @@ mod tests {
         assert!(matches!(f.svc.refresh(&second.token, "nada").await, Err(SsoError::UnknownProduct)));
         f.clock.advance(Duration::hours(8));
         assert!(matches!(f.svc.refresh(&second.token, "mesa").await, Err(SsoError::InvalidToken)), "expired");
+    }
+
+    #[tokio::test]
+    async fn authenticate_names_the_user_of_a_live_token_only() {
+        let f = fixture().await;
+        let first = f.svc.login(pw("ana", "Clave-correcta-1")).await.unwrap();
+        assert_eq!(f.svc.authenticate(&first.token).await.unwrap().id, f.user.id);
+        assert_eq!(f.svc.authenticate(&first.token).await.unwrap().id, f.user.id, "not rotated by use");
+        let second = f.svc.refresh(&first.token, "mesa").await.unwrap();
+        assert!(matches!(f.svc.authenticate(&first.token).await, Err(SsoError::InvalidToken)), "exchanged");
+        assert!(matches!(f.svc.authenticate("no-es-un-token").await, Err(SsoError::InvalidToken)));
+        f.store.set_user_status(f.user.id, UserStatus::Inactive).await.unwrap();
+        assert!(matches!(f.svc.authenticate(&second.token).await, Err(SsoError::InvalidToken)), "inactive user");
+        f.store.set_user_status(f.user.id, UserStatus::Active).await.unwrap();
+        f.svc.authenticate(&second.token).await.unwrap();
+        f.clock.advance(Duration::hours(8));
+        assert!(matches!(f.svc.authenticate(&second.token).await, Err(SsoError::InvalidToken)), "expired");
     }
 
     #[tokio::test]
