@@ -96,14 +96,17 @@ pub(crate) trait Dialect: AsyncConnectionCore {
             let closed_at = (status == TicketStatus::Closed).then_some(now);
             let values =
                 (ticket::estado.eq(status.as_str()), ticket::updated_at.eq(now), ticket::closed_at.eq(closed_at));
-            let flipped = self
-                .run(
-                    diesel::update(ticket::table.find(ticket_id).filter(ticket::estado.ne(status.as_str())))
-                        .set(values),
-                )
-                .await?;
+            // Only crossing between closed and not closed (open or pending)
+            // moves the assignee's count.
+            let closed = TicketStatus::Closed.as_str();
+            let crossing = ticket::table.find(ticket_id);
+            let flipped = if status == TicketStatus::Closed {
+                self.run(diesel::update(crossing.filter(ticket::estado.ne(closed))).set(values)).await?
+            } else {
+                self.run(diesel::update(crossing.filter(ticket::estado.eq(closed))).set(values)).await?
+            };
             if flipped == 1 {
-                let step = if status == TicketStatus::Open { 1 } else { -1 };
+                let step = if status.is_open() { 1 } else { -1 };
                 let sql = format!(
                     "INSERT INTO carga_operador (fk_id_usuario, ranura, tickets_abiertos, ultima_asignacion) \
                      SELECT fk_id_usuario_asignado, ?, ?, NULL FROM ticket \

@@ -439,6 +439,7 @@ pub struct TicketRow {
     pub created_at: chrono::NaiveDateTime,
     pub updated_at: chrono::NaiveDateTime,
     pub closed_at: Option<chrono::NaiveDateTime>,
+    pub prioridad: String,
 }
 
 impl TryFrom<TicketRow> for Ticket {
@@ -449,6 +450,8 @@ impl TryFrom<TicketRow> for Ticket {
             subject: r.asunto,
             status: TicketStatus::parse(&r.estado)
                 .ok_or_else(|| RepoError::Unexpected(format!("unknown ticket.estado {:?}", r.estado)))?,
+            priority: Priority::parse(&r.prioridad)
+                .ok_or_else(|| RepoError::Unexpected(format!("unknown ticket.prioridad {:?}", r.prioridad)))?,
             department_id: r.fk_id_departamento,
             assignee_id: r.fk_id_usuario_asignado,
             requester: r.solicitante,
@@ -481,6 +484,8 @@ pub struct DetailRow {
     pub automatico: bool,
     pub nuevo_ticket: bool,
     pub created_at: chrono::NaiveDateTime,
+    pub direccion: String,
+    pub fk_id_usuario_autor: Option<i64>,
 }
 
 impl TryFrom<DetailRow> for TicketDetail {
@@ -504,6 +509,9 @@ impl TryFrom<DetailRow> for TicketDetail {
                 .map_err(|e| RepoError::Unexpected(format!("detalle_ticket.headers is not a JSON object: {e}")))?,
             automatic: r.automatico,
             opened_ticket: r.nuevo_ticket,
+            direction: Direction::parse(&r.direccion)
+                .ok_or_else(|| RepoError::Unexpected(format!("unknown detalle_ticket.direccion {:?}", r.direccion)))?,
+            author_id: r.fk_id_usuario_autor,
             created_at: r.created_at,
         })
     }

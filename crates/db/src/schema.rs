@@ -198,6 +198,7 @@ diesel::table! {
         created_at -> Timestamp,
         updated_at -> Timestamp,
         closed_at -> Nullable<Timestamp>,
+        prioridad -> Text,
     }
 }
 
@@ -221,6 +222,8 @@ diesel::table! {
         automatico -> Bool,
         nuevo_ticket -> Bool,
         created_at -> Timestamp,
+        direccion -> Text,
+        fk_id_usuario_autor -> Nullable<BigInt>,
     }
 }
 

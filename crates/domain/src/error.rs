@@ -18,6 +18,10 @@ pub enum RepoError {
     /// The store cannot be reached (connection refused, pool timeout).
     #[error("store unavailable: {0}")]
     Unavailable(String),
+    /// The row changed since it was read (a conditional update found
+    /// other values): nothing was written; read again and decide again.
+    #[error("changed meanwhile")]
+    Conflict,
     /// Concurrent writes kept conflicting (deadlocks, a cluster's
     /// certification conflicts) after every retry: nothing was written, and
     /// the same request may succeed a moment later.

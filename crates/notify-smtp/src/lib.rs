@@ -154,8 +154,21 @@ impl SmtpMailer {
             .to(to)
             .subject(words.subject)
             .header(MessageId::from(format!("<{message_id}>")));
+        for cc in &mail.cc {
+            let cc: Mailbox =
+                cc.parse().map_err(|e| NotifyError::Permanent(format!("invalid Cc recipient {cc:?}: {e}")))?;
+            builder = builder.cc(cc);
+        }
+        let mut references: Vec<&String> = mail.references.iter().collect();
         if let Some(parent) = &mail.in_reply_to {
-            builder = builder.in_reply_to(format!("<{parent}>")).references(format!("<{parent}>"));
+            builder = builder.in_reply_to(format!("<{parent}>"));
+            if !references.contains(&parent) {
+                references.push(parent);
+            }
+        }
+        if !references.is_empty() {
+            let list: Vec<String> = references.iter().map(|r| format!("<{r}>")).collect();
+            builder = builder.references(list.join(" "));
         }
         let body = match words.html {
             Some(html) => {
@@ -225,6 +238,8 @@ mod tests {
             },
             message_id: Some("abc@helpdesk.test".into()),
             in_reply_to: Some("padre@otro.test".into()),
+            references: vec![],
+            cc: vec![],
             headers: vec![("Auto-Submitted".into(), "auto-replied".into())],
         }
     }

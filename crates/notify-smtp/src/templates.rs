@@ -53,6 +53,16 @@ pub fn render(content: &MailContent) -> RenderedMail {
                 link = html_escape(link)
             )),
         },
+        MailContent::OperatorReply { number, subject, text, html } => RenderedMail {
+            subject: format!("{} {subject}", ticket_tag(*number)),
+            text: text.clone(),
+            html: html.clone(),
+        },
+        MailContent::TicketAssigned { number, subject, requester } => RenderedMail {
+            subject: format!("{} Ticket asignado: {subject}", ticket_tag(*number)),
+            text: format!("Se le asignó el ticket #{number}: {subject}\nSolicitante: {requester}\n"),
+            html: None,
+        },
         MailContent::Plain { subject, text, html } => {
             RenderedMail { subject: subject.clone(), text: text.clone(), html: html.clone() }
         }
@@ -162,6 +172,38 @@ mod tests {
         assert_eq!(
             render(&content),
             RenderedMail { subject: "Re: <x>".into(), text: "a & b".into(), html: Some("<p>a &amp; b</p>".into()) }
+        );
+    }
+
+    #[test]
+    fn an_operator_reply_keeps_its_words_and_tags_the_subject() {
+        let content = MailContent::OperatorReply {
+            number: 132,
+            subject: "Re: No funciona".into(),
+            text: "Hola <Ana> & cía".into(),
+            html: None,
+        };
+        let words = render(&content);
+        assert_eq!(words.subject, "[Ticket #132] Re: No funciona");
+        assert_eq!(words.text, "Hola <Ana> & cía");
+        assert_eq!(words.html, None);
+        assert_eq!(subject_ticket_number(&format!("Re: {}", words.subject)), Some(132));
+    }
+
+    #[test]
+    fn an_assignment_names_the_ticket_and_its_requester() {
+        let content = MailContent::TicketAssigned {
+            number: 7,
+            subject: "Impresora".into(),
+            requester: "ana@cliente.test".into(),
+        };
+        assert_eq!(
+            render(&content),
+            RenderedMail {
+                subject: "[Ticket #7] Ticket asignado: Impresora".into(),
+                text: "Se le asignó el ticket #7: Impresora\nSolicitante: ana@cliente.test\n".into(),
+                html: None,
+            }
         );
     }
 }

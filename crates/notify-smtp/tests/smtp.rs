@@ -35,6 +35,8 @@ async fn a_message_arrives_whole() {
             },
             message_id: None,
             in_reply_to: Some("original@cliente.test".into()),
+            references: vec![],
+            cc: vec![],
             headers: vec![("Auto-Submitted".into(), "auto-replied".into())],
         })
         .await
@@ -68,8 +70,15 @@ async fn a_templated_message_arrives_in_its_words() {
         valid_minutes: 60,
     };
     let words = templates::render(&content);
-    let mail =
-        OutgoingMail { to: "ana@ejemplo.test".into(), content, message_id: None, in_reply_to: None, headers: vec![] };
+    let mail = OutgoingMail {
+        to: "ana@ejemplo.test".into(),
+        content,
+        message_id: None,
+        in_reply_to: None,
+        references: vec![],
+        headers: vec![],
+        cc: vec![],
+    };
     mailer.send(mail).await.unwrap();
     let raw = sink.wait_for(1, Duration::from_secs(10)).await;
     assert_eq!(raw.len(), 1);
@@ -91,6 +100,8 @@ async fn a_stopped_server_is_a_temporary_failure_and_a_restarted_one_works() {
         content: MailContent::Plain { subject: "hola".into(), text: "hola".into(), html: None },
         message_id: None,
         in_reply_to: None,
+        references: vec![],
+        cc: vec![],
         headers: vec![],
     };
     assert!(matches!(mailer.send(mail.clone()).await, Err(NotifyError::Temporary(_))));
@@ -106,6 +117,8 @@ fn hello() -> OutgoingMail {
         content: MailContent::Plain { subject: "por TLS".into(), text: "hola".into(), html: None },
         message_id: None,
         in_reply_to: None,
+        references: vec![],
+        cc: vec![],
         headers: vec![],
     }
 }

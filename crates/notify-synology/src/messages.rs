@@ -12,6 +12,7 @@ pub fn render(content: &ChatContent) -> String {
             format!("{what} #{number}: {subject} (de {from})")
         }
         ChatContent::NewTicket { number, subject, from } => format!("Nuevo ticket #{number}: {subject} (de {from})"),
+        ChatContent::TicketAssigned { number, subject } => format!("Se le asignó el ticket #{number}: {subject}"),
         ChatContent::LinkGreeting { name, login } => {
             format!("Hola {name}: su usuario de Synology Chat quedó vinculado a {login} en la mesa de ayuda.")
         }
@@ -64,5 +65,11 @@ mod tests {
     #[test]
     fn plain_content_is_sent_as_given() {
         assert_eq!(render(&ChatContent::Plain { text: "Hola, ñandú <b>".into() }), "Hola, ñandú <b>");
+    }
+
+    #[test]
+    fn an_assignment_names_the_ticket() {
+        let content = ChatContent::TicketAssigned { number: 7, subject: "Impresora".into() };
+        assert_eq!(render(&content), "Se le asignó el ticket #7: Impresora");
     }
 }

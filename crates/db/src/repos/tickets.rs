@@ -279,6 +279,8 @@ fn insert_detail<C: Dialect>(
             detalle_ticket::automatico.eq(d.automatic),
             detalle_ticket::nuevo_ticket.eq(created_ticket),
             detalle_ticket::created_at.eq(now),
+            detalle_ticket::direccion.eq(d.direction.as_str()),
+            detalle_ticket::fk_id_usuario_autor.eq(d.author_id),
         ));
         conn.insert_id(returning, insert, detalle_ticket::id_detalle_ticket).await
     }

@@ -9,6 +9,7 @@ mod outgoing;
 mod reader;
 mod sso;
 mod ticket;
+mod work;
 
 pub use audit::*;
 pub use consumer::*;
@@ -18,6 +19,7 @@ pub use outgoing::*;
 pub use reader::*;
 pub use sso::*;
 pub use ticket::*;
+pub use work::*;
 
 /// Times are stored and compared in UTC without an offset, as the documented
 /// `Y-m-d H:i:s` fields are.

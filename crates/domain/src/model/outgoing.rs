@@ -12,11 +12,16 @@ use super::Timestamp;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutgoingMail {
     pub to: String,
+    /// More recipients, copied (bare addresses).
+    pub cc: Vec<String>,
     /// What it says; the mail adapter writes the subject and the body.
     pub content: MailContent,
     /// Without angle brackets; the adapter generates one when `None`.
     pub message_id: Option<String>,
     pub in_reply_to: Option<String>,
+    /// The thread's earlier Message-IDs, oldest first, without brackets
+    /// (`References`); `in_reply_to` is added at the end when missing.
+    pub references: Vec<String>,
     /// Extra headers (for example `Auto-Submitted: auto-replied`).
     pub headers: Vec<(String, String)>,
 }
@@ -48,7 +53,12 @@ pub enum MailContent {
     /// A password-reset link for the user called `name`, valid
     /// `valid_minutes`.
     PasswordReset { name: String, link: String, valid_minutes: i64 },
-    /// Finished text we did not write (an operator's reply): sent as is.
+    /// An operator's public reply on ticket `number`: their words as
+    /// written; the subject carries the ticket's tag.
+    OperatorReply { number: i64, subject: String, text: String, html: Option<String> },
+    /// To an operator: ticket `number` was just assigned to them.
+    TicketAssigned { number: i64, subject: String, requester: String },
+    /// Finished text we did not write: sent as is.
     Plain { subject: String, text: String, html: Option<String> },
 }
 
@@ -61,6 +71,9 @@ pub enum ChatContent {
     AssigneeNotice { opened_ticket: bool, number: i64, subject: String, from: String },
     /// To a department's channel: a new ticket.
     NewTicket { number: i64, subject: String, from: String },
+    /// To an operator, through the bot: ticket `number` was just assigned
+    /// to them.
+    TicketAssigned { number: i64, subject: String },
     /// The bot's answer once a Synology user is linked to the internal user
     /// `login`, called `name`.
     LinkGreeting { name: String, login: String },

@@ -3,11 +3,14 @@
 
 use std::collections::BTreeMap;
 
-use super::{InternalUser, Timestamp};
+use super::{Direction, InternalUser, Priority, Timestamp};
 
+/// `abierto`, `pendiente` (waiting on the customer), `cerrado`. A ticket
+/// counts in its assignee's open tickets while it is not closed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum TicketStatus {
     Open,
+    Pending,
     Closed,
 }
 
@@ -15,15 +18,21 @@ impl TicketStatus {
     pub fn as_str(self) -> &'static str {
         match self {
             TicketStatus::Open => "abierto",
+            TicketStatus::Pending => "pendiente",
             TicketStatus::Closed => "cerrado",
         }
     }
     pub fn parse(s: &str) -> Option<Self> {
         match s {
             "abierto" => Some(TicketStatus::Open),
+            "pendiente" => Some(TicketStatus::Pending),
             "cerrado" => Some(TicketStatus::Closed),
             _ => None,
         }
+    }
+    /// Counted in the assignee's open tickets.
+    pub fn is_open(self) -> bool {
+        self != TicketStatus::Closed
     }
 }
 
@@ -34,6 +43,7 @@ pub struct Ticket {
     pub id: i64,
     pub subject: String,
     pub status: TicketStatus,
+    pub priority: Priority,
     pub department_id: i64,
     pub assignee_id: Option<i64>,
     /// Address of whoever opened the ticket.
@@ -69,6 +79,9 @@ pub struct TicketDetail {
     pub automatic: bool,
     /// This message opened the ticket.
     pub opened_ticket: bool,
+    pub direction: Direction,
+    /// The operator who wrote it (replies and notes).
+    pub author_id: Option<i64>,
     pub created_at: Timestamp,
 }
 
@@ -94,6 +107,13 @@ pub enum NoticeKind {
     AssigneeMail,
     /// Synology Chat incoming-webhook message to the department's channel.
     DepartmentChannel,
+    /// An operator's public reply, mailed to the requester (participants in
+    /// Cc) under the detail's own Message-ID.
+    Reply,
+    /// E-mail to an operator a ticket was just assigned to.
+    AssignedMail,
+    /// Synology Chat bot message to an operator a ticket was just assigned to.
+    AssignedChat,
 }
 
 impl NoticeKind {
@@ -103,15 +123,26 @@ impl NoticeKind {
             NoticeKind::AssigneeChat => "sla_synology_usuario",
             NoticeKind::AssigneeMail => "sla_correo",
             NoticeKind::DepartmentChannel => "sla_synology_canal",
+            NoticeKind::Reply => "respuesta",
+            NoticeKind::AssignedMail => "asignacion_correo",
+            NoticeKind::AssignedChat => "asignacion_synology",
         }
     }
     pub fn parse(s: &str) -> Option<Self> {
-        [Self::Acknowledgement, Self::AssigneeChat, Self::AssigneeMail, Self::DepartmentChannel]
-            .into_iter()
-            .find(|k| k.as_str() == s)
+        [
+            Self::Acknowledgement,
+            Self::AssigneeChat,
+            Self::AssigneeMail,
+            Self::DepartmentChannel,
+            Self::Reply,
+            Self::AssignedMail,
+            Self::AssignedChat,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == s)
     }
     pub fn is_chat(self) -> bool {
-        matches!(self, NoticeKind::AssigneeChat | NoticeKind::DepartmentChannel)
+        matches!(self, NoticeKind::AssigneeChat | NoticeKind::DepartmentChannel | NoticeKind::AssignedChat)
     }
 }
 
@@ -211,6 +242,8 @@ pub struct NewTicketDetail {
     pub date: Timestamp,
     pub headers: BTreeMap<String, String>,
     pub automatic: bool,
+    pub direction: Direction,
+    pub author_id: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -285,6 +285,41 @@ pub trait TicketRepository: Send + Sync + 'static {
     ) -> impl Future<Output = RepoResult<()>> + Send;
 }
 
+/// Working tickets: the list, the thread's other parts, operators' replies
+/// and changes (`ticket`, `detalle_ticket`, `evento_ticket`,
+/// `participante_ticket`, `carga_operador`).
+#[cfg_attr(any(test, feature = "testing"), mockall::automock)]
+pub trait TicketWorkRepository: Send + Sync + 'static {
+    /// Tickets matching every set filter, by id descending (newest first),
+    /// at most `query.limit`. `text` MUST match words of the subject or of
+    /// any message's subject or body, case- and accent-insensitively, as
+    /// full-text search does (a ticket appears once however many of its
+    /// messages match); `before_id` keeps only smaller ids (the cursor);
+    /// `visible_department` confines to one department.
+    fn list_tickets(&self, query: TicketQuery) -> impl Future<Output = RepoResult<Vec<Ticket>>> + Send;
+    /// The events of a ticket, oldest first.
+    fn events_of(&self, ticket_id: i64) -> impl Future<Output = RepoResult<Vec<TicketEvent>>> + Send;
+    /// The participants' addresses, lower-case, sorted.
+    fn participants_of(&self, ticket_id: i64) -> impl Future<Output = RepoResult<Vec<String>>> + Send;
+    /// The attachments of every message of the ticket, by id.
+    fn ticket_attachments(&self, ticket_id: i64) -> impl Future<Output = RepoResult<Vec<Attachment>>> + Send;
+    fn find_attachment(&self, id: i64) -> impl Future<Output = RepoResult<Option<Attachment>>> + Send;
+    /// Writes an operator's reply in one transaction: the detail (with its
+    /// direction and author), the new participants (existing ones kept),
+    /// the notices (due at `notices_due_at`), and `updated_at = now` on the
+    /// ticket. MUST return `NotFound` for an unknown ticket, writing nothing.
+    fn store_reply(&self, reply: NewReply) -> impl Future<Output = RepoResult<StoredReply>> + Send;
+    /// Applies `update.new` in one transaction, only if the ticket still
+    /// holds `update.expected` (else `Conflict`, writing nothing; `NotFound`
+    /// for an unknown ticket). With it: `closed_at` set when it closes and
+    /// cleared when it leaves `cerrado`; the open-ticket counts (a ticket
+    /// counts for its assignee while it is not `cerrado`) moved from the old
+    /// to the new assignee, and `ultima_asignacion = now` for a new one;
+    /// the events; the notices, attached to the ticket's latest message;
+    /// `updated_at = now`. Returns the ticket as it became.
+    fn update_ticket(&self, update: TicketUpdate) -> impl Future<Output = RepoResult<Ticket>> + Send;
+}
+
 /// The outbox of notices (`notificacion`, `notificacion_intento`).
 #[cfg_attr(any(test, feature = "testing"), mockall::automock)]
 pub trait OutboxRepository: Send + Sync + 'static {

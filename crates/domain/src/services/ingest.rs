@@ -279,7 +279,9 @@ impl<R: IngestPorts> IngestService<R> {
             Some(ticket) => {
                 let department = self.department(ticket.department_id).await?.ok_or(IngestError::NoDepartment)?;
                 let target =
-                    IncomingTarget::Existing { ticket_id: ticket.id, reopen: ticket.status == TicketStatus::Closed };
+                    // The customer's answer reopens a closed ticket and
+                    // ends the wait of a pending one.
+                    IncomingTarget::Existing { ticket_id: ticket.id, reopen: ticket.status != TicketStatus::Open };
                 let assignee = match ticket.assignee_id {
                     Some(a) => self.repo.find_user(a).await?,
                     None => None,
@@ -347,6 +349,8 @@ impl<R: IngestPorts> IngestService<R> {
                 date: mail.date,
                 headers: mail.headers.clone(),
                 automatic,
+                direction: Direction::Incoming,
+                author_id: None,
             },
             attachments: mail.attachments.clone(),
             participants,

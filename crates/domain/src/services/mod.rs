@@ -13,6 +13,7 @@ mod mail_accounts;
 mod outbox;
 mod reader;
 mod sso;
+mod tickets;
 
 pub use access::*;
 pub use adi::*;
@@ -25,3 +26,4 @@ pub use mail_accounts::*;
 pub use outbox::*;
 pub use reader::*;
 pub use sso::*;
+pub use tickets::*;

@@ -10,7 +10,7 @@ use crate::crypto::SecretBox;
 use crate::error::RepoError;
 use crate::model::*;
 use crate::ports::{BoxFuture, ChatNotifier, Clock, MailNotifier, NotifyError};
-use crate::services::MessageIdSigner;
+use crate::services::{MessageIdSigner, addresses};
 
 #[derive(Debug, Clone)]
 pub struct OutboxSettings {
@@ -171,6 +171,8 @@ impl<R: OutboxPorts, M: MailNotifier, C: ChatNotifier> OutboxService<R, M, C> {
                         content: MailContent::TicketAcknowledgement { number, subject },
                         message_id: Some(message_id),
                         in_reply_to: detail.message_id.clone(),
+                        references: vec![],
+                        cc: vec![],
                         headers: vec![
                             ("Auto-Submitted".into(), "auto-replied".into()),
                             ("X-Auto-Response-Suppress".into(), "All".into()),
@@ -194,6 +196,8 @@ impl<R: OutboxPorts, M: MailNotifier, C: ChatNotifier> OutboxService<R, M, C> {
                         },
                         message_id: Some(message_id),
                         in_reply_to: None,
+                        references: vec![],
+                        cc: vec![],
                         headers: vec![("Auto-Submitted".into(), "auto-generated".into())],
                     })
                     .await
@@ -208,6 +212,55 @@ impl<R: OutboxPorts, M: MailNotifier, C: ChatNotifier> OutboxService<R, M, C> {
                     from: detail.from.clone(),
                 };
                 self.chat.send_to_user(user, message).await.map(|v| v.to_string())
+            }
+            NoticeKind::Reply => {
+                // A human reply: threaded under the customer's messages, its
+                // own Message-ID (stored with it, so the answer threads
+                // back), no Auto-Submitted.
+                let earlier: Vec<String> = self
+                    .repo
+                    .details_of(ticket.id)
+                    .await
+                    .map_err(store)?
+                    .into_iter()
+                    .filter(|d| d.id < detail.id && d.direction != Direction::Note)
+                    .filter_map(|d| d.message_id)
+                    .collect();
+                let in_reply_to = earlier.last().cloned();
+                let own = detail.message_id.clone().unwrap_or(message_id);
+                let html = Some(detail.html.clone()).filter(|h| !h.trim().is_empty());
+                self.mail
+                    .send(OutgoingMail {
+                        to: notice.recipient.clone(),
+                        cc: detail.cc.as_deref().map(addresses).unwrap_or_default(),
+                        content: MailContent::OperatorReply { number, subject, text: detail.body.clone(), html },
+                        message_id: Some(own),
+                        in_reply_to,
+                        references: earlier,
+                        headers: vec![],
+                    })
+                    .await
+            }
+            NoticeKind::AssignedMail => {
+                self.mail
+                    .send(OutgoingMail {
+                        to: notice.recipient.clone(),
+                        cc: vec![],
+                        content: MailContent::TicketAssigned { number, subject, requester: ticket.requester.clone() },
+                        message_id: Some(message_id),
+                        in_reply_to: None,
+                        references: vec![],
+                        headers: vec![("Auto-Submitted".into(), "auto-generated".into())],
+                    })
+                    .await
+            }
+            NoticeKind::AssignedChat => {
+                let user: i64 =
+                    notice.recipient.parse().map_err(|_| NotifyError::Permanent("bad Synology user id".into()))?;
+                self.chat
+                    .send_to_user(user, ChatContent::TicketAssigned { number, subject })
+                    .await
+                    .map(|v| v.to_string())
             }
             NoticeKind::DepartmentChannel => {
                 let department: i64 =

@@ -484,6 +484,8 @@ fn reset_mail(user: &InternalUser, link: String) -> OutgoingMail {
         content: MailContent::PasswordReset { name: user.name.clone(), link, valid_minutes: RESET_TTL_MINUTES },
         message_id: None,
         in_reply_to: None,
+        references: vec![],
+        cc: vec![],
         headers: vec![("Auto-Submitted".into(), "auto-generated".into())],
     }
 }

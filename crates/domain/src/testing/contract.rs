@@ -753,6 +753,8 @@ pub fn sample_detail(key: &str, from: &str) -> NewTicketDetail {
         date: at(9, 0, 0),
         headers: [("X-Tracking-ID".to_string(), "abc123".to_string())].into_iter().collect(),
         automatic: false,
+        direction: Direction::Incoming,
+        author_id: None,
     }
 }
 
@@ -795,6 +797,7 @@ pub async fn incoming_mail_creates_a_whole_ticket<S: Store>(s: Arc<S>) {
             id: stored.ticket_id,
             subject: "No funciona el correo".into(),
             status: TicketStatus::Open,
+            priority: Priority::Normal,
             department_id: d.id,
             assignee_id: Some(op.id),
             requester: "cliente@cliente.test".into(),

@@ -28,6 +28,7 @@ struct Inner {
     login_tickets: BTreeMap<String, LoginTicket>,
     webhooks: BTreeMap<i64, Vec<u8>>,
     tickets: BTreeMap<i64, Ticket>,
+    events: BTreeMap<i64, TicketEvent>,
     details: BTreeMap<i64, (TicketDetail, Option<String>)>,
     attachments: BTreeMap<i64, Attachment>,
     participants: BTreeSet<(i64, String)>,
@@ -655,6 +656,7 @@ impl TicketRepository for InMemoryStore {
                             id,
                             subject: t.subject.clone(),
                             status: TicketStatus::Open,
+                            priority: Priority::Normal,
                             department_id: t.department_id,
                             assignee_id: t.assignee_id,
                             requester: t.requester.clone(),
@@ -702,6 +704,8 @@ impl TicketRepository for InMemoryStore {
                         headers: d.headers.clone(),
                         automatic: d.automatic,
                         opened_ticket: created_ticket,
+                        direction: d.direction,
+                        author_id: d.author_id,
                         created_at: n.now,
                     },
                     d.message_id_hash.clone(),
@@ -783,7 +787,7 @@ impl TicketRepository for InMemoryStore {
                     open_tickets: i
                         .tickets
                         .values()
-                        .filter(|t| t.assignee_id == Some(u.id) && t.status == TicketStatus::Open)
+                        .filter(|t| t.assignee_id == Some(u.id) && t.status.is_open())
                         .count() as i64,
                     last_assigned_at: i.last_assigned.get(&u.id).copied(),
                 })
@@ -797,6 +801,203 @@ impl TicketRepository for InMemoryStore {
             t.updated_at = now;
             t.closed_at = (status == TicketStatus::Closed).then_some(now);
             Ok(())
+        })
+    }
+}
+
+/// The words of a text as full-text search sees them: lower-case, without
+/// accents, split at anything not a letter or digit.
+fn words(text: &str) -> Vec<String> {
+    use unicode_normalization::UnicodeNormalization;
+    let folded: String = text
+        .nfd()
+        .filter(|c| !unicode_normalization::char::is_combining_mark(*c))
+        .flat_map(char::to_lowercase)
+        .collect();
+    folded.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).map(str::to_string).collect()
+}
+
+/// Every word of the query (of three letters or more) is a word of the
+/// message's subject or body.
+fn text_matches(query: &str, d: &TicketDetail) -> bool {
+    let wanted: Vec<String> = words(query).into_iter().filter(|w| w.chars().count() >= 3).collect();
+    let have: BTreeSet<String> = words(&d.subject).into_iter().chain(words(&d.body)).collect();
+    !wanted.is_empty() && wanted.iter().all(|w| have.contains(w))
+}
+
+impl Inner {
+    fn insert_notices(
+        &mut self,
+        ticket_id: i64,
+        detail_id: i64,
+        notices: &[NewNotice],
+        now: Timestamp,
+        due: Timestamp,
+    ) -> Vec<i64> {
+        let mut ids = Vec::new();
+        for nn in notices {
+            let id = self.id();
+            self.notices.insert(
+                id,
+                Notice {
+                    id,
+                    ticket_id,
+                    detail_id,
+                    kind: nn.kind,
+                    recipient: nn.recipient.clone(),
+                    status: NoticeStatus::Pending,
+                    attempts: 0,
+                    next_attempt_at: due,
+                    leased_until: None,
+                    last_error: None,
+                    result: None,
+                    created_at: now,
+                    sent_at: None,
+                },
+            );
+            ids.push(id);
+        }
+        ids
+    }
+}
+
+impl TicketWorkRepository for InMemoryStore {
+    async fn list_tickets(&self, q: TicketQuery) -> RepoResult<Vec<Ticket>> {
+        self.with(|i| {
+            let matches_text = |t: &Ticket| match &q.text {
+                None => true,
+                Some(text) => i.details.values().any(|(d, _)| d.ticket_id == t.id && text_matches(text, d)),
+            };
+            Ok(i.tickets
+                .values()
+                .rev()
+                .filter(|t| q.status.is_none_or(|s| t.status == s))
+                .filter(|t| q.department_id.is_none_or(|d| t.department_id == d))
+                .filter(|t| q.visible_department.is_none_or(|d| t.department_id == d))
+                .filter(|t| match q.assignee {
+                    AssigneeFilter::Anyone => true,
+                    AssigneeFilter::Nobody => t.assignee_id.is_none(),
+                    AssigneeFilter::User(u) => t.assignee_id == Some(u),
+                })
+                .filter(|t| q.priority.is_none_or(|p| t.priority == p))
+                .filter(|t| q.from.is_none_or(|f| t.created_at >= f))
+                .filter(|t| q.until.is_none_or(|u| t.created_at <= u))
+                .filter(|t| q.before_id.is_none_or(|b| t.id < b))
+                .filter(|t| matches_text(t))
+                .take(q.limit.max(0) as usize)
+                .cloned()
+                .collect())
+        })
+    }
+    async fn events_of(&self, ticket_id: i64) -> RepoResult<Vec<TicketEvent>> {
+        self.with(|i| Ok(i.events.values().filter(|e| e.ticket_id == ticket_id).cloned().collect()))
+    }
+    async fn participants_of(&self, ticket_id: i64) -> RepoResult<Vec<String>> {
+        self.with(|i| Ok(i.participants.iter().filter(|(t, _)| *t == ticket_id).map(|(_, p)| p.clone()).collect()))
+    }
+    async fn ticket_attachments(&self, ticket_id: i64) -> RepoResult<Vec<Attachment>> {
+        self.with(|i| {
+            Ok(i.attachments
+                .values()
+                .filter(|a| i.details.get(&a.detail_id).is_some_and(|(d, _)| d.ticket_id == ticket_id))
+                .cloned()
+                .collect())
+        })
+    }
+    async fn find_attachment(&self, id: i64) -> RepoResult<Option<Attachment>> {
+        self.with(|i| Ok(i.attachments.get(&id).cloned()))
+    }
+    async fn store_reply(&self, r: NewReply) -> RepoResult<StoredReply> {
+        self.with(|i| {
+            if i.details.values().any(|(d, _)| d.dedupe_key == r.detail.dedupe_key) {
+                return Err(dup("detalle_ticket.clave_dedupe"));
+            }
+            let t = i.tickets.get_mut(&r.ticket_id).ok_or(RepoError::NotFound)?;
+            t.updated_at = r.now;
+            let detail_id = i.id();
+            let d = &r.detail;
+            i.details.insert(
+                detail_id,
+                (
+                    TicketDetail {
+                        id: detail_id,
+                        ticket_id: r.ticket_id,
+                        dedupe_key: d.dedupe_key.clone(),
+                        message_id: d.message_id.clone(),
+                        from: d.from.clone(),
+                        to: d.to.clone(),
+                        cc: d.cc.clone(),
+                        bcc: d.bcc.clone(),
+                        reply_to: d.reply_to.clone(),
+                        subject: d.subject.clone(),
+                        body: d.body.clone(),
+                        html: d.html.clone(),
+                        date: d.date,
+                        headers: d.headers.clone(),
+                        automatic: d.automatic,
+                        opened_ticket: false,
+                        direction: d.direction,
+                        author_id: d.author_id,
+                        created_at: r.now,
+                    },
+                    d.message_id_hash.clone(),
+                ),
+            );
+            for p in &r.participants {
+                i.participants.insert((r.ticket_id, p.trim().to_lowercase()));
+            }
+            let notice_ids = i.insert_notices(r.ticket_id, detail_id, &r.notices, r.now, r.notices_due_at);
+            Ok(StoredReply { detail_id, notice_ids })
+        })
+    }
+    async fn update_ticket(&self, u: TicketUpdate) -> RepoResult<Ticket> {
+        self.with(|i| {
+            let t = i.tickets.get(&u.ticket_id).ok_or(RepoError::NotFound)?;
+            if TicketFields::of(t) != u.expected {
+                return Err(RepoError::Conflict);
+            }
+            if !i.departments.contains_key(&u.new.department_id) {
+                return Err(RepoError::MissingReference("departamento".into()));
+            }
+            let latest = i
+                .details
+                .values()
+                .filter(|(d, _)| d.ticket_id == u.ticket_id)
+                .map(|(d, _)| d.id)
+                .max()
+                .ok_or_else(|| RepoError::Unexpected("a ticket without messages".into()))?;
+            let t = i.tickets.get_mut(&u.ticket_id).ok_or(RepoError::NotFound)?;
+            t.status = u.new.status;
+            t.assignee_id = u.new.assignee_id;
+            t.department_id = u.new.department_id;
+            t.priority = u.new.priority;
+            t.updated_at = u.now;
+            if u.new.status == TicketStatus::Closed && u.expected.status != TicketStatus::Closed {
+                t.closed_at = Some(u.now);
+            } else if u.new.status != TicketStatus::Closed {
+                t.closed_at = None;
+            }
+            let ticket = t.clone();
+            if let Some(a) = u.new.assignee_id.filter(|a| Some(*a) != u.expected.assignee_id) {
+                i.last_assigned.insert(a, u.now);
+            }
+            for e in &u.events {
+                let id = i.id();
+                i.events.insert(
+                    id,
+                    TicketEvent {
+                        id,
+                        ticket_id: u.ticket_id,
+                        actor_id: e.actor_id,
+                        kind: e.kind,
+                        before: e.before.clone(),
+                        after: e.after.clone(),
+                        at: u.now,
+                    },
+                );
+            }
+            i.insert_notices(u.ticket_id, latest, &u.notices, u.now, u.now);
+            Ok(ticket)
         })
     }
 }

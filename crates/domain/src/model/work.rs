@@ -1,0 +1,195 @@
+//! Working tickets: priorities, who wrote a message, thread events, the
+//! list query and the changes an operator makes.
+
+use super::{Attachment, NewNotice, NewTicketDetail, Ticket, TicketDetail, TicketStatus, Timestamp};
+
+/// `baja`, `normal`, `alta`, `urgente`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Priority {
+    Low,
+    Normal,
+    High,
+    Urgent,
+}
+
+impl Priority {
+    pub const ALL: [Priority; 4] = [Priority::Low, Priority::Normal, Priority::High, Priority::Urgent];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Priority::Low => "baja",
+            Priority::Normal => "normal",
+            Priority::High => "alta",
+            Priority::Urgent => "urgente",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|p| p.as_str() == s)
+    }
+}
+
+/// Who wrote a message of the thread: the customer (`entrante`), an
+/// operator's public reply (`saliente`), or an operator's internal note
+/// (`nota`, never mailed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Direction {
+    Incoming,
+    Outgoing,
+    Note,
+}
+
+impl Direction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::Incoming => "entrante",
+            Direction::Outgoing => "saliente",
+            Direction::Note => "nota",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [Direction::Incoming, Direction::Outgoing, Direction::Note].into_iter().find(|d| d.as_str() == s)
+    }
+}
+
+/// What a thread event changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EventKind {
+    Status,
+    Assignee,
+    Department,
+    Priority,
+}
+
+impl EventKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Status => "estado",
+            EventKind::Assignee => "asignado",
+            EventKind::Department => "departamento",
+            EventKind::Priority => "prioridad",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [EventKind::Status, EventKind::Assignee, EventKind::Department, EventKind::Priority]
+            .into_iter()
+            .find(|k| k.as_str() == s)
+    }
+}
+
+/// One change of a ticket (`evento_ticket`): who, what, from, to, when.
+/// Values are the wire forms (`cerrado`, a user id, `alta`); `None` is
+/// "nobody" for an assignee.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TicketEvent {
+    pub id: i64,
+    pub ticket_id: i64,
+    /// The operator; `None` for the system (a customer's reply reopening).
+    pub actor_id: Option<i64>,
+    pub kind: EventKind,
+    pub before: Option<String>,
+    pub after: Option<String>,
+    pub at: Timestamp,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewTicketEvent {
+    pub actor_id: Option<i64>,
+    pub kind: EventKind,
+    pub before: Option<String>,
+    pub after: Option<String>,
+}
+
+/// Whose tickets a list shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AssigneeFilter {
+    #[default]
+    Anyone,
+    Nobody,
+    User(i64),
+}
+
+/// A page of the ticket list, newest first. `department_ids`, when set,
+/// confines the list to those departments (what the operator may see).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct TicketQuery {
+    pub status: Option<TicketStatus>,
+    pub department_id: Option<i64>,
+    pub visible_department: Option<i64>,
+    pub assignee: AssigneeFilter,
+    pub priority: Option<Priority>,
+    /// Words to find in the subject or any message (full-text).
+    pub text: Option<String>,
+    /// Created at or after.
+    pub from: Option<Timestamp>,
+    /// Created at or before.
+    pub until: Option<Timestamp>,
+    /// Tickets with an id below this one (the keyset cursor).
+    pub before_id: Option<i64>,
+    pub limit: i64,
+}
+
+/// A ticket with everything an operator reads: its messages in order with
+/// their attachments, its events, and who takes part.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TicketThread {
+    pub ticket: Ticket,
+    pub details: Vec<(TicketDetail, Vec<Attachment>)>,
+    pub events: Vec<TicketEvent>,
+    pub participants: Vec<String>,
+}
+
+/// An operator's reply or note, written in one transaction with its
+/// notices.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewReply {
+    pub ticket_id: i64,
+    pub detail: NewTicketDetail,
+    /// Addresses added by the reply (`cc`), who take part from now on.
+    pub participants: Vec<String>,
+    pub notices: Vec<NewNotice>,
+    pub now: Timestamp,
+    pub notices_due_at: Timestamp,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredReply {
+    pub detail_id: i64,
+    pub notice_ids: Vec<i64>,
+}
+
+/// The fields of a ticket an operator may change, as they are to become.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TicketFields {
+    pub status: TicketStatus,
+    pub assignee_id: Option<i64>,
+    pub department_id: i64,
+    pub priority: Priority,
+}
+
+impl TicketFields {
+    pub fn of(t: &Ticket) -> Self {
+        TicketFields {
+            status: t.status,
+            assignee_id: t.assignee_id,
+            department_id: t.department_id,
+            priority: t.priority,
+        }
+    }
+}
+
+/// A change applied only if the ticket still holds `expected` (else
+/// [`crate::RepoError::Conflict`]): the open-ticket counts, the events and
+/// the notices go with it, in one transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TicketUpdate {
+    pub ticket_id: i64,
+    pub expected: TicketFields,
+    pub new: TicketFields,
+    pub events: Vec<NewTicketEvent>,
+    /// Notices (the new assignee's), attached to the ticket's latest message.
+    pub notices: Vec<NewNotice>,
+    pub now: Timestamp,
+}
