@@ -193,3 +193,30 @@ pub struct TicketUpdate {
     pub notices: Vec<NewNotice>,
     pub now: Timestamp,
 }
+
+/// The words of a text as full-text search sees them: lower-case, without
+/// accents, split at anything not a letter or digit.
+pub fn folded_words(text: &str) -> Vec<String> {
+    use unicode_normalization::UnicodeNormalization;
+    let folded: String = text
+        .nfd()
+        .filter(|c| !unicode_normalization::char::is_combining_mark(*c))
+        .flat_map(char::to_lowercase)
+        .collect();
+    folded.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).map(str::to_string).collect()
+}
+
+/// What a search for `text` ([`TicketQuery::text`]) looks for: its words
+/// ([`folded_words`]) of three letters or more, each once, in order. A
+/// message matches when it holds every one of them (in its subject or
+/// body); none at all matches nothing. Only letters and digits remain, so
+/// nothing the user types reaches a store as search syntax.
+pub fn search_words(text: &str) -> Vec<String> {
+    let mut words: Vec<String> = Vec::new();
+    for w in folded_words(text) {
+        if w.chars().count() >= 3 && !words.contains(&w) {
+            words.push(w);
+        }
+    }
+    words
+}

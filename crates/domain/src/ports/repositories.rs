@@ -291,11 +291,14 @@ pub trait TicketRepository: Send + Sync + 'static {
 #[cfg_attr(any(test, feature = "testing"), mockall::automock)]
 pub trait TicketWorkRepository: Send + Sync + 'static {
     /// Tickets matching every set filter, by id descending (newest first),
-    /// at most `query.limit`. `text` MUST match words of the subject or of
-    /// any message's subject or body, case- and accent-insensitively, as
+    /// at most `query.limit`. `text` MUST keep the tickets one of whose
+    /// messages holds, in its subject or body, every word of
+    /// [`search_words`]`(text)` as a word, case- and accent-insensitively, as
     /// full-text search does (a ticket appears once however many of its
-    /// messages match); `before_id` keeps only smaller ids (the cursor);
-    /// `visible_department` confines to one department.
+    /// messages match; no word at all matches nothing), whatever else the
+    /// text holds (quotes, operators: never an error); `before_id` keeps
+    /// only smaller ids (the cursor); `visible_department` confines to one
+    /// department.
     fn list_tickets(&self, query: TicketQuery) -> impl Future<Output = RepoResult<Vec<Ticket>>> + Send;
     /// The events of a ticket, oldest first.
     fn events_of(&self, ticket_id: i64) -> impl Future<Output = RepoResult<Vec<TicketEvent>>> + Send;
@@ -307,7 +310,8 @@ pub trait TicketWorkRepository: Send + Sync + 'static {
     /// Writes an operator's reply in one transaction: the detail (with its
     /// direction and author), the new participants (existing ones kept),
     /// the notices (due at `notices_due_at`), and `updated_at = now` on the
-    /// ticket. MUST return `NotFound` for an unknown ticket, writing nothing.
+    /// ticket. MUST return `NotFound` for an unknown ticket, and `Duplicate`
+    /// when a detail with the same dedupe key exists, writing nothing.
     fn store_reply(&self, reply: NewReply) -> impl Future<Output = RepoResult<StoredReply>> + Send;
     /// Applies `update.new` in one transaction, only if the ticket still
     /// holds `update.expected` (else `Conflict`, writing nothing; `NotFound`

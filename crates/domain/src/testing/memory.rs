@@ -805,23 +805,11 @@ impl TicketRepository for InMemoryStore {
     }
 }
 
-/// The words of a text as full-text search sees them: lower-case, without
-/// accents, split at anything not a letter or digit.
-fn words(text: &str) -> Vec<String> {
-    use unicode_normalization::UnicodeNormalization;
-    let folded: String = text
-        .nfd()
-        .filter(|c| !unicode_normalization::char::is_combining_mark(*c))
-        .flat_map(char::to_lowercase)
-        .collect();
-    folded.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).map(str::to_string).collect()
-}
-
 /// Every word of the query (of three letters or more) is a word of the
 /// message's subject or body.
 fn text_matches(query: &str, d: &TicketDetail) -> bool {
-    let wanted: Vec<String> = words(query).into_iter().filter(|w| w.chars().count() >= 3).collect();
-    let have: BTreeSet<String> = words(&d.subject).into_iter().chain(words(&d.body)).collect();
+    let wanted = search_words(query);
+    let have: BTreeSet<String> = folded_words(&d.subject).into_iter().chain(folded_words(&d.body)).collect();
     !wanted.is_empty() && wanted.iter().all(|w| have.contains(w))
 }
 
