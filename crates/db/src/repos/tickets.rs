@@ -36,7 +36,8 @@ impl TicketRepository for Db {
                 insert_detail(conn, returning, ticket_id, created_ticket, &n.detail, &headers, n.now).await?;
             insert_attachments(conn, detail_id, &n.attachments).await?;
             add_participants(conn, ticket_id, &participants).await?;
-            let notice_ids = queue_notices(conn, returning, ticket_id, detail_id, &n).await?;
+            let notice_ids =
+                queue_notices(conn, returning, ticket_id, detail_id, &n.notices, n.now, n.notices_due_at).await?;
             Ok(StoredIncoming { ticket_id, detail_id, created_ticket, notice_ids })
         })
     }
@@ -172,7 +173,8 @@ impl TicketRepository for Db {
     }
 }
 
-// The steps of `store_incoming`, each inside its transaction, written once
+// The steps of `store_incoming` (some also of `store_reply` and
+// `update_ticket`, in `work.rs`), each inside its transaction, written once
 // for both backends (generic over the connection: see `crate::dialect`).
 // Those that insert with `Dialect::insert_id` or read with
 // `Dialect::load_ids` declare their futures `Send` instead of being
@@ -182,7 +184,7 @@ impl TicketRepository for Db {
 
 /// The addresses that may post into the ticket: trimmed, lower-case, each
 /// once, none empty.
-fn participants(addresses: &[String]) -> Vec<String> {
+pub(super) fn participants(addresses: &[String]) -> Vec<String> {
     let mut participants: Vec<String> = addresses.iter().map(|p| p.trim().to_lowercase()).collect();
     participants.sort();
     participants.dedup();
@@ -217,21 +219,33 @@ fn open_ticket<C: Dialect>(
     }
 }
 
-/// One more open ticket in the assignee's load, in a random slot:
-/// concurrent tickets for one operator seldom touch the same row.
+/// One more open ticket in the assignee's load, assigned now.
 async fn add_assignment<C: Dialect>(conn: &mut C, assignee: i64, now: Timestamp) -> QueryResult<()> {
+    change_load(conn, assignee, 1, Some(now)).await
+}
+
+/// Adds `step` open tickets to the user's load, and sets their last
+/// assignment when `assigned_at` is given, in a random slot: concurrent
+/// tickets for one operator seldom touch the same row.
+pub(super) async fn change_load<C: Dialect>(
+    conn: &mut C,
+    user: i64,
+    step: i64,
+    assigned_at: Option<Timestamp>,
+) -> QueryResult<()> {
     let sql = format!(
-        "INSERT INTO carga_operador (fk_id_usuario, ranura, tickets_abiertos, ultima_asignacion) VALUES (?, ?, 1, ?){}",
+        "INSERT INTO carga_operador (fk_id_usuario, ranura, tickets_abiertos, ultima_asignacion) VALUES (?, ?, ?, ?){}",
         conn.add_to_load()
     );
-    let values = vec![Value::BigInt(assignee), Value::Int(load_slot()), Value::Timestamp(now)];
+    let values =
+        vec![Value::BigInt(user), Value::Int(load_slot()), Value::BigInt(step), Value::OptTimestamp(assigned_at)];
     conn.run(Statement::new(sql, values)).await?;
     Ok(())
 }
 
 /// Moves on the ticket a mail continues (reopened when asked);
 /// `RepoError::NotFound` when there is no such ticket.
-async fn continue_ticket<C: Dialect>(
+pub(super) async fn continue_ticket<C: Dialect>(
     conn: &mut C,
     ticket_id: i64,
     reopen: bool,
@@ -251,7 +265,7 @@ async fn continue_ticket<C: Dialect>(
 /// Inserts the mail as a detail of its ticket (`headers`: its headers as
 /// JSON) and gives its id.
 #[expect(clippy::manual_async_fn, reason = "its future is Send by its bounds; see the note above")]
-fn insert_detail<C: Dialect>(
+pub(super) fn insert_detail<C: Dialect>(
     conn: &mut C,
     returning: bool,
     ticket_id: i64,
@@ -306,7 +320,11 @@ async fn insert_attachments<C: Dialect>(
 
 /// All participants in one statement; one already known is skipped (the
 /// primary key).
-async fn add_participants<C: Dialect>(conn: &mut C, ticket_id: i64, participants: &[String]) -> QueryResult<()> {
+pub(super) async fn add_participants<C: Dialect>(
+    conn: &mut C,
+    ticket_id: i64,
+    participants: &[String],
+) -> QueryResult<()> {
     if participants.is_empty() {
         return Ok(());
     }
@@ -320,39 +338,52 @@ async fn add_participants<C: Dialect>(conn: &mut C, ticket_id: i64, participants
 const NOTICE_COLUMNS: &[&str] =
     &["fk_id_ticket", "fk_id_detalle_ticket", "tipo", "destino", "estado", "intentos", "proximo_intento", "created_at"];
 
-/// Puts the mail's notices in the outbox, all in one statement, and gives
-/// their ids in the order of `n.notices`: returned by the insert (SQLite,
-/// MariaDB) or read after it (MySQL; the detail is new, so its notices are
-/// exactly these).
+/// The insert of notices of one detail, all in one statement (`due`: when
+/// they may first be attempted).
+pub(super) fn notice_insert<'a>(
+    ticket_id: i64,
+    detail_id: i64,
+    notices: &'a [NewNotice],
+    now: Timestamp,
+    due: Timestamp,
+) -> Statement<'a> {
+    let rows = notices
+        .iter()
+        .map(|nn| {
+            vec![
+                Value::BigInt(ticket_id),
+                Value::BigInt(detail_id),
+                Value::Text(nn.kind.as_str()),
+                Value::Text(&nn.recipient),
+                Value::Text(NoticeStatus::Pending.as_str()),
+                Value::Int(0),
+                Value::Timestamp(due),
+                Value::Timestamp(now),
+            ]
+        })
+        .collect();
+    Statement::insert_rows("INSERT INTO notificacion", NOTICE_COLUMNS, rows)
+}
+
+/// Puts the notices of a new detail in the outbox, all in one statement, and
+/// gives their ids in the order of `notices`: returned by the insert
+/// (SQLite, MariaDB) or read after it (MySQL; the detail is new, so its
+/// notices are exactly these).
 #[expect(clippy::manual_async_fn, reason = "its future is Send by its bounds; see the note above")]
-fn queue_notices<C: Dialect>(
+pub(super) fn queue_notices<C: Dialect>(
     conn: &mut C,
     returning: bool,
     ticket_id: i64,
     detail_id: i64,
-    n: &NewIncoming,
+    notices: &[NewNotice],
+    now: Timestamp,
+    due: Timestamp,
 ) -> impl Future<Output = QueryResult<Vec<i64>>> + Send {
     async move {
-        if n.notices.is_empty() {
+        if notices.is_empty() {
             return Ok(Vec::new());
         }
-        let rows = n
-            .notices
-            .iter()
-            .map(|nn| {
-                vec![
-                    Value::BigInt(ticket_id),
-                    Value::BigInt(detail_id),
-                    Value::Text(nn.kind.as_str()),
-                    Value::Text(&nn.recipient),
-                    Value::Text(NoticeStatus::Pending.as_str()),
-                    Value::Int(0),
-                    Value::Timestamp(n.notices_due_at),
-                    Value::Timestamp(n.now),
-                ]
-            })
-            .collect();
-        let insert = Statement::insert_rows("INSERT INTO notificacion", NOTICE_COLUMNS, rows);
+        let insert = notice_insert(ticket_id, detail_id, notices, now, due);
         let mut ids = if returning {
             conn.load_ids(crate::sql::returning(insert, notificacion::id_notificacion)).await?
         } else {
@@ -362,7 +393,7 @@ fn queue_notices<C: Dialect>(
                 .select(notificacion::id_notificacion);
             conn.load_ids(of_detail).await?
         };
-        // In the order of `n.notices` (ids increase row by row).
+        // In the order of `notices` (ids increase row by row).
         ids.sort_unstable();
         Ok(ids)
     }
