@@ -50,6 +50,8 @@ pub(crate) trait Dialect: AsyncConnectionCore {
     /// there adds the new row's `tickets_abiertos` and takes its
     /// `ultima_asignacion` when set (an upsert, spelled per backend).
     fn add_to_load(&self) -> &'static str;
+    /// How "equal, or both NULL" is spelled between two values.
+    fn null_safe_eq(&self) -> &'static str;
 
     /// Executes `statement` (diesel's `execute`), from generic code.
     fn run<'c, 'q, Q: Portable + 'q>(&'c mut self, statement: Q) -> Self::ExecuteFuture<'c, 'q>;
@@ -146,6 +148,9 @@ impl Dialect for SqliteConn {
          tickets_abiertos = tickets_abiertos + excluded.tickets_abiertos, \
          ultima_asignacion = COALESCE(excluded.ultima_asignacion, ultima_asignacion)"
     }
+    fn null_safe_eq(&self) -> &'static str {
+        "IS"
+    }
 
     fn run<'c, 'q, Q: Portable + 'q>(&'c mut self, statement: Q) -> Self::ExecuteFuture<'c, 'q> {
         statement.execute(self)
@@ -172,6 +177,9 @@ impl Dialect for AsyncMysqlConnection {
     fn add_to_load(&self) -> &'static str {
         " ON DUPLICATE KEY UPDATE tickets_abiertos = tickets_abiertos + VALUES(tickets_abiertos), \
          ultima_asignacion = COALESCE(VALUES(ultima_asignacion), ultima_asignacion)"
+    }
+    fn null_safe_eq(&self) -> &'static str {
+        "<=>"
     }
 
     fn run<'c, 'q, Q: Portable + 'q>(&'c mut self, statement: Q) -> Self::ExecuteFuture<'c, 'q> {

@@ -7,8 +7,8 @@
 //! `db_transaction!` macros (Vaultwarden's idea): diesel checks it against
 //! both at compile time.
 //! What is dialect-specific lives in [`dialect`] (the id of the row just
-//! inserted, the spelling of an upsert), [`conn`] (connection set-up) and
-//! [`migrate`] (migration locking).
+//! inserted, the spelling of an upsert), [`search`] (full-text search),
+//! [`conn`] (connection set-up) and [`migrate`] (migration locking).
 
 mod conn;
 mod dialect;
@@ -19,6 +19,7 @@ mod models;
 mod repos;
 mod retry;
 pub mod schema;
+mod search;
 mod spool;
 mod sql;
 #[cfg(feature = "testing")]

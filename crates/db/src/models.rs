@@ -540,6 +540,34 @@ impl From<AttachmentRow> for Attachment {
 }
 
 #[derive(Queryable, Selectable)]
+#[diesel(table_name = evento_ticket, check_for_backend(diesel::sqlite::Sqlite, diesel::mysql::Mysql))]
+pub struct EventRow {
+    pub id_evento: i64,
+    pub fk_id_ticket: i64,
+    pub fk_id_usuario: Option<i64>,
+    pub tipo: String,
+    pub valor_anterior: Option<String>,
+    pub valor_nuevo: Option<String>,
+    pub fecha: chrono::NaiveDateTime,
+}
+
+impl TryFrom<EventRow> for TicketEvent {
+    type Error = RepoError;
+    fn try_from(r: EventRow) -> Result<Self, RepoError> {
+        Ok(TicketEvent {
+            id: r.id_evento,
+            ticket_id: r.fk_id_ticket,
+            actor_id: r.fk_id_usuario,
+            kind: EventKind::parse(&r.tipo)
+                .ok_or_else(|| RepoError::Unexpected(format!("unknown evento_ticket.tipo {:?}", r.tipo)))?,
+            before: r.valor_anterior,
+            after: r.valor_nuevo,
+            at: r.fecha,
+        })
+    }
+}
+
+#[derive(Queryable, Selectable)]
 #[diesel(table_name = notificacion, check_for_backend(diesel::sqlite::Sqlite, diesel::mysql::Mysql))]
 pub struct NoticeRow {
     pub id_notificacion: i64,

@@ -245,6 +245,18 @@ diesel::table! {
 }
 
 diesel::table! {
+    evento_ticket (id_evento) {
+        id_evento -> BigInt,
+        fk_id_ticket -> BigInt,
+        fk_id_usuario -> Nullable<BigInt>,
+        tipo -> Text,
+        valor_anterior -> Nullable<Text>,
+        valor_nuevo -> Nullable<Text>,
+        fecha -> Timestamp,
+    }
+}
+
+diesel::table! {
     notificacion (id_notificacion) {
         id_notificacion -> BigInt,
         fk_id_ticket -> BigInt,
@@ -336,6 +348,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     detalle_ticket,
     adjunto_ticket,
     participante_ticket,
+    evento_ticket,
     notificacion,
     notificacion_intento,
 );

@@ -9,3 +9,4 @@ mod outbox;
 mod reader;
 mod sso;
 mod tickets;
+mod work;

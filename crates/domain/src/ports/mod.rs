@@ -44,6 +44,7 @@ pub trait Store:
     + ThrottleRepository
     + IntegratedSystemRepository
     + TicketRepository
+    + TicketWorkRepository
     + OutboxRepository
     + ReaderStateRepository
     + StoreHealth
@@ -62,6 +63,7 @@ impl<T> Store for T where
         + ThrottleRepository
         + IntegratedSystemRepository
         + TicketRepository
+        + TicketWorkRepository
         + OutboxRepository
         + ReaderStateRepository
         + StoreHealth

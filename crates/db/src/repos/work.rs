@@ -1,0 +1,279 @@
+//! Working tickets: the list (filters, full-text, keyset cursor), the
+//! thread's events, participants and attachments, operators' replies and
+//! changes.
+
+use std::future::Future;
+
+use diesel::OptionalExtension;
+use diesel::prelude::*;
+use diesel_async::RunQueryDsl;
+use helpdesk_domain::RepoError;
+use helpdesk_domain::model::*;
+use helpdesk_domain::ports::*;
+
+use super::tickets::{
+    add_participants, change_load, continue_ticket, insert_detail, notice_insert, participants, queue_notices,
+};
+use crate::dialect::Dialect;
+use crate::error::{OrRepo, TxError};
+use crate::models::*;
+use crate::schema::*;
+use crate::search::HasWords;
+use crate::sql::{Statement, Value};
+use crate::{Db, db_run, db_transaction};
+
+impl TicketWorkRepository for Db {
+    /// One query: every filter set, the cursor (`id_ticket < before_id`),
+    /// newest first, at most `limit` rows (no OFFSET: a page costs the same
+    /// however deep). The search keeps the tickets one of whose messages
+    /// holds every word (`crate::search`).
+    async fn list_tickets(&self, q: TicketQuery) -> RepoResult<Vec<Ticket>> {
+        let words = match q.text.as_deref().map(HasWords::new) {
+            None => None,
+            // No word to look for: nothing matches.
+            Some(None) => return Ok(Vec::new()),
+            Some(Some(words)) => Some(words),
+        };
+        if q.limit <= 0 {
+            return Ok(Vec::new());
+        }
+        let rows: Vec<TicketRow> = db_run!(self, |conn| {
+            let mut query = ticket::table
+                .select(TicketRow::as_select())
+                .order(ticket::id_ticket.desc())
+                .limit(q.limit)
+                .into_boxed();
+            if let Some(status) = q.status {
+                query = query.filter(ticket::estado.eq(status.as_str()));
+            }
+            for department in [q.department_id, q.visible_department].into_iter().flatten() {
+                query = query.filter(ticket::fk_id_departamento.eq(department));
+            }
+            query = match q.assignee {
+                AssigneeFilter::Anyone => query,
+                AssigneeFilter::Nobody => query.filter(ticket::fk_id_usuario_asignado.is_null()),
+                AssigneeFilter::User(user) => query.filter(ticket::fk_id_usuario_asignado.eq(user)),
+            };
+            if let Some(priority) = q.priority {
+                query = query.filter(ticket::prioridad.eq(priority.as_str()));
+            }
+            if let Some(from) = q.from {
+                query = query.filter(ticket::created_at.ge(from));
+            }
+            if let Some(until) = q.until {
+                query = query.filter(ticket::created_at.le(until));
+            }
+            if let Some(before) = q.before_id {
+                query = query.filter(ticket::id_ticket.lt(before));
+            }
+            if let Some(words) = &words {
+                let messages = detalle_ticket::table.filter(words.clone()).select(detalle_ticket::fk_id_ticket);
+                query = query.filter(ticket::id_ticket.eq_any(messages));
+            }
+            query.load(conn).await.or_repo()
+        })?;
+        rows.into_iter().map(Ticket::try_from).collect()
+    }
+
+    async fn events_of(&self, ticket_id: i64) -> RepoResult<Vec<TicketEvent>> {
+        let rows: Vec<EventRow> = db_run!(self, |conn| evento_ticket::table
+            .filter(evento_ticket::fk_id_ticket.eq(ticket_id))
+            .order(evento_ticket::id_evento)
+            .select(EventRow::as_select())
+            .load(conn)
+            .await
+            .or_repo())?;
+        rows.into_iter().map(TicketEvent::try_from).collect()
+    }
+
+    async fn participants_of(&self, ticket_id: i64) -> RepoResult<Vec<String>> {
+        let mut addresses: Vec<String> = db_run!(self, |conn| participante_ticket::table
+            .filter(participante_ticket::fk_id_ticket.eq(ticket_id))
+            .select(participante_ticket::correo)
+            .load(conn)
+            .await
+            .or_repo())?;
+        // Stored lower-case; sorted here, byte by byte, whatever the
+        // column's collation.
+        addresses.sort();
+        Ok(addresses)
+    }
+
+    async fn ticket_attachments(&self, ticket_id: i64) -> RepoResult<Vec<Attachment>> {
+        let rows: Vec<AttachmentRow> = db_run!(self, |conn| {
+            let messages = detalle_ticket::table
+                .filter(detalle_ticket::fk_id_ticket.eq(ticket_id))
+                .select(detalle_ticket::id_detalle_ticket);
+            adjunto_ticket::table
+                .filter(adjunto_ticket::fk_id_detalle_ticket.eq_any(messages))
+                .order(adjunto_ticket::id_adjunto)
+                .select(AttachmentRow::as_select())
+                .load(conn)
+                .await
+                .or_repo()
+        })?;
+        Ok(rows.into_iter().map(Attachment::from).collect())
+    }
+
+    async fn find_attachment(&self, id: i64) -> RepoResult<Option<Attachment>> {
+        let row: Option<AttachmentRow> = db_run!(self, |conn| adjunto_ticket::table
+            .find(id)
+            .select(AttachmentRow::as_select())
+            .first(conn)
+            .await
+            .optional()
+            .or_repo())?;
+        Ok(row.map(Attachment::from))
+    }
+
+    /// One transaction, in the steps of `store_incoming`: the ticket moves
+    /// on (`NotFound` when it is gone), the detail, the participants, the
+    /// notices. The dedupe key's unique index answers `Duplicate`.
+    async fn store_reply(&self, r: NewReply) -> RepoResult<StoredReply> {
+        let headers = serde_json::to_string(&r.detail.headers).map_err(RepoError::unexpected)?;
+        let participants = participants(&r.participants);
+        let returning = self.returning();
+        db_transaction!(self, |conn| {
+            continue_ticket(conn, r.ticket_id, false, r.now).await?;
+            let detail_id = insert_detail(conn, returning, r.ticket_id, false, &r.detail, &headers, r.now).await?;
+            add_participants(conn, r.ticket_id, &participants).await?;
+            let notice_ids =
+                queue_notices(conn, returning, r.ticket_id, detail_id, &r.notices, r.now, r.notices_due_at).await?;
+            Ok(StoredReply { detail_id, notice_ids })
+        })
+    }
+
+    /// One transaction: the conditional update (nothing else is written
+    /// when it finds other values), the loads, the events, the notices,
+    /// then the ticket read back.
+    async fn update_ticket(&self, u: TicketUpdate) -> RepoResult<Ticket> {
+        let row: TicketRow = db_transaction!(self, |conn| {
+            if !apply_update(conn, &u).await? {
+                let known: i64 = ticket::table.find(u.ticket_id).count().get_result(conn).await?;
+                return Err(if known == 0 { RepoError::NotFound } else { RepoError::Conflict }.into());
+            }
+            move_loads(conn, &u.expected, &u.new, u.now).await?;
+            insert_events(conn, u.ticket_id, &u.events, u.now).await?;
+            notify_on_latest(conn, u.ticket_id, &u.notices, u.now).await?;
+            Ok::<_, TxError>(ticket::table.find(u.ticket_id).select(TicketRow::as_select()).first(conn).await?)
+        })?;
+        row.try_into()
+    }
+}
+
+// The steps of `update_ticket`, each inside its transaction, written once
+// for both backends (see the note on the steps in `tickets.rs`).
+
+/// The ticket's fields become `u.new`, in one statement, only where they
+/// still are `u.expected`; `false` when no row was (no such ticket, or
+/// other values). `closed_at` is set when the ticket closes, cleared when
+/// it leaves `cerrado`, kept while it stays closed.
+async fn apply_update<C: Dialect>(conn: &mut C, u: &TicketUpdate) -> QueryResult<bool> {
+    let (old, new) = (&u.expected, &u.new);
+    let closed = TicketStatus::Closed;
+    let stays_closed = old.status == closed && new.status == closed;
+    let sql = format!(
+        "UPDATE ticket SET estado = ?, fk_id_usuario_asignado = ?, fk_id_departamento = ?, prioridad = ?, \
+         updated_at = ?{} \
+         WHERE id_ticket = ? AND estado = ? AND fk_id_departamento = ? AND prioridad = ? \
+         AND fk_id_usuario_asignado {} ?",
+        if stays_closed { "" } else { ", closed_at = ?" },
+        conn.null_safe_eq()
+    );
+    let mut values = vec![
+        Value::Text(new.status.as_str()),
+        Value::OptBigInt(new.assignee_id),
+        Value::BigInt(new.department_id),
+        Value::Text(new.priority.as_str()),
+        Value::Timestamp(u.now),
+    ];
+    if !stays_closed {
+        values.push(Value::OptTimestamp((new.status == closed).then_some(u.now)));
+    }
+    values.extend([
+        Value::BigInt(u.ticket_id),
+        Value::Text(old.status.as_str()),
+        Value::BigInt(old.department_id),
+        Value::Text(old.priority.as_str()),
+        Value::OptBigInt(old.assignee_id),
+    ]);
+    Ok(conn.run(Statement::new(sql, values)).await? == 1)
+}
+
+/// The open-ticket counts follow the change (a ticket counts for its
+/// assignee while it is not closed): one less for the old assignee if it
+/// counted there and no longer does, one more for the new if it counts
+/// there and did not; a new assignee's last assignment is now.
+async fn move_loads<C: Dialect>(
+    conn: &mut C,
+    old: &TicketFields,
+    new: &TicketFields,
+    now: Timestamp,
+) -> QueryResult<()> {
+    let counted = old.assignee_id.filter(|_| old.status.is_open());
+    let counts = new.assignee_id.filter(|_| new.status.is_open());
+    if let Some(user) = counted.filter(|u| counts != Some(*u)) {
+        change_load(conn, user, -1, None).await?;
+    }
+    if let Some(user) = new.assignee_id.filter(|a| old.assignee_id != Some(*a)) {
+        let step = if counts == Some(user) { 1 } else { 0 };
+        change_load(conn, user, step, Some(now)).await?;
+    } else if let Some(user) = counts.filter(|u| counted != Some(*u)) {
+        // The same assignee, and the ticket counts again.
+        change_load(conn, user, 1, None).await?;
+    }
+    Ok(())
+}
+
+/// The columns of an event, in the order of its values.
+const EVENT_COLUMNS: &[&str] = &["fk_id_ticket", "fk_id_usuario", "tipo", "valor_anterior", "valor_nuevo", "fecha"];
+
+/// The events, all in one statement.
+async fn insert_events<C: Dialect>(
+    conn: &mut C,
+    ticket_id: i64,
+    events: &[NewTicketEvent],
+    now: Timestamp,
+) -> QueryResult<()> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let rows = events
+        .iter()
+        .map(|e| {
+            vec![
+                Value::BigInt(ticket_id),
+                Value::OptBigInt(e.actor_id),
+                Value::Text(e.kind.as_str()),
+                Value::OptText(e.before.as_deref()),
+                Value::OptText(e.after.as_deref()),
+                Value::Timestamp(now),
+            ]
+        })
+        .collect();
+    conn.run(Statement::insert_rows("INSERT INTO evento_ticket", EVENT_COLUMNS, rows)).await?;
+    Ok(())
+}
+
+/// The notices, due now, attached to the ticket's latest message.
+#[expect(clippy::manual_async_fn, reason = "its future is Send by its bounds; see the note in tickets.rs")]
+fn notify_on_latest<C: Dialect>(
+    conn: &mut C,
+    ticket_id: i64,
+    notices: &[NewNotice],
+    now: Timestamp,
+) -> impl Future<Output = QueryResult<()>> + Send {
+    async move {
+        if notices.is_empty() {
+            return Ok(());
+        }
+        let latest = detalle_ticket::table
+            .filter(detalle_ticket::fk_id_ticket.eq(ticket_id))
+            .order(detalle_ticket::id_detalle_ticket.desc())
+            .select(detalle_ticket::id_detalle_ticket)
+            .limit(1);
+        let detail_id = conn.get_id(latest).await?;
+        conn.run(notice_insert(ticket_id, detail_id, notices, now, now)).await?;
+        Ok(())
+    }
+}
