@@ -982,6 +982,480 @@ pub async fn open_ticket_counts_follow_closing_and_reopening<S: Store>(s: Arc<S>
     assert_eq!(load(s.clone()).await, 1);
 }
 
+// Working tickets (`TicketWorkRepository`).
+
+/// A new ticket's mail with this subject and body, stored at `now`.
+fn mail(department_id: i64, assignee_id: Option<i64>, key: &str, text: (&str, &str), now: Timestamp) -> NewIncoming {
+    let mut n = new_incoming(department_id, assignee_id, key, "cliente@cliente.test");
+    if let IncomingTarget::New(t) = &mut n.target {
+        t.subject = text.0.into();
+    }
+    (n.detail.subject, n.detail.body) = (text.0.into(), text.1.into());
+    (n.now, n.notices_due_at) = (now, now);
+    n
+}
+
+/// A later message of the ticket, with this subject and body.
+fn follow_up(ticket_id: i64, key: &str, text: (&str, &str), now: Timestamp) -> NewIncoming {
+    let mut detail = sample_detail(key, "cliente@cliente.test");
+    (detail.subject, detail.body) = (text.0.into(), text.1.into());
+    NewIncoming {
+        target: IncomingTarget::Existing { ticket_id, reopen: false },
+        detail,
+        attachments: vec![],
+        participants: vec![],
+        notices: vec![],
+        now,
+        notices_due_at: now,
+    }
+}
+
+/// Changes the ticket's fields as `f` says, from what it holds now (no
+/// events, no notices).
+async fn change<S: Store>(s: &S, ticket_id: i64, now: Timestamp, f: impl FnOnce(&mut TicketFields)) -> Ticket {
+    let expected = TicketFields::of(&s.find_ticket(ticket_id).await.unwrap().unwrap());
+    let mut new = expected;
+    f(&mut new);
+    s.update_ticket(TicketUpdate { ticket_id, expected, new, events: vec![], notices: vec![], now }).await.unwrap()
+}
+
+fn ids(tickets: &[Ticket]) -> Vec<i64> {
+    tickets.iter().map(|t| t.id).collect()
+}
+
+/// The ids the list gives for `q` (50 at most unless `q` says).
+async fn listed<S: Store>(s: &S, q: TicketQuery) -> Vec<i64> {
+    let q = TicketQuery { limit: if q.limit == 0 { 50 } else { q.limit }, ..q };
+    ids(&s.list_tickets(q).await.unwrap())
+}
+
+/// The ids the list gives for a search of `text`.
+async fn found<S: Store>(s: &S, text: &str) -> Vec<i64> {
+    listed(s, TicketQuery { text: Some(text.into()), ..Default::default() }).await
+}
+
+/// (user, open tickets, last assignment) of the department's operators.
+async fn loads<S: Store>(s: &S, department_id: i64) -> Vec<(i64, i64, Option<Timestamp>)> {
+    let mut loads: Vec<_> = s
+        .operator_loads(department_id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|l| (l.user.id, l.open_tickets, l.last_assigned_at))
+        .collect();
+    loads.sort();
+    loads
+}
+
+pub async fn ticket_list_filters_on_every_field<S: Store>(s: Arc<S>) {
+    let d1 = s.create_department(NewDepartment { name: "Soporte".into(), synology_channel: None }).await.unwrap().id;
+    let d2 = s.create_department(NewDepartment { name: "Ventas".into(), synology_channel: None }).await.unwrap().id;
+    let a = s.create_user(sample_user("ana", "ana@example.test", Some(d1))).await.unwrap().id;
+    let b = s.create_user(sample_user("bea", "bea@example.test", Some(d2))).await.unwrap().id;
+    let text = ("Consulta", "Texto");
+    let t1 = s.store_incoming(mail(d1, Some(a), "m1", text, at(8, 0, 0))).await.unwrap().ticket_id;
+    let t2 = s.store_incoming(mail(d1, None, "m2", text, at(9, 0, 0))).await.unwrap().ticket_id;
+    let t3 = s.store_incoming(mail(d2, Some(b), "m3", text, at(10, 0, 0))).await.unwrap().ticket_id;
+    let t4 = s.store_incoming(mail(d1, Some(a), "m4", text, at(11, 0, 0))).await.unwrap().ticket_id;
+    change(&*s, t2, at(12, 0, 0), |f| (f.status, f.priority) = (TicketStatus::Pending, Priority::High)).await;
+    change(&*s, t3, at(12, 0, 0), |f| f.status = TicketStatus::Closed).await;
+    change(&*s, t4, at(12, 0, 0), |f| f.priority = Priority::Urgent).await;
+    let q = TicketQuery::default;
+
+    assert_eq!(listed(&*s, q()).await, vec![t4, t3, t2, t1], "newest first");
+    let status = |st| TicketQuery { status: Some(st), ..q() };
+    assert_eq!(listed(&*s, status(TicketStatus::Open)).await, vec![t4, t1]);
+    assert_eq!(listed(&*s, status(TicketStatus::Pending)).await, vec![t2]);
+    assert_eq!(listed(&*s, status(TicketStatus::Closed)).await, vec![t3]);
+    assert_eq!(listed(&*s, TicketQuery { department_id: Some(d1), ..q() }).await, vec![t4, t2, t1]);
+    assert_eq!(listed(&*s, TicketQuery { department_id: Some(d2), ..q() }).await, vec![t3]);
+    assert_eq!(listed(&*s, TicketQuery { visible_department: Some(d2), ..q() }).await, vec![t3]);
+    assert_eq!(
+        listed(&*s, TicketQuery { department_id: Some(d1), visible_department: Some(d2), ..q() }).await,
+        Vec::<i64>::new(),
+        "a department the operator may not see shows nothing"
+    );
+    let assignee = |who| TicketQuery { assignee: who, ..q() };
+    assert_eq!(listed(&*s, assignee(AssigneeFilter::Anyone)).await, vec![t4, t3, t2, t1]);
+    assert_eq!(listed(&*s, assignee(AssigneeFilter::Nobody)).await, vec![t2]);
+    assert_eq!(listed(&*s, assignee(AssigneeFilter::User(a))).await, vec![t4, t1]);
+    assert_eq!(listed(&*s, assignee(AssigneeFilter::User(b))).await, vec![t3]);
+    assert_eq!(listed(&*s, assignee(AssigneeFilter::User(b + 1000))).await, Vec::<i64>::new());
+    let priority = |p| TicketQuery { priority: Some(p), ..q() };
+    assert_eq!(listed(&*s, priority(Priority::Normal)).await, vec![t3, t1]);
+    assert_eq!(listed(&*s, priority(Priority::High)).await, vec![t2]);
+    assert_eq!(listed(&*s, priority(Priority::Urgent)).await, vec![t4]);
+    assert_eq!(listed(&*s, priority(Priority::Low)).await, Vec::<i64>::new());
+    // Creation times, both ends included.
+    assert_eq!(listed(&*s, TicketQuery { from: Some(at(9, 0, 0)), ..q() }).await, vec![t4, t3, t2]);
+    assert_eq!(listed(&*s, TicketQuery { until: Some(at(10, 0, 0)), ..q() }).await, vec![t3, t2, t1]);
+    let window = TicketQuery { from: Some(at(9, 0, 0)), until: Some(at(10, 0, 0)), ..q() };
+    assert_eq!(listed(&*s, window).await, vec![t3, t2]);
+    assert_eq!(listed(&*s, TicketQuery { from: Some(at(11, 0, 1)), ..q() }).await, Vec::<i64>::new());
+    let all_of = TicketQuery {
+        status: Some(TicketStatus::Open),
+        department_id: Some(d1),
+        visible_department: Some(d1),
+        assignee: AssigneeFilter::User(a),
+        priority: Some(Priority::Normal),
+        from: Some(at(8, 0, 0)),
+        until: Some(at(11, 0, 0)),
+        ..q()
+    };
+    assert_eq!(listed(&*s, all_of).await, vec![t1], "filters combine");
+    assert_eq!(listed(&*s, TicketQuery { limit: 2, ..q() }).await, vec![t4, t3]);
+    assert_eq!(ids(&s.list_tickets(TicketQuery { limit: 0, ..q() }).await.unwrap()), Vec::<i64>::new());
+    let listed_t2 = s.list_tickets(TicketQuery { assignee: AssigneeFilter::Nobody, limit: 1, ..q() }).await.unwrap();
+    assert_eq!(listed_t2, vec![s.find_ticket(t2).await.unwrap().unwrap()], "whole tickets");
+}
+
+pub async fn ticket_list_pages_by_keyset<S: Store>(s: Arc<S>) {
+    let d = s.create_department(NewDepartment { name: "Soporte".into(), synology_channel: None }).await.unwrap().id;
+    let mut created = Vec::new();
+    for i in 0..7 {
+        let key = format!("m{i}");
+        created
+            .push(s.store_incoming(mail(d, None, &key, ("Consulta", "Texto"), at(9, i, 0))).await.unwrap().ticket_id);
+    }
+    let page = |before_id| TicketQuery { before_id, department_id: Some(d), limit: 3, ..Default::default() };
+    let mut seen: Vec<i64> = Vec::new();
+    let mut cursor = None;
+    for round in 0.. {
+        let got = ids(&s.list_tickets(page(cursor)).await.unwrap());
+        assert!(got.len() <= 3);
+        if got.is_empty() {
+            break;
+        }
+        seen.extend(&got);
+        cursor = got.last().copied();
+        // New tickets arrive between pages: they are newer than the cursor,
+        // so the next pages neither repeat nor skip anything.
+        let key = format!("nuevo{round}");
+        s.store_incoming(mail(d, None, &key, ("Otra", "Texto"), at(10, round, 0))).await.unwrap();
+    }
+    created.reverse();
+    assert_eq!(seen, created, "every ticket once, newest first");
+    let newest = ids(&s.list_tickets(page(None)).await.unwrap());
+    assert!(newest.iter().all(|id| !created.contains(id)), "the arrivals head the first page");
+    assert_eq!(listed(&*s, TicketQuery { before_id: Some(created[6]), ..Default::default() }).await, Vec::<i64>::new());
+}
+
+pub async fn ticket_list_searches_the_words_of_each_message<S: Store>(s: Arc<S>) {
+    let d = s.create_department(NewDepartment { name: "Soporte".into(), synology_channel: None }).await.unwrap().id;
+    let body = "El CAMION rojo llegó cerca del almacén; escriba a soporte@empresa.com";
+    let t1 = s.store_incoming(mail(d, None, "m1", ("Entrega pendiente", body), at(9, 0, 0))).await.unwrap().ticket_id;
+    let printer = ("Impresora", "La impresora no imprime nada");
+    let t2 = s.store_incoming(mail(d, None, "m2", printer, at(9, 1, 0))).await.unwrap().ticket_id;
+    s.store_incoming(follow_up(t2, "m2b", ("RE: Ayuda", "El TÓNER está agotado"), at(9, 2, 0))).await.unwrap();
+    let truck = ("Camión", "Otro camión azul");
+    let t3 = s.store_incoming(mail(d, None, "m3", truck, at(9, 3, 0))).await.unwrap().ticket_id;
+    s.store_incoming(follow_up(t3, "m3b", ("RE: Camión", "El camión sigue sin llegar"), at(9, 4, 0))).await.unwrap();
+    s.store_incoming(mail(d, None, "m4", ("Factura", "Factura pagada"), at(9, 5, 0))).await.unwrap();
+
+    assert_eq!(found(&*s, "camión").await, vec![t3, t1], "accents and case do not matter; each ticket once");
+    assert_eq!(found(&*s, "CAMION").await, vec![t3, t1]);
+    assert_eq!(found(&*s, "Almacen").await, vec![t1]);
+    assert_eq!(found(&*s, "toner").await, vec![t2], "a word of a later message");
+    assert_eq!(found(&*s, "tóner AGOTADO").await, vec![t2]);
+    assert_eq!(found(&*s, "camión rojo").await, vec![t1], "every word must appear");
+    assert_eq!(found(&*s, "rojo camión").await, vec![t1]);
+    assert_eq!(found(&*s, "camión verde").await, Vec::<i64>::new());
+    assert_eq!(found(&*s, "impresora tóner").await, Vec::<i64>::new(), "both in one message");
+    assert_eq!(found(&*s, "camio").await, Vec::<i64>::new(), "whole words");
+    assert_eq!(found(&*s, "empresa.com").await, vec![t1], "the words of an address");
+    assert_eq!(found(&*s, "el").await, Vec::<i64>::new(), "no word of three letters: nothing");
+    assert_eq!(found(&*s, "").await, Vec::<i64>::new());
+    let with_cursor = TicketQuery { text: Some("camion".into()), before_id: Some(t3), ..Default::default() };
+    assert_eq!(listed(&*s, with_cursor).await, vec![t1]);
+    let with_status =
+        TicketQuery { text: Some("camion".into()), status: Some(TicketStatus::Closed), ..Default::default() };
+    assert_eq!(listed(&*s, with_status).await, Vec::<i64>::new());
+
+    // What the user types is only ever words: quotes, operators and
+    // parentheses neither fail the query nor change its meaning.
+    assert_eq!(found(&*s, r#""Camión" -ROJO* (llegó) ^cerca: {almacén}"#).await, vec![t1]);
+    assert_eq!(found(&*s, r#"camion"rojo"#).await, vec![t1]);
+    assert_eq!(found(&*s, "+camión -rojo").await, vec![t1], "a minus excludes nothing");
+    for hostile in [
+        "\"",
+        "\"\"",
+        "*",
+        "-",
+        "NEAR",
+        "NEAR(camión rojo)",
+        "camión NOT rojo",
+        "camión AND",
+        "asunto:camión",
+        "'; DROP TABLE ticket; --",
+        "(((",
+        "a* OR b*",
+        "\\",
+        "%_%",
+        "@>~<",
+    ] {
+        let r = s.list_tickets(TicketQuery { text: Some(hostile.into()), limit: 50, ..Default::default() }).await;
+        assert_eq!(r.map(|t| ids(&t)).ok(), Some(vec![]), "{hostile:?}");
+    }
+    assert_eq!(listed(&*s, TicketQuery::default()).await.len(), 4);
+}
+
+pub async fn replies_are_stored_with_their_author_notices_and_participants<S: Store>(s: Arc<S>) {
+    let d = s.create_department(NewDepartment { name: "Soporte".into(), synology_channel: None }).await.unwrap();
+    let op = s.create_user(sample_user("ana", "ana@example.test", Some(d.id))).await.unwrap();
+    let first = s.store_incoming(new_incoming(d.id, Some(op.id), "m1", "cliente@cliente.test")).await.unwrap();
+    let mut detail = sample_detail("r1", "soporte@helpdesk.test");
+    detail.to = "cliente@cliente.test".into();
+    detail.cc = Some("Jefe@Cliente.test".into());
+    (detail.subject, detail.body) = ("RE: No funciona el correo".into(), "Reinicie el equipo, por favor".into());
+    (detail.direction, detail.author_id) = (Direction::Outgoing, Some(op.id));
+    let reply = NewReply {
+        ticket_id: first.ticket_id,
+        detail: detail.clone(),
+        participants: vec![" Jefe@Cliente.test ".into(), "cliente@cliente.test".into()],
+        notices: vec![NewNotice { kind: NoticeKind::Reply, recipient: "cliente@cliente.test".into() }],
+        now: at(12, 0, 0),
+        notices_due_at: at(12, 0, 30),
+    };
+    let stored = s.store_reply(reply.clone()).await.unwrap();
+    let d2 = s.find_detail(stored.detail_id).await.unwrap().unwrap();
+    assert_eq!((d2.ticket_id, d2.direction, d2.author_id), (first.ticket_id, Direction::Outgoing, Some(op.id)));
+    assert_eq!((d2.opened_ticket, d2.created_at, d2.body.as_str()), (false, at(12, 0, 0), detail.body.as_str()));
+    assert_eq!((d2.cc.as_deref(), d2.headers.clone()), (Some("Jefe@Cliente.test"), detail.headers.clone()));
+    let thread: Vec<i64> = s.details_of(first.ticket_id).await.unwrap().iter().map(|d| d.id).collect();
+    assert_eq!(thread, vec![first.detail_id, stored.detail_id]);
+    let notices = s.notices_of_detail(stored.detail_id).await.unwrap();
+    assert_eq!(notices.iter().map(|n| n.id).collect::<Vec<_>>(), stored.notice_ids);
+    assert_eq!(
+        (notices[0].kind, notices[0].recipient.as_str(), notices[0].status, notices[0].ticket_id),
+        (NoticeKind::Reply, "cliente@cliente.test", NoticeStatus::Pending, first.ticket_id)
+    );
+    assert_eq!((notices[0].next_attempt_at, notices[0].created_at), (at(12, 0, 30), at(12, 0, 0)));
+    assert_eq!(
+        s.participants_of(first.ticket_id).await.unwrap(),
+        vec!["cliente@cliente.test", "copia@cliente.test", "jefe@cliente.test"]
+    );
+    let t = s.find_ticket(first.ticket_id).await.unwrap().unwrap();
+    assert_eq!((t.updated_at, t.status, t.assignee_id), (at(12, 0, 0), TicketStatus::Open, Some(op.id)));
+    assert_eq!(found(&*s, "reinicie").await, vec![first.ticket_id], "replies are searched too");
+
+    let mut note = sample_detail("n1", "ana@example.test");
+    (note.direction, note.author_id, note.body) = (Direction::Note, Some(op.id), "Nota interna".into());
+    let note = NewReply { detail: note, participants: vec![], notices: vec![], now: at(12, 5, 0), ..reply.clone() };
+    let stored_note = s.store_reply(note).await.unwrap();
+    assert!(stored_note.notice_ids.is_empty());
+    assert_eq!(s.find_detail(stored_note.detail_id).await.unwrap().unwrap().direction, Direction::Note);
+
+    let r = s.store_reply(NewReply { now: at(13, 0, 0), ..reply.clone() }).await;
+    assert_duplicate(r, "the same reply twice");
+    let gone = NewReply { ticket_id: first.ticket_id + 1000, detail: sample_detail("r2", "x@x.test"), ..reply.clone() };
+    let r = s.store_reply(gone).await;
+    assert!(matches!(r, Err(RepoError::NotFound)), "{r:?}");
+    assert_eq!(s.find_detail_by_dedupe(&sample_detail("r2", "x").dedupe_key).await.unwrap(), None);
+    assert_eq!(s.details_of(first.ticket_id).await.unwrap().len(), 3, "nothing more written");
+    assert_eq!(s.find_ticket(first.ticket_id).await.unwrap().unwrap().updated_at, at(12, 5, 0));
+    assert_eq!(s.pending_notices().await.unwrap(), 3);
+}
+
+pub async fn ticket_updates_move_loads_and_write_events_and_notices<S: Store>(s: Arc<S>) {
+    let d = s.create_department(NewDepartment { name: "Soporte".into(), synology_channel: None }).await.unwrap().id;
+    let other = s.create_department(NewDepartment { name: "Ventas".into(), synology_channel: None }).await.unwrap().id;
+    let a = s.create_user(sample_user("ana", "ana@example.test", Some(d))).await.unwrap().id;
+    let b = s.create_user(sample_user("bea", "bea@example.test", Some(d))).await.unwrap().id;
+    let first = s.store_incoming(new_incoming(d, Some(a), "m1", "cliente@cliente.test")).await.unwrap();
+    let t = first.ticket_id;
+    let latest = s.store_incoming(follow_up(t, "m2", ("RE", "Sigue igual"), at(10, 0, 0))).await.unwrap().detail_id;
+    assert_eq!(loads(&*s, d).await, vec![(a, 1, Some(at(9, 0, 1))), (b, 0, None)]);
+
+    let before = s.find_ticket(t).await.unwrap().unwrap();
+    let expected = TicketFields::of(&before);
+    let new =
+        TicketFields { status: TicketStatus::Pending, assignee_id: Some(b), priority: Priority::High, ..expected };
+    let event = |kind, before: &str, after: &str| NewTicketEvent {
+        actor_id: Some(a),
+        kind,
+        before: Some(before.into()),
+        after: Some(after.into()),
+    };
+    let events = vec![
+        event(EventKind::Assignee, &a.to_string(), &b.to_string()),
+        event(EventKind::Status, "abierto", "pendiente"),
+        event(EventKind::Priority, "normal", "alta"),
+    ];
+    let notices = vec![NewNotice { kind: NoticeKind::AssignedMail, recipient: "bea@example.test".into() }];
+    let update = TicketUpdate { ticket_id: t, expected, new, events: events.clone(), notices, now: at(12, 0, 0) };
+    let updated = s.update_ticket(update).await.unwrap();
+    let expected_ticket = Ticket {
+        status: TicketStatus::Pending,
+        assignee_id: Some(b),
+        priority: Priority::High,
+        updated_at: at(12, 0, 0),
+        ..before.clone()
+    };
+    assert_eq!(updated, expected_ticket);
+    assert_eq!(s.find_ticket(t).await.unwrap(), Some(expected_ticket));
+    assert_eq!(
+        loads(&*s, d).await,
+        vec![(a, 0, Some(at(9, 0, 1))), (b, 1, Some(at(12, 0, 0)))],
+        "pending still counts, now for the new assignee"
+    );
+    let written = s.events_of(t).await.unwrap();
+    assert_eq!(written.len(), 3);
+    for (w, e) in written.iter().zip(&events) {
+        assert_eq!((w.ticket_id, w.actor_id, w.kind, w.at), (t, Some(a), e.kind, at(12, 0, 0)));
+        assert_eq!((&w.before, &w.after), (&e.before, &e.after));
+    }
+    assert!(written.windows(2).all(|w| w[0].id < w[1].id), "oldest first");
+    let on_latest = s.notices_of_detail(latest).await.unwrap();
+    assert_eq!(on_latest.len(), 1, "the notices go with the latest message");
+    assert_eq!(
+        (on_latest[0].kind, on_latest[0].recipient.as_str(), on_latest[0].ticket_id, on_latest[0].next_attempt_at),
+        (NoticeKind::AssignedMail, "bea@example.test", t, at(12, 0, 0))
+    );
+    assert_eq!(s.notices_of_detail(first.detail_id).await.unwrap().len(), 2);
+
+    // Closing: closed_at set, the count leaves the assignee.
+    let closed = change(&*s, t, at(13, 0, 0), |f| f.status = TicketStatus::Closed).await;
+    assert_eq!(
+        (closed.status, closed.closed_at, closed.updated_at),
+        (TicketStatus::Closed, Some(at(13, 0, 0)), at(13, 0, 0))
+    );
+    assert_eq!(loads(&*s, d).await, vec![(a, 0, Some(at(9, 0, 1))), (b, 0, Some(at(12, 0, 0)))]);
+    // Staying closed keeps closed_at.
+    let still = change(&*s, t, at(14, 0, 0), |f| f.priority = Priority::Urgent).await;
+    assert_eq!((still.closed_at, still.priority), (Some(at(13, 0, 0)), Priority::Urgent));
+    // A closed ticket given to someone: assigned now, counted nowhere.
+    change(&*s, t, at(15, 0, 0), |f| f.assignee_id = Some(a)).await;
+    assert_eq!(loads(&*s, d).await, vec![(a, 0, Some(at(15, 0, 0))), (b, 0, Some(at(12, 0, 0)))]);
+    // Reopened: closed_at cleared, counted again for the same assignee.
+    let reopened = change(&*s, t, at(16, 0, 0), |f| f.status = TicketStatus::Open).await;
+    assert_eq!((reopened.status, reopened.closed_at), (TicketStatus::Open, None));
+    assert_eq!(loads(&*s, d).await, vec![(a, 1, Some(at(15, 0, 0))), (b, 0, Some(at(12, 0, 0)))]);
+    // The same person, still counting: nothing moves.
+    change(&*s, t, at(16, 30, 0), |f| (f.status, f.priority) = (TicketStatus::Pending, Priority::Low)).await;
+    assert_eq!(loads(&*s, d).await, vec![(a, 1, Some(at(15, 0, 0))), (b, 0, Some(at(12, 0, 0)))]);
+    // Nobody's: the count leaves.
+    change(&*s, t, at(17, 0, 0), |f| f.assignee_id = None).await;
+    assert_eq!(loads(&*s, d).await, vec![(a, 0, Some(at(15, 0, 0))), (b, 0, Some(at(12, 0, 0)))]);
+    // Another department, and closed while nobody's: no count anywhere.
+    let moved = change(&*s, t, at(18, 0, 0), |f| (f.department_id, f.status) = (other, TicketStatus::Closed)).await;
+    assert_eq!((moved.department_id, moved.closed_at), (other, Some(at(18, 0, 0))));
+    assert_eq!(listed(&*s, TicketQuery { department_id: Some(other), ..Default::default() }).await, vec![t]);
+    assert_eq!(loads(&*s, d).await, vec![(a, 0, Some(at(15, 0, 0))), (b, 0, Some(at(12, 0, 0)))]);
+    // Closed, given to b: b's last assignment only.
+    change(&*s, t, at(19, 0, 0), |f| f.assignee_id = Some(b)).await;
+    // Reopened with a new assignee at once: counted for her.
+    change(&*s, t, at(20, 0, 0), |f| (f.status, f.assignee_id) = (TicketStatus::Open, Some(a))).await;
+    assert_eq!(loads(&*s, d).await, vec![(a, 1, Some(at(20, 0, 0))), (b, 0, Some(at(19, 0, 0)))]);
+    assert_eq!(s.events_of(t).await.unwrap().len(), 3, "events only as given");
+    assert_eq!(s.events_of(t + 1000).await.unwrap(), vec![]);
+}
+
+pub async fn stale_ticket_updates_conflict_and_write_nothing<S: Store>(s: Arc<S>) {
+    let d = s.create_department(NewDepartment { name: "Soporte".into(), synology_channel: None }).await.unwrap().id;
+    let a = s.create_user(sample_user("ana", "ana@example.test", Some(d))).await.unwrap().id;
+    let b = s.create_user(sample_user("bea", "bea@example.test", Some(d))).await.unwrap().id;
+    let first = s.store_incoming(new_incoming(d, Some(a), "m1", "cliente@cliente.test")).await.unwrap();
+    let t = first.ticket_id;
+    let read = s.find_ticket(t).await.unwrap().unwrap();
+    let stale = TicketFields::of(&read);
+    let to_b = TicketFields { assignee_id: Some(b), ..stale };
+    let event = NewTicketEvent {
+        actor_id: Some(a),
+        kind: EventKind::Assignee,
+        before: Some(a.to_string()),
+        after: Some(b.to_string()),
+    };
+    let notices = vec![NewNotice { kind: NoticeKind::AssignedChat, recipient: "77".into() }];
+    let update = |expected: TicketFields, new: TicketFields, now: Timestamp| TicketUpdate {
+        ticket_id: t,
+        expected,
+        new,
+        events: vec![event.clone()],
+        notices: notices.clone(),
+        now,
+    };
+    let won = s.update_ticket(update(stale, to_b, at(12, 0, 0))).await.unwrap();
+    assert_eq!(won.assignee_id, Some(b));
+    let state = |s: Arc<S>| async move {
+        (
+            s.find_ticket(t).await.unwrap(),
+            s.events_of(t).await.unwrap().len(),
+            s.pending_notices().await.unwrap(),
+            loads(&*s, d).await,
+        )
+    };
+    let settled = state(s.clone()).await;
+    assert_eq!((settled.1, settled.2), (1, 3));
+    assert_eq!(settled.3, vec![(a, 0, Some(at(9, 0, 1))), (b, 1, Some(at(12, 0, 0)))]);
+
+    // The same change from the same (now stale) reading loses.
+    let to_self = TicketFields { assignee_id: Some(a), ..stale };
+    let r = s.update_ticket(update(stale, to_self, at(12, 0, 1))).await;
+    assert!(matches!(r, Err(RepoError::Conflict)), "{r:?}");
+    assert_eq!(state(s.clone()).await, settled, "nothing written");
+    // Any one field that differs is a conflict; an assignee of nobody too.
+    let current = TicketFields::of(&won);
+    for wrong in [
+        TicketFields { status: TicketStatus::Pending, ..current },
+        TicketFields { priority: Priority::High, ..current },
+        TicketFields { department_id: d + 1000, ..current },
+        TicketFields { assignee_id: None, ..current },
+        TicketFields { assignee_id: Some(a), ..current },
+    ] {
+        let r = s.update_ticket(update(wrong, TicketFields { priority: Priority::Low, ..current }, at(12, 1, 0))).await;
+        assert!(matches!(r, Err(RepoError::Conflict)), "{wrong:?}: {r:?}");
+        assert_eq!(state(s.clone()).await, settled, "nothing written for {wrong:?}");
+    }
+    // Nobody's ticket, expected as nobody's: applies.
+    let nobody = TicketFields { assignee_id: None, ..current };
+    s.update_ticket(TicketUpdate { events: vec![], notices: vec![], ..update(current, nobody, at(12, 2, 0)) })
+        .await
+        .unwrap();
+    let low = TicketFields { priority: Priority::Low, ..nobody };
+    let done = s.update_ticket(TicketUpdate { events: vec![], notices: vec![], ..update(nobody, low, at(12, 3, 0)) });
+    assert_eq!(done.await.unwrap().priority, Priority::Low);
+    let r = s.update_ticket(update(low, TicketFields { assignee_id: Some(b), ..low }, at(12, 4, 0))).await;
+    assert!(r.is_ok(), "{r:?}");
+    // An unknown ticket, an unknown department.
+    let current = TicketFields::of(&s.find_ticket(t).await.unwrap().unwrap());
+    let settled = state(s.clone()).await;
+    let r = s.update_ticket(TicketUpdate { ticket_id: t + 1000, ..update(current, current, at(13, 0, 0)) }).await;
+    assert!(matches!(r, Err(RepoError::NotFound)), "{r:?}");
+    let nowhere = TicketFields { department_id: d + 1000, ..current };
+    let r = s.update_ticket(update(current, nowhere, at(13, 0, 0))).await;
+    assert!(matches!(r, Err(RepoError::MissingReference(_))), "{r:?}");
+    assert_eq!(state(s.clone()).await, settled, "nothing written");
+}
+
+pub async fn a_threads_attachments_and_participants<S: Store>(s: Arc<S>) {
+    let d = s.create_department(NewDepartment { name: "Soporte".into(), synology_channel: None }).await.unwrap().id;
+    let first = s.store_incoming(new_incoming(d, None, "m1", "cliente@cliente.test")).await.unwrap();
+    let t = first.ticket_id;
+    let mut second = follow_up(t, "m2", ("RE", "Adjunto captura"), at(10, 0, 0));
+    second.attachments = vec![NewAttachment {
+        name: "captura.png".into(),
+        route: "adjuntos/captura.png".into(),
+        mime_type: "image/png".into(),
+    }];
+    second.participants = vec!["Zeta@Cliente.test".into(), "alfa@cliente.test".into()];
+    let second = s.store_incoming(second).await.unwrap();
+    s.store_incoming(new_incoming(d, None, "m3", "otro@cliente.test")).await.unwrap();
+    let mut expected = s.attachments_of(first.detail_id).await.unwrap();
+    expected.extend(s.attachments_of(second.detail_id).await.unwrap());
+    assert_eq!(expected.len(), 2);
+    let all = s.ticket_attachments(t).await.unwrap();
+    assert_eq!(all, expected, "every message's, by id");
+    assert_eq!((all[1].name.as_str(), all[1].detail_id), ("captura.png", second.detail_id));
+    assert_eq!(s.find_attachment(all[1].id).await.unwrap(), Some(all[1].clone()));
+    assert_eq!(s.find_attachment(all[1].id + 1000).await.unwrap(), None);
+    assert_eq!(s.ticket_attachments(t + 1000).await.unwrap(), vec![]);
+    assert_eq!(
+        s.participants_of(t).await.unwrap(),
+        vec!["alfa@cliente.test", "cliente@cliente.test", "copia@cliente.test", "zeta@cliente.test"]
+    );
+    assert_eq!(s.participants_of(t + 1000).await.unwrap(), Vec::<String>::new());
+}
+
 pub async fn outbox_leases_attempts_and_outcomes<S: Store>(s: Arc<S>) {
     let d = s.create_department(NewDepartment { name: "Soporte".into(), synology_channel: None }).await.unwrap();
     let stored = s.store_incoming(new_incoming(d.id, None, "m1", "c@cliente.test")).await.unwrap();

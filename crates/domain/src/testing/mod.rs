@@ -133,6 +133,13 @@ macro_rules! repository_contract_tests {
             concurrent_duplicates_store_once,
             operator_loads_count_open_tickets,
             open_ticket_counts_follow_closing_and_reopening,
+            ticket_list_filters_on_every_field,
+            ticket_list_pages_by_keyset,
+            ticket_list_searches_the_words_of_each_message,
+            replies_are_stored_with_their_author_notices_and_participants,
+            ticket_updates_move_loads_and_write_events_and_notices,
+            stale_ticket_updates_conflict_and_write_nothing,
+            a_threads_attachments_and_participants,
             outbox_leases_attempts_and_outcomes,
             concurrent_claims_lease_each_notice_once,
             reader_checkpoints_and_an_idempotent_quarantine
