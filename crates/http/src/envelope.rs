@@ -10,16 +10,31 @@ use crate::error::ApiError;
 /// What a handler produces on success.
 #[derive(Debug)]
 pub enum Reply {
-    /// `{"data", "status": "ok", "message", "code": 200, "id_bitacora_log"}`.
-    Envelope { data: Value, message: String },
+    /// `{"data", "status": "ok", "message", "code", "id_bitacora_log"}`,
+    /// with `code` the HTTP status (200, or 201 for what was created).
+    Envelope { status: StatusCode, data: Value, message: String },
     /// A body of its own (`correo/save` answers flat).
     Raw { status: StatusCode, body: Value },
+    /// A finished response (a file).
+    Response(HttpResponse),
 }
 
 impl Reply {
     pub fn ok(data: impl serde::Serialize, message: impl Into<String>) -> Result<Reply, ApiError> {
+        Self::with_status(StatusCode::OK, data, message)
+    }
+
+    pub fn created(data: impl serde::Serialize, message: impl Into<String>) -> Result<Reply, ApiError> {
+        Self::with_status(StatusCode::CREATED, data, message)
+    }
+
+    fn with_status(
+        status: StatusCode,
+        data: impl serde::Serialize,
+        message: impl Into<String>,
+    ) -> Result<Reply, ApiError> {
         let data = serde_json::to_value(data).map_err(|e| ApiError::Internal(e.to_string()))?;
-        Ok(Reply::Envelope { data, message: message.into() })
+        Ok(Reply::Envelope { status, data, message: message.into() })
     }
 }
 
@@ -37,14 +52,15 @@ pub fn bitacora_value(endpoint: Option<Endpoint>, id: Option<i64>) -> Value {
 pub fn render(endpoint: Option<Endpoint>, audit_id: Option<i64>, result: Result<Reply, ApiError>) -> HttpResponse {
     let bitacora = bitacora_value(endpoint, audit_id);
     match result {
-        Ok(Reply::Envelope { data, message }) => HttpResponse::Ok().json(json!({
+        Ok(Reply::Envelope { status, data, message }) => HttpResponse::build(status).json(json!({
             "data": data,
             "status": "ok",
             "message": message,
-            "code": 200,
+            "code": status.as_u16(),
             "id_bitacora_log": bitacora,
         })),
         Ok(Reply::Raw { status, body }) => HttpResponse::build(status).json(body),
+        Ok(Reply::Response(response)) => response,
         // `correo/save` answers flat, errors too (but the documented 401 and
         // Laravel's 422 keep their own shapes).
         Err(e @ (ApiError::InvalidConsumer | ApiError::Validation(_))) => error_response(&e, bitacora),

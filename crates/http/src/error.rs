@@ -3,7 +3,9 @@
 
 use actix_web::http::StatusCode;
 use helpdesk_domain::RepoError;
-use helpdesk_domain::services::{AccessError, AdiError, BotError, IngestError, MailAccountError, SsoError};
+use helpdesk_domain::services::{
+    AccessError, AdiError, BotError, IngestError, MailAccountError, SsoError, TicketError,
+};
 use serde_json::{Value, json};
 
 use crate::validation::ValidationErrors;
@@ -162,6 +164,43 @@ impl From<BotError> for ApiError {
                 data: Value::Null,
             },
             BotError::Store(e) => e.into(),
+        }
+    }
+}
+
+/// One field's Laravel-style 422.
+fn invalid_field(field: &str, message: String) -> ApiError {
+    let mut v = ValidationErrors::default();
+    v.add(field, message);
+    ApiError::Validation(v)
+}
+
+impl From<TicketError> for ApiError {
+    fn from(e: TicketError) -> Self {
+        let refuse = |status: StatusCode, message: &str| ApiError::Business {
+            status,
+            message: message.into(),
+            data: Value::Null,
+        };
+        match e {
+            // Absent, or another department's: the same answer.
+            TicketError::NotFound => refuse(StatusCode::NOT_FOUND, "Ticket no encontrado."),
+            TicketError::AttachmentNotFound => refuse(StatusCode::NOT_FOUND, "Adjunto no encontrado."),
+            TicketError::NotAnOperator => {
+                refuse(StatusCode::FORBIDDEN, "El usuario no atiende tickets (sin departamento ni jefatura).")
+            }
+            TicketError::InvalidAssignee => invalid_field("asignado", "The selected asignado is invalid.".into()),
+            TicketError::InvalidDepartment => {
+                invalid_field("departamento", "The selected departamento is invalid.".into())
+            }
+            TicketError::NothingToChange => invalid_field(
+                "estado",
+                "The estado field is required when none of asignado / departamento / prioridad are present.".into(),
+            ),
+            TicketError::Conflict => {
+                refuse(StatusCode::CONFLICT, "El ticket cambió mientras tanto; consúltelo e intente de nuevo.")
+            }
+            TicketError::Store(e) => e.into(),
         }
     }
 }

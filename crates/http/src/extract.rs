@@ -23,7 +23,7 @@ use actix_web::{FromRequest, Handler, HttpMessage, HttpRequest, HttpResponse, we
 use futures_util::future::LocalBoxFuture;
 use helpdesk_domain::model::{Consumer, Endpoint};
 use helpdesk_domain::ports::Adapters;
-use helpdesk_domain::services::AccessError;
+use helpdesk_domain::services::{AccessError, Operator, SsoError};
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
@@ -31,7 +31,7 @@ use crate::AppState;
 use crate::audit::AuditCtx;
 use crate::envelope::{Reply, render};
 use crate::error::ApiError;
-use crate::request::{Accept, RawBody, header, input};
+use crate::request::{Accept, RawBody, bearer, header, input};
 use crate::validation::{Field, validate};
 
 /// Who may call an endpoint.
@@ -41,6 +41,9 @@ pub enum Gate {
     Consumer,
     /// The Synology bot's outgoing token, in the body (never in the URL).
     BotToken,
+    /// Consumer credentials, then an operator's user token
+    /// (`Authorization: Bearer`, from `SSO/access`): the ticket API.
+    Operator,
 }
 
 /// An endpoint's request: its rules, and where it belongs.
@@ -63,6 +66,8 @@ pub struct Valid<R, A> {
     pub input: R,
     /// The authenticated consumer; `None` behind [`Gate::BotToken`].
     pub consumer: Option<Consumer>,
+    /// The operator behind [`Gate::Operator`].
+    pub operator: Option<Operator>,
     _adapters: PhantomData<fn() -> A>,
 }
 
@@ -87,14 +92,27 @@ async fn admit<R: ApiRequest, A: Adapters>(req: &HttpRequest) -> Result<Valid<R,
         .app_data::<web::Data<AppState<A>>>()
         .ok_or_else(|| ApiError::Internal("the application state is missing".into()))?;
     let consumer = match R::GATE {
-        Gate::Consumer => {
+        Gate::Consumer | Gate::Operator => {
             let consumer = consumer(state, req, R::ENDPOINT).await?;
             AuditCtx::of(req).set_consumer(consumer.id);
             Some(consumer)
         }
         Gate::BotToken => None,
     };
-    let bag = input(req, RawBody::take(req)?, R::ACCEPT)?;
+    let operator = match R::GATE {
+        Gate::Operator => {
+            let token = bearer(req).ok_or(SsoError::InvalidToken)?;
+            let user = state.sso.authenticate(&token).await?;
+            Some(Operator::new(user)?)
+        }
+        _ => None,
+    };
+    let mut bag = input(req, RawBody::take(req)?, R::ACCEPT)?;
+    // The route's own parameters (`{id}`) are fields too, validated with
+    // the others; they win over a body field of the same name.
+    for (name, value) in req.match_info().iter() {
+        bag.insert(name.to_string(), Value::String(value.to_string()));
+    }
     if R::GATE == Gate::BotToken {
         // A token in the URL ends up in proxy and access logs: refused
         // before anything else, even a right one. Then the token, before
@@ -106,7 +124,7 @@ async fn admit<R: ApiRequest, A: Adapters>(req: &HttpRequest) -> Result<Valid<R,
     }
     validate(&bag, &R::rules(), &R::item_rules()).map_err(ApiError::Validation)?;
     let input = typed::<R>(bag)?;
-    Ok(Valid { input, consumer, _adapters: PhantomData })
+    Ok(Valid { input, consumer, operator, _adapters: PhantomData })
 }
 
 async fn consumer<A: Adapters>(
@@ -202,6 +220,11 @@ pub mod de {
     /// A required integer (its rules passed): 0 if it somehow is not one.
     pub fn int<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
         Ok(opt_int(d)?.unwrap_or_default())
+    }
+
+    /// A boolean as the `boolean` rule accepts it; false otherwise.
+    pub fn boolean<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+        Ok(crate::validation::as_boolean(&Value::deserialize(d)?).unwrap_or(false))
     }
 
     /// A JSON object, `None` when absent or anything else.

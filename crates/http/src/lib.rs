@@ -59,6 +59,10 @@ pub struct AppState<A: Adapters> {
     pub ingest: IngestService<A::Store>,
     pub outbox: Arc<OutboxService<A::Store, A::Mail, A::Chat>>,
     pub bot: Arc<BotService<A::Store, A::Chat>>,
+    pub tickets: TicketService<A::Store>,
+    /// Where attachments' files live (`reader.storage_dir`); routes are
+    /// relative to it.
+    pub attachments_dir: std::path::PathBuf,
     pub metrics: metrics::Metrics,
     pub limits: Limits,
     /// Trusted proxies, who may read `/metrics`, CORS origins.

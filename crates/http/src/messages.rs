@@ -38,3 +38,18 @@ pub fn bot_reply_pending(updated: &str) -> String {
 
 pub const BOT_TOKEN_IN_URL: &str =
     "El token de Synology no se acepta en la URL; envíelo en el cuerpo (formulario o JSON).";
+
+pub fn tickets_found(n: usize) -> String {
+    format!("Obtenidos {n} tickets.")
+}
+
+pub fn ticket_shown(id: i64) -> String {
+    format!("Ticket {id}.")
+}
+
+pub fn ticket_updated(id: i64) -> String {
+    format!("Ticket {id} actualizado.")
+}
+
+pub const REPLY_QUEUED: &str = "Respuesta registrada; se enviará por correo.";
+pub const NOTE_STORED: &str = "Nota interna registrada.";

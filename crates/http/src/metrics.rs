@@ -50,7 +50,21 @@ pub struct Gauges {
 /// The label of a path below `/api/`: a documented endpoint, or "other" (so
 /// that arbitrary 404 paths cannot grow the series without bound).
 pub fn endpoint_label(path: &str) -> &'static str {
-    Endpoint::from_path(path).map(Endpoint::path).unwrap_or("other")
+    Endpoint::from_path(path).map(Endpoint::path).or_else(|| ticket_route(path)).unwrap_or("other")
+}
+
+/// The ticket API's route templates (its paths carry ids, which must not
+/// become label values).
+fn ticket_route(path: &str) -> Option<&'static str> {
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let id = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    match segments.as_slice() {
+        ["tickets"] => Some("tickets"),
+        ["tickets", t] if id(t) => Some("tickets/{id}"),
+        ["tickets", t, "respuestas"] if id(t) => Some("tickets/{id}/respuestas"),
+        ["tickets", t, "adjuntos", a] if id(t) && id(a) => Some("tickets/{id}/adjuntos/{id_adjunto}"),
+        _ => None,
+    }
 }
 
 impl Metrics {
@@ -159,6 +173,17 @@ fn gauge(out: &mut String, name: &str, help: &str, samples: &[(&str, u64)]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ticket_paths_are_labelled_by_their_route() {
+        assert_eq!(endpoint_label("tickets"), "tickets");
+        assert_eq!(endpoint_label("tickets/4821"), "tickets/{id}");
+        assert_eq!(endpoint_label("tickets/4821/respuestas"), "tickets/{id}/respuestas");
+        assert_eq!(endpoint_label("tickets/4821/adjuntos/7"), "tickets/{id}/adjuntos/{id_adjunto}");
+        for other in ["tickets/abc", "tickets/1/otra", "tickets/1/adjuntos/x", "ticketsx"] {
+            assert_eq!(endpoint_label(other), "other", "{other}");
+        }
+    }
 
     #[test]
     fn counts_buckets_and_labels() {

@@ -12,6 +12,7 @@ use crate::routes::adi::{GenerateTokenRequest, RedeemRequest, SetTokenRequest};
 use crate::routes::bot::BotRequest;
 use crate::routes::mail::{MailAccountsQuery, MailSaveRequest};
 use crate::routes::sso::{AccessRequest, ForgotRequest, RefreshRequest, ResetRequest};
+use crate::routes::tickets::{ChangeBody, ReplyBody, TicketListQuery};
 use crate::routes::users::UsersQuery;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToSchema};
@@ -173,6 +174,69 @@ documented!(
 #[allow(dead_code)]
 fn bot() {}
 
+macro_rules! ticket_api {
+    ($fn:ident, $method:ident, $path:literal, $summary:literal, [$($param:tt)*], $($body:tt)*) => {
+        #[utoipa::path(
+            $method,
+            path = $path,
+            summary = $summary,
+            params($($param)*),
+            $($body)*
+            security(("consumer" = [], "secret" = [], "operator" = [])),
+            responses(
+                (status = 200, description = "Success (201 for a reply: id_detalle_ticket and message_id)", body = Envelope),
+                (status = 201, description = "Reply or note stored", body = Envelope),
+                (status = 401, description = "Bad consumer credentials ({message}) or a missing, expired or revoked user token (envelope)", body = Value),
+                (status = 403, description = "Consumer not granted this endpoint, or the user works no tickets", body = Envelope),
+                (status = 404, description = "No such ticket (or another department's), or attachment", body = Envelope),
+                (status = 409, description = "The ticket changed meanwhile", body = Envelope),
+                (status = 422, description = "Validation failed (Laravel's shape)", body = ValidationFailure),
+                (status = "4XX", description = "Other client errors", body = Envelope),
+            )
+        )]
+        #[allow(dead_code)]
+        fn $fn() {}
+    };
+}
+
+ticket_api!(
+    tickets_list,
+    get,
+    "/api/tickets",
+    "Tickets the operator may see, newest first (keyset pages: `siguiente`)",
+    [TicketListQuery],
+);
+ticket_api!(
+    ticket_show,
+    get,
+    "/api/tickets/{id}",
+    "A ticket with its messages, attachments' metadata, events and participants",
+    [("id" = i64, Path, description = "the ticket")],
+);
+ticket_api!(
+    ticket_reply,
+    post,
+    "/api/tickets/{id}/respuestas",
+    "A public reply (mailed once to the requester, participants in Cc) or an internal note",
+    [("id" = i64, Path, description = "the ticket")],
+    request_body = ReplyBody,
+);
+ticket_api!(
+    ticket_change,
+    patch,
+    "/api/tickets/{id}",
+    "Change status, assignee, department or priority (each change is a thread event)",
+    [("id" = i64, Path, description = "the ticket")],
+    request_body = ChangeBody,
+);
+ticket_api!(
+    ticket_attachment,
+    get,
+    "/api/tickets/{id}/adjuntos/{id_adjunto}",
+    "An attachment's file (its type, Content-Disposition: attachment)",
+    [("id" = i64, Path, description = "the ticket"), ("id_adjunto" = i64, Path, description = "the attachment")],
+);
+
 struct Security;
 
 impl Modify for Security {
@@ -184,6 +248,12 @@ impl Modify for Security {
         );
         components
             .add_security_scheme("secret", SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("X-User-Secret"))));
+        components.add_security_scheme(
+            "operator",
+            SecurityScheme::Http(utoipa::openapi::security::Http::new(
+                utoipa::openapi::security::HttpAuthScheme::Bearer,
+            )),
+        );
     }
 }
 
@@ -194,7 +264,24 @@ impl Modify for Security {
         description = "Drop-in reimplementation of the Cyberfuel helpdesk API. Consumer credentials go in X-User-Consumo and X-User-Secret; each consumer is granted only the endpoints it was issued for.",
         version = "1.0.0"
     ),
-    paths(forgot, reset, mail_accounts, mail_save, set_token, generate_token, redeem, access, refresh, users, bot),
+    paths(
+        forgot,
+        reset,
+        mail_accounts,
+        mail_save,
+        set_token,
+        generate_token,
+        redeem,
+        access,
+        refresh,
+        users,
+        bot,
+        tickets_list,
+        ticket_show,
+        ticket_reply,
+        ticket_change,
+        ticket_attachment
+    ),
     modifiers(&Security)
 )]
 pub struct ApiDoc;
@@ -280,13 +367,18 @@ mod tests {
         check::<MailAccountsQuery>();
         check::<MailSaveRequest>();
         check::<BotRequest>();
+        check::<TicketListQuery>();
+        check::<crate::routes::tickets::TicketPath>();
+        check::<ReplyBody>();
+        check::<ChangeBody>();
+        check::<crate::routes::tickets::AttachmentPath>();
     }
 
     #[test]
     fn the_document_names_every_endpoint_with_its_request_schema() {
         let doc = serde_json::to_value(document()).unwrap();
         let paths = doc["paths"].as_object().unwrap();
-        assert_eq!(paths.len(), 11);
+        assert_eq!(paths.len(), 11 + 4, "the documented eleven and the ticket API's four paths");
         let save = &paths["/api/correo/save"]["post"]["requestBody"]["content"]["application/json"]["schema"];
         let save = serde_json::to_string(save).unwrap();
         assert!(save.contains("MailSaveRequest"), "{save}");

@@ -54,6 +54,11 @@ pub enum Rule {
     In(&'static [&'static str]),
     /// `Y-m-d H:i:s`.
     DateTime,
+    /// A date, `Y-m-d` or `Y-m-d H:i:s`.
+    Date,
+    /// Laravel's `boolean`: true, false, 1, 0, "1", "0" (and "true",
+    /// "false", which query strings carry).
+    Boolean,
 }
 
 impl Rule {
@@ -185,6 +190,32 @@ pub fn as_integer(v: &Value) -> Option<i64> {
     }
 }
 
+/// A date as [`Rule::Date`] accepts it: `Y-m-d` (midnight) or `Y-m-d H:i:s`.
+pub fn parse_date(s: &str) -> Option<chrono::NaiveDateTime> {
+    let s = s.trim();
+    chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S")
+        .ok()
+        .or_else(|| chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").ok().and_then(|d| d.and_hms_opt(0, 0, 0)))
+}
+
+/// A boolean as [`Rule::Boolean`] accepts it.
+pub fn as_boolean(v: &Value) -> Option<bool> {
+    match v {
+        Value::Bool(b) => Some(*b),
+        Value::Number(n) => match n.as_i64() {
+            Some(0) => Some(false),
+            Some(1) => Some(true),
+            _ => None,
+        },
+        Value::String(s) => match s.trim() {
+            "1" | "true" => Some(true),
+            "0" | "false" => Some(false),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
 /// Checks one value at `path` (a field name, or `list.0.name` for items).
 fn check(input: &Map<String, Value>, path: &str, value: Option<&Value>, rules: &[Rule], errors: &mut ValidationErrors) {
     let excluded = rules.iter().any(|r| match r {
@@ -288,6 +319,11 @@ fn check_value(rule: &Rule, v: &Value, attr: &str, numeric: bool) -> Option<Stri
             let ok = v.as_str().is_some_and(|s| chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S").is_ok());
             (!ok).then(|| format!("The {attr} field must match the format Y-m-d H:i:s."))
         }
+        Rule::Date => {
+            let ok = v.as_str().and_then(parse_date).is_some();
+            (!ok).then(|| format!("The {attr} field must be a valid date."))
+        }
+        Rule::Boolean => (as_boolean(v).is_none()).then(|| format!("The {attr} field must be true or false.")),
     }
 }
 
@@ -470,5 +506,22 @@ mod tests {
         }
         let e = validate(&obj(json!({"d": "2025-13-10 12:00:00"})), &fields, &[]).unwrap_err();
         assert_eq!(e.message(), "The d field must match the format Y-m-d H:i:s.");
+    }
+
+    #[test]
+    fn dates_and_booleans() {
+        let fields = [field("desde", vec![Rule::Date]), field("interna", vec![Rule::Boolean])];
+        for ok in [json!({"desde": "2026-11-30"}), json!({"desde": "2026-11-30 08:15:00", "interna": true})] {
+            assert!(validate(&obj(ok.clone()), &fields, &[]).is_ok(), "{ok}");
+        }
+        for v in [json!(true), json!(false), json!(0), json!(1), json!("1"), json!("0"), json!("true"), json!("false")]
+        {
+            assert!(validate(&obj(json!({"interna": v.clone()})), &fields, &[]).is_ok(), "{v}");
+        }
+        let e = validate(&obj(json!({"desde": "2026-13-01", "interna": "sí"})), &fields, &[]).unwrap_err();
+        assert_eq!(e.errors[0], ("desde".into(), vec!["The desde field must be a valid date.".into()]));
+        assert_eq!(e.errors[1], ("interna".into(), vec!["The interna field must be true or false.".into()]));
+        assert_eq!(parse_date("2026-11-30").unwrap().to_string(), "2026-11-30 00:00:00");
+        assert!(validate(&obj(json!({"interna": 2})), &fields, &[]).is_err());
     }
 }

@@ -196,12 +196,12 @@ pub enum QuarantineCmd {
 
 fn parse_grants(list: &[String], all: bool) -> anyhow::Result<BTreeSet<Endpoint>> {
     if all {
-        return Ok(Endpoint::ALL.into_iter().collect());
+        return Ok(Endpoint::every().collect());
     }
     list.iter()
         .map(|g| {
             Endpoint::from_path(g).ok_or_else(|| {
-                let known: Vec<_> = Endpoint::ALL.iter().map(|e| e.path()).collect();
+                let known: Vec<_> = Endpoint::every().map(|e| e.path()).collect();
                 anyhow!("unknown endpoint {g:?}; known: {}", known.join(", "))
             })
         })

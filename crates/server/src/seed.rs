@@ -77,7 +77,7 @@ pub async fn seed_demo(db: &Arc<Db>, keys: &Keys) -> anyhow::Result<()> {
     })
     .await?;
     let access = AccessService::new(db.clone(), keys.consumer_hmac.clone(), Arc::new(SystemClock));
-    access.create_with_secret(DEMO_CONSUMER, DEMO_SECRET, Endpoint::ALL.into_iter().collect()).await?;
+    access.create_with_secret(DEMO_CONSUMER, DEMO_SECRET, Endpoint::every().collect()).await?;
     tracing::warn!(consumer = DEMO_CONSUMER, "dev profile: demo data seeded (never use the dev profile in production)");
     Ok(())
 }

@@ -145,8 +145,11 @@ pub fn app_state<A: Adapters>(
     };
     tokio::spawn(audit_writer.concurrent_writes(audit_writes).run());
     let ids = MessageIdSigner::new(keys.consumer_hmac.clone(), &settings.ingest.message_id_domain);
+    let ingest = settings.ingest()?;
     Ok(AppState {
-        ingest: IngestService::new(store.clone(), ids.clone(), clock.clone(), settings.ingest()?),
+        tickets: TicketService::new(store.clone(), ids.clone(), clock.clone(), ingest.chat_to_users),
+        attachments_dir: settings.reader.storage_dir.clone(),
+        ingest: IngestService::new(store.clone(), ids.clone(), clock.clone(), ingest),
         outbox: Arc::new(OutboxService::new(
             store.clone(),
             mailer.clone(),

@@ -19,9 +19,16 @@ pub enum Endpoint {
     MailSave,
     InternalUsers,
     SynologyBot,
+    /// The operators' ticket API (not in the published documentation).
+    TicketList,
+    TicketShow,
+    TicketReply,
+    TicketUpdate,
+    TicketAttachment,
 }
 
 impl Endpoint {
+    /// The eleven endpoints of the published documentation.
     pub const ALL: [Endpoint; 11] = [
         Endpoint::SsoAccess,
         Endpoint::SsoRefreshUserToken,
@@ -36,7 +43,23 @@ impl Endpoint {
         Endpoint::SynologyBot,
     ];
 
-    /// The documented path below `/api/`, which is also the grant's name.
+    /// The operators' ticket API.
+    pub const TICKETS: [Endpoint; 5] = [
+        Endpoint::TicketList,
+        Endpoint::TicketShow,
+        Endpoint::TicketReply,
+        Endpoint::TicketUpdate,
+        Endpoint::TicketAttachment,
+    ];
+
+    /// Every endpoint a consumer may be granted.
+    pub fn every() -> impl Iterator<Item = Endpoint> {
+        Endpoint::ALL.into_iter().chain(Endpoint::TICKETS)
+    }
+
+    /// The grant's name: for the documented endpoints their path below
+    /// `/api/`; for the ticket API (whose paths carry ids) the method and
+    /// the route's template.
     pub fn path(self) -> &'static str {
         match self {
             Endpoint::SsoAccess => "SSO/access",
@@ -50,6 +73,11 @@ impl Endpoint {
             Endpoint::MailSave => "correo/save",
             Endpoint::InternalUsers => "UsuarioInterno/get",
             Endpoint::SynologyBot => "Synology/BotAsistencia/configurarIdUsuario",
+            Endpoint::TicketList => "GET tickets",
+            Endpoint::TicketShow => "GET tickets/{id}",
+            Endpoint::TicketReply => "POST tickets/{id}/respuestas",
+            Endpoint::TicketUpdate => "PATCH tickets/{id}",
+            Endpoint::TicketAttachment => "GET tickets/{id}/adjuntos/{id_adjunto}",
         }
     }
 
@@ -57,7 +85,7 @@ impl Endpoint {
     pub fn from_path(s: &str) -> Option<Self> {
         let s = s.trim().trim_start_matches('/');
         let s = s.strip_prefix("api/").unwrap_or(s);
-        Endpoint::ALL.into_iter().find(|e| e.path() == s)
+        Endpoint::every().find(|e| e.path() == s)
     }
 }
 

@@ -233,7 +233,12 @@ impl<R: OutboxPorts, M: MailNotifier, C: ChatNotifier> OutboxService<R, M, C> {
                     .send(OutgoingMail {
                         to: notice.recipient.clone(),
                         cc: detail.cc.as_deref().map(addresses).unwrap_or_default(),
-                        content: MailContent::OperatorReply { number, subject, text: detail.body.clone(), html },
+                        content: MailContent::OperatorReply {
+                            number,
+                            subject: detail.subject.clone(),
+                            text: detail.body.clone(),
+                            html,
+                        },
                         message_id: Some(own),
                         in_reply_to,
                         references: earlier,

@@ -148,20 +148,11 @@ pub struct TicketService<R: TicketPorts> {
     clock: Arc<dyn Clock>,
     /// Whether assignees get Synology Chat bot messages.
     chat_to_users: bool,
-    /// The worker leaves new notices alone this long (the request may try
-    /// them first).
-    first_attempt_grace: chrono::Duration,
 }
 
 impl<R: TicketPorts> TicketService<R> {
-    pub fn new(
-        repo: Arc<R>,
-        ids: MessageIdSigner,
-        clock: Arc<dyn Clock>,
-        chat_to_users: bool,
-        first_attempt_grace: chrono::Duration,
-    ) -> Self {
-        Self { repo, ids, clock, chat_to_users, first_attempt_grace }
+    pub fn new(repo: Arc<R>, ids: MessageIdSigner, clock: Arc<dyn Clock>, chat_to_users: bool) -> Self {
+        Self { repo, ids, clock, chat_to_users }
     }
 
     /// A page of the tickets the operator may see, newest first.
@@ -242,14 +233,17 @@ impl<R: TicketPorts> TicketService<R> {
         let participants = self.repo.participants_of(ticket_id).await?;
         let extra_cc: Vec<String> = req.cc.as_deref().map(addresses).unwrap_or_default();
         let requester = ticket.requester.to_lowercase();
-        let operator_address = bare_address(&op.user.email);
         // The requester in To; everyone else who takes part in Cc, except
-        // the operator writing and the helpdesk's own mailboxes (those are
-        // not participants).
+        // the helpdesk's own people (the assignee takes part too): an
+        // internal address is not for the customer to see.
         let mut cc: Vec<String> = Vec::new();
         for p in participants.iter().chain(extra_cc.iter()) {
             let p = p.to_lowercase();
-            if p != requester && p != operator_address && !cc.contains(&p) {
+            if p == requester || cc.contains(&p) || p == bare_address(&op.user.email) {
+                continue;
+            }
+            let internal = UserFilter { email: Some(p.clone()), ..Default::default() };
+            if self.repo.find_users(internal).await?.is_empty() {
                 cc.push(p);
             }
         }
@@ -284,7 +278,8 @@ impl<R: TicketPorts> TicketService<R> {
             participants: if req.internal { Vec::new() } else { extra_cc },
             notices,
             now,
-            notices_due_at: now + self.first_attempt_grace,
+            // No attempt from the request: the worker sends it at once.
+            notices_due_at: now,
         };
         let stored = self.repo.store_reply(reply).await?;
         Ok(ReplyOutcome { detail_id: stored.detail_id, message_id, notice_ids: stored.notice_ids })
@@ -390,5 +385,176 @@ impl<R: TicketPorts> TicketService<R> {
             notices.push(NewNotice { kind: NoticeKind::AssignedMail, recipient: user.email.clone() });
         }
         Ok(Some(TicketUpdate { ticket_id: ticket.id, expected, new, events, notices, now: self.clock.now() }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::SecretHasher;
+    use crate::ports::{DepartmentRepository, OutboxRepository};
+    use crate::testing::contract::{new_incoming, sample_user};
+    use crate::testing::{InMemoryStore, ManualClock};
+
+    struct Fixture {
+        store: Arc<InMemoryStore>,
+        svc: TicketService<InMemoryStore>,
+        support: i64,
+        sales: i64,
+        ana: Operator,
+        carla: InternalUser,
+        beto: Operator,
+        ticket: i64,
+    }
+
+    async fn fixture() -> Fixture {
+        let store = Arc::new(InMemoryStore::new());
+        let clock = Arc::new(ManualClock::new(crate::ports::SystemClock.now()));
+        let ids = MessageIdSigner::new(SecretHasher::new([3; 32]), "helpdesk.test");
+        let svc = TicketService::new(store.clone(), ids, clock, true);
+        let dep = |name: &str| NewDepartment { name: name.into(), synology_channel: None };
+        let support = store.create_department(dep("Soporte")).await.unwrap().id;
+        let sales = store.create_department(dep("Ventas")).await.unwrap().id;
+        let ana = store.create_user(sample_user("ana", "ana@helpdesk.test", Some(support))).await.unwrap();
+        let mut carla = sample_user("carla", "carla@helpdesk.test", Some(support));
+        carla.synology_id = Some(77);
+        let carla = store.create_user(carla).await.unwrap();
+        let beto = store.create_user(sample_user("beto", "beto@helpdesk.test", Some(sales))).await.unwrap();
+        let stored = store.store_incoming(new_incoming(support, Some(ana.id), "m1", "cliente@cliente.test")).await;
+        Fixture {
+            svc,
+            support,
+            sales,
+            ana: Operator::new(ana).unwrap(),
+            carla,
+            beto: Operator::new(beto).unwrap(),
+            ticket: stored.unwrap().ticket_id,
+            store,
+        }
+    }
+
+    #[tokio::test]
+    async fn operators_see_their_department_and_a_jefe_all() {
+        let f = fixture().await;
+        assert_eq!(f.svc.show(&f.ana, f.ticket).await.unwrap().ticket.id, f.ticket);
+        assert!(matches!(f.svc.show(&f.beto, f.ticket).await, Err(TicketError::NotFound)));
+        assert!(matches!(f.svc.show(&f.ana, 999).await, Err(TicketError::NotFound)));
+        let reply = ReplyRequest { body: "x".into(), html: None, internal: false, cc: None };
+        assert!(matches!(f.svc.reply(&f.beto, f.ticket, reply).await, Err(TicketError::NotFound)));
+        let close = ChangeRequest { status: Some(TicketStatus::Closed), ..Default::default() };
+        assert!(matches!(f.svc.change(&f.beto, f.ticket, close).await, Err(TicketError::NotFound)));
+        let page = f.svc.list(&f.beto, ListRequest { limit: 10, ..Default::default() }).await.unwrap();
+        assert!(page.tickets.is_empty(), "not listed either");
+        let mut jefe = f.beto.user.clone();
+        jefe.manager = 1;
+        let jefe = Operator::new(jefe).unwrap();
+        assert_eq!(f.svc.show(&jefe, f.ticket).await.unwrap().ticket.id, f.ticket);
+        let mut nobody = f.beto.user.clone();
+        nobody.department_id = None;
+        assert!(matches!(Operator::new(nobody), Err(TicketError::NotAnOperator)));
+        let mut inactive = f.ana.user.clone();
+        inactive.status = UserStatus::Inactive;
+        assert!(matches!(Operator::new(inactive), Err(TicketError::NotAnOperator)));
+    }
+
+    #[tokio::test]
+    async fn a_reply_is_queued_once_for_the_customer_and_a_note_never() {
+        let f = fixture().await;
+        let req = ReplyRequest {
+            body: "Hola".into(),
+            html: None,
+            internal: false,
+            cc: Some("Jefe <jefe@cliente.test>, carla@helpdesk.test".into()),
+        };
+        let out = f.svc.reply(&f.ana, f.ticket, req).await.unwrap();
+        assert_eq!(MessageIdSigner::new(SecretHasher::new([3; 32]), "x").ticket_of(&out.message_id), Some(f.ticket));
+        let detail = f.store.find_detail(out.detail_id).await.unwrap().unwrap();
+        assert_eq!((detail.direction, detail.author_id), (Direction::Outgoing, Some(f.ana.id())));
+        assert_eq!(detail.to, "cliente@cliente.test");
+        // Participants and the extra Cc, but not the helpdesk's own people.
+        assert_eq!(detail.cc.as_deref(), Some("copia@cliente.test, jefe@cliente.test"));
+        let notices = f.store.notices_of_detail(out.detail_id).await.unwrap();
+        assert_eq!(notices.len(), 1);
+        assert_eq!((notices[0].kind, notices[0].recipient.as_str()), (NoticeKind::Reply, "cliente@cliente.test"));
+        assert!(f.store.participants_of(f.ticket).await.unwrap().contains(&"jefe@cliente.test".to_string()));
+
+        let note = ReplyRequest { body: "interno".into(), html: None, internal: true, cc: Some("x@y.test".into()) };
+        let out = f.svc.reply(&f.ana, f.ticket, note).await.unwrap();
+        let detail = f.store.find_detail(out.detail_id).await.unwrap().unwrap();
+        assert_eq!((detail.direction, detail.cc), (Direction::Note, None));
+        assert!(f.store.notices_of_detail(out.detail_id).await.unwrap().is_empty());
+        assert!(!f.store.participants_of(f.ticket).await.unwrap().contains(&"x@y.test".to_string()));
+    }
+
+    #[tokio::test]
+    async fn changes_are_events_and_the_new_assignee_is_told() {
+        let f = fixture().await;
+        let req = ChangeRequest {
+            assignee: Some(Some(f.carla.id)),
+            priority: Some(Priority::Urgent),
+            status: Some(TicketStatus::Pending),
+            ..Default::default()
+        };
+        let t = f.svc.change(&f.ana, f.ticket, req).await.unwrap();
+        assert_eq!((t.assignee_id, t.priority, t.status), (Some(f.carla.id), Priority::Urgent, TicketStatus::Pending));
+        let events = f.store.events_of(f.ticket).await.unwrap();
+        let kinds: Vec<EventKind> = events.iter().map(|e| e.kind).collect();
+        assert_eq!(kinds, vec![EventKind::Status, EventKind::Assignee, EventKind::Priority]);
+        assert!(events.iter().all(|e| e.actor_id == Some(f.ana.id())));
+        let thread = f.store.details_of(f.ticket).await.unwrap();
+        let notices = f.store.notices_of_detail(thread.last().unwrap().id).await.unwrap();
+        let told: Vec<(NoticeKind, &str)> = notices.iter().map(|n| (n.kind, n.recipient.as_str())).collect();
+        assert!(told.contains(&(NoticeKind::AssignedChat, "77")), "{told:?}");
+        assert!(told.contains(&(NoticeKind::AssignedMail, "carla@helpdesk.test")), "{told:?}");
+
+        // The same values again: nothing changes, nothing is recorded.
+        let again = ChangeRequest { priority: Some(Priority::Urgent), ..Default::default() };
+        f.svc.change(&f.ana, f.ticket, again).await.unwrap();
+        assert_eq!(f.store.events_of(f.ticket).await.unwrap().len(), 3);
+        assert!(matches!(
+            f.svc.change(&f.ana, f.ticket, ChangeRequest::default()).await,
+            Err(TicketError::NothingToChange)
+        ));
+
+        // Another department's operator may not take it; moving the ticket
+        // there lets its assignee go.
+        let wrong = ChangeRequest { assignee: Some(Some(f.beto.id())), ..Default::default() };
+        assert!(matches!(f.svc.change(&f.ana, f.ticket, wrong).await, Err(TicketError::InvalidAssignee)));
+        let gone = ChangeRequest { department_id: Some(999), ..Default::default() };
+        assert!(matches!(f.svc.change(&f.ana, f.ticket, gone).await, Err(TicketError::InvalidDepartment)));
+        let moved = ChangeRequest { department_id: Some(f.sales), ..Default::default() };
+        let t = f.svc.change(&f.ana, f.ticket, moved).await.unwrap();
+        assert_eq!((t.department_id, t.assignee_id), (f.sales, None));
+        assert!(matches!(f.svc.show(&f.ana, f.ticket).await, Err(TicketError::NotFound)), "out of ana's sight now");
+        let mine = ChangeRequest { assignee: Some(Some(f.beto.id())), ..Default::default() };
+        f.svc.change(&f.beto, f.ticket, mine).await.unwrap();
+        let thread = f.store.details_of(f.ticket).await.unwrap();
+        let notices = f.store.notices_of_detail(thread.last().unwrap().id).await.unwrap();
+        assert!(
+            !notices.iter().any(|n| n.recipient == "beto@helpdesk.test"),
+            "nobody is told of what they did themselves"
+        );
+        let _ = f.support;
+    }
+
+    #[tokio::test]
+    async fn pages_are_clamped_and_say_where_the_next_starts() {
+        let f = fixture().await;
+        for i in 2..=5 {
+            let key = format!("m{i}");
+            f.store.store_incoming(new_incoming(f.support, None, &key, "otro@cliente.test")).await.unwrap();
+        }
+        let first = f.svc.list(&f.ana, ListRequest { limit: 2, ..Default::default() }).await.unwrap();
+        assert_eq!(first.tickets.len(), 2);
+        let next = first.next_before_id.expect("more to come");
+        assert_eq!(next, first.tickets[1].id);
+        let rest =
+            f.svc.list(&f.ana, ListRequest { limit: 500, before_id: Some(next), ..Default::default() }).await.unwrap();
+        assert_eq!((rest.tickets.len(), rest.next_before_id), (3, None));
+        let mine = ListRequest { assigned_to_me: true, limit: 10, ..Default::default() };
+        let mine = f.svc.list(&f.ana, mine).await.unwrap();
+        assert_eq!(mine.tickets.iter().map(|t| t.id).collect::<Vec<_>>(), vec![f.ticket]);
+        let nobody = ListRequest { assignee: AssigneeFilter::Nobody, limit: 10, ..Default::default() };
+        assert_eq!(f.svc.list(&f.ana, nobody).await.unwrap().tickets.len(), 4);
     }
 }

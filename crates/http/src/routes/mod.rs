@@ -5,6 +5,7 @@ pub(crate) mod bot;
 mod health;
 pub(crate) mod mail;
 pub(crate) mod sso;
+pub(crate) mod tickets;
 pub(crate) mod users;
 
 use actix_web::http::Method;
@@ -56,6 +57,21 @@ pub fn configure<A: Adapters>(cfg: &mut web::ServiceConfig) {
                     )
                     .service(post("/correo/getConfigCorreos", answered(mail::get_config::<A>)))
                     .service(post("/correo/save", answered(mail::save::<A>)))
+                    .service(resource("/tickets", Method::GET, answered(tickets::list::<A>)))
+                    .service(
+                        web::resource("/tickets/{id}")
+                            .route(web::get().to(answered(tickets::show::<A>)))
+                            .route(web::patch().to(answered(tickets::change::<A>)))
+                            .default_service(web::to(|req: HttpRequest| async move {
+                                method_not_allowed(&req, "GET, PATCH")
+                            })),
+                    )
+                    .service(post("/tickets/{id}/respuestas", answered(tickets::reply::<A>)))
+                    .service(resource(
+                        "/tickets/{id}/adjuntos/{id_adjunto}",
+                        Method::GET,
+                        answered(tickets::attachment::<A>),
+                    ))
                     .default_service(web::to(api_not_found)),
             )
             .default_service(web::to(not_found)),

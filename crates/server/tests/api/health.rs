@@ -107,8 +107,14 @@ async fn the_openapi_document_and_the_offline_docs_page() {
     paths.sort();
     let mut expected: Vec<String> =
         helpdesk_domain::model::Endpoint::ALL.iter().map(|e| format!("/api/{}", e.path())).collect();
+    // The operators' ticket API: five endpoints on four paths.
+    for path in ["tickets", "tickets/{id}", "tickets/{id}/respuestas", "tickets/{id}/adjuntos/{id_adjunto}"] {
+        expected.push(format!("/api/{path}"));
+    }
     expected.sort();
-    assert_eq!(paths, expected, "one path per documented endpoint");
+    assert_eq!(paths, expected, "one path per documented endpoint, and the ticket API's");
+    assert!(doc["paths"]["/api/tickets/{id}"]["patch"].is_object());
+    assert!(doc["components"]["securitySchemes"]["operator"].is_object());
     assert!(doc["paths"]["/api/SSO/refreshUserToken"]["get"].is_object());
     assert!(doc["paths"]["/api/correo/save"]["post"]["requestBody"].is_object());
     assert!(doc["components"]["securitySchemes"]["consumer"].is_object());

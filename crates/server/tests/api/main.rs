@@ -19,4 +19,5 @@ mod reader;
 mod secrets;
 mod security_http;
 mod sso;
+mod tickets;
 mod users;

@@ -1,0 +1,535 @@
+//! The operators' ticket API: `GET api/tickets`, `GET api/tickets/{id}`,
+//! `POST api/tickets/{id}/respuestas`, `PATCH api/tickets/{id}`,
+//! `GET api/tickets/{id}/adjuntos/{id_adjunto}`. Consumer credentials and
+//! the operator's user token (`Authorization: Bearer`) on every call.
+
+use std::path::{Path, PathBuf};
+use std::sync::LazyLock;
+
+use actix_web::http::header::{ContentDisposition, DispositionParam, DispositionType};
+use actix_web::web;
+use base64::Engine;
+use helpdesk_domain::model::*;
+use helpdesk_domain::ports::Adapters;
+use helpdesk_domain::services::{ChangeRequest, ListRequest, Operator, ReplyRequest, is_safe_route};
+use regex::Regex;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use utoipa::ToSchema;
+
+use crate::AppState;
+use crate::envelope::Reply;
+use crate::error::ApiError;
+use crate::extract::{ApiRequest, Gate, Valid, de};
+use crate::messages;
+use crate::validation::{Field, Rule, ValidationErrors, field, parse_date};
+
+static ASSIGNEE_FILTER: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^(yo|nadie|[0-9]+)$").expect("valid regex"));
+static ASSIGNEE: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^(nadie|[0-9]+)$").expect("valid regex"));
+
+const STATUSES: &[&str] = &["abierto", "pendiente", "cerrado"];
+const PRIORITIES: &[&str] = &["baja", "normal", "alta", "urgente"];
+
+fn id_rule(name: &'static str) -> Field {
+    field(name, vec![Rule::Required, Rule::Integer, Rule::Min(1)])
+}
+
+fn operator<A>(q: &Valid<impl ApiRequest, A>) -> Result<&Operator, ApiError> {
+    q.operator.as_ref().ok_or_else(|| ApiError::Internal("an operator endpoint without its gate".into()))
+}
+
+// ---- wire shapes ----------------------------------------------------------
+
+fn stamp(t: Timestamp) -> String {
+    t.format("%Y-%m-%d %H:%M:%S").to_string()
+}
+
+#[derive(Debug, Serialize)]
+pub struct TicketJson {
+    id_ticket: i64,
+    asunto: String,
+    estado: &'static str,
+    prioridad: &'static str,
+    id_departamento: i64,
+    id_usuario_asignado: Option<i64>,
+    solicitante: String,
+    sistema: String,
+    creado: String,
+    actualizado: String,
+    cerrado: Option<String>,
+}
+
+impl From<Ticket> for TicketJson {
+    fn from(t: Ticket) -> Self {
+        TicketJson {
+            id_ticket: t.id,
+            asunto: t.subject,
+            estado: t.status.as_str(),
+            prioridad: t.priority.as_str(),
+            id_departamento: t.department_id,
+            id_usuario_asignado: t.assignee_id,
+            solicitante: t.requester,
+            sistema: t.system,
+            creado: stamp(t.created_at),
+            actualizado: stamp(t.updated_at),
+            cerrado: t.closed_at.map(stamp),
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct AttachmentJson {
+    id_adjunto: i64,
+    nombre: String,
+    tipo: String,
+}
+
+#[derive(Debug, Serialize)]
+struct DetailJson {
+    id_detalle_ticket: i64,
+    direccion: &'static str,
+    id_usuario_autor: Option<i64>,
+    de: String,
+    para: String,
+    cc: Option<String>,
+    asunto: String,
+    message_id: Option<String>,
+    texto: String,
+    html: String,
+    fecha: String,
+    adjuntos: Vec<AttachmentJson>,
+}
+
+#[derive(Debug, Serialize)]
+struct EventJson {
+    tipo: &'static str,
+    antes: Option<String>,
+    despues: Option<String>,
+    id_usuario: Option<i64>,
+    fecha: String,
+}
+
+#[derive(Debug, Serialize)]
+struct ThreadJson {
+    #[serde(flatten)]
+    ticket: TicketJson,
+    detalles: Vec<DetailJson>,
+    eventos: Vec<EventJson>,
+    participantes: Vec<String>,
+}
+
+impl From<TicketThread> for ThreadJson {
+    fn from(t: TicketThread) -> Self {
+        let detalles = t
+            .details
+            .into_iter()
+            .map(|(d, attachments)| DetailJson {
+                id_detalle_ticket: d.id,
+                direccion: d.direction.as_str(),
+                id_usuario_autor: d.author_id,
+                de: d.from,
+                para: d.to,
+                cc: d.cc,
+                asunto: d.subject,
+                message_id: d.message_id,
+                texto: d.body,
+                html: d.html,
+                fecha: stamp(d.date),
+                adjuntos: attachments
+                    .into_iter()
+                    .map(|a| AttachmentJson { id_adjunto: a.id, nombre: a.name, tipo: a.mime_type })
+                    .collect(),
+            })
+            .collect();
+        let eventos = t
+            .events
+            .into_iter()
+            .map(|e| EventJson {
+                tipo: e.kind.as_str(),
+                antes: e.before,
+                despues: e.after,
+                id_usuario: e.actor_id,
+                fecha: stamp(e.at),
+            })
+            .collect();
+        ThreadJson { ticket: t.ticket.into(), detalles, eventos, participantes: t.participants }
+    }
+}
+
+// ---- the cursor -----------------------------------------------------------
+
+/// Opaque to clients: base64url of `antes:<id>` (the last ticket shown).
+fn encode_cursor(before_id: i64) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("antes:{before_id}"))
+}
+
+fn decode_cursor(cursor: &str) -> Option<i64> {
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(cursor.trim()).ok()?;
+    let text = String::from_utf8(raw).ok()?;
+    text.strip_prefix("antes:")?.parse().ok().filter(|id: &i64| *id > 0)
+}
+
+fn invalid(field: &str, message: String) -> ApiError {
+    let mut v = ValidationErrors::default();
+    v.add(field, message);
+    ApiError::Validation(v)
+}
+
+// ---- GET tickets ----------------------------------------------------------
+
+#[derive(Debug, Deserialize, ToSchema, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[schema(example = json!({"estado": "abierto", "asignado": "yo", "texto": "impresora", "limite": 20}))]
+pub struct TicketListQuery {
+    /// `abierto`, `pendiente` or `cerrado`
+    #[serde(default, deserialize_with = "de::trimmed")]
+    estado: Option<String>,
+    #[serde(default, deserialize_with = "de::opt_int")]
+    departamento: Option<i64>,
+    /// a user id, `yo` or `nadie`
+    #[serde(default, deserialize_with = "de::trimmed")]
+    asignado: Option<String>,
+    /// `baja`, `normal`, `alta` or `urgente`
+    #[serde(default, deserialize_with = "de::trimmed")]
+    prioridad: Option<String>,
+    /// words to find in the subject or any message (all of them)
+    #[serde(default, deserialize_with = "de::trimmed")]
+    texto: Option<String>,
+    /// created on or after (`Y-m-d` or `Y-m-d H:i:s`)
+    #[serde(default, deserialize_with = "de::trimmed")]
+    desde: Option<String>,
+    /// created on or before (`Y-m-d`: the whole day)
+    #[serde(default, deserialize_with = "de::trimmed")]
+    hasta: Option<String>,
+    /// page size, 1 to 100 (20)
+    #[serde(default, deserialize_with = "de::opt_int")]
+    limite: Option<i64>,
+    /// `siguiente` of the previous page
+    #[serde(default, deserialize_with = "de::trimmed")]
+    cursor: Option<String>,
+}
+
+impl ApiRequest for TicketListQuery {
+    const ENDPOINT: Endpoint = Endpoint::TicketList;
+    const GATE: Gate = Gate::Operator;
+
+    fn rules() -> Vec<Field> {
+        vec![
+            field("estado", vec![Rule::String, Rule::In(STATUSES)]),
+            field("departamento", vec![Rule::Integer]),
+            field("asignado", vec![Rule::Regex(&ASSIGNEE_FILTER)]),
+            field("prioridad", vec![Rule::String, Rule::In(PRIORITIES)]),
+            field("texto", vec![Rule::String, Rule::Max(200)]),
+            field("desde", vec![Rule::Date]),
+            field("hasta", vec![Rule::Date]),
+            field("limite", vec![Rule::Integer, Rule::Min(1), Rule::Max(100)]),
+            field("cursor", vec![Rule::String, Rule::Max(100)]),
+        ]
+    }
+}
+
+/// The page size when none is asked for.
+const DEFAULT_PAGE: i64 = 20;
+
+pub async fn list<A: Adapters>(st: web::Data<AppState<A>>, q: Valid<TicketListQuery, A>) -> Result<Reply, ApiError> {
+    let op = operator(&q)?;
+    let input = &q.input;
+    let before_id = match input.cursor.as_deref() {
+        Some(c) => {
+            Some(decode_cursor(c).ok_or_else(|| invalid("cursor", "The cursor field format is invalid.".into()))?)
+        }
+        None => None,
+    };
+    let (assignee, assigned_to_me) = match input.asignado.as_deref() {
+        None => (AssigneeFilter::Anyone, false),
+        Some("yo") => (AssigneeFilter::Anyone, true),
+        Some("nadie") => (AssigneeFilter::Nobody, false),
+        Some(id) => (AssigneeFilter::User(id.parse().unwrap_or_default()), false),
+    };
+    // A bare date in `hasta` means to the end of that day.
+    let until = input
+        .hasta
+        .as_deref()
+        .and_then(|h| parse_date(h).map(|t| if h.len() == 10 { t + chrono::Duration::seconds(86_399) } else { t }));
+    let request = ListRequest {
+        status: input.estado.as_deref().and_then(TicketStatus::parse),
+        department_id: input.departamento,
+        assignee,
+        assigned_to_me,
+        priority: input.prioridad.as_deref().and_then(Priority::parse),
+        text: input.texto.clone(),
+        from: input.desde.as_deref().and_then(parse_date),
+        until,
+        before_id,
+        limit: input.limite.unwrap_or(DEFAULT_PAGE),
+    };
+    let page = st.tickets.list(op, request).await?;
+    let message = messages::tickets_found(page.tickets.len());
+    Reply::ok(
+        json!({
+            "tickets": page.tickets.into_iter().map(TicketJson::from).collect::<Vec<_>>(),
+            "siguiente": page.next_before_id.map(encode_cursor),
+        }),
+        message,
+    )
+}
+
+// ---- GET tickets/{id} -----------------------------------------------------
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct TicketPath {
+    #[serde(deserialize_with = "de::int")]
+    id: i64,
+}
+
+impl ApiRequest for TicketPath {
+    const ENDPOINT: Endpoint = Endpoint::TicketShow;
+    const GATE: Gate = Gate::Operator;
+
+    fn rules() -> Vec<Field> {
+        vec![id_rule("id")]
+    }
+}
+
+pub async fn show<A: Adapters>(st: web::Data<AppState<A>>, q: Valid<TicketPath, A>) -> Result<Reply, ApiError> {
+    let thread = st.tickets.show(operator(&q)?, q.input.id).await?;
+    let message = messages::ticket_shown(thread.ticket.id);
+    Reply::ok(ThreadJson::from(thread), message)
+}
+
+// ---- POST tickets/{id}/respuestas -----------------------------------------
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(example = json!({"cuerpo": "Hola Ana: ya quedó configurada la impresora.", "interna": false, "cc": "jefe@cliente.test"}))]
+pub struct ReplyBody {
+    /// the ticket: taken from the path (a body value is ignored)
+    #[serde(default, deserialize_with = "de::int")]
+    id: i64,
+    /// the text
+    #[serde(deserialize_with = "de::text")]
+    cuerpo: String,
+    /// the same in HTML (optional)
+    #[serde(default, deserialize_with = "de::opt_text")]
+    html: Option<String>,
+    /// an internal note, never mailed (default false)
+    #[serde(default, deserialize_with = "de::boolean")]
+    interna: bool,
+    /// more addresses to copy
+    #[serde(default, deserialize_with = "de::trimmed")]
+    cc: Option<String>,
+}
+
+impl ApiRequest for ReplyBody {
+    const ENDPOINT: Endpoint = Endpoint::TicketReply;
+    const GATE: Gate = Gate::Operator;
+
+    fn rules() -> Vec<Field> {
+        vec![
+            id_rule("id"),
+            field("cuerpo", vec![Rule::Required, Rule::String, Rule::Max(100_000)]),
+            field("html", vec![Rule::String, Rule::Max(500_000)]),
+            field("interna", vec![Rule::Boolean]),
+            field("cc", vec![Rule::MailboxList, Rule::Max(10_000)]),
+        ]
+    }
+}
+
+pub async fn reply<A: Adapters>(st: web::Data<AppState<A>>, q: Valid<ReplyBody, A>) -> Result<Reply, ApiError> {
+    let ReplyBody { id, cuerpo, html, interna, cc } = &q.input;
+    let request = ReplyRequest { body: cuerpo.clone(), html: html.clone(), internal: *interna, cc: cc.clone() };
+    let out = st.tickets.reply(operator(&q)?, *id, request).await?;
+    let message = if *interna { messages::NOTE_STORED } else { messages::REPLY_QUEUED };
+    Reply::created(
+        json!({ "id_detalle_ticket": out.detail_id, "message_id": format!("<{}>", out.message_id) }),
+        message,
+    )
+}
+
+// ---- PATCH tickets/{id} ---------------------------------------------------
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(example = json!({"estado": "pendiente", "asignado": 12, "prioridad": "alta"}))]
+pub struct ChangeBody {
+    /// the ticket: taken from the path (a body value is ignored)
+    #[serde(default, deserialize_with = "de::int")]
+    id: i64,
+    /// `abierto`, `pendiente` (waiting on the customer) or `cerrado`
+    #[serde(default, deserialize_with = "de::trimmed")]
+    estado: Option<String>,
+    /// an active operator of the department who takes tickets, or `nadie`
+    #[serde(default, deserialize_with = "de::opt_text")]
+    #[schema(value_type = Option<String>)]
+    asignado: Option<String>,
+    #[serde(default, deserialize_with = "de::opt_int")]
+    departamento: Option<i64>,
+    /// `baja`, `normal`, `alta` or `urgente`
+    #[serde(default, deserialize_with = "de::trimmed")]
+    prioridad: Option<String>,
+}
+
+impl ApiRequest for ChangeBody {
+    const ENDPOINT: Endpoint = Endpoint::TicketUpdate;
+    const GATE: Gate = Gate::Operator;
+
+    fn rules() -> Vec<Field> {
+        vec![
+            id_rule("id"),
+            field(
+                "estado",
+                vec![
+                    Rule::RequiredWithoutAll(&["asignado", "departamento", "prioridad"]),
+                    Rule::String,
+                    Rule::In(STATUSES),
+                ],
+            ),
+            field(
+                "asignado",
+                vec![Rule::RequiredWithoutAll(&["estado", "departamento", "prioridad"]), Rule::Regex(&ASSIGNEE)],
+            ),
+            field(
+                "departamento",
+                vec![Rule::RequiredWithoutAll(&["estado", "asignado", "prioridad"]), Rule::Integer, Rule::Min(1)],
+            ),
+            field(
+                "prioridad",
+                vec![
+                    Rule::RequiredWithoutAll(&["estado", "asignado", "departamento"]),
+                    Rule::String,
+                    Rule::In(PRIORITIES),
+                ],
+            ),
+        ]
+    }
+}
+
+pub async fn change<A: Adapters>(st: web::Data<AppState<A>>, q: Valid<ChangeBody, A>) -> Result<Reply, ApiError> {
+    let input = &q.input;
+    let assignee = match input.asignado.as_deref().map(str::trim) {
+        None => None,
+        Some("nadie") => Some(None),
+        Some(id) => {
+            Some(Some(id.parse().map_err(|_| invalid("asignado", "The selected asignado is invalid.".into()))?))
+        }
+    };
+    let request = ChangeRequest {
+        status: input.estado.as_deref().and_then(TicketStatus::parse),
+        assignee,
+        department_id: input.departamento,
+        priority: input.prioridad.as_deref().and_then(Priority::parse),
+    };
+    let ticket = st.tickets.change(operator(&q)?, input.id, request).await?;
+    let message = messages::ticket_updated(ticket.id);
+    Reply::ok(TicketJson::from(ticket), message)
+}
+
+// ---- GET tickets/{id}/adjuntos/{id_adjunto} -------------------------------
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct AttachmentPath {
+    #[serde(deserialize_with = "de::int")]
+    id: i64,
+    #[serde(deserialize_with = "de::int")]
+    id_adjunto: i64,
+}
+
+impl ApiRequest for AttachmentPath {
+    const ENDPOINT: Endpoint = Endpoint::TicketAttachment;
+    const GATE: Gate = Gate::Operator;
+
+    fn rules() -> Vec<Field> {
+        vec![id_rule("id"), id_rule("id_adjunto")]
+    }
+}
+
+/// The file of an attachment, only from inside the storage directory: the
+/// stored route must be relative and plain, and the file it names, links
+/// resolved, must still be inside.
+fn stored_file(storage: &Path, route: &str) -> Option<PathBuf> {
+    if !is_safe_route(route) {
+        return None;
+    }
+    let root = storage.canonicalize().ok()?;
+    let file = root.join(route).canonicalize().ok()?;
+    (file.starts_with(&root) && file.is_file()).then_some(file)
+}
+
+/// A file name safe for `Content-Disposition`: no path, no control
+/// characters, no quotes; the original goes in `filename*` (RFC 6266).
+fn disposition(name: &str) -> ContentDisposition {
+    let base = name.rsplit(['/', '\\']).next().unwrap_or_default();
+    let plain: String =
+        base.chars().map(|c| if c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ' { c } else { '_' }).collect();
+    let plain = if plain.trim().is_empty() { "adjunto".to_string() } else { plain };
+    let mut parameters = vec![DispositionParam::Filename(plain)];
+    if !base.is_ascii() && !base.chars().any(char::is_control) {
+        parameters.push(DispositionParam::FilenameExt(actix_web::http::header::ExtendedValue {
+            charset: actix_web::http::header::Charset::Ext("UTF-8".into()),
+            language_tag: None,
+            value: base.as_bytes().to_vec(),
+        }));
+    }
+    ContentDisposition { disposition: DispositionType::Attachment, parameters }
+}
+
+pub async fn attachment<A: Adapters>(
+    st: web::Data<AppState<A>>,
+    req: actix_web::HttpRequest,
+    q: Valid<AttachmentPath, A>,
+) -> Result<Reply, ApiError> {
+    let a = st.tickets.attachment(operator(&q)?, q.input.id, q.input.id_adjunto).await?;
+    let Some(path) = stored_file(&st.attachments_dir, &a.route) else {
+        tracing::warn!(attachment = a.id, route = %a.route, "attachment file missing or outside the storage");
+        return Err(ApiError::from(helpdesk_domain::services::TicketError::AttachmentNotFound));
+    };
+    let mime: mime::Mime = a.mime_type.parse().unwrap_or(mime::APPLICATION_OCTET_STREAM);
+    let file = actix_files::NamedFile::open_async(&path)
+        .await
+        .map_err(|e| ApiError::Internal(format!("cannot open attachment {}: {e}", a.id)))?
+        .set_content_type(mime)
+        .set_content_disposition(disposition(&a.name))
+        .use_etag(true)
+        .use_last_modified(true);
+    Ok(Reply::Response(file.into_response(&req)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_garbage_is_refused() {
+        assert_eq!(decode_cursor(&encode_cursor(4821)), Some(4821));
+        for bad in ["", "xyz", "YW50ZXM6", "YW50ZXM6LTE", "!!!"] {
+            assert_eq!(decode_cursor(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn only_files_inside_the_storage_are_served() {
+        let root = std::env::temp_dir().join(format!("hd-adjuntos-{}", std::process::id()));
+        std::fs::create_dir_all(root.join("logs")).unwrap();
+        std::fs::write(root.join("logs/error.txt"), b"x").unwrap();
+        let outside = std::env::temp_dir().join(format!("hd-fuera-{}.txt", std::process::id()));
+        std::fs::write(&outside, b"secreto").unwrap();
+        #[cfg(unix)]
+        std::os::unix::fs::symlink(&outside, root.join("logs/enlace.txt")).unwrap();
+        assert!(stored_file(&root, "logs/error.txt").is_some());
+        for bad in ["../fuera.txt", "/etc/passwd", "logs/../../etc/passwd", "logs", "no-existe.txt"] {
+            assert_eq!(stored_file(&root, bad), None, "{bad}");
+        }
+        #[cfg(unix)]
+        assert_eq!(stored_file(&root, "logs/enlace.txt"), None, "a link out of the storage");
+        std::fs::remove_dir_all(&root).unwrap();
+        std::fs::remove_file(&outside).unwrap();
+    }
+
+    #[test]
+    fn dispositions_are_safe() {
+        let d = disposition("../../informe \"final\".pdf");
+        assert_eq!(d.to_string(), "attachment; filename=\"informe _final_.pdf\"");
+        let d = disposition("reporte\r\nSet-Cookie: x.txt");
+        assert!(!d.to_string().contains('\r') && !d.to_string().contains('\n'), "{d}");
+        let d = disposition("año.pdf");
+        assert!(d.to_string().contains("filename*=UTF-8''a%C3%B1o.pdf"), "{d}");
+    }
+}
