@@ -1,0 +1,167 @@
+#!/usr/bin/env bash
+# The ticket list under a full store: 100,000 tickets (one message each,
+# 1 % of them mentioning "tóner"), written straight into the database, then
+# `GET /api/tickets` (first page of 20) and a `texto=toner` search driven by
+# wrk at 4 connections, as an operator (consumer credentials + bearer token,
+# bitácora on). Every figure is checked against the store: the page really
+# holds 20 tickets, the search really finds the tickets the store holds.
+#
+# Usage: bench/tickets.sh [seconds per measurement, default 10] [tickets, default 100000]
+# Prints a Markdown report and keeps it in target/bench/tickets.md.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SECS="${1:-10}"
+N="${2:-100000}"
+OUT=target/bench
+mkdir -p "$OUT"
+log() { printf '== %s\n' "$*" >&2; }
+
+command -v wrk >/dev/null || { log "installing wrk"; apt-get install -y wrk >/dev/null; }
+command -v sqlite3 >/dev/null || { log "installing sqlite3"; apt-get install -y sqlite3 >/dev/null; }
+if ! mariadb -uroot -h127.0.0.1 -e 'SELECT 1' >/dev/null 2>&1; then
+  start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd
+  for _ in $(seq 1 60); do mariadb -uroot -h127.0.0.1 -e 'SELECT 1' >/dev/null 2>&1 && break; sleep 1; done
+fi
+
+log "release build"
+cargo build --release -q -p helpdesk-server
+BIN=$PWD/target/release/helpdesk-server
+pids=()
+cleanup() { for p in "${pids[@]:-}"; do kill "$p" 2>/dev/null || true; done; }
+trap cleanup EXIT
+
+wait_ready() {
+  for _ in $(seq 1 600); do
+    curl -sf "http://127.0.0.1:$1/ready" >/dev/null && return 0
+    sleep 0.05
+  done
+  log "server on port $1 never became ready"; return 1
+}
+
+# Department, mailbox, three operators, product, a consumer with every grant
+# (prints its secret). Migrates the store on the way.
+seed() {
+  export HELPDESK__DATABASE__URL="$1" HELPDESK__SEED__DEMO=false HELPDESK__LOG__LEVEL=error
+  "$BIN" department add Soporte >/dev/null
+  echo 'clave' | "$BIN" mail-account add --host imap.bench.test --user soporte@bench.test --department 1 >/dev/null
+  for i in 1 2 3; do
+    echo 'Bench-clave-2026' | "$BIN" user add --login "op$i" --name "Operador $i" --email "op$i@bench.test" \
+      --department 1 --can-take-tickets --password-stdin >/dev/null
+  done
+  "$BIN" product add mesa Mesa >/dev/null
+  "$BIN" consumer create bench --all-grants | sed -n 's/^X-User-Secret: //p'
+}
+
+# The tickets and their messages, one statement each, in each dialect
+# (MariaDB reads the numbers from its sequence engine, SQLite from a
+# recursive CTE). 1 % of the messages mention "tóner".
+mysql_seed_sql() {
+  cat <<SQL
+INSERT INTO ticket (asunto, estado, fk_id_departamento, fk_id_usuario_asignado, solicitante, sistema,
+                    created_at, updated_at, prioridad)
+SELECT CONCAT('Consulta ', seq, ' sobre ', ELT(1 + seq % 5, 'la impresora', 'el correo', 'la factura', 'la red', 'el sistema')),
+       ELT(1 + seq % 3, 'abierto', 'pendiente', 'cerrado'), 1, 1 + seq % 3, CONCAT('cliente', seq % 5000, '@bench.test'),
+       'bench', NOW() - INTERVAL ($N - seq) SECOND, NOW() - INTERVAL ($N - seq) SECOND,
+       ELT(1 + seq % 4, 'baja', 'normal', 'alta', 'urgente')
+FROM seq_1_to_$N;
+INSERT INTO detalle_ticket (fk_id_ticket, clave_dedupe, remitente, destinatario, asunto, cuerpo, html, fecha, headers,
+                            automatico, nuevo_ticket, created_at, direccion)
+SELECT id_ticket, SHA2(CONCAT('bench:', id_ticket), 256), solicitante, 'soporte@bench.test', asunto,
+       CONCAT('Buenos días: tengo un problema con ', asunto,
+              IF(id_ticket % 100 = 0, '. Se acabó el tóner de la bodega.', '. Gracias.')),
+       '', created_at, '{}', 0, 1, created_at, 'entrante'
+FROM ticket;
+SQL
+}
+
+sqlite_seed_sql() {
+  cat <<SQL
+WITH RECURSIVE n(seq) AS (SELECT 1 UNION ALL SELECT seq + 1 FROM n WHERE seq < $N)
+INSERT INTO ticket (asunto, estado, fk_id_departamento, fk_id_usuario_asignado, solicitante, sistema,
+                    created_at, updated_at, prioridad)
+SELECT 'Consulta ' || seq || ' sobre ' || CASE seq % 5 WHEN 0 THEN 'la impresora' WHEN 1 THEN 'el correo'
+              WHEN 2 THEN 'la factura' WHEN 3 THEN 'la red' ELSE 'el sistema' END,
+       CASE seq % 3 WHEN 0 THEN 'abierto' WHEN 1 THEN 'pendiente' ELSE 'cerrado' END, 1, 1 + seq % 3,
+       'cliente' || (seq % 5000) || '@bench.test', 'bench',
+       strftime('%Y-%m-%d %H:%M:%f', 'now', '-' || ($N - seq) || ' seconds'),
+       strftime('%Y-%m-%d %H:%M:%f', 'now', '-' || ($N - seq) || ' seconds'),
+       CASE seq % 4 WHEN 0 THEN 'baja' WHEN 1 THEN 'normal' WHEN 2 THEN 'alta' ELSE 'urgente' END
+FROM n;
+INSERT INTO detalle_ticket (fk_id_ticket, clave_dedupe, remitente, destinatario, asunto, cuerpo, html, fecha, headers,
+                            automatico, nuevo_ticket, created_at, direccion)
+SELECT id_ticket, printf('bench%059d', id_ticket), solicitante, 'soporte@bench.test', asunto,
+       'Buenos días: tengo un problema con ' || asunto ||
+         CASE WHEN id_ticket % 100 = 0 THEN '. Se acabó el tóner de la bodega.' ELSE '. Gracias.' END,
+       '', created_at, '{}', 0, 1, created_at, 'entrante'
+FROM ticket;
+SQL
+}
+
+report=()
+for backend in mysql sqlite; do
+  if [ $backend = mysql ]; then
+    mariadb -uroot -h127.0.0.1 -e 'DROP DATABASE IF EXISTS hd_bench_tickets; CREATE DATABASE hd_bench_tickets CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci'
+    URL=mysql://root@127.0.0.1:3306/hd_bench_tickets; PORT=18083
+  else
+    rm -rf "$OUT/tickets-sqlite"; mkdir -p "$OUT/tickets-sqlite"
+    DB="$PWD/$OUT/tickets-sqlite/helpdesk.db"; URL="sqlite://$DB"; PORT=18084
+  fi
+  log "$backend: seed $N tickets"
+  SECRET=$(seed "$URL")
+  t0=$(date +%s)
+  if [ $backend = mysql ]; then
+    mysql_seed_sql | mariadb -uroot -h127.0.0.1 hd_bench_tickets
+    HELD=$(mariadb -uroot -h127.0.0.1 -N hd_bench_tickets -e 'SELECT COUNT(*) FROM ticket')
+    TONER=$(mariadb -uroot -h127.0.0.1 -N hd_bench_tickets -e "SELECT COUNT(*) FROM detalle_ticket WHERE cuerpo LIKE '%tóner%'")
+  else
+    sqlite_seed_sql | sqlite3 "$DB"
+    HELD=$(sqlite3 "$DB" 'SELECT COUNT(*) FROM ticket')
+    TONER=$(sqlite3 "$DB" "SELECT COUNT(*) FROM detalle_ticket WHERE cuerpo LIKE '%tóner%'")
+  fi
+  log "$backend: $HELD tickets ($TONER mention tóner) in $(( $(date +%s) - t0 )) s"
+  [ "$HELD" -ge "$N" ] || { log "the store holds $HELD tickets, not $N"; exit 1; }
+
+  HELPDESK__SERVER__PORT=$PORT HELPDESK__DATABASE__URL="$URL" HELPDESK__SEED__DEMO=false HELPDESK__LOG__LEVEL=warn \
+    HELPDESK__OUTBOX__POLL_INTERVAL_MS=3600000 "$BIN" >"$OUT/tickets-server-$backend.log" 2>&1 &
+  pids+=($!)
+  wait_ready $PORT
+  TOKEN=$(curl -sf -H 'Content-Type: application/json' -H 'X-User-Consumo: bench' -H "X-User-Secret: $SECRET" \
+    -d '{"product":"mesa","usuario":"op1","password":"Bench-clave-2026","modo":"normal"}' \
+    "http://127.0.0.1:$PORT/api/SSO/access" | python3 -c 'import json,sys; print(json.load(sys.stdin)["data"]["token"])')
+  H=(-H 'X-User-Consumo: bench' -H "X-User-Secret: $SECRET" -H "Authorization: Bearer $TOKEN")
+  # What the measured requests answer, checked against the store.
+  PAGE=$(curl -sf "${H[@]}" "http://127.0.0.1:$PORT/api/tickets?limite=20" |
+    python3 -c 'import json,sys; d=json.load(sys.stdin)["data"]; print(len(d["tickets"]), d["siguiente"] is not None)')
+  [ "$PAGE" = "20 True" ] || { log "$backend: first page answered $PAGE"; exit 1; }
+  FOUND=0; CURSOR=""
+  while :; do
+    # Every page of the search, counted: it must find what the store holds.
+    R=$(curl -sf "${H[@]}" "http://127.0.0.1:$PORT/api/tickets?texto=toner&limite=100${CURSOR:+&cursor=$CURSOR}" |
+      python3 -c 'import json,sys; d=json.load(sys.stdin)["data"]; print(len(d["tickets"]), d["siguiente"] or "")')
+    FOUND=$((FOUND + ${R%% *})); CURSOR="${R#* }"
+    [ -n "$CURSOR" ] || break
+  done
+  [ "$FOUND" -eq "$TONER" ] || { log "$backend: the search found $FOUND tickets, the store holds $TONER"; exit 1; }
+  for what in first-page search; do
+    case $what in
+      first-page) Q="limite=20" ;;
+      search) Q="texto=toner&limite=20" ;;
+    esac
+    log "$backend: $what, 4 connections, $SECS s"
+    wrk -t2 -c4 -d"${SECS}s" --latency "${H[@]}" "http://127.0.0.1:$PORT/api/tickets?$Q" >"$OUT/tickets-$backend-$what.txt"
+    RPS=$(sed -n 's/^Requests\/sec: *//p' "$OUT/tickets-$backend-$what.txt")
+    P50=$(awk '$1=="50%" {print $2}' "$OUT/tickets-$backend-$what.txt")
+    P99=$(awk '$1=="99%" {print $2}' "$OUT/tickets-$backend-$what.txt")
+    BAD=$(sed -n 's/^ *Non-2xx or 3xx responses: *//p' "$OUT/tickets-$backend-$what.txt")
+    report+=("| $backend | $what ($Q) | $HELD | $RPS | $P50 | $P99 | ${BAD:-0} |")
+  done
+  kill "${pids[-1]}" 2>/dev/null || true
+done
+
+{
+  echo "Ticket list, $(nproc) cores ($(sed -n 's/^model name[^:]*: //p' /proc/cpuinfo | head -1)), $SECS s each, 4 connections, $(date -u '+%Y-%m-%d %H:%M UTC')"
+  echo
+  echo "| backend | request | tickets held | req/s | p50 | p99 | non-2xx |"
+  echo "|---|---|---|---|---|---|---|"
+  printf '%s\n' "${report[@]}"
+} | tee "$OUT/tickets.md"
