@@ -230,7 +230,7 @@ pub const DOCS_CSP: &str = "default-src 'none'; script-src 'self'; \
      font-src 'self'; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
 /// What a preflight may ask for.
-pub const CORS_METHODS: &str = "GET, POST, HEAD, OPTIONS";
+pub const CORS_METHODS: &str = "GET, POST, PATCH, HEAD, OPTIONS";
 pub const CORS_HEADERS: &str = "X-User-Consumo, X-User-Secret, Authorization, Content-Type, Accept, X-Requested-With";
 /// Seconds a browser may reuse a preflight's answer.
 const CORS_MAX_AGE: &str = "600";

@@ -378,6 +378,7 @@ async fn cors_preflights_and_origins(backend: Backend) {
     assert_eq!(header(&res, "access-control-allow-origin").as_deref(), Some("*"));
     let methods = header(&res, "access-control-allow-methods").unwrap();
     assert!(methods.contains("POST") && methods.contains("GET"), "{methods}");
+    assert!(methods.contains("PATCH"), "the ticket API changes tickets with PATCH: {methods}");
     let allowed = header(&res, "access-control-allow-headers").unwrap().to_ascii_lowercase();
     for h in ["x-user-consumo", "x-user-secret", "authorization", "content-type", "accept"] {
         assert!(allowed.contains(h), "{h} not in {allowed}");
