@@ -106,6 +106,36 @@ pub fn random_token(len: usize) -> String {
     (0..len).map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char).collect()
 }
 
+/// The signature of an outgoing webhook (`X-Helpdesk-Signature`): `sha256=`
+/// and the lower-case hex of HMAC-SHA-256 keyed with the subscription's
+/// secret (its UTF-8 bytes, as printed) over the signed string
+/// `"<timestamp>.<body>"`: the decimal Unix seconds of
+/// `X-Helpdesk-Timestamp`, a full stop, and the request body byte for byte.
+pub fn webhook_signature(secret: &str, timestamp: i64, body: &str) -> String {
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key length");
+    mac.update(timestamp.to_string().as_bytes());
+    mac.update(b".");
+    mac.update(body.as_bytes());
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+/// What a receiver does with a webhook: the signature is the one of this
+/// secret, timestamp and body (compared in constant time), and the
+/// timestamp is within `tolerance_secs` of `now` (against replays).
+pub fn verify_webhook_signature(
+    secret: &str,
+    timestamp: i64,
+    body: &str,
+    signature: &str,
+    now: i64,
+    tolerance_secs: i64,
+) -> bool {
+    let fresh = (now - timestamp).abs() <= tolerance_secs;
+    let expected = webhook_signature(secret, timestamp, body);
+    let same: bool = expected.as_bytes().ct_eq(signature.trim().as_bytes()).into();
+    fresh && same
+}
+
 /// Lower-case hex SHA-256: for keys that need no secret (dedupe keys).
 pub fn sha256_hex(data: &[u8]) -> String {
     hex::encode(Sha256::digest(data))
@@ -330,6 +360,20 @@ mod tests {
         assert_eq!(verify_password_in("x", "not a hash", &mut memory), Err(CryptoError::BadHash));
         let no_hash = phc.rsplit_once('$').unwrap().0;
         assert_eq!(verify_password_in("Cyberf4231&459", no_hash, &mut memory), Ok(false), "a PHC without its hash");
+    }
+
+    #[test]
+    fn webhook_signatures_are_hmac_sha256_of_timestamp_dot_body() {
+        let body = r#"{"id":"evt_1"}"#;
+        // Python: hmac.new(b"whsec_prueba", b'1764486652.{"id":"evt_1"}', hashlib.sha256).hexdigest()
+        let expected = "sha256=fe33f45f666fe07cd3b93f717c73594d9ec6865d38ae3e667b7b70c5ecfc1a18";
+        assert_eq!(webhook_signature("whsec_prueba", 1764486652, body), expected);
+        assert!(verify_webhook_signature("whsec_prueba", 1764486652, body, expected, 1764486652 + 300, 300));
+        assert!(!verify_webhook_signature("whsec_prueba", 1764486652, body, expected, 1764486652 + 301, 300), "old");
+        assert!(!verify_webhook_signature("whsec_otro", 1764486652, body, expected, 1764486652, 300), "secret");
+        assert!(!verify_webhook_signature("whsec_prueba", 1764486653, body, expected, 1764486652, 300), "time");
+        let changed = r#"{"id":"evt_2"}"#;
+        assert!(!verify_webhook_signature("whsec_prueba", 1764486652, changed, expected, 1764486652, 300), "body");
     }
 
     #[test]

@@ -9,6 +9,7 @@ mod outgoing;
 mod reader;
 mod sso;
 mod ticket;
+mod webhook;
 mod work;
 
 pub use audit::*;
@@ -19,6 +20,7 @@ pub use outgoing::*;
 pub use reader::*;
 pub use sso::*;
 pub use ticket::*;
+pub use webhook::*;
 pub use work::*;
 
 /// Times are stored and compared in UTC without an offset, as the documented

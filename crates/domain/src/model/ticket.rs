@@ -262,6 +262,9 @@ pub struct NewIncoming {
     /// Addresses that may later post into the ticket by its number.
     pub participants: Vec<String>,
     pub notices: Vec<NewNotice>,
+    /// What subscribers of outgoing webhooks are told, written with the
+    /// rest (the ticket's id and the detail's completing each body).
+    pub webhook_events: Vec<super::NewWebhookEvent>,
     pub now: Timestamp,
     /// When the worker may first take the notices (the request makes the
     /// first attempt itself until then).

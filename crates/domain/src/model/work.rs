@@ -1,7 +1,7 @@
 //! Working tickets: priorities, who wrote a message, thread events, the
 //! list query and the changes an operator makes.
 
-use super::{Attachment, NewNotice, NewTicketDetail, Ticket, TicketDetail, TicketStatus, Timestamp};
+use super::{Attachment, NewNotice, NewTicketDetail, NewWebhookEvent, Ticket, TicketDetail, TicketStatus, Timestamp};
 
 /// `baja`, `normal`, `alta`, `urgente`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -150,6 +150,8 @@ pub struct NewReply {
     /// Addresses added by the reply (`cc`), who take part from now on.
     pub participants: Vec<String>,
     pub notices: Vec<NewNotice>,
+    /// What subscribers of outgoing webhooks are told (`ticket.respuesta_operador`).
+    pub webhook_events: Vec<NewWebhookEvent>,
     pub now: Timestamp,
     pub notices_due_at: Timestamp,
 }
@@ -191,6 +193,9 @@ pub struct TicketUpdate {
     pub events: Vec<NewTicketEvent>,
     /// Notices (the new assignee's), attached to the ticket's latest message.
     pub notices: Vec<NewNotice>,
+    /// What subscribers of outgoing webhooks are told (`ticket.asignado`,
+    /// `ticket.estado`).
+    pub webhook_events: Vec<NewWebhookEvent>,
     pub now: Timestamp,
 }
 

@@ -46,6 +46,7 @@ pub trait Store:
     + TicketRepository
     + TicketWorkRepository
     + OutboxRepository
+    + WebhookRepository
     + ReaderStateRepository
     + StoreHealth
 {
@@ -65,6 +66,7 @@ impl<T> Store for T where
         + TicketRepository
         + TicketWorkRepository
         + OutboxRepository
+        + WebhookRepository
         + ReaderStateRepository
         + StoreHealth
 {

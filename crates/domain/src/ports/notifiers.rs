@@ -38,3 +38,14 @@ pub trait ChatNotifier: Send + Sync + 'static {
         message: ChatContent,
     ) -> impl Future<Output = Result<serde_json::Value, NotifyError>> + Send;
 }
+
+/// Outgoing webhooks: POSTs a signed delivery (the domain writes every
+/// header). Object-safe: the server holds it as `Arc<dyn WebhookSender>`.
+pub trait WebhookSender: Send + Sync + 'static {
+    /// Sends `post` once and gives the HTTP status the receiver answered,
+    /// whatever it is, or why there was no answer (refused, timed out: the
+    /// text says which, without the secret). MUST NOT follow redirects (a
+    /// 3xx is an answer like any other) and MUST give up after the
+    /// adapter's timeout.
+    fn post(&self, post: WebhookPost) -> BoxFuture<'_, Result<u16, String>>;
+}

@@ -362,6 +362,59 @@ pub trait OutboxRepository: Send + Sync + 'static {
     fn pending_notices(&self) -> impl Future<Output = RepoResult<i64>> + Send;
 }
 
+/// Outgoing webhooks: subscriptions (`webhook`), the events announced
+/// (`webhook_evento`) and their deliveries (`webhook_entrega`).
+///
+/// Events are written by `store_incoming`, `store_reply` and
+/// `update_ticket`, in their transaction, from their `webhook_events`: an
+/// event that an active subscription wants (at that moment) MUST be stored
+/// once with its body ([`NewWebhookEvent::body`] of the ticket's id and,
+/// when the event has a message, the new detail's), with one pending
+/// delivery, due at once, per such subscription; an event that none wants
+/// is not stored. Nothing of it is written when the change is refused.
+#[cfg_attr(any(test, feature = "testing"), mockall::automock)]
+pub trait WebhookRepository: Send + Sync + 'static {
+    fn create_webhook(&self, new: NewWebhook) -> impl Future<Output = RepoResult<Webhook>> + Send;
+    /// Every subscription, by id.
+    fn list_webhooks(&self) -> impl Future<Output = RepoResult<Vec<Webhook>>> + Send;
+    fn find_webhook(&self, id: i64) -> impl Future<Output = RepoResult<Option<Webhook>>> + Send;
+    /// Replaces the sealed secret; attempts made from now on sign with it.
+    /// MUST return `NotFound` for an unknown subscription.
+    fn set_webhook_secret(
+        &self,
+        id: i64,
+        sealed_secret: Vec<u8>,
+        now: Timestamp,
+    ) -> impl Future<Output = RepoResult<()>> + Send;
+    /// Deletes the subscription with its deliveries (pending or not), and
+    /// the events no delivery names any more. MUST return `NotFound` for an
+    /// unknown subscription.
+    fn remove_webhook(&self, id: i64) -> impl Future<Output = RepoResult<()>> + Send;
+    /// Leases up to `limit` pending deliveries that are due and not leased
+    /// (or whose lease ran out), oldest first, until `lease_until`. A
+    /// delivery is leased by one caller at a time, also across processes.
+    fn claim_due_deliveries(
+        &self,
+        now: Timestamp,
+        limit: i64,
+        lease_until: Timestamp,
+    ) -> impl Future<Output = RepoResult<Vec<WebhookDelivery>>> + Send;
+    /// Records an attempt: one more attempt, the lease released; `Sent`:
+    /// `enviada` at `now`; `Retry`: the error and when to try again;
+    /// `Failed`: `fallida` with the error. MUST return `NotFound` for an
+    /// unknown delivery.
+    fn record_delivery(
+        &self,
+        id: i64,
+        now: Timestamp,
+        outcome: DeliveryOutcome,
+    ) -> impl Future<Output = RepoResult<WebhookDelivery>> + Send;
+    /// The deliveries of one event, by id.
+    fn deliveries_of_event(&self, event_id: &str) -> impl Future<Output = RepoResult<Vec<WebhookDelivery>>> + Send;
+    /// Deliveries still `pendiente`.
+    fn pending_deliveries(&self) -> impl Future<Output = RepoResult<i64>> + Send;
+}
+
 /// The mail-reading channel's checkpoints (`correo_lectura`) and quarantine
 /// (`correo_cuarentena`).
 #[cfg_attr(any(test, feature = "testing"), mockall::automock)]

@@ -2,7 +2,7 @@
 //! routing, assignment, loop protection and the notices to send, all
 //! written in one transaction.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, LazyLock};
 
 use chrono::Duration;
@@ -25,8 +25,9 @@ pub struct IngestSettings {
     /// The request makes the first delivery attempt; the worker leaves new
     /// notices alone this long so the two do not race.
     pub first_attempt_grace: Duration,
-    /// How long mailboxes, departments and whether a department has a
-    /// webhook are kept in memory (zero: read for every mail).
+    /// How long mailboxes, departments, whether a department has a
+    /// webhook and which events outgoing webhooks subscribe to are kept in
+    /// memory (zero: read for every mail).
     pub setup_cache: std::time::Duration,
 }
 
@@ -184,6 +185,7 @@ pub trait IngestPorts:
     + crate::ports::MailAccountRepository
     + crate::ports::UserRepository
     + crate::ports::OutboxRepository
+    + crate::ports::WebhookRepository
 {
 }
 impl<
@@ -191,7 +193,8 @@ impl<
         + crate::ports::DepartmentRepository
         + crate::ports::MailAccountRepository
         + crate::ports::UserRepository
-        + crate::ports::OutboxRepository,
+        + crate::ports::OutboxRepository
+        + crate::ports::WebhookRepository,
 > IngestPorts for T
 {
 }
@@ -209,13 +212,19 @@ struct SetupCache {
     accounts: TtlCache<(), Vec<MailAccount>>,
     departments: TtlCache<i64, Option<Department>>,
     webhooks: TtlCache<i64, bool>,
+    /// The events some active outgoing webhook subscribes to.
+    subscribed: TtlCache<(), BTreeSet<WebhookEventKind>>,
 }
 
 impl<R: IngestPorts> IngestService<R> {
     pub fn new(repo: Arc<R>, ids: MessageIdSigner, clock: Arc<dyn Clock>, settings: IngestSettings) -> Self {
         let ttl = settings.setup_cache;
-        let setup =
-            SetupCache { accounts: TtlCache::new(ttl), departments: TtlCache::new(ttl), webhooks: TtlCache::new(ttl) };
+        let setup = SetupCache {
+            accounts: TtlCache::new(ttl),
+            departments: TtlCache::new(ttl),
+            webhooks: TtlCache::new(ttl),
+            subscribed: TtlCache::new(ttl),
+        };
         Self { repo, ids, clock, settings, setup }
     }
 
@@ -231,6 +240,16 @@ impl<R: IngestPorts> IngestService<R> {
     async fn has_webhook(&self, department_id: i64) -> Result<bool, RepoError> {
         let load = || async move { Ok(self.repo.department_webhook(department_id).await?.is_some()) };
         self.setup.webhooks.get_or_load(department_id, self.clock.now(), load, |_| true).await
+    }
+
+    /// The kinds of event some active subscription wants: an event of
+    /// another kind is not even built.
+    async fn subscribed(&self) -> Result<BTreeSet<WebhookEventKind>, RepoError> {
+        let load = || async {
+            let hooks = self.repo.list_webhooks().await?;
+            Ok(hooks.iter().filter(|h| h.status.is_active()).flat_map(|h| h.events.iter().copied()).collect())
+        };
+        self.setup.subscribed.get_or_load((), self.clock.now(), load, |_| true).await
     }
 
     pub fn message_ids(&self) -> &MessageIdSigner {
@@ -275,6 +294,9 @@ impl<R: IngestPorts> IngestService<R> {
         };
 
         let existing = self.thread(&mail, &sender).await?;
+        // The ticket as the mail leaves it, and its status before, for the
+        // outgoing webhooks.
+        let mut announced = None;
         let (target, department, assignee) = match existing {
             Some(ticket) => {
                 let department = self.department(ticket.department_id).await?.ok_or(IngestError::NoDepartment)?;
@@ -286,6 +308,7 @@ impl<R: IngestPorts> IngestService<R> {
                     Some(a) => self.repo.find_user(a).await?,
                     None => None,
                 };
+                announced = Some(ticket);
                 (target, department, assignee)
             }
             None => {
@@ -332,6 +355,9 @@ impl<R: IngestPorts> IngestService<R> {
         // Cc list, not a participant.
         participants.retain(|p| p.chars().count() <= 320);
 
+        let webhook_events =
+            self.webhook_events(&mail, announced, &department, assignee.as_ref(), automatic, now).await?;
+
         let incoming = NewIncoming {
             target,
             detail: NewTicketDetail {
@@ -355,6 +381,7 @@ impl<R: IngestPorts> IngestService<R> {
             attachments: mail.attachments.clone(),
             participants,
             notices,
+            webhook_events,
             now,
             notices_due_at: now + self.settings.first_attempt_grace,
         };
@@ -396,6 +423,51 @@ impl<R: IngestPorts> IngestService<R> {
             },
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// What the mail tells outgoing webhooks: `ticket.creado` for a new
+    /// ticket (`existing` is `None`); else `ticket.respuesta_cliente`, and
+    /// `ticket.estado` when it reopens the ticket. Only the kinds some
+    /// subscription wants.
+    async fn webhook_events(
+        &self,
+        mail: &IncomingMail,
+        existing: Option<Ticket>,
+        department: &Department,
+        assignee: Option<&InternalUser>,
+        automatic: bool,
+        now: Timestamp,
+    ) -> Result<Vec<NewWebhookEvent>, RepoError> {
+        let wanted = self.subscribed().await?;
+        if wanted.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut ticket = EventTicket {
+            subject: mail.subject.clone(),
+            status: TicketStatus::Open,
+            priority: Priority::Normal,
+            department_id: department.id,
+            department: department.name.clone(),
+            assignee: assignee.map(EventPerson::of),
+            requester: bare_address(&mail.from),
+        };
+        let message = EventMessage::new(Direction::Incoming, mail.from.trim(), &mail.body, automatic);
+        let event =
+            |kind, ticket: &EventTicket| NewWebhookEvent::new(kind, ticket.clone(), now).with_message(message.clone());
+        let mut events = Vec::new();
+        match existing {
+            None => events.push(event(WebhookEventKind::TicketCreated, &ticket)),
+            Some(t) => {
+                (ticket.subject, ticket.priority, ticket.requester) = (t.subject, t.priority, t.requester);
+                events.push(event(WebhookEventKind::CustomerReply, &ticket));
+                if t.status != TicketStatus::Open {
+                    let change = EventChange::Status { from: t.status, to: TicketStatus::Open };
+                    events.push(event(WebhookEventKind::StatusChanged, &ticket).with_change(change));
+                }
+            }
+        }
+        events.retain(|e| wanted.contains(&e.kind));
+        Ok(events)
     }
 
     /// The ticket this mail continues: by a header naming a message we sent
@@ -609,6 +681,91 @@ mod tests {
         assert_eq!(ingest.ingest(to_ventas(2)).await.unwrap().department.id, first.id, "the mailboxes are cached");
         clock.advance(Duration::seconds(6));
         assert_eq!(ingest.ingest(to_ventas(3)).await.unwrap().department.id, ventas.id, "and read again after 5 s");
+    }
+
+    #[tokio::test]
+    async fn mail_is_announced_to_the_webhooks_that_want_it() {
+        use crate::ports::{DepartmentRepository, TicketRepository, WebhookRepository};
+        use crate::testing::{InMemoryStore, ManualClock};
+        let store = Arc::new(InMemoryStore::new());
+        let clock = Arc::new(ManualClock::new(crate::ports::SystemClock.now()));
+        store.create_department(NewDepartment { name: "Soporte".into(), synology_channel: None }).await.unwrap();
+        let settings = IngestSettings {
+            default_department_id: None,
+            acks_per_hour: 0,
+            chat_to_users: false,
+            first_attempt_grace: Duration::seconds(3),
+            setup_cache: std::time::Duration::from_secs(5),
+        };
+        let ids = MessageIdSigner::new(SecretHasher::new([1; 32]), "helpdesk.test");
+        let ingest = IngestService::new(store.clone(), ids, clock.clone(), settings);
+        let pending = || async {
+            let far = clock.now() + Duration::days(1);
+            let claimed = store.claim_due_deliveries(far, 100, far).await.unwrap();
+            let bodies = claimed.iter().map(|d| (d.kind, serde_json::from_str(&d.body).unwrap()));
+            bodies.collect::<Vec<(WebhookEventKind, serde_json::Value)>>()
+        };
+        let first = ingest.ingest(mail(&[("Message-ID", "<m1@cliente.test>")], "c@cliente.test")).await.unwrap();
+        assert!(pending().await.is_empty(), "no subscription");
+
+        let now = clock.now();
+        let kinds = [WebhookEventKind::TicketCreated, WebhookEventKind::CustomerReply, WebhookEventKind::StatusChanged];
+        let events = kinds.into_iter().collect();
+        let hook =
+            NewWebhook { url: "http://r.test/".into(), events, sealed_secret: vec![1], status: Status::Active, now };
+        store.create_webhook(hook).await.unwrap();
+        let second = ingest.ingest(mail(&[("Message-ID", "<m2@cliente.test>")], "c@cliente.test")).await.unwrap();
+        assert!(pending().await.is_empty(), "the subscriptions are cached for 5 s");
+        clock.advance(Duration::seconds(6));
+        let third =
+            ingest.ingest(mail(&[("Message-ID", "<m3@cliente.test>")], "Cliente <c@cliente.test>")).await.unwrap();
+        let got = pending().await;
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].0, WebhookEventKind::TicketCreated);
+        let body = &got[0].1;
+        assert_eq!(
+            (&body["ticket"]["id_ticket"], &body["mensaje"]["id_detalle_ticket"]),
+            (&third.ticket_id.into(), &third.detail_id.into())
+        );
+        assert_eq!(
+            (body["ticket"]["solicitante"].as_str(), body["mensaje"]["remitente"].as_str()),
+            (Some("c@cliente.test"), Some("Cliente <c@cliente.test>"))
+        );
+        assert_eq!(
+            (body["ticket"]["estado"].as_str(), body["ticket"]["departamento"].as_str()),
+            (Some("abierto"), Some("Soporte"))
+        );
+        let _ = second;
+
+        // An answer to the first ticket, closed meanwhile: a customer's
+        // reply, and the status it reopened.
+        store.set_ticket_status(first.ticket_id, TicketStatus::Closed, clock.now()).await.unwrap();
+        let answer =
+            mail(&[("Message-ID", "<m4@cliente.test>"), ("In-Reply-To", "<m1@cliente.test>")], "c@cliente.test");
+        let stored = ingest.ingest(answer).await.unwrap();
+        assert_eq!(stored.ticket_id, first.ticket_id);
+        let got = pending().await;
+        let kinds: Vec<WebhookEventKind> = got.iter().map(|(k, _)| *k).collect();
+        assert_eq!(
+            kinds,
+            [WebhookEventKind::TicketCreated, WebhookEventKind::CustomerReply, WebhookEventKind::StatusChanged]
+        );
+        for (_, body) in &got[1..] {
+            assert_eq!(body["ticket"]["id_ticket"], first.ticket_id);
+            assert_eq!(body["mensaje"]["id_detalle_ticket"], stored.detail_id);
+            assert_eq!(body["ticket"]["estado"], "abierto");
+        }
+        assert_eq!(
+            got[2].1["cambio"],
+            serde_json::json!({"campo": "estado", "anterior": "cerrado", "nuevo": "abierto"})
+        );
+        // An answer to an open ticket changes no status.
+        let again =
+            mail(&[("Message-ID", "<m5@cliente.test>"), ("In-Reply-To", "<m1@cliente.test>")], "c@cliente.test");
+        ingest.ingest(again).await.unwrap();
+        let kinds: Vec<WebhookEventKind> = pending().await.iter().map(|(k, _)| *k).collect();
+        assert_eq!(kinds.len(), 4);
+        assert_eq!(kinds[3], WebhookEventKind::CustomerReply);
     }
 
     fn mail(headers: &[(&str, &str)], from: &str) -> IncomingMail {

@@ -14,6 +14,7 @@ mod outbox;
 mod reader;
 mod sso;
 mod tickets;
+mod webhooks;
 
 pub use access::*;
 pub use adi::*;
@@ -27,3 +28,4 @@ pub use outbox::*;
 pub use reader::*;
 pub use sso::*;
 pub use tickets::*;
+pub use webhooks::*;

@@ -11,6 +11,9 @@
 //!   ticket still holds what the operator's request was computed from;
 //!   every changed field is a thread event; the open-ticket counts follow
 //!   (a ticket counts while it is not closed); a new assignee is notified.
+//! - Outgoing webhooks are told of a public reply
+//!   (`ticket.respuesta_operador`), of a new assignee (`ticket.asignado`) and
+//!   of a new status (`ticket.estado`), in the transaction of the change.
 
 use std::sync::Arc;
 
@@ -267,16 +270,22 @@ impl<R: TicketPorts> TicketService<R> {
             direction,
             author_id: Some(op.id()),
         };
-        let notices = if req.internal {
-            Vec::new()
+        let (notices, webhook_events) = if req.internal {
+            (Vec::new(), Vec::new())
         } else {
-            vec![NewNotice { kind: NoticeKind::Reply, recipient: ticket.requester.clone() }]
+            let message = EventMessage::new(Direction::Outgoing, &detail.from, &detail.body, false);
+            let announced = self.event_ticket(&ticket, TicketFields::of(&ticket)).await?;
+            let event = NewWebhookEvent::new(WebhookEventKind::OperatorReply, announced, now)
+                .with_message(message)
+                .with_actor(Some(EventPerson::of(&op.user)));
+            (vec![NewNotice { kind: NoticeKind::Reply, recipient: ticket.requester.clone() }], vec![event])
         };
         let reply = NewReply {
             ticket_id,
             detail,
             participants: if req.internal { Vec::new() } else { extra_cc },
             notices,
+            webhook_events,
             now,
             // No attempt from the request: the worker sends it at once.
             notices_due_at: now,
@@ -384,7 +393,43 @@ impl<R: TicketPorts> TicketService<R> {
             }
             notices.push(NewNotice { kind: NoticeKind::AssignedMail, recipient: user.email.clone() });
         }
-        Ok(Some(TicketUpdate { ticket_id: ticket.id, expected, new, events, notices, now: self.clock.now() }))
+        let now = self.clock.now();
+        let mut webhook_events = Vec::new();
+        if new.status != expected.status || new.assignee_id != expected.assignee_id {
+            let announced = self.event_ticket(ticket, new).await?;
+            let event = |kind, change| {
+                NewWebhookEvent::new(kind, announced.clone(), now)
+                    .with_change(change)
+                    .with_actor(Some(EventPerson::of(&op.user)))
+            };
+            if new.assignee_id != expected.assignee_id {
+                let change = EventChange::Assignee { from: expected.assignee_id, to: new.assignee_id };
+                webhook_events.push(event(WebhookEventKind::Assigned, change));
+            }
+            if new.status != expected.status {
+                let change = EventChange::Status { from: expected.status, to: new.status };
+                webhook_events.push(event(WebhookEventKind::StatusChanged, change));
+            }
+        }
+        Ok(Some(TicketUpdate { ticket_id: ticket.id, expected, new, events, notices, webhook_events, now }))
+    }
+
+    /// The ticket as outgoing webhooks describe it, with `fields`.
+    async fn event_ticket(&self, ticket: &Ticket, fields: TicketFields) -> Result<EventTicket, TicketError> {
+        let department = self.repo.find_department(fields.department_id).await?.map(|d| d.name).unwrap_or_default();
+        let assignee = match fields.assignee_id {
+            Some(id) => self.repo.find_user(id).await?.map(|u| EventPerson::of(&u)),
+            None => None,
+        };
+        Ok(EventTicket {
+            subject: ticket.subject.clone(),
+            status: fields.status,
+            priority: fields.priority,
+            department_id: fields.department_id,
+            department,
+            assignee,
+            requester: ticket.requester.clone(),
+        })
     }
 }
 
@@ -535,6 +580,83 @@ mod tests {
             "nobody is told of what they did themselves"
         );
         let _ = f.support;
+    }
+
+    /// (kind, body) of every pending delivery, oldest first.
+    async fn announced(store: &InMemoryStore) -> Vec<(WebhookEventKind, serde_json::Value)> {
+        use crate::ports::WebhookRepository;
+        let far = crate::ports::SystemClock.now() + chrono::Duration::days(365);
+        let claimed = store.claim_due_deliveries(far, 100, far).await.unwrap();
+        claimed.into_iter().map(|d| (d.kind, serde_json::from_str(&d.body).unwrap())).collect()
+    }
+
+    #[tokio::test]
+    async fn replies_and_changes_are_announced_to_webhooks_but_notes_are_not() {
+        use crate::ports::WebhookRepository;
+        let f = fixture().await;
+        let all = WebhookEventKind::ALL.into_iter().collect();
+        let now = crate::ports::SystemClock.now();
+        let hook = NewWebhook {
+            url: "http://r.test/".into(),
+            events: all,
+            sealed_secret: vec![1],
+            status: Status::Active,
+            now,
+        };
+        f.store.create_webhook(hook).await.unwrap();
+
+        let note = ReplyRequest { body: "interno".into(), html: None, internal: true, cc: None };
+        f.svc.reply(&f.ana, f.ticket, note).await.unwrap();
+        assert!(announced(&f.store).await.is_empty(), "a note is not announced");
+        let reply = ReplyRequest { body: "Hola".into(), html: None, internal: false, cc: None };
+        let out = f.svc.reply(&f.ana, f.ticket, reply).await.unwrap();
+        let events = announced(&f.store).await;
+        assert_eq!(events.len(), 1);
+        let (kind, body) = &events[0];
+        assert_eq!(*kind, WebhookEventKind::OperatorReply);
+        assert_eq!(body["ticket"]["id_ticket"], f.ticket);
+        assert_eq!(body["ticket"]["departamento"], "Soporte");
+        assert_eq!(body["ticket"]["asignado"]["id_usuario"], f.ana.id());
+        assert_eq!(body["mensaje"]["id_detalle_ticket"], out.detail_id);
+        assert_eq!(
+            (body["mensaje"]["direccion"].as_str(), body["mensaje"]["extracto"].as_str()),
+            (Some("saliente"), Some("Hola"))
+        );
+        assert_eq!(body["autor"]["correo"], "ana@helpdesk.test");
+
+        let priority = ChangeRequest { priority: Some(Priority::High), ..Default::default() };
+        f.svc.change(&f.ana, f.ticket, priority).await.unwrap();
+        assert_eq!(announced(&f.store).await.len(), 1, "a priority is not announced");
+        let req = ChangeRequest {
+            assignee: Some(Some(f.carla.id)),
+            status: Some(TicketStatus::Closed),
+            ..Default::default()
+        };
+        f.svc.change(&f.ana, f.ticket, req).await.unwrap();
+        let events = announced(&f.store).await;
+        let kinds: Vec<WebhookEventKind> = events.iter().map(|(k, _)| *k).collect();
+        assert_eq!(
+            kinds,
+            [WebhookEventKind::OperatorReply, WebhookEventKind::Assigned, WebhookEventKind::StatusChanged]
+        );
+        let (assigned, closed) = (&events[1].1, &events[2].1);
+        assert_eq!(
+            assigned["cambio"],
+            serde_json::json!({"campo": "asignado", "anterior": f.ana.id(), "nuevo": f.carla.id})
+        );
+        assert_eq!(closed["cambio"], serde_json::json!({"campo": "estado", "anterior": "abierto", "nuevo": "cerrado"}));
+        for body in [assigned, closed] {
+            assert_eq!(
+                (body["ticket"]["estado"].as_str(), body["ticket"]["prioridad"].as_str()),
+                (Some("cerrado"), Some("alta"))
+            );
+            assert_eq!(body["ticket"]["asignado"]["correo"], "carla@helpdesk.test");
+            assert_eq!(
+                (&body["mensaje"], &body["autor"]["id_usuario"]),
+                (&serde_json::Value::Null, &f.ana.id().into())
+            );
+        }
+        assert_ne!(assigned["id"], closed["id"]);
     }
 
     #[tokio::test]

@@ -779,6 +779,7 @@ pub fn new_incoming(department_id: i64, assignee_id: Option<i64>, key: &str, fro
             NewNotice { kind: NoticeKind::Acknowledgement, recipient: from.into() },
             NewNotice { kind: NoticeKind::DepartmentChannel, recipient: department_id.to_string() },
         ],
+        webhook_events: vec![],
         now: at(9, 0, 1),
         notices_due_at: at(9, 0, 1),
     }
@@ -863,6 +864,7 @@ pub async fn incoming_mail_joins_and_reopens_a_ticket<S: Store>(s: Arc<S>) {
         attachments: vec![],
         participants: vec!["otro@cliente.test".into()],
         notices: vec![],
+        webhook_events: vec![],
         now: at(11, 0, 0),
         notices_due_at: at(11, 0, 0),
     };
@@ -967,6 +969,7 @@ pub async fn open_ticket_counts_follow_closing_and_reopening<S: Store>(s: Arc<S>
         attachments: vec![],
         participants: vec![],
         notices: vec![],
+        webhook_events: vec![],
         now: at(13, 0, 0),
         notices_due_at: at(13, 0, 0),
     };
@@ -1005,6 +1008,7 @@ fn follow_up(ticket_id: i64, key: &str, text: (&str, &str), now: Timestamp) -> N
         attachments: vec![],
         participants: vec![],
         notices: vec![],
+        webhook_events: vec![],
         now,
         notices_due_at: now,
     }
@@ -1016,7 +1020,9 @@ async fn change<S: Store>(s: &S, ticket_id: i64, now: Timestamp, f: impl FnOnce(
     let expected = TicketFields::of(&s.find_ticket(ticket_id).await.unwrap().unwrap());
     let mut new = expected;
     f(&mut new);
-    s.update_ticket(TicketUpdate { ticket_id, expected, new, events: vec![], notices: vec![], now }).await.unwrap()
+    let update =
+        TicketUpdate { ticket_id, expected, new, events: vec![], notices: vec![], webhook_events: vec![], now };
+    s.update_ticket(update).await.unwrap()
 }
 
 fn ids(tickets: &[Ticket]) -> Vec<i64> {
@@ -1213,6 +1219,7 @@ pub async fn replies_are_stored_with_their_author_notices_and_participants<S: St
         detail: detail.clone(),
         participants: vec![" Jefe@Cliente.test ".into(), "cliente@cliente.test".into()],
         notices: vec![NewNotice { kind: NoticeKind::Reply, recipient: "cliente@cliente.test".into() }],
+        webhook_events: vec![],
         now: at(12, 0, 0),
         notices_due_at: at(12, 0, 30),
     };
@@ -1282,7 +1289,15 @@ pub async fn ticket_updates_move_loads_and_write_events_and_notices<S: Store>(s:
         event(EventKind::Priority, "normal", "alta"),
     ];
     let notices = vec![NewNotice { kind: NoticeKind::AssignedMail, recipient: "bea@example.test".into() }];
-    let update = TicketUpdate { ticket_id: t, expected, new, events: events.clone(), notices, now: at(12, 0, 0) };
+    let update = TicketUpdate {
+        ticket_id: t,
+        expected,
+        new,
+        events: events.clone(),
+        notices,
+        webhook_events: vec![],
+        now: at(12, 0, 0),
+    };
     let updated = s.update_ticket(update).await.unwrap();
     let expected_ticket = Ticket {
         status: TicketStatus::Pending,
@@ -1372,6 +1387,7 @@ pub async fn stale_ticket_updates_conflict_and_write_nothing<S: Store>(s: Arc<S>
         new,
         events: vec![event.clone()],
         notices: notices.clone(),
+        webhook_events: vec![],
         now,
     };
     let won = s.update_ticket(update(stale, to_b, at(12, 0, 0))).await.unwrap();
@@ -1523,6 +1539,282 @@ pub async fn concurrent_claims_lease_each_notice_once<S: Store>(s: Arc<S>) {
     let unique: BTreeSet<i64> = seen.iter().copied().collect();
     assert_eq!(unique.len(), seen.len(), "a notice went to two claimers: {seen:?}");
     assert_eq!(unique.len(), 16, "every notice claimed");
+}
+
+// Outgoing webhooks (`WebhookRepository`).
+
+fn kinds(list: &[WebhookEventKind]) -> BTreeSet<WebhookEventKind> {
+    list.iter().copied().collect()
+}
+
+fn hook(url: &str, events: &[WebhookEventKind], status: Status, now: Timestamp) -> NewWebhook {
+    NewWebhook { url: url.into(), events: kinds(events), sealed_secret: vec![7, 0, 255, 1], status, now }
+}
+
+/// An event of this kind about a ticket as the contract's mails leave it.
+fn announce(kind: WebhookEventKind, now: Timestamp) -> NewWebhookEvent {
+    let ticket = EventTicket {
+        subject: "No funciona el correo".into(),
+        status: TicketStatus::Open,
+        priority: Priority::Normal,
+        department_id: 1,
+        department: "Soporte".into(),
+        assignee: None,
+        requester: "cliente@cliente.test".into(),
+    };
+    let message = EventMessage::new(Direction::Incoming, "cliente@cliente.test", "Texto del mensaje con ñ", false);
+    NewWebhookEvent::new(kind, ticket, now).with_message(message)
+}
+
+/// (subscription, status, attempts) of each delivery of the event.
+async fn deliveries<S: Store>(s: &S, event: &NewWebhookEvent) -> Vec<(i64, DeliveryStatus, i32)> {
+    s.deliveries_of_event(&event.id).await.unwrap().iter().map(|d| (d.webhook_id, d.status, d.attempts)).collect()
+}
+
+pub async fn webhooks_round_trip_and_rotate_their_secret<S: Store>(s: Arc<S>) {
+    use WebhookEventKind::*;
+    assert_eq!(s.list_webhooks().await.unwrap(), vec![]);
+    let url = format!("https://integra.example.test/hooks/{}?x=1", "a".repeat(1500));
+    let a = s.create_webhook(hook(&url, &[TicketCreated, StatusChanged], Status::Active, at(9, 0, 0))).await.unwrap();
+    assert!(a.id > 0);
+    let expected = Webhook {
+        id: a.id,
+        url: url.clone(),
+        events: kinds(&[TicketCreated, StatusChanged]),
+        sealed_secret: vec![7, 0, 255, 1],
+        status: Status::Active,
+        created_at: at(9, 0, 0),
+        updated_at: at(9, 0, 0),
+    };
+    assert_eq!(a, expected);
+    let b = s.create_webhook(hook("http://127.0.0.1:9/x", &WebhookEventKind::ALL, Status::Inactive, at(9, 1, 0)));
+    let b = b.await.unwrap();
+    assert_eq!((b.events.len(), b.status), (5, Status::Inactive));
+    assert_eq!(s.list_webhooks().await.unwrap(), vec![a.clone(), b.clone()]);
+    assert_eq!(s.find_webhook(a.id).await.unwrap(), Some(a.clone()));
+    assert_eq!(s.find_webhook(b.id + 1000).await.unwrap(), None);
+    s.set_webhook_secret(a.id, vec![9; 60], at(10, 0, 0)).await.unwrap();
+    let rotated = s.find_webhook(a.id).await.unwrap().unwrap();
+    assert_eq!(
+        (rotated.sealed_secret, rotated.updated_at, rotated.created_at),
+        (vec![9; 60], at(10, 0, 0), at(9, 0, 0))
+    );
+    let r = s.set_webhook_secret(b.id + 1000, vec![1], at(10, 0, 0)).await;
+    assert!(matches!(r, Err(RepoError::NotFound)), "{r:?}");
+    s.remove_webhook(a.id).await.unwrap();
+    assert_eq!(s.list_webhooks().await.unwrap(), vec![b.clone()]);
+    assert!(matches!(s.remove_webhook(a.id).await, Err(RepoError::NotFound)));
+}
+
+pub async fn ticket_changes_record_events_for_their_subscribers<S: Store>(s: Arc<S>) {
+    use WebhookEventKind::*;
+    let d = s.create_department(NewDepartment { name: "Soporte".into(), synology_channel: None }).await.unwrap().id;
+    let op = s.create_user(sample_user("ana", "ana@example.test", Some(d))).await.unwrap().id;
+    // No subscription yet: the event is not kept, not even for one added later.
+    let mut first = new_incoming(d, None, "m0", "cliente@cliente.test");
+    let unheard = announce(TicketCreated, first.now);
+    first.webhook_events = vec![unheard.clone()];
+    s.store_incoming(first).await.unwrap();
+
+    let replies = [TicketCreated, CustomerReply, OperatorReply, Assigned];
+    let all = s.create_webhook(hook("http://a.test/", &replies, Status::Active, at(8, 0, 0))).await.unwrap().id;
+    let status = s.create_webhook(hook("http://b.test/", &[StatusChanged], Status::Active, at(8, 0, 0))).await.unwrap();
+    let status = status.id;
+    s.create_webhook(hook("http://c.test/", &WebhookEventKind::ALL, Status::Inactive, at(8, 0, 0))).await.unwrap();
+    assert_eq!(deliveries(&*s, &unheard).await, vec![], "events before the subscription are not delivered");
+    assert_eq!(s.pending_deliveries().await.unwrap(), 0);
+
+    // A new ticket: the event's body names the ticket and the message.
+    let mut incoming = new_incoming(d, Some(op), "m1", "cliente@cliente.test");
+    let created = announce(TicketCreated, incoming.now);
+    incoming.webhook_events = vec![created.clone()];
+    let stored = s.store_incoming(incoming).await.unwrap();
+    let got = s.deliveries_of_event(&created.id).await.unwrap();
+    assert_eq!(got.len(), 1, "{got:?}");
+    let expected = WebhookDelivery {
+        id: got[0].id,
+        event_id: created.id.clone(),
+        webhook_id: all,
+        kind: TicketCreated,
+        ticket_id: stored.ticket_id,
+        body: created.body(stored.ticket_id, Some(stored.detail_id)),
+        url: "http://a.test/".into(),
+        sealed_secret: vec![7, 0, 255, 1],
+        status: DeliveryStatus::Pending,
+        attempts: 0,
+        next_attempt_at: at(9, 0, 1),
+        leased_until: None,
+        last_error: None,
+        created_at: at(9, 0, 1),
+        sent_at: None,
+    };
+    assert_eq!(got[0], expected);
+
+    // A customer's answer reopening it: two events, each to its subscribers.
+    let t = stored.ticket_id;
+    s.set_ticket_status(t, TicketStatus::Closed, at(9, 30, 0)).await.unwrap();
+    let mut answer = follow_up(t, "m2", ("RE", "Sigue igual"), at(10, 0, 0));
+    answer.target = IncomingTarget::Existing { ticket_id: t, reopen: true };
+    let (reply, reopened) = (announce(CustomerReply, at(10, 0, 0)), announce(StatusChanged, at(10, 0, 0)));
+    answer.webhook_events = vec![reply.clone(), reopened.clone()];
+    let second = s.store_incoming(answer).await.unwrap();
+    assert_eq!(deliveries(&*s, &reply).await, vec![(all, DeliveryStatus::Pending, 0)]);
+    assert_eq!(deliveries(&*s, &reopened).await, vec![(status, DeliveryStatus::Pending, 0)]);
+    let body = &s.deliveries_of_event(&reopened.id).await.unwrap()[0].body;
+    assert_eq!(body, &reopened.body(t, Some(second.detail_id)));
+
+    // An operator's reply names its own message.
+    let mut detail = sample_detail("r1", "ana@example.test");
+    (detail.direction, detail.author_id) = (Direction::Outgoing, Some(op));
+    let operator = announce(OperatorReply, at(11, 0, 0));
+    let reply_of = NewReply {
+        ticket_id: t,
+        detail,
+        participants: vec![],
+        notices: vec![],
+        webhook_events: vec![operator.clone()],
+        now: at(11, 0, 0),
+        notices_due_at: at(11, 0, 0),
+    };
+    let stored_reply = s.store_reply(reply_of.clone()).await.unwrap();
+    let got = s.deliveries_of_event(&operator.id).await.unwrap();
+    assert_eq!(got.iter().map(|d| (d.webhook_id, d.next_attempt_at)).collect::<Vec<_>>(), vec![(all, at(11, 0, 0))]);
+    assert_eq!(got[0].body, operator.body(t, Some(stored_reply.detail_id)));
+
+    // A change: the events carry no message.
+    let expected_fields = TicketFields::of(&s.find_ticket(t).await.unwrap().unwrap());
+    let new = TicketFields { status: TicketStatus::Pending, assignee_id: None, ..expected_fields };
+    let assigned = NewWebhookEvent { message: None, ..announce(Assigned, at(12, 0, 0)) };
+    let pending = NewWebhookEvent { message: None, ..announce(StatusChanged, at(12, 0, 0)) };
+    let update = TicketUpdate {
+        ticket_id: t,
+        expected: expected_fields,
+        new,
+        events: vec![],
+        notices: vec![],
+        webhook_events: vec![assigned.clone(), pending.clone()],
+        now: at(12, 0, 0),
+    };
+    s.update_ticket(update.clone()).await.unwrap();
+    assert_eq!(deliveries(&*s, &assigned).await, vec![(all, DeliveryStatus::Pending, 0)]);
+    let got = s.deliveries_of_event(&pending.id).await.unwrap();
+    assert_eq!((got.len(), got[0].webhook_id, &got[0].body), (1, status, &pending.body(t, None)));
+    assert_eq!(s.pending_deliveries().await.unwrap(), 6);
+
+    // Refused changes record nothing.
+    let late = announce(StatusChanged, at(13, 0, 0));
+    let stale = TicketUpdate { webhook_events: vec![late.clone()], now: at(13, 0, 0), ..update };
+    assert!(matches!(s.update_ticket(stale).await, Err(RepoError::Conflict)));
+    let mut again = new_incoming(d, Some(op), "m1", "cliente@cliente.test");
+    again.webhook_events = vec![NewWebhookEvent { id: late.id.clone(), ..announce(TicketCreated, at(13, 0, 0)) }];
+    assert_duplicate(s.store_incoming(again).await, "the same mail");
+    let gone = NewReply {
+        ticket_id: t + 1000,
+        detail: sample_detail("r2", "x@x.test"),
+        webhook_events: vec![NewWebhookEvent { id: late.id.clone(), ..operator.clone() }],
+        ..reply_of
+    };
+    assert!(matches!(s.store_reply(gone).await, Err(RepoError::NotFound)));
+    assert_eq!(deliveries(&*s, &late).await, vec![]);
+    assert_eq!(s.pending_deliveries().await.unwrap(), 6, "nothing written");
+}
+
+pub async fn webhook_deliveries_lease_attempts_and_outcomes<S: Store>(s: Arc<S>) {
+    use WebhookEventKind::*;
+    let d = s.create_department(NewDepartment { name: "Soporte".into(), synology_channel: None }).await.unwrap().id;
+    let a = s.create_webhook(hook("http://a.test/", &[TicketCreated], Status::Active, at(8, 0, 0))).await.unwrap().id;
+    let b = s.create_webhook(hook("http://b.test/", &[TicketCreated], Status::Active, at(8, 0, 0))).await.unwrap().id;
+    let mut events = Vec::new();
+    for (i, now) in [at(9, 0, 0), at(9, 0, 1)].into_iter().enumerate() {
+        let mut incoming = new_incoming(d, None, &format!("m{i}"), "cliente@cliente.test");
+        incoming.now = now;
+        let event = announce(TicketCreated, now);
+        incoming.webhook_events = vec![event.clone()];
+        s.store_incoming(incoming).await.unwrap();
+        events.push(event);
+    }
+    let ids = |ds: &[WebhookDelivery]| ds.iter().map(|d| (d.event_id.clone(), d.webhook_id)).collect::<Vec<_>>();
+    let (e1, e2) = (events[0].id.clone(), events[1].id.clone());
+    assert!(s.claim_due_deliveries(at(8, 59, 59), 10, at(9, 5, 0)).await.unwrap().is_empty(), "not due yet");
+    let first = s.claim_due_deliveries(at(9, 0, 5), 3, at(9, 1, 5)).await.unwrap();
+    assert_eq!(ids(&first), vec![(e1.clone(), a), (e1.clone(), b), (e2.clone(), a)], "oldest first, at most 3");
+    assert_eq!(first[0].leased_until, Some(at(9, 1, 5)));
+    assert_eq!((first[0].url.as_str(), first[1].url.as_str()), ("http://a.test/", "http://b.test/"));
+    let rest = s.claim_due_deliveries(at(9, 0, 5), 10, at(9, 1, 5)).await.unwrap();
+    assert_eq!(ids(&rest), vec![(e2.clone(), b)], "the leased ones are not handed out again");
+
+    let sent = s.record_delivery(first[0].id, at(9, 0, 6), DeliveryOutcome::Sent).await.unwrap();
+    assert_eq!(
+        (sent.status, sent.attempts, sent.sent_at, sent.leased_until),
+        (DeliveryStatus::Sent, 1, Some(at(9, 0, 6)), None)
+    );
+    let retry = DeliveryOutcome::Retry { error: "HTTP 500".into(), next_attempt_at: at(9, 5, 0) };
+    let retried = s.record_delivery(first[1].id, at(9, 0, 6), retry).await.unwrap();
+    assert_eq!((retried.status, retried.attempts, retried.next_attempt_at), (DeliveryStatus::Pending, 1, at(9, 5, 0)));
+    assert_eq!((retried.last_error.as_deref(), retried.leased_until), (Some("HTTP 500"), None));
+    let failed = DeliveryOutcome::Failed { error: "HTTP 410 Gone".into() };
+    let failed = s.record_delivery(first[2].id, at(9, 0, 6), failed).await.unwrap();
+    assert_eq!(
+        (failed.status, failed.attempts, failed.last_error.as_deref()),
+        (DeliveryStatus::Failed, 1, Some("HTTP 410 Gone"))
+    );
+    assert_eq!(s.pending_deliveries().await.unwrap(), 2);
+    assert!(
+        s.claim_due_deliveries(at(9, 1, 0), 10, at(9, 2, 0)).await.unwrap().is_empty(),
+        "retry not due, lease held"
+    );
+    // A lease that runs out (a worker died mid-attempt) frees the delivery.
+    let again = s.claim_due_deliveries(at(9, 1, 5), 10, at(9, 2, 5)).await.unwrap();
+    assert_eq!(ids(&again), vec![(e2.clone(), b)]);
+    let due = s.claim_due_deliveries(at(9, 5, 0), 10, at(9, 6, 0)).await.unwrap();
+    assert_eq!(ids(&due), vec![(e1.clone(), b), (e2.clone(), b)], "the retry is due, the lease ran out");
+    assert_eq!((due[0].attempts, due[1].attempts), (1, 0));
+    let r = s.record_delivery(due[0].id + 1000, at(9, 5, 1), DeliveryOutcome::Sent).await;
+    assert!(matches!(r, Err(RepoError::NotFound)), "{r:?}");
+
+    // Ending a subscription drops its deliveries, and the events no one
+    // else is to receive.
+    s.remove_webhook(b).await.unwrap();
+    assert_eq!(deliveries(&*s, &events[0]).await, vec![(a, DeliveryStatus::Sent, 1)]);
+    assert_eq!(deliveries(&*s, &events[1]).await, vec![(a, DeliveryStatus::Failed, 1)]);
+    assert_eq!(s.pending_deliveries().await.unwrap(), 0);
+    assert!(s.claim_due_deliveries(at(12, 0, 0), 10, at(12, 1, 0)).await.unwrap().is_empty());
+    s.remove_webhook(a).await.unwrap();
+    assert_eq!(deliveries(&*s, &events[0]).await, vec![]);
+    let mut later = new_incoming(d, None, "m9", "cliente@cliente.test");
+    later.webhook_events = vec![announce(TicketCreated, later.now)];
+    s.store_incoming(later).await.unwrap();
+    assert_eq!(s.pending_deliveries().await.unwrap(), 0, "no subscription left");
+}
+
+pub async fn concurrent_claims_lease_each_delivery_once<S: Store>(s: Arc<S>) {
+    let d = s.create_department(NewDepartment { name: "Soporte".into(), synology_channel: None }).await.unwrap().id;
+    for url in ["http://a.test/", "http://b.test/"] {
+        s.create_webhook(hook(url, &[WebhookEventKind::TicketCreated], Status::Active, at(8, 0, 0))).await.unwrap();
+    }
+    for i in 0..8 {
+        let mut incoming = new_incoming(d, None, &format!("m{i}"), "c@cliente.test");
+        incoming.webhook_events = vec![announce(WebhookEventKind::TicketCreated, incoming.now)];
+        s.store_incoming(incoming).await.unwrap();
+    }
+    let mut seen = Vec::new();
+    for _round in 0..16 {
+        let mut tasks = Vec::new();
+        for _ in 0..8 {
+            let s = s.clone();
+            tasks
+                .push(tokio::spawn(async move { s.claim_due_deliveries(at(9, 0, 5), 5, at(9, 30, 0)).await.unwrap() }));
+        }
+        for t in tasks {
+            seen.extend(t.await.unwrap().into_iter().map(|d| d.id));
+        }
+        if seen.len() >= 16 {
+            break;
+        }
+    }
+    let unique: BTreeSet<i64> = seen.iter().copied().collect();
+    assert_eq!(unique.len(), seen.len(), "a delivery went to two claimers: {seen:?}");
+    assert_eq!(unique.len(), 16, "every delivery claimed");
 }
 
 pub async fn reader_checkpoints_and_an_idempotent_quarantine<S: Store>(s: Arc<S>) {

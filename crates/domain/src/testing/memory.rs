@@ -37,12 +37,67 @@ struct Inner {
     attempts: Vec<(i64, Timestamp, bool)>,
     checkpoints: BTreeMap<(i64, String), Checkpoint>,
     quarantine: BTreeMap<i64, QuarantinedMail>,
+    hooks: BTreeMap<i64, Webhook>,
+    /// Event id → (kind, ticket, body).
+    hook_events: BTreeMap<String, (WebhookEventKind, i64, String)>,
+    /// Deliveries, their event's and subscription's fields as of now filled
+    /// in when read ([`Inner::delivery`]).
+    deliveries: BTreeMap<i64, WebhookDelivery>,
 }
 
 impl Inner {
     fn id(&mut self) -> i64 {
         self.next_id += 1;
         self.next_id
+    }
+
+    /// The transactional outbox of webhooks: each event some active
+    /// subscription wants, with one pending delivery per such subscription.
+    fn record_webhook_events(
+        &mut self,
+        ticket_id: i64,
+        detail_id: Option<i64>,
+        events: &[NewWebhookEvent],
+        now: Timestamp,
+    ) {
+        for e in events {
+            let hooks: Vec<i64> = self.hooks.values().filter(|h| h.wants(e.kind)).map(|h| h.id).collect();
+            if hooks.is_empty() {
+                continue;
+            }
+            let message_id = e.message.as_ref().and(detail_id);
+            self.hook_events.insert(e.id.clone(), (e.kind, ticket_id, e.body(ticket_id, message_id)));
+            for webhook_id in hooks {
+                let id = self.id();
+                let delivery = WebhookDelivery {
+                    id,
+                    event_id: e.id.clone(),
+                    webhook_id,
+                    kind: e.kind,
+                    ticket_id,
+                    body: String::new(),
+                    url: String::new(),
+                    sealed_secret: Vec::new(),
+                    status: DeliveryStatus::Pending,
+                    attempts: 0,
+                    next_attempt_at: now,
+                    leased_until: None,
+                    last_error: None,
+                    created_at: now,
+                    sent_at: None,
+                };
+                self.deliveries.insert(id, delivery);
+            }
+        }
+    }
+
+    /// A delivery with its event's body and its subscription's URL and secret.
+    fn delivery(&self, id: i64) -> Option<WebhookDelivery> {
+        let mut d = self.deliveries.get(&id)?.clone();
+        let (_, _, body) = self.hook_events.get(&d.event_id)?;
+        let hook = self.hooks.get(&d.webhook_id)?;
+        (d.body, d.url, d.sealed_secret) = (body.clone(), hook.url.clone(), hook.sealed_secret.clone());
+        Some(d)
     }
 }
 
@@ -750,6 +805,7 @@ impl TicketRepository for InMemoryStore {
                 );
                 notice_ids.push(id);
             }
+            i.record_webhook_events(ticket_id, Some(detail_id), &n.webhook_events, n.now);
             Ok(StoredIncoming { ticket_id, detail_id, created_ticket, notice_ids })
         })
     }
@@ -935,6 +991,7 @@ impl TicketWorkRepository for InMemoryStore {
                 i.participants.insert((r.ticket_id, p.trim().to_lowercase()));
             }
             let notice_ids = i.insert_notices(r.ticket_id, detail_id, &r.notices, r.now, r.notices_due_at);
+            i.record_webhook_events(r.ticket_id, Some(detail_id), &r.webhook_events, r.now);
             Ok(StoredReply { detail_id, notice_ids })
         })
     }
@@ -985,6 +1042,7 @@ impl TicketWorkRepository for InMemoryStore {
                 );
             }
             i.insert_notices(u.ticket_id, latest, &u.notices, u.now, u.now);
+            i.record_webhook_events(u.ticket_id, None, &u.webhook_events, u.now);
             Ok(ticket)
         })
     }
@@ -1064,6 +1122,95 @@ impl OutboxRepository for InMemoryStore {
     }
     async fn pending_notices(&self) -> RepoResult<i64> {
         self.with(|i| Ok(i.notices.values().filter(|n| n.status == NoticeStatus::Pending).count() as i64))
+    }
+}
+
+impl WebhookRepository for InMemoryStore {
+    async fn create_webhook(&self, new: NewWebhook) -> RepoResult<Webhook> {
+        self.with(|i| {
+            let hook = Webhook {
+                id: i.id(),
+                url: new.url,
+                events: new.events,
+                sealed_secret: new.sealed_secret,
+                status: new.status,
+                created_at: new.now,
+                updated_at: new.now,
+            };
+            i.hooks.insert(hook.id, hook.clone());
+            Ok(hook)
+        })
+    }
+    async fn list_webhooks(&self) -> RepoResult<Vec<Webhook>> {
+        self.with(|i| Ok(i.hooks.values().cloned().collect()))
+    }
+    async fn find_webhook(&self, id: i64) -> RepoResult<Option<Webhook>> {
+        self.with(|i| Ok(i.hooks.get(&id).cloned()))
+    }
+    async fn set_webhook_secret(&self, id: i64, sealed_secret: Vec<u8>, now: Timestamp) -> RepoResult<()> {
+        self.with(|i| {
+            let hook = i.hooks.get_mut(&id).ok_or(RepoError::NotFound)?;
+            (hook.sealed_secret, hook.updated_at) = (sealed_secret, now);
+            Ok(())
+        })
+    }
+    async fn remove_webhook(&self, id: i64) -> RepoResult<()> {
+        self.with(|i| {
+            i.hooks.remove(&id).ok_or(RepoError::NotFound)?;
+            i.deliveries.retain(|_, d| d.webhook_id != id);
+            let named: BTreeSet<String> = i.deliveries.values().map(|d| d.event_id.clone()).collect();
+            i.hook_events.retain(|e, _| named.contains(e));
+            Ok(())
+        })
+    }
+    async fn claim_due_deliveries(
+        &self,
+        now: Timestamp,
+        limit: i64,
+        lease_until: Timestamp,
+    ) -> RepoResult<Vec<WebhookDelivery>> {
+        self.with(|i| {
+            let due: Vec<i64> = i
+                .deliveries
+                .values()
+                .filter(|d| d.status == DeliveryStatus::Pending && d.next_attempt_at <= now)
+                .filter(|d| d.leased_until.is_none_or(|l| l <= now))
+                .map(|d| d.id)
+                .take(limit.max(0) as usize)
+                .collect();
+            let mut out = Vec::new();
+            for id in due {
+                if let Some(d) = i.deliveries.get_mut(&id) {
+                    d.leased_until = Some(lease_until);
+                }
+                out.extend(i.delivery(id));
+            }
+            Ok(out)
+        })
+    }
+    async fn record_delivery(&self, id: i64, now: Timestamp, outcome: DeliveryOutcome) -> RepoResult<WebhookDelivery> {
+        self.with(|i| {
+            let d = i.deliveries.get_mut(&id).ok_or(RepoError::NotFound)?;
+            d.attempts += 1;
+            d.leased_until = None;
+            match outcome {
+                DeliveryOutcome::Sent => (d.status, d.sent_at) = (DeliveryStatus::Sent, Some(now)),
+                DeliveryOutcome::Retry { error, next_attempt_at } => {
+                    (d.last_error, d.next_attempt_at) = (Some(error), next_attempt_at)
+                }
+                DeliveryOutcome::Failed { error } => (d.status, d.last_error) = (DeliveryStatus::Failed, Some(error)),
+            }
+            i.delivery(id).ok_or(RepoError::NotFound)
+        })
+    }
+    async fn deliveries_of_event(&self, event_id: &str) -> RepoResult<Vec<WebhookDelivery>> {
+        self.with(|i| {
+            let ids: Vec<i64> = i.deliveries.values().filter(|d| d.event_id == event_id).map(|d| d.id).collect();
+            Ok(ids.into_iter().filter_map(|id| i.delivery(id)).collect())
+        })
+    }
+    async fn pending_deliveries(&self) -> RepoResult<i64> {
+        self.with(|i| Ok(i.deliveries.values().filter(|d| d.status == DeliveryStatus::Pending).count() as i64))
     }
 }
 

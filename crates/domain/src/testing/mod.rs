@@ -142,6 +142,10 @@ macro_rules! repository_contract_tests {
             a_threads_attachments_and_participants,
             outbox_leases_attempts_and_outcomes,
             concurrent_claims_lease_each_notice_once,
+            webhooks_round_trip_and_rotate_their_secret,
+            ticket_changes_record_events_for_their_subscribers,
+            webhook_deliveries_lease_attempts_and_outcomes,
+            concurrent_claims_lease_each_delivery_once,
             reader_checkpoints_and_an_idempotent_quarantine
         );
     };
