@@ -1,0 +1,3 @@
+DROP TABLE webhook_entrega;
+DROP TABLE webhook_evento;
+DROP TABLE webhook;
