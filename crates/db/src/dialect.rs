@@ -31,6 +31,11 @@ pub(crate) trait Ids<'q>: LoadQuery<'q, SqliteConn, i64> + LoadQuery<'q, AsyncMy
 
 impl<'q, Q> Ids<'q> for Q where Q: LoadQuery<'q, SqliteConn, i64> + LoadQuery<'q, AsyncMysqlConnection, i64> {}
 
+/// A query both backends run whose rows are `T`s.
+pub(crate) trait Rows<'q, T>: LoadQuery<'q, SqliteConn, T> + LoadQuery<'q, AsyncMysqlConnection, T> {}
+
+impl<'q, T, Q> Rows<'q, T> for Q where Q: LoadQuery<'q, SqliteConn, T> + LoadQuery<'q, AsyncMysqlConnection, T> {}
+
 /// Operators' loads are spread over this many `carga_operador` slots.
 const LOAD_SLOTS: i32 = 16;
 
@@ -60,6 +65,11 @@ pub(crate) trait Dialect: AsyncConnectionCore {
     /// The ids `query` returns (diesel's `load`), from generic code.
     fn load_ids<'c, Q: Ids<'c> + 'c>(&'c mut self, query: Q)
     -> impl Future<Output = QueryResult<Vec<i64>>> + Send + 'c;
+    /// The rows `query` returns (diesel's `load`), from generic code.
+    fn load_rows<'c, T: Send + 'c, Q: Rows<'c, T> + 'c>(
+        &'c mut self,
+        query: Q,
+    ) -> impl Future<Output = QueryResult<Vec<T>>> + Send + 'c;
 
     /// Runs an insert and gives the new row's id: in the same round trip with
     /// `RETURNING` where the store has it (`returning`, see
@@ -164,6 +174,12 @@ impl Dialect for SqliteConn {
     ) -> impl Future<Output = QueryResult<Vec<i64>>> + Send + 'c {
         query.load(self)
     }
+    fn load_rows<'c, T: Send + 'c, Q: Rows<'c, T> + 'c>(
+        &'c mut self,
+        query: Q,
+    ) -> impl Future<Output = QueryResult<Vec<T>>> + Send + 'c {
+        query.load(self)
+    }
 }
 
 impl Dialect for AsyncMysqlConnection {
@@ -192,6 +208,12 @@ impl Dialect for AsyncMysqlConnection {
         &'c mut self,
         query: Q,
     ) -> impl Future<Output = QueryResult<Vec<i64>>> + Send + 'c {
+        query.load(self)
+    }
+    fn load_rows<'c, T: Send + 'c, Q: Rows<'c, T> + 'c>(
+        &'c mut self,
+        query: Q,
+    ) -> impl Future<Output = QueryResult<Vec<T>>> + Send + 'c {
         query.load(self)
     }
 }

@@ -654,3 +654,74 @@ impl TryFrom<QuarantineRow> for QuarantinedMail {
         })
     }
 }
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = webhook, check_for_backend(diesel::sqlite::Sqlite, diesel::mysql::Mysql))]
+pub struct WebhookRow {
+    pub id_webhook: i64,
+    pub url: String,
+    pub eventos: String,
+    pub secreto_cifrado: Vec<u8>,
+    pub estado: String,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+impl TryFrom<WebhookRow> for Webhook {
+    type Error = RepoError;
+    fn try_from(r: WebhookRow) -> Result<Self, RepoError> {
+        Ok(Webhook {
+            id: r.id_webhook,
+            url: r.url,
+            events: WebhookEventKind::parse_list(&r.eventos)
+                .ok_or_else(|| RepoError::Unexpected(format!("unknown webhook.eventos {:?}", r.eventos)))?,
+            sealed_secret: r.secreto_cifrado,
+            status: status(&r.estado)?,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        })
+    }
+}
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = webhook_entrega, check_for_backend(diesel::sqlite::Sqlite, diesel::mysql::Mysql))]
+pub struct DeliveryRow {
+    pub id_entrega: i64,
+    pub fk_id_evento: String,
+    pub fk_id_webhook: i64,
+    pub estado: String,
+    pub intentos: i32,
+    pub proximo_intento: Timestamp,
+    pub bloqueado_hasta: Option<Timestamp>,
+    pub ultimo_error: Option<String>,
+    pub created_at: Timestamp,
+    pub enviada_at: Option<Timestamp>,
+}
+
+/// A delivery with its event's kind, ticket and body and its
+/// subscription's URL and sealed secret.
+pub type DeliveryJoin = (DeliveryRow, (String, i64, String), (String, Vec<u8>));
+
+pub fn delivery(
+    (r, (tipo, ticket_id, body), (url, sealed_secret)): DeliveryJoin,
+) -> Result<WebhookDelivery, RepoError> {
+    Ok(WebhookDelivery {
+        id: r.id_entrega,
+        event_id: r.fk_id_evento,
+        webhook_id: r.fk_id_webhook,
+        kind: WebhookEventKind::parse(&tipo)
+            .ok_or_else(|| RepoError::Unexpected(format!("unknown webhook_evento.tipo {tipo:?}")))?,
+        ticket_id,
+        body,
+        url,
+        sealed_secret,
+        status: DeliveryStatus::parse(&r.estado)
+            .ok_or_else(|| RepoError::Unexpected(format!("unknown webhook_entrega.estado {:?}", r.estado)))?,
+        attempts: r.intentos,
+        next_attempt_at: r.proximo_intento,
+        leased_until: r.bloqueado_hasta,
+        last_error: r.ultimo_error,
+        created_at: r.created_at,
+        sent_at: r.enviada_at,
+    })
+}

@@ -319,6 +319,43 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    webhook (id_webhook) {
+        id_webhook -> BigInt,
+        url -> Text,
+        eventos -> Text,
+        secreto_cifrado -> Binary,
+        estado -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    webhook_evento (id_evento) {
+        id_evento -> Text,
+        tipo -> Text,
+        fk_id_ticket -> BigInt,
+        cuerpo -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    webhook_entrega (id_entrega) {
+        id_entrega -> BigInt,
+        fk_id_evento -> Text,
+        fk_id_webhook -> BigInt,
+        estado -> Text,
+        intentos -> Integer,
+        proximo_intento -> Timestamp,
+        bloqueado_hasta -> Nullable<Timestamp>,
+        ultimo_error -> Nullable<Text>,
+        created_at -> Timestamp,
+        enviada_at -> Nullable<Timestamp>,
+    }
+}
+
 diesel::joinable!(usuario -> departamento (fk_id_departamento));
 diesel::joinable!(sesion_usuario -> usuario (fk_id_usuario));
 diesel::joinable!(password_reset -> usuario (fk_id_usuario));
@@ -326,6 +363,8 @@ diesel::joinable!(usuario -> rol (fk_id_rol));
 diesel::joinable!(dispositivo_usuario -> usuario (fk_id_usuario));
 diesel::joinable!(consumidor_permiso -> consumidor_api (fk_id_consumidor));
 diesel::joinable!(cuenta_correo -> departamento (departamento));
+diesel::joinable!(webhook_entrega -> webhook_evento (fk_id_evento));
+diesel::joinable!(webhook_entrega -> webhook (fk_id_webhook));
 
 diesel::allow_tables_to_appear_in_same_query!(
     correo_lectura,
@@ -351,4 +390,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     evento_ticket,
     notificacion,
     notificacion_intento,
+    webhook,
+    webhook_evento,
+    webhook_entrega,
 );

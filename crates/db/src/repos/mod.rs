@@ -9,4 +9,5 @@ mod outbox;
 mod reader;
 mod sso;
 mod tickets;
+mod webhooks;
 mod work;

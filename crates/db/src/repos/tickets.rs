@@ -9,6 +9,7 @@ use helpdesk_domain::RepoError;
 use helpdesk_domain::model::*;
 use helpdesk_domain::ports::*;
 
+use super::webhooks::record_webhook_events;
 use crate::dialect::{Dialect, load_slot};
 use crate::error::{OrRepo, TxError};
 use crate::models::*;
@@ -19,7 +20,7 @@ use crate::{Db, db_run, db_transaction};
 impl TicketRepository for Db {
     /// One transaction, in steps: the ticket (opened, or the one the mail
     /// continues), the detail, its attachments, the participants, the
-    /// notices.
+    /// notices, the webhooks' events.
     async fn store_incoming(&self, n: NewIncoming) -> RepoResult<StoredIncoming> {
         let headers = serde_json::to_string(&n.detail.headers).map_err(RepoError::unexpected)?;
         let participants = participants(&n.participants);
@@ -38,6 +39,7 @@ impl TicketRepository for Db {
             add_participants(conn, ticket_id, &participants).await?;
             let notice_ids =
                 queue_notices(conn, returning, ticket_id, detail_id, &n.notices, n.now, n.notices_due_at).await?;
+            record_webhook_events(conn, ticket_id, Some(detail_id), &n.webhook_events, n.now).await?;
             Ok(StoredIncoming { ticket_id, detail_id, created_ticket, notice_ids })
         })
     }

@@ -14,6 +14,7 @@ use helpdesk_domain::ports::*;
 use super::tickets::{
     add_participants, change_load, continue_ticket, insert_detail, notice_insert, participants, queue_notices,
 };
+use super::webhooks::record_webhook_events;
 use crate::dialect::Dialect;
 use crate::error::{OrRepo, TxError};
 use crate::models::*;
@@ -128,7 +129,8 @@ impl TicketWorkRepository for Db {
 
     /// One transaction, in the steps of `store_incoming`: the ticket moves
     /// on (`NotFound` when it is gone), the detail, the participants, the
-    /// notices. The dedupe key's unique index answers `Duplicate`.
+    /// notices, the webhooks' events. The dedupe key's unique index answers
+    /// `Duplicate`.
     async fn store_reply(&self, r: NewReply) -> RepoResult<StoredReply> {
         let headers = serde_json::to_string(&r.detail.headers).map_err(RepoError::unexpected)?;
         let participants = participants(&r.participants);
@@ -139,13 +141,14 @@ impl TicketWorkRepository for Db {
             add_participants(conn, r.ticket_id, &participants).await?;
             let notice_ids =
                 queue_notices(conn, returning, r.ticket_id, detail_id, &r.notices, r.now, r.notices_due_at).await?;
+            record_webhook_events(conn, r.ticket_id, Some(detail_id), &r.webhook_events, r.now).await?;
             Ok(StoredReply { detail_id, notice_ids })
         })
     }
 
     /// One transaction: the conditional update (nothing else is written
     /// when it finds other values), the loads, the events, the notices,
-    /// then the ticket read back.
+    /// the webhooks' events, then the ticket read back.
     async fn update_ticket(&self, u: TicketUpdate) -> RepoResult<Ticket> {
         let row: TicketRow = db_transaction!(self, |conn| {
             if !apply_update(conn, &u).await? {
@@ -155,6 +158,7 @@ impl TicketWorkRepository for Db {
             move_loads(conn, &u.expected, &u.new, u.now).await?;
             insert_events(conn, u.ticket_id, &u.events, u.now).await?;
             notify_on_latest(conn, u.ticket_id, &u.notices, u.now).await?;
+            record_webhook_events(conn, u.ticket_id, None, &u.webhook_events, u.now).await?;
             Ok::<_, TxError>(ticket::table.find(u.ticket_id).select(TicketRow::as_select()).first(conn).await?)
         })?;
         row.try_into()
