@@ -26,6 +26,10 @@ lint:
 bench seconds="10":
     bench/run.sh {{seconds}}
 
+# The ticket list with 100,000 tickets in the store; report in target/bench/tickets.md.
+bench-tickets seconds="10" tickets="100000":
+    bench/tickets.sh {{seconds}} {{tickets}}
+
 # A private 3-node MariaDB Galera cluster on loopback (SQL ports 23301-23303);
 # `just galera stop`, `just galera kill 2`, `just galera restart 2`, `just galera status`.
 galera cmd="start" *args="":
