@@ -10,7 +10,8 @@ cd "$(dirname "$0")/.."
 SECS="${1:-10}"
 OUT=target/bench
 mkdir -p "$OUT"
-log() { printf '== %s\n' "$*" >&2; }
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 
 command -v wrk >/dev/null || { log "installing wrk"; apt-get install -y wrk >/dev/null; }
 if ! mariadb -uroot -h127.0.0.1 -e 'SELECT 1' >/dev/null 2>&1; then
@@ -35,26 +36,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-wait_ready() {
-  for _ in $(seq 1 600); do
-    curl -sf "http://127.0.0.1:$1/ready" >/dev/null && return 0
-    sleep 0.05
-  done
-  log "server on port $1 never became ready"; return 1
-}
 
-# Seeds one store through the admin commands and prints the consumer secret.
-seed() {
-  export HELPDESK__DATABASE__URL="$1" HELPDESK__SEED__DEMO=false HELPDESK__LOG__LEVEL=error
-  "$BIN" department add Soporte >/dev/null
-  echo 'clave' | "$BIN" mail-account add --host imap.bench.test --user soporte@bench.test --department 1 >/dev/null
-  for i in 1 2 3; do
-    echo 'Bench-clave-2026' | "$BIN" user add --login "op$i" --name "Operador $i" --email "op$i@bench.test" \
-      --department 1 --can-take-tickets --password-stdin >/dev/null
-  done
-  "$BIN" product add mesa Mesa >/dev/null
-  "$BIN" consumer create bench --all-grants | sed -n 's/^X-User-Secret: //p'
-}
 
 serve() { # port url
   HELPDESK__SERVER__PORT="$1" HELPDESK__DATABASE__URL="$2" HELPDESK__SEED__DEMO=false \

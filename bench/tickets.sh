@@ -14,7 +14,8 @@ SECS="${1:-10}"
 N="${2:-100000}"
 OUT=target/bench
 mkdir -p "$OUT"
-log() { printf '== %s\n' "$*" >&2; }
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 
 command -v wrk >/dev/null || { log "installing wrk"; apt-get install -y wrk >/dev/null; }
 command -v sqlite3 >/dev/null || { log "installing sqlite3"; apt-get install -y sqlite3 >/dev/null; }
@@ -30,27 +31,7 @@ pids=()
 cleanup() { for p in "${pids[@]:-}"; do kill "$p" 2>/dev/null || true; done; }
 trap cleanup EXIT
 
-wait_ready() {
-  for _ in $(seq 1 600); do
-    curl -sf "http://127.0.0.1:$1/ready" >/dev/null && return 0
-    sleep 0.05
-  done
-  log "server on port $1 never became ready"; return 1
-}
 
-# Department, mailbox, three operators, product, a consumer with every grant
-# (prints its secret). Migrates the store on the way.
-seed() {
-  export HELPDESK__DATABASE__URL="$1" HELPDESK__SEED__DEMO=false HELPDESK__LOG__LEVEL=error
-  "$BIN" department add Soporte >/dev/null
-  echo 'clave' | "$BIN" mail-account add --host imap.bench.test --user soporte@bench.test --department 1 >/dev/null
-  for i in 1 2 3; do
-    echo 'Bench-clave-2026' | "$BIN" user add --login "op$i" --name "Operador $i" --email "op$i@bench.test" \
-      --department 1 --can-take-tickets --password-stdin >/dev/null
-  done
-  "$BIN" product add mesa Mesa >/dev/null
-  "$BIN" consumer create bench --all-grants | sed -n 's/^X-User-Secret: //p'
-}
 
 # The tickets and their messages, one statement each, in each dialect
 # (MariaDB reads the numbers from its sequence engine, SQLite from a
