@@ -1,5 +1,6 @@
 //! `/metrics` in Prometheus' text format: requests by endpoint and status, a
-//! latency histogram per endpoint, the outbox backlog and the database pool.
+//! latency histogram per endpoint, the outbox backlog, outgoing webhooks'
+//! delivery attempts and backlog, and the database pool.
 //! Kept by hand (a few counters behind one mutex) rather than pulling in a
 //! metrics stack for five series.
 
@@ -25,6 +26,8 @@ struct Histogram {
 struct Inner {
     requests: BTreeMap<(&'static str, u16), u64>,
     latency: BTreeMap<&'static str, Histogram>,
+    /// Webhook delivery attempts by outcome: sent, retry, failed.
+    webhooks: [u64; 3],
 }
 
 #[derive(Default)]
@@ -32,6 +35,8 @@ pub struct Metrics {
     inner: Mutex<Inner>,
     /// The outbox backlog last read, shown while the database is unreachable.
     last_pending: Mutex<Option<i64>>,
+    /// The same for the webhooks' deliveries.
+    last_webhook_pending: Mutex<Option<i64>>,
 }
 
 /// Gauges read at scrape time.
@@ -41,6 +46,8 @@ pub struct Gauges {
     pub db_up: bool,
     /// Notices waiting; `None` when it could not be read (the last value read is shown).
     pub outbox_pending: Option<i64>,
+    /// Webhook deliveries waiting (the same).
+    pub webhook_pending: Option<i64>,
     /// Database connections in use and the pool's maximum.
     pub pool: Option<(usize, usize)>,
     /// The bitácora's spool, when there is one.
@@ -82,17 +89,20 @@ impl Metrics {
         h.sum += secs;
     }
 
+    /// Counts a round of webhook delivery attempts by outcome (the worker
+    /// calls it).
+    pub fn count_webhook_deliveries(&self, sent: usize, retried: usize, failed: usize) {
+        let Ok(mut m) = self.inner.lock() else { return };
+        for (slot, n) in m.webhooks.iter_mut().zip([sent, retried, failed]) {
+            *slot += n as u64;
+        }
+    }
+
     /// The text exposition, with the gauges read at scrape time.
     pub fn render(&self, gauges: Gauges) -> String {
         let mut out = String::new();
-        let outbox_pending = match (gauges.outbox_pending, self.last_pending.lock()) {
-            (Some(now), Ok(mut last)) => {
-                *last = Some(now);
-                Some(now)
-            }
-            (None, Ok(last)) => *last,
-            (now, Err(_)) => now,
-        };
+        let outbox_pending = last_known(gauges.outbox_pending, &self.last_pending);
+        let webhook_pending = last_known(gauges.webhook_pending, &self.last_webhook_pending);
         let Ok(m) = self.inner.lock() else { return out };
         out.push_str("# HELP helpdesk_http_requests_total API requests by endpoint and HTTP status.\n");
         out.push_str("# TYPE helpdesk_http_requests_total counter\n");
@@ -129,6 +139,19 @@ impl Metrics {
             out.push_str("# TYPE helpdesk_outbox_pending gauge\n");
             let _ = writeln!(out, "helpdesk_outbox_pending {pending}");
         }
+        out.push_str("# HELP helpdesk_webhook_deliveries_total Outgoing webhook delivery attempts by outcome (sent: 2xx; retry: to be tried again; failed: given up).\n");
+        out.push_str("# TYPE helpdesk_webhook_deliveries_total counter\n");
+        for (result, n) in ["sent", "retry", "failed"].into_iter().zip(m.webhooks) {
+            let _ = writeln!(out, "helpdesk_webhook_deliveries_total{{result=\"{result}\"}} {n}");
+        }
+        if let Some(pending) = webhook_pending {
+            gauge(
+                &mut out,
+                "helpdesk_webhook_pending",
+                "Outgoing webhook deliveries waiting (the last value read while the database is unreachable).",
+                &[("", pending.max(0) as u64)],
+            );
+        }
         if let Some((in_use, max)) = gauges.pool {
             gauge(
                 &mut out,
@@ -158,6 +181,19 @@ impl Metrics {
             );
         }
         out
+    }
+}
+
+/// The value read now, kept as the last known; the last known when it
+/// could not be read.
+fn last_known(now: Option<i64>, last: &Mutex<Option<i64>>) -> Option<i64> {
+    match (now, last.lock()) {
+        (Some(now), Ok(mut last)) => {
+            *last = Some(now);
+            Some(now)
+        }
+        (None, Ok(last)) => *last,
+        (now, Err(_)) => now,
     }
 }
 
@@ -192,7 +228,11 @@ mod tests {
         m.observe(endpoint_label("correo/save"), 200, Duration::from_millis(30));
         m.observe(endpoint_label("no/existe/123"), 404, Duration::from_millis(1));
         let spool = Some(SpoolStats { records: 3, bytes: 900, quarantined: 1 });
-        let text = m.render(Gauges { db_up: true, outbox_pending: Some(7), pool: Some((2, 8)), spool });
+        m.count_webhook_deliveries(2, 1, 0);
+        m.count_webhook_deliveries(1, 0, 1);
+        let gauges =
+            Gauges { db_up: true, outbox_pending: Some(7), webhook_pending: Some(4), pool: Some((2, 8)), spool };
+        let text = m.render(gauges);
         assert!(text.contains("helpdesk_http_requests_total{endpoint=\"correo/save\",status=\"200\"} 2"), "{text}");
         assert!(text.contains("helpdesk_http_requests_total{endpoint=\"other\",status=\"404\"} 1"));
         assert!(
@@ -201,12 +241,18 @@ mod tests {
         assert!(text.contains("helpdesk_http_request_duration_seconds_bucket{endpoint=\"correo/save\",le=\"0.05\"} 2"));
         assert!(text.contains("helpdesk_http_request_duration_seconds_count{endpoint=\"correo/save\"} 2"));
         assert!(text.contains("helpdesk_outbox_pending 7"));
+        assert!(text.contains("helpdesk_webhook_deliveries_total{result=\"sent\"} 3\n"), "{text}");
+        assert!(text.contains("helpdesk_webhook_deliveries_total{result=\"retry\"} 1\n"), "{text}");
+        assert!(text.contains("helpdesk_webhook_deliveries_total{result=\"failed\"} 1\n"), "{text}");
+        assert!(text.contains("helpdesk_webhook_pending 4\n"), "{text}");
         assert!(text.contains("helpdesk_db_pool_connections{state=\"max\"} 8"));
         assert!(text.contains("helpdesk_db_up 1\n"), "{text}");
         assert!(text.contains("helpdesk_audit_spool_records 3\n") && text.contains("helpdesk_audit_spool_bytes 900\n"));
         // The database unreachable: its gauge drops, the backlog keeps its last value.
-        let text = m.render(Gauges { db_up: false, outbox_pending: None, pool: Some((0, 8)), spool });
+        let text =
+            m.render(Gauges { db_up: false, outbox_pending: None, webhook_pending: None, pool: Some((0, 8)), spool });
         assert!(text.contains("helpdesk_db_up 0\n"), "{text}");
         assert!(text.contains("helpdesk_outbox_pending 7\n"), "{text}");
+        assert!(text.contains("helpdesk_webhook_pending 4\n"), "{text}");
     }
 }

@@ -1,7 +1,7 @@
 //! Liveness and readiness.
 
 use actix_web::{HttpResponse, web};
-use helpdesk_domain::ports::{Adapters, OutboxRepository, StoreHealth};
+use helpdesk_domain::ports::{Adapters, OutboxRepository, StoreHealth, WebhookRepository};
 use serde_json::json;
 
 use crate::AppState;
@@ -26,9 +26,11 @@ pub async fn ready<A: Adapters>(state: web::Data<AppState<A>>) -> HttpResponse {
 pub async fn metrics<A: Adapters>(state: web::Data<AppState<A>>) -> HttpResponse {
     let db_up = state.store.ping().await.is_ok();
     let outbox_pending = if db_up { state.store.pending_notices().await.ok() } else { None };
+    let webhook_pending = if db_up { state.store.pending_deliveries().await.ok() } else { None };
     let text = state.metrics.render(crate::metrics::Gauges {
         db_up,
         outbox_pending,
+        webhook_pending,
         pool: state.store.pool_usage(),
         spool: state.audit.spool_stats(),
     });
