@@ -1,6 +1,6 @@
 //! Admin commands: consumers and their grants, products, departments,
-//! internal users and mail accounts. Each prints what it did; secrets are
-//! printed once, at creation.
+//! internal users, mail accounts and outgoing webhooks. Each prints what it
+//! did; secrets are printed once, at creation (or rotation).
 
 use std::collections::BTreeSet;
 use std::io::BufRead;
@@ -9,10 +9,11 @@ use std::sync::Arc;
 use anyhow::{Context, anyhow, bail};
 use clap::{Args, Subcommand};
 use helpdesk_db::Db;
-use helpdesk_domain::model::{Endpoint, NewInternalUser, ProductAccess, ProductChange, Status};
+use helpdesk_domain::model::{Endpoint, NewInternalUser, ProductAccess, ProductChange, Status, WebhookEventKind};
 use helpdesk_domain::ports::{DepartmentRepository, ProductRepository, SystemClock, UserRepository};
 use helpdesk_domain::services::{
-    AccessService, AdiService, AdminService, MailAccountInput, MailAccountService, UserInput,
+    AccessService, AdiService, AdminService, MailAccountInput, MailAccountService, SIGNATURE_HEADER, TIMESTAMP_HEADER,
+    UserInput, WebhookService,
 };
 
 use crate::wiring::Keys;
@@ -181,6 +182,30 @@ pub enum MailAccountCmd {
         #[arg(long)]
         no_acknowledgement: bool,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum WebhookCmd {
+    /// Subscribe an http(s) URL to ticket events; prints its id and its
+    /// signing secret (shown only now).
+    Add {
+        url: String,
+        /// An event to POST: ticket.creado, ticket.respuesta_cliente,
+        /// ticket.respuesta_operador, ticket.asignado, ticket.estado.
+        /// Repeatable.
+        #[arg(long = "event")]
+        events: Vec<String>,
+        /// Every event.
+        #[arg(long, conflicts_with = "events")]
+        all_events: bool,
+    },
+    /// List subscriptions: id, status, events, URL.
+    List,
+    /// End a subscription; its deliveries not yet made are dropped.
+    Remove { id: i64 },
+    /// Issue a new signing secret (printed once); the old one signs nothing
+    /// from now on.
+    RotateSecret { id: i64 },
 }
 
 #[derive(Debug, Subcommand)]
@@ -416,6 +441,60 @@ pub async fn mail_account(db: Arc<Db>, keys: &Keys, cmd: MailAccountCmd) -> anyh
         })
         .await?;
     println!("mail account {} added (id {})", account.user, account.id);
+    Ok(())
+}
+
+fn parse_events(list: &[String], all: bool) -> anyhow::Result<BTreeSet<WebhookEventKind>> {
+    if all {
+        return Ok(WebhookEventKind::ALL.into_iter().collect());
+    }
+    if list.is_empty() {
+        bail!("name the events with --event (repeatable), or --all-events");
+    }
+    list.iter()
+        .flat_map(|e| e.split(','))
+        .map(|e| {
+            WebhookEventKind::parse(e).ok_or_else(|| {
+                let known: Vec<_> = WebhookEventKind::ALL.iter().map(|k| k.as_str()).collect();
+                anyhow!("unknown event {e:?}; known: {}", known.join(", "))
+            })
+        })
+        .collect()
+}
+
+pub async fn webhook(db: Arc<Db>, keys: &Keys, cmd: WebhookCmd) -> anyhow::Result<()> {
+    let hooks = WebhookService::new(db, keys.secret_box.clone(), Arc::new(SystemClock));
+    match cmd {
+        WebhookCmd::Add { url, events, all_events } => {
+            let events = parse_events(&events, all_events)?;
+            let parsed = url::Url::parse(url.trim()).with_context(|| format!("invalid URL {url:?}"))?;
+            if !matches!(parsed.scheme(), "http" | "https") {
+                bail!("invalid URL {url:?}: only http:// and https:// URLs are allowed");
+            }
+            let (hook, secret) = hooks.add(&url, events).await?;
+            println!("webhook {} added: {}", hook.id, hook.url);
+            println!("events: {}", WebhookEventKind::join(&hook.events));
+            println!("secret: {secret}");
+            println!(
+                "The secret is shown only now; store it safely. Each POST carries {SIGNATURE_HEADER}: \
+                 sha256=<hex HMAC-SHA256(secret, \"<{TIMESTAMP_HEADER}>.<body>\")>."
+            );
+        }
+        WebhookCmd::List => {
+            for h in hooks.list().await? {
+                println!("{}\t{}\t{}\t{}", h.id, h.status.as_str(), WebhookEventKind::join(&h.events), h.url);
+            }
+        }
+        WebhookCmd::Remove { id } => {
+            hooks.remove(id).await?;
+            println!("webhook {id} removed");
+        }
+        WebhookCmd::RotateSecret { id } => {
+            let secret = hooks.rotate_secret(id).await?;
+            println!("secret: {secret}");
+            println!("The old secret signs nothing from now on; this one is shown only now.");
+        }
+    }
     Ok(())
 }
 

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use clap::{Parser, Subcommand};
 use helpdesk_domain::ports::SystemClock;
 use helpdesk_server::admin::{
-    self, ConsumerCmd, DepartmentCmd, MailAccountCmd, ProductCmd, QuarantineCmd, SystemCmd, UserCmd,
+    self, ConsumerCmd, DepartmentCmd, MailAccountCmd, ProductCmd, QuarantineCmd, SystemCmd, UserCmd, WebhookCmd,
 };
 use helpdesk_server::settings::CONFIG_FILE_VAR;
 use helpdesk_server::startup::open_db;
@@ -58,6 +58,9 @@ enum Command {
     /// Mail the reader could not import.
     #[command(subcommand)]
     Quarantine(QuarantineCmd),
+    /// Outgoing webhooks: ticket events POSTed, signed, to subscribed URLs.
+    #[command(subcommand)]
+    Webhook(WebhookCmd),
 }
 
 /// glibc raises its mmap threshold after each large free, after which
@@ -129,6 +132,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         Command::Department(cmd) => admin::department(db, &keys, cmd).await?,
         Command::User(cmd) => admin::user(db, cmd).await?,
         Command::MailAccount(cmd) => admin::mail_account(db, &keys, cmd).await?,
+        Command::Webhook(cmd) => admin::webhook(db, &keys, cmd).await?,
         Command::ReadMail { once } => {
             let reader = helpdesk_server::reader::build(&settings, db, Arc::new(SystemClock))?;
             let interval = std::time::Duration::from_secs(settings.reader.interval_secs);

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use helpdesk_db::{DbOptions, DbUrl};
 use helpdesk_domain::crypto::{SecretBox, SecretHasher, TokenSigner, parse_key};
-use helpdesk_domain::services::{IngestSettings, OutboxSettings, ReaderSettings, SsoSettings, ThrottlePolicy};
+use helpdesk_domain::services::{
+    IngestSettings, OutboxSettings, ReaderSettings, SsoSettings, ThrottlePolicy, WebhookSettings,
+};
 use helpdesk_http::{CorsOrigins, HttpPolicy, Limits, parse_cidrs};
 use helpdesk_notify_smtp::{Security, SmtpSettings};
 use helpdesk_notify_synology::SynologySettings;
@@ -35,6 +37,7 @@ pub struct Settings {
     pub synology: SynologyConfig,
     pub ingest: IngestConfig,
     pub outbox: OutboxConfig,
+    pub webhooks: WebhooksConfig,
     pub reader: ReaderConfig,
     pub audit: AuditConfig,
     pub log: LogSettings,
@@ -145,6 +148,15 @@ pub struct OutboxConfig {
     pub max_attempts: i32,
     pub lease_secs: i64,
     pub base_backoff_secs: i64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct WebhooksConfig {
+    pub poll_interval_ms: u64,
+    pub timeout_ms: u64,
+    pub max_attempts: i32,
+    pub base_backoff_ms: i64,
+    pub max_backoff_ms: i64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -378,6 +390,39 @@ impl Settings {
         })
     }
 
+    /// The delivery of outgoing webhooks. A delivery is leased for the
+    /// attempt's timeout and a minute more: longer than any attempt, so no
+    /// two workers send it at once.
+    pub fn webhooks(&self) -> Result<WebhookSettings, ConfigError> {
+        let w = &self.webhooks;
+        if w.poll_interval_ms < 10 {
+            return Err(bad("webhooks.poll_interval_ms", "must be at least 10"));
+        }
+        if !(100..=300_000).contains(&w.timeout_ms) {
+            return Err(bad("webhooks.timeout_ms", "must be between 100 and 300000"));
+        }
+        if w.max_attempts < 1 {
+            return Err(bad("webhooks.max_attempts", "must be at least 1"));
+        }
+        if w.base_backoff_ms < 1 {
+            return Err(bad("webhooks.base_backoff_ms", "must be at least 1"));
+        }
+        if w.max_backoff_ms < w.base_backoff_ms {
+            return Err(bad("webhooks.max_backoff_ms", "must be at least webhooks.base_backoff_ms"));
+        }
+        Ok(WebhookSettings {
+            max_attempts: w.max_attempts,
+            base_backoff: chrono::Duration::milliseconds(w.base_backoff_ms),
+            max_backoff: chrono::Duration::milliseconds(w.max_backoff_ms),
+            lease: chrono::Duration::milliseconds(w.timeout_ms as i64) + chrono::Duration::seconds(60),
+        })
+    }
+
+    /// How long one webhook attempt may take.
+    pub fn webhook_timeout(&self) -> Duration {
+        Duration::from_millis(self.webhooks.timeout_ms)
+    }
+
     pub fn reader(&self) -> Result<ReaderSettings, ConfigError> {
         let r = &self.reader;
         if r.interval_secs < 1 {
@@ -422,6 +467,7 @@ impl Settings {
         self.synology()?;
         self.ingest()?;
         self.outbox()?;
+        self.webhooks()?;
         self.limits()?;
         self.http_policy()?;
         self.reader()?;
@@ -517,6 +563,25 @@ mod tests {
         s.smtp.ca_file = String::new();
         s.reader.ca_file = "/etc/hostname".into();
         assert_eq!(s.validate().unwrap_err().key, "reader.ca_file");
+    }
+
+    #[test]
+    fn webhook_settings_are_checked_and_lease_past_the_timeout() {
+        let s = Settings::load(None).unwrap();
+        let w = s.webhooks().unwrap();
+        assert_eq!((w.max_attempts, w.base_backoff.num_seconds(), w.max_backoff.num_hours()), (10, 10, 1));
+        assert_eq!(w.lease.num_seconds(), 70, "the timeout and a minute");
+        for (key, tweak) in [
+            ("webhooks.poll_interval_ms", (|s: &mut Settings| s.webhooks.poll_interval_ms = 5) as fn(&mut Settings)),
+            ("webhooks.timeout_ms", |s| s.webhooks.timeout_ms = 50),
+            ("webhooks.max_attempts", |s| s.webhooks.max_attempts = 0),
+            ("webhooks.base_backoff_ms", |s| s.webhooks.base_backoff_ms = 0),
+            ("webhooks.max_backoff_ms", |s| s.webhooks.max_backoff_ms = 9_999),
+        ] {
+            let mut s = Settings::load(None).unwrap();
+            tweak(&mut s);
+            assert_eq!(s.validate().unwrap_err().key, key);
+        }
     }
 
     #[test]

@@ -9,6 +9,7 @@ use actix_web::web;
 use actix_web::{App, HttpServer};
 use helpdesk_db::Db;
 use helpdesk_domain::ports::{Adapters, Clock};
+use helpdesk_domain::services::WebhookDispatcher;
 use helpdesk_notify_smtp::SmtpMailer;
 use helpdesk_notify_synology::SynologyClient;
 use tokio_util::task::TaskTracker;
@@ -45,6 +46,8 @@ pub enum StartError {
     Smtp(String),
     #[error("configuration error: synology.base_url: {0}")]
     Synology(String),
+    #[error("configuration error: webhooks: {0}")]
+    Webhooks(String),
 }
 
 /// A built server, bound to its port, not yet running, over the adapters
@@ -119,10 +122,24 @@ impl<A: Adapters> Application<A> {
         let keys = settings.keys()?;
         let store = parts.store.clone();
         let backend = parts.backend;
+        let webhooks = Arc::new(WebhookDispatcher::new(
+            store.clone(),
+            parts.webhooks.clone(),
+            keys.secret_box.clone(),
+            parts.clock.clone(),
+            settings.webhooks()?,
+        ));
         let tasks = TaskTracker::new();
         let state = web::Data::new(app_state(&settings, keys, parts, tasks.clone())?);
         let (stop, stopped) = Stop::new();
+        let counted = state.clone();
         let workers = vec![
+            tokio::spawn(crate::worker::webhooks(
+                webhooks,
+                Duration::from_millis(settings.webhooks.poll_interval_ms),
+                stopped.clone(),
+                move |r| counted.metrics.count_webhook_deliveries(r.sent, r.retried, r.failed),
+            )),
             tokio::spawn(crate::worker::outbox(
                 state.outbox.clone(),
                 Duration::from_millis(settings.outbox.poll_interval_ms),

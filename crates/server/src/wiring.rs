@@ -4,6 +4,8 @@
 //! `Parts::production` opens the real adapters; a test takes those and
 //! swaps one (`parts.with_mailer(fake)`), which changes the type that names
 //! the adapters from [`Production`] to [`With`]`<Db, Fake, SynologyClient>`.
+//! The webhook sender is held as `Arc<dyn WebhookSender>`, so swapping it
+//! (`with_webhook_sender`) changes no type.
 
 use std::marker::PhantomData;
 use std::sync::Arc;
@@ -12,12 +14,13 @@ use std::time::Duration;
 use helpdesk_db::{Backend, FileSpool};
 use helpdesk_domain::crypto::{SecretBox, SecretHasher, TokenSigner};
 use helpdesk_domain::ports::{
-    Adapters, AuditSpool, ChatNotifier, Clock, MailNotifier, PasswordHasher, Store, SystemClock,
+    Adapters, AuditSpool, ChatNotifier, Clock, MailNotifier, PasswordHasher, Store, SystemClock, WebhookSender,
 };
 use helpdesk_domain::services::*;
 use helpdesk_http::{AppState, metrics};
 use helpdesk_notify_smtp::SmtpMailer;
 use helpdesk_notify_synology::SynologyClient;
+use helpdesk_notify_webhook::HttpWebhookSender;
 use tokio_util::task::TaskTracker;
 
 use crate::hashing::BlockingArgon2;
@@ -47,6 +50,8 @@ pub struct Parts<A: Adapters> {
     pub store: Arc<A::Store>,
     pub mailer: Arc<A::Mail>,
     pub chat: Arc<A::Chat>,
+    /// Posts outgoing webhooks.
+    pub webhooks: Arc<dyn WebhookSender>,
     pub clock: Arc<dyn Clock>,
     pub hasher: Arc<dyn PasswordHasher>,
     /// Where bitácora records wait while the store cannot take them.
@@ -61,7 +66,8 @@ pub struct Parts<A: Adapters> {
 impl Parts<Production> {
     /// The real adapters: validates the settings, opens the store, migrates
     /// it (when configured) and seeds the dev data under the start-up lock,
-    /// opens the bitácora's spool, the SMTP mailer, the Synology client.
+    /// opens the bitácora's spool, the SMTP mailer, the Synology client,
+    /// the webhook sender.
     ///
     /// A database that is down at start does not stop the server when
     /// migrations are off: `/ready` answers 503 until it comes back.
@@ -74,6 +80,8 @@ impl Parts<Production> {
             .map_err(|e| StartError::Spool(e.to_string()))?;
         let mailer = SmtpMailer::new(&settings.smtp()?).map_err(|e| StartError::Smtp(e.to_string()))?;
         let chat = SynologyClient::new(&settings.synology()?).map_err(|e| StartError::Synology(e.to_string()))?;
+        let webhooks =
+            HttpWebhookSender::new(settings.webhook_timeout()).map_err(|e| StartError::Webhooks(e.to_string()))?;
         Ok(Parts {
             audit_writes: audit_writes(db.backend(), settings.database.max_connections),
             backend: match db.backend() {
@@ -83,6 +91,7 @@ impl Parts<Production> {
             store: db,
             mailer: Arc::new(mailer),
             chat: Arc::new(chat),
+            webhooks: Arc::new(webhooks),
             clock: Arc::new(SystemClock),
             hasher: Arc::new(BlockingArgon2::new(cores())),
             audit_spool: Some(Arc::new(spool)),
@@ -93,14 +102,19 @@ impl Parts<Production> {
 impl<A: Adapters> Parts<A> {
     /// The same parts with another mailer.
     pub fn with_mailer<M: MailNotifier>(self, mailer: Arc<M>) -> Parts<With<A::Store, M, A::Chat>> {
-        let Parts { store, mailer: _, chat, clock, hasher, audit_spool, audit_writes, backend } = self;
-        Parts { store, mailer, chat, clock, hasher, audit_spool, audit_writes, backend }
+        let Parts { store, mailer: _, chat, webhooks, clock, hasher, audit_spool, audit_writes, backend } = self;
+        Parts { store, mailer, chat, webhooks, clock, hasher, audit_spool, audit_writes, backend }
     }
 
     /// The same parts with another Synology Chat client.
     pub fn with_chat<C: ChatNotifier>(self, chat: Arc<C>) -> Parts<With<A::Store, A::Mail, C>> {
-        let Parts { store, mailer, chat: _, clock, hasher, audit_spool, audit_writes, backend } = self;
-        Parts { store, mailer, chat, clock, hasher, audit_spool, audit_writes, backend }
+        let Parts { store, mailer, chat: _, webhooks, clock, hasher, audit_spool, audit_writes, backend } = self;
+        Parts { store, mailer, chat, webhooks, clock, hasher, audit_spool, audit_writes, backend }
+    }
+
+    /// The same parts with another webhook sender.
+    pub fn with_webhook_sender(self, webhooks: Arc<dyn WebhookSender>) -> Self {
+        Parts { webhooks, ..self }
     }
 
     /// The same parts with another clock (tests move time without sleeping).
@@ -138,7 +152,7 @@ pub fn app_state<A: Adapters>(
     parts: Parts<A>,
     tasks: TaskTracker,
 ) -> Result<AppState<A>, ConfigError> {
-    let Parts { store, mailer, chat, clock, hasher, audit_spool, audit_writes, backend: _ } = parts;
+    let Parts { store, mailer, chat, webhooks: _, clock, hasher, audit_spool, audit_writes, backend: _ } = parts;
     let (audit, audit_writer) = match audit_spool {
         Some(spool) => AuditService::with_spool(store.clone(), spool),
         None => AuditService::new(store.clone()),

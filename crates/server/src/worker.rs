@@ -1,18 +1,23 @@
 //! Background work of the API server, each a loop that keeps going through
 //! any error (the next round retries) until told to stop:
 //! - the outbox: delivers notices that are due;
+//! - outgoing webhooks: delivers the events that are due, and counts the
+//!   attempts for `/metrics`;
 //! - the bitácora's spool: writes records kept on local disk while the
 //!   database was unreachable, once it answers again.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use helpdesk_domain::ports::{AuditRepository, ChatNotifier, MailNotifier, Store, StoreHealth};
-use helpdesk_domain::services::{AuditService, OutboxService};
+use helpdesk_domain::ports::{AuditRepository, ChatNotifier, MailNotifier, Store, StoreHealth, WebhookRepository};
+use helpdesk_domain::services::{AuditService, DeliveryReport, OutboxService, WebhookDispatcher};
 use tokio::sync::watch;
 
 /// Notices per round.
 const BATCH: i64 = 50;
+
+/// Webhook deliveries per round (attempted all at once).
+const WEBHOOK_BATCH: i64 = 20;
 
 /// Tells the workers to stop after their current round.
 #[derive(Clone)]
@@ -54,6 +59,41 @@ pub async fn outbox<R: Store, M: MailNotifier, C: ChatNotifier>(
                 }
             }
             Err(e) => tracing::warn!(error = %e, "outbox round failed; retrying"),
+        }
+        if !stop.pause(poll).await {
+            break;
+        }
+    }
+}
+
+/// Delivers the webhooks' events that are due, `poll` apart (at once again
+/// after a full round); `count` hears how each round went.
+pub async fn webhooks<R: WebhookRepository>(
+    dispatcher: Arc<WebhookDispatcher<R>>,
+    poll: Duration,
+    mut stop: Stop,
+    count: impl Fn(&DeliveryReport) + Send,
+) {
+    while !stop.raised() {
+        match dispatcher.run_due(WEBHOOK_BATCH).await {
+            Ok(report) => {
+                count(&report);
+                if let Some(e) = &report.error {
+                    tracing::warn!(error = %e, unrecorded = report.unrecorded, "webhook attempts not recorded; they will be sent again");
+                }
+                if report.attempts() > 0 {
+                    tracing::debug!(
+                        sent = report.sent,
+                        retry = report.retried,
+                        failed = report.failed,
+                        "webhook round"
+                    );
+                }
+                if report.attempts() as i64 == WEBHOOK_BATCH {
+                    continue;
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "webhook round failed; retrying"),
         }
         if !stop.pause(poll).await {
             break;
