@@ -21,3 +21,4 @@ mod security_http;
 mod sso;
 mod tickets;
 mod users;
+mod webhooks;
