@@ -220,8 +220,17 @@ impl<'a, M: MailerChoice> TestAppBuilder<'a, M> {
         let address = format!("http://127.0.0.1:{}", app.port());
         let db = app.store.clone();
         tokio::spawn(app.run_until_stopped());
-        TestApp { address, clock, smtp, db, keys, client: reqwest::Client::new(), settings }
+        TestApp { address, clock, smtp, db, keys, client: client(), settings }
     }
+}
+
+/// The tests' HTTP client. It lets an idle connection go after 2 s, well
+/// before the server's keep-alive (actix's 5 s) closes it: reusing a
+/// connection the server is closing at that instant fails with
+/// `IncompleteMessage` (seen once under load, between two bursts of
+/// requests separated by a slow Argon2 hash).
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder().pool_idle_timeout(std::time::Duration::from_secs(2)).build().expect("an HTTP client")
 }
 
 /// A [`MailNotifier`] that keeps what it is given, for tests that swap the
