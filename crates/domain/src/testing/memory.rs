@@ -737,35 +737,7 @@ impl TicketRepository for InMemoryStore {
                     (*ticket_id, false)
                 }
             };
-            let detail_id = i.id();
-            let d = &n.detail;
-            i.details.insert(
-                detail_id,
-                (
-                    TicketDetail {
-                        id: detail_id,
-                        ticket_id,
-                        dedupe_key: d.dedupe_key.clone(),
-                        message_id: d.message_id.clone(),
-                        from: d.from.clone(),
-                        to: d.to.clone(),
-                        cc: d.cc.clone(),
-                        bcc: d.bcc.clone(),
-                        reply_to: d.reply_to.clone(),
-                        subject: d.subject.clone(),
-                        body: d.body.clone(),
-                        html: d.html.clone(),
-                        date: d.date,
-                        headers: d.headers.clone(),
-                        automatic: d.automatic,
-                        opened_ticket: created_ticket,
-                        direction: d.direction,
-                        author_id: d.author_id,
-                        created_at: n.now,
-                    },
-                    d.message_id_hash.clone(),
-                ),
-            );
+            let detail_id = i.insert_detail(ticket_id, &n.detail, created_ticket, n.now);
             for a in &n.attachments {
                 let id = i.id();
                 i.attachments.insert(
@@ -870,6 +842,34 @@ fn text_matches(query: &str, d: &TicketDetail) -> bool {
 }
 
 impl Inner {
+    /// Stores a message of a ticket; gives its id.
+    fn insert_detail(&mut self, ticket_id: i64, d: &NewTicketDetail, opened_ticket: bool, now: Timestamp) -> i64 {
+        let id = self.id();
+        let detail = TicketDetail {
+            id,
+            ticket_id,
+            dedupe_key: d.dedupe_key.clone(),
+            message_id: d.message_id.clone(),
+            from: d.from.clone(),
+            to: d.to.clone(),
+            cc: d.cc.clone(),
+            bcc: d.bcc.clone(),
+            reply_to: d.reply_to.clone(),
+            subject: d.subject.clone(),
+            body: d.body.clone(),
+            html: d.html.clone(),
+            date: d.date,
+            headers: d.headers.clone(),
+            automatic: d.automatic,
+            opened_ticket,
+            direction: d.direction,
+            author_id: d.author_id,
+            created_at: now,
+        };
+        self.details.insert(id, (detail, d.message_id_hash.clone()));
+        id
+    }
+
     fn insert_notices(
         &mut self,
         ticket_id: i64,
@@ -958,35 +958,7 @@ impl TicketWorkRepository for InMemoryStore {
             }
             let t = i.tickets.get_mut(&r.ticket_id).ok_or(RepoError::NotFound)?;
             t.updated_at = r.now;
-            let detail_id = i.id();
-            let d = &r.detail;
-            i.details.insert(
-                detail_id,
-                (
-                    TicketDetail {
-                        id: detail_id,
-                        ticket_id: r.ticket_id,
-                        dedupe_key: d.dedupe_key.clone(),
-                        message_id: d.message_id.clone(),
-                        from: d.from.clone(),
-                        to: d.to.clone(),
-                        cc: d.cc.clone(),
-                        bcc: d.bcc.clone(),
-                        reply_to: d.reply_to.clone(),
-                        subject: d.subject.clone(),
-                        body: d.body.clone(),
-                        html: d.html.clone(),
-                        date: d.date,
-                        headers: d.headers.clone(),
-                        automatic: d.automatic,
-                        opened_ticket: false,
-                        direction: d.direction,
-                        author_id: d.author_id,
-                        created_at: r.now,
-                    },
-                    d.message_id_hash.clone(),
-                ),
-            );
+            let detail_id = i.insert_detail(r.ticket_id, &r.detail, false, r.now);
             for p in &r.participants {
                 i.participants.insert((r.ticket_id, p.trim().to_lowercase()));
             }
