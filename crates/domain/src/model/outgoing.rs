@@ -58,6 +58,10 @@ pub enum MailContent {
     OperatorReply { number: i64, subject: String, text: String, html: Option<String> },
     /// To an operator: ticket `number` was just assigned to them.
     TicketAssigned { number: i64, subject: String, requester: String },
+    /// To the assignee and the department's `jefe`: ticket `number` missed
+    /// its `target`, due at `due` (the calendar's local time, with its
+    /// zone); `assignee` names who holds it (`None`: nobody).
+    SlaBreach { number: i64, subject: String, target: super::SlaTarget, due: String, assignee: Option<String> },
     /// Finished text we did not write: sent as is.
     Plain { subject: String, text: String, html: Option<String> },
 }
@@ -74,6 +78,10 @@ pub enum ChatContent {
     /// To an operator, through the bot: ticket `number` was just assigned
     /// to them.
     TicketAssigned { number: i64, subject: String },
+    /// To the assignee (bot) or the department's channel: ticket `number`
+    /// is near its `target`'s due time (`breached: false`) or missed it;
+    /// `due` in the calendar's local time, with its zone.
+    SlaAlert { number: i64, subject: String, target: super::SlaTarget, due: String, breached: bool },
     /// The bot's answer once a Synology user is linked to the internal user
     /// `login`, called `name`.
     LinkGreeting { name: String, login: String },

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{Direction, InternalUser, Priority, Timestamp};
+use super::{Direction, InternalUser, Priority, SlaClock, Timestamp};
 
 /// `abierto`, `pendiente` (waiting on the customer), `cerrado`. A ticket
 /// counts in its assignee's open tickets while it is not closed.
@@ -54,6 +54,8 @@ pub struct Ticket {
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
     pub closed_at: Option<Timestamp>,
+    /// Its service-level clock, when a policy covered it as it opened.
+    pub sla: Option<SlaClock>,
 }
 
 /// One message of a ticket (`detalle_ticket`).
@@ -114,6 +116,16 @@ pub enum NoticeKind {
     AssignedMail,
     /// Synology Chat bot message to an operator a ticket was just assigned to.
     AssignedChat,
+    /// Synology Chat bot message to the assignee: a service-level target is
+    /// near (`warning`) or missed.
+    SlaWarningChat,
+    SlaBreachChat,
+    /// The same to the department's channel.
+    SlaWarningChannel,
+    SlaBreachChannel,
+    /// E-mail to the assignee and the department's `jefe`: a target was
+    /// missed.
+    SlaBreachMail,
 }
 
 impl NoticeKind {
@@ -126,6 +138,11 @@ impl NoticeKind {
             NoticeKind::Reply => "respuesta",
             NoticeKind::AssignedMail => "asignacion_correo",
             NoticeKind::AssignedChat => "asignacion_synology",
+            NoticeKind::SlaWarningChat => "sla_aviso_synology_usuario",
+            NoticeKind::SlaBreachChat => "sla_vencido_synology_usuario",
+            NoticeKind::SlaWarningChannel => "sla_aviso_synology_canal",
+            NoticeKind::SlaBreachChannel => "sla_vencido_synology_canal",
+            NoticeKind::SlaBreachMail => "sla_vencido_correo",
         }
     }
     pub fn parse(s: &str) -> Option<Self> {
@@ -137,12 +154,41 @@ impl NoticeKind {
             Self::Reply,
             Self::AssignedMail,
             Self::AssignedChat,
+            Self::SlaWarningChat,
+            Self::SlaBreachChat,
+            Self::SlaWarningChannel,
+            Self::SlaBreachChannel,
+            Self::SlaBreachMail,
         ]
         .into_iter()
         .find(|k| k.as_str() == s)
     }
     pub fn is_chat(self) -> bool {
-        matches!(self, NoticeKind::AssigneeChat | NoticeKind::DepartmentChannel | NoticeKind::AssignedChat)
+        matches!(
+            self,
+            NoticeKind::AssigneeChat
+                | NoticeKind::DepartmentChannel
+                | NoticeKind::AssignedChat
+                | NoticeKind::SlaWarningChat
+                | NoticeKind::SlaBreachChat
+                | NoticeKind::SlaWarningChannel
+                | NoticeKind::SlaBreachChannel
+        )
+    }
+
+    /// Addressed to an operator (by e-mail or Synology id): never sent once
+    /// that operator is inactive.
+    pub fn is_for_operator(self) -> bool {
+        matches!(
+            self,
+            NoticeKind::AssigneeChat
+                | NoticeKind::AssigneeMail
+                | NoticeKind::AssignedMail
+                | NoticeKind::AssignedChat
+                | NoticeKind::SlaWarningChat
+                | NoticeKind::SlaBreachChat
+                | NoticeKind::SlaBreachMail
+        )
     }
 }
 
@@ -213,6 +259,9 @@ pub enum IncomingTarget {
     Existing {
         ticket_id: i64,
         reopen: bool,
+        /// The ticket's service-level clock as it becomes (running again
+        /// after a pause); `None` leaves it as it is.
+        sla: Option<SlaClock>,
     },
 }
 
@@ -224,6 +273,7 @@ pub struct NewTicket {
     pub requester: String,
     pub mail_account_id: Option<i64>,
     pub system: String,
+    pub sla: Option<SlaClock>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,7 +1,10 @@
 //! Working tickets: priorities, who wrote a message, thread events, the
 //! list query and the changes an operator makes.
 
-use super::{Attachment, NewNotice, NewTicketDetail, NewWebhookEvent, Ticket, TicketDetail, TicketStatus, Timestamp};
+use super::{
+    Attachment, NewNotice, NewTicketDetail, NewWebhookEvent, SlaClock, SlaState, Ticket, TicketDetail, TicketStatus,
+    Timestamp,
+};
 
 /// `baja`, `normal`, `alta`, `urgente`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -111,8 +114,20 @@ pub enum AssigneeFilter {
     User(i64),
 }
 
-/// A page of the ticket list, newest first. `department_ids`, when set,
-/// confines the list to those departments (what the operator may see).
+/// The order of the ticket list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TicketOrder {
+    /// Newest first (by id, descending).
+    #[default]
+    Newest,
+    /// The nearest due time first (`ticket.proximo_vencimiento`, i.e.
+    /// [`SlaClock::next_due`]), tickets without a running clock last; ties
+    /// and the clockless by id, ascending (oldest first).
+    NearestDue,
+}
+
+/// A page of the ticket list. `visible_department`, when set, confines the
+/// list to that department (what the operator may see).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct TicketQuery {
     pub status: Option<TicketStatus>,
@@ -126,8 +141,18 @@ pub struct TicketQuery {
     pub from: Option<Timestamp>,
     /// Created at or before.
     pub until: Option<Timestamp>,
-    /// Tickets with an id below this one (the keyset cursor).
+    /// Tickets whose service level is in this state at `now`
+    /// ([`SlaClock::state`]); tickets without a clock never match.
+    pub sla: Option<SlaState>,
+    /// The instant `sla` is judged at.
+    pub now: Timestamp,
+    pub order: TicketOrder,
+    /// [`TicketOrder::Newest`]: tickets with an id below this one (the
+    /// keyset cursor).
     pub before_id: Option<i64>,
+    /// [`TicketOrder::NearestDue`]: tickets after this `(next due, id)` in
+    /// that order (the keyset cursor).
+    pub after_due: Option<(Option<Timestamp>, i64)>,
     pub limit: i64,
 }
 
@@ -154,6 +179,9 @@ pub struct NewReply {
     pub webhook_events: Vec<NewWebhookEvent>,
     pub now: Timestamp,
     pub notices_due_at: Timestamp,
+    /// The ticket's service-level clock as it becomes (the first response
+    /// met); `None` leaves it. Stores keep an earlier `first_response_at`.
+    pub sla: Option<SlaClock>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -197,6 +225,10 @@ pub struct TicketUpdate {
     /// `ticket.estado`).
     pub webhook_events: Vec<NewWebhookEvent>,
     pub now: Timestamp,
+    /// The ticket's service-level clock as it becomes (stopped, running
+    /// again, recomputed for a new policy); `None` leaves it. Stores keep an
+    /// earlier `first_response_at`.
+    pub sla: Option<SlaClock>,
 }
 
 /// The words of a text as full-text search sees them: lower-case, without

@@ -45,6 +45,7 @@ pub trait Store:
     + IntegratedSystemRepository
     + TicketRepository
     + TicketWorkRepository
+    + SlaRepository
     + OutboxRepository
     + WebhookRepository
     + ReaderStateRepository
@@ -65,6 +66,7 @@ impl<T> Store for T where
         + IntegratedSystemRepository
         + TicketRepository
         + TicketWorkRepository
+        + SlaRepository
         + OutboxRepository
         + WebhookRepository
         + ReaderStateRepository

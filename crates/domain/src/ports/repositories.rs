@@ -66,6 +66,9 @@ pub trait UserRepository: Send + Sync + 'static {
     fn set_password_hash(&self, user_id: i64, hash: &str) -> impl Future<Output = RepoResult<()>> + Send;
     /// MUST return `NotFound` for an unknown user.
     fn set_user_status(&self, user_id: i64, status: UserStatus) -> impl Future<Output = RepoResult<()>> + Send;
+    /// Whether the user takes tickets (`acceso_ticket` S/N). MUST return
+    /// `NotFound` for an unknown user.
+    fn set_takes_tickets(&self, user_id: i64, on: bool) -> impl Future<Output = RepoResult<()>> + Send;
     /// Records a successful login (`ultimo_acceso`, `ip_address`). MUST
     /// return `NotFound` for an unknown user.
     fn record_login(&self, user_id: i64, at: Timestamp, ip: &str) -> impl Future<Output = RepoResult<()>> + Send;
@@ -322,6 +325,62 @@ pub trait TicketWorkRepository: Send + Sync + 'static {
     /// the events; the notices, attached to the ticket's latest message;
     /// `updated_at = now`. Returns the ticket as it became.
     fn update_ticket(&self, update: TicketUpdate) -> impl Future<Output = RepoResult<Ticket>> + Send;
+}
+
+/// Service levels (`calendario_laboral`, `feriado`, `politica_sla`,
+/// `departamento.fk_id_calendario`, `escalado_sla`, and the clock's columns
+/// of `ticket`).
+#[cfg_attr(any(test, feature = "testing"), mockall::automock)]
+pub trait SlaRepository: Send + Sync + 'static {
+    /// Every policy, every calendar with its holidays, and the departments'
+    /// calendars.
+    fn sla_setup(&self) -> impl Future<Output = RepoResult<SlaSetup>> + Send;
+    /// Creates or replaces (by name) a calendar, whose zone and hours the
+    /// caller checked; returns its id. Its holidays stay.
+    fn save_calendar(&self, calendar: NewCalendar) -> impl Future<Output = RepoResult<i64>> + Send;
+    /// Adds (`on`) or removes a holiday; `NotFound` for an unknown calendar.
+    fn set_holiday(
+        &self,
+        calendar_id: i64,
+        date: chrono::NaiveDate,
+        on: bool,
+    ) -> impl Future<Output = RepoResult<()>> + Send;
+    /// The department's calendar (`None`: the default one); `NotFound` for
+    /// an unknown department or calendar.
+    fn set_department_calendar(
+        &self,
+        department_id: i64,
+        calendar_id: Option<i64>,
+    ) -> impl Future<Output = RepoResult<()>> + Send;
+    /// Creates or replaces the policy of `(department, priority)`.
+    fn save_policy(&self, policy: NewSlaPolicy) -> impl Future<Output = RepoResult<SlaPolicy>> + Send;
+    /// `false` when there was no such policy.
+    fn remove_policy(&self, id: i64) -> impl Future<Output = RepoResult<bool>> + Send;
+    /// Tickets whose running clock ([`SlaClock::crossed`]) has crossed a
+    /// threshold at `now` that was not announced yet (no `escalado_sla`
+    /// row), each with that threshold, at most `limit` pairs, the earliest
+    /// crossing first. Stopped clocks (`sla_pausado_desde` set) cross
+    /// nothing. MUST read through indexes, not every ticket.
+    fn sla_crossings(
+        &self,
+        now: Timestamp,
+        limit: i64,
+    ) -> impl Future<Output = RepoResult<Vec<(Ticket, SlaThreshold)>>> + Send;
+    /// Claims the announcement of `threshold` for the ticket and writes
+    /// its notices (attached to the ticket's latest message, due at
+    /// `now`) in one transaction, returning their ids; `None`, writing
+    /// nothing, when it was claimed before (by any process: a unique key in
+    /// the store decides).
+    fn escalate(
+        &self,
+        ticket_id: i64,
+        threshold: SlaThreshold,
+        notices: Vec<NewNotice>,
+        now: Timestamp,
+    ) -> impl Future<Output = RepoResult<Option<Vec<i64>>>> + Send;
+    /// How many tickets with a clock are in each state at `now` (states
+    /// with none may be left out).
+    fn sla_counts(&self, now: Timestamp) -> impl Future<Output = RepoResult<Vec<(SlaState, i64)>>> + Send;
 }
 
 /// The outbox of notices (`notificacion`, `notificacion_intento`).

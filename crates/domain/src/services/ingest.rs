@@ -186,6 +186,7 @@ pub trait IngestPorts:
     + crate::ports::UserRepository
     + crate::ports::OutboxRepository
     + crate::ports::WebhookRepository
+    + crate::ports::SlaRepository
 {
 }
 impl<
@@ -194,7 +195,8 @@ impl<
         + crate::ports::MailAccountRepository
         + crate::ports::UserRepository
         + crate::ports::OutboxRepository
-        + crate::ports::WebhookRepository,
+        + crate::ports::WebhookRepository
+        + crate::ports::SlaRepository,
 > IngestPorts for T
 {
 }
@@ -205,6 +207,7 @@ pub struct IngestService<R: IngestPorts> {
     clock: Arc<dyn Clock>,
     settings: IngestSettings,
     setup: SetupCache,
+    sla: super::SlaBook<R>,
 }
 
 /// What routing reads for every mail and an administrator rarely changes.
@@ -225,7 +228,8 @@ impl<R: IngestPorts> IngestService<R> {
             webhooks: TtlCache::new(ttl),
             subscribed: TtlCache::new(ttl),
         };
-        Self { repo, ids, clock, settings, setup }
+        let sla = super::SlaBook::new(repo.clone(), clock.clone(), ttl);
+        Self { repo, ids, clock, settings, setup, sla }
     }
 
     async fn mail_accounts(&self) -> Result<Vec<MailAccount>, RepoError> {
@@ -300,10 +304,16 @@ impl<R: IngestPorts> IngestService<R> {
         let (target, department, assignee) = match existing {
             Some(ticket) => {
                 let department = self.department(ticket.department_id).await?.ok_or(IngestError::NoDepartment)?;
-                let target =
-                    // The customer's answer reopens a closed ticket and
-                    // ends the wait of a pending one.
-                    IncomingTarget::Existing { ticket_id: ticket.id, reopen: ticket.status != TicketStatus::Open };
+                // The customer's answer reopens a closed ticket and ends the
+                // wait of a pending one: its clock runs again.
+                let reopen = ticket.status != TicketStatus::Open;
+                let sla = if reopen {
+                    let open = TicketFields { status: TicketStatus::Open, ..TicketFields::of(&ticket) };
+                    self.sla.after_change(&ticket, open, now).await?
+                } else {
+                    None
+                };
+                let target = IncomingTarget::Existing { ticket_id: ticket.id, reopen, sla };
                 let assignee = match ticket.assignee_id {
                     Some(a) => self.repo.find_user(a).await?,
                     None => None,
@@ -321,6 +331,7 @@ impl<R: IngestPorts> IngestService<R> {
                     requester: sender.clone(),
                     mail_account_id: account.map(|a| a.id),
                     system: mail.system.clone(),
+                    sla: self.sla.start(department.id, Priority::Normal, now).await?,
                 });
                 (target, department, assignee)
             }
@@ -523,11 +534,7 @@ impl<R: IngestPorts> IngestService<R> {
     /// The operator with the fewest open tickets; ties go to whoever waited
     /// longest since their last assignment (never assigned first), then id.
     async fn assign(&self, department_id: i64) -> Result<Option<InternalUser>, IngestError> {
-        let loads = self.repo.operator_loads(department_id).await?;
-        Ok(loads
-            .into_iter()
-            .min_by_key(|l| (l.open_tickets, l.last_assigned_at.is_some(), l.last_assigned_at, l.user.id))
-            .map(|l| l.user))
+        Ok(least_loaded(self.repo.operator_loads(department_id).await?))
     }
 
     async fn outcome_of(&self, detail: TicketDetail, duplicate: bool) -> Result<IngestOutcome, IngestError> {
@@ -550,6 +557,16 @@ impl<R: IngestPorts> IngestService<R> {
 }
 
 /// What `notificacion_SLA_Synology` says: each chat notice's state.
+/// Who takes the next ticket: the operator with the fewest open tickets,
+/// then the one who waited longest since their last assignment (never
+/// assigned first), then by id.
+pub fn least_loaded(loads: Vec<OperatorLoad>) -> Option<InternalUser> {
+    loads
+        .into_iter()
+        .min_by_key(|l| (l.open_tickets, l.last_assigned_at.is_some(), l.last_assigned_at, l.user.id))
+        .map(|l| l.user)
+}
+
 pub fn synology_summary(notices: &[Notice], department: &Department) -> String {
     let parts: Vec<String> = notices
         .iter()

@@ -37,11 +37,20 @@ impl Default for OutboxSettings {
 /// The ports [`OutboxService`] calls: any store providing them will do (the
 /// whole `Store`, or a fake or mock of just these).
 pub trait OutboxPorts:
-    crate::ports::OutboxRepository + crate::ports::TicketRepository + crate::ports::DepartmentRepository
+    crate::ports::OutboxRepository
+    + crate::ports::TicketRepository
+    + crate::ports::DepartmentRepository
+    + crate::ports::UserRepository
+    + crate::ports::SlaRepository
 {
 }
-impl<T: crate::ports::OutboxRepository + crate::ports::TicketRepository + crate::ports::DepartmentRepository>
-    OutboxPorts for T
+impl<
+    T: crate::ports::OutboxRepository
+        + crate::ports::TicketRepository
+        + crate::ports::DepartmentRepository
+        + crate::ports::UserRepository
+        + crate::ports::SlaRepository,
+> OutboxPorts for T
 {
 }
 
@@ -160,6 +169,9 @@ impl<R: OutboxPorts, M: MailNotifier, C: ChatNotifier> OutboxService<R, M, C> {
             .await
             .map_err(store)?
             .ok_or_else(|| NotifyError::Permanent("detail gone".into()))?;
+        if notice.kind.is_for_operator() && self.recipient_inactive(notice, &ticket).await.map_err(store)? {
+            return Err(NotifyError::Permanent("the operator is inactive".into()));
+        }
         let number = ticket.id;
         let subject = ticket.subject.clone();
         let message_id = self.ids.for_notice(ticket.id, notice.id);
@@ -268,22 +280,85 @@ impl<R: OutboxPorts, M: MailNotifier, C: ChatNotifier> OutboxService<R, M, C> {
                     .map(|v| v.to_string())
             }
             NoticeKind::DepartmentChannel => {
-                let department: i64 =
-                    notice.recipient.parse().map_err(|_| NotifyError::Permanent("bad department id".into()))?;
-                let sealed = self
-                    .repo
-                    .department_webhook(department)
-                    .await
-                    .map_err(store)?
-                    .ok_or_else(|| NotifyError::Permanent("the department has no Synology webhook".into()))?;
-                let token = self
-                    .secret_box
-                    .open(&sealed)
-                    .map_err(|_| NotifyError::Permanent("the webhook token cannot be opened".into()))?;
+                let token = self.channel_token(&notice.recipient).await?;
                 let message = ChatContent::NewTicket { number, subject, from: detail.from.clone() };
                 self.chat.send_to_channel(token, message).await.map(|v| v.to_string())
             }
+            NoticeKind::SlaWarningChat | NoticeKind::SlaBreachChat => {
+                let user: i64 =
+                    notice.recipient.parse().map_err(|_| NotifyError::Permanent("bad Synology user id".into()))?;
+                let (target, due) = self.alert(&ticket).await?;
+                let breached = notice.kind == NoticeKind::SlaBreachChat;
+                let message = ChatContent::SlaAlert { number, subject, target, due, breached };
+                self.chat.send_to_user(user, message).await.map(|v| v.to_string())
+            }
+            NoticeKind::SlaWarningChannel | NoticeKind::SlaBreachChannel => {
+                let token = self.channel_token(&notice.recipient).await?;
+                let (target, due) = self.alert(&ticket).await?;
+                let breached = notice.kind == NoticeKind::SlaBreachChannel;
+                let message = ChatContent::SlaAlert { number, subject, target, due, breached };
+                self.chat.send_to_channel(token, message).await.map(|v| v.to_string())
+            }
+            NoticeKind::SlaBreachMail => {
+                let (target, due) = self.alert(&ticket).await?;
+                let assignee = match ticket.assignee_id {
+                    Some(id) => self.repo.find_user(id).await.map_err(store)?.map(|u| u.name),
+                    None => None,
+                };
+                self.mail
+                    .send(OutgoingMail {
+                        to: notice.recipient.clone(),
+                        cc: vec![],
+                        content: MailContent::SlaBreach { number, subject, target, due, assignee },
+                        message_id: Some(message_id),
+                        in_reply_to: None,
+                        references: vec![],
+                        headers: vec![("Auto-Submitted".into(), "auto-generated".into())],
+                    })
+                    .await
+            }
         }
+    }
+
+    /// The department channel's webhook token (`recipient`: the department id).
+    async fn channel_token(&self, recipient: &str) -> Result<String, NotifyError> {
+        let department: i64 = recipient.parse().map_err(|_| NotifyError::Permanent("bad department id".into()))?;
+        let sealed = self
+            .repo
+            .department_webhook(department)
+            .await
+            .map_err(|e| NotifyError::Temporary(format!("store: {e}")))?
+            .ok_or_else(|| NotifyError::Permanent("the department has no Synology webhook".into()))?;
+        self.secret_box.open(&sealed).map_err(|_| NotifyError::Permanent("the webhook token cannot be opened".into()))
+    }
+
+    /// What a service-level alert is about: the target the ticket's clock
+    /// is nearest to missing and its due time in the calendar's zone.
+    async fn alert(&self, ticket: &Ticket) -> Result<(SlaTarget, String), NotifyError> {
+        let clock = ticket.sla.ok_or_else(|| NotifyError::Permanent("the ticket has no service level".into()))?;
+        let (target, due) = clock.pressing();
+        let setup = self.repo.sla_setup().await.map_err(|e| NotifyError::Temporary(format!("store: {e}")))?;
+        let due = match setup.calendar(clock.calendar_id) {
+            Some(c) => c.local_text(due),
+            None => format!("{} UTC", due.format("%Y-%m-%d %H:%M")),
+        };
+        Ok((target, due))
+    }
+
+    /// An operator's notice whose operator is inactive now: by e-mail, a
+    /// user with that address; by Synology, the ticket's assignee with that
+    /// Synology id.
+    async fn recipient_inactive(&self, notice: &Notice, ticket: &Ticket) -> Result<bool, RepoError> {
+        if notice.kind.is_chat() {
+            let Some(id) = ticket.assignee_id else { return Ok(false) };
+            let user = self.repo.find_user(id).await?;
+            return Ok(user.is_some_and(|u| {
+                u.synology_id.map(|s| s.to_string()).as_deref() == Some(notice.recipient.as_str()) && !u.is_active()
+            }));
+        }
+        let filter = UserFilter { email: Some(notice.recipient.clone()), ..Default::default() };
+        let users = self.repo.find_users(filter).await?;
+        Ok(!users.is_empty() && users.iter().all(|u| !u.is_active()))
     }
 }
 

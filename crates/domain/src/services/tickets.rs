@@ -20,8 +20,8 @@ use std::sync::Arc;
 use crate::crypto::sha256_hex;
 use crate::error::RepoError;
 use crate::model::*;
-use crate::ports::{Clock, TicketRepository, TicketWorkRepository, UserRepository};
-use crate::services::{MessageIdSigner, addresses, bare_address};
+use crate::ports::{Clock, SlaRepository, TicketRepository, TicketWorkRepository, UserRepository};
+use crate::services::{MessageIdSigner, SlaBook, addresses, bare_address, least_loaded};
 
 /// The largest page of the ticket list.
 pub const MAX_PAGE: i64 = 100;
@@ -58,11 +58,11 @@ pub enum TicketError {
 
 /// The ports [`TicketService`] calls.
 pub trait TicketPorts:
-    TicketRepository + TicketWorkRepository + UserRepository + crate::ports::DepartmentRepository
+    TicketRepository + TicketWorkRepository + UserRepository + crate::ports::DepartmentRepository + SlaRepository
 {
 }
-impl<T: TicketRepository + TicketWorkRepository + UserRepository + crate::ports::DepartmentRepository> TicketPorts
-    for T
+impl<T: TicketRepository + TicketWorkRepository + UserRepository + crate::ports::DepartmentRepository + SlaRepository>
+    TicketPorts for T
 {
 }
 
@@ -107,15 +107,29 @@ pub struct ListRequest {
     pub text: Option<String>,
     pub from: Option<Timestamp>,
     pub until: Option<Timestamp>,
-    pub before_id: Option<i64>,
+    /// Only tickets whose service level is in this state now.
+    pub sla: Option<SlaState>,
+    pub order: TicketOrder,
+    /// Where the page starts (from the previous page, in the same order).
+    pub cursor: Option<TicketCursor>,
     pub limit: i64,
+}
+
+/// Where a page of the list starts: after the last ticket of the previous
+/// one, in the list's order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TicketCursor {
+    /// [`TicketOrder::Newest`]: ids below this.
+    Before(i64),
+    /// [`TicketOrder::NearestDue`]: after this `(next due, id)`.
+    AfterDue(Option<Timestamp>, i64),
 }
 
 /// A page: the tickets, and where the next page starts (`None`: last).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TicketPage {
     pub tickets: Vec<Ticket>,
-    pub next_before_id: Option<i64>,
+    pub next: Option<TicketCursor>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -151,11 +165,20 @@ pub struct TicketService<R: TicketPorts> {
     clock: Arc<dyn Clock>,
     /// Whether assignees get Synology Chat bot messages.
     chat_to_users: bool,
+    sla: SlaBook<R>,
 }
 
 impl<R: TicketPorts> TicketService<R> {
-    pub fn new(repo: Arc<R>, ids: MessageIdSigner, clock: Arc<dyn Clock>, chat_to_users: bool) -> Self {
-        Self { repo, ids, clock, chat_to_users }
+    /// `setup_cache`: how long the service-level policies are kept in memory.
+    pub fn new(
+        repo: Arc<R>,
+        ids: MessageIdSigner,
+        clock: Arc<dyn Clock>,
+        chat_to_users: bool,
+        setup_cache: std::time::Duration,
+    ) -> Self {
+        let sla = SlaBook::new(repo.clone(), clock.clone(), setup_cache);
+        Self { repo, ids, clock, chat_to_users, sla }
     }
 
     /// A page of the tickets the operator may see, newest first.
@@ -172,18 +195,31 @@ impl<R: TicketPorts> TicketService<R> {
             text: req.text.filter(|t| !t.trim().is_empty()),
             from: req.from,
             until: req.until,
-            before_id: req.before_id,
+            sla: req.sla,
+            now: self.clock.now(),
+            order: req.order,
+            before_id: req.cursor.and_then(|c| match c {
+                TicketCursor::Before(id) => Some(id),
+                TicketCursor::AfterDue(..) => None,
+            }),
+            after_due: req.cursor.and_then(|c| match c {
+                TicketCursor::AfterDue(due, id) => Some((due, id)),
+                TicketCursor::Before(_) => None,
+            }),
             // One more than asked: whether a next page exists.
             limit: limit + 1,
         };
         let mut tickets = self.repo.list_tickets(query).await?;
-        let next_before_id = if tickets.len() as i64 > limit {
+        let next = if tickets.len() as i64 > limit {
             tickets.truncate(limit as usize);
-            tickets.last().map(|t| t.id)
+            tickets.last().map(|t| match req.order {
+                TicketOrder::Newest => TicketCursor::Before(t.id),
+                TicketOrder::NearestDue => TicketCursor::AfterDue(t.sla.and_then(|c| c.next_due()), t.id),
+            })
         } else {
             None
         };
-        Ok(TicketPage { tickets, next_before_id })
+        Ok(TicketPage { tickets, next })
     }
 
     /// The ticket, if the operator may see it.
@@ -289,6 +325,8 @@ impl<R: TicketPorts> TicketService<R> {
             now,
             // No attempt from the request: the worker sends it at once.
             notices_due_at: now,
+            // A public reply meets the first-response target.
+            sla: ticket.sla.filter(|c| !req.internal && c.first_response_at.is_none()).map(|c| c.responded(now)),
         };
         let stored = self.repo.store_reply(reply).await?;
         Ok(ReplyOutcome { detail_id: stored.detail_id, message_id, notice_ids: stored.notice_ids })
@@ -299,7 +337,7 @@ impl<R: TicketPorts> TicketService<R> {
     pub async fn change(&self, op: &Operator, ticket_id: i64, req: ChangeRequest) -> Result<Ticket, TicketError> {
         for _ in 0..CONFLICT_RETRIES {
             let ticket = self.visible(op, ticket_id).await?;
-            let update = match self.plan(op, &ticket, req).await? {
+            let update = match self.plan(Some(&op.user), &ticket, req).await? {
                 Some(update) => update,
                 None => return Ok(ticket),
             };
@@ -312,11 +350,11 @@ impl<R: TicketPorts> TicketService<R> {
         Err(TicketError::Conflict)
     }
 
-    /// The update a request makes of the ticket as read; `None` when it
-    /// changes nothing.
+    /// The update a request makes of the ticket as read, by `actor` (`None`:
+    /// the system); `None` when it changes nothing.
     async fn plan(
         &self,
-        op: &Operator,
+        actor: Option<&InternalUser>,
         ticket: &Ticket,
         req: ChangeRequest,
     ) -> Result<Option<TicketUpdate>, TicketError> {
@@ -365,10 +403,10 @@ impl<R: TicketPorts> TicketService<R> {
         if new == expected {
             return Ok(None);
         }
-        let actor = Some(op.id());
+        let actor_id = actor.map(|a| a.id);
         let mut events = Vec::new();
         let mut event = |kind, before: Option<String>, after: Option<String>| {
-            events.push(NewTicketEvent { actor_id: actor, kind, before, after })
+            events.push(NewTicketEvent { actor_id, kind, before, after })
         };
         if new.status != expected.status {
             event(EventKind::Status, Some(expected.status.as_str().into()), Some(new.status.as_str().into()));
@@ -387,7 +425,7 @@ impl<R: TicketPorts> TicketService<R> {
             event(EventKind::Priority, Some(expected.priority.as_str().into()), Some(new.priority.as_str().into()));
         }
         let mut notices = Vec::new();
-        if let Some(user) = new_assignee.filter(|u| Some(u.id) != expected.assignee_id && u.id != op.id()) {
+        if let Some(user) = new_assignee.filter(|u| Some(u.id) != expected.assignee_id && Some(u.id) != actor_id) {
             if let Some(sid) = user.synology_id.filter(|_| self.chat_to_users) {
                 notices.push(NewNotice { kind: NoticeKind::AssignedChat, recipient: sid.to_string() });
             }
@@ -400,7 +438,7 @@ impl<R: TicketPorts> TicketService<R> {
             let event = |kind, change| {
                 NewWebhookEvent::new(kind, announced.clone(), now)
                     .with_change(change)
-                    .with_actor(Some(EventPerson::of(&op.user)))
+                    .with_actor(actor.map(EventPerson::of))
             };
             if new.assignee_id != expected.assignee_id {
                 let change = EventChange::Assignee { from: expected.assignee_id, to: new.assignee_id };
@@ -411,7 +449,88 @@ impl<R: TicketPorts> TicketService<R> {
                 webhook_events.push(event(WebhookEventKind::StatusChanged, change));
             }
         }
-        Ok(Some(TicketUpdate { ticket_id: ticket.id, expected, new, events, notices, webhook_events, now }))
+        let sla = self.sla.after_change(ticket, new, now).await?;
+        Ok(Some(TicketUpdate { ticket_id: ticket.id, expected, new, events, notices, webhook_events, now, sla }))
+    }
+
+    /// Assigns waiting tickets (open or pending, nobody's) of every active
+    /// department to whoever takes tickets there now, the nearest due first,
+    /// at most `limit`; returns the tickets assigned. Run by the worker, so
+    /// an operator who becomes available (activated, or `acceso_ticket`
+    /// switched on) gets the tickets that arrived while nobody could.
+    pub async fn assign_waiting(&self, limit: i64) -> Result<Vec<i64>, TicketError> {
+        let mut assigned = Vec::new();
+        for department in self.repo.list_departments().await? {
+            if !department.status.is_active() || (assigned.len() as i64) >= limit {
+                continue;
+            }
+            if self.repo.operator_loads(department.id).await?.is_empty() {
+                continue;
+            }
+            let query = TicketQuery {
+                department_id: Some(department.id),
+                assignee: AssigneeFilter::Nobody,
+                order: TicketOrder::NearestDue,
+                now: self.clock.now(),
+                limit: limit - assigned.len() as i64,
+                ..Default::default()
+            };
+            for ticket in self.repo.list_tickets(query).await? {
+                if !ticket.status.is_open() {
+                    continue;
+                }
+                if self.reassign(&ticket, None).await? {
+                    assigned.push(ticket.id);
+                }
+            }
+        }
+        Ok(assigned)
+    }
+
+    /// The open tickets of an operator who no longer works (deactivated):
+    /// each to the least-loaded other operator of its department, or to
+    /// nobody (then [`Self::assign_waiting`] places it later). Returns how
+    /// many moved.
+    pub async fn release(&self, user_id: i64) -> Result<usize, TicketError> {
+        let mut moved = 0;
+        let mut before_id = None;
+        loop {
+            let query = TicketQuery {
+                assignee: AssigneeFilter::User(user_id),
+                now: self.clock.now(),
+                before_id,
+                limit: MAX_PAGE,
+                ..Default::default()
+            };
+            let page = self.repo.list_tickets(query).await?;
+            let Some(last) = page.last() else { break };
+            before_id = Some(last.id);
+            for ticket in page.iter().filter(|t| t.status.is_open()) {
+                if self.reassign(ticket, Some(user_id)).await? {
+                    moved += 1;
+                }
+            }
+        }
+        Ok(moved)
+    }
+
+    /// Gives `ticket` to the least-loaded operator of its department other
+    /// than `leaving` (nobody when there is none and `leaving` holds it);
+    /// `false` when nothing changed (it changed meanwhile, or nobody takes it).
+    async fn reassign(&self, ticket: &Ticket, leaving: Option<i64>) -> Result<bool, TicketError> {
+        let loads = self.repo.operator_loads(ticket.department_id).await?;
+        let next = least_loaded(loads.into_iter().filter(|l| Some(l.user.id) != leaving).collect());
+        let req = ChangeRequest { assignee: Some(next.map(|u| u.id)), ..Default::default() };
+        if req.assignee == Some(ticket.assignee_id) {
+            return Ok(false);
+        }
+        let Some(update) = self.plan(None, ticket, req).await? else { return Ok(false) };
+        match self.repo.update_ticket(update).await {
+            Ok(_) => Ok(true),
+            // Someone changed it meanwhile: theirs stands.
+            Err(RepoError::Conflict) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// The ticket as outgoing webhooks describe it, with `fields`.
@@ -456,7 +575,7 @@ mod tests {
         let store = Arc::new(InMemoryStore::new());
         let clock = Arc::new(ManualClock::new(crate::ports::SystemClock.now()));
         let ids = MessageIdSigner::new(SecretHasher::new([3; 32]), "helpdesk.test");
-        let svc = TicketService::new(store.clone(), ids, clock, true);
+        let svc = TicketService::new(store.clone(), ids, clock.clone(), true, std::time::Duration::ZERO);
         let dep = |name: &str| NewDepartment { name: name.into(), synology_channel: None };
         let support = store.create_department(dep("Soporte")).await.unwrap().id;
         let sales = store.create_department(dep("Ventas")).await.unwrap().id;
@@ -668,11 +787,11 @@ mod tests {
         }
         let first = f.svc.list(&f.ana, ListRequest { limit: 2, ..Default::default() }).await.unwrap();
         assert_eq!(first.tickets.len(), 2);
-        let next = first.next_before_id.expect("more to come");
-        assert_eq!(next, first.tickets[1].id);
+        let next = first.next.expect("more to come");
+        assert_eq!(next, TicketCursor::Before(first.tickets[1].id));
         let rest =
-            f.svc.list(&f.ana, ListRequest { limit: 500, before_id: Some(next), ..Default::default() }).await.unwrap();
-        assert_eq!((rest.tickets.len(), rest.next_before_id), (3, None));
+            f.svc.list(&f.ana, ListRequest { limit: 500, cursor: Some(next), ..Default::default() }).await.unwrap();
+        assert_eq!((rest.tickets.len(), rest.next), (3, None));
         let mine = ListRequest { assigned_to_me: true, limit: 10, ..Default::default() };
         let mine = f.svc.list(&f.ana, mine).await.unwrap();
         assert_eq!(mine.tickets.iter().map(|t| t.id).collect::<Vec<_>>(), vec![f.ticket]);

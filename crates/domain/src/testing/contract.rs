@@ -767,6 +767,7 @@ pub fn new_incoming(department_id: i64, assignee_id: Option<i64>, key: &str, fro
             requester: from.into(),
             mail_account_id: None,
             system: "canal_lectura".into(),
+            sla: None,
         }),
         detail: sample_detail(key, from),
         attachments: vec![NewAttachment {
@@ -807,6 +808,7 @@ pub async fn incoming_mail_creates_a_whole_ticket<S: Store>(s: Arc<S>) {
             created_at: at(9, 0, 1),
             updated_at: at(9, 0, 1),
             closed_at: None,
+            sla: None,
         }
     );
     let detail = s.find_detail(stored.detail_id).await.unwrap().unwrap();
@@ -859,7 +861,7 @@ pub async fn incoming_mail_joins_and_reopens_a_ticket<S: Store>(s: Arc<S>) {
     let closed = s.find_ticket(first.ticket_id).await.unwrap().unwrap();
     assert_eq!((closed.status, closed.closed_at), (TicketStatus::Closed, Some(at(10, 0, 0))));
     let reply = NewIncoming {
-        target: IncomingTarget::Existing { ticket_id: first.ticket_id, reopen: true },
+        target: IncomingTarget::Existing { ticket_id: first.ticket_id, reopen: true, sla: None },
         detail: sample_detail("m2", "otro@cliente.test"),
         attachments: vec![],
         participants: vec!["otro@cliente.test".into()],
@@ -877,7 +879,7 @@ pub async fn incoming_mail_joins_and_reopens_a_ticket<S: Store>(s: Arc<S>) {
     assert_eq!(ids, vec![first.detail_id, second.detail_id]);
     assert!(s.is_participant(first.ticket_id, "otro@cliente.test").await.unwrap());
     let gone = NewIncoming {
-        target: IncomingTarget::Existing { ticket_id: first.ticket_id + 1000, reopen: false },
+        target: IncomingTarget::Existing { ticket_id: first.ticket_id + 1000, reopen: false, sla: None },
         detail: sample_detail("m3", "x@cliente.test"),
         ..reply
     };
@@ -964,7 +966,7 @@ pub async fn open_ticket_counts_follow_closing_and_reopening<S: Store>(s: Arc<S>
     s.set_ticket_status(t2.ticket_id, TicketStatus::Open, at(12, 0, 3)).await.unwrap();
     assert_eq!(load(s.clone()).await, 1, "opening an open ticket changes nothing");
     let reply = |ticket_id: i64, id: &str| NewIncoming {
-        target: IncomingTarget::Existing { ticket_id, reopen: true },
+        target: IncomingTarget::Existing { ticket_id, reopen: true, sla: None },
         detail: sample_detail(id, "c@cliente.test"),
         attachments: vec![],
         participants: vec![],
@@ -1003,7 +1005,7 @@ fn follow_up(ticket_id: i64, key: &str, text: (&str, &str), now: Timestamp) -> N
     let mut detail = sample_detail(key, "cliente@cliente.test");
     (detail.subject, detail.body) = (text.0.into(), text.1.into());
     NewIncoming {
-        target: IncomingTarget::Existing { ticket_id, reopen: false },
+        target: IncomingTarget::Existing { ticket_id, reopen: false, sla: None },
         detail,
         attachments: vec![],
         participants: vec![],
@@ -1020,8 +1022,16 @@ async fn change<S: Store>(s: &S, ticket_id: i64, now: Timestamp, f: impl FnOnce(
     let expected = TicketFields::of(&s.find_ticket(ticket_id).await.unwrap().unwrap());
     let mut new = expected;
     f(&mut new);
-    let update =
-        TicketUpdate { ticket_id, expected, new, events: vec![], notices: vec![], webhook_events: vec![], now };
+    let update = TicketUpdate {
+        ticket_id,
+        expected,
+        new,
+        events: vec![],
+        notices: vec![],
+        webhook_events: vec![],
+        now,
+        sla: None,
+    };
     s.update_ticket(update).await.unwrap()
 }
 
@@ -1222,6 +1232,7 @@ pub async fn replies_are_stored_with_their_author_notices_and_participants<S: St
         webhook_events: vec![],
         now: at(12, 0, 0),
         notices_due_at: at(12, 0, 30),
+        sla: None,
     };
     let stored = s.store_reply(reply.clone()).await.unwrap();
     let d2 = s.find_detail(stored.detail_id).await.unwrap().unwrap();
@@ -1297,6 +1308,7 @@ pub async fn ticket_updates_move_loads_and_write_events_and_notices<S: Store>(s:
         notices,
         webhook_events: vec![],
         now: at(12, 0, 0),
+        sla: None,
     };
     let updated = s.update_ticket(update).await.unwrap();
     let expected_ticket = Ticket {
@@ -1389,6 +1401,7 @@ pub async fn stale_ticket_updates_conflict_and_write_nothing<S: Store>(s: Arc<S>
         notices: notices.clone(),
         webhook_events: vec![],
         now,
+        sla: None,
     };
     let won = s.update_ticket(update(stale, to_b, at(12, 0, 0))).await.unwrap();
     assert_eq!(won.assignee_id, Some(b));
@@ -1654,7 +1667,7 @@ pub async fn ticket_changes_record_events_for_their_subscribers<S: Store>(s: Arc
     let t = stored.ticket_id;
     s.set_ticket_status(t, TicketStatus::Closed, at(9, 30, 0)).await.unwrap();
     let mut answer = follow_up(t, "m2", ("RE", "Sigue igual"), at(10, 0, 0));
-    answer.target = IncomingTarget::Existing { ticket_id: t, reopen: true };
+    answer.target = IncomingTarget::Existing { ticket_id: t, reopen: true, sla: None };
     let (reply, reopened) = (announce(CustomerReply, at(10, 0, 0)), announce(StatusChanged, at(10, 0, 0)));
     answer.webhook_events = vec![reply.clone(), reopened.clone()];
     let second = s.store_incoming(answer).await.unwrap();
@@ -1675,6 +1688,7 @@ pub async fn ticket_changes_record_events_for_their_subscribers<S: Store>(s: Arc
         webhook_events: vec![operator.clone()],
         now: at(11, 0, 0),
         notices_due_at: at(11, 0, 0),
+        sla: None,
     };
     let stored_reply = s.store_reply(reply_of.clone()).await.unwrap();
     let got = s.deliveries_of_event(&operator.id).await.unwrap();
@@ -1694,6 +1708,7 @@ pub async fn ticket_changes_record_events_for_their_subscribers<S: Store>(s: Arc
         notices: vec![],
         webhook_events: vec![assigned.clone(), pending.clone()],
         now: at(12, 0, 0),
+        sla: None,
     };
     s.update_ticket(update.clone()).await.unwrap();
     assert_eq!(deliveries(&*s, &assigned).await, vec![(all, DeliveryStatus::Pending, 0)]);

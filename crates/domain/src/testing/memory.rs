@@ -43,6 +43,10 @@ struct Inner {
     /// Deliveries, their event's and subscription's fields as of now filled
     /// in when read ([`Inner::delivery`]).
     deliveries: BTreeMap<i64, WebhookDelivery>,
+    calendars: BTreeMap<i64, BusinessCalendar>,
+    department_calendars: BTreeMap<i64, i64>,
+    policies: BTreeMap<i64, SlaPolicy>,
+    escalations: BTreeSet<(i64, SlaThreshold)>,
 }
 
 impl Inner {
@@ -101,9 +105,25 @@ impl Inner {
     }
 }
 
-#[derive(Default)]
 pub struct InMemoryStore {
     inner: Mutex<Inner>,
+}
+
+impl Default for InMemoryStore {
+    /// Empty but for the default calendar, as the migrations leave a database.
+    fn default() -> Self {
+        let mut inner = Inner::default();
+        let id = inner.id();
+        let general = BusinessCalendar {
+            id,
+            name: DEFAULT_CALENDAR.into(),
+            zone: parse_zone(DEFAULT_ZONE).expect("the default zone"),
+            hours: WeeklyHours::parse(DEFAULT_HOURS).expect("the default hours"),
+            holidays: BTreeSet::new(),
+        };
+        inner.calendars.insert(id, general);
+        Self { inner: Mutex::new(inner) }
+    }
 }
 
 impl InMemoryStore {
@@ -304,6 +324,12 @@ impl UserRepository for InMemoryStore {
     async fn set_user_status(&self, user_id: i64, status: UserStatus) -> RepoResult<()> {
         self.with(|i| {
             i.users.get_mut(&user_id).ok_or(RepoError::NotFound)?.0.status = status;
+            Ok(())
+        })
+    }
+    async fn set_takes_tickets(&self, user_id: i64, on: bool) -> RepoResult<()> {
+        self.with(|i| {
+            i.users.get_mut(&user_id).ok_or(RepoError::NotFound)?.0.can_take_tickets = on;
             Ok(())
         })
     }
@@ -720,6 +746,7 @@ impl TicketRepository for InMemoryStore {
                             created_at: n.now,
                             updated_at: n.now,
                             closed_at: None,
+                            sla: t.sla,
                         },
                     );
                     if let Some(a) = t.assignee_id {
@@ -727,9 +754,10 @@ impl TicketRepository for InMemoryStore {
                     }
                     (id, true)
                 }
-                IncomingTarget::Existing { ticket_id, reopen } => {
+                IncomingTarget::Existing { ticket_id, reopen, sla } => {
                     let t = i.tickets.get_mut(ticket_id).ok_or(RepoError::NotFound)?;
                     t.updated_at = n.now;
+                    set_sla(t, *sla);
                     if *reopen {
                         t.status = TicketStatus::Open;
                         t.closed_at = None;
@@ -912,9 +940,12 @@ impl TicketWorkRepository for InMemoryStore {
                 None => true,
                 Some(text) => i.details.values().any(|(d, _)| d.ticket_id == t.id && text_matches(text, d)),
             };
-            Ok(i.tickets
-                .values()
-                .rev()
+            let mut tickets: Vec<&Ticket> = i.tickets.values().rev().collect();
+            if q.order == TicketOrder::NearestDue {
+                tickets.sort_by_key(|t| due_key(t));
+            }
+            Ok(tickets
+                .into_iter()
                 .filter(|t| q.status.is_none_or(|s| t.status == s))
                 .filter(|t| q.department_id.is_none_or(|d| t.department_id == d))
                 .filter(|t| q.visible_department.is_none_or(|d| t.department_id == d))
@@ -927,6 +958,8 @@ impl TicketWorkRepository for InMemoryStore {
                 .filter(|t| q.from.is_none_or(|f| t.created_at >= f))
                 .filter(|t| q.until.is_none_or(|u| t.created_at <= u))
                 .filter(|t| q.before_id.is_none_or(|b| t.id < b))
+                .filter(|t| q.after_due.is_none_or(|(due, id)| due_key(t) > (due.is_none(), due, id)))
+                .filter(|t| q.sla.is_none_or(|s| t.sla.is_some_and(|c| c.state(q.now) == s)))
                 .filter(|t| matches_text(t))
                 .take(q.limit.max(0) as usize)
                 .cloned()
@@ -958,6 +991,7 @@ impl TicketWorkRepository for InMemoryStore {
             }
             let t = i.tickets.get_mut(&r.ticket_id).ok_or(RepoError::NotFound)?;
             t.updated_at = r.now;
+            set_sla(t, r.sla);
             let detail_id = i.insert_detail(r.ticket_id, &r.detail, false, r.now);
             for p in &r.participants {
                 i.participants.insert((r.ticket_id, p.trim().to_lowercase()));
@@ -989,6 +1023,7 @@ impl TicketWorkRepository for InMemoryStore {
             t.department_id = u.new.department_id;
             t.priority = u.new.priority;
             t.updated_at = u.now;
+            set_sla(t, u.sla);
             if u.new.status == TicketStatus::Closed && u.expected.status != TicketStatus::Closed {
                 t.closed_at = Some(u.now);
             } else if u.new.status != TicketStatus::Closed {
@@ -1018,6 +1053,22 @@ impl TicketWorkRepository for InMemoryStore {
             Ok(ticket)
         })
     }
+}
+
+/// A ticket's clock as a write leaves it: replaced, keeping an earlier first
+/// response.
+fn set_sla(t: &mut Ticket, sla: Option<SlaClock>) {
+    if let Some(mut new) = sla {
+        new.first_response_at = t.sla.and_then(|c| c.first_response_at).or(new.first_response_at);
+        t.sla = Some(new);
+    }
+}
+
+/// The list's order as a sort key: the nearest due first (clockless last),
+/// then the oldest.
+fn due_key(t: &Ticket) -> (bool, Option<Timestamp>, i64) {
+    let due = t.sla.and_then(|c| c.next_due());
+    (due.is_none(), due, t.id)
 }
 
 fn claimable(n: &Notice, now: Timestamp) -> bool {
@@ -1238,6 +1289,136 @@ impl ReaderStateRepository for InMemoryStore {
                 Err((reason, detail)) => (q.reason, q.detail) = (reason, detail),
             }
             Ok(q.clone())
+        })
+    }
+}
+
+impl SlaRepository for InMemoryStore {
+    async fn sla_setup(&self) -> RepoResult<SlaSetup> {
+        self.with(|i| {
+            Ok(SlaSetup {
+                policies: i.policies.values().cloned().collect(),
+                calendars: i.calendars.values().cloned().collect(),
+                department_calendars: i.department_calendars.iter().map(|(d, c)| (*d, *c)).collect(),
+            })
+        })
+    }
+    async fn save_calendar(&self, new: NewCalendar) -> RepoResult<i64> {
+        let zone = parse_zone(&new.zone).map_err(RepoError::unexpected)?;
+        let hours = WeeklyHours::parse(&new.hours).map_err(RepoError::unexpected)?;
+        self.with(|i| {
+            if let Some(c) = i.calendars.values_mut().find(|c| c.name == new.name) {
+                (c.zone, c.hours) = (zone, hours);
+                return Ok(c.id);
+            }
+            let id = i.id();
+            let calendar = BusinessCalendar { id, name: new.name, zone, hours, holidays: BTreeSet::new() };
+            i.calendars.insert(id, calendar);
+            Ok(id)
+        })
+    }
+    async fn set_holiday(&self, calendar_id: i64, date: chrono::NaiveDate, on: bool) -> RepoResult<()> {
+        self.with(|i| {
+            let c = i.calendars.get_mut(&calendar_id).ok_or(RepoError::NotFound)?;
+            if on {
+                c.holidays.insert(date);
+            } else {
+                c.holidays.remove(&date);
+            }
+            Ok(())
+        })
+    }
+    async fn set_department_calendar(&self, department_id: i64, calendar_id: Option<i64>) -> RepoResult<()> {
+        self.with(|i| {
+            if !i.departments.contains_key(&department_id) || calendar_id.is_some_and(|c| !i.calendars.contains_key(&c))
+            {
+                return Err(RepoError::NotFound);
+            }
+            match calendar_id {
+                Some(c) => i.department_calendars.insert(department_id, c),
+                None => i.department_calendars.remove(&department_id),
+            };
+            Ok(())
+        })
+    }
+    async fn save_policy(&self, new: NewSlaPolicy) -> RepoResult<SlaPolicy> {
+        self.with(|i| {
+            if new.department_id.is_some_and(|d| !i.departments.contains_key(&d)) {
+                return Err(RepoError::MissingReference("departamento".into()));
+            }
+            let existing =
+                i.policies.values().find(|p| p.department_id == new.department_id && p.priority == new.priority);
+            let id = match existing {
+                Some(p) => p.id,
+                None => i.id(),
+            };
+            let policy = SlaPolicy {
+                id,
+                department_id: new.department_id,
+                priority: new.priority,
+                first_response_mins: new.first_response_mins,
+                resolution_mins: new.resolution_mins,
+                warning_pct: new.warning_pct,
+            };
+            i.policies.insert(id, policy.clone());
+            Ok(policy)
+        })
+    }
+    async fn remove_policy(&self, id: i64) -> RepoResult<bool> {
+        self.with(|i| Ok(i.policies.remove(&id).is_some()))
+    }
+    async fn sla_crossings(&self, now: Timestamp, limit: i64) -> RepoResult<Vec<(Ticket, SlaThreshold)>> {
+        self.with(|i| {
+            let mut out: Vec<(Timestamp, Ticket, SlaThreshold)> = Vec::new();
+            for t in i.tickets.values() {
+                let Some(clock) = t.sla else { continue };
+                for th in clock.crossed(now) {
+                    if !i.escalations.contains(&(t.id, th)) {
+                        let at = match th {
+                            SlaThreshold::FirstResponseWarning => clock.first_response_warning,
+                            SlaThreshold::FirstResponseBreach => clock.first_response_due,
+                            SlaThreshold::ResolutionWarning => clock.resolution_warning,
+                            SlaThreshold::ResolutionBreach => clock.resolution_due,
+                        };
+                        out.push((at, t.clone(), th));
+                    }
+                }
+            }
+            out.sort_by_key(|(at, t, th)| (*at, t.id, *th));
+            Ok(out.into_iter().take(limit.max(0) as usize).map(|(_, t, th)| (t, th)).collect())
+        })
+    }
+    async fn escalate(
+        &self,
+        ticket_id: i64,
+        threshold: SlaThreshold,
+        notices: Vec<NewNotice>,
+        now: Timestamp,
+    ) -> RepoResult<Option<Vec<i64>>> {
+        self.with(|i| {
+            if !i.tickets.contains_key(&ticket_id) {
+                return Err(RepoError::NotFound);
+            }
+            if !i.escalations.insert((ticket_id, threshold)) {
+                return Ok(None);
+            }
+            let latest = i
+                .details
+                .values()
+                .filter(|(d, _)| d.ticket_id == ticket_id)
+                .map(|(d, _)| d.id)
+                .max()
+                .ok_or_else(|| RepoError::Unexpected("a ticket without messages".into()))?;
+            Ok(Some(i.insert_notices(ticket_id, latest, &notices, now, now)))
+        })
+    }
+    async fn sla_counts(&self, now: Timestamp) -> RepoResult<Vec<(SlaState, i64)>> {
+        self.with(|i| {
+            let mut counts: BTreeMap<SlaState, i64> = BTreeMap::new();
+            for c in i.tickets.values().filter_map(|t| t.sla) {
+                *counts.entry(c.state(now)).or_default() += 1;
+            }
+            Ok(counts.into_iter().collect())
         })
     }
 }
