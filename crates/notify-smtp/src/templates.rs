@@ -2,7 +2,7 @@
 //! and HTML of each [`MailContent`] the domain asks for. Values are escaped
 //! here for HTML; [`MailContent::Plain`] is sent as given.
 
-use helpdesk_domain::model::MailContent;
+use helpdesk_domain::model::{MailContent, SlaTarget};
 
 /// The words of one e-mail.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,9 +63,29 @@ pub fn render(content: &MailContent) -> RenderedMail {
             text: format!("Se le asignó el ticket #{number}: {subject}\nSolicitante: {requester}\n"),
             html: None,
         },
+        MailContent::SlaBreach { number, subject, target, due, assignee } => {
+            let target = target_words(*target);
+            RenderedMail {
+                subject: format!("{} Plazo vencido ({target}): {subject}", ticket_tag(*number)),
+                text: format!(
+                    "El ticket #{number}: {subject}\nno cumplió su plazo de {target}.\n\
+                     Vencía: {due}\nAsignado a: {holder}\n",
+                    holder = assignee.as_deref().unwrap_or("sin asignar")
+                ),
+                html: None,
+            }
+        }
         MailContent::Plain { subject, text, html } => {
             RenderedMail { subject: subject.clone(), text: text.clone(), html: html.clone() }
         }
+    }
+}
+
+/// The target a service-level text is about, as its readers name it.
+fn target_words(target: SlaTarget) -> &'static str {
+    match target {
+        SlaTarget::FirstResponse => "primera respuesta",
+        SlaTarget::Resolution => "resolución",
     }
 }
 
@@ -204,6 +224,38 @@ mod tests {
                 text: "Se le asignó el ticket #7: Impresora\nSolicitante: ana@cliente.test\n".into(),
                 html: None,
             }
+        );
+    }
+
+    #[test]
+    fn a_missed_service_level_names_the_target_the_due_time_and_the_holder() {
+        let breach = |target, assignee: Option<&str>| {
+            render(&MailContent::SlaBreach {
+                number: 132,
+                subject: SUBJECT.into(),
+                target,
+                due: "2026-12-01 09:00 America/Costa_Rica".into(),
+                assignee: assignee.map(Into::into),
+            })
+        };
+        let first = breach(SlaTarget::FirstResponse, Some("Ana Mora"));
+        assert_eq!(
+            first.subject,
+            "[Ticket #132] Plazo vencido (primera respuesta): No funciona <la> impresora & \"ya\""
+        );
+        assert_eq!(
+            first.text,
+            "El ticket #132: No funciona <la> impresora & \"ya\"\nno cumplió su plazo de primera respuesta.\n\
+             Vencía: 2026-12-01 09:00 America/Costa_Rica\nAsignado a: Ana Mora\n"
+        );
+        assert_eq!(first.html, None);
+        assert_eq!(subject_ticket_number(&first.subject), Some(132));
+        let nobody = breach(SlaTarget::Resolution, None);
+        assert_eq!(nobody.subject, "[Ticket #132] Plazo vencido (resolución): No funciona <la> impresora & \"ya\"");
+        assert_eq!(
+            nobody.text,
+            "El ticket #132: No funciona <la> impresora & \"ya\"\nno cumplió su plazo de resolución.\n\
+             Vencía: 2026-12-01 09:00 America/Costa_Rica\nAsignado a: sin asignar\n"
         );
     }
 }

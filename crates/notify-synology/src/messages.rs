@@ -2,7 +2,7 @@
 //! of each [`ChatContent`] the domain asks for. [`ChatContent::Plain`] is
 //! sent as given.
 
-use helpdesk_domain::model::ChatContent;
+use helpdesk_domain::model::{ChatContent, SlaTarget};
 
 /// The text of `content`.
 pub fn render(content: &ChatContent) -> String {
@@ -13,6 +13,17 @@ pub fn render(content: &ChatContent) -> String {
         }
         ChatContent::NewTicket { number, subject, from } => format!("Nuevo ticket #{number}: {subject} (de {from})"),
         ChatContent::TicketAssigned { number, subject } => format!("Se le asignó el ticket #{number}: {subject}"),
+        ChatContent::SlaAlert { number, subject, target, due, breached } => {
+            let target = match target {
+                SlaTarget::FirstResponse => "primera respuesta",
+                SlaTarget::Resolution => "resolución",
+            };
+            if *breached {
+                format!("Ticket vencido #{number}: {subject} ({target}, venció {due})")
+            } else {
+                format!("Ticket por vencer #{number}: {subject} ({target}, vence {due})")
+            }
+        }
         ChatContent::LinkGreeting { name, login } => {
             format!("Hola {name}: su usuario de Synology Chat quedó vinculado a {login} en la mesa de ayuda.")
         }
@@ -71,5 +82,26 @@ mod tests {
     fn an_assignment_names_the_ticket() {
         let content = ChatContent::TicketAssigned { number: 7, subject: "Impresora".into() };
         assert_eq!(render(&content), "Se le asignó el ticket #7: Impresora");
+    }
+
+    #[test]
+    fn the_service_level_alerts() {
+        let alert = |target, breached| ChatContent::SlaAlert {
+            number: 132,
+            subject: SUBJECT.into(),
+            target,
+            due: "2026-12-01 09:00 America/Costa_Rica".into(),
+            breached,
+        };
+        assert_eq!(
+            render(&alert(SlaTarget::FirstResponse, false)),
+            "Ticket por vencer #132: No funciona <la> impresora & \"ya\" (primera respuesta, vence 2026-12-01 09:00 \
+             America/Costa_Rica)"
+        );
+        assert_eq!(
+            render(&alert(SlaTarget::Resolution, true)),
+            "Ticket vencido #132: No funciona <la> impresora & \"ya\" (resolución, venció 2026-12-01 09:00 \
+             America/Costa_Rica)"
+        );
     }
 }
