@@ -68,7 +68,7 @@ pub fn render(content: &MailContent) -> RenderedMail {
             RenderedMail {
                 subject: format!("{} Plazo vencido ({target}): {subject}", ticket_tag(*number)),
                 text: format!(
-                    "El ticket #{number}: {subject}\nno cumplió su plazo de {target}.\n\
+                    "El ticket #{number} no cumplió su plazo de {target}.\nAsunto: {subject}\n\
                      Vencía: {due}\nAsignado a: {holder}\n",
                     holder = assignee.as_deref().unwrap_or("sin asignar")
                 ),
@@ -245,7 +245,7 @@ mod tests {
         );
         assert_eq!(
             first.text,
-            "El ticket #132: No funciona <la> impresora & \"ya\"\nno cumplió su plazo de primera respuesta.\n\
+            "El ticket #132 no cumplió su plazo de primera respuesta.\nAsunto: No funciona <la> impresora & \"ya\"\n\
              Vencía: 2026-12-01 09:00 America/Costa_Rica\nAsignado a: Ana Mora\n"
         );
         assert_eq!(first.html, None);
@@ -254,7 +254,7 @@ mod tests {
         assert_eq!(nobody.subject, "[Ticket #132] Plazo vencido (resolución): No funciona <la> impresora & \"ya\"");
         assert_eq!(
             nobody.text,
-            "El ticket #132: No funciona <la> impresora & \"ya\"\nno cumplió su plazo de resolución.\n\
+            "El ticket #132 no cumplió su plazo de resolución.\nAsunto: No funciona <la> impresora & \"ya\"\n\
              Vencía: 2026-12-01 09:00 America/Costa_Rica\nAsignado a: sin asignar\n"
         );
     }
