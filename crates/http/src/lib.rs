@@ -60,6 +60,8 @@ pub struct AppState<A: Adapters> {
     pub outbox: Arc<OutboxService<A::Store, A::Mail, A::Chat>>,
     pub bot: Arc<BotService<A::Store, A::Chat>>,
     pub tickets: TicketService<A::Store>,
+    /// Service levels: escalation and the counts for `/metrics`.
+    pub sla: Arc<SlaService<A::Store>>,
     /// Where attachments' files live (`reader.storage_dir`); routes are
     /// relative to it.
     pub attachments_dir: std::path::PathBuf,

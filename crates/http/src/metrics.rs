@@ -9,7 +9,7 @@ use std::fmt::Write as _;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use helpdesk_domain::model::Endpoint;
+use helpdesk_domain::model::{Endpoint, SlaState};
 use helpdesk_domain::ports::SpoolStats;
 
 /// Upper bounds of the latency buckets, in seconds.
@@ -28,6 +28,8 @@ struct Inner {
     latency: BTreeMap<&'static str, Histogram>,
     /// Webhook delivery attempts by outcome: sent, retry, failed.
     webhooks: [u64; 3],
+    /// Service-level breaches this process announced.
+    sla_breaches: u64,
 }
 
 #[derive(Default)]
@@ -52,6 +54,9 @@ pub struct Gauges {
     pub pool: Option<(usize, usize)>,
     /// The bitácora's spool, when there is one.
     pub spool: Option<SpoolStats>,
+    /// Tickets per service-level state, in the order of [`SlaState::ALL`];
+    /// `None` when it could not be read.
+    pub sla: Option<[i64; 5]>,
 }
 
 /// The label of a path below `/api/`: a documented endpoint, or "other" (so
@@ -95,6 +100,12 @@ impl Metrics {
         let Ok(mut m) = self.inner.lock() else { return };
         for (slot, n) in m.webhooks.iter_mut().zip([sent, retried, failed]) {
             *slot += n as u64;
+        }
+    }
+
+    pub fn count_sla_breaches(&self, n: usize) {
+        if let Ok(mut m) = self.inner.lock() {
+            m.sla_breaches += n as u64;
         }
     }
 
@@ -151,6 +162,18 @@ impl Metrics {
                 "Outgoing webhook deliveries waiting (the last value read while the database is unreachable).",
                 &[("", pending.max(0) as u64)],
             );
+        }
+        out.push_str("# HELP helpdesk_sla_breaches_total Service-level breaches announced by this process (each ticket's threshold once across processes).\n");
+        out.push_str("# TYPE helpdesk_sla_breaches_total counter\n");
+        let _ = writeln!(out, "helpdesk_sla_breaches_total {}", m.sla_breaches);
+        if let Some(counts) = gauges.sla {
+            let labels: Vec<(String, u64)> = SlaState::ALL
+                .iter()
+                .zip(counts)
+                .map(|(s, n)| (format!("{{estado=\"{}\"}}", s.as_str()), n.max(0) as u64))
+                .collect();
+            let labels: Vec<(&str, u64)> = labels.iter().map(|(l, n)| (l.as_str(), *n)).collect();
+            gauge(&mut out, "helpdesk_sla_tickets", "Tickets with a service level, by its state now.", &labels);
         }
         if let Some((in_use, max)) = gauges.pool {
             gauge(
@@ -230,8 +253,14 @@ mod tests {
         let spool = Some(SpoolStats { records: 3, bytes: 900, quarantined: 1 });
         m.count_webhook_deliveries(2, 1, 0);
         m.count_webhook_deliveries(1, 0, 1);
-        let gauges =
-            Gauges { db_up: true, outbox_pending: Some(7), webhook_pending: Some(4), pool: Some((2, 8)), spool };
+        let gauges = Gauges {
+            db_up: true,
+            outbox_pending: Some(7),
+            webhook_pending: Some(4),
+            pool: Some((2, 8)),
+            spool,
+            sla: Some([3, 1, 2, 0, 5]),
+        };
         let text = m.render(gauges);
         assert!(text.contains("helpdesk_http_requests_total{endpoint=\"correo/save\",status=\"200\"} 2"), "{text}");
         assert!(text.contains("helpdesk_http_requests_total{endpoint=\"other\",status=\"404\"} 1"));
@@ -245,12 +274,24 @@ mod tests {
         assert!(text.contains("helpdesk_webhook_deliveries_total{result=\"retry\"} 1\n"), "{text}");
         assert!(text.contains("helpdesk_webhook_deliveries_total{result=\"failed\"} 1\n"), "{text}");
         assert!(text.contains("helpdesk_webhook_pending 4\n"), "{text}");
+        m.count_sla_breaches(2);
+        let text = m.render(gauges);
+        assert!(text.contains("helpdesk_sla_breaches_total 2\n"), "{text}");
+        assert!(text.contains("helpdesk_sla_tickets{estado=\"en_tiempo\"} 3\n"), "{text}");
+        assert!(text.contains("helpdesk_sla_tickets{estado=\"por_vencer\"} 1\n"), "{text}");
+        assert!(text.contains("helpdesk_sla_tickets{estado=\"cumplido\"} 5\n"), "{text}");
         assert!(text.contains("helpdesk_db_pool_connections{state=\"max\"} 8"));
         assert!(text.contains("helpdesk_db_up 1\n"), "{text}");
         assert!(text.contains("helpdesk_audit_spool_records 3\n") && text.contains("helpdesk_audit_spool_bytes 900\n"));
         // The database unreachable: its gauge drops, the backlog keeps its last value.
-        let text =
-            m.render(Gauges { db_up: false, outbox_pending: None, webhook_pending: None, pool: Some((0, 8)), spool });
+        let text = m.render(Gauges {
+            db_up: false,
+            outbox_pending: None,
+            webhook_pending: None,
+            pool: Some((0, 8)),
+            spool,
+            sla: None,
+        });
         assert!(text.contains("helpdesk_db_up 0\n"), "{text}");
         assert!(text.contains("helpdesk_outbox_pending 7\n"), "{text}");
         assert!(text.contains("helpdesk_webhook_pending 4\n"), "{text}");

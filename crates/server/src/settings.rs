@@ -38,6 +38,7 @@ pub struct Settings {
     pub ingest: IngestConfig,
     pub outbox: OutboxConfig,
     pub webhooks: WebhooksConfig,
+    pub sla: SlaConfig,
     pub reader: ReaderConfig,
     pub audit: AuditConfig,
     pub log: LogSettings,
@@ -148,6 +149,12 @@ pub struct OutboxConfig {
     pub max_attempts: i32,
     pub lease_secs: i64,
     pub base_backoff_secs: i64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct SlaConfig {
+    /// How often the worker escalates and assigns waiting tickets.
+    pub poll_interval_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -390,6 +397,14 @@ impl Settings {
         })
     }
 
+    /// How often the service-level worker runs.
+    pub fn sla_poll(&self) -> Result<Duration, ConfigError> {
+        if self.sla.poll_interval_ms < 10 {
+            return Err(bad("sla.poll_interval_ms", "must be at least 10"));
+        }
+        Ok(Duration::from_millis(self.sla.poll_interval_ms))
+    }
+
     /// The delivery of outgoing webhooks. A delivery is leased for the
     /// attempt's timeout and a minute more: longer than any attempt, so no
     /// two workers send it at once.
@@ -468,6 +483,7 @@ impl Settings {
         self.ingest()?;
         self.outbox()?;
         self.webhooks()?;
+        self.sla_poll()?;
         self.limits()?;
         self.http_policy()?;
         self.reader()?;

@@ -145,6 +145,7 @@ impl<A: Adapters> Application<A> {
                 Duration::from_millis(settings.outbox.poll_interval_ms),
                 stopped.clone(),
             )),
+            tokio::spawn(crate::worker::sla(state.clone(), settings.sla_poll()?, stopped.clone())),
             tokio::spawn(crate::worker::audit_spool(
                 state.audit.clone(),
                 store.clone(),

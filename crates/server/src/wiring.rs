@@ -161,7 +161,14 @@ pub fn app_state<A: Adapters>(
     let ids = MessageIdSigner::new(keys.consumer_hmac.clone(), &settings.ingest.message_id_domain);
     let ingest = settings.ingest()?;
     Ok(AppState {
-        tickets: TicketService::new(store.clone(), ids.clone(), clock.clone(), ingest.chat_to_users),
+        tickets: TicketService::new(
+            store.clone(),
+            ids.clone(),
+            clock.clone(),
+            ingest.chat_to_users,
+            ingest.setup_cache,
+        ),
+        sla: Arc::new(SlaService::new(store.clone(), clock.clone(), ingest.setup_cache, ingest.chat_to_users)),
         attachments_dir: settings.reader.storage_dir.clone(),
         ingest: IngestService::new(store.clone(), ids.clone(), clock.clone(), ingest),
         outbox: Arc::new(OutboxService::new(

@@ -9,8 +9,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use helpdesk_domain::ports::{AuditRepository, ChatNotifier, MailNotifier, Store, StoreHealth, WebhookRepository};
+use helpdesk_domain::ports::{
+    Adapters, AuditRepository, ChatNotifier, MailNotifier, Store, StoreHealth, WebhookRepository,
+};
 use helpdesk_domain::services::{AuditService, DeliveryReport, OutboxService, WebhookDispatcher};
+use helpdesk_http::AppState;
 use tokio::sync::watch;
 
 /// Notices per round.
@@ -94,6 +97,38 @@ pub async fn webhooks<R: WebhookRepository>(
                 }
             }
             Err(e) => tracing::warn!(error = %e, "webhook round failed; retrying"),
+        }
+        if !stop.pause(poll).await {
+            break;
+        }
+    }
+}
+
+/// Tickets announced or assigned per round.
+const SLA_BATCH: i64 = 100;
+
+/// Service levels, `poll` apart: announces the thresholds crossed (each
+/// ticket's once, whatever the number of servers: the store decides) and
+/// counts the breaches for `/metrics`; assigns waiting tickets to operators
+/// who became available.
+pub async fn sla<A: Adapters>(state: actix_web::web::Data<AppState<A>>, poll: Duration, mut stop: Stop) {
+    while !stop.raised() {
+        match state.sla.escalate_due(SLA_BATCH).await {
+            Ok(done) => {
+                let breaches = done.iter().filter(|e| e.threshold.is_breach()).count();
+                state.metrics.count_sla_breaches(breaches);
+                if !done.is_empty() {
+                    tracing::info!(announced = done.len(), breaches, "service-level round");
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "service-level round failed; retrying"),
+        }
+        match state.tickets.assign_waiting(SLA_BATCH).await {
+            Ok(assigned) if !assigned.is_empty() => {
+                tracing::info!(assigned = assigned.len(), "waiting tickets assigned")
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "assigning waiting tickets failed; retrying"),
         }
         if !stop.pause(poll).await {
             break;

@@ -1,7 +1,8 @@
 //! Liveness and readiness.
 
 use actix_web::{HttpResponse, web};
-use helpdesk_domain::ports::{Adapters, OutboxRepository, StoreHealth, WebhookRepository};
+use helpdesk_domain::model::SlaState;
+use helpdesk_domain::ports::{Adapters, OutboxRepository, SlaRepository, StoreHealth, WebhookRepository};
 use serde_json::json;
 
 use crate::AppState;
@@ -27,12 +28,16 @@ pub async fn metrics<A: Adapters>(state: web::Data<AppState<A>>) -> HttpResponse
     let db_up = state.store.ping().await.is_ok();
     let outbox_pending = if db_up { state.store.pending_notices().await.ok() } else { None };
     let webhook_pending = if db_up { state.store.pending_deliveries().await.ok() } else { None };
+    let sla = if db_up { state.store.sla_counts(state.clock.now()).await.ok() } else { None };
+    let sla =
+        sla.map(|counts| SlaState::ALL.map(|s| counts.iter().filter(|(state, _)| *state == s).map(|(_, n)| *n).sum()));
     let text = state.metrics.render(crate::metrics::Gauges {
         db_up,
         outbox_pending,
         webhook_pending,
         pool: state.store.pool_usage(),
         spool: state.audit.spool_stats(),
+        sla,
     });
     HttpResponse::Ok().content_type("text/plain; version=0.0.4; charset=utf-8").body(text)
 }

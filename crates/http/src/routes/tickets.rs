@@ -11,7 +11,7 @@ use actix_web::web;
 use base64::Engine;
 use helpdesk_domain::model::*;
 use helpdesk_domain::ports::Adapters;
-use helpdesk_domain::services::{ChangeRequest, ListRequest, Operator, ReplyRequest, is_safe_route};
+use helpdesk_domain::services::{ChangeRequest, ListRequest, Operator, ReplyRequest, TicketCursor, is_safe_route};
 use regex::Regex;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -57,10 +57,39 @@ pub struct TicketJson {
     creado: String,
     actualizado: String,
     cerrado: Option<String>,
+    /// Its service level, when a policy covers it.
+    sla: Option<SlaJson>,
 }
 
-impl From<Ticket> for TicketJson {
-    fn from(t: Ticket) -> Self {
+#[derive(Debug, Serialize)]
+pub struct SlaJson {
+    politica: i64,
+    vence_primera_respuesta: String,
+    vence_resolucion: String,
+    primera_respuesta_en: Option<String>,
+    resuelto_en: Option<String>,
+    pausado_desde: Option<String>,
+    /// `en_tiempo`, `por_vencer`, `vencido`, `pausado` or `cumplido`
+    estado: &'static str,
+}
+
+impl SlaJson {
+    fn of(c: SlaClock, now: Timestamp) -> Self {
+        SlaJson {
+            politica: c.policy_id,
+            vence_primera_respuesta: stamp(c.first_response_due),
+            vence_resolucion: stamp(c.resolution_due),
+            primera_respuesta_en: c.first_response_at.map(stamp),
+            resuelto_en: c.resolved_at.map(stamp),
+            pausado_desde: c.paused_since.map(stamp),
+            estado: c.state(now).as_str(),
+        }
+    }
+}
+
+impl TicketJson {
+    /// The ticket as the API shows it, its service level judged at `now`.
+    pub fn of(t: Ticket, now: Timestamp) -> Self {
         TicketJson {
             id_ticket: t.id,
             asunto: t.subject,
@@ -73,6 +102,7 @@ impl From<Ticket> for TicketJson {
             creado: stamp(t.created_at),
             actualizado: stamp(t.updated_at),
             cerrado: t.closed_at.map(stamp),
+            sla: t.sla.map(|c| SlaJson::of(c, now)),
         }
     }
 }
@@ -118,8 +148,8 @@ struct ThreadJson {
     participantes: Vec<String>,
 }
 
-impl From<TicketThread> for ThreadJson {
-    fn from(t: TicketThread) -> Self {
+impl ThreadJson {
+    fn of(t: TicketThread, now: Timestamp) -> Self {
         let detalles = t
             .details
             .into_iter()
@@ -152,21 +182,42 @@ impl From<TicketThread> for ThreadJson {
                 fecha: stamp(e.at),
             })
             .collect();
-        ThreadJson { ticket: t.ticket.into(), detalles, eventos, participantes: t.participants }
+        ThreadJson { ticket: TicketJson::of(t.ticket, now), detalles, eventos, participantes: t.participants }
     }
 }
 
 // ---- the cursor -----------------------------------------------------------
 
-/// Opaque to clients: base64url of `antes:<id>` (the last ticket shown).
-fn encode_cursor(before_id: i64) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("antes:{before_id}"))
+const CURSOR_TIME: &str = "%Y%m%d%H%M%S%.6f";
+
+/// Opaque to clients: base64url of `antes:<id>` (newest first) or
+/// `vence:<due or ->:<id>` (nearest due first), after the last ticket shown.
+fn encode_cursor(cursor: TicketCursor) -> String {
+    let text = match cursor {
+        TicketCursor::Before(id) => format!("antes:{id}"),
+        TicketCursor::AfterDue(due, id) => {
+            format!("vence:{}:{id}", due.map(|d| d.format(CURSOR_TIME).to_string()).unwrap_or("-".into()))
+        }
+    };
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(text)
 }
 
-fn decode_cursor(cursor: &str) -> Option<i64> {
+/// The cursor, if it is one of `order`'s.
+fn decode_cursor(cursor: &str, order: TicketOrder) -> Option<TicketCursor> {
     let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(cursor.trim()).ok()?;
     let text = String::from_utf8(raw).ok()?;
-    text.strip_prefix("antes:")?.parse().ok().filter(|id: &i64| *id > 0)
+    let id = |s: &str| s.parse().ok().filter(|id: &i64| *id > 0);
+    match order {
+        TicketOrder::Newest => Some(TicketCursor::Before(id(text.strip_prefix("antes:")?)?)),
+        TicketOrder::NearestDue => {
+            let (due, last) = text.strip_prefix("vence:")?.rsplit_once(':')?;
+            let due = match due {
+                "-" => None,
+                d => Some(chrono::NaiveDateTime::parse_from_str(d, CURSOR_TIME).ok()?),
+            };
+            Some(TicketCursor::AfterDue(due, id(last)?))
+        }
+    }
 }
 
 fn invalid(field: &str, message: String) -> ApiError {
@@ -204,10 +255,19 @@ pub struct TicketListQuery {
     /// page size, 1 to 100 (20)
     #[serde(default, deserialize_with = "de::opt_int")]
     limite: Option<i64>,
-    /// `siguiente` of the previous page
+    /// service level now: `en_tiempo`, `por_vencer`, `vencido`, `pausado` or `cumplido`
+    #[serde(default, deserialize_with = "de::trimmed")]
+    sla: Option<String>,
+    /// `recientes` (newest first, the default) or `vencimiento` (the nearest due time first)
+    #[serde(default, deserialize_with = "de::trimmed")]
+    orden: Option<String>,
+    /// `siguiente` of the previous page (in the same order)
     #[serde(default, deserialize_with = "de::trimmed")]
     cursor: Option<String>,
 }
+
+const SLA_STATES: &[&str] = &["en_tiempo", "por_vencer", "vencido", "pausado", "cumplido"];
+const ORDERS: &[&str] = &["recientes", "vencimiento"];
 
 impl ApiRequest for TicketListQuery {
     const ENDPOINT: Endpoint = Endpoint::TicketList;
@@ -223,6 +283,8 @@ impl ApiRequest for TicketListQuery {
             field("desde", vec![Rule::Date]),
             field("hasta", vec![Rule::Date]),
             field("limite", vec![Rule::Integer, Rule::Min(1), Rule::Max(100)]),
+            field("sla", vec![Rule::String, Rule::In(SLA_STATES)]),
+            field("orden", vec![Rule::String, Rule::In(ORDERS)]),
             field("cursor", vec![Rule::String, Rule::Max(100)]),
         ]
     }
@@ -234,10 +296,14 @@ const DEFAULT_PAGE: i64 = 20;
 pub async fn list<A: Adapters>(st: web::Data<AppState<A>>, q: Valid<TicketListQuery, A>) -> Result<Reply, ApiError> {
     let op = operator(&q)?;
     let input = &q.input;
-    let before_id = match input.cursor.as_deref() {
-        Some(c) => {
-            Some(decode_cursor(c).ok_or_else(|| invalid("cursor", "The cursor field format is invalid.".into()))?)
-        }
+    let order = match input.orden.as_deref() {
+        Some("vencimiento") => TicketOrder::NearestDue,
+        _ => TicketOrder::Newest,
+    };
+    let cursor = match input.cursor.as_deref() {
+        Some(c) => Some(
+            decode_cursor(c, order).ok_or_else(|| invalid("cursor", "The cursor field format is invalid.".into()))?,
+        ),
         None => None,
     };
     let (assignee, assigned_to_me) = match input.asignado.as_deref() {
@@ -260,15 +326,18 @@ pub async fn list<A: Adapters>(st: web::Data<AppState<A>>, q: Valid<TicketListQu
         text: input.texto.clone(),
         from: input.desde.as_deref().and_then(parse_date),
         until,
-        before_id,
+        sla: input.sla.as_deref().and_then(SlaState::parse),
+        order,
+        cursor,
         limit: input.limite.unwrap_or(DEFAULT_PAGE),
     };
     let page = st.tickets.list(op, request).await?;
     let message = messages::tickets_found(page.tickets.len());
+    let now = st.clock.now();
     Reply::ok(
         json!({
-            "tickets": page.tickets.into_iter().map(TicketJson::from).collect::<Vec<_>>(),
-            "siguiente": page.next_before_id.map(encode_cursor),
+            "tickets": page.tickets.into_iter().map(|t| TicketJson::of(t, now)).collect::<Vec<_>>(),
+            "siguiente": page.next.map(encode_cursor),
         }),
         message,
     )
@@ -294,7 +363,7 @@ impl ApiRequest for TicketPath {
 pub async fn show<A: Adapters>(st: web::Data<AppState<A>>, q: Valid<TicketPath, A>) -> Result<Reply, ApiError> {
     let thread = st.tickets.show(operator(&q)?, q.input.id).await?;
     let message = messages::ticket_shown(thread.ticket.id);
-    Reply::ok(ThreadJson::from(thread), message)
+    Reply::ok(ThreadJson::of(thread, st.clock.now()), message)
 }
 
 // ---- POST tickets/{id}/respuestas -----------------------------------------
@@ -419,7 +488,7 @@ pub async fn change<A: Adapters>(st: web::Data<AppState<A>>, q: Valid<ChangeBody
     };
     let ticket = st.tickets.change(operator(&q)?, input.id, request).await?;
     let message = messages::ticket_updated(ticket.id);
-    Reply::ok(TicketJson::from(ticket), message)
+    Reply::ok(TicketJson::of(ticket, st.clock.now()), message)
 }
 
 // ---- GET tickets/{id}/adjuntos/{id_adjunto} -------------------------------
@@ -498,9 +567,22 @@ mod tests {
 
     #[test]
     fn cursors_round_trip_and_garbage_is_refused() {
-        assert_eq!(decode_cursor(&encode_cursor(4821)), Some(4821));
+        let newest = TicketOrder::Newest;
+        let due = TicketOrder::NearestDue;
+        let before = TicketCursor::Before(4821);
+        assert_eq!(decode_cursor(&encode_cursor(before), newest), Some(before));
         for bad in ["", "xyz", "YW50ZXM6", "YW50ZXM6LTE", "!!!"] {
-            assert_eq!(decode_cursor(bad), None, "{bad}");
+            assert_eq!(decode_cursor(bad, newest), None, "{bad}");
+        }
+        let at = chrono::NaiveDate::from_ymd_opt(2026, 12, 1).unwrap().and_hms_micro_opt(15, 0, 0, 123_456).unwrap();
+        for c in [TicketCursor::AfterDue(Some(at), 7), TicketCursor::AfterDue(None, 9)] {
+            assert_eq!(decode_cursor(&encode_cursor(c), due), Some(c));
+            assert_eq!(decode_cursor(&encode_cursor(c), newest), None, "a cursor of another order");
+        }
+        assert_eq!(decode_cursor(&encode_cursor(before), due), None, "a cursor of another order");
+        let b64 = |t: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(t);
+        for bad in ["vence:-", "vence:ayer:3", "vence:-:0", "vence::3"] {
+            assert_eq!(decode_cursor(&b64(bad), due), None, "{bad}");
         }
     }
 
