@@ -200,3 +200,89 @@ impl<R: SlaPorts> SlaService<R> {
         &self.book
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ports::{OutboxRepository, SlaRepository, TicketRepository};
+    use crate::testing::contract::{new_incoming, sample_user};
+    use crate::testing::{InMemoryStore, ManualClock};
+
+    fn at(s: &str) -> Timestamp {
+        chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M").unwrap()
+    }
+
+    /// A ticket opened Monday 09:00 in Costa Rica under `normal`: 60 min to
+    /// the first response (warned at 50 %), 240 to resolution.
+    async fn fixture() -> (Arc<InMemoryStore>, Arc<ManualClock>, SlaService<InMemoryStore>, i64) {
+        let store = Arc::new(InMemoryStore::new());
+        let clock = Arc::new(ManualClock::new(at("2026-11-30 15:00")));
+        let d =
+            store.create_department(NewDepartment { name: "Soporte".into(), synology_channel: None }).await.unwrap();
+        let mut ana = sample_user("ana", "ana@helpdesk.test", Some(d.id));
+        ana.synology_id = Some(77);
+        let ana = store.create_user(ana).await.unwrap();
+        let mut jefa = sample_user("jefa", "jefa@helpdesk.test", Some(d.id));
+        jefa.manager = 1;
+        store.create_user(jefa).await.unwrap();
+        let policy = NewSlaPolicy {
+            department_id: None,
+            priority: Priority::Normal,
+            first_response_mins: 60,
+            resolution_mins: 240,
+            warning_pct: Some(50),
+        };
+        store.save_policy(policy).await.unwrap();
+        let svc = SlaService::new(store.clone(), clock.clone(), std::time::Duration::ZERO, true);
+        let mut incoming = new_incoming(d.id, Some(ana.id), "m1", "cliente@cliente.test");
+        if let IncomingTarget::New(t) = &mut incoming.target {
+            t.sla = svc.book().start(d.id, Priority::Normal, clock.now()).await.unwrap();
+        }
+        incoming.notices.clear();
+        let ticket = store.store_incoming(incoming).await.unwrap().ticket_id;
+        (store, clock, svc, ticket)
+    }
+
+    async fn told(store: &InMemoryStore, ticket: i64) -> Vec<(NoticeKind, String)> {
+        let detail = store.details_of(ticket).await.unwrap().last().unwrap().id;
+        store.notices_of_detail(detail).await.unwrap().into_iter().map(|n| (n.kind, n.recipient)).collect()
+    }
+
+    #[tokio::test]
+    async fn each_threshold_is_announced_once() {
+        let (store, clock, svc, t) = fixture().await;
+        assert!(svc.escalate_due(10).await.unwrap().is_empty(), "nothing crossed yet");
+        clock.advance(chrono::Duration::minutes(31));
+        let done = svc.escalate_due(10).await.unwrap();
+        assert_eq!(done.iter().map(|e| e.threshold).collect::<Vec<_>>(), vec![SlaThreshold::FirstResponseWarning]);
+        assert_eq!(told(&store, t).await, vec![(NoticeKind::SlaWarningChat, "77".to_string())]);
+        assert!(svc.escalate_due(10).await.unwrap().is_empty(), "announced once");
+        clock.advance(chrono::Duration::minutes(30));
+        let done = svc.escalate_due(10).await.unwrap();
+        assert_eq!(done.iter().map(|e| e.threshold).collect::<Vec<_>>(), vec![SlaThreshold::FirstResponseBreach]);
+        let mut notices = told(&store, t).await;
+        notices.sort_by_key(|(k, r)| (k.as_str(), r.clone()));
+        assert_eq!(
+            notices,
+            vec![
+                (NoticeKind::SlaWarningChat, "77".to_string()),
+                (NoticeKind::SlaBreachMail, "ana@helpdesk.test".to_string()),
+                (NoticeKind::SlaBreachMail, "jefa@helpdesk.test".to_string()),
+                (NoticeKind::SlaBreachChat, "77".to_string()),
+            ]
+        );
+        assert_eq!(svc.breaches(), 1);
+        assert!(svc.escalate_due(10).await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_breach_found_with_its_warning_leaves_the_warning_unsaid() {
+        let (store, clock, svc, t) = fixture().await;
+        clock.advance(chrono::Duration::minutes(90));
+        let done = svc.escalate_due(10).await.unwrap();
+        assert_eq!(done.iter().map(|e| e.threshold).collect::<Vec<_>>(), vec![SlaThreshold::FirstResponseBreach]);
+        assert!(told(&store, t).await.iter().all(|(k, _)| *k != NoticeKind::SlaWarningChat));
+        assert!(svc.escalate_due(10).await.unwrap().is_empty(), "the warning was claimed with the breach");
+        assert!(store.pending_notices().await.unwrap() > 0);
+    }
+}
