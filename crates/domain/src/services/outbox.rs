@@ -409,4 +409,35 @@ mod tests {
         let read = outbox.first_attempt(vec![], 1, drop, std::future::pending()).await.unwrap();
         assert!(read.is_empty());
     }
+
+    /// A notice for an operator who became inactive is given up, not sent.
+    #[tokio::test]
+    async fn notices_to_inactive_operators_are_not_sent() {
+        use crate::ports::{DepartmentRepository, OutboxRepository, TicketRepository, UserRepository};
+        use crate::testing::contract::{new_incoming, sample_user};
+        let store = Arc::new(InMemoryStore::new());
+        let d =
+            store.create_department(NewDepartment { name: "Soporte".into(), synology_channel: None }).await.unwrap();
+        let ana = store.create_user(sample_user("ana", "ana@helpdesk.test", Some(d.id))).await.unwrap();
+        let mut incoming = new_incoming(d.id, Some(ana.id), "m1", "cliente@cliente.test");
+        incoming.notices = vec![NewNotice { kind: NoticeKind::AssignedMail, recipient: "ana@helpdesk.test".into() }];
+        let stored = store.store_incoming(incoming).await.unwrap();
+        store.set_user_status(ana.id, UserStatus::Inactive).await.unwrap();
+        // A mailer that fails the test if called.
+        let mail = MockMailNotifier::new();
+        let outbox = OutboxService::new(
+            store.clone(),
+            Arc::new(mail),
+            Arc::new(MockChatNotifier::new()),
+            SecretBox::new([7; 32]),
+            MessageIdSigner::new(SecretHasher::new([8; 32]), "mesa.test"),
+            Arc::new(SystemClock),
+            OutboxSettings::default(),
+        );
+        let tried = outbox.deliver_now(stored.notice_ids.clone()).await.unwrap();
+        assert_eq!(tried.len(), 1);
+        assert_eq!(tried[0].status, NoticeStatus::Failed, "{tried:?}");
+        assert_eq!(tried[0].last_error.as_deref(), Some("the operator is inactive"));
+        assert_eq!(store.pending_notices().await.unwrap(), 0);
+    }
 }
