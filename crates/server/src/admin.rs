@@ -1,6 +1,6 @@
 //! Admin commands: consumers and their grants, products, departments,
-//! internal users, mail accounts and outgoing webhooks. Each prints what it
-//! did; secrets are printed once, at creation (or rotation).
+//! internal users, mail accounts, outgoing webhooks and service levels. Each
+//! prints what it did; secrets are printed once, at creation (or rotation).
 
 use std::collections::BTreeSet;
 use std::io::BufRead;
@@ -9,13 +9,17 @@ use std::sync::Arc;
 use anyhow::{Context, anyhow, bail};
 use clap::{Args, Subcommand};
 use helpdesk_db::Db;
-use helpdesk_domain::model::{Endpoint, NewInternalUser, ProductAccess, ProductChange, Status, WebhookEventKind};
-use helpdesk_domain::ports::{DepartmentRepository, ProductRepository, SystemClock, UserRepository};
+use helpdesk_domain::model::{
+    BusinessCalendar, Endpoint, NewCalendar, NewInternalUser, NewSlaPolicy, Priority, ProductAccess, ProductChange,
+    Status, UserStatus, WebhookEventKind, WeeklyHours, parse_zone,
+};
+use helpdesk_domain::ports::{DepartmentRepository, ProductRepository, SlaRepository, SystemClock, UserRepository};
 use helpdesk_domain::services::{
-    AccessService, AdiService, AdminService, MailAccountInput, MailAccountService, SIGNATURE_HEADER, TIMESTAMP_HEADER,
-    UserInput, WebhookService,
+    AccessService, AdiService, AdminService, MailAccountInput, MailAccountService, MessageIdSigner, SIGNATURE_HEADER,
+    TIMESTAMP_HEADER, TicketService, UserInput, WebhookService,
 };
 
+use crate::settings::Settings;
 use crate::wiring::Keys;
 
 #[derive(Debug, Subcommand)]
@@ -157,6 +161,107 @@ pub enum UserCmd {
     GrantProduct { login: String, product: String },
     /// Withdraw that.
     RevokeProduct { login: String, product: String },
+    /// Activate or deactivate a user, or say whether tickets are assigned to
+    /// them. Deactivating an operator moves their open tickets to the
+    /// least-loaded other operator of each ticket's department (or to
+    /// nobody, until one is available).
+    Set(UserSet),
+}
+
+#[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("change").required(true).multiple(true))]
+pub struct UserSet {
+    /// Login (or e-mail) of the user.
+    pub login: String,
+    /// The user may sign in and work tickets again.
+    #[arg(long, group = "change", conflicts_with = "inactivo")]
+    pub activo: bool,
+    /// The user may no longer sign in; their open tickets move.
+    #[arg(long, group = "change")]
+    pub inactivo: bool,
+    /// `S`: tickets may be assigned to the user (`acceso_ticket`); `N`: no
+    /// new ones (those they hold stay).
+    #[arg(long, group = "change", value_parser = ["S", "N"], ignore_case = true)]
+    pub acceso_ticket: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SlaCmd {
+    /// Business-hours calendars, and which one each department keeps.
+    #[command(subcommand)]
+    Calendar(SlaCalendarCmd),
+    /// Holidays of a calendar (no business time is counted on them).
+    #[command(subcommand)]
+    Holiday(SlaHolidayCmd),
+    /// Targets per priority, for one department or every department
+    /// without its own.
+    #[command(subcommand)]
+    Policy(SlaPolicyCmd),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SlaCalendarCmd {
+    /// Create a calendar, or replace the zone and hours of the one called
+    /// NAME (its holidays stay).
+    Set {
+        name: String,
+        /// IANA time zone, e.g. America/Costa_Rica.
+        #[arg(long)]
+        zona: String,
+        /// Opening hours, e.g. "lun-vie 08:00-12:00 13:00-17:00; sab 08:00-12:00"
+        /// (days: lun mar mie jue vie sab dom; 24:00 ends a day).
+        #[arg(long)]
+        horario: String,
+    },
+    /// List calendars: id, name, zone, hours, holidays, departments that
+    /// keep it.
+    List,
+    /// Give a department a calendar, or (--default) the default one again.
+    Assign {
+        department_id: i64,
+        /// The calendar's name.
+        #[arg(required_unless_present = "default", conflicts_with = "default")]
+        calendar: Option<String>,
+        /// Use the default calendar (`general`).
+        #[arg(long)]
+        default: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SlaHolidayCmd {
+    /// Add a holiday (YYYY-MM-DD) to a calendar.
+    Add { calendar: String, date: String },
+    /// Remove it.
+    Remove { calendar: String, date: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SlaPolicyCmd {
+    /// Create or replace the policy of a priority (in a department, or in
+    /// every department without its own); times in business minutes.
+    Set {
+        /// baja, normal, alta or urgente.
+        #[arg(long)]
+        prioridad: String,
+        /// Department id; none: every department without its own policy.
+        #[arg(long)]
+        departamento: Option<i64>,
+        /// Business minutes to the first public reply.
+        #[arg(long)]
+        primera_respuesta: i64,
+        /// Business minutes to closing.
+        #[arg(long)]
+        resolucion: i64,
+        /// Percentage of a target at which the assignee is warned (1-99).
+        #[arg(long)]
+        aviso: Option<i64>,
+    },
+    /// List policies: id, department (- for every department without its
+    /// own), priority, first response and resolution (minutes), warning.
+    List,
+    /// Remove a policy; tickets it covers keep the due times they have.
+    Remove { id: i64 },
 }
 
 #[derive(Debug, Subcommand)]
@@ -376,11 +481,12 @@ pub async fn department(db: Arc<Db>, keys: &Keys, cmd: DepartmentCmd) -> anyhow:
     Ok(())
 }
 
-pub async fn user(db: Arc<Db>, cmd: UserCmd) -> anyhow::Result<()> {
+pub async fn user(db: Arc<Db>, keys: &Keys, settings: &Settings, cmd: UserCmd) -> anyhow::Result<()> {
     let a = match cmd {
         UserCmd::Add(a) => a,
         UserCmd::GrantProduct { login, product } => return product_grant(&db, &login, &product, true).await,
         UserCmd::RevokeProduct { login, product } => return product_grant(&db, &login, &product, false).await,
+        UserCmd::Set(set) => return user_set(db, keys, settings, set).await,
     };
     let admin = AdminService::new(db);
     let role_id = match &a.role {
@@ -545,6 +651,153 @@ async fn product_grant(db: &Db, login: &str, alias: &str, granted: bool) -> anyh
             "(product {} is open to every active user: `product set {} --access asignado` to restrict it)",
             product.alias, product.alias
         );
+    }
+    Ok(())
+}
+
+async fn user_set(db: Arc<Db>, keys: &Keys, settings: &Settings, set: UserSet) -> anyhow::Result<()> {
+    let (user, _) = db.find_user_credentials(&set.login).await?.with_context(|| format!("no user {}", set.login))?;
+    if let Some(on) = set.acceso_ticket.as_deref() {
+        let on = on.eq_ignore_ascii_case("S");
+        db.set_takes_tickets(user.id, on).await.with_context(|| format!("user {}", user.login))?;
+        println!("user {} (id {}): acceso_ticket {}", user.login, user.id, if on { "S" } else { "N" });
+    }
+    let status = if set.inactivo { Some(UserStatus::Inactive) } else { set.activo.then_some(UserStatus::Active) };
+    if let Some(status) = status {
+        db.set_user_status(user.id, status).await.with_context(|| format!("user {}", user.login))?;
+        println!("user {} (id {}): {}", user.login, user.id, status.as_str().to_lowercase());
+    }
+    if status == Some(UserStatus::Inactive) {
+        // Inactive first, so nothing assigns them a ticket meanwhile.
+        let ingest = settings.ingest()?;
+        let ids = MessageIdSigner::new(keys.consumer_hmac.clone(), &settings.ingest.message_id_domain);
+        let tickets = TicketService::new(db, ids, Arc::new(SystemClock), ingest.chat_to_users, ingest.setup_cache);
+        let moved = tickets.release(user.id).await.with_context(|| format!("moving the tickets of {}", user.login))?;
+        println!("open tickets moved off {}: {moved}", user.login);
+    }
+    Ok(())
+}
+
+/// The calendar called `name`.
+fn calendar_named<'a>(calendars: &'a [BusinessCalendar], name: &str) -> anyhow::Result<&'a BusinessCalendar> {
+    calendars.iter().find(|c| c.name == name).with_context(|| {
+        let known: Vec<_> = calendars.iter().map(|c| c.name.as_str()).collect();
+        format!("no calendar {name:?}; known: {}", known.join(", "))
+    })
+}
+
+pub async fn sla(db: Arc<Db>, cmd: SlaCmd) -> anyhow::Result<()> {
+    match cmd {
+        SlaCmd::Calendar(SlaCalendarCmd::Set { name, zona, horario }) => {
+            let name = name.trim().to_string();
+            if name.is_empty() {
+                bail!("a calendar needs a name");
+            }
+            let zone = parse_zone(zona.trim()).map_err(|e| anyhow!("--zona: {e}"))?;
+            let hours = WeeklyHours::parse(&horario).map_err(|e| anyhow!("--horario: {e}"))?;
+            let id = db
+                .save_calendar(NewCalendar {
+                    name: name.clone(),
+                    zone: zone.name().to_string(),
+                    hours: hours.to_string(),
+                })
+                .await?;
+            println!("calendar {name} saved (id {id}): {}, {hours}", zone.name());
+        }
+        SlaCmd::Calendar(SlaCalendarCmd::List) => {
+            let setup = db.sla_setup().await?;
+            for c in &setup.calendars {
+                let holidays: Vec<String> = c.holidays.iter().map(|d| d.format("%Y-%m-%d").to_string()).collect();
+                let departments: Vec<String> = setup
+                    .department_calendars
+                    .iter()
+                    .filter(|(_, cal)| *cal == c.id)
+                    .map(|(d, _)| d.to_string())
+                    .collect();
+                println!(
+                    "{}\t{}\t{}\t{}\t{}\t{}",
+                    c.id,
+                    c.name,
+                    c.zone.name(),
+                    c.hours,
+                    if holidays.is_empty() { "-".to_string() } else { holidays.join(",") },
+                    if departments.is_empty() { "-".to_string() } else { departments.join(",") }
+                );
+            }
+        }
+        SlaCmd::Calendar(SlaCalendarCmd::Assign { department_id, calendar, default: _ }) => {
+            let calendar_id = match &calendar {
+                Some(name) => Some(calendar_named(&db.sla_setup().await?.calendars, name)?.id),
+                None => None,
+            };
+            db.set_department_calendar(department_id, calendar_id)
+                .await
+                .with_context(|| format!("department {department_id}"))?;
+            match calendar {
+                Some(name) => println!("department {department_id} keeps calendar {name}"),
+                None => println!("department {department_id} keeps the default calendar"),
+            }
+        }
+        SlaCmd::Holiday(cmd) => {
+            let (name, date, on) = match cmd {
+                SlaHolidayCmd::Add { calendar, date } => (calendar, date, true),
+                SlaHolidayCmd::Remove { calendar, date } => (calendar, date, false),
+            };
+            let day = chrono::NaiveDate::parse_from_str(date.trim(), "%Y-%m-%d")
+                .with_context(|| format!("invalid date {date:?}: a date is written YYYY-MM-DD"))?;
+            let id = calendar_named(&db.sla_setup().await?.calendars, &name)?.id;
+            db.set_holiday(id, day, on).await.with_context(|| format!("calendar {name}"))?;
+            let what = if on { "is a holiday" } else { "is no longer a holiday" };
+            println!("{} {what} in calendar {name}", day.format("%Y-%m-%d"));
+        }
+        SlaCmd::Policy(SlaPolicyCmd::Set { prioridad, departamento, primera_respuesta, resolucion, aviso }) => {
+            let priority = Priority::parse(prioridad.trim()).with_context(|| {
+                let known: Vec<_> = Priority::ALL.iter().map(|p| p.as_str()).collect();
+                format!("unknown priority {prioridad:?}; known: {}", known.join(", "))
+            })?;
+            let policy = NewSlaPolicy {
+                department_id: departamento,
+                priority,
+                first_response_mins: primera_respuesta,
+                resolution_mins: resolucion,
+                warning_pct: aviso,
+            };
+            policy.check()?;
+            if let Some(id) = departamento {
+                db.find_department(id).await?.with_context(|| format!("no department {id}"))?;
+            }
+            let p = db.save_policy(policy).await?;
+            let scope =
+                p.department_id.map_or("every department without its own".to_string(), |d| format!("department {d}"));
+            let warning = p.warning_pct.map_or("no warning".to_string(), |w| format!("warning at {w}%"));
+            println!(
+                "policy {} saved: {} tickets in {scope}: first response {} min, resolution {} min, {warning} \
+                 (business time)",
+                p.id,
+                p.priority.as_str(),
+                p.first_response_mins,
+                p.resolution_mins
+            );
+        }
+        SlaCmd::Policy(SlaPolicyCmd::List) => {
+            for p in db.sla_setup().await?.policies {
+                println!(
+                    "{}\t{}\t{}\t{}\t{}\t{}",
+                    p.id,
+                    p.department_id.map_or("-".to_string(), |d| d.to_string()),
+                    p.priority.as_str(),
+                    p.first_response_mins,
+                    p.resolution_mins,
+                    p.warning_pct.map_or("-".to_string(), |w| format!("{w}%"))
+                );
+            }
+        }
+        SlaCmd::Policy(SlaPolicyCmd::Remove { id }) => {
+            if !db.remove_policy(id).await? {
+                bail!("no policy {id}");
+            }
+            println!("policy {id} removed");
+        }
     }
     Ok(())
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use clap::{Parser, Subcommand};
 use helpdesk_domain::ports::SystemClock;
 use helpdesk_server::admin::{
-    self, ConsumerCmd, DepartmentCmd, MailAccountCmd, ProductCmd, QuarantineCmd, SystemCmd, UserCmd, WebhookCmd,
+    self, ConsumerCmd, DepartmentCmd, MailAccountCmd, ProductCmd, QuarantineCmd, SlaCmd, SystemCmd, UserCmd, WebhookCmd,
 };
 use helpdesk_server::settings::CONFIG_FILE_VAR;
 use helpdesk_server::startup::open_db;
@@ -61,6 +61,10 @@ enum Command {
     /// Outgoing webhooks: ticket events POSTed, signed, to subscribed URLs.
     #[command(subcommand)]
     Webhook(WebhookCmd),
+    /// Service levels: business-hours calendars, holidays, and the targets
+    /// per priority.
+    #[command(subcommand)]
+    Sla(SlaCmd),
 }
 
 /// glibc raises its mmap threshold after each large free, after which
@@ -130,9 +134,10 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         Command::System(cmd) => admin::system(db, &keys, cmd).await?,
         Command::Product(cmd) => admin::product(db, cmd).await?,
         Command::Department(cmd) => admin::department(db, &keys, cmd).await?,
-        Command::User(cmd) => admin::user(db, cmd).await?,
+        Command::User(cmd) => admin::user(db, &keys, &settings, cmd).await?,
         Command::MailAccount(cmd) => admin::mail_account(db, &keys, cmd).await?,
         Command::Webhook(cmd) => admin::webhook(db, &keys, cmd).await?,
+        Command::Sla(cmd) => admin::sla(db, cmd).await?,
         Command::ReadMail { once } => {
             let reader = helpdesk_server::reader::build(&settings, db, Arc::new(SystemClock))?;
             let interval = std::time::Duration::from_secs(settings.reader.interval_secs);
