@@ -1,12 +1,13 @@
 //! Demo data for the dev profile: the documented example consumer with every
 //! grant, so the documentation's examples run verbatim against localhost, and
-//! a small fictitious organisation (no real names or addresses).
+//! a small fictitious organisation (no real names or addresses) with default
+//! service levels.
 
 use std::sync::Arc;
 
 use helpdesk_db::Db;
-use helpdesk_domain::model::{Endpoint, NewInternalUser, Status};
-use helpdesk_domain::ports::{ConsumerRepository, SystemClock};
+use helpdesk_domain::model::{Endpoint, NewInternalUser, NewSlaPolicy, Priority, Status};
+use helpdesk_domain::ports::{ConsumerRepository, SlaRepository, SystemClock};
 use helpdesk_domain::services::{AccessService, AdminService, MailAccountInput, MailAccountService, UserInput};
 
 use crate::wiring::Keys;
@@ -17,6 +18,18 @@ pub const DEMO_SECRET: &str = "strDasdakdmsadsakming";
 /// Password of every demo user (dev profile only).
 pub const DEMO_PASSWORD: &str = "Demo-clave-2026";
 pub const DEMO_PIN: &str = "4821";
+
+/// The demo's service levels, for every department without its own (the
+/// `general` calendar, from the migrations, counts the business time):
+/// priority, minutes to the first response, minutes to resolution.
+pub const DEMO_POLICIES: [(Priority, i64, i64); 4] = [
+    (Priority::Urgent, 30, 4 * 60),
+    (Priority::High, 60, 8 * 60),
+    (Priority::Normal, 4 * 60, 24 * 60),
+    (Priority::Low, 8 * 60, 72 * 60),
+];
+/// The assignee is warned at this share of a target.
+pub const DEMO_WARNING_PCT: i64 = 80;
 
 /// Seeds once: does nothing when the demo consumer already exists.
 pub async fn seed_demo(db: &Arc<Db>, keys: &Keys) -> anyhow::Result<()> {
@@ -76,6 +89,17 @@ pub async fn seed_demo(db: &Arc<Db>, keys: &Keys) -> anyhow::Result<()> {
         send_acknowledgement: true,
     })
     .await?;
+    for (priority, first, resolution) in DEMO_POLICIES {
+        db.save_policy(NewSlaPolicy {
+            department_id: None,
+            priority,
+            first_response_mins: first,
+            resolution_mins: resolution,
+            warning_pct: Some(DEMO_WARNING_PCT),
+        })
+        .await?;
+    }
+    // Last: the consumer marks the seed done.
     let access = AccessService::new(db.clone(), keys.consumer_hmac.clone(), Arc::new(SystemClock));
     access.create_with_secret(DEMO_CONSUMER, DEMO_SECRET, Endpoint::every().collect()).await?;
     tracing::warn!(consumer = DEMO_CONSUMER, "dev profile: demo data seeded (never use the dev profile in production)");
