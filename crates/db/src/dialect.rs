@@ -57,6 +57,10 @@ pub(crate) trait Dialect: AsyncConnectionCore {
     fn add_to_load(&self) -> &'static str;
     /// How "equal, or both NULL" is spelled between two values.
     fn null_safe_eq(&self) -> &'static str;
+    /// What follows an insert so that a row clashing with the unique key
+    /// on `key` (a column list; MySQL takes whichever key clashes) takes the
+    /// new row's `columns` instead (an upsert, spelled per backend).
+    fn on_conflict_update(&self, key: &str, columns: &[&str]) -> String;
 
     /// Executes `statement` (diesel's `execute`), from generic code.
     fn run<'c, 'q, Q: Portable + 'q>(&'c mut self, statement: Q) -> Self::ExecuteFuture<'c, 'q>;
@@ -161,6 +165,10 @@ impl Dialect for SqliteConn {
     fn null_safe_eq(&self) -> &'static str {
         "IS"
     }
+    fn on_conflict_update(&self, key: &str, columns: &[&str]) -> String {
+        let set: Vec<String> = columns.iter().map(|c| format!("{c} = excluded.{c}")).collect();
+        format!(" ON CONFLICT ({key}) DO UPDATE SET {}", set.join(", "))
+    }
 
     fn run<'c, 'q, Q: Portable + 'q>(&'c mut self, statement: Q) -> Self::ExecuteFuture<'c, 'q> {
         statement.execute(self)
@@ -196,6 +204,10 @@ impl Dialect for AsyncMysqlConnection {
     }
     fn null_safe_eq(&self) -> &'static str {
         "<=>"
+    }
+    fn on_conflict_update(&self, _key: &str, columns: &[&str]) -> String {
+        let set: Vec<String> = columns.iter().map(|c| format!("{c} = VALUES({c})")).collect();
+        format!(" ON DUPLICATE KEY UPDATE {}", set.join(", "))
     }
 
     fn run<'c, 'q, Q: Portable + 'q>(&'c mut self, statement: Q) -> Self::ExecuteFuture<'c, 'q> {

@@ -24,6 +24,18 @@ pub(crate) fn map(e: DieselError) -> RepoError {
     }
 }
 
+/// Whether `map` makes the error `RepoError::Duplicate` (a unique key
+/// refused the write), for code that answers it otherwise inside a
+/// transaction, where the diesel error must stay whole (deadlocks).
+pub(crate) fn is_unique_violation(e: &DieselError) -> bool {
+    matches!(e, DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _))
+}
+
+/// Whether `map` makes the error `RepoError::MissingReference`.
+pub(crate) fn is_missing_reference(e: &DieselError) -> bool {
+    matches!(e, DieselError::DatabaseError(DatabaseErrorKind::ForeignKeyViolation, _))
+}
+
 /// Messages of failures of the link rather than of the statement. diesel-async
 /// reports mysql_async's socket and protocol errors, and the server's own
 /// "going away" errors, as `DatabaseErrorKind::Unknown` with only a message.

@@ -440,11 +440,48 @@ pub struct TicketRow {
     pub updated_at: chrono::NaiveDateTime,
     pub closed_at: Option<chrono::NaiveDateTime>,
     pub prioridad: String,
+    pub fk_id_politica_sla: Option<i64>,
+    pub fk_id_calendario: Option<i64>,
+    pub sla_inicio: Option<Timestamp>,
+    pub sla_pausa_seg: i64,
+    pub sla_pausado_desde: Option<Timestamp>,
+    pub vence_primera_respuesta: Option<Timestamp>,
+    pub aviso_primera_respuesta: Option<Timestamp>,
+    pub primera_respuesta_en: Option<Timestamp>,
+    pub vence_resolucion: Option<Timestamp>,
+    pub aviso_resolucion: Option<Timestamp>,
+    pub resuelto_en: Option<Timestamp>,
+    pub proximo_vencimiento: Option<Timestamp>,
+}
+
+impl TicketRow {
+    /// The service-level clock, when a policy covers the ticket
+    /// (`fk_id_politica_sla` set; then every due time is too).
+    fn clock(&self) -> Result<Option<SlaClock>, RepoError> {
+        let Some(policy_id) = self.fk_id_politica_sla else { return Ok(None) };
+        let missing = |column: &str| {
+            RepoError::Unexpected(format!("ticket {} has a service level without {column}", self.id_ticket))
+        };
+        Ok(Some(SlaClock {
+            policy_id,
+            calendar_id: self.fk_id_calendario.ok_or_else(|| missing("fk_id_calendario"))?,
+            started_at: self.sla_inicio.ok_or_else(|| missing("sla_inicio"))?,
+            paused_secs: self.sla_pausa_seg,
+            paused_since: self.sla_pausado_desde,
+            first_response_due: self.vence_primera_respuesta.ok_or_else(|| missing("vence_primera_respuesta"))?,
+            first_response_warning: self.aviso_primera_respuesta.ok_or_else(|| missing("aviso_primera_respuesta"))?,
+            first_response_at: self.primera_respuesta_en,
+            resolution_due: self.vence_resolucion.ok_or_else(|| missing("vence_resolucion"))?,
+            resolution_warning: self.aviso_resolucion.ok_or_else(|| missing("aviso_resolucion"))?,
+            resolved_at: self.resuelto_en,
+        }))
+    }
 }
 
 impl TryFrom<TicketRow> for Ticket {
     type Error = RepoError;
     fn try_from(r: TicketRow) -> Result<Self, RepoError> {
+        let sla = r.clock()?;
         Ok(Ticket {
             id: r.id_ticket,
             subject: r.asunto,
@@ -460,6 +497,7 @@ impl TryFrom<TicketRow> for Ticket {
             created_at: r.created_at,
             updated_at: r.updated_at,
             closed_at: r.closed_at,
+            sla,
         })
     }
 }
@@ -724,4 +762,57 @@ pub fn delivery(
         created_at: r.created_at,
         sent_at: r.enviada_at,
     })
+}
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = calendario_laboral, check_for_backend(diesel::sqlite::Sqlite, diesel::mysql::Mysql))]
+pub struct CalendarRow {
+    pub id_calendario: i64,
+    pub nombre: String,
+    pub zona_horaria: String,
+    pub horario: String,
+}
+
+impl CalendarRow {
+    /// The calendar with its holidays; a zone or hours that do not parse
+    /// (written by hand, or by a newer version) are `Unexpected`.
+    pub fn into_domain(
+        self,
+        holidays: std::collections::BTreeSet<chrono::NaiveDate>,
+    ) -> Result<BusinessCalendar, RepoError> {
+        let bad = |e: SlaSetupError| RepoError::Unexpected(format!("calendario_laboral {}: {e}", self.id_calendario));
+        Ok(BusinessCalendar {
+            id: self.id_calendario,
+            zone: parse_zone(&self.zona_horaria).map_err(bad)?,
+            hours: WeeklyHours::parse(&self.horario).map_err(bad)?,
+            name: self.nombre,
+            holidays,
+        })
+    }
+}
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = politica_sla, check_for_backend(diesel::sqlite::Sqlite, diesel::mysql::Mysql))]
+pub struct PolicyRow {
+    pub id_politica: i64,
+    pub fk_id_departamento: Option<i64>,
+    pub prioridad: String,
+    pub primera_respuesta_min: i32,
+    pub resolucion_min: i32,
+    pub aviso_pct: Option<i32>,
+}
+
+impl TryFrom<PolicyRow> for SlaPolicy {
+    type Error = RepoError;
+    fn try_from(r: PolicyRow) -> Result<Self, RepoError> {
+        Ok(SlaPolicy {
+            id: r.id_politica,
+            department_id: r.fk_id_departamento,
+            priority: Priority::parse(&r.prioridad)
+                .ok_or_else(|| RepoError::Unexpected(format!("unknown politica_sla.prioridad {:?}", r.prioridad)))?,
+            first_response_mins: r.primera_respuesta_min.into(),
+            resolution_mins: r.resolucion_min.into(),
+            warning_pct: r.aviso_pct.map(i64::from),
+        })
+    }
 }

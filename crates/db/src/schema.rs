@@ -27,6 +27,7 @@ diesel::table! {
         canal_synology -> Nullable<Text>,
         estado -> Text,
         synology_webhook_cifrado -> Nullable<Binary>,
+        fk_id_calendario -> Nullable<BigInt>,
     }
 }
 
@@ -199,6 +200,18 @@ diesel::table! {
         updated_at -> Timestamp,
         closed_at -> Nullable<Timestamp>,
         prioridad -> Text,
+        fk_id_politica_sla -> Nullable<BigInt>,
+        fk_id_calendario -> Nullable<BigInt>,
+        sla_inicio -> Nullable<Timestamp>,
+        sla_pausa_seg -> BigInt,
+        sla_pausado_desde -> Nullable<Timestamp>,
+        vence_primera_respuesta -> Nullable<Timestamp>,
+        aviso_primera_respuesta -> Nullable<Timestamp>,
+        primera_respuesta_en -> Nullable<Timestamp>,
+        vence_resolucion -> Nullable<Timestamp>,
+        aviso_resolucion -> Nullable<Timestamp>,
+        resuelto_en -> Nullable<Timestamp>,
+        proximo_vencimiento -> Nullable<Timestamp>,
     }
 }
 
@@ -356,6 +369,42 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    calendario_laboral (id_calendario) {
+        id_calendario -> BigInt,
+        nombre -> Text,
+        zona_horaria -> Text,
+        horario -> Text,
+    }
+}
+
+diesel::table! {
+    feriado (fk_id_calendario, fecha) {
+        fk_id_calendario -> BigInt,
+        fecha -> Date,
+    }
+}
+
+diesel::table! {
+    politica_sla (id_politica) {
+        id_politica -> BigInt,
+        fk_id_departamento -> Nullable<BigInt>,
+        alcance -> BigInt,
+        prioridad -> Text,
+        primera_respuesta_min -> Integer,
+        resolucion_min -> Integer,
+        aviso_pct -> Nullable<Integer>,
+    }
+}
+
+diesel::table! {
+    escalado_sla (fk_id_ticket, umbral) {
+        fk_id_ticket -> BigInt,
+        umbral -> Text,
+        fecha -> Timestamp,
+    }
+}
+
 diesel::joinable!(usuario -> departamento (fk_id_departamento));
 diesel::joinable!(sesion_usuario -> usuario (fk_id_usuario));
 diesel::joinable!(password_reset -> usuario (fk_id_usuario));
@@ -393,4 +442,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     webhook,
     webhook_evento,
     webhook_entrega,
+    calendario_laboral,
+    feriado,
+    politica_sla,
+    escalado_sla,
 );

@@ -285,6 +285,15 @@ impl UserRepository for Db {
         if n == 0 { Err(RepoError::NotFound) } else { Ok(()) }
     }
 
+    async fn set_takes_tickets(&self, user_id: i64, on: bool) -> RepoResult<()> {
+        let n = db_run!(self, |conn| diesel::update(usuario::table.find(user_id))
+            .set(usuario::acceso_ticket.eq(if on { "S" } else { "N" }))
+            .execute(conn)
+            .await
+            .or_repo())?;
+        if n == 0 { Err(RepoError::NotFound) } else { Ok(()) }
+    }
+
     async fn record_login(&self, user_id: i64, at: Timestamp, ip: &str) -> RepoResult<()> {
         let ip: String = ip.chars().take(45).collect();
         let set = "UPDATE usuario SET ultimo_acceso = ?, ip_address = ? WHERE id_usuario = ?";

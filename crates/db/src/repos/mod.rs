@@ -7,6 +7,7 @@ mod directory;
 mod mail_accounts;
 mod outbox;
 mod reader;
+mod sla;
 mod sso;
 mod tickets;
 mod webhooks;

@@ -9,6 +9,7 @@ use helpdesk_domain::RepoError;
 use helpdesk_domain::model::*;
 use helpdesk_domain::ports::*;
 
+use super::sla::write_clock;
 use super::webhooks::record_webhook_events;
 use crate::dialect::{Dialect, load_slot};
 use crate::error::{OrRepo, TxError};
@@ -28,8 +29,8 @@ impl TicketRepository for Db {
         db_transaction!(self, |conn| {
             let (ticket_id, created_ticket) = match &n.target {
                 IncomingTarget::New(t) => (open_ticket(conn, returning, t, n.now).await?, true),
-                IncomingTarget::Existing { ticket_id, reopen } => {
-                    continue_ticket(conn, *ticket_id, *reopen, n.now).await?;
+                IncomingTarget::Existing { ticket_id, reopen, sla } => {
+                    continue_ticket(conn, *ticket_id, *reopen, sla.as_ref(), n.now).await?;
                     (*ticket_id, false)
                 }
             };
@@ -194,7 +195,8 @@ pub(super) fn participants(addresses: &[String]) -> Vec<String> {
     participants
 }
 
-/// Opens a ticket: counts it in its assignee's load, inserts it, gives its id.
+/// Opens a ticket with its clock: counts it in its assignee's load, inserts
+/// it, gives its id.
 #[expect(clippy::manual_async_fn, reason = "its future is Send by its bounds; see the note above")]
 fn open_ticket<C: Dialect>(
     conn: &mut C,
@@ -206,6 +208,7 @@ fn open_ticket<C: Dialect>(
         if let Some(assignee) = t.assignee_id {
             add_assignment(conn, assignee, now).await?;
         }
+        let c = t.sla.as_ref();
         let insert = diesel::insert_into(ticket::table).values((
             ticket::asunto.eq(&t.subject),
             ticket::estado.eq(TicketStatus::Open.as_str()),
@@ -216,6 +219,18 @@ fn open_ticket<C: Dialect>(
             ticket::sistema.eq(&t.system),
             ticket::created_at.eq(now),
             ticket::updated_at.eq(now),
+            ticket::fk_id_politica_sla.eq(c.map(|c| c.policy_id)),
+            ticket::fk_id_calendario.eq(c.map(|c| c.calendar_id)),
+            ticket::sla_inicio.eq(c.map(|c| c.started_at)),
+            ticket::sla_pausa_seg.eq(c.map_or(0, |c| c.paused_secs)),
+            ticket::sla_pausado_desde.eq(c.and_then(|c| c.paused_since)),
+            ticket::vence_primera_respuesta.eq(c.map(|c| c.first_response_due)),
+            ticket::aviso_primera_respuesta.eq(c.map(|c| c.first_response_warning)),
+            ticket::primera_respuesta_en.eq(c.and_then(|c| c.first_response_at)),
+            ticket::vence_resolucion.eq(c.map(|c| c.resolution_due)),
+            ticket::aviso_resolucion.eq(c.map(|c| c.resolution_warning)),
+            ticket::resuelto_en.eq(c.and_then(|c| c.resolved_at)),
+            ticket::proximo_vencimiento.eq(c.and_then(SlaClock::next_due)),
         ));
         conn.insert_id(returning, insert, ticket::id_ticket).await
     }
@@ -245,12 +260,14 @@ pub(super) async fn change_load<C: Dialect>(
     Ok(())
 }
 
-/// Moves on the ticket a mail continues (reopened when asked);
-/// `RepoError::NotFound` when there is no such ticket.
+/// Moves on the ticket a mail or reply continues (reopened when asked, its
+/// clock written when given); `RepoError::NotFound` when there is no such
+/// ticket.
 pub(super) async fn continue_ticket<C: Dialect>(
     conn: &mut C,
     ticket_id: i64,
     reopen: bool,
+    sla: Option<&SlaClock>,
     now: Timestamp,
 ) -> Result<(), TxError> {
     let found = if reopen {
@@ -260,6 +277,9 @@ pub(super) async fn continue_ticket<C: Dialect>(
     };
     if !found {
         return Err(RepoError::NotFound.into());
+    }
+    if let Some(clock) = sla {
+        write_clock(conn, ticket_id, clock).await?;
     }
     Ok(())
 }

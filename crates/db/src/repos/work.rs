@@ -11,6 +11,7 @@ use helpdesk_domain::RepoError;
 use helpdesk_domain::model::*;
 use helpdesk_domain::ports::*;
 
+use super::sla::{SlaIs, write_clock};
 use super::tickets::{
     add_participants, change_load, continue_ticket, insert_detail, notice_insert, participants, queue_notices,
 };
@@ -24,10 +25,15 @@ use crate::sql::{Statement, Value};
 use crate::{Db, db_run, db_transaction};
 
 impl TicketWorkRepository for Db {
-    /// One query: every filter set, the cursor (`id_ticket < before_id`),
-    /// newest first, at most `limit` rows (no OFFSET: a page costs the same
-    /// however deep). The search keeps the tickets one of whose messages
-    /// holds every word (`crate::search`).
+    /// One query: every filter set, the cursors, at most `limit` rows (no
+    /// OFFSET: a page costs the same however deep). Newest first: by id
+    /// descending. Nearest due first: two parts in one statement, each
+    /// read in the order of `ix_ticket_vencimiento` and at most `limit`
+    /// long, the running clocks by `(proximo_vencimiento, id)` after the
+    /// cursor, then the rest (`proximo_vencimiento` NULL) by id; merged
+    /// here. The search keeps the tickets one of whose messages holds
+    /// every word (`crate::search`); `sla` keeps the clocks in that state
+    /// at `now` (`SlaIs`).
     async fn list_tickets(&self, q: TicketQuery) -> RepoResult<Vec<Ticket>> {
         let words = match q.text.as_deref().map(HasWords::new) {
             None => None,
@@ -38,41 +44,81 @@ impl TicketWorkRepository for Db {
         if q.limit <= 0 {
             return Ok(Vec::new());
         }
-        let rows: Vec<TicketRow> = db_run!(self, |conn| {
-            let mut query = ticket::table
-                .select(TicketRow::as_select())
-                .order(ticket::id_ticket.desc())
-                .limit(q.limit)
-                .into_boxed();
-            if let Some(status) = q.status {
-                query = query.filter(ticket::estado.eq(status.as_str()));
+        let sla = q.sla.map(|state| SlaIs::new(state, q.now));
+        let mut rows: Vec<TicketRow> = db_run!(self, |conn| {
+            // Every filter but the order's own cursor, as a new query.
+            macro_rules! filtered {
+                () => {{
+                    let mut query = ticket::table.select(TicketRow::as_select()).limit(q.limit).into_boxed();
+                    if let Some(status) = q.status {
+                        query = query.filter(ticket::estado.eq(status.as_str()));
+                    }
+                    for department in [q.department_id, q.visible_department].into_iter().flatten() {
+                        query = query.filter(ticket::fk_id_departamento.eq(department));
+                    }
+                    query = match q.assignee {
+                        AssigneeFilter::Anyone => query,
+                        AssigneeFilter::Nobody => query.filter(ticket::fk_id_usuario_asignado.is_null()),
+                        AssigneeFilter::User(user) => query.filter(ticket::fk_id_usuario_asignado.eq(user)),
+                    };
+                    if let Some(priority) = q.priority {
+                        query = query.filter(ticket::prioridad.eq(priority.as_str()));
+                    }
+                    if let Some(from) = q.from {
+                        query = query.filter(ticket::created_at.ge(from));
+                    }
+                    if let Some(until) = q.until {
+                        query = query.filter(ticket::created_at.le(until));
+                    }
+                    if let Some(before) = q.before_id {
+                        query = query.filter(ticket::id_ticket.lt(before));
+                    }
+                    if let Some(words) = &words {
+                        let messages = detalle_ticket::table.filter(words.clone()).select(detalle_ticket::fk_id_ticket);
+                        query = query.filter(ticket::id_ticket.eq_any(messages));
+                    }
+                    if let Some(sla) = sla {
+                        query = query.filter(sla);
+                    }
+                    query
+                }};
             }
-            for department in [q.department_id, q.visible_department].into_iter().flatten() {
-                query = query.filter(ticket::fk_id_departamento.eq(department));
+            let due = ticket::proximo_vencimiento;
+            match (q.order, q.after_due) {
+                (TicketOrder::Newest, after) => {
+                    let mut query = filtered!().order(ticket::id_ticket.desc());
+                    // The other order's cursor, should it come: the tickets
+                    // after it in that order.
+                    query = match after {
+                        None => query,
+                        Some((None, id)) => query.filter(due.is_null().and(ticket::id_ticket.gt(id))),
+                        Some((Some(at), id)) => query.filter(
+                            due.gt(at).or(due.eq(at).and(ticket::id_ticket.gt(id))).or(due.is_null()).assume_not_null(),
+                        ),
+                    };
+                    query.load(conn).await.or_repo()
+                }
+                (TicketOrder::NearestDue, Some((None, id))) => filtered!()
+                    .filter(due.is_null())
+                    .filter(ticket::id_ticket.gt(id))
+                    .order(ticket::id_ticket)
+                    .load(conn)
+                    .await
+                    .or_repo(),
+                (TicketOrder::NearestDue, after) => {
+                    let mut running = filtered!().filter(due.is_not_null()).order((due, ticket::id_ticket));
+                    if let Some((Some(at), id)) = after {
+                        running = running.filter(due.ge(at)).filter(due.gt(at).or(ticket::id_ticket.gt(id)));
+                    }
+                    let rest = filtered!().filter(due.is_null()).order(ticket::id_ticket);
+                    running.union_all(rest).load(conn).await.or_repo()
+                }
             }
-            query = match q.assignee {
-                AssigneeFilter::Anyone => query,
-                AssigneeFilter::Nobody => query.filter(ticket::fk_id_usuario_asignado.is_null()),
-                AssigneeFilter::User(user) => query.filter(ticket::fk_id_usuario_asignado.eq(user)),
-            };
-            if let Some(priority) = q.priority {
-                query = query.filter(ticket::prioridad.eq(priority.as_str()));
-            }
-            if let Some(from) = q.from {
-                query = query.filter(ticket::created_at.ge(from));
-            }
-            if let Some(until) = q.until {
-                query = query.filter(ticket::created_at.le(until));
-            }
-            if let Some(before) = q.before_id {
-                query = query.filter(ticket::id_ticket.lt(before));
-            }
-            if let Some(words) = &words {
-                let messages = detalle_ticket::table.filter(words.clone()).select(detalle_ticket::fk_id_ticket);
-                query = query.filter(ticket::id_ticket.eq_any(messages));
-            }
-            query.load(conn).await.or_repo()
         })?;
+        if q.order == TicketOrder::NearestDue {
+            rows.sort_by_key(|r| (r.proximo_vencimiento.is_none(), r.proximo_vencimiento, r.id_ticket));
+            rows.truncate(q.limit as usize);
+        }
         rows.into_iter().map(Ticket::try_from).collect()
     }
 
@@ -136,7 +182,7 @@ impl TicketWorkRepository for Db {
         let participants = participants(&r.participants);
         let returning = self.returning();
         db_transaction!(self, |conn| {
-            continue_ticket(conn, r.ticket_id, false, r.now).await?;
+            continue_ticket(conn, r.ticket_id, false, r.sla.as_ref(), r.now).await?;
             let detail_id = insert_detail(conn, returning, r.ticket_id, false, &r.detail, &headers, r.now).await?;
             add_participants(conn, r.ticket_id, &participants).await?;
             let notice_ids =
@@ -154,6 +200,9 @@ impl TicketWorkRepository for Db {
             if !apply_update(conn, &u).await? {
                 let known: i64 = ticket::table.find(u.ticket_id).count().get_result(conn).await?;
                 return Err(if known == 0 { RepoError::NotFound } else { RepoError::Conflict }.into());
+            }
+            if let Some(clock) = &u.sla {
+                write_clock(conn, u.ticket_id, clock).await?;
             }
             move_loads(conn, &u.expected, &u.new, u.now).await?;
             insert_events(conn, u.ticket_id, &u.events, u.now).await?;
