@@ -1905,3 +1905,530 @@ pub async fn reader_checkpoints_and_an_idempotent_quarantine<S: Store>(s: Arc<S>
     assert_eq!(s.quarantined(true).await.unwrap(), vec![resolved, r]);
     assert!(matches!(s.record_retry(q.id + 1000, Ok(t.ticket_id), at(9, 6, 0)).await, Err(RepoError::NotFound)));
 }
+
+// Service levels (`SlaRepository`, and the clock's columns of `ticket`).
+
+/// A running clock started at 08:00, unanswered: its first response's
+/// warning and due time, its resolution's warning and due time.
+fn sla_clock(first: (Timestamp, Timestamp), resolution: (Timestamp, Timestamp)) -> SlaClock {
+    SlaClock {
+        policy_id: 1,
+        calendar_id: 1,
+        started_at: at(8, 0, 0),
+        paused_secs: 0,
+        paused_since: None,
+        first_response_warning: first.0,
+        first_response_due: first.1,
+        first_response_at: None,
+        resolution_warning: resolution.0,
+        resolution_due: resolution.1,
+        resolved_at: None,
+    }
+}
+
+/// A new ticket of the department with this clock (or none).
+async fn clocked<S: Store>(s: &S, department_id: i64, key: &str, sla: Option<SlaClock>) -> i64 {
+    let mut n = mail(department_id, None, key, ("Consulta", "Texto"), at(8, 0, 0));
+    if let IncomingTarget::New(t) = &mut n.target {
+        t.sla = sla;
+    }
+    s.store_incoming(n).await.unwrap().ticket_id
+}
+
+async fn clock_of<S: Store>(s: &S, ticket_id: i64) -> Option<SlaClock> {
+    s.find_ticket(ticket_id).await.unwrap().unwrap().sla
+}
+
+/// The list's cursor after this ticket in the nearest-due order.
+fn due_cursor(t: &Ticket) -> (Option<Timestamp>, i64) {
+    (t.sla.and_then(|c| c.next_due()), t.id)
+}
+
+pub async fn sla_clocks_are_stored_and_keep_the_first_response<S: Store>(s: Arc<S>) {
+    let d = s.create_department(NewDepartment { name: "Soporte".into(), synology_channel: None }).await.unwrap().id;
+    let a = s.create_user(sample_user("ana", "ana@example.test", Some(d))).await.unwrap().id;
+    let opened = SlaClock {
+        policy_id: 7,
+        calendar_id: 3,
+        paused_secs: 120,
+        ..sla_clock((at(9, 0, 0), at(9, 30, 0)), (at(14, 0, 0), at(15, 0, 0)))
+    };
+    let t = clocked(&*s, d, "m1", Some(opened)).await;
+    let plain = clocked(&*s, d, "m2", None).await;
+    assert_eq!(clock_of(&*s, t).await, Some(opened), "stored as it came");
+    assert_eq!(clock_of(&*s, plain).await, None);
+    let listed_t = s.list_tickets(TicketQuery { limit: 10, ..Default::default() }).await.unwrap();
+    assert_eq!(listed_t.iter().map(|t| t.sla).collect::<Vec<_>>(), vec![None, Some(opened)], "whole tickets listed");
+
+    // A reply with the first response met.
+    let answered = opened.responded(at(10, 0, 0));
+    let mut detail = sample_detail("r1", "ana@example.test");
+    (detail.direction, detail.author_id) = (Direction::Outgoing, Some(a));
+    let reply = NewReply {
+        ticket_id: t,
+        detail,
+        participants: vec![],
+        notices: vec![],
+        webhook_events: vec![],
+        now: at(10, 0, 0),
+        notices_due_at: at(10, 0, 0),
+        sla: Some(answered),
+    };
+    s.store_reply(reply.clone()).await.unwrap();
+    assert_eq!(clock_of(&*s, t).await, Some(answered));
+    // A reply without a clock leaves it.
+    s.store_reply(NewReply { detail: sample_detail("r2", "ana@example.test"), sla: None, ..reply.clone() })
+        .await
+        .unwrap();
+    assert_eq!(clock_of(&*s, t).await, Some(answered));
+
+    // An update rewrites every column but an earlier first response.
+    let current = TicketFields::of(&s.find_ticket(t).await.unwrap().unwrap());
+    let pending = TicketFields { status: TicketStatus::Pending, ..current };
+    let stopped = SlaClock {
+        policy_id: 8,
+        calendar_id: 4,
+        paused_secs: 300,
+        paused_since: Some(at(11, 0, 0)),
+        first_response_at: Some(at(11, 0, 0)),
+        ..sla_clock((at(9, 10, 0), at(9, 40, 0)), (at(16, 0, 0), at(17, 0, 0)))
+    };
+    let update = TicketUpdate {
+        ticket_id: t,
+        expected: current,
+        new: pending,
+        events: vec![],
+        notices: vec![],
+        webhook_events: vec![],
+        now: at(11, 0, 0),
+        sla: Some(stopped),
+    };
+    let kept = SlaClock { first_response_at: Some(at(10, 0, 0)), ..stopped };
+    assert_eq!(s.update_ticket(update.clone()).await.unwrap().sla, Some(kept), "the ticket as it became");
+    assert_eq!(clock_of(&*s, t).await, Some(kept));
+    // A stale update writes no clock either.
+    let r = s.update_ticket(TicketUpdate { sla: Some(opened), ..update.clone() }).await;
+    assert!(matches!(r, Err(RepoError::Conflict)), "{r:?}");
+    assert_eq!(clock_of(&*s, t).await, Some(kept));
+    // An update without a clock leaves it.
+    let closed = TicketFields { status: TicketStatus::Closed, ..pending };
+    let r = s.update_ticket(TicketUpdate { expected: pending, new: closed, sla: None, ..update.clone() }).await;
+    assert_eq!(r.unwrap().sla, Some(kept));
+    // The customer writes again: the clock runs again (the store keeps the
+    // first response it has, whatever the new clock says).
+    let running = SlaClock { paused_since: None, first_response_at: None, ..stopped };
+    let mut again = follow_up(t, "m3", ("RE", "Sigue igual"), at(12, 0, 0));
+    again.target = IncomingTarget::Existing { ticket_id: t, reopen: true, sla: Some(running) };
+    s.store_incoming(again.clone()).await.unwrap();
+    let resumed = SlaClock { first_response_at: Some(at(10, 0, 0)), ..running };
+    assert_eq!(clock_of(&*s, t).await, Some(resumed));
+    again.detail = sample_detail("m4", "cliente@cliente.test");
+    again.target = IncomingTarget::Existing { ticket_id: t, reopen: false, sla: None };
+    s.store_incoming(again).await.unwrap();
+    assert_eq!(clock_of(&*s, t).await, Some(resumed), "a mail without a clock leaves it");
+
+    // The nearest-due order follows the clock as stored: answered, `t` is
+    // due at its resolution (17:00), after a ticket due at 16:30.
+    let sooner = SlaClock {
+        first_response_at: Some(at(9, 0, 0)),
+        ..sla_clock((at(9, 0, 0), at(9, 5, 0)), (at(16, 0, 0), at(16, 30, 0)))
+    };
+    let other = clocked(&*s, d, "m5", Some(sooner)).await;
+    let order = TicketQuery { order: TicketOrder::NearestDue, ..Default::default() };
+    assert_eq!(listed(&*s, order).await, vec![other, t, plain]);
+}
+
+/// Tickets with clocks in every state at 12:00 (and one without), and
+/// what the list and the counts say of them.
+struct SlaFixture {
+    department: i64,
+    now: Timestamp,
+    on_time: Vec<i64>,
+    at_risk: Vec<i64>,
+    breached: Vec<i64>,
+    paused: Vec<i64>,
+    met: Vec<i64>,
+    none: i64,
+}
+
+async fn sla_fixture<S: Store>(s: &S) -> SlaFixture {
+    let d = s.create_department(NewDepartment { name: "Soporte".into(), synology_channel: None }).await.unwrap().id;
+    let late = sla_clock((at(13, 0, 0), at(14, 0, 0)), (at(17, 0, 0), at(18, 0, 0)));
+    let on_time = clocked(s, d, "m1", Some(late)).await;
+    // Answered, its first response long past: on time all the same.
+    let answered = SlaClock {
+        first_response_at: Some(at(9, 0, 0)),
+        ..sla_clock((at(9, 0, 0), at(9, 30, 0)), (at(17, 0, 0), at(18, 0, 0)))
+    };
+    let on_time_answered = clocked(s, d, "m2", Some(answered)).await;
+    let first_warned =
+        clocked(s, d, "m3", Some(sla_clock((at(11, 0, 0), at(13, 0, 0)), (at(17, 0, 0), at(18, 0, 0))))).await;
+    let resolution_warned = SlaClock {
+        first_response_at: Some(at(10, 0, 0)),
+        ..sla_clock((at(10, 0, 0), at(11, 0, 0)), (at(11, 30, 0), at(13, 30, 0)))
+    };
+    let resolution_warned = clocked(s, d, "m4", Some(resolution_warned)).await;
+    // Due exactly now: warned, not yet late.
+    let edge = clocked(s, d, "m5", Some(sla_clock((at(12, 0, 0), at(12, 0, 0)), (at(17, 0, 0), at(18, 0, 0))))).await;
+    let unanswered_late =
+        clocked(s, d, "m6", Some(sla_clock((at(10, 0, 0), at(11, 0, 0)), (at(17, 0, 0), at(18, 0, 0))))).await;
+    // Answered late, then stopped: late for good.
+    let answered_late = SlaClock {
+        first_response_at: Some(at(11, 30, 0)),
+        paused_since: Some(at(11, 45, 0)),
+        ..sla_clock((at(10, 0, 0), at(11, 0, 0)), (at(17, 0, 0), at(18, 0, 0)))
+    };
+    let answered_late = clocked(s, d, "m7", Some(answered_late)).await;
+    // Stopped before its first response was due, now past it: paused.
+    let stopped = SlaClock {
+        paused_since: Some(at(10, 0, 0)),
+        ..sla_clock((at(10, 30, 0), at(11, 0, 0)), (at(17, 0, 0), at(18, 0, 0)))
+    };
+    let paused = clocked(s, d, "m8", Some(stopped)).await;
+    let resolved = SlaClock {
+        first_response_at: Some(at(9, 30, 0)),
+        paused_since: Some(at(10, 30, 0)),
+        resolved_at: Some(at(10, 30, 0)),
+        ..sla_clock((at(9, 0, 0), at(10, 0, 0)), (at(10, 0, 0), at(11, 0, 0)))
+    };
+    let met = clocked(s, d, "m9", Some(resolved)).await;
+    let none = clocked(s, d, "m10", None).await;
+    SlaFixture {
+        department: d,
+        now: at(12, 0, 0),
+        on_time: vec![on_time, on_time_answered],
+        at_risk: vec![first_warned, resolution_warned, edge],
+        breached: vec![unanswered_late, answered_late],
+        paused: vec![paused],
+        met: vec![met],
+        none,
+    }
+}
+
+pub async fn ticket_list_filters_by_service_level_and_orders_by_nearest_due<S: Store>(s: Arc<S>) {
+    let f = sla_fixture(&*s).await;
+    let in_state = |state| TicketQuery { sla: Some(state), now: f.now, limit: 50, ..Default::default() };
+    let newest = |ids: &[i64]| ids.iter().rev().copied().collect::<Vec<i64>>();
+    for (state, expected) in [
+        (SlaState::OnTime, &f.on_time),
+        (SlaState::AtRisk, &f.at_risk),
+        (SlaState::Breached, &f.breached),
+        (SlaState::Paused, &f.paused),
+        (SlaState::Met, &f.met),
+    ] {
+        let got = listed(&*s, in_state(state)).await;
+        assert_eq!(got, newest(expected), "{state:?}");
+        assert!(!got.contains(&f.none), "no clock, no state");
+        // Judged at `now`: the same tickets an hour earlier are another story.
+        for t in s.list_tickets(in_state(state)).await.unwrap() {
+            assert_eq!(t.sla.unwrap().state(f.now), state);
+        }
+        let elsewhere = TicketQuery { department_id: Some(f.department + 1000), ..in_state(state) };
+        assert_eq!(listed(&*s, elsewhere).await, Vec::<i64>::new(), "{state:?} with another filter");
+        let nearest = TicketQuery { order: TicketOrder::NearestDue, ..in_state(state) };
+        let mut by_due = s.list_tickets(nearest).await.unwrap();
+        let got: BTreeSet<i64> = by_due.iter().map(|t| t.id).collect();
+        assert_eq!(got, expected.iter().copied().collect(), "{state:?} in the nearest-due order");
+        let sorted = by_due.clone();
+        by_due.sort_by_key(|t| (due_cursor(t).0.is_none(), due_cursor(t)));
+        assert_eq!(sorted, by_due);
+    }
+    // At 08:00 the first two at risk were on time; the edge, due at noon, too.
+    let early = listed(&*s, TicketQuery { now: at(8, 0, 0), ..in_state(SlaState::AtRisk) }).await;
+    assert_eq!(early, Vec::<i64>::new());
+    let early = listed(&*s, TicketQuery { now: at(10, 30, 0), ..in_state(SlaState::Breached) }).await;
+    assert_eq!(early, vec![f.breached[1]], "only the one answered late, once it was");
+
+    // The nearest due first, the tickets without a running clock last,
+    // ties and the rest by id; a page at a time, each ticket once.
+    let d = f.department;
+    let tie = clocked(&*s, d, "m11", Some(sla_clock((at(13, 0, 0), at(14, 0, 0)), (at(17, 0, 0), at(18, 0, 0))))).await;
+    let none2 = clocked(&*s, d, "m12", None).await;
+    let all = s.list_tickets(TicketQuery { limit: 100, ..Default::default() }).await.unwrap();
+    let mut expected: Vec<&Ticket> = all.iter().collect();
+    expected.sort_by_key(|t| (due_cursor(t).0.is_none(), due_cursor(t)));
+    let expected: Vec<i64> = expected.into_iter().map(|t| t.id).collect();
+    assert_eq!(expected.len(), 12);
+    assert_eq!(expected[expected.len() - 5..], [f.breached[1], f.paused[0], f.met[0], f.none, none2]);
+    assert!(expected.windows(2).any(|w| w == [f.on_time[0], tie]), "a tie goes by id");
+    let nearest = TicketQuery { order: TicketOrder::NearestDue, ..Default::default() };
+    assert_eq!(listed(&*s, TicketQuery { limit: 100, ..nearest.clone() }).await, expected);
+    for size in [1, 2, 3, 5] {
+        let mut seen = Vec::new();
+        let mut cursor = None;
+        loop {
+            let page = s.list_tickets(TicketQuery { after_due: cursor, limit: size, ..nearest.clone() }).await.unwrap();
+            assert!(page.len() <= size as usize);
+            let Some(last) = page.last() else { break };
+            cursor = Some(due_cursor(last));
+            seen.extend(ids(&page));
+        }
+        assert_eq!(seen, expected, "pages of {size}");
+    }
+    // That cursor in the newest-first order keeps the same tickets.
+    let cursor = due_cursor(&s.find_ticket(tie).await.unwrap().unwrap());
+    let mut after: Vec<i64> = expected[expected.iter().position(|t| *t == tie).unwrap() + 1..].to_vec();
+    after.sort_unstable_by(|a, b| b.cmp(a));
+    assert_eq!(listed(&*s, TicketQuery { after_due: Some(cursor), ..Default::default() }).await, after);
+    // The other filters hold in this order, on both sides of the clockless.
+    let mut moved = Vec::new();
+    for t in [f.on_time[0], f.none] {
+        change(&*s, t, at(12, 0, 0), |x| x.priority = Priority::High).await;
+        moved.push(t);
+    }
+    let high = TicketQuery { priority: Some(Priority::High), ..nearest.clone() };
+    assert_eq!(listed(&*s, high.clone()).await, moved);
+    assert_eq!(listed(&*s, TicketQuery { after_due: Some((None, 0)), ..high.clone() }).await, vec![f.none]);
+    assert_eq!(listed(&*s, TicketQuery { before_id: Some(f.none), ..high }).await, vec![f.on_time[0]]);
+    assert_eq!(listed(&*s, TicketQuery { after_due: Some((None, none2)), ..nearest }).await, Vec::<i64>::new());
+    assert_eq!(
+        listed(&*s, TicketQuery { limit: 3, ..Default::default() }).await,
+        vec![none2, tie, f.none],
+        "newest first, as ever"
+    );
+}
+
+pub async fn sla_counts_per_state<S: Store>(s: Arc<S>) {
+    let f = sla_fixture(&*s).await;
+    let counts = s.sla_counts(f.now).await.unwrap();
+    let expected = vec![
+        (SlaState::OnTime, f.on_time.len() as i64),
+        (SlaState::AtRisk, f.at_risk.len() as i64),
+        (SlaState::Breached, f.breached.len() as i64),
+        (SlaState::Paused, f.paused.len() as i64),
+        (SlaState::Met, f.met.len() as i64),
+    ];
+    let mut got: Vec<(SlaState, i64)> = counts.into_iter().filter(|(_, n)| *n > 0).collect();
+    got.sort();
+    assert_eq!(got, expected);
+    // At 08:00 nothing was late or warned; the stopped ones were stopped.
+    let mut early: Vec<(SlaState, i64)> =
+        s.sla_counts(at(8, 0, 0)).await.unwrap().into_iter().filter(|(_, n)| *n > 0).collect();
+    early.sort();
+    assert_eq!(early, vec![(SlaState::OnTime, 6), (SlaState::Breached, 1), (SlaState::Paused, 1), (SlaState::Met, 1)]);
+}
+
+pub async fn sla_crossings_are_escalated_once<S: Store>(s: Arc<S>) {
+    let d = s.create_department(NewDepartment { name: "Soporte".into(), synology_channel: None }).await.unwrap().id;
+    let unanswered = sla_clock((at(10, 0, 0), at(11, 0, 0)), (at(15, 0, 0), at(16, 0, 0)));
+    let t1 = clocked(&*s, d, "m1", Some(unanswered)).await;
+    let stopped = SlaClock { paused_since: Some(at(9, 0, 0)), ..unanswered };
+    let t2 = clocked(&*s, d, "m2", Some(stopped)).await;
+    let answered = SlaClock {
+        first_response_at: Some(at(9, 30, 0)),
+        ..sla_clock((at(9, 0, 0), at(9, 45, 0)), (at(10, 30, 0), at(17, 0, 0)))
+    };
+    let t3 = clocked(&*s, d, "m3", Some(answered)).await;
+    clocked(&*s, d, "m4", None).await;
+    let now = at(12, 0, 0);
+    let crossings = |limit: i64| {
+        let s = s.clone();
+        async move {
+            s.sla_crossings(now, limit)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|(t, th)| (t.id, th))
+                .collect::<Vec<(i64, SlaThreshold)>>()
+        }
+    };
+    use SlaThreshold::*;
+    assert_eq!(
+        crossings(10).await,
+        vec![(t1, FirstResponseWarning), (t3, ResolutionWarning), (t1, FirstResponseBreach)],
+        "earliest first; a stopped clock crosses nothing"
+    );
+    assert_eq!(crossings(2).await, vec![(t1, FirstResponseWarning), (t3, ResolutionWarning)]);
+    assert_eq!(s.sla_crossings(now, 1).await.unwrap()[0].0, s.find_ticket(t1).await.unwrap().unwrap());
+    assert!(s.sla_crossings(at(9, 0, 0), 10).await.unwrap().is_empty(), "nothing crossed yet");
+
+    // Claimed once: the notices go with the latest message, due now.
+    let latest = s.store_incoming(follow_up(t1, "m5", ("RE", "Nada aún"), at(11, 30, 0))).await.unwrap().detail_id;
+    let pending = s.pending_notices().await.unwrap();
+    let notices = vec![
+        NewNotice { kind: NoticeKind::SlaWarningChat, recipient: "42".into() },
+        NewNotice { kind: NoticeKind::SlaWarningChannel, recipient: d.to_string() },
+    ];
+    let ids = s.escalate(t1, FirstResponseWarning, notices.clone(), now).await.unwrap().unwrap();
+    let written = s.notices_of_detail(latest).await.unwrap();
+    assert_eq!(written.iter().map(|n| n.id).collect::<Vec<_>>(), ids);
+    assert_eq!(
+        written.iter().map(|n| (n.kind, n.recipient.as_str(), n.next_attempt_at, n.ticket_id)).collect::<Vec<_>>(),
+        vec![
+            (NoticeKind::SlaWarningChat, "42", now, t1),
+            (NoticeKind::SlaWarningChannel, d.to_string().as_str(), now, t1)
+        ]
+    );
+    assert_eq!(s.pending_notices().await.unwrap(), pending + 2);
+    assert_eq!(s.escalate(t1, FirstResponseWarning, notices.clone(), at(12, 5, 0)).await.unwrap(), None);
+    assert_eq!(s.pending_notices().await.unwrap(), pending + 2, "the second claim writes nothing");
+    assert_eq!(s.notices_of_detail(latest).await.unwrap().len(), 2);
+    assert_eq!(crossings(10).await, vec![(t3, ResolutionWarning), (t1, FirstResponseBreach)]);
+    // A silent claim (no notices).
+    assert_eq!(s.escalate(t3, ResolutionWarning, vec![], now).await.unwrap(), Some(vec![]));
+    assert_eq!(crossings(10).await, vec![(t1, FirstResponseBreach)]);
+    let r = s.escalate(t1 + 1000, FirstResponseBreach, notices.clone(), now).await;
+    assert!(matches!(r, Err(RepoError::NotFound)), "{r:?}");
+    // Concurrent claims of one threshold: one wins.
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let (s, notices) = (s.clone(), notices.clone());
+        tasks.push(tokio::spawn(async move { s.escalate(t1, FirstResponseBreach, notices, now).await.unwrap() }));
+    }
+    let mut won = 0;
+    for t in tasks {
+        won += usize::from(t.await.unwrap().is_some());
+    }
+    assert_eq!(won, 1);
+    assert_eq!(s.pending_notices().await.unwrap(), pending + 4);
+    assert!(crossings(10).await.is_empty());
+    // Later, the resolution's thresholds of a clock running again; none
+    // of a clock stopped meanwhile.
+    let later = at(16, 30, 0);
+    let in_late = s.sla_crossings(later, 10).await.unwrap();
+    assert_eq!(
+        in_late.iter().map(|(t, th)| (t.id, *th)).collect::<Vec<_>>(),
+        vec![(t1, ResolutionWarning), (t1, ResolutionBreach)]
+    );
+    let current = TicketFields::of(&s.find_ticket(t1).await.unwrap().unwrap());
+    let update = TicketUpdate {
+        ticket_id: t1,
+        expected: current,
+        new: TicketFields { status: TicketStatus::Pending, ..current },
+        events: vec![],
+        notices: vec![],
+        webhook_events: vec![],
+        now: at(14, 0, 0),
+        sla: Some(SlaClock { paused_since: Some(at(14, 0, 0)), ..unanswered }),
+    };
+    s.update_ticket(update).await.unwrap();
+    assert!(s.sla_crossings(later, 10).await.unwrap().is_empty(), "a stopped clock crosses nothing");
+    assert_eq!(clock_of(&*s, t2).await, Some(stopped));
+}
+
+pub async fn sla_setup_round_trip<S: Store>(s: Arc<S>) {
+    let setup = s.sla_setup().await.unwrap();
+    assert_eq!((setup.policies.len(), setup.department_calendars.len()), (0, 0));
+    assert_eq!(setup.calendars.len(), 1, "the default calendar, as the store starts");
+    let general = setup.calendars[0].clone();
+    assert_eq!((general.name.as_str(), general.zone.name()), (DEFAULT_CALENDAR, DEFAULT_ZONE));
+    assert_eq!((general.hours.clone(), general.holidays.len()), (WeeklyHours::parse(DEFAULT_HOURS).unwrap(), 0));
+
+    let ventas =
+        NewCalendar { name: "ventas".into(), zone: "America/New_York".into(), hours: "lun-vie 09:00-17:00".into() };
+    let v = s.save_calendar(ventas.clone()).await.unwrap();
+    assert_ne!(v, general.id);
+    let day = |y, m, d| NaiveDate::from_ymd_opt(y, m, d).unwrap();
+    s.set_holiday(v, day(2025, 12, 25), true).await.unwrap();
+    s.set_holiday(v, day(2025, 12, 25), true).await.unwrap();
+    s.set_holiday(v, day(2026, 1, 1), true).await.unwrap();
+    s.set_holiday(general.id, day(2025, 9, 15), true).await.unwrap();
+    let saturdays = NewCalendar { hours: "lun-vie 09:00-17:00; sab 09:00-12:00".into(), ..ventas.clone() };
+    assert_eq!(s.save_calendar(saturdays.clone()).await.unwrap(), v, "replaced by name");
+    s.set_holiday(v, day(2026, 1, 1), false).await.unwrap();
+    s.set_holiday(v, day(2026, 1, 2), false).await.unwrap();
+    assert!(matches!(s.set_holiday(v + 1000, day(2026, 1, 1), true).await, Err(RepoError::NotFound)));
+    let setup = s.sla_setup().await.unwrap();
+    let saved = setup.calendar(v).unwrap();
+    assert_eq!(
+        (saved.name.as_str(), saved.zone.name(), saved.hours.to_string()),
+        ("ventas", "America/New_York", WeeklyHours::parse(&saturdays.hours).unwrap().to_string())
+    );
+    assert_eq!(saved.holidays, [day(2025, 12, 25)].into_iter().collect(), "holidays stay through a save");
+    assert_eq!(setup.calendar(general.id).unwrap().holidays, [day(2025, 9, 15)].into_iter().collect());
+    let renamed = NewCalendar { name: "Ventas".into(), ..ventas.clone() };
+    let other = s.save_calendar(renamed).await.unwrap();
+    assert_ne!(other, v, "names are matched exactly");
+    assert_eq!(s.save_calendar(NewCalendar { name: DEFAULT_CALENDAR.into(), ..ventas }).await.unwrap(), general.id);
+
+    let d = s.create_department(NewDepartment { name: "Soporte".into(), synology_channel: None }).await.unwrap().id;
+    let e = s.create_department(NewDepartment { name: "Ventas".into(), synology_channel: None }).await.unwrap().id;
+    s.set_department_calendar(d, Some(v)).await.unwrap();
+    s.set_department_calendar(e, Some(other)).await.unwrap();
+    s.set_department_calendar(e, None).await.unwrap();
+    assert!(matches!(s.set_department_calendar(d + 1000, Some(v)).await, Err(RepoError::NotFound)));
+    assert!(matches!(s.set_department_calendar(d, Some(v + 1000)).await, Err(RepoError::NotFound)));
+    assert_eq!(s.sla_setup().await.unwrap().department_calendars, vec![(d, v)]);
+
+    let policy = |department_id, priority, first, resolution, warning| NewSlaPolicy {
+        department_id,
+        priority,
+        first_response_mins: first,
+        resolution_mins: resolution,
+        warning_pct: warning,
+    };
+    let default = s.save_policy(policy(None, Priority::Normal, 120, 960, Some(80))).await.unwrap();
+    assert_eq!(
+        (
+            default.department_id,
+            default.priority,
+            default.first_response_mins,
+            default.resolution_mins,
+            default.warning_pct
+        ),
+        (None, Priority::Normal, 120, 960, Some(80))
+    );
+    let own = s.save_policy(policy(Some(d), Priority::Normal, 60, 480, None)).await.unwrap();
+    let urgent = s.save_policy(policy(None, Priority::Urgent, 15, 240, Some(50))).await.unwrap();
+    assert!(default.id != own.id && own.id != urgent.id && default.id != urgent.id);
+    let replaced = s.save_policy(policy(None, Priority::Normal, 90, 900, None)).await.unwrap();
+    assert_eq!(replaced, SlaPolicy { first_response_mins: 90, resolution_mins: 900, warning_pct: None, ..default });
+    let r = s.save_policy(policy(Some(d + 1000), Priority::Normal, 1, 2, None)).await;
+    assert!(matches!(r, Err(RepoError::MissingReference(_))), "{r:?}");
+    // One policy per (department, priority), whoever saves it at once.
+    let mut tasks = Vec::new();
+    for minutes in 1..=4 {
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move {
+            s.save_policy(policy(Some(d), Priority::High, minutes, 100, None)).await.unwrap().id
+        }));
+    }
+    let mut high = BTreeSet::new();
+    for t in tasks {
+        high.insert(t.await.unwrap());
+    }
+    assert_eq!(high.len(), 1, "one policy for (department, alta)");
+    let setup = s.sla_setup().await.unwrap();
+    let stored: Vec<(Option<i64>, Priority)> = setup.policies.iter().map(|p| (p.department_id, p.priority)).collect();
+    assert_eq!(
+        stored,
+        vec![
+            (None, Priority::Normal),
+            (Some(d), Priority::Normal),
+            (None, Priority::Urgent),
+            (Some(d), Priority::High)
+        ]
+    );
+    assert_eq!(setup.policies[0], replaced);
+    let t = setup.terms(d, Priority::Normal).unwrap();
+    assert_eq!((t.policy.id, t.calendar.id), (own.id, v));
+    let t = setup.terms(e, Priority::Normal).unwrap();
+    assert_eq!((t.policy.id, t.calendar.id), (replaced.id, general.id));
+    assert!(setup.terms(e, Priority::Low).is_none());
+
+    assert!(s.remove_policy(own.id).await.unwrap());
+    assert!(!s.remove_policy(own.id).await.unwrap(), "gone already");
+    let setup = s.sla_setup().await.unwrap();
+    assert_eq!(setup.policies.len(), 3);
+    assert_eq!(setup.terms(d, Priority::Normal).unwrap().policy.id, replaced.id, "the default again");
+    let again = s.save_policy(policy(Some(d), Priority::Normal, 30, 300, None)).await.unwrap();
+    assert_ne!(again.id, own.id, "a new policy");
+}
+
+pub async fn users_stop_and_start_taking_tickets<S: Store>(s: Arc<S>) {
+    let d = s.create_department(NewDepartment { name: "Soporte".into(), synology_channel: None }).await.unwrap().id;
+    let a = s.create_user(sample_user("ana", "ana@example.test", Some(d))).await.unwrap().id;
+    let taking = |s: Arc<S>| async move {
+        let user = s.find_user(a).await.unwrap().unwrap().can_take_tickets;
+        let loads = s.operator_loads(d).await.unwrap().len();
+        (user, loads)
+    };
+    assert_eq!(taking(s.clone()).await, (true, 1));
+    s.set_takes_tickets(a, false).await.unwrap();
+    assert_eq!(taking(s.clone()).await, (false, 0));
+    s.set_takes_tickets(a, false).await.unwrap();
+    assert_eq!(taking(s.clone()).await, (false, 0), "idempotent");
+    s.set_takes_tickets(a, true).await.unwrap();
+    assert_eq!(taking(s.clone()).await, (true, 1));
+    assert!(matches!(s.set_takes_tickets(a + 1000, true).await, Err(RepoError::NotFound)));
+}

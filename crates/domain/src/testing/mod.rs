@@ -146,7 +146,13 @@ macro_rules! repository_contract_tests {
             ticket_changes_record_events_for_their_subscribers,
             webhook_deliveries_lease_attempts_and_outcomes,
             concurrent_claims_lease_each_delivery_once,
-            reader_checkpoints_and_an_idempotent_quarantine
+            reader_checkpoints_and_an_idempotent_quarantine,
+            sla_clocks_are_stored_and_keep_the_first_response,
+            ticket_list_filters_by_service_level_and_orders_by_nearest_due,
+            sla_counts_per_state,
+            sla_crossings_are_escalated_once,
+            sla_setup_round_trip,
+            users_stop_and_start_taking_tickets
         );
     };
 }
