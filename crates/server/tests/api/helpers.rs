@@ -170,7 +170,6 @@ impl<'a, M: MailerChoice> TestAppBuilder<'a, M> {
     }
 
     /// The app's clock (by default a manual clock at the current time).
-    #[allow(dead_code, reason = "the builder's API; no test shares a clock yet")]
     pub fn with_clock(mut self, clock: Arc<ManualClock>) -> Self {
         self.clock = Some(clock);
         self
@@ -418,4 +417,13 @@ pub fn kind(v: &Value) -> &'static str {
 /// Keys of an object, in order.
 pub fn keys(v: &Value) -> Vec<&str> {
     v.as_object().expect("an object").keys().map(String::as_str).collect()
+}
+
+/// Polls `done` every 20 ms until it holds; fails the test after `within`.
+pub async fn wait_until(what: &str, within: Duration, mut done: impl AsyncFnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + within;
+    while !done().await {
+        assert!(tokio::time::Instant::now() < deadline, "waited {within:?} for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }

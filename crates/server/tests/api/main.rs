@@ -17,6 +17,7 @@ mod ingest;
 mod mail_accounts;
 mod reader;
 mod secrets;
+mod sla;
 mod security_http;
 mod sso;
 mod tickets;

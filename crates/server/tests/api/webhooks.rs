@@ -206,14 +206,6 @@ impl Receiver {
 }
 
 /// Waits until `done` holds, at most `within`; says what was awaited if not.
-async fn wait_until(what: &str, within: Duration, mut done: impl AsyncFnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + within;
-    while !done().await {
-        assert!(tokio::time::Instant::now() < deadline, "waited {within:?} for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 /// The webhook samples of `/metrics`: (sent, retry, failed, pending).
 async fn webhook_metrics(app: &TestApp) -> (u64, u64, u64, u64) {
     let text = app.client.get(format!("{}/metrics", app.address)).send().await.unwrap().text().await.unwrap();
