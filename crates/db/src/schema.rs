@@ -415,6 +415,20 @@ diesel::joinable!(cuenta_correo -> departamento (departamento));
 diesel::joinable!(webhook_entrega -> webhook_evento (fk_id_evento));
 diesel::joinable!(webhook_entrega -> webhook (fk_id_webhook));
 
+diesel::table! {
+    palabra_ticket (palabra, fk_id_ticket) {
+        palabra -> Text,
+        fk_id_ticket -> BigInt,
+    }
+}
+
+diesel::table! {
+    indice_busqueda (id) {
+        id -> Integer,
+        detalle_hasta -> BigInt,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     correo_lectura,
     correo_cuarentena,
@@ -446,4 +460,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     feriado,
     politica_sla,
     escalado_sla,
+    palabra_ticket,
+    indice_busqueda,
 );

@@ -88,7 +88,15 @@ pub(crate) async fn prepare_db(settings: &Settings, db: &Arc<Db>, keys: &Keys) -
     }
     .await;
     lock.release().await;
-    prepared
+    prepared?;
+    // Messages stored before the search's word table existed: indexed once,
+    // a batch per transaction (safe to interrupt, and to run on several
+    // servers at once: rows are inserted if absent).
+    let indexed = db.index_backlog().await.map_err(|e| StartError::Migrate(e.to_string()))?;
+    if indexed > 0 {
+        tracing::info!(indexed, "messages added to the search index");
+    }
+    Ok(())
 }
 
 /// Opens the store described by the settings (no I/O yet for MySQL).

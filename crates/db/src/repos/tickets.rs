@@ -15,6 +15,7 @@ use crate::dialect::{Dialect, load_slot};
 use crate::error::{OrRepo, TxError};
 use crate::models::*;
 use crate::schema::*;
+use crate::search::index_message;
 use crate::sql::{Statement, Value};
 use crate::{Db, db_run, db_transaction};
 
@@ -36,6 +37,7 @@ impl TicketRepository for Db {
             };
             let detail_id =
                 insert_detail(conn, returning, ticket_id, created_ticket, &n.detail, &headers, n.now).await?;
+            index_message(conn, ticket_id, &n.detail.subject, &n.detail.body).await?;
             insert_attachments(conn, detail_id, &n.attachments).await?;
             add_participants(conn, ticket_id, &participants).await?;
             let notice_ids =

@@ -20,7 +20,7 @@ use crate::dialect::Dialect;
 use crate::error::{OrRepo, TxError};
 use crate::models::*;
 use crate::schema::*;
-use crate::search::HasWords;
+use crate::search::{HasWords, index_message};
 use crate::sql::{Statement, Value};
 use crate::{Db, db_run, db_transaction};
 
@@ -35,7 +35,7 @@ impl TicketWorkRepository for Db {
     /// every word (`crate::search`); `sla` keeps the clocks in that state
     /// at `now` (`SlaIs`).
     async fn list_tickets(&self, q: TicketQuery) -> RepoResult<Vec<Ticket>> {
-        let words = match q.text.as_deref().map(HasWords::new) {
+        let words = match q.text.as_deref().map(|t| HasWords::new(t, q.before_id)) {
             None => None,
             // No word to look for: nothing matches.
             Some(None) => return Ok(Vec::new()),
@@ -74,8 +74,7 @@ impl TicketWorkRepository for Db {
                         query = query.filter(ticket::id_ticket.lt(before));
                     }
                     if let Some(words) = &words {
-                        let messages = detalle_ticket::table.filter(words.clone()).select(detalle_ticket::fk_id_ticket);
-                        query = query.filter(ticket::id_ticket.eq_any(messages));
+                        query = query.filter(words.clone());
                     }
                     if let Some(sla) = sla {
                         query = query.filter(sla);
@@ -184,6 +183,7 @@ impl TicketWorkRepository for Db {
         db_transaction!(self, |conn| {
             continue_ticket(conn, r.ticket_id, false, r.sla.as_ref(), r.now).await?;
             let detail_id = insert_detail(conn, returning, r.ticket_id, false, &r.detail, &headers, r.now).await?;
+            index_message(conn, r.ticket_id, &r.detail.subject, &r.detail.body).await?;
             add_participants(conn, r.ticket_id, &participants).await?;
             let notice_ids =
                 queue_notices(conn, returning, r.ticket_id, detail_id, &r.notices, r.now, r.notices_due_at).await?;

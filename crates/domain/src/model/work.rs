@@ -245,9 +245,26 @@ pub fn folded_words(text: &str) -> Vec<String> {
 
 /// What a search for `text` ([`TicketQuery::text`]) looks for: its words
 /// ([`folded_words`]) of three letters or more, each once, in order. A
-/// message matches when it holds every one of them (in its subject or
-/// body); none at all matches nothing. Only letters and digits remain, so
-/// nothing the user types reaches a store as search syntax.
+/// ticket matches when its messages (subjects and bodies) hold every one of
+/// them, in one message or spread over several; none at all matches
+/// nothing. Only letters and digits remain, so nothing the user types
+/// reaches a store as search syntax.
+/// The longest word a store indexes (longer runs are hashes, encoded data,
+/// not words anyone types).
+pub const MAX_WORD_CHARS: usize = 64;
+/// The most distinct words indexed per message.
+pub const MAX_WORDS_PER_MESSAGE: usize = 2000;
+
+/// The words a message adds to its ticket's search index: those of its
+/// subject and body as [`search_words`] reads them, at most
+/// [`MAX_WORD_CHARS`] long, at most [`MAX_WORDS_PER_MESSAGE`] of them.
+pub fn message_words(subject: &str, body: &str) -> Vec<String> {
+    let mut words = search_words(&format!("{subject}\n{body}"));
+    words.retain(|w| w.chars().count() <= MAX_WORD_CHARS);
+    words.truncate(MAX_WORDS_PER_MESSAGE);
+    words
+}
+
 pub fn search_words(text: &str) -> Vec<String> {
     let mut words: Vec<String> = Vec::new();
     for w in folded_words(text) {

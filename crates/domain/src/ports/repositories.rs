@@ -294,10 +294,10 @@ pub trait TicketRepository: Send + Sync + 'static {
 #[cfg_attr(any(test, feature = "testing"), mockall::automock)]
 pub trait TicketWorkRepository: Send + Sync + 'static {
     /// Tickets matching every set filter, by id descending (newest first),
-    /// at most `query.limit`. `text` MUST keep the tickets one of whose
-    /// messages holds, in its subject or body, every word of
-    /// [`search_words`]`(text)` as a word, case- and accent-insensitively, as
-    /// full-text search does (a ticket appears once however many of its
+    /// at most `query.limit`. `text` MUST keep the tickets whose messages
+    /// (subjects and bodies, together) hold every word of
+    /// [`search_words`]`(text)` among their [`message_words`], case- and
+    /// accent-insensitively (a ticket appears once however many of its
     /// messages match; no word at all matches nothing), whatever else the
     /// text holds (quotes, operators: never an error); `before_id` keeps
     /// only smaller ids (the cursor); `visible_department` confines to one

@@ -1176,7 +1176,8 @@ pub async fn ticket_list_searches_the_words_of_each_message<S: Store>(s: Arc<S>)
     assert_eq!(found(&*s, "camión rojo").await, vec![t1], "every word must appear");
     assert_eq!(found(&*s, "rojo camión").await, vec![t1]);
     assert_eq!(found(&*s, "camión verde").await, Vec::<i64>::new());
-    assert_eq!(found(&*s, "impresora tóner").await, Vec::<i64>::new(), "both in one message");
+    assert_eq!(found(&*s, "impresora tóner").await, vec![t2], "the words of a ticket's messages together");
+    assert_eq!(found(&*s, "factura tóner").await, Vec::<i64>::new(), "never across tickets");
     assert_eq!(found(&*s, "camio").await, Vec::<i64>::new(), "whole words");
     assert_eq!(found(&*s, "empresa.com").await, vec![t1], "the words of an address");
     assert_eq!(found(&*s, "el").await, Vec::<i64>::new(), "no word of three letters: nothing");

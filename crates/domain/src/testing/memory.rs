@@ -863,9 +863,10 @@ impl TicketRepository for InMemoryStore {
 
 /// Every word of the query (of three letters or more) is a word of the
 /// message's subject or body.
-fn text_matches(query: &str, d: &TicketDetail) -> bool {
+/// Whether the messages of a ticket together hold every word of `query`.
+fn text_matches<'a>(query: &str, messages: impl Iterator<Item = &'a TicketDetail>) -> bool {
     let wanted = search_words(query);
-    let have: BTreeSet<String> = folded_words(&d.subject).into_iter().chain(folded_words(&d.body)).collect();
+    let have: BTreeSet<String> = messages.flat_map(|d| message_words(&d.subject, &d.body)).collect();
     !wanted.is_empty() && wanted.iter().all(|w| have.contains(w))
 }
 
@@ -938,7 +939,7 @@ impl TicketWorkRepository for InMemoryStore {
         self.with(|i| {
             let matches_text = |t: &Ticket| match &q.text {
                 None => true,
-                Some(text) => i.details.values().any(|(d, _)| d.ticket_id == t.id && text_matches(text, d)),
+                Some(text) => text_matches(text, i.details.values().map(|(d, _)| d).filter(|d| d.ticket_id == t.id)),
             };
             let mut tickets: Vec<&Ticket> = i.tickets.values().rev().collect();
             if q.order == TicketOrder::NearestDue {
