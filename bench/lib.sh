@@ -4,8 +4,9 @@
 
 log() { printf '== %s\n' "$*" >&2; }
 
+# wait_ready PORT [TRIES]: polls /ready every 50 ms (600 tries: 30 s).
 wait_ready() {
-  for _ in $(seq 1 600); do
+  for _ in $(seq 1 "${2:-600}"); do
     curl -sf "http://127.0.0.1:$1/ready" >/dev/null && return 0
     sleep 0.05
   done
