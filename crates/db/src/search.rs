@@ -25,7 +25,7 @@ use helpdesk_domain::ports::RepoResult;
 
 use crate::dialect::Dialect;
 use crate::error::TxError;
-use crate::schema::{detalle_ticket, indice_busqueda, palabra_ticket, ticket};
+use crate::schema::{detalle_ticket, indice_busqueda, ticket};
 use crate::sql::{Statement, Value};
 use crate::{Db, db_transaction};
 
@@ -188,7 +188,7 @@ impl Db {
     /// migration (for tests of [`Db::index_backlog`]).
     pub async fn forget_search_index(&self) -> RepoResult<()> {
         db_transaction!(self, |conn| {
-            diesel::delete(palabra_ticket::table).execute(conn).await?;
+            diesel::delete(crate::schema::palabra_ticket::table).execute(conn).await?;
             let last: Option<i64> =
                 detalle_ticket::table.select(diesel::dsl::max(detalle_ticket::id_detalle_ticket)).first(conn).await?;
             diesel::update(indice_busqueda::table.find(1))

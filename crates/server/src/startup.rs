@@ -84,7 +84,7 @@ pub(crate) async fn prepare_db(settings: &Settings, db: &Arc<Db>, keys: &Keys) -
         if seed {
             crate::seed::seed_demo(db, keys).await.map_err(|e| StartError::Seed(e.to_string()))?;
         }
-        Ok(())
+        Ok::<(), StartError>(())
     }
     .await;
     lock.release().await;
