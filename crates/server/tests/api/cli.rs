@@ -328,3 +328,281 @@ fn admin_commands_manage_product_access() {
         assert!(command(&dir).args(sub).output().unwrap().status.success(), "{sub:?}");
     }
 }
+
+/// The line of `list` whose second column is `name`.
+fn row<'a>(list: &'a str, name: &str) -> Option<&'a str> {
+    list.lines().find(|l| l.split('\t').nth(1) == Some(name))
+}
+
+#[test]
+fn admin_commands_manage_service_level_calendars() {
+    let dir = temp_dir();
+    let run = runner(&dir);
+    let week = "lun 08:00-17:00; mar 08:00-17:00; mie 08:00-17:00; jue 08:00-17:00; vie 08:00-17:00";
+    let (ok, list, err) = run(&["sla", "calendar", "list"]);
+    assert!(ok, "{err}");
+    let general = row(&list, "general").unwrap_or_else(|| panic!("the migrations' calendar: {list}"));
+    assert!(general.ends_with(&format!("\tgeneral\tAmerica/Costa_Rica\t{week}\t-\t-")), "{general}");
+
+    let (ok, out, err) = run(&[
+        "sla",
+        "calendar",
+        "set",
+        "ventas",
+        "--zona",
+        "America/Mexico_City",
+        "--horario",
+        "lun-vie 09:00-13:00 14:00-18:00; sab 09:00-12:00",
+    ]);
+    assert!(ok, "{err}");
+    assert!(out.starts_with("calendar ventas saved (id "), "{out}");
+    let (_, list, _) = run(&["sla", "calendar", "list"]);
+    let ventas = row(&list, "ventas").unwrap_or_else(|| panic!("{list}"));
+    let id = ventas.split('\t').next().unwrap().to_string();
+    assert_eq!(
+        ventas,
+        format!(
+            "{id}\tventas\tAmerica/Mexico_City\tlun 09:00-13:00 14:00-18:00; mar 09:00-13:00 14:00-18:00; \
+             mie 09:00-13:00 14:00-18:00; jue 09:00-13:00 14:00-18:00; vie 09:00-13:00 14:00-18:00; \
+             sab 09:00-12:00\t-\t-"
+        )
+    );
+
+    // A bad zone or bad hours: refused with the reason, nothing written.
+    let refused = [
+        (["--zona", "Marte/Olympus", "--horario", "lun-vie 08:00-17:00"], "unknown time zone \"Marte/Olympus\""),
+        (["--zona", "America/Costa_Rica", "--horario", "lunes 08:00-17:00"], "days are lun mar mie jue vie sab dom"),
+        (["--zona", "America/Costa_Rica", "--horario", "lun 17:00-08:00"], "a range ends after it starts"),
+        (["--zona", "America/Costa_Rica", "--horario", "lun 8-17"], "a time is HH:MM"),
+    ];
+    for (args, why) in refused {
+        for name in ["otro", "ventas"] {
+            let mut cmd = vec!["sla", "calendar", "set", name];
+            cmd.extend(args);
+            let (ok, _, err) = run(&cmd);
+            assert!(!ok, "{cmd:?} was accepted");
+            assert!(err.contains("error: --") && err.contains(why), "{cmd:?}: {err}");
+            assert!(!err.contains("panicked"), "{err}");
+        }
+    }
+    let (_, after, _) = run(&["sla", "calendar", "list"]);
+    assert_eq!(after, list, "a refused calendar writes nothing");
+
+    // The same name replaces the zone and hours, keeping id and holidays.
+    let (ok, out, err) = run(&["sla", "holiday", "add", "ventas", "2026-12-25"]);
+    assert!(ok && out.contains("2026-12-25 is a holiday in calendar ventas"), "{out}{err}");
+    assert!(run(&["sla", "holiday", "add", "ventas", "2026-01-01"]).0);
+    let (ok, _, err) =
+        run(&["sla", "calendar", "set", "ventas", "--zona", "America/Costa_Rica", "--horario", "lun-dom 00:00-24:00"]);
+    assert!(ok, "{err}");
+    let (_, list, _) = run(&["sla", "calendar", "list"]);
+    let ventas = row(&list, "ventas").unwrap();
+    assert!(
+        ventas.starts_with(&format!("{id}\tventas\tAmerica/Costa_Rica\tlun 00:00-24:00; mar 00:00-24:00;")),
+        "{ventas}"
+    );
+    assert!(ventas.ends_with("dom 00:00-24:00\t2026-01-01,2026-12-25\t-"), "{ventas}");
+    assert!(run(&["sla", "holiday", "remove", "ventas", "2026-01-01"]).0);
+    let (_, list, _) = run(&["sla", "calendar", "list"]);
+    assert!(row(&list, "ventas").unwrap().ends_with("\t2026-12-25\t-"), "{list}");
+    let (ok, _, err) = run(&["sla", "holiday", "add", "ventas", "25/12/2026"]);
+    assert!(!ok && err.contains("YYYY-MM-DD"), "{err}");
+    let (ok, _, err) = run(&["sla", "holiday", "add", "nada", "2026-12-25"]);
+    assert!(!ok && err.contains("no calendar \"nada\""), "{err}");
+
+    // Departments keep a calendar, or the default one again.
+    let (ok, out, err) = run(&["department", "add", "Ventas"]);
+    assert!(ok, "{err}");
+    let department = out.trim().rsplit("(id ").next().unwrap().trim_end_matches(')').to_string();
+    let (ok, out, err) = run(&["sla", "calendar", "assign", &department, "ventas"]);
+    assert!(ok && out.contains(&format!("department {department} keeps calendar ventas")), "{out}{err}");
+    let (_, list, _) = run(&["sla", "calendar", "list"]);
+    assert!(row(&list, "ventas").unwrap().ends_with(&format!("\t2026-12-25\t{department}")), "{list}");
+    let (ok, _, err) = run(&["sla", "calendar", "assign", &department, "--default"]);
+    assert!(ok, "{err}");
+    let (_, list, _) = run(&["sla", "calendar", "list"]);
+    assert!(row(&list, "ventas").unwrap().ends_with("\t2026-12-25\t-"), "{list}");
+    let (ok, _, err) = run(&["sla", "calendar", "assign", "9999", "ventas"]);
+    assert!(!ok && err.contains("department 9999"), "{err}");
+    let (ok, _, err) = run(&["sla", "calendar", "assign", &department, "nada"]);
+    assert!(!ok && err.contains("no calendar \"nada\""), "{err}");
+    assert!(!run(&["sla", "calendar", "assign", &department]).0, "a calendar or --default");
+    assert!(!run(&["sla", "calendar", "assign", &department, "ventas", "--default"]).0, "not both");
+
+    for sub in [
+        &["sla", "--help"][..],
+        &["sla", "calendar", "set", "--help"],
+        &["sla", "calendar", "assign", "--help"],
+        &["sla", "holiday", "add", "--help"],
+        &["sla", "policy", "set", "--help"],
+        &["user", "set", "--help"],
+    ] {
+        let out = command(&dir).args(sub).output().unwrap();
+        assert!(out.status.success() && String::from_utf8_lossy(&out.stdout).contains("Usage"), "{sub:?}");
+    }
+}
+
+#[test]
+fn admin_commands_manage_service_level_policies() {
+    let dir = temp_dir();
+    let run = runner(&dir);
+    let (ok, list, err) = run(&["sla", "policy", "list"]);
+    assert!(ok && list.is_empty(), "no policy until one is set: {list}{err}");
+    let set = |args: &[&str]| {
+        let mut cmd = vec!["sla", "policy", "set"];
+        cmd.extend(args);
+        run(&cmd)
+    };
+    let (ok, out, err) =
+        set(&["--prioridad", "alta", "--primera-respuesta", "60", "--resolucion", "480", "--aviso", "80"]);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains(
+            "alta tickets in every department without its own: first response 60 min, resolution 480 min, \
+             warning at 80% (business time)"
+        ),
+        "{out}"
+    );
+    let (_, list, _) = run(&["sla", "policy", "list"]);
+    let alta = list.lines().find(|l| l.contains("\talta\t")).unwrap_or_else(|| panic!("{list}"));
+    let id = alta.split('\t').next().unwrap().to_string();
+    assert_eq!(alta, format!("{id}\t-\talta\t60\t480\t80%"));
+
+    // The same scope and priority: replaced.
+    let (ok, _, err) = set(&["--prioridad", "alta", "--primera-respuesta", "90", "--resolucion", "600"]);
+    assert!(ok, "{err}");
+    let (_, list, _) = run(&["sla", "policy", "list"]);
+    let rows: Vec<&str> = list.lines().filter(|l| l.contains("\talta\t")).collect();
+    assert_eq!(rows.len(), 1, "{list}");
+    assert!(rows[0].ends_with("\t-\talta\t90\t600\t-"), "{list}");
+    let id = rows[0].split('\t').next().unwrap().to_string();
+
+    // One department's own.
+    let (_, out, _) = run(&["department", "add", "Soporte"]);
+    let department = out.trim().rsplit("(id ").next().unwrap().trim_end_matches(')').to_string();
+    let (ok, out, err) = set(&[
+        "--prioridad",
+        "urgente",
+        "--departamento",
+        &department,
+        "--primera-respuesta",
+        "15",
+        "--resolucion",
+        "120",
+        "--aviso",
+        "50",
+    ]);
+    assert!(ok && out.contains(&format!("urgente tickets in department {department}")), "{out}{err}");
+    let (_, list, _) = run(&["sla", "policy", "list"]);
+    assert!(list.lines().any(|l| l.ends_with(&format!("\t{department}\turgente\t15\t120\t50%"))), "{list}");
+
+    // Refused with the reason, nothing written.
+    let refused: [(&[&str], &str); 5] = [
+        (&["--prioridad", "altisima", "--primera-respuesta", "60", "--resolucion", "480"], "unknown priority"),
+        (&["--prioridad", "baja", "--primera-respuesta", "0", "--resolucion", "480"], "at least one minute"),
+        (&["--prioridad", "baja", "--primera-respuesta", "60", "--resolucion=-5"], "at least one minute"),
+        (
+            &["--prioridad", "baja", "--primera-respuesta", "60", "--resolucion", "480", "--aviso", "100"],
+            "between 1 and 99",
+        ),
+        (
+            &["--prioridad", "baja", "--departamento", "9999", "--primera-respuesta", "60", "--resolucion", "480"],
+            "no department 9999",
+        ),
+    ];
+    for (args, why) in refused {
+        let (ok, _, err) = set(args);
+        assert!(!ok && err.contains(why), "{args:?}: {err}");
+    }
+    let (_, after, _) = run(&["sla", "policy", "list"]);
+    assert_eq!(after, list, "a refused policy writes nothing");
+
+    let (ok, out, err) = run(&["sla", "policy", "remove", &id]);
+    assert!(ok && out.contains(&format!("policy {id} removed")), "{out}{err}");
+    let (_, list, _) = run(&["sla", "policy", "list"]);
+    assert!(!list.contains("\talta\t") && list.contains("\turgente\t"), "{list}");
+    let (ok, _, err) = run(&["sla", "policy", "remove", &id]);
+    assert!(!ok && err.contains(&format!("no policy {id}")), "{err}");
+}
+
+#[test]
+fn admin_commands_set_a_users_status_and_ticket_access() {
+    let dir = temp_dir();
+    let run = runner(&dir);
+    let (ok, _, err) =
+        run(&["user", "add", "--login", "ana", "--name", "Ana", "--email", "ana@ejemplo.test", "--can-take-tickets"]);
+    assert!(ok, "{err}");
+    let (ok, out, err) = run(&["user", "set", "ana", "--inactivo"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("user ana (id ") && out.contains("): inactivo\n"), "{out}");
+    assert!(out.contains("open tickets moved off ana: 0"), "{out}");
+    let (ok, out, err) = run(&["user", "set", "ana@ejemplo.test", "--activo", "--acceso-ticket", "N"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("): acceso_ticket N\n") && out.contains("): activo\n"), "{out}");
+    assert!(!out.contains("moved"), "activating moves nothing here (the worker assigns): {out}");
+    let (ok, _, err) = run(&["user", "set", "nadie", "--activo"]);
+    assert!(!ok && err.contains("no user nadie"), "{err}");
+    assert!(!run(&["user", "set", "ana"]).0, "something to change");
+    assert!(!run(&["user", "set", "ana", "--activo", "--inactivo"]).0, "one or the other");
+    assert!(!run(&["user", "set", "ana", "--acceso-ticket", "quizas"]).0);
+}
+
+/// The dev seed: its service levels cover new tickets; deactivating an
+/// operator moves their open tickets to the other one, then to nobody.
+#[test]
+fn deactivating_an_operator_moves_their_open_tickets() {
+    let dir = temp_dir();
+    let run = runner(&dir);
+    // Seeded at start-up.
+    start(&dir).stop();
+    let (_, policies, _) = run(&["sla", "policy", "list"]);
+    let mut seeded: Vec<String> =
+        policies.lines().map(|l| l.split('\t').skip(1).collect::<Vec<_>>().join(" ")).collect();
+    seeded.sort();
+    assert_eq!(
+        seeded,
+        ["- alta 60 480 80%", "- baja 480 4320 80%", "- normal 240 1440 80%", "- urgente 30 240 80%"],
+        "{policies}"
+    );
+
+    // Only operador1 takes tickets while the mail arrives.
+    let (ok, out, err) = run(&["user", "set", "operador2", "--acceso-ticket", "N"]);
+    assert!(ok, "{err}");
+    let id_of = |out: &str, login: &str| -> String {
+        let rest = out.split(&format!("user {login} (id ")).nth(1).unwrap_or_else(|| panic!("{out}"));
+        rest.split(')').next().unwrap().to_string()
+    };
+    let operador2 = id_of(&out, "operador2");
+    let server = start(&dir);
+    let res = reqwest::blocking::Client::new()
+        .post(server.url("api/correo/save"))
+        .header("X-User-Consumo", "UsuarioPrueba")
+        .header("X-User-Secret", "strDasdakdmsadsakming")
+        .json(&serde_json::json!({
+            "sistema": "UsuarioPrueba",
+            "subject": "No imprime",
+            "from": "Cliente <cliente@ejemplo.test>",
+            "to": "soporte@helpdesk.test",
+            "body": "La impresora no imprime.",
+            "date": "2026-11-30 12:00:00",
+            "headers": {"Message-ID": "<sla-cli-1@cliente.test>"}
+        }))
+        .send()
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let body: Value = res.json().unwrap();
+    let holder = body["id_usuario_asignado"].as_str().unwrap_or_else(|| panic!("{body}")).to_string();
+    server.stop();
+
+    assert!(run(&["user", "set", "operador2", "--acceso-ticket", "S"]).0);
+    let (ok, out, err) = run(&["user", "set", "operador1", "--inactivo"]);
+    assert!(ok, "{err}");
+    assert_eq!(id_of(&out, "operador1"), holder, "operador1 held the ticket: {out}");
+    assert_ne!(holder, operador2);
+    assert!(out.contains("open tickets moved off operador1: 1"), "{out}");
+    // Now operador2 holds it; with nobody else in the department it goes to nobody.
+    let (ok, out, err) = run(&["user", "set", "operador2", "--inactivo"]);
+    assert!(ok && out.contains("open tickets moved off operador2: 1"), "{out}{err}");
+    let (ok, out, err) = run(&["user", "set", "operador1", "--inactivo"]);
+    assert!(ok && out.contains("open tickets moved off operador1: 0"), "{out}{err}");
+}
