@@ -2,7 +2,7 @@
 # The ticket list under a full store: 100,000 tickets (one message each,
 # 1 % of them mentioning "tóner"), written straight into the database, then
 # `GET /api/tickets` (first page of 20) and a `texto=toner` search driven by
-# wrk at 4 connections, as an operator (consumer credentials + bearer token,
+# wrk at 4 connections (each after an unmeasured 5 s), as an operator (consumer credentials + bearer token,
 # bitácora on). Every figure is checked against the store: the page really
 # holds 20 tickets, the search really finds the tickets the store holds.
 #
@@ -136,6 +136,8 @@ for backend in mysql sqlite; do
       first-page) Q="limite=20" ;;
       search) Q="texto=toner&limite=20" ;;
     esac
+    # Unmeasured first: the pool's connections opened, the pages read in.
+    wrk -t2 -c4 -d5s "${H[@]}" "http://127.0.0.1:$PORT/api/tickets?$Q" >/dev/null
     log "$backend: $what, 4 connections, $SECS s"
     wrk -t2 -c4 -d"${SECS}s" --latency "${H[@]}" "http://127.0.0.1:$PORT/api/tickets?$Q" >"$OUT/tickets-$backend-$what.txt"
     RPS=$(sed -n 's/^Requests\/sec: *//p' "$OUT/tickets-$backend-$what.txt")
