@@ -8,7 +8,6 @@
 //! every `?`; the list's filter and the counts use the same words.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::future::Future;
 use std::marker::PhantomData;
 
 use chrono::NaiveDate;
@@ -23,7 +22,7 @@ use helpdesk_domain::RepoError;
 use helpdesk_domain::model::*;
 use helpdesk_domain::ports::*;
 
-use super::tickets::notice_insert;
+use super::tickets::notices_on_latest;
 use crate::dialect::Dialect;
 use crate::error::{OrRepo, TxError, is_missing_reference, is_unique_violation};
 use crate::models::*;
@@ -245,43 +244,6 @@ fn crossing_time(c: &SlaClock, threshold: SlaThreshold) -> Timestamp {
 /// The policy's minutes as stored (`INT`).
 fn minutes(value: i64, what: &str) -> Result<i32, RepoError> {
     i32::try_from(value).map_err(|_| RepoError::Unexpected(format!("politica_sla.{what} {value} out of range")))
-}
-
-/// The notices, due `now`, attached to the ticket's latest message, all
-/// in one statement; their ids in the order of `notices`: returned by the
-/// insert where the store has `RETURNING`, else one insert each, each
-/// followed by its id (the latest message may carry other notices).
-#[expect(clippy::manual_async_fn, reason = "its future is Send by its bounds; see the note in tickets.rs")]
-fn notices_on_latest<C: Dialect>(
-    conn: &mut C,
-    returning: bool,
-    ticket_id: i64,
-    notices: &[NewNotice],
-    now: Timestamp,
-) -> impl Future<Output = QueryResult<Vec<i64>>> + Send {
-    async move {
-        if notices.is_empty() {
-            return Ok(Vec::new());
-        }
-        let latest = detalle_ticket::table
-            .filter(detalle_ticket::fk_id_ticket.eq(ticket_id))
-            .order(detalle_ticket::id_detalle_ticket.desc())
-            .select(detalle_ticket::id_detalle_ticket)
-            .limit(1);
-        let detail_id = conn.get_id(latest).await?;
-        if returning {
-            let insert = notice_insert(ticket_id, detail_id, notices, now, now);
-            let mut ids = conn.load_ids(crate::sql::returning(insert, notificacion::id_notificacion)).await?;
-            ids.sort_unstable();
-            return Ok(ids);
-        }
-        let mut ids = Vec::with_capacity(notices.len());
-        for one in notices.chunks(1) {
-            conn.run(notice_insert(ticket_id, detail_id, one, now, now)).await?;
-            ids.push(conn.last_insert_id().await?);
-        }
-        Ok(ids)
-    }
 }
 
 impl SlaRepository for Db {

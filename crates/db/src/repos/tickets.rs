@@ -422,3 +422,40 @@ pub(super) fn queue_notices<C: Dialect>(
         Ok(ids)
     }
 }
+
+/// The notices, due `now`, attached to the ticket's latest message, all
+/// in one statement; their ids in the order of `notices`: returned by the
+/// insert where the store has `RETURNING`, else one insert each, each
+/// followed by its id (the latest message may carry other notices).
+#[expect(clippy::manual_async_fn, reason = "its future is Send by its bounds; see the note in tickets.rs")]
+pub(super) fn notices_on_latest<C: Dialect>(
+    conn: &mut C,
+    returning: bool,
+    ticket_id: i64,
+    notices: &[NewNotice],
+    now: Timestamp,
+) -> impl Future<Output = QueryResult<Vec<i64>>> + Send {
+    async move {
+        if notices.is_empty() {
+            return Ok(Vec::new());
+        }
+        let latest = detalle_ticket::table
+            .filter(detalle_ticket::fk_id_ticket.eq(ticket_id))
+            .order(detalle_ticket::id_detalle_ticket.desc())
+            .select(detalle_ticket::id_detalle_ticket)
+            .limit(1);
+        let detail_id = conn.get_id(latest).await?;
+        if returning {
+            let insert = notice_insert(ticket_id, detail_id, notices, now, now);
+            let mut ids = conn.load_ids(crate::sql::returning(insert, notificacion::id_notificacion)).await?;
+            ids.sort_unstable();
+            return Ok(ids);
+        }
+        let mut ids = Vec::with_capacity(notices.len());
+        for one in notices.chunks(1) {
+            conn.run(notice_insert(ticket_id, detail_id, one, now, now)).await?;
+            ids.push(conn.last_insert_id().await?);
+        }
+        Ok(ids)
+    }
+}

@@ -2,8 +2,6 @@
 //! thread's events, participants and attachments, operators' replies and
 //! changes.
 
-use std::future::Future;
-
 use diesel::OptionalExtension;
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
@@ -13,7 +11,7 @@ use helpdesk_domain::ports::*;
 
 use super::sla::{SlaIs, write_clock};
 use super::tickets::{
-    add_participants, change_load, continue_ticket, insert_detail, notice_insert, participants, queue_notices,
+    add_participants, change_load, continue_ticket, insert_detail, notices_on_latest, participants, queue_notices,
 };
 use super::webhooks::record_webhook_events;
 use crate::dialect::Dialect;
@@ -196,6 +194,7 @@ impl TicketWorkRepository for Db {
     /// when it finds other values), the loads, the events, the notices,
     /// the webhooks' events, then the ticket read back.
     async fn update_ticket(&self, u: TicketUpdate) -> RepoResult<Ticket> {
+        let returning = self.returning();
         let row: TicketRow = db_transaction!(self, |conn| {
             if !apply_update(conn, &u).await? {
                 let known: i64 = ticket::table.find(u.ticket_id).count().get_result(conn).await?;
@@ -206,7 +205,7 @@ impl TicketWorkRepository for Db {
             }
             move_loads(conn, &u.expected, &u.new, u.now).await?;
             insert_events(conn, u.ticket_id, &u.events, u.now).await?;
-            notify_on_latest(conn, u.ticket_id, &u.notices, u.now).await?;
+            notices_on_latest(conn, returning, u.ticket_id, &u.notices, u.now).await?;
             record_webhook_events(conn, u.ticket_id, None, &u.webhook_events, u.now).await?;
             Ok::<_, TxError>(ticket::table.find(u.ticket_id).select(TicketRow::as_select()).first(conn).await?)
         })?;
@@ -306,27 +305,4 @@ async fn insert_events<C: Dialect>(
         .collect();
     conn.run(Statement::insert_rows("INSERT INTO evento_ticket", EVENT_COLUMNS, rows)).await?;
     Ok(())
-}
-
-/// The notices, due now, attached to the ticket's latest message.
-#[expect(clippy::manual_async_fn, reason = "its future is Send by its bounds; see the note in tickets.rs")]
-fn notify_on_latest<C: Dialect>(
-    conn: &mut C,
-    ticket_id: i64,
-    notices: &[NewNotice],
-    now: Timestamp,
-) -> impl Future<Output = QueryResult<()>> + Send {
-    async move {
-        if notices.is_empty() {
-            return Ok(());
-        }
-        let latest = detalle_ticket::table
-            .filter(detalle_ticket::fk_id_ticket.eq(ticket_id))
-            .order(detalle_ticket::id_detalle_ticket.desc())
-            .select(detalle_ticket::id_detalle_ticket)
-            .limit(1);
-        let detail_id = conn.get_id(latest).await?;
-        conn.run(notice_insert(ticket_id, detail_id, notices, now, now)).await?;
-        Ok(())
-    }
 }

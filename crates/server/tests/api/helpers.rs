@@ -11,7 +11,7 @@ use helpdesk_domain::model::{Endpoint, Status};
 use helpdesk_domain::model::{NewDevice, NewInternalUser, NewProduct};
 use helpdesk_domain::ports::SystemClock;
 use helpdesk_domain::ports::{Adapters, MailNotifier, NotifyError, ProductRepository, UserRepository};
-use helpdesk_domain::services::AccessService;
+use helpdesk_domain::services::{AccessService, MailAccountInput, MailAccountService};
 use helpdesk_domain::testing::ManualClock;
 use helpdesk_notify_smtp::testing::SmtpSink;
 use helpdesk_notify_synology::SynologyClient;
@@ -371,6 +371,25 @@ impl TestApp {
     }
 
     /// A device of `user_id` with this PIN; returns its id.
+    /// An active mailbox of the reading channel (`imap.helpdesk.test`),
+    /// routing to `department_id`; `acknowledge`: whether new tickets get
+    /// an acknowledgement.
+    pub async fn mailbox(&self, user: &str, department_id: i64, acknowledge: bool) {
+        MailAccountService::new(self.db.clone(), self.keys.secret_box.clone())
+            .add(MailAccountInput {
+                host: "imap.helpdesk.test".into(),
+                user: user.into(),
+                password: "x".into(),
+                port: "993".into(),
+                mailboxes: vec![],
+                department_id,
+                status: Status::Active,
+                send_acknowledgement: acknowledge,
+            })
+            .await
+            .unwrap();
+    }
+
     pub async fn device(&self, user_id: i64, pin: &str) -> i64 {
         self.db
             .add_device(NewDevice { user_id, name: "teléfono".into(), pin_hash: hash_password(pin) })

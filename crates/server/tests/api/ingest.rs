@@ -7,7 +7,7 @@ use std::time::Duration;
 use helpdesk_domain::crypto::hash_password;
 use helpdesk_domain::model::*;
 use helpdesk_domain::ports::*;
-use helpdesk_domain::services::{MailAccountInput, MailAccountService, MessageIdSigner};
+use helpdesk_domain::services::MessageIdSigner;
 use helpdesk_notify_smtp::testing::{ClosedPort, SmtpSink, parse};
 use helpdesk_notify_synology::testing::{FakeSynology, Mode};
 use serde_json::{Value, json};
@@ -63,21 +63,8 @@ async fn desk(backend: Backend, smtp: Option<u16>, inline: Inline) -> Desk {
     app.db.set_department_webhook(support, Some(app.keys.secret_box.seal("canal-soporte-token"))).await.unwrap();
     let sales =
         app.db.create_department(NewDepartment { name: "Ventas".into(), synology_channel: None }).await.unwrap().id;
-    let mailboxes = MailAccountService::new(app.db.clone(), app.keys.secret_box.clone());
     for (user, dep) in [("soporte@helpdesk.test", support), ("ventas@helpdesk.test", sales)] {
-        mailboxes
-            .add(MailAccountInput {
-                host: "imap.helpdesk.test".into(),
-                user: user.into(),
-                password: "x".into(),
-                port: "993".into(),
-                mailboxes: vec![],
-                department_id: dep,
-                status: Status::Active,
-                send_acknowledgement: true,
-            })
-            .await
-            .unwrap();
+        app.mailbox(user, dep, true).await;
     }
     let mut operators = Vec::new();
     for (i, login) in ["op1", "op2", "op3"].iter().enumerate() {

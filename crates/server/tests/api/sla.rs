@@ -10,7 +10,7 @@ use chrono::NaiveDateTime;
 use helpdesk_domain::crypto::hash_password;
 use helpdesk_domain::model::*;
 use helpdesk_domain::ports::*;
-use helpdesk_domain::services::{MailAccountInput, MailAccountService, MessageIdSigner, TicketService};
+use helpdesk_domain::services::{MessageIdSigner, TicketService};
 use helpdesk_domain::testing::ManualClock;
 use helpdesk_notify_smtp::testing::parse;
 use helpdesk_notify_synology::testing::FakeSynology;
@@ -65,19 +65,7 @@ async fn desk(backend: Backend, smtp: bool, warning: i64, ana_takes: bool) -> De
         .unwrap()
         .id;
     app.db.set_department_webhook(support, Some(app.keys.secret_box.seal("canal-soporte-token"))).await.unwrap();
-    MailAccountService::new(app.db.clone(), app.keys.secret_box.clone())
-        .add(MailAccountInput {
-            host: "imap.helpdesk.test".into(),
-            user: "soporte@helpdesk.test".into(),
-            password: "x".into(),
-            port: "993".into(),
-            mailboxes: vec![],
-            department_id: support,
-            status: Status::Active,
-            send_acknowledgement: false,
-        })
-        .await
-        .unwrap();
+    app.mailbox("soporte@helpdesk.test", support, false).await;
     let user = |login: &str, takes: bool, manager: i32, synology: Option<i64>| NewInternalUser {
         login: login.into(),
         name: format!("Operador {login}"),

@@ -6,7 +6,6 @@ use std::time::Duration;
 use helpdesk_domain::crypto::hash_password;
 use helpdesk_domain::model::*;
 use helpdesk_domain::ports::*;
-use helpdesk_domain::services::{MailAccountInput, MailAccountService};
 use helpdesk_notify_smtp::testing::parse;
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -50,21 +49,8 @@ async fn desk(backend: Backend, smtp: bool) -> Desk {
         app.db.create_department(NewDepartment { name: "Soporte".into(), synology_channel: None }).await.unwrap().id;
     let sales =
         app.db.create_department(NewDepartment { name: "Ventas".into(), synology_channel: None }).await.unwrap().id;
-    let mailboxes = MailAccountService::new(app.db.clone(), app.keys.secret_box.clone());
     for (user, dep) in [("soporte@helpdesk.test", support), ("ventas@helpdesk.test", sales)] {
-        mailboxes
-            .add(MailAccountInput {
-                host: "imap.helpdesk.test".into(),
-                user: user.into(),
-                password: "x".into(),
-                port: "993".into(),
-                mailboxes: vec![],
-                department_id: dep,
-                status: Status::Active,
-                send_acknowledgement: false,
-            })
-            .await
-            .unwrap();
+        app.mailbox(user, dep, false).await;
     }
     let user = |login: &str, department: Option<i64>, takes: bool, manager: i32| NewInternalUser {
         login: login.into(),

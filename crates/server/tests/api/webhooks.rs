@@ -12,7 +12,6 @@ use std::time::Duration;
 use helpdesk_domain::crypto::hash_password;
 use helpdesk_domain::model::*;
 use helpdesk_domain::ports::*;
-use helpdesk_domain::services::{MailAccountInput, MailAccountService};
 use helpdesk_domain::testing::ManualClock;
 use hmac::{Hmac, Mac};
 use reqwest::Method;
@@ -279,19 +278,7 @@ async fn desk(backend: Backend, max_attempts: i32) -> Desk {
     let console = app.consumer("consola", &grants).await;
     let support =
         app.db.create_department(NewDepartment { name: "Soporte".into(), synology_channel: None }).await.unwrap().id;
-    MailAccountService::new(app.db.clone(), app.keys.secret_box.clone())
-        .add(MailAccountInput {
-            host: "imap.helpdesk.test".into(),
-            user: "soporte@helpdesk.test".into(),
-            password: "x".into(),
-            port: "993".into(),
-            mailboxes: vec![],
-            department_id: support,
-            status: Status::Active,
-            send_acknowledgement: false,
-        })
-        .await
-        .unwrap();
+    app.mailbox("soporte@helpdesk.test", support, false).await;
     let operator = |login: &str| NewInternalUser {
         login: login.into(),
         name: format!("Operadora {login}"),
