@@ -467,20 +467,25 @@ impl<R: TicketPorts> TicketService<R> {
             if self.repo.operator_loads(department.id).await?.is_empty() {
                 continue;
             }
-            let query = TicketQuery {
-                department_id: Some(department.id),
-                assignee: AssigneeFilter::Nobody,
-                order: TicketOrder::NearestDue,
-                now: self.clock.now(),
-                limit: limit - assigned.len() as i64,
-                ..Default::default()
-            };
-            for ticket in self.repo.list_tickets(query).await? {
-                if !ticket.status.is_open() {
-                    continue;
+            // Open ones first, then those waiting on the customer (closed
+            // ones stay with nobody).
+            for status in [TicketStatus::Open, TicketStatus::Pending] {
+                let query = TicketQuery {
+                    status: Some(status),
+                    department_id: Some(department.id),
+                    assignee: AssigneeFilter::Nobody,
+                    order: TicketOrder::NearestDue,
+                    now: self.clock.now(),
+                    limit: limit - assigned.len() as i64,
+                    ..Default::default()
+                };
+                if query.limit <= 0 {
+                    break;
                 }
-                if self.reassign(&ticket, None).await? {
-                    assigned.push(ticket.id);
+                for ticket in self.repo.list_tickets(query).await? {
+                    if self.reassign(&ticket, None).await? {
+                        assigned.push(ticket.id);
+                    }
                 }
             }
         }
@@ -797,5 +802,27 @@ mod tests {
         assert_eq!(mine.tickets.iter().map(|t| t.id).collect::<Vec<_>>(), vec![f.ticket]);
         let nobody = ListRequest { assignee: AssigneeFilter::Nobody, limit: 10, ..Default::default() };
         assert_eq!(f.svc.list(&f.ana, nobody).await.unwrap().tickets.len(), 4);
+    }
+
+    /// The worker's pass gives open tickets nobody holds to whoever takes
+    /// tickets; closed ones stay with nobody and do not use up the pass.
+    #[tokio::test]
+    async fn waiting_tickets_go_to_whoever_takes_them_and_closed_ones_stay() {
+        let f = fixture().await;
+        let now = crate::ports::SystemClock.now();
+        let mut closed = Vec::new();
+        for i in 0..3 {
+            let incoming = new_incoming(f.support, None, &format!("w{i}"), "c@cliente.test");
+            let t = f.store.store_incoming(incoming).await.unwrap().ticket_id;
+            f.store.set_ticket_status(t, TicketStatus::Closed, now).await.unwrap();
+            closed.push(t);
+        }
+        let open = f.store.store_incoming(new_incoming(f.support, None, "w9", "c@cliente.test")).await.unwrap();
+        assert_eq!(f.svc.assign_waiting(2).await.unwrap(), vec![open.ticket_id]);
+        assert!(f.store.find_ticket(open.ticket_id).await.unwrap().unwrap().assignee_id.is_some());
+        for t in closed {
+            assert_eq!(f.store.find_ticket(t).await.unwrap().unwrap().assignee_id, None);
+        }
+        assert!(f.svc.assign_waiting(2).await.unwrap().is_empty(), "nothing left waiting");
     }
 }
