@@ -25,6 +25,16 @@ BIN=$PWD/target/release/helpdesk-server
 CORES=$(nproc)
 
 rps() { sed -n 's/^Requests\/sec: *//p' "$1"; }
+# CPU time a process has used so far, in milliseconds (user + system).
+TICK=$(getconf CLK_TCK)
+cpu_ms() { awk -v t="$TICK" '{print int(($14 + $15) * 1000 / t)}' "/proc/$1/stat"; }
+# Tickets the store holds.
+tickets_held() { # url
+  case $1 in
+    mysql://*) mariadb -uroot -h127.0.0.1 -N "${1##*/}" -e 'SELECT COUNT(*) FROM ticket' ;;
+    sqlite://*) sqlite3 "${1#sqlite://}" 'SELECT COUNT(*) FROM ticket' ;;
+  esac
+}
 pct() { awk -v p="$2" '$1==p {print $2}' "$1"; }
 non2xx() { sed -n 's/^ *Non-2xx or 3xx responses: *//p' "$1"; }
 pids=()
@@ -69,11 +79,17 @@ ARGON=$(target/release/argon2_rate "$SECS")
 ARGON_ALL=$(target/release/argon2_rate "$SECS" "$CORES")
 log "argon2: $ARGON /s on one core, $ARGON_ALL /s on $CORES"
 mariadb -uroot -h127.0.0.1 -e 'DROP DATABASE IF EXISTS hd_bench; CREATE DATABASE hd_bench CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci'
+DB_CPU0=$(cpu_ms "$MARIADB_PID")
 COMMITS=$(target/release/mysql_commits mysql://root@127.0.0.1:3306/hd_bench "$SECS" 4)
+# MariaDB's CPU per commit (its whole process over the window).
+COMMIT_CPU=$(awk -v c="$(( $(cpu_ms "$MARIADB_PID") - DB_CPU0 ))" -v n="$COMMITS" -v s="$SECS" 'BEGIN{printf "%.2f", c / (n * s)}')
 target/release/bare 18090 "$CORES" >/dev/null 2>&1 & pids+=($!)
+BARE_PID=$!
 sleep 0.5
+BARE_CPU0=$(cpu_ms "$BARE_PID")
 wrk -t2 -c4 -d"${SECS}s" --latency -s bench/bare.lua http://127.0.0.1:18090/json >"$OUT/bare.txt"
 BARE=$(rps "$OUT/bare.txt")
+BARE_CPU=$(awk -v c="$(( $(cpu_ms "$BARE_PID") - BARE_CPU0 ))" -v n="$BARE" -v s="$SECS" 'BEGIN{printf "%.3f", c / (n * s)}')
 log "commits: $COMMITS /s; bare handler: $BARE req/s"
 
 log "start to /ready on a fresh SQLite file"
@@ -107,11 +123,20 @@ for backend in mysql sqlite; do
   # keeps growing its new tablespaces): warm it up, unmeasured, so the
   # figures are those of a store that is in use.
   log "$backend: correo/save warm-up ($((SECS / 2)) s, not measured)"
-  wrk -t2 -c4 -d"$((SECS / 2))s" -s bench/save.lua -H 'Content-Type: application/json' -H 'X-User-Consumo: bench' \
-    -H "X-User-Secret: $SECRET" "http://127.0.0.1:$PORT/api/correo/save" >"$OUT/$backend-save-warmup.txt"
+  BENCH_RUN="warm$(date +%s%N)" wrk -t2 -c4 -d"$((SECS / 2))s" -s bench/save.lua -H 'Content-Type: application/json' \
+    -H 'X-User-Consumo: bench' -H "X-User-Secret: $SECRET" "http://127.0.0.1:$PORT/api/correo/save" \
+    >"$OUT/$backend-save-warmup.txt"
   for c in 4 16; do
     log "$backend: correo/save at $c connections"
-    drive "$backend-save-$c" $PORT save.lua $c "$SECRET" /api/correo/save
+    # Counted in the store: new tickets over the window, and the CPU the
+    # server (and MariaDB) spent per new ticket.
+    held=$(tickets_held "$URL"); cpu=$(cpu_ms "$PID"); dbcpu=$(cpu_ms "$MARIADB_PID")
+    BENCH_RUN="$c-$(date +%s%N)" drive "$backend-save-$c" $PORT save.lua $c "$SECRET" /api/correo/save
+    new=$(( $(tickets_held "$URL") - held ))
+    R[$backend-save-$c-held]=$held
+    R[$backend-save-$c-new]=$(awk -v n="$new" -v s="$SECS" 'BEGIN{printf "%.0f", n / s}')
+    R[$backend-save-$c-cpu]=$(awk -v c="$(( $(cpu_ms "$PID") - cpu ))" -v n="$new" 'BEGIN{ if (n > 0) printf "%.2f", c / n; else print "n/a" }')
+    R[$backend-save-$c-dbcpu]=$(awk -v c="$(( $(cpu_ms "$MARIADB_PID") - dbcpu ))" -v n="$new" 'BEGIN{ if (n > 0) printf "%.2f", c / n; else print "n/a" }')
   done
   log "$backend: SSO/access saturating the CPU"
   drive "$backend-login" $PORT login.lua 4 "$SECRET" /api/SSO/access
@@ -142,7 +167,8 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.0f %%", 100 * a 
   echo "|---|---|"
   echo "| bare actix-web JSON handler, 4 connections | $BARE req/s (p50 $(pct "$OUT/bare.txt" 50%), p99 $(pct "$OUT/bare.txt" 99%)) |"
   echo "| Argon2id verifications, one core | $ARGON /s (bound for $CORES cores: $(awk -v a="$ARGON" -v c="$CORES" 'BEGIN{printf "%.1f", a*c}') /s; measured on $CORES threads at once: $ARGON_ALL /s) |"
-  echo "| MariaDB single-row commits, 4 connections | $COMMITS /s |"
+  echo "| MariaDB single-row commits, 4 connections | $COMMITS /s ($COMMIT_CPU ms of MariaDB CPU each) |"
+  echo "| bare handler CPU per request | $BARE_CPU ms |"
   echo
   echo "## Results"
   echo
@@ -150,7 +176,8 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.0f %%", 100 * a 
   echo "|---|---|---|"
   for c in 4 16; do
     m="$OUT/mysql-save-$c.txt"; s="$OUT/sqlite-save-$c.txt"
-    echo "| correo/save new tickets/s, $c connections | $(rps "$m") (p50 $(pct "$m" 50%), p99 $(pct "$m" 99%); $(ratio "$(rps "$m")" "$COMMITS") of commits/s) | $(rps "$s") (p50 $(pct "$s" 50%), p99 $(pct "$s" 99%)) |"
+    echo "| correo/save new tickets/s counted in the store, $c connections | ${R[mysql-save-$c-new]} (wrk: $(rps "$m") req/s; p50 $(pct "$m" 50%), p99 $(pct "$m" 99%); $(ratio "${R[mysql-save-$c-new]}" "$COMMITS") of commits/s; store held ${R[mysql-save-$c-held]}) | ${R[sqlite-save-$c-new]} (wrk: $(rps "$s") req/s; p50 $(pct "$s" 50%), p99 $(pct "$s" 99%); store held ${R[sqlite-save-$c-held]}) |"
+    echo "| CPU per new ticket, $c connections: server / MariaDB | ${R[mysql-save-$c-cpu]} ms / ${R[mysql-save-$c-dbcpu]} ms | ${R[sqlite-save-$c-cpu]} ms / – |"
   done
   m="$OUT/mysql-users.txt"; s="$OUT/sqlite-users.txt"
   echo "| UsuarioInterno/get req/s, audited, 4 connections | $(rps "$m") ($(ratio "$(rps "$m")" "$BARE") of bare; p99 $(pct "$m" 99%)) | $(rps "$s") ($(ratio "$(rps "$s")" "$BARE") of bare; p99 $(pct "$s" 99%)) |"
