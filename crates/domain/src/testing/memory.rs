@@ -871,6 +871,16 @@ fn text_matches<'a>(query: &str, messages: impl Iterator<Item = &'a TicketDetail
 }
 
 impl Inner {
+    /// The ticket's latest message (notices of a change attach to it).
+    fn latest_detail(&self, ticket_id: i64) -> Result<i64, RepoError> {
+        self.details
+            .values()
+            .filter(|(d, _)| d.ticket_id == ticket_id)
+            .map(|(d, _)| d.id)
+            .max()
+            .ok_or_else(|| RepoError::Unexpected("a ticket without messages".into()))
+    }
+
     /// Stores a message of a ticket; gives its id.
     fn insert_detail(&mut self, ticket_id: i64, d: &NewTicketDetail, opened_ticket: bool, now: Timestamp) -> i64 {
         let id = self.id();
@@ -1011,13 +1021,7 @@ impl TicketWorkRepository for InMemoryStore {
             if !i.departments.contains_key(&u.new.department_id) {
                 return Err(RepoError::MissingReference("departamento".into()));
             }
-            let latest = i
-                .details
-                .values()
-                .filter(|(d, _)| d.ticket_id == u.ticket_id)
-                .map(|(d, _)| d.id)
-                .max()
-                .ok_or_else(|| RepoError::Unexpected("a ticket without messages".into()))?;
+            let latest = i.latest_detail(u.ticket_id)?;
             let t = i.tickets.get_mut(&u.ticket_id).ok_or(RepoError::NotFound)?;
             t.status = u.new.status;
             t.assignee_id = u.new.assignee_id;
@@ -1400,16 +1404,11 @@ impl SlaRepository for InMemoryStore {
             if !i.tickets.contains_key(&ticket_id) {
                 return Err(RepoError::NotFound);
             }
-            if !i.escalations.insert((ticket_id, threshold)) {
+            if i.escalations.contains(&(ticket_id, threshold)) {
                 return Ok(None);
             }
-            let latest = i
-                .details
-                .values()
-                .filter(|(d, _)| d.ticket_id == ticket_id)
-                .map(|(d, _)| d.id)
-                .max()
-                .ok_or_else(|| RepoError::Unexpected("a ticket without messages".into()))?;
+            let latest = i.latest_detail(ticket_id)?;
+            i.escalations.insert((ticket_id, threshold));
             Ok(Some(i.insert_notices(ticket_id, latest, &notices, now, now)))
         })
     }
