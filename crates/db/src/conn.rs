@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use deadpool::managed::{Manager, Metrics, Pool, RecycleResult};
@@ -254,6 +254,8 @@ pub struct Db {
     returning: Arc<AtomicBool>,
     /// Deadlines and the state of the link to the database.
     pub(crate) link: Arc<Link>,
+    /// Statements sent on this pool's connections (see [`Db::statements`]).
+    statements: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for Db {
@@ -294,6 +296,7 @@ impl Db {
         // tells whether it is MariaDB.
         let returning = Arc::new(AtomicBool::new(matches!(url, DbUrl::Sqlite(_))));
         let link = Arc::new(Link::new(opts.acquire_timeout, opts.statement_timeout));
+        let statements = Arc::new(AtomicU64::new(0));
         let backend = match url {
             DbUrl::Sqlite(target) => {
                 let (target_str, size) = match target {
@@ -307,10 +310,12 @@ impl Db {
                     }
                 };
                 let busy_ms = opts.sqlite_busy_timeout.as_millis();
+                let counter = statements.clone();
                 let config = move || {
                     let mut config = ManagerConfig::<SqliteConn>::default();
+                    let counter = counter.clone();
                     config.custom_setup = Box::new(move |url: &str| {
-                        let url = url.to_string();
+                        let (url, counter) = (url.to_string(), counter.clone());
                         async move {
                             let mut conn = SqliteConn::establish(&url).await?;
                             conn.batch_execute(&format!(
@@ -319,6 +324,7 @@ impl Db {
                             ))
                             .await
                             .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
+                            conn.set_instrumentation(count_statements(counter));
                             Ok(conn)
                         }
                         .boxed()
@@ -332,11 +338,12 @@ impl Db {
             }
             DbUrl::Mysql(urls) => {
                 let flag = returning.clone();
+                let counter = statements.clone();
                 let config = move || {
                     let mut config = ManagerConfig::<AsyncMysqlConnection>::default();
-                    let flag = flag.clone();
+                    let (flag, counter) = (flag.clone(), counter.clone());
                     config.custom_setup = Box::new(move |url: &str| {
-                        let (url, flag) = (url.to_string(), flag.clone());
+                        let (url, flag, counter) = (url.to_string(), flag.clone(), counter.clone());
                         async move {
                             let mut conn = AsyncMysqlConnection::establish(&url).await?;
                             // MariaDB (10.5+) answers `INSERT .. RETURNING`;
@@ -364,6 +371,7 @@ impl Db {
                                     ));
                                 }
                             }
+                            conn.set_instrumentation(count_statements(counter));
                             Ok(conn)
                         }
                         .boxed()
@@ -374,7 +382,14 @@ impl Db {
                 Pools::Mysql(build_pool!(manager, opts, opts.max_connections.max(1))?)
             }
         };
-        Ok(Db { backend, url: url.clone(), returning, link })
+        Ok(Db { backend, url: url.clone(), returning, link, statements })
+    }
+
+    /// How many statements this pool's connections have sent since it was
+    /// built (transaction control included, connection set-up not): what a
+    /// request costs the database, counted rather than timed.
+    pub fn statements(&self) -> u64 {
+        AtomicU64::load(&self.statements, Ordering::Relaxed)
     }
 
     /// Whether inserts read their ids with `RETURNING` (see the field).
@@ -386,8 +401,8 @@ impl Db {
     /// (what MySQL itself needs), so tests can run that path on MariaDB.
     #[cfg(feature = "testing")]
     pub fn without_returning(self) -> Self {
-        let Db { backend, url, link, .. } = self;
-        Db { backend, url, returning: Arc::new(AtomicBool::new(false)), link }
+        let Db { backend, url, link, statements, .. } = self;
+        Db { backend, url, returning: Arc::new(AtomicBool::new(false)), link, statements }
     }
 
     pub fn backend(&self) -> Backend {
@@ -463,5 +478,14 @@ mod tests {
         assert_eq!(db.returning(), server.contains("MariaDB"), "{server}");
         assert!(!db.without_returning().returning());
         Ok(())
+    }
+}
+
+/// Counts every statement a connection starts.
+fn count_statements(counter: Arc<AtomicU64>) -> impl diesel::connection::Instrumentation {
+    move |event: diesel::connection::InstrumentationEvent<'_>| {
+        if matches!(event, diesel::connection::InstrumentationEvent::StartQuery { .. }) {
+            counter.fetch_add(1, Ordering::Relaxed);
+        }
     }
 }

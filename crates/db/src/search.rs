@@ -117,7 +117,7 @@ pub(crate) async fn index_message<C: Dialect>(
 /// backends' limits on bound values).
 const ROWS_PER_INSERT: usize = 4000;
 
-async fn index_rows<C: Dialect>(conn: &mut C, rows: &[(String, i64)]) -> QueryResult<()> {
+pub(crate) async fn index_rows<C: Dialect>(conn: &mut C, rows: &[(String, i64)]) -> QueryResult<()> {
     let head = format!("{} INTO palabra_ticket", conn.insert_ignore());
     for chunk in rows.chunks(ROWS_PER_INSERT) {
         let values = chunk.iter().map(|(w, t)| vec![Value::Text(w), Value::BigInt(*t)]).collect();

@@ -153,6 +153,32 @@ impl OutboxRepository for Db {
             .or_repo())
     }
 
+    async fn count_notices_to(
+        &self,
+        kind: NoticeKind,
+        recipients: &[String],
+        since: Timestamp,
+    ) -> RepoResult<Vec<i64>> {
+        if recipients.is_empty() {
+            return Ok(Vec::new());
+        }
+        let counts: Vec<(String, i64)> = db_run!(self, |conn| notificacion::table
+            .filter(notificacion::tipo.eq(kind.as_str()))
+            .filter(notificacion::destino.eq_any(recipients))
+            .filter(notificacion::created_at.ge(since))
+            .group_by(notificacion::destino)
+            .select((notificacion::destino, diesel::dsl::count_star()))
+            .load(conn)
+            .await
+            .or_repo())?;
+        // MySQL's collation ignores case, so it may name a recipient in
+        // another case than asked (and group two spellings together).
+        Ok(recipients
+            .iter()
+            .map(|r| counts.iter().filter(|(d, _)| d.eq_ignore_ascii_case(r)).map(|(_, n)| n).sum())
+            .collect())
+    }
+
     async fn attempts_of(&self, notice_id: i64) -> RepoResult<Vec<(Timestamp, bool)>> {
         db_run!(self, |conn| notificacion_intento::table
             .filter(notificacion_intento::fk_id_notificacion.eq(notice_id))

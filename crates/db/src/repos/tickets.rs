@@ -15,7 +15,7 @@ use crate::dialect::{Dialect, load_slot};
 use crate::error::{OrRepo, TxError};
 use crate::models::*;
 use crate::schema::*;
-use crate::search::index_message;
+use crate::search::{index_message, index_rows};
 use crate::sql::{Statement, Value};
 use crate::{Db, db_run, db_transaction};
 
@@ -24,26 +24,29 @@ impl TicketRepository for Db {
     /// continues), the detail, its attachments, the participants, the
     /// notices, the webhooks' events.
     async fn store_incoming(&self, n: NewIncoming) -> RepoResult<StoredIncoming> {
-        let headers = serde_json::to_string(&n.detail.headers).map_err(RepoError::unexpected)?;
-        let participants = participants(&n.participants);
+        let prepared = Prepared::of(std::slice::from_ref(&n))?;
         let returning = self.returning();
+        db_transaction!(self, |conn| store_one(conn, returning, &n, &prepared[0]).await)
+    }
+
+    /// One transaction for the whole batch. New tickets on a store with
+    /// `RETURNING` take one multi-row statement per table for all of them;
+    /// anything else takes [`store_incoming`]'s steps mail after mail.
+    ///
+    /// [`store_incoming`]: TicketRepository::store_incoming
+    async fn store_incoming_batch(&self, batch: &[NewIncoming]) -> RepoResult<Vec<StoredIncoming>> {
+        let prepared = Prepared::of(batch)?;
+        let returning = self.returning();
+        let together = returning && batch.len() > 1 && batch.iter().all(|n| matches!(n.target, IncomingTarget::New(_)));
         db_transaction!(self, |conn| {
-            let (ticket_id, created_ticket) = match &n.target {
-                IncomingTarget::New(t) => (open_ticket(conn, returning, t, n.now).await?, true),
-                IncomingTarget::Existing { ticket_id, reopen, sla } => {
-                    continue_ticket(conn, *ticket_id, *reopen, sla.as_ref(), n.now).await?;
-                    (*ticket_id, false)
-                }
-            };
-            let detail_id =
-                insert_detail(conn, returning, ticket_id, created_ticket, &n.detail, &headers, n.now).await?;
-            index_message(conn, ticket_id, &n.detail.subject, &n.detail.body).await?;
-            insert_attachments(conn, detail_id, &n.attachments).await?;
-            add_participants(conn, ticket_id, &participants).await?;
-            let notice_ids =
-                queue_notices(conn, returning, ticket_id, detail_id, &n.notices, n.now, n.notices_due_at).await?;
-            record_webhook_events(conn, ticket_id, Some(detail_id), &n.webhook_events, n.now).await?;
-            Ok(StoredIncoming { ticket_id, detail_id, created_ticket, notice_ids })
+            if together {
+                return Ok(open_tickets(conn, batch, &prepared).await?);
+            }
+            let mut stored = Vec::with_capacity(batch.len());
+            for (n, p) in batch.iter().zip(&prepared) {
+                stored.push(store_one(conn, returning, n, p).await?);
+            }
+            Ok(stored)
         })
     }
 
@@ -187,6 +190,247 @@ impl TicketRepository for Db {
 // of an `async fn` leaks into the transaction's body (the higher-ranked
 // lifetimes of rust-lang/rust#100013).
 
+/// What a mail's rows need besides the mail, worked out before the
+/// transaction: its headers as JSON, its participants in order.
+struct Prepared {
+    headers: String,
+    participants: Vec<String>,
+}
+
+impl Prepared {
+    fn of(batch: &[NewIncoming]) -> RepoResult<Vec<Prepared>> {
+        batch
+            .iter()
+            .map(|n| {
+                let headers = serde_json::to_string(&n.detail.headers).map_err(RepoError::unexpected)?;
+                Ok(Prepared { headers, participants: participants(&n.participants) })
+            })
+            .collect()
+    }
+}
+
+/// One mail's steps: the ticket (opened, or the one the mail continues),
+/// the detail, its words, attachments, participants, notices, the
+/// webhooks' events.
+async fn store_one<C: Dialect>(
+    conn: &mut C,
+    returning: bool,
+    n: &NewIncoming,
+    p: &Prepared,
+) -> Result<StoredIncoming, TxError> {
+    let (ticket_id, created_ticket) = match &n.target {
+        IncomingTarget::New(t) => (open_ticket(conn, returning, t, n.now).await?, true),
+        IncomingTarget::Existing { ticket_id, reopen, sla } => {
+            continue_ticket(conn, *ticket_id, *reopen, sla.as_ref(), n.now).await?;
+            (*ticket_id, false)
+        }
+    };
+    let detail_id = insert_detail(conn, returning, ticket_id, created_ticket, &n.detail, &p.headers, n.now).await?;
+    index_message(conn, ticket_id, &n.detail.subject, &n.detail.body).await?;
+    insert_attachments(conn, detail_id, &n.attachments).await?;
+    add_participants(conn, ticket_id, &p.participants).await?;
+    let notice_ids = queue_notices(conn, returning, ticket_id, detail_id, &n.notices, n.now, n.notices_due_at).await?;
+    record_webhook_events(conn, ticket_id, Some(detail_id), &n.webhook_events, n.now).await?;
+    Ok(StoredIncoming { ticket_id, detail_id, created_ticket, notice_ids })
+}
+
+/// The columns of a new ticket, in the order of [`ticket_row`]'s values.
+const TICKET_COLUMNS: &[&str] = &[
+    "asunto",
+    "estado",
+    "fk_id_departamento",
+    "fk_id_usuario_asignado",
+    "solicitante",
+    "fk_id_cuenta_correo",
+    "sistema",
+    "created_at",
+    "updated_at",
+    "fk_id_politica_sla",
+    "fk_id_calendario",
+    "sla_inicio",
+    "sla_pausa_seg",
+    "sla_pausado_desde",
+    "vence_primera_respuesta",
+    "aviso_primera_respuesta",
+    "primera_respuesta_en",
+    "vence_resolucion",
+    "aviso_resolucion",
+    "resuelto_en",
+    "proximo_vencimiento",
+];
+
+fn ticket_row(t: &NewTicket, now: Timestamp) -> Vec<Value<'_>> {
+    let c = t.sla.as_ref();
+    vec![
+        Value::Text(&t.subject),
+        Value::Text(TicketStatus::Open.as_str()),
+        Value::BigInt(t.department_id),
+        Value::OptBigInt(t.assignee_id),
+        Value::Text(&t.requester),
+        Value::OptBigInt(t.mail_account_id),
+        Value::Text(&t.system),
+        Value::Timestamp(now),
+        Value::Timestamp(now),
+        Value::OptBigInt(c.map(|c| c.policy_id)),
+        Value::OptBigInt(c.map(|c| c.calendar_id)),
+        Value::OptTimestamp(c.map(|c| c.started_at)),
+        Value::BigInt(c.map_or(0, |c| c.paused_secs)),
+        Value::OptTimestamp(c.and_then(|c| c.paused_since)),
+        Value::OptTimestamp(c.map(|c| c.first_response_due)),
+        Value::OptTimestamp(c.map(|c| c.first_response_warning)),
+        Value::OptTimestamp(c.and_then(|c| c.first_response_at)),
+        Value::OptTimestamp(c.map(|c| c.resolution_due)),
+        Value::OptTimestamp(c.map(|c| c.resolution_warning)),
+        Value::OptTimestamp(c.and_then(|c| c.resolved_at)),
+        Value::OptTimestamp(c.and_then(SlaClock::next_due)),
+    ]
+}
+
+/// The columns of a new detail, in the order of [`detail_row`]'s values.
+const DETAIL_COLUMNS: &[&str] = &[
+    "fk_id_ticket",
+    "clave_dedupe",
+    "message_id",
+    "message_id_hash",
+    "remitente",
+    "destinatario",
+    "cc",
+    "bcc",
+    "reply_to",
+    "asunto",
+    "cuerpo",
+    "html",
+    "fecha",
+    "headers",
+    "automatico",
+    "nuevo_ticket",
+    "created_at",
+    "direccion",
+    "fk_id_usuario_autor",
+];
+
+fn detail_row<'a>(
+    ticket_id: i64,
+    created_ticket: bool,
+    d: &'a NewTicketDetail,
+    headers: &'a str,
+    now: Timestamp,
+) -> Vec<Value<'a>> {
+    vec![
+        Value::BigInt(ticket_id),
+        Value::Text(&d.dedupe_key),
+        Value::OptText(d.message_id.as_deref()),
+        Value::OptText(d.message_id_hash.as_deref()),
+        Value::Text(&d.from),
+        Value::Text(&d.to),
+        Value::OptText(d.cc.as_deref()),
+        Value::OptText(d.bcc.as_deref()),
+        Value::OptText(d.reply_to.as_deref()),
+        Value::Text(&d.subject),
+        Value::Text(&d.body),
+        Value::Text(&d.html),
+        Value::Timestamp(d.date),
+        Value::Text(headers),
+        Value::Int(d.automatic.into()),
+        Value::Int(created_ticket.into()),
+        Value::Timestamp(now),
+        Value::Text(d.direction.as_str()),
+        Value::OptBigInt(d.author_id),
+    ]
+}
+
+/// New tickets, one multi-row statement per table (a store with
+/// `RETURNING`): the assignees' loads, the tickets, their details, words,
+/// participants and notices; attachments and webhook events per mail. The
+/// new ids come back in the order of the rows (each row's id is larger than
+/// the one before), so sorted they line up with `batch`.
+#[expect(clippy::manual_async_fn, reason = "its future is Send by its bounds; see the note above")]
+fn open_tickets<'a, C: Dialect>(
+    conn: &'a mut C,
+    batch: &'a [NewIncoming],
+    prepared: &'a [Prepared],
+) -> impl Future<Output = QueryResult<Vec<StoredIncoming>>> + Send + 'a {
+    async move {
+        let new: Vec<&NewTicket> = batch
+            .iter()
+            .filter_map(|n| match &n.target {
+                IncomingTarget::New(t) => Some(t),
+                IncomingTarget::Existing { .. } => None,
+            })
+            .collect();
+        let mut loads: std::collections::BTreeMap<i64, (i64, Timestamp)> = Default::default();
+        for (t, n) in new.iter().zip(batch) {
+            if let Some(a) = t.assignee_id {
+                let load = loads.entry(a).or_insert((0, n.now));
+                load.0 += 1;
+                load.1 = load.1.max(n.now);
+            }
+        }
+        for (user, (step, at)) in loads {
+            change_load(conn, user, step, Some(at)).await?;
+        }
+        let rows = new.iter().zip(batch).map(|(t, n)| ticket_row(t, n.now)).collect();
+        let insert = Statement::insert_rows("INSERT INTO ticket", TICKET_COLUMNS, rows);
+        let mut ticket_ids = conn.load_ids(crate::sql::returning(insert, ticket::id_ticket)).await?;
+        ticket_ids.sort_unstable();
+        let rows = batch
+            .iter()
+            .zip(prepared)
+            .zip(&ticket_ids)
+            .map(|((n, p), t)| detail_row(*t, true, &n.detail, &p.headers, n.now))
+            .collect();
+        let insert = Statement::insert_rows("INSERT INTO detalle_ticket", DETAIL_COLUMNS, rows);
+        let mut detail_ids = conn.load_ids(crate::sql::returning(insert, detalle_ticket::id_detalle_ticket)).await?;
+        detail_ids.sort_unstable();
+        if ticket_ids.len() != batch.len() || detail_ids.len() != batch.len() {
+            return Err(diesel::result::Error::QueryBuilderError("fewer ids than rows inserted".into()));
+        }
+        let words: Vec<(String, i64)> = batch
+            .iter()
+            .zip(&ticket_ids)
+            .flat_map(|(n, t)| message_words(&n.detail.subject, &n.detail.body).into_iter().map(|w| (w, *t)))
+            .collect();
+        index_rows(conn, &words).await?;
+        let rows: Vec<Vec<Value<'_>>> = batch
+            .iter()
+            .zip(&detail_ids)
+            .flat_map(|(n, d)| n.attachments.iter().map(|a| attachment_row(*d, a)))
+            .collect();
+        if !rows.is_empty() {
+            conn.run(Statement::insert_rows("INSERT INTO adjunto_ticket", ATTACHMENT_COLUMNS, rows)).await?;
+        }
+        let rows: Vec<Vec<Value<'_>>> = prepared
+            .iter()
+            .zip(&ticket_ids)
+            .flat_map(|(p, t)| p.participants.iter().map(|a| vec![Value::BigInt(*t), Value::Text(a)]))
+            .collect();
+        if !rows.is_empty() {
+            let head = format!("{} INTO participante_ticket", conn.insert_ignore());
+            conn.run(Statement::insert_rows(&head, &["fk_id_ticket", "correo"], rows)).await?;
+        }
+        let rows: Vec<Vec<Value<'_>>> = batch
+            .iter()
+            .zip(ticket_ids.iter().zip(&detail_ids))
+            .flat_map(|(n, (t, d))| n.notices.iter().map(|nn| notice_row(*t, *d, nn, n.now, n.notices_due_at)))
+            .collect();
+        let mut notice_ids = if rows.is_empty() {
+            Vec::new()
+        } else {
+            let insert = Statement::insert_rows("INSERT INTO notificacion", NOTICE_COLUMNS, rows);
+            conn.load_ids(crate::sql::returning(insert, notificacion::id_notificacion)).await?
+        };
+        notice_ids.sort_unstable();
+        let mut notice_ids = notice_ids.into_iter();
+        let mut stored = Vec::with_capacity(batch.len());
+        for (n, (ticket_id, detail_id)) in batch.iter().zip(ticket_ids.into_iter().zip(detail_ids)) {
+            record_webhook_events(conn, ticket_id, Some(detail_id), &n.webhook_events, n.now).await?;
+            let notice_ids = notice_ids.by_ref().take(n.notices.len()).collect();
+            stored.push(StoredIncoming { ticket_id, detail_id, created_ticket: true, notice_ids });
+        }
+        Ok(stored)
+    }
+}
+
 /// The addresses that may post into the ticket: trimmed, lower-case, each
 /// once, none empty.
 pub(super) fn participants(addresses: &[String]) -> Vec<String> {
@@ -324,6 +568,12 @@ pub(super) fn insert_detail<C: Dialect>(
     }
 }
 
+const ATTACHMENT_COLUMNS: &[&str] = &["fk_id_detalle_ticket", "nombre", "ruta", "tipo"];
+
+fn attachment_row(detail_id: i64, a: &NewAttachment) -> Vec<Value<'_>> {
+    vec![Value::BigInt(detail_id), Value::Text(&a.name), Value::Text(&a.route), Value::Text(&a.mime_type)]
+}
+
 /// One row per attachment of the detail.
 async fn insert_attachments<C: Dialect>(
     conn: &mut C,
@@ -371,22 +621,22 @@ pub(super) fn notice_insert<'a>(
     now: Timestamp,
     due: Timestamp,
 ) -> Statement<'a> {
-    let rows = notices
-        .iter()
-        .map(|nn| {
-            vec![
-                Value::BigInt(ticket_id),
-                Value::BigInt(detail_id),
-                Value::Text(nn.kind.as_str()),
-                Value::Text(&nn.recipient),
-                Value::Text(NoticeStatus::Pending.as_str()),
-                Value::Int(0),
-                Value::Timestamp(due),
-                Value::Timestamp(now),
-            ]
-        })
-        .collect();
+    let rows = notices.iter().map(|nn| notice_row(ticket_id, detail_id, nn, now, due)).collect();
     Statement::insert_rows("INSERT INTO notificacion", NOTICE_COLUMNS, rows)
+}
+
+/// A new notice's values, in the order of [`NOTICE_COLUMNS`].
+fn notice_row(ticket_id: i64, detail_id: i64, nn: &NewNotice, now: Timestamp, due: Timestamp) -> Vec<Value<'_>> {
+    vec![
+        Value::BigInt(ticket_id),
+        Value::BigInt(detail_id),
+        Value::Text(nn.kind.as_str()),
+        Value::Text(&nn.recipient),
+        Value::Text(NoticeStatus::Pending.as_str()),
+        Value::Int(0),
+        Value::Timestamp(due),
+        Value::Timestamp(now),
+    ]
 }
 
 /// Puts the notices of a new detail in the outbox, all in one statement, and

@@ -266,6 +266,16 @@ pub trait TicketRepository: Send + Sync + 'static {
     /// when a concurrent call stored it first), and `NotFound` when an
     /// existing target ticket is gone.
     fn store_incoming(&self, incoming: NewIncoming) -> impl Future<Output = RepoResult<StoredIncoming>> + Send;
+    /// Several incoming mails, each written as [`store_incoming`] writes
+    /// one, in order, all in one transaction: every one is stored or none.
+    /// The results come in the order of `batch`. An error does not say which
+    /// mail caused it (store them one by one to find out).
+    ///
+    /// [`store_incoming`]: TicketRepository::store_incoming
+    fn store_incoming_batch(
+        &self,
+        batch: &[NewIncoming],
+    ) -> impl Future<Output = RepoResult<Vec<StoredIncoming>>> + Send;
     fn find_ticket(&self, id: i64) -> impl Future<Output = RepoResult<Option<Ticket>>> + Send;
     fn find_detail(&self, id: i64) -> impl Future<Output = RepoResult<Option<TicketDetail>>> + Send;
     fn find_detail_by_dedupe(&self, key: &str) -> impl Future<Output = RepoResult<Option<TicketDetail>>> + Send;
@@ -416,6 +426,16 @@ pub trait OutboxRepository: Send + Sync + 'static {
         recipient: &str,
         since: Timestamp,
     ) -> impl Future<Output = RepoResult<i64>> + Send;
+    /// [`count_notices_since`] for several recipients in one read: their
+    /// counts, in the order of `recipients`.
+    ///
+    /// [`count_notices_since`]: OutboxRepository::count_notices_since
+    fn count_notices_to(
+        &self,
+        kind: NoticeKind,
+        recipients: &[String],
+        since: Timestamp,
+    ) -> impl Future<Output = RepoResult<Vec<i64>>> + Send;
     /// (notice id, attempt time, success) of every attempt, oldest first.
     fn attempts_of(&self, notice_id: i64) -> impl Future<Output = RepoResult<Vec<(Timestamp, bool)>>> + Send;
     fn pending_notices(&self) -> impl Future<Output = RepoResult<i64>> + Send;

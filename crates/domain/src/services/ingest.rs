@@ -13,6 +13,7 @@ use crate::error::RepoError;
 use crate::model::*;
 use crate::ports::Clock;
 use crate::services::cache::TtlCache;
+use crate::services::group::GroupCommit;
 
 #[derive(Debug, Clone)]
 pub struct IngestSettings {
@@ -43,7 +44,7 @@ pub struct IngestOutcome {
     pub notices: Vec<Notice>,
 }
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum IngestError {
     /// Attachment `index`'s route is absolute or climbs out of the storage.
     #[error("attachment {0} has an unsafe route")]
@@ -208,7 +209,12 @@ pub struct IngestService<R: IngestPorts> {
     settings: IngestSettings,
     setup: SetupCache,
     sla: super::SlaBook<R>,
+    /// New tickets arriving together are written in one transaction.
+    openings: GroupCommit<Arc<Opening>, Result<IngestOutcome, IngestError>>,
 }
+
+/// Most new tickets written in one transaction.
+const MAX_OPENINGS_PER_BATCH: usize = 16;
 
 /// What routing reads for every mail and an administrator rarely changes.
 struct SetupCache {
@@ -229,7 +235,7 @@ impl<R: IngestPorts> IngestService<R> {
             subscribed: TtlCache::new(ttl),
         };
         let sla = super::SlaBook::new(repo.clone(), clock.clone(), ttl);
-        Self { repo, ids, clock, settings, setup, sla }
+        Self { repo, ids, clock, settings, setup, sla, openings: GroupCommit::new(MAX_OPENINGS_PER_BATCH) }
     }
 
     async fn mail_accounts(&self) -> Result<Vec<MailAccount>, RepoError> {
@@ -264,23 +270,9 @@ impl<R: IngestPorts> IngestService<R> {
         if let Some(i) = mail.attachments.iter().position(|a| !is_safe_route(&a.route)) {
             return Err(IngestError::UnsafeRoute(i));
         }
-        let message_id = header(&mail.headers, "Message-ID").map(normalize_id).filter(|m| !m.is_empty());
-        let dedupe_key = match &message_id {
-            Some(m) => sha256_hex(format!("mid:{m}").as_bytes()),
-            None => sha256_hex(
-                format!(
-                    "content:{}\n{}\n{}\n{}",
-                    bare_address(&mail.from),
-                    mail.date.format("%Y-%m-%d %H:%M:%S"),
-                    mail.subject,
-                    mail.body
-                )
-                .as_bytes(),
-            ),
-        };
-        if let Some(existing) = self.repo.find_detail_by_dedupe(&dedupe_key).await? {
-            return self.outcome_of(existing, true).await;
-        }
+        // No lookup of the dedupe key first: the store's unique key answers
+        // a mail stored before (`Duplicate`, then its first result is read).
+        let keys = MailKeys::of(&mail);
         let now = self.clock.now();
         let accounts = self.mail_accounts().await?;
         let own: Vec<String> = accounts.iter().map(|a| a.user.to_lowercase()).collect();
@@ -296,85 +288,210 @@ impl<R: IngestPorts> IngestService<R> {
                     .find_map(|r| accounts.iter().find(|a| a.user.eq_ignore_ascii_case(&r) && a.status.is_active()))
             }
         };
+        if let Some(ticket) = self.thread(&mail, &sender).await? {
+            return self.continue_thread(mail, ticket, keys, automatic, &sender, now).await;
+        }
+        let department = self.route(account).await?;
+        let ack_to = (!automatic && account.is_none_or(|a| a.send_acknowledgement))
+            .then(|| mail.reply_to.as_deref().map(bare_address).filter(|a| a.contains('@')).unwrap_or(sender.clone()))
+            .filter(|a| !own.contains(a));
+        let opening = Arc::new(Opening {
+            sla: self.sla.start(department.id, Priority::Normal, now).await?,
+            mail,
+            keys,
+            automatic,
+            sender,
+            account_id: account.map(|a| a.id),
+            ack_to,
+            department,
+            now,
+        });
+        match self.openings.submit(opening.clone(), |batch| self.open_batch(batch)).await {
+            Some(outcome) => outcome,
+            // The request that took it to write was dropped before it
+            // answered: whether it was written, its dedupe key tells.
+            None => self.open_batch(vec![opening]).await.pop().expect("one result per opening"),
+        }
+    }
 
-        let existing = self.thread(&mail, &sender).await?;
-        // The ticket as the mail leaves it, and its status before, for the
-        // outgoing webhooks.
-        let mut announced = None;
-        let (target, department, assignee) = match existing {
-            Some(ticket) => {
-                let department = self.department(ticket.department_id).await?.ok_or(IngestError::NoDepartment)?;
-                // The customer's answer reopens a closed ticket and ends the
-                // wait of a pending one: its clock runs again.
-                let reopen = ticket.status != TicketStatus::Open;
-                let sla = if reopen {
-                    let open = TicketFields { status: TicketStatus::Open, ..TicketFields::of(&ticket) };
-                    self.sla.after_change(&ticket, open, now).await?
-                } else {
-                    None
-                };
-                let target = IncomingTarget::Existing { ticket_id: ticket.id, reopen, sla };
-                let assignee = match ticket.assignee_id {
-                    Some(a) => self.repo.find_user(a).await?,
-                    None => None,
-                };
-                announced = Some(ticket);
-                (target, department, assignee)
-            }
-            None => {
-                let department = self.route(account).await?;
-                let assignee = self.assign(department.id).await?;
-                let target = IncomingTarget::New(NewTicket {
-                    subject: mail.subject.clone(),
-                    department_id: department.id,
-                    assignee_id: assignee.as_ref().map(|u| u.id),
-                    requester: sender.clone(),
-                    mail_account_id: account.map(|a| a.id),
-                    system: mail.system.clone(),
-                    sla: self.sla.start(department.id, Priority::Normal, now).await?,
-                });
-                (target, department, assignee)
-            }
+    /// A mail that continues `ticket`: stored on its own.
+    async fn continue_thread(
+        &self,
+        mail: IncomingMail,
+        ticket: Ticket,
+        keys: MailKeys,
+        automatic: bool,
+        sender: &str,
+        now: Timestamp,
+    ) -> Result<IngestOutcome, IngestError> {
+        let department = self.department(ticket.department_id).await?.ok_or(IngestError::NoDepartment)?;
+        // The customer's answer reopens a closed ticket and ends the wait of
+        // a pending one: its clock runs again.
+        let reopen = ticket.status != TicketStatus::Open;
+        let sla = if reopen {
+            let open = TicketFields { status: TicketStatus::Open, ..TicketFields::of(&ticket) };
+            self.sla.after_change(&ticket, open, now).await?
+        } else {
+            None
         };
-        let is_new = matches!(target, IncomingTarget::New(_));
+        let target = IncomingTarget::Existing { ticket_id: ticket.id, reopen, sla };
+        let assignee = match ticket.assignee_id {
+            Some(a) => self.repo.find_user(a).await?,
+            None => None,
+        };
+        let notices = self.notices(None, assignee.as_ref(), None).await?;
+        let participants = participants(&mail, sender, assignee.as_ref());
+        let webhook_events =
+            self.webhook_events(&mail, Some(ticket), &department, assignee.as_ref(), automatic, now).await?;
+        let planned = Planned {
+            incoming: self.incoming(target, &mail, keys, automatic, participants, notices, webhook_events, now),
+            department,
+            assignee_id: assignee.map(|a| a.id),
+        };
+        self.store_one(planned).await
+    }
 
-        let mut notices = Vec::new();
-        if is_new && !automatic && account.is_none_or(|a| a.send_acknowledgement) {
-            let ack_to =
-                mail.reply_to.as_deref().map(bare_address).filter(|a| a.contains('@')).unwrap_or(sender.clone());
-            let sent_lately =
-                self.repo.count_notices_since(NoticeKind::Acknowledgement, &ack_to, now - Duration::hours(1)).await?;
-            if sent_lately < self.settings.acks_per_hour && !own.contains(&ack_to) {
-                notices.push(NewNotice { kind: NoticeKind::Acknowledgement, recipient: ack_to });
+    /// New tickets, written together: each gets the operator least loaded
+    /// counting the tickets assigned before it in the batch, and an
+    /// acknowledgement while its sender is under the hourly limit counting
+    /// those before it. Every result is the one the mail would get alone.
+    async fn open_batch(&self, batch: Vec<Arc<Opening>>) -> Vec<Result<IngestOutcome, IngestError>> {
+        let plans = match self.plan_openings(&batch).await {
+            Ok(plans) => plans,
+            Err(e) => return batch.iter().map(|_| Err(e.clone())).collect(),
+        };
+        if let [_] = plans.as_slice() {
+            let plan = plans.into_iter().next().expect("one");
+            return vec![self.store_one(plan).await];
+        }
+        let incomings: Vec<NewIncoming> = plans.iter().map(|p| p.incoming.clone()).collect();
+        match self.repo.store_incoming_batch(&incomings).await {
+            Ok(stored) => plans.into_iter().zip(stored).map(|(plan, s)| Ok(plan.outcome(s))).collect(),
+            Err(e) if e.is_unavailable() => plans.iter().map(|_| Err(e.clone().into())).collect(),
+            // One of them (a mail stored before, most likely) spoils the
+            // batch: each on its own, so the others are not refused for it.
+            Err(_) => {
+                let mut outcomes = Vec::with_capacity(plans.len());
+                for plan in plans {
+                    outcomes.push(self.store_one(plan).await);
+                }
+                outcomes
             }
         }
-        if let Some(a) = &assignee {
+    }
+
+    async fn plan_openings(&self, batch: &[Arc<Opening>]) -> Result<Vec<Planned>, IngestError> {
+        let mut loads: BTreeMap<i64, Vec<OperatorLoad>> = BTreeMap::new();
+        for o in batch {
+            if !loads.contains_key(&o.department.id) {
+                loads.insert(o.department.id, self.repo.operator_loads(o.department.id).await?);
+            }
+        }
+        // One read for every sender; from the earliest mail's hour, so a
+        // later one may count a little more than its own hour, never less.
+        let to_ack: Vec<String> =
+            batch.iter().filter_map(|o| o.ack_to.clone()).collect::<BTreeSet<_>>().into_iter().collect();
+        let mut acks_sent: BTreeMap<String, i64> = BTreeMap::new();
+        if let Some(first) = batch.iter().map(|o| o.now).min().filter(|_| !to_ack.is_empty()) {
+            let counts =
+                self.repo.count_notices_to(NoticeKind::Acknowledgement, &to_ack, first - Duration::hours(1)).await?;
+            acks_sent.extend(to_ack.into_iter().zip(counts));
+        }
+        let mut plans = Vec::with_capacity(batch.len());
+        for o in batch {
+            let assignee = loads.get_mut(&o.department.id).and_then(|l| take_least_loaded(l, o.now));
+            let ack_to = o.ack_to.clone().filter(|to| {
+                let sent = acks_sent.entry(to.clone()).or_default();
+                *sent += 1;
+                *sent <= self.settings.acks_per_hour
+            });
+            let notices = self.notices(ack_to, assignee.as_ref(), Some(&o.department)).await?;
+            let participants = participants(&o.mail, &o.sender, assignee.as_ref());
+            let webhook_events =
+                self.webhook_events(&o.mail, None, &o.department, assignee.as_ref(), o.automatic, o.now).await?;
+            let target = IncomingTarget::New(NewTicket {
+                subject: o.mail.subject.clone(),
+                department_id: o.department.id,
+                assignee_id: assignee.as_ref().map(|u| u.id),
+                requester: o.sender.clone(),
+                mail_account_id: o.account_id,
+                system: o.mail.system.clone(),
+                sla: o.sla,
+            });
+            let incoming = self.incoming(
+                target,
+                &o.mail,
+                o.keys.clone(),
+                o.automatic,
+                participants,
+                notices,
+                webhook_events,
+                o.now,
+            );
+            plans.push(Planned { incoming, department: o.department.clone(), assignee_id: assignee.map(|a| a.id) });
+        }
+        Ok(plans)
+    }
+
+    /// One mail's writes in a transaction of its own; a mail stored before
+    /// answers with its first result.
+    async fn store_one(&self, plan: Planned) -> Result<IngestOutcome, IngestError> {
+        let key = plan.incoming.detail.dedupe_key.clone();
+        match self.repo.store_incoming(plan.incoming.clone()).await {
+            Ok(stored) => Ok(plan.outcome(stored)),
+            Err(RepoError::Duplicate(_)) => match self.repo.find_detail_by_dedupe(&key).await? {
+                Some(detail) => self.outcome_of(detail, true).await,
+                None => Err(RepoError::Unexpected("duplicate detail vanished".into()).into()),
+            },
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The notices a mail queues: the acknowledgement (`ack_to`), the
+    /// assignee's, and for a new ticket (`opened_in`) its department's
+    /// channel when the department has a webhook.
+    async fn notices(
+        &self,
+        ack_to: Option<String>,
+        assignee: Option<&InternalUser>,
+        opened_in: Option<&Department>,
+    ) -> Result<Vec<NewNotice>, RepoError> {
+        let mut notices = Vec::new();
+        if let Some(to) = ack_to {
+            notices.push(NewNotice { kind: NoticeKind::Acknowledgement, recipient: to });
+        }
+        if let Some(a) = assignee {
             if let Some(sid) = a.synology_id.filter(|_| self.settings.chat_to_users) {
                 notices.push(NewNotice { kind: NoticeKind::AssigneeChat, recipient: sid.to_string() });
             }
             notices.push(NewNotice { kind: NoticeKind::AssigneeMail, recipient: a.email.clone() });
         }
-        if is_new && self.has_webhook(department.id).await? {
-            notices.push(NewNotice { kind: NoticeKind::DepartmentChannel, recipient: department.id.to_string() });
+        if let Some(d) = opened_in {
+            if self.has_webhook(d.id).await? {
+                notices.push(NewNotice { kind: NoticeKind::DepartmentChannel, recipient: d.id.to_string() });
+            }
         }
+        Ok(notices)
+    }
 
-        let mut participants = vec![sender.clone()];
-        participants.extend(mail.reply_to.as_deref().map(bare_address).filter(|a| a.contains('@')));
-        participants.extend(mail.cc.as_deref().map(addresses).unwrap_or_default());
-        participants.extend(assignee.as_ref().map(|a| a.email.to_lowercase()));
-        // An address longer than any real one (RFC 5321: 320) is noise in a
-        // Cc list, not a participant.
-        participants.retain(|p| p.chars().count() <= 320);
-
-        let webhook_events =
-            self.webhook_events(&mail, announced, &department, assignee.as_ref(), automatic, now).await?;
-
-        let incoming = NewIncoming {
+    #[allow(clippy::too_many_arguments)]
+    fn incoming(
+        &self,
+        target: IncomingTarget,
+        mail: &IncomingMail,
+        keys: MailKeys,
+        automatic: bool,
+        participants: Vec<String>,
+        notices: Vec<NewNotice>,
+        webhook_events: Vec<NewWebhookEvent>,
+        now: Timestamp,
+    ) -> NewIncoming {
+        NewIncoming {
             target,
             detail: NewTicketDetail {
-                dedupe_key: dedupe_key.clone(),
-                message_id_hash: message_id.as_deref().map(|m| sha256_hex(m.as_bytes())),
-                message_id,
+                dedupe_key: keys.dedupe_key,
+                message_id_hash: keys.message_id.as_deref().map(|m| sha256_hex(m.as_bytes())),
+                message_id: keys.message_id,
                 from: mail.from.trim().to_string(),
                 to: mail.to.trim().to_string(),
                 cc: mail.cc.clone(),
@@ -395,44 +512,6 @@ impl<R: IngestPorts> IngestService<R> {
             webhook_events,
             now,
             notices_due_at: now + self.settings.first_attempt_grace,
-        };
-        let specs = incoming.notices.clone();
-        let due = incoming.notices_due_at;
-        match self.repo.store_incoming(incoming).await {
-            // The notices as stored, without reading them back.
-            Ok(stored) => Ok(IngestOutcome {
-                ticket_id: stored.ticket_id,
-                detail_id: stored.detail_id,
-                created_ticket: stored.created_ticket,
-                duplicate: false,
-                department,
-                assignee_id: assignee.map(|a| a.id),
-                notices: specs
-                    .into_iter()
-                    .zip(stored.notice_ids)
-                    .map(|(spec, id)| Notice {
-                        id,
-                        ticket_id: stored.ticket_id,
-                        detail_id: stored.detail_id,
-                        kind: spec.kind,
-                        recipient: spec.recipient,
-                        status: NoticeStatus::Pending,
-                        attempts: 0,
-                        next_attempt_at: due,
-                        leased_until: None,
-                        last_error: None,
-                        result: None,
-                        created_at: now,
-                        sent_at: None,
-                    })
-                    .collect(),
-            }),
-            // A concurrent post of the same mail won: answer with its result.
-            Err(RepoError::Duplicate(_)) => match self.repo.find_detail_by_dedupe(&dedupe_key).await? {
-                Some(detail) => self.outcome_of(detail, true).await,
-                None => Err(RepoError::Unexpected("duplicate detail vanished".into()).into()),
-            },
-            Err(e) => Err(e.into()),
         }
     }
 
@@ -531,12 +610,6 @@ impl<R: IngestPorts> IngestService<R> {
         self.repo.list_departments().await?.into_iter().find(|d| d.status.is_active()).ok_or(IngestError::NoDepartment)
     }
 
-    /// The operator with the fewest open tickets; ties go to whoever waited
-    /// longest since their last assignment (never assigned first), then id.
-    async fn assign(&self, department_id: i64) -> Result<Option<InternalUser>, IngestError> {
-        Ok(least_loaded(self.repo.operator_loads(department_id).await?))
-    }
-
     async fn outcome_of(&self, detail: TicketDetail, duplicate: bool) -> Result<IngestOutcome, IngestError> {
         let ticket = self
             .repo
@@ -556,17 +629,127 @@ impl<R: IngestPorts> IngestService<R> {
     }
 }
 
-/// What `notificacion_SLA_Synology` says: each chat notice's state.
 /// Who takes the next ticket: the operator with the fewest open tickets,
 /// then the one who waited longest since their last assignment (never
 /// assigned first), then by id.
 pub fn least_loaded(loads: Vec<OperatorLoad>) -> Option<InternalUser> {
-    loads
-        .into_iter()
-        .min_by_key(|l| (l.open_tickets, l.last_assigned_at.is_some(), l.last_assigned_at, l.user.id))
-        .map(|l| l.user)
+    loads.into_iter().min_by_key(load_order).map(|l| l.user)
 }
 
+fn load_order(l: &OperatorLoad) -> (i64, bool, Option<Timestamp>, i64) {
+    (l.open_tickets, l.last_assigned_at.is_some(), l.last_assigned_at, l.user.id)
+}
+
+/// [`least_loaded`], counting the ticket in the chosen operator's load (as
+/// assigned `now`) for the next pick.
+fn take_least_loaded(loads: &mut [OperatorLoad], now: Timestamp) -> Option<InternalUser> {
+    let chosen = loads.iter_mut().min_by_key(|l| load_order(l))?;
+    chosen.open_tickets += 1;
+    chosen.last_assigned_at = Some(now);
+    Some(chosen.user.clone())
+}
+
+/// What identifies a mail: its dedupe key (from the Message-ID, or from
+/// its content when it has none) and its normalised Message-ID.
+#[derive(Debug, Clone)]
+struct MailKeys {
+    dedupe_key: String,
+    message_id: Option<String>,
+}
+
+impl MailKeys {
+    fn of(mail: &IncomingMail) -> Self {
+        let message_id = header(&mail.headers, "Message-ID").map(normalize_id).filter(|m| !m.is_empty());
+        let dedupe_key = match &message_id {
+            Some(m) => sha256_hex(format!("mid:{m}").as_bytes()),
+            None => sha256_hex(
+                format!(
+                    "content:{}\n{}\n{}\n{}",
+                    bare_address(&mail.from),
+                    mail.date.format("%Y-%m-%d %H:%M:%S"),
+                    mail.subject,
+                    mail.body
+                )
+                .as_bytes(),
+            ),
+        };
+        Self { dedupe_key, message_id }
+    }
+}
+
+/// A mail that opens a ticket, read and routed, waiting for its batch
+/// (where it gets its assignee and notices).
+struct Opening {
+    mail: IncomingMail,
+    keys: MailKeys,
+    automatic: bool,
+    sender: String,
+    account_id: Option<i64>,
+    /// Where its acknowledgement goes, should the sender's hourly limit
+    /// allow one.
+    ack_to: Option<String>,
+    department: Department,
+    sla: Option<SlaClock>,
+    now: Timestamp,
+}
+
+/// A mail's writes, decided, and what its answer says besides the ids.
+struct Planned {
+    incoming: NewIncoming,
+    department: Department,
+    assignee_id: Option<i64>,
+}
+
+impl Planned {
+    /// The answer once stored: the notices as queued, without reading them
+    /// back.
+    fn outcome(self, stored: StoredIncoming) -> IngestOutcome {
+        let (now, due) = (self.incoming.now, self.incoming.notices_due_at);
+        IngestOutcome {
+            ticket_id: stored.ticket_id,
+            detail_id: stored.detail_id,
+            created_ticket: stored.created_ticket,
+            duplicate: false,
+            department: self.department,
+            assignee_id: self.assignee_id,
+            notices: self
+                .incoming
+                .notices
+                .into_iter()
+                .zip(stored.notice_ids)
+                .map(|(spec, id)| Notice {
+                    id,
+                    ticket_id: stored.ticket_id,
+                    detail_id: stored.detail_id,
+                    kind: spec.kind,
+                    recipient: spec.recipient,
+                    status: NoticeStatus::Pending,
+                    attempts: 0,
+                    next_attempt_at: due,
+                    leased_until: None,
+                    last_error: None,
+                    result: None,
+                    created_at: now,
+                    sent_at: None,
+                })
+                .collect(),
+        }
+    }
+}
+
+/// Who may write into the ticket later by its number: the sender, the
+/// Reply-To, the Cc and the assignee. An address longer than any real one
+/// (RFC 5321: 320) is noise in a Cc list, not a participant.
+fn participants(mail: &IncomingMail, sender: &str, assignee: Option<&InternalUser>) -> Vec<String> {
+    let mut participants = vec![sender.to_string()];
+    participants.extend(mail.reply_to.as_deref().map(bare_address).filter(|a| a.contains('@')));
+    participants.extend(mail.cc.as_deref().map(addresses).unwrap_or_default());
+    participants.extend(assignee.map(|a| a.email.to_lowercase()));
+    participants.retain(|p| p.chars().count() <= 320);
+    participants
+}
+
+/// What `notificacion_SLA_Synology` says: each chat notice's state.
 pub fn synology_summary(notices: &[Notice], department: &Department) -> String {
     let parts: Vec<String> = notices
         .iter()

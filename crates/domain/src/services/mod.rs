@@ -8,6 +8,7 @@ mod audit;
 mod bot;
 mod cache;
 mod directory;
+mod group;
 mod ingest;
 mod mail_accounts;
 mod outbox;

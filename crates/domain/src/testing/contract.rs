@@ -904,6 +904,88 @@ pub async fn duplicates_write_nothing<S: Store>(s: Arc<S>) {
     assert!(!s.is_participant(first.ticket_id, "otro@cliente.test").await.unwrap());
 }
 
+pub async fn incoming_batches_store_all_in_order_or_nothing<S: Store>(s: Arc<S>) {
+    let d = s.create_department(NewDepartment { name: "Soporte".into(), synology_channel: None }).await.unwrap();
+    let a = s.create_user(sample_user("ana", "ana@example.test", Some(d.id))).await.unwrap();
+    let b = s.create_user(sample_user("bea", "bea@example.test", Some(d.id))).await.unwrap();
+    let mut batch: Vec<NewIncoming> = [("b1", Some(a.id)), ("b2", Some(b.id)), ("b3", Some(a.id)), ("b4", None)]
+        .into_iter()
+        .map(|(key, assignee)| new_incoming(d.id, assignee, key, &format!("{key}@cliente.test")))
+        .collect();
+    // Different shapes in one batch: no notices, two attachments, a word
+    // of its own, a later clock.
+    batch[1].notices.clear();
+    batch[2].attachments.push(NewAttachment {
+        name: "b.png".into(),
+        route: "b.png".into(),
+        mime_type: "image/png".into(),
+    });
+    batch[3].detail.body = "Solo aquí: tóner".into();
+    batch[3].now = at(9, 0, 7);
+    let stored = s.store_incoming_batch(&batch).await.unwrap();
+    assert_eq!(stored.len(), 4);
+    for (n, st) in batch.iter().zip(&stored) {
+        assert!(st.created_ticket);
+        let t = s.find_ticket(st.ticket_id).await.unwrap().unwrap();
+        let IncomingTarget::New(new) = &n.target else { unreachable!() };
+        assert_eq!(
+            (t.requester.as_str(), t.assignee_id, t.created_at),
+            (new.requester.as_str(), new.assignee_id, n.now)
+        );
+        let detail = s.find_detail(st.detail_id).await.unwrap().unwrap();
+        assert_eq!(
+            (detail.ticket_id, detail.dedupe_key.as_str(), detail.opened_ticket),
+            (st.ticket_id, n.detail.dedupe_key.as_str(), true)
+        );
+        assert_eq!(detail.body, n.detail.body);
+        let atts: Vec<String> = s.attachments_of(st.detail_id).await.unwrap().into_iter().map(|x| x.route).collect();
+        assert_eq!(atts, n.attachments.iter().map(|x| x.route.clone()).collect::<Vec<_>>());
+        assert!(s.is_participant(st.ticket_id, &n.detail.from).await.unwrap());
+        assert!(s.is_participant(st.ticket_id, "copia@cliente.test").await.unwrap());
+        let notices = s.notices_of_detail(st.detail_id).await.unwrap();
+        assert_eq!(notices.iter().map(|x| x.id).collect::<Vec<_>>(), st.notice_ids);
+        assert_eq!(
+            notices.iter().map(|x| x.kind).collect::<Vec<_>>(),
+            n.notices.iter().map(|x| x.kind).collect::<Vec<_>>()
+        );
+        assert!(notices.iter().all(|x| x.ticket_id == st.ticket_id), "{notices:?}");
+    }
+    assert_eq!(found(&*s, "toner").await, vec![stored[3].ticket_id]);
+    let after = loads(&*s, d.id).await;
+    assert_eq!(after.iter().map(|(u, n, _)| (*u, *n)).collect::<Vec<_>>(), vec![(a.id, 2), (b.id, 1)]);
+    let acks = s
+        .count_notices_to(
+            NoticeKind::Acknowledgement,
+            &["b1@cliente.test".into(), "nadie@x.test".into(), "b3@cliente.test".into()],
+            at(9, 0, 0),
+        )
+        .await
+        .unwrap();
+    assert_eq!(acks, vec![1, 0, 1]);
+    assert!(s.count_notices_to(NoticeKind::Acknowledgement, &[], at(9, 0, 0)).await.unwrap().is_empty());
+
+    // One mail stored before spoils its batch: nothing of it is written.
+    let pending = s.pending_notices().await.unwrap();
+    let spoilt = vec![
+        new_incoming(d.id, Some(b.id), "c1", "c1@cliente.test"),
+        new_incoming(d.id, Some(b.id), "b2", "b2@cliente.test"),
+    ];
+    let r = s.store_incoming_batch(&spoilt).await;
+    assert!(matches!(r, Err(RepoError::Duplicate(_))), "{r:?}");
+    assert_eq!(
+        s.find_detail_by_dedupe(&sample_detail("c1", "x").dedupe_key).await.unwrap(),
+        None,
+        "nothing half-written"
+    );
+    assert_eq!(s.pending_notices().await.unwrap(), pending);
+    assert_eq!(loads(&*s, d.id).await.iter().map(|(u, n, _)| (*u, *n)).collect::<Vec<_>>(), vec![(a.id, 2), (b.id, 1)]);
+    // And twice the same mail in one batch is as much a duplicate.
+    let twice =
+        vec![new_incoming(d.id, None, "c2", "c2@cliente.test"), new_incoming(d.id, None, "c2", "c2@cliente.test")];
+    assert!(matches!(s.store_incoming_batch(&twice).await, Err(RepoError::Duplicate(_))));
+    assert_eq!(s.find_detail_by_dedupe(&sample_detail("c2", "x").dedupe_key).await.unwrap(), None);
+}
+
 pub async fn concurrent_duplicates_store_once<S: Store>(s: Arc<S>) {
     let d = s.create_department(NewDepartment { name: "Soporte".into(), synology_channel: None }).await.unwrap();
     let op = s.create_user(sample_user("ana", "ana@example.test", Some(d.id))).await.unwrap();

@@ -721,92 +721,29 @@ impl IntegratedSystemRepository for InMemoryStore {
 
 impl TicketRepository for InMemoryStore {
     async fn store_incoming(&self, n: NewIncoming) -> RepoResult<StoredIncoming> {
+        self.with(|i| i.store_incoming(&n))
+    }
+    async fn store_incoming_batch(&self, batch: &[NewIncoming]) -> RepoResult<Vec<StoredIncoming>> {
         self.with(|i| {
-            if i.details.values().any(|(d, _)| d.dedupe_key == n.detail.dedupe_key) {
-                return Err(dup("detalle_ticket.clave_dedupe"));
-            }
-            let (ticket_id, created_ticket) = match &n.target {
-                IncomingTarget::New(t) => {
+            // All or nothing: every check first, then every write.
+            let mut keys = BTreeSet::new();
+            for n in batch {
+                let key = &n.detail.dedupe_key;
+                if !keys.insert(key) || i.details.values().any(|(d, _)| &d.dedupe_key == key) {
+                    return Err(dup("detalle_ticket.clave_dedupe"));
+                }
+                if let IncomingTarget::New(t) = &n.target {
                     if !i.departments.contains_key(&t.department_id) {
                         return Err(RepoError::MissingReference("departamento".into()));
                     }
-                    let id = i.id();
-                    i.tickets.insert(
-                        id,
-                        Ticket {
-                            id,
-                            subject: t.subject.clone(),
-                            status: TicketStatus::Open,
-                            priority: Priority::Normal,
-                            department_id: t.department_id,
-                            assignee_id: t.assignee_id,
-                            requester: t.requester.clone(),
-                            mail_account_id: t.mail_account_id,
-                            system: t.system.clone(),
-                            created_at: n.now,
-                            updated_at: n.now,
-                            closed_at: None,
-                            sla: t.sla,
-                        },
-                    );
-                    if let Some(a) = t.assignee_id {
-                        i.last_assigned.insert(a, n.now);
-                    }
-                    (id, true)
                 }
-                IncomingTarget::Existing { ticket_id, reopen, sla } => {
-                    let t = i.tickets.get_mut(ticket_id).ok_or(RepoError::NotFound)?;
-                    t.updated_at = n.now;
-                    set_sla(t, *sla);
-                    if *reopen {
-                        t.status = TicketStatus::Open;
-                        t.closed_at = None;
+                if let IncomingTarget::Existing { ticket_id, .. } = &n.target {
+                    if !i.tickets.contains_key(ticket_id) {
+                        return Err(RepoError::NotFound);
                     }
-                    (*ticket_id, false)
                 }
-            };
-            let detail_id = i.insert_detail(ticket_id, &n.detail, created_ticket, n.now);
-            for a in &n.attachments {
-                let id = i.id();
-                i.attachments.insert(
-                    id,
-                    Attachment {
-                        id,
-                        detail_id,
-                        name: a.name.clone(),
-                        route: a.route.clone(),
-                        mime_type: a.mime_type.clone(),
-                    },
-                );
             }
-            for p in &n.participants {
-                i.participants.insert((ticket_id, p.to_lowercase()));
-            }
-            let mut notice_ids = Vec::new();
-            for nn in &n.notices {
-                let id = i.id();
-                i.notices.insert(
-                    id,
-                    Notice {
-                        id,
-                        ticket_id,
-                        detail_id,
-                        kind: nn.kind,
-                        recipient: nn.recipient.clone(),
-                        status: NoticeStatus::Pending,
-                        attempts: 0,
-                        next_attempt_at: n.notices_due_at,
-                        leased_until: None,
-                        last_error: None,
-                        result: None,
-                        created_at: n.now,
-                        sent_at: None,
-                    },
-                );
-                notice_ids.push(id);
-            }
-            i.record_webhook_events(ticket_id, Some(detail_id), &n.webhook_events, n.now);
-            Ok(StoredIncoming { ticket_id, detail_id, created_ticket, notice_ids })
+            batch.iter().map(|n| i.store_incoming(n)).collect()
         })
     }
     async fn find_ticket(&self, id: i64) -> RepoResult<Option<Ticket>> {
@@ -871,6 +808,96 @@ fn text_matches<'a>(query: &str, messages: impl Iterator<Item = &'a TicketDetail
 }
 
 impl Inner {
+    /// One incoming mail's writes ([`TicketRepository::store_incoming`]).
+    fn store_incoming(&mut self, n: &NewIncoming) -> RepoResult<StoredIncoming> {
+        let i = self;
+        if i.details.values().any(|(d, _)| d.dedupe_key == n.detail.dedupe_key) {
+            return Err(dup("detalle_ticket.clave_dedupe"));
+        }
+        let (ticket_id, created_ticket) = match &n.target {
+            IncomingTarget::New(t) => {
+                if !i.departments.contains_key(&t.department_id) {
+                    return Err(RepoError::MissingReference("departamento".into()));
+                }
+                let id = i.id();
+                i.tickets.insert(
+                    id,
+                    Ticket {
+                        id,
+                        subject: t.subject.clone(),
+                        status: TicketStatus::Open,
+                        priority: Priority::Normal,
+                        department_id: t.department_id,
+                        assignee_id: t.assignee_id,
+                        requester: t.requester.clone(),
+                        mail_account_id: t.mail_account_id,
+                        system: t.system.clone(),
+                        created_at: n.now,
+                        updated_at: n.now,
+                        closed_at: None,
+                        sla: t.sla,
+                    },
+                );
+                if let Some(a) = t.assignee_id {
+                    i.last_assigned.insert(a, n.now);
+                }
+                (id, true)
+            }
+            IncomingTarget::Existing { ticket_id, reopen, sla } => {
+                let t = i.tickets.get_mut(ticket_id).ok_or(RepoError::NotFound)?;
+                t.updated_at = n.now;
+                set_sla(t, *sla);
+                if *reopen {
+                    t.status = TicketStatus::Open;
+                    t.closed_at = None;
+                }
+                (*ticket_id, false)
+            }
+        };
+        let detail_id = i.insert_detail(ticket_id, &n.detail, created_ticket, n.now);
+        for a in &n.attachments {
+            let id = i.id();
+            i.attachments.insert(
+                id,
+                Attachment {
+                    id,
+                    detail_id,
+                    name: a.name.clone(),
+                    route: a.route.clone(),
+                    mime_type: a.mime_type.clone(),
+                },
+            );
+        }
+        for p in &n.participants {
+            i.participants.insert((ticket_id, p.to_lowercase()));
+        }
+        let mut notice_ids = Vec::new();
+        for nn in &n.notices {
+            let id = i.id();
+            i.notices.insert(
+                id,
+                Notice {
+                    id,
+                    ticket_id,
+                    detail_id,
+                    kind: nn.kind,
+                    recipient: nn.recipient.clone(),
+                    status: NoticeStatus::Pending,
+                    attempts: 0,
+                    next_attempt_at: n.notices_due_at,
+                    leased_until: None,
+                    last_error: None,
+                    result: None,
+                    created_at: n.now,
+                    sent_at: None,
+                },
+            );
+            notice_ids.push(id);
+        }
+        i.record_webhook_events(ticket_id, Some(detail_id), &n.webhook_events, n.now);
+        Ok(StoredIncoming { ticket_id, detail_id, created_ticket, notice_ids })
+    }
+
     /// The ticket's latest message (notices of a change attach to it).
     fn latest_detail(&self, ticket_id: i64) -> Result<i64, RepoError> {
         self.details
@@ -1138,11 +1165,24 @@ impl OutboxRepository for InMemoryStore {
         self.with(|i| Ok(i.notices.values().filter(|n| n.detail_id == detail_id).cloned().collect()))
     }
     async fn count_notices_since(&self, kind: NoticeKind, recipient: &str, since: Timestamp) -> RepoResult<i64> {
+        Ok(self.count_notices_to(kind, &[recipient.to_string()], since).await?[0])
+    }
+    async fn count_notices_to(
+        &self,
+        kind: NoticeKind,
+        recipients: &[String],
+        since: Timestamp,
+    ) -> RepoResult<Vec<i64>> {
         self.with(|i| {
-            Ok(i.notices
-                .values()
-                .filter(|n| n.kind == kind && eq_ci(&n.recipient, recipient) && n.created_at >= since)
-                .count() as i64)
+            Ok(recipients
+                .iter()
+                .map(|r| {
+                    i.notices
+                        .values()
+                        .filter(|n| n.kind == kind && eq_ci(&n.recipient, r) && n.created_at >= since)
+                        .count() as i64
+                })
+                .collect())
         })
     }
     async fn attempts_of(&self, notice_id: i64) -> RepoResult<Vec<(Timestamp, bool)>> {

@@ -39,6 +39,16 @@ enum Inline {
 
 /// `smtp`: the port of an SMTP server; `None`, a port that refuses connections.
 async fn desk(backend: Backend, smtp: Option<u16>, inline: Inline) -> Desk {
+    desk_with(backend, smtp, inline, |_| {}).await
+}
+
+/// [`desk`], with settings of the test's own.
+async fn desk_with(
+    backend: Backend,
+    smtp: Option<u16>,
+    inline: Inline,
+    tweak: impl FnOnce(&mut helpdesk_server::settings::Settings),
+) -> Desk {
     let fake = FakeSynology::start();
     let base = fake.base_url.clone();
     let smtp_down = smtp.is_none().then(ClosedPort::new);
@@ -51,6 +61,7 @@ async fn desk(backend: Backend, smtp: Option<u16>, inline: Inline) -> Desk {
             Inline::Off => 0,
             Inline::Awaited => 60_000,
         };
+        tweak(s);
     })
     .await;
     let secret = app.consumer("canal_lectura", &[Endpoint::MailSave]).await;
@@ -348,7 +359,91 @@ async fn bad_input_is_refused_and_leaves_nothing(backend: Backend) {
     assert_eq!((status, body["success"].clone()), (400, json!(false)), "{body}");
 }
 
+/// Statements a new ticket costs the database, counted on the server's own
+/// pool: one mail alone, then mails arriving together (group-committed).
+/// Mails arriving together are assigned as if one after the other (the
+/// load spreads evenly), and a sender's acknowledgements stay within the
+/// hourly limit inside one batch too.
+async fn new_tickets_take_few_statements_and_those_arriving_together_share_them(backend: Backend) {
+    // The caches as deployed (the tests' default is none); the outbox's
+    // worker idle, so only the requests' statements count.
+    let d = Arc::new(
+        desk_with(backend, None, Inline::Off, |s| {
+            s.server.consumer_cache_secs = 5;
+            s.ingest.setup_cache_secs = 5;
+            s.outbox.poll_interval_ms = 3_600_000;
+        })
+        .await,
+    );
+    // Warm: the routing setup cached, the statements prepared.
+    d.new_ticket("w1", "w1@ejemplo.test").await;
+    d.new_ticket("w2", "w2@ejemplo.test").await;
+    d.new_ticket("w3", "w3@ejemplo.test").await;
+    let before = d.app.db.statements();
+    d.new_ticket("a1", "a1@ejemplo.test").await;
+    let alone = d.app.db.statements() - before;
+    assert!(alone <= 15, "one new ticket alone took {alone} statements");
+
+    let before = d.app.db.statements();
+    let many = 48;
+    let tasks: Vec<_> = (0..many)
+        .map(|i| {
+            let d = d.clone();
+            tokio::spawn(async move {
+                // Eight share a sender: five acknowledgements an hour at most.
+                let from = if i < 8 { "mismo@ejemplo.test".to_string() } else { format!("c{i}@ejemplo.test") };
+                let body = mail(&format!("g{i}"), &from, "soporte@helpdesk.test", &format!("Caso {i}"));
+                (d.save(&body).await, from)
+            })
+        })
+        .collect();
+    let mut answers = Vec::new();
+    for t in tasks {
+        let ((status, body), from) = t.await.unwrap();
+        assert_eq!(status, 200, "{body}");
+        answers.push((body, from));
+    }
+    let together = d.app.db.statements() - before;
+    let per_ticket = together as f64 / many as f64;
+    eprintln!("STATEMENTS alone {alone}, together {per_ticket:.2} per ticket");
+    assert!(per_ticket <= 3.0, "{many} new tickets at once took {together} statements ({per_ticket:.1} each)");
+
+    // Each answer names its own ticket, stored whole, as it says.
+    let mut tickets = BTreeSet::new();
+    let mut assigned = std::collections::BTreeMap::<i64, usize>::new();
+    let mut acks = 0;
+    for (body, from) in &answers {
+        let ticket: i64 = body["ticket"].as_str().unwrap().parse().unwrap();
+        let detail: i64 = body["id_detalle_ticket"].as_str().unwrap().parse().unwrap();
+        assert!(tickets.insert(ticket), "two answers name ticket {ticket}");
+        let t = d.app.db.find_ticket(ticket).await.unwrap().unwrap();
+        assert_eq!(t.requester, *from);
+        let assignee = t.assignee_id.expect("assigned");
+        assert_eq!(body["id_usuario_asignado"], assignee.to_string());
+        *assigned.entry(assignee).or_default() += 1;
+        let details = d.app.db.details_of(ticket).await.unwrap();
+        assert_eq!(details.iter().map(|x| x.id).collect::<Vec<_>>(), vec![detail]);
+        assert_eq!(d.app.db.attachments_of(detail).await.unwrap().len(), 1);
+        assert!(d.app.db.is_participant(ticket, from).await.unwrap());
+        let notices = d.app.db.notices_of_detail(detail).await.unwrap();
+        assert!(notices.iter().all(|n| n.ticket_id == ticket), "{notices:?}");
+        let mails: Vec<&str> =
+            notices.iter().filter(|n| n.kind == NoticeKind::AssigneeMail).map(|n| n.recipient.as_str()).collect();
+        let operator = d.app.db.find_user(assignee).await.unwrap().unwrap();
+        assert_eq!(mails, vec![operator.email.as_str()]);
+        if from == "mismo@ejemplo.test" {
+            acks += notices.iter().filter(|n| n.kind == NoticeKind::Acknowledgement).count();
+        }
+    }
+    assert_eq!(acks, 5, "acknowledgements to one sender within the hour");
+    // 4 + 48 tickets over three operators: even, as one after the other.
+    let loads: Vec<usize> = assigned.values().copied().collect();
+    let (lo, hi) = (loads.iter().min().unwrap(), loads.iter().max().unwrap());
+    assert!(assigned.len() == 3 && hi - lo <= 2, "{assigned:?}");
+}
+
 crate::on_both_backends!(
+    new_tickets_take_few_statements_and_those_arriving_together_share_them,
     a_new_ticket_answers_the_documented_flat_shape,
     duplicates_return_the_first_result_sequentially_and_concurrently,
     replies_join_their_ticket_by_header_or_subject_and_reopen_it,
