@@ -90,6 +90,8 @@ BARE_CPU0=$(cpu_ms "$BARE_PID")
 wrk -t2 -c4 -d"${SECS}s" --latency -s bench/bare.lua http://127.0.0.1:18090/json >"$OUT/bare.txt"
 BARE=$(rps "$OUT/bare.txt")
 BARE_CPU=$(awk -v c="$(( $(cpu_ms "$BARE_PID") - BARE_CPU0 ))" -v n="$BARE" -v s="$SECS" 'BEGIN{printf "%.3f", c / (n * s)}')
+wrk -t2 -c64 -d"${SECS}s" --latency -s bench/bare.lua http://127.0.0.1:18090/json >"$OUT/bare-64.txt"
+BARE64=$(rps "$OUT/bare-64.txt")
 log "commits: $COMMITS /s; bare handler: $BARE req/s"
 
 log "start to /ready on a fresh SQLite file"
@@ -116,6 +118,7 @@ for backend in mysql sqlite; do
   wait_ready $PORT
   log "$backend: UsuarioInterno/get"
   drive "$backend-users" $PORT users.lua 4 "$SECRET"
+  drive "$backend-users-64" $PORT users.lua 64 "$SECRET"
   # One database round trip and nothing else (no bitácora, no consumer):
   # what a request costs that only asks the database one thing.
   wrk -t2 -c4 -d"${SECS}s" --latency "http://127.0.0.1:$PORT/ready" >"$OUT/$backend-ready.txt"
@@ -168,6 +171,7 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.0f %%", 100 * a 
   echo "| bare actix-web JSON handler, 4 connections | $BARE req/s (p50 $(pct "$OUT/bare.txt" 50%), p99 $(pct "$OUT/bare.txt" 99%)) |"
   echo "| Argon2id verifications, one core | $ARGON /s (bound for $CORES cores: $(awk -v a="$ARGON" -v c="$CORES" 'BEGIN{printf "%.1f", a*c}') /s; measured on $CORES threads at once: $ARGON_ALL /s) |"
   echo "| MariaDB single-row commits, 4 connections | $COMMITS /s ($COMMIT_CPU ms of MariaDB CPU each) |"
+  echo "| bare actix-web JSON handler, 64 connections | $BARE64 req/s (p99 $(pct "$OUT/bare-64.txt" 99%)) |"
   echo "| bare handler CPU per request | $BARE_CPU ms |"
   echo
   echo "## Results"
@@ -181,6 +185,9 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.0f %%", 100 * a 
   done
   m="$OUT/mysql-users.txt"; s="$OUT/sqlite-users.txt"
   echo "| UsuarioInterno/get req/s, audited, 4 connections | $(rps "$m") ($(ratio "$(rps "$m")" "$BARE") of bare; p99 $(pct "$m" 99%)) | $(rps "$s") ($(ratio "$(rps "$s")" "$BARE") of bare; p99 $(pct "$s" 99%)) |"
+  m="$OUT/mysql-users-64.txt"; s="$OUT/sqlite-users-64.txt"
+  echo "| UsuarioInterno/get req/s, audited, 64 connections | $(rps "$m") ($(ratio "$(rps "$m")" "$BARE64") of bare at 64; p99 $(pct "$m" 99%)) | $(rps "$s") ($(ratio "$(rps "$s")" "$BARE64") of bare at 64; p99 $(pct "$s" 99%)) |"
+  m="$OUT/mysql-users.txt"; s="$OUT/sqlite-users.txt"
   mr="$OUT/mysql-ready.txt"; sr="$OUT/sqlite-ready.txt"
   echo "| /ready req/s (one database round trip, nothing else), 4 connections | $(rps "$mr") ($(ratio "$(rps "$mr")" "$BARE") of bare; users read = $(ratio "$(rps "$m")" "$(rps "$mr")") of it) | $(rps "$sr") ($(ratio "$(rps "$sr")" "$BARE") of bare; users read = $(ratio "$(rps "$s")" "$(rps "$sr")") of it) |"
   bound=$(awk -v a="$ARGON" -v c="$CORES" 'BEGIN{print a*c}')

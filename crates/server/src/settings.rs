@@ -63,6 +63,8 @@ pub struct ServerSettings {
     pub body_limit_bytes: usize,
     pub shutdown_timeout_secs: u64,
     pub consumer_cache_secs: u64,
+    /// How long a `UsuarioInterno/get` answer is served from memory.
+    pub directory_cache_ms: u64,
     /// Reverse proxies (CIDR blocks) whose `X-Forwarded-For` is believed.
     #[serde(deserialize_with = "string_list")]
     pub trusted_proxies: Vec<String>,

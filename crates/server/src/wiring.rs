@@ -185,7 +185,8 @@ pub fn app_state<A: Adapters>(
         access: AccessService::new(store.clone(), keys.consumer_hmac, clock.clone())
             .with_cache(Duration::from_secs(settings.server.consumer_cache_secs)),
         audit,
-        directory: DirectoryService::new(store.clone()),
+        directory: DirectoryService::new(store.clone(), clock.clone())
+            .with_cache(Duration::from_millis(settings.server.directory_cache_ms)),
         mail_accounts: MailAccountService::new(store.clone(), keys.secret_box),
         adi: AdiService::new(store.clone(), keys.tokens.clone(), clock.clone()),
         sso: Arc::new(SsoService::new(store.clone(), hasher, keys.tokens, clock.clone(), settings.sso()?)),

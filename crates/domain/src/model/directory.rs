@@ -179,7 +179,7 @@ pub struct NewInternalUser {
 }
 
 /// Filter of `UsuarioInterno/get`: every given field must match.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct UserFilter {
     /// Matches the login (`login`) or the CRM user name (`usuario`).
     pub login: Option<String>,

@@ -198,6 +198,7 @@ impl<'a, M: MailerChoice> TestAppBuilder<'a, M> {
         settings.outbox.poll_interval_ms = 50;
         // Tests change consumers through the repository and expect it at once.
         settings.server.consumer_cache_secs = 0;
+        settings.server.directory_cache_ms = 0;
         settings.ingest.setup_cache_secs = 0;
         settings.database.url = match self.backend {
             Backend::Sqlite => helpdesk_db::testing::fresh_sqlite_url(),
