@@ -14,13 +14,14 @@ wait_ready() {
 }
 
 # Seeds one store through the admin commands (migrating it on the way):
-# a department, its mailbox, three operators, a product, and a consumer
-# with every grant, whose secret it prints.
+# a department, its mailbox, eight operators (op1..op8: the login
+# benchmark gives each wrk thread accounts of its own), a product, and a
+# consumer with every grant, whose secret it prints.
 seed() {
   export HELPDESK__DATABASE__URL="$1" HELPDESK__SEED__DEMO=false HELPDESK__LOG__LEVEL=error
   "$BIN" department add Soporte >/dev/null
   echo 'clave' | "$BIN" mail-account add --host imap.bench.test --user soporte@bench.test --department 1 >/dev/null
-  for i in 1 2 3; do
+  for i in 1 2 3 4 5 6 7 8; do
     echo 'Bench-clave-2026' | "$BIN" user add --login "op$i" --name "Operador $i" --email "op$i@bench.test" \
       --department 1 --can-take-tickets --password-stdin >/dev/null
   done
