@@ -139,6 +139,9 @@ pub struct SynologyConfig {
 #[derive(Debug, Clone, Deserialize)]
 pub struct IngestConfig {
     pub setup_cache_secs: u64,
+    /// How long the request writing new tickets waits for others to join
+    /// its batch while mails come in company (microseconds; 0: never).
+    pub batch_linger_us: u64,
     pub default_department_id: i64,
     pub acks_per_hour: i64,
     pub message_id_domain: String,

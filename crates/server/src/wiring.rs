@@ -170,7 +170,10 @@ pub fn app_state<A: Adapters>(
         ),
         sla: Arc::new(SlaService::new(store.clone(), clock.clone(), ingest.setup_cache, ingest.chat_to_users)),
         attachments_dir: settings.reader.storage_dir.clone(),
-        ingest: IngestService::new(store.clone(), ids.clone(), clock.clone(), ingest),
+        ingest: IngestService::new(store.clone(), ids.clone(), clock.clone(), ingest).with_linger(
+            Duration::from_micros(settings.ingest.batch_linger_us),
+            Arc::new(|wait| Box::pin(tokio::time::sleep(wait))),
+        ),
         outbox: Arc::new(OutboxService::new(
             store.clone(),
             mailer.clone(),

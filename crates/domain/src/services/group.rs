@@ -6,21 +6,53 @@
 //! carries.
 
 use std::future::Future;
-use std::sync::{Mutex, PoisonError};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use futures_channel::oneshot;
 use futures_util::lock::Mutex as AsyncMutex;
+
+/// Waits the given time (the caller's runtime provides it: the domain has
+/// none of its own).
+pub type Pause = Arc<dyn Fn(Duration) -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>;
 
 pub(crate) struct GroupCommit<J, O> {
     queue: Mutex<Vec<(J, oneshot::Sender<O>)>>,
     /// Held by the caller writing a batch: one batch at a time.
     writer: AsyncMutex<()>,
     max_batch: usize,
+    /// How long a writer waits for company before taking the queue, and
+    /// how it waits; see [`GroupCommit::with_linger`].
+    linger: Option<(Duration, Pause)>,
+    /// Jobs in the last batch written.
+    last_batch: AtomicUsize,
 }
 
 impl<J, O> GroupCommit<J, O> {
     pub(crate) fn new(max_batch: usize) -> Self {
-        Self { queue: Mutex::default(), writer: AsyncMutex::new(()), max_batch: max_batch.max(1) }
+        Self {
+            queue: Mutex::default(),
+            writer: AsyncMutex::new(()),
+            max_batch: max_batch.max(1),
+            linger: None,
+            last_batch: AtomicUsize::new(0),
+        }
+    }
+
+    /// Lets a writer wait up to `wait` for more jobs before writing, but
+    /// only while jobs come in company (the last batch held more than one)
+    /// and the queue is not full: under load the CPU is what runs out, and
+    /// a batch of many costs far less per job than many batches of one,
+    /// while a job that comes alone is written at once.
+    pub(crate) fn with_linger(mut self, wait: Duration, pause: Pause) -> Self {
+        self.linger = (!wait.is_zero()).then_some((wait, pause));
+        self
+    }
+
+    fn queued(&self) -> usize {
+        self.queue.lock().unwrap_or_else(PoisonError::into_inner).len()
     }
 
     /// Queues `job` and returns its result once a batch holding it is
@@ -45,6 +77,11 @@ impl<J, O> GroupCommit<J, O> {
                 Ok(None) => {}
                 Err(oneshot::Canceled) => return None,
             }
+            if let Some((wait, pause)) = &self.linger {
+                if self.last_batch.load(Ordering::Relaxed) > 1 && self.queued() < self.max_batch {
+                    pause(*wait).await;
+                }
+            }
             // Not answered and not taken: this job is still queued, so the
             // batch holds at least it.
             let batch: Vec<_> = {
@@ -52,6 +89,7 @@ impl<J, O> GroupCommit<J, O> {
                 let n = queue.len().min(self.max_batch);
                 queue.drain(..n).collect()
             };
+            self.last_batch.store(batch.len(), Ordering::Relaxed);
             let (jobs, acks): (Vec<J>, Vec<_>) = batch.into_iter().unzip();
             let outs = write(jobs).await;
             // A job without a result (a short answer) sees its sender
@@ -85,6 +123,56 @@ mod tests {
         assert_eq!(results, (0..20u32).map(|j| Some(j * 10)).collect::<Vec<_>>());
         let n = batches.load(Ordering::SeqCst);
         assert!((3..20).contains(&n), "20 jobs, at most 8 per batch, grouped: {n} batches");
+    }
+
+    #[tokio::test]
+    async fn a_writer_lingers_for_company_only_when_jobs_come_together() {
+        let pauses = Arc::new(AtomicUsize::new(0));
+        let pause: Pause = {
+            let pauses = pauses.clone();
+            Arc::new(move |d| {
+                pauses.fetch_add(1, Ordering::SeqCst);
+                Box::pin(tokio::time::sleep(d))
+            })
+        };
+        let group = Arc::new(GroupCommit::<u32, u32>::new(64).with_linger(Duration::from_millis(5), pause));
+        let sizes = Arc::new(Mutex::new(Vec::new()));
+        let write = {
+            let sizes = sizes.clone();
+            move |jobs: Vec<u32>| {
+                let sizes = sizes.clone();
+                async move {
+                    sizes.lock().unwrap().push(jobs.len());
+                    // A write takes a while: jobs arriving meanwhile queue.
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                    jobs
+                }
+            }
+        };
+        // Alone, one after the other: never a pause.
+        for j in 0..3 {
+            assert_eq!(group.submit(j, write.clone()).await, Some(j));
+        }
+        assert_eq!(pauses.load(Ordering::SeqCst), 0);
+        // Together, arriving over 6 ms: the first is written at once (the
+        // last batch held one), those queued meanwhile go next; from then on
+        // the writer lingers, and later arrivals join the batch instead of
+        // making their own.
+        let together = (0..12u32).map(|j| {
+            let group = group.clone();
+            let write = write.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(u64::from(j / 2))).await;
+                group.submit(j, write).await
+            })
+        });
+        for t in together.collect::<Vec<_>>() {
+            assert!(t.await.unwrap().is_some());
+        }
+        let sizes = sizes.lock().unwrap()[3..].to_vec();
+        assert_eq!(sizes.iter().sum::<usize>(), 12, "{sizes:?}");
+        assert!(pauses.load(Ordering::SeqCst) > 0, "{sizes:?}");
+        assert!(sizes.len() <= 3, "twelve jobs over 6 ms in at most three batches: {sizes:?}");
     }
 
     #[tokio::test]

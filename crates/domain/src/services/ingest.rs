@@ -14,6 +14,7 @@ use crate::model::*;
 use crate::ports::Clock;
 use crate::services::cache::TtlCache;
 use crate::services::group::GroupCommit;
+pub use crate::services::group::Pause;
 
 #[derive(Debug, Clone)]
 pub struct IngestSettings {
@@ -236,6 +237,14 @@ impl<R: IngestPorts> IngestService<R> {
         };
         let sla = super::SlaBook::new(repo.clone(), clock.clone(), ttl);
         Self { repo, ids, clock, settings, setup, sla, openings: GroupCommit::new(MAX_OPENINGS_PER_BATCH) }
+    }
+
+    /// Lets the request writing new tickets wait up to `wait` for others to
+    /// join its batch while mails come in company (see `GroupCommit`);
+    /// `pause` waits on the caller's runtime.
+    pub fn with_linger(mut self, wait: std::time::Duration, pause: Pause) -> Self {
+        self.openings = self.openings.with_linger(wait, pause);
+        self
     }
 
     async fn mail_accounts(&self) -> Result<Vec<MailAccount>, RepoError> {
