@@ -196,10 +196,48 @@ impl MailboxSession for ImapSession {
     }
 
     async fn mark_seen(&mut self, uid: u32) -> Result<(), SourceError> {
+        self.mark_seen_many(&[uid]).await
+    }
+
+    /// One `UID FETCH` for them all (the set compressed into runs).
+    async fn fetch_many(&mut self, uids: &[u32]) -> Result<Vec<(u32, Vec<u8>)>, SourceError> {
+        if uids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let t = self.timeout;
+        let mut sorted = uids.to_vec();
+        sorted.sort_unstable();
+        sorted.dedup();
+        let fetches: Vec<_> = timed(t, "UID FETCH", async {
+            // PEEK: reading does not flag the mail seen; only `mark_seen` does.
+            let stream = self.session.uid_fetch(uid_set(&sorted), "(UID BODY.PEEK[])").await?;
+            stream.try_collect::<Vec<_>>().await
+        })
+        .await?;
+        // Only what was asked for (a server may add unsolicited FETCH
+        // responses), once each, by UID.
+        let mut out: Vec<(u32, Vec<u8>)> = fetches
+            .iter()
+            .filter_map(|f| Some((f.uid?, f.body()?.to_vec())))
+            .filter(|(uid, _)| sorted.binary_search(uid).is_ok())
+            .collect();
+        out.sort_by_key(|(uid, _)| *uid);
+        out.dedup_by_key(|(uid, _)| *uid);
+        Ok(out)
+    }
+
+    /// One `UID STORE` for them all.
+    async fn mark_seen_many(&mut self, uids: &[u32]) -> Result<(), SourceError> {
+        if uids.is_empty() {
+            return Ok(());
+        }
         failpoint("reader-before-mark-seen");
+        let mut sorted = uids.to_vec();
+        sorted.sort_unstable();
+        sorted.dedup();
         let t = self.timeout;
         timed(t, "UID STORE", async {
-            let stream = self.session.uid_store(uid.to_string(), "+FLAGS.SILENT (\\Seen)").await?;
+            let stream = self.session.uid_store(uid_set(&sorted), "+FLAGS.SILENT (\\Seen)").await?;
             stream.try_collect::<Vec<_>>().await
         })
         .await?;
@@ -353,6 +391,44 @@ mod tests {
         assert!(matches!(ImapSource::new(options), Err(SourceError::Config(_))));
         let options = ImapOptions { ca_file: Some("/no/such/ca.pem".into()), ..Default::default() };
         assert!(matches!(ImapSource::new(options), Err(SourceError::Config(_))));
+    }
+
+    /// Batches: one UID FETCH for several mails (a UID that is not there is
+    /// left out), one UID STORE flagging several.
+    #[tokio::test]
+    #[ignore = "needs Debian's dovecot-imapd; .ci/run installs it and runs this"]
+    async fn several_mails_are_fetched_and_flagged_in_one_request_each() {
+        use helpdesk_domain::model::Status;
+        let (user, password) = ("buzon@example.test", "clave-2026");
+        let imap = crate::testing::Dovecot::start(&[(user, password)]);
+        for i in 1..=5 {
+            let raw = format!("Message-ID: <m{i}@example.test>\r\nFrom: a@example.test\r\n\r\nCuerpo {i}\r\n");
+            imap.append(user, password, "INBOX", raw.as_bytes(), false).await;
+        }
+        let source = ImapSource::new(ImapOptions { allow_plaintext: true, ..Default::default() }).unwrap();
+        let account = MailAccount {
+            id: 1,
+            host: imap.host.into(),
+            user: user.into(),
+            sealed_password: Vec::new(),
+            port: imap.port.to_string(),
+            mailboxes: vec!["INBOX".into()],
+            department_id: 1,
+            status: Status::Active,
+            send_acknowledgement: false,
+        };
+        let mut session = source.connect(&account, password).await.unwrap();
+        let opened = session.open("INBOX", 0, true).await.unwrap();
+        assert_eq!(opened.mail.len(), 5);
+        let got = session.fetch_many(&[5, 1, 2, 9, 4]).await.unwrap();
+        let uids: Vec<u32> = got.iter().map(|(uid, _)| *uid).collect();
+        assert_eq!(uids, [1, 2, 4, 5], "by UID, the missing one left out");
+        assert!(String::from_utf8_lossy(&got[2].1).contains("Cuerpo 4"));
+        assert_eq!(imap.flags(user, password, "INBOX").await.1.iter().filter(|(_, seen)| *seen).count(), 0, "PEEK");
+        session.mark_seen_many(&[2, 4, 5]).await.unwrap();
+        session.logout().await;
+        let flags = imap.flags(user, password, "INBOX").await.1;
+        assert_eq!(flags, [(1, false), (2, true), (3, false), (4, true), (5, true)]);
     }
 
     /// A server that refuses LOGIN repeating the command it got: the

@@ -56,6 +56,30 @@ pub trait MailboxSession: Send {
     fn fetch(&mut self, uid: u32) -> impl Future<Output = Result<Option<Vec<u8>>, SourceError>> + Send;
     /// Flags the message as seen; called only once its ticket is committed.
     fn mark_seen(&mut self, uid: u32) -> impl Future<Output = Result<(), SourceError>> + Send;
+    /// The raw messages with these UIDs (ascending) in the open mailbox, as
+    /// `(uid, message)`; the ones that are gone are left out. An adapter
+    /// should ask for them in one request; by default, one `fetch` each.
+    fn fetch_many(&mut self, uids: &[u32]) -> impl Future<Output = Result<Vec<(u32, Vec<u8>)>, SourceError>> + Send {
+        async move {
+            let mut out = Vec::with_capacity(uids.len());
+            for &uid in uids {
+                if let Some(raw) = self.fetch(uid).await? {
+                    out.push((uid, raw));
+                }
+            }
+            Ok(out)
+        }
+    }
+    /// Flags these messages as seen (each one's ticket committed). An
+    /// adapter should do it in one request; by default, one `mark_seen` each.
+    fn mark_seen_many(&mut self, uids: &[u32]) -> impl Future<Output = Result<(), SourceError>> + Send {
+        async move {
+            for &uid in uids {
+                self.mark_seen(uid).await?;
+            }
+            Ok(())
+        }
+    }
     fn logout(self) -> impl Future<Output = ()> + Send;
 }
 
