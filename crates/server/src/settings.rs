@@ -181,6 +181,10 @@ pub struct ReaderConfig {
     pub system: String,
     /// PEM file of extra trusted root certificates; empty: WebPKI roots only.
     pub ca_file: String,
+    /// Mails downloaded, flagged and checkpointed together.
+    pub batch_size: usize,
+    /// Mails of a batch ingested at once (a reply after its parent).
+    pub concurrency: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -460,7 +464,18 @@ impl Settings {
         if r.system.trim().is_empty() || r.system.len() > 100 {
             return Err(bad("reader.system", "must be 1 to 100 characters"));
         }
-        Ok(ReaderSettings { max_message_bytes: r.max_message_bytes, system: r.system.trim().to_string() })
+        if !(1..=1000).contains(&r.batch_size) {
+            return Err(bad("reader.batch_size", "must be 1 to 1000"));
+        }
+        if r.concurrency < 1 || r.concurrency > self.database.max_connections {
+            return Err(bad("reader.concurrency", "must be at least 1 and at most database.max_connections"));
+        }
+        Ok(ReaderSettings {
+            max_message_bytes: r.max_message_bytes,
+            system: r.system.trim().to_string(),
+            batch_size: r.batch_size,
+            concurrency: r.concurrency,
+        })
     }
 
     /// `reader.ca_file`, checked.

@@ -5,13 +5,16 @@
 //! ingestion's dedupe makes the re-read harmless. A mail that cannot become
 //! a ticket goes to the quarantine with its reason, never nowhere.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
+
+use futures_util::{StreamExt, stream};
 
 use crate::crypto::SecretBox;
 use crate::error::RepoError;
 use crate::model::*;
 use crate::ports::*;
-use crate::services::{IngestError, IngestService, header};
+use crate::services::{IngestError, IngestService, MessageIdSigner, header, subject_ticket_number};
 
 #[derive(Debug, Clone)]
 pub struct ReaderSettings {
@@ -20,7 +23,18 @@ pub struct ReaderSettings {
     pub max_message_bytes: u64,
     /// `sistema` recorded on the tickets (`canal_lectura`, as documented).
     pub system: String,
+    /// Mails downloaded, flagged and checkpointed together (at most
+    /// [`BATCH_BYTES`] by their listed sizes). 1: each on its own.
+    pub batch_size: usize,
+    /// Mails of a batch ingested at once. A mail that continues another of
+    /// the same batch (In-Reply-To, References, a ticket number) waits until
+    /// that one is stored. 1: one at a time.
+    pub concurrency: usize,
 }
+
+/// Most octets downloaded in one batch, by the sizes the server lists; a
+/// larger mail (up to the size limit) makes a batch on its own.
+pub const BATCH_BYTES: u64 = 32 << 20;
 
 /// What became of the mail listed in one run. They add up:
 /// `listed = imported + duplicate + quarantined + vanished + deferred`.
@@ -111,6 +125,31 @@ enum Fate {
     Vanished,
 }
 
+/// A mail of a batch once downloaded (a batch's worth at most, moved once).
+#[allow(clippy::large_enum_variant)]
+enum Item {
+    /// Over the size limit (by the listed size, or by what came).
+    TooLarge(u64),
+    /// Expunged by someone else between the listing and the fetch.
+    Vanished,
+    Fetched {
+        raw: Vec<u8>,
+        decoded: Result<Ready, String>,
+    },
+}
+
+/// A mail decoded, ready for ingestion; its attachments not yet stored.
+struct Ready {
+    mail: IncomingMail,
+    attachments: Vec<DecodedAttachment>,
+}
+
+/// What one mail of a batch came to before the quarantine is written.
+enum Outcome {
+    Done(Fate),
+    Refused(QuarantineReason, String, Option<String>),
+}
+
 /// The ports [`ReaderService`] calls: any store providing them will do (the
 /// whole `Store`, or a fake or mock of just these).
 pub trait ReaderPorts: crate::services::IngestPorts + crate::ports::ReaderStateRepository {}
@@ -190,34 +229,25 @@ impl<R: ReaderPorts, S: MailboxSource> ReaderService<R, S> {
         }
         let total = opened.mail.len() as u64;
         counts.listed += total;
-        for (done, listed) in opened.mail.iter().enumerate() {
-            let location = MailLocation {
-                account_id: account.id,
-                mailbox: mailbox.to_string(),
-                uid_validity: opened.uid_validity,
-                uid: listed.uid,
-            };
-            let step = async {
-                let fate = self.read_one(session, &location, listed.size).await?;
-                if !matches!(fate, Fate::Vanished) {
-                    session.mark_seen(listed.uid).await?;
-                }
-                let checkpoint = Checkpoint { uid_validity: opened.uid_validity, last_uid: listed.uid };
-                self.p.repo.save_checkpoint(account.id, mailbox, checkpoint, self.p.clock.now()).await?;
-                Ok::<_, ReadError>(fate)
-            };
-            match step.await {
-                Ok(fate) => match fate {
+        let mut done = 0u64;
+        let mut rest = opened.mail.as_slice();
+        while !rest.is_empty() {
+            let (batch, after) = rest.split_at(self.batch_len(rest));
+            let (fates, error) = self.read_batch(account.id, mailbox, opened.uid_validity, batch, session).await;
+            for fate in &fates {
+                match fate {
                     Fate::Imported => counts.imported += 1,
                     Fate::Duplicate => counts.duplicate += 1,
                     Fate::Quarantined => counts.quarantined += 1,
                     Fate::Vanished => counts.vanished += 1,
-                },
-                Err(e) => {
-                    counts.deferred += total - done as u64;
-                    return Err(e);
                 }
             }
+            done += fates.len() as u64;
+            if let Some(e) = error {
+                counts.deferred += total - done;
+                return Err(e);
+            }
+            rest = after;
         }
         // Everything below `uid_next` was listed (or, on a first read, was
         // seen mail left alone): the next read starts above it.
@@ -231,52 +261,190 @@ impl<R: ReaderPorts, S: MailboxSource> ReaderService<R, S> {
         Ok(())
     }
 
-    async fn read_one(&self, session: &mut S::Session, at: &MailLocation, size: u64) -> Result<Fate, ReadError> {
+    /// How many of `mail` go in the next batch: `batch_size` at most, and
+    /// no more than [`BATCH_BYTES`] by their listed sizes (a larger mail
+    /// alone). Mail over the size limit is not downloaded, so it weighs
+    /// nothing.
+    fn batch_len(&self, mail: &[ListedMail]) -> usize {
         let max = self.p.settings.max_message_bytes;
-        let too_large = |size: u64| {
-            Decision::Refused(
-                QuarantineReason::TooLarge,
-                format!("{size} octets, over the channel's limit of {max}"),
-                None,
-            )
-        };
-        let decision = if size > max {
-            too_large(size)
+        let mut bytes = 0u64;
+        let mut n = 0;
+        for m in mail.iter().take(self.p.settings.batch_size.max(1)) {
+            let weight = if m.size > max { 0 } else { m.size };
+            if n > 0 && bytes + weight > BATCH_BYTES {
+                break;
+            }
+            bytes += weight;
+            n += 1;
+        }
+        n
+    }
+
+    /// Reads one batch: one download for all of it, then its mails ingested
+    /// up to `concurrency` at once (a mail that continues another of the
+    /// batch only after it: see [`threads`]), then, in UID order, the
+    /// quarantine entries, one flag for all and one checkpoint. Returns the
+    /// fates of the mails done, the longest run from the batch's start
+    /// whose every step succeeded, and the error that stopped the rest.
+    /// Mail after that run is left for the next read even when its ticket
+    /// was committed: it is read again as a duplicate.
+    async fn read_batch(
+        &self,
+        account_id: i64,
+        mailbox: &str,
+        uid_validity: u32,
+        batch: &[ListedMail],
+        session: &mut S::Session,
+    ) -> (Vec<Fate>, Option<ReadError>) {
+        let max = self.p.settings.max_message_bytes;
+        let at = |uid| MailLocation { account_id, mailbox: mailbox.to_string(), uid_validity, uid };
+        let wanted: Vec<u32> = batch.iter().filter(|m| m.size <= max).map(|m| m.uid).collect();
+        let mut fetched: BTreeMap<u32, Vec<u8>> = if wanted.is_empty() {
+            BTreeMap::new()
         } else {
-            let Some(raw) = session.fetch(at.uid).await? else {
-                return Ok(Fate::Vanished);
+            match session.fetch_many(&wanted).await {
+                Ok(f) => f.into_iter().collect(),
+                Err(e) => return (Vec::new(), Some(e.into())),
+            }
+        };
+        let items: Vec<Item> = batch
+            .iter()
+            .map(|m| match (m.size > max, fetched.remove(&m.uid)) {
+                (true, _) => Item::TooLarge(m.size),
+                (false, None) => Item::Vanished,
+                (false, Some(raw)) if raw.len() as u64 > max => Item::TooLarge(raw.len() as u64),
+                (false, Some(raw)) => {
+                    let decoded = self.decode(&at(m.uid), &raw);
+                    Item::Fetched { raw, decoded }
+                }
+            })
+            .collect();
+
+        // Ingested thread by thread: the mails of one thread in UID order,
+        // up to `concurrency` threads at once.
+        let signer = self.p.ingest.message_ids();
+        let groups = threads(&items, |mail| thread_keys(mail, signer));
+        let mut items: Vec<Option<Item>> = items.into_iter().map(Some).collect();
+        let jobs: Vec<Vec<(usize, Item)>> = groups
+            .into_iter()
+            .map(|g| g.into_iter().map(|i| (i, items[i].take().expect("each mail in one thread"))).collect())
+            .collect();
+        let mut results: Vec<Option<Result<Outcome, ReadError>>> = batch.iter().map(|_| None).collect();
+        let run = |job: Vec<(usize, Item)>| async {
+            let mut out = Vec::with_capacity(job.len());
+            for (i, item) in job {
+                let r = self.handle(&at(batch[i].uid), item).await;
+                let failed = r.is_err();
+                out.push((i, r));
+                if failed {
+                    // The rest of the thread may continue this mail: it waits.
+                    break;
+                }
+            }
+            out
+        };
+        let mut running = stream::iter(jobs).map(run).buffer_unordered(self.p.settings.concurrency.max(1));
+        while let Some(out) = running.next().await {
+            for (i, r) in out {
+                results[i] = Some(r);
+            }
+        }
+        drop(running);
+
+        // In UID order: the quarantine, as far as every mail succeeded.
+        let mut fates = Vec::new();
+        let mut error = None;
+        for (m, r) in batch.iter().zip(results.iter_mut()) {
+            let fate = match r.take() {
+                Some(Ok(Outcome::Done(fate))) => fate,
+                Some(Ok(Outcome::Refused(reason, detail, raw_route))) => {
+                    let new = NewQuarantined {
+                        location: at(m.uid),
+                        size: m.size as i64,
+                        reason,
+                        detail,
+                        raw_route,
+                        now: self.p.clock.now(),
+                    };
+                    match self.p.repo.quarantine(new).await {
+                        Ok(_) => Fate::Quarantined,
+                        Err(e) => {
+                            error = Some(e.into());
+                            break;
+                        }
+                    }
+                }
+                Some(Err(e)) => {
+                    error = Some(e);
+                    break;
+                }
+                // Its thread stopped at an earlier mail, whose error comes first.
+                None => break,
             };
-            if raw.len() as u64 > max { too_large(raw.len() as u64) } else { self.decide(at, &raw).await? }
+            fates.push(fate);
+        }
+        if error.is_none() && fates.len() < batch.len() {
+            error = results.into_iter().flatten().find_map(Result::err);
+        }
+        let Some(last) = batch[..fates.len()].last() else {
+            return (fates, error);
+        };
+        let seen: Vec<u32> =
+            batch.iter().zip(&fates).filter(|(_, f)| !matches!(f, Fate::Vanished)).map(|(m, _)| m.uid).collect();
+        let flagged = async {
+            if !seen.is_empty() {
+                session.mark_seen_many(&seen).await?;
+            }
+            let checkpoint = Checkpoint { uid_validity, last_uid: last.uid };
+            self.p.repo.save_checkpoint(account_id, mailbox, checkpoint, self.p.clock.now()).await?;
+            Ok::<_, ReadError>(())
+        };
+        match flagged.await {
+            Ok(()) => (fates, error),
+            // Committed, maybe flagged, but not recorded: all read again.
+            Err(e) => (Vec::new(), Some(e)),
+        }
+    }
+
+    /// What became of one mail of a batch; a refusal is quarantined later,
+    /// in UID order.
+    async fn handle(&self, at: &MailLocation, item: Item) -> Result<Outcome, ReadError> {
+        let decision = match item {
+            Item::Vanished => return Ok(Outcome::Done(Fate::Vanished)),
+            Item::TooLarge(size) => self.too_large(size),
+            Item::Fetched { raw, decoded: Ok(ready) } => self.ingest_ready(at, &raw, ready).await?,
+            Item::Fetched { raw, decoded: Err(why) } => {
+                self.refuse(at, &raw, QuarantineReason::Unparsable, why).await?
+            }
         };
         Ok(match decision {
-            Decision::Ticket { duplicate: true, .. } => Fate::Duplicate,
-            Decision::Ticket { duplicate: false, .. } => Fate::Imported,
-            Decision::Refused(reason, detail, raw_route) => {
-                let new = NewQuarantined {
-                    location: at.clone(),
-                    size: size as i64,
-                    reason,
-                    detail,
-                    raw_route,
-                    now: self.p.clock.now(),
-                };
-                self.p.repo.quarantine(new).await?;
-                Fate::Quarantined
-            }
+            Decision::Ticket { duplicate: true, .. } => Outcome::Done(Fate::Duplicate),
+            Decision::Ticket { duplicate: false, .. } => Outcome::Done(Fate::Imported),
+            Decision::Refused(reason, detail, raw_route) => Outcome::Refused(reason, detail, raw_route),
         })
     }
 
-    /// Decodes and ingests one raw mail. A refused mail's raw copy is kept
-    /// in the storage for the quarantine.
-    async fn decide(&self, at: &MailLocation, raw: &[u8]) -> Result<Decision, ReadError> {
-        let refused = async |reason, detail: String| -> Result<Decision, ReadError> {
-            let route = self.p.files.put_raw(at, raw).await?;
-            Ok(Decision::Refused(reason, detail, Some(route)))
-        };
-        let decoded = match self.p.decoder.decode(raw) {
-            Ok(d) => d,
-            Err(why) => return refused(QuarantineReason::Unparsable, why).await,
-        };
+    fn too_large(&self, size: u64) -> Decision {
+        let max = self.p.settings.max_message_bytes;
+        Decision::Refused(QuarantineReason::TooLarge, format!("{size} octets, over the channel's limit of {max}"), None)
+    }
+
+    /// A refused mail: its raw copy is kept in the storage for the quarantine.
+    async fn refuse(
+        &self,
+        at: &MailLocation,
+        raw: &[u8],
+        reason: QuarantineReason,
+        detail: String,
+    ) -> Result<Decision, ReadError> {
+        let route = self.p.files.put_raw(at, raw).await?;
+        Ok(Decision::Refused(reason, detail, Some(route)))
+    }
+
+    /// Decodes a raw mail into what ingestion takes (no I/O); the error
+    /// says why it is unusable.
+    fn decode(&self, at: &MailLocation, raw: &[u8]) -> Result<Ready, String> {
+        let decoded = self.p.decoder.decode(raw)?;
         let mut mail = decoded.mail;
         mail.system = self.p.settings.system.clone();
         mail.received_by = Some(at.account_id);
@@ -291,14 +459,28 @@ impl<R: ReaderPorts, S: MailboxSource> ReaderService<R, S> {
                 format!("<imap.{}.{}.{}.{}@reader.invalid>", at.account_id, at.uid_validity, at.uid, mailbox_tag(at)),
             );
         }
-        for a in decoded.attachments {
+        Ok(Ready { mail, attachments: decoded.attachments })
+    }
+
+    /// Stores a decoded mail's attachments and ingests it.
+    async fn ingest_ready(&self, at: &MailLocation, raw: &[u8], ready: Ready) -> Result<Decision, ReadError> {
+        let Ready { mut mail, attachments } = ready;
+        for a in attachments {
             let route = self.p.files.put_attachment(&a.name, &a.content).await?;
             mail.attachments.push(NewAttachment { name: a.name, route, mime_type: a.mime_type });
         }
         match self.p.ingest.ingest(mail).await {
             Ok(o) => Ok(Decision::Ticket { ticket_id: o.ticket_id, duplicate: o.duplicate }),
             Err(IngestError::Store(e)) => Err(e.into()),
-            Err(e) => refused(QuarantineReason::Rejected, e.to_string()).await,
+            Err(e) => self.refuse(at, raw, QuarantineReason::Rejected, e.to_string()).await,
+        }
+    }
+
+    /// Decodes and ingests one raw mail (a quarantined one tried again).
+    async fn decide(&self, at: &MailLocation, raw: &[u8]) -> Result<Decision, ReadError> {
+        match self.decode(at, raw) {
+            Ok(ready) => self.ingest_ready(at, raw, ready).await,
+            Err(why) => self.refuse(at, raw, QuarantineReason::Unparsable, why).await,
         }
     }
 
@@ -357,6 +539,66 @@ impl<R: ReaderPorts, S: MailboxSource> ReaderService<R, S> {
             .await?
             .ok_or_else(|| ReadError::Unavailable(format!("UID {} is no longer in mailbox {}", at.uid, at.mailbox)))
     }
+}
+
+/// The mails of a batch grouped by thread, each group in UID order, the
+/// groups by their first mail. Two mails are in one thread when one names
+/// the other (its Message-ID in In-Reply-To or References) or both name the
+/// same message or ticket (References, a Message-ID we signed, the subject's
+/// ticket number), directly or through other mails of the batch. Ingesting
+/// a group in order stores every parent before its replies, whatever runs
+/// beside it; mail that is not decoded is a group of its own.
+fn threads(items: &[Item], keys: impl Fn(&IncomingMail) -> Vec<String>) -> Vec<Vec<usize>> {
+    fn root(parent: &mut [usize], mut i: usize) -> usize {
+        while parent[i] != i {
+            parent[i] = parent[parent[i]];
+            i = parent[i];
+        }
+        i
+    }
+    let mut parent: Vec<usize> = (0..items.len()).collect();
+    let mut first: BTreeMap<String, usize> = BTreeMap::new();
+    for (i, item) in items.iter().enumerate() {
+        let Item::Fetched { decoded: Ok(ready), .. } = item else { continue };
+        for key in keys(&ready.mail) {
+            let j = *first.entry(key).or_insert(i);
+            let (a, b) = (root(&mut parent, i), root(&mut parent, j));
+            // The earlier mail is the root: groups are ordered by it.
+            parent[a.max(b)] = a.min(b);
+        }
+    }
+    let mut groups: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+    for i in 0..items.len() {
+        let r = root(&mut parent, i);
+        groups.entry(r).or_default().push(i);
+    }
+    groups.into_values().collect()
+}
+
+/// What ties a mail to its thread: its own Message-ID, the ones it answers
+/// or refers to, and the tickets it names (a Message-ID we signed, the
+/// subject's number), normalised as ingestion compares them.
+fn thread_keys(mail: &IncomingMail, signer: &MessageIdSigner) -> Vec<String> {
+    let normal = |id: &str| id.trim().trim_start_matches('<').trim_end_matches('>').trim().to_lowercase();
+    let mut keys = Vec::new();
+    if let Some(own) = header(&mail.headers, "Message-ID").map(normal).filter(|m| !m.is_empty()) {
+        keys.push(format!("m:{own}"));
+    }
+    for name in ["In-Reply-To", "References"] {
+        for id in header(&mail.headers, name).unwrap_or_default().split_whitespace().map(normal) {
+            if id.is_empty() {
+                continue;
+            }
+            if let Some(ticket) = signer.ticket_of(&id) {
+                keys.push(format!("t:{ticket}"));
+            }
+            keys.push(format!("m:{id}"));
+        }
+    }
+    if let Some(n) = subject_ticket_number(&mail.subject) {
+        keys.push(format!("t:{n}"));
+    }
+    keys
 }
 
 /// A short, header-safe tag of the mailbox name.
@@ -500,7 +742,13 @@ mod tests {
         fn put_attachment<'a>(&'a self, name: &'a str, content: &'a [u8]) -> FileFuture<'a, String> {
             let route = format!("adjuntos/{}/{name}", &crate::crypto::sha256_hex(content)[..8]);
             self.0.lock().unwrap().insert(route.clone(), content.to_vec());
-            Box::pin(async move { Ok(route) })
+            // Slow, as a real write is: the other mails of a batch run meanwhile.
+            Box::pin(async move {
+                for _ in 0..50 {
+                    tokio::task::yield_now().await;
+                }
+                Ok(route)
+            })
         }
         fn put_raw<'a>(&'a self, at: &'a MailLocation, raw: &'a [u8]) -> FileFuture<'a, String> {
             let route = format!("cuarentena/{}-{}.eml", at.uid_validity, at.uid);
@@ -520,7 +768,17 @@ mod tests {
         account: MailAccount,
     }
 
+    /// `(batch_size, concurrency)`: one mail at a time (as the reader was
+    /// first written), and batches of 50 ingested 8 at a time.
+    const SEQUENTIAL: (usize, usize) = (1, 1);
+    const CONCURRENT: (usize, usize) = (50, 8);
+    const MODES: [(usize, usize); 2] = [SEQUENTIAL, CONCURRENT];
+
     async fn fixture(max_message_bytes: u64) -> Fixture {
+        fixture_with(max_message_bytes, SEQUENTIAL).await
+    }
+
+    async fn fixture_with(max_message_bytes: u64, (batch_size, concurrency): (usize, usize)) -> Fixture {
         let store = Arc::new(InMemoryStore::new());
         let clock =
             Arc::new(ManualClock::new(NaiveDate::from_ymd_opt(2026, 11, 29).unwrap().and_hms_opt(8, 0, 0).unwrap()));
@@ -560,7 +818,7 @@ mod tests {
             files: Arc::new(MemoryFiles::default()),
             secrets,
             clock,
-            settings: ReaderSettings { max_message_bytes, system: "canal_lectura".into() },
+            settings: ReaderSettings { max_message_bytes, system: "canal_lectura".into(), batch_size, concurrency },
         });
         Fixture { store, server, reader, account }
     }
@@ -594,23 +852,25 @@ mod tests {
 
     #[tokio::test]
     async fn first_read_takes_unseen_mail_then_everything_above_the_checkpoint() {
-        let f = fixture(1 << 20).await;
-        f.server.deliver("INBOX", &mail("viejo"), true);
-        f.server.deliver("INBOX", &mail("a"), false);
-        f.server.deliver("Urgente", &mail("b"), false);
-        let report = f.reader.run_once().await.unwrap();
-        assert_eq!(report.totals(), counts(2, 2, 0, 0, 0, 0));
-        assert_eq!(report.accounts[0].error, None);
-        assert_eq!(f.server.seen("INBOX"), [(1, true), (2, true)]);
-        assert_eq!(
-            f.store.checkpoint(f.account.id, "INBOX").await.unwrap(),
-            Some(Checkpoint { uid_validity: 7, last_uid: 2 })
-        );
-        // Later reads take new mail, seen or not, and nothing twice.
-        f.server.deliver("INBOX", &mail("c"), true);
-        assert_eq!(f.reader.run_once().await.unwrap().totals(), counts(1, 1, 0, 0, 0, 0));
-        assert_eq!(f.reader.run_once().await.unwrap().totals(), counts(0, 0, 0, 0, 0, 0));
-        assert_eq!(tickets(&f.store).await, 3);
+        for mode in MODES {
+            let f = fixture_with(1 << 20, mode).await;
+            f.server.deliver("INBOX", &mail("viejo"), true);
+            f.server.deliver("INBOX", &mail("a"), false);
+            f.server.deliver("Urgente", &mail("b"), false);
+            let report = f.reader.run_once().await.unwrap();
+            assert_eq!(report.totals(), counts(2, 2, 0, 0, 0, 0));
+            assert_eq!(report.accounts[0].error, None);
+            assert_eq!(f.server.seen("INBOX"), [(1, true), (2, true)]);
+            assert_eq!(
+                f.store.checkpoint(f.account.id, "INBOX").await.unwrap(),
+                Some(Checkpoint { uid_validity: 7, last_uid: 2 })
+            );
+            // Later reads take new mail, seen or not, and nothing twice.
+            f.server.deliver("INBOX", &mail("c"), true);
+            assert_eq!(f.reader.run_once().await.unwrap().totals(), counts(1, 1, 0, 0, 0, 0));
+            assert_eq!(f.reader.run_once().await.unwrap().totals(), counts(0, 0, 0, 0, 0, 0));
+            assert_eq!(tickets(&f.store).await, 3);
+        }
     }
 
     #[tokio::test]
@@ -639,97 +899,226 @@ mod tests {
 
     #[tokio::test]
     async fn unusable_mail_is_quarantined_once_and_a_retry_makes_its_ticket() {
-        let f = fixture(200).await;
-        f.server.deliver("INBOX", "Subject: sin remitente\n\nx", false);
-        let big = format!("{}\n{}", mail("grande"), "x".repeat(300));
-        f.server.deliver("INBOX", &big, false);
-        let report = f.reader.run_once().await.unwrap();
-        assert_eq!(report.totals(), counts(2, 0, 0, 2, 0, 0));
-        assert_eq!(f.server.0.lock().unwrap().fetches, 1, "the oversized mail is not downloaded");
-        let q = f.reader.quarantined(false).await.unwrap();
-        assert_eq!(q.len(), 2);
-        assert_eq!((q[0].reason, q[0].detail.as_str()), (QuarantineReason::Unparsable, "no sender"));
-        assert!(q[0].raw_route.is_some());
-        assert_eq!((q[1].reason, q[1].raw_route.as_ref(), q[1].location.uid), (QuarantineReason::TooLarge, None, 2));
-        assert_eq!(f.server.seen("INBOX"), [(1, true), (2, true)], "set aside counts as handled");
+        for mode in MODES {
+            let f = fixture_with(200, mode).await;
+            f.server.deliver("INBOX", "Subject: sin remitente\n\nx", false);
+            let big = format!("{}\n{}", mail("grande"), "x".repeat(300));
+            f.server.deliver("INBOX", &big, false);
+            let report = f.reader.run_once().await.unwrap();
+            assert_eq!(report.totals(), counts(2, 0, 0, 2, 0, 0));
+            assert_eq!(f.server.0.lock().unwrap().fetches, 1, "the oversized mail is not downloaded");
+            let q = f.reader.quarantined(false).await.unwrap();
+            assert_eq!(q.len(), 2);
+            assert_eq!((q[0].reason, q[0].detail.as_str()), (QuarantineReason::Unparsable, "no sender"));
+            assert!(q[0].raw_route.is_some());
+            assert_eq!(
+                (q[1].reason, q[1].raw_route.as_ref(), q[1].location.uid),
+                (QuarantineReason::TooLarge, None, 2)
+            );
+            assert_eq!(f.server.seen("INBOX"), [(1, true), (2, true)], "set aside counts as handled");
 
-        // The unparsable one fails again (same reason, one more attempt);
-        // the oversized one is fetched again and becomes a ticket.
-        let again = f.reader.retry(q[0].id).await.unwrap();
-        assert_eq!((again.attempts, again.ticket_id), (1, None));
-        let done = f.reader.retry(q[1].id).await.unwrap();
-        assert_eq!(done.attempts, 1);
-        let ticket = f.store.find_ticket(done.ticket_id.unwrap()).await.unwrap().unwrap();
-        assert_eq!(ticket.subject, "asunto grande");
-        assert_eq!(f.reader.quarantined(false).await.unwrap(), vec![again]);
-        assert!(matches!(f.reader.retry(9999).await, Err(ReadError::NotFound(9999))));
-        // Re-quarantining the same location does not add an entry.
-        assert_eq!(f.reader.run_once().await.unwrap().totals(), counts(0, 0, 0, 0, 0, 0));
-        assert_eq!(f.reader.quarantined(true).await.unwrap().len(), 2);
+            // The unparsable one fails again (same reason, one more attempt);
+            // the oversized one is fetched again and becomes a ticket.
+            let again = f.reader.retry(q[0].id).await.unwrap();
+            assert_eq!((again.attempts, again.ticket_id), (1, None));
+            let done = f.reader.retry(q[1].id).await.unwrap();
+            assert_eq!(done.attempts, 1);
+            let ticket = f.store.find_ticket(done.ticket_id.unwrap()).await.unwrap().unwrap();
+            assert_eq!(ticket.subject, "asunto grande");
+            assert_eq!(f.reader.quarantined(false).await.unwrap(), vec![again]);
+            assert!(matches!(f.reader.retry(9999).await, Err(ReadError::NotFound(9999))));
+            // Re-quarantining the same location does not add an entry.
+            assert_eq!(f.reader.run_once().await.unwrap().totals(), counts(0, 0, 0, 0, 0, 0));
+            assert_eq!(f.reader.quarantined(true).await.unwrap().len(), 2);
+        }
     }
 
     #[tokio::test]
     async fn a_renumbered_mailbox_is_read_again_without_duplicates() {
-        let f = fixture(1 << 20).await;
-        f.server.deliver("INBOX", &mail("a"), false);
-        f.reader.run_once().await.unwrap();
-        {
-            let mut s = f.server.0.lock().unwrap();
-            let b = s.boxes.get_mut("INBOX").unwrap();
-            b.0 = 8;
-            b.1[0].2 = false;
+        for mode in MODES {
+            let f = fixture_with(1 << 20, mode).await;
+            f.server.deliver("INBOX", &mail("a"), false);
+            f.reader.run_once().await.unwrap();
+            {
+                let mut s = f.server.0.lock().unwrap();
+                let b = s.boxes.get_mut("INBOX").unwrap();
+                b.0 = 8;
+                b.1[0].2 = false;
+            }
+            assert_eq!(f.reader.run_once().await.unwrap().totals(), counts(1, 0, 1, 0, 0, 0));
+            assert_eq!(
+                f.store.checkpoint(f.account.id, "INBOX").await.unwrap(),
+                Some(Checkpoint { uid_validity: 8, last_uid: 1 })
+            );
+            assert_eq!(tickets(&f.store).await, 1);
         }
-        assert_eq!(f.reader.run_once().await.unwrap().totals(), counts(1, 0, 1, 0, 0, 0));
-        assert_eq!(
-            f.store.checkpoint(f.account.id, "INBOX").await.unwrap(),
-            Some(Checkpoint { uid_validity: 8, last_uid: 1 })
-        );
-        assert_eq!(tickets(&f.store).await, 1);
     }
 
     #[tokio::test]
     async fn one_account_failing_does_not_stop_the_others_and_mail_without_an_id_is_not_doubled() {
-        let f = fixture(1 << 20).await;
-        let broken = f
-            .store
-            .create_mail_account(NewMailAccount {
-                user: "ventas@helpdesk.test".into(),
-                sealed_password: SecretBox::new([9; 32]).seal("clave"),
-                ..NewMailAccount {
-                    host: f.account.host.clone(),
-                    user: String::new(),
-                    sealed_password: Vec::new(),
-                    port: "993".into(),
-                    mailboxes: vec!["INBOX".into()],
-                    department_id: f.account.department_id,
-                    status: Status::Active,
-                    send_acknowledgement: false,
-                }
-            })
-            .await
-            .unwrap();
-        f.server.deliver("INBOX", "From: x@cliente.test\nX-Attach: notas.txt\n\nsin id", false);
+        for mode in MODES {
+            let f = fixture_with(1 << 20, mode).await;
+            let broken = f
+                .store
+                .create_mail_account(NewMailAccount {
+                    user: "ventas@helpdesk.test".into(),
+                    sealed_password: SecretBox::new([9; 32]).seal("clave"),
+                    ..NewMailAccount {
+                        host: f.account.host.clone(),
+                        user: String::new(),
+                        sealed_password: Vec::new(),
+                        port: "993".into(),
+                        mailboxes: vec!["INBOX".into()],
+                        department_id: f.account.department_id,
+                        status: Status::Active,
+                        send_acknowledgement: false,
+                    }
+                })
+                .await
+                .unwrap();
+            f.server.deliver("INBOX", "From: x@cliente.test\nX-Attach: notas.txt\n\nsin id", false);
+            let report = f.reader.run_once().await.unwrap();
+            assert_eq!(report.accounts.len(), 2);
+            assert_eq!(report.failed_accounts(), 1);
+            let failed = report.accounts.iter().find(|a| a.account_id == broken.id).unwrap();
+            assert!(failed.error.as_deref().unwrap().contains("password"), "{failed:?}");
+            assert_eq!(report.totals(), counts(1, 1, 0, 0, 0, 0));
+            // Crash before the flag: the same mail read again is a duplicate,
+            // thanks to the Message-ID the reader gave it.
+            f.server.0.lock().unwrap().boxes.get_mut("INBOX").unwrap().1[0].2 = false;
+            f.store
+                .save_checkpoint(f.account.id, "INBOX", Checkpoint { uid_validity: 7, last_uid: 0 }, Timestamp::MIN)
+                .await
+                .unwrap();
+            assert_eq!(f.reader.run_once().await.unwrap().totals(), counts(1, 0, 1, 0, 0, 0));
+            let ticket = &all_tickets(&f.store).await[0];
+            let details = f.store.details_of(ticket.id).await.unwrap();
+            assert_eq!(details.len(), 1);
+            assert!(details[0].message_id.as_deref().unwrap().starts_with("imap."));
+            f.server.0.lock().unwrap().refuse_login = true;
+            let r = f.reader.run_once().await.unwrap();
+            assert_eq!(r.failed_accounts(), 2);
+            assert!(r.totals().adds_up());
+        }
+    }
+
+    fn with_attachment(id: &str) -> String {
+        mail(id).replacen("\n\n", &format!("\nX-Attach: {id}.txt\n\n"), 1)
+    }
+
+    fn reply(id: &str, headers: &str) -> String {
+        format!(
+            "From: cliente@cliente.test\nMessage-ID: <{id}@cliente.test>\n{headers}\nSubject: Re: asunto\n\ncuerpo {id}"
+        )
+    }
+
+    #[tokio::test]
+    async fn replies_read_in_the_same_batch_as_their_parents_join_their_tickets() {
+        let f = fixture_with(1 << 20, CONCURRENT).await;
+        // Each parent has an attachment, whose write lets the mails after
+        // it run first: a reply not held back would find no parent.
+        for i in 0..12 {
+            f.server.deliver("INBOX", &with_attachment(&format!("p{i}")), false);
+            f.server.deliver("INBOX", &reply(&format!("r{i}"), &format!("In-Reply-To: <p{i}@cliente.test>")), false);
+            let refs = format!("References: <p{i}@cliente.test> <r{i}@cliente.test>");
+            f.server.deliver("INBOX", &reply(&format!("rr{i}"), &refs), false);
+        }
+        assert_eq!(f.reader.run_once().await.unwrap().totals(), counts(36, 36, 0, 0, 0, 0));
+        let tickets = all_tickets(&f.store).await;
+        assert_eq!(tickets.len(), 12, "one ticket per parent");
+        for t in &tickets {
+            let ids: Vec<String> =
+                f.store.details_of(t.id).await.unwrap().into_iter().map(|d| d.message_id.unwrap()).collect();
+            let i = ids[0].trim_start_matches('p').split('@').next().unwrap().to_string();
+            let want: Vec<String> = ["p", "r", "rr"].iter().map(|k| format!("{k}{i}@cliente.test")).collect();
+            assert_eq!(ids, want, "parent, reply and its reply in one ticket, in that order");
+        }
+        assert!(f.server.seen("INBOX").iter().all(|(_, seen)| *seen));
+        assert_eq!(f.store.checkpoint(f.account.id, "INBOX").await.unwrap().unwrap().last_uid, 36);
+    }
+
+    #[tokio::test]
+    async fn replies_spread_over_batches_join_their_tickets() {
+        // Batches of 50 of 200 mails: parents one batch, replies the next,
+        // replies to replies anywhere after.
+        let f = fixture_with(1 << 20, CONCURRENT).await;
+        for i in 0..100 {
+            let parent = with_attachment(&format!("p{i}"));
+            f.server.deliver("INBOX", &parent, false);
+            if i >= 30 {
+                let p = i - 30;
+                f.server.deliver(
+                    "INBOX",
+                    &reply(&format!("r{p}"), &format!("In-Reply-To: <p{p}@cliente.test>")),
+                    false,
+                );
+            }
+        }
+        for p in 70..100 {
+            f.server.deliver("INBOX", &reply(&format!("r{p}"), &format!("In-Reply-To: <p{p}@cliente.test>")), false);
+        }
+        assert_eq!(f.reader.run_once().await.unwrap().totals(), counts(200, 200, 0, 0, 0, 0));
+        let tickets = all_tickets(&f.store).await;
+        assert_eq!(tickets.len(), 100);
+        for t in &tickets {
+            assert_eq!(f.store.details_of(t.id).await.unwrap().len(), 2, "{t:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn in_a_batch_a_failed_flag_or_fetch_leaves_the_batch_for_the_next_read() {
+        let f = fixture_with(1 << 20, CONCURRENT).await;
+        for id in ["a", "b", "c"] {
+            f.server.deliver("INBOX", &mail(id), false);
+        }
+        f.server.0.lock().unwrap().fail_flag_of = Some(2);
         let report = f.reader.run_once().await.unwrap();
-        assert_eq!(report.accounts.len(), 2);
-        assert_eq!(report.failed_accounts(), 1);
-        let failed = report.accounts.iter().find(|a| a.account_id == broken.id).unwrap();
-        assert!(failed.error.as_deref().unwrap().contains("password"), "{failed:?}");
-        assert_eq!(report.totals(), counts(1, 1, 0, 0, 0, 0));
-        // Crash before the flag: the same mail read again is a duplicate,
-        // thanks to the Message-ID the reader gave it.
-        f.server.0.lock().unwrap().boxes.get_mut("INBOX").unwrap().1[0].2 = false;
-        f.store
-            .save_checkpoint(f.account.id, "INBOX", Checkpoint { uid_validity: 7, last_uid: 0 }, Timestamp::MIN)
-            .await
-            .unwrap();
-        assert_eq!(f.reader.run_once().await.unwrap().totals(), counts(1, 0, 1, 0, 0, 0));
-        let ticket = &all_tickets(&f.store).await[0];
-        let details = f.store.details_of(ticket.id).await.unwrap();
-        assert_eq!(details.len(), 1);
-        assert!(details[0].message_id.as_deref().unwrap().starts_with("imap."));
-        f.server.0.lock().unwrap().refuse_login = true;
-        let r = f.reader.run_once().await.unwrap();
-        assert_eq!(r.failed_accounts(), 2);
-        assert!(r.totals().adds_up());
+        // The three tickets are committed, but a mail counts once its flag
+        // and checkpoint are done too: the whole batch is read again.
+        assert_eq!(report.totals(), counts(3, 0, 0, 0, 0, 3));
+        assert!(report.accounts[0].error.as_deref().unwrap().contains("connection reset"));
+        assert_eq!(f.store.checkpoint(f.account.id, "INBOX").await.unwrap(), None);
+        assert_eq!(tickets(&f.store).await, 3);
+        f.server.0.lock().unwrap().fail_flag_of = None;
+        // a was flagged before b failed: a first read takes the unseen ones.
+        assert_eq!(f.reader.run_once().await.unwrap().totals(), counts(2, 0, 2, 0, 0, 0));
+        assert_eq!(f.server.seen("INBOX"), [(1, true), (2, true), (3, true)]);
+
+        for id in ["d", "e"] {
+            f.server.deliver("INBOX", &mail(id), false);
+        }
+        f.server.0.lock().unwrap().fail_fetch_of = Some(5);
+        assert_eq!(f.reader.run_once().await.unwrap().totals(), counts(2, 0, 0, 0, 0, 2));
+        assert_eq!(tickets(&f.store).await, 3, "nothing of a batch that could not be downloaded");
+        f.server.0.lock().unwrap().fail_fetch_of = None;
+        assert_eq!(f.reader.run_once().await.unwrap().totals(), counts(2, 2, 0, 0, 0, 0));
+        assert_eq!(tickets(&f.store).await, 5, "no mail lost, none twice");
+        assert_eq!(f.store.checkpoint(f.account.id, "INBOX").await.unwrap().unwrap().last_uid, 5);
+    }
+
+    #[test]
+    fn threads_join_mail_that_names_each_other_or_the_same_message_or_ticket() {
+        let signer = MessageIdSigner::new(SecretHasher::new([4; 32]), "helpdesk.test");
+        let signed = signer.for_notice(77, 1);
+        let raw = [
+            mail("a"),                                                          // 0
+            mail("b"),                                                          // 1
+            reply("c", "In-Reply-To: <A@cliente.test>"),                        // 2: answers 0 (case)
+            reply("d", "References: <viejo@cliente.test> <c@cliente.test>"),    // 3: through 2
+            reply("e", "References: <viejo@cliente.test>"),                     // 4: same old message as 3
+            reply("f", &format!("In-Reply-To: {signed}")),                      // 5: ticket 77
+            "From: x@cliente.test\nSubject: Re: [Ticket #77] hola\n\nx".into(), // 6: ticket 77 by subject
+            "Subject: sin remitente\n\nx".into(),                               // 7: not decoded
+            mail("b"),                                                          // 8: 1 again
+        ];
+        let items: Vec<Item> = raw
+            .iter()
+            .map(|r| Item::Fetched {
+                raw: r.as_bytes().to_vec(),
+                decoded: LineDecoder.decode(r.as_bytes()).map(|d| Ready { mail: d.mail, attachments: d.attachments }),
+            })
+            .collect();
+        let groups = threads(&items, |m| thread_keys(m, &signer));
+        assert_eq!(groups, vec![vec![0, 2, 3, 4], vec![1, 8], vec![5, 6], vec![7]]);
     }
 }

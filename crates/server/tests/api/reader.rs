@@ -112,18 +112,19 @@ async fn reading_varied_mail_makes_tickets_files_and_a_quarantine(backend: Backe
     assert_eq!(report.failed_accounts(), 0, "{report:?}\n{}", c.imap.log());
     assert_eq!(report.totals(), counts(8, 6, 0, 2), "the mail read before is history, not a ticket");
 
-    let tickets = c.tickets().await;
+    // Mail is ingested several at a time: ticket numbers follow the order
+    // of the commits, so the tickets are taken in the order of the mail.
+    let in_order = [
+        "No funciona la impresión",
+        "Contraseña caducada ¿pueden ayudar?",
+        "Почта",
+        "Fuera de la oficina",
+        "Sin Message-ID ni fecha",
+    ];
+    let mut tickets = c.tickets().await;
+    tickets.sort_by_key(|t| in_order.iter().position(|s| *s == t.subject).unwrap_or(usize::MAX));
     let subjects: Vec<_> = tickets.iter().map(|t| t.subject.as_str()).collect();
-    assert_eq!(
-        subjects,
-        [
-            "No funciona la impresión",
-            "Contraseña caducada ¿pueden ayudar?",
-            "Почта",
-            "Fuera de la oficina",
-            "Sin Message-ID ni fecha"
-        ]
-    );
+    assert_eq!(subjects, in_order);
     for t in &tickets {
         assert_eq!((t.mail_account_id, t.system.as_str()), (Some(c.account.id), "canal_lectura"));
         assert_eq!(t.department_id, c.account.department_id);
@@ -207,7 +208,22 @@ async fn an_unreachable_account_is_reported_and_the_others_are_read(backend: Bac
     assert_eq!(report.totals(), counts(1, 1, 0, 0));
 }
 
+/// `(batch_size, concurrency)` of the reader run as a command.
+const ONE_AT_A_TIME: (&str, &str) = ("1", "1");
+const BY_BATCHES: (&str, &str) = ("100", "8");
+
 async fn killed_between_commit_and_flag_loses_and_doubles_nothing(backend: Backend) {
+    // One mail at a time: the first mail's ticket is committed when the
+    // reader dies before its flag; the next run reads it as a duplicate.
+    killed_before_the_flag(backend, ONE_AT_A_TIME, 1).await;
+}
+
+async fn killed_before_a_batch_is_flagged_loses_and_doubles_nothing(backend: Backend) {
+    // By batches: the whole batch is committed before the one flag for it.
+    killed_before_the_flag(backend, BY_BATCHES, 3).await;
+}
+
+async fn killed_before_the_flag(backend: Backend, (batch, concurrency): (&str, &str), committed: usize) {
     let c = channel(backend).await;
     for raw in [fixture("multipart.eml"), fixture("latin1.eml"), fixture("bare.eml")] {
         c.append("INBOX", &raw, false).await;
@@ -220,7 +236,9 @@ async fn killed_between_commit_and_flag_loses_and_doubles_nothing(backend: Backe
             .env("HELPDESK__SEED__DEMO", "false")
             .env("HELPDESK__LOG__FORMAT", "json")
             .env("HELPDESK__READER__ALLOW_PLAINTEXT", "true")
-            .env("HELPDESK__READER__STORAGE_DIR", &c.storage);
+            .env("HELPDESK__READER__STORAGE_DIR", &c.storage)
+            .env("HELPDESK__READER__BATCH_SIZE", batch)
+            .env("HELPDESK__READER__CONCURRENCY", concurrency);
         if let Some(f) = failpoint {
             cmd.env("HELPDESK_FAILPOINT", f);
         }
@@ -230,17 +248,20 @@ async fn killed_between_commit_and_flag_loses_and_doubles_nothing(backend: Backe
     let crashed = read_mail(Some("reader-before-mark-seen"));
     assert!(!crashed.status.success(), "the failpoint aborts the reader");
     assert!(String::from_utf8_lossy(&crashed.stderr).contains("failpoint reader-before-mark-seen"));
-    assert_eq!(c.tickets().await.len(), 1, "the first mail's ticket was committed before the crash");
+    assert_eq!(c.tickets().await.len(), committed, "tickets committed before the crash");
     assert!(c.imap.flags(USER, PASSWORD, "INBOX").await.1.iter().all(|(_, seen)| !seen), "nothing flagged");
 
     let out = read_mail(None);
     let log = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{log}");
     let totals = log.lines().find(|l| l.contains("\"mail read\"")).unwrap_or_else(|| panic!("no totals in {log}"));
-    for field in ["\"listed\":3", "\"imported\":2", "\"duplicate\":1", "\"quarantined\":0", "\"deferred\":0"] {
+    let imported = format!("\"imported\":{}", 3 - committed);
+    let duplicate = format!("\"duplicate\":{committed}");
+    for field in ["\"listed\":3", &imported, &duplicate, "\"quarantined\":0", "\"deferred\":0"] {
         assert!(totals.contains(field), "{field} not in {totals}");
     }
-    let tickets = c.tickets().await;
+    let mut tickets = c.tickets().await;
+    tickets.sort_by_key(|t| t.subject != "No funciona la impresión");
     assert_eq!(tickets.len(), 3, "no mail lost, none doubled");
     assert_eq!(c.app.db.details_of(tickets[0].id).await.unwrap().len(), 1);
     assert!(c.all_seen("INBOX").await);
@@ -287,9 +308,66 @@ async fn quarantine_admin_commands_list_and_retry(backend: Backend) {
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("no quarantined mail with id 999"));
 }
 
+/// Parents and their replies read in one pass, several at a time: every
+/// reply joins its parent's ticket (by In-Reply-To, by References alone,
+/// and a reply to a reply), in the order they arrived, however the pass
+/// is cut into batches.
+async fn replies_read_with_their_parents_join_their_tickets(backend: Backend) {
+    const THREADS: usize = 40;
+    let c = channel(backend).await;
+    let reply = |id: &str, headers: &str| {
+        format!(
+            "Message-ID: <{id}@cliente.test>\r\n{headers}\r\nDate: Sun, 29 Nov 2026 09:05:00 +0000\r\n\
+             From: luis@cliente.test\r\nTo: {USER}\r\nSubject: Re: consulta\r\n\r\nRespuesta {id}.\r\n"
+        )
+        .into_bytes()
+    };
+    for i in 0..THREADS {
+        c.append("INBOX", &message(&format!("p{i}"), &format!("Consulta {i}")), false).await;
+        c.append("INBOX", &reply(&format!("r{i}"), &format!("In-Reply-To: <p{i}@cliente.test>")), false).await;
+        if i % 2 == 0 {
+            let refs = format!("References: <p{i}@cliente.test> <r{i}@cliente.test>");
+            c.append("INBOX", &reply(&format!("rr{i}"), &refs), false).await;
+        }
+    }
+    let mails = THREADS * 5 / 2;
+    for (batch, concurrency) in [(100, 8), (7, 4)] {
+        let mut settings = c.app.settings.clone();
+        (settings.reader.batch_size, settings.reader.concurrency) = (batch, concurrency);
+        let reader = helpdesk_server::reader::build(&settings, c.app.db.clone(), c.app.clock.clone()).unwrap();
+        let report = reader.run_once().await.unwrap();
+        assert_eq!(report.failed_accounts(), 0, "{report:?}");
+        if batch == 100 {
+            assert_eq!(report.totals(), counts(mails as u64, mails as u64, 0, 0));
+        } else {
+            // Read again from the start: every mail is a duplicate.
+            assert_eq!(report.totals(), counts(mails as u64, 0, mails as u64, 0));
+        }
+        let tickets = c.tickets().await;
+        assert_eq!(tickets.len(), THREADS, "one ticket per parent ({batch}, {concurrency})");
+        for t in &tickets {
+            let ids: Vec<String> =
+                c.app.db.details_of(t.id).await.unwrap().into_iter().filter_map(|d| d.message_id).collect();
+            let i: usize = ids[0].trim_start_matches('p').split('@').next().unwrap().parse().unwrap();
+            let mut want = vec![format!("p{i}@cliente.test"), format!("r{i}@cliente.test")];
+            if i % 2 == 0 {
+                want.push(format!("rr{i}@cliente.test"));
+            }
+            assert_eq!(ids, want, "a thread in its ticket, in order ({batch}, {concurrency})");
+        }
+        assert!(c.all_seen("INBOX").await);
+        // The next pass starts over, with another cut into batches.
+        let uid_validity = c.imap.flags(USER, PASSWORD, "INBOX").await.0;
+        let start = Checkpoint { uid_validity, last_uid: 0 };
+        c.app.db.save_checkpoint(c.account.id, "INBOX", start, c.app.clock.now()).await.unwrap();
+    }
+}
+
 crate::with_imap_on_both_backends!(
     reading_varied_mail_makes_tickets_files_and_a_quarantine,
     an_unreachable_account_is_reported_and_the_others_are_read,
     killed_between_commit_and_flag_loses_and_doubles_nothing,
+    killed_before_a_batch_is_flagged_loses_and_doubles_nothing,
     quarantine_admin_commands_list_and_retry,
+    replies_read_with_their_parents_join_their_tickets,
 );
