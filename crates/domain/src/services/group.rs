@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use futures_channel::oneshot;
+use futures_util::future::{Either, select};
 use futures_util::lock::Mutex as AsyncMutex;
 
 /// Waits the given time (the caller's runtime provides it: the domain has
@@ -71,7 +72,15 @@ impl<J, O> GroupCommit<J, O> {
         let (ack, mut result) = oneshot::channel();
         self.queue.lock().unwrap_or_else(PoisonError::into_inner).push((job, ack));
         loop {
-            let _writing = self.writer.lock().await;
+            // The result, as soon as another writer sends it, or the turn to
+            // write, whichever comes first: a caller whose job is written
+            // never waits for the lock (which, contended, may go to later
+            // callers again and again).
+            let turn = self.writer.lock();
+            let _writing = match select(&mut result, turn).await {
+                Either::Left((out, _)) => return out.ok(),
+                Either::Right((guard, _)) => guard,
+            };
             match result.try_recv() {
                 Ok(Some(out)) => return Some(out),
                 Ok(None) => {}
