@@ -46,7 +46,6 @@ impl<R: UserRepository> DirectoryService<R> {
 mod tests {
     use super::*;
     use crate::model::UserStatus;
-    use crate::ports::UserRepository as _;
     use crate::testing::{InMemoryStore, ManualClock, contract::sample_user};
 
     #[tokio::test]
