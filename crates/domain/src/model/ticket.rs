@@ -237,6 +237,27 @@ pub struct Notice {
     pub sent_at: Option<Timestamp>,
 }
 
+impl Notice {
+    /// A notice as queued: pending, never attempted, first due at `due`.
+    pub fn pending(id: i64, ticket_id: i64, detail_id: i64, spec: NewNotice, now: Timestamp, due: Timestamp) -> Self {
+        Notice {
+            id,
+            ticket_id,
+            detail_id,
+            kind: spec.kind,
+            recipient: spec.recipient,
+            status: NoticeStatus::Pending,
+            attempts: 0,
+            next_attempt_at: due,
+            leased_until: None,
+            last_error: None,
+            result: None,
+            created_at: now,
+            sent_at: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewNotice {
     pub kind: NoticeKind,

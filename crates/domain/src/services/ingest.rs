@@ -726,21 +726,7 @@ impl Planned {
                 .notices
                 .into_iter()
                 .zip(stored.notice_ids)
-                .map(|(spec, id)| Notice {
-                    id,
-                    ticket_id: stored.ticket_id,
-                    detail_id: stored.detail_id,
-                    kind: spec.kind,
-                    recipient: spec.recipient,
-                    status: NoticeStatus::Pending,
-                    attempts: 0,
-                    next_attempt_at: due,
-                    leased_until: None,
-                    last_error: None,
-                    result: None,
-                    created_at: now,
-                    sent_at: None,
-                })
+                .map(|(spec, id)| Notice::pending(id, stored.ticket_id, stored.detail_id, spec, now, due))
                 .collect(),
         }
     }

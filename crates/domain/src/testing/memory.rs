@@ -871,29 +871,7 @@ impl Inner {
         for p in &n.participants {
             i.participants.insert((ticket_id, p.to_lowercase()));
         }
-        let mut notice_ids = Vec::new();
-        for nn in &n.notices {
-            let id = i.id();
-            i.notices.insert(
-                id,
-                Notice {
-                    id,
-                    ticket_id,
-                    detail_id,
-                    kind: nn.kind,
-                    recipient: nn.recipient.clone(),
-                    status: NoticeStatus::Pending,
-                    attempts: 0,
-                    next_attempt_at: n.notices_due_at,
-                    leased_until: None,
-                    last_error: None,
-                    result: None,
-                    created_at: n.now,
-                    sent_at: None,
-                },
-            );
-            notice_ids.push(id);
-        }
+        let notice_ids = i.insert_notices(ticket_id, detail_id, &n.notices, n.now, n.notices_due_at);
         i.record_webhook_events(ticket_id, Some(detail_id), &n.webhook_events, n.now);
         Ok(StoredIncoming { ticket_id, detail_id, created_ticket, notice_ids })
     }
@@ -947,24 +925,7 @@ impl Inner {
         let mut ids = Vec::new();
         for nn in notices {
             let id = self.id();
-            self.notices.insert(
-                id,
-                Notice {
-                    id,
-                    ticket_id,
-                    detail_id,
-                    kind: nn.kind,
-                    recipient: nn.recipient.clone(),
-                    status: NoticeStatus::Pending,
-                    attempts: 0,
-                    next_attempt_at: due,
-                    leased_until: None,
-                    last_error: None,
-                    result: None,
-                    created_at: now,
-                    sent_at: None,
-                },
-            );
+            self.notices.insert(id, Notice::pending(id, ticket_id, detail_id, nn.clone(), now, due));
             ids.push(id);
         }
         ids
