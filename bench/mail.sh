@@ -55,6 +55,7 @@ cleanup() {
   mariadb -uroot -h127.0.0.1 -e 'DROP DATABASE IF EXISTS hd_bench_mail' 2>/dev/null || true
 }
 trap cleanup EXIT
+trap "exit 130" INT TERM
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
