@@ -352,11 +352,11 @@ impl<R: IngestPorts> IngestService<R> {
         let participants = participants(&mail, sender, assignee.as_ref());
         let webhook_events =
             self.webhook_events(&mail, Some(ticket), &department, assignee.as_ref(), automatic, now).await?;
-        let planned = Planned {
-            incoming: self.incoming(target, &mail, keys, automatic, participants, notices, webhook_events, now),
+        let planned = Planned::new(
+            self.incoming(target, &mail, keys, automatic, participants, notices, webhook_events, now),
             department,
-            assignee_id: assignee.map(|a| a.id),
-        };
+            assignee.map(|a| a.id),
+        );
         self.store_one(planned).await
     }
 
@@ -373,16 +373,16 @@ impl<R: IngestPorts> IngestService<R> {
             let plan = plans.into_iter().next().expect("one");
             return vec![self.store_one(plan).await];
         }
-        let incomings: Vec<NewIncoming> = plans.iter().map(|p| p.incoming.clone()).collect();
+        let (incomings, answers): (Vec<NewIncoming>, Vec<Answer>) = plans.into_iter().map(Planned::split).unzip();
         match self.repo.store_incoming_batch(&incomings).await {
-            Ok(stored) => plans.into_iter().zip(stored).map(|(plan, s)| Ok(plan.outcome(s))).collect(),
-            Err(e) if e.is_unavailable() => plans.iter().map(|_| Err(e.clone().into())).collect(),
+            Ok(stored) => answers.into_iter().zip(stored).map(|(answer, s)| Ok(answer.outcome(s))).collect(),
+            Err(e) if e.is_unavailable() => answers.iter().map(|_| Err(e.clone().into())).collect(),
             // One of them (a mail stored before, most likely) spoils the
             // batch: each on its own, so the others are not refused for it.
             Err(_) => {
-                let mut outcomes = Vec::with_capacity(plans.len());
-                for plan in plans {
-                    outcomes.push(self.store_one(plan).await);
+                let mut outcomes = Vec::with_capacity(answers.len());
+                for (incoming, answer) in incomings.into_iter().zip(answers) {
+                    outcomes.push(self.store_one(Planned { incoming, answer }).await);
                 }
                 outcomes
             }
@@ -437,7 +437,7 @@ impl<R: IngestPorts> IngestService<R> {
                 webhook_events,
                 o.now,
             );
-            plans.push(Planned { incoming, department: o.department.clone(), assignee_id: assignee.map(|a| a.id) });
+            plans.push(Planned::new(incoming, o.department.clone(), assignee.map(|a| a.id)));
         }
         Ok(plans)
     }
@@ -446,8 +446,9 @@ impl<R: IngestPorts> IngestService<R> {
     /// answers with its first result.
     async fn store_one(&self, plan: Planned) -> Result<IngestOutcome, IngestError> {
         let key = plan.incoming.detail.dedupe_key.clone();
-        match self.repo.store_incoming(plan.incoming.clone()).await {
-            Ok(stored) => Ok(plan.outcome(stored)),
+        let (incoming, answer) = plan.split();
+        match self.repo.store_incoming(incoming).await {
+            Ok(stored) => Ok(answer.outcome(stored)),
             Err(RepoError::Duplicate(_)) => match self.repo.find_detail_by_dedupe(&key).await? {
                 Some(detail) => self.outcome_of(detail, true).await,
                 None => Err(RepoError::Unexpected("duplicate detail vanished".into()).into()),
@@ -705,15 +706,41 @@ struct Opening {
 /// A mail's writes, decided, and what its answer says besides the ids.
 struct Planned {
     incoming: NewIncoming,
-    department: Department,
-    assignee_id: Option<i64>,
+    answer: Answer,
 }
 
 impl Planned {
+    fn new(incoming: NewIncoming, department: Department, assignee_id: Option<i64>) -> Self {
+        let answer = Answer {
+            department,
+            assignee_id,
+            notices: incoming.notices.clone(),
+            now: incoming.now,
+            due: incoming.notices_due_at,
+        };
+        Planned { incoming, answer }
+    }
+
+    /// The writes, to hand to the store, and the answer to give once they
+    /// are stored.
+    fn split(self) -> (NewIncoming, Answer) {
+        (self.incoming, self.answer)
+    }
+}
+
+/// What a stored mail's answer says besides the ids.
+struct Answer {
+    department: Department,
+    assignee_id: Option<i64>,
+    notices: Vec<NewNotice>,
+    now: Timestamp,
+    due: Timestamp,
+}
+
+impl Answer {
     /// The answer once stored: the notices as queued, without reading them
     /// back.
     fn outcome(self, stored: StoredIncoming) -> IngestOutcome {
-        let (now, due) = (self.incoming.now, self.incoming.notices_due_at);
         IngestOutcome {
             ticket_id: stored.ticket_id,
             detail_id: stored.detail_id,
@@ -722,11 +749,10 @@ impl Planned {
             department: self.department,
             assignee_id: self.assignee_id,
             notices: self
-                .incoming
                 .notices
                 .into_iter()
                 .zip(stored.notice_ids)
-                .map(|(spec, id)| Notice::pending(id, stored.ticket_id, stored.detail_id, spec, now, due))
+                .map(|(spec, id)| Notice::pending(id, stored.ticket_id, stored.detail_id, spec, self.now, self.due))
                 .collect(),
         }
     }
