@@ -98,6 +98,8 @@ pub struct DatabaseSettings {
     pub acquire_timeout_secs: u64,
     pub statement_timeout_ms: u64,
     pub migrate_on_start: bool,
+    /// Groups of bitácora records committed at once (1 to max_connections).
+    pub audit_writers: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -249,6 +251,9 @@ impl Settings {
     pub fn db_options(&self) -> Result<DbOptions, ConfigError> {
         if self.database.max_connections == 0 {
             return Err(bad("database.max_connections", "must be at least 1"));
+        }
+        if self.database.audit_writers < 1 || self.database.audit_writers > self.database.max_connections {
+            return Err(bad("database.audit_writers", "must be at least 1 and at most database.max_connections"));
         }
         if self.database.acquire_timeout_secs == 0 {
             return Err(bad("database.acquire_timeout_secs", "must be at least 1"));

@@ -56,8 +56,8 @@ pub struct Parts<A: Adapters> {
     pub hasher: Arc<dyn PasswordHasher>,
     /// Where bitácora records wait while the store cannot take them.
     pub audit_spool: Option<Arc<dyn AuditSpool>>,
-    /// How many groups of bitácora records may commit at once (it depends on
-    /// the store: see [`audit_writes`]).
+    /// How many groups of bitácora records may commit at once
+    /// (`database.audit_writers` on MySQL; one on SQLite, its only writer).
     pub audit_writes: usize,
     /// The store's kind, for the start-up log (`sqlite`, `mysql`).
     pub backend: &'static str,
@@ -83,7 +83,10 @@ impl Parts<Production> {
         let webhooks =
             HttpWebhookSender::new(settings.webhook_timeout()).map_err(|e| StartError::Webhooks(e.to_string()))?;
         Ok(Parts {
-            audit_writes: audit_writes(db.backend(), settings.database.max_connections),
+            audit_writes: match db.backend() {
+                Backend::Mysql => settings.database.audit_writers,
+                Backend::Sqlite => 1,
+            },
             backend: match db.backend() {
                 Backend::Sqlite => "sqlite",
                 Backend::Mysql => "mysql",
@@ -125,16 +128,6 @@ impl<A: Adapters> Parts<A> {
     /// The same parts with another password hasher.
     pub fn with_hasher(self, hasher: Arc<dyn PasswordHasher>) -> Self {
         Parts { hasher, ..self }
-    }
-}
-
-/// Groups of bitácora records committing at once: MySQL merges the flushes
-/// of concurrent commits, so records arriving during a commit start their own
-/// (up to half the pool, at most 4); SQLite has one writer, so one.
-pub fn audit_writes(backend: Backend, max_connections: usize) -> usize {
-    match backend {
-        Backend::Mysql => (max_connections / 2).clamp(1, 4),
-        Backend::Sqlite => 1,
     }
 }
 
