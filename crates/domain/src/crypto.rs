@@ -141,24 +141,51 @@ pub fn sha256_hex(data: &[u8]) -> String {
     hex::encode(Sha256::digest(data))
 }
 
-/// Argon2id with the crate's defaults (v19, m=19456 KiB, t=2, p=1: OWASP's
-/// floor). Costs tens of milliseconds: call it from a blocking thread.
+/// Argon2id's cost for new hashes: 7 MiB of memory, 5 passes, one lane.
+/// One of OWASP's equivalent settings (Password Storage Cheat Sheet: 19 MiB
+/// and 2 passes, 12 MiB and 3, 9 MiB and 4, 7 MiB and 5 "provide an equal
+/// level of defense"), chosen for the least memory: the server verifies a
+/// password per core at once, and each verification holds this much
+/// (docs/decisions.md, "Password hashes").
+pub const ARGON2_MEMORY_KIB: u32 = 7168;
+pub const ARGON2_PASSES: u32 = 5;
+
+fn argon2() -> Argon2<'static> {
+    let params = argon2::Params::new(ARGON2_MEMORY_KIB, ARGON2_PASSES, 1, None)
+        .expect("constant Argon2 parameters within the algorithm's bounds");
+    Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params)
+}
+
+/// Argon2id with [`ARGON2_MEMORY_KIB`] and [`ARGON2_PASSES`]. Costs tens of
+/// milliseconds: call it from a blocking thread.
 pub fn hash_password(password: &str) -> String {
     let salt = SaltString::generate(&mut rand::thread_rng());
-    Argon2::default()
+    argon2()
         .hash_password(password.as_bytes(), &salt)
-        .expect("Argon2 with default parameters and a fresh salt cannot fail")
+        .expect("Argon2 with constant parameters and a fresh salt cannot fail")
         .to_string()
 }
 
-/// Verifies a password against a PHC string. A malformed stored hash is an
-/// error (a broken row), not a wrong password.
+/// Whether a stored hash was made with other parameters than new ones get
+/// (an older cost, or another algorithm): after a successful login the
+/// password is hashed again, as Laravel's `Hash::needsRehash` does.
+pub fn needs_rehash(phc: &str) -> bool {
+    let Ok(parsed) = PasswordHash::new(phc) else { return true };
+    let current = argon2::Params::new(ARGON2_MEMORY_KIB, ARGON2_PASSES, 1, None).ok();
+    parsed.algorithm != argon2::Algorithm::Argon2id.ident()
+        || parsed.version != Some(argon2::Version::V0x13.into())
+        || argon2::Params::try_from(&parsed).ok().map(|p| (p.m_cost(), p.t_cost(), p.p_cost()))
+            != current.map(|p| (p.m_cost(), p.t_cost(), p.p_cost()))
+}
+
+/// Verifies a password against a PHC string (with the parameters it names).
+/// A malformed stored hash is an error (a broken row), not a wrong password.
 pub fn verify_password(password: &str, phc: &str) -> Result<bool, CryptoError> {
     let parsed = PasswordHash::new(phc).map_err(|_| CryptoError::BadHash)?;
     Ok(Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
 }
 
-/// Argon2's working memory (19 MiB with our parameters), kept between
+/// Argon2's working memory (7 MiB with our parameters), kept between
 /// verifications. A thread that verifies password after password reuses it
 /// instead of taking fresh memory from the system for each hash: with large
 /// blocks mapped and unmapped per hash, the kernel zeroing and faulting in
@@ -330,7 +357,7 @@ mod tests {
     #[test]
     fn argon2_round_trip() {
         let phc = hash_password("Cyberf4231&459");
-        assert!(phc.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"));
+        assert!(phc.starts_with("$argon2id$v=19$m=7168,t=5,p=1$"), "{phc}");
         assert_eq!(verify_password("Cyberf4231&459", &phc), Ok(true));
         assert_eq!(verify_password("wrong", &phc), Ok(false));
         assert_eq!(verify_password("x", "not a hash"), Err(CryptoError::BadHash));
@@ -356,10 +383,29 @@ mod tests {
             assert_eq!(verify_password_in("Cyberf4231&459", &phc, &mut memory), Ok(true));
             assert_eq!(verify_password_in("Cyberf4231&45", &phc, &mut memory), Ok(false));
         }
-        assert_eq!(memory.size(), 19456 * 1024, "grown to the default cost once, then reused");
+        assert_eq!(memory.size(), 7168 * 1024, "grown to the default cost once, then reused");
         assert_eq!(verify_password_in("x", "not a hash", &mut memory), Err(CryptoError::BadHash));
         let no_hash = phc.rsplit_once('$').unwrap().0;
         assert_eq!(verify_password_in("Cyberf4231&459", no_hash, &mut memory), Ok(false), "a PHC without its hash");
+    }
+
+    #[test]
+    fn hashes_of_an_older_cost_still_verify_and_ask_to_be_redone() {
+        // The crate's defaults: the cost hashes were made with before.
+        let old = Argon2::default()
+            .hash_password(b"Clave-Antigua-1", &SaltString::generate(&mut rand::thread_rng()))
+            .unwrap()
+            .to_string();
+        assert!(old.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{old}");
+        assert_eq!(verify_password("Clave-Antigua-1", &old), Ok(true));
+        let mut memory = Argon2Memory::default();
+        assert_eq!(verify_password_in("Clave-Antigua-1", &old, &mut memory), Ok(true));
+        assert!(needs_rehash(&old));
+        let new = hash_password("Clave-Antigua-1");
+        assert!(!needs_rehash(&new));
+        assert!(needs_rehash("not a hash"));
+        assert!(needs_rehash(&new.replace("argon2id", "argon2i")), "another variant");
+        assert!(needs_rehash(&new.replace("t=5", "t=6")), "another cost");
     }
 
     #[test]

@@ -15,7 +15,7 @@ use crate::services::check_password_policy;
 /// A PHC string of a random password with the same parameters as real
 /// hashes: unknown users are checked against it, so they cost the same.
 const DUMMY_HASH: &str =
-    "$argon2id$v=19$m=19456,t=2,p=1$cmFuZG9tc2FsdHZhbHVl$1c2ZcQ/6Gq3j1M1D3o3cW1S6pQpXq1d0mS0iJp2hY6M";
+    "$argon2id$v=19$m=7168,t=5,p=1$cmFuZG9tc2FsdHZhbHVl$1c2ZcQ/6Gq3j1M1D3o3cW1S6pQpXq1d0mS0iJp2hY6M";
 
 /// A reset link is valid this long (Laravel's broker default).
 pub const RESET_TTL_MINUTES: i64 = 60;
@@ -292,9 +292,20 @@ impl<R: SsoPorts> SsoService<R> {
                 }
             }
         };
-        let has_hash = stored.is_some();
-        let ok = self.hasher.verify(secret, stored.unwrap_or_else(|| DUMMY_HASH.to_string())).await;
-        Ok(user.filter(|u| ok && has_hash && u.is_active()))
+        let Some(stored) = stored else {
+            self.hasher.verify(secret, DUMMY_HASH.to_string()).await;
+            return Ok(None);
+        };
+        let rehash = matches!(creds, Credentials::Password(_)) && crate::crypto::needs_rehash(&stored);
+        let ok = self.hasher.verify(secret.clone(), stored).await;
+        let Some(user) = user.filter(|u| ok && u.is_active()) else { return Ok(None) };
+        // A password hashed at an older cost is hashed again at today's,
+        // now that it is known (once per user).
+        if rehash {
+            let new = self.hasher.hash(secret).await;
+            self.repo.set_password_hash(user.id, &new).await?;
+        }
+        Ok(Some(user))
     }
 
     async fn issue(&self, user: &InternalUser, product: &Product, now: Timestamp) -> Result<String, SsoError> {
@@ -571,6 +582,28 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_password_of_an_older_cost_is_hashed_again_once_it_is_right() {
+        let f = fixture().await;
+        let stored = || async { f.store.find_user_credentials("ana").await.unwrap().unwrap().1.unwrap() };
+        let old = argon2::PasswordHasher::hash_password(
+            &argon2::Argon2::default(),
+            b"Clave-correcta-1",
+            &argon2::password_hash::SaltString::generate(&mut rand::thread_rng()),
+        )
+        .unwrap()
+        .to_string();
+        f.store.set_password_hash(f.user.id, &old).await.unwrap();
+        assert!(matches!(f.svc.login(pw("ana", "mala")).await, Err(SsoError::InvalidCredentials)));
+        assert_eq!(stored().await, old, "a wrong password changes nothing");
+        f.svc.login(pw("ana", "Clave-correcta-1")).await.unwrap();
+        let new = stored().await;
+        assert!(new.starts_with("$argon2id$v=19$m=7168,t=5,p=1$"), "{new}");
+        assert_eq!(crate::crypto::verify_password("Clave-correcta-1", &new), Ok(true));
+        f.svc.login(pw("ana", "Clave-correcta-1")).await.unwrap();
+        assert_eq!(stored().await, new, "hashed again once");
+    }
+
+    #[tokio::test]
     async fn parallel_attempts_are_counted_before_any_is_verified() {
         let f = Arc::new(fixture().await);
         let tries: Vec<_> = (0..40)
@@ -678,6 +711,7 @@ mod tests {
     fn the_dummy_hash_costs_a_real_argon2_run() {
         assert!(argon2::PasswordHash::new(DUMMY_HASH).is_ok());
         assert_eq!(crate::crypto::verify_password("x", DUMMY_HASH), Ok(false));
+        assert!(!crate::crypto::needs_rehash(DUMMY_HASH), "the cost of real hashes");
     }
 
     #[tokio::test]
