@@ -61,6 +61,10 @@ pub(crate) trait Dialect: AsyncConnectionCore {
     /// on `key` (a column list; MySQL takes whichever key clashes) takes the
     /// new row's `columns` instead (an upsert, spelled per backend).
     fn on_conflict_update(&self, key: &str, columns: &[&str]) -> String;
+    /// What ends a `SELECT` that locks the rows it reads until the
+    /// transaction ends (MySQL); nothing on SQLite, whose write transaction
+    /// already excludes every other writer.
+    fn lock_rows(&self) -> &'static str;
 
     /// Executes `statement` (diesel's `execute`), from generic code.
     fn run<'c, 'q, Q: Portable + 'q>(&'c mut self, statement: Q) -> Self::ExecuteFuture<'c, 'q>;
@@ -169,6 +173,9 @@ impl Dialect for SqliteConn {
         let set: Vec<String> = columns.iter().map(|c| format!("{c} = excluded.{c}")).collect();
         format!(" ON CONFLICT ({key}) DO UPDATE SET {}", set.join(", "))
     }
+    fn lock_rows(&self) -> &'static str {
+        ""
+    }
 
     fn run<'c, 'q, Q: Portable + 'q>(&'c mut self, statement: Q) -> Self::ExecuteFuture<'c, 'q> {
         statement.execute(self)
@@ -208,6 +215,9 @@ impl Dialect for AsyncMysqlConnection {
     fn on_conflict_update(&self, _key: &str, columns: &[&str]) -> String {
         let set: Vec<String> = columns.iter().map(|c| format!("{c} = VALUES({c})")).collect();
         format!(" ON DUPLICATE KEY UPDATE {}", set.join(", "))
+    }
+    fn lock_rows(&self) -> &'static str {
+        " FOR UPDATE"
     }
 
     fn run<'c, 'q, Q: Portable + 'q>(&'c mut self, statement: Q) -> Self::ExecuteFuture<'c, 'q> {

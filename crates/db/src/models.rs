@@ -357,6 +357,16 @@ pub struct ThrottleRow {
     pub bloqueado_hasta: Option<chrono::NaiveDateTime>,
 }
 
+/// A throttle row with its key, read by column name (`sql::Select`).
+#[derive(QueryableByName)]
+#[diesel(table_name = intento_login, check_for_backend(diesel::sqlite::Sqlite, diesel::mysql::Mysql))]
+pub struct KeyedThrottleRow {
+    pub clave: String,
+    pub fallos: i32,
+    pub ventana_inicio: chrono::NaiveDateTime,
+    pub bloqueado_hasta: Option<chrono::NaiveDateTime>,
+}
+
 impl From<ThrottleRow> for ThrottleState {
     fn from(r: ThrottleRow) -> Self {
         ThrottleState { failures: r.fallos, window_started_at: r.ventana_inicio, locked_until: r.bloqueado_hasta }

@@ -56,6 +56,13 @@ impl<'a> Statement<'a> {
         let cache = rows.len() <= MAX_CACHED_ROWS;
         Self { sql, values: rows.into_iter().flatten().collect(), cache }
     }
+
+    /// The statement followed by `tail` (SQL without placeholders, such as
+    /// an upsert's `ON CONFLICT` clause).
+    pub(crate) fn then(mut self, tail: &str) -> Self {
+        self.sql.push_str(tail);
+        self
+    }
 }
 
 impl QueryId for Statement<'_> {
@@ -101,6 +108,29 @@ where
             return Err(mismatch(&self.sql));
         }
         Ok(())
+    }
+}
+
+/// A [`Statement`] that reads rows, by column name (`QueryableByName`):
+/// a hand-written `SELECT` the connection keeps prepared (diesel's `IN`
+/// over a list and `sql_query` are prepared and closed at every call).
+pub(crate) struct Select<'a>(pub(crate) Statement<'a>);
+
+impl QueryId for Select<'_> {
+    type QueryId = ();
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+impl Query for Select<'_> {
+    type SqlType = diesel::sql_types::Untyped;
+}
+
+impl<'a, DB: Backend> QueryFragment<DB> for Select<'a>
+where
+    Statement<'a>: QueryFragment<DB>,
+{
+    fn walk_ast<'b>(&'b self, out: AstPass<'_, 'b, DB>) -> QueryResult<()> {
+        self.0.walk_ast(out)
     }
 }
 

@@ -27,19 +27,31 @@ macro_rules! revoke_live_sessions {
     };
 }
 
-/// The rows of these throttle keys, by key (a macro: built for whichever
-/// backend runs it).
-macro_rules! throttle_rows {
-    ($conn:expr, $keys:expr) => {
-        intento_login::table
-            .filter(intento_login::clave.eq_any($keys))
-            .select((intento_login::clave, ThrottleRow::as_select()))
-            .load::<(String, ThrottleRow)>($conn)
+/// The rows of these throttle keys, by key, locked until the transaction
+/// ends (one statement, kept prepared; a macro: built for whichever backend
+/// runs it).
+macro_rules! locked_throttle_rows {
+    ($conn:expr, $keys:expr) => {{
+        let keys: &[&str] = $keys;
+        let sql = format!(
+            "SELECT clave, fallos, ventana_inicio, bloqueado_hasta FROM intento_login WHERE clave IN ({}){}",
+            marks(keys.len()),
+            $conn.lock_rows()
+        );
+        crate::sql::Select(Statement::new(sql, keys.iter().map(|k| Value::Text(k)).collect()))
+            .load::<KeyedThrottleRow>($conn)
             .await?
             .into_iter()
-            .map(|(k, r)| (k, ThrottleState::from(r)))
+            .map(|r| {
+                let state = ThrottleState {
+                    failures: r.fallos,
+                    window_started_at: r.ventana_inicio,
+                    locked_until: r.bloqueado_hasta,
+                };
+                (r.clave, state)
+            })
             .collect::<std::collections::BTreeMap<String, ThrottleState>>()
-    };
+    }};
 }
 
 /// `?, ?, ..` for `n` values.
@@ -47,17 +59,22 @@ fn marks(n: usize) -> String {
     vec!["?"; n].join(", ")
 }
 
-/// Stores a key's new state (kept prepared).
-fn write_throttle<'a>(key: &'a str, st: &ThrottleState) -> Statement<'a> {
-    Statement::new(
-        "UPDATE intento_login SET fallos = ?, ventana_inicio = ?, bloqueado_hasta = ? WHERE clave = ?",
-        vec![
-            Value::Int(st.failures),
-            Value::Timestamp(st.window_started_at),
-            Value::OptTimestamp(st.locked_until),
-            Value::Text(key),
-        ],
-    )
+/// Stores the keys' new states, all in one statement (an upsert: every row
+/// exists, the transaction created the missing ones).
+fn write_throttles<'a>(conn: &impl Dialect, states: &'a [(&'a str, ThrottleState)]) -> Statement<'a> {
+    let rows = states
+        .iter()
+        .map(|(key, st)| {
+            vec![
+                Value::Text(key),
+                Value::Int(st.failures),
+                Value::Timestamp(st.window_started_at),
+                Value::OptTimestamp(st.locked_until),
+            ]
+        })
+        .collect();
+    Statement::insert_rows("INSERT INTO intento_login", &["clave", "fallos", "ventana_inicio", "bloqueado_hasta"], rows)
+        .then(&conn.on_conflict_update("clave", &["fallos", "ventana_inicio", "bloqueado_hasta"]))
 }
 
 impl SessionRepository for Db {
@@ -222,18 +239,11 @@ impl ThrottleRepository for Db {
         limits.dedup_by(|a, b| a.key == b.key);
         let keys: Vec<&str> = limits.iter().map(|l| l.key.as_str()).collect();
         db_transaction!(self, |conn| {
-            // Create the missing rows, then lock them all: InnoDB locks the
-            // rows an UPDATE matches, whether or not it changes them.
+            // Create the missing rows, then read them all locked.
             let rows = keys.iter().map(|k| vec![Value::Text(k), Value::Int(0), Value::Timestamp(now)]).collect();
             let head = format!("{} INTO intento_login", conn.insert_ignore());
             Statement::insert_rows(&head, &["clave", "fallos", "ventana_inicio"], rows).execute(conn).await?;
-            Statement::new(
-                format!("UPDATE intento_login SET fallos = fallos WHERE clave IN ({})", marks(keys.len())),
-                keys.iter().map(|k| Value::Text(k)).collect(),
-            )
-            .execute(conn)
-            .await?;
-            let states = throttle_rows!(conn, &keys);
+            let states = locked_throttle_rows!(conn, &keys);
             let mut next = Vec::with_capacity(limits.len());
             for limit in &limits {
                 match ThrottleState::reserve(states.get(&limit.key), limit, now, window_start) {
@@ -241,28 +251,37 @@ impl ThrottleRepository for Db {
                     Err(retry_after_secs) => return Ok(Reservation::Refused { retry_after_secs }),
                 }
             }
-            for (key, st) in &next {
-                write_throttle(key, st).execute(conn).await?;
+            if !next.is_empty() {
+                write_throttles(conn, &next).execute(conn).await?;
             }
             Ok(Reservation::Granted)
         })
     }
 
+    /// One transaction: every key involved locked first, in sorted order
+    /// (as reservations lock theirs, so the two cannot deadlock), then the
+    /// cleared keys removed and the refunded ones written, in one statement.
     async fn attempt_succeeded(&self, clear: &[String], refund: &[ThrottleLimit]) -> RepoResult<()> {
-        let mut refund: Vec<&ThrottleLimit> = refund.iter().collect();
-        refund.sort_by(|a, b| a.key.cmp(&b.key));
-        let keys: Vec<&str> = refund.iter().map(|l| l.key.as_str()).collect();
+        let mut keys: Vec<&str> =
+            clear.iter().map(String::as_str).chain(refund.iter().map(|l| l.key.as_str())).collect();
+        keys.sort_unstable();
+        keys.dedup();
+        if keys.is_empty() {
+            return Ok(());
+        }
         db_transaction!(self, |conn| {
+            let states = locked_throttle_rows!(conn, &keys);
             if !clear.is_empty() {
-                diesel::delete(intento_login::table.filter(intento_login::clave.eq_any(clear))).execute(conn).await?;
+                let sql = format!("DELETE FROM intento_login WHERE clave IN ({})", marks(clear.len()));
+                Statement::new(sql, clear.iter().map(|k| Value::Text(k)).collect()).execute(conn).await?;
             }
-            if !keys.is_empty() {
-                let states = throttle_rows!(conn, &keys);
-                for limit in &refund {
-                    if let Some(st) = states.get(&limit.key) {
-                        write_throttle(&limit.key, &st.refund(limit)).execute(conn).await?;
-                    }
-                }
+            let next: Vec<(&str, ThrottleState)> = refund
+                .iter()
+                .filter(|limit| !clear.contains(&limit.key))
+                .filter_map(|limit| states.get(&limit.key).map(|st| (limit.key.as_str(), st.refund(limit))))
+                .collect();
+            if !next.is_empty() {
+                write_throttles(conn, &next).execute(conn).await?;
             }
             Ok(())
         })
