@@ -617,6 +617,60 @@ pub async fn throttle_counts_windows_and_locks<S: Store>(s: Arc<S>) {
     s.attempt_succeeded(&["never-seen".into()], &limits(t(44), 3)).await.unwrap();
 }
 
+/// Logins of many accounts from one address, reserved and succeeding at
+/// once while other writes land between their statements: every one is
+/// stored (SQLite once answered "database is locked" to a transaction that
+/// read before it wrote), and the shared key ends where it started.
+pub async fn logins_succeeding_at_once_beside_other_writes_all_land<S: Store>(s: Arc<S>) {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let now = at(8, 0, 0);
+    let lock_until = now + chrono::Duration::minutes(30);
+    let user = s.create_user(sample_user("ana", "ana@example.test", None)).await.unwrap();
+    let done = Arc::new(AtomicBool::new(false));
+    // Writes outside any transaction, all along.
+    let writers: Vec<_> = (0..6)
+        .map(|_| {
+            let (s, done) = (s.clone(), done.clone());
+            tokio::spawn(async move {
+                let mut n = 0;
+                while !done.load(Ordering::Relaxed) {
+                    s.record_login(user.id, now, "10.0.0.2").await.unwrap();
+                    n += 1;
+                }
+                n
+            })
+        })
+        .collect();
+    let logins: Vec<_> = (0..16)
+        .map(|n| {
+            let s = s.clone();
+            tokio::spawn(async move {
+                for _ in 0..5 {
+                    let own = ThrottleLimit { key: format!("pwd:u{n}:10.0.0.1"), max: 5, lock_until };
+                    let account = ThrottleLimit { key: format!("pwd:u{n}"), max: 50, lock_until };
+                    let address = ThrottleLimit { key: "ip:10.0.0.1".into(), max: 30, lock_until };
+                    let limits = [own.clone(), account.clone(), address.clone()];
+                    let granted = s.reserve_attempt(&limits, now, now - chrono::Duration::minutes(15)).await.unwrap();
+                    assert_eq!(granted, Reservation::Granted, "login {n}");
+                    s.attempt_succeeded(&[own.key], &[account, address]).await.unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in logins {
+        t.await.unwrap();
+    }
+    done.store(true, Ordering::Relaxed);
+    for w in writers {
+        assert!(w.await.unwrap() > 0);
+    }
+    for n in 0..16 {
+        assert_eq!(s.throttle_state(&format!("pwd:u{n}:10.0.0.1")).await.unwrap(), None, "cleared");
+        assert_eq!(s.throttle_state(&format!("pwd:u{n}")).await.unwrap().unwrap().failures, 0, "refunded");
+    }
+    assert_eq!(s.throttle_state("ip:10.0.0.1").await.unwrap().unwrap().failures, 0, "refunded by each");
+}
+
 /// Reservations racing on the same keys: exactly `max` are granted.
 pub async fn concurrent_attempts_are_granted_up_to_the_limit<S: Store>(s: Arc<S>) {
     let now = at(8, 0, 0);
