@@ -82,7 +82,7 @@ enum Command {
 /// `.cargo/config.toml` compiles it so (the option is read before `main`).
 ///
 /// glibc raises its mmap threshold after each large free, after which
-/// Argon2's 19 MiB blocks come from the per-thread heaps and stay resident
+/// Argon2's blocks (19 MiB each then) came from the per-thread heaps and stayed resident
 /// (four 58 MiB heaps were measured). A fixed threshold keeps large blocks
 /// mmap'd, so they go back to the system when freed: peak RSS fell from
 /// ~320 MiB to ~65 MiB under the benchmark's load, at no measurable cost.
