@@ -632,14 +632,14 @@ pub async fn logins_succeeding_at_once_beside_other_writes_all_land<S: Store>(s:
         .map(|_| {
             let (s, done) = (s.clone(), done.clone());
             tokio::spawn(async move {
-                let mut n = 0;
-                while !done.load(Ordering::Relaxed) {
+                loop {
                     s.record_login(user.id, now, "10.0.0.2").await.unwrap();
-                    n += 1;
+                    if done.load(Ordering::Relaxed) {
+                        break;
+                    }
                     // An in-memory store answers at once: let the logins run.
                     tokio::task::yield_now().await;
                 }
-                n
             })
         })
         .collect();
@@ -664,7 +664,7 @@ pub async fn logins_succeeding_at_once_beside_other_writes_all_land<S: Store>(s:
     }
     done.store(true, Ordering::Relaxed);
     for w in writers {
-        assert!(w.await.unwrap() > 0);
+        w.await.unwrap();
     }
     for n in 0..16 {
         assert_eq!(s.throttle_state(&format!("pwd:u{n}:10.0.0.1")).await.unwrap(), None, "cleared");
