@@ -21,6 +21,15 @@ const DEFAULTS: &str = include_str!("../../../config/default.toml");
 pub const ENV_PREFIX: &str = "HELPDESK";
 pub const CONFIG_FILE_VAR: &str = "HELPDESK_CONFIG";
 
+/// The pool's size on MySQL when `database.max_connections` is unset.
+pub const MYSQL_CONNECTIONS: usize = 8;
+/// The pool's size on SQLite when `database.max_connections` is unset.
+/// SQLite has one writer, and each connection holds its own copy of the
+/// schema and of its prepared statements (about 1.75 MiB each under the
+/// benchmark's load): beyond four, more connections held memory and gave
+/// no throughput on two cores (docs/benchmarks.md).
+pub const SQLITE_CONNECTIONS: usize = 4;
+
 /// Insecure keys for the dev profile only.
 const DEV_CONSUMER_HMAC: &str = "6465762d6f6e6c792d636f6e73756d65722d686d61632d6b65792d2d2d2d2d2d";
 const DEV_SECRET_BOX: &str = "6465762d6f6e6c792d7365637265742d626f782d6b65792d2d2d2d2d2d2d2d2d";
@@ -94,7 +103,9 @@ fn string_list<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D:
 #[derive(Debug, Clone, Deserialize)]
 pub struct DatabaseSettings {
     pub url: String,
-    pub max_connections: usize,
+    /// The pool's size; unset: [`MYSQL_CONNECTIONS`] on MySQL,
+    /// [`SQLITE_CONNECTIONS`] on SQLite (see [`Settings::max_connections`]).
+    pub max_connections: Option<usize>,
     pub acquire_timeout_secs: u64,
     pub statement_timeout_ms: u64,
     pub migrate_on_start: bool,
@@ -185,8 +196,9 @@ pub struct ReaderConfig {
     pub ca_file: String,
     /// Mails downloaded, flagged and checkpointed together.
     pub batch_size: usize,
-    /// Mails of a batch ingested at once (a reply after its parent).
-    pub concurrency: usize,
+    /// Mails of a batch ingested at once (a reply after its parent);
+    /// unset: the pool's size.
+    pub concurrency: Option<usize>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -248,11 +260,21 @@ impl Settings {
         DbUrl::parse(&self.database.url).map_err(|e| bad("database.url", e.to_string()))
     }
 
+    /// The pool's size: `database.max_connections`, or, unset, a default
+    /// for the backend the URL names.
+    pub fn max_connections(&self) -> usize {
+        self.database.max_connections.unwrap_or(match self.db_url() {
+            Ok(DbUrl::Sqlite(_)) => SQLITE_CONNECTIONS,
+            _ => MYSQL_CONNECTIONS,
+        })
+    }
+
     pub fn db_options(&self) -> Result<DbOptions, ConfigError> {
-        if self.database.max_connections == 0 {
+        let max_connections = self.max_connections();
+        if max_connections == 0 {
             return Err(bad("database.max_connections", "must be at least 1"));
         }
-        if self.database.audit_writers < 1 || self.database.audit_writers > self.database.max_connections {
+        if self.database.audit_writers < 1 || self.database.audit_writers > max_connections {
             return Err(bad("database.audit_writers", "must be at least 1 and at most database.max_connections"));
         }
         if self.database.acquire_timeout_secs == 0 {
@@ -262,7 +284,7 @@ impl Settings {
             return Err(bad("database.statement_timeout_ms", "must be at least 1"));
         }
         Ok(DbOptions {
-            max_connections: self.database.max_connections,
+            max_connections,
             acquire_timeout: Duration::from_secs(self.database.acquire_timeout_secs),
             statement_timeout: Duration::from_millis(self.database.statement_timeout_ms),
             ..DbOptions::default()
@@ -472,14 +494,15 @@ impl Settings {
         if !(1..=1000).contains(&r.batch_size) {
             return Err(bad("reader.batch_size", "must be 1 to 1000"));
         }
-        if r.concurrency < 1 || r.concurrency > self.database.max_connections {
+        let concurrency = r.concurrency.unwrap_or_else(|| self.max_connections());
+        if concurrency < 1 || concurrency > self.max_connections() {
             return Err(bad("reader.concurrency", "must be at least 1 and at most database.max_connections"));
         }
         Ok(ReaderSettings {
             max_message_bytes: r.max_message_bytes,
             system: r.system.trim().to_string(),
             batch_size: r.batch_size,
-            concurrency: r.concurrency,
+            concurrency,
         })
     }
 
@@ -604,6 +627,22 @@ mod tests {
         s.smtp.ca_file = String::new();
         s.reader.ca_file = "/etc/hostname".into();
         assert_eq!(s.validate().unwrap_err().key, "reader.ca_file");
+    }
+
+    #[test]
+    fn the_pool_and_the_readers_default_by_backend_and_follow_a_set_size() {
+        let mut s = Settings::load(None).unwrap();
+        assert_eq!((s.db_options().unwrap().max_connections, s.reader().unwrap().concurrency), (4, 4), "SQLite");
+        s.database.url = "mysql://root@127.0.0.1:3306/x".into();
+        assert_eq!((s.db_options().unwrap().max_connections, s.reader().unwrap().concurrency), (8, 8), "MySQL");
+        s.database.max_connections = Some(3);
+        assert_eq!((s.db_options().unwrap().max_connections, s.reader().unwrap().concurrency), (3, 3));
+        s.reader.concurrency = Some(2);
+        assert_eq!(s.reader().unwrap().concurrency, 2);
+        s.reader.concurrency = Some(4);
+        assert_eq!(s.reader().unwrap_err().key, "reader.concurrency", "more than the pool");
+        s.database.max_connections = Some(0);
+        assert_eq!(s.db_options().unwrap_err().key, "database.max_connections");
     }
 
     #[test]

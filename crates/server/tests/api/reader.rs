@@ -333,7 +333,7 @@ async fn replies_read_with_their_parents_join_their_tickets(backend: Backend) {
     let mails = THREADS * 5 / 2;
     for (batch, concurrency) in [(100, 8), (7, 4)] {
         let mut settings = c.app.settings.clone();
-        (settings.reader.batch_size, settings.reader.concurrency) = (batch, concurrency);
+        (settings.reader.batch_size, settings.reader.concurrency) = (batch, Some(concurrency));
         let reader = helpdesk_server::reader::build(&settings, c.app.db.clone(), c.app.clock.clone()).unwrap();
         let report = reader.run_once().await.unwrap();
         assert_eq!(report.failed_accounts(), 0, "{report:?}");
