@@ -2,6 +2,7 @@
 //! wiring), and the admin commands. `main.rs` only parses the command line.
 
 pub mod admin;
+pub mod allocator;
 pub mod hashing;
 pub mod reader;
 pub mod seed;

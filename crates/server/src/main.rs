@@ -103,6 +103,7 @@ fn bound_allocator_memory() {
 
 fn main() -> ExitCode {
     bound_allocator_memory();
+    helpdesk_server::allocator::purge_freed_memory_at_once();
     let cli = Cli::parse();
     let settings = match Settings::load(cli.config.as_deref()).and_then(|s| s.validate().map(|()| s)) {
         Ok(s) => s,
