@@ -23,9 +23,13 @@ unsafe extern "C" {
 /// benchmark fell ~2 MiB on MariaDB; no CPU cost was measurable
 /// (docs/benchmarks.md). `MIMALLOC_PURGE_DELAY` in the environment still wins.
 pub fn purge_freed_memory_at_once() {
-    if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
-        // SAFETY: sets an integer option; mimalloc reads it at each purge.
-        unsafe { mi_option_set(MI_OPTION_PURGE_DELAY, 0) }
+    // SAFETY: reads and sets an integer option; mimalloc reads it at each
+    // purge. An index that does not hold the expected default (another
+    // mimalloc) is left alone.
+    unsafe {
+        if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() && mi_option_get(MI_OPTION_PURGE_DELAY) == 1000 {
+            mi_option_set(MI_OPTION_PURGE_DELAY, 0)
+        }
     }
 }
 
