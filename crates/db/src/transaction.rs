@@ -34,9 +34,12 @@ where
 
 impl Db {
     /// Runs `body` in a transaction on SQLite, holding the write lock.
-    /// Write transactions are serialised in-process first: SQLite allows one
-    /// writer, and a deferred transaction that reads before writing would
-    /// otherwise fail with BUSY instead of waiting.
+    /// Write transactions are serialised in-process first (SQLite allows one
+    /// writer), and each begins `IMMEDIATE`, taking SQLite's own write lock
+    /// at once: a deferred transaction that read before its first write
+    /// failed with "database is locked" when a write outside these
+    /// transactions (an autocommit statement) landed in between, since its
+    /// snapshot could no longer become a writer.
     pub(crate) async fn sqlite_transaction<T, F>(
         &self,
         pool: &Pool<Recycler<SqliteConn>>,
@@ -48,7 +51,7 @@ impl Db {
         F: for<'c> AsyncFn(&'c mut SqliteConn) -> Result<T, TxError> + for<'c> TxBody<'c, SqliteConn, T> + Send,
     {
         let _writer = self.write_lock(write_lock).await?;
-        self.link.run(pool, async |conn| transaction(conn, body).await.map_err(RepoError::from)).await
+        self.link.run(pool, async |conn| conn.immediate_transaction(body).await.map_err(RepoError::from)).await
     }
 
     /// Runs `body` in a transaction on MySQL, again when InnoDB (or Galera)

@@ -28,18 +28,13 @@ macro_rules! revoke_live_sessions {
 }
 
 /// The rows of these throttle keys, by key, locked until the transaction
-/// ends: one `SELECT .. FOR UPDATE` on MySQL. SQLite cannot lock by reading,
-/// and a transaction that reads before it writes fails at its first write
-/// if another connection wrote in between ("database is locked"), so there
-/// a no-op write takes the writer's lock first. Kept prepared; a macro:
-/// built for whichever backend runs it.
+/// ends: one `SELECT .. FOR UPDATE` on MySQL; on SQLite every transaction
+/// holds the writer's lock from its start (`BEGIN IMMEDIATE`, see
+/// `Db::sqlite_transaction`). Kept prepared; a macro: built for whichever
+/// backend runs it.
 macro_rules! locked_throttle_rows {
     ($conn:expr, $keys:expr) => {{
         let keys: &[&str] = $keys;
-        if $conn.lock_rows().is_empty() {
-            let sql = format!("UPDATE intento_login SET fallos = fallos WHERE clave IN ({})", marks(keys.len()));
-            Statement::new(sql, keys.iter().map(|k| Value::Text(k)).collect()).execute($conn).await?;
-        }
         let sql = format!(
             "SELECT clave, fallos, ventana_inicio, bloqueado_hasta FROM intento_login WHERE clave IN ({}){}",
             marks(keys.len()),
