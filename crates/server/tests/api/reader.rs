@@ -210,8 +210,7 @@ async fn an_unreachable_account_is_reported_and_the_others_are_read(backend: Bac
 
 /// `(batch_size, concurrency)` of the reader run as a command.
 const ONE_AT_A_TIME: (&str, &str) = ("1", "1");
-/// (Four: the most SQLite's pool allows by default.)
-const BY_BATCHES: (&str, &str) = ("100", "4");
+const BY_BATCHES: (&str, &str) = ("100", "8");
 
 async fn killed_between_commit_and_flag_loses_and_doubles_nothing(backend: Backend) {
     // One mail at a time: the first mail's ticket is committed when the
@@ -332,11 +331,9 @@ async fn replies_read_with_their_parents_join_their_tickets(backend: Backend) {
         }
     }
     let mails = THREADS * 5 / 2;
-    // As many at once as the pool has connections (8 on MySQL, 4 on
-    // SQLite), then fewer, by smaller batches.
-    for (batch, concurrency) in [(100, c.app.settings.max_connections()), (7, 3)] {
+    for (batch, concurrency) in [(100, 8), (7, 4)] {
         let mut settings = c.app.settings.clone();
-        (settings.reader.batch_size, settings.reader.concurrency) = (batch, Some(concurrency));
+        (settings.reader.batch_size, settings.reader.concurrency) = (batch, concurrency);
         let reader = helpdesk_server::reader::build(&settings, c.app.db.clone(), c.app.clock.clone()).unwrap();
         let report = reader.run_once().await.unwrap();
         assert_eq!(report.failed_accounts(), 0, "{report:?}");
