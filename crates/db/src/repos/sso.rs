@@ -226,9 +226,9 @@ impl ThrottleRepository for Db {
         Ok(row.map(ThrottleState::from))
     }
 
-    /// Atomic: in one transaction, the keys' rows are created if missing and
-    /// locked (an UPDATE takes InnoDB's row locks; SQLite has one writer),
-    /// read, decided on by `ThrottleState::reserve`, and written back. Keys
+    /// Atomic: in one transaction, the keys' rows are created if missing,
+    /// read locked (`locked_throttle_rows!`), decided on by
+    /// `ThrottleState::reserve`, and written back. Keys
     /// are locked in sorted order, so two logins sharing keys cannot deadlock.
     async fn reserve_attempt(
         &self,
