@@ -21,6 +21,28 @@ use diesel::{QueryResult, result::Error};
 /// statement, and larger batches are rare.
 pub(crate) const MAX_CACHED_ROWS: usize = 16;
 
+/// Larger row counts also kept prepared, for writers that split their
+/// batches with [`chunk_sizes`] (the bitácora).
+const CACHED_CHUNKS: [usize; 2] = [64, 32];
+
+/// How to write `n` rows as inserts that are all kept prepared: as many 64s
+/// as fit, then a 32, a 16, and the rest (45 is 32 + 13; 100 is 64 + 32 + 4).
+/// Without it every batch of another size above 16 is prepared, executed
+/// and closed: MariaDB parses it and describes each of its placeholders.
+pub(crate) fn chunk_sizes(mut n: usize) -> Vec<usize> {
+    let mut sizes = Vec::new();
+    for size in CACHED_CHUNKS.into_iter().chain([MAX_CACHED_ROWS]) {
+        while n >= size {
+            sizes.push(size);
+            n -= size;
+        }
+    }
+    if n > 0 {
+        sizes.push(n);
+    }
+    sizes
+}
+
 /// A value bound to a placeholder.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Value<'a> {
@@ -53,7 +75,7 @@ impl<'a> Statement<'a> {
     pub(crate) fn insert_rows(head: &str, columns: &[&str], rows: Vec<Vec<Value<'a>>>) -> Self {
         let row = format!("({})", vec!["?"; columns.len()].join(", "));
         let sql = format!("{head} ({}) VALUES {}", columns.join(", "), vec![row; rows.len()].join(", "));
-        let cache = rows.len() <= MAX_CACHED_ROWS;
+        let cache = rows.len() <= MAX_CACHED_ROWS || CACHED_CHUNKS.contains(&rows.len());
         Self { sql, values: rows.into_iter().flatten().collect(), cache }
     }
 
@@ -197,10 +219,25 @@ mod tests {
         assert!(s.cache);
         let many = (0..=MAX_CACHED_ROWS as i64).map(|i| vec![Value::BigInt(i)]).collect();
         assert!(!Statement::insert_rows("INSERT INTO t", &["id"], many).cache, "large batches are not kept");
+        let chunk = (0..64).map(|i| vec![Value::BigInt(i)]).collect();
+        assert!(Statement::insert_rows("INSERT INTO t", &["id"], chunk).cache, "but chunks of 64 are");
         let short = Statement::new("UPDATE t SET name = ? WHERE id = ?", vec![Value::Text("x")]);
         assert!(matches!(sql_of(&short), Err(Error::QueryBuilderError(_))));
         let long = Statement::new("DELETE FROM t WHERE id = ?", vec![Value::BigInt(1), Value::BigInt(2)]);
         assert!(matches!(sql_of(&long), Err(Error::QueryBuilderError(_))));
+    }
+
+    #[test]
+    fn batches_split_into_sizes_that_are_all_kept_prepared() {
+        for n in 1..=600 {
+            let sizes = chunk_sizes(n);
+            assert_eq!(sizes.iter().sum::<usize>(), n);
+            assert!(sizes.iter().all(|&s| s <= MAX_CACHED_ROWS || CACHED_CHUNKS.contains(&s)), "{n}: {sizes:?}");
+            assert!(sizes.len() <= n / 64 + 3, "{n}: {sizes:?}");
+        }
+        assert_eq!(chunk_sizes(45), [32, 13]);
+        assert_eq!(chunk_sizes(100), [64, 32, 4]);
+        assert_eq!(chunk_sizes(16), [16]);
     }
 
     #[tokio::test]

@@ -11,7 +11,7 @@ use helpdesk_domain::ports::*;
 use crate::error::OrRepo;
 use crate::models::*;
 use crate::schema::*;
-use crate::sql::{Statement, Value};
+use crate::sql::{Statement, Value, chunk_sizes};
 use crate::{Db, db_run, db_transaction};
 
 /// Longest endpoint / consumer text kept (the column widths).
@@ -77,7 +77,20 @@ fn rows<'a>(records: &'a [AuditRecord], stored: &BTreeSet<i64>) -> Vec<AuditInse
         .collect()
 }
 
-/// One statement for all the rows (kept prepared for small groups).
+/// The statements writing all the rows: one per chunk of
+/// [`chunk_sizes`], so that every one is kept prepared.
+fn inserts<'a>(rows: &'a [AuditInsert<'a>]) -> Vec<Statement<'a>> {
+    let mut rest = rows;
+    chunk_sizes(rows.len())
+        .into_iter()
+        .map(|n| {
+            let (chunk, tail) = rest.split_at(n);
+            rest = tail;
+            insert(chunk)
+        })
+        .collect()
+}
+
 fn insert<'a>(rows: &'a [AuditInsert<'a>]) -> Statement<'a> {
     let values = rows
         .iter()
@@ -129,10 +142,12 @@ impl AuditRepository for Db {
         let in_batch: BTreeSet<i64> = records.iter().map(|r| r.id).collect();
         let asked: Vec<i64> =
             records.iter().filter_map(|r| r.entry.parent_id).filter(|p| !in_batch.contains(p)).collect();
-        // The common case, no parent outside the batch: one multi-row INSERT
-        // in autocommit is atomic on its own, and saves MySQL the BEGIN and
-        // COMMIT round trips of a transaction.
-        if let (true, crate::conn::Pools::Mysql(pool)) = (asked.is_empty(), &self.backend) {
+        // The common case, no parent outside the batch and one statement:
+        // a multi-row INSERT in autocommit is atomic on its own, and saves
+        // MySQL the BEGIN and COMMIT round trips of a transaction.
+        if let (true, 1, crate::conn::Pools::Mysql(pool)) =
+            (asked.is_empty(), chunk_sizes(records.len()).len(), &self.backend)
+        {
             let rows = rows(records, &BTreeSet::new());
             return self.link.run(pool, async |conn| insert(&rows).execute(conn).await.map(|_| ()).or_repo()).await;
         }
@@ -150,7 +165,9 @@ impl AuditRepository for Db {
                     .collect()
             };
             let rows = rows(records, &stored);
-            insert(&rows).execute(&mut *conn).await?;
+            for statement in inserts(&rows) {
+                statement.execute(&mut *conn).await?;
+            }
             Ok(())
         })
     }
