@@ -295,10 +295,8 @@ impl UserRepository for Db {
     }
 
     async fn record_login(&self, user_id: i64, at: Timestamp, ip: &str) -> RepoResult<()> {
-        let ip: String = ip.chars().take(45).collect();
-        let set = "UPDATE usuario SET ultimo_acceso = ?, ip_address = ? WHERE id_usuario = ?";
-        let values = vec![Value::Timestamp(at), Value::Text(&ip), Value::BigInt(user_id)];
-        let n = db_run!(self, |conn| Statement::new(set, values).execute(conn).await.or_repo())?;
+        let ip = login_ip(ip);
+        let n = db_run!(self, |conn| record_login(user_id, at, &ip).execute(conn).await.or_repo())?;
         if n == 0 { Err(RepoError::NotFound) } else { Ok(()) }
     }
 
@@ -358,4 +356,15 @@ impl StoreHealth for Db {
     fn pool_usage(&self) -> Option<(usize, usize)> {
         Some(self.pool_status())
     }
+}
+
+/// The address a login is recorded from, cut to the column's width.
+pub(crate) fn login_ip(ip: &str) -> String {
+    ip.chars().take(45).collect()
+}
+
+/// The statement recording a login on its user (0 rows: no such user).
+pub(crate) fn record_login(user_id: i64, at: Timestamp, ip: &str) -> Statement<'_> {
+    let set = "UPDATE usuario SET ultimo_acceso = ?, ip_address = ? WHERE id_usuario = ?";
+    Statement::new(set, vec![Value::Timestamp(at), Value::Text(ip), Value::BigInt(user_id)])
 }

@@ -27,6 +27,53 @@ macro_rules! revoke_live_sessions {
     };
 }
 
+/// The statement storing a new session (a macro: it is built for whichever
+/// backend runs it). Every column spelled out: an `Insertable` with optional
+/// fields writes `DEFAULT` for `None`, which diesel will not keep prepared.
+macro_rules! insert_session {
+    ($row:expr) => {
+        diesel::insert_into(sesion_usuario::table).values((
+            sesion_usuario::id_sesion.eq(&$row.id_sesion),
+            sesion_usuario::fk_id_usuario.eq($row.fk_id_usuario),
+            sesion_usuario::fk_id_producto.eq($row.fk_id_producto),
+            sesion_usuario::created_at.eq($row.created_at),
+            sesion_usuario::expires_at.eq($row.expires_at),
+            sesion_usuario::revoked_at.eq($row.revoked_at),
+            sesion_usuario::familia.eq(&$row.familia),
+            sesion_usuario::inicio_familia.eq($row.inicio_familia),
+        ))
+    };
+}
+
+/// After a successful attempt (inside a transaction): every key involved
+/// locked first, in sorted order (as reservations lock theirs, so the two
+/// cannot deadlock), then the cleared keys removed and the refunded ones
+/// written, in one statement. A macro: built for whichever backend runs it.
+macro_rules! settle_attempt {
+    ($conn:expr, $clear:expr, $refund:expr) => {{
+        let (clear, refund): (&[String], &[ThrottleLimit]) = ($clear, $refund);
+        let mut keys: Vec<&str> =
+            clear.iter().map(String::as_str).chain(refund.iter().map(|l| l.key.as_str())).collect();
+        keys.sort_unstable();
+        keys.dedup();
+        if !keys.is_empty() {
+            let states = locked_throttle_rows!($conn, &keys);
+            if !clear.is_empty() {
+                let sql = format!("DELETE FROM intento_login WHERE clave IN ({})", marks(clear.len()));
+                Statement::new(sql, clear.iter().map(|k| Value::Text(k)).collect()).execute($conn).await?;
+            }
+            let next: Vec<(&str, ThrottleState)> = refund
+                .iter()
+                .filter(|limit| !clear.contains(&limit.key))
+                .filter_map(|limit| states.get(&limit.key).map(|st| (limit.key.as_str(), st.refund(limit))))
+                .collect();
+            if !next.is_empty() {
+                write_throttles($conn, &next).execute($conn).await?;
+            }
+        }
+    }};
+}
+
 /// The rows of these throttle keys, by key, locked until the transaction
 /// ends: one `SELECT .. FOR UPDATE` on MySQL; on SQLite every transaction
 /// holds the writer's lock from its start (`BEGIN IMMEDIATE`, see
@@ -82,23 +129,7 @@ fn write_throttles<'a>(conn: &impl Dialect, states: &'a [(&'a str, ThrottleState
 impl SessionRepository for Db {
     async fn create_session(&self, session: UserSession) -> RepoResult<()> {
         let row = SessionRow::from(session);
-        // Every column spelled out: an `Insertable` with optional fields
-        // writes `DEFAULT` for `None`, which diesel will not keep prepared.
-        db_run!(self, |conn| diesel::insert_into(sesion_usuario::table)
-            .values((
-                sesion_usuario::id_sesion.eq(&row.id_sesion),
-                sesion_usuario::fk_id_usuario.eq(row.fk_id_usuario),
-                sesion_usuario::fk_id_producto.eq(row.fk_id_producto),
-                sesion_usuario::created_at.eq(row.created_at),
-                sesion_usuario::expires_at.eq(row.expires_at),
-                sesion_usuario::revoked_at.eq(row.revoked_at),
-                sesion_usuario::familia.eq(&row.familia),
-                sesion_usuario::inicio_familia.eq(row.inicio_familia),
-            ))
-            .execute(conn)
-            .await
-            .map(|_| ())
-            .or_repo())
+        db_run!(self, |conn| insert_session!(row).execute(conn).await.map(|_| ()).or_repo())
     }
 
     async fn find_session(&self, token_id: &str) -> RepoResult<Option<UserSession>> {
@@ -260,36 +291,34 @@ impl ThrottleRepository for Db {
         })
     }
 
-    /// One transaction: every key involved locked first, in sorted order
-    /// (as reservations lock theirs, so the two cannot deadlock), then the
-    /// cleared keys removed and the refunded ones written, in one statement.
+    /// One transaction: see [`settle_attempt`].
     async fn attempt_succeeded(&self, clear: &[String], refund: &[ThrottleLimit]) -> RepoResult<()> {
-        let mut keys: Vec<&str> =
-            clear.iter().map(String::as_str).chain(refund.iter().map(|l| l.key.as_str())).collect();
-        keys.sort_unstable();
-        keys.dedup();
-        if keys.is_empty() {
+        if clear.is_empty() && refund.is_empty() {
             return Ok(());
         }
         db_transaction!(self, |conn| {
-            let states = locked_throttle_rows!(conn, &keys);
-            if !clear.is_empty() {
-                let sql = format!("DELETE FROM intento_login WHERE clave IN ({})", marks(clear.len()));
-                Statement::new(sql, clear.iter().map(|k| Value::Text(k)).collect()).execute(conn).await?;
-            }
-            let next: Vec<(&str, ThrottleState)> = refund
-                .iter()
-                .filter(|limit| !clear.contains(&limit.key))
-                .filter_map(|limit| states.get(&limit.key).map(|st| (limit.key.as_str(), st.refund(limit))))
-                .collect();
-            if !next.is_empty() {
-                write_throttles(conn, &next).execute(conn).await?;
-            }
+            settle_attempt!(conn, clear, refund);
             Ok(())
         })
     }
 
     async fn clear_throttle(&self, key: &str) -> RepoResult<()> {
         db_run!(self, |conn| diesel::delete(intento_login::table.find(key)).execute(conn).await.map(|_| ()).or_repo())
+    }
+
+    /// One transaction, one commit: the throttle settled, the login
+    /// recorded on the user, the session stored; an unknown user rolls it
+    /// all back.
+    async fn login_succeeded(&self, done: LoginDone) -> RepoResult<()> {
+        let ip = super::directory::login_ip(&done.ip);
+        let row = SessionRow::from(done.session);
+        db_transaction!(self, |conn| {
+            settle_attempt!(conn, &done.clear, &done.refund);
+            if super::directory::record_login(done.user_id, done.at, &ip).execute(conn).await? == 0 {
+                return Err(RepoError::NotFound.into());
+            }
+            insert_session!(row).execute(conn).await?;
+            Ok(())
+        })
     }
 }

@@ -111,6 +111,22 @@ pub struct ThrottleLimit {
     pub lock_until: Timestamp,
 }
 
+/// What a successful login writes, at once (see
+/// `ThrottleRepository::login_succeeded`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoginDone {
+    /// Throttle keys removed (the account's counter from this address).
+    pub clear: Vec<String>,
+    /// Throttle keys given their attempt back.
+    pub refund: Vec<ThrottleLimit>,
+    pub user_id: i64,
+    /// The user's last access, from `ip`.
+    pub at: Timestamp,
+    pub ip: String,
+    /// The login's new session.
+    pub session: UserSession,
+}
+
 /// The answer to a reservation of an attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Reservation {

@@ -218,6 +218,14 @@ pub trait ThrottleRepository: Send + Sync + 'static {
         refund: &[ThrottleLimit],
     ) -> impl Future<Output = RepoResult<()>> + Send;
     fn clear_throttle(&self, key: &str) -> impl Future<Output = RepoResult<()>> + Send;
+    /// A login that succeeded, in one step: `attempt_succeeded(clear,
+    /// refund)`, the user's last access recorded (as
+    /// `UserRepository::record_login`) and the session stored (as
+    /// `SessionRepository::create_session`). MUST be atomic: an unknown
+    /// user is `NotFound` and a session id already stored `Duplicate`, and
+    /// then nothing is written (a store does it in one transaction: one
+    /// commit where the three calls took three).
+    fn login_succeeded(&self, done: LoginDone) -> impl Future<Output = RepoResult<()>> + Send;
 }
 
 /// Integrated systems (`sistema_integrado`) and their login tickets

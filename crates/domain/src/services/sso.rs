@@ -259,12 +259,17 @@ impl<R: SsoPorts> SsoService<R> {
             return Err(SsoError::InvalidCredentials);
         };
         let [own, account_wide, address] = limits;
-        self.repo.attempt_succeeded(&[own.key], &[account_wide, address]).await?;
+        let (clear, refund) = (vec![own.key], vec![account_wide, address]);
         if !self.may_use(&user, &product).await? {
+            self.repo.attempt_succeeded(&clear, &refund).await?;
             return Err(SsoError::NoProductAccess);
         }
-        self.repo.record_login(user.id, now, &req.client_ip).await?;
-        let token = self.issue(&user, &product, now).await?;
+        // The throttle settled, the login recorded and the session stored
+        // at once: one commit.
+        let session = self.new_session(&user, &product, now, None);
+        let token = self.sign(&session, &product);
+        let done = LoginDone { clear, refund, user_id: user.id, at: now, ip: req.client_ip.clone(), session };
+        self.repo.login_succeeded(done).await?;
         Ok(LoginSuccess { user, token })
     }
 
@@ -306,13 +311,6 @@ impl<R: SsoPorts> SsoService<R> {
             self.repo.set_password_hash(user.id, &new).await?;
         }
         Ok(Some(user))
-    }
-
-    async fn issue(&self, user: &InternalUser, product: &Product, now: Timestamp) -> Result<String, SsoError> {
-        let session = self.new_session(user, product, now, None);
-        let token = self.sign(&session, product);
-        self.repo.create_session(session).await?;
-        Ok(token)
     }
 
     /// A new token: of a new family (a login), or of `family` (a refresh),

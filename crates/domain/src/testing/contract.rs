@@ -673,6 +673,51 @@ pub async fn logins_succeeding_at_once_beside_other_writes_all_land<S: Store>(s:
     assert_eq!(s.throttle_state("ip:10.0.0.1").await.unwrap().unwrap().failures, 0, "refunded by each");
 }
 
+/// A login's success in one step: throttle settled, login recorded,
+/// session stored; an unknown user or a session id already stored leaves
+/// all three as they were.
+pub async fn a_login_succeeds_all_at_once_or_not_at_all<S: Store>(s: Arc<S>) {
+    let now = at(9, 0, 0);
+    let lock_until = now + chrono::Duration::minutes(30);
+    let user = s.create_user(sample_user("ana", "ana@example.test", None)).await.unwrap();
+    let own = ThrottleLimit { key: format!("pwd:u{}:10.0.0.1", user.id), max: 5, lock_until };
+    let account = ThrottleLimit { key: format!("pwd:u{}", user.id), max: 50, lock_until };
+    let limits = [own.clone(), account.clone()];
+    for _ in 0..2 {
+        let granted = s.reserve_attempt(&limits, now, now - chrono::Duration::minutes(15)).await.unwrap();
+        assert_eq!(granted, Reservation::Granted);
+    }
+    let done = |user_id: i64, token: &str| LoginDone {
+        clear: vec![own.key.clone()],
+        refund: vec![account.clone()],
+        user_id,
+        at: now,
+        ip: "10.0.0.1".into(),
+        session: session(token, user.id, None, now),
+    };
+    let untouched = |s: Arc<S>| {
+        let (own, account) = (own.key.clone(), account.key.clone());
+        async move {
+            assert_eq!(s.throttle_state(&own).await.unwrap().unwrap().failures, 2, "nothing cleared");
+            assert_eq!(s.throttle_state(&account).await.unwrap().unwrap().failures, 2, "nothing refunded");
+            assert_eq!(s.find_user(user.id).await.unwrap().unwrap().last_access, None, "no login recorded");
+        }
+    };
+    assert!(matches!(s.login_succeeded(done(user.id + 1000, "t-ghost")).await, Err(RepoError::NotFound)));
+    untouched(s.clone()).await;
+    assert_eq!(s.find_session("t-ghost").await.unwrap(), None, "no session for an unknown user");
+    s.create_session(session("t-taken", user.id, None, now)).await.unwrap();
+    assert!(matches!(s.login_succeeded(done(user.id, "t-taken")).await, Err(RepoError::Duplicate(_))));
+    untouched(s.clone()).await;
+
+    s.login_succeeded(done(user.id, "t-new")).await.unwrap();
+    assert_eq!(s.throttle_state(&own.key).await.unwrap(), None, "cleared");
+    assert_eq!(s.throttle_state(&account.key).await.unwrap().unwrap().failures, 1, "refunded once");
+    let stored = s.find_user(user.id).await.unwrap().unwrap();
+    assert_eq!((stored.last_access, stored.ip_address.as_deref()), (Some(now), Some("10.0.0.1")));
+    assert_eq!(s.find_session("t-new").await.unwrap(), Some(session("t-new", user.id, None, now)));
+}
+
 /// Reservations racing on the same keys: exactly `max` are granted.
 pub async fn concurrent_attempts_are_granted_up_to_the_limit<S: Store>(s: Arc<S>) {
     let now = at(8, 0, 0);

@@ -105,6 +105,40 @@ impl Inner {
     }
 }
 
+/// What the SSO writes, shared by the single calls and `login_succeeded`.
+impl Inner {
+    fn record_login(&mut self, user_id: i64, at: Timestamp, ip: &str) -> RepoResult<()> {
+        let (u, _) = self.users.get_mut(&user_id).ok_or(RepoError::NotFound)?;
+        u.last_access = Some(at);
+        u.ip_address = Some(ip.into());
+        Ok(())
+    }
+
+    fn check_new_session(&self, session: &UserSession) -> RepoResult<()> {
+        if self.sessions.contains_key(&session.token_id) {
+            return Err(dup("sesion_usuario.id_sesion"));
+        }
+        if !self.users.contains_key(&session.user_id) {
+            return Err(RepoError::MissingReference("usuario".into()));
+        }
+        if session.product_id.is_some_and(|p| !self.products.contains_key(&p)) {
+            return Err(RepoError::MissingReference("producto".into()));
+        }
+        Ok(())
+    }
+
+    fn settle_attempt(&mut self, clear: &[String], refund: &[ThrottleLimit]) {
+        for key in clear {
+            self.throttles.remove(key);
+        }
+        for limit in refund {
+            if let Some(st) = self.throttles.get_mut(&limit.key) {
+                *st = st.refund(limit);
+            }
+        }
+    }
+}
+
 pub struct InMemoryStore {
     inner: Mutex<Inner>,
 }
@@ -334,12 +368,7 @@ impl UserRepository for InMemoryStore {
         })
     }
     async fn record_login(&self, user_id: i64, at: Timestamp, ip: &str) -> RepoResult<()> {
-        self.with(|i| {
-            let (u, _) = i.users.get_mut(&user_id).ok_or(RepoError::NotFound)?;
-            u.last_access = Some(at);
-            u.ip_address = Some(ip.into());
-            Ok(())
-        })
+        self.with(|i| i.record_login(user_id, at, ip))
     }
     async fn set_synology_id(&self, user_id: i64, synology_id: i64) -> RepoResult<()> {
         self.with(|i| {
@@ -499,15 +528,7 @@ impl MailAccountRepository for InMemoryStore {
 impl SessionRepository for InMemoryStore {
     async fn create_session(&self, session: UserSession) -> RepoResult<()> {
         self.with(|i| {
-            if i.sessions.contains_key(&session.token_id) {
-                return Err(dup("sesion_usuario.id_sesion"));
-            }
-            if !i.users.contains_key(&session.user_id) {
-                return Err(RepoError::MissingReference("usuario".into()));
-            }
-            if session.product_id.is_some_and(|p| !i.products.contains_key(&p)) {
-                return Err(RepoError::MissingReference("producto".into()));
-            }
+            i.check_new_session(&session)?;
             i.sessions.insert(session.token_id.clone(), session);
             Ok(())
         })
@@ -621,20 +642,26 @@ impl ThrottleRepository for InMemoryStore {
     }
     async fn attempt_succeeded(&self, clear: &[String], refund: &[ThrottleLimit]) -> RepoResult<()> {
         self.with(|i| {
-            for key in clear {
-                i.throttles.remove(key);
-            }
-            for limit in refund {
-                if let Some(st) = i.throttles.get_mut(&limit.key) {
-                    *st = st.refund(limit);
-                }
-            }
+            i.settle_attempt(clear, refund);
             Ok(())
         })
     }
     async fn clear_throttle(&self, key: &str) -> RepoResult<()> {
         self.with(|i| {
             i.throttles.remove(key);
+            Ok(())
+        })
+    }
+    async fn login_succeeded(&self, done: LoginDone) -> RepoResult<()> {
+        self.with(|i| {
+            // Everything that can refuse is checked before anything is written.
+            if !i.users.contains_key(&done.user_id) {
+                return Err(RepoError::NotFound);
+            }
+            i.check_new_session(&done.session)?;
+            i.settle_attempt(&done.clear, &done.refund);
+            i.record_login(done.user_id, done.at, &done.ip)?;
+            i.sessions.insert(done.session.token_id.clone(), done.session);
             Ok(())
         })
     }
