@@ -177,6 +177,9 @@ pub struct SlaConfig {
     pub poll_interval_ms: u64,
 }
 
+/// Longest retention a setting accepts: a hundred years (`0` is for ever).
+const MAX_KEEP_DAYS: u32 = 36_500;
+
 #[derive(Debug, Clone, Deserialize)]
 pub struct WebhooksConfig {
     pub poll_interval_ms: u64,
@@ -184,6 +187,8 @@ pub struct WebhooksConfig {
     pub max_attempts: i32,
     pub base_backoff_ms: i64,
     pub max_backoff_ms: i64,
+    /// Days finished deliveries are kept; 0: for ever.
+    pub keep_days: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -462,11 +467,15 @@ impl Settings {
         if w.max_backoff_ms < w.base_backoff_ms {
             return Err(bad("webhooks.max_backoff_ms", "must be at least webhooks.base_backoff_ms"));
         }
+        if w.keep_days > MAX_KEEP_DAYS {
+            return Err(bad("webhooks.keep_days", "must be at most 36500 (0 keeps them for ever)"));
+        }
         Ok(WebhookSettings {
             max_attempts: w.max_attempts,
             base_backoff: chrono::Duration::milliseconds(w.base_backoff_ms),
             max_backoff: chrono::Duration::milliseconds(w.max_backoff_ms),
             lease: chrono::Duration::milliseconds(w.timeout_ms as i64) + chrono::Duration::seconds(60),
+            keep: (w.keep_days > 0).then(|| chrono::Duration::days(i64::from(w.keep_days))),
         })
     }
 
@@ -658,12 +667,17 @@ mod tests {
         let w = s.webhooks().unwrap();
         assert_eq!((w.max_attempts, w.base_backoff.num_seconds(), w.max_backoff.num_hours()), (10, 10, 1));
         assert_eq!(w.lease.num_seconds(), 70, "the timeout and a minute");
+        assert_eq!(w.keep.map(|k| k.num_days()), Some(30));
+        let mut forever = Settings::load(None).unwrap();
+        forever.webhooks.keep_days = 0;
+        assert_eq!(forever.webhooks().unwrap().keep, None, "0 keeps them for ever");
         for (key, tweak) in [
             ("webhooks.poll_interval_ms", (|s: &mut Settings| s.webhooks.poll_interval_ms = 5) as fn(&mut Settings)),
             ("webhooks.timeout_ms", |s| s.webhooks.timeout_ms = 50),
             ("webhooks.max_attempts", |s| s.webhooks.max_attempts = 0),
             ("webhooks.base_backoff_ms", |s| s.webhooks.base_backoff_ms = 0),
             ("webhooks.max_backoff_ms", |s| s.webhooks.max_backoff_ms = 9_999),
+            ("webhooks.keep_days", |s| s.webhooks.keep_days = 36_501),
         ] {
             let mut s = Settings::load(None).unwrap();
             tweak(&mut s);

@@ -71,13 +71,25 @@ pub async fn outbox<R: Store, M: MailNotifier, C: ChatNotifier>(
 
 /// Delivers the webhooks' events that are due, `poll` apart (at once again
 /// after a full round); `count` hears how each round went.
+/// How often finished webhook deliveries past `webhooks.keep_days` are deleted.
+const PURGE_EVERY: Duration = Duration::from_secs(3600);
+
 pub async fn webhooks<R: WebhookRepository>(
     dispatcher: Arc<WebhookDispatcher<R>>,
     poll: Duration,
     mut stop: Stop,
     count: impl Fn(&DeliveryReport) + Send,
 ) {
+    let mut next_purge = std::time::Instant::now();
     while !stop.raised() {
+        if std::time::Instant::now() >= next_purge {
+            next_purge += PURGE_EVERY;
+            match dispatcher.purge_finished().await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(deliveries = n, "finished webhook deliveries past webhooks.keep_days deleted"),
+                Err(e) => tracing::warn!(error = %e, "finished webhook deliveries not deleted; retrying in an hour"),
+            }
+        }
         match dispatcher.run_due(WEBHOOK_BATCH).await {
             Ok(report) => {
                 count(&report);

@@ -295,4 +295,40 @@ impl WebhookRepository for Db {
             .await
             .or_repo())
     }
+
+    /// One transaction: the deliveries chosen (by the status index), their
+    /// events noted, the deliveries deleted, then those events no delivery
+    /// names any more.
+    async fn purge_finished_deliveries(&self, before: Timestamp, limit: i64) -> RepoResult<u64> {
+        let finished = [DeliveryStatus::Sent.as_str(), DeliveryStatus::Failed.as_str()];
+        db_transaction!(self, |conn| {
+            let old: Vec<(i64, String)> = webhook_entrega::table
+                .filter(webhook_entrega::estado.eq_any(finished))
+                .filter(webhook_entrega::created_at.lt(before))
+                .order(webhook_entrega::id_entrega)
+                .limit(limit.max(0))
+                .select((webhook_entrega::id_entrega, webhook_entrega::fk_id_evento))
+                .load(conn)
+                .await?;
+            if old.is_empty() {
+                return Ok::<_, TxError>(0);
+            }
+            let ids: Vec<i64> = old.iter().map(|(id, _)| *id).collect();
+            let mut events: Vec<&str> = old.iter().map(|(_, e)| e.as_str()).collect();
+            events.sort_unstable();
+            events.dedup();
+            let deleted = diesel::delete(webhook_entrega::table.filter(webhook_entrega::id_entrega.eq_any(&ids)))
+                .execute(conn)
+                .await?;
+            let named = webhook_entrega::table.filter(webhook_entrega::fk_id_evento.eq(webhook_evento::id_evento));
+            diesel::delete(
+                webhook_evento::table
+                    .filter(webhook_evento::id_evento.eq_any(&events))
+                    .filter(diesel::dsl::not(diesel::dsl::exists(named))),
+            )
+            .execute(conn)
+            .await?;
+            Ok(deleted as u64)
+        })
+    }
 }

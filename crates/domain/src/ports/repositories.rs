@@ -500,6 +500,11 @@ pub trait WebhookRepository: Send + Sync + 'static {
     fn deliveries_of_event(&self, event_id: &str) -> impl Future<Output = RepoResult<Vec<WebhookDelivery>>> + Send;
     /// Deliveries still `pendiente`.
     fn pending_deliveries(&self) -> impl Future<Output = RepoResult<i64>> + Send;
+    /// Deletes up to `limit` finished deliveries (`enviada` or `fallida`)
+    /// created before `before`, oldest first, and then those of their events
+    /// that no delivery names any more; returns the deliveries deleted. A
+    /// pending delivery is never deleted, however old, nor is its event.
+    fn purge_finished_deliveries(&self, before: Timestamp, limit: i64) -> impl Future<Output = RepoResult<u64>> + Send;
 }
 
 /// The mail-reading channel's checkpoints (`correo_lectura`) and quarantine

@@ -37,6 +37,9 @@ pub struct WebhookSettings {
     /// How long a claimer holds a delivery: longer than an attempt may take
     /// (the sender's timeout), so no two workers send it at once.
     pub lease: Duration,
+    /// How long finished deliveries (sent or given up) are kept; `None`:
+    /// for ever.
+    pub keep: Option<Duration>,
 }
 
 impl Default for WebhookSettings {
@@ -46,6 +49,7 @@ impl Default for WebhookSettings {
             base_backoff: Duration::seconds(10),
             max_backoff: Duration::hours(1),
             lease: Duration::seconds(70),
+            keep: Some(Duration::days(30)),
         }
     }
 }
@@ -123,6 +127,9 @@ pub struct WebhookDispatcher<R: WebhookRepository> {
     settings: WebhookSettings,
 }
 
+/// Finished deliveries deleted per transaction.
+pub const PURGE_BATCH: i64 = 500;
+
 impl<R: WebhookRepository> WebhookDispatcher<R> {
     pub fn new(
         repo: Arc<R>,
@@ -154,6 +161,24 @@ impl<R: WebhookRepository> WebhookDispatcher<R> {
             }
         }
         Ok(report)
+    }
+
+    /// Deletes the deliveries finished longer ago than `settings.keep` (by
+    /// when they were created: a delivery is finished within hours of its
+    /// event), and the events left without any, in rounds of
+    /// [`PURGE_BATCH`] so that no transaction grows large. Returns how many
+    /// deliveries went.
+    pub async fn purge_finished(&self) -> Result<u64, RepoError> {
+        let Some(keep) = self.settings.keep else { return Ok(0) };
+        let before = self.clock.now() - keep;
+        let mut purged = 0;
+        loop {
+            let n = self.repo.purge_finished_deliveries(before, PURGE_BATCH).await?;
+            purged += n;
+            if n < PURGE_BATCH as u64 {
+                return Ok(purged);
+            }
+        }
     }
 
     /// One attempt at a claimed delivery, recorded.
@@ -285,7 +310,33 @@ mod tests {
             base_backoff: Duration::seconds(10),
             max_backoff: Duration::seconds(45),
             lease: Duration::seconds(60),
+            keep: Some(Duration::days(30)),
         }
+    }
+
+    #[tokio::test]
+    async fn finished_deliveries_are_purged_in_rounds_past_the_kept_days() {
+        let clock = Arc::new(ManualClock::now_utc());
+        let before = clock.now() - Duration::days(30);
+        let mut repo = crate::ports::MockWebhookRepository::new();
+        let mut rounds = vec![3, PURGE_BATCH as u64, PURGE_BATCH as u64];
+        repo.expect_purge_finished_deliveries()
+            .withf(move |b, limit| *b == before && *limit == PURGE_BATCH)
+            .times(3)
+            .returning(move |_, _| {
+                let n = rounds.pop().expect("three rounds");
+                Box::pin(std::future::ready(Ok(n)))
+            });
+        let repo = Arc::new(repo);
+        let sender = Arc::new(Receiver::default());
+        let keys = SecretBox::new([5; 32]);
+        let dispatcher = WebhookDispatcher::new(repo, sender.clone(), keys.clone(), clock.clone(), settings());
+        assert_eq!(dispatcher.purge_finished().await.unwrap(), 2 * PURGE_BATCH as u64 + 3, "until a round is short");
+        // Kept for ever: the store is not asked.
+        let forever = WebhookSettings { keep: None, ..settings() };
+        let untouched = Arc::new(crate::ports::MockWebhookRepository::new());
+        let dispatcher = WebhookDispatcher::new(untouched, sender, keys, clock, forever);
+        assert_eq!(dispatcher.purge_finished().await.unwrap(), 0);
     }
 
     #[test]

@@ -2016,6 +2016,50 @@ pub async fn concurrent_claims_lease_each_delivery_once<S: Store>(s: Arc<S>) {
     assert_eq!(unique.len(), 16, "every delivery claimed");
 }
 
+/// Finished deliveries created before the cutoff go, oldest first and at
+/// most `limit` at once; a pending one stays however old.
+pub async fn finished_deliveries_are_purged_oldest_first_pending_ones_kept<S: Store>(s: Arc<S>) {
+    let d = s.create_department(NewDepartment { name: "Soporte".into(), synology_channel: None }).await.unwrap().id;
+    let a = s.create_webhook(hook("http://a.test/", &[WebhookEventKind::TicketCreated], Status::Active, at(7, 0, 0)));
+    let a = a.await.unwrap();
+    let b = s.create_webhook(hook("http://b.test/", &[WebhookEventKind::TicketCreated], Status::Active, at(7, 0, 0)));
+    let b = b.await.unwrap();
+    // Three events, at 8:00, 8:10 and 8:20, each delivered to both.
+    let mut events = Vec::new();
+    for (i, minute) in [0, 10, 20].into_iter().enumerate() {
+        let mut incoming = new_incoming(d, None, &format!("m{i}"), "c@cliente.test");
+        incoming.now = at(8, minute, 0);
+        let event = announce(WebhookEventKind::TicketCreated, incoming.now);
+        events.push(event.id.clone());
+        incoming.webhook_events = vec![event];
+        s.store_incoming(incoming).await.unwrap();
+    }
+    // All sent but two: the second event's to b given up, the third's to b
+    // still to be retried.
+    for delivery in s.claim_due_deliveries(at(9, 0, 0), 10, at(9, 30, 0)).await.unwrap() {
+        let outcome = match (delivery.webhook_id == b.id, events.iter().position(|e| *e == delivery.event_id)) {
+            (true, Some(1)) => DeliveryOutcome::Failed { error: "HTTP 410".into() },
+            (true, Some(2)) => DeliveryOutcome::Retry { error: "HTTP 500".into(), next_attempt_at: at(9, 5, 0) },
+            _ => DeliveryOutcome::Sent,
+        };
+        s.record_delivery(delivery.id, at(9, 0, 1), outcome).await.unwrap();
+    }
+    let left = |i: usize| {
+        let (s, event) = (s.clone(), events[i].clone());
+        async move { s.deliveries_of_event(&event).await.unwrap().into_iter().map(|d| d.webhook_id).collect::<Vec<_>>() }
+    };
+    assert_eq!(s.purge_finished_deliveries(at(8, 0, 0), 100).await.unwrap(), 0, "none created before 8:00");
+    assert_eq!(s.purge_finished_deliveries(at(8, 30, 0), 1).await.unwrap(), 1, "at most the limit");
+    assert_eq!(left(0).await.len(), 1, "the oldest first");
+    assert_eq!(left(1).await.len(), 2);
+    assert_eq!(s.purge_finished_deliveries(at(8, 30, 0), 100).await.unwrap(), 4);
+    assert!(left(0).await.is_empty() && left(1).await.is_empty(), "sent and given up alike");
+    assert_eq!(left(2).await, [b.id], "the pending one stays");
+    assert_eq!(s.pending_deliveries().await.unwrap(), 1);
+    assert_eq!(s.purge_finished_deliveries(at(23, 0, 0), 100).await.unwrap(), 0, "however old");
+    let _ = a;
+}
+
 pub async fn reader_checkpoints_and_an_idempotent_quarantine<S: Store>(s: Arc<S>) {
     let d = s.create_department(NewDepartment { name: "Soporte".into(), synology_channel: None }).await.unwrap();
     let account = s

@@ -1268,6 +1268,26 @@ impl WebhookRepository for InMemoryStore {
     async fn pending_deliveries(&self) -> RepoResult<i64> {
         self.with(|i| Ok(i.deliveries.values().filter(|d| d.status == DeliveryStatus::Pending).count() as i64))
     }
+    async fn purge_finished_deliveries(&self, before: Timestamp, limit: i64) -> RepoResult<u64> {
+        self.with(|i| {
+            let old: Vec<(i64, String)> = i
+                .deliveries
+                .values()
+                .filter(|d| d.status != DeliveryStatus::Pending && d.created_at < before)
+                .take(usize::try_from(limit).unwrap_or(0))
+                .map(|d| (d.id, d.event_id.clone()))
+                .collect();
+            for (id, _) in &old {
+                i.deliveries.remove(id);
+            }
+            let named: BTreeSet<&String> = i.deliveries.values().map(|d| &d.event_id).collect();
+            let orphans: Vec<String> = old.iter().map(|(_, e)| e.clone()).filter(|e| !named.contains(e)).collect();
+            for event in orphans {
+                i.hook_events.remove(&event);
+            }
+            Ok(old.len() as u64)
+        })
+    }
 }
 
 impl ReaderStateRepository for InMemoryStore {
