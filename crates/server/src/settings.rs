@@ -64,6 +64,8 @@ pub struct AuditConfig {
     pub spool_max_bytes: u64,
     /// How often a non-empty spool is offered to the database.
     pub spool_drain_interval_ms: u64,
+    /// Days records are kept; 0: for ever.
+    pub keep_days: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -470,6 +472,7 @@ impl Settings {
         if w.keep_days > MAX_KEEP_DAYS {
             return Err(bad("webhooks.keep_days", "must be at most 36500 (0 keeps them for ever)"));
         }
+        self.audit_keep()?;
         Ok(WebhookSettings {
             max_attempts: w.max_attempts,
             base_backoff: chrono::Duration::milliseconds(w.base_backoff_ms),
@@ -477,6 +480,15 @@ impl Settings {
             lease: chrono::Duration::milliseconds(w.timeout_ms as i64) + chrono::Duration::seconds(60),
             keep: (w.keep_days > 0).then(|| chrono::Duration::days(i64::from(w.keep_days))),
         })
+    }
+
+    /// How long bitácora records are kept (`None`: for ever).
+    pub fn audit_keep(&self) -> Result<Option<chrono::Duration>, ConfigError> {
+        match self.audit.keep_days {
+            0 => Ok(None),
+            n if n > MAX_KEEP_DAYS => Err(bad("audit.keep_days", "must be at most 36500 (0 keeps them for ever)")),
+            n => Ok(Some(chrono::Duration::days(i64::from(n)))),
+        }
     }
 
     /// How long one webhook attempt may take.
@@ -671,6 +683,9 @@ mod tests {
         let mut forever = Settings::load(None).unwrap();
         forever.webhooks.keep_days = 0;
         assert_eq!(forever.webhooks().unwrap().keep, None, "0 keeps them for ever");
+        assert_eq!(s.audit_keep().unwrap(), None, "the bitácora is kept for ever unless told");
+        forever.audit.keep_days = 365;
+        assert_eq!(forever.audit_keep().unwrap().map(|k| k.num_days()), Some(365));
         for (key, tweak) in [
             ("webhooks.poll_interval_ms", (|s: &mut Settings| s.webhooks.poll_interval_ms = 5) as fn(&mut Settings)),
             ("webhooks.timeout_ms", |s| s.webhooks.timeout_ms = 50),
@@ -678,6 +693,7 @@ mod tests {
             ("webhooks.base_backoff_ms", |s| s.webhooks.base_backoff_ms = 0),
             ("webhooks.max_backoff_ms", |s| s.webhooks.max_backoff_ms = 9_999),
             ("webhooks.keep_days", |s| s.webhooks.keep_days = 36_501),
+            ("audit.keep_days", |s| s.audit.keep_days = 36_501),
         ] {
             let mut s = Settings::load(None).unwrap();
             tweak(&mut s);

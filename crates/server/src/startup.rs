@@ -141,7 +141,7 @@ impl<A: Adapters> Application<A> {
         let state = web::Data::new(app_state(&settings, keys, parts, tasks.clone())?);
         let (stop, stopped) = Stop::new();
         let counted = state.clone();
-        let workers = vec![
+        let mut workers = vec![
             tokio::spawn(crate::worker::webhooks(
                 webhooks,
                 Duration::from_millis(settings.webhooks.poll_interval_ms),
@@ -158,9 +158,13 @@ impl<A: Adapters> Application<A> {
                 state.audit.clone(),
                 store.clone(),
                 Duration::from_millis(settings.audit.spool_drain_interval_ms.max(1)),
-                stopped,
+                stopped.clone(),
             )),
         ];
+        if let Some(keep) = settings.audit_keep()? {
+            let (audit, clock) = (state.audit.clone(), state.clock.clone());
+            workers.push(tokio::spawn(crate::worker::audit_retention(audit, clock, keep, stopped)));
+        }
 
         let address = format!("{}:{}", settings.server.host, settings.server.port);
         let listener = TcpListener::bind(&address).map_err(|e| StartError::Bind(address.clone(), e))?;

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use helpdesk_domain::ports::{
-    Adapters, AuditRepository, ChatNotifier, MailNotifier, Store, StoreHealth, WebhookRepository,
+    Adapters, AuditRepository, ChatNotifier, Clock, MailNotifier, Store, StoreHealth, WebhookRepository,
 };
 use helpdesk_domain::services::{AuditService, DeliveryReport, OutboxService, WebhookDispatcher};
 use helpdesk_http::AppState;
@@ -150,6 +150,28 @@ pub async fn sla<A: Adapters>(state: actix_web::web::Data<AppState<A>>, poll: Du
 
 /// Offers the spool to the database every `period` while it holds records
 /// (after a ping, so that a database still down costs one bounded query).
+/// Deletes the bitácora records older than `keep` at start and then every
+/// [`PURGE_EVERY`].
+pub async fn audit_retention<R: AuditRepository>(
+    audit: AuditService<R>,
+    clock: Arc<dyn Clock>,
+    keep: chrono::Duration,
+    mut stop: Stop,
+) {
+    loop {
+        match audit.purge_expired(clock.now(), keep).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(records = n, "bitácora records past audit.keep_days deleted"),
+            Err(e) => {
+                tracing::warn!(error = %e, "bitácora records past audit.keep_days not deleted; retrying in an hour")
+            }
+        }
+        if !stop.pause(PURGE_EVERY).await {
+            return;
+        }
+    }
+}
+
 pub async fn audit_spool<R: AuditRepository + StoreHealth>(
     audit: AuditService<R>,
     store: Arc<R>,
@@ -168,5 +190,44 @@ pub async fn audit_spool<R: AuditRepository + StoreHealth>(
             ),
             Err(e) => tracing::warn!(error = %e, "bitácora spool not drained yet; retrying"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use helpdesk_domain::model::{AuditOutcome, AuditRecord, NewAuditEntry};
+    use helpdesk_domain::testing::{InMemoryStore, ManualClock};
+
+    #[tokio::test]
+    async fn the_bitacora_past_its_days_goes_at_start_and_the_worker_stops_when_told() {
+        let store = Arc::new(InMemoryStore::new());
+        let clock = Arc::new(ManualClock::now_utc());
+        let first = store.reserve_audit_ids(2).await.unwrap();
+        let record = |id: i64, days_ago: i64| AuditRecord {
+            id,
+            entry: NewAuditEntry {
+                at: clock.now() - chrono::Duration::days(days_ago),
+                consumer_name: None,
+                endpoint: "UsuarioInterno/get".into(),
+                method: "POST".into(),
+                client_ip: "10.0.0.1".into(),
+                body: String::new(),
+                parent_id: None,
+            },
+            outcome: AuditOutcome { consumer_id: None, status: 200, duration_us: 1 },
+        };
+        store.write_audit(&[record(first, 31), record(first + 1, 29)]).await.unwrap();
+        let (audit, _writer) = AuditService::new(store.clone());
+        let (raise, stop) = Stop::new();
+        let worker = tokio::spawn(audit_retention(audit, clock.clone(), chrono::Duration::days(30), stop));
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while store.find_audit(first).await.unwrap().is_some() {
+            assert!(tokio::time::Instant::now() < deadline, "the 31-day-old record is still there");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(store.find_audit(first + 1).await.unwrap().is_some(), "the 29-day-old one is kept");
+        raise.send(true).unwrap();
+        tokio::time::timeout(Duration::from_secs(5), worker).await.expect("stopped when told").unwrap();
     }
 }

@@ -183,6 +183,27 @@ impl AuditRepository for Db {
         Ok(row.map(AuditEntry::from))
     }
 
+    /// The oldest ids by date (`ix_bitacora_fecha`), then a delete by id:
+    /// MySQL takes no `LIMIT` in a subquery of the table it deletes from.
+    async fn purge_audit(&self, before: Timestamp, limit: i64) -> RepoResult<u64> {
+        db_transaction!(self, |conn| {
+            let old: Vec<i64> = bitacora_log::table
+                .filter(bitacora_log::fecha.lt(before))
+                .order((bitacora_log::fecha, bitacora_log::id_bitacora_log))
+                .limit(limit.max(0))
+                .select(bitacora_log::id_bitacora_log)
+                .load(&mut *conn)
+                .await?;
+            if old.is_empty() {
+                return Ok(0);
+            }
+            let n = diesel::delete(bitacora_log::table.filter(bitacora_log::id_bitacora_log.eq_any(&old)))
+                .execute(&mut *conn)
+                .await?;
+            Ok(n as u64)
+        })
+    }
+
     async fn recent_audit(&self, limit: i64) -> RepoResult<Vec<AuditEntry>> {
         let rows: Vec<AuditRow> = db_run!(self, |conn| bitacora_log::table
             .order(bitacora_log::id_bitacora_log.desc())

@@ -116,6 +116,10 @@ pub trait AuditRepository: Send + Sync + 'static {
     fn find_audit(&self, id: i64) -> impl Future<Output = RepoResult<Option<AuditEntry>>> + Send;
     /// The newest records first, at most `limit`.
     fn recent_audit(&self, limit: i64) -> impl Future<Output = RepoResult<Vec<AuditEntry>>> + Send;
+    /// Deletes up to `limit` records dated before `before`, oldest first;
+    /// returns how many went. Records linking to them keep their
+    /// `parent_id` (the id of a record no longer kept).
+    fn purge_audit(&self, before: Timestamp, limit: i64) -> impl Future<Output = RepoResult<u64>> + Send;
 }
 
 /// Mailbox accounts (`cuenta_correo`).

@@ -12,7 +12,7 @@ use futures_util::future::{Either, select};
 use futures_util::lock::Mutex as AsyncMutex;
 use futures_util::stream::FuturesUnordered;
 
-use crate::model::{AuditEntry, AuditOutcome, AuditRecord, NewAuditEntry, SpooledAudit};
+use crate::model::{AuditEntry, AuditOutcome, AuditRecord, NewAuditEntry, SpooledAudit, Timestamp};
 use crate::ports::{AuditRepository, AuditSpool, SpoolCursor, SpoolError, SpoolStats};
 
 /// Names whose values never reach the bitácora. A field is secret when any
@@ -140,6 +140,9 @@ pub fn truncate_chars(s: &str, max: usize) -> String {
         None => s.to_string(),
     }
 }
+
+/// Records deleted per transaction by [`AuditService::purge_expired`].
+pub const AUDIT_PURGE_BATCH: i64 = 1000;
 
 /// Ids reserved per trip to the store.
 pub const AUDIT_ID_BLOCK: i64 = 1000;
@@ -274,6 +277,21 @@ impl<R: AuditRepository> AuditService<R> {
         // Fails only when the writer is gone, which the next `record`
         // reports as unavailable.
         let _ = self.queue.unbounded_send(Queued { record, ack: None });
+    }
+
+    /// Deletes the records dated more than `keep` before `now`, in rounds of
+    /// [`AUDIT_PURGE_BATCH`] so that no transaction grows large; returns how
+    /// many went.
+    pub async fn purge_expired(&self, now: Timestamp, keep: chrono::Duration) -> Result<u64, RepoError> {
+        let before = now - keep;
+        let mut purged = 0;
+        loop {
+            let n = self.repo.purge_audit(before, AUDIT_PURGE_BATCH).await?;
+            purged += n;
+            if n < AUDIT_PURGE_BATCH as u64 {
+                return Ok(purged);
+            }
+        }
     }
 
     pub async fn find(&self, id: i64) -> Result<Option<AuditEntry>, RepoError> {
@@ -537,6 +555,9 @@ mod tests {
         async fn recent_audit(&self, limit: i64) -> Result<Vec<AuditEntry>, RepoError> {
             self.inner.recent_audit(limit).await
         }
+        async fn purge_audit(&self, before: Timestamp, limit: i64) -> Result<u64, RepoError> {
+            self.inner.purge_audit(before, limit).await
+        }
     }
 
     #[tokio::test]
@@ -622,6 +643,9 @@ mod tests {
         async fn recent_audit(&self, limit: i64) -> Result<Vec<AuditEntry>, RepoError> {
             self.inner.recent_audit(limit).await
         }
+        async fn purge_audit(&self, before: Timestamp, limit: i64) -> Result<u64, RepoError> {
+            self.inner.purge_audit(before, limit).await
+        }
     }
 
     #[tokio::test]
@@ -677,6 +701,25 @@ mod tests {
         assert_eq!(store.recent_audit(10).await.unwrap().len(), 5);
         assert!(spool.records().is_empty());
         assert_eq!(spool.rejected().iter().map(|(r, _)| r.id).collect::<Vec<_>>(), vec![Some(c + 2000)]);
+    }
+
+    #[tokio::test]
+    async fn expired_records_are_purged_in_rounds_until_one_is_short() {
+        use crate::ports::Clock;
+        let now = crate::ports::SystemClock.now();
+        let before = now - chrono::Duration::days(90);
+        let mut repo = crate::ports::MockAuditRepository::new();
+        let mut rounds = vec![7, AUDIT_PURGE_BATCH as u64];
+        repo.expect_purge_audit()
+            .withf(move |b, limit| *b == before && *limit == AUDIT_PURGE_BATCH)
+            .times(2)
+            .returning(move |_, _| {
+                let n = rounds.pop().expect("two rounds");
+                Box::pin(std::future::ready(Ok(n)))
+            });
+        let (audit, _writer) = AuditService::new(Arc::new(repo));
+        let purged = audit.purge_expired(now, chrono::Duration::days(90)).await.unwrap();
+        assert_eq!(purged, AUDIT_PURGE_BATCH as u64 + 7);
     }
 
     #[test]

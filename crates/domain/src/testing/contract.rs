@@ -2016,6 +2016,49 @@ pub async fn concurrent_claims_lease_each_delivery_once<S: Store>(s: Arc<S>) {
     assert_eq!(unique.len(), 16, "every delivery claimed");
 }
 
+/// Records dated before the cutoff go, oldest first and at most `limit` at
+/// once; a record linking to one that went keeps its link.
+pub async fn old_audit_records_are_purged_oldest_first<S: Store>(s: Arc<S>) {
+    let first = s.reserve_audit_ids(4).await.unwrap();
+    let record = |n: i64, at: Timestamp, parent: Option<i64>| AuditRecord {
+        id: first + n,
+        entry: NewAuditEntry {
+            at,
+            consumer_name: None,
+            endpoint: format!("e{n}"),
+            method: "POST".into(),
+            client_ip: "10.0.0.1".into(),
+            body: String::new(),
+            parent_id: parent,
+        },
+        outcome: AuditOutcome { consumer_id: None, status: 200, duration_us: 1 },
+    };
+    // Ids and dates in different orders (each server numbers from its own block).
+    let records = [
+        record(0, at(9, 0, 0), None),
+        record(1, at(8, 0, 0), None),
+        record(2, at(8, 30, 0), Some(first + 1)),
+        record(3, at(10, 0, 0), Some(first + 2)),
+    ];
+    s.write_audit(&records).await.unwrap();
+    let kept = |s: Arc<S>| async move {
+        let mut ids = Vec::new();
+        for n in 0..4 {
+            if s.find_audit(first + n).await.unwrap().is_some() {
+                ids.push(n);
+            }
+        }
+        ids
+    };
+    assert_eq!(s.purge_audit(at(8, 0, 0), 10).await.unwrap(), 0, "none before 8:00");
+    assert_eq!(s.purge_audit(at(9, 30, 0), 1).await.unwrap(), 1);
+    assert_eq!(kept(s.clone()).await, [0, 2, 3], "the oldest by date went first");
+    assert_eq!(s.purge_audit(at(9, 30, 0), 10).await.unwrap(), 2);
+    assert_eq!(kept(s.clone()).await, [3]);
+    assert_eq!(s.find_audit(first + 3).await.unwrap().unwrap().parent_id, Some(first + 2), "the link is kept");
+    assert_eq!(s.purge_audit(at(9, 30, 0), 10).await.unwrap(), 0);
+}
+
 /// Finished deliveries created before the cutoff go, oldest first and at
 /// most `limit` at once; a pending one stays however old.
 pub async fn finished_deliveries_are_purged_oldest_first_pending_ones_kept<S: Store>(s: Arc<S>) {

@@ -485,6 +485,18 @@ impl AuditRepository for InMemoryStore {
     async fn recent_audit(&self, limit: i64) -> RepoResult<Vec<AuditEntry>> {
         self.with(|i| Ok(i.audit.values().rev().take(limit.max(0) as usize).cloned().collect()))
     }
+    async fn purge_audit(&self, before: Timestamp, limit: i64) -> RepoResult<u64> {
+        self.with(|i| {
+            let mut old: Vec<(Timestamp, i64)> =
+                i.audit.values().filter(|e| e.at < before).map(|e| (e.at, e.id)).collect();
+            old.sort_unstable();
+            old.truncate(usize::try_from(limit).unwrap_or(0));
+            for (_, id) in &old {
+                i.audit.remove(id);
+            }
+            Ok(old.len() as u64)
+        })
+    }
 }
 
 impl MailAccountRepository for InMemoryStore {

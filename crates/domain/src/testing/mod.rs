@@ -150,6 +150,7 @@ macro_rules! repository_contract_tests {
             webhook_deliveries_lease_attempts_and_outcomes,
             concurrent_claims_lease_each_delivery_once,
             finished_deliveries_are_purged_oldest_first_pending_ones_kept,
+            old_audit_records_are_purged_oldest_first,
             reader_checkpoints_and_an_idempotent_quarantine,
             sla_clocks_are_stored_and_keep_the_first_response,
             ticket_list_filters_by_service_level_and_orders_by_nearest_due,
