@@ -434,6 +434,15 @@ diesel::define_sql_function! {
     fn version() -> diesel::sql_types::Text;
 }
 
+/// Counts every statement a connection starts.
+fn count_statements(counter: Arc<AtomicU64>) -> impl diesel::connection::Instrumentation {
+    move |event: diesel::connection::InstrumentationEvent<'_>| {
+        if matches!(event, diesel::connection::InstrumentationEvent::StartQuery { .. }) {
+            counter.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -478,14 +487,5 @@ mod tests {
         assert_eq!(db.returning(), server.contains("MariaDB"), "{server}");
         assert!(!db.without_returning().returning());
         Ok(())
-    }
-}
-
-/// Counts every statement a connection starts.
-fn count_statements(counter: Arc<AtomicU64>) -> impl diesel::connection::Instrumentation {
-    move |event: diesel::connection::InstrumentationEvent<'_>| {
-        if matches!(event, diesel::connection::InstrumentationEvent::StartQuery { .. }) {
-            counter.fetch_add(1, Ordering::Relaxed);
-        }
     }
 }

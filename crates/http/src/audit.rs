@@ -139,17 +139,17 @@ pub(crate) async fn audit_middleware<A: Adapters>(
             tracing::error!(error = %e, "cannot keep the audit record of an unnumbered request");
         }
     }
-    if let Some(record) = pending.as_mut().and_then(|p| p.record(status)) {
-        if let Err(e) = state.audit.record(record).await {
-            // The answer may not leave unaudited; the store is down, so the
-            // handler's own work has most likely failed too.
-            tracing::error!(bitacora = id, error = %e, "cannot write the audit record");
-            if let Ok(res) = result {
-                let e = ApiError::Unavailable("audit log unavailable".into());
-                let (req, _) = res.into_parts();
-                result = Ok(ServiceResponse::new(req, error_response(&e, Value::Null)));
-                status = 503;
-            }
+    if let Some(record) = pending.as_mut().and_then(|p| p.record(status))
+        && let Err(e) = state.audit.record(record).await
+    {
+        // The answer may not leave unaudited; the store is down, so the
+        // handler's own work has most likely failed too.
+        tracing::error!(bitacora = id, error = %e, "cannot write the audit record");
+        if let Ok(res) = result {
+            let e = ApiError::Unavailable("audit log unavailable".into());
+            let (req, _) = res.into_parts();
+            result = Ok(ServiceResponse::new(req, error_response(&e, Value::Null)));
+            status = 503;
         }
     }
     let elapsed = started.elapsed();

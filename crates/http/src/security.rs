@@ -284,10 +284,10 @@ pub(crate) async fn security_middleware<A: Adapters>(
     let h = res.headers_mut();
     h.insert(HeaderName::from_static("x-content-type-options"), HeaderValue::from_static("nosniff"));
     if api {
-        if let Some(allow) = policy.cors_origins.allow(origin.as_deref()) {
-            if let Ok(v) = HeaderValue::from_str(&allow) {
-                h.insert(HeaderName::from_static("access-control-allow-origin"), v);
-            }
+        if let Some(allow) = policy.cors_origins.allow(origin.as_deref())
+            && let Ok(v) = HeaderValue::from_str(&allow)
+        {
+            h.insert(HeaderName::from_static("access-control-allow-origin"), v);
         }
         if policy.cors_origins != CorsOrigins::Any {
             h.append(HeaderName::from_static("vary"), HeaderValue::from_static("Origin"));

@@ -1,11 +1,11 @@
 //! The mail-reading channel's adapters, behind the domain's ports:
 //!
-//! - [`ImapSource`]: [`MailboxSource`](helpdesk_domain::ports::MailboxSource)
+//! - [`ImapSource`], a [`MailboxSource`](helpdesk_domain::ports::MailboxSource)
 //!   over IMAP4rev1 with async-imap on tokio; TLS by rustls (port 993:
 //!   implicit TLS, other ports STARTTLS, plaintext only when allowed).
-//! - [`MailParserDecoder`]: [`MessageDecoder`](helpdesk_domain::ports::MessageDecoder)
+//! - [`MailParserDecoder`], a [`MessageDecoder`](helpdesk_domain::ports::MessageDecoder)
 //!   with mail-parser (RFC 5322 and MIME, encoded words, every charset).
-//! - [`DirFileStore`]: [`FileStore`](helpdesk_domain::ports::FileStore) in a
+//! - [`DirFileStore`], a [`FileStore`](helpdesk_domain::ports::FileStore) in a
 //!   directory: content-addressed attachments and quarantined raw mail.
 
 mod decode;

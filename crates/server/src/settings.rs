@@ -252,7 +252,7 @@ impl Settings {
         builder = builder.add_source(
             config::Environment::with_prefix(ENV_PREFIX).prefix_separator("__").separator("__").try_parsing(true),
         );
-        let raw = builder.build().map_err(|e| from_config_error(e))?;
+        let raw = builder.build().map_err(from_config_error)?;
         raw.try_deserialize().map_err(from_config_error)
     }
 

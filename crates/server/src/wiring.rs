@@ -37,7 +37,11 @@ pub struct Keys {
 
 /// The adapters named by their three types: what a test gets when it swaps
 /// one of [`Production`]'s (`With<Db, Fake, SynologyClient>`).
-pub struct With<S, M, C>(PhantomData<fn() -> (S, M, C)>);
+pub struct With<S, M, C>(Names<S, M, C>);
+
+/// Holds no value of the three types, only their names (and stays `Send`
+/// and `Sync` whatever they are).
+type Names<S, M, C> = PhantomData<fn() -> (S, M, C)>;
 
 impl<S: Store, M: MailNotifier, C: ChatNotifier> Adapters for With<S, M, C> {
     type Store = S;

@@ -85,13 +85,13 @@ pub fn redact(value: &mut Value) {
         Value::Array(items) => items.iter_mut().for_each(redact),
         Value::String(s) => {
             let t = s.trim_start();
-            if t.starts_with('{') || t.starts_with('[') {
-                if let Ok(mut inner @ (Value::Object(_) | Value::Array(_))) = serde_json::from_str::<Value>(s) {
-                    let before = inner.clone();
-                    redact(&mut inner);
-                    if inner != before {
-                        *s = inner.to_string();
-                    }
+            if (t.starts_with('{') || t.starts_with('['))
+                && let Ok(mut inner @ (Value::Object(_) | Value::Array(_))) = serde_json::from_str::<Value>(s)
+            {
+                let before = inner.clone();
+                redact(&mut inner);
+                if inner != before {
+                    *s = inner.to_string();
                 }
             }
         }

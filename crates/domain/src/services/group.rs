@@ -86,10 +86,11 @@ impl<J, O> GroupCommit<J, O> {
                 Ok(None) => {}
                 Err(oneshot::Canceled) => return None,
             }
-            if let Some((wait, pause)) = &self.linger {
-                if self.last_batch.load(Ordering::Relaxed) > 1 && self.queued() < self.max_batch {
-                    pause(*wait).await;
-                }
+            if let Some((wait, pause)) = &self.linger
+                && self.last_batch.load(Ordering::Relaxed) > 1
+                && self.queued() < self.max_batch
+            {
+                pause(*wait).await;
             }
             // Not answered and not taken: this job is still queued, so the
             // batch holds at least it.

@@ -392,8 +392,8 @@ impl<R: IngestPorts> IngestService<R> {
     async fn plan_openings(&self, batch: &[Arc<Opening>]) -> Result<Vec<Planned>, IngestError> {
         let mut loads: BTreeMap<i64, Vec<OperatorLoad>> = BTreeMap::new();
         for o in batch {
-            if !loads.contains_key(&o.department.id) {
-                loads.insert(o.department.id, self.repo.operator_loads(o.department.id).await?);
+            if let std::collections::btree_map::Entry::Vacant(e) = loads.entry(o.department.id) {
+                e.insert(self.repo.operator_loads(o.department.id).await?);
             }
         }
         // One read for every sender; from the earliest mail's hour, so a
@@ -476,10 +476,10 @@ impl<R: IngestPorts> IngestService<R> {
             }
             notices.push(NewNotice { kind: NoticeKind::AssigneeMail, recipient: a.email.clone() });
         }
-        if let Some(d) = opened_in {
-            if self.has_webhook(d.id).await? {
-                notices.push(NewNotice { kind: NoticeKind::DepartmentChannel, recipient: d.id.to_string() });
-            }
+        if let Some(d) = opened_in
+            && self.has_webhook(d.id).await?
+        {
+            notices.push(NewNotice { kind: NoticeKind::DepartmentChannel, recipient: d.id.to_string() });
         }
         Ok(notices)
     }
@@ -590,32 +590,31 @@ impl<R: IngestPorts> IngestService<R> {
                 Some(t) => Some(t),
                 None => self.repo.ticket_of_message(&sha256_hex(r.as_bytes())).await?,
             };
-            if let Some(t) = ticket_id {
-                if let Some(ticket) = self.repo.find_ticket(t).await? {
-                    return Ok(Some(ticket));
-                }
+            if let Some(t) = ticket_id
+                && let Some(ticket) = self.repo.find_ticket(t).await?
+            {
+                return Ok(Some(ticket));
             }
         }
-        if let Some(n) = subject_ticket_number(&mail.subject) {
-            if let Some(ticket) = self.repo.find_ticket(n).await? {
-                if self.repo.is_participant(ticket.id, sender).await? {
-                    return Ok(Some(ticket));
-                }
-            }
+        if let Some(n) = subject_ticket_number(&mail.subject)
+            && let Some(ticket) = self.repo.find_ticket(n).await?
+            && self.repo.is_participant(ticket.id, sender).await?
+        {
+            return Ok(Some(ticket));
         }
         Ok(None)
     }
 
     async fn route(&self, account: Option<&MailAccount>) -> Result<Department, IngestError> {
-        if let Some(a) = account {
-            if let Some(d) = self.department(a.department_id).await? {
-                return Ok(d);
-            }
+        if let Some(a) = account
+            && let Some(d) = self.department(a.department_id).await?
+        {
+            return Ok(d);
         }
-        if let Some(id) = self.settings.default_department_id {
-            if let Some(d) = self.department(id).await? {
-                return Ok(d);
-            }
+        if let Some(id) = self.settings.default_department_id
+            && let Some(d) = self.department(id).await?
+        {
+            return Ok(d);
         }
         self.repo.list_departments().await?.into_iter().find(|d| d.status.is_active()).ok_or(IngestError::NoDepartment)
     }

@@ -624,10 +624,13 @@ mod tests {
     use crate::services::{IngestSettings, MessageIdSigner};
     use crate::testing::{InMemoryStore, ManualClock};
 
+    /// A mailbox: its UIDVALIDITY and its mails, `(uid, raw, seen)`.
+    type Mailbox = (u32, Vec<(u32, Vec<u8>, bool)>);
+
     #[derive(Default)]
     struct Server {
-        /// mailbox → (UIDVALIDITY, [(uid, raw, seen)])
-        boxes: BTreeMap<String, (u32, Vec<(u32, Vec<u8>, bool)>)>,
+        /// mailbox → its contents
+        boxes: BTreeMap<String, Mailbox>,
         refuse_login: bool,
         fail_fetch_of: Option<u32>,
         fail_flag_of: Option<u32>,

@@ -59,17 +59,17 @@ impl<R: SlaRepository> SlaBook<R> {
     ) -> Result<Option<SlaClock>, RepoError> {
         let setup = self.setup().await?;
         let mut clock = ticket.sla;
-        if new.department_id != ticket.department_id || new.priority != ticket.priority {
-            if let Some(terms) = setup.terms(new.department_id, new.priority) {
-                clock = Some(match clock {
-                    Some(c) => terms.apply(&c),
-                    None => {
-                        let c = terms.start(ticket.created_at);
-                        // Stopped as the ticket is, from now.
-                        terms.on_status(&c, ticket.status, now)
-                    }
-                });
-            }
+        if (new.department_id != ticket.department_id || new.priority != ticket.priority)
+            && let Some(terms) = setup.terms(new.department_id, new.priority)
+        {
+            clock = Some(match clock {
+                Some(c) => terms.apply(&c),
+                None => {
+                    let c = terms.start(ticket.created_at);
+                    // Stopped as the ticket is, from now.
+                    terms.on_status(&c, ticket.status, now)
+                }
+            });
         }
         let Some(c) = clock else { return Ok(None) };
         let changed = if new.status != ticket.status {
@@ -169,11 +169,11 @@ impl<R: SlaPorts> SlaService<R> {
             None => None,
         };
         let notice = |kind, recipient: String| NewNotice { kind, recipient };
-        if let Some(a) = &assignee {
-            if let Some(sid) = a.synology_id.filter(|_| self.chat_to_users) {
-                let kind = if breach { NoticeKind::SlaBreachChat } else { NoticeKind::SlaWarningChat };
-                notices.push(notice(kind, sid.to_string()));
-            }
+        if let Some(a) = &assignee
+            && let Some(sid) = a.synology_id.filter(|_| self.chat_to_users)
+        {
+            let kind = if breach { NoticeKind::SlaBreachChat } else { NoticeKind::SlaWarningChat };
+            notices.push(notice(kind, sid.to_string()));
         }
         if self.repo.department_webhook(ticket.department_id).await?.is_some() {
             let kind = if breach { NoticeKind::SlaBreachChannel } else { NoticeKind::SlaWarningChannel };

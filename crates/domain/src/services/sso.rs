@@ -434,10 +434,11 @@ impl<R: SsoPorts> SsoService<R> {
         })? {
             return Ok(());
         }
-        if let Some(last) = self.repo.latest_reset(user.id).await? {
-            if last.used_at.is_none() && now - last.created_at < Duration::seconds(RESET_COOLDOWN_SECONDS) {
-                return Ok(());
-            }
+        if let Some(last) = self.repo.latest_reset(user.id).await?
+            && last.used_at.is_none()
+            && now - last.created_at < Duration::seconds(RESET_COOLDOWN_SECONDS)
+        {
+            return Ok(());
         }
         let token = random_token(40);
         let reset = self.repo.create_reset(user.id, &sha256_hex(token.as_bytes()), now).await?;

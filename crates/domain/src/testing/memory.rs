@@ -771,15 +771,15 @@ impl TicketRepository for InMemoryStore {
                 if !keys.insert(key) || i.details.values().any(|(d, _)| &d.dedupe_key == key) {
                     return Err(dup("detalle_ticket.clave_dedupe"));
                 }
-                if let IncomingTarget::New(t) = &n.target {
-                    if !i.departments.contains_key(&t.department_id) {
-                        return Err(RepoError::MissingReference("departamento".into()));
-                    }
+                if let IncomingTarget::New(t) = &n.target
+                    && !i.departments.contains_key(&t.department_id)
+                {
+                    return Err(RepoError::MissingReference("departamento".into()));
                 }
-                if let IncomingTarget::Existing { ticket_id, .. } = &n.target {
-                    if !i.tickets.contains_key(ticket_id) {
-                        return Err(RepoError::NotFound);
-                    }
+                if let IncomingTarget::Existing { ticket_id, .. } = &n.target
+                    && !i.tickets.contains_key(ticket_id)
+                {
+                    return Err(RepoError::NotFound);
                 }
             }
             batch.iter().map(|n| i.store_incoming(n)).collect()
@@ -1346,7 +1346,7 @@ impl ReaderStateRepository for InMemoryStore {
         now: Timestamp,
     ) -> RepoResult<QuarantinedMail> {
         self.with(|i| {
-            let q = i.quarantine.get_mut(&id).ok_or_else(|| RepoError::NotFound)?;
+            let q = i.quarantine.get_mut(&id).ok_or(RepoError::NotFound)?;
             q.attempts += 1;
             q.updated_at = now;
             match outcome {

@@ -83,10 +83,10 @@ fn start(cwd: &Path) -> Running {
         let line =
             lines.recv_timeout(Duration::from_secs(60)).unwrap_or_else(|_| panic!("no 'listening' line: {log:#?}"));
         log.push(line.clone());
-        if let Ok(v) = serde_json::from_str::<Value>(&line) {
-            if v["message"] == "listening" {
-                break v["port"].as_u64().expect("port") as u16;
-            }
+        if let Ok(v) = serde_json::from_str::<Value>(&line)
+            && v["message"] == "listening"
+        {
+            break v["port"].as_u64().expect("port") as u16;
         }
     };
     Running { child, port, log, lines }

@@ -127,11 +127,14 @@ pub async fn spawn_app_with(backend: Backend, tweak: impl FnOnce(&mut Settings))
 /// How a test app is started (zero2prod's `spawn_app`, as a builder):
 /// `TestApp::builder(backend).with_smtp().with_clock(c).with_settings(|s| ...)
 /// .with_mailer(fake).spawn().await`. `M` is the mailer swapped in, if any.
+/// A change to the settings, applied before the app is built.
+type Tweak<'a> = Box<dyn FnOnce(&mut Settings) + 'a>;
+
 pub struct TestAppBuilder<'a, M = Production> {
     backend: Backend,
     smtp: bool,
     clock: Option<Arc<ManualClock>>,
-    tweaks: Vec<Box<dyn FnOnce(&mut Settings) + 'a>>,
+    tweaks: Vec<Tweak<'a>>,
     mailer: M,
 }
 

@@ -350,7 +350,7 @@ async fn replies_read_with_their_parents_join_their_tickets(backend: Backend) {
                 c.app.db.details_of(t.id).await.unwrap().into_iter().filter_map(|d| d.message_id).collect();
             let i: usize = ids[0].trim_start_matches('p').split('@').next().unwrap().parse().unwrap();
             let mut want = vec![format!("p{i}@cliente.test"), format!("r{i}@cliente.test")];
-            if i % 2 == 0 {
+            if i.is_multiple_of(2) {
                 want.push(format!("rr{i}@cliente.test"));
             }
             assert_eq!(ids, want, "a thread in its ticket, in order ({batch}, {concurrency})");

@@ -140,7 +140,7 @@ fn no_configured_secret_reaches_an_answer_the_log_or_the_database() {
         "no 'listening' line: {:#?}",
         server.log
     );
-    if let Some(v) = server.log.iter().filter_map(|l| serde_json::from_str::<Value>(l).ok()).last() {
+    if let Some(v) = server.log.iter().filter_map(|l| serde_json::from_str::<Value>(l).ok()).next_back() {
         port = v["port"].as_u64().expect("port") as u16;
     }
     let base = format!("http://127.0.0.1:{port}/api");

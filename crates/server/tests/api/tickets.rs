@@ -253,7 +253,9 @@ async fn operators_see_their_department_and_work_its_tickets(backend: Backend) {
     let loads = d.app.db.operator_loads(d.support).await.unwrap();
     assert_eq!(loads.iter().map(|l| l.open_tickets).sum::<i64>(), 0, "a closed ticket counts for nobody");
     let (_, shown) = d.get(&format!("tickets/{t}"), &ana).await;
-    let events: Vec<(String, Option<String>, Option<String>, Option<i64>)> = shown["data"]["eventos"]
+    // (tipo, antes, despues, id_usuario)
+    type Event = (String, Option<String>, Option<String>, Option<i64>);
+    let events: Vec<Event> = shown["data"]["eventos"]
         .as_array()
         .unwrap()
         .iter()

@@ -61,10 +61,10 @@ impl Server {
         let sink = log.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Ok(v) = serde_json::from_str::<Value>(&line) {
-                    if v["message"] == "listening" {
-                        let _ = tx.send(v["port"].as_u64().unwrap_or(0) as u16);
-                    }
+                if let Ok(v) = serde_json::from_str::<Value>(&line)
+                    && v["message"] == "listening"
+                {
+                    let _ = tx.send(v["port"].as_u64().unwrap_or(0) as u16);
                 }
                 sink.lock().unwrap().push(line);
             }
@@ -331,10 +331,10 @@ async fn ready_within(address: &str, within: Duration) {
     let client = reqwest::Client::new();
     let deadline = Instant::now() + within;
     loop {
-        if let Ok(r) = client.get(format!("{address}/ready")).send().await {
-            if r.status() == 200 {
-                return;
-            }
+        if let Ok(r) = client.get(format!("{address}/ready")).send().await
+            && r.status() == 200
+        {
+            return;
         }
         assert!(Instant::now() < deadline, "{address} not ready within {within:?}");
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -388,7 +388,7 @@ async fn the_database_killed_and_restarted() {
     assert!(others.is_empty(), "only 200 and 503: {others:?}");
 
     assert_consistent(&On(&db, "helpdesk"), &answers);
-    assert_every_answer_audited(&On(&db, "helpdesk"), &[address.clone()], &answers, 0, 0).await;
+    assert_every_answer_audited(&On(&db, "helpdesk"), std::slice::from_ref(&address), &answers, 0, 0).await;
     let ready = reqwest::get(format!("{address}/ready")).await.unwrap();
     assert_eq!(ready.status(), 200);
 }
@@ -427,7 +427,7 @@ async fn the_database_frozen_then_thawed() {
     assert!(during.len() >= CLIENTS, "answers while frozen: {}", during.len());
     assert!(during.iter().all(|a| a.status == Some(503) && a.json), "{during:?}");
     assert_consistent(&On(&db, "helpdesk"), &answers);
-    assert_every_answer_audited(&On(&db, "helpdesk"), &[address.clone()], &answers, 0, 0).await;
+    assert_every_answer_audited(&On(&db, "helpdesk"), std::slice::from_ref(&address), &answers, 0, 0).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
