@@ -284,14 +284,7 @@ impl<R: AuditRepository> AuditService<R> {
     /// many went.
     pub async fn purge_expired(&self, now: Timestamp, keep: chrono::Duration) -> Result<u64, RepoError> {
         let before = now - keep;
-        let mut purged = 0;
-        loop {
-            let n = self.repo.purge_audit(before, AUDIT_PURGE_BATCH).await?;
-            purged += n;
-            if n < AUDIT_PURGE_BATCH as u64 {
-                return Ok(purged);
-            }
-        }
+        super::purge_in_rounds(AUDIT_PURGE_BATCH, |limit| self.repo.purge_audit(before, limit)).await
     }
 
     pub async fn find(&self, id: i64) -> Result<Option<AuditEntry>, RepoError> {

@@ -32,3 +32,20 @@ pub use sla::*;
 pub use sso::*;
 pub use tickets::*;
 pub use webhooks::*;
+
+/// Runs `round(batch)` until a round deletes fewer than `batch` rows (the
+/// last one); returns how many went in all. A purge in rounds keeps each
+/// transaction small, whatever has piled up.
+async fn purge_in_rounds<F: Future<Output = Result<u64, crate::RepoError>>>(
+    batch: i64,
+    mut round: impl FnMut(i64) -> F,
+) -> Result<u64, crate::RepoError> {
+    let mut purged = 0;
+    loop {
+        let n = round(batch).await?;
+        purged += n;
+        if n < batch as u64 {
+            return Ok(purged);
+        }
+    }
+}

@@ -171,14 +171,7 @@ impl<R: WebhookRepository> WebhookDispatcher<R> {
     pub async fn purge_finished(&self) -> Result<u64, RepoError> {
         let Some(keep) = self.settings.keep else { return Ok(0) };
         let before = self.clock.now() - keep;
-        let mut purged = 0;
-        loop {
-            let n = self.repo.purge_finished_deliveries(before, PURGE_BATCH).await?;
-            purged += n;
-            if n < PURGE_BATCH as u64 {
-                return Ok(purged);
-            }
-        }
+        super::purge_in_rounds(PURGE_BATCH, |limit| self.repo.purge_finished_deliveries(before, limit)).await
     }
 
     /// One attempt at a claimed delivery, recorded.
