@@ -17,35 +17,34 @@ const RETRIES: u32 = 12;
 const FIRST_PAUSE: Duration = Duration::from_millis(2);
 const MAX_PAUSE: Duration = Duration::from_millis(200);
 
-/// The retries of one transaction: [`Deadlocks::run`] runs it again while
-/// it ends in a deadlock, after a growing, jittered sleep (so the retried
-/// transactions do not collide again), at most [`RETRIES`] times.
+/// The retries of one transaction: while it ends in a deadlock,
+/// [`Deadlocks::settle`] has it run again after a growing, jittered sleep (so
+/// the retried transactions do not collide again), at most [`RETRIES`] times;
+/// after that a deadlock is [`RepoError::Busy`].
 #[derive(Default)]
 pub(crate) struct Deadlocks {
     attempt: u32,
 }
 
 impl Deadlocks {
-    /// Runs `body` in a transaction on `conn` ([`transaction`]) until it ends
-    /// otherwise than in a deadlock; after [`RETRIES`] retries a deadlock is
-    /// [`RepoError::Busy`]. Other errors are mapped by `RepoError::from`.
-    pub(crate) async fn run<C, T, F>(conn: &mut C, body: &F) -> Result<T, RepoError>
+    /// One attempt: `body` in a transaction on `conn` ([`transaction`]).
+    /// Its value, or its error mapped by `RepoError::from` (so that the
+    /// lease sees a link failure), except a deadlock, which is kept whole
+    /// (`Ok(Err(_))`) for [`Deadlocks::settle`] to decide on.
+    pub(crate) async fn attempt<C, T, F>(conn: &mut C, body: &F) -> Result<Result<T, TxError>, RepoError>
     where
         C: AsyncConnection + 'static,
         T: Send,
         F: for<'r> AsyncFn(&'r mut C) -> Result<T, TxError> + for<'r> TxBody<'r, C, T> + Sync,
     {
-        let mut retry = Deadlocks::default();
-        loop {
-            let attempt = transaction(&mut *conn, body).await;
-            if let Some(done) = retry.settle(attempt).await {
-                return done;
-            }
+        match transaction(&mut *conn, body).await {
+            Err(e) if e.is_deadlock() => Ok(Err(e)),
+            other => other.map(Ok).map_err(RepoError::from),
         }
     }
 
     /// One attempt's result; `None` means "run it again" (after the pause).
-    async fn settle<T>(&mut self, result: Result<T, TxError>) -> Option<Result<T, RepoError>> {
+    pub(crate) async fn settle<T>(&mut self, result: Result<T, TxError>) -> Option<Result<T, RepoError>> {
         match result {
             Err(e) if self.attempt < RETRIES && e.is_deadlock() => {
                 self.attempt += 1;
