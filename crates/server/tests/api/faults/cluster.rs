@@ -207,6 +207,13 @@ async fn three_servers_on_three_nodes_answer_distinct_mail_without_5xx() {
     }
 }
 
+/// How long after a node is killed its cluster may answer 503: the suspect
+/// timeout (2 s) and one statement deadline (2 s) of a call caught by it.
+const KILL_WINDOW: Duration = Duration::from_secs(5);
+/// How long after the killed node is started again: its state transfer and
+/// catching up, and one statement deadline of a call held by them.
+const REJOIN_WINDOW: Duration = Duration::from_secs(5);
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "starts its own 3-node Galera cluster; .ci/run runs it with the fault suite"]
 async fn a_node_killed_mid_load_costs_seconds_of_503_and_rejoins() {
@@ -226,6 +233,11 @@ async fn a_node_killed_mid_load_costs_seconds_of_503_and_rejoins() {
     let killed = Instant::now();
     cluster.node("kill", 1);
     load.until_taken(200, Duration::from_secs(120)).await;
+    // The rejoin is a fault of its own (the node catches up by IST, and may
+    // hold the others' commits meanwhile): it begins once the kill's window
+    // has passed, so that each is measured alone.
+    tokio::time::sleep_until((killed + KILL_WINDOW + Duration::from_secs(1)).into()).await;
+    let restarted = Instant::now();
     cluster.node("restart", 1);
     // Back in the cluster: server 1's connections return to it.
     tokio::time::sleep(Duration::from_secs(8)).await;
@@ -246,21 +258,26 @@ async fn a_node_killed_mid_load_costs_seconds_of_503_and_rejoins() {
             .take(12)
             .collect()
     };
-    if let (Some(first), Some(last)) = (failed.iter().map(|a| a.ended).min(), failed.iter().map(|a| a.ended).max()) {
-        assert!(first >= killed, "no failure before the kill: {by_status:?} {:#?}", said());
-        let mut late: Vec<String> = failed
-            .iter()
-            .filter(|a| a.ended - killed > Duration::from_secs(5))
-            .map(|a| format!("{:?}", a.ended - killed))
-            .collect();
-        late.truncate(10);
-        assert!(
-            last - killed <= Duration::from_secs(5),
-            "503s went on for {:?}: {by_status:?}; late ones at {late:?}; {:#?}",
-            last - killed,
-            said()
-        );
-    }
+    // Each 503 falls in one of the two windows: after the kill, or after the
+    // restart (a rejoining node catches up by IST and, by Galera's flow
+    // control, may hold the others' commits past a statement's deadline: CI
+    // once saw that, when the restart still overlapped the kill's window).
+    let after_kill: Vec<Duration> =
+        failed.iter().filter(|a| a.ended < restarted).map(|a| a.ended.saturating_duration_since(killed)).collect();
+    let after_restart: Vec<Duration> =
+        failed.iter().filter(|a| a.ended >= restarted).map(|a| a.ended - restarted).collect();
+    eprintln!(
+        "503s: {} after the kill {after_kill:?}; {} after the restart, which began {:?} after the kill {after_restart:?}",
+        after_kill.len(),
+        after_restart.len(),
+        restarted - killed,
+    );
+    assert!(failed.iter().all(|a| a.ended >= killed), "no failure before the kill: {by_status:?} {:#?}", said());
+    assert!(
+        after_kill.iter().all(|d| *d <= KILL_WINDOW) && after_restart.iter().all(|d| *d <= REJOIN_WINDOW),
+        "503s outside their windows ({KILL_WINDOW:?} after the kill, {REJOIN_WINDOW:?} after the restart): after the kill {after_kill:?}, after the restart {after_restart:?}; {by_status:?}; {:#?}",
+        said()
+    );
     assert_consistent(&cluster.sql(2, "helpdesk"), &answers);
     assert_every_answer_audited(&cluster.sql(3, "helpdesk"), &addresses, &answers, 0, 0).await;
     // The node rejoined and took its server's writes again.
