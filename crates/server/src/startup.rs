@@ -154,6 +154,7 @@ impl<A: Adapters> Application<A> {
                 stopped.clone(),
             )),
             tokio::spawn(crate::worker::sla(state.clone(), settings.sla_poll()?, stopped.clone())),
+            tokio::spawn(crate::worker::throttle_cleanup(state.sso.clone(), stopped.clone())),
             tokio::spawn(crate::worker::audit_spool(
                 state.audit.clone(),
                 store.clone(),

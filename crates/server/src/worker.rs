@@ -12,7 +12,7 @@ use std::time::Duration;
 use helpdesk_domain::ports::{
     Adapters, AuditRepository, ChatNotifier, Clock, MailNotifier, Store, StoreHealth, WebhookRepository,
 };
-use helpdesk_domain::services::{AuditService, DeliveryReport, OutboxService, WebhookDispatcher};
+use helpdesk_domain::services::{AuditService, DeliveryReport, OutboxService, SsoPorts, SsoService, WebhookDispatcher};
 use helpdesk_http::AppState;
 use tokio::sync::watch;
 
@@ -165,6 +165,21 @@ pub async fn audit_retention<R: AuditRepository>(
             Err(e) => {
                 tracing::warn!(error = %e, "bitácora records past audit.keep_days not deleted; retrying in an hour")
             }
+        }
+        if !stop.pause(PURGE_EVERY).await {
+            return;
+        }
+    }
+}
+
+/// Deletes the throttle keys that count for nothing any more, at start and
+/// then every [`PURGE_EVERY`].
+pub async fn throttle_cleanup<R: SsoPorts>(sso: Arc<SsoService<R>>, mut stop: Stop) {
+    loop {
+        match sso.purge_stale_throttles().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(keys = n, "stale login throttle keys deleted"),
+            Err(e) => tracing::warn!(error = %e, "stale login throttle keys not deleted; retrying in an hour"),
         }
         if !stop.pause(PURGE_EVERY).await {
             return;

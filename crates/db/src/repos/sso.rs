@@ -306,6 +306,33 @@ impl ThrottleRepository for Db {
         db_run!(self, |conn| diesel::delete(intento_login::table.find(key)).execute(conn).await.map(|_| ()).or_repo())
     }
 
+    /// The keys found, then deleted with the condition checked again in the
+    /// `DELETE` itself (a reservation may have started one over meanwhile):
+    /// the same condition as `ThrottleState::is_stale`.
+    async fn purge_stale_throttles(&self, window_start: Timestamp, now: Timestamp, limit: i64) -> RepoResult<u64> {
+        const STALE: &str = "(bloqueado_hasta <= ? OR (bloqueado_hasta IS NULL AND ventana_inicio < ?))";
+        db_transaction!(self, |conn| {
+            let keys: Vec<String> =
+                intento_login::table
+                    .filter(intento_login::bloqueado_hasta.le(now).or(
+                        intento_login::bloqueado_hasta.is_null().and(intento_login::ventana_inicio.lt(window_start)),
+                    ))
+                    .order(intento_login::clave)
+                    .limit(limit.max(0))
+                    .select(intento_login::clave)
+                    .load(&mut *conn)
+                    .await?;
+            if keys.is_empty() {
+                return Ok(0);
+            }
+            let sql = format!("DELETE FROM intento_login WHERE clave IN ({}) AND {STALE}", marks(keys.len()));
+            let mut values: Vec<Value> = keys.iter().map(|k| Value::Text(k)).collect();
+            values.extend([Value::Timestamp(now), Value::Timestamp(window_start)]);
+            let n = Statement::new(sql, values).execute(&mut *conn).await?;
+            Ok(n as u64)
+        })
+    }
+
     /// One transaction, one commit: the throttle settled, the login
     /// recorded on the user, the session stored; an unknown user rolls it
     /// all back.

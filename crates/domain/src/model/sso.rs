@@ -94,6 +94,16 @@ impl ThrottleState {
         Ok(st)
     }
 
+    /// Whether the key counts for nothing any more: its lock was served by
+    /// `now`, or it has no lock and its window started before `window_start`
+    /// ([`ThrottleState::reserve`] starts such a key over, as if absent).
+    pub fn is_stale(&self, window_start: Timestamp, now: Timestamp) -> bool {
+        match self.locked_until {
+            Some(until) => until <= now,
+            None => self.window_started_at < window_start,
+        }
+    }
+
     /// One attempt given back: a success that must not count.
     pub fn refund(&self, limit: &ThrottleLimit) -> ThrottleState {
         let failures = (self.failures - 1).max(0);

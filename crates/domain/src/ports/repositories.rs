@@ -230,6 +230,18 @@ pub trait ThrottleRepository: Send + Sync + 'static {
     /// then nothing is written (a store does it in one transaction: one
     /// commit where the three calls took three).
     fn login_succeeded(&self, done: LoginDone) -> impl Future<Output = RepoResult<()>> + Send;
+    /// Deletes up to `limit` keys that count for nothing any more, so that
+    /// a reservation would start them over as if they were absent: a lock
+    /// served by `now`, or no lock and a window started before
+    /// `window_start`. Returns how many went. A key started over meanwhile
+    /// (by a concurrent reservation) MUST be kept: the condition is checked
+    /// again as each row is deleted.
+    fn purge_stale_throttles(
+        &self,
+        window_start: Timestamp,
+        now: Timestamp,
+        limit: i64,
+    ) -> impl Future<Output = RepoResult<u64>> + Send;
 }
 
 /// Integrated systems (`sistema_integrado`) and their login tickets

@@ -138,6 +138,9 @@ impl<
 {
 }
 
+/// Throttle keys deleted per transaction by [`SsoService::purge_stale_throttles`].
+pub const THROTTLE_PURGE_BATCH: i64 = 1000;
+
 pub struct SsoService<R: SsoPorts> {
     repo: Arc<R>,
     hasher: Arc<dyn PasswordHasher>,
@@ -232,6 +235,17 @@ impl<R: SsoPorts> SsoService<R> {
                 limit(format!("ip:{ip}"), t.address_failures, t.address_lock),
             ],
         }
+    }
+
+    /// Deletes the throttle keys that count for nothing any more (see
+    /// [`ThrottleState::is_stale`]); without it every address that ever
+    /// failed a login would keep its row, and addresses are plenty (IPv6).
+    /// Returns how many went.
+    pub async fn purge_stale_throttles(&self) -> Result<u64, RepoError> {
+        let now = self.clock.now();
+        let window_start = now - self.settings.throttle.window;
+        super::purge_in_rounds(THROTTLE_PURGE_BATCH, |limit| self.repo.purge_stale_throttles(window_start, now, limit))
+            .await
     }
 
     /// Logs in by password or device PIN. The attempt is counted (reserved
@@ -760,6 +774,26 @@ mod tests {
         elsewhere.client_ip = "10.0.0.2".into();
         f.svc.login(elsewhere).await.unwrap();
         f.clock.advance(Duration::minutes(15));
+        f.svc.login(pw("ana", "Clave-correcta-1")).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn stale_throttle_keys_go_once_their_lock_or_window_is_over() {
+        let f = fixture().await;
+        for _ in 0..5 {
+            assert!(matches!(f.svc.login(pw("ana", "mala")).await, Err(SsoError::InvalidCredentials)));
+        }
+        let keys = || async { f.store.throttle_state("ip:10.0.0.1").await.unwrap() };
+        assert_eq!(f.svc.purge_stale_throttles().await.unwrap(), 0, "the lock runs 15 minutes");
+        assert!(keys().await.is_some());
+        f.clock.advance(Duration::minutes(15));
+        // The account's lock from this address is served; the address's and
+        // the account-wide counters (no lock) are in their window's last instant.
+        assert_eq!(f.svc.purge_stale_throttles().await.unwrap(), 1);
+        assert!(keys().await.is_some());
+        f.clock.advance(Duration::seconds(1));
+        assert_eq!(f.svc.purge_stale_throttles().await.unwrap(), 2, "their window ended");
+        assert_eq!(keys().await, None);
         f.svc.login(pw("ana", "Clave-correcta-1")).await.unwrap();
     }
 

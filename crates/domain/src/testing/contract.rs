@@ -718,6 +718,38 @@ pub async fn a_login_succeeds_all_at_once_or_not_at_all<S: Store>(s: Arc<S>) {
     assert_eq!(s.find_session("t-new").await.unwrap(), Some(session("t-new", user.id, None, now)));
 }
 
+/// Keys whose lock was served, or with no lock and an ended window, go;
+/// a running lock or window stays.
+pub async fn stale_throttle_keys_are_purged_and_live_ones_kept<S: Store>(s: Arc<S>) {
+    let t = |m: i64| at(8, 0, 0) + chrono::Duration::minutes(m);
+    let reserve = |key: &str, max: i32, lock_minutes: i64, now: i64| {
+        let (s, key) = (s.clone(), key.to_string());
+        async move {
+            let limit = ThrottleLimit { key, max, lock_until: t(now + lock_minutes) };
+            let got = s.reserve_attempt(&[limit], t(now), t(now - 15)).await.unwrap();
+            assert_eq!(got, Reservation::Granted);
+        }
+    };
+    reserve("ip:served", 1, 5, 0).await; // locked until 8:05
+    reserve("ip:locked", 1, 60, 0).await; // locked until 9:00
+    reserve("ip:ended", 10, 30, 0).await; // window from 8:00, no lock
+    reserve("ip:running", 10, 30, 20).await; // window from 8:20, no lock
+    // At 8:30, with windows of 15 minutes (from 8:15).
+    let purge = |limit: i64| {
+        let s = s.clone();
+        async move { s.purge_stale_throttles(t(15), t(30), limit).await.unwrap() }
+    };
+    assert_eq!(purge(1).await, 1, "at most the limit");
+    assert_eq!(purge(10).await, 1);
+    assert_eq!(purge(10).await, 0);
+    for gone in ["ip:served", "ip:ended"] {
+        assert_eq!(s.throttle_state(gone).await.unwrap(), None, "{gone}");
+    }
+    for kept in ["ip:locked", "ip:running"] {
+        assert!(s.throttle_state(kept).await.unwrap().is_some(), "{kept}");
+    }
+}
+
 /// Reservations racing on the same keys: exactly `max` are granted.
 pub async fn concurrent_attempts_are_granted_up_to_the_limit<S: Store>(s: Arc<S>) {
     let now = at(8, 0, 0);

@@ -664,6 +664,21 @@ impl ThrottleRepository for InMemoryStore {
             Ok(())
         })
     }
+    async fn purge_stale_throttles(&self, window_start: Timestamp, now: Timestamp, limit: i64) -> RepoResult<u64> {
+        self.with(|i| {
+            let stale: Vec<String> = i
+                .throttles
+                .iter()
+                .filter(|(_, st)| st.is_stale(window_start, now))
+                .map(|(k, _)| k.clone())
+                .take(usize::try_from(limit).unwrap_or(0))
+                .collect();
+            for key in &stale {
+                i.throttles.remove(key);
+            }
+            Ok(stale.len() as u64)
+        })
+    }
     async fn login_succeeded(&self, done: LoginDone) -> RepoResult<()> {
         self.with(|i| {
             // Everything that can refuse is checked before anything is written.

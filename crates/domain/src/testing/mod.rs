@@ -125,6 +125,7 @@ macro_rules! repository_contract_tests {
             concurrent_attempts_are_granted_up_to_the_limit,
             logins_succeeding_at_once_beside_other_writes_all_land,
             a_login_succeeds_all_at_once_or_not_at_all,
+            stale_throttle_keys_are_purged_and_live_ones_kept,
             integrated_systems_round_trip_and_update,
             login_tickets_are_used_once_and_expire,
             concurrent_ticket_uses_have_one_winner,
