@@ -142,6 +142,7 @@ impl<A: Adapters> Application<A> {
         let (stop, stopped) = Stop::new();
         let counted = state.clone();
         let mut workers = vec![
+            tokio::spawn(crate::worker::webhook_retention(webhooks.clone(), stopped.clone())),
             tokio::spawn(crate::worker::webhooks(
                 webhooks,
                 Duration::from_millis(settings.webhooks.poll_interval_ms),

@@ -9,6 +9,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use helpdesk_domain::RepoError;
 use helpdesk_domain::ports::{
     Adapters, AuditRepository, ChatNotifier, Clock, MailNotifier, Store, StoreHealth, WebhookRepository,
 };
@@ -71,25 +72,13 @@ pub async fn outbox<R: Store, M: MailNotifier, C: ChatNotifier>(
 
 /// Delivers the webhooks' events that are due, `poll` apart (at once again
 /// after a full round); `count` hears how each round went.
-/// How often finished webhook deliveries past `webhooks.keep_days` are deleted.
-const PURGE_EVERY: Duration = Duration::from_secs(3600);
-
 pub async fn webhooks<R: WebhookRepository>(
     dispatcher: Arc<WebhookDispatcher<R>>,
     poll: Duration,
     mut stop: Stop,
     count: impl Fn(&DeliveryReport) + Send,
 ) {
-    let mut next_purge = std::time::Instant::now();
     while !stop.raised() {
-        if std::time::Instant::now() >= next_purge {
-            next_purge += PURGE_EVERY;
-            match dispatcher.purge_finished().await {
-                Ok(0) => {}
-                Ok(n) => tracing::info!(deliveries = n, "finished webhook deliveries past webhooks.keep_days deleted"),
-                Err(e) => tracing::warn!(error = %e, "finished webhook deliveries not deleted; retrying in an hour"),
-            }
-        }
         match dispatcher.run_due(WEBHOOK_BATCH).await {
             Ok(report) => {
                 count(&report);
@@ -148,45 +137,50 @@ pub async fn sla<A: Adapters>(state: actix_web::web::Data<AppState<A>>, poll: Du
     }
 }
 
-/// Offers the spool to the database every `period` while it holds records
-/// (after a ping, so that a database still down costs one bounded query).
-/// Deletes the bitácora records older than `keep` at start and then every
-/// [`PURGE_EVERY`].
+/// How often the retention workers delete what is past keeping.
+const PURGE_EVERY: Duration = Duration::from_secs(3600);
+
+/// Runs `purge` at start and then every [`PURGE_EVERY`] until told to stop;
+/// `what` names what it deletes, for the logs.
+async fn purge_hourly<F: Future<Output = Result<u64, RepoError>>>(
+    what: &str,
+    mut purge: impl FnMut() -> F,
+    mut stop: Stop,
+) {
+    loop {
+        match purge().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(rows = n, "{what} deleted"),
+            Err(e) => tracing::warn!(error = %e, "{what} not deleted; retrying in an hour"),
+        }
+        if !stop.pause(PURGE_EVERY).await {
+            return;
+        }
+    }
+}
+
+/// Deletes finished webhook deliveries past `webhooks.keep_days`.
+pub async fn webhook_retention<R: WebhookRepository>(dispatcher: Arc<WebhookDispatcher<R>>, stop: Stop) {
+    purge_hourly("finished webhook deliveries past webhooks.keep_days", || dispatcher.purge_finished(), stop).await
+}
+
+/// Deletes the bitácora records older than `keep`.
 pub async fn audit_retention<R: AuditRepository>(
     audit: AuditService<R>,
     clock: Arc<dyn Clock>,
     keep: chrono::Duration,
-    mut stop: Stop,
+    stop: Stop,
 ) {
-    loop {
-        match audit.purge_expired(clock.now(), keep).await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(records = n, "bitácora records past audit.keep_days deleted"),
-            Err(e) => {
-                tracing::warn!(error = %e, "bitácora records past audit.keep_days not deleted; retrying in an hour")
-            }
-        }
-        if !stop.pause(PURGE_EVERY).await {
-            return;
-        }
-    }
+    purge_hourly("bitácora records past audit.keep_days", || audit.purge_expired(clock.now(), keep), stop).await
 }
 
-/// Deletes the throttle keys that count for nothing any more, at start and
-/// then every [`PURGE_EVERY`].
-pub async fn throttle_cleanup<R: SsoPorts>(sso: Arc<SsoService<R>>, mut stop: Stop) {
-    loop {
-        match sso.purge_stale_throttles().await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(keys = n, "stale login throttle keys deleted"),
-            Err(e) => tracing::warn!(error = %e, "stale login throttle keys not deleted; retrying in an hour"),
-        }
-        if !stop.pause(PURGE_EVERY).await {
-            return;
-        }
-    }
+/// Deletes the login-throttle keys that count for nothing any more.
+pub async fn throttle_cleanup<R: SsoPorts>(sso: Arc<SsoService<R>>, stop: Stop) {
+    purge_hourly("stale login throttle keys", || sso.purge_stale_throttles(), stop).await
 }
 
+/// Offers the spool to the database every `period` while it holds records
+/// (after a ping, so that a database still down costs one bounded query).
 pub async fn audit_spool<R: AuditRepository + StoreHealth>(
     audit: AuditService<R>,
     store: Arc<R>,
