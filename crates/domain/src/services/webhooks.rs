@@ -128,7 +128,7 @@ pub struct WebhookDispatcher<R: WebhookRepository> {
 }
 
 /// Finished deliveries deleted per transaction.
-pub const PURGE_BATCH: i64 = 500;
+pub const WEBHOOK_PURGE_BATCH: i64 = 500;
 
 impl<R: WebhookRepository> WebhookDispatcher<R> {
     pub fn new(
@@ -166,12 +166,12 @@ impl<R: WebhookRepository> WebhookDispatcher<R> {
     /// Deletes the deliveries finished longer ago than `settings.keep` (by
     /// when they were created: a delivery is finished within hours of its
     /// event), and the events left without any, in rounds of
-    /// [`PURGE_BATCH`] so that no transaction grows large. Returns how many
+    /// [`WEBHOOK_PURGE_BATCH`] so that no transaction grows large. Returns how many
     /// deliveries went.
     pub async fn purge_finished(&self) -> Result<u64, RepoError> {
         let Some(keep) = self.settings.keep else { return Ok(0) };
         let before = self.clock.now() - keep;
-        super::purge_in_rounds(PURGE_BATCH, |limit| self.repo.purge_finished_deliveries(before, limit)).await
+        super::purge_in_rounds(WEBHOOK_PURGE_BATCH, |limit| self.repo.purge_finished_deliveries(before, limit)).await
     }
 
     /// One attempt at a claimed delivery, recorded.
@@ -312,9 +312,9 @@ mod tests {
         let clock = Arc::new(ManualClock::now_utc());
         let before = clock.now() - Duration::days(30);
         let mut repo = crate::ports::MockWebhookRepository::new();
-        let mut rounds = vec![3, PURGE_BATCH as u64, PURGE_BATCH as u64];
+        let mut rounds = vec![3, WEBHOOK_PURGE_BATCH as u64, WEBHOOK_PURGE_BATCH as u64];
         repo.expect_purge_finished_deliveries()
-            .withf(move |b, limit| *b == before && *limit == PURGE_BATCH)
+            .withf(move |b, limit| *b == before && *limit == WEBHOOK_PURGE_BATCH)
             .times(3)
             .returning(move |_, _| {
                 let n = rounds.pop().expect("three rounds");
@@ -324,7 +324,11 @@ mod tests {
         let sender = Arc::new(Receiver::default());
         let keys = SecretBox::new([5; 32]);
         let dispatcher = WebhookDispatcher::new(repo, sender.clone(), keys.clone(), clock.clone(), settings());
-        assert_eq!(dispatcher.purge_finished().await.unwrap(), 2 * PURGE_BATCH as u64 + 3, "until a round is short");
+        assert_eq!(
+            dispatcher.purge_finished().await.unwrap(),
+            2 * WEBHOOK_PURGE_BATCH as u64 + 3,
+            "until a round is short"
+        );
         // Kept for ever: the store is not asked.
         let forever = WebhookSettings { keep: None, ..settings() };
         let untouched = Arc::new(crate::ports::MockWebhookRepository::new());
