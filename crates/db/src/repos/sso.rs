@@ -311,23 +311,25 @@ impl ThrottleRepository for Db {
     /// the same condition as `ThrottleState::is_stale`.
     async fn purge_stale_throttles(&self, window_start: Timestamp, now: Timestamp, limit: i64) -> RepoResult<u64> {
         const STALE: &str = "(bloqueado_hasta <= ? OR (bloqueado_hasta IS NULL AND ventana_inicio < ?))";
+        let stale = [Value::Timestamp(now), Value::Timestamp(window_start)];
         db_transaction!(self, |conn| {
-            let keys: Vec<String> =
-                intento_login::table
-                    .filter(intento_login::bloqueado_hasta.le(now).or(
-                        intento_login::bloqueado_hasta.is_null().and(intento_login::ventana_inicio.lt(window_start)),
-                    ))
-                    .order(intento_login::clave)
-                    .limit(limit.max(0))
-                    .select(intento_login::clave)
-                    .load(&mut *conn)
-                    .await?;
+            let mut values = stale.to_vec();
+            values.push(Value::BigInt(limit.max(0)));
+            let sql = format!(
+                "SELECT clave, fallos, ventana_inicio, bloqueado_hasta FROM intento_login WHERE {STALE} ORDER BY clave LIMIT ?"
+            );
+            let keys: Vec<String> = crate::sql::Select(Statement::new(sql, values))
+                .load::<KeyedThrottleRow>(&mut *conn)
+                .await?
+                .into_iter()
+                .map(|r| r.clave)
+                .collect();
             if keys.is_empty() {
                 return Ok(0);
             }
             let sql = format!("DELETE FROM intento_login WHERE clave IN ({}) AND {STALE}", marks(keys.len()));
             let mut values: Vec<Value> = keys.iter().map(|k| Value::Text(k)).collect();
-            values.extend([Value::Timestamp(now), Value::Timestamp(window_start)]);
+            values.extend(stale);
             let n = Statement::new(sql, values).execute(&mut *conn).await?;
             Ok(n as u64)
         })
