@@ -16,6 +16,7 @@ mod error;
 mod link;
 mod migrate;
 mod models;
+mod repair;
 mod repos;
 mod retry;
 pub mod schema;
@@ -28,6 +29,7 @@ mod transaction;
 
 pub use conn::{Backend, Db, DbOptions, DbUrl, DbUrlError};
 pub use migrate::{MigrateError, StartupLock};
+pub use repair::Repaired;
 pub use spool::FileSpool;
 
 // The two macros below only pick the backend: a body is compiled once per

@@ -429,6 +429,27 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    correo_retenido (id_correo_retenido) {
+        id_correo_retenido -> BigInt,
+        clave_dedupe -> Text,
+        motivo -> Text,
+        remitente -> Text,
+        asunto -> Text,
+        correo -> Text,
+        created_at -> Timestamp,
+        fk_id_ticket -> Nullable<BigInt>,
+        liberado_en -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    reparacion_datos (nombre) {
+        nombre -> Text,
+        hecho_en -> Timestamp,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     correo_lectura,
     correo_cuarentena,
@@ -462,4 +483,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     escalado_sla,
     palabra_ticket,
     indice_busqueda,
+    correo_retenido,
+    reparacion_datos,
 );

@@ -10,6 +10,7 @@
 
 use std::sync::LazyLock;
 
+use helpdesk_domain::model::{Address, split_address_list};
 use regex::Regex;
 use serde_json::{Map, Value};
 
@@ -67,37 +68,9 @@ impl Rule {
     }
 }
 
-/// `Name <addr>` or a bare address.
+/// `Name <addr>` or a bare address: the domain's one parser.
 fn is_mailbox(s: &str) -> bool {
-    let s = s.trim();
-    let addr = match (s.rfind('<'), s.ends_with('>')) {
-        (Some(i), true) => &s[i + 1..s.len() - 1],
-        _ => s,
-    };
-    addr.chars().count() <= 320 && EMAIL.is_match(addr.trim())
-}
-
-/// The items of an address list: split at `,` and `;` outside quotes and
-/// angle brackets; blank items dropped.
-fn split_address_list(s: &str) -> Vec<&str> {
-    let (mut items, mut start, mut quoted, mut angled) = (Vec::new(), 0, false, false);
-    let mut escaped = false;
-    for (i, c) in s.char_indices() {
-        match c {
-            _ if escaped => escaped = false,
-            '\\' if quoted => escaped = true,
-            '"' => quoted = !quoted,
-            '<' if !quoted => angled = true,
-            '>' if !quoted => angled = false,
-            ',' | ';' if !quoted && !angled => {
-                items.push(&s[start..i]);
-                start = i + 1;
-            }
-            _ => {}
-        }
-    }
-    items.push(&s[start..]);
-    items.into_iter().filter(|m| !m.trim().is_empty()).collect()
+    Address::parse(s).is_some()
 }
 
 /// A field and its rules, in the order Laravel reports them.
@@ -166,14 +139,6 @@ fn attribute(name: &str) -> String {
 fn list(names: &[&str]) -> String {
     names.iter().map(|n| attribute(n)).collect::<Vec<_>>().join(" / ")
 }
-
-static EMAIL: LazyLock<Regex> = LazyLock::new(|| {
-    // Laravel's default `email` rule is RFC validation (egulias); this is its
-    // practical core: one @, a non-empty local part without spaces, and a
-    // domain of dot-separated labels.
-    Regex::new(r"^[^\s@]+@[A-Za-z0-9\p{L}](?:[A-Za-z0-9\p{L}-]*[A-Za-z0-9\p{L}])?(?:\.[A-Za-z0-9\p{L}](?:[A-Za-z0-9\p{L}-]*[A-Za-z0-9\p{L}])?)*$")
-        .expect("valid regex")
-});
 
 /// Parses an integer as Laravel's `integer` rule accepts it.
 pub fn as_integer(v: &Value) -> Option<i64> {
@@ -271,7 +236,7 @@ fn check_value(rule: &Rule, v: &Value, attr: &str, numeric: bool) -> Option<Stri
         Rule::Array => (!v.is_array()).then(|| format!("The {attr} field must be an array.")),
         Rule::Object => (!v.is_object()).then(|| format!("The {attr} field must be an array.")),
         Rule::Email => {
-            let ok = v.as_str().is_some_and(|s| s.chars().count() <= 320 && EMAIL.is_match(s));
+            let ok = v.as_str().is_some_and(|s| Address::parse_bare(s).is_some());
             (!ok).then(|| format!("The {attr} field must be a valid email address."))
         }
         Rule::Mailbox => {

@@ -96,6 +96,13 @@ pub(crate) async fn prepare_db(settings: &Settings, db: &Arc<Db>, keys: &Keys) -
     if indexed > 0 {
         tracing::info!(indexed, "messages added to the search index");
     }
+    // Stored data older code wrote in a form the rules no longer accept,
+    // made right once (recorded as done; safe on several servers at once).
+    let now = chrono::Utc::now().naive_utc();
+    let repaired = db.repair_data(now).await.map_err(|e| StartError::Migrate(e.to_string()))?;
+    if repaired != helpdesk_db::Repaired::default() {
+        tracing::info!(?repaired, "stored data repaired");
+    }
     Ok(())
 }
 

@@ -1,6 +1,7 @@
 //! The helpdesk's nouns. Field names are English; the documented Spanish names
 //! live in the HTTP crate's DTOs and in the database columns.
 
+mod address;
 mod audit;
 mod consumer;
 mod directory;
@@ -13,6 +14,7 @@ mod ticket;
 mod webhook;
 mod work;
 
+pub use address::*;
 pub use audit::*;
 pub use consumer::*;
 pub use directory::*;

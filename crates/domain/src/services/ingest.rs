@@ -90,11 +90,6 @@ pub fn header<'a>(headers: &'a BTreeMap<String, String>, name: &str) -> Option<&
     headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.trim())
 }
 
-/// A Message-ID without angle brackets, lower-cased for comparison.
-fn normalize_id(id: &str) -> String {
-    id.trim().trim_start_matches('<').trim_end_matches('>').trim().to_lowercase()
-}
-
 /// The bare address of `Name <addr>` or `addr`, lower-cased.
 pub fn bare_address(s: &str) -> String {
     let s = s.trim();
@@ -110,12 +105,20 @@ pub fn addresses(list: &str) -> Vec<String> {
     list.split([',', ';']).map(bare_address).filter(|a| a.contains('@')).collect()
 }
 
-/// Auto-replies, bounces and bulk mail: stored, never acknowledged.
+/// Auto-replies, bounces and bulk mail: stored, never acknowledged, and
+/// in a ticket they change nothing (no reopening, no clock, no notice).
+/// `Auto-Submitted` with any value but `no` (`auto-replied`,
+/// `auto-generated`, `auto-notified`, ...; its parameters ignored),
+/// `X-Autoreply` / `X-Autorespond`, `Precedence: auto_reply|bulk|junk|list`,
+/// `X-Auto-Response-Suppress`, `X-Loop`, an empty `Return-Path`, a
+/// mailer-daemon or postmaster, one of our own addresses.
 pub fn is_automatic(mail: &IncomingMail, own_mailboxes: &[String]) -> bool {
     let h = &mail.headers;
-    let auto_submitted = header(h, "Auto-Submitted").is_some_and(|v| !v.eq_ignore_ascii_case("no"));
-    let precedence =
-        header(h, "Precedence").is_some_and(|v| ["bulk", "junk", "list"].iter().any(|p| v.eq_ignore_ascii_case(p)));
+    let auto_submitted = header(h, "Auto-Submitted")
+        .is_some_and(|v| !v.split(';').next().unwrap_or_default().trim().eq_ignore_ascii_case("no"));
+    let autoreply = ["X-Autoreply", "X-Autorespond"].iter().any(|n| header(h, n).is_some());
+    let precedence = header(h, "Precedence")
+        .is_some_and(|v| ["auto_reply", "bulk", "junk", "list"].iter().any(|p| v.eq_ignore_ascii_case(p)));
     let suppress = header(h, "X-Auto-Response-Suppress").is_some();
     let looped = header(h, "X-Loop").is_some();
     let empty_return_path = header(h, "Return-Path").is_some_and(|v| v.trim_matches(['<', '>', ' ']).is_empty());
@@ -123,7 +126,7 @@ pub fn is_automatic(mail: &IncomingMail, own_mailboxes: &[String]) -> bool {
     let local = from.split('@').next().unwrap_or_default();
     let daemon = ["mailer-daemon", "postmaster"].iter().any(|d| local.eq_ignore_ascii_case(d));
     let ours = own_mailboxes.iter().any(|m| m.eq_ignore_ascii_case(&from));
-    auto_submitted || precedence || suppress || looped || empty_return_path || daemon || ours
+    auto_submitted || autoreply || precedence || suppress || looped || empty_return_path || daemon || ours
 }
 
 static SUBJECT_NUMBER: LazyLock<Regex> =
@@ -144,8 +147,10 @@ pub struct MessageIdSigner {
 }
 
 impl MessageIdSigner {
+    /// The ids it writes are in [`MessageId`]'s form (lower case), so
+    /// that what is sent is what is stored and compared.
     pub fn new(hasher: SecretHasher, domain: &str) -> Self {
-        Self { hasher, domain: domain.to_string() }
+        Self { hasher, domain: domain.trim().to_lowercase() }
     }
 
     fn tag(&self, ticket_id: i64) -> String {
@@ -160,15 +165,15 @@ impl MessageIdSigner {
     /// The Message-ID of an operator's reply: the same signed tag, with a
     /// random part where a notice's id goes (the reply is stored before any
     /// notice exists), so the customer's answer threads without a lookup.
-    pub fn for_reply(&self, ticket_id: i64) -> String {
-        let nonce = crate::crypto::random_token(16);
-        format!("ticket{ticket_id}.r{nonce}.{}@{}", self.tag(ticket_id), self.domain)
+    pub fn for_reply(&self, ticket_id: i64) -> MessageId {
+        let nonce = crate::crypto::random_token(20).to_lowercase();
+        let id = format!("ticket{ticket_id}.r{nonce}.{}@{}", self.tag(ticket_id), self.domain);
+        MessageId::parse(&id).expect("not empty")
     }
 
     /// The ticket a Message-ID we sent names, if its tag is genuine.
-    pub fn ticket_of(&self, message_id: &str) -> Option<i64> {
-        let id = normalize_id(message_id);
-        let local = id.split('@').next()?;
+    pub fn ticket_of(&self, id: &MessageId) -> Option<i64> {
+        let local = id.as_str().split('@').next()?;
         let mut parts = local.split('.');
         let ticket: i64 = parts.next()?.strip_prefix("ticket")?.parse().ok()?;
         let _notice = parts.next()?;
@@ -334,6 +339,19 @@ impl<R: IngestPorts> IngestService<R> {
         now: Timestamp,
     ) -> Result<IngestOutcome, IngestError> {
         let department = self.department(ticket.department_id).await?.ok_or(IngestError::NoDepartment)?;
+        if automatic {
+            // An out-of-office or a bounce is kept in the thread for the
+            // operator to read, and that is all: the ticket stays as it is
+            // and nobody is told (telling is how loops start).
+            let target = IncomingTarget::Existing { ticket_id: ticket.id, reopen: false, sla: None };
+            let participants = Vec::new();
+            let planned = Planned::new(
+                self.incoming(target, &mail, keys, automatic, participants, Vec::new(), Vec::new(), now),
+                department,
+                ticket.assignee_id,
+            );
+            return self.store_one(planned).await;
+        }
         // The customer's answer reopens a closed ticket and ends the wait of
         // a pending one: its clock runs again.
         let reopen = ticket.status != TicketStatus::Open;
@@ -500,8 +518,8 @@ impl<R: IngestPorts> IngestService<R> {
             target,
             detail: NewTicketDetail {
                 dedupe_key: keys.dedupe_key,
-                message_id_hash: keys.message_id.as_deref().map(|m| sha256_hex(m.as_bytes())),
-                message_id: keys.message_id,
+                message_id_hash: keys.message_id.as_ref().map(MessageId::hash),
+                message_id: keys.message_id.map(|m| m.as_str().to_string()),
                 from: mail.from.trim().to_string(),
                 to: mail.to.trim().to_string(),
                 cc: mail.cc.clone(),
@@ -574,21 +592,14 @@ impl<R: IngestPorts> IngestService<R> {
     /// (signed tag) or stored, else by the subject's number when the sender
     /// already takes part in that ticket.
     async fn thread(&self, mail: &IncomingMail, sender: &str) -> Result<Option<Ticket>, IngestError> {
-        let mut refs: Vec<String> = Vec::new();
-        refs.extend(
-            header(&mail.headers, "In-Reply-To")
-                .map(|v| v.split_whitespace().map(normalize_id).collect::<Vec<_>>())
-                .unwrap_or_default(),
-        );
-        let mut references: Vec<String> = header(&mail.headers, "References")
-            .map(|v| v.split_whitespace().map(normalize_id).collect())
-            .unwrap_or_default();
+        let mut refs: Vec<MessageId> = header(&mail.headers, "In-Reply-To").map(MessageId::list).unwrap_or_default();
+        let mut references = header(&mail.headers, "References").map(MessageId::list).unwrap_or_default();
         references.reverse();
         refs.extend(references);
-        for r in refs.iter().filter(|r| !r.is_empty()) {
+        for r in &refs {
             let ticket_id = match self.ids.ticket_of(r) {
                 Some(t) => Some(t),
-                None => self.repo.ticket_of_message(&sha256_hex(r.as_bytes())).await?,
+                None => self.repo.ticket_of_message(&r.hash()).await?,
             };
             if let Some(t) = ticket_id
                 && let Some(ticket) = self.repo.find_ticket(t).await?
@@ -663,14 +674,14 @@ fn take_least_loaded(loads: &mut [OperatorLoad], now: Timestamp) -> Option<Inter
 #[derive(Debug, Clone)]
 struct MailKeys {
     dedupe_key: String,
-    message_id: Option<String>,
+    message_id: Option<MessageId>,
 }
 
 impl MailKeys {
     fn of(mail: &IncomingMail) -> Self {
-        let message_id = header(&mail.headers, "Message-ID").map(normalize_id).filter(|m| !m.is_empty());
+        let message_id = header(&mail.headers, "Message-ID").and_then(MessageId::parse);
         let dedupe_key = match &message_id {
-            Some(m) => sha256_hex(format!("mid:{m}").as_bytes()),
+            Some(m) => m.dedupe_key(),
             None => sha256_hex(
                 format!(
                     "content:{}\n{}\n{}\n{}",
@@ -849,16 +860,20 @@ mod tests {
 
     #[test]
     fn signed_message_ids() {
-        let s = MessageIdSigner::new(SecretHasher::new([1; 32]), "helpdesk.test");
+        let s = MessageIdSigner::new(SecretHasher::new([1; 32]), "Helpdesk.Test");
+        let id_of = |raw: &str| MessageId::parse(raw).unwrap();
         let id = s.for_notice(132, 9);
-        assert_eq!(s.ticket_of(&format!("<{id}>")), Some(132));
-        assert_eq!(s.ticket_of(&id.replace("ticket132", "ticket133")), None, "forged number");
-        assert_eq!(MessageIdSigner::new(SecretHasher::new([2; 32]), "x").ticket_of(&id), None, "another key");
-        assert_eq!(s.ticket_of("cualquier@otro.test"), None);
+        assert_eq!(id, id.to_lowercase(), "written in the form it is compared in");
+        assert_eq!(s.ticket_of(&id_of(&format!("<{id}>"))), Some(132));
+        assert_eq!(s.ticket_of(&id_of(&id.to_uppercase())), Some(132), "whatever case it comes back in");
+        assert_eq!(s.ticket_of(&id_of(&id.replace("ticket132", "ticket133"))), None, "forged number");
+        assert_eq!(MessageIdSigner::new(SecretHasher::new([2; 32]), "x").ticket_of(&id_of(&id)), None, "another key");
+        assert_eq!(s.ticket_of(&id_of("cualquier@otro.test")), None);
         let reply = s.for_reply(132);
+        assert_eq!(reply.as_str(), reply.as_str().to_lowercase());
         assert_eq!(s.ticket_of(&reply), Some(132), "{reply}");
         assert_ne!(reply, s.for_reply(132), "each reply its own id");
-        assert_eq!(s.ticket_of(&reply.replace("ticket132", "ticket7")), None, "forged number");
+        assert_eq!(s.ticket_of(&id_of(&reply.as_str().replace("ticket132", "ticket7"))), None, "forged number");
     }
 
     #[tokio::test]

@@ -579,16 +579,12 @@ fn threads(items: &[Item], keys: impl Fn(&IncomingMail) -> Vec<String>) -> Vec<V
 /// or refers to, and the tickets it names (a Message-ID we signed, the
 /// subject's number), normalised as ingestion compares them.
 fn thread_keys(mail: &IncomingMail, signer: &MessageIdSigner) -> Vec<String> {
-    let normal = |id: &str| id.trim().trim_start_matches('<').trim_end_matches('>').trim().to_lowercase();
     let mut keys = Vec::new();
-    if let Some(own) = header(&mail.headers, "Message-ID").map(normal).filter(|m| !m.is_empty()) {
+    if let Some(own) = header(&mail.headers, "Message-ID").and_then(MessageId::parse) {
         keys.push(format!("m:{own}"));
     }
     for name in ["In-Reply-To", "References"] {
-        for id in header(&mail.headers, name).unwrap_or_default().split_whitespace().map(normal) {
-            if id.is_empty() {
-                continue;
-            }
+        for id in MessageId::list(header(&mail.headers, name).unwrap_or_default()) {
             if let Some(ticket) = signer.ticket_of(&id) {
                 keys.push(format!("t:{ticket}"));
             }

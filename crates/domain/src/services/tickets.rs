@@ -17,7 +17,6 @@
 
 use std::sync::Arc;
 
-use crate::crypto::sha256_hex;
 use crate::error::RepoError;
 use crate::model::*;
 use crate::ports::{Clock, SlaRepository, TicketRepository, TicketWorkRepository, UserRepository};
@@ -289,9 +288,9 @@ impl<R: TicketPorts> TicketService<R> {
         let direction = if req.internal { Direction::Note } else { Direction::Outgoing };
         let subject = format!("Re: {}", ticket.subject);
         let detail = NewTicketDetail {
-            dedupe_key: sha256_hex(format!("mid:{message_id}").as_bytes()),
-            message_id_hash: Some(sha256_hex(message_id.as_bytes())),
-            message_id: Some(message_id.clone()),
+            dedupe_key: message_id.dedupe_key(),
+            message_id_hash: Some(message_id.hash()),
+            message_id: Some(message_id.as_str().to_string()),
             from: op.user.email.clone(),
             to: if req.internal { String::new() } else { ticket.requester.clone() },
             cc: (!req.internal && !cc.is_empty()).then(|| cc.join(", ")),
@@ -329,7 +328,11 @@ impl<R: TicketPorts> TicketService<R> {
             sla: ticket.sla.filter(|c| !req.internal && c.first_response_at.is_none()).map(|c| c.responded(now)),
         };
         let stored = self.repo.store_reply(reply).await?;
-        Ok(ReplyOutcome { detail_id: stored.detail_id, message_id, notice_ids: stored.notice_ids })
+        Ok(ReplyOutcome {
+            detail_id: stored.detail_id,
+            message_id: message_id.to_string(),
+            notice_ids: stored.notice_ids,
+        })
     }
 
     /// Changes status, assignee, department or priority; answers the ticket
@@ -636,7 +639,11 @@ mod tests {
             cc: Some("Jefe <jefe@cliente.test>, carla@helpdesk.test".into()),
         };
         let out = f.svc.reply(&f.ana, f.ticket, req).await.unwrap();
-        assert_eq!(MessageIdSigner::new(SecretHasher::new([3; 32]), "x").ticket_of(&out.message_id), Some(f.ticket));
+        assert_eq!(
+            MessageIdSigner::new(SecretHasher::new([3; 32]), "x")
+                .ticket_of(&MessageId::parse(&out.message_id).unwrap()),
+            Some(f.ticket)
+        );
         let detail = f.store.find_detail(out.detail_id).await.unwrap().unwrap();
         assert_eq!((detail.direction, detail.author_id), (Direction::Outgoing, Some(f.ana.id())));
         assert_eq!(detail.to, "cliente@cliente.test");

@@ -15,6 +15,7 @@ mod faults;
 mod health;
 mod ingest;
 mod mail_accounts;
+mod mail_loops;
 mod reader;
 mod secrets;
 mod security_http;

@@ -12,24 +12,24 @@ use serde_json::{Value, json};
 
 use crate::helpers::*;
 
-const PASSWORD: &str = "Clave-Segura-2026";
+pub(crate) const PASSWORD: &str = "Clave-Segura-2026";
 
-struct Desk {
-    app: TestApp,
+pub(crate) struct Desk {
+    pub app: TestApp,
     /// The reading channel's consumer (`correo/save`).
-    channel: String,
+    pub channel: String,
     /// The operators' application: SSO login and the ticket API.
-    ops: String,
-    support: i64,
-    sales: i64,
+    pub ops: String,
+    pub support: i64,
+    pub sales: i64,
     /// Support operators who take tickets.
-    ana: i64,
-    carla: i64,
+    pub ana: i64,
+    pub carla: i64,
     /// A sales operator.
-    beto: i64,
+    pub beto: i64,
 }
 
-async fn desk(backend: Backend, smtp: bool) -> Desk {
+pub(crate) async fn desk(backend: Backend, smtp: bool) -> Desk {
     let storage = scratch_dir("adjuntos");
     let dir = storage.clone();
     let mut builder = TestApp::builder(backend).with_settings(move |s| {
@@ -72,7 +72,7 @@ async fn desk(backend: Backend, smtp: bool) -> Desk {
     Desk { app, channel, ops, support, sales, ana, carla, beto }
 }
 
-fn customer_mail(id: &str, subject: &str, extra_headers: Value) -> Value {
+pub(crate) fn customer_mail(id: &str, subject: &str, extra_headers: Value) -> Value {
     let mut headers = json!({"Message-ID": format!("<{id}@cliente.test>")});
     for (k, v) in extra_headers.as_object().cloned().unwrap_or_default() {
         headers[k] = v;
@@ -91,20 +91,26 @@ fn customer_mail(id: &str, subject: &str, extra_headers: Value) -> Value {
 }
 
 impl Desk {
-    async fn save(&self, body: &Value) -> Value {
+    pub(crate) async fn save(&self, body: &Value) -> Value {
         let (status, body) = json(self.app.post("correo/save", ("canal_lectura", &self.channel), body).await).await;
         assert_eq!(status, 200, "{body}");
         body
     }
 
-    async fn token(&self, login: &str) -> String {
+    pub(crate) async fn token(&self, login: &str) -> String {
         let body = json!({"product": "mesa", "usuario": login, "password": PASSWORD, "modo": "normal"});
         let (status, body) = json(self.app.post("SSO/access", ("consola", &self.ops), &body).await).await;
         assert_eq!(status, 200, "{body}");
         body["data"]["token"].as_str().unwrap().to_string()
     }
 
-    async fn call(&self, method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> (u16, Value) {
+    pub(crate) async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (u16, Value) {
         let mut req = self
             .app
             .client
@@ -120,7 +126,7 @@ impl Desk {
         json(req.send().await.unwrap()).await
     }
 
-    async fn get(&self, path: &str, token: &str) -> (u16, Value) {
+    pub(crate) async fn get(&self, path: &str, token: &str) -> (u16, Value) {
         self.call(Method::GET, path, Some(token), None).await
     }
 }

@@ -1,0 +1,2 @@
+DROP TABLE reparacion_datos;
+DROP TABLE correo_retenido;
