@@ -826,3 +826,31 @@ impl TryFrom<PolicyRow> for SlaPolicy {
         })
     }
 }
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = correo_retenido, check_for_backend(diesel::sqlite::Sqlite, diesel::mysql::Mysql))]
+pub struct HeldRow {
+    pub id_correo_retenido: i64,
+    pub clave_dedupe: String,
+    pub motivo: String,
+    pub correo: String,
+    pub created_at: Timestamp,
+    pub fk_id_ticket: Option<i64>,
+    pub liberado_en: Option<Timestamp>,
+}
+
+impl TryFrom<HeldRow> for HeldMail {
+    type Error = RepoError;
+    fn try_from(r: HeldRow) -> Result<Self, RepoError> {
+        Ok(HeldMail {
+            id: r.id_correo_retenido,
+            dedupe_key: r.clave_dedupe,
+            reason: HoldReason::parse(&r.motivo)
+                .ok_or_else(|| RepoError::Unexpected(format!("unknown motivo {:?} in the database", r.motivo)))?,
+            mail: serde_json::from_str(&r.correo).map_err(RepoError::unexpected)?,
+            created_at: r.created_at,
+            ticket_id: r.fk_id_ticket,
+            released_at: r.liberado_en,
+        })
+    }
+}

@@ -7,10 +7,11 @@ use diesel::OptionalExtension;
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use helpdesk_domain::RepoError;
-use helpdesk_domain::model::{Direction, MessageId, Timestamp};
+use helpdesk_domain::model::{Address, Direction, EventKind, MessageId, NewTicketEvent, Timestamp};
 use helpdesk_domain::ports::RepoResult;
 
 use crate::error::{OrRepo, TxError};
+use crate::repos::insert_events;
 use crate::schema::*;
 use crate::{Db, db_run, db_transaction};
 
@@ -19,6 +20,7 @@ const BATCH: i64 = 500;
 
 /// The repairs, by the name each is recorded under.
 const MESSAGE_IDS: &str = "message_id_normalizado";
+const PARTICIPANTS: &str = "participantes_validos";
 
 /// What the start-up repairs changed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -26,6 +28,9 @@ pub struct Repaired {
     /// Operators' messages whose Message-ID hash and dedupe key were
     /// written again in the one form ([`MessageId`]).
     pub message_ids: u64,
+    /// Participants that are no address (older versions stored any text
+    /// of a Cc), removed, each ticket's thread saying which.
+    pub participants: u64,
 }
 
 impl Db {
@@ -35,6 +40,10 @@ impl Db {
         if !self.repaired(MESSAGE_IDS).await? {
             repaired.message_ids = self.rehash_message_ids().await?;
             self.record_repair(MESSAGE_IDS, now).await?;
+        }
+        if !self.repaired(PARTICIPANTS).await? {
+            repaired.participants = self.drop_invalid_participants(now).await?;
+            self.record_repair(PARTICIPANTS, now).await?;
         }
         Ok(repaired)
     }
@@ -121,6 +130,50 @@ impl Db {
             match last {
                 Some(last) => after = last,
                 None => return Ok(changed),
+            }
+        }
+    }
+}
+
+impl Db {
+    /// Participants that do not parse as an address (the domain's parser,
+    /// as new mail is held to) are removed; each ticket's thread gets one
+    /// `participante_descartado` event listing its own.
+    async fn drop_invalid_participants(&self, now: Timestamp) -> RepoResult<u64> {
+        let mut after: (i64, String) = (0, String::new());
+        let mut dropped = 0u64;
+        loop {
+            let (last, n) = db_transaction!(self, |conn| {
+                let rows: Vec<(i64, String)> = participante_ticket::table
+                    .filter(participante_ticket::fk_id_ticket.gt(after.0).or(
+                        participante_ticket::fk_id_ticket.eq(after.0).and(participante_ticket::correo.gt(&after.1)),
+                    ))
+                    .order((participante_ticket::fk_id_ticket, participante_ticket::correo))
+                    .limit(BATCH)
+                    .select((participante_ticket::fk_id_ticket, participante_ticket::correo))
+                    .load(conn)
+                    .await?;
+                let bad: Vec<&(i64, String)> = rows.iter().filter(|(_, a)| Address::parse_bare(a).is_none()).collect();
+                let mut by_ticket: std::collections::BTreeMap<i64, Vec<String>> = Default::default();
+                for (t, a) in &bad {
+                    diesel::delete(participante_ticket::table.find((t, a))).execute(conn).await?;
+                    by_ticket.entry(*t).or_default().push(a.clone());
+                }
+                for (t, addresses) in by_ticket {
+                    let event = NewTicketEvent {
+                        actor_id: None,
+                        kind: EventKind::ParticipantDropped,
+                        before: Some(addresses.join(", ")),
+                        after: None,
+                    };
+                    insert_events(conn, t, &[event], now).await?;
+                }
+                Ok::<_, TxError>((rows.last().cloned(), bad.len() as u64))
+            })?;
+            dropped += n;
+            match last {
+                Some(last) => after = last,
+                None => return Ok(dropped),
             }
         }
     }

@@ -143,14 +143,38 @@ mod repairs {
         assert_eq!(db.repair_data(at()).await.unwrap(), helpdesk_db::Repaired::default(), "done once");
     }
 
+    /// Participants older versions stored from any text of a Cc are
+    /// removed once, the thread saying which.
+    async fn bad_participants_are_dropped_once(db: Db) {
+        let db = Arc::new(db);
+        let d = db.create_department(NewDepartment { name: "Soporte".into(), synology_channel: None }).await.unwrap();
+        let mut m = new_incoming(d.id, None, "m1", "cliente@cliente.test");
+        m.participants = vec!["cliente@cliente.test".into(), "Juan Perez juan@example.com".into(), "juan@".into()];
+        let t = db.store_incoming(m).await.unwrap().ticket_id;
+        let good = db.store_incoming(new_incoming(d.id, None, "m2", "otro@cliente.test")).await.unwrap().ticket_id;
+        let good_before = db.participants_of(good).await.unwrap();
+        assert_eq!(db.repair_data(at()).await.unwrap().participants, 2);
+        assert_eq!(db.participants_of(t).await.unwrap(), vec!["cliente@cliente.test"]);
+        assert_eq!(db.participants_of(good).await.unwrap(), good_before);
+        let events = db.events_of(t).await.unwrap();
+        assert_eq!(
+            events.iter().map(|e| (e.kind, e.before.as_deref())).collect::<Vec<_>>(),
+            vec![(EventKind::ParticipantDropped, Some("juan perez juan@example.com, juan@"))]
+        );
+        assert!(db.events_of(good).await.unwrap().is_empty());
+        assert_eq!(db.repair_data(at()).await.unwrap(), helpdesk_db::Repaired::default(), "done once");
+    }
+
     #[tokio::test]
     async fn on_sqlite() {
         message_ids_are_rehashed_once(fresh_sqlite().await).await;
+        bad_participants_are_dropped_once(fresh_sqlite().await).await;
     }
 
     #[tokio::test]
     #[ignore = "needs MariaDB on HELPDESK_TEST_MYSQL_URL; .ci/run runs it"]
     async fn on_mysql() {
         message_ids_are_rehashed_once(fresh_mysql().await).await;
+        bad_participants_are_dropped_once(fresh_mysql().await).await;
     }
 }

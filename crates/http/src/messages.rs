@@ -24,6 +24,16 @@ pub fn ticket_created(id: i64) -> String {
     format!("Se ha creado el ticket {id}")
 }
 
+/// `correo/save` for a mail held instead of opening a ticket.
+pub fn mail_held(id: i64, reason: helpdesk_domain::model::HoldReason) -> String {
+    let why = match reason {
+        helpdesk_domain::model::HoldReason::OwnAddress => {
+            "viene de una dirección propia de la mesa de ayuda y no continúa ningún ticket"
+        }
+    };
+    format!("Correo retenido ({id}): {why}; no se creó ticket")
+}
+
 pub fn detail_added(id: i64) -> String {
     format!("Se ha agregado el detalle al ticket {id}")
 }
@@ -51,5 +61,5 @@ pub fn ticket_updated(id: i64) -> String {
     format!("Ticket {id} actualizado.")
 }
 
-pub const REPLY_QUEUED: &str = "Respuesta registrada; se enviará por correo.";
+pub const REPLY_QUEUED: &str = "Respuesta registrada; en cola para envío.";
 pub const NOTE_STORED: &str = "Nota interna registrada.";

@@ -166,9 +166,9 @@ impl SmtpMailer {
                 references.push(parent);
             }
         }
+        let references: Vec<String> = references.iter().map(|r| format!("<{r}>")).collect();
         if !references.is_empty() {
-            let list: Vec<String> = references.iter().map(|r| format!("<{r}>")).collect();
-            builder = builder.references(list.join(" "));
+            builder = builder.references(references.join(" "));
         }
         let body = match words.html {
             Some(html) => {
@@ -177,6 +177,13 @@ impl SmtpMailer {
             None => MultiPart::mixed().singlepart(SinglePart::plain(words.text)),
         };
         let mut message = builder.multipart(body).map_err(|e| NotifyError::Permanent(format!("cannot build: {e}")))?;
+        // lettre writes an address list or References on one line, however
+        // long; SMTP servers refuse lines over 998 characters ("Line too
+        // long"). Folded here (the envelope is already taken from them).
+        let cc: Vec<String> = mail.cc.iter().map(|c| c.trim().to_string()).collect();
+        for folded in [fold("Cc", &cc, ", "), fold("References", &references, " ")].into_iter().flatten() {
+            message.headers_mut().insert_raw(folded);
+        }
         for (name, value) in &mail.headers {
             let name = HeaderName::new_from_ascii(name.clone())
                 .map_err(|e| NotifyError::Permanent(format!("bad header name {name:?}: {e}")))?;
@@ -184,6 +191,38 @@ impl SmtpMailer {
         }
         Ok(message)
     }
+}
+
+/// The longest header line written (RFC 5322's recommended 78).
+const LINE: usize = 78;
+
+/// A header listing `items` joined by `separator`, folded (CRLF and a blank)
+/// before an item that would pass [`LINE`]; `None` when there is nothing to
+/// list or an item is not plain printable ASCII (lettre's own encoding is
+/// kept for those).
+fn fold(name: &str, items: &[String], separator: &str) -> Option<HeaderValue> {
+    if items.is_empty()
+        || !items.iter().all(|i| !i.is_empty() && i.bytes().all(|b| (0x21..0x7f).contains(&b) || b == b' '))
+    {
+        return None;
+    }
+    let mut folded = String::new();
+    let mut line = name.len() + 2;
+    for (n, item) in items.iter().enumerate() {
+        let sep = if n == 0 { "" } else { separator };
+        if n > 0 && line + sep.len() + item.len() > LINE {
+            folded.push_str(sep.trim_end());
+            folded.push_str("\r\n ");
+            line = 1;
+        } else {
+            folded.push_str(sep);
+            line += sep.len();
+        }
+        folded.push_str(item);
+        line += item.len();
+    }
+    let header = HeaderName::new_from_ascii(name.to_string()).ok()?;
+    Some(HeaderValue::dangerous_new_pre_encoded(header, items.join(separator), folded))
 }
 
 impl MailNotifier for SmtpMailer {
@@ -253,6 +292,28 @@ mod tests {
         assert!(raw.contains("Auto-Submitted: auto-replied"));
         assert!(raw.contains("multipart/alternative"));
         assert!(raw.contains("text/html"));
+    }
+
+    /// RFC 5322 limits a line to 998 characters (78 recommended): long
+    /// address lists and References are folded, whatever their length.
+    #[tokio::test]
+    async fn long_address_lists_and_references_are_folded() {
+        let cc: Vec<String> = (0..60).map(|i| format!("participante.numero{i}@empresa-cliente.test")).collect();
+        let references: Vec<String> =
+            (0..60).map(|i| format!("ticket7.r{i:020}.0123456789abcdef@helpdesk.test")).collect();
+        let m = OutgoingMail { cc: cc.clone(), references: references.clone(), ..mail() };
+        let raw = String::from_utf8(mailer().build(&m, "abc@helpdesk.test").unwrap().formatted()).unwrap();
+        let (head, _) = raw.split_once("\r\n\r\n").unwrap();
+        for line in head.split("\r\n") {
+            assert!(line.len() <= 78, "{} characters: {line}", line.len());
+        }
+        let parsed = mail_parser::MessageParser::default().parse(raw.as_bytes()).unwrap();
+        let got: Vec<&str> = parsed.cc().unwrap().iter().filter_map(|a| a.address()).collect();
+        assert_eq!(got, cc.iter().map(String::as_str).collect::<Vec<_>>(), "every address, unfolded");
+        let got: Vec<String> = parsed.references().as_text_list().unwrap().iter().map(|r| r.to_string()).collect();
+        let mut expected = references.clone();
+        expected.push("padre@otro.test".into());
+        assert_eq!(got, expected);
     }
 
     #[tokio::test]

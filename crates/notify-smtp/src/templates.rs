@@ -75,6 +75,14 @@ pub fn render(content: &MailContent) -> RenderedMail {
                 html: None,
             }
         }
+        MailContent::DeliveryFailed { number, subject, recipient, reason } => RenderedMail {
+            subject: format!("{} Respuesta no entregada: {subject}", ticket_tag(*number)),
+            text: format!(
+                "No se pudo entregar la respuesta del ticket #{number} a {recipient}.\nAsunto: {subject}\n\
+                 Motivo: {reason}\nEl cliente no la recibió: revise la dirección o contáctelo por otro medio.\n"
+            ),
+            html: None,
+        },
         MailContent::Plain { subject, text, html } => {
             RenderedMail { subject: subject.clone(), text: text.clone(), html: html.clone() }
         }
@@ -257,5 +265,18 @@ mod tests {
             "El ticket #132 no cumplió su plazo de resolución.\nAsunto: No funciona <la> impresora & \"ya\"\n\
              Vencía: 2026-12-01 09:00 America/Costa_Rica\nAsignado a: sin asignar\n"
         );
+    }
+
+    #[test]
+    fn a_reply_not_delivered_names_the_recipient_and_why() {
+        let m = render(&MailContent::DeliveryFailed {
+            number: 132,
+            subject: SUBJECT.into(),
+            recipient: "cliente@ejemplo.test".into(),
+            reason: "550 no such user".into(),
+        });
+        assert_eq!(m.subject, "[Ticket #132] Respuesta no entregada: No funciona <la> impresora & \"ya\"");
+        assert!(m.text.contains("a cliente@ejemplo.test") && m.text.contains("Motivo: 550 no such user"), "{}", m.text);
+        assert_eq!(subject_ticket_number(&m.subject), Some(132));
     }
 }

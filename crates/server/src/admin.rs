@@ -15,8 +15,8 @@ use helpdesk_domain::model::{
 };
 use helpdesk_domain::ports::{DepartmentRepository, ProductRepository, SlaRepository, SystemClock, UserRepository};
 use helpdesk_domain::services::{
-    AccessService, AdiService, AdminService, MailAccountInput, MailAccountService, MessageIdSigner, SIGNATURE_HEADER,
-    TIMESTAMP_HEADER, TicketService, UserInput, WebhookService,
+    AccessService, AdiService, AdminService, IngestService, MailAccountInput, MailAccountService, MessageIdSigner,
+    SIGNATURE_HEADER, TIMESTAMP_HEADER, TicketService, UserInput, WebhookService,
 };
 
 use crate::settings::Settings;
@@ -296,7 +296,8 @@ pub enum WebhookCmd {
     Add {
         url: String,
         /// An event to POST: ticket.creado, ticket.respuesta_cliente,
-        /// ticket.respuesta_operador, ticket.asignado, ticket.estado.
+        /// ticket.respuesta_operador, ticket.asignado, ticket.estado,
+        /// ticket.entrega_fallida.
         /// Repeatable.
         #[arg(long = "event")]
         events: Vec<String>,
@@ -322,6 +323,19 @@ pub enum QuarantineCmd {
     },
     /// Try a quarantined mail again, without the size limit; prints its ticket.
     Retry { id: i64 },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum HeldCmd {
+    /// List the mail held (from one of our own addresses and continuing no
+    /// ticket); with --all, the released ones too.
+    List {
+        #[arg(long)]
+        all: bool,
+    },
+    /// Release a held mail: it becomes a ticket (or joins the one it
+    /// continues) as any mail would; prints the ticket.
+    Release { id: i64 },
 }
 
 fn parse_grants(list: &[String], all: bool) -> anyhow::Result<BTreeSet<Endpoint>> {
@@ -636,6 +650,37 @@ pub async fn quarantine(reader: &crate::reader::Reader, cmd: QuarantineCmd) -> a
                 None => bail!("quarantined mail {id} was refused again ({}): {}", q.reason.as_str(), q.detail),
             }
         }
+    }
+    Ok(())
+}
+
+pub async fn held(ingest: &IngestService<Db>, cmd: HeldCmd) -> anyhow::Result<()> {
+    match cmd {
+        HeldCmd::List { all } => {
+            let entries = ingest.held(all).await?;
+            println!("id\treason\tfrom\tsubject\tticket\tsince");
+            for h in &entries {
+                let ticket = h.ticket_id.map_or("-".to_string(), |t| t.to_string());
+                let one_line = |s: &str| s.replace(['\n', '\t', '\r'], " ");
+                println!(
+                    "{}\t{}\t{}\t{}\t{}\t{}",
+                    h.id,
+                    h.reason.as_str(),
+                    one_line(&h.mail.from),
+                    one_line(&h.mail.subject),
+                    ticket,
+                    h.created_at.format("%Y-%m-%d %H:%M:%S"),
+                );
+            }
+            eprintln!("{} mail held", entries.iter().filter(|h| !h.is_released()).count());
+        }
+        HeldCmd::Release { id } => match ingest.release(id).await? {
+            Some((held, outcome)) => {
+                let ticket = held.ticket_id.unwrap_or(outcome.ticket_id);
+                println!("held mail {id} is now in ticket {ticket}");
+            }
+            None => bail!("no held mail with id {id}"),
+        },
     }
     Ok(())
 }

@@ -7,7 +7,8 @@ use std::sync::Arc;
 use clap::{Parser, Subcommand};
 use helpdesk_domain::ports::SystemClock;
 use helpdesk_server::admin::{
-    self, ConsumerCmd, DepartmentCmd, MailAccountCmd, ProductCmd, QuarantineCmd, SlaCmd, SystemCmd, UserCmd, WebhookCmd,
+    self, ConsumerCmd, DepartmentCmd, HeldCmd, MailAccountCmd, ProductCmd, QuarantineCmd, SlaCmd, SystemCmd, UserCmd,
+    WebhookCmd,
 };
 use helpdesk_server::settings::CONFIG_FILE_VAR;
 use helpdesk_server::startup::open_db;
@@ -64,6 +65,9 @@ enum Command {
     /// Mail the reader could not import.
     #[command(subcommand)]
     Quarantine(QuarantineCmd),
+    /// Mail from our own addresses that continued no ticket, held.
+    #[command(subcommand)]
+    Held(HeldCmd),
     /// Outgoing webhooks: ticket events POSTed, signed, to subscribed URLs.
     #[command(subcommand)]
     Webhook(WebhookCmd),
@@ -164,6 +168,10 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         Command::Quarantine(cmd) => {
             let reader = helpdesk_server::reader::build(&settings, db, Arc::new(SystemClock))?;
             admin::quarantine(&reader, cmd).await?
+        }
+        Command::Held(cmd) => {
+            let ingest = helpdesk_server::reader::ingest(&settings, db, Arc::new(SystemClock))?;
+            admin::held(&ingest, cmd).await?
         }
     }
     Ok(())

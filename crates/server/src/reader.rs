@@ -14,11 +14,18 @@ use crate::settings::{ConfigError, Settings};
 
 pub type Reader = ReaderService<Db, ImapSource>;
 
+/// Ingestion as the reader and the admin commands run it (without the
+/// server's batch linger).
+pub fn ingest(settings: &Settings, db: Arc<Db>, clock: Arc<dyn Clock>) -> Result<IngestService<Db>, ConfigError> {
+    let keys = settings.keys()?;
+    let ids = MessageIdSigner::new(keys.consumer_hmac.clone(), &settings.ingest.message_id_domain);
+    Ok(IngestService::new(db, ids, clock, settings.ingest()?))
+}
+
 /// The reader with the production adapters.
 pub fn build(settings: &Settings, db: Arc<Db>, clock: Arc<dyn Clock>) -> Result<Reader, ConfigError> {
     let keys = settings.keys()?;
-    let ids = MessageIdSigner::new(keys.consumer_hmac.clone(), &settings.ingest.message_id_domain);
-    let ingest = Arc::new(IngestService::new(db.clone(), ids, clock.clone(), settings.ingest()?));
+    let ingest = Arc::new(ingest(settings, db.clone(), clock.clone())?);
     let r = &settings.reader;
     let source = ImapSource::new(ImapOptions {
         timeout: Duration::from_secs(r.timeout_secs),
@@ -40,17 +47,19 @@ pub fn build(settings: &Settings, db: Arc<Db>, clock: Arc<dyn Clock>) -> Result<
 }
 
 /// Logs a run: one line per account that listed mail or failed, and the
-/// totals (which add up: listed = imported + duplicate + quarantined +
-/// vanished + deferred).
+/// totals (which add up: listed = imported + duplicate + held + quarantined
+/// + vanished + deferred).
 pub fn log_report(report: &RunReport) {
     for a in &report.accounts {
         let c = a.counts;
         if let Some(error) = &a.error {
             tracing::warn!(account = a.account_id, user = %a.user, %error, listed = c.listed, imported = c.imported,
-                duplicate = c.duplicate, quarantined = c.quarantined, deferred = c.deferred, "mail account read failed");
+                duplicate = c.duplicate, held = c.held, quarantined = c.quarantined, deferred = c.deferred,
+                "mail account read failed");
         } else if c.listed > 0 {
             tracing::info!(account = a.account_id, user = %a.user, listed = c.listed, imported = c.imported,
-                duplicate = c.duplicate, quarantined = c.quarantined, vanished = c.vanished, "mail account read");
+                duplicate = c.duplicate, held = c.held, quarantined = c.quarantined, vanished = c.vanished,
+                "mail account read");
         }
     }
     let t = report.totals();
@@ -60,6 +69,7 @@ pub fn log_report(report: &RunReport) {
         listed = t.listed,
         imported = t.imported,
         duplicate = t.duplicate,
+        held = t.held,
         quarantined = t.quarantined,
         vanished = t.vanished,
         deferred = t.deferred,

@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use helpdesk_db::{DbOptions, DbUrl};
 use helpdesk_domain::crypto::{SecretBox, SecretHasher, TokenSigner, parse_key};
+use helpdesk_domain::model::Address;
 use helpdesk_domain::services::{
-    IngestSettings, OutboxSettings, ReaderSettings, SsoSettings, ThrottlePolicy, WebhookSettings,
+    IngestSettings, OutboxSettings, OwnAddresses, ReaderSettings, SsoSettings, ThrottlePolicy, WebhookSettings,
 };
 use helpdesk_http::{CorsOrigins, HttpPolicy, Limits, parse_cidrs};
 use helpdesk_notify_smtp::{Security, SmtpSettings};
@@ -47,6 +48,7 @@ pub struct Settings {
     pub smtp: SmtpConfig,
     pub synology: SynologyConfig,
     pub ingest: IngestConfig,
+    pub mail: MailConfig,
     pub outbox: OutboxConfig,
     pub webhooks: WebhooksConfig,
     pub sla: SlaConfig,
@@ -162,6 +164,16 @@ pub struct IngestConfig {
     pub default_department_id: i64,
     pub acks_per_hour: i64,
     pub message_id_domain: String,
+    /// New participants a mail from outside an existing ticket may add.
+    pub max_new_participants: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct MailConfig {
+    /// Addresses of ours besides the reading channel's mailboxes and the
+    /// SMTP sender (aliases, a shared inbox that forwards to a mailbox).
+    #[serde(deserialize_with = "string_list")]
+    pub own_addresses: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -410,13 +422,38 @@ impl Settings {
         if i.message_id_domain.trim().is_empty() || i.message_id_domain.contains(['@', ' ', '<', '>']) {
             return Err(bad("ingest.message_id_domain", "must be a domain name such as helpdesk.example.com"));
         }
+        if !(1..=1000).contains(&i.max_new_participants) {
+            return Err(bad("ingest.max_new_participants", "must be 1 to 1000"));
+        }
         Ok(IngestSettings {
+            own_addresses: self.own_addresses()?,
+            max_new_participants: i.max_new_participants,
             default_department_id: (i.default_department_id > 0).then_some(i.default_department_id),
             acks_per_hour: i.acks_per_hour,
             chat_to_users: !self.synology.bot_token.trim().is_empty(),
             first_attempt_grace: chrono::Duration::milliseconds(self.outbox.inline_timeout_ms as i64 * 2),
             setup_cache: Duration::from_secs(i.setup_cache_secs),
         })
+    }
+
+    /// Our addresses besides the mailboxes: the SMTP sender and
+    /// `mail.own_addresses`, each an address.
+    pub fn own_addresses(&self) -> Result<Vec<Address>, ConfigError> {
+        let mut own = Vec::new();
+        if let Some(from) = Address::parse(&self.smtp.from) {
+            own.push(from);
+        }
+        for a in &self.mail.own_addresses {
+            let parsed = Address::parse(a)
+                .ok_or_else(|| bad("mail.own_addresses", format!("{a:?} is not an e-mail address")))?;
+            own.push(parsed);
+        }
+        Ok(own)
+    }
+
+    /// [`Self::own_addresses`], with the mailboxes read as routing reads them.
+    pub fn own(&self) -> Result<OwnAddresses, ConfigError> {
+        Ok(OwnAddresses::new(self.own_addresses()?, Duration::from_secs(self.ingest.setup_cache_secs)))
     }
 
     pub fn outbox(&self) -> Result<OutboxSettings, ConfigError> {

@@ -164,22 +164,26 @@ pub fn app_state<A: Adapters>(
             clock.clone(),
             ingest.chat_to_users,
             ingest.setup_cache,
-        ),
+        )
+        .with_own_addresses(settings.own()?),
         sla: Arc::new(SlaService::new(store.clone(), clock.clone(), ingest.setup_cache, ingest.chat_to_users)),
         attachments_dir: settings.reader.storage_dir.clone(),
         ingest: IngestService::new(store.clone(), ids.clone(), clock.clone(), ingest).with_linger(
             Duration::from_micros(settings.ingest.batch_linger_us),
             Arc::new(|wait| Box::pin(tokio::time::sleep(wait))),
         ),
-        outbox: Arc::new(OutboxService::new(
-            store.clone(),
-            mailer.clone(),
-            chat.clone(),
-            keys.secret_box.clone(),
-            ids,
-            clock.clone(),
-            settings.outbox()?,
-        )),
+        outbox: Arc::new(
+            OutboxService::new(
+                store.clone(),
+                mailer.clone(),
+                chat.clone(),
+                keys.secret_box.clone(),
+                ids,
+                clock.clone(),
+                settings.outbox()?,
+            )
+            .with_own_addresses(settings.own()?),
+        ),
         bot: Arc::new(BotService::new(store.clone(), chat, &settings.synology.outgoing_token)),
         metrics: metrics::Metrics::default(),
         access: AccessService::new(store.clone(), keys.consumer_hmac, clock.clone())

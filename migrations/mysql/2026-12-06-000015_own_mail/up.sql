@@ -21,3 +21,11 @@ CREATE TABLE reparacion_datos (
     nombre   VARCHAR(64) NOT NULL PRIMARY KEY,
     hecho_en DATETIME(6) NOT NULL
 ) ENGINE=InnoDB;
+
+-- Thread events now also list addresses (dropped, not added) and why a
+-- reply could not be delivered: longer than a status or an id, under longer
+-- names (`participante_descartado`).
+ALTER TABLE evento_ticket
+    MODIFY tipo VARCHAR(40) NOT NULL,
+    MODIFY valor_anterior TEXT NULL,
+    MODIFY valor_nuevo TEXT NULL;

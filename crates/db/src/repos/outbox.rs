@@ -6,10 +6,35 @@ use helpdesk_domain::RepoError;
 use helpdesk_domain::model::*;
 use helpdesk_domain::ports::*;
 
+use super::tickets::{insert_events, queue_notices};
+use super::webhooks::record_webhook_events;
 use crate::error::OrRepo;
 use crate::models::*;
 use crate::schema::*;
 use crate::{Db, db_run, db_transaction};
+
+/// Whose notices to read.
+#[derive(Clone, Copy)]
+enum NoticesOf {
+    Ticket(i64),
+    Detail(i64),
+}
+
+impl Db {
+    /// The notices of a ticket or of one of its messages, by id.
+    async fn notices_of(&self, of: NoticesOf) -> RepoResult<Vec<Notice>> {
+        let rows: Vec<NoticeRow> = db_run!(self, |conn| {
+            let q =
+                notificacion::table.order(notificacion::id_notificacion).select(NoticeRow::as_select()).into_boxed();
+            let q = match of {
+                NoticesOf::Ticket(id) => q.filter(notificacion::fk_id_ticket.eq(id)),
+                NoticesOf::Detail(id) => q.filter(notificacion::fk_id_detalle_ticket.eq(id)),
+            };
+            q.load(conn).await.or_repo()
+        })?;
+        rows.into_iter().map(Notice::try_from).collect()
+    }
+}
 
 /// Longest error text kept per attempt.
 const MAX_ERROR: usize = 2000;
@@ -74,8 +99,9 @@ impl OutboxRepository for Db {
     async fn record_attempt(&self, notice_id: i64, now: Timestamp, outcome: AttemptOutcome) -> RepoResult<Notice> {
         let (ok, detail) = match &outcome {
             AttemptOutcome::Sent { result } => (true, cut(result)),
-            AttemptOutcome::Retry { error, .. } | AttemptOutcome::Failed { error } => (false, cut(error)),
+            AttemptOutcome::Retry { error, .. } | AttemptOutcome::Failed { error, .. } => (false, cut(error)),
         };
+        let returning = self.returning();
         let row: NoticeRow = db_transaction!(self, |conn| {
             let changed = match &outcome {
                 AttemptOutcome::Sent { .. } => {
@@ -116,6 +142,16 @@ impl OutboxRepository for Db {
             if changed != 1 {
                 return Err(RepoError::NotFound.into());
             }
+            if let AttemptOutcome::Failed { follow_up, .. } = &outcome {
+                let (ticket_id, detail_id): (i64, i64) = notificacion::table
+                    .find(notice_id)
+                    .select((notificacion::fk_id_ticket, notificacion::fk_id_detalle_ticket))
+                    .first(conn)
+                    .await?;
+                insert_events(conn, ticket_id, &follow_up.events, now).await?;
+                queue_notices(conn, returning, ticket_id, detail_id, &follow_up.notices, now, now).await?;
+                record_webhook_events(conn, ticket_id, Some(detail_id), &follow_up.webhook_events, now).await?;
+            }
             diesel::insert_into(notificacion_intento::table)
                 .values((
                     notificacion_intento::fk_id_notificacion.eq(notice_id),
@@ -130,15 +166,12 @@ impl OutboxRepository for Db {
         Notice::try_from(row)
     }
 
+    async fn notices_of_ticket(&self, ticket_id: i64) -> RepoResult<Vec<Notice>> {
+        self.notices_of(NoticesOf::Ticket(ticket_id)).await
+    }
+
     async fn notices_of_detail(&self, detail_id: i64) -> RepoResult<Vec<Notice>> {
-        let rows: Vec<NoticeRow> = db_run!(self, |conn| notificacion::table
-            .filter(notificacion::fk_id_detalle_ticket.eq(detail_id))
-            .order(notificacion::id_notificacion)
-            .select(NoticeRow::as_select())
-            .load(conn)
-            .await
-            .or_repo())?;
-        rows.into_iter().map(Notice::try_from).collect()
+        self.notices_of(NoticesOf::Detail(detail_id)).await
     }
 
     async fn count_notices_since(&self, kind: NoticeKind, recipient: &str, since: Timestamp) -> RepoResult<i64> {

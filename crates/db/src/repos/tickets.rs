@@ -229,6 +229,7 @@ async fn store_one<C: Dialect>(
     index_message(conn, ticket_id, &n.detail.subject, &n.detail.body).await?;
     insert_attachments(conn, detail_id, &n.attachments).await?;
     add_participants(conn, ticket_id, &p.participants).await?;
+    insert_events(conn, ticket_id, &n.events, n.now).await?;
     let notice_ids = queue_notices(conn, returning, ticket_id, detail_id, &n.notices, n.now, n.notices_due_at).await?;
     record_webhook_events(conn, ticket_id, Some(detail_id), &n.webhook_events, n.now).await?;
     Ok(StoredIncoming { ticket_id, detail_id, created_ticket, notice_ids })
@@ -423,6 +424,7 @@ fn open_tickets<'a, C: Dialect>(
         let mut notice_ids = notice_ids.into_iter();
         let mut stored = Vec::with_capacity(batch.len());
         for (n, (ticket_id, detail_id)) in batch.iter().zip(ticket_ids.into_iter().zip(detail_ids)) {
+            insert_events(conn, ticket_id, &n.events, n.now).await?;
             record_webhook_events(conn, ticket_id, Some(detail_id), &n.webhook_events, n.now).await?;
             let notice_ids = notice_ids.by_ref().take(n.notices.len()).collect();
             stored.push(StoredIncoming { ticket_id, detail_id, created_ticket: true, notice_ids });
@@ -708,4 +710,34 @@ pub(super) fn notices_on_latest<C: Dialect>(
         }
         Ok(ids)
     }
+}
+
+/// The columns of an event, in the order of its values.
+const EVENT_COLUMNS: &[&str] = &["fk_id_ticket", "fk_id_usuario", "tipo", "valor_anterior", "valor_nuevo", "fecha"];
+
+/// The events, all in one statement.
+pub(crate) async fn insert_events<C: Dialect>(
+    conn: &mut C,
+    ticket_id: i64,
+    events: &[NewTicketEvent],
+    now: Timestamp,
+) -> QueryResult<()> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let rows = events
+        .iter()
+        .map(|e| {
+            vec![
+                Value::BigInt(ticket_id),
+                Value::OptBigInt(e.actor_id),
+                Value::Text(e.kind.as_str()),
+                Value::OptText(e.before.as_deref()),
+                Value::OptText(e.after.as_deref()),
+                Value::Timestamp(now),
+            ]
+        })
+        .collect();
+    conn.run(Statement::insert_rows("INSERT INTO evento_ticket", EVENT_COLUMNS, rows)).await?;
+    Ok(())
 }

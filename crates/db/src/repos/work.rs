@@ -11,7 +11,8 @@ use helpdesk_domain::ports::*;
 
 use super::sla::{SlaIs, write_clock};
 use super::tickets::{
-    add_participants, change_load, continue_ticket, insert_detail, notices_on_latest, participants, queue_notices,
+    add_participants, change_load, continue_ticket, insert_detail, insert_events, notices_on_latest, participants,
+    queue_notices,
 };
 use super::webhooks::record_webhook_events;
 use crate::dialect::Dialect;
@@ -274,35 +275,5 @@ async fn move_loads<C: Dialect>(
         // The same assignee, and the ticket counts again.
         change_load(conn, user, 1, None).await?;
     }
-    Ok(())
-}
-
-/// The columns of an event, in the order of its values.
-const EVENT_COLUMNS: &[&str] = &["fk_id_ticket", "fk_id_usuario", "tipo", "valor_anterior", "valor_nuevo", "fecha"];
-
-/// The events, all in one statement.
-async fn insert_events<C: Dialect>(
-    conn: &mut C,
-    ticket_id: i64,
-    events: &[NewTicketEvent],
-    now: Timestamp,
-) -> QueryResult<()> {
-    if events.is_empty() {
-        return Ok(());
-    }
-    let rows = events
-        .iter()
-        .map(|e| {
-            vec![
-                Value::BigInt(ticket_id),
-                Value::OptBigInt(e.actor_id),
-                Value::Text(e.kind.as_str()),
-                Value::OptText(e.before.as_deref()),
-                Value::OptText(e.after.as_deref()),
-                Value::Timestamp(now),
-            ]
-        })
-        .collect();
-    conn.run(Statement::insert_rows("INSERT INTO evento_ticket", EVENT_COLUMNS, rows)).await?;
     Ok(())
 }

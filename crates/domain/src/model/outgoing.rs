@@ -62,6 +62,8 @@ pub enum MailContent {
     /// its `target`, due at `due` (the calendar's local time, with its
     /// zone); `assignee` names who holds it (`None`: nobody).
     SlaBreach { number: i64, subject: String, target: super::SlaTarget, due: String, assignee: Option<String> },
+    /// To the assignee: an operator's reply to `recipient` was given up.
+    DeliveryFailed { number: i64, subject: String, recipient: String, reason: String },
     /// Finished text we did not write: sent as is.
     Plain { subject: String, text: String, html: Option<String> },
 }

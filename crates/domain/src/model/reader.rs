@@ -79,3 +79,53 @@ impl QuarantinedMail {
         self.ticket_id.is_some()
     }
 }
+
+/// Why a mail was held instead of opening a ticket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum HoldReason {
+    /// Sent from one of the helpdesk's own addresses (a mailbox of the
+    /// reading channel, the SMTP sender, `mail.own_addresses`) and
+    /// continuing no ticket: a copy of our own mail, or a loop.
+    OwnAddress,
+}
+
+impl HoldReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HoldReason::OwnAddress => "remitente_propio",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::OwnAddress].into_iter().find(|r| r.as_str() == s)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewHeldMail {
+    /// The mail's dedupe key: the same mail is held once.
+    pub dedupe_key: String,
+    pub reason: HoldReason,
+    pub mail: super::IncomingMail,
+    pub now: Timestamp,
+}
+
+/// A mail held whole (`correo_retenido`) until an administrator releases
+/// it into a ticket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeldMail {
+    pub id: i64,
+    pub dedupe_key: String,
+    pub reason: HoldReason,
+    pub mail: super::IncomingMail,
+    pub created_at: Timestamp,
+    /// The ticket it became when released.
+    pub ticket_id: Option<i64>,
+    pub released_at: Option<Timestamp>,
+}
+
+impl HeldMail {
+    pub fn is_released(&self) -> bool {
+        self.ticket_id.is_some()
+    }
+}

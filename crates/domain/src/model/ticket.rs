@@ -126,6 +126,8 @@ pub enum NoticeKind {
     /// E-mail to the assignee and the department's `jefe`: a target was
     /// missed.
     SlaBreachMail,
+    /// E-mail to the assignee: an operator's reply could not be delivered.
+    DeliveryFailedMail,
 }
 
 impl NoticeKind {
@@ -143,6 +145,7 @@ impl NoticeKind {
             NoticeKind::SlaWarningChannel => "sla_aviso_synology_canal",
             NoticeKind::SlaBreachChannel => "sla_vencido_synology_canal",
             NoticeKind::SlaBreachMail => "sla_vencido_correo",
+            NoticeKind::DeliveryFailedMail => "entrega_fallida_correo",
         }
     }
     pub fn parse(s: &str) -> Option<Self> {
@@ -159,6 +162,7 @@ impl NoticeKind {
             Self::SlaWarningChannel,
             Self::SlaBreachChannel,
             Self::SlaBreachMail,
+            Self::DeliveryFailedMail,
         ]
         .into_iter()
         .find(|k| k.as_str() == s)
@@ -188,6 +192,7 @@ impl NoticeKind {
                 | NoticeKind::SlaWarningChat
                 | NoticeKind::SlaBreachChat
                 | NoticeKind::SlaBreachMail
+                | NoticeKind::DeliveryFailedMail
         )
     }
 }
@@ -267,9 +272,83 @@ pub struct NewNotice {
 /// How a delivery attempt ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AttemptOutcome {
-    Sent { result: String },
-    Retry { error: String, next_attempt_at: Timestamp },
-    Failed { error: String },
+    Sent {
+        result: String,
+    },
+    Retry {
+        error: String,
+        next_attempt_at: Timestamp,
+    },
+    /// Given up; `follow_up` is written with it.
+    Failed {
+        error: String,
+        follow_up: FailureFollowUp,
+    },
+}
+
+/// What a notice given up writes in the same transaction, so that a reply
+/// that cannot be delivered is said where the operator looks: the thread's
+/// event, notices (on the failed notice's message) and outgoing webhooks'
+/// events.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FailureFollowUp {
+    pub events: Vec<super::NewTicketEvent>,
+    pub notices: Vec<NewNotice>,
+    pub webhook_events: Vec<super::NewWebhookEvent>,
+}
+
+/// Where an outgoing message is in its delivery (`entrega`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryState {
+    /// Not tried yet.
+    Queued,
+    Sent,
+    /// Tried and failed; tried again later.
+    Retrying,
+    /// Given up.
+    Failed,
+}
+
+impl DeliveryState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryState::Queued => "en_cola",
+            DeliveryState::Sent => "enviado",
+            DeliveryState::Retrying => "reintentando",
+            DeliveryState::Failed => "fallido",
+        }
+    }
+}
+
+/// Characters of a delivery's error shown (`motivo`).
+pub const DELIVERY_REASON_CHARS: usize = 300;
+
+/// An outgoing message's delivery, as its notice tells it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    pub state: DeliveryState,
+    pub attempts: i32,
+    /// The last error while it is retried or once given up (the adapters
+    /// keep secrets out of their errors), cut to [`DELIVERY_REASON_CHARS`].
+    pub reason: Option<String>,
+}
+
+impl Delivery {
+    pub fn of(notice: &Notice) -> Self {
+        let state = match notice.status {
+            NoticeStatus::Sent => DeliveryState::Sent,
+            NoticeStatus::Failed => DeliveryState::Failed,
+            NoticeStatus::Pending if notice.attempts == 0 => DeliveryState::Queued,
+            NoticeStatus::Pending => DeliveryState::Retrying,
+        };
+        let reason = match state {
+            DeliveryState::Retrying | DeliveryState::Failed => {
+                notice.last_error.as_ref().map(|e| e.chars().take(DELIVERY_REASON_CHARS).collect())
+            }
+            DeliveryState::Queued | DeliveryState::Sent => None,
+        };
+        Delivery { state, attempts: notice.attempts, reason }
+    }
 }
 
 /// The ticket a stored mail goes to.
@@ -317,7 +396,7 @@ pub struct NewTicketDetail {
     pub author_id: Option<i64>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct NewAttachment {
     pub name: String,
     pub route: String,
@@ -332,6 +411,9 @@ pub struct NewIncoming {
     pub attachments: Vec<NewAttachment>,
     /// Addresses that may later post into the ticket by its number.
     pub participants: Vec<String>,
+    /// What the thread says of the mail beyond the message (addresses
+    /// dropped or not added).
+    pub events: Vec<super::NewTicketEvent>,
     pub notices: Vec<NewNotice>,
     /// What subscribers of outgoing webhooks are told, written with the
     /// rest (the ticket's id and the detail's completing each body).
@@ -358,8 +440,9 @@ pub struct OperatorLoad {
     pub last_assigned_at: Option<Timestamp>,
 }
 
-/// A mail as the reading channel posts it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A mail as the reading channel posts it (serialisable: a held mail is
+/// kept whole).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct IncomingMail {
     pub system: String,
     pub subject: String,

@@ -27,15 +27,18 @@ pub enum WebhookEventKind {
     /// The status changed (an operator's change, or a customer's mail
     /// reopening a closed or pending ticket).
     StatusChanged,
+    /// An operator's reply could not be delivered (given up for good).
+    DeliveryFailed,
 }
 
 impl WebhookEventKind {
-    pub const ALL: [WebhookEventKind; 5] = [
+    pub const ALL: [WebhookEventKind; 6] = [
         WebhookEventKind::TicketCreated,
         WebhookEventKind::CustomerReply,
         WebhookEventKind::OperatorReply,
         WebhookEventKind::Assigned,
         WebhookEventKind::StatusChanged,
+        WebhookEventKind::DeliveryFailed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -45,6 +48,7 @@ impl WebhookEventKind {
             WebhookEventKind::OperatorReply => "ticket.respuesta_operador",
             WebhookEventKind::Assigned => "ticket.asignado",
             WebhookEventKind::StatusChanged => "ticket.estado",
+            WebhookEventKind::DeliveryFailed => "ticket.entrega_fallida",
         }
     }
 
@@ -178,13 +182,35 @@ pub struct NewWebhookEvent {
     pub change: Option<EventChange>,
     /// The operator who did it; `None` for the customer or the system.
     pub actor: Option<EventPerson>,
+    /// For `ticket.entrega_fallida`: to whom, and why (`entrega`).
+    pub failure: Option<EventFailure>,
     pub occurred_at: Timestamp,
+}
+
+/// A delivery given up: its recipient and the last error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventFailure {
+    pub recipient: String,
+    pub reason: String,
 }
 
 impl NewWebhookEvent {
     /// An event with a fresh id, about no message, change or actor yet.
     pub fn new(kind: WebhookEventKind, ticket: EventTicket, occurred_at: Timestamp) -> Self {
-        NewWebhookEvent { id: new_event_id(), kind, ticket, message: None, change: None, actor: None, occurred_at }
+        NewWebhookEvent {
+            id: new_event_id(),
+            kind,
+            ticket,
+            message: None,
+            change: None,
+            actor: None,
+            failure: None,
+            occurred_at,
+        }
+    }
+
+    pub fn with_failure(self, failure: EventFailure) -> Self {
+        NewWebhookEvent { failure: Some(failure), ..self }
     }
 
     pub fn with_message(self, message: EventMessage) -> Self {
@@ -214,7 +240,7 @@ impl NewWebhookEvent {
                 "automatico": m.automatic,
             })
         });
-        json!({
+        let mut body = json!({
             "id": self.id,
             "evento": self.kind.as_str(),
             "fecha": self.occurred_at.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
@@ -232,8 +258,11 @@ impl NewWebhookEvent {
             "mensaje": message,
             "cambio": self.change.as_ref().map(EventChange::json),
             "autor": self.actor.as_ref().map(EventPerson::json),
-        })
-        .to_string()
+        });
+        if let Some(f) = &self.failure {
+            body["entrega"] = json!({ "destinatario": f.recipient, "motivo": f.reason });
+        }
+        body.to_string()
     }
 }
 

@@ -63,6 +63,15 @@ pub enum EventKind {
     Assignee,
     Department,
     Priority,
+    /// Addresses of a mail that do not parse as addresses (`antes`: what
+    /// was written), never made participants.
+    ParticipantDropped,
+    /// Addresses not made participants: past `ingest.max_new_participants`
+    /// for a mail from outside the ticket (`antes`: the addresses).
+    ParticipantsSkipped,
+    /// A reply could not be delivered (`antes`: the recipient, `despues`:
+    /// why).
+    DeliveryFailed,
 }
 
 impl EventKind {
@@ -72,13 +81,24 @@ impl EventKind {
             EventKind::Assignee => "asignado",
             EventKind::Department => "departamento",
             EventKind::Priority => "prioridad",
+            EventKind::ParticipantDropped => "participante_descartado",
+            EventKind::ParticipantsSkipped => "participantes_omitidos",
+            EventKind::DeliveryFailed => "entrega_fallida",
         }
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        [EventKind::Status, EventKind::Assignee, EventKind::Department, EventKind::Priority]
-            .into_iter()
-            .find(|k| k.as_str() == s)
+        [
+            EventKind::Status,
+            EventKind::Assignee,
+            EventKind::Department,
+            EventKind::Priority,
+            EventKind::ParticipantDropped,
+            EventKind::ParticipantsSkipped,
+            EventKind::DeliveryFailed,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == s)
     }
 }
 
@@ -164,6 +184,8 @@ pub struct TicketThread {
     pub details: Vec<(TicketDetail, Vec<Attachment>)>,
     pub events: Vec<TicketEvent>,
     pub participants: Vec<String>,
+    /// Each public reply's delivery, by its message's id.
+    pub deliveries: std::collections::BTreeMap<i64, super::Delivery>,
 }
 
 /// An operator's reply or note, written in one transaction with its

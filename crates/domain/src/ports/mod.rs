@@ -49,6 +49,7 @@ pub trait Store:
     + OutboxRepository
     + WebhookRepository
     + ReaderStateRepository
+    + HeldMailRepository
     + StoreHealth
 {
 }
@@ -70,6 +71,7 @@ impl<T> Store for T where
         + OutboxRepository
         + WebhookRepository
         + ReaderStateRepository
+        + HeldMailRepository
         + StoreHealth
 {
 }

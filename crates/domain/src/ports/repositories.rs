@@ -435,7 +435,9 @@ pub trait OutboxRepository: Send + Sync + 'static {
         now: Timestamp,
         lease_until: Timestamp,
     ) -> impl Future<Output = RepoResult<Vec<Notice>>> + Send;
-    /// Records an attempt and its outcome, and releases the lease.
+    /// Records an attempt and its outcome, and releases the lease; a
+    /// failure's follow-up is written in the same transaction (its notices
+    /// on the notice's message).
     fn record_attempt(
         &self,
         notice_id: i64,
@@ -443,6 +445,8 @@ pub trait OutboxRepository: Send + Sync + 'static {
         outcome: AttemptOutcome,
     ) -> impl Future<Output = RepoResult<Notice>> + Send;
     fn notices_of_detail(&self, detail_id: i64) -> impl Future<Output = RepoResult<Vec<Notice>>> + Send;
+    /// Every notice of a ticket, ordered by id.
+    fn notices_of_ticket(&self, ticket_id: i64) -> impl Future<Output = RepoResult<Vec<Notice>>> + Send;
     /// Notices of this kind to this recipient created at or after `since`.
     fn count_notices_since(
         &self,
@@ -521,6 +525,25 @@ pub trait WebhookRepository: Send + Sync + 'static {
     /// that no delivery names any more; returns the deliveries deleted. A
     /// pending delivery is never deleted, however old, nor is its event.
     fn purge_finished_deliveries(&self, before: Timestamp, limit: i64) -> impl Future<Output = RepoResult<u64>> + Send;
+}
+
+/// Mail held instead of becoming a ticket (`correo_retenido`).
+#[cfg_attr(any(test, feature = "testing"), mockall::automock)]
+pub trait HeldMailRepository: Send + Sync + 'static {
+    /// MUST be idempotent per dedupe key: holding the same mail again
+    /// returns the first entry unchanged.
+    fn hold(&self, new: NewHeldMail) -> impl Future<Output = RepoResult<HeldMail>> + Send;
+    /// Entries ordered by id; released ones only when asked.
+    fn held_mail(&self, include_released: bool) -> impl Future<Output = RepoResult<Vec<HeldMail>>> + Send;
+    fn find_held(&self, id: i64) -> impl Future<Output = RepoResult<Option<HeldMail>>> + Send;
+    /// Records the ticket a held mail became. MUST return `NotFound` for an
+    /// unknown id; an entry released before keeps its first ticket.
+    fn mark_released(
+        &self,
+        id: i64,
+        ticket_id: i64,
+        now: Timestamp,
+    ) -> impl Future<Output = RepoResult<HeldMail>> + Send;
 }
 
 /// The mail-reading channel's checkpoints (`correo_lectura`) and quarantine

@@ -31,7 +31,16 @@ pub struct IngestSettings {
     /// webhook and which events outgoing webhooks subscribe to are kept in
     /// memory (zero: read for every mail).
     pub setup_cache: std::time::Duration,
+    /// Our addresses besides the mailboxes (the SMTP sender,
+    /// `mail.own_addresses`).
+    pub own_addresses: Vec<Address>,
+    /// New participants a mail from outside an existing ticket (neither its
+    /// requester nor a participant) may add, at most.
+    pub max_new_participants: usize,
 }
+
+/// The most addresses a thread event lists in full.
+const EVENT_TEXT_MAX: usize = 1000;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IngestOutcome {
@@ -43,6 +52,26 @@ pub struct IngestOutcome {
     pub department: Department,
     pub assignee_id: Option<i64>,
     pub notices: Vec<Notice>,
+}
+
+/// What became of a mail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(clippy::large_enum_variant)]
+pub enum Ingested {
+    /// Stored in a ticket (or stored before: `duplicate`).
+    Ticket(IngestOutcome),
+    /// Held whole instead (see [`HoldReason`]); no ticket, nobody told.
+    Held(HeldMail),
+}
+
+impl Ingested {
+    /// The ticket's outcome, when it went to one.
+    pub fn ticket(self) -> Option<IngestOutcome> {
+        match self {
+            Ingested::Ticket(o) => Some(o),
+            Ingested::Held(_) => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -112,7 +141,7 @@ pub fn addresses(list: &str) -> Vec<String> {
 /// `X-Autoreply` / `X-Autorespond`, `Precedence: auto_reply|bulk|junk|list`,
 /// `X-Auto-Response-Suppress`, `X-Loop`, an empty `Return-Path`, a
 /// mailer-daemon or postmaster, one of our own addresses.
-pub fn is_automatic(mail: &IncomingMail, own_mailboxes: &[String]) -> bool {
+pub fn is_automatic(mail: &IncomingMail, own: &super::OwnSet) -> bool {
     let h = &mail.headers;
     let auto_submitted = header(h, "Auto-Submitted")
         .is_some_and(|v| !v.split(';').next().unwrap_or_default().trim().eq_ignore_ascii_case("no"));
@@ -125,7 +154,7 @@ pub fn is_automatic(mail: &IncomingMail, own_mailboxes: &[String]) -> bool {
     let from = bare_address(&mail.from);
     let local = from.split('@').next().unwrap_or_default();
     let daemon = ["mailer-daemon", "postmaster"].iter().any(|d| local.eq_ignore_ascii_case(d));
-    let ours = own_mailboxes.iter().any(|m| m.eq_ignore_ascii_case(&from));
+    let ours = own.contains(&from);
     auto_submitted || autoreply || precedence || suppress || looped || empty_return_path || daemon || ours
 }
 
@@ -194,6 +223,8 @@ pub trait IngestPorts:
     + crate::ports::OutboxRepository
     + crate::ports::WebhookRepository
     + crate::ports::SlaRepository
+    + crate::ports::HeldMailRepository
+    + crate::ports::TicketWorkRepository
 {
 }
 impl<
@@ -203,7 +234,9 @@ impl<
         + crate::ports::UserRepository
         + crate::ports::OutboxRepository
         + crate::ports::WebhookRepository
-        + crate::ports::SlaRepository,
+        + crate::ports::SlaRepository
+        + crate::ports::HeldMailRepository
+        + crate::ports::TicketWorkRepository,
 > IngestPorts for T
 {
 }
@@ -214,6 +247,7 @@ pub struct IngestService<R: IngestPorts> {
     clock: Arc<dyn Clock>,
     settings: IngestSettings,
     setup: SetupCache,
+    own: super::OwnAddresses,
     sla: super::SlaBook<R>,
     /// New tickets arriving together are written in one transaction.
     openings: GroupCommit<Arc<Opening>, Result<IngestOutcome, IngestError>>,
@@ -241,7 +275,8 @@ impl<R: IngestPorts> IngestService<R> {
             subscribed: TtlCache::new(ttl),
         };
         let sla = super::SlaBook::new(repo.clone(), clock.clone(), ttl);
-        Self { repo, ids, clock, settings, setup, sla, openings: GroupCommit::new(MAX_OPENINGS_PER_BATCH) }
+        let own = super::OwnAddresses::new(settings.own_addresses.clone(), ttl);
+        Self { repo, ids, clock, settings, setup, own, sla, openings: GroupCommit::new(MAX_OPENINGS_PER_BATCH) }
     }
 
     /// Lets the request writing new tickets wait up to `wait` for others to
@@ -280,7 +315,32 @@ impl<R: IngestPorts> IngestService<R> {
         &self.ids
     }
 
-    pub async fn ingest(&self, mail: IncomingMail) -> Result<IngestOutcome, IngestError> {
+    /// Stores a mail: in the ticket it continues, else in a new ticket,
+    /// or, when it is from one of our own addresses and continues nothing,
+    /// held.
+    pub async fn ingest(&self, mail: IncomingMail) -> Result<Ingested, IngestError> {
+        self.ingest_as(mail, Hold::OwnMail).await
+    }
+
+    /// Releases a held mail into a ticket (an administrator asked for it):
+    /// ingested as any mail, without being held again. Returns the entry,
+    /// released.
+    pub async fn release(&self, id: i64) -> Result<Option<(HeldMail, IngestOutcome)>, IngestError> {
+        let Some(held) = self.repo.find_held(id).await? else { return Ok(None) };
+        let outcome = match self.ingest_as(held.mail.clone(), Hold::Never).await? {
+            Ingested::Ticket(o) => o,
+            Ingested::Held(_) => unreachable!("Hold::Never holds nothing"),
+        };
+        let released = self.repo.mark_released(id, outcome.ticket_id, self.clock.now()).await?;
+        Ok(Some((released, outcome)))
+    }
+
+    /// The mail held, oldest first (released ones too when asked).
+    pub async fn held(&self, include_released: bool) -> Result<Vec<HeldMail>, IngestError> {
+        Ok(self.repo.held_mail(include_released).await?)
+    }
+
+    async fn ingest_as(&self, mail: IncomingMail, hold: Hold) -> Result<Ingested, IngestError> {
         if let Some(i) = mail.attachments.iter().position(|a| !is_safe_route(&a.route)) {
             return Err(IngestError::UnsafeRoute(i));
         }
@@ -289,26 +349,31 @@ impl<R: IngestPorts> IngestService<R> {
         let keys = MailKeys::of(&mail);
         let now = self.clock.now();
         let accounts = self.mail_accounts().await?;
-        let own: Vec<String> = accounts.iter().map(|a| a.user.to_lowercase()).collect();
+        let own = self.own.with_accounts(&accounts);
         let automatic = is_automatic(&mail, &own);
         let sender = bare_address(&mail.from);
         let account = match mail.received_by {
             Some(id) => accounts.iter().find(|a| a.id == id && a.status.is_active()),
             None => {
-                let recipients =
-                    addresses(&mail.to).into_iter().chain(mail.cc.as_deref().map(addresses).unwrap_or_default());
-                recipients
+                let recipients = Address::list(&mail.to)
+                    .valid
                     .into_iter()
-                    .find_map(|r| accounts.iter().find(|a| a.user.eq_ignore_ascii_case(&r) && a.status.is_active()))
+                    .chain(mail.cc.as_deref().map(|cc| Address::list(cc).valid).unwrap_or_default());
+                recipients.into_iter().find_map(|r| {
+                    accounts.iter().find(|a| a.user.eq_ignore_ascii_case(r.as_str()) && a.status.is_active())
+                })
             }
         };
         if let Some(ticket) = self.thread(&mail, &sender).await? {
-            return self.continue_thread(mail, ticket, keys, automatic, &sender, now).await;
+            return self.continue_thread(mail, ticket, keys, &sender, &own, now).await.map(Ingested::Ticket);
+        }
+        if hold == Hold::OwnMail && own.contains(&sender) {
+            return self.hold_own(mail, keys, now).await;
         }
         let department = self.route(account).await?;
         let ack_to = (!automatic && account.is_none_or(|a| a.send_acknowledgement))
             .then(|| mail.reply_to.as_deref().map(bare_address).filter(|a| a.contains('@')).unwrap_or(sender.clone()))
-            .filter(|a| !own.contains(a));
+            .filter(|a| !own.contains(a) && Address::parse_bare(a).is_some());
         let opening = Arc::new(Opening {
             sla: self.sla.start(department.id, Priority::Normal, now).await?,
             mail,
@@ -318,14 +383,27 @@ impl<R: IngestPorts> IngestService<R> {
             account_id: account.map(|a| a.id),
             ack_to,
             department,
+            own,
             now,
         });
-        match self.openings.submit(opening.clone(), |batch| self.open_batch(batch)).await {
+        let outcome = match self.openings.submit(opening.clone(), |batch| self.open_batch(batch)).await {
             Some(outcome) => outcome,
             // The request that took it to write was dropped before it
             // answered: whether it was written, its dedupe key tells.
             None => self.open_batch(vec![opening]).await.pop().expect("one result per opening"),
+        };
+        outcome.map(Ingested::Ticket)
+    }
+
+    /// Mail from our own address that continues no ticket: a copy of a mail
+    /// we sent, or a loop. Stored before (as a reply of ours, or released),
+    /// it is that message; otherwise it is held, whole, and nobody is told.
+    async fn hold_own(&self, mail: IncomingMail, keys: MailKeys, now: Timestamp) -> Result<Ingested, IngestError> {
+        if let Some(detail) = self.repo.find_detail_by_dedupe(&keys.dedupe_key).await? {
+            return self.outcome_of(detail, true).await.map(Ingested::Ticket);
         }
+        let new = NewHeldMail { dedupe_key: keys.dedupe_key, reason: HoldReason::OwnAddress, mail, now };
+        Ok(Ingested::Held(self.repo.hold(new).await?))
     }
 
     /// A mail that continues `ticket`: stored on its own.
@@ -334,19 +412,19 @@ impl<R: IngestPorts> IngestService<R> {
         mail: IncomingMail,
         ticket: Ticket,
         keys: MailKeys,
-        automatic: bool,
         sender: &str,
+        own: &super::OwnSet,
         now: Timestamp,
     ) -> Result<IngestOutcome, IngestError> {
         let department = self.department(ticket.department_id).await?.ok_or(IngestError::NoDepartment)?;
+        let automatic = is_automatic(&mail, own);
         if automatic {
             // An out-of-office or a bounce is kept in the thread for the
             // operator to read, and that is all: the ticket stays as it is
             // and nobody is told (telling is how loops start).
             let target = IncomingTarget::Existing { ticket_id: ticket.id, reopen: false, sla: None };
-            let participants = Vec::new();
             let planned = Planned::new(
-                self.incoming(target, &mail, keys, automatic, participants, Vec::new(), Vec::new(), now),
+                self.incoming(target, &mail, keys, automatic, Participants::default(), Vec::new(), Vec::new(), now),
                 department,
                 ticket.assignee_id,
             );
@@ -367,7 +445,13 @@ impl<R: IngestPorts> IngestService<R> {
             None => None,
         };
         let notices = self.notices(None, assignee.as_ref(), None).await?;
-        let participants = participants(&mail, sender, assignee.as_ref());
+        let mut participants = Participants::of(&mail, sender, assignee.as_ref(), own);
+        let outsider =
+            !ticket.requester.eq_ignore_ascii_case(sender) && !self.repo.is_participant(ticket.id, sender).await?;
+        if outsider {
+            let known = self.repo.participants_of(ticket.id).await?;
+            participants.cap(&known, self.settings.max_new_participants);
+        }
         let webhook_events =
             self.webhook_events(&mail, Some(ticket), &department, assignee.as_ref(), automatic, now).await?;
         let planned = Planned::new(
@@ -433,7 +517,7 @@ impl<R: IngestPorts> IngestService<R> {
                 *sent <= self.settings.acks_per_hour
             });
             let notices = self.notices(ack_to, assignee.as_ref(), Some(&o.department)).await?;
-            let participants = participants(&o.mail, &o.sender, assignee.as_ref());
+            let participants = Participants::of(&o.mail, &o.sender, assignee.as_ref(), &o.own);
             let webhook_events =
                 self.webhook_events(&o.mail, None, &o.department, assignee.as_ref(), o.automatic, o.now).await?;
             let target = IncomingTarget::New(NewTicket {
@@ -509,7 +593,7 @@ impl<R: IngestPorts> IngestService<R> {
         mail: &IncomingMail,
         keys: MailKeys,
         automatic: bool,
-        participants: Vec<String>,
+        participants: Participants,
         notices: Vec<NewNotice>,
         webhook_events: Vec<NewWebhookEvent>,
         now: Timestamp,
@@ -535,7 +619,8 @@ impl<R: IngestPorts> IngestService<R> {
                 author_id: None,
             },
             attachments: mail.attachments.clone(),
-            participants,
+            participants: participants.list,
+            events: participants.events,
             notices,
             webhook_events,
             now,
@@ -710,7 +795,16 @@ struct Opening {
     ack_to: Option<String>,
     department: Department,
     sla: Option<SlaClock>,
+    /// Our addresses as the mail was read.
+    own: super::OwnSet,
     now: Timestamp,
+}
+
+/// Whether mail from our own addresses is held (a release is not).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Hold {
+    OwnMail,
+    Never,
 }
 
 /// A mail's writes, decided, and what its answer says besides the ids.
@@ -769,16 +863,84 @@ impl Answer {
 }
 
 /// Who may write into the ticket later by its number: the sender, the
-/// Reply-To, the Cc and the assignee. An address longer than any real one
-/// (RFC 5321: 320) is noise in a Cc list, not a participant.
-fn participants(mail: &IncomingMail, sender: &str, assignee: Option<&InternalUser>) -> Vec<String> {
-    let mut participants = vec![sender.to_string()];
-    participants.extend(mail.reply_to.as_deref().map(bare_address).filter(|a| a.contains('@')));
-    participants.extend(mail.cc.as_deref().map(addresses).unwrap_or_default());
-    participants.extend(assignee.map(|a| a.email.to_lowercase()));
-    participants.retain(|p| p.chars().count() <= 320);
-    participants
+/// Reply-To, the Cc and the assignee; each an address that parses (the
+/// domain's one parser, as the API's `to`), none of ours. What does not
+/// parse is dropped and said in the thread.
+#[derive(Debug, Default)]
+struct Participants {
+    list: Vec<String>,
+    events: Vec<NewTicketEvent>,
 }
+
+impl Participants {
+    fn of(mail: &IncomingMail, sender: &str, assignee: Option<&InternalUser>, own: &super::OwnSet) -> Self {
+        let mut found = vec![Address::parse(sender)];
+        let mut invalid = Vec::new();
+        if let Some(r) = mail.reply_to.as_deref().filter(|r| !r.trim().is_empty()) {
+            found.push(Address::parse(r));
+        }
+        if let Some(cc) = mail.cc.as_deref() {
+            let list = Address::list(cc);
+            found.extend(list.valid.into_iter().map(Some));
+            invalid = list.invalid;
+        }
+        found.push(assignee.and_then(|a| Address::parse(&a.email)));
+        let mut list: Vec<String> = Vec::new();
+        for a in found.into_iter().flatten() {
+            if !own.contains(a.as_str()) && !list.iter().any(|p| p == a.as_str()) {
+                list.push(a.as_str().to_string());
+            }
+        }
+        let events = if invalid.is_empty() {
+            Vec::new()
+        } else {
+            vec![NewTicketEvent {
+                actor_id: None,
+                kind: EventKind::ParticipantDropped,
+                before: Some(event_text(&invalid)),
+                after: None,
+            }]
+        };
+        Participants { list, events }
+    }
+
+    /// A mail from outside the ticket adds at most `max` participants it
+    /// does not have yet (`known`); the rest are said in the thread.
+    fn cap(&mut self, known: &[String], max: usize) {
+        let (mut new, mut skipped) = (0, Vec::new());
+        self.list.retain(|p| {
+            if known.iter().any(|k| k.eq_ignore_ascii_case(p)) {
+                return true;
+            }
+            new += 1;
+            if new > max {
+                skipped.push(p.clone());
+            }
+            new <= max
+        });
+        if !skipped.is_empty() {
+            self.events.push(NewTicketEvent {
+                actor_id: None,
+                kind: EventKind::ParticipantsSkipped,
+                before: Some(event_text(&skipped)),
+                after: None,
+            });
+        }
+    }
+}
+
+/// A list for a thread event, cut to a readable length.
+fn event_text(items: &[String]) -> String {
+    let text = items.join(", ");
+    if text.chars().count() <= EVENT_TEXT_MAX {
+        return text;
+    }
+    let cut: String = text.chars().take(EVENT_TEXT_MAX).collect();
+    format!("{cut}… ({} en total)", items.len())
+}
+
+/// What a summary says when no notice of its kind was queued.
+pub const NOT_NOTIFIED: &str = "No emitida";
 
 /// What `notificacion_SLA_Synology` says: each chat notice's state.
 pub fn synology_summary(notices: &[Notice], department: &Department) -> String {
@@ -795,14 +957,14 @@ pub fn synology_summary(notices: &[Notice], department: &Department) -> String {
             state_text(n, &whom)
         })
         .collect();
-    if parts.is_empty() { "No emitida".into() } else { parts.join("; ") }
+    if parts.is_empty() { NOT_NOTIFIED.into() } else { parts.join("; ") }
 }
 
 /// What `notificacion_SLA_Correo` says: the assignee's e-mail notice.
 pub fn mail_summary(notices: &[Notice]) -> String {
     let parts: Vec<String> =
         notices.iter().filter(|n| n.kind == NoticeKind::AssigneeMail).map(|n| state_text(n, &n.recipient)).collect();
-    if parts.is_empty() { "No emitida".into() } else { parts.join("; ") }
+    if parts.is_empty() { NOT_NOTIFIED.into() } else { parts.join("; ") }
 }
 
 fn state_text(n: &Notice, whom: &str) -> String {
@@ -892,6 +1054,8 @@ mod tests {
             chat_to_users: false,
             first_attempt_grace: Duration::seconds(3),
             setup_cache: std::time::Duration::from_secs(5),
+            own_addresses: vec![],
+            max_new_participants: 20,
         };
         let ids = MessageIdSigner::new(SecretHasher::new([1; 32]), "helpdesk.test");
         let ingest = IngestService::new(store.clone(), ids, clock.clone(), settings);
@@ -899,7 +1063,11 @@ mod tests {
             to: "ventas@helpdesk.test".into(),
             ..mail(&[("Message-ID", &format!("<m{n}@cliente.test>"))], "c@cliente.test")
         };
-        assert_eq!(ingest.ingest(to_ventas(1)).await.unwrap().department.id, first.id, "no mailbox yet: the first");
+        assert_eq!(
+            ingest.ingest(to_ventas(1)).await.unwrap().ticket().unwrap().department.id,
+            first.id,
+            "no mailbox yet: the first"
+        );
         store
             .create_mail_account(NewMailAccount {
                 host: "imap.helpdesk.test".into(),
@@ -913,9 +1081,17 @@ mod tests {
             })
             .await
             .unwrap();
-        assert_eq!(ingest.ingest(to_ventas(2)).await.unwrap().department.id, first.id, "the mailboxes are cached");
+        assert_eq!(
+            ingest.ingest(to_ventas(2)).await.unwrap().ticket().unwrap().department.id,
+            first.id,
+            "the mailboxes are cached"
+        );
         clock.advance(Duration::seconds(6));
-        assert_eq!(ingest.ingest(to_ventas(3)).await.unwrap().department.id, ventas.id, "and read again after 5 s");
+        assert_eq!(
+            ingest.ingest(to_ventas(3)).await.unwrap().ticket().unwrap().department.id,
+            ventas.id,
+            "and read again after 5 s"
+        );
     }
 
     #[tokio::test]
@@ -931,6 +1107,8 @@ mod tests {
             chat_to_users: false,
             first_attempt_grace: Duration::seconds(3),
             setup_cache: std::time::Duration::from_secs(5),
+            own_addresses: vec![],
+            max_new_participants: 20,
         };
         let ids = MessageIdSigner::new(SecretHasher::new([1; 32]), "helpdesk.test");
         let ingest = IngestService::new(store.clone(), ids, clock.clone(), settings);
@@ -940,7 +1118,12 @@ mod tests {
             let bodies = claimed.iter().map(|d| (d.kind, serde_json::from_str(&d.body).unwrap()));
             bodies.collect::<Vec<(WebhookEventKind, serde_json::Value)>>()
         };
-        let first = ingest.ingest(mail(&[("Message-ID", "<m1@cliente.test>")], "c@cliente.test")).await.unwrap();
+        let first = ingest
+            .ingest(mail(&[("Message-ID", "<m1@cliente.test>")], "c@cliente.test"))
+            .await
+            .unwrap()
+            .ticket()
+            .unwrap();
         assert!(pending().await.is_empty(), "no subscription");
 
         let now = clock.now();
@@ -949,11 +1132,20 @@ mod tests {
         let hook =
             NewWebhook { url: "http://r.test/".into(), events, sealed_secret: vec![1], status: Status::Active, now };
         store.create_webhook(hook).await.unwrap();
-        let second = ingest.ingest(mail(&[("Message-ID", "<m2@cliente.test>")], "c@cliente.test")).await.unwrap();
+        let second = ingest
+            .ingest(mail(&[("Message-ID", "<m2@cliente.test>")], "c@cliente.test"))
+            .await
+            .unwrap()
+            .ticket()
+            .unwrap();
         assert!(pending().await.is_empty(), "the subscriptions are cached for 5 s");
         clock.advance(Duration::seconds(6));
-        let third =
-            ingest.ingest(mail(&[("Message-ID", "<m3@cliente.test>")], "Cliente <c@cliente.test>")).await.unwrap();
+        let third = ingest
+            .ingest(mail(&[("Message-ID", "<m3@cliente.test>")], "Cliente <c@cliente.test>"))
+            .await
+            .unwrap()
+            .ticket()
+            .unwrap();
         let got = pending().await;
         assert_eq!(got.len(), 1);
         assert_eq!(got[0].0, WebhookEventKind::TicketCreated);
@@ -977,7 +1169,7 @@ mod tests {
         store.set_ticket_status(first.ticket_id, TicketStatus::Closed, clock.now()).await.unwrap();
         let answer =
             mail(&[("Message-ID", "<m4@cliente.test>"), ("In-Reply-To", "<m1@cliente.test>")], "c@cliente.test");
-        let stored = ingest.ingest(answer).await.unwrap();
+        let stored = ingest.ingest(answer).await.unwrap().ticket().unwrap();
         assert_eq!(stored.ticket_id, first.ticket_id);
         let got = pending().await;
         let kinds: Vec<WebhookEventKind> = got.iter().map(|(k, _)| *k).collect();
@@ -997,7 +1189,7 @@ mod tests {
         // An answer to an open ticket changes no status.
         let again =
             mail(&[("Message-ID", "<m5@cliente.test>"), ("In-Reply-To", "<m1@cliente.test>")], "c@cliente.test");
-        ingest.ingest(again).await.unwrap();
+        ingest.ingest(again).await.unwrap().ticket().unwrap();
         let kinds: Vec<WebhookEventKind> = pending().await.iter().map(|(k, _)| *k).collect();
         assert_eq!(kinds.len(), 4);
         assert_eq!(kinds[3], WebhookEventKind::CustomerReply);
@@ -1023,11 +1215,22 @@ mod tests {
 
     #[test]
     fn loops_are_recognised() {
-        let own = vec!["soporte@helpdesk.test".to_string()];
+        let own = crate::services::OwnAddresses::new(
+            vec![Address::parse("soporte@helpdesk.test").unwrap()],
+            std::time::Duration::ZERO,
+        )
+        .with_accounts(&[]);
         assert!(!is_automatic(&mail(&[], "cliente@x.test"), &own));
         assert!(!is_automatic(&mail(&[("Auto-Submitted", "no")], "cliente@x.test"), &own));
+        assert!(!is_automatic(&mail(&[("Auto-Submitted", " No ; x=y")], "cliente@x.test"), &own));
         for h in [
             ("auto-submitted", "auto-replied"),
+            ("Auto-Submitted", "auto-generated"),
+            ("Auto-Submitted", "auto-notified; owner-email=x@x.test"),
+            ("X-Autoreply", "yes"),
+            ("X-Autorespond", "x"),
+            ("Precedence", "auto_reply"),
+            ("Precedence", "junk"),
             ("Precedence", "bulk"),
             ("Precedence", "List"),
             ("X-Auto-Response-Suppress", "All"),

@@ -10,7 +10,7 @@ use crate::crypto::SecretBox;
 use crate::error::RepoError;
 use crate::model::*;
 use crate::ports::{BoxFuture, ChatNotifier, Clock, MailNotifier, NotifyError};
-use crate::services::{MessageIdSigner, addresses};
+use crate::services::{MessageIdSigner, OwnAddresses};
 
 #[derive(Debug, Clone)]
 pub struct OutboxSettings {
@@ -42,6 +42,7 @@ pub trait OutboxPorts:
     + crate::ports::DepartmentRepository
     + crate::ports::UserRepository
     + crate::ports::SlaRepository
+    + crate::ports::MailAccountRepository
 {
 }
 impl<
@@ -49,7 +50,8 @@ impl<
         + crate::ports::TicketRepository
         + crate::ports::DepartmentRepository
         + crate::ports::UserRepository
-        + crate::ports::SlaRepository,
+        + crate::ports::SlaRepository
+        + crate::ports::MailAccountRepository,
 > OutboxPorts for T
 {
 }
@@ -62,6 +64,7 @@ pub struct OutboxService<R: OutboxPorts, M: MailNotifier, C: ChatNotifier> {
     ids: MessageIdSigner,
     clock: Arc<dyn Clock>,
     settings: OutboxSettings,
+    own: OwnAddresses,
 }
 
 impl<R: OutboxPorts, M: MailNotifier, C: ChatNotifier> OutboxService<R, M, C> {
@@ -74,7 +77,13 @@ impl<R: OutboxPorts, M: MailNotifier, C: ChatNotifier> OutboxService<R, M, C> {
         clock: Arc<dyn Clock>,
         settings: OutboxSettings,
     ) -> Self {
-        Self { repo, mail, chat, secret_box, ids, clock, settings }
+        Self { repo, mail, chat, secret_box, ids, clock, settings, own: OwnAddresses::mailboxes_only() }
+    }
+
+    /// Our addresses besides the mailboxes: a reply is never mailed to them.
+    pub fn with_own_addresses(mut self, own: OwnAddresses) -> Self {
+        self.own = own;
+        self
     }
 
     /// Delivers what is due now, at most `limit`; returns how many were tried.
@@ -142,9 +151,12 @@ impl<R: OutboxPorts, M: MailNotifier, C: ChatNotifier> OutboxService<R, M, C> {
         let now = self.clock.now();
         let outcome = match result {
             Ok(result) => AttemptOutcome::Sent { result },
-            Err(NotifyError::Permanent(e)) => AttemptOutcome::Failed { error: e },
+            Err(NotifyError::Permanent(error)) => {
+                AttemptOutcome::Failed { follow_up: self.follow_up(&notice, &error, now).await?, error }
+            }
             Err(NotifyError::Temporary(e)) if notice.attempts + 1 >= self.settings.max_attempts => {
-                AttemptOutcome::Failed { error: format!("gave up after {} attempts: {e}", notice.attempts + 1) }
+                let error = format!("gave up after {} attempts: {e}", notice.attempts + 1);
+                AttemptOutcome::Failed { follow_up: self.follow_up(&notice, &error, now).await?, error }
             }
             Err(NotifyError::Temporary(e)) => {
                 let factor = 1i32.checked_shl(notice.attempts.clamp(0, 20) as u32).unwrap_or(i32::MAX);
@@ -153,6 +165,51 @@ impl<R: OutboxPorts, M: MailNotifier, C: ChatNotifier> OutboxService<R, M, C> {
             }
         };
         self.repo.record_attempt(notice.id, now, outcome).await
+    }
+
+    /// What a notice given up writes with it: for an operator's reply, the
+    /// thread's `entrega_fallida` event, a mail to the ticket's assignee
+    /// (when active) and the `ticket.entrega_fallida` webhook event; for any
+    /// other notice, nothing (a notice about a notice could loop).
+    async fn follow_up(&self, notice: &Notice, error: &str, now: Timestamp) -> Result<FailureFollowUp, RepoError> {
+        if notice.kind != NoticeKind::Reply {
+            return Ok(FailureFollowUp::default());
+        }
+        let Some(ticket) = self.repo.find_ticket(notice.ticket_id).await? else {
+            return Ok(FailureFollowUp::default());
+        };
+        let reason: String = error.chars().take(DELIVERY_REASON_CHARS).collect();
+        let event = NewTicketEvent {
+            actor_id: None,
+            kind: EventKind::DeliveryFailed,
+            before: Some(notice.recipient.clone()),
+            after: Some(reason.clone()),
+        };
+        let assignee = match ticket.assignee_id {
+            Some(id) => self.repo.find_user(id).await?.filter(InternalUser::is_active),
+            None => None,
+        };
+        let notices = assignee
+            .iter()
+            .map(|a| NewNotice { kind: NoticeKind::DeliveryFailedMail, recipient: a.email.clone() })
+            .collect();
+        let department = self.repo.find_department(ticket.department_id).await?.map(|d| d.name).unwrap_or_default();
+        let announced = EventTicket {
+            subject: ticket.subject.clone(),
+            status: ticket.status,
+            priority: ticket.priority,
+            department_id: ticket.department_id,
+            department,
+            assignee: assignee.as_ref().map(EventPerson::of),
+            requester: ticket.requester.clone(),
+        };
+        let mut webhook_event = NewWebhookEvent::new(WebhookEventKind::DeliveryFailed, announced, now)
+            .with_failure(EventFailure { recipient: notice.recipient.clone(), reason });
+        if let Some(detail) = self.repo.find_detail(notice.detail_id).await? {
+            webhook_event =
+                webhook_event.with_message(EventMessage::new(detail.direction, &detail.from, &detail.body, false));
+        }
+        Ok(FailureFollowUp { events: vec![event], notices, webhook_events: vec![webhook_event] })
     }
 
     async fn send(&self, notice: &Notice) -> Result<String, NotifyError> {
@@ -239,19 +296,34 @@ impl<R: OutboxPorts, M: MailNotifier, C: ChatNotifier> OutboxService<R, M, C> {
                     .filter_map(|d| d.message_id)
                     .collect();
                 let in_reply_to = earlier.last().cloned();
-                let own = detail.message_id.clone().unwrap_or(message_id);
+                let own_id = detail.message_id.clone().unwrap_or(message_id);
                 let html = Some(detail.html.clone()).filter(|h| !h.trim().is_empty());
+                // Never to ourselves (a loop); a Cc that does not parse or
+                // is ours is left out, never the reason the reply fails.
+                let ours = self.own.load(&*self.repo, self.clock.now()).await.map_err(store)?;
+                if ours.contains(&notice.recipient) {
+                    return Err(NotifyError::Permanent("the recipient is one of the helpdesk's own addresses".into()));
+                }
+                let cc: Vec<String> = detail
+                    .cc
+                    .as_deref()
+                    .map(|cc| Address::list(cc).valid)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter(|a| !ours.contains(a.as_str()))
+                    .map(|a| a.to_string())
+                    .collect();
                 self.mail
                     .send(OutgoingMail {
                         to: notice.recipient.clone(),
-                        cc: detail.cc.as_deref().map(addresses).unwrap_or_default(),
+                        cc,
                         content: MailContent::OperatorReply {
                             number,
                             subject: detail.subject.clone(),
                             text: detail.body.clone(),
                             html,
                         },
-                        message_id: Some(own),
+                        message_id: Some(own_id),
                         in_reply_to,
                         references: earlier,
                         headers: vec![],
@@ -264,6 +336,30 @@ impl<R: OutboxPorts, M: MailNotifier, C: ChatNotifier> OutboxService<R, M, C> {
                         to: notice.recipient.clone(),
                         cc: vec![],
                         content: MailContent::TicketAssigned { number, subject, requester: ticket.requester.clone() },
+                        message_id: Some(message_id),
+                        in_reply_to: None,
+                        references: vec![],
+                        headers: vec![("Auto-Submitted".into(), "auto-generated".into())],
+                    })
+                    .await
+            }
+            NoticeKind::DeliveryFailedMail => {
+                let notices = self.repo.notices_of_detail(detail.id).await.map_err(store)?;
+                let failed = notices
+                    .iter()
+                    .find(|n| n.kind == NoticeKind::Reply && n.status == NoticeStatus::Failed)
+                    .ok_or_else(|| NotifyError::Permanent("no failed reply on this message".into()))?;
+                let reason = Delivery::of(failed).reason.unwrap_or_default();
+                self.mail
+                    .send(OutgoingMail {
+                        to: notice.recipient.clone(),
+                        cc: vec![],
+                        content: MailContent::DeliveryFailed {
+                            number,
+                            subject,
+                            recipient: failed.recipient.clone(),
+                            reason,
+                        },
                         message_id: Some(message_id),
                         in_reply_to: None,
                         references: vec![],

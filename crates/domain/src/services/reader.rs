@@ -14,7 +14,7 @@ use crate::crypto::SecretBox;
 use crate::error::RepoError;
 use crate::model::*;
 use crate::ports::*;
-use crate::services::{IngestError, IngestService, MessageIdSigner, header, subject_ticket_number};
+use crate::services::{IngestError, IngestService, Ingested, MessageIdSigner, header, subject_ticket_number};
 
 #[derive(Debug, Clone)]
 pub struct ReaderSettings {
@@ -37,7 +37,7 @@ pub struct ReaderSettings {
 pub const BATCH_BYTES: u64 = 32 << 20;
 
 /// What became of the mail listed in one run. They add up:
-/// `listed = imported + duplicate + quarantined + vanished + deferred`.
+/// `listed = imported + duplicate + held + quarantined + vanished + deferred`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ReadCounts {
     pub listed: u64,
@@ -45,6 +45,9 @@ pub struct ReadCounts {
     pub imported: u64,
     /// Stored before (a re-read after a crash, or the same mail twice).
     pub duplicate: u64,
+    /// From one of our own addresses and continuing no ticket: held (see
+    /// `IngestService`), not a ticket.
+    pub held: u64,
     pub quarantined: u64,
     /// Expunged by someone else between the listing and the fetch.
     pub vanished: u64,
@@ -57,13 +60,14 @@ impl ReadCounts {
         self.listed += other.listed;
         self.imported += other.imported;
         self.duplicate += other.duplicate;
+        self.held += other.held;
         self.quarantined += other.quarantined;
         self.vanished += other.vanished;
         self.deferred += other.deferred;
     }
 
     pub fn adds_up(&self) -> bool {
-        self.listed == self.imported + self.duplicate + self.quarantined + self.vanished + self.deferred
+        self.listed == self.imported + self.duplicate + self.held + self.quarantined + self.vanished + self.deferred
     }
 }
 
@@ -112,15 +116,20 @@ pub enum ReadError {
     Unavailable(String),
 }
 
+/// What a quarantined mail tried again says when it was held instead.
+const HELD_INSTEAD: &str = "from one of our own addresses and continuing no ticket: held (helpdesk-server held list)";
+
 /// What one mail came to.
 enum Decision {
     Ticket { ticket_id: i64, duplicate: bool },
+    Held,
     Refused(QuarantineReason, String, Option<String>),
 }
 
 enum Fate {
     Imported,
     Duplicate,
+    Held,
     Quarantined,
     Vanished,
 }
@@ -238,6 +247,7 @@ impl<R: ReaderPorts, S: MailboxSource> ReaderService<R, S> {
                 match fate {
                     Fate::Imported => counts.imported += 1,
                     Fate::Duplicate => counts.duplicate += 1,
+                    Fate::Held => counts.held += 1,
                     Fate::Quarantined => counts.quarantined += 1,
                     Fate::Vanished => counts.vanished += 1,
                 }
@@ -420,6 +430,7 @@ impl<R: ReaderPorts, S: MailboxSource> ReaderService<R, S> {
         Ok(match decision {
             Decision::Ticket { duplicate: true, .. } => Outcome::Done(Fate::Duplicate),
             Decision::Ticket { duplicate: false, .. } => Outcome::Done(Fate::Imported),
+            Decision::Held => Outcome::Done(Fate::Held),
             Decision::Refused(reason, detail, raw_route) => Outcome::Refused(reason, detail, raw_route),
         })
     }
@@ -470,7 +481,8 @@ impl<R: ReaderPorts, S: MailboxSource> ReaderService<R, S> {
             mail.attachments.push(NewAttachment { name: a.name, route, mime_type: a.mime_type });
         }
         match self.p.ingest.ingest(mail).await {
-            Ok(o) => Ok(Decision::Ticket { ticket_id: o.ticket_id, duplicate: o.duplicate }),
+            Ok(Ingested::Ticket(o)) => Ok(Decision::Ticket { ticket_id: o.ticket_id, duplicate: o.duplicate }),
+            Ok(Ingested::Held(_)) => Ok(Decision::Held),
             Err(IngestError::Store(e)) => Err(e.into()),
             Err(e) => self.refuse(at, raw, QuarantineReason::Rejected, e.to_string()).await,
         }
@@ -521,6 +533,8 @@ impl<R: ReaderPorts, S: MailboxSource> ReaderService<R, S> {
         };
         let outcome = match decision {
             Decision::Ticket { ticket_id, .. } => Ok(ticket_id),
+            // Kept whole among the held mail, which is where it is released.
+            Decision::Held => Err((QuarantineReason::Rejected, HELD_INSTEAD.to_string())),
             Decision::Refused(reason, detail, _) => Err((reason, detail)),
         };
         Ok(self.p.repo.record_retry(id, outcome, self.p.clock.now()).await?)
@@ -803,6 +817,8 @@ mod tests {
             chat_to_users: false,
             first_attempt_grace: chrono::Duration::seconds(30),
             setup_cache: std::time::Duration::ZERO,
+            own_addresses: vec![],
+            max_new_participants: 20,
         };
         let ids = MessageIdSigner::new(SecretHasher::new([4; 32]), "helpdesk.test");
         let ingest = Arc::new(IngestService::new(store.clone(), ids, clock.clone(), settings));
@@ -834,7 +850,7 @@ mod tests {
         vanished: u64,
         deferred: u64,
     ) -> ReadCounts {
-        ReadCounts { listed, imported, duplicate, quarantined, vanished, deferred }
+        ReadCounts { listed, imported, duplicate, held: 0, quarantined, vanished, deferred }
     }
 
     async fn all_tickets(store: &InMemoryStore) -> Vec<Ticket> {

@@ -20,7 +20,7 @@ use std::sync::Arc;
 use crate::error::RepoError;
 use crate::model::*;
 use crate::ports::{Clock, SlaRepository, TicketRepository, TicketWorkRepository, UserRepository};
-use crate::services::{MessageIdSigner, SlaBook, addresses, bare_address, least_loaded};
+use crate::services::{MessageIdSigner, OwnAddresses, SlaBook, bare_address, least_loaded};
 
 /// The largest page of the ticket list.
 pub const MAX_PAGE: i64 = 100;
@@ -57,11 +57,24 @@ pub enum TicketError {
 
 /// The ports [`TicketService`] calls.
 pub trait TicketPorts:
-    TicketRepository + TicketWorkRepository + UserRepository + crate::ports::DepartmentRepository + SlaRepository
+    TicketRepository
+    + TicketWorkRepository
+    + UserRepository
+    + crate::ports::DepartmentRepository
+    + SlaRepository
+    + crate::ports::MailAccountRepository
+    + crate::ports::OutboxRepository
 {
 }
-impl<T: TicketRepository + TicketWorkRepository + UserRepository + crate::ports::DepartmentRepository + SlaRepository>
-    TicketPorts for T
+impl<
+    T: TicketRepository
+        + TicketWorkRepository
+        + UserRepository
+        + crate::ports::DepartmentRepository
+        + SlaRepository
+        + crate::ports::MailAccountRepository
+        + crate::ports::OutboxRepository,
+> TicketPorts for T
 {
 }
 
@@ -165,6 +178,7 @@ pub struct TicketService<R: TicketPorts> {
     /// Whether assignees get Synology Chat bot messages.
     chat_to_users: bool,
     sla: SlaBook<R>,
+    own: OwnAddresses,
 }
 
 impl<R: TicketPorts> TicketService<R> {
@@ -177,7 +191,15 @@ impl<R: TicketPorts> TicketService<R> {
         setup_cache: std::time::Duration,
     ) -> Self {
         let sla = SlaBook::new(repo.clone(), clock.clone(), setup_cache);
-        Self { repo, ids, clock, chat_to_users, sla }
+        let own = OwnAddresses::new(Vec::new(), setup_cache);
+        Self { repo, ids, clock, chat_to_users, sla, own }
+    }
+
+    /// Our addresses besides the mailboxes (the SMTP sender,
+    /// `mail.own_addresses`): never copied on a reply.
+    pub fn with_own_addresses(mut self, own: OwnAddresses) -> Self {
+        self.own = own;
+        self
     }
 
     /// A page of the tickets the operator may see, newest first.
@@ -244,7 +266,15 @@ impl<R: TicketPorts> TicketService<R> {
             .collect();
         let events = self.repo.events_of(ticket_id).await?;
         let participants = self.repo.participants_of(ticket_id).await?;
-        Ok(TicketThread { ticket, details, events, participants })
+        let deliveries = self
+            .repo
+            .notices_of_ticket(ticket_id)
+            .await?
+            .iter()
+            .filter(|n| n.kind == NoticeKind::Reply)
+            .map(|n| (n.detail_id, Delivery::of(n)))
+            .collect();
+        Ok(TicketThread { ticket, details, events, participants, deliveries })
     }
 
     /// An attachment of a ticket the operator may see.
@@ -269,15 +299,24 @@ impl<R: TicketPorts> TicketService<R> {
         let now = self.clock.now();
         let message_id = self.ids.for_reply(ticket.id);
         let participants = self.repo.participants_of(ticket_id).await?;
-        let extra_cc: Vec<String> = req.cc.as_deref().map(addresses).unwrap_or_default();
+        let own = self.own.load(&*self.repo, now).await?;
+        // Our own addresses take no copy; an address that does not parse
+        // (stored by older versions) is passed over, never the reason a
+        // reply to the requester fails.
+        let extra_cc: Vec<String> = req
+            .cc
+            .as_deref()
+            .map(|cc| Address::list(cc).valid.into_iter().map(|a| a.to_string()).collect())
+            .unwrap_or_default();
+        let extra_cc: Vec<String> = extra_cc.into_iter().filter(|a| !own.contains(a)).collect();
         let requester = ticket.requester.to_lowercase();
         // The requester in To; everyone else who takes part in Cc, except
         // the helpdesk's own people (the assignee takes part too): an
         // internal address is not for the customer to see.
         let mut cc: Vec<String> = Vec::new();
         for p in participants.iter().chain(extra_cc.iter()) {
-            let p = p.to_lowercase();
-            if p == requester || cc.contains(&p) || p == bare_address(&op.user.email) {
+            let Some(p) = Address::parse_bare(p.trim()).map(|a| a.to_string()) else { continue };
+            if p == requester || cc.contains(&p) || p == bare_address(&op.user.email) || own.contains(&p) {
                 continue;
             }
             let internal = UserFilter { email: Some(p.clone()), ..Default::default() };

@@ -909,6 +909,7 @@ pub fn new_incoming(department_id: i64, assignee_id: Option<i64>, key: &str, fro
             mime_type: "text/plain".into(),
         }],
         participants: vec![from.into(), "Copia@Cliente.test".into()],
+        events: vec![],
         notices: vec![
             NewNotice { kind: NoticeKind::Acknowledgement, recipient: from.into() },
             NewNotice { kind: NoticeKind::DepartmentChannel, recipient: department_id.to_string() },
@@ -998,6 +999,7 @@ pub async fn incoming_mail_joins_and_reopens_a_ticket<S: Store>(s: Arc<S>) {
         detail: sample_detail("m2", "otro@cliente.test"),
         attachments: vec![],
         participants: vec!["otro@cliente.test".into()],
+        events: vec![],
         notices: vec![],
         webhook_events: vec![],
         now: at(11, 0, 0),
@@ -1185,6 +1187,7 @@ pub async fn open_ticket_counts_follow_closing_and_reopening<S: Store>(s: Arc<S>
         detail: sample_detail(id, "c@cliente.test"),
         attachments: vec![],
         participants: vec![],
+        events: vec![],
         notices: vec![],
         webhook_events: vec![],
         now: at(13, 0, 0),
@@ -1224,6 +1227,7 @@ fn follow_up(ticket_id: i64, key: &str, text: (&str, &str), now: Timestamp) -> N
         detail,
         attachments: vec![],
         participants: vec![],
+        events: vec![],
         notices: vec![],
         webhook_events: vec![],
         now,
@@ -1730,8 +1734,38 @@ pub async fn outbox_leases_attempts_and_outcomes<S: Store>(s: Arc<S>) {
     // A lease that runs out (a worker died) makes the notice claimable again.
     let again = s.claim_due_notices(at(9, 5, 0), 10, at(9, 6, 0)).await.unwrap();
     assert_eq!(again.iter().map(|n| n.id).collect::<Vec<_>>(), vec![n2]);
-    let failed = s.record_attempt(n2, at(9, 5, 1), AttemptOutcome::Failed { error: "rechazado".into() }).await.unwrap();
+    // Given up, with its follow-up written in the same transaction.
+    let event = NewTicketEvent {
+        actor_id: None,
+        kind: EventKind::DeliveryFailed,
+        before: Some("c@cliente.test".into()),
+        after: Some("rechazado".into()),
+    };
+    let follow_up = FailureFollowUp {
+        events: vec![event],
+        notices: vec![NewNotice { kind: NoticeKind::DeliveryFailedMail, recipient: "ana@example.test".into() }],
+        webhook_events: vec![],
+    };
+    let failed = s
+        .record_attempt(n2, at(9, 5, 1), AttemptOutcome::Failed { error: "rechazado".into(), follow_up })
+        .await
+        .unwrap();
     assert_eq!((failed.status, failed.attempts), (NoticeStatus::Failed, 2));
+    let events = s.events_of(stored.ticket_id).await.unwrap();
+    assert_eq!(
+        events.iter().map(|e| (e.kind, e.before.as_deref(), e.after.as_deref(), e.at)).collect::<Vec<_>>(),
+        vec![(EventKind::DeliveryFailed, Some("c@cliente.test"), Some("rechazado"), at(9, 5, 1))]
+    );
+    let on_detail = s.notices_of_detail(stored.detail_id).await.unwrap();
+    let told = on_detail.iter().find(|n| n.kind == NoticeKind::DeliveryFailedMail).expect("the assignee's notice");
+    assert_eq!(
+        (told.status, told.recipient.as_str(), told.next_attempt_at),
+        (NoticeStatus::Pending, "ana@example.test", at(9, 5, 1))
+    );
+    let of_ticket = s.notices_of_ticket(stored.ticket_id).await.unwrap();
+    assert_eq!(of_ticket.iter().map(|n| n.id).collect::<Vec<_>>(), vec![n1, n2, told.id], "every notice, by id");
+    assert_eq!(s.notices_of_ticket(stored.ticket_id + 1000).await.unwrap(), vec![]);
+    s.record_attempt(told.id, at(9, 5, 2), AttemptOutcome::Sent { result: "x".into() }).await.unwrap();
     assert!(s.claim_due_notices(at(10, 0, 0), 10, at(10, 1, 0)).await.unwrap().is_empty());
     assert_eq!(s.attempts_of(n2).await.unwrap(), vec![(at(9, 0, 6), false), (at(9, 5, 1), false)]);
     assert_eq!(s.attempts_of(n1).await.unwrap(), vec![(at(9, 0, 6), true)]);
@@ -1739,7 +1773,8 @@ pub async fn outbox_leases_attempts_and_outcomes<S: Store>(s: Arc<S>) {
     assert_eq!(s.count_notices_since(NoticeKind::Acknowledgement, "C@cliente.test", at(9, 0, 0)).await.unwrap(), 1);
     assert_eq!(s.count_notices_since(NoticeKind::Acknowledgement, "c@cliente.test", at(9, 0, 2)).await.unwrap(), 0);
     assert!(matches!(
-        s.record_attempt(n2 + 1000, now, AttemptOutcome::Failed { error: "x".into() }).await,
+        s.record_attempt(n2 + 1000, now, AttemptOutcome::Failed { error: "x".into(), follow_up: Default::default() })
+            .await,
         Err(RepoError::NotFound)
     ));
 }
@@ -1818,7 +1853,7 @@ pub async fn webhooks_round_trip_and_rotate_their_secret<S: Store>(s: Arc<S>) {
     assert_eq!(a, expected);
     let b = s.create_webhook(hook("http://127.0.0.1:9/x", &WebhookEventKind::ALL, Status::Inactive, at(9, 1, 0)));
     let b = b.await.unwrap();
-    assert_eq!((b.events.len(), b.status), (5, Status::Inactive));
+    assert_eq!((b.events.len(), b.status), (WebhookEventKind::ALL.len(), Status::Inactive));
     assert_eq!(s.list_webhooks().await.unwrap(), vec![a.clone(), b.clone()]);
     assert_eq!(s.find_webhook(a.id).await.unwrap(), Some(a.clone()));
     assert_eq!(s.find_webhook(b.id + 1000).await.unwrap(), None);
@@ -2207,6 +2242,55 @@ pub async fn reader_checkpoints_and_an_idempotent_quarantine<S: Store>(s: Arc<S>
     assert_eq!(s.quarantined(false).await.unwrap(), vec![r.clone()]);
     assert_eq!(s.quarantined(true).await.unwrap(), vec![resolved, r]);
     assert!(matches!(s.record_retry(q.id + 1000, Ok(t.ticket_id), at(9, 6, 0)).await, Err(RepoError::NotFound)));
+}
+
+/// Held mail: kept whole (every field, UTF-8 and headers included), held
+/// once per dedupe key, listed in order, released once.
+pub async fn held_mail_is_kept_whole_and_released_once<S: Store>(s: Arc<S>) {
+    let d = s.create_department(NewDepartment { name: "Soporte".into(), synology_channel: None }).await.unwrap();
+    let mail = IncomingMail {
+        system: "canal_lectura".into(),
+        subject: "Copia de nuestra respuesta ñ".into(),
+        from: "Soporte <soporte@helpdesk.test>".into(),
+        to: "cliente@cliente.test".into(),
+        cc: Some("otro@cliente.test".into()),
+        bcc: None,
+        reply_to: None,
+        body: "Texto con ñ y \"comillas\"".into(),
+        html: "<p>x</p>".into(),
+        date: at(9, 0, 0),
+        headers: [("Message-ID".to_string(), "<x@helpdesk.test>".to_string())].into_iter().collect(),
+        attachments: vec![NewAttachment {
+            name: "a.txt".into(),
+            route: "r/a.txt".into(),
+            mime_type: "text/plain".into(),
+        }],
+        received_by: Some(3),
+    };
+    let new =
+        NewHeldMail { dedupe_key: "k1".into(), reason: HoldReason::OwnAddress, mail: mail.clone(), now: at(9, 1, 0) };
+    let h = s.hold(new.clone()).await.unwrap();
+    assert_eq!(
+        (h.reason, &h.mail, h.created_at, h.ticket_id, h.released_at),
+        (HoldReason::OwnAddress, &mail, at(9, 1, 0), None, None)
+    );
+    let again = NewHeldMail { now: at(9, 2, 0), ..new.clone() };
+    assert_eq!(s.hold(again).await.unwrap(), h, "the same mail is held once");
+    let other = s.hold(NewHeldMail { dedupe_key: "k2".into(), ..new }).await.unwrap();
+    assert_ne!(other.id, h.id);
+    assert_eq!(s.held_mail(false).await.unwrap(), vec![h.clone(), other.clone()]);
+    assert_eq!(s.find_held(other.id).await.unwrap(), Some(other.clone()));
+    assert_eq!(s.find_held(other.id + 1000).await.unwrap(), None);
+
+    let t = s.store_incoming(new_incoming(d.id, None, "m-held", "r@example.test")).await.unwrap().ticket_id;
+    let released = s.mark_released(h.id, t, at(9, 3, 0)).await.unwrap();
+    assert_eq!((released.ticket_id, released.released_at), (Some(t), Some(at(9, 3, 0))));
+    assert!(released.is_released());
+    let later = s.mark_released(h.id, t + 1, at(9, 4, 0)).await.unwrap();
+    assert_eq!(later, released, "released once");
+    assert_eq!(s.held_mail(false).await.unwrap(), vec![other.clone()]);
+    assert_eq!(s.held_mail(true).await.unwrap(), vec![released, other]);
+    assert!(matches!(s.mark_released(h.id + 1000, t, at(9, 5, 0)).await, Err(RepoError::NotFound)));
 }
 
 // Service levels (`SlaRepository`, and the clock's columns of `ticket`).

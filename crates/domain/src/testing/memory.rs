@@ -37,6 +37,7 @@ struct Inner {
     attempts: Vec<(i64, Timestamp, bool)>,
     checkpoints: BTreeMap<(i64, String), Checkpoint>,
     quarantine: BTreeMap<i64, QuarantinedMail>,
+    held: BTreeMap<i64, HeldMail>,
     hooks: BTreeMap<i64, Webhook>,
     /// Event id → (kind, ticket, body).
     hook_events: BTreeMap<String, (WebhookEventKind, i64, String)>,
@@ -925,9 +926,27 @@ impl Inner {
         for p in &n.participants {
             i.participants.insert((ticket_id, p.to_lowercase()));
         }
+        i.insert_events(ticket_id, &n.events, n.now);
         let notice_ids = i.insert_notices(ticket_id, detail_id, &n.notices, n.now, n.notices_due_at);
         i.record_webhook_events(ticket_id, Some(detail_id), &n.webhook_events, n.now);
         Ok(StoredIncoming { ticket_id, detail_id, created_ticket, notice_ids })
+    }
+
+    /// The thread's events of a change or a mail.
+    fn insert_events(&mut self, ticket_id: i64, events: &[NewTicketEvent], now: Timestamp) {
+        for e in events {
+            let id = self.id();
+            let event = TicketEvent {
+                id,
+                ticket_id,
+                actor_id: e.actor_id,
+                kind: e.kind,
+                before: e.before.clone(),
+                after: e.after.clone(),
+                at: now,
+            };
+            self.events.insert(id, event);
+        }
     }
 
     /// The ticket's latest message (notices of a change attach to it).
@@ -1080,21 +1099,7 @@ impl TicketWorkRepository for InMemoryStore {
             if let Some(a) = u.new.assignee_id.filter(|a| Some(*a) != u.expected.assignee_id) {
                 i.last_assigned.insert(a, u.now);
             }
-            for e in &u.events {
-                let id = i.id();
-                i.events.insert(
-                    id,
-                    TicketEvent {
-                        id,
-                        ticket_id: u.ticket_id,
-                        actor_id: e.actor_id,
-                        kind: e.kind,
-                        before: e.before.clone(),
-                        after: e.after.clone(),
-                        at: u.now,
-                    },
-                );
-            }
+            i.insert_events(u.ticket_id, &u.events, u.now);
             i.insert_notices(u.ticket_id, latest, &u.notices, u.now, u.now);
             i.record_webhook_events(u.ticket_id, None, &u.webhook_events, u.now);
             Ok(ticket)
@@ -1166,18 +1171,25 @@ impl OutboxRepository for InMemoryStore {
                     n.last_error = Some(error);
                     n.next_attempt_at = next_attempt_at;
                 }
-                AttemptOutcome::Failed { error } => {
+                AttemptOutcome::Failed { error, follow_up } => {
                     n.status = NoticeStatus::Failed;
                     n.last_error = Some(error);
+                    let (ticket_id, detail_id) = (n.ticket_id, n.detail_id);
+                    i.insert_events(ticket_id, &follow_up.events, now);
+                    i.insert_notices(ticket_id, detail_id, &follow_up.notices, now, now);
+                    i.record_webhook_events(ticket_id, Some(detail_id), &follow_up.webhook_events, now);
                 }
             }
-            let n = n.clone();
+            let n = i.notices[&notice_id].clone();
             i.attempts.push((notice_id, now, ok));
             Ok(n)
         })
     }
     async fn notices_of_detail(&self, detail_id: i64) -> RepoResult<Vec<Notice>> {
         self.with(|i| Ok(i.notices.values().filter(|n| n.detail_id == detail_id).cloned().collect()))
+    }
+    async fn notices_of_ticket(&self, ticket_id: i64) -> RepoResult<Vec<Notice>> {
+        self.with(|i| Ok(i.notices.values().filter(|n| n.ticket_id == ticket_id).cloned().collect()))
     }
     async fn count_notices_since(&self, kind: NoticeKind, recipient: &str, since: Timestamp) -> RepoResult<i64> {
         Ok(self.count_notices_to(kind, &[recipient.to_string()], since).await?[0])
@@ -1369,6 +1381,42 @@ impl ReaderStateRepository for InMemoryStore {
                 Err((reason, detail)) => (q.reason, q.detail) = (reason, detail),
             }
             Ok(q.clone())
+        })
+    }
+}
+
+impl HeldMailRepository for InMemoryStore {
+    async fn hold(&self, new: NewHeldMail) -> RepoResult<HeldMail> {
+        self.with(|i| {
+            if let Some(h) = i.held.values().find(|h| h.dedupe_key == new.dedupe_key) {
+                return Ok(h.clone());
+            }
+            let h = HeldMail {
+                id: i.id(),
+                dedupe_key: new.dedupe_key,
+                reason: new.reason,
+                mail: new.mail,
+                created_at: new.now,
+                ticket_id: None,
+                released_at: None,
+            };
+            i.held.insert(h.id, h.clone());
+            Ok(h)
+        })
+    }
+    async fn held_mail(&self, include_released: bool) -> RepoResult<Vec<HeldMail>> {
+        self.with(|i| Ok(i.held.values().filter(|h| include_released || !h.is_released()).cloned().collect()))
+    }
+    async fn find_held(&self, id: i64) -> RepoResult<Option<HeldMail>> {
+        self.with(|i| Ok(i.held.get(&id).cloned()))
+    }
+    async fn mark_released(&self, id: i64, ticket_id: i64, now: Timestamp) -> RepoResult<HeldMail> {
+        self.with(|i| {
+            let h = i.held.get_mut(&id).ok_or(RepoError::NotFound)?;
+            if h.ticket_id.is_none() {
+                (h.ticket_id, h.released_at) = (Some(ticket_id), Some(now));
+            }
+            Ok(h.clone())
         })
     }
 }

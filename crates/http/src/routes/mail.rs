@@ -8,7 +8,7 @@ use actix_web::web;
 use helpdesk_domain::model::IncomingMail;
 use helpdesk_domain::model::{Endpoint, MailAccountFilter, MailAccountWithPassword, NewAttachment, Status};
 use helpdesk_domain::ports::Adapters;
-use helpdesk_domain::services::{mail_summary, synology_summary};
+use helpdesk_domain::services::{Ingested, NOT_NOTIFIED, mail_summary, synology_summary};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use utoipa::ToSchema;
@@ -223,7 +223,25 @@ impl TryFrom<MailSaveRequest> for IncomingMail {
 /// `POST api/correo/save`: an incoming e-mail becomes a ticket, or a detail
 /// of the ticket it continues. Answers flat, as documented.
 pub async fn save<A: Adapters>(st: web::Data<AppState<A>>, q: Valid<MailSaveRequest, A>) -> Result<Reply, ApiError> {
-    let outcome = st.ingest.ingest(q.input.try_into()?).await?;
+    let outcome = match st.ingest.ingest(q.input.try_into()?).await? {
+        Ingested::Ticket(outcome) => outcome,
+        // No ticket: the documented fields stay, as strings, empty.
+        Ingested::Held(held) => {
+            return Ok(Reply::Raw {
+                status: StatusCode::OK,
+                body: json!({
+                    "success": true,
+                    "message": messages::mail_held(held.id, held.reason),
+                    "ticket": "",
+                    "id_detalle_ticket": "",
+                    "notificacion_SLA_Synology": NOT_NOTIFIED,
+                    "notificacion_SLA_Correo": NOT_NOTIFIED,
+                    "id_departamento_asignado": "",
+                    "id_usuario_asignado": "",
+                }),
+            });
+        }
+    };
     let notices = match (outcome.duplicate, st.limits.inline_delivery) {
         // First attempt now, so the answer can say "sent" (the worker
         // retries failures); a duplicate queued nothing new.

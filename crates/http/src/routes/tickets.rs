@@ -128,6 +128,17 @@ struct DetailJson {
     html: String,
     fecha: String,
     adjuntos: Vec<AttachmentJson>,
+    /// A public reply's delivery; absent on other messages.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    entrega: Option<DeliveryJson>,
+}
+
+#[derive(Debug, Serialize)]
+struct DeliveryJson {
+    /// `en_cola`, `enviado`, `reintentando` or `fallido`
+    estado: &'static str,
+    intentos: i32,
+    motivo: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -150,10 +161,16 @@ struct ThreadJson {
 
 impl ThreadJson {
     fn of(t: TicketThread, now: Timestamp) -> Self {
+        let deliveries = t.deliveries;
         let detalles = t
             .details
             .into_iter()
             .map(|(d, attachments)| DetailJson {
+                entrega: deliveries.get(&d.id).map(|e| DeliveryJson {
+                    estado: e.state.as_str(),
+                    intentos: e.attempts,
+                    motivo: e.reason.clone(),
+                }),
                 id_detalle_ticket: d.id,
                 direccion: d.direction.as_str(),
                 id_usuario_autor: d.author_id,

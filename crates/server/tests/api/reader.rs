@@ -87,7 +87,15 @@ impl Channel {
 }
 
 fn counts(listed: u64, imported: u64, duplicate: u64, quarantined: u64) -> helpdesk_domain::services::ReadCounts {
-    helpdesk_domain::services::ReadCounts { listed, imported, duplicate, quarantined, vanished: 0, deferred: 0 }
+    helpdesk_domain::services::ReadCounts {
+        listed,
+        imported,
+        duplicate,
+        held: 0,
+        quarantined,
+        vanished: 0,
+        deferred: 0,
+    }
 }
 
 async fn reading_varied_mail_makes_tickets_files_and_a_quarantine(backend: Backend) {
@@ -363,7 +371,72 @@ async fn replies_read_with_their_parents_join_their_tickets(backend: Backend) {
     }
 }
 
+/// Our own mail read back from the mailbox: a copy of an operator's reply
+/// is that reply (a duplicate), an out-of-office answering it is kept and
+/// changes nothing, and a mail from our own address that continues no
+/// ticket is held, not a ticket.
+async fn our_own_mail_and_auto_replies_read_back_change_nothing(backend: Backend) {
+    use helpdesk_domain::services::{ChangeRequest, MessageIdSigner, Operator, ReplyRequest, TicketService};
+    let c = channel(backend).await;
+    c.append("INBOX", &message("c1", "No imprime"), false).await;
+    let reader = c.reader();
+    assert_eq!(reader.run_once().await.unwrap().totals(), counts(1, 1, 0, 0));
+    let t = c.tickets().await[0].id;
+    let user = NewInternalUser {
+        login: "ana".into(),
+        name: "Ana".into(),
+        email: "ana@helpdesk.test".into(),
+        department_id: Some(c.account.department_id),
+        can_take_tickets: true,
+        ..Default::default()
+    };
+    let op = Operator::new(c.app.db.create_user(user).await.unwrap()).unwrap();
+    let ids = MessageIdSigner::new(c.app.keys.consumer_hmac.clone(), &c.app.settings.ingest.message_id_domain);
+    let tickets = TicketService::new(c.app.db.clone(), ids, c.app.clock.clone(), false, std::time::Duration::ZERO);
+    let reply = ReplyRequest { body: "Ya lo vemos.".into(), html: None, internal: false, cc: None };
+    let reply = tickets.reply(&op, t, reply).await.unwrap();
+    let pending = ChangeRequest { status: Some(TicketStatus::Pending), ..Default::default() };
+    tickets.change(&op, t, pending).await.unwrap();
+    let before = c.app.db.find_ticket(t).await.unwrap().unwrap();
+
+    let copy = format!(
+        "Message-ID: <{}>\r\nDate: Sun, 29 Nov 2026 09:05:00 +0000\r\nFrom: Soporte <{USER}>\r\n\
+         To: luis@cliente.test\r\nCc: {USER}\r\nSubject: Re: No imprime\r\n\r\nYa lo vemos.\r\n",
+        reply.message_id.to_uppercase()
+    );
+    let away = format!(
+        "Message-ID: <ausente1@cliente.test>\r\nDate: Sun, 29 Nov 2026 09:06:00 +0000\r\nFrom: luis@cliente.test\r\n\
+         To: {USER}\r\nSubject: Fuera de la oficina\r\nAuto-Submitted: auto-replied\r\nIn-Reply-To: <{}>\r\n\r\n\
+         Vuelvo el lunes.\r\n",
+        reply.message_id
+    );
+    let looped = format!(
+        "Message-ID: <bucle1@helpdesk.test>\r\nDate: Sun, 29 Nov 2026 09:07:00 +0000\r\nFrom: {USER}\r\n\
+         To: {USER}\r\nSubject: Prueba\r\n\r\nA nosotros mismos.\r\n"
+    );
+    for raw in [copy, away, looped] {
+        c.append("INBOX", raw.as_bytes(), false).await;
+    }
+    let report = reader.run_once().await.unwrap();
+    let totals = report.totals();
+    assert_eq!((totals.listed, totals.imported, totals.duplicate, totals.held), (3, 1, 1, 1), "{report:?}");
+    assert!(totals.adds_up());
+
+    let after = c.app.db.find_ticket(t).await.unwrap().unwrap();
+    assert_eq!((after.status, after.sla), (TicketStatus::Pending, before.sla), "the out-of-office changed nothing");
+    let details = c.app.db.details_of(t).await.unwrap();
+    assert_eq!(details.len(), 3, "the message, our reply, the out-of-office");
+    assert!(details[2].automatic);
+    assert!(c.app.db.notices_of_detail(details[2].id).await.unwrap().is_empty(), "nobody told");
+    assert_eq!(c.tickets().await.len(), 1, "no ticket from our own mail");
+    let held = c.app.db.held_mail(false).await.unwrap();
+    assert_eq!(held.len(), 1);
+    assert_eq!(held[0].mail.subject, "Prueba");
+    assert!(!c.app.db.participants_of(t).await.unwrap().iter().any(|p| p == USER), "our mailbox takes no part");
+}
+
 crate::with_imap_on_both_backends!(
+    our_own_mail_and_auto_replies_read_back_change_nothing,
     reading_varied_mail_makes_tickets_files_and_a_quarantine,
     an_unreachable_account_is_reported_and_the_others_are_read,
     killed_between_commit_and_flag_loses_and_doubles_nothing,

@@ -30,12 +30,22 @@ pub(crate) struct Desk {
 }
 
 pub(crate) async fn desk(backend: Backend, smtp: bool) -> Desk {
+    desk_with(backend, smtp, |_| {}).await
+}
+
+/// [`desk`], with settings of the test's own.
+pub(crate) async fn desk_with(
+    backend: Backend,
+    smtp: bool,
+    tweak: impl FnOnce(&mut helpdesk_server::settings::Settings) + 'static,
+) -> Desk {
     let storage = scratch_dir("adjuntos");
     let dir = storage.clone();
     let mut builder = TestApp::builder(backend).with_settings(move |s| {
         s.reader.storage_dir = dir;
         // The worker delivers; the request answers at once.
         s.outbox.inline_timeout_ms = 0;
+        tweak(s);
     });
     if smtp {
         builder = builder.with_smtp();
