@@ -220,6 +220,11 @@ const NO_STORE: &[&str] = &[
     "/api/correo/getConfigCorreos",
 ];
 
+/// The operators' ticket API (not documented by Laravel): its answers carry
+/// customers' messages and files.
+const TICKETS: &str = "/api/tickets";
+const TICKETS_UNDER: &str = "/api/tickets/";
+
 /// The `/docs` page is Swagger UI's static bundle: its own scripts and
 /// styles (no inline script at all), images as data: URIs, and
 /// `/openapi.json`. The one inline style is the `<style>` of Swagger's logo
@@ -295,6 +300,9 @@ pub(crate) async fn security_middleware<A: Adapters>(
         if NO_STORE.contains(&path.as_str()) {
             h.insert(HeaderName::from_static("cache-control"), HeaderValue::from_static("no-store"));
             h.insert(HeaderName::from_static("pragma"), HeaderValue::from_static("no-cache"));
+        } else if path == TICKETS || path.starts_with(TICKETS_UNDER) {
+            // Customers' messages and files: kept by no cache, shared or not.
+            h.insert(HeaderName::from_static("cache-control"), HeaderValue::from_static("private, no-store"));
         } else {
             h.insert(HeaderName::from_static("cache-control"), HeaderValue::from_static("no-cache, private"));
         }

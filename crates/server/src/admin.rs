@@ -13,7 +13,9 @@ use helpdesk_domain::model::{
     BusinessCalendar, Endpoint, NewCalendar, NewInternalUser, NewSlaPolicy, Priority, ProductAccess, ProductChange,
     Status, UserStatus, WebhookEventKind, WeeklyHours, parse_zone,
 };
-use helpdesk_domain::ports::{DepartmentRepository, ProductRepository, SlaRepository, SystemClock, UserRepository};
+use helpdesk_domain::ports::{
+    Clock, DepartmentRepository, ProductRepository, SlaRepository, SystemClock, UserRepository,
+};
 use helpdesk_domain::services::{
     AccessService, AdiService, AdminService, IngestService, MailAccountInput, MailAccountService, MessageIdSigner,
     SIGNATURE_HEADER, TIMESTAMP_HEADER, TicketService, UserInput, WebhookService,
@@ -498,8 +500,8 @@ pub async fn department(db: Arc<Db>, keys: &Keys, cmd: DepartmentCmd) -> anyhow:
 pub async fn user(db: Arc<Db>, keys: &Keys, settings: &Settings, cmd: UserCmd) -> anyhow::Result<()> {
     let a = match cmd {
         UserCmd::Add(a) => a,
-        UserCmd::GrantProduct { login, product } => return product_grant(&db, &login, &product, true).await,
-        UserCmd::RevokeProduct { login, product } => return product_grant(&db, &login, &product, false).await,
+        UserCmd::GrantProduct { login, product } => return product_grant(db, &login, &product, true).await,
+        UserCmd::RevokeProduct { login, product } => return product_grant(db, &login, &product, false).await,
         UserCmd::Set(set) => return user_set(db, keys, settings, set).await,
     };
     let admin = AdminService::new(db);
@@ -685,12 +687,15 @@ pub async fn held(ingest: &IngestService<Db>, cmd: HeldCmd) -> anyhow::Result<()
     Ok(())
 }
 
-async fn product_grant(db: &Db, login: &str, alias: &str, granted: bool) -> anyhow::Result<()> {
+async fn product_grant(db: Arc<Db>, login: &str, alias: &str, granted: bool) -> anyhow::Result<()> {
     let (user, _) = db.find_user_credentials(login).await?.with_context(|| format!("no user {login}"))?;
     let product = db.find_product_by_alias(alias).await?.with_context(|| format!("no product {alias}"))?;
-    db.set_product_grant(user.id, product.id, granted).await?;
+    let revoked = AdminService::new(db).set_product_grant(user.id, product.id, granted, SystemClock.now()).await?;
     let what = if granted { "may now sign in to" } else { "may no longer sign in to" };
     println!("user {} {what} {}", user.login, product.alias);
+    if revoked > 0 {
+        println!("{revoked} live token(s) of {} for {} revoked", user.login, product.alias);
+    }
     if product.access == ProductAccess::All {
         println!(
             "(product {} is open to every active user: `product set {} --access asignado` to restrict it)",
@@ -709,8 +714,14 @@ async fn user_set(db: Arc<Db>, keys: &Keys, settings: &Settings, set: UserSet) -
     }
     let status = if set.inactivo { Some(UserStatus::Inactive) } else { set.activo.then_some(UserStatus::Active) };
     if let Some(status) = status {
-        db.set_user_status(user.id, status).await.with_context(|| format!("user {}", user.login))?;
+        let revoked = AdminService::new(db.clone())
+            .set_user_status(user.id, status, SystemClock.now())
+            .await
+            .with_context(|| format!("user {}", user.login))?;
         println!("user {} (id {}): {}", user.login, user.id, status.as_str().to_lowercase());
+        if revoked > 0 {
+            println!("{revoked} live token(s) of {} revoked", user.login);
+        }
     }
     if status == Some(UserStatus::Inactive) {
         // Inactive first, so nothing assigns them a ticket meanwhile.

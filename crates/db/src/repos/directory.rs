@@ -48,6 +48,17 @@ impl ProductRepository for Db {
         row.map(Product::try_from).transpose()
     }
 
+    async fn find_product(&self, id: i64) -> RepoResult<Option<Product>> {
+        let row: Option<ProductRow> = db_run!(self, |conn| producto::table
+            .find(id)
+            .select(ProductRow::as_select())
+            .first(conn)
+            .await
+            .optional()
+            .or_repo())?;
+        row.map(Product::try_from).transpose()
+    }
+
     async fn list_products(&self) -> RepoResult<Vec<Product>> {
         let rows: Vec<ProductRow> = db_run!(self, |conn| producto::table
             .order(producto::id_producto)

@@ -179,6 +179,20 @@ impl SessionRepository for Db {
         let n = db_run!(self, |conn| revoke_live_sessions!(user_id, now).execute(conn).await.or_repo())?;
         Ok(n as u64)
     }
+
+    async fn revoke_product_sessions(&self, user_id: i64, product_id: i64, now: Timestamp) -> RepoResult<u64> {
+        let n = db_run!(self, |conn| diesel::update(
+            sesion_usuario::table
+                .filter(sesion_usuario::fk_id_usuario.eq(user_id))
+                .filter(sesion_usuario::fk_id_producto.eq(product_id))
+                .filter(sesion_usuario::revoked_at.is_null()),
+        )
+        .set(sesion_usuario::revoked_at.eq(now))
+        .execute(conn)
+        .await
+        .or_repo())?;
+        Ok(n as u64)
+    }
 }
 
 impl PasswordResetRepository for Db {

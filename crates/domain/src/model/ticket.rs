@@ -98,6 +98,85 @@ pub struct Attachment {
     pub mime_type: String,
 }
 
+/// Types an attachment is served as, as declared: inert in a browser
+/// (raster images, PDF, plain text and CSV, office documents, archives,
+/// audio and video a browser only plays). Anything else a customer declares
+/// (HTML, SVG, XML, JavaScript, `message/rfc822`, unknown types) is served as
+/// `application/octet-stream`.
+const INERT_TYPES: &[&str] = &[
+    "image/png",
+    "image/jpeg",
+    "image/gif",
+    "image/webp",
+    "image/bmp",
+    "image/tiff",
+    "image/avif",
+    "application/pdf",
+    "text/plain",
+    "text/csv",
+    "application/rtf",
+    "application/msword",
+    "application/vnd.ms-excel",
+    "application/vnd.ms-powerpoint",
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+    "application/vnd.oasis.opendocument.text",
+    "application/vnd.oasis.opendocument.spreadsheet",
+    "application/vnd.oasis.opendocument.presentation",
+    "application/zip",
+    "application/x-zip-compressed",
+    "application/gzip",
+    "application/x-gzip",
+    "application/x-tar",
+    "application/x-7z-compressed",
+    "application/vnd.rar",
+    "application/x-rar-compressed",
+    "audio/mpeg",
+    "audio/ogg",
+    "audio/wav",
+    "video/mp4",
+    "video/webm",
+];
+
+/// Character sets plain text keeps (UTF-7 and the like are how scripts
+/// hide from filters).
+const TEXT_CHARSETS: &[&str] = &["utf-8", "us-ascii", "iso-8859-1", "iso-8859-15", "windows-1252"];
+
+/// The type an attachment is served with: its declared type when inert
+/// ([`INERT_TYPES`]; lower case, parameters dropped but a known `charset`
+/// of plain text), else `application/octet-stream`.
+pub fn served_type(declared: &str) -> String {
+    let mut parts = declared.split(';');
+    let essence = parts.next().unwrap_or_default().trim().to_ascii_lowercase();
+    if !INERT_TYPES.contains(&essence.as_str()) {
+        return "application/octet-stream".into();
+    }
+    if essence == "text/plain" || essence == "text/csv" {
+        let charset = parts.find_map(|p| {
+            let (k, v) = p.split_once('=')?;
+            k.trim().eq_ignore_ascii_case("charset").then(|| v.trim().trim_matches('"').to_ascii_lowercase())
+        });
+        return match charset {
+            Some(c) if TEXT_CHARSETS.contains(&c.as_str()) => format!("{essence}; charset={c}"),
+            Some(_) => "application/octet-stream".into(),
+            None => essence,
+        };
+    }
+    essence
+}
+
+/// An attachment's name as offered for download: no control characters
+/// and no bidirectional controls (`\u{202E}` makes `exe.pdf` read as
+/// `fdp.exe`), trimmed; `adjunto` when nothing is left.
+pub fn served_name(name: &str) -> String {
+    let bidi =
+        |c: char| matches!(c, '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}');
+    let clean: String = name.chars().filter(|c| !c.is_control() && !bidi(*c)).collect();
+    let clean = clean.trim();
+    if clean.is_empty() { "adjunto".into() } else { clean.to_string() }
+}
+
 /// What a notice is, which decides its channel and its text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum NoticeKind {
@@ -460,4 +539,40 @@ pub struct IncomingMail {
     /// (this workspace's reader); otherwise the account is the first To or
     /// Cc address that is an active account's.
     pub received_by: Option<i64>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_inert_types_are_served_as_declared() {
+        assert_eq!(served_type("image/PNG"), "image/png");
+        assert_eq!(served_type("application/pdf; name=x.pdf"), "application/pdf");
+        assert_eq!(served_type("text/plain; charset=\"UTF-8\""), "text/plain; charset=utf-8");
+        assert_eq!(served_type("text/plain"), "text/plain");
+        for hostile in [
+            "text/html",
+            "image/svg+xml",
+            "application/javascript",
+            "text/javascript",
+            "application/xhtml+xml",
+            "text/xml",
+            "text/plain; charset=utf-7",
+            "message/rfc822",
+            "application/x-shockwave-flash",
+            "",
+            "nonsense",
+        ] {
+            assert_eq!(served_type(hostile), "application/octet-stream", "{hostile}");
+        }
+    }
+
+    #[test]
+    fn names_lose_bidirectional_and_control_characters() {
+        assert_eq!(served_name("factura\u{202E}fdp.exe"), "facturafdp.exe");
+        assert_eq!(served_name("a\u{2066}b\u{200F}c\u{0007}.txt"), "abc.txt");
+        assert_eq!(served_name("año 2026.pdf"), "año 2026.pdf");
+        assert_eq!(served_name("\u{202E}\u{0000} "), "adjunto");
+    }
 }

@@ -10,6 +10,7 @@ pub trait ProductRepository: Send + Sync + 'static {
     fn create_product(&self, new: NewProduct) -> impl Future<Output = RepoResult<Product>> + Send;
     /// Case-insensitive lookup by `alias_producto`.
     fn find_product_by_alias(&self, alias: &str) -> impl Future<Output = RepoResult<Option<Product>>> + Send;
+    fn find_product(&self, id: i64) -> impl Future<Output = RepoResult<Option<Product>>> + Send;
     fn list_products(&self) -> impl Future<Output = RepoResult<Vec<Product>>> + Send;
     /// Sets who may sign in, the reset page and the status of the product
     /// with this alias. MUST return `NotFound` for an unknown alias.
@@ -163,6 +164,14 @@ pub trait SessionRepository: Send + Sync + 'static {
     fn revoke_session_family(&self, family_id: &str, now: Timestamp) -> impl Future<Output = RepoResult<u64>> + Send;
     /// Revokes every live token of the user; returns how many.
     fn revoke_user_sessions(&self, user_id: i64, now: Timestamp) -> impl Future<Output = RepoResult<u64>> + Send;
+    /// Revokes every live token of the user for this product; returns how
+    /// many.
+    fn revoke_product_sessions(
+        &self,
+        user_id: i64,
+        product_id: i64,
+        now: Timestamp,
+    ) -> impl Future<Output = RepoResult<u64>> + Send;
 }
 
 /// Password reset requests (`password_reset`).

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use crate::crypto::hash_password;
 use crate::error::RepoError;
 use crate::model::*;
-use crate::ports::{DepartmentRepository, ProductRepository, UserRepository};
+use crate::ports::{DepartmentRepository, ProductRepository, SessionRepository, UserRepository};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AdminError {
@@ -56,7 +56,7 @@ pub struct AdminService<R> {
 
 impl<R> AdminService<R>
 where
-    R: ProductRepository + DepartmentRepository + UserRepository,
+    R: ProductRepository + DepartmentRepository + UserRepository + SessionRepository,
 {
     pub fn new(repo: Arc<R>) -> Self {
         Self { repo }
@@ -105,6 +105,30 @@ where
             None => None,
         };
         Ok((user, device))
+    }
+
+    /// Activates or deactivates a user. Deactivating revokes every live
+    /// token of theirs, so activating them again later revives none.
+    /// Returns the tokens revoked.
+    pub async fn set_user_status(&self, user_id: i64, status: UserStatus, now: Timestamp) -> Result<u64, AdminError> {
+        self.repo.set_user_status(user_id, status).await?;
+        Ok(match status {
+            UserStatus::Inactive => self.repo.revoke_user_sessions(user_id, now).await?,
+            UserStatus::Active => 0,
+        })
+    }
+
+    /// Grants or revokes a user's access to a product. Revoking ends their
+    /// live tokens of that product. Returns the tokens revoked.
+    pub async fn set_product_grant(
+        &self,
+        user_id: i64,
+        product_id: i64,
+        granted: bool,
+        now: Timestamp,
+    ) -> Result<u64, AdminError> {
+        self.repo.set_product_grant(user_id, product_id, granted).await?;
+        Ok(if granted { 0 } else { self.repo.revoke_product_sessions(user_id, product_id, now).await? })
     }
 }
 

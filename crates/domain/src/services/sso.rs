@@ -382,7 +382,22 @@ impl<R: SsoPorts> SsoService<R> {
         if !live {
             return Err(SsoError::InvalidToken);
         }
-        self.repo.find_user(session.user_id).await?.filter(InternalUser::is_active).ok_or(SsoError::InvalidToken)
+        let user = self
+            .repo
+            .find_user(session.user_id)
+            .await?
+            .filter(InternalUser::is_active)
+            .ok_or(SsoError::InvalidToken)?;
+        // The token follows its product: made inactive, or the user's
+        // access to it revoked, and the token works no more.
+        if let Some(product_id) = session.product_id {
+            let product = self.repo.find_product(product_id).await?.filter(|p| p.status.is_active());
+            match product {
+                Some(p) if self.may_use(&user, &p).await? => {}
+                _ => return Err(SsoError::InvalidToken),
+            }
+        }
+        Ok(user)
     }
 
     /// Exchanges a live token for a new one, for `product`, and revokes the
@@ -821,12 +836,45 @@ mod tests {
         let second = f.svc.refresh(&first.token, "mesa").await.unwrap();
         assert!(matches!(f.svc.authenticate(&first.token).await, Err(SsoError::InvalidToken)), "exchanged");
         assert!(matches!(f.svc.authenticate("no-es-un-token").await, Err(SsoError::InvalidToken)));
-        f.store.set_user_status(f.user.id, UserStatus::Inactive).await.unwrap();
-        assert!(matches!(f.svc.authenticate(&second.token).await, Err(SsoError::InvalidToken)), "inactive user");
-        f.store.set_user_status(f.user.id, UserStatus::Active).await.unwrap();
-        f.svc.authenticate(&second.token).await.unwrap();
         f.clock.advance(Duration::hours(8));
         assert!(matches!(f.svc.authenticate(&second.token).await, Err(SsoError::InvalidToken)), "expired");
+    }
+
+    /// A token follows its account: deactivating the user revokes it for
+    /// good (activating them again revives nothing), and so do revoking
+    /// their access to its product or making the product inactive.
+    #[tokio::test]
+    async fn tokens_follow_the_account_and_the_product() {
+        use crate::ports::ProductRepository;
+        let f = fixture().await;
+        let admin = crate::services::AdminService::new(f.store.clone());
+        let now = f.clock.now();
+        let token = f.svc.login(pw("ana", "Clave-correcta-1")).await.unwrap().token;
+        assert_eq!(admin.set_user_status(f.user.id, UserStatus::Inactive, now).await.unwrap(), 1);
+        assert!(matches!(f.svc.authenticate(&token).await, Err(SsoError::InvalidToken)), "inactive user");
+        assert_eq!(admin.set_user_status(f.user.id, UserStatus::Active, now).await.unwrap(), 0);
+        assert!(matches!(f.svc.authenticate(&token).await, Err(SsoError::InvalidToken)), "not revived");
+
+        // Access to the product revoked (it is restricted to those granted).
+        let change = ProductChange { access: Some(ProductAccess::Granted), ..Default::default() };
+        let mesa = f.store.update_product("mesa", change).await.unwrap();
+        admin.set_product_grant(f.user.id, mesa.id, true, now).await.unwrap();
+        let token = f.svc.login(pw("ana", "Clave-correcta-1")).await.unwrap().token;
+        f.svc.authenticate(&token).await.unwrap();
+        assert_eq!(admin.set_product_grant(f.user.id, mesa.id, false, now).await.unwrap(), 1);
+        assert!(matches!(f.svc.authenticate(&token).await, Err(SsoError::InvalidToken)), "access revoked");
+
+        // Granted again, a new token; then the product made inactive (no
+        // revocation: the check alone refuses it).
+        admin.set_product_grant(f.user.id, mesa.id, true, now).await.unwrap();
+        let token = f.svc.login(pw("ana", "Clave-correcta-1")).await.unwrap().token;
+        f.store.set_product_grant(f.user.id, mesa.id, false).await.unwrap();
+        assert!(matches!(f.svc.authenticate(&token).await, Err(SsoError::InvalidToken)), "grant gone, however");
+        f.store.set_product_grant(f.user.id, mesa.id, true).await.unwrap();
+        f.svc.authenticate(&token).await.unwrap();
+        let inactive = ProductChange { status: Some(Status::Inactive), ..Default::default() };
+        f.store.update_product("mesa", inactive).await.unwrap();
+        assert!(matches!(f.svc.authenticate(&token).await, Err(SsoError::InvalidToken)), "inactive product");
     }
 
     #[tokio::test]

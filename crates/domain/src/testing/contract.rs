@@ -493,6 +493,19 @@ pub async fn sessions_rotate_once_and_revoke_per_user<S: Store>(s: Arc<S>) {
     assert_eq!(s.find_session("s1").await.unwrap().unwrap().revoked_at, Some(t1), "already revoked stays");
     assert_eq!(s.find_session("v1").await.unwrap().unwrap().revoked_at, None, "other users untouched");
     assert_eq!(s.revoke_user_sessions(u.id, t2).await.unwrap(), 0);
+    // Per product: only that product's live tokens of that user.
+    let q = s.create_product(NewProduct { alias: "portal".into(), name: "Portal".into() }).await.unwrap();
+    let t3 = at(10, 30, 0);
+    for (id, user, product) in [("m1", u.id, p.id), ("m2", u.id, p.id), ("o1", u.id, q.id), ("w1", v.id, p.id)] {
+        s.create_session(session(id, user, Some(product), t3)).await.unwrap();
+    }
+    assert_eq!(s.revoke_product_sessions(u.id, p.id, t3).await.unwrap(), 2);
+    for (id, revoked) in [("m1", Some(t3)), ("m2", Some(t3)), ("o1", None), ("w1", None)] {
+        assert_eq!(s.find_session(id).await.unwrap().unwrap().revoked_at, revoked, "{id}");
+    }
+    assert_eq!(s.revoke_product_sessions(u.id, p.id, t3).await.unwrap(), 0);
+    assert_eq!(s.find_product(q.id).await.unwrap(), Some(q.clone()));
+    assert_eq!(s.find_product(q.id + 1000).await.unwrap(), None);
 
     // Families: one login's chain of refreshed tokens.
     let in_family = |id: &str, user: i64, family: &str| UserSession {

@@ -204,6 +204,9 @@ impl ProductRepository for InMemoryStore {
     async fn list_products(&self) -> RepoResult<Vec<Product>> {
         self.with(|i| Ok(i.products.values().cloned().collect()))
     }
+    async fn find_product(&self, id: i64) -> RepoResult<Option<Product>> {
+        self.with(|i| Ok(i.products.get(&id).cloned()))
+    }
     async fn update_product(&self, alias: &str, change: ProductChange) -> RepoResult<Product> {
         self.with(|i| {
             let p = i.products.values_mut().find(|p| eq_ci(&p.alias, alias)).ok_or(RepoError::NotFound)?;
@@ -574,9 +577,19 @@ impl SessionRepository for InMemoryStore {
         })
     }
     async fn revoke_user_sessions(&self, user_id: i64, now: Timestamp) -> RepoResult<u64> {
+        self.revoke_sessions_where(now, |s| s.user_id == user_id)
+    }
+    async fn revoke_product_sessions(&self, user_id: i64, product_id: i64, now: Timestamp) -> RepoResult<u64> {
+        self.revoke_sessions_where(now, |s| s.user_id == user_id && s.product_id == Some(product_id))
+    }
+}
+
+impl InMemoryStore {
+    /// Revokes the live sessions `which` picks; returns how many.
+    fn revoke_sessions_where(&self, now: Timestamp, which: impl Fn(&UserSession) -> bool) -> RepoResult<u64> {
         self.with(|i| {
             let mut n = 0;
-            for s in i.sessions.values_mut().filter(|s| s.user_id == user_id && s.revoked_at.is_none()) {
+            for s in i.sessions.values_mut().filter(|s| s.revoked_at.is_none() && which(s)) {
                 s.revoked_at = Some(now);
                 n += 1;
             }

@@ -567,15 +567,22 @@ pub async fn attachment<A: Adapters>(
         tracing::warn!(attachment = a.id, route = %a.route, "attachment file missing or outside the storage");
         return Err(ApiError::from(helpdesk_domain::services::TicketError::AttachmentNotFound));
     };
-    let mime: mime::Mime = a.mime_type.parse().unwrap_or(mime::APPLICATION_OCTET_STREAM);
+    // Served inert whatever the customer declared: an allow-listed type or
+    // octet-stream, always a download, sandboxed should a browser open it.
+    let mime: mime::Mime = served_type(&a.mime_type).parse().unwrap_or(mime::APPLICATION_OCTET_STREAM);
     let file = actix_files::NamedFile::open_async(&path)
         .await
         .map_err(|e| ApiError::Internal(format!("cannot open attachment {}: {e}", a.id)))?
         .set_content_type(mime)
-        .set_content_disposition(disposition(&a.name))
+        .set_content_disposition(disposition(&served_name(&a.name)))
         .use_etag(true)
         .use_last_modified(true);
-    Ok(Reply::Response(file.into_response(&req)))
+    let mut response = file.into_response(&req);
+    response.headers_mut().insert(
+        actix_web::http::header::CONTENT_SECURITY_POLICY,
+        actix_web::http::header::HeaderValue::from_static("sandbox"),
+    );
+    Ok(Reply::Response(response))
 }
 
 #[cfg(test)]

@@ -359,6 +359,41 @@ async fn attachments_come_from_the_storage_only(backend: Backend) {
     assert_eq!(res.headers()["content-disposition"], "attachment; filename=\"error_log.txt\"");
     assert_eq!(res.headers()["x-content-type-options"], "nosniff");
     assert_eq!(res.bytes().await.unwrap().as_ref(), b"linea 1\nlinea 2\n");
+    // Declared types are not trusted: only inert ones are served as such,
+    // always as a sandboxed download kept by no cache, under a clean name.
+    let storage = d.app.settings.reader.storage_dir.clone();
+    std::fs::write(storage.join("logs/pagina.html"), b"<script>alert(1)</script>").unwrap();
+    let hostile = [
+        ("pagina.html", "text/html", "application/octet-stream"),
+        ("dibujo.svg", "image/svg+xml", "application/octet-stream"),
+        ("codigo.js", "application/javascript", "application/octet-stream"),
+        ("texto.txt", "text/plain; charset=utf-7", "application/octet-stream"),
+        ("foto.png", "IMAGE/PNG", "image/png"),
+        ("factura\u{202E}fdp.exe", "application/pdf", "application/pdf"),
+    ];
+    let mut mail = customer_mail("hostil", "Adjuntos hostiles", json!({}));
+    mail["attachments"] = hostile
+        .iter()
+        .map(|(name, declared, _)| json!({"name": name, "route": "logs/pagina.html", "type": declared}))
+        .collect();
+    let saved = d.save(&mail).await;
+    let hostile_ticket: i64 = saved["ticket"].as_str().unwrap().parse().unwrap();
+    let hostile_detail: i64 = saved["id_detalle_ticket"].as_str().unwrap().parse().unwrap();
+    let stored = d.app.db.attachments_of(hostile_detail).await.unwrap();
+    for (a, (name, declared, served)) in stored.iter().zip(hostile) {
+        let res = get(format!("tickets/{hostile_ticket}/adjuntos/{}", a.id), ana.clone()).await.unwrap();
+        assert_eq!(res.status(), 200);
+        let h = res.headers();
+        assert_eq!(h["content-type"], served, "{declared}");
+        assert_eq!(h["content-security-policy"], "sandbox");
+        assert_eq!(h["cache-control"], "private, no-store");
+        let disposition = h["content-disposition"].to_str().unwrap();
+        assert!(disposition.starts_with("attachment;"), "{disposition}");
+        assert!(!disposition.contains("%E2%80%AE"), "no right-to-left override in {name:?}: {disposition}");
+    }
+    let (_, shown) = d.get(&format!("tickets/{hostile_ticket}"), &ana).await;
+    let res = get(format!("tickets/{hostile_ticket}"), ana.clone()).await.unwrap();
+    assert_eq!(res.headers()["cache-control"], "private, no-store", "{shown}");
     // Another ticket's number with this attachment, unknown ids, a path.
     let other = d.save(&customer_mail("a2", "Otro", json!({}))).await;
     let other: i64 = other["ticket"].as_str().unwrap().parse().unwrap();
@@ -390,7 +425,45 @@ async fn attachments_come_from_the_storage_only(backend: Backend) {
     assert_eq!(res.status(), 404);
 }
 
-crate::on_both_backends!(operators_see_their_department_and_work_its_tickets, attachments_come_from_the_storage_only);
+/// A token follows its account through the admin service: deactivated,
+/// the user's tokens die and stay dead when they are activated again; a
+/// product's access revoked, or the product made inactive, ends them too.
+async fn tokens_follow_the_account(backend: Backend) {
+    use helpdesk_domain::services::AdminService;
+    let d = desk(backend, false).await;
+    d.save(&customer_mail("c1", "No imprime", json!({}))).await;
+    let admin = AdminService::new(d.app.db.clone());
+    let now = d.app.clock.now();
+    let ana = d.token("ana").await;
+    assert_eq!(d.get("tickets", &ana).await.0, 200);
+    admin.set_user_status(d.ana, UserStatus::Inactive, now).await.unwrap();
+    assert_eq!(d.get("tickets", &ana).await.0, 401);
+    admin.set_user_status(d.ana, UserStatus::Active, now).await.unwrap();
+    assert_eq!(d.get("tickets", &ana).await.0, 401, "activated again, the old token stays dead");
+
+    let ana = d.token("ana").await;
+    assert_eq!(d.get("tickets", &ana).await.0, 200);
+    let restricted = ProductChange { access: Some(ProductAccess::Granted), ..Default::default() };
+    let mesa = d.app.db.update_product("mesa", restricted).await.unwrap();
+    assert_eq!(d.get("tickets", &ana).await.0, 401, "no grant for a restricted product");
+    admin.set_product_grant(d.ana, mesa.id, true, now).await.unwrap();
+    let ana = d.token("ana").await;
+    assert_eq!(d.get("tickets", &ana).await.0, 200);
+    admin.set_product_grant(d.ana, mesa.id, false, now).await.unwrap();
+    admin.set_product_grant(d.ana, mesa.id, true, now).await.unwrap();
+    assert_eq!(d.get("tickets", &ana).await.0, 401, "revoked with its access, granted again or not");
+
+    let ana = d.token("ana").await;
+    let inactive = ProductChange { status: Some(Status::Inactive), ..Default::default() };
+    d.app.db.update_product("mesa", inactive).await.unwrap();
+    assert_eq!(d.get("tickets", &ana).await.0, 401, "an inactive product's token");
+}
+
+crate::on_both_backends!(
+    operators_see_their_department_and_work_its_tickets,
+    attachments_come_from_the_storage_only,
+    tokens_follow_the_account
+);
 
 /// The mail side, against the real SMTP server: a public reply goes out once,
 /// threaded; the customer's answer comes back into the ticket and reopens it;
