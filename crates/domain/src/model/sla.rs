@@ -610,6 +610,17 @@ mod tests {
     }
 
     #[test]
+    fn a_target_that_ends_at_closing_time_ends_that_day() {
+        // Monday 16:00 local + 1 h is 17:00, closing time: due that evening,
+        // not at Tuesday's opening (the calendar's `<=`).
+        assert_eq!(cr().add(at("2026-11-30 22:00"), Duration::hours(1)), at("2026-11-30 23:00"));
+        // The whole day from the opening: 9 h from 08:00 is 17:00.
+        assert_eq!(cr().add(at("2026-11-30 14:00"), Duration::hours(9)), at("2026-11-30 23:00"));
+        // One minute more runs into Tuesday.
+        assert_eq!(cr().add(at("2026-11-30 22:00"), Duration::minutes(61)), at("2026-12-01 14:01"));
+    }
+
+    #[test]
     fn nights_are_skipped() {
         // Monday 16:00 local + 2 h: one hour on Monday, one on Tuesday from 08:00.
         assert_eq!(cr().add(at("2026-11-30 22:00"), Duration::hours(2)), at("2026-12-01 15:00"));

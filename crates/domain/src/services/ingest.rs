@@ -1195,6 +1195,39 @@ mod tests {
         assert_eq!(kinds[3], WebhookEventKind::CustomerReply);
     }
 
+    /// A ticket number in the subject threads only a participant's mail: a
+    /// stranger who writes `[Ticket #N]` opens a ticket of their own.
+    #[tokio::test]
+    async fn a_subject_number_threads_participants_only() {
+        use crate::ports::DepartmentRepository;
+        use crate::testing::InMemoryStore;
+        let store = Arc::new(InMemoryStore::new());
+        store.create_department(NewDepartment { name: "Soporte".into(), synology_channel: None }).await.unwrap();
+        let settings = IngestSettings {
+            default_department_id: None,
+            acks_per_hour: 0,
+            chat_to_users: false,
+            first_attempt_grace: Duration::seconds(3),
+            setup_cache: std::time::Duration::ZERO,
+            own_addresses: vec![],
+            max_new_participants: 20,
+        };
+        let ids = MessageIdSigner::new(SecretHasher::new([5; 32]), "helpdesk.test");
+        let ingest = IngestService::new(store.clone(), ids, Arc::new(crate::ports::SystemClock), settings);
+        let mut first = mail(&[("Message-ID", "<p1@cliente.test>")], "cliente@cliente.test");
+        first.cc = Some("colega@cliente.test".into());
+        let t = ingest.ingest(first).await.unwrap().ticket().unwrap().ticket_id;
+        let by_subject = |id: &str, from: &str| IncomingMail {
+            subject: format!("Re: [Ticket #{t}] s"),
+            ..mail(&[("Message-ID", &format!("<{id}@x.test>"))], from)
+        };
+        let colleague =
+            ingest.ingest(by_subject("p2", "Colega <colega@cliente.test>")).await.unwrap().ticket().unwrap();
+        assert_eq!((colleague.ticket_id, colleague.created_ticket), (t, false), "a participant joins");
+        let stranger = ingest.ingest(by_subject("p3", "intruso@otro.test")).await.unwrap().ticket().unwrap();
+        assert!(stranger.created_ticket && stranger.ticket_id != t, "a stranger opens their own");
+    }
+
     fn mail(headers: &[(&str, &str)], from: &str) -> IncomingMail {
         IncomingMail {
             system: "canal".into(),

@@ -973,6 +973,25 @@ mod tests {
         assert!(matches!(f.svc.reset("mesa", &id, &token, "Nueva-clave-44").await, Err(SsoError::InvalidResetToken)));
     }
 
+    /// A reset link works only for a product the user may use: taken for
+    /// one product, presented to another the user may not use, it changes
+    /// nothing and stays usable where it belongs.
+    #[tokio::test]
+    async fn a_reset_is_refused_for_a_product_the_user_may_not_use() {
+        let f = fixture().await;
+        let outbox = Outbox(Mutex::new(Vec::new()));
+        let mesa = f.svc.product("mesa").await.unwrap();
+        f.svc.forgot(&outbox, &mesa, "ana@example.test").await.unwrap();
+        let (id, token) = link_parts(&outbox.0.lock().unwrap()[0]);
+        f.store.create_product(NewProduct { alias: "otro".into(), name: "Otro".into() }).await.unwrap();
+        let restricted = ProductChange { access: Some(ProductAccess::Granted), ..Default::default() };
+        f.store.update_product("otro", restricted).await.unwrap();
+        assert!(matches!(f.svc.reset("otro", &id, &token, "Nueva-clave-22").await, Err(SsoError::NoProductAccess)));
+        f.svc.login(pw("ana", "Clave-correcta-1")).await.expect("the password is unchanged");
+        f.svc.reset("mesa", &id, &token, "Nueva-clave-22").await.unwrap();
+        f.svc.login(pw("ana", "Nueva-clave-22")).await.unwrap();
+    }
+
     #[tokio::test]
     async fn products_refuse_inactive_and_ungranted_and_link_to_their_own_page() {
         let f = fixture().await;

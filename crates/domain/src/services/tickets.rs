@@ -644,6 +644,21 @@ mod tests {
         }
     }
 
+    /// An attachment is served only through its own ticket: another
+    /// ticket's number (one the operator may see) finds nothing.
+    #[tokio::test]
+    async fn an_attachment_is_found_only_through_its_own_ticket() {
+        let f = fixture().await;
+        let first = f.store.details_of(f.ticket).await.unwrap()[0].id;
+        let attachment = f.store.attachments_of(first).await.unwrap()[0].id;
+        let other = f.store.store_incoming(new_incoming(f.support, None, "m2", "otro@cliente.test")).await.unwrap();
+        assert_eq!(f.svc.attachment(&f.ana, f.ticket, attachment).await.unwrap().id, attachment);
+        let wrong = f.svc.attachment(&f.ana, other.ticket_id, attachment).await;
+        assert!(matches!(wrong, Err(TicketError::AttachmentNotFound)), "{wrong:?}");
+        let unknown = f.svc.attachment(&f.ana, f.ticket, attachment + 1000).await;
+        assert!(matches!(unknown, Err(TicketError::AttachmentNotFound)), "{unknown:?}");
+    }
+
     #[tokio::test]
     async fn operators_see_their_department_and_a_jefe_all() {
         let f = fixture().await;
