@@ -19,7 +19,9 @@ use actix_web::web::Bytes;
 use actix_web::{HttpMessage, HttpRequest};
 use helpdesk_domain::model::{AuditOutcome, AuditRecord, NewAuditEntry};
 use helpdesk_domain::ports::{Adapters, AuditRepository};
-use helpdesk_domain::services::{AuditService, MAX_REFUSED_BODY_BYTES, redacted_body_text, truncate_bytes};
+use helpdesk_domain::services::{
+    AuditService, MAX_REFUSED_BODY_BYTES, RefusedFate, redacted_body_text, truncate_bytes,
+};
 use serde_json::{Map, Value};
 
 use crate::AppState;
@@ -84,12 +86,13 @@ pub(crate) async fn audit_middleware<A: Adapters>(
         .get("X-User-Consumo")
         .and_then(|v| v.to_str().ok())
         .map(|s| s.chars().take(MAX_CONSUMER_HEADER).collect());
+    let address = client_ip(req.request());
     let entry = NewAuditEntry {
         at: state.clock.now(),
         consumer_name,
         endpoint,
         method: req.method().to_string(),
-        client_ip: client_ip(req.request()),
+        client_ip: address.clone(),
         body: redacted_body_text(parsed, body_len, &content_type),
         parent_id,
     };
@@ -139,6 +142,23 @@ pub(crate) async fn audit_middleware<A: Adapters>(
             tracing::error!(error = %e, "cannot keep the audit record of an unnumbered request");
         }
     }
+    // Refused for its credentials (401, no consumer admitted): past the
+    // burst of its address and minute, counted into one aggregated record,
+    // whose id the answer carries where it carries one.
+    if status == 401 && ctx.consumer().is_none() && id.is_some() {
+        match state.audit.note_refused(&address, &audited_path, state.clock.now()).await {
+            Ok(RefusedFate::Counted(aggregate)) => {
+                if let Some(p) = pending.as_mut() {
+                    p.discard();
+                }
+                if let Ok(res) = result {
+                    result = Ok(with_bitacora_id(res, aggregate).await);
+                }
+            }
+            Ok(RefusedFate::Own) => {}
+            Err(e) => tracing::warn!(error = %e, "refused call not counted; recorded on its own"),
+        }
+    }
     if let Some(record) = pending.as_mut().and_then(|p| p.record(status))
         && let Err(e) = state.audit.record(record).await
     {
@@ -170,6 +190,11 @@ struct Pending<'a, R: AuditRepository> {
 }
 
 impl<R: AuditRepository> Pending<'_, R> {
+    /// Nothing to write: the request is counted elsewhere.
+    fn discard(&mut self) {
+        self.entry = None;
+    }
+
     /// The finished record, once (afterwards the guard has nothing to do).
     fn record(&mut self, status: u16) -> Option<AuditRecord> {
         let mut entry = self.entry.take()?;
@@ -187,6 +212,26 @@ impl<R: AuditRepository> Drop for Pending<'_, R> {
             self.audit.record_detached(record);
         }
     }
+}
+
+/// The answer with its `id_bitacora_log`, where it has one, set to `id` (as
+/// a string where it was one).
+async fn with_bitacora_id(res: ServiceResponse<BoxBody>, id: i64) -> ServiceResponse<BoxBody> {
+    let (req, res) = res.into_parts();
+    let (head, body) = res.into_parts();
+    let bytes = actix_web::body::to_bytes(body).await.unwrap_or_default();
+    let bytes = match serde_json::from_slice::<Value>(&bytes) {
+        Ok(Value::Object(mut map)) if map.contains_key("id_bitacora_log") => {
+            let value = match map.get("id_bitacora_log") {
+                Some(Value::String(_)) => Value::String(id.to_string()),
+                _ => Value::from(id),
+            };
+            map.insert("id_bitacora_log".into(), value);
+            serde_json::to_vec(&Value::Object(map)).map(Bytes::from).unwrap_or(bytes)
+        }
+        _ => bytes,
+    };
+    ServiceResponse::new(req, head.set_body(BoxBody::new(bytes)))
 }
 
 /// nginx's status for a request whose client closed the connection.

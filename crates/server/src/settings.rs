@@ -68,6 +68,9 @@ pub struct AuditConfig {
     pub spool_drain_interval_ms: u64,
     /// Days records are kept; 0: for ever.
     pub keep_days: u32,
+    /// Calls refused for their credentials, per client address and minute,
+    /// that keep records of their own; the rest are counted into one.
+    pub refused_burst: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -169,6 +169,7 @@ impl<A: Adapters> Application<A> {
                 Duration::from_millis(settings.audit.spool_drain_interval_ms.max(1)),
                 stopped.clone(),
             )),
+            tokio::spawn(crate::worker::refused_calls(state.audit.clone(), state.clock.clone(), stopped.clone())),
         ];
         if let Some(keep) = settings.audit_keep()? {
             let (audit, clock) = (state.audit.clone(), state.clock.clone());

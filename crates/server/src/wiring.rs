@@ -154,6 +154,7 @@ pub fn app_state<A: Adapters>(
         Some(spool) => AuditService::with_spool(store.clone(), spool),
         None => AuditService::new(store.clone()),
     };
+    let audit = audit.with_refused_burst(settings.audit.refused_burst);
     tokio::spawn(audit_writer.concurrent_writes(audit_writes).run());
     let ids = MessageIdSigner::new(keys.consumer_hmac.clone(), &settings.ingest.message_id_domain);
     let ingest = settings.ingest()?;

@@ -202,6 +202,26 @@ pub async fn audit_spool<R: AuditRepository + StoreHealth>(
     }
 }
 
+/// How often the aggregated records of strangers' refused calls are
+/// written (each once its minute has ended).
+const REFUSED_FLUSH: Duration = Duration::from_secs(5);
+
+/// Writes the aggregated records of refused calls whose minute ended, every
+/// few seconds, and all that are open when the server stops.
+pub async fn refused_calls<R: AuditRepository>(audit: AuditService<R>, clock: Arc<dyn Clock>, mut stop: Stop) {
+    loop {
+        let running = stop.pause(REFUSED_FLUSH).await;
+        match audit.flush_refused(clock.now(), !running).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(records = n, "aggregated records of refused calls written"),
+            Err(e) => tracing::warn!(error = %e, "aggregated records of refused calls not written; retrying"),
+        }
+        if !running {
+            return;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

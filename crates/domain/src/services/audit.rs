@@ -179,6 +179,10 @@ struct IdBlock {
 /// store in order. [`AuditService::drain_spool`] writes them to the store,
 /// each exactly once: a record's id is its primary key, so one written
 /// before a crash is recognised as such.
+/// Refused calls per address and minute that keep their own records, unless
+/// `audit.refused_burst` says otherwise.
+pub const DEFAULT_REFUSED_BURST: u64 = 60;
+
 pub struct AuditService<R: AuditRepository> {
     repo: Arc<R>,
     ids: Arc<AsyncMutex<IdBlock>>,
@@ -186,6 +190,8 @@ pub struct AuditService<R: AuditRepository> {
     spool: Option<Arc<dyn AuditSpool>>,
     /// One drain at a time.
     draining: Arc<AsyncMutex<()>>,
+    /// Strangers' refused calls, past a burst, counted into one record.
+    refused: Arc<super::RefusedCalls>,
 }
 
 impl<R: AuditRepository> Clone for AuditService<R> {
@@ -196,6 +202,7 @@ impl<R: AuditRepository> Clone for AuditService<R> {
             queue: self.queue.clone(),
             spool: self.spool.clone(),
             draining: self.draining.clone(),
+            refused: self.refused.clone(),
         }
     }
 }
@@ -232,9 +239,48 @@ impl<R: AuditRepository> AuditService<R> {
 
     fn build(repo: Arc<R>, spool: Option<Arc<dyn AuditSpool>>) -> (Self, AuditWriter<R>) {
         let (tx, rx) = mpsc::unbounded();
-        let service =
-            Self { repo: repo.clone(), ids: Arc::default(), queue: tx, spool: spool.clone(), draining: Arc::default() };
+        let service = Self {
+            repo: repo.clone(),
+            ids: Arc::default(),
+            queue: tx,
+            spool: spool.clone(),
+            draining: Arc::default(),
+            refused: Arc::new(super::RefusedCalls::new(DEFAULT_REFUSED_BURST)),
+        };
         (service, AuditWriter { repo, queue: rx, in_flight: 1, spool })
+    }
+
+    /// Calls refused for their credentials, per client address and minute,
+    /// that keep records of their own; the rest are counted into one
+    /// aggregated record (see [`super::RefusedCalls`]).
+    pub fn with_refused_burst(mut self, burst: u64) -> Self {
+        self.refused = Arc::new(super::RefusedCalls::new(burst));
+        self
+    }
+
+    /// A call refused for its credentials (no or wrong consumer headers,
+    /// the webhook's wrong token) from `address`: whether it keeps its own
+    /// record or is counted into the aggregate, whose id it then answers
+    /// with.
+    pub async fn note_refused(
+        &self,
+        address: &str,
+        endpoint: &str,
+        at: Timestamp,
+    ) -> Result<super::RefusedFate, RepoError> {
+        super::refused::note_refused(&self.refused, address, endpoint, at, || self.reserve_id()).await
+    }
+
+    /// Writes the aggregated records of the minutes that ended before
+    /// `now` (of every minute when `all`: the server is stopping); returns
+    /// how many.
+    pub async fn flush_refused(&self, now: Timestamp, all: bool) -> Result<usize, RepoError> {
+        let records = self.refused.take_finished(now, all);
+        let n = records.len();
+        for record in records {
+            self.record(record).await?;
+        }
+        Ok(n)
     }
 
     /// An id for a request about to be handled (the store is asked for a

@@ -124,7 +124,71 @@ async fn each_answer_leaves_after_its_record_is_stored(backend: Backend) {
     assert_eq!(ids.len(), 24);
 }
 
+/// Strangers cannot fill the disk: past `audit.refused_burst` calls refused
+/// for their credentials from one address in one minute, the rest are
+/// counted into one aggregated record (the webhook's wrong-token answers
+/// carry its id), while a valid consumer's every call keeps its own.
+async fn strangers_refused_calls_are_counted_past_a_burst(backend: Backend) {
+    use helpdesk_domain::ports::Clock;
+    let app = spawn_app_with(backend, |s| {
+        s.audit.refused_burst = 5;
+        s.synology.outgoing_token = "token-del-bot".into();
+    })
+    .await;
+    let secret = app.consumer("crm", &[Endpoint::InternalUsers]).await;
+    let before = app.db.recent_audit(10_000).await.unwrap().len();
+    for _ in 0..12 {
+        let res = app.post("UsuarioInterno/get", ("intruso", "adivinanza"), &json!({"user": "x"})).await;
+        assert_eq!(res.status(), 401);
+        assert_eq!(
+            res.json::<serde_json::Value>().await.unwrap(),
+            json!({"message": "Credenciales de consumo inválidas"})
+        );
+    }
+    let mut bot_ids = Vec::new();
+    for _ in 0..3 {
+        let body = json!({"token": "falso", "user_id": 120, "username": "nadie", "text": "hola"});
+        let res = app
+            .client
+            .post(format!("{}/api/Synology/BotAsistencia/configurarIdUsuario", app.address))
+            .json(&body)
+            .send();
+        let (status, body) = json(res.await.unwrap()).await;
+        assert_eq!(status, 401, "{body}");
+        bot_ids.push(body["id_bitacora_log"].as_i64().expect("the webhook's answer carries an id"));
+    }
+    for _ in 0..3 {
+        let (status, _) = json(app.post("UsuarioInterno/get", ("crm", &secret), &json!({"user": "x"})).await).await;
+        assert_eq!(status, 200);
+    }
+    let rows = app.db.recent_audit(10_000).await.unwrap();
+    let new = &rows[..rows.len() - before];
+    assert_eq!(new.iter().filter(|r| r.status == Some(401)).count(), 5, "the burst, each its own");
+    assert_eq!(new.iter().filter(|r| r.status == Some(200)).count(), 3, "a valid consumer's every call");
+    let aggregate = bot_ids[0];
+    assert!(bot_ids.iter().all(|id| *id == aggregate), "{bot_ids:?}");
+
+    // Written once its minute is over.
+    app.clock.advance(chrono::Duration::seconds(61));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    let record = loop {
+        if let Some(r) = app.db.find_audit(aggregate).await.unwrap() {
+            break r;
+        }
+        assert!(std::time::Instant::now() < deadline, "no aggregated record {aggregate}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    let body: serde_json::Value = serde_json::from_str(&record.body).unwrap();
+    assert_eq!(body["llamadas"], 10, "{body}");
+    assert_eq!(body["endpoints"], json!(["Synology/BotAsistencia/configurarIdUsuario", "UsuarioInterno/get"]));
+    assert_eq!((record.status, record.client_ip.as_str()), (Some(401), "127.0.0.1"));
+    assert!(record.at <= app.clock.now());
+    let rows = app.db.recent_audit(10_000).await.unwrap();
+    assert_eq!(rows.len() - before, 5 + 3 + 1, "fifteen refused calls made six rows");
+}
+
 crate::on_both_backends!(
+    strangers_refused_calls_are_counted_past_a_burst,
     each_answer_leaves_after_its_record_is_stored,
     a_refused_request_is_audited,
     an_accepted_request_records_its_consumer_and_links_to_its_parent,
