@@ -26,6 +26,7 @@ mod sql;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod transaction;
+mod tx;
 
 pub use conn::{Backend, Db, DbOptions, DbUrl, DbUrlError};
 pub use migrate::{MigrateError, StartupLock};

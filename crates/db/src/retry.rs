@@ -9,7 +9,7 @@ use diesel_async::AsyncConnection;
 use helpdesk_domain::RepoError;
 
 use crate::error::TxError;
-use crate::transaction::{TxBody, transaction};
+use crate::tx::{TxBody, transaction};
 
 /// Attempts after the first.
 const RETRIES: u32 = 12;

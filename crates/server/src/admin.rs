@@ -21,8 +21,8 @@ use helpdesk_domain::services::{
     SIGNATURE_HEADER, TIMESTAMP_HEADER, TicketService, UserInput, WebhookService,
 };
 
+use crate::settings::Keys;
 use crate::settings::Settings;
-use crate::wiring::Keys;
 
 #[derive(Debug, Subcommand)]
 pub enum ConsumerCmd {

@@ -10,7 +10,7 @@ use helpdesk_domain::model::{Endpoint, NewInternalUser, NewSlaPolicy, Priority, 
 use helpdesk_domain::ports::{ConsumerRepository, SlaRepository, SystemClock};
 use helpdesk_domain::services::{AccessService, AdminService, MailAccountInput, MailAccountService, UserInput};
 
-use crate::wiring::Keys;
+use crate::settings::Keys;
 
 /// The example credentials printed in the API documentation.
 pub const DEMO_CONSUMER: &str = "UsuarioPrueba";

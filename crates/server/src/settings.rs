@@ -16,8 +16,6 @@ use helpdesk_notify_smtp::{Security, SmtpSettings};
 use helpdesk_notify_synology::SynologySettings;
 use serde::Deserialize;
 
-use crate::wiring::Keys;
-
 const DEFAULTS: &str = include_str!("../../../config/default.toml");
 pub const ENV_PREFIX: &str = "HELPDESK";
 pub const CONFIG_FILE_VAR: &str = "HELPDESK_CONFIG";
@@ -37,6 +35,14 @@ pub const MAX_READER_CONCURRENCY: usize = 64;
 const DEV_CONSUMER_HMAC: &str = "6465762d6f6e6c792d636f6e73756d65722d686d61632d6b65792d2d2d2d2d2d";
 const DEV_SECRET_BOX: &str = "6465762d6f6e6c792d7365637265742d626f782d6b65792d2d2d2d2d2d2d2d2d";
 const DEV_JWT: &str = "6465762d6f6e6c792d6a77742d7369676e696e672d6b65792d2d2d2d2d2d2d2d";
+
+/// Keys the services need.
+#[derive(Clone)]
+pub struct Keys {
+    pub consumer_hmac: SecretHasher,
+    pub secret_box: SecretBox,
+    pub tokens: TokenSigner,
+}
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct Settings {

@@ -7,48 +7,14 @@ use std::time::Duration;
 use actix_web::dev::Server;
 use actix_web::web;
 use actix_web::{App, HttpServer};
-use helpdesk_db::Db;
 use helpdesk_domain::ports::{Adapters, Clock};
 use helpdesk_domain::services::WebhookDispatcher;
-use helpdesk_notify_smtp::SmtpMailer;
-use helpdesk_notify_synology::SynologyClient;
 use tokio_util::task::TaskTracker;
 
-use crate::wiring::{Keys, Parts, app_state, cores};
+use crate::settings::Settings;
+use crate::wiring::{Parts, app_state, cores};
+pub use crate::wiring::{Production, StartError, open_db};
 use crate::worker::Stop;
-
-/// The adapters the server runs with.
-pub struct Production;
-
-impl Adapters for Production {
-    type Store = Db;
-    type Mail = SmtpMailer;
-    type Chat = SynologyClient;
-}
-
-use crate::settings::{Profile, Settings};
-
-#[derive(Debug, thiserror::Error)]
-pub enum StartError {
-    #[error(transparent)]
-    Config(#[from] crate::settings::ConfigError),
-    #[error("configuration error: database.url: {0}")]
-    Database(String),
-    #[error("cannot migrate the database: {0}")]
-    Migrate(String),
-    #[error("configuration error: server.host/server.port: cannot listen on {0}: {1}")]
-    Bind(String, std::io::Error),
-    #[error("cannot seed demo data: {0}")]
-    Seed(String),
-    #[error("configuration error: audit.spool_dir: {0}")]
-    Spool(String),
-    #[error("configuration error: smtp: {0}")]
-    Smtp(String),
-    #[error("configuration error: synology.base_url: {0}")]
-    Synology(String),
-    #[error("configuration error: webhooks: {0}")]
-    Webhooks(String),
-}
 
 /// A built server, bound to its port, not yet running, over the adapters
 /// `A` ([`Production`] unless a test swapped one: see [`Parts`]).
@@ -63,54 +29,6 @@ pub struct Application<A: Adapters = Production> {
     tasks: TaskTracker,
     /// How long shutdown waits for `tasks`.
     shutdown_timeout: Duration,
-}
-
-/// Migrates (when configured) and seeds the dev data under the start-up
-/// lock, so that servers starting together on an empty database do it one
-/// after the other.
-pub(crate) async fn prepare_db(settings: &Settings, db: &Arc<Db>, keys: &Keys) -> Result<(), StartError> {
-    let seed = settings.profile()? == Profile::Dev && settings.seed.demo;
-    if !settings.database.migrate_on_start && !seed {
-        return Ok(());
-    }
-    let lock = db.startup_lock().await.map_err(|e| StartError::Migrate(e.to_string()))?;
-    let prepared = async {
-        if settings.database.migrate_on_start {
-            let applied = db.migrate_holding(&lock).await.map_err(|e| StartError::Migrate(e.to_string()))?;
-            if !applied.is_empty() {
-                tracing::info!(?applied, "migrations applied");
-            }
-        }
-        if seed {
-            crate::seed::seed_demo(db, keys).await.map_err(|e| StartError::Seed(e.to_string()))?;
-        }
-        Ok::<(), StartError>(())
-    }
-    .await;
-    lock.release().await;
-    prepared?;
-    // Messages stored before the search's word table existed: indexed once,
-    // a batch per transaction (safe to interrupt, and to run on several
-    // servers at once: rows are inserted if absent).
-    let indexed = db.index_backlog().await.map_err(|e| StartError::Migrate(e.to_string()))?;
-    if indexed > 0 {
-        tracing::info!(indexed, "messages added to the search index");
-    }
-    // Stored data older code wrote in a form the rules no longer accept,
-    // made right once (recorded as done; safe on several servers at once).
-    let now = chrono::Utc::now().naive_utc();
-    let repaired = db.repair_data(now).await.map_err(|e| StartError::Migrate(e.to_string()))?;
-    if repaired != helpdesk_db::Repaired::default() {
-        tracing::info!(?repaired, "stored data repaired");
-    }
-    Ok(())
-}
-
-/// Opens the store described by the settings (no I/O yet for MySQL).
-pub fn open_db(settings: &Settings) -> Result<Db, StartError> {
-    let url = settings.db_url()?;
-    let opts = settings.db_options()?;
-    Db::connect(&url, &opts).map_err(|e| StartError::Database(e.to_string()))
 }
 
 impl Application {

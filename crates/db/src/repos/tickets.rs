@@ -9,7 +9,6 @@ use helpdesk_domain::RepoError;
 use helpdesk_domain::model::*;
 use helpdesk_domain::ports::*;
 
-use super::sla::write_clock;
 use super::webhooks::record_webhook_events;
 use crate::dialect::{Dialect, load_slot};
 use crate::error::{OrRepo, TxError};
@@ -740,4 +739,41 @@ pub(crate) async fn insert_events<C: Dialect>(
         .collect();
     conn.run(Statement::insert_rows("INSERT INTO evento_ticket", EVENT_COLUMNS, rows)).await?;
     Ok(())
+}
+
+/// The clock's columns of `ticket` become `c`'s, in the caller's
+/// transaction, but for a first response already stored, which is kept
+/// (and `proximo_vencimiento`, [`SlaClock::next_due`], follows the clock
+/// as stored). `false` when there is no such ticket.
+pub(super) async fn write_clock<C: Dialect>(conn: &mut C, ticket_id: i64, c: &SlaClock) -> QueryResult<bool> {
+    // The nearest due time with the first response still to come, and met.
+    let unanswered = SlaClock { first_response_at: None, ..*c }.next_due();
+    let answered = SlaClock { first_response_at: Some(c.started_at), ..*c }.next_due();
+    // `proximo_vencimiento` reads `primera_respuesta_en` before it is set
+    // (SQLite reads the old values, MySQL assigns from left to right): the
+    // same either way, as the value set is the one read or the one given.
+    let sql = "UPDATE ticket SET fk_id_politica_sla = ?, fk_id_calendario = ?, sla_inicio = ?, sla_pausa_seg = ?, \
+               sla_pausado_desde = ?, vence_primera_respuesta = ?, aviso_primera_respuesta = ?, \
+               vence_resolucion = ?, aviso_resolucion = ?, resuelto_en = ?, \
+               proximo_vencimiento = CASE WHEN COALESCE(primera_respuesta_en, ?) IS NULL THEN ? ELSE ? END, \
+               primera_respuesta_en = COALESCE(primera_respuesta_en, ?) \
+               WHERE id_ticket = ?";
+    let values = vec![
+        Value::BigInt(c.policy_id),
+        Value::BigInt(c.calendar_id),
+        Value::Timestamp(c.started_at),
+        Value::BigInt(c.paused_secs),
+        Value::OptTimestamp(c.paused_since),
+        Value::Timestamp(c.first_response_due),
+        Value::Timestamp(c.first_response_warning),
+        Value::Timestamp(c.resolution_due),
+        Value::Timestamp(c.resolution_warning),
+        Value::OptTimestamp(c.resolved_at),
+        Value::OptTimestamp(c.first_response_at),
+        Value::OptTimestamp(unanswered),
+        Value::OptTimestamp(answered),
+        Value::OptTimestamp(c.first_response_at),
+        Value::BigInt(ticket_id),
+    ];
+    Ok(conn.run(Statement::new(sql, values)).await? == 1)
 }

@@ -9,10 +9,10 @@ use helpdesk_domain::RepoError;
 use helpdesk_domain::model::*;
 use helpdesk_domain::ports::*;
 
-use super::sla::{SlaIs, write_clock};
+use super::sla::SlaIs;
 use super::tickets::{
     add_participants, change_load, continue_ticket, insert_detail, insert_events, notices_on_latest, participants,
-    queue_notices,
+    queue_notices, write_clock,
 };
 use super::webhooks::record_webhook_events;
 use crate::dialect::Dialect;

@@ -129,11 +129,6 @@ pub fn bare_address(s: &str) -> String {
     inner.trim().trim_matches('"').to_lowercase()
 }
 
-/// Every address in a list separated by commas or semicolons.
-pub fn addresses(list: &str) -> Vec<String> {
-    list.split([',', ';']).map(bare_address).filter(|a| a.contains('@')).collect()
-}
-
 /// Auto-replies, bounces and bulk mail: stored, never acknowledged, and
 /// in a ticket they change nothing (no reopening, no clock, no notice).
 /// `Auto-Submitted` with any value but `no` (`auto-replied`,
@@ -329,7 +324,8 @@ impl<R: IngestPorts> IngestService<R> {
         let Some(held) = self.repo.find_held(id).await? else { return Ok(None) };
         let outcome = match self.ingest_as(held.mail.clone(), Hold::Never).await? {
             Ingested::Ticket(o) => o,
-            Ingested::Held(_) => unreachable!("Hold::Never holds nothing"),
+            // `Hold::Never` holds nothing; said as an error, not a panic.
+            Ingested::Held(_) => return Err(RepoError::Unexpected("a released mail was held again".into()).into()),
         };
         let released = self.repo.mark_released(id, outcome.ticket_id, self.clock.now()).await?;
         Ok(Some((released, outcome)))
@@ -1014,7 +1010,9 @@ mod tests {
     #[test]
     fn addresses_and_subjects() {
         assert_eq!(bare_address("Ana Pérez <Ana@Cliente.TEST>"), "ana@cliente.test");
-        assert_eq!(addresses("a@x.test, B <b@y.test>; nada"), vec!["a@x.test", "b@y.test"]);
+        let list = Address::list("a@x.test, B <b@y.test>; nada");
+        assert_eq!(list.valid.iter().map(Address::as_str).collect::<Vec<_>>(), vec!["a@x.test", "b@y.test"]);
+        assert_eq!(list.invalid, vec!["nada"]);
         assert_eq!(subject_ticket_number("Re: [Ticket #132] No funciona"), Some(132));
         assert_eq!(subject_ticket_number("RE: ticket#7"), Some(7));
         assert_eq!(subject_ticket_number("Pedido #132"), None);

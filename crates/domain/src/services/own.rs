@@ -66,10 +66,6 @@ impl OwnSet {
             None => false,
         }
     }
-
-    pub fn addresses(&self) -> &[Address] {
-        &self.0
-    }
 }
 
 #[cfg(test)]

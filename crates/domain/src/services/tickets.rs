@@ -306,9 +306,12 @@ impl<R: TicketPorts> TicketService<R> {
         let extra_cc: Vec<String> = req
             .cc
             .as_deref()
-            .map(|cc| Address::list(cc).valid.into_iter().map(|a| a.to_string()).collect())
-            .unwrap_or_default();
-        let extra_cc: Vec<String> = extra_cc.into_iter().filter(|a| !own.contains(a)).collect();
+            .map(|cc| Address::list(cc).valid)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|a| !own.contains(a.as_str()))
+            .map(|a| a.to_string())
+            .collect();
         let requester = ticket.requester.to_lowercase();
         // The requester in To; everyone else who takes part in Cc, except
         // the helpdesk's own people (the assignee takes part too): an
