@@ -176,6 +176,35 @@ async fn mail_from_our_own_addresses_is_held(backend: Backend) {
     assert_eq!(held[0].mail.from, "Soporte <SOPORTE@helpdesk.test>", "kept whole");
     assert_eq!(held[0].reason, HoldReason::OwnAddress);
 
+    // The admin command line lists them and releases one into a ticket.
+    let cwd = crate::cli::temp_dir();
+    let admin = |args: &[&str]| {
+        let out = crate::cli::command(&cwd)
+            .args(args)
+            .env("HELPDESK__DATABASE__URL", &d.app.settings.database.url)
+            .output()
+            .expect("the binary runs");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let (ok, listed, err) = admin(&["held", "list"]);
+    assert!(ok, "{err}");
+    let rows: Vec<&str> = listed.lines().skip(1).collect();
+    assert_eq!(rows.len(), 3, "{listed}");
+    assert!(rows[2].contains("remitente_propio") && rows[2].contains(&smtp_from), "{}", rows[2]);
+    let (ok, released, err) = admin(&["held", "release", &held[2].id.to_string()]);
+    assert!(ok, "{err}");
+    assert!(released.contains(&format!("held mail {} is now in ticket", held[2].id)), "{released}");
+    let (ok, _, err) = admin(&["held", "release", "9999999"]);
+    assert!(!ok && err.contains("no held mail with id 9999999"), "{err}");
+    let (_, listed, _) = admin(&["held", "list"]);
+    assert_eq!(listed.lines().skip(1).count(), 2, "{listed}");
+    let (_, listed, _) = admin(&["held", "list", "--all"]);
+    assert_eq!(listed.lines().skip(1).count(), 3, "{listed}");
+
     // Released: a ticket, once; the same mail posted again is that ticket's.
     let ingest =
         helpdesk_server::reader::ingest(&d.app.settings, d.app.db.clone(), d.app.clock.clone()).expect("settings");
@@ -183,7 +212,7 @@ async fn mail_from_our_own_addresses_is_held(backend: Backend) {
     assert_eq!(released.ticket_id, Some(outcome.ticket_id));
     assert!(outcome.created_ticket);
     assert!(ingest.release(held[0].id).await.unwrap().unwrap().1.duplicate, "released once");
-    assert_eq!(d.app.db.held_mail(false).await.unwrap().len(), 2);
+    assert_eq!(d.app.db.held_mail(false).await.unwrap().len(), 1);
     let again = d.save(&mail_from("Soporte <SOPORTE@helpdesk.test>", "own0", None)).await;
     assert_eq!(again["ticket"], outcome.ticket_id.to_string(), "{again}");
     assert!(ingest.release(9_999_999).await.unwrap().is_none());
