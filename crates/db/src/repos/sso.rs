@@ -14,16 +14,13 @@ use crate::schema::*;
 use crate::sql::{Statement, Value};
 use crate::{Db, db_run, db_transaction};
 
-/// The statement revoking every live token of a user (a macro: it is built
-/// for whichever backend runs it).
+/// The statement revoking every live token that `$which` picks (a user's,
+/// a family's, a user's of one product; a macro: it is built for whichever
+/// backend runs it).
 macro_rules! revoke_live_sessions {
-    ($user_id:expr, $now:expr) => {
-        diesel::update(
-            sesion_usuario::table
-                .filter(sesion_usuario::fk_id_usuario.eq($user_id))
-                .filter(sesion_usuario::revoked_at.is_null()),
-        )
-        .set(sesion_usuario::revoked_at.eq($now))
+    ($which:expr, $now:expr) => {
+        diesel::update(sesion_usuario::table.filter($which).filter(sesion_usuario::revoked_at.is_null()))
+            .set(sesion_usuario::revoked_at.eq($now))
     };
 }
 
@@ -163,34 +160,20 @@ impl SessionRepository for Db {
     }
 
     async fn revoke_session_family(&self, family_id: &str, now: Timestamp) -> RepoResult<u64> {
-        let n = db_run!(self, |conn| diesel::update(
-            sesion_usuario::table
-                .filter(sesion_usuario::familia.eq(family_id))
-                .filter(sesion_usuario::revoked_at.is_null()),
-        )
-        .set(sesion_usuario::revoked_at.eq(now))
-        .execute(conn)
-        .await
-        .or_repo())?;
+        let family = sesion_usuario::familia.eq(family_id);
+        let n = db_run!(self, |conn| revoke_live_sessions!(family, now).execute(conn).await.or_repo())?;
         Ok(n as u64)
     }
 
     async fn revoke_user_sessions(&self, user_id: i64, now: Timestamp) -> RepoResult<u64> {
-        let n = db_run!(self, |conn| revoke_live_sessions!(user_id, now).execute(conn).await.or_repo())?;
+        let user = sesion_usuario::fk_id_usuario.eq(user_id);
+        let n = db_run!(self, |conn| revoke_live_sessions!(user, now).execute(conn).await.or_repo())?;
         Ok(n as u64)
     }
 
     async fn revoke_product_sessions(&self, user_id: i64, product_id: i64, now: Timestamp) -> RepoResult<u64> {
-        let n = db_run!(self, |conn| diesel::update(
-            sesion_usuario::table
-                .filter(sesion_usuario::fk_id_usuario.eq(user_id))
-                .filter(sesion_usuario::fk_id_producto.eq(product_id))
-                .filter(sesion_usuario::revoked_at.is_null()),
-        )
-        .set(sesion_usuario::revoked_at.eq(now))
-        .execute(conn)
-        .await
-        .or_repo())?;
+        let theirs = sesion_usuario::fk_id_usuario.eq(user_id).and(sesion_usuario::fk_id_producto.eq(product_id));
+        let n = db_run!(self, |conn| revoke_live_sessions!(theirs, now).execute(conn).await.or_repo())?;
         Ok(n as u64)
     }
 }
@@ -253,7 +236,7 @@ impl PasswordResetRepository for Db {
                 .set(usuario::password_hash.eq(new_password_hash))
                 .execute(conn)
                 .await?;
-            revoke_live_sessions!(user_id, now).execute(conn).await?;
+            revoke_live_sessions!(sesion_usuario::fk_id_usuario.eq(user_id), now).execute(conn).await?;
             Ok(())
         })
     }

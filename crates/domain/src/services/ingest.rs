@@ -1046,15 +1046,7 @@ mod tests {
             store.create_department(NewDepartment { name: "Soporte".into(), synology_channel: None }).await.unwrap();
         let ventas =
             store.create_department(NewDepartment { name: "Ventas".into(), synology_channel: None }).await.unwrap();
-        let settings = IngestSettings {
-            default_department_id: None,
-            acks_per_hour: 0,
-            chat_to_users: false,
-            first_attempt_grace: Duration::seconds(3),
-            setup_cache: std::time::Duration::from_secs(5),
-            own_addresses: vec![],
-            max_new_participants: 20,
-        };
+        let settings = test_settings(std::time::Duration::from_secs(5));
         let ids = MessageIdSigner::new(SecretHasher::new([1; 32]), "helpdesk.test");
         let ingest = IngestService::new(store.clone(), ids, clock.clone(), settings);
         let to_ventas = |n: u32| IncomingMail {
@@ -1099,15 +1091,7 @@ mod tests {
         let store = Arc::new(InMemoryStore::new());
         let clock = Arc::new(ManualClock::new(crate::ports::SystemClock.now()));
         store.create_department(NewDepartment { name: "Soporte".into(), synology_channel: None }).await.unwrap();
-        let settings = IngestSettings {
-            default_department_id: None,
-            acks_per_hour: 0,
-            chat_to_users: false,
-            first_attempt_grace: Duration::seconds(3),
-            setup_cache: std::time::Duration::from_secs(5),
-            own_addresses: vec![],
-            max_new_participants: 20,
-        };
+        let settings = test_settings(std::time::Duration::from_secs(5));
         let ids = MessageIdSigner::new(SecretHasher::new([1; 32]), "helpdesk.test");
         let ingest = IngestService::new(store.clone(), ids, clock.clone(), settings);
         let pending = || async {
@@ -1201,15 +1185,7 @@ mod tests {
         use crate::testing::InMemoryStore;
         let store = Arc::new(InMemoryStore::new());
         store.create_department(NewDepartment { name: "Soporte".into(), synology_channel: None }).await.unwrap();
-        let settings = IngestSettings {
-            default_department_id: None,
-            acks_per_hour: 0,
-            chat_to_users: false,
-            first_attempt_grace: Duration::seconds(3),
-            setup_cache: std::time::Duration::ZERO,
-            own_addresses: vec![],
-            max_new_participants: 20,
-        };
+        let settings = test_settings(std::time::Duration::ZERO);
         let ids = MessageIdSigner::new(SecretHasher::new([5; 32]), "helpdesk.test");
         let ingest = IngestService::new(store.clone(), ids, Arc::new(crate::ports::SystemClock), settings);
         let mut first = mail(&[("Message-ID", "<p1@cliente.test>")], "cliente@cliente.test");
@@ -1224,6 +1200,19 @@ mod tests {
         assert_eq!((colleague.ticket_id, colleague.created_ticket), (t, false), "a participant joins");
         let stranger = ingest.ingest(by_subject("p3", "intruso@otro.test")).await.unwrap().ticket().unwrap();
         assert!(stranger.created_ticket && stranger.ticket_id != t, "a stranger opens their own");
+    }
+
+    /// Settings for these tests: no acknowledgements, `setup_cache` as given.
+    fn test_settings(setup_cache: std::time::Duration) -> IngestSettings {
+        IngestSettings {
+            default_department_id: None,
+            acks_per_hour: 0,
+            chat_to_users: false,
+            first_attempt_grace: Duration::seconds(3),
+            setup_cache,
+            own_addresses: vec![],
+            max_new_participants: 20,
+        }
     }
 
     fn mail(headers: &[(&str, &str)], from: &str) -> IncomingMail {
