@@ -87,7 +87,7 @@ pub fn error_response(e: &ApiError, bitacora: Value) -> HttpResponse {
     let mut builder = HttpResponse::build(e.status());
     match e {
         ApiError::MethodNotAllowed(allow) => {
-            builder.insert_header(("Allow", *allow));
+            builder.insert_header(("Allow", allow.as_str()));
         }
         ApiError::TooManyRequests { retry_after_secs } => {
             builder.insert_header(("Retry-After", retry_after_secs.max(&1).to_string()));

@@ -31,7 +31,7 @@ pub enum ApiError {
     NotFound(String),
     /// Carries the `Allow` header's value.
     #[error("method not allowed")]
-    MethodNotAllowed(&'static str),
+    MethodNotAllowed(String),
     /// A business refusal with its own status, Spanish message and `data`
     /// (usually null).
     #[error("{message}")]

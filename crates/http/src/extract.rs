@@ -32,24 +32,13 @@ use crate::audit::AuditCtx;
 use crate::envelope::{Reply, render};
 use crate::error::ApiError;
 use crate::request::{Accept, RawBody, bearer, header, input};
+use crate::route::Gate;
+use crate::route::route;
 use crate::validation::{Field, validate};
-
-/// Who may call an endpoint.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Gate {
-    /// `X-User-Consumo` / `X-User-Secret`, granted this endpoint.
-    Consumer,
-    /// The Synology bot's outgoing token, in the body (never in the URL).
-    BotToken,
-    /// Consumer credentials, then an operator's user token
-    /// (`Authorization: Bearer`, from `SSO/access`): the ticket API.
-    Operator,
-}
 
 /// An endpoint's request: its rules, and where it belongs.
 pub trait ApiRequest: DeserializeOwned + utoipa::ToSchema + 'static {
     const ENDPOINT: Endpoint;
-    const GATE: Gate = Gate::Consumer;
     const ACCEPT: Accept = Accept::Json;
 
     /// The fields' rules, in the order Laravel reports them.
@@ -91,7 +80,8 @@ async fn admit<R: ApiRequest, A: Adapters>(req: &HttpRequest) -> Result<Valid<R,
     let state = req
         .app_data::<web::Data<AppState<A>>>()
         .ok_or_else(|| ApiError::Internal("the application state is missing".into()))?;
-    let consumer = match R::GATE {
+    let gate = route(R::ENDPOINT).gate;
+    let consumer = match gate {
         Gate::Consumer | Gate::Operator => {
             let consumer = consumer(state, req, R::ENDPOINT).await?;
             AuditCtx::of(req).set_consumer(consumer.id);
@@ -99,7 +89,7 @@ async fn admit<R: ApiRequest, A: Adapters>(req: &HttpRequest) -> Result<Valid<R,
         }
         Gate::BotToken => None,
     };
-    let operator = match R::GATE {
+    let operator = match gate {
         Gate::Operator => {
             let token = bearer(req).ok_or(SsoError::InvalidToken)?;
             let user = state.sso.authenticate(&token).await?;
@@ -113,7 +103,7 @@ async fn admit<R: ApiRequest, A: Adapters>(req: &HttpRequest) -> Result<Valid<R,
     for (name, value) in req.match_info().iter() {
         bag.insert(name.to_string(), Value::String(value.to_string()));
     }
-    if R::GATE == Gate::BotToken {
+    if gate == Gate::BotToken {
         // A token in the URL ends up in proxy and access logs: refused
         // before anything else, even a right one. Then the token, before
         // the fields: a caller without it learns nothing.

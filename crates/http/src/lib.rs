@@ -13,6 +13,7 @@ pub mod messages;
 pub mod metrics;
 pub mod openapi;
 pub mod request;
+pub mod route;
 mod routes;
 pub mod security;
 pub mod validation;

@@ -9,7 +9,7 @@ use std::fmt::Write as _;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use helpdesk_domain::model::{Endpoint, SlaState};
+use helpdesk_domain::model::SlaState;
 use helpdesk_domain::ports::SpoolStats;
 
 /// Upper bounds of the latency buckets, in seconds.
@@ -59,24 +59,11 @@ pub struct Gauges {
     pub sla: Option<[i64; 5]>,
 }
 
-/// The label of a path below `/api/`: a documented endpoint, or "other" (so
-/// that arbitrary 404 paths cannot grow the series without bound).
+/// The label of a path below `/api/`: its route's template below `/api/`
+/// (ids never become label values), or "other" (so that arbitrary 404
+/// paths cannot grow the series without bound).
 pub fn endpoint_label(path: &str) -> &'static str {
-    Endpoint::from_path(path).map(Endpoint::path).or_else(|| ticket_route(path)).unwrap_or("other")
-}
-
-/// The ticket API's route templates (its paths carry ids, which must not
-/// become label values).
-fn ticket_route(path: &str) -> Option<&'static str> {
-    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
-    let id = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-    match segments.as_slice() {
-        ["tickets"] => Some("tickets"),
-        ["tickets", t] if id(t) => Some("tickets/{id}"),
-        ["tickets", t, "respuestas"] if id(t) => Some("tickets/{id}/respuestas"),
-        ["tickets", t, "adjuntos", a] if id(t) && id(a) => Some("tickets/{id}/adjuntos/{id_adjunto}"),
-        _ => None,
-    }
+    crate::route::find(&format!("/api/{path}")).map_or("other", |r| r.label())
 }
 
 impl Metrics {

@@ -6,7 +6,10 @@
 //! [`crate::extract`]): one declaration per endpoint. The answer types below
 //! exist only for the document.
 
+use helpdesk_domain::model::Endpoint;
 use serde_json::Value;
+
+use crate::route::route;
 
 use crate::routes::adi::{GenerateTokenRequest, RedeemRequest, SetTokenRequest};
 use crate::routes::bot::BotRequest;
@@ -75,13 +78,13 @@ struct MailSaveError {
 }
 
 macro_rules! documented {
-    ($fn:ident, $method:ident, $path:literal, $summary:literal, $body:ty, $ok:ty) => {
-        documented!($fn, $method, $path, $summary, $body, $ok, Envelope);
+    ($fn:ident, $method:ident, $endpoint:ident, $summary:literal, $body:ty, $ok:ty) => {
+        documented!($fn, $method, $endpoint, $summary, $body, $ok, Envelope);
     };
-    ($fn:ident, $method:ident, $path:literal, $summary:literal, $body:ty, $ok:ty, $err:ty) => {
+    ($fn:ident, $method:ident, $endpoint:ident, $summary:literal, $body:ty, $ok:ty, $err:ty) => {
         #[utoipa::path(
             $method,
-            path = $path,
+            path = route(Endpoint::$endpoint).path,
             summary = $summary,
             request_body = $body,
             security(("consumer" = [], "secret" = [])),
@@ -101,24 +104,17 @@ macro_rules! documented {
 documented!(
     forgot,
     post,
-    "/api/SSO/password/forgot",
+    SsoPasswordForgot,
     "Start a password reset (same answer for any address)",
     ForgotRequest,
     Envelope
 );
-documented!(reset, post, "/api/SSO/password/reset", "Complete a password reset", ResetRequest, Envelope);
-documented!(
-    mail_accounts,
-    post,
-    "/api/correo/getConfigCorreos",
-    "Mailboxes of the mail-reading channel",
-    MailAccountsQuery,
-    Envelope
-);
+documented!(reset, post, SsoPasswordReset, "Complete a password reset", ResetRequest, Envelope);
+documented!(mail_accounts, post, MailAccounts, "Mailboxes of the mail-reading channel", MailAccountsQuery, Envelope);
 documented!(
     mail_save,
     post,
-    "/api/correo/save",
+    MailSave,
     "An incoming e-mail becomes a ticket (flat answer)",
     MailSaveRequest,
     MailSaveAnswer,
@@ -127,7 +123,7 @@ documented!(
 documented!(
     set_token,
     post,
-    "/api/SSO/ADI/setToken",
+    AdiSetToken,
     "Register an integrated system or rotate its token",
     SetTokenRequest,
     Envelope
@@ -135,33 +131,26 @@ documented!(
 documented!(
     generate_token,
     post,
-    "/api/SSO/ADI/generateToken",
+    AdiGenerateToken,
     "A single-use login ticket for a user",
     GenerateTokenRequest,
     Envelope
 );
-documented!(redeem, post, "/api/SSO/ADI/Token", "Redeem a login ticket (once)", RedeemRequest, Envelope);
-documented!(access, post, "/api/SSO/access", "Log in by password or device PIN", AccessRequest, Envelope);
+documented!(redeem, post, AdiToken, "Redeem a login ticket (once)", RedeemRequest, Envelope);
+documented!(access, post, SsoAccess, "Log in by password or device PIN", AccessRequest, Envelope);
 documented!(
     refresh,
     get,
-    "/api/SSO/refreshUserToken",
+    SsoRefreshUserToken,
     "Exchange a user token (Authorization: Bearer) for a new one",
     RefreshRequest,
     Envelope
 );
-documented!(
-    users,
-    post,
-    "/api/UsuarioInterno/get",
-    "Internal users by user, e-mail or department",
-    UsersQuery,
-    Envelope
-);
+documented!(users, post, InternalUsers, "Internal users by user, e-mail or department", UsersQuery, Envelope);
 
 #[utoipa::path(
     post,
-    path = "/api/Synology/BotAsistencia/configurarIdUsuario",
+    path = route(Endpoint::SynologyBot).path,
     summary = "Synology Chat bot webhook: link a Synology user (form or JSON; HEAD answers the probe)",
     request_body(content = BotRequest, content_type = "application/x-www-form-urlencoded"),
     responses(
@@ -175,10 +164,10 @@ documented!(
 fn bot() {}
 
 macro_rules! ticket_api {
-    ($fn:ident, $method:ident, $path:literal, $summary:literal, [$($param:tt)*], $($body:tt)*) => {
+    ($fn:ident, $method:ident, $endpoint:ident, $summary:literal, [$($param:tt)*], $($body:tt)*) => {
         #[utoipa::path(
             $method,
-            path = $path,
+            path = route(Endpoint::$endpoint).path,
             summary = $summary,
             params($($param)*),
             $($body)*
@@ -202,21 +191,21 @@ macro_rules! ticket_api {
 ticket_api!(
     tickets_list,
     get,
-    "/api/tickets",
+    TicketList,
     "Tickets the operator may see, newest first (keyset pages: `siguiente`)",
     [TicketListQuery],
 );
 ticket_api!(
     ticket_show,
     get,
-    "/api/tickets/{id}",
+    TicketShow,
     "A ticket with its messages, attachments' metadata, events and participants",
     [("id" = i64, Path, description = "the ticket")],
 );
 ticket_api!(
     ticket_reply,
     post,
-    "/api/tickets/{id}/respuestas",
+    TicketReply,
     "A public reply (mailed once to the requester, participants in Cc) or an internal note",
     [("id" = i64, Path, description = "the ticket")],
     request_body = ReplyBody,
@@ -224,7 +213,7 @@ ticket_api!(
 ticket_api!(
     ticket_change,
     patch,
-    "/api/tickets/{id}",
+    TicketUpdate,
     "Change status, assignee, department or priority (each change is a thread event)",
     [("id" = i64, Path, description = "the ticket")],
     request_body = ChangeBody,
@@ -232,7 +221,7 @@ ticket_api!(
 ticket_api!(
     ticket_attachment,
     get,
-    "/api/tickets/{id}/adjuntos/{id_adjunto}",
+    TicketAttachment,
     "An attachment's file (its type, Content-Disposition: attachment)",
     [("id" = i64, Path, description = "the ticket"), ("id_adjunto" = i64, Path, description = "the attachment")],
 );
@@ -379,6 +368,21 @@ mod tests {
         let doc = serde_json::to_value(document()).unwrap();
         let paths = doc["paths"].as_object().unwrap();
         assert_eq!(paths.len(), 11 + 4, "the documented eleven and the ticket API's four paths");
+        // Each route of the table is described once, under its method, and
+        // nothing else is.
+        let described: BTreeSet<(String, String)> = paths
+            .iter()
+            .flat_map(|(path, item)| {
+                item.as_object()
+                    .unwrap()
+                    .keys()
+                    .filter(|k| *k != "parameters")
+                    .map(|m| (m.to_uppercase(), path.clone()))
+            })
+            .collect();
+        let served: BTreeSet<(String, String)> =
+            crate::route::routes().map(|r| (r.verb.as_str().to_string(), r.path.to_string())).collect();
+        assert_eq!(described, served);
         let save = &paths["/api/correo/save"]["post"]["requestBody"]["content"]["application/json"]["schema"];
         let save = serde_json::to_string(save).unwrap();
         assert!(save.contains("MailSaveRequest"), "{save}");

@@ -1,7 +1,8 @@
 //! The HTTP layer's own protections, in one middleware around every route:
 //! who the client is behind trusted proxies, who may read `/metrics` and
 //! `/openapi.json`, CORS for `/api/` (Laravel's defaults: any origin), and
-//! the response headers (`nosniff`, caching, the `/docs` page's CSP).
+//! the response headers (`nosniff`, each route's cache policy from the route
+//! table, the `/docs` page's CSP).
 
 use std::fmt;
 use std::net::IpAddr;
@@ -18,6 +19,7 @@ use helpdesk_domain::ports::Adapters;
 use serde_json::json;
 
 use crate::AppState;
+use crate::route::Cache;
 
 /// An address block (`10.0.0.0/8`, `::1`, `2001:db8::/32`); a bare address
 /// is a block of one.
@@ -210,21 +212,6 @@ impl ClientAddr {
     }
 }
 
-/// Answers that carry tokens or mailbox passwords: never stored by a cache.
-const NO_STORE: &[&str] = &[
-    "/api/SSO/access",
-    "/api/SSO/refreshUserToken",
-    "/api/SSO/ADI/setToken",
-    "/api/SSO/ADI/generateToken",
-    "/api/SSO/ADI/Token",
-    "/api/correo/getConfigCorreos",
-];
-
-/// The operators' ticket API (not documented by Laravel): its answers carry
-/// customers' messages and files.
-const TICKETS: &str = "/api/tickets";
-const TICKETS_UNDER: &str = "/api/tickets/";
-
 /// The `/docs` page is Swagger UI's static bundle: its own scripts and
 /// styles (no inline script at all), images as data: URIs, and
 /// `/openapi.json`. The one inline style is the `<style>` of Swagger's logo
@@ -297,14 +284,12 @@ pub(crate) async fn security_middleware<A: Adapters>(
         if policy.cors_origins != CorsOrigins::Any {
             h.append(HeaderName::from_static("vary"), HeaderValue::from_static("Origin"));
         }
-        if NO_STORE.contains(&path.as_str()) {
-            h.insert(HeaderName::from_static("cache-control"), HeaderValue::from_static("no-store"));
+        // The route's policy (the table's); a path no route serves gets
+        // Laravel's default.
+        let cache = crate::route::find(&path).map_or(Cache::Revalidate, |r| r.cache);
+        h.insert(HeaderName::from_static("cache-control"), HeaderValue::from_static(cache.header()));
+        if cache == Cache::NoStore {
             h.insert(HeaderName::from_static("pragma"), HeaderValue::from_static("no-cache"));
-        } else if path == TICKETS || path.starts_with(TICKETS_UNDER) {
-            // Customers' messages and files: kept by no cache, shared or not.
-            h.insert(HeaderName::from_static("cache-control"), HeaderValue::from_static("private, no-store"));
-        } else {
-            h.insert(HeaderName::from_static("cache-control"), HeaderValue::from_static("no-cache, private"));
         }
     } else if path == "/docs" || path.starts_with("/docs/") {
         h.insert(HeaderName::from_static("content-security-policy"), HeaderValue::from_static(DOCS_CSP));

@@ -14,7 +14,7 @@ use utoipa::ToSchema;
 use crate::AppState;
 use crate::envelope::Reply;
 use crate::error::ApiError;
-use crate::extract::{ApiRequest, Gate, Valid, de};
+use crate::extract::{ApiRequest, Valid, de};
 use crate::messages;
 use crate::request::Accept;
 use crate::validation::{Field, Rule, field};
@@ -47,7 +47,6 @@ pub struct BotRequest {
 
 impl ApiRequest for BotRequest {
     const ENDPOINT: Endpoint = Endpoint::SynologyBot;
-    const GATE: Gate = Gate::BotToken;
     const ACCEPT: Accept = Accept::JsonOrForm;
 
     fn rules() -> Vec<Field> {

@@ -1,4 +1,4 @@
-//! Route table.
+//! The router: the route table ([`crate::route`]) made into actix routes.
 
 pub(crate) mod adi;
 pub(crate) mod bot;
@@ -8,8 +8,8 @@ pub(crate) mod sso;
 pub(crate) mod tickets;
 pub(crate) mod users;
 
-use actix_web::http::Method;
 use actix_web::{HttpRequest, HttpResponse, web};
+use helpdesk_domain::model::Endpoint;
 use helpdesk_domain::ports::Adapters;
 use serde_json::json;
 
@@ -17,6 +17,7 @@ use crate::audit::{AuditCtx, audit_middleware};
 use crate::envelope::render;
 use crate::error::ApiError;
 use crate::extract::answered;
+use crate::route::by_path;
 use crate::security::security_middleware;
 
 /// Registers every route. The caller provides `web::Data<AppState<A>>`.
@@ -36,71 +37,67 @@ pub fn configure<A: Adapters>(cfg: &mut web::ServiceConfig) {
                     .to(|| async { HttpResponse::PermanentRedirect().insert_header(("Location", "/docs/")).finish() }),
             )
             .service(utoipa_swagger_ui::SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", crate::openapi::document()))
-            .service(
-                web::scope("/api")
-                    .wrap(actix_web::middleware::from_fn(audit_middleware::<A>))
-                    .service(post("/SSO/access", answered(sso::access::<A>)))
-                    .service(resource("/SSO/refreshUserToken", Method::GET, answered(sso::refresh::<A>)))
-                    .service(post("/SSO/password/forgot", answered(sso::forgot::<A>)))
-                    .service(post("/SSO/password/reset", answered(sso::reset::<A>)))
-                    .service(post("/SSO/ADI/setToken", answered(adi::set_token::<A>)))
-                    .service(post("/SSO/ADI/generateToken", answered(adi::generate_token::<A>)))
-                    .service(post("/SSO/ADI/Token", answered(adi::token::<A>)))
-                    .service(post("/UsuarioInterno/get", answered(users::get::<A>)))
-                    .service(
-                        web::resource("/Synology/BotAsistencia/configurarIdUsuario")
-                            .route(web::post().to(answered(bot::configure::<A>)))
-                            .route(web::head().to(bot::probe))
-                            .default_service(web::to(|req: HttpRequest| async move {
-                                method_not_allowed(&req, "POST, HEAD")
-                            })),
-                    )
-                    .service(post("/correo/getConfigCorreos", answered(mail::get_config::<A>)))
-                    .service(post("/correo/save", answered(mail::save::<A>)))
-                    .service(resource("/tickets", Method::GET, answered(tickets::list::<A>)))
-                    .service(
-                        web::resource("/tickets/{id}")
-                            .route(web::get().to(answered(tickets::show::<A>)))
-                            .route(web::patch().to(answered(tickets::change::<A>)))
-                            .default_service(web::to(|req: HttpRequest| async move {
-                                method_not_allowed(&req, "GET, PATCH")
-                            })),
-                    )
-                    .service(post("/tickets/{id}/respuestas", answered(tickets::reply::<A>)))
-                    .service(resource(
-                        "/tickets/{id}/adjuntos/{id_adjunto}",
-                        Method::GET,
-                        answered(tickets::attachment::<A>),
-                    ))
-                    .default_service(web::to(api_not_found)),
-            )
+            .service(api::<A>())
             .default_service(web::to(not_found)),
     );
 }
 
-/// A resource answering one method; the others get a JSON 405.
-fn resource<F, Args>(path: &str, method: Method, handler: F) -> actix_web::Resource
-where
-    F: actix_web::Handler<Args>,
-    Args: actix_web::FromRequest + 'static,
-    F::Output: actix_web::Responder + 'static,
-{
-    let allow: &'static str = if method == Method::GET { "GET" } else { "POST" };
-    web::resource(path)
-        .route(web::method(method).to(handler))
-        .default_service(web::to(move |req: HttpRequest| async move { method_not_allowed(&req, allow) }))
+/// `/api`: one resource per path of the route table, its methods'
+/// handlers, and a JSON 405 naming them for the others; then the JSON 404.
+fn api<A: Adapters>() -> actix_web::Scope<
+    impl actix_web::dev::ServiceFactory<
+        actix_web::dev::ServiceRequest,
+        Config = (),
+        Response = actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    let mut scope = web::scope("/api").wrap(actix_web::middleware::from_fn(audit_middleware::<A>));
+    for (path, routes) in by_path() {
+        let mut resource = web::resource(path.trim_start_matches("/api"));
+        for r in &routes {
+            resource = resource.route(handler::<A>(r.endpoint).method(r.verb.method()));
+        }
+        if routes.iter().any(|r| r.head_probe) {
+            resource = resource.route(web::head().to(bot::probe));
+        }
+        let allow = routes[0].allow();
+        resource = resource.default_service(web::to(move |req: HttpRequest| {
+            let allow = allow.clone();
+            async move { method_not_allowed(&req, allow) }
+        }));
+        scope = scope.service(resource);
+    }
+    scope.default_service(web::to(api_not_found))
 }
 
-fn post<F, Args>(path: &str, handler: F) -> actix_web::Resource
-where
-    F: actix_web::Handler<Args>,
-    Args: actix_web::FromRequest + 'static,
-    F::Output: actix_web::Responder + 'static,
-{
-    resource(path, Method::POST, handler)
+/// Each endpoint's handler. The match is exhaustive: an endpoint without a
+/// handler does not compile.
+fn handler<A: Adapters>(endpoint: Endpoint) -> actix_web::Route {
+    use Endpoint as E;
+    let r = web::route();
+    match endpoint {
+        E::SsoAccess => r.to(answered(sso::access::<A>)),
+        E::SsoRefreshUserToken => r.to(answered(sso::refresh::<A>)),
+        E::SsoPasswordForgot => r.to(answered(sso::forgot::<A>)),
+        E::SsoPasswordReset => r.to(answered(sso::reset::<A>)),
+        E::AdiSetToken => r.to(answered(adi::set_token::<A>)),
+        E::AdiGenerateToken => r.to(answered(adi::generate_token::<A>)),
+        E::AdiToken => r.to(answered(adi::token::<A>)),
+        E::InternalUsers => r.to(answered(users::get::<A>)),
+        E::SynologyBot => r.to(answered(bot::configure::<A>)),
+        E::MailAccounts => r.to(answered(mail::get_config::<A>)),
+        E::MailSave => r.to(answered(mail::save::<A>)),
+        E::TicketList => r.to(answered(tickets::list::<A>)),
+        E::TicketShow => r.to(answered(tickets::show::<A>)),
+        E::TicketUpdate => r.to(answered(tickets::change::<A>)),
+        E::TicketReply => r.to(answered(tickets::reply::<A>)),
+        E::TicketAttachment => r.to(answered(tickets::attachment::<A>)),
+    }
 }
 
-fn method_not_allowed(req: &HttpRequest, allow: &'static str) -> HttpResponse {
+fn method_not_allowed(req: &HttpRequest, allow: String) -> HttpResponse {
     render(None, AuditCtx::of(req).id, Err(ApiError::MethodNotAllowed(allow)))
 }
 

@@ -20,7 +20,7 @@ use utoipa::ToSchema;
 use crate::AppState;
 use crate::envelope::Reply;
 use crate::error::ApiError;
-use crate::extract::{ApiRequest, Gate, Valid, de};
+use crate::extract::{ApiRequest, Valid, de};
 use crate::messages;
 use crate::validation::{Field, Rule, ValidationErrors, field, parse_date};
 
@@ -288,7 +288,6 @@ const ORDERS: &[&str] = &["recientes", "vencimiento"];
 
 impl ApiRequest for TicketListQuery {
     const ENDPOINT: Endpoint = Endpoint::TicketList;
-    const GATE: Gate = Gate::Operator;
 
     fn rules() -> Vec<Field> {
         vec![
@@ -370,7 +369,6 @@ pub struct TicketPath {
 
 impl ApiRequest for TicketPath {
     const ENDPOINT: Endpoint = Endpoint::TicketShow;
-    const GATE: Gate = Gate::Operator;
 
     fn rules() -> Vec<Field> {
         vec![id_rule("id")]
@@ -407,7 +405,6 @@ pub struct ReplyBody {
 
 impl ApiRequest for ReplyBody {
     const ENDPOINT: Endpoint = Endpoint::TicketReply;
-    const GATE: Gate = Gate::Operator;
 
     fn rules() -> Vec<Field> {
         vec![
@@ -455,7 +452,6 @@ pub struct ChangeBody {
 
 impl ApiRequest for ChangeBody {
     const ENDPOINT: Endpoint = Endpoint::TicketUpdate;
-    const GATE: Gate = Gate::Operator;
 
     fn rules() -> Vec<Field> {
         vec![
@@ -520,7 +516,6 @@ pub struct AttachmentPath {
 
 impl ApiRequest for AttachmentPath {
     const ENDPOINT: Endpoint = Endpoint::TicketAttachment;
-    const GATE: Gate = Gate::Operator;
 
     fn rules() -> Vec<Field> {
         vec![id_rule("id"), id_rule("id_adjunto")]

@@ -274,6 +274,24 @@ async fn response_headers(backend: Backend) {
     assert_eq!(header(&res, "access-control-allow-origin").as_deref(), Some("*"));
 }
 
+/// The route table is what is served: each route answers a caller without
+/// credentials 401 (not 404 or 405) with its table's cache policy, and
+/// another method 405 naming the path's methods.
+async fn every_route_of_the_table_is_served_as_described(backend: Backend) {
+    let app = spawn_app(backend).await;
+    for route in helpdesk_http::route::routes() {
+        let path = route.path.replace("{id}", "1").replace("{id_adjunto}", "1");
+        let url = format!("{}{path}", app.address);
+        let method = reqwest::Method::from_bytes(route.verb.as_str().as_bytes()).unwrap();
+        let res = app.client.request(method, &url).json(&json!({})).send().await.unwrap();
+        assert_eq!(res.status(), 401, "{} {path}", route.verb.as_str());
+        assert_eq!(header(&res, "cache-control").as_deref(), Some(route.cache.header()), "{path}");
+        let res = app.client.delete(&url).send().await.unwrap();
+        assert_eq!(res.status(), 405, "DELETE {path}");
+        assert_eq!(header(&res, "allow"), Some(route.allow()), "{path}");
+    }
+}
+
 /// Item 8: `/metrics` and `/openapi.json` only from `server.metrics_allow`
 /// (loopback by default), judged on the client address (item 9).
 async fn metrics_and_openapi_only_from_allowed_clients(backend: Backend) {
@@ -423,6 +441,7 @@ crate::on_both_backends!(
     refused_requests_keep_at_most_512_bytes_of_body,
     the_webhook_refuses_its_token_in_the_query_string,
     response_headers,
+    every_route_of_the_table_is_served_as_described,
     metrics_and_openapi_only_from_allowed_clients,
     forwarded_for_only_from_trusted_proxies,
     cors_preflights_and_origins,
