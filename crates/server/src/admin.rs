@@ -10,15 +10,13 @@ use anyhow::{Context, anyhow, bail};
 use clap::{Args, Subcommand};
 use helpdesk_db::Db;
 use helpdesk_domain::model::{
-    BusinessCalendar, Endpoint, NewCalendar, NewInternalUser, NewSlaPolicy, Priority, ProductAccess, ProductChange,
-    Status, UserStatus, WebhookEventKind, WeeklyHours, parse_zone,
+    Endpoint, NewInternalUser, NewSlaPolicy, Priority, ProductAccess, ProductChange, Status, UserStatus,
+    WebhookEventKind,
 };
-use helpdesk_domain::ports::{
-    Clock, DepartmentRepository, ProductRepository, SlaRepository, SystemClock, UserRepository,
-};
+use helpdesk_domain::ports::{Clock, SystemClock};
 use helpdesk_domain::services::{
-    AccessService, AdiService, AdminService, IngestService, MailAccountInput, MailAccountService, MessageIdSigner,
-    SIGNATURE_HEADER, TIMESTAMP_HEADER, TicketService, UserInput, WebhookService,
+    AccessService, AdiService, AdminError, AdminService, IngestService, MailAccountInput, MailAccountService,
+    MessageIdSigner, SIGNATURE_HEADER, SlaPart, TIMESTAMP_HEADER, TicketService, UserInput, WebhookService,
 };
 
 use crate::settings::Keys;
@@ -449,13 +447,14 @@ async fn ensure_system(adi: &AdiService<Db>, alias: &str) -> anyhow::Result<()> 
 }
 
 pub async fn product(db: Arc<Db>, cmd: ProductCmd) -> anyhow::Result<()> {
+    let admin = AdminService::new(db);
     match cmd {
         ProductCmd::Add { alias, name } => {
-            let p = AdminService::new(db).add_product(&alias, &name).await?;
+            let p = admin.add_product(&alias, &name).await?;
             println!("product {} added (id {})", p.alias, p.id);
         }
         ProductCmd::List => {
-            for p in db.list_products().await? {
+            for p in admin.products().await? {
                 let page = p.reset_url.as_deref().unwrap_or("-");
                 println!("{}\t{}\t{}\t{}\t{}\t{}", p.id, p.alias, p.status.as_str(), p.access.as_str(), page, p.name);
             }
@@ -466,7 +465,7 @@ pub async fn product(db: Arc<Db>, cmd: ProductCmd) -> anyhow::Result<()> {
                 access: access.as_deref().and_then(ProductAccess::parse),
                 reset_url: if default_reset_url { Some(None) } else { reset_url.map(Some) },
             };
-            let p = db.update_product(&alias, change).await.with_context(|| format!("product {alias}"))?;
+            let p = admin.update_product(&alias, change).await?;
             let page = p.reset_url.as_deref().unwrap_or("(sso.reset_url)");
             println!("product {}: {}, access {}, reset page {page}", p.alias, p.status.as_str(), p.access.as_str());
         }
@@ -475,21 +474,20 @@ pub async fn product(db: Arc<Db>, cmd: ProductCmd) -> anyhow::Result<()> {
 }
 
 pub async fn department(db: Arc<Db>, keys: &Keys, cmd: DepartmentCmd) -> anyhow::Result<()> {
+    let admin = AdminService::new(db);
     match cmd {
         DepartmentCmd::Add { name, synology_channel } => {
-            let d = AdminService::new(db).add_department(&name, synology_channel).await?;
+            let d = admin.add_department(&name, synology_channel).await?;
             println!("department {} added (id {})", d.name, d.id);
         }
         DepartmentCmd::SetWebhook { id } => {
             let mut line = String::new();
             std::io::stdin().lock().read_line(&mut line).context("reading the webhook token from stdin")?;
-            let token = line.trim();
-            let sealed = (!token.is_empty()).then(|| keys.secret_box.seal(token));
-            db.set_department_webhook(id, sealed).await.with_context(|| format!("department {id}"))?;
-            println!("webhook of department {id} {}", if token.is_empty() { "removed" } else { "set" });
+            let set = admin.set_department_webhook(&keys.secret_box, id, Some(&line)).await?;
+            println!("webhook of department {id} {}", if set { "set" } else { "removed" });
         }
         DepartmentCmd::List => {
-            for d in db.list_departments().await? {
+            for d in admin.departments().await? {
                 println!("{}\t{}\t{}\t{}", d.id, d.name, d.status.as_str(), d.synology_channel.unwrap_or_default());
             }
         }
@@ -688,9 +686,10 @@ pub async fn held(ingest: &IngestService<Db>, cmd: HeldCmd) -> anyhow::Result<()
 }
 
 async fn product_grant(db: Arc<Db>, login: &str, alias: &str, granted: bool) -> anyhow::Result<()> {
-    let (user, _) = db.find_user_credentials(login).await?.with_context(|| format!("no user {login}"))?;
-    let product = db.find_product_by_alias(alias).await?.with_context(|| format!("no product {alias}"))?;
-    let revoked = AdminService::new(db).set_product_grant(user.id, product.id, granted, SystemClock.now()).await?;
+    let admin = AdminService::new(db);
+    let user = admin.user(login).await?;
+    let product = admin.product(alias).await?;
+    let revoked = admin.set_product_grant(user.id, product.id, granted, SystemClock.now()).await?;
     let what = if granted { "may now sign in to" } else { "may no longer sign in to" };
     println!("user {} {what} {}", user.login, product.alias);
     if revoked > 0 {
@@ -706,15 +705,16 @@ async fn product_grant(db: Arc<Db>, login: &str, alias: &str, granted: bool) -> 
 }
 
 async fn user_set(db: Arc<Db>, keys: &Keys, settings: &Settings, set: UserSet) -> anyhow::Result<()> {
-    let (user, _) = db.find_user_credentials(&set.login).await?.with_context(|| format!("no user {}", set.login))?;
+    let admin = AdminService::new(db.clone());
+    let user = admin.user(&set.login).await?;
     if let Some(on) = set.acceso_ticket.as_deref() {
         let on = on.eq_ignore_ascii_case("S");
-        db.set_takes_tickets(user.id, on).await.with_context(|| format!("user {}", user.login))?;
+        admin.set_takes_tickets(user.id, on).await.with_context(|| format!("user {}", user.login))?;
         println!("user {} (id {}): acceso_ticket {}", user.login, user.id, if on { "S" } else { "N" });
     }
     let status = if set.inactivo { Some(UserStatus::Inactive) } else { set.activo.then_some(UserStatus::Active) };
     if let Some(status) = status {
-        let revoked = AdminService::new(db.clone())
+        let revoked = admin
             .set_user_status(user.id, status, SystemClock.now())
             .await
             .with_context(|| format!("user {}", user.login))?;
@@ -734,34 +734,25 @@ async fn user_set(db: Arc<Db>, keys: &Keys, settings: &Settings, set: UserSet) -
     Ok(())
 }
 
-/// The calendar called `name`.
-fn calendar_named<'a>(calendars: &'a [BusinessCalendar], name: &str) -> anyhow::Result<&'a BusinessCalendar> {
-    calendars.iter().find(|c| c.name == name).with_context(|| {
-        let known: Vec<_> = calendars.iter().map(|c| c.name.as_str()).collect();
-        format!("no calendar {name:?}; known: {}", known.join(", "))
-    })
+/// The service levels' errors, with the flag that gave the refused value.
+fn sla_error(e: AdminError) -> anyhow::Error {
+    match e {
+        AdminError::Sla { what: SlaPart::Zone, cause } => anyhow!("--zona: {cause}"),
+        AdminError::Sla { what: SlaPart::Hours, cause } => anyhow!("--horario: {cause}"),
+        AdminError::Sla { what: SlaPart::Policy, cause } => anyhow!("{cause}"),
+        other => other.into(),
+    }
 }
 
 pub async fn sla(db: Arc<Db>, cmd: SlaCmd) -> anyhow::Result<()> {
+    let admin = AdminService::new(db);
     match cmd {
         SlaCmd::Calendar(SlaCalendarCmd::Set { name, zona, horario }) => {
-            let name = name.trim().to_string();
-            if name.is_empty() {
-                bail!("a calendar needs a name");
-            }
-            let zone = parse_zone(zona.trim()).map_err(|e| anyhow!("--zona: {e}"))?;
-            let hours = WeeklyHours::parse(&horario).map_err(|e| anyhow!("--horario: {e}"))?;
-            let id = db
-                .save_calendar(NewCalendar {
-                    name: name.clone(),
-                    zone: zone.name().to_string(),
-                    hours: hours.to_string(),
-                })
-                .await?;
-            println!("calendar {name} saved (id {id}): {}, {hours}", zone.name());
+            let c = admin.save_calendar(&name, &zona, &horario).await.map_err(sla_error)?;
+            println!("calendar {} saved (id {}): {}, {}", c.name, c.id, c.zone.name(), c.hours);
         }
         SlaCmd::Calendar(SlaCalendarCmd::List) => {
-            let setup = db.sla_setup().await?;
+            let setup = admin.sla_setup().await?;
             for c in &setup.calendars {
                 let holidays: Vec<String> = c.holidays.iter().map(|d| d.format("%Y-%m-%d").to_string()).collect();
                 let departments: Vec<String> = setup
@@ -782,13 +773,7 @@ pub async fn sla(db: Arc<Db>, cmd: SlaCmd) -> anyhow::Result<()> {
             }
         }
         SlaCmd::Calendar(SlaCalendarCmd::Assign { department_id, calendar, default: _ }) => {
-            let calendar_id = match &calendar {
-                Some(name) => Some(calendar_named(&db.sla_setup().await?.calendars, name)?.id),
-                None => None,
-            };
-            db.set_department_calendar(department_id, calendar_id)
-                .await
-                .with_context(|| format!("department {department_id}"))?;
+            admin.assign_calendar(department_id, calendar.as_deref()).await?;
             match calendar {
                 Some(name) => println!("department {department_id} keeps calendar {name}"),
                 None => println!("department {department_id} keeps the default calendar"),
@@ -801,8 +786,7 @@ pub async fn sla(db: Arc<Db>, cmd: SlaCmd) -> anyhow::Result<()> {
             };
             let day = chrono::NaiveDate::parse_from_str(date.trim(), "%Y-%m-%d")
                 .with_context(|| format!("invalid date {date:?}: a date is written YYYY-MM-DD"))?;
-            let id = calendar_named(&db.sla_setup().await?.calendars, &name)?.id;
-            db.set_holiday(id, day, on).await.with_context(|| format!("calendar {name}"))?;
+            admin.set_holiday(&name, day, on).await?;
             let what = if on { "is a holiday" } else { "is no longer a holiday" };
             println!("{} {what} in calendar {name}", day.format("%Y-%m-%d"));
         }
@@ -818,11 +802,7 @@ pub async fn sla(db: Arc<Db>, cmd: SlaCmd) -> anyhow::Result<()> {
                 resolution_mins: resolucion,
                 warning_pct: aviso,
             };
-            policy.check()?;
-            if let Some(id) = departamento {
-                db.find_department(id).await?.with_context(|| format!("no department {id}"))?;
-            }
-            let p = db.save_policy(policy).await?;
+            let p = admin.save_policy(policy).await.map_err(sla_error)?;
             let scope =
                 p.department_id.map_or("every department without its own".to_string(), |d| format!("department {d}"));
             let warning = p.warning_pct.map_or("no warning".to_string(), |w| format!("warning at {w}%"));
@@ -836,7 +816,7 @@ pub async fn sla(db: Arc<Db>, cmd: SlaCmd) -> anyhow::Result<()> {
             );
         }
         SlaCmd::Policy(SlaPolicyCmd::List) => {
-            for p in db.sla_setup().await?.policies {
+            for p in admin.sla_setup().await?.policies {
                 println!(
                     "{}\t{}\t{}\t{}\t{}\t{}",
                     p.id,
@@ -849,9 +829,7 @@ pub async fn sla(db: Arc<Db>, cmd: SlaCmd) -> anyhow::Result<()> {
             }
         }
         SlaCmd::Policy(SlaPolicyCmd::Remove { id }) => {
-            if !db.remove_policy(id).await? {
-                bail!("no policy {id}");
-            }
+            admin.remove_policy(id).await?;
             println!("policy {id} removed");
         }
     }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use helpdesk_db::Db;
 use helpdesk_domain::model::{Endpoint, NewInternalUser, NewSlaPolicy, Priority, Status};
-use helpdesk_domain::ports::{ConsumerRepository, SlaRepository, SystemClock};
+use helpdesk_domain::ports::SystemClock;
 use helpdesk_domain::services::{AccessService, AdminService, MailAccountInput, MailAccountService, UserInput};
 
 use crate::settings::Keys;
@@ -33,7 +33,8 @@ pub const DEMO_WARNING_PCT: i64 = 80;
 
 /// Seeds once: does nothing when the demo consumer already exists.
 pub async fn seed_demo(db: &Arc<Db>, keys: &Keys) -> anyhow::Result<()> {
-    if db.find_consumer(DEMO_CONSUMER).await?.is_some() {
+    let access = AccessService::new(db.clone(), keys.consumer_hmac.clone(), Arc::new(SystemClock));
+    if access.list().await?.iter().any(|c| c.name == DEMO_CONSUMER) {
         return Ok(());
     }
     let admin = AdminService::new(db.clone());
@@ -90,17 +91,17 @@ pub async fn seed_demo(db: &Arc<Db>, keys: &Keys) -> anyhow::Result<()> {
     })
     .await?;
     for (priority, first, resolution) in DEMO_POLICIES {
-        db.save_policy(NewSlaPolicy {
-            department_id: None,
-            priority,
-            first_response_mins: first,
-            resolution_mins: resolution,
-            warning_pct: Some(DEMO_WARNING_PCT),
-        })
-        .await?;
+        admin
+            .save_policy(NewSlaPolicy {
+                department_id: None,
+                priority,
+                first_response_mins: first,
+                resolution_mins: resolution,
+                warning_pct: Some(DEMO_WARNING_PCT),
+            })
+            .await?;
     }
     // Last: the consumer marks the seed done.
-    let access = AccessService::new(db.clone(), keys.consumer_hmac.clone(), Arc::new(SystemClock));
     access.create_with_secret(DEMO_CONSUMER, DEMO_SECRET, Endpoint::every().collect()).await?;
     tracing::warn!(consumer = DEMO_CONSUMER, "dev profile: demo data seeded (never use the dev profile in production)");
     Ok(())
