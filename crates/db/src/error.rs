@@ -20,7 +20,7 @@ pub(crate) fn map(e: DieselError) -> RepoError {
         DieselError::DatabaseError(_, info) if is_link_failure(info.message()) => {
             RepoError::Unavailable(info.message().to_string())
         }
-        other => RepoError::Unexpected(other.to_string()),
+        other => RepoError::unexpected(other),
     }
 }
 

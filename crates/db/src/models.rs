@@ -8,7 +8,7 @@ use helpdesk_domain::model::*;
 use crate::schema::*;
 
 fn status(s: &str) -> Result<Status, RepoError> {
-    Status::parse(s).ok_or_else(|| RepoError::Unexpected(format!("unknown estado {s:?} in the database")))
+    Status::parse(s).ok_or_else(|| RepoError::corrupt(format!("unknown estado {s:?} in the database")))
 }
 
 #[derive(Queryable, Selectable)]
@@ -26,7 +26,7 @@ impl TryFrom<ProductRow> for Product {
     type Error = RepoError;
     fn try_from(r: ProductRow) -> Result<Self, RepoError> {
         let access = ProductAccess::parse(&r.acceso)
-            .ok_or_else(|| RepoError::Unexpected(format!("producto.acceso {:?}", r.acceso)))?;
+            .ok_or_else(|| RepoError::corrupt(format!("producto.acceso {:?}", r.acceso)))?;
         Ok(Product {
             id: r.id_producto,
             alias: r.alias_producto,
@@ -95,7 +95,7 @@ pub struct UserRow {
 impl UserRow {
     pub fn into_domain(self, role_name: Option<String>) -> Result<InternalUser, RepoError> {
         let status = UserStatus::parse(&self.status)
-            .ok_or_else(|| RepoError::Unexpected(format!("unknown usuario.status {:?}", self.status)))?;
+            .ok_or_else(|| RepoError::corrupt(format!("unknown usuario.status {:?}", self.status)))?;
         Ok(InternalUser {
             id: self.id_usuario,
             login: self.login,
@@ -269,7 +269,7 @@ impl TryFrom<MailAccountRow> for MailAccount {
     type Error = RepoError;
     fn try_from(r: MailAccountRow) -> Result<Self, RepoError> {
         let mailboxes = serde_json::from_str(&r.mail_boxes)
-            .map_err(|e| RepoError::Unexpected(format!("cuenta_correo.mail_boxes is not a JSON list: {e}")))?;
+            .map_err(|e| RepoError::corrupt(format!("cuenta_correo.mail_boxes is not a JSON list: {e}")))?;
         Ok(MailAccount {
             id: r.id_cuenta_correo,
             host: r.host,
@@ -470,7 +470,7 @@ impl TicketRow {
     fn clock(&self) -> Result<Option<SlaClock>, RepoError> {
         let Some(policy_id) = self.fk_id_politica_sla else { return Ok(None) };
         let missing = |column: &str| {
-            RepoError::Unexpected(format!("ticket {} has a service level without {column}", self.id_ticket))
+            RepoError::corrupt(format!("ticket {} has a service level without {column}", self.id_ticket))
         };
         Ok(Some(SlaClock {
             policy_id,
@@ -496,9 +496,9 @@ impl TryFrom<TicketRow> for Ticket {
             id: r.id_ticket,
             subject: r.asunto,
             status: TicketStatus::parse(&r.estado)
-                .ok_or_else(|| RepoError::Unexpected(format!("unknown ticket.estado {:?}", r.estado)))?,
+                .ok_or_else(|| RepoError::corrupt(format!("unknown ticket.estado {:?}", r.estado)))?,
             priority: Priority::parse(&r.prioridad)
-                .ok_or_else(|| RepoError::Unexpected(format!("unknown ticket.prioridad {:?}", r.prioridad)))?,
+                .ok_or_else(|| RepoError::corrupt(format!("unknown ticket.prioridad {:?}", r.prioridad)))?,
             department_id: r.fk_id_departamento,
             assignee_id: r.fk_id_usuario_asignado,
             requester: r.solicitante,
@@ -554,11 +554,11 @@ impl TryFrom<DetailRow> for TicketDetail {
             html: r.html,
             date: r.fecha,
             headers: serde_json::from_str(&r.headers)
-                .map_err(|e| RepoError::Unexpected(format!("detalle_ticket.headers is not a JSON object: {e}")))?,
+                .map_err(|e| RepoError::corrupt(format!("detalle_ticket.headers is not a JSON object: {e}")))?,
             automatic: r.automatico,
             opened_ticket: r.nuevo_ticket,
             direction: Direction::parse(&r.direccion)
-                .ok_or_else(|| RepoError::Unexpected(format!("unknown detalle_ticket.direccion {:?}", r.direccion)))?,
+                .ok_or_else(|| RepoError::corrupt(format!("unknown detalle_ticket.direccion {:?}", r.direccion)))?,
             author_id: r.fk_id_usuario_autor,
             created_at: r.created_at,
         })
@@ -607,7 +607,7 @@ impl TryFrom<EventRow> for TicketEvent {
             ticket_id: r.fk_id_ticket,
             actor_id: r.fk_id_usuario,
             kind: EventKind::parse(&r.tipo)
-                .ok_or_else(|| RepoError::Unexpected(format!("unknown evento_ticket.tipo {:?}", r.tipo)))?,
+                .ok_or_else(|| RepoError::corrupt(format!("unknown evento_ticket.tipo {:?}", r.tipo)))?,
             before: r.valor_anterior,
             after: r.valor_nuevo,
             at: r.fecha,
@@ -641,10 +641,10 @@ impl TryFrom<NoticeRow> for Notice {
             ticket_id: r.fk_id_ticket,
             detail_id: r.fk_id_detalle_ticket,
             kind: NoticeKind::parse(&r.tipo)
-                .ok_or_else(|| RepoError::Unexpected(format!("unknown notificacion.tipo {:?}", r.tipo)))?,
+                .ok_or_else(|| RepoError::corrupt(format!("unknown notificacion.tipo {:?}", r.tipo)))?,
             recipient: r.destino,
             status: NoticeStatus::parse(&r.estado)
-                .ok_or_else(|| RepoError::Unexpected(format!("unknown notificacion.estado {:?}", r.estado)))?,
+                .ok_or_else(|| RepoError::corrupt(format!("unknown notificacion.estado {:?}", r.estado)))?,
             attempts: r.intentos,
             next_attempt_at: r.proximo_intento,
             leased_until: r.bloqueado_hasta,
@@ -676,7 +676,7 @@ pub struct QuarantineRow {
 
 /// A UID or UIDVALIDITY: 32 bits unsigned on the wire, BIGINT in the tables.
 pub fn uid32(v: i64) -> Result<u32, RepoError> {
-    u32::try_from(v).map_err(|_| RepoError::Unexpected(format!("UID {v} out of range in the database")))
+    u32::try_from(v).map_err(|_| RepoError::corrupt(format!("UID {v} out of range in the database")))
 }
 
 impl TryFrom<QuarantineRow> for QuarantinedMail {
@@ -692,7 +692,7 @@ impl TryFrom<QuarantineRow> for QuarantinedMail {
             },
             size: r.tamano,
             reason: QuarantineReason::parse(&r.motivo)
-                .ok_or_else(|| RepoError::Unexpected(format!("unknown motivo {:?} in the database", r.motivo)))?,
+                .ok_or_else(|| RepoError::corrupt(format!("unknown motivo {:?} in the database", r.motivo)))?,
             detail: r.detalle,
             raw_route: r.ruta_original,
             attempts: r.intentos,
@@ -722,7 +722,7 @@ impl TryFrom<WebhookRow> for Webhook {
             id: r.id_webhook,
             url: r.url,
             events: WebhookEventKind::parse_list(&r.eventos)
-                .ok_or_else(|| RepoError::Unexpected(format!("unknown webhook.eventos {:?}", r.eventos)))?,
+                .ok_or_else(|| RepoError::corrupt(format!("unknown webhook.eventos {:?}", r.eventos)))?,
             sealed_secret: r.secreto_cifrado,
             status: status(&r.estado)?,
             created_at: r.created_at,
@@ -758,13 +758,13 @@ pub fn delivery(
         event_id: r.fk_id_evento,
         webhook_id: r.fk_id_webhook,
         kind: WebhookEventKind::parse(&tipo)
-            .ok_or_else(|| RepoError::Unexpected(format!("unknown webhook_evento.tipo {tipo:?}")))?,
+            .ok_or_else(|| RepoError::corrupt(format!("unknown webhook_evento.tipo {tipo:?}")))?,
         ticket_id,
         body,
         url,
         sealed_secret,
         status: DeliveryStatus::parse(&r.estado)
-            .ok_or_else(|| RepoError::Unexpected(format!("unknown webhook_entrega.estado {:?}", r.estado)))?,
+            .ok_or_else(|| RepoError::corrupt(format!("unknown webhook_entrega.estado {:?}", r.estado)))?,
         attempts: r.intentos,
         next_attempt_at: r.proximo_intento,
         leased_until: r.bloqueado_hasta,
@@ -790,7 +790,7 @@ impl CalendarRow {
         self,
         holidays: std::collections::BTreeSet<chrono::NaiveDate>,
     ) -> Result<BusinessCalendar, RepoError> {
-        let bad = |e: SlaSetupError| RepoError::Unexpected(format!("calendario_laboral {}: {e}", self.id_calendario));
+        let bad = |e: SlaSetupError| RepoError::corrupt(format!("calendario_laboral {}: {e}", self.id_calendario));
         Ok(BusinessCalendar {
             id: self.id_calendario,
             zone: parse_zone(&self.zona_horaria).map_err(bad)?,
@@ -819,7 +819,7 @@ impl TryFrom<PolicyRow> for SlaPolicy {
             id: r.id_politica,
             department_id: r.fk_id_departamento,
             priority: Priority::parse(&r.prioridad)
-                .ok_or_else(|| RepoError::Unexpected(format!("unknown politica_sla.prioridad {:?}", r.prioridad)))?,
+                .ok_or_else(|| RepoError::corrupt(format!("unknown politica_sla.prioridad {:?}", r.prioridad)))?,
             first_response_mins: r.primera_respuesta_min.into(),
             resolution_mins: r.resolucion_min.into(),
             warning_pct: r.aviso_pct.map(i64::from),
@@ -846,7 +846,7 @@ impl TryFrom<HeldRow> for HeldMail {
             id: r.id_correo_retenido,
             dedupe_key: r.clave_dedupe,
             reason: HoldReason::parse(&r.motivo)
-                .ok_or_else(|| RepoError::Unexpected(format!("unknown motivo {:?} in the database", r.motivo)))?,
+                .ok_or_else(|| RepoError::corrupt(format!("unknown motivo {:?} in the database", r.motivo)))?,
             mail: serde_json::from_str(&r.correo).map_err(RepoError::unexpected)?,
             created_at: r.created_at,
             ticket_id: r.fk_id_ticket,

@@ -16,6 +16,7 @@
 //! written it is truncated (before the state is saved; a state pointing past
 //! the end of the log is read as "everything written").
 
+use helpdesk_domain::Report;
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -81,7 +82,7 @@ impl FileSpool {
                 // Replaced atomically, so this is not a torn write: keep it
                 // aside and start over (records written twice are dropped by
                 // their ids; none is lost).
-                tracing::error!(error = %e, "unreadable bitácora spool state; draining the whole log again");
+                tracing::error!(error = %Report(&e), "unreadable bitácora spool state; draining the whole log again");
                 let _ = std::fs::rename(dir.join(STATE), dir.join(format!("{STATE}.ilegible")));
                 State::default()
             }),
@@ -218,7 +219,7 @@ impl AuditSpool for FileSpool {
                         counts.records.fetch_sub(1, Ordering::Relaxed);
                         counts.bytes.fetch_sub(n as u64, Ordering::Relaxed);
                         counts.quarantined.fetch_add(1, Ordering::Relaxed);
-                        tracing::error!(error = %e, "unreadable bitácora spool line quarantined");
+                        tracing::error!(error = %Report(&e), "unreadable bitácora spool line quarantined");
                     }
                     Err(_) => break,
                 }

@@ -1,4 +1,8 @@
-//! Errors shared by every repository port.
+//! Errors shared by every repository port, and [`Report`], the one way an
+//! error is written to the log: with its whole chain of causes, once.
+
+use std::fmt;
+use std::sync::Arc;
 
 /// What a repository adapter may report. Adapters map their driver's errors at
 /// the boundary (a unique violation is MySQL error 1062 and SQLite's
@@ -27,18 +31,70 @@ pub enum RepoError {
     /// the same request may succeed a moment later.
     #[error("store busy: {0}")]
     Busy(String),
-    /// Anything else: a bug or a broken schema. Never shown to clients.
-    #[error("unexpected store error: {0}")]
-    Unexpected(String),
+    /// Anything else: a bug, a broken schema, stored data that breaks a
+    /// rule. Never shown to clients; the driver's or library's error, when
+    /// there is one, is its source.
+    #[error("unexpected store error: {what}")]
+    Unexpected {
+        what: String,
+        #[source]
+        cause: Option<Cause>,
+    },
 }
 
+/// An underlying error kept as a source (shared, so that errors holding one
+/// stay `Clone`).
+pub type Cause = Arc<dyn std::error::Error + Send + Sync>;
+
 impl RepoError {
-    pub fn unexpected(e: impl std::fmt::Display) -> Self {
-        RepoError::Unexpected(e.to_string())
+    /// A driver's or library's error the adapter has no better name for.
+    pub fn unexpected<E: std::error::Error + Send + Sync + 'static>(e: E) -> Self {
+        RepoError::Unexpected { what: std::any::type_name::<E>().into(), cause: Some(Arc::new(e)) }
+    }
+
+    /// Stored data that breaks a rule the code relies on (an unknown state
+    /// name, a row that vanished): no underlying error, `what` says it all.
+    pub fn corrupt(what: impl Into<String>) -> Self {
+        RepoError::Unexpected { what: what.into(), cause: None }
     }
 
     /// The store could not be reached or did not answer in time.
     pub fn is_unavailable(&self) -> bool {
         matches!(self, RepoError::Unavailable(_))
+    }
+}
+
+/// An error and its sources, `outer: inner: innermost`, for the log. Every
+/// error type here says only its own part in its message and keeps what
+/// caused it as its `source` (or is `transparent`), so the chain prints each
+/// part once.
+pub struct Report<'a>(pub &'a (dyn std::error::Error + 'static));
+
+impl fmt::Display for Report<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut source = self.0.source();
+        while let Some(e) = source {
+            write!(f, ": {e}")?;
+            source = e.source();
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_report_prints_each_cause_once() {
+        let io = std::io::Error::other("disk full");
+        let e = RepoError::unexpected(io);
+        assert_eq!(Report(&e).to_string(), "unexpected store error: std::io::error::Error: disk full");
+        assert_eq!(
+            Report(&RepoError::corrupt("unknown estado \"x\"")).to_string(),
+            "unexpected store error: unknown estado \"x\""
+        );
+        assert_eq!(Report(&RepoError::NotFound).to_string(), "not found");
     }
 }

@@ -14,4 +14,4 @@ pub mod services;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
-pub use error::RepoError;
+pub use error::{Cause, RepoError, Report};

@@ -8,6 +8,7 @@
 //! the handler through the request's extensions; a larger body is refused
 //! with 413 (and audited) before any handler runs.
 
+use helpdesk_domain::Report;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Instant;
@@ -67,7 +68,7 @@ pub(crate) async fn audit_middleware<A: Adapters>(
     // serve unaudited (a wiring mistake, never a client's).
     let Some(state) = req.app_data::<actix_web::web::Data<AppState<A>>>().cloned() else {
         tracing::error!("the bitácora middleware runs without the application state");
-        let e = ApiError::Internal("the application state is missing".into());
+        let e = ApiError::internal("the application state is missing");
         return Ok(req.into_response(error_response(&e, Value::Null)));
     };
     let limit = state.limits.body_bytes;
@@ -99,7 +100,7 @@ pub(crate) async fn audit_middleware<A: Adapters>(
     let id = match state.audit.reserve_id().await {
         Ok(id) => Some(id),
         Err(e) => {
-            tracing::error!(error = %e, "cannot reserve a bitácora id");
+            tracing::error!(error = %Report(&e), "cannot reserve a bitácora id");
             None
         }
     };
@@ -117,7 +118,7 @@ pub(crate) async fn audit_middleware<A: Adapters>(
     let mut result: Result<ServiceResponse<BoxBody>, actix_web::Error> = match (id, body) {
         // No audit record, no service: the contract wants every request audited.
         (None, _) => {
-            let e = ApiError::Unavailable("audit log unavailable".into());
+            let e = ApiError::unavailable("audit log unavailable");
             Ok(req.into_response(error_response(&e, Value::Null)))
         }
         (Some(_), Err(e)) => Ok(req.into_response(error_response(&e, crate::envelope::bitacora_value(None, id)))),
@@ -139,7 +140,7 @@ pub(crate) async fn audit_middleware<A: Adapters>(
         let mut entry = unnumbered.take().expect("kept for this");
         cap_refused_body(&mut entry, status);
         if let Err(e) = state.audit.record_unnumbered(entry, outcome).await {
-            tracing::error!(error = %e, "cannot keep the audit record of an unnumbered request");
+            tracing::error!(error = %Report(&e), "cannot keep the audit record of an unnumbered request");
         }
     }
     // Refused for its credentials (401, no consumer admitted): past the
@@ -156,7 +157,7 @@ pub(crate) async fn audit_middleware<A: Adapters>(
                 }
             }
             Ok(RefusedFate::Own) => {}
-            Err(e) => tracing::warn!(error = %e, "refused call not counted; recorded on its own"),
+            Err(e) => tracing::warn!(error = %Report(&e), "refused call not counted; recorded on its own"),
         }
     }
     if let Some(record) = pending.as_mut().and_then(|p| p.record(status))
@@ -164,9 +165,9 @@ pub(crate) async fn audit_middleware<A: Adapters>(
     {
         // The answer may not leave unaudited; the store is down, so the
         // handler's own work has most likely failed too.
-        tracing::error!(bitacora = id, error = %e, "cannot write the audit record");
+        tracing::error!(bitacora = id, error = %Report(&e), "cannot write the audit record");
         if let Ok(res) = result {
-            let e = ApiError::Unavailable("audit log unavailable".into());
+            let e = ApiError::unavailable("audit log unavailable");
             let (req, _) = res.into_parts();
             result = Ok(ServiceResponse::new(req, error_response(&e, Value::Null)));
             status = 503;

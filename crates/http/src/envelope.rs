@@ -2,6 +2,7 @@
 
 use actix_web::HttpResponse;
 use actix_web::http::StatusCode;
+use helpdesk_domain::Report;
 use helpdesk_domain::model::Endpoint;
 use serde_json::{Value, json};
 
@@ -33,7 +34,7 @@ impl Reply {
         data: impl serde::Serialize,
         message: impl Into<String>,
     ) -> Result<Reply, ApiError> {
-        let data = serde_json::to_value(data).map_err(|e| ApiError::Internal(e.to_string()))?;
+        let data = serde_json::to_value(data).map_err(|e| ApiError::internal_by("the answer does not serialize", e))?;
         Ok(Reply::Envelope { status, data, message: message.into() })
     }
 }
@@ -76,8 +77,8 @@ pub fn render(endpoint: Option<Endpoint>, audit_id: Option<i64>, result: Result<
 /// a generic message.
 fn log(e: &ApiError) {
     match e {
-        ApiError::Internal(detail) => tracing::error!(error = %detail, "internal error"),
-        ApiError::Unavailable(detail) => tracing::warn!(error = %detail, "service unavailable"),
+        ApiError::Internal { .. } => tracing::error!(error = %Report(e), "internal error"),
+        ApiError::Unavailable { .. } => tracing::warn!(error = %Report(e), "service unavailable"),
         _ => {}
     }
 }
@@ -93,7 +94,7 @@ pub fn error_response(e: &ApiError, bitacora: Value) -> HttpResponse {
             builder.insert_header(("Retry-After", retry_after_secs.max(&1).to_string()));
         }
         // Down or busy for a moment: clients (and proxies) may come back soon.
-        ApiError::Unavailable(_) => {
+        ApiError::Unavailable { .. } => {
             builder.insert_header(("Retry-After", "1"));
         }
         _ => {}

@@ -2,10 +2,12 @@
 //! HTTP status and body.
 
 use actix_web::http::StatusCode;
-use helpdesk_domain::RepoError;
+use std::sync::Arc;
+
 use helpdesk_domain::services::{
     AccessError, AdiError, BotError, IngestError, MailAccountError, SsoError, TicketError,
 };
+use helpdesk_domain::{Cause, RepoError};
 use serde_json::{Value, json};
 
 use crate::validation::ValidationErrors;
@@ -39,17 +41,46 @@ pub enum ApiError {
     /// Throttled: 429 with `Retry-After`.
     #[error("too many requests")]
     TooManyRequests { retry_after_secs: i64 },
-    #[error("service unavailable: {0}")]
-    Unavailable(String),
-    #[error("internal error: {0}")]
-    Internal(String),
+    /// Down or busy for a moment (503); the cause goes to the log.
+    #[error("service unavailable: {what}")]
+    Unavailable {
+        what: String,
+        #[source]
+        cause: Option<Cause>,
+    },
+    /// A server-side failure (500); the cause goes to the log, never to
+    /// the client.
+    #[error("internal error: {what}")]
+    Internal {
+        what: String,
+        #[source]
+        cause: Option<Cause>,
+    },
+}
+
+impl ApiError {
+    /// A failure of this server with no underlying error (a wiring mistake).
+    pub fn internal(what: impl Into<String>) -> Self {
+        ApiError::Internal { what: what.into(), cause: None }
+    }
+
+    /// A failure of this server caused by `e`.
+    pub fn internal_by(what: impl Into<String>, e: impl std::error::Error + Send + Sync + 'static) -> Self {
+        ApiError::Internal { what: what.into(), cause: Some(Arc::new(e)) }
+    }
+
+    pub fn unavailable(what: impl Into<String>) -> Self {
+        ApiError::Unavailable { what: what.into(), cause: None }
+    }
 }
 
 impl From<RepoError> for ApiError {
     fn from(e: RepoError) -> Self {
         match e {
-            RepoError::Unavailable(m) | RepoError::Busy(m) => ApiError::Unavailable(m),
-            other => ApiError::Internal(other.to_string()),
+            RepoError::Unavailable(_) | RepoError::Busy(_) => {
+                ApiError::Unavailable { what: "the store".into(), cause: Some(Arc::new(e)) }
+            }
+            other => ApiError::internal_by("the store", other),
         }
     }
 }
@@ -68,7 +99,7 @@ impl From<MailAccountError> for ApiError {
     fn from(e: MailAccountError) -> Self {
         match e {
             MailAccountError::Store(e) => e.into(),
-            unseal @ MailAccountError::Unseal(_) => ApiError::Internal(unseal.to_string()),
+            unseal @ MailAccountError::Unseal(_) => ApiError::internal_by("a mailbox password", unseal),
         }
     }
 }
@@ -144,7 +175,7 @@ impl From<IngestError> for ApiError {
                 v.add(&field, format!("The {field} field format is invalid."));
                 ApiError::Validation(v)
             }
-            IngestError::NoDepartment => ApiError::Unavailable("no department configured to receive mail".into()),
+            IngestError::NoDepartment => ApiError::unavailable("no department configured to receive mail"),
             IngestError::Store(e) => e.into(),
         }
     }
@@ -218,8 +249,8 @@ impl ApiError {
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Business { status, .. } => *status,
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -238,8 +269,8 @@ impl ApiError {
             ApiError::TooManyRequests { retry_after_secs } => {
                 format!("Demasiados intentos fallidos. Intente de nuevo en {} minuto(s).", (retry_after_secs + 59) / 60)
             }
-            ApiError::Unavailable(_) => "Servicio no disponible temporalmente; intente de nuevo.".into(),
-            ApiError::Internal(_) => "Error interno del servidor.".into(),
+            ApiError::Unavailable { .. } => "Servicio no disponible temporalmente; intente de nuevo.".into(),
+            ApiError::Internal { .. } => "Error interno del servidor.".into(),
         }
     }
 

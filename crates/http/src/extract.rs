@@ -79,7 +79,7 @@ impl<R: ApiRequest, A: Adapters> FromRequest for Valid<R, A> {
 async fn admit<R: ApiRequest, A: Adapters>(req: &HttpRequest) -> Result<Valid<R, A>, ApiError> {
     let state = req
         .app_data::<web::Data<AppState<A>>>()
-        .ok_or_else(|| ApiError::Internal("the application state is missing".into()))?;
+        .ok_or_else(|| ApiError::internal("the application state is missing"))?;
     let gate = route(R::ENDPOINT).gate;
     let consumer = match gate {
         Gate::Consumer | Gate::Operator => {
@@ -134,7 +134,7 @@ async fn consumer<A: Adapters>(
 /// test), so this fails only on a mistake of ours.
 fn typed<R: ApiRequest>(bag: Map<String, Value>) -> Result<R, ApiError> {
     serde_json::from_value(Value::Object(bag))
-        .map_err(|e| ApiError::Internal(format!("validated input does not fit {}: {e}", R::ENDPOINT)))
+        .map_err(|e| ApiError::internal_by(format!("validated input does not fit {}", R::ENDPOINT), e))
 }
 
 /// Whether the query string carries the token (or any other secret), by

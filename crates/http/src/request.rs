@@ -37,7 +37,7 @@ impl RawBody {
     pub fn take(req: &HttpRequest) -> Result<RawBody, ApiError> {
         req.extensions_mut()
             .remove::<RawBody>()
-            .ok_or_else(|| ApiError::Internal("the request body was not read by the bitácora middleware".into()))
+            .ok_or_else(|| ApiError::internal("the request body was not read by the bitácora middleware"))
     }
 }
 
@@ -147,6 +147,6 @@ mod tests {
         assert!(RawBody::take(&req).is_err(), "never read: an error, not an empty body");
         req.extensions_mut().insert(RawBody { bytes: Bytes::from_static(b"{}"), json: None });
         assert_eq!(RawBody::take(&req).unwrap().bytes, Bytes::from_static(b"{}"));
-        assert!(matches!(RawBody::take(&req), Err(ApiError::Internal(_))), "taken twice");
+        assert!(matches!(RawBody::take(&req), Err(ApiError::Internal { .. })), "taken twice");
     }
 }

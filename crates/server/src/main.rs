@@ -112,7 +112,7 @@ fn main() -> ExitCode {
     let settings = match Settings::load(cli.config.as_deref()).and_then(|s| s.validate().map(|()| s)) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!("error: {}", helpdesk_domain::Report(&e));
             return ExitCode::from(2);
         }
     };

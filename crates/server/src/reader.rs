@@ -33,7 +33,11 @@ pub fn build(settings: &Settings, db: Arc<Db>, clock: Arc<dyn Clock>) -> Result<
         ca_file: settings.reader_ca_file()?,
         ..ImapOptions::default()
     })
-    .map_err(|e| ConfigError { key: "reader.ca_file".into(), message: e.to_string() })?;
+    .map_err(|e| ConfigError {
+        key: "reader.ca_file".into(),
+        message: "not usable".into(),
+        cause: Some(Arc::new(e)),
+    })?;
     Ok(ReaderService::new(ReaderParts {
         repo: db,
         ingest,

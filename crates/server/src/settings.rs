@@ -3,9 +3,11 @@
 //! at start, and a bad one stops the server with one line naming its key.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use helpdesk_db::{DbOptions, DbUrl};
+use helpdesk_domain::Cause;
 use helpdesk_domain::crypto::{SecretBox, SecretHasher, TokenSigner, parse_key};
 use helpdesk_domain::model::Address;
 use helpdesk_domain::services::{
@@ -247,10 +249,18 @@ pub struct SeedSettings {
 pub struct ConfigError {
     pub key: String,
     pub message: String,
+    /// What the value's parser said, when it was another library.
+    #[source]
+    pub cause: Option<Cause>,
 }
 
 fn bad(key: &str, message: impl Into<String>) -> ConfigError {
-    ConfigError { key: key.into(), message: message.into() }
+    ConfigError { key: key.into(), message: message.into(), cause: None }
+}
+
+/// A value another library refused: its error is the cause.
+fn bad_by(key: &str, message: &str, e: impl std::error::Error + Send + Sync + 'static) -> ConfigError {
+    ConfigError { key: key.into(), message: message.into(), cause: Some(Arc::new(e)) }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -286,7 +296,7 @@ impl Settings {
     }
 
     pub fn db_url(&self) -> Result<DbUrl, ConfigError> {
-        DbUrl::parse(&self.database.url).map_err(|e| bad("database.url", e.to_string()))
+        DbUrl::parse(&self.database.url).map_err(|e| bad_by("database.url", "not usable", e))
     }
 
     /// The pool's size: `database.max_connections`, or, unset, a default
@@ -352,7 +362,7 @@ impl Settings {
         if self.sso.issuer.trim().is_empty() {
             return Err(bad("sso.issuer", "must not be empty"));
         }
-        let url = url::Url::parse(&self.sso.reset_url).map_err(|e| bad("sso.reset_url", e.to_string()))?;
+        let url = url::Url::parse(&self.sso.reset_url).map_err(|e| bad_by("sso.reset_url", "not a URL", e))?;
         if !matches!(url.scheme(), "http" | "https") {
             return Err(bad("sso.reset_url", "must be an http(s) URL"));
         }
@@ -409,7 +419,7 @@ impl Settings {
 
     pub fn synology(&self) -> Result<SynologySettings, ConfigError> {
         let s = &self.synology;
-        let url = url::Url::parse(&s.base_url).map_err(|e| bad("synology.base_url", e.to_string()))?;
+        let url = url::Url::parse(&s.base_url).map_err(|e| bad_by("synology.base_url", "not a URL", e))?;
         if !matches!(url.scheme(), "http" | "https") {
             return Err(bad("synology.base_url", "must be an http(s) URL"));
         }
@@ -609,7 +619,7 @@ impl Settings {
         self.reader()?;
         self.reader_ca_file()?;
         self.log_format()?;
-        tracing_subscriber::EnvFilter::try_new(&self.log.level).map_err(|e| bad("log.level", e.to_string()))?;
+        tracing_subscriber::EnvFilter::try_new(&self.log.level).map_err(|e| bad_by("log.level", "not a filter", e))?;
         Ok(())
     }
 }
@@ -627,7 +637,8 @@ fn ca_file(key: &str, value: &str) -> Result<Option<PathBuf>, ConfigError> {
         return Ok(None);
     }
     let path = PathBuf::from(value.trim());
-    let text = std::fs::read_to_string(&path).map_err(|e| bad(key, format!("{}: {e}", path.display())))?;
+    let text =
+        std::fs::read_to_string(&path).map_err(|e| bad_by(key, &format!("cannot read {}", path.display()), e))?;
     if !text.contains("-----BEGIN CERTIFICATE-----") {
         return Err(bad(key, format!("{}: no PEM certificate in it", path.display())));
     }
@@ -645,7 +656,7 @@ fn from_config_error(e: config::ConfigError) -> ConfigError {
             let text = e.to_string();
             // "... for key `database.port`" is how the crate names keys in messages.
             let key = text.split('`').nth(1).unwrap_or("configuration").to_string();
-            bad(&key, text)
+            bad_by(&key, "cannot be read", e)
         }
     }
 }

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use helpdesk_db::{Backend, Db, FileSpool};
+use helpdesk_domain::Cause;
 use helpdesk_domain::ports::{
     Adapters, AuditSpool, ChatNotifier, Clock, MailNotifier, PasswordHasher, Store, SystemClock, WebhookSender,
 };
@@ -71,11 +72,11 @@ impl Parts<Production> {
         let keys = settings.keys()?;
         prepare_db(settings, &db, &keys).await?;
         let spool = FileSpool::open(&settings.audit.spool_dir, settings.audit.spool_max_bytes)
-            .map_err(|e| StartError::Spool(e.to_string()))?;
-        let mailer = SmtpMailer::new(&settings.smtp()?).map_err(|e| StartError::Smtp(e.to_string()))?;
-        let chat = SynologyClient::new(&settings.synology()?).map_err(|e| StartError::Synology(e.to_string()))?;
+            .map_err(|e| StartError::Spool(cause(e)))?;
+        let mailer = SmtpMailer::new(&settings.smtp()?).map_err(|e| StartError::Smtp(cause(e)))?;
+        let chat = SynologyClient::new(&settings.synology()?).map_err(|e| StartError::Synology(cause(e)))?;
         let webhooks =
-            HttpWebhookSender::new(settings.webhook_timeout()).map_err(|e| StartError::Webhooks(e.to_string()))?;
+            HttpWebhookSender::new(settings.webhook_timeout()).map_err(|e| StartError::Webhooks(cause(e)))?;
         Ok(Parts {
             audit_writes: match db.backend() {
                 Backend::Mysql => settings.database.audit_writers,
@@ -207,22 +208,27 @@ impl Adapters for Production {
 pub enum StartError {
     #[error(transparent)]
     Config(#[from] crate::settings::ConfigError),
-    #[error("configuration error: database.url: {0}")]
-    Database(String),
-    #[error("cannot migrate the database: {0}")]
-    Migrate(String),
-    #[error("configuration error: server.host/server.port: cannot listen on {0}: {1}")]
-    Bind(String, std::io::Error),
-    #[error("cannot seed demo data: {0}")]
-    Seed(String),
-    #[error("configuration error: audit.spool_dir: {0}")]
-    Spool(String),
-    #[error("configuration error: smtp: {0}")]
-    Smtp(String),
-    #[error("configuration error: synology.base_url: {0}")]
-    Synology(String),
-    #[error("configuration error: webhooks: {0}")]
-    Webhooks(String),
+    #[error("configuration error: database.url")]
+    Database(#[source] Cause),
+    #[error("cannot migrate the database")]
+    Migrate(#[source] Cause),
+    #[error("configuration error: server.host/server.port: cannot listen on {0}")]
+    Bind(String, #[source] std::io::Error),
+    #[error("cannot seed demo data")]
+    Seed(#[source] Cause),
+    #[error("configuration error: audit.spool_dir")]
+    Spool(#[source] Cause),
+    #[error("configuration error: smtp")]
+    Smtp(#[source] Cause),
+    #[error("configuration error: synology.base_url")]
+    Synology(#[source] Cause),
+    #[error("configuration error: webhooks")]
+    Webhooks(#[source] Cause),
+}
+
+/// An error kept as a cause.
+fn cause(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Cause {
+    Arc::from(e.into())
 }
 
 /// Migrates (when configured) and seeds the dev data under the start-up
@@ -233,16 +239,16 @@ pub(crate) async fn prepare_db(settings: &Settings, db: &Arc<Db>, keys: &Keys) -
     if !settings.database.migrate_on_start && !seed {
         return Ok(());
     }
-    let lock = db.startup_lock().await.map_err(|e| StartError::Migrate(e.to_string()))?;
+    let lock = db.startup_lock().await.map_err(|e| StartError::Migrate(cause(e)))?;
     let prepared = async {
         if settings.database.migrate_on_start {
-            let applied = db.migrate_holding(&lock).await.map_err(|e| StartError::Migrate(e.to_string()))?;
+            let applied = db.migrate_holding(&lock).await.map_err(|e| StartError::Migrate(cause(e)))?;
             if !applied.is_empty() {
                 tracing::info!(?applied, "migrations applied");
             }
         }
         if seed {
-            crate::seed::seed_demo(db, keys).await.map_err(|e| StartError::Seed(e.to_string()))?;
+            crate::seed::seed_demo(db, keys).await.map_err(|e| StartError::Seed(cause(e)))?;
         }
         Ok::<(), StartError>(())
     }
@@ -252,14 +258,14 @@ pub(crate) async fn prepare_db(settings: &Settings, db: &Arc<Db>, keys: &Keys) -
     // Messages stored before the search's word table existed: indexed once,
     // a batch per transaction (safe to interrupt, and to run on several
     // servers at once: rows are inserted if absent).
-    let indexed = db.index_backlog().await.map_err(|e| StartError::Migrate(e.to_string()))?;
+    let indexed = db.index_backlog().await.map_err(|e| StartError::Migrate(cause(e)))?;
     if indexed > 0 {
         tracing::info!(indexed, "messages added to the search index");
     }
     // Stored data older code wrote in a form the rules no longer accept,
     // made right once (recorded as done; safe on several servers at once).
     let now = chrono::Utc::now().naive_utc();
-    let repaired = db.repair_data(now).await.map_err(|e| StartError::Migrate(e.to_string()))?;
+    let repaired = db.repair_data(now).await.map_err(|e| StartError::Migrate(cause(e)))?;
     if repaired != helpdesk_db::Repaired::default() {
         tracing::info!(?repaired, "stored data repaired");
     }
@@ -270,5 +276,5 @@ pub(crate) async fn prepare_db(settings: &Settings, db: &Arc<Db>, keys: &Keys) -
 pub fn open_db(settings: &Settings) -> Result<Db, StartError> {
     let url = settings.db_url()?;
     let opts = settings.db_options()?;
-    Db::connect(&url, &opts).map_err(|e| StartError::Database(e.to_string()))
+    Db::connect(&url, &opts).map_err(|e| StartError::Database(cause(e)))
 }

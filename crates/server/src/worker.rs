@@ -6,6 +6,7 @@
 //! - the bitácora's spool: writes records kept on local disk while the
 //!   database was unreachable, once it answers again.
 
+use helpdesk_domain::Report;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -62,7 +63,7 @@ pub async fn outbox<R: Store, M: MailNotifier, C: ChatNotifier>(
                     tracing::debug!(delivered = n, "outbox round");
                 }
             }
-            Err(e) => tracing::warn!(error = %e, "outbox round failed; retrying"),
+            Err(e) => tracing::warn!(error = %Report(&e), "outbox round failed; retrying"),
         }
         if !stop.pause(poll).await {
             break;
@@ -83,7 +84,7 @@ pub async fn webhooks<R: WebhookRepository>(
             Ok(report) => {
                 count(&report);
                 if let Some(e) = &report.error {
-                    tracing::warn!(error = %e, unrecorded = report.unrecorded, "webhook attempts not recorded; they will be sent again");
+                    tracing::warn!(error = %Report(e), unrecorded = report.unrecorded, "webhook attempts not recorded; they will be sent again");
                 }
                 if report.attempts() > 0 {
                     tracing::debug!(
@@ -97,7 +98,7 @@ pub async fn webhooks<R: WebhookRepository>(
                     continue;
                 }
             }
-            Err(e) => tracing::warn!(error = %e, "webhook round failed; retrying"),
+            Err(e) => tracing::warn!(error = %Report(&e), "webhook round failed; retrying"),
         }
         if !stop.pause(poll).await {
             break;
@@ -122,14 +123,14 @@ pub async fn sla<A: Adapters>(state: actix_web::web::Data<AppState<A>>, poll: Du
                     tracing::info!(announced = done.len(), breaches, "service-level round");
                 }
             }
-            Err(e) => tracing::warn!(error = %e, "service-level round failed; retrying"),
+            Err(e) => tracing::warn!(error = %Report(&e), "service-level round failed; retrying"),
         }
         match state.tickets.assign_waiting(SLA_BATCH).await {
             Ok(assigned) if !assigned.is_empty() => {
                 tracing::info!(assigned = assigned.len(), "waiting tickets assigned")
             }
             Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "assigning waiting tickets failed; retrying"),
+            Err(e) => tracing::warn!(error = %Report(&e), "assigning waiting tickets failed; retrying"),
         }
         if !stop.pause(poll).await {
             break;
@@ -151,7 +152,7 @@ async fn purge_hourly<F: Future<Output = Result<u64, RepoError>>>(
         match purge().await {
             Ok(0) => {}
             Ok(n) => tracing::info!(rows = n, "{what} deleted"),
-            Err(e) => tracing::warn!(error = %e, "{what} not deleted; retrying in an hour"),
+            Err(e) => tracing::warn!(error = %Report(&e), "{what} not deleted; retrying in an hour"),
         }
         if !stop.pause(PURGE_EVERY).await {
             return;
@@ -197,7 +198,7 @@ pub async fn audit_spool<R: AuditRepository + StoreHealth>(
                 rejected = report.rejected,
                 "bitácora spool written to the database"
             ),
-            Err(e) => tracing::warn!(error = %e, "bitácora spool not drained yet; retrying"),
+            Err(e) => tracing::warn!(error = %Report(&e), "bitácora spool not drained yet; retrying"),
         }
     }
 }
@@ -214,7 +215,7 @@ pub async fn refused_calls<R: AuditRepository>(audit: AuditService<R>, clock: Ar
         match audit.flush_refused(clock.now(), !running).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(records = n, "aggregated records of refused calls written"),
-            Err(e) => tracing::warn!(error = %e, "aggregated records of refused calls not written; retrying"),
+            Err(e) => tracing::warn!(error = %Report(&e), "aggregated records of refused calls not written; retrying"),
         }
         if !running {
             return;

@@ -222,7 +222,7 @@ impl UserRepository for Db {
             diesel::insert_into(usuario::table).values(&row).execute(conn).await?;
             Ok(conn.last_insert_id().await?)
         })?;
-        self.find_user(id).await?.ok_or_else(|| RepoError::Unexpected("inserted user vanished".into()))
+        self.find_user(id).await?.ok_or_else(|| RepoError::corrupt("inserted user vanished"))
     }
 
     async fn find_user(&self, id: i64) -> RepoResult<Option<InternalUser>> {

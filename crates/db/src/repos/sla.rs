@@ -206,7 +206,7 @@ fn crossing_time(c: &SlaClock, threshold: SlaThreshold) -> Timestamp {
 
 /// The policy's minutes as stored (`INT`).
 fn minutes(value: i64, what: &str) -> Result<i32, RepoError> {
-    i32::try_from(value).map_err(|_| RepoError::Unexpected(format!("politica_sla.{what} {value} out of range")))
+    i32::try_from(value).map_err(|_| RepoError::corrupt(format!("politica_sla.{what} {value} out of range")))
 }
 
 impl SlaRepository for Db {
@@ -400,10 +400,10 @@ impl SlaRepository for Db {
         })?;
         let mut found = Vec::with_capacity(rows.len());
         for (row, name) in rows {
-            let threshold = SlaThreshold::parse(&name)
-                .ok_or_else(|| RepoError::Unexpected(format!("unknown threshold {name:?}")))?;
+            let threshold =
+                SlaThreshold::parse(&name).ok_or_else(|| RepoError::corrupt(format!("unknown threshold {name:?}")))?;
             let ticket = Ticket::try_from(row)?;
-            let clock = ticket.sla.ok_or_else(|| RepoError::Unexpected("a crossing without a clock".into()))?;
+            let clock = ticket.sla.ok_or_else(|| RepoError::corrupt("a crossing without a clock"))?;
             found.push((crossing_time(&clock, threshold), ticket, threshold));
         }
         found.sort_by_key(|(at, t, threshold)| (*at, t.id, *threshold));
@@ -444,7 +444,7 @@ impl SlaRepository for Db {
             .into_iter()
             .map(|(name, n)| {
                 let state = SlaState::parse(&name)
-                    .ok_or_else(|| RepoError::Unexpected(format!("unknown service-level state {name:?}")))?;
+                    .ok_or_else(|| RepoError::corrupt(format!("unknown service-level state {name:?}")))?;
                 Ok((state, n))
             })
             .collect::<RepoResult<Vec<_>>>()?;

@@ -349,7 +349,8 @@ mod tests {
         let bad_page = ProductChange { reset_url: Some(Some("javascript:alert(1)".into())), ..Default::default() };
         assert!(matches!(admin.update_product("mesa", bad_page).await, Err(AdminError::ResetUrl(_))));
         assert_eq!(admin.product("MESA").await.unwrap().reset_url, None, "nothing written");
-        let page = ProductChange { reset_url: Some(Some("https://mesa.example.test/clave".into())), ..Default::default() };
+        let page =
+            ProductChange { reset_url: Some(Some("https://mesa.example.test/clave".into())), ..Default::default() };
         assert!(admin.update_product("mesa", page).await.is_ok());
         assert!(matches!(admin.update_product("nada", ProductChange::default()).await, Err(AdminError::NoProduct(_))));
         assert!(matches!(admin.user("nadie").await, Err(AdminError::NoUser(_))));
@@ -368,7 +369,9 @@ mod tests {
         assert!(admin.sla_setup().await.unwrap().calendars.iter().all(|c| c.name != "ventas"), "nothing written");
         let day = chrono::NaiveDate::from_ymd_opt(2026, 12, 25).unwrap();
         match admin.set_holiday("nada", day, true).await {
-            Err(e @ AdminError::NoCalendar { .. }) => assert!(e.to_string().starts_with("no calendar \"nada\"; known:")),
+            Err(e @ AdminError::NoCalendar { .. }) => {
+                assert!(e.to_string().starts_with("no calendar \"nada\"; known:"))
+            }
             other => panic!("{other:?}"),
         }
         let saved = admin.save_calendar(" ventas ", "America/Costa_Rica", "lun-vie 08:00-17:00").await.unwrap();

@@ -672,7 +672,7 @@ mod tests {
             self.check()?;
             let refused = self.refused.load(std::sync::atomic::Ordering::SeqCst);
             if records.iter().any(|r| r.id == refused) {
-                return Err(RepoError::Unexpected("refused".into()));
+                return Err(RepoError::corrupt("refused"));
             }
             self.inner.write_audit(records).await
         }

@@ -325,7 +325,7 @@ impl<R: IngestPorts> IngestService<R> {
         let outcome = match self.ingest_as(held.mail.clone(), Hold::Never).await? {
             Ingested::Ticket(o) => o,
             // `Hold::Never` holds nothing; said as an error, not a panic.
-            Ingested::Held(_) => return Err(RepoError::Unexpected("a released mail was held again".into()).into()),
+            Ingested::Held(_) => return Err(RepoError::corrupt("a released mail was held again").into()),
         };
         let released = self.repo.mark_released(id, outcome.ticket_id, self.clock.now()).await?;
         Ok(Some((released, outcome)))
@@ -549,7 +549,7 @@ impl<R: IngestPorts> IngestService<R> {
             Ok(stored) => Ok(answer.outcome(stored)),
             Err(RepoError::Duplicate(_)) => match self.repo.find_detail_by_dedupe(&key).await? {
                 Some(detail) => self.outcome_of(detail, true).await,
-                None => Err(RepoError::Unexpected("duplicate detail vanished".into()).into()),
+                None => Err(RepoError::corrupt("duplicate detail vanished").into()),
             },
             Err(e) => Err(e.into()),
         }
@@ -716,7 +716,7 @@ impl<R: IngestPorts> IngestService<R> {
             .repo
             .find_ticket(detail.ticket_id)
             .await?
-            .ok_or_else(|| RepoError::Unexpected("detail without ticket".into()))?;
+            .ok_or_else(|| RepoError::corrupt("detail without ticket"))?;
         let department = self.repo.find_department(ticket.department_id).await?.ok_or(IngestError::NoDepartment)?;
         Ok(IngestOutcome {
             ticket_id: ticket.id,

@@ -459,7 +459,7 @@ impl<R: SsoPorts> SsoService<R> {
         };
         if !self.may_use(&user, product).await.map_err(|e| match e {
             SsoError::Store(e) => ForgotError::Store(e),
-            other => ForgotError::Store(RepoError::Unexpected(other.to_string())),
+            other => ForgotError::Store(RepoError::unexpected(other)),
         })? {
             return Ok(());
         }

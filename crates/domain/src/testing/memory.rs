@@ -167,7 +167,7 @@ impl InMemoryStore {
     }
 
     fn with<T>(&self, f: impl FnOnce(&mut Inner) -> Result<T, RepoError>) -> Result<T, RepoError> {
-        let mut inner = self.inner.lock().map_err(|_| RepoError::Unexpected("poisoned lock".into()))?;
+        let mut inner = self.inner.lock().map_err(|_| RepoError::corrupt("poisoned lock"))?;
         f(&mut inner)
     }
 }
@@ -969,7 +969,7 @@ impl Inner {
             .filter(|(d, _)| d.ticket_id == ticket_id)
             .map(|(d, _)| d.id)
             .max()
-            .ok_or_else(|| RepoError::Unexpected("a ticket without messages".into()))
+            .ok_or_else(|| RepoError::corrupt("a ticket without messages"))
     }
 
     /// Stores a message of a ticket; gives its id.

@@ -2,6 +2,7 @@
 //! bot's outgoing webhook (form-encoded from Synology, JSON from the
 //! documented example). `HEAD` answers Synology's probe.
 
+use helpdesk_domain::Report;
 use std::time::Duration;
 
 use actix_web::{HttpResponse, web};
@@ -73,7 +74,7 @@ pub async fn configure<A: Adapters>(st: web::Data<AppState<A>>, q: Valid<BotRequ
     let (synology_response, message) = match link.reply {
         Ok(answer) => (answer, updated.clone()),
         Err(e) => {
-            tracing::warn!(error = %e, user_id, "Synology reply failed; retrying in the background");
+            tracing::warn!(error = %Report(&e), user_id, "Synology reply failed; retrying in the background");
             let bot = st.bot.clone();
             let text = link.reply_text.clone();
             st.tasks.spawn(async move {

@@ -1,6 +1,7 @@
 //! Liveness and readiness.
 
 use actix_web::{HttpResponse, web};
+use helpdesk_domain::Report;
 use helpdesk_domain::model::SlaState;
 use helpdesk_domain::ports::{Adapters, OutboxRepository, SlaRepository, StoreHealth, WebhookRepository};
 use serde_json::json;
@@ -17,7 +18,7 @@ pub async fn ready<A: Adapters>(state: web::Data<AppState<A>>) -> HttpResponse {
     match state.store.ping().await {
         Ok(()) => HttpResponse::Ok().json(json!({ "status": "ready", "database": "ok" })),
         Err(e) => {
-            tracing::warn!(error = %e, "not ready: database");
+            tracing::warn!(error = %Report(&e), "not ready: database");
             HttpResponse::ServiceUnavailable().json(json!({ "status": "unavailable", "database": "unreachable" }))
         }
     }

@@ -1,6 +1,7 @@
 //! SSO: `SSO/access`, `SSO/refreshUserToken`, `SSO/password/forgot`,
 //! `SSO/password/reset`.
 
+use helpdesk_domain::Report;
 use std::sync::LazyLock;
 
 use actix_web::{HttpRequest, web};
@@ -213,7 +214,7 @@ pub async fn forgot<A: Adapters>(st: web::Data<AppState<A>>, q: Valid<ForgotRequ
     let mailer = st.mailer.clone();
     st.tasks.spawn(async move {
         if let Err(e) = sso.forgot(mailer.as_ref(), &product, &email).await {
-            tracing::error!(error = %e, "password reset e-mail not sent");
+            tracing::error!(error = %Report(&e), "password reset e-mail not sent");
         }
     });
     Reply::ok(serde_json::Value::Null, messages::FORGOT_ACCEPTED)

@@ -35,7 +35,7 @@ fn id_rule(name: &'static str) -> Field {
 }
 
 fn operator<A>(q: &Valid<impl ApiRequest, A>) -> Result<&Operator, ApiError> {
-    q.operator.as_ref().ok_or_else(|| ApiError::Internal("an operator endpoint without its gate".into()))
+    q.operator.as_ref().ok_or_else(|| ApiError::internal("an operator endpoint without its gate"))
 }
 
 // ---- wire shapes ----------------------------------------------------------
@@ -567,7 +567,7 @@ pub async fn attachment<A: Adapters>(
     let mime: mime::Mime = served_type(&a.mime_type).parse().unwrap_or(mime::APPLICATION_OCTET_STREAM);
     let file = actix_files::NamedFile::open_async(&path)
         .await
-        .map_err(|e| ApiError::Internal(format!("cannot open attachment {}: {e}", a.id)))?
+        .map_err(|e| ApiError::internal_by(format!("cannot open attachment {}", a.id), e))?
         .set_content_type(mime)
         .set_content_disposition(disposition(&served_name(&a.name)))
         .use_etag(true)

@@ -54,7 +54,7 @@ async fn a_database_down_at_start_is_a_clear_error_when_migrating() {
     settings.database.acquire_timeout_secs = 2;
     settings.audit.spool_dir = crate::helpers::scratch_dir("spool");
     let err = helpdesk_server::Application::build(settings).await.err().expect("start must fail");
-    let msg = err.to_string();
+    let msg = helpdesk_domain::Report(&err).to_string();
     assert!(msg.contains("cannot migrate") && msg.contains("connect"), "{msg}");
 }
 
