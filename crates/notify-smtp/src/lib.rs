@@ -12,6 +12,7 @@
 //! Error texts never carry the password: whatever the server sent back is
 //! scrubbed of it (as given and in the base64 forms AUTH sends it in).
 
+use secrecy::{ExposeSecret, SecretString};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -64,7 +65,8 @@ pub struct SmtpSettings {
     pub port: u16,
     pub security: Security,
     pub username: Option<String>,
-    pub password: Option<String>,
+    /// Never printed (`Debug` shows `[REDACTED]`).
+    pub password: Option<SecretString>,
     /// The From address, optionally with a display name: `Mesa de ayuda <ayuda@example.com>`.
     pub from: String,
     pub timeout: Duration,
@@ -124,11 +126,11 @@ impl SmtpMailer {
         .timeout(Some(s.timeout))
         .pool_config(PoolConfig::new().max_size(4).idle_timeout(Duration::from_secs(60)));
         let mut secrets = Vec::new();
-        if let (Some(user), Some(pass)) = (&s.username, &s.password) {
-            builder = builder.credentials(Credentials::new(user.clone(), pass.clone()));
+        if let (Some(user), Some(pass)) = (&s.username, s.password.as_ref().map(ExposeSecret::expose_secret)) {
+            builder = builder.credentials(Credentials::new(user.clone(), pass.to_string()));
             if !pass.is_empty() {
                 // As given, and as AUTH LOGIN and AUTH PLAIN send it.
-                secrets.push(pass.clone());
+                secrets.push(pass.to_string());
                 secrets.push(BASE64.encode(pass));
                 secrets.push(BASE64.encode(format!("\0{user}\0{pass}")));
             }

@@ -11,6 +11,7 @@
 //! text that came back from the other side is scrubbed of the token too:
 //! these texts end up in answers, logs and `notificacion_intento.detalle`.
 
+use secrecy::{ExposeSecret, SecretString};
 use std::time::Duration;
 
 use helpdesk_domain::model::ChatContent;
@@ -25,8 +26,8 @@ pub mod testing;
 pub struct SynologySettings {
     /// `https://nas.example.com:5001`, no trailing path.
     pub base_url: String,
-    /// The chatbot's token (for messages to users).
-    pub bot_token: String,
+    /// The chatbot's token (for messages to users); never printed.
+    pub bot_token: SecretString,
     pub timeout: Duration,
 }
 
@@ -60,7 +61,7 @@ impl SynologyClient {
             .connect_timeout(s.timeout)
             .build()
             .map_err(|e| SynologyConfigError(e.to_string()))?;
-        Ok(Self { http, endpoint, bot_token: s.bot_token.clone() })
+        Ok(Self { http, endpoint, bot_token: s.bot_token.expose_secret().to_string() })
     }
 
     async fn post(&self, method: &str, token: &str, payload: Value) -> Result<Value, NotifyError> {

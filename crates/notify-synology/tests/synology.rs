@@ -61,7 +61,7 @@ async fn an_unreachable_server_is_temporary_and_bad_urls_are_refused() {
     assert!(
         SynologyClient::new(&SynologySettings {
             base_url: "ftp://nas".into(),
-            bot_token: String::new(),
+            bot_token: String::new().into(),
             timeout: Duration::from_secs(1)
         })
         .is_err()

@@ -19,8 +19,7 @@ use helpdesk_domain::services::{
     MessageIdSigner, SIGNATURE_HEADER, SlaPart, TIMESTAMP_HEADER, TicketService, UserInput, WebhookService,
 };
 
-use crate::settings::Keys;
-use crate::settings::Settings;
+use crate::settings::{Config, Keys};
 
 #[derive(Debug, Subcommand)]
 pub enum ConsumerCmd {
@@ -495,12 +494,12 @@ pub async fn department(db: Arc<Db>, keys: &Keys, cmd: DepartmentCmd) -> anyhow:
     Ok(())
 }
 
-pub async fn user(db: Arc<Db>, keys: &Keys, settings: &Settings, cmd: UserCmd) -> anyhow::Result<()> {
+pub async fn user(db: Arc<Db>, config: &Config, cmd: UserCmd) -> anyhow::Result<()> {
     let a = match cmd {
         UserCmd::Add(a) => a,
         UserCmd::GrantProduct { login, product } => return product_grant(db, &login, &product, true).await,
         UserCmd::RevokeProduct { login, product } => return product_grant(db, &login, &product, false).await,
-        UserCmd::Set(set) => return user_set(db, keys, settings, set).await,
+        UserCmd::Set(set) => return user_set(db, config, set).await,
     };
     let admin = AdminService::new(db);
     let role_id = match &a.role {
@@ -704,7 +703,7 @@ async fn product_grant(db: Arc<Db>, login: &str, alias: &str, granted: bool) -> 
     Ok(())
 }
 
-async fn user_set(db: Arc<Db>, keys: &Keys, settings: &Settings, set: UserSet) -> anyhow::Result<()> {
+async fn user_set(db: Arc<Db>, config: &Config, set: UserSet) -> anyhow::Result<()> {
     let admin = AdminService::new(db.clone());
     let user = admin.user(&set.login).await?;
     if let Some(on) = set.acceso_ticket.as_deref() {
@@ -725,8 +724,8 @@ async fn user_set(db: Arc<Db>, keys: &Keys, settings: &Settings, set: UserSet) -
     }
     if status == Some(UserStatus::Inactive) {
         // Inactive first, so nothing assigns them a ticket meanwhile.
-        let ingest = settings.ingest()?;
-        let ids = MessageIdSigner::new(keys.consumer_hmac.clone(), &settings.ingest.message_id_domain);
+        let ingest = &config.ingest;
+        let ids = MessageIdSigner::new(config.keys.consumer_hmac.clone(), &config.settings.ingest.message_id_domain);
         let tickets = TicketService::new(db, ids, Arc::new(SystemClock), ingest.chat_to_users, ingest.setup_cache);
         let moved = tickets.release(user.id).await.with_context(|| format!("moving the tickets of {}", user.login))?;
         println!("open tickets moved off {}: {moved}", user.login);

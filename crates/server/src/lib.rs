@@ -12,7 +12,7 @@ pub mod telemetry;
 pub mod wiring;
 pub mod worker;
 
-pub use settings::Keys;
 pub use settings::Settings;
+pub use settings::{Config, Keys};
 pub use startup::{Application, Production};
 pub use wiring::{Parts, With};

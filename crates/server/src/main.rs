@@ -12,7 +12,7 @@ use helpdesk_server::admin::{
 };
 use helpdesk_server::settings::CONFIG_FILE_VAR;
 use helpdesk_server::startup::open_db;
-use helpdesk_server::{Application, Settings, telemetry};
+use helpdesk_server::{Application, Config, Settings, telemetry};
 
 /// mimalloc instead of glibc's malloc: a request allocates and frees many
 /// small objects across threads, where glibc's arenas spent a fifth of the
@@ -109,15 +109,14 @@ fn main() -> ExitCode {
     bound_allocator_memory();
     helpdesk_server::allocator::purge_freed_memory_at_once();
     let cli = Cli::parse();
-    let settings = match Settings::load(cli.config.as_deref()).and_then(|s| s.validate().map(|()| s)) {
-        Ok(s) => s,
+    let config = match Settings::load(cli.config.as_deref()).and_then(|s| s.validate()) {
+        Ok(c) => c,
         Err(e) => {
             eprintln!("error: {}", helpdesk_domain::Report(&e));
             return ExitCode::from(2);
         }
     };
-    let format = settings.log_format().expect("validated");
-    telemetry::init(&settings.log.level, format);
+    telemetry::init(&config.settings.log.level, config.log_format);
     // SQLite runs its queries on the blocking pool; a bounded pool keeps
     // memory bounded under load (queries queue instead of spawning threads).
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().max_blocking_threads(64).build() {
@@ -127,7 +126,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli.command.unwrap_or(Command::Serve), settings)) {
+    match runtime.block_on(run(cli.command.unwrap_or(Command::Serve), config)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -136,16 +135,16 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
+async fn run(command: Command, config: Config) -> anyhow::Result<()> {
     if let Command::Serve = command {
-        let app = Application::build(settings).await?;
+        let app = Application::start(config).await?;
         app.run_until_stopped().await?;
         tracing::info!("stopped");
         return Ok(());
     }
-    let db = Arc::new(open_db(&settings)?);
+    let db = Arc::new(open_db(&config)?);
     db.migrate().await?;
-    let keys = settings.keys()?;
+    let keys = config.keys.clone();
     match command {
         Command::Serve => unreachable!("handled above"),
         Command::Migrate => println!("database is up to date"),
@@ -153,24 +152,24 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         Command::System(cmd) => admin::system(db, &keys, cmd).await?,
         Command::Product(cmd) => admin::product(db, cmd).await?,
         Command::Department(cmd) => admin::department(db, &keys, cmd).await?,
-        Command::User(cmd) => admin::user(db, &keys, &settings, cmd).await?,
+        Command::User(cmd) => admin::user(db, &config, cmd).await?,
         Command::MailAccount(cmd) => admin::mail_account(db, &keys, cmd).await?,
         Command::Webhook(cmd) => admin::webhook(db, &keys, cmd).await?,
         Command::Sla(cmd) => admin::sla(db, cmd).await?,
         Command::ReadMail { once } => {
-            let reader = helpdesk_server::reader::build(&settings, db, Arc::new(SystemClock))?;
-            let interval = std::time::Duration::from_secs(settings.reader.interval_secs);
+            let reader = helpdesk_server::reader::build(&config, db, Arc::new(SystemClock))?;
+            let interval = std::time::Duration::from_secs(config.settings.reader.interval_secs);
             let report = helpdesk_server::reader::run(reader, interval, once).await?;
             if once && report.failed_accounts() > 0 {
                 anyhow::bail!("{} mail account(s) could not be read (see the log)", report.failed_accounts());
             }
         }
         Command::Quarantine(cmd) => {
-            let reader = helpdesk_server::reader::build(&settings, db, Arc::new(SystemClock))?;
+            let reader = helpdesk_server::reader::build(&config, db, Arc::new(SystemClock))?;
             admin::quarantine(&reader, cmd).await?
         }
         Command::Held(cmd) => {
-            let ingest = helpdesk_server::reader::ingest(&settings, db, Arc::new(SystemClock))?;
+            let ingest = helpdesk_server::reader::ingest(&config, db, Arc::new(SystemClock));
             admin::held(&ingest, cmd).await?
         }
     }

@@ -10,27 +10,25 @@ use helpdesk_domain::ports::Clock;
 use helpdesk_domain::services::{IngestService, MessageIdSigner, ReaderParts, ReaderService, RunReport};
 use helpdesk_mail_imap::{DirFileStore, ImapOptions, ImapSource, MailParserDecoder};
 
-use crate::settings::{ConfigError, Settings};
+use crate::settings::{Config, ConfigError};
 
 pub type Reader = ReaderService<Db, ImapSource>;
 
 /// Ingestion as the reader and the admin commands run it (without the
 /// server's batch linger).
-pub fn ingest(settings: &Settings, db: Arc<Db>, clock: Arc<dyn Clock>) -> Result<IngestService<Db>, ConfigError> {
-    let keys = settings.keys()?;
-    let ids = MessageIdSigner::new(keys.consumer_hmac.clone(), &settings.ingest.message_id_domain);
-    Ok(IngestService::new(db, ids, clock, settings.ingest()?))
+pub fn ingest(config: &Config, db: Arc<Db>, clock: Arc<dyn Clock>) -> IngestService<Db> {
+    let ids = MessageIdSigner::new(config.keys.consumer_hmac.clone(), &config.settings.ingest.message_id_domain);
+    IngestService::new(db, ids, clock, config.ingest.clone())
 }
 
 /// The reader with the production adapters.
-pub fn build(settings: &Settings, db: Arc<Db>, clock: Arc<dyn Clock>) -> Result<Reader, ConfigError> {
-    let keys = settings.keys()?;
-    let ingest = Arc::new(ingest(settings, db.clone(), clock.clone())?);
-    let r = &settings.reader;
+pub fn build(config: &Config, db: Arc<Db>, clock: Arc<dyn Clock>) -> Result<Reader, ConfigError> {
+    let ingest = Arc::new(ingest(config, db.clone(), clock.clone()));
+    let r = &config.settings.reader;
     let source = ImapSource::new(ImapOptions {
         timeout: Duration::from_secs(r.timeout_secs),
         allow_plaintext: r.allow_plaintext,
-        ca_file: settings.reader_ca_file()?,
+        ca_file: config.reader_ca_file.clone(),
         ..ImapOptions::default()
     })
     .map_err(|e| ConfigError {
@@ -44,9 +42,9 @@ pub fn build(settings: &Settings, db: Arc<Db>, clock: Arc<dyn Clock>) -> Result<
         source: Arc::new(source),
         decoder: Arc::new(MailParserDecoder),
         files: Arc::new(DirFileStore::new(&r.storage_dir)),
-        secrets: keys.secret_box,
+        secrets: config.keys.secret_box.clone(),
         clock,
-        settings: settings.reader()?,
+        settings: config.reader.clone(),
     }))
 }
 

@@ -1,6 +1,9 @@
 //! Configuration: `config/default.toml` (compiled in), an optional file,
-//! then `HELPDESK__SECTION__KEY` environment variables. Every value is checked
-//! at start, and a bad one stops the server with one line naming its key.
+//! then `HELPDESK__SECTION__KEY` environment variables, read into
+//! [`Settings`] (the values as given). [`Settings::validate`] checks every
+//! value once and gives the typed [`Config`] the server runs on; a bad one
+//! stops it with one line naming its key. Secrets are [`SecretString`]s: no
+//! `Debug` of the settings prints one.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -16,6 +19,7 @@ use helpdesk_domain::services::{
 use helpdesk_http::{CorsOrigins, HttpPolicy, Limits, parse_cidrs};
 use helpdesk_notify_smtp::{Security, SmtpSettings};
 use helpdesk_notify_synology::SynologySettings;
+use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
 const DEFAULTS: &str = include_str!("../../../config/default.toml");
@@ -38,7 +42,7 @@ const DEV_CONSUMER_HMAC: &str = "6465762d6f6e6c792d636f6e73756d65722d686d61632d6
 const DEV_SECRET_BOX: &str = "6465762d6f6e6c792d7365637265742d626f782d6b65792d2d2d2d2d2d2d2d2d";
 const DEV_JWT: &str = "6465762d6f6e6c792d6a77742d7369676e696e672d6b65792d2d2d2d2d2d2d2d";
 
-/// Keys the services need.
+/// Keys the services need (no `Debug`: nothing prints them).
 #[derive(Clone)]
 pub struct Keys {
     pub consumer_hmac: SecretHasher,
@@ -132,9 +136,9 @@ pub struct DatabaseSettings {
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct KeySettings {
-    pub consumer_hmac: String,
-    pub secret_box: String,
-    pub jwt: String,
+    pub consumer_hmac: SecretString,
+    pub secret_box: SecretString,
+    pub jwt: SecretString,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -151,7 +155,7 @@ pub struct SmtpConfig {
     pub port: u16,
     pub security: String,
     pub username: String,
-    pub password: String,
+    pub password: SecretString,
     pub from: String,
     pub timeout_secs: u64,
     /// PEM file of extra trusted root certificates; empty: WebPKI roots only.
@@ -161,8 +165,8 @@ pub struct SmtpConfig {
 #[derive(Debug, Clone, Deserialize)]
 pub struct SynologyConfig {
     pub base_url: String,
-    pub bot_token: String,
-    pub outgoing_token: String,
+    pub bot_token: SecretString,
+    pub outgoing_token: SecretString,
     pub timeout_secs: u64,
 }
 
@@ -269,6 +273,65 @@ pub enum Profile {
     Prod,
 }
 
+/// The settings checked and parsed, once, at load: everything the server
+/// and the admin commands run on. Nothing here can fail later.
+#[derive(Clone)]
+pub struct Config {
+    /// The values as given (plain numbers and names are read from here).
+    pub settings: Settings,
+    pub profile: Profile,
+    pub db_url: DbUrl,
+    pub db: DbOptions,
+    pub keys: Keys,
+    pub sso: SsoSettings,
+    pub smtp: SmtpSettings,
+    pub synology: SynologySettings,
+    pub ingest: IngestSettings,
+    pub outbox: OutboxSettings,
+    pub webhooks: WebhookSettings,
+    /// How long one webhook attempt may take.
+    pub webhook_timeout: Duration,
+    /// How often the service-level worker runs.
+    pub sla_poll: Duration,
+    /// How long bitácora records are kept (`None`: for ever).
+    pub audit_keep: Option<chrono::Duration>,
+    pub limits: Limits,
+    pub http: HttpPolicy,
+    pub reader: ReaderSettings,
+    pub reader_ca_file: Option<PathBuf>,
+    pub log_format: LogFormat,
+}
+
+/// The values as given (whose secrets print redacted) and the profile; the
+/// parsed keys are never printed.
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("profile", &self.profile)
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Config {
+    /// Our own addresses ([`IngestSettings::own_addresses`]), with the
+    /// mailboxes read as routing reads them (each service keeps its own
+    /// cache of them).
+    pub fn own(&self) -> OwnAddresses {
+        OwnAddresses::new(self.ingest.own_addresses.clone(), self.ingest.setup_cache)
+    }
+
+    /// The Synology bot's outgoing token, as the webhook compares it.
+    pub fn bot_outgoing_token(&self) -> &str {
+        self.settings.synology.outgoing_token.expose_secret()
+    }
+
+    /// Whether the Synology bot may message users (its token is set).
+    fn chat_to_users(settings: &Settings) -> bool {
+        !settings.synology.bot_token.expose_secret().trim().is_empty()
+    }
+}
+
 impl Settings {
     /// Loads defaults, then `file` (if given), then the environment.
     pub fn load(file: Option<&Path>) -> Result<Settings, ConfigError> {
@@ -287,7 +350,7 @@ impl Settings {
         raw.try_deserialize().map_err(from_config_error)
     }
 
-    pub fn profile(&self) -> Result<Profile, ConfigError> {
+    fn profile(&self) -> Result<Profile, ConfigError> {
         match self.profile.trim().to_ascii_lowercase().as_str() {
             "dev" | "development" => Ok(Profile::Dev),
             "prod" | "production" => Ok(Profile::Prod),
@@ -295,7 +358,7 @@ impl Settings {
         }
     }
 
-    pub fn db_url(&self) -> Result<DbUrl, ConfigError> {
+    fn db_url(&self) -> Result<DbUrl, ConfigError> {
         DbUrl::parse(&self.database.url).map_err(|e| bad_by("database.url", "not usable", e))
     }
 
@@ -308,7 +371,7 @@ impl Settings {
         })
     }
 
-    pub fn db_options(&self) -> Result<DbOptions, ConfigError> {
+    fn db_options(&self) -> Result<DbOptions, ConfigError> {
         let max_connections = self.max_connections();
         if max_connections == 0 {
             return Err(bad("database.max_connections", "must be at least 1"));
@@ -330,7 +393,7 @@ impl Settings {
         })
     }
 
-    pub fn keys(&self) -> Result<Keys, ConfigError> {
+    fn keys(&self) -> Result<Keys, ConfigError> {
         let profile = self.profile()?;
         let key = |name: &str, value: &str, dev: &str| -> Result<[u8; 32], ConfigError> {
             let value = value.trim();
@@ -346,13 +409,17 @@ impl Settings {
             parse_key(value).map_err(|e| bad(&full, e.to_string()))
         };
         Ok(Keys {
-            consumer_hmac: SecretHasher::new(key("consumer_hmac", &self.keys.consumer_hmac, DEV_CONSUMER_HMAC)?),
-            secret_box: SecretBox::new(key("secret_box", &self.keys.secret_box, DEV_SECRET_BOX)?),
-            tokens: TokenSigner::new(key("jwt", &self.keys.jwt, DEV_JWT)?, &self.sso.issuer),
+            consumer_hmac: SecretHasher::new(key(
+                "consumer_hmac",
+                self.keys.consumer_hmac.expose_secret(),
+                DEV_CONSUMER_HMAC,
+            )?),
+            secret_box: SecretBox::new(key("secret_box", self.keys.secret_box.expose_secret(), DEV_SECRET_BOX)?),
+            tokens: TokenSigner::new(key("jwt", self.keys.jwt.expose_secret(), DEV_JWT)?, &self.sso.issuer),
         })
     }
 
-    pub fn sso(&self) -> Result<SsoSettings, ConfigError> {
+    fn sso(&self) -> Result<SsoSettings, ConfigError> {
         if !(1..=60 * 24 * 30).contains(&self.sso.token_ttl_minutes) {
             return Err(bad("sso.token_ttl_minutes", "must be between 1 and 43200 (30 days)"));
         }
@@ -374,7 +441,7 @@ impl Settings {
         })
     }
 
-    pub fn smtp(&self) -> Result<SmtpSettings, ConfigError> {
+    fn smtp(&self) -> Result<SmtpSettings, ConfigError> {
         let s = &self.smtp;
         let security = Security::parse(&s.security)
             .ok_or_else(|| bad("smtp.security", format!("unknown {:?}: use none, starttls or tls", s.security)))?;
@@ -388,7 +455,7 @@ impl Settings {
             port: s.port,
             security,
             username: opt(&s.username),
-            password: opt(&s.password),
+            password: Some(s.password.clone()).filter(|p| !p.expose_secret().is_empty()),
             from: s.from.clone(),
             timeout: Duration::from_secs(s.timeout_secs.max(1)),
             ca_file: ca_file("smtp.ca_file", &s.ca_file)?,
@@ -396,7 +463,7 @@ impl Settings {
     }
 
     /// Trusted proxies, the `/metrics` allow-list and CORS origins.
-    pub fn http_policy(&self) -> Result<HttpPolicy, ConfigError> {
+    fn http_policy(&self) -> Result<HttpPolicy, ConfigError> {
         let s = &self.server;
         Ok(HttpPolicy {
             trusted_proxies: parse_cidrs(&s.trusted_proxies).map_err(|e| bad("server.trusted_proxies", e))?,
@@ -406,7 +473,7 @@ impl Settings {
         })
     }
 
-    pub fn limits(&self) -> Result<Limits, ConfigError> {
+    fn limits(&self) -> Result<Limits, ConfigError> {
         if self.server.body_limit_bytes < 1024 {
             return Err(bad("server.body_limit_bytes", "must be at least 1024"));
         }
@@ -417,7 +484,7 @@ impl Settings {
         })
     }
 
-    pub fn synology(&self) -> Result<SynologySettings, ConfigError> {
+    fn synology(&self) -> Result<SynologySettings, ConfigError> {
         let s = &self.synology;
         let url = url::Url::parse(&s.base_url).map_err(|e| bad_by("synology.base_url", "not a URL", e))?;
         if !matches!(url.scheme(), "http" | "https") {
@@ -430,7 +497,7 @@ impl Settings {
         })
     }
 
-    pub fn ingest(&self) -> Result<IngestSettings, ConfigError> {
+    fn ingest(&self) -> Result<IngestSettings, ConfigError> {
         let i = &self.ingest;
         if i.default_department_id < 0 {
             return Err(bad("ingest.default_department_id", "must be 0 (first active) or a department id"));
@@ -449,7 +516,7 @@ impl Settings {
             max_new_participants: i.max_new_participants,
             default_department_id: (i.default_department_id > 0).then_some(i.default_department_id),
             acks_per_hour: i.acks_per_hour,
-            chat_to_users: !self.synology.bot_token.trim().is_empty(),
+            chat_to_users: Config::chat_to_users(self),
             first_attempt_grace: chrono::Duration::milliseconds(self.outbox.inline_timeout_ms as i64 * 2),
             setup_cache: Duration::from_secs(i.setup_cache_secs),
         })
@@ -457,7 +524,7 @@ impl Settings {
 
     /// Our addresses besides the mailboxes: the SMTP sender and
     /// `mail.own_addresses`, each an address.
-    pub fn own_addresses(&self) -> Result<Vec<Address>, ConfigError> {
+    fn own_addresses(&self) -> Result<Vec<Address>, ConfigError> {
         let mut own = Vec::new();
         if let Some(from) = Address::parse(&self.smtp.from) {
             own.push(from);
@@ -470,12 +537,7 @@ impl Settings {
         Ok(own)
     }
 
-    /// [`Self::own_addresses`], with the mailboxes read as routing reads them.
-    pub fn own(&self) -> Result<OwnAddresses, ConfigError> {
-        Ok(OwnAddresses::new(self.own_addresses()?, Duration::from_secs(self.ingest.setup_cache_secs)))
-    }
-
-    pub fn outbox(&self) -> Result<OutboxSettings, ConfigError> {
+    fn outbox(&self) -> Result<OutboxSettings, ConfigError> {
         let o = &self.outbox;
         if o.max_attempts < 1 {
             return Err(bad("outbox.max_attempts", "must be at least 1"));
@@ -498,7 +560,7 @@ impl Settings {
     }
 
     /// How often the service-level worker runs.
-    pub fn sla_poll(&self) -> Result<Duration, ConfigError> {
+    fn sla_poll(&self) -> Result<Duration, ConfigError> {
         if self.sla.poll_interval_ms < 10 {
             return Err(bad("sla.poll_interval_ms", "must be at least 10"));
         }
@@ -508,7 +570,7 @@ impl Settings {
     /// The delivery of outgoing webhooks. A delivery is leased for the
     /// attempt's timeout and a minute more: longer than any attempt, so no
     /// two workers send it at once.
-    pub fn webhooks(&self) -> Result<WebhookSettings, ConfigError> {
+    fn webhooks(&self) -> Result<WebhookSettings, ConfigError> {
         let w = &self.webhooks;
         if w.poll_interval_ms < 10 {
             return Err(bad("webhooks.poll_interval_ms", "must be at least 10"));
@@ -539,7 +601,7 @@ impl Settings {
     }
 
     /// How long bitácora records are kept (`None`: for ever).
-    pub fn audit_keep(&self) -> Result<Option<chrono::Duration>, ConfigError> {
+    fn audit_keep(&self) -> Result<Option<chrono::Duration>, ConfigError> {
         match self.audit.keep_days {
             0 => Ok(None),
             n if n > MAX_KEEP_DAYS => Err(bad("audit.keep_days", "must be at most 36500 (0 keeps them for ever)")),
@@ -547,12 +609,7 @@ impl Settings {
         }
     }
 
-    /// How long one webhook attempt may take.
-    pub fn webhook_timeout(&self) -> Duration {
-        Duration::from_millis(self.webhooks.timeout_ms)
-    }
-
-    pub fn reader(&self) -> Result<ReaderSettings, ConfigError> {
+    fn reader(&self) -> Result<ReaderSettings, ConfigError> {
         let r = &self.reader;
         if r.interval_secs < 1 {
             return Err(bad("reader.interval_secs", "must be at least 1"));
@@ -589,11 +646,11 @@ impl Settings {
     }
 
     /// `reader.ca_file`, checked.
-    pub fn reader_ca_file(&self) -> Result<Option<PathBuf>, ConfigError> {
+    fn reader_ca_file(&self) -> Result<Option<PathBuf>, ConfigError> {
         ca_file("reader.ca_file", &self.reader.ca_file)
     }
 
-    pub fn log_format(&self) -> Result<LogFormat, ConfigError> {
+    fn log_format(&self) -> Result<LogFormat, ConfigError> {
         match self.log.format.as_str() {
             "text" => Ok(LogFormat::Text),
             "json" => Ok(LogFormat::Json),
@@ -601,26 +658,48 @@ impl Settings {
         }
     }
 
-    /// Checks every value at once, so the server fails before doing anything.
-    pub fn validate(&self) -> Result<(), ConfigError> {
-        self.profile()?;
-        self.db_url()?;
-        self.db_options()?;
-        self.keys()?;
-        self.sso()?;
-        self.smtp()?;
-        self.synology()?;
-        self.ingest()?;
-        self.outbox()?;
-        self.webhooks()?;
-        self.sla_poll()?;
-        self.limits()?;
-        self.http_policy()?;
-        self.reader()?;
-        self.reader_ca_file()?;
-        self.log_format()?;
+    /// Checks every value, once, before the server does anything, and
+    /// gives them parsed.
+    pub fn validate(&self) -> Result<Config, ConfigError> {
+        let profile = self.profile()?;
+        let db_url = self.db_url()?;
+        let db = self.db_options()?;
+        let keys = self.keys()?;
+        let sso = self.sso()?;
+        let smtp = self.smtp()?;
+        let synology = self.synology()?;
+        let ingest = self.ingest()?;
+        let outbox = self.outbox()?;
+        let webhooks = self.webhooks()?;
+        let sla_poll = self.sla_poll()?;
+        let audit_keep = self.audit_keep()?;
+        let limits = self.limits()?;
+        let http = self.http_policy()?;
+        let reader = self.reader()?;
+        let reader_ca_file = self.reader_ca_file()?;
+        let log_format = self.log_format()?;
         tracing_subscriber::EnvFilter::try_new(&self.log.level).map_err(|e| bad_by("log.level", "not a filter", e))?;
-        Ok(())
+        Ok(Config {
+            settings: self.clone(),
+            profile,
+            db_url,
+            db,
+            keys,
+            sso,
+            smtp,
+            synology,
+            ingest,
+            outbox,
+            webhooks,
+            webhook_timeout: Duration::from_millis(self.webhooks.timeout_ms),
+            sla_poll,
+            audit_keep,
+            limits,
+            http,
+            reader,
+            reader_ca_file,
+            log_format,
+        })
     }
 }
 
@@ -673,6 +752,29 @@ mod tests {
         s.validate().unwrap();
     }
 
+    /// No `Debug` of the settings, as given or validated, prints a secret.
+    #[test]
+    fn secrets_never_print() {
+        let mut s = Settings::load(None).unwrap();
+        let secrets = ["ab".repeat(32), "cd".repeat(32), "ef".repeat(32), "Smtp-Clave-9".into(), "bot-7731".into()];
+        s.keys.consumer_hmac = secrets[0].clone().into();
+        s.keys.secret_box = secrets[1].clone().into();
+        s.keys.jwt = secrets[2].clone().into();
+        (s.smtp.username, s.smtp.password) = ("mesa".into(), secrets[3].clone().into());
+        s.synology.bot_token = secrets[4].clone().into();
+        s.synology.outgoing_token = secrets[4].clone().into();
+        let config = s.validate().unwrap();
+        assert_eq!(config.smtp.password.as_ref().map(|p| p.expose_secret().to_string()), Some(secrets[3].clone()));
+        for printed in
+            [format!("{s:?}"), format!("{config:?}"), format!("{:?}", config.smtp), format!("{:?}", config.synology)]
+        {
+            assert!(printed.contains("REDACTED"), "{printed}");
+            for secret in &secrets {
+                assert!(!printed.contains(secret.as_str()), "{secret} printed: {printed}");
+            }
+        }
+    }
+
     #[test]
     fn bad_values_name_their_key() {
         let mut s = Settings::load(None).unwrap();
@@ -681,13 +783,13 @@ mod tests {
         let mut s = Settings::load(None).unwrap();
         s.profile = "prod".into();
         assert_eq!(s.validate().unwrap_err().key, "keys.consumer_hmac");
-        s.keys.consumer_hmac = "ab".repeat(32);
+        s.keys.consumer_hmac = "ab".repeat(32).into();
         assert_eq!(s.validate().unwrap_err().key, "keys.secret_box");
         s.keys.secret_box = "xyz".into();
         assert_eq!(s.validate().unwrap_err().key, "keys.secret_box");
-        s.keys.secret_box = "cd".repeat(32);
+        s.keys.secret_box = "cd".repeat(32).into();
         assert_eq!(s.validate().unwrap_err().key, "keys.jwt");
-        s.keys.jwt = "ef".repeat(32);
+        s.keys.jwt = "ef".repeat(32).into();
         s.validate().unwrap();
         s.smtp.security = "ssl3".into();
         assert_eq!(s.validate().unwrap_err().key, "smtp.security");

@@ -11,7 +11,7 @@ use helpdesk_domain::ports::{Adapters, Clock};
 use helpdesk_domain::services::WebhookDispatcher;
 use tokio_util::task::TaskTracker;
 
-use crate::settings::Settings;
+use crate::settings::{Config, Settings};
 use crate::wiring::{Parts, app_state, cores};
 pub use crate::wiring::{Production, StartError, open_db};
 use crate::worker::Stop;
@@ -32,27 +32,33 @@ pub struct Application<A: Adapters = Production> {
 }
 
 impl Application {
-    /// The production server: [`Parts::production`] (validates the settings,
-    /// opens, migrates and seeds the store, opens the notifiers), then
+    /// The production server: the settings validated, [`Parts::production`]
+    /// (opens, migrates and seeds the store, opens the notifiers), then
     /// [`Application::build_with`].
     pub async fn build(settings: Settings) -> Result<Application, StartError> {
-        let parts = Parts::production(&settings).await?;
-        Application::build_with(settings, parts).await
+        Application::start(settings.validate()?).await
+    }
+
+    /// `build` from settings already validated.
+    pub async fn start(config: Config) -> Result<Application, StartError> {
+        let parts = Parts::production(&config).await?;
+        Application::build_with(config, parts).await
     }
 
     /// `build` with another clock (tests move time without sleeping).
     pub async fn build_with_clock(settings: Settings, clock: Arc<dyn Clock>) -> Result<Application, StartError> {
-        let parts = Parts::production(&settings).await?.with_clock(clock);
-        Application::build_with(settings, parts).await
+        let config = settings.validate()?;
+        let parts = Parts::production(&config).await?.with_clock(clock);
+        Application::build_with(config, parts).await
     }
 }
 
 impl<A: Adapters> Application<A> {
     /// Builds the services over `parts` ([`app_state`]), starts the
     /// background workers, and binds the listener.
-    pub async fn build_with(settings: Settings, parts: Parts<A>) -> Result<Application<A>, StartError> {
-        settings.validate()?;
-        let keys = settings.keys()?;
+    pub async fn build_with(config: Config, parts: Parts<A>) -> Result<Application<A>, StartError> {
+        let settings = &config.settings;
+        let keys = config.keys.clone();
         let store = parts.store.clone();
         let backend = parts.backend;
         let webhooks = Arc::new(WebhookDispatcher::new(
@@ -60,10 +66,10 @@ impl<A: Adapters> Application<A> {
             parts.webhooks.clone(),
             keys.secret_box.clone(),
             parts.clock.clone(),
-            settings.webhooks()?,
+            config.webhooks.clone(),
         ));
         let tasks = TaskTracker::new();
-        let state = web::Data::new(app_state(&settings, keys, parts, tasks.clone())?);
+        let state = web::Data::new(app_state(&config, keys, parts, tasks.clone()));
         let (stop, stopped) = Stop::new();
         let counted = state.clone();
         let mut workers = vec![
@@ -79,7 +85,7 @@ impl<A: Adapters> Application<A> {
                 Duration::from_millis(settings.outbox.poll_interval_ms),
                 stopped.clone(),
             )),
-            tokio::spawn(crate::worker::sla(state.clone(), settings.sla_poll()?, stopped.clone())),
+            tokio::spawn(crate::worker::sla(state.clone(), config.sla_poll, stopped.clone())),
             tokio::spawn(crate::worker::throttle_cleanup(state.sso.clone(), stopped.clone())),
             tokio::spawn(crate::worker::audit_spool(
                 state.audit.clone(),
@@ -89,7 +95,7 @@ impl<A: Adapters> Application<A> {
             )),
             tokio::spawn(crate::worker::refused_calls(state.audit.clone(), state.clock.clone(), stopped.clone())),
         ];
-        if let Some(keep) = settings.audit_keep()? {
+        if let Some(keep) = config.audit_keep {
             let (audit, clock) = (state.audit.clone(), state.clock.clone());
             workers.push(tokio::spawn(crate::worker::audit_retention(audit, clock, keep, stopped)));
         }
@@ -109,7 +115,7 @@ impl<A: Adapters> Application<A> {
                 .listen(listener)
                 .map_err(|e| StartError::Bind(address.clone(), e))?
                 .run();
-        tracing::info!(%address, port, backend, profile = ?settings.profile()?, "listening");
+        tracing::info!(%address, port, backend, profile = ?config.profile, "listening");
         let shutdown_timeout = Duration::from_secs(settings.server.shutdown_timeout_secs);
         Ok(Application { port, server, store, workers, stop, tasks, shutdown_timeout })
     }

@@ -24,7 +24,7 @@ use helpdesk_notify_webhook::HttpWebhookSender;
 use tokio_util::task::TaskTracker;
 
 use crate::hashing::BlockingArgon2;
-use crate::settings::{ConfigError, Keys, Profile, Settings};
+use crate::settings::{Config, Keys, Profile};
 
 /// The adapters named by their three types: what a test gets when it swaps
 /// one of [`Production`]'s (`With<Db, Fake, SynologyClient>`).
@@ -59,24 +59,21 @@ pub struct Parts<A: Adapters> {
 }
 
 impl Parts<Production> {
-    /// The real adapters: validates the settings, opens the store, migrates
-    /// it (when configured) and seeds the dev data under the start-up lock,
+    /// The real adapters: opens the store, migrates it (when configured) and seeds the dev data under the start-up lock,
     /// opens the bitácora's spool, the SMTP mailer, the Synology client,
     /// the webhook sender.
     ///
     /// A database that is down at start does not stop the server when
     /// migrations are off: `/ready` answers 503 until it comes back.
-    pub async fn production(settings: &Settings) -> Result<Self, StartError> {
-        settings.validate()?;
-        let db = Arc::new(open_db(settings)?);
-        let keys = settings.keys()?;
-        prepare_db(settings, &db, &keys).await?;
+    pub async fn production(config: &Config) -> Result<Self, StartError> {
+        let settings = &config.settings;
+        let db = Arc::new(open_db(config)?);
+        prepare_db(config, &db).await?;
         let spool = FileSpool::open(&settings.audit.spool_dir, settings.audit.spool_max_bytes)
             .map_err(|e| StartError::Spool(cause(e)))?;
-        let mailer = SmtpMailer::new(&settings.smtp()?).map_err(|e| StartError::Smtp(cause(e)))?;
-        let chat = SynologyClient::new(&settings.synology()?).map_err(|e| StartError::Synology(cause(e)))?;
-        let webhooks =
-            HttpWebhookSender::new(settings.webhook_timeout()).map_err(|e| StartError::Webhooks(cause(e)))?;
+        let mailer = SmtpMailer::new(&config.smtp).map_err(|e| StartError::Smtp(cause(e)))?;
+        let chat = SynologyClient::new(&config.synology).map_err(|e| StartError::Synology(cause(e)))?;
+        let webhooks = HttpWebhookSender::new(config.webhook_timeout).map_err(|e| StartError::Webhooks(cause(e)))?;
         Ok(Parts {
             audit_writes: match db.backend() {
                 Backend::Mysql => settings.database.audit_writers,
@@ -134,12 +131,8 @@ pub(crate) fn cores() -> usize {
 /// Builds every use-case service over `parts`, as the settings say, and
 /// spawns the bitácora's writer on the current tokio runtime (call it inside
 /// one). `tasks` is the set the handlers leave work running in.
-pub fn app_state<A: Adapters>(
-    settings: &Settings,
-    keys: Keys,
-    parts: Parts<A>,
-    tasks: TaskTracker,
-) -> Result<AppState<A>, ConfigError> {
+pub fn app_state<A: Adapters>(config: &Config, keys: Keys, parts: Parts<A>, tasks: TaskTracker) -> AppState<A> {
+    let settings = &config.settings;
     let Parts { store, mailer, chat, webhooks: _, clock, hasher, audit_spool, audit_writes, backend: _ } = parts;
     let (audit, audit_writer) = match audit_spool {
         Some(spool) => AuditService::with_spool(store.clone(), spool),
@@ -148,8 +141,8 @@ pub fn app_state<A: Adapters>(
     let audit = audit.with_refused_burst(settings.audit.refused_burst);
     tokio::spawn(audit_writer.concurrent_writes(audit_writes).run());
     let ids = MessageIdSigner::new(keys.consumer_hmac.clone(), &settings.ingest.message_id_domain);
-    let ingest = settings.ingest()?;
-    Ok(AppState {
+    let ingest = config.ingest.clone();
+    AppState {
         tickets: TicketService::new(
             store.clone(),
             ids.clone(),
@@ -157,7 +150,7 @@ pub fn app_state<A: Adapters>(
             ingest.chat_to_users,
             ingest.setup_cache,
         )
-        .with_own_addresses(settings.own()?),
+        .with_own_addresses(config.own()),
         sla: Arc::new(SlaService::new(store.clone(), clock.clone(), ingest.setup_cache, ingest.chat_to_users)),
         attachments_dir: settings.reader.storage_dir.clone(),
         ingest: IngestService::new(store.clone(), ids.clone(), clock.clone(), ingest).with_linger(
@@ -172,11 +165,11 @@ pub fn app_state<A: Adapters>(
                 keys.secret_box.clone(),
                 ids,
                 clock.clone(),
-                settings.outbox()?,
+                config.outbox.clone(),
             )
-            .with_own_addresses(settings.own()?),
+            .with_own_addresses(config.own()),
         ),
-        bot: Arc::new(BotService::new(store.clone(), chat, &settings.synology.outgoing_token)),
+        bot: Arc::new(BotService::new(store.clone(), chat, config.bot_outgoing_token())),
         metrics: metrics::Metrics::default(),
         access: AccessService::new(store.clone(), keys.consumer_hmac, clock.clone())
             .with_cache(Duration::from_secs(settings.server.consumer_cache_secs)),
@@ -185,14 +178,14 @@ pub fn app_state<A: Adapters>(
             .with_cache(Duration::from_millis(settings.server.directory_cache_ms)),
         mail_accounts: MailAccountService::new(store.clone(), keys.secret_box),
         adi: AdiService::new(store.clone(), keys.tokens.clone(), clock.clone()),
-        sso: Arc::new(SsoService::new(store.clone(), hasher, keys.tokens, clock.clone(), settings.sso()?)),
+        sso: Arc::new(SsoService::new(store.clone(), hasher, keys.tokens, clock.clone(), config.sso.clone())),
         mailer,
         store,
         clock,
-        limits: settings.limits()?,
-        policy: Arc::new(settings.http_policy()?),
+        limits: config.limits.clone(),
+        policy: Arc::new(config.http.clone()),
         tasks,
-    })
+    }
 }
 
 /// The adapters the server runs with.
@@ -234,8 +227,9 @@ fn cause(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Cause {
 /// Migrates (when configured) and seeds the dev data under the start-up
 /// lock, so that servers starting together on an empty database do it one
 /// after the other.
-pub(crate) async fn prepare_db(settings: &Settings, db: &Arc<Db>, keys: &Keys) -> Result<(), StartError> {
-    let seed = settings.profile()? == Profile::Dev && settings.seed.demo;
+pub(crate) async fn prepare_db(config: &Config, db: &Arc<Db>) -> Result<(), StartError> {
+    let settings = &config.settings;
+    let seed = config.profile == Profile::Dev && settings.seed.demo;
     if !settings.database.migrate_on_start && !seed {
         return Ok(());
     }
@@ -248,7 +242,7 @@ pub(crate) async fn prepare_db(settings: &Settings, db: &Arc<Db>, keys: &Keys) -
             }
         }
         if seed {
-            crate::seed::seed_demo(db, keys).await.map_err(|e| StartError::Seed(cause(e)))?;
+            crate::seed::seed_demo(db, &config.keys).await.map_err(|e| StartError::Seed(cause(e)))?;
         }
         Ok::<(), StartError>(())
     }
@@ -273,8 +267,6 @@ pub(crate) async fn prepare_db(settings: &Settings, db: &Arc<Db>, keys: &Keys) -
 }
 
 /// Opens the store described by the settings (no I/O yet for MySQL).
-pub fn open_db(settings: &Settings) -> Result<Db, StartError> {
-    let url = settings.db_url()?;
-    let opts = settings.db_options()?;
-    Db::connect(&url, &opts).map_err(|e| StartError::Database(cause(e)))
+pub fn open_db(config: &Config) -> Result<Db, StartError> {
+    Db::connect(&config.db_url, &config.db).map_err(|e| StartError::Database(cause(e)))
 }

@@ -26,7 +26,7 @@ async fn metrics_count_requests_and_report_the_backlog(backend: Backend) {
     assert!(res.headers()["content-type"].to_str().unwrap().starts_with("text/plain"));
     let text = res.text().await.unwrap();
     // The pool's default size, by backend.
-    let pool_max = format!("helpdesk_db_pool_connections{{state=\"max\"}} {}", app.settings.max_connections());
+    let pool_max = format!("helpdesk_db_pool_connections{{state=\"max\"}} {}", app.config.db.max_connections);
     for line in [
         "helpdesk_http_requests_total{endpoint=\"UsuarioInterno/get\",status=\"200\"} 3",
         "helpdesk_http_requests_total{endpoint=\"UsuarioInterno/get\",status=\"401\"} 1",

@@ -15,7 +15,7 @@ use helpdesk_domain::services::{AccessService, MailAccountInput, MailAccountServ
 use helpdesk_domain::testing::ManualClock;
 use helpdesk_notify_smtp::testing::SmtpSink;
 use helpdesk_notify_synology::SynologyClient;
-use helpdesk_server::{Application, Keys, Parts, Production, Settings, With};
+use helpdesk_server::{Application, Config, Keys, Parts, Production, Settings, With};
 use serde_json::Value;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,6 +33,8 @@ pub struct TestApp {
     pub keys: Keys,
     pub client: reqwest::Client,
     pub settings: Settings,
+    /// `settings` validated: what the server runs on.
+    pub config: Config,
 }
 
 /// Stamps each listed `async fn name(backend: Backend)` as a test on SQLite
@@ -215,15 +217,15 @@ impl<'a, M: MailerChoice> TestAppBuilder<'a, M> {
         for tweak in self.tweaks {
             tweak(&mut settings);
         }
-        let keys = settings.keys().expect("keys");
+        let config = settings.validate().expect("valid settings");
+        let keys = config.keys.clone();
         let clock = self.clock.unwrap_or_else(|| Arc::new(ManualClock::now_utc()));
-        let parts = Parts::production(&settings).await.expect("the server starts").with_clock(clock.clone());
-        let app =
-            Application::build_with(settings.clone(), self.mailer.choose(parts)).await.expect("the server starts");
+        let parts = Parts::production(&config).await.expect("the server starts").with_clock(clock.clone());
+        let app = Application::build_with(config.clone(), self.mailer.choose(parts)).await.expect("the server starts");
         let address = format!("http://127.0.0.1:{}", app.port());
         let db = app.store.clone();
         tokio::spawn(app.run_until_stopped());
-        TestApp { address, clock, smtp, db, keys, client: client(), settings }
+        TestApp { address, clock, smtp, db, keys, client: client(), settings, config }
     }
 }
 

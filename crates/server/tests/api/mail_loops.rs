@@ -206,8 +206,7 @@ async fn mail_from_our_own_addresses_is_held(backend: Backend) {
     assert_eq!(listed.lines().skip(1).count(), 3, "{listed}");
 
     // Released: a ticket, once; the same mail posted again is that ticket's.
-    let ingest =
-        helpdesk_server::reader::ingest(&d.app.settings, d.app.db.clone(), d.app.clock.clone()).expect("settings");
+    let ingest = helpdesk_server::reader::ingest(&d.app.config, d.app.db.clone(), d.app.clock.clone());
     let (released, outcome) = ingest.release(held[0].id).await.unwrap().expect("found");
     assert_eq!(released.ticket_id, Some(outcome.ticket_id));
     assert!(outcome.created_ticket);

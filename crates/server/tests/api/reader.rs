@@ -66,7 +66,7 @@ async fn channel(backend: Backend) -> Channel {
 
 impl Channel {
     fn reader(&self) -> helpdesk_server::reader::Reader {
-        helpdesk_server::reader::build(&self.app.settings, self.app.db.clone(), self.app.clock.clone()).unwrap()
+        helpdesk_server::reader::build(&self.app.config, self.app.db.clone(), self.app.clock.clone()).unwrap()
     }
 
     async fn append(&self, mailbox: &str, raw: &[u8], seen: bool) {
@@ -342,7 +342,9 @@ async fn replies_read_with_their_parents_join_their_tickets(backend: Backend) {
     for (batch, concurrency) in [(100, 8), (7, 4)] {
         let mut settings = c.app.settings.clone();
         (settings.reader.batch_size, settings.reader.concurrency) = (batch, concurrency);
-        let reader = helpdesk_server::reader::build(&settings, c.app.db.clone(), c.app.clock.clone()).unwrap();
+        let reader =
+            helpdesk_server::reader::build(&settings.validate().unwrap(), c.app.db.clone(), c.app.clock.clone())
+                .unwrap();
         let report = reader.run_once().await.unwrap();
         assert_eq!(report.failed_accounts(), 0, "{report:?}");
         if batch == 100 {
