@@ -297,6 +297,30 @@ pub struct SessionRow {
     pub inicio_familia: chrono::NaiveDateTime,
 }
 
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = sesion_consola, check_for_backend(diesel::sqlite::Sqlite, diesel::mysql::Mysql))]
+pub struct ConsoleSessionRow {
+    pub id_hash: String,
+    pub fk_id_usuario: i64,
+    pub csrf: String,
+    pub created_at: chrono::NaiveDateTime,
+    pub ultimo_uso: chrono::NaiveDateTime,
+    pub cerrada_en: Option<chrono::NaiveDateTime>,
+}
+
+impl From<ConsoleSessionRow> for ConsoleSession {
+    fn from(r: ConsoleSessionRow) -> Self {
+        ConsoleSession {
+            id_hash: r.id_hash,
+            user_id: r.fk_id_usuario,
+            csrf: r.csrf,
+            created_at: r.created_at,
+            last_seen_at: r.ultimo_uso,
+            ended_at: r.cerrada_en,
+        }
+    }
+}
+
 impl From<SessionRow> for UserSession {
     fn from(r: SessionRow) -> Self {
         UserSession {

@@ -133,6 +133,17 @@ diesel::table! {
 }
 
 diesel::table! {
+    sesion_consola (id_hash) {
+        id_hash -> Text,
+        fk_id_usuario -> BigInt,
+        csrf -> Text,
+        created_at -> Timestamp,
+        ultimo_uso -> Timestamp,
+        cerrada_en -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
     sesion_usuario (id_sesion) {
         id_sesion -> Text,
         fk_id_usuario -> BigInt,
@@ -463,6 +474,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     bitacora_log,
     cuenta_correo,
     sesion_usuario,
+    sesion_consola,
     password_reset,
     intento_login,
     sistema_integrado,

@@ -14,7 +14,8 @@ use helpdesk_domain::Cause;
 use helpdesk_domain::crypto::{SecretBox, SecretHasher, TokenSigner, parse_key};
 use helpdesk_domain::model::Address;
 use helpdesk_domain::services::{
-    IngestSettings, OutboxSettings, OwnAddresses, ReaderSettings, SsoSettings, ThrottlePolicy, WebhookSettings,
+    ConsoleSettings, IngestSettings, OutboxSettings, OwnAddresses, ReaderSettings, SsoSettings, ThrottlePolicy,
+    WebhookSettings,
 };
 use helpdesk_http::{CorsOrigins, HttpPolicy, Limits, parse_cidrs};
 use helpdesk_notify_smtp::{Security, SmtpSettings};
@@ -66,6 +67,7 @@ pub struct Settings {
     pub sla: SlaConfig,
     pub reader: ReaderConfig,
     pub audit: AuditConfig,
+    pub consola: ConsoleConfig,
     pub log: LogSettings,
     pub seed: SeedSettings,
 }
@@ -104,6 +106,14 @@ pub struct ServerSettings {
     /// Origins browsers may call `/api/` from; `*`: any.
     #[serde(deserialize_with = "string_list")]
     pub cors_allowed_origins: Vec<String>,
+    /// The address people reach the server at.
+    pub public_url: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ConsoleConfig {
+    pub idle_minutes: i64,
+    pub max_hours: i64,
 }
 
 /// A list setting: a TOML array, or one string with the items separated by
@@ -300,6 +310,9 @@ pub struct Config {
     pub reader: ReaderSettings,
     pub reader_ca_file: Option<PathBuf>,
     pub log_format: LogFormat,
+    /// `server.public_url`, parsed.
+    pub public_url: url::Url,
+    pub console: ConsoleSettings,
 }
 
 /// The values as given (whose secrets print redacted) and the profile; the
@@ -650,6 +663,29 @@ impl Settings {
         ca_file("reader.ca_file", &self.reader.ca_file)
     }
 
+    fn public_url(&self) -> Result<url::Url, ConfigError> {
+        let url =
+            url::Url::parse(self.server.public_url.trim()).map_err(|e| bad_by("server.public_url", "not a URL", e))?;
+        if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+            return Err(bad("server.public_url", "must be an http(s) URL such as https://mesa.example.com"));
+        }
+        Ok(url)
+    }
+
+    fn console(&self) -> Result<ConsoleSettings, ConfigError> {
+        let c = &self.consola;
+        if !(1..=24 * 60).contains(&c.idle_minutes) {
+            return Err(bad("consola.idle_minutes", "must be 1 to 1440"));
+        }
+        if !(1..=24 * 30).contains(&c.max_hours) {
+            return Err(bad("consola.max_hours", "must be 1 to 720"));
+        }
+        Ok(ConsoleSettings {
+            idle: chrono::Duration::minutes(c.idle_minutes),
+            max: chrono::Duration::hours(c.max_hours),
+        })
+    }
+
     fn log_format(&self) -> Result<LogFormat, ConfigError> {
         match self.log.format.as_str() {
             "text" => Ok(LogFormat::Text),
@@ -678,6 +714,8 @@ impl Settings {
         let reader = self.reader()?;
         let reader_ca_file = self.reader_ca_file()?;
         let log_format = self.log_format()?;
+        let public_url = self.public_url()?;
+        let console = self.console()?;
         tracing_subscriber::EnvFilter::try_new(&self.log.level).map_err(|e| bad_by("log.level", "not a filter", e))?;
         Ok(Config {
             settings: self.clone(),
@@ -699,6 +737,8 @@ impl Settings {
             reader,
             reader_ca_file,
             log_format,
+            public_url,
+            console,
         })
     }
 }
@@ -803,6 +843,17 @@ mod tests {
         s.sso.token_ttl_minutes = 0;
         assert_eq!(s.validate().unwrap_err().key, "sso.token_ttl_minutes");
         s.sso.token_ttl_minutes = 60;
+        s.validate().unwrap();
+        s.server.public_url = "mesa.example.com".into();
+        assert_eq!(s.validate().unwrap_err().key, "server.public_url");
+        s.server.public_url = "https://mesa.example.com".into();
+        assert!(s.validate().unwrap().public_url.scheme() == "https");
+        s.consola.idle_minutes = 0;
+        assert_eq!(s.validate().unwrap_err().key, "consola.idle_minutes");
+        s.consola.idle_minutes = 30;
+        s.consola.max_hours = 721;
+        assert_eq!(s.validate().unwrap_err().key, "consola.max_hours");
+        s.consola.max_hours = 12;
         s.validate().unwrap();
         s.log.format = "xml".into();
         assert_eq!(s.validate().unwrap_err().key, "log.format");

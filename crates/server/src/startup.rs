@@ -12,7 +12,7 @@ use helpdesk_domain::services::WebhookDispatcher;
 use tokio_util::task::TaskTracker;
 
 use crate::settings::{Config, Settings};
-use crate::wiring::{Parts, app_state, cores};
+use crate::wiring::{Parts, app_state, cores, web_state};
 pub use crate::wiring::{Production, StartError, open_db};
 use crate::worker::Stop;
 
@@ -70,6 +70,7 @@ impl<A: Adapters> Application<A> {
         ));
         let tasks = TaskTracker::new();
         let state = web::Data::new(app_state(&config, keys, parts, tasks.clone()));
+        let pages = web::Data::new(web_state(&config, &state));
         let (stop, stopped) = Stop::new();
         let counted = state.clone();
         let mut workers = vec![
@@ -107,14 +108,20 @@ impl<A: Adapters> Application<A> {
             0 => cores(),
             n => n,
         };
-        let server =
-            HttpServer::new(move || App::new().app_data(state.clone()).configure(helpdesk_http::configure::<A>))
-                .workers(http_workers)
-                .shutdown_timeout(settings.server.shutdown_timeout_secs)
-                .client_request_timeout(Duration::from_secs(30))
-                .listen(listener)
-                .map_err(|e| StartError::Bind(address.clone(), e))?
-                .run();
+        // The console first: the API's scope answers every other path.
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(state.clone())
+                .app_data(pages.clone())
+                .configure(helpdesk_web::configure::<A::Store>)
+                .configure(helpdesk_http::configure::<A>)
+        })
+        .workers(http_workers)
+        .shutdown_timeout(settings.server.shutdown_timeout_secs)
+        .client_request_timeout(Duration::from_secs(30))
+        .listen(listener)
+        .map_err(|e| StartError::Bind(address.clone(), e))?
+        .run();
         tracing::info!(%address, port, backend, profile = ?config.profile, "listening");
         let shutdown_timeout = Duration::from_secs(settings.server.shutdown_timeout_secs);
         Ok(Application { port, server, store, workers, stop, tasks, shutdown_timeout })

@@ -21,6 +21,7 @@ use helpdesk_http::{AppState, metrics};
 use helpdesk_notify_smtp::SmtpMailer;
 use helpdesk_notify_synology::SynologyClient;
 use helpdesk_notify_webhook::HttpWebhookSender;
+use helpdesk_web::{Site, WebState};
 use tokio_util::task::TaskTracker;
 
 use crate::hashing::BlockingArgon2;
@@ -185,6 +186,31 @@ pub fn app_state<A: Adapters>(config: &Config, keys: Keys, parts: Parts<A>, task
         limits: config.limits.clone(),
         policy: Arc::new(config.http.clone()),
         tasks,
+    }
+}
+
+/// The console's services, over the same store, clock and SSO service as
+/// the API's (`state`), as the settings say.
+pub fn web_state<A: Adapters>(config: &Config, state: &AppState<A>) -> WebState<A::Store> {
+    let settings = &config.settings;
+    let (store, clock) = (state.store.clone(), state.clock.clone());
+    let ids = MessageIdSigner::new(config.keys.consumer_hmac.clone(), &settings.ingest.message_id_domain);
+    let policy = state.policy.clone();
+    WebState {
+        console: ConsoleService::new(store.clone(), state.sso.clone(), clock.clone(), config.console),
+        tickets: TicketService::new(
+            store.clone(),
+            ids,
+            clock.clone(),
+            config.ingest.chat_to_users,
+            config.ingest.setup_cache,
+        )
+        .with_own_addresses(config.own()),
+        admin: AdminService::new(store.clone()),
+        directory: DirectoryService::new(store, clock)
+            .with_cache(Duration::from_millis(settings.server.directory_cache_ms)),
+        site: Site::new(&config.public_url),
+        client_ip: Arc::new(move |req| policy.client_addr(req.peer_addr().map(|a| a.ip()), req.headers())),
     }
 }
 

@@ -2,6 +2,7 @@
 
 mod adi;
 mod audit;
+mod console;
 mod consumers;
 mod directory;
 mod held;

@@ -3,6 +3,7 @@
 
 mod address;
 mod audit;
+mod console;
 mod consumer;
 mod directory;
 mod mail;
@@ -16,6 +17,7 @@ mod work;
 
 pub use address::*;
 pub use audit::*;
+pub use console::*;
 pub use consumer::*;
 pub use directory::*;
 pub use mail::*;

@@ -40,6 +40,7 @@ pub trait Store:
     + AuditRepository
     + MailAccountRepository
     + SessionRepository
+    + ConsoleSessionRepository
     + PasswordResetRepository
     + ThrottleRepository
     + IntegratedSystemRepository
@@ -62,6 +63,7 @@ impl<T> Store for T where
         + AuditRepository
         + MailAccountRepository
         + SessionRepository
+        + ConsoleSessionRepository
         + PasswordResetRepository
         + ThrottleRepository
         + IntegratedSystemRepository

@@ -174,6 +174,20 @@ pub trait SessionRepository: Send + Sync + 'static {
     ) -> impl Future<Output = RepoResult<u64>> + Send;
 }
 
+/// The console's sessions (`sesion_consola`).
+#[cfg_attr(any(test, feature = "testing"), mockall::automock)]
+pub trait ConsoleSessionRepository: Send + Sync + 'static {
+    /// MUST return `Duplicate` for an id already stored and
+    /// `MissingReference` for an unknown user.
+    fn create_console_session(&self, session: ConsoleSession) -> impl Future<Output = RepoResult<()>> + Send;
+    fn find_console_session(&self, id_hash: &str) -> impl Future<Output = RepoResult<Option<ConsoleSession>>> + Send;
+    /// Records a request of the session at `at` (later than the last one
+    /// recorded; an earlier `at` changes nothing).
+    fn touch_console_session(&self, id_hash: &str, at: Timestamp) -> impl Future<Output = RepoResult<()>> + Send;
+    /// Ends the session at `at`; `false` when it was unknown or had ended.
+    fn end_console_session(&self, id_hash: &str, at: Timestamp) -> impl Future<Output = RepoResult<bool>> + Send;
+}
+
 /// Password reset requests (`password_reset`).
 #[cfg_attr(any(test, feature = "testing"), mockall::automock)]
 pub trait PasswordResetRepository: Send + Sync + 'static {

@@ -207,6 +207,21 @@ impl<R: SsoPorts> SsoService<R> {
     }
 
     /// Whether the user may sign in to the product.
+    /// The user, if still active and still allowed into the product
+    /// (by its access rule, and the product still active): what a session
+    /// kept elsewhere than in a token (the console's) checks on every use.
+    pub async fn active_user_of(&self, product: &str, user_id: i64) -> Result<Option<InternalUser>, SsoError> {
+        let product = match self.product(product).await {
+            Ok(p) => p,
+            Err(SsoError::UnknownProduct) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let Some(user) = self.repo.find_user(user_id).await?.filter(InternalUser::is_active) else {
+            return Ok(None);
+        };
+        Ok(self.may_use(&user, &product).await?.then_some(user))
+    }
+
     async fn may_use(&self, user: &InternalUser, product: &Product) -> Result<bool, SsoError> {
         Ok(match product.access {
             ProductAccess::All => true,

@@ -41,6 +41,8 @@ fn assert_duplicate<T: std::fmt::Debug>(r: Result<T, RepoError>, what: &str) {
 }
 
 pub async fn products_round_trip_and_alias_is_unique_ignoring_case<S: Store>(s: Arc<S>) {
+    // The migrations create the console's product; what is listed besides.
+    let mut listed = s.list_products().await.unwrap();
     let p = s.create_product(NewProduct { alias: "mesa".into(), name: "Mesa de ayuda".into() }).await.unwrap();
     assert!(p.id > 0);
     assert_eq!((p.alias.as_str(), p.name.as_str(), p.status), ("mesa", "Mesa de ayuda", Status::Active));
@@ -49,7 +51,8 @@ pub async fn products_round_trip_and_alias_is_unique_ignoring_case<S: Store>(s: 
     assert_eq!(s.find_product_by_alias("otra").await.unwrap(), None);
     assert_duplicate(s.create_product(NewProduct { alias: "Mesa".into(), name: "x".into() }).await, "alias");
     let q = s.create_product(NewProduct { alias: "portal".into(), name: "Portal".into() }).await.unwrap();
-    assert_eq!(s.list_products().await.unwrap(), vec![p, q]);
+    listed.extend([p, q]);
+    assert_eq!(s.list_products().await.unwrap(), listed);
 }
 
 pub async fn product_access_reset_pages_and_grants<S: Store>(s: Arc<S>) {
@@ -2831,4 +2834,33 @@ pub async fn users_stop_and_start_taking_tickets<S: Store>(s: Arc<S>) {
     s.set_takes_tickets(a, true).await.unwrap();
     assert_eq!(taking(s.clone()).await, (true, 1));
     assert!(matches!(s.set_takes_tickets(a + 1000, true).await, Err(RepoError::NotFound)));
+}
+
+pub async fn console_sessions_are_touched_forward_and_end_once<S: Store>(s: Arc<S>) {
+    let u = s.create_user(sample_user("ana", "ana@example.test", None)).await.unwrap();
+    let session = ConsoleSession {
+        id_hash: "a".repeat(64),
+        user_id: u.id,
+        csrf: "c".repeat(43),
+        created_at: at(9, 0, 0),
+        last_seen_at: at(9, 0, 0),
+        ended_at: None,
+    };
+    s.create_console_session(session.clone()).await.unwrap();
+    assert_duplicate(s.create_console_session(session.clone()).await, "id");
+    let orphan = ConsoleSession { id_hash: "b".repeat(64), user_id: u.id + 1000, ..session.clone() };
+    assert!(matches!(s.create_console_session(orphan).await, Err(RepoError::MissingReference(_))));
+    assert_eq!(s.find_console_session(&session.id_hash).await.unwrap(), Some(session.clone()));
+    assert_eq!(s.find_console_session(&"b".repeat(64)).await.unwrap(), None);
+
+    s.touch_console_session(&session.id_hash, at(9, 10, 0)).await.unwrap();
+    s.touch_console_session(&session.id_hash, at(9, 5, 0)).await.unwrap();
+    let found = s.find_console_session(&session.id_hash).await.unwrap().unwrap();
+    assert_eq!(found.last_seen_at, at(9, 10, 0), "a late touch never moves it back");
+
+    assert!(s.end_console_session(&session.id_hash, at(9, 20, 0)).await.unwrap());
+    assert!(!s.end_console_session(&session.id_hash, at(9, 30, 0)).await.unwrap(), "ended once");
+    assert!(!s.end_console_session(&"b".repeat(64), at(9, 30, 0)).await.unwrap());
+    let found = s.find_console_session(&session.id_hash).await.unwrap().unwrap();
+    assert_eq!(found.ended_at, Some(at(9, 20, 0)));
 }

@@ -38,6 +38,7 @@ struct Inner {
     checkpoints: BTreeMap<(i64, String), Checkpoint>,
     quarantine: BTreeMap<i64, QuarantinedMail>,
     held: BTreeMap<i64, HeldMail>,
+    console_sessions: BTreeMap<String, ConsoleSession>,
     hooks: BTreeMap<i64, Webhook>,
     /// Event id → (kind, ticket, body).
     hook_events: BTreeMap<String, (WebhookEventKind, i64, String)>,
@@ -1394,6 +1395,41 @@ impl ReaderStateRepository for InMemoryStore {
                 Err((reason, detail)) => (q.reason, q.detail) = (reason, detail),
             }
             Ok(q.clone())
+        })
+    }
+}
+
+impl ConsoleSessionRepository for InMemoryStore {
+    async fn create_console_session(&self, session: ConsoleSession) -> RepoResult<()> {
+        self.with(|i| {
+            if i.console_sessions.contains_key(&session.id_hash) {
+                return Err(dup("sesion_consola.id_hash"));
+            }
+            if !i.users.contains_key(&session.user_id) {
+                return Err(RepoError::MissingReference("usuario".into()));
+            }
+            i.console_sessions.insert(session.id_hash.clone(), session);
+            Ok(())
+        })
+    }
+    async fn find_console_session(&self, id_hash: &str) -> RepoResult<Option<ConsoleSession>> {
+        self.with(|i| Ok(i.console_sessions.get(id_hash).cloned()))
+    }
+    async fn touch_console_session(&self, id_hash: &str, at: Timestamp) -> RepoResult<()> {
+        self.with(|i| {
+            if let Some(s) = i.console_sessions.get_mut(id_hash) {
+                s.last_seen_at = s.last_seen_at.max(at);
+            }
+            Ok(())
+        })
+    }
+    async fn end_console_session(&self, id_hash: &str, at: Timestamp) -> RepoResult<bool> {
+        self.with(|i| match i.console_sessions.get_mut(id_hash) {
+            Some(s) if s.ended_at.is_none() => {
+                s.ended_at = Some(at);
+                Ok(true)
+            }
+            _ => Ok(false),
         })
     }
 }

@@ -9,6 +9,7 @@ mod audit;
 mod auth;
 mod bot;
 mod cli;
+mod console;
 mod documented;
 mod errors;
 mod faults;

@@ -1,0 +1,62 @@
+//! The console's sessions (`sesion_consola`).
+
+use diesel::prelude::*;
+use diesel_async::RunQueryDsl;
+use helpdesk_domain::model::*;
+use helpdesk_domain::ports::*;
+
+use crate::error::OrRepo;
+use crate::models::*;
+use crate::schema::*;
+use crate::{Db, db_run};
+
+impl ConsoleSessionRepository for Db {
+    async fn create_console_session(&self, s: ConsoleSession) -> RepoResult<()> {
+        db_run!(self, |conn| diesel::insert_into(sesion_consola::table)
+            .values((
+                sesion_consola::id_hash.eq(&s.id_hash),
+                sesion_consola::fk_id_usuario.eq(s.user_id),
+                sesion_consola::csrf.eq(&s.csrf),
+                sesion_consola::created_at.eq(s.created_at),
+                sesion_consola::ultimo_uso.eq(s.last_seen_at),
+                sesion_consola::cerrada_en.eq(s.ended_at),
+            ))
+            .execute(conn)
+            .await
+            .map(|_| ())
+            .or_repo())
+    }
+
+    async fn find_console_session(&self, id_hash: &str) -> RepoResult<Option<ConsoleSession>> {
+        let row: Option<ConsoleSessionRow> = db_run!(self, |conn| sesion_consola::table
+            .find(id_hash)
+            .select(ConsoleSessionRow::as_select())
+            .first(conn)
+            .await
+            .optional()
+            .or_repo())?;
+        Ok(row.map(ConsoleSession::from))
+    }
+
+    async fn touch_console_session(&self, id_hash: &str, at: Timestamp) -> RepoResult<()> {
+        db_run!(self, |conn| diesel::update(
+            sesion_consola::table.find(id_hash).filter(sesion_consola::ultimo_uso.lt(at))
+        )
+        .set(sesion_consola::ultimo_uso.eq(at))
+        .execute(conn)
+        .await
+        .map(|_| ())
+        .or_repo())
+    }
+
+    async fn end_console_session(&self, id_hash: &str, at: Timestamp) -> RepoResult<bool> {
+        let ended = db_run!(self, |conn| diesel::update(
+            sesion_consola::table.find(id_hash).filter(sesion_consola::cerrada_en.is_null())
+        )
+        .set(sesion_consola::cerrada_en.eq(at))
+        .execute(conn)
+        .await
+        .or_repo())?;
+        Ok(ended == 1)
+    }
+}

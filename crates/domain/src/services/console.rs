@@ -1,0 +1,240 @@
+//! The operators' console's sessions: sign-in through [`SsoService`] (its
+//! throttle, password rules and product access, for the product
+//! [`CONSOLE_PRODUCT`]), then a session of its own that a browser holds as a
+//! random key (the store keeps its SHA-256), ending at sign-out, after
+//! `idle` without a request, or `max` after sign-in, and as soon as its user
+//! is deactivated or loses access to the console.
+
+use std::sync::Arc;
+
+use chrono::Duration;
+
+use crate::crypto::{random_token, sha256_hex};
+use crate::error::RepoError;
+use crate::model::*;
+use crate::ports::{Clock, ConsoleSessionRepository};
+use crate::services::{Credentials, LoginRequest, Operator, SsoError, SsoPorts, SsoService};
+
+/// The product the console signs in to (a migration creates it).
+pub const CONSOLE_PRODUCT: &str = "consola";
+/// Characters of a session key or CSRF token (about 256 bits).
+const KEY_LEN: usize = 43;
+/// A session's last use is written at most this often.
+const TOUCH_EVERY: Duration = Duration::seconds(60);
+
+#[derive(Debug, Clone, Copy)]
+pub struct ConsoleSettings {
+    /// A session unused this long has ended.
+    pub idle: Duration,
+    /// No session outlives its sign-in by more than this.
+    pub max: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConsoleError {
+    /// No such session, or it has ended (signed out, idle, too old, its
+    /// user deactivated or no longer allowed in).
+    #[error("signed out")]
+    SignedOut,
+    /// Signed in, but the user works no tickets (no department, not a lead).
+    #[error("the user works no tickets")]
+    NotAnOperator,
+    /// The sign-in was refused (credentials, throttle, product access).
+    #[error(transparent)]
+    Sso(#[from] SsoError),
+    #[error(transparent)]
+    Store(#[from] RepoError),
+}
+
+/// A session just opened: `key` goes to the browser, once.
+pub struct SignedIn {
+    pub key: String,
+    pub session: ConsoleSession,
+    pub operator: Operator,
+}
+
+/// A request of a live session.
+pub struct Visit {
+    pub session: ConsoleSession,
+    pub operator: Operator,
+}
+
+pub struct ConsoleService<R: SsoPorts + ConsoleSessionRepository> {
+    repo: Arc<R>,
+    sso: Arc<SsoService<R>>,
+    clock: Arc<dyn Clock>,
+    settings: ConsoleSettings,
+}
+
+impl<R: SsoPorts + ConsoleSessionRepository> ConsoleService<R> {
+    pub fn new(repo: Arc<R>, sso: Arc<SsoService<R>>, clock: Arc<dyn Clock>, settings: ConsoleSettings) -> Self {
+        Self { repo, sso, clock, settings }
+    }
+
+    pub fn settings(&self) -> ConsoleSettings {
+        self.settings
+    }
+
+    /// Signs in with a password, opening a new session (a new key at every
+    /// sign-in: a key known before it is worth nothing after).
+    pub async fn sign_in(&self, login: &str, password: &str, client_ip: &str) -> Result<SignedIn, ConsoleError> {
+        let done = self
+            .sso
+            .login(LoginRequest {
+                product: CONSOLE_PRODUCT.into(),
+                login: login.into(),
+                credentials: Credentials::Password(password.into()),
+                client_ip: client_ip.into(),
+            })
+            .await?;
+        let operator = Operator::new(done.user).map_err(|_| ConsoleError::NotAnOperator)?;
+        let now = self.clock.now();
+        let key = random_token(KEY_LEN);
+        let session = ConsoleSession {
+            id_hash: sha256_hex(key.as_bytes()),
+            user_id: operator.id(),
+            csrf: random_token(KEY_LEN),
+            created_at: now,
+            last_seen_at: now,
+            ended_at: None,
+        };
+        self.repo.create_console_session(session.clone()).await?;
+        Ok(SignedIn { key, session, operator })
+    }
+
+    /// The live session `key` opens, its use recorded.
+    pub async fn resume(&self, key: &str) -> Result<Visit, ConsoleError> {
+        if key.len() != KEY_LEN || !key.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            return Err(ConsoleError::SignedOut);
+        }
+        let Some(session) = self.repo.find_console_session(&sha256_hex(key.as_bytes())).await? else {
+            return Err(ConsoleError::SignedOut);
+        };
+        let now = self.clock.now();
+        let live = session.ended_at.is_none()
+            && now - session.last_seen_at < self.settings.idle
+            && now - session.created_at < self.settings.max;
+        if !live {
+            return Err(ConsoleError::SignedOut);
+        }
+        let Some(user) = self.sso.active_user_of(CONSOLE_PRODUCT, session.user_id).await? else {
+            self.repo.end_console_session(&session.id_hash, now).await?;
+            return Err(ConsoleError::SignedOut);
+        };
+        let operator = Operator::new(user).map_err(|_| ConsoleError::SignedOut)?;
+        if now - session.last_seen_at >= TOUCH_EVERY {
+            self.repo.touch_console_session(&session.id_hash, now).await?;
+        }
+        Ok(Visit { session, operator })
+    }
+
+    /// Ends the session `key` opens (nothing when it had ended).
+    pub async fn sign_out(&self, key: &str) -> Result<(), ConsoleError> {
+        self.repo.end_console_session(&sha256_hex(key.as_bytes()), self.clock.now()).await?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::TokenSigner;
+    use crate::ports::{DepartmentRepository, InlineHasher, ProductRepository, UserRepository};
+    use crate::services::{AdminService, SsoSettings, ThrottlePolicy};
+    use crate::testing::contract::sample_user;
+    use crate::testing::{InMemoryStore, ManualClock};
+
+    struct Fixture {
+        console: ConsoleService<InMemoryStore>,
+        store: Arc<InMemoryStore>,
+        clock: Arc<ManualClock>,
+        user: InternalUser,
+    }
+
+    async fn fixture() -> Fixture {
+        let store = Arc::new(InMemoryStore::new());
+        store.create_product(NewProduct { alias: CONSOLE_PRODUCT.into(), name: "Consola".into() }).await.unwrap();
+        let department =
+            store.create_department(NewDepartment { name: "Soporte".into(), synology_channel: None }).await.unwrap();
+        let mut new = sample_user("ana", "ana@example.test", Some(department.id));
+        new.password_hash = Some(crate::crypto::hash_password("Clave-correcta-1"));
+        let user = store.create_user(new).await.unwrap();
+        let clock = Arc::new(ManualClock::new(
+            chrono::NaiveDate::from_ymd_opt(2026, 1, 1).unwrap().and_hms_opt(8, 0, 0).unwrap(),
+        ));
+        let sso = Arc::new(SsoService::new(
+            store.clone(),
+            Arc::new(InlineHasher),
+            TokenSigner::new([9; 32], "helpdesk"),
+            clock.clone(),
+            SsoSettings {
+                token_ttl: Duration::hours(8),
+                session_max: Duration::days(30),
+                reset_url: "https://ayuda.example.test/restablecer".into(),
+                throttle: ThrottlePolicy::default(),
+            },
+        ));
+        let settings = ConsoleSettings { idle: Duration::minutes(30), max: Duration::hours(12) };
+        let console = ConsoleService::new(store.clone(), sso, clock.clone(), settings);
+        Fixture { console, store, clock, user }
+    }
+
+    #[tokio::test]
+    async fn a_session_lives_while_used_and_ends_at_sign_out() {
+        let f = fixture().await;
+        assert!(matches!(
+            f.console.sign_in("ana", "Clave-incorrecta-1", "10.0.0.1").await,
+            Err(ConsoleError::Sso(SsoError::InvalidCredentials))
+        ));
+        let first = f.console.sign_in("ana", "Clave-correcta-1", "10.0.0.1").await.unwrap();
+        let second = f.console.sign_in("ANA@example.test", "Clave-correcta-1", "10.0.0.1").await.unwrap();
+        assert_ne!(first.key, second.key, "a new key at every sign-in");
+        assert_ne!(first.session.csrf, second.session.csrf);
+        assert_eq!(first.operator.id(), f.user.id);
+        let stored = f.store.find_console_session(&first.session.id_hash).await.unwrap().unwrap();
+        assert!(!stored.id_hash.contains(&first.key), "only the key's hash is stored");
+
+        // Used every 20 minutes, it lives past the idle limit.
+        for _ in 0..3 {
+            f.clock.advance(Duration::minutes(20));
+            let visit = f.console.resume(&first.key).await.unwrap();
+            assert_eq!(visit.session.csrf, first.session.csrf);
+        }
+        f.console.sign_out(&first.key).await.unwrap();
+        assert!(matches!(f.console.resume(&first.key).await, Err(ConsoleError::SignedOut)));
+        for bad in ["", "x", &first.key[1..], &"a".repeat(43)] {
+            assert!(matches!(f.console.resume(bad).await, Err(ConsoleError::SignedOut)), "{bad}");
+        }
+    }
+
+    #[tokio::test]
+    async fn idle_too_long_too_old_or_no_longer_allowed_ends_it() {
+        let f = fixture().await;
+        let idle = f.console.sign_in("ana", "Clave-correcta-1", "10.0.0.1").await.unwrap();
+        f.clock.advance(Duration::minutes(30));
+        assert!(matches!(f.console.resume(&idle.key).await, Err(ConsoleError::SignedOut)), "idle");
+
+        let old = f.console.sign_in("ana", "Clave-correcta-1", "10.0.0.1").await.unwrap();
+        for _ in 0..(12 * 3 - 1) {
+            f.clock.advance(Duration::minutes(20));
+            f.console.resume(&old.key).await.unwrap();
+        }
+        f.clock.advance(Duration::minutes(20));
+        assert!(matches!(f.console.resume(&old.key).await, Err(ConsoleError::SignedOut)), "12 hours");
+
+        let revoked = f.console.sign_in("ana", "Clave-correcta-1", "10.0.0.1").await.unwrap();
+        let change = ProductChange { access: Some(ProductAccess::Granted), ..Default::default() };
+        f.store.update_product(CONSOLE_PRODUCT, change).await.unwrap();
+        assert!(matches!(f.console.resume(&revoked.key).await, Err(ConsoleError::SignedOut)), "access restricted");
+        let session = f.store.find_console_session(&revoked.session.id_hash).await.unwrap().unwrap();
+        assert!(session.ended_at.is_some(), "and ended for good");
+
+        let admin = AdminService::new(f.store.clone());
+        let product = f.store.find_product_by_alias(CONSOLE_PRODUCT).await.unwrap().unwrap();
+        admin.set_product_grant(f.user.id, product.id, true, f.clock.now()).await.unwrap();
+        let granted = f.console.sign_in("ana", "Clave-correcta-1", "10.0.0.1").await.unwrap();
+        f.console.resume(&granted.key).await.unwrap();
+        admin.set_user_status(f.user.id, UserStatus::Inactive, f.clock.now()).await.unwrap();
+        assert!(matches!(f.console.resume(&granted.key).await, Err(ConsoleError::SignedOut)), "deactivated");
+    }
+}

@@ -1,0 +1,219 @@
+//! The operators' console (`/consola/`) as a browser without JavaScript
+//! sees it: the rendered HTML, its headers and cookies, on both backends.
+//! (The browser suite drives the same pages in Chromium.)
+
+use serde_json::json;
+
+use crate::helpers::*;
+use crate::tickets::{PASSWORD, customer_mail, desk};
+
+/// A browser without a cookie jar of its own: the test carries the cookies.
+struct Browser {
+    http: reqwest::Client,
+    base: String,
+    cookies: Vec<(String, String)>,
+}
+
+struct Page {
+    status: u16,
+    headers: reqwest::header::HeaderMap,
+    body: String,
+}
+
+impl Page {
+    fn header(&self, name: &str) -> String {
+        self.headers.get_all(name).iter().map(|v| v.to_str().unwrap().to_string()).collect::<Vec<_>>().join("\n")
+    }
+
+    fn location(&self) -> String {
+        self.header("location")
+    }
+
+    /// The value of the form field `name` (the first).
+    fn field(&self, name: &str) -> String {
+        let at =
+            self.body.find(&format!("name=\"{name}\" value=\"")).unwrap_or_else(|| panic!("no {name}: {}", self.body));
+        let rest = &self.body[at + name.len() + 15..];
+        rest[..rest.find('"').unwrap()].to_string()
+    }
+}
+
+impl Browser {
+    fn new(app: &TestApp) -> Self {
+        let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+        Browser { http, base: app.address.clone(), cookies: Vec::new() }
+    }
+
+    fn cookie_header(&self) -> String {
+        self.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("; ")
+    }
+
+    async fn send(&mut self, req: reqwest::RequestBuilder) -> Page {
+        let res = req.header("Cookie", self.cookie_header()).send().await.unwrap();
+        let status = res.status().as_u16();
+        let headers = res.headers().clone();
+        for set in headers.get_all("set-cookie") {
+            let set = set.to_str().unwrap();
+            let (pair, _) = set.split_once(';').unwrap_or((set, ""));
+            let (name, value) = pair.split_once('=').unwrap();
+            self.cookies.retain(|(k, _)| k != name);
+            let removed = set.contains("Max-Age=0") || set.contains("max-age=0") || value.is_empty();
+            if !removed {
+                self.cookies.push((name.to_string(), value.to_string()));
+            }
+        }
+        Page { status, headers, body: res.text().await.unwrap() }
+    }
+
+    async fn get(&mut self, path: &str) -> Page {
+        let req = self.http.get(format!("{}{path}", self.base));
+        self.send(req).await
+    }
+
+    async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Page {
+        let req = self.http.post(format!("{}{path}", self.base)).header("Origin", self.base.clone()).form(form);
+        self.send(req).await
+    }
+
+    fn has(&self, cookie: &str) -> bool {
+        self.cookies.iter().any(|(k, _)| k == cookie)
+    }
+
+    /// Signs in as `login` with the desk's password.
+    async fn sign_in(&mut self, login: &str) -> Page {
+        let form = self.get("/consola/entrar").await;
+        let token = form.field("csrf");
+        self.post("/consola/entrar", &[("csrf", &token), ("usuario", login), ("contrasena", PASSWORD)]).await
+    }
+}
+
+/// The sign-in page: labelled fields, its own CSRF cookie, the console's
+/// headers, and assets served under their fingerprint.
+async fn the_sign_in_page_is_labelled_and_locked_down(backend: Backend) {
+    let d = desk(backend, false).await;
+    let mut b = Browser::new(&d.app);
+    let page = b.get("/consola/entrar").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    for needle in [
+        "<label for=\"usuario\">Usuario</label>",
+        "<input id=\"usuario\" name=\"usuario\"",
+        "<label for=\"contrasena\">Contraseña</label>",
+        "<input id=\"contrasena\" name=\"contrasena\" type=\"password\"",
+        "<button type=\"submit\">Entrar</button>",
+        "<html lang=\"es\">",
+    ] {
+        assert!(page.body.contains(needle), "{needle} missing: {}", page.body);
+    }
+    let csp = page.header("content-security-policy");
+    assert!(csp.contains("script-src 'self'") && csp.contains("frame-ancestors 'none'"), "{csp}");
+    assert!(!csp.contains("unsafe-inline") && !page.body.contains("<script>"), "{csp}");
+    assert_eq!(page.header("x-frame-options"), "DENY");
+    assert_eq!(page.header("cache-control"), "no-store");
+    let set = page.header("set-cookie");
+    assert!(
+        set.starts_with("consola_entrada=") && set.contains("HttpOnly") && set.contains("SameSite=Strict"),
+        "{set}"
+    );
+    assert!(set.contains("Path=/consola") && !set.contains("Secure"), "http here: {set}");
+
+    // Each asset the page names is served, for a year, as named.
+    for (attr, kind) in [("href=\"/consola/static/consola.", "css"), ("src=\"/consola/static/htmx.", "js")] {
+        let at = page.body.find(attr).unwrap_or_else(|| panic!("no {kind} asset: {}", page.body));
+        let start = at + attr.find('"').unwrap() + 1;
+        let path = &page.body[start..start + page.body[start..].find('"').unwrap()];
+        let tag = &page.body[at..at + page.body[at..].find('>').unwrap()];
+        assert!(tag.contains("integrity=\"sha384-"), "{tag}");
+        let asset = b.get(path).await;
+        assert_eq!(asset.status, 200, "{path}");
+        assert_eq!(asset.header("cache-control"), "public, max-age=31536000, immutable");
+        assert!(!asset.body.is_empty());
+        assert_eq!(b.get(&path.replace(".css", ".x.css").replace(".js", ".x.js")).await.status, 404);
+    }
+    assert_eq!(b.get("/consola/nada").await.status, 404);
+}
+
+/// Sign-in: refused without the form's token or from another origin, one
+/// message for any wrong credential, a new session key at each sign-in;
+/// the queue only for a session; sign-out ends it.
+async fn sign_in_queue_and_sign_out(backend: Backend) {
+    let d = desk(backend, false).await;
+    let mut sales = customer_mail("consola-1", "Ventas <b>urgentes</b>", json!({}));
+    sales["to"] = json!("ventas@helpdesk.test");
+    let sales = d.save(&sales).await;
+    let support = d.save(&customer_mail("consola-2", "La impresora <script>alert(1)</script>", json!({}))).await;
+
+    let mut b = Browser::new(&d.app);
+    let page = b.get("/consola/tickets").await;
+    assert_eq!((page.status, page.location()), (303, "/consola/entrar".to_string()));
+
+    // No token, a wrong one, or another site's page: 403, nothing signed in.
+    let form = b.get("/consola/entrar").await;
+    let token = form.field("csrf");
+    let page = b.post("/consola/entrar", &[("usuario", "ana"), ("contrasena", PASSWORD)]).await;
+    assert_eq!(page.status, 403, "{}", page.body);
+    let page = b.post("/consola/entrar", &[("csrf", "x"), ("usuario", "ana"), ("contrasena", PASSWORD)]).await;
+    assert_eq!(page.status, 403);
+    let req = b.http.post(format!("{}/consola/entrar", b.base)).header("Origin", "https://evil.example").form(&[
+        ("csrf", token.as_str()),
+        ("usuario", "ana"),
+        ("contrasena", PASSWORD),
+    ]);
+    let page = b.send(req).await;
+    assert_eq!(page.status, 403);
+    assert!(page.body.contains("Solicitud rechazada") && !b.has("consola_sesion"), "{}", page.body);
+
+    // Wrong password and unknown user: the same message.
+    let mut bodies = Vec::new();
+    for (login, password) in [("ana", "Clave-Equivocada-1"), ("nadie-existe", PASSWORD)] {
+        let form = b.get("/consola/entrar").await;
+        let token = form.field("csrf");
+        let page = b.post("/consola/entrar", &[("csrf", &token), ("usuario", login), ("contrasena", password)]).await;
+        assert_eq!(page.status, 401, "{}", page.body);
+        assert!(page.body.contains("Usuario o contraseña incorrectos."), "{}", page.body);
+        assert!(!b.has("consola_sesion"));
+        let alert = page.body.find("role=\"alert\"").expect("an alert");
+        bodies.push(page.body[alert..alert + page.body[alert..].find("</p>").unwrap()].to_string());
+    }
+    assert_eq!(bodies[0], bodies[1], "the page does not say which was wrong");
+
+    let page = b.sign_in("ana").await;
+    assert_eq!((page.status, page.location()), (303, "/consola/tickets".to_string()), "{}", page.body);
+    let set = page.header("set-cookie");
+    assert!(set.contains("consola_sesion=") && set.contains("HttpOnly") && set.contains("SameSite=Strict"), "{set}");
+    let first_key = b.cookies.iter().find(|(k, _)| k == "consola_sesion").unwrap().1.clone();
+
+    // The queue: ana's department's open tickets, subjects as text, each a link.
+    let page = b.get("/consola/tickets").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let id = support["ticket"].as_str().unwrap();
+    assert!(page.body.contains(&format!("<a href=\"/consola/tickets/{id}\">")), "{}", page.body);
+    assert!(
+        page.body.contains("La impresora &#60;script&#62;alert(1)&#60;/script&#62;")
+            || page.body.contains("La impresora &lt;script&gt;"),
+        "{}",
+        page.body
+    );
+    assert!(!page.body.contains("<script>alert(1)"), "{}", page.body);
+    let other = sales["ticket"].as_str().unwrap();
+    assert!(!page.body.contains(&format!("/consola/tickets/{other}\"")), "another department's ticket: {}", page.body);
+    assert!(page.body.contains("Operador ana") && page.body.contains("Soporte"), "{}", page.body);
+
+    // Signing in again gives a new key; the old one still opens its own session.
+    let mut again = Browser::new(&d.app);
+    again.sign_in("ana").await;
+    let second_key = again.cookies.iter().find(|(k, _)| k == "consola_sesion").unwrap().1.clone();
+    assert_ne!(first_key, second_key);
+
+    // Sign-out needs the session's token; then the key opens nothing.
+    let csrf = page.field("csrf");
+    assert_eq!(b.post("/consola/salir", &[("csrf", "otro")]).await.status, 403);
+    let page = b.post("/consola/salir", &[("csrf", &csrf)]).await;
+    assert_eq!((page.status, page.location()), (303, "/consola/entrar".to_string()));
+    assert!(!b.has("consola_sesion"));
+    b.cookies.push(("consola_sesion".into(), first_key));
+    let page = b.get("/consola/tickets").await;
+    assert_eq!((page.status, page.location()), (303, "/consola/entrar?fin=1".to_string()));
+    assert_eq!(again.get("/consola/tickets").await.status, 200, "the other session lives on");
+}
+
+crate::on_both_backends!(the_sign_in_page_is_labelled_and_locked_down, sign_in_queue_and_sign_out);

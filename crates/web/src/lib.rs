@@ -1,0 +1,76 @@
+//! The operators' console: server-rendered pages under `/consola/`, a
+//! driving adapter beside the API that calls the domain's services only
+//! (the same visibility rules and validation as the API).
+//!
+//! Pages are askama templates (`templates/`, checked at compile time); every
+//! word they show is in [`texts`]; the stylesheet and the vendored htmx are
+//! compiled in and served under fingerprinted names ([`assets`]). A session
+//! is a random key in an `HttpOnly`, `SameSite=Strict` cookie
+//! ([`session`]); every form carries a CSRF token and a POST's `Origin` is
+//! checked. The CSP allows no inline script.
+
+pub mod assets;
+mod pages;
+pub mod session;
+pub mod texts;
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use actix_web::http::StatusCode;
+use actix_web::middleware::DefaultHeaders;
+use actix_web::{HttpRequest, HttpResponse, web};
+use helpdesk_domain::ports::Store;
+use helpdesk_domain::services::{AdminService, ConsoleService, DirectoryService, TicketService};
+
+pub use session::Site;
+
+/// The console's CSP: its own files only, no inline script or style, no
+/// frames, forms posting to itself.
+pub const CONSOLE_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; \
+     connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
+
+/// The client's address as the server resolves it (trusted proxies).
+pub type ClientIp = Arc<dyn Fn(&HttpRequest) -> Option<IpAddr> + Send + Sync>;
+
+/// What the pages need: the services, over the store the server runs on.
+pub struct WebState<S: Store> {
+    pub console: ConsoleService<S>,
+    pub tickets: TicketService<S>,
+    pub admin: AdminService<S>,
+    pub directory: DirectoryService<S>,
+    pub site: Site,
+    pub client_ip: ClientIp,
+}
+
+/// Registers `/consola` (register it before the API's catch-all scope).
+/// The caller provides `web::Data<WebState<S>>`.
+pub fn configure<S: Store>(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::scope("/consola")
+            .wrap(
+                DefaultHeaders::new()
+                    .add(("Content-Security-Policy", CONSOLE_CSP))
+                    .add(("X-Frame-Options", "DENY"))
+                    .add(("X-Content-Type-Options", "nosniff"))
+                    .add(("Referrer-Policy", "same-origin"))
+                    .add(("Cache-Control", "no-store")),
+            )
+            .route("", web::get().to(|| async { redirect("/consola/tickets") }))
+            .route("/", web::get().to(|| async { redirect("/consola/tickets") }))
+            .route("/entrar", web::get().to(pages::sign_in_form::<S>))
+            .route("/entrar", web::post().to(pages::sign_in::<S>))
+            .route("/salir", web::post().to(pages::sign_out::<S>))
+            .route("/tickets", web::get().to(pages::queue::<S>))
+            .route("/static/{file}", web::get().to(assets::serve))
+            .default_service(web::to(not_found)),
+    );
+}
+
+fn redirect(to: &'static str) -> HttpResponse {
+    HttpResponse::SeeOther().insert_header(("Location", to)).finish()
+}
+
+async fn not_found() -> HttpResponse {
+    pages::message(StatusCode::NOT_FOUND, texts::T.not_found_title, texts::T.not_found)
+}
