@@ -228,6 +228,7 @@ impl From<TicketError> for ApiError {
                 "estado",
                 "The estado field is required when none of asignado / departamento / prioridad are present.".into(),
             ),
+            TicketError::InvalidReply => invalid_field("cuerpo", "The cuerpo field is required.".into()),
             TicketError::Conflict => {
                 refuse(StatusCode::CONFLICT, "El ticket cambió mientras tanto; consúltelo e intente de nuevo.")
             }

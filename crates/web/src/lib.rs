@@ -10,9 +10,11 @@
 //! checked. The CSP allows no inline script.
 
 pub mod assets;
+mod html;
 mod pages;
 pub mod session;
 pub mod texts;
+mod ticket;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -62,6 +64,9 @@ pub fn configure<S: Store>(cfg: &mut web::ServiceConfig) {
             .route("/entrar", web::post().to(pages::sign_in::<S>))
             .route("/salir", web::post().to(pages::sign_out::<S>))
             .route("/tickets", web::get().to(pages::queue::<S>))
+            .route("/tickets/{id}", web::get().to(ticket::show::<S>))
+            .route("/tickets/{id}/respuesta", web::post().to(ticket::reply::<S>))
+            .route("/tickets/{id}/cambios", web::post().to(ticket::change::<S>))
             .route("/static/{file}", web::get().to(assets::serve))
             .default_service(web::to(not_found)),
     );

@@ -14,7 +14,7 @@ use helpdesk_domain::services::{ConsoleError, ListRequest, SsoError, TicketCurso
 use crate::WebState;
 use crate::assets::{self, Served};
 use crate::session::{self, CSRF_FIELD, SESSION_COOKIE, SIGN_IN_COOKIE};
-use crate::texts::{T, Texts};
+use crate::texts::{self, T, Texts};
 
 /// Tickets per page of the queue.
 const PAGE: i64 = 50;
@@ -65,7 +65,7 @@ struct QueuePage<'a> {
     next: Option<i64>,
 }
 
-fn html(status: StatusCode, page: &impl Template) -> HttpResponse {
+pub(crate) fn html(status: StatusCode, page: &impl Template) -> HttpResponse {
     match page.render() {
         Ok(body) => HttpResponse::build(status).content_type("text/html; charset=utf-8").body(body),
         Err(e) => {
@@ -76,21 +76,21 @@ fn html(status: StatusCode, page: &impl Template) -> HttpResponse {
 }
 
 /// A page that only says something (403, 404, 500, 503).
-pub fn message(status: StatusCode, title: &'static str, text: &'static str) -> HttpResponse {
+pub(crate) fn message(status: StatusCode, title: &'static str, text: &'static str) -> HttpResponse {
     html(status, &MessagePage { t: &T, css: assets::css(), js: assets::js(), title, text })
 }
 
-fn see_other(to: &str) -> HttpResponse {
+pub(crate) fn see_other(to: &str) -> HttpResponse {
     HttpResponse::SeeOther().insert_header((LOCATION, to.to_string())).finish()
 }
 
 /// The form's fields (`application/x-www-form-urlencoded`).
-fn fields(body: &[u8]) -> HashMap<String, String> {
+pub(crate) fn fields(body: &[u8]) -> HashMap<String, String> {
     url::form_urlencoded::parse(body).into_owned().collect()
 }
 
 /// A failure of the store or of a service: the page says so, the log says why.
-fn failed(e: &(dyn std::error::Error + 'static)) -> HttpResponse {
+pub(crate) fn failed(e: &(dyn std::error::Error + 'static)) -> HttpResponse {
     tracing::error!(error = %helpdesk_domain::Report(e), "console request failed");
     message(StatusCode::SERVICE_UNAVAILABLE, T.error_title, T.unavailable)
 }
@@ -264,12 +264,12 @@ fn row(t: &Ticket, names: &Names) -> Row {
         subject: t.subject.clone(),
         requester: t.requester.clone(),
         department: names.departments.get(&t.department_id).cloned().unwrap_or_else(|| t.department_id.to_string()),
-        priority: t.priority.as_str(),
+        priority: texts::priority(t.priority),
         assignee: match t.assignee_id {
             None => T.unassigned.to_string(),
             Some(id) => names.users.get(&id).cloned().unwrap_or_else(|| id.to_string()),
         },
-        status: t.status.as_str(),
+        status: texts::status(t.status),
         activity: t.updated_at.format("%Y-%m-%d %H:%M").to_string(),
         activity_iso: t.updated_at.and_utc().to_rfc3339(),
     }

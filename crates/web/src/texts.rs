@@ -1,6 +1,8 @@
 //! Every word the console shows, in Spanish, in one place. Templates read
 //! them through [`T`]; no template writes text of its own.
 
+use helpdesk_domain::model::{DeliveryState, EventKind, Priority, TicketStatus};
+
 /// The console's texts.
 pub struct Texts {
     pub product: &'static str,
@@ -37,6 +39,58 @@ pub struct Texts {
     pub no_tickets: &'static str,
     pub next_page: &'static str,
     pub view_open: &'static str,
+    pub ticket_title: &'static str,
+    pub requester: &'static str,
+    pub participants: &'static str,
+    pub thread: &'static str,
+    pub incoming: &'static str,
+    pub outgoing: &'static str,
+    pub note: &'static str,
+    pub attachments: &'static str,
+    pub delivery: &'static str,
+    pub delivery_queued: &'static str,
+    pub delivery_sent: &'static str,
+    pub delivery_retrying: &'static str,
+    pub delivery_failed: &'static str,
+    pub attempts: &'static str,
+    pub reply_heading: &'static str,
+    pub reply: &'static str,
+    pub internal_note: &'static str,
+    pub send: &'static str,
+    pub send_pending: &'static str,
+    pub send_close: &'static str,
+    pub change_heading: &'static str,
+    pub status: &'static str,
+    pub assignee: &'static str,
+    pub priority: &'static str,
+    pub department: &'static str,
+    pub apply: &'static str,
+    pub history: &'static str,
+    pub no_history: &'static str,
+    pub system: &'static str,
+    pub operator_n: &'static str,
+    pub done_reply: &'static str,
+    pub done_note: &'static str,
+    pub done_change: &'static str,
+    pub nothing_changed: &'static str,
+    pub empty_reply: &'static str,
+    pub invalid_assignee: &'static str,
+    pub invalid_department: &'static str,
+    pub conflict: &'static str,
+    pub status_open: &'static str,
+    pub status_pending: &'static str,
+    pub status_closed: &'static str,
+    pub priority_low: &'static str,
+    pub priority_normal: &'static str,
+    pub priority_high: &'static str,
+    pub priority_urgent: &'static str,
+    pub event_status: &'static str,
+    pub event_assignee: &'static str,
+    pub event_department: &'static str,
+    pub event_priority: &'static str,
+    pub event_participant_dropped: &'static str,
+    pub event_participants_skipped: &'static str,
+    pub event_delivery_failed: &'static str,
 }
 
 pub static T: Texts = Texts {
@@ -74,4 +128,94 @@ pub static T: Texts = Texts {
     no_tickets: "No hay tickets en esta vista.",
     next_page: "Página siguiente",
     view_open: "Abiertos",
+    ticket_title: "Ticket",
+    requester: "Solicitante",
+    participants: "Participantes",
+    thread: "Conversación",
+    incoming: "Mensaje del cliente",
+    outgoing: "Respuesta",
+    note: "Nota interna",
+    attachments: "Adjuntos",
+    delivery: "Entrega",
+    delivery_queued: "en cola",
+    delivery_sent: "enviada",
+    delivery_retrying: "reintentando",
+    delivery_failed: "fallida",
+    attempts: "intentos",
+    reply_heading: "Responder",
+    reply: "Respuesta",
+    internal_note: "Nota interna",
+    send: "Enviar",
+    send_pending: "Enviar y dejar pendiente",
+    send_close: "Enviar y cerrar",
+    change_heading: "Cambiar el ticket",
+    status: "Estado",
+    assignee: "Asignado",
+    priority: "Prioridad",
+    department: "Departamento",
+    apply: "Aplicar cambios",
+    history: "Historial de cambios",
+    no_history: "Sin cambios todavía.",
+    system: "Sistema",
+    operator_n: "Operador",
+    done_reply: "Respuesta registrada; en cola para envío.",
+    done_note: "Nota interna registrada.",
+    done_change: "Cambios aplicados.",
+    nothing_changed: "No había nada que cambiar.",
+    empty_reply: "Escriba la respuesta (hasta 100 000 caracteres).",
+    invalid_assignee: "La persona elegida no puede recibir tickets de ese departamento.",
+    invalid_department: "El departamento elegido no existe o está inactivo.",
+    conflict: "El ticket cambió mientras tanto; revise los cambios e inténtelo de nuevo.",
+    status_open: "abierto",
+    status_pending: "pendiente",
+    status_closed: "cerrado",
+    priority_low: "baja",
+    priority_normal: "normal",
+    priority_high: "alta",
+    priority_urgent: "urgente",
+    event_status: "Estado",
+    event_assignee: "Asignado",
+    event_department: "Departamento",
+    event_priority: "Prioridad",
+    event_participant_dropped: "Dirección descartada",
+    event_participants_skipped: "Participantes omitidos",
+    event_delivery_failed: "Entrega fallida",
 };
+
+pub fn status(s: TicketStatus) -> &'static str {
+    match s {
+        TicketStatus::Open => T.status_open,
+        TicketStatus::Pending => T.status_pending,
+        TicketStatus::Closed => T.status_closed,
+    }
+}
+
+pub fn priority(p: Priority) -> &'static str {
+    match p {
+        Priority::Low => T.priority_low,
+        Priority::Normal => T.priority_normal,
+        Priority::High => T.priority_high,
+        Priority::Urgent => T.priority_urgent,
+    }
+}
+
+pub fn delivery(d: DeliveryState) -> &'static str {
+    match d {
+        DeliveryState::Queued => T.delivery_queued,
+        DeliveryState::Sent => T.delivery_sent,
+        DeliveryState::Retrying => T.delivery_retrying,
+        DeliveryState::Failed => T.delivery_failed,
+    }
+}
+
+pub fn event(k: EventKind) -> &'static str {
+    match k {
+        EventKind::Status => T.event_status,
+        EventKind::Assignee => T.event_assignee,
+        EventKind::Department => T.event_department,
+        EventKind::Priority => T.event_priority,
+        EventKind::ParticipantDropped => T.event_participant_dropped,
+        EventKind::ParticipantsSkipped => T.event_participants_skipped,
+        EventKind::DeliveryFailed => T.event_delivery_failed,
+    }
+}

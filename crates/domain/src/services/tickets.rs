@@ -48,12 +48,18 @@ pub enum TicketError {
     /// Nothing to change.
     #[error("nothing to change")]
     NothingToChange,
+    /// A reply or note without text, or longer than [`MAX_REPLY_CHARS`].
+    #[error("a reply needs 1 to {MAX_REPLY_CHARS} characters")]
+    InvalidReply,
     /// The ticket kept changing under the request.
     #[error("the ticket changed meanwhile")]
     Conflict,
     #[error(transparent)]
     Store(#[from] RepoError),
 }
+
+/// Longest reply or note, in characters (the API's `cuerpo` rule too).
+pub const MAX_REPLY_CHARS: usize = 100_000;
 
 /// The ports [`TicketService`] calls.
 pub trait TicketPorts:
@@ -295,6 +301,9 @@ impl<R: TicketPorts> TicketService<R> {
 
     /// A public reply (mailed) or an internal note (never mailed).
     pub async fn reply(&self, op: &Operator, ticket_id: i64, req: ReplyRequest) -> Result<ReplyOutcome, TicketError> {
+        if req.body.trim().is_empty() || req.body.chars().count() > MAX_REPLY_CHARS {
+            return Err(TicketError::InvalidReply);
+        }
         let ticket = self.visible(op, ticket_id).await?;
         let now = self.clock.now();
         let message_id = self.ids.for_reply(ticket.id);

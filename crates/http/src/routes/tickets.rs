@@ -11,7 +11,9 @@ use actix_web::web;
 use base64::Engine;
 use helpdesk_domain::model::*;
 use helpdesk_domain::ports::Adapters;
-use helpdesk_domain::services::{ChangeRequest, ListRequest, Operator, ReplyRequest, TicketCursor, is_safe_route};
+use helpdesk_domain::services::{
+    ChangeRequest, ListRequest, MAX_REPLY_CHARS, Operator, ReplyRequest, TicketCursor, is_safe_route,
+};
 use regex::Regex;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -409,7 +411,7 @@ impl ApiRequest for ReplyBody {
     fn rules() -> Vec<Field> {
         vec![
             id_rule("id"),
-            field("cuerpo", vec![Rule::Required, Rule::String, Rule::Max(100_000)]),
+            field("cuerpo", vec![Rule::Required, Rule::String, Rule::Max(MAX_REPLY_CHARS)]),
             field("html", vec![Rule::String, Rule::Max(500_000)]),
             field("interna", vec![Rule::Boolean]),
             field("cc", vec![Rule::MailboxList, Rule::Max(10_000)]),

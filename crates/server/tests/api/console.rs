@@ -2,6 +2,7 @@
 //! sees it: the rendered HTML, its headers and cookies, on both backends.
 //! (The browser suite drives the same pages in Chromium.)
 
+use helpdesk_domain::ports::TicketRepository;
 use serde_json::json;
 
 use crate::helpers::*;
@@ -216,4 +217,134 @@ async fn sign_in_queue_and_sign_out(backend: Backend) {
     assert_eq!(again.get("/consola/tickets").await.status, 200, "the other session lives on");
 }
 
-crate::on_both_backends!(the_sign_in_page_is_labelled_and_locked_down, sign_in_queue_and_sign_out);
+/// A ticket's page: the thread with the customer's HTML made inert, the
+/// labelled reply box and change controls; a reply, a note that closes,
+/// and a change each do what the API would, and a refused one nothing.
+async fn a_ticket_is_read_answered_and_changed(backend: Backend) {
+    let d = desk(backend, false).await;
+    let mut mail = customer_mail("consola-3", "Factura <b>vencida</b>", json!({}));
+    mail["html"] = json!(
+        "<p>Hola <b>equipo</b></p><script>alert(1)</script><img src=\"https://tracker.example/p.gif\">\
+         <a href=\"javascript:alert(1)\">clic</a><iframe srcdoc=\"<script>alert(2)</script>\"></iframe>\
+         <a href=\"https://ejemplo.test/ayuda\">ayuda</a><div onclick=\"alert(3)\" style=\"position:fixed\">x</div>"
+    );
+    let saved = d.save(&mail).await;
+    let id: i64 = saved["ticket"].as_str().unwrap().parse().unwrap();
+    let mut sales = customer_mail("consola-4", "De ventas", json!({}));
+    sales["to"] = json!("ventas@helpdesk.test");
+    let other: i64 = d.save(&sales).await["ticket"].as_str().unwrap().parse().unwrap();
+
+    let mut b = Browser::new(&d.app);
+    b.sign_in("ana").await;
+    let page = b.get(&format!("/consola/tickets/{id}")).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    for needle in [
+        "<label for=\"cuerpo\">Respuesta</label>",
+        "<textarea id=\"cuerpo\" name=\"cuerpo\"",
+        "<label for=\"nota\">Nota interna</label>",
+        ">Enviar</button>",
+        ">Enviar y dejar pendiente</button>",
+        ">Enviar y cerrar</button>",
+        "<label for=\"estado\">Estado</label>",
+        "<label for=\"asignado\">Asignado</label>",
+        "<label for=\"prioridad\">Prioridad</label>",
+        "<label for=\"departamento\">Departamento</label>",
+        "Mensaje del cliente",
+        "<b>equipo</b>",
+        "rel=\"noopener noreferrer\"",
+        "error_log.txt",
+    ] {
+        assert!(page.body.contains(needle), "{needle} missing: {}", page.body);
+    }
+    let lower = page.body.to_lowercase();
+    for bad in ["alert(", "tracker.example", "javascript:", "<iframe", "onclick", "position:fixed", "<b>vencida"] {
+        assert!(!lower.contains(bad), "{bad} survived: {}", page.body);
+    }
+    let page404 = b.get(&format!("/consola/tickets/{other}")).await;
+    assert_eq!(page404.status, 404, "another department's ticket is absent");
+    assert_eq!(b.get("/consola/tickets/abc").await.status, 404);
+    let csrf = page.field("csrf");
+
+    // An empty reply: refused with the reason, nothing stored.
+    let before = d.app.db.details_of(id).await.unwrap().len();
+    let page = b.post(&format!("/consola/tickets/{id}/respuesta"), &[("csrf", &csrf), ("cuerpo", "  ")]).await;
+    assert_eq!(page.status, 422, "{}", page.body);
+    assert!(page.body.contains("Escriba la respuesta"), "{}", page.body);
+    // Without the token: 403, nothing stored.
+    let page = b.post(&format!("/consola/tickets/{id}/respuesta"), &[("csrf", "x"), ("cuerpo", "Hola")]).await;
+    assert_eq!(page.status, 403);
+    assert_eq!(d.app.db.details_of(id).await.unwrap().len(), before);
+
+    // A reply: stored as the API stores it, in the thread, queued.
+    let page = b
+        .post(
+            &format!("/consola/tickets/{id}/respuesta"),
+            &[("csrf", &csrf), ("cuerpo", "Ya revisamos su factura."), ("despues", "")],
+        )
+        .await;
+    assert_eq!(
+        (page.status, page.location()),
+        (303, format!("/consola/tickets/{id}?hecho=respuesta")),
+        "{}",
+        page.body
+    );
+    let details = d.app.db.details_of(id).await.unwrap();
+    let reply = details.last().unwrap();
+    assert_eq!(
+        (reply.body.as_str(), reply.direction.as_str(), reply.author_id),
+        ("Ya revisamos su factura.", "saliente", Some(d.ana))
+    );
+    let page = b.get(&page.location()).await;
+    assert!(
+        page.body.contains("Respuesta registrada; en cola para envío.")
+            && page.body.contains("Ya revisamos su factura.")
+    );
+    assert!(page.body.contains("Entrega: en cola"), "{}", page.body);
+
+    // A note that closes the ticket.
+    let page = b
+        .post(
+            &format!("/consola/tickets/{id}/respuesta"),
+            &[("csrf", &csrf), ("cuerpo", "Cliente al día."), ("nota", "1"), ("despues", "cerrado")],
+        )
+        .await;
+    assert_eq!(page.status, 303, "{}", page.body);
+    let details = d.app.db.details_of(id).await.unwrap();
+    assert_eq!(details.last().unwrap().direction.as_str(), "nota");
+    assert_eq!(d.app.db.find_ticket(id).await.unwrap().unwrap().status.as_str(), "cerrado");
+
+    // A change: priority and assignee at once; the history shows it.
+    let carla = d.carla.to_string();
+    let form = [
+        ("csrf", csrf.as_str()),
+        ("estado", "abierto"),
+        ("asignado", carla.as_str()),
+        ("prioridad", "urgente"),
+        ("departamento", &d.support.to_string()),
+    ];
+    let page = b.post(&format!("/consola/tickets/{id}/cambios"), &form).await;
+    assert_eq!((page.status, page.location()), (303, format!("/consola/tickets/{id}?hecho=cambios")), "{}", page.body);
+    let t = d.app.db.find_ticket(id).await.unwrap().unwrap();
+    assert_eq!((t.status.as_str(), t.priority.as_str(), t.assignee_id), ("abierto", "urgente", Some(d.carla)));
+    let page = b.get(&page.location()).await;
+    assert!(page.body.contains("Cambios aplicados.") && page.body.contains("Historial de cambios"), "{}", page.body);
+    assert!(page.body.contains("<option value=\"urgente\" selected>urgente</option>"), "{}", page.body);
+    // Another department's user as assignee: refused, nothing changed.
+    let beto = d.beto.to_string();
+    let form = [
+        ("csrf", csrf.as_str()),
+        ("estado", "abierto"),
+        ("asignado", beto.as_str()),
+        ("prioridad", "urgente"),
+        ("departamento", &d.support.to_string()),
+    ];
+    let page = b.post(&format!("/consola/tickets/{id}/cambios"), &form).await;
+    assert_eq!(page.status, 422, "{}", page.body);
+    assert_eq!(d.app.db.find_ticket(id).await.unwrap().unwrap().assignee_id, Some(d.carla));
+}
+
+crate::on_both_backends!(
+    the_sign_in_page_is_labelled_and_locked_down,
+    sign_in_queue_and_sign_out,
+    a_ticket_is_read_answered_and_changed
+);
