@@ -10,6 +10,7 @@ mod auth;
 mod bot;
 mod cli;
 mod console;
+mod console_browser;
 mod documented;
 mod errors;
 mod faults;
