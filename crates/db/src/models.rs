@@ -231,6 +231,7 @@ pub struct AuditRow {
     pub duracion_us: Option<i64>,
     pub cuerpo: String,
     pub fk_id_bitacora_padre: Option<i64>,
+    pub fk_id_usuario: Option<i64>,
 }
 
 impl From<AuditRow> for AuditEntry {
@@ -247,6 +248,7 @@ impl From<AuditRow> for AuditEntry {
             duration_us: r.duracion_us,
             body: r.cuerpo,
             parent_id: r.fk_id_bitacora_padre,
+            user_id: r.fk_id_usuario,
         }
     }
 }

@@ -115,6 +115,7 @@ diesel::table! {
         duracion_us -> Nullable<BigInt>,
         cuerpo -> Text,
         fk_id_bitacora_padre -> Nullable<BigInt>,
+        fk_id_usuario -> Nullable<BigInt>,
     }
 }
 

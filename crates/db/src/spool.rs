@@ -303,7 +303,7 @@ mod tests {
                 body: "{\"a\":\"ñ\"}".into(),
                 parent_id: None,
             },
-            outcome: AuditOutcome { consumer_id: None, status: 503, duration_us: 7 },
+            outcome: AuditOutcome { consumer_id: None, status: 503, duration_us: 7, user_id: None },
         }
     }
 

@@ -36,14 +36,17 @@ pub struct AuditCtx {
     /// `None` when the record could not be written (store down).
     pub id: Option<i64>,
     consumer_id: Arc<AtomicI64>,
+    /// The operator behind the user token, once admitted (0: none).
+    user_id: Arc<AtomicI64>,
 }
 
 impl AuditCtx {
     pub fn of(req: &HttpRequest) -> AuditCtx {
-        req.extensions()
-            .get::<AuditCtx>()
-            .cloned()
-            .unwrap_or_else(|| AuditCtx { id: None, consumer_id: Arc::new(AtomicI64::new(0)) })
+        req.extensions().get::<AuditCtx>().cloned().unwrap_or_else(|| AuditCtx::new(None))
+    }
+
+    fn new(id: Option<i64>) -> AuditCtx {
+        AuditCtx { id, consumer_id: Arc::new(AtomicI64::new(0)), user_id: Arc::new(AtomicI64::new(0)) }
     }
 
     /// Records which consumer the request authenticated as.
@@ -53,6 +56,15 @@ impl AuditCtx {
 
     fn consumer(&self) -> Option<i64> {
         Some(self.consumer_id.load(Ordering::Relaxed)).filter(|id| *id != 0)
+    }
+
+    /// Records which user (an operator's token) the request acts as.
+    pub fn set_user(&self, id: i64) {
+        self.user_id.store(id, Ordering::Relaxed);
+    }
+
+    fn user(&self) -> Option<i64> {
+        Some(self.user_id.load(Ordering::Relaxed)).filter(|id| *id != 0)
     }
 }
 
@@ -104,7 +116,7 @@ pub(crate) async fn audit_middleware<A: Adapters>(
             None
         }
     };
-    let ctx = AuditCtx { id, consumer_id: Arc::new(AtomicI64::new(0)) };
+    let ctx = AuditCtx::new(id);
     req.extensions_mut().insert(ctx.clone());
     // Should the client leave before the answer, the future is dropped
     // here; the guard then records the request as 499.
@@ -136,7 +148,7 @@ pub(crate) async fn audit_middleware<A: Adapters>(
         // No id could be reserved (the store is down): the record is kept
         // unnumbered in the spool, which numbers it when the store is back.
         let duration_us = i64::try_from(started.elapsed().as_micros()).unwrap_or(i64::MAX);
-        let outcome = AuditOutcome { consumer_id: ctx.consumer(), status, duration_us };
+        let outcome = AuditOutcome { consumer_id: ctx.consumer(), status, duration_us, user_id: ctx.user() };
         let mut entry = unnumbered.take().expect("kept for this");
         cap_refused_body(&mut entry, status);
         if let Err(e) = state.audit.record_unnumbered(entry, outcome).await {
@@ -201,7 +213,7 @@ impl<R: AuditRepository> Pending<'_, R> {
         let mut entry = self.entry.take()?;
         cap_refused_body(&mut entry, status);
         let duration_us = i64::try_from(self.started.elapsed().as_micros()).unwrap_or(i64::MAX);
-        let outcome = AuditOutcome { consumer_id: self.ctx.consumer(), status, duration_us };
+        let outcome = AuditOutcome { consumer_id: self.ctx.consumer(), status, duration_us, user_id: self.ctx.user() };
         Some(AuditRecord { id: self.id, entry, outcome })
     }
 }

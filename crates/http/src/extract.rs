@@ -93,6 +93,7 @@ async fn admit<R: ApiRequest, A: Adapters>(req: &HttpRequest) -> Result<Valid<R,
         Gate::Operator => {
             let token = bearer(req).ok_or(SsoError::InvalidToken)?;
             let user = state.sso.authenticate(&token).await?;
+            AuditCtx::of(req).set_user(user.id);
             Some(Operator::new(user)?)
         }
         _ => None,

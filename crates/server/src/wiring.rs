@@ -207,8 +207,10 @@ pub fn web_state<A: Adapters>(config: &Config, state: &AppState<A>) -> WebState<
         )
         .with_own_addresses(config.own()),
         admin: AdminService::new(store.clone()),
-        directory: DirectoryService::new(store, clock)
+        directory: DirectoryService::new(store, clock.clone())
             .with_cache(Duration::from_millis(settings.server.directory_cache_ms)),
+        audit: state.audit.clone(),
+        clock,
         site: Site::new(&config.public_url),
         client_ip: Arc::new(move |req| policy.client_addr(req.peer_addr().map(|a| a.ip()), req.headers())),
     }

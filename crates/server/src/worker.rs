@@ -245,7 +245,7 @@ mod tests {
                 body: String::new(),
                 parent_id: None,
             },
-            outcome: AuditOutcome { consumer_id: None, status: 200, duration_us: 1 },
+            outcome: AuditOutcome { consumer_id: None, status: 200, duration_us: 1, user_id: None },
         };
         store.write_audit(&[record(first, 31), record(first + 1, 29)]).await.unwrap();
         let (audit, _writer) = AuditService::new(store.clone());

@@ -10,6 +10,7 @@
 //! checked. The CSP allows no inline script.
 
 pub mod assets;
+mod audit;
 mod html;
 mod pages;
 pub mod session;
@@ -22,8 +23,8 @@ use std::sync::Arc;
 use actix_web::http::StatusCode;
 use actix_web::middleware::DefaultHeaders;
 use actix_web::{HttpRequest, HttpResponse, web};
-use helpdesk_domain::ports::Store;
-use helpdesk_domain::services::{AdminService, ConsoleService, DirectoryService, TicketService};
+use helpdesk_domain::ports::{Clock, Store};
+use helpdesk_domain::services::{AdminService, AuditService, ConsoleService, DirectoryService, TicketService};
 
 pub use session::Site;
 
@@ -41,6 +42,9 @@ pub struct WebState<S: Store> {
     pub tickets: TicketService<S>,
     pub admin: AdminService<S>,
     pub directory: DirectoryService<S>,
+    /// The bitácora (the API's writer: one group commit for both).
+    pub audit: AuditService<S>,
+    pub clock: Arc<dyn Clock>,
     pub site: Site,
     pub client_ip: ClientIp,
 }

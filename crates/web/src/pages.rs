@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use actix_web::http::StatusCode;
 use actix_web::http::header::LOCATION;
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
 use askama::Template;
 use helpdesk_domain::model::{Ticket, TicketStatus, UserFilter};
 use helpdesk_domain::ports::Store;
@@ -13,6 +13,7 @@ use helpdesk_domain::services::{ConsoleError, ListRequest, SsoError, TicketCurso
 
 use crate::WebState;
 use crate::assets::{self, Served};
+use crate::audit::{ActingUser, audited};
 use crate::session::{self, CSRF_FIELD, SESSION_COOKIE, SIGN_IN_COOKIE};
 use crate::texts::{self, T, Texts};
 
@@ -102,7 +103,10 @@ pub async fn visit<S: Store>(state: &WebState<S>, req: &HttpRequest) -> Result<V
         return Err(see_other("/consola/entrar"));
     };
     match state.console.resume(&key).await {
-        Ok(v) => Ok(v),
+        Ok(v) => {
+            req.extensions_mut().insert(ActingUser(v.operator.id()));
+            Ok(v)
+        }
         Err(ConsoleError::SignedOut | ConsoleError::NotAnOperator) => {
             let mut res = see_other("/consola/entrar?fin=1");
             let _ = res.add_removal_cookie(&state.site.removal(SESSION_COOKIE));
@@ -134,51 +138,60 @@ fn sign_in_page<S: Store>(
 /// `POST /consola/entrar`: signs in through the SSO rules; a new session
 /// key each time; one message for any wrong credential.
 pub async fn sign_in<S: Store>(state: web::Data<WebState<S>>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
-    let form = fields(&body);
+    audited(&state, &req, &body, signing_in(&state, &req, &body)).await
+}
+
+async fn signing_in<S: Store>(state: &WebState<S>, req: &HttpRequest, body: &[u8]) -> HttpResponse {
+    let form = fields(body);
     let given = form.get(CSRF_FIELD).map(String::as_str).unwrap_or_default();
-    let expected = session::sign_in_token(&req).unwrap_or_default();
-    if !state.site.same_origin(&req) || !session::token_matches(&expected, given) {
+    let expected = session::sign_in_token(req).unwrap_or_default();
+    if !state.site.same_origin(req) || !session::token_matches(&expected, given) {
         return message(StatusCode::FORBIDDEN, T.forbidden_title, T.forbidden);
     }
     let login = form.get("usuario").map(|s| s.trim()).unwrap_or_default();
     let password = form.get("contrasena").map(String::as_str).unwrap_or_default();
     if login.is_empty() || password.is_empty() {
-        return sign_in_page(&state, StatusCode::UNPROCESSABLE_ENTITY, login, Some(T.wrong_credentials));
+        return sign_in_page(state, StatusCode::UNPROCESSABLE_ENTITY, login, Some(T.wrong_credentials));
     }
-    let ip = (state.client_ip)(&req).map(|ip| ip.to_string()).unwrap_or_default();
+    let ip = (state.client_ip)(req).map(|ip| ip.to_string()).unwrap_or_default();
     match state.console.sign_in(login, password, &ip).await {
         Ok(signed) => {
+            req.extensions_mut().insert(ActingUser(signed.operator.id()));
             let mut res = see_other("/consola/tickets");
             let _ = res.add_cookie(&state.site.cookie(SESSION_COOKIE, signed.key));
             let _ = res.add_removal_cookie(&state.site.removal(SIGN_IN_COOKIE));
             res
         }
         Err(ConsoleError::Sso(SsoError::InvalidCredentials | SsoError::UnknownProduct)) => {
-            sign_in_page(&state, StatusCode::UNAUTHORIZED, login, Some(T.wrong_credentials))
+            sign_in_page(state, StatusCode::UNAUTHORIZED, login, Some(T.wrong_credentials))
         }
         Err(ConsoleError::Sso(SsoError::Throttled { .. })) => {
-            sign_in_page(&state, StatusCode::TOO_MANY_REQUESTS, login, Some(T.throttled))
+            sign_in_page(state, StatusCode::TOO_MANY_REQUESTS, login, Some(T.throttled))
         }
         Err(ConsoleError::Sso(SsoError::NoProductAccess)) => {
-            sign_in_page(&state, StatusCode::FORBIDDEN, login, Some(T.no_access))
+            sign_in_page(state, StatusCode::FORBIDDEN, login, Some(T.no_access))
         }
-        Err(ConsoleError::NotAnOperator) => sign_in_page(&state, StatusCode::FORBIDDEN, login, Some(T.not_an_operator)),
+        Err(ConsoleError::NotAnOperator) => sign_in_page(state, StatusCode::FORBIDDEN, login, Some(T.not_an_operator)),
         Err(e) => failed(&e),
     }
 }
 
 /// `POST /consola/salir`.
 pub async fn sign_out<S: Store>(state: web::Data<WebState<S>>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
-    let visit = match visit(&state, &req).await {
+    audited(&state, &req, &body, signing_out(&state, &req, &body)).await
+}
+
+async fn signing_out<S: Store>(state: &WebState<S>, req: &HttpRequest, body: &[u8]) -> HttpResponse {
+    let visit = match visit(state, req).await {
         Ok(v) => v,
         Err(page) => return page,
     };
-    let form = fields(&body);
+    let form = fields(body);
     let given = form.get(CSRF_FIELD).map(String::as_str).unwrap_or_default();
-    if !state.site.same_origin(&req) || !session::token_matches(&visit.session.csrf, given) {
+    if !state.site.same_origin(req) || !session::token_matches(&visit.session.csrf, given) {
         return message(StatusCode::FORBIDDEN, T.forbidden_title, T.forbidden);
     }
-    if let Some(key) = session::session_key(&req)
+    if let Some(key) = session::session_key(req)
         && let Err(e) = state.console.sign_out(&key).await
     {
         return failed(&e);

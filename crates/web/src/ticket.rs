@@ -13,6 +13,7 @@ use helpdesk_domain::services::{ChangeRequest, ReplyRequest, TicketError, Visit}
 
 use crate::WebState;
 use crate::assets::{self, Served};
+use crate::audit::audited;
 use crate::html::clean;
 use crate::pages::{failed, fields, html, message, see_other, visit};
 use crate::session::{self, CSRF_FIELD};
@@ -274,25 +275,29 @@ pub async fn reply<S: Store>(
     path: web::Path<String>,
     body: web::Bytes,
 ) -> HttpResponse {
-    let (visit, form) = match checked(&state, &req, &body).await {
+    audited(&state, &req, &body, replying(&state, &req, &path, &body)).await
+}
+
+async fn replying<S: Store>(state: &WebState<S>, req: &HttpRequest, path: &str, body: &[u8]) -> HttpResponse {
+    let (visit, form) = match checked(state, req, body).await {
         Ok(ok) => ok,
         Err(page) => return page,
     };
-    let Some(id) = ticket_id(&path) else { return not_found() };
+    let Some(id) = ticket_id(path) else { return not_found() };
     let text = form.get("cuerpo").cloned().unwrap_or_default();
     let internal = form.get("nota").is_some_and(|v| v == "1");
     let then = match form.get("despues").map(String::as_str).unwrap_or_default() {
         "" => None,
         other => match TicketStatus::parse(other) {
             Some(s) => Some(s),
-            None => return page(&state, &visit, id, StatusCode::UNPROCESSABLE_ENTITY, None, (&text, internal)).await,
+            None => return page(state, &visit, id, StatusCode::UNPROCESSABLE_ENTITY, None, (&text, internal)).await,
         },
     };
     let request = ReplyRequest { body: text.clone(), html: None, internal, cc: None };
     match state.tickets.reply(&visit.operator, id, request).await {
         Ok(_) => {}
         Err(TicketError::InvalidReply) => {
-            return page(&state, &visit, id, StatusCode::UNPROCESSABLE_ENTITY, Some(T.empty_reply), (&text, internal))
+            return page(state, &visit, id, StatusCode::UNPROCESSABLE_ENTITY, Some(T.empty_reply), (&text, internal))
                 .await;
         }
         Err(TicketError::NotFound) => return not_found(),
@@ -303,7 +308,7 @@ pub async fn reply<S: Store>(
         match state.tickets.change(&visit.operator, id, change).await {
             Ok(_) | Err(TicketError::NothingToChange) => {}
             Err(TicketError::Conflict) => {
-                return page(&state, &visit, id, StatusCode::CONFLICT, Some(T.conflict), ("", false)).await;
+                return page(state, &visit, id, StatusCode::CONFLICT, Some(T.conflict), ("", false)).await;
             }
             Err(e) => return failed(&e),
         }
@@ -319,18 +324,22 @@ pub async fn change<S: Store>(
     path: web::Path<String>,
     body: web::Bytes,
 ) -> HttpResponse {
-    let (visit, form) = match checked(&state, &req, &body).await {
+    audited(&state, &req, &body, changing(&state, &req, &path, &body)).await
+}
+
+async fn changing<S: Store>(state: &WebState<S>, req: &HttpRequest, path: &str, body: &[u8]) -> HttpResponse {
+    let (visit, form) = match checked(state, req, body).await {
         Ok(ok) => ok,
         Err(page) => return page,
     };
-    let Some(id) = ticket_id(&path) else { return not_found() };
+    let Some(id) = ticket_id(path) else { return not_found() };
     let current = match state.tickets.show(&visit.operator, id).await {
         Ok(t) => t.ticket,
         Err(TicketError::NotFound) => return not_found(),
         Err(e) => return failed(&e),
     };
     let field = |name: &str| form.get(name).map(|v| v.trim().to_string()).unwrap_or_default();
-    let bad = || async { page(&state, &visit, id, StatusCode::UNPROCESSABLE_ENTITY, None, ("", false)).await };
+    let bad = || async { page(state, &visit, id, StatusCode::UNPROCESSABLE_ENTITY, None, ("", false)).await };
     let status = match TicketStatus::parse(&field("estado")) {
         Some(s) => (s != current.status).then_some(s),
         None => return bad().await,
@@ -368,5 +377,5 @@ pub async fn change<S: Store>(
         Err(TicketError::NotFound) => return not_found(),
         Err(e) => return failed(&e),
     };
-    page(&state, &visit, id, status, Some(notice), ("", false)).await
+    page(state, &visit, id, status, Some(notice), ("", false)).await
 }

@@ -35,6 +35,7 @@ const AUDIT_COLUMNS: &[&str] = &[
     "duracion_us",
     "cuerpo",
     "fk_id_bitacora_padre",
+    "fk_id_usuario",
 ];
 
 /// A record as its row, before it is inserted (the body is borrowed).
@@ -50,6 +51,7 @@ struct AuditInsert<'a> {
     duracion_us: Option<i64>,
     cuerpo: &'a str,
     fk_id_bitacora_padre: Option<i64>,
+    fk_id_usuario: Option<i64>,
 }
 
 /// The rows of a batch. A parent is kept when it is `stored` or earlier in
@@ -73,6 +75,7 @@ fn rows<'a>(records: &'a [AuditRecord], stored: &BTreeSet<i64>) -> Vec<AuditInse
                 .entry
                 .parent_id
                 .filter(|p| stored.contains(p) || (in_batch.contains(p) && *p < r.id)),
+            fk_id_usuario: r.outcome.user_id,
         })
         .collect()
 }
@@ -107,6 +110,7 @@ fn insert<'a>(rows: &'a [AuditInsert<'a>]) -> Statement<'a> {
                 Value::OptBigInt(r.duracion_us),
                 Value::Text(r.cuerpo),
                 Value::OptBigInt(r.fk_id_bitacora_padre),
+                Value::OptBigInt(r.fk_id_usuario),
             ]
         })
         .collect();

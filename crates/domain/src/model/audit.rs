@@ -25,6 +25,11 @@ pub struct AuditOutcome {
     pub consumer_id: Option<i64>,
     pub status: u16,
     pub duration_us: i64,
+    /// The acting user: the operator of a ticket-API call's token, or the
+    /// console's signed-in user. (Absent in records spooled by older
+    /// versions.)
+    #[serde(default)]
+    pub user_id: Option<i64>,
 }
 
 /// A finished record, as written: its id was reserved before the request
@@ -67,4 +72,6 @@ pub struct AuditEntry {
     pub duration_us: Option<i64>,
     pub body: String,
     pub parent_id: Option<i64>,
+    /// See [`AuditOutcome::user_id`].
+    pub user_id: Option<i64>,
 }

@@ -539,7 +539,7 @@ mod tests {
                 body: String::new(),
                 parent_id: None,
             },
-            outcome: crate::model::AuditOutcome { consumer_id: None, status: 200, duration_us: 1 },
+            outcome: crate::model::AuditOutcome { consumer_id: None, status: 200, duration_us: 1, user_id: None },
         }
     }
 

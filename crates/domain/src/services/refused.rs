@@ -162,7 +162,7 @@ fn aggregate(address: &str, w: &Window, id: i64) -> AuditRecord {
             body: body.to_string(),
             parent_id: None,
         },
-        outcome: AuditOutcome { consumer_id: None, status: 401, duration_us: 0 },
+        outcome: AuditOutcome { consumer_id: None, status: 401, duration_us: 0, user_id: None },
     }
 }
 

@@ -333,7 +333,7 @@ fn audit_record(id: i64, endpoint: &str, parent_id: Option<i64>, status: u16) ->
     AuditRecord {
         id,
         entry: audit_entry(endpoint, parent_id),
-        outcome: AuditOutcome { consumer_id: None, status, duration_us: 1234 },
+        outcome: AuditOutcome { consumer_id: None, status, duration_us: 1234, user_id: None },
     }
 }
 
@@ -349,8 +349,10 @@ pub async fn audit_records_are_written_in_batches_and_link<S: Store>(s: Arc<S>) 
         })
         .await
         .unwrap();
+    let u = s.create_user(sample_user("ana", "ana@example.test", None)).await.unwrap();
     let mut one = audit_record(first, "correo/save", None, 422);
     one.outcome.consumer_id = Some(c.id);
+    one.outcome.user_id = Some(u.id);
     // In one batch: a record linking to one earlier in the same batch, one
     // linking to nothing (dropped, not refused), a long multi-byte body.
     let two = audit_record(first + 1, "SSO/access", Some(first), 200);
@@ -372,9 +374,11 @@ pub async fn audit_records_are_written_in_batches_and_link<S: Store>(s: Arc<S>) 
             duration_us: Some(1234),
             body: one.entry.body.clone(),
             parent_id: None,
+            user_id: Some(u.id),
         }
     );
     assert_eq!(s.find_audit(first + 1).await.unwrap().unwrap().parent_id, Some(first));
+    assert_eq!(s.find_audit(first + 1).await.unwrap().unwrap().user_id, None);
     assert_eq!(s.find_audit(first + 2).await.unwrap().unwrap().parent_id, None);
     assert_eq!(s.find_audit(first + 3).await.unwrap().unwrap().body, four.entry.body);
     // A later batch links to a stored record.
@@ -2114,7 +2118,7 @@ pub async fn old_audit_records_are_purged_oldest_first<S: Store>(s: Arc<S>) {
             body: String::new(),
             parent_id: parent,
         },
-        outcome: AuditOutcome { consumer_id: None, status: 200, duration_us: 1 },
+        outcome: AuditOutcome { consumer_id: None, status: 200, duration_us: 1, user_id: None },
     };
     // Ids and dates in different orders (each server numbers from its own block).
     let records = [

@@ -478,6 +478,7 @@ impl AuditRepository for InMemoryStore {
                         duration_us: Some(r.outcome.duration_us),
                         body: e.body,
                         parent_id,
+                        user_id: r.outcome.user_id,
                     },
                 );
             }

@@ -2,7 +2,7 @@
 //! sees it: the rendered HTML, its headers and cookies, on both backends.
 //! (The browser suite drives the same pages in Chromium.)
 
-use helpdesk_domain::ports::TicketRepository;
+use helpdesk_domain::ports::{AuditRepository, TicketRepository};
 use serde_json::json;
 
 use crate::helpers::*;
@@ -341,6 +341,28 @@ async fn a_ticket_is_read_answered_and_changed(backend: Backend) {
     let page = b.post(&format!("/consola/tickets/{id}/cambios"), &form).await;
     assert_eq!(page.status, 422, "{}", page.body);
     assert_eq!(d.app.db.find_ticket(id).await.unwrap().unwrap().assignee_id, Some(d.carla));
+
+    // Each of those POSTs has its bitácora record, with ana as the acting
+    // user, its status, and the form without its CSRF token.
+    let records = d.app.db.recent_audit(50).await.unwrap();
+    let console: Vec<_> = records.iter().filter(|r| r.endpoint.starts_with("consola/")).collect();
+    let replies: Vec<_> = console.iter().filter(|r| r.endpoint == format!("consola/tickets/{id}/respuesta")).collect();
+    let statuses: Vec<u16> = replies.iter().rev().filter_map(|r| r.status).collect();
+    assert_eq!(statuses, vec![422, 403, 303, 303], "{replies:?}");
+    assert!(replies.iter().all(|r| r.user_id == Some(d.ana) && r.method == "POST" && !r.body.contains(&csrf)));
+    assert!(replies.iter().any(|r| r.body.contains("Ya revisamos su factura.")), "{replies:?}");
+    let changes = console.iter().filter(|r| r.endpoint == format!("consola/tickets/{id}/cambios")).count();
+    assert_eq!(changes, 2);
+    let sign_in = console.iter().find(|r| r.endpoint == "consola/entrar").expect("the sign-in's record");
+    assert_eq!((sign_in.status, sign_in.user_id), (Some(303), Some(d.ana)));
+    assert!(sign_in.body.contains("\"usuario\":\"ana\"") && !sign_in.body.contains(PASSWORD), "{}", sign_in.body);
+
+    // An API call with an operator's token records its user too.
+    let token = d.token("carla").await;
+    let (status, body) = d.get("tickets", &token).await;
+    assert_eq!(status, 200, "{body}");
+    let record = d.app.db.find_audit(body["id_bitacora_log"].as_i64().unwrap()).await.unwrap().unwrap();
+    assert_eq!(record.user_id, Some(d.carla));
 }
 
 crate::on_both_backends!(

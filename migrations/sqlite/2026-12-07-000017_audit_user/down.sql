@@ -1,0 +1,1 @@
+ALTER TABLE bitacora_log DROP COLUMN fk_id_usuario;
