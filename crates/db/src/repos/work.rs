@@ -23,6 +23,45 @@ use crate::search::{HasWords, index_message};
 use crate::sql::{Statement, Value};
 use crate::{Db, db_run, db_transaction};
 
+/// Every filter of a ticket query but the order's own cursor, as a new
+/// boxed query selecting `$select`, at most `$q.limit` rows.
+macro_rules! filtered {
+    ($q:expr, $words:expr, $sla:expr, $select:expr) => {{
+        let q = &$q;
+        let mut query = ticket::table.select($select).limit(q.limit).into_boxed();
+        if let Some(status) = q.status {
+            query = query.filter(ticket::estado.eq(status.as_str()));
+        }
+        for department in [q.department_id, q.visible_department].into_iter().flatten() {
+            query = query.filter(ticket::fk_id_departamento.eq(department));
+        }
+        query = match q.assignee {
+            AssigneeFilter::Anyone => query,
+            AssigneeFilter::Nobody => query.filter(ticket::fk_id_usuario_asignado.is_null()),
+            AssigneeFilter::User(user) => query.filter(ticket::fk_id_usuario_asignado.eq(user)),
+        };
+        if let Some(priority) = q.priority {
+            query = query.filter(ticket::prioridad.eq(priority.as_str()));
+        }
+        if let Some(from) = q.from {
+            query = query.filter(ticket::created_at.ge(from));
+        }
+        if let Some(until) = q.until {
+            query = query.filter(ticket::created_at.le(until));
+        }
+        if let Some(before) = q.before_id {
+            query = query.filter(ticket::id_ticket.lt(before));
+        }
+        if let Some(words) = &$words {
+            query = query.filter(words.clone());
+        }
+        if let Some(sla) = $sla {
+            query = query.filter(sla);
+        }
+        query
+    }};
+}
+
 impl TicketWorkRepository for Db {
     /// One query: every filter set, the cursors, at most `limit` rows (no
     /// OFFSET: a page costs the same however deep). Newest first: by id
@@ -45,46 +84,10 @@ impl TicketWorkRepository for Db {
         }
         let sla = q.sla.map(|state| SlaIs::new(state, q.now));
         let mut rows: Vec<TicketRow> = db_run!(self, |conn| {
-            // Every filter but the order's own cursor, as a new query.
-            macro_rules! filtered {
-                () => {{
-                    let mut query = ticket::table.select(TicketRow::as_select()).limit(q.limit).into_boxed();
-                    if let Some(status) = q.status {
-                        query = query.filter(ticket::estado.eq(status.as_str()));
-                    }
-                    for department in [q.department_id, q.visible_department].into_iter().flatten() {
-                        query = query.filter(ticket::fk_id_departamento.eq(department));
-                    }
-                    query = match q.assignee {
-                        AssigneeFilter::Anyone => query,
-                        AssigneeFilter::Nobody => query.filter(ticket::fk_id_usuario_asignado.is_null()),
-                        AssigneeFilter::User(user) => query.filter(ticket::fk_id_usuario_asignado.eq(user)),
-                    };
-                    if let Some(priority) = q.priority {
-                        query = query.filter(ticket::prioridad.eq(priority.as_str()));
-                    }
-                    if let Some(from) = q.from {
-                        query = query.filter(ticket::created_at.ge(from));
-                    }
-                    if let Some(until) = q.until {
-                        query = query.filter(ticket::created_at.le(until));
-                    }
-                    if let Some(before) = q.before_id {
-                        query = query.filter(ticket::id_ticket.lt(before));
-                    }
-                    if let Some(words) = &words {
-                        query = query.filter(words.clone());
-                    }
-                    if let Some(sla) = sla {
-                        query = query.filter(sla);
-                    }
-                    query
-                }};
-            }
             let due = ticket::proximo_vencimiento;
             match (q.order, q.after_due) {
                 (TicketOrder::Newest, after) => {
-                    let mut query = filtered!().order(ticket::id_ticket.desc());
+                    let mut query = filtered!(q, words, sla, TicketRow::as_select()).order(ticket::id_ticket.desc());
                     // The other order's cursor, should it come: the tickets
                     // after it in that order.
                     query = match after {
@@ -96,7 +99,7 @@ impl TicketWorkRepository for Db {
                     };
                     query.load(conn).await.or_repo()
                 }
-                (TicketOrder::NearestDue, Some((None, id))) => filtered!()
+                (TicketOrder::NearestDue, Some((None, id))) => filtered!(q, words, sla, TicketRow::as_select())
                     .filter(due.is_null())
                     .filter(ticket::id_ticket.gt(id))
                     .order(ticket::id_ticket)
@@ -104,11 +107,14 @@ impl TicketWorkRepository for Db {
                     .await
                     .or_repo(),
                 (TicketOrder::NearestDue, after) => {
-                    let mut running = filtered!().filter(due.is_not_null()).order((due, ticket::id_ticket));
+                    let mut running = filtered!(q, words, sla, TicketRow::as_select())
+                        .filter(due.is_not_null())
+                        .order((due, ticket::id_ticket));
                     if let Some((Some(at), id)) = after {
                         running = running.filter(due.ge(at)).filter(due.gt(at).or(ticket::id_ticket.gt(id)));
                     }
-                    let rest = filtered!().filter(due.is_null()).order(ticket::id_ticket);
+                    let rest =
+                        filtered!(q, words, sla, TicketRow::as_select()).filter(due.is_null()).order(ticket::id_ticket);
                     running.union_all(rest).load(conn).await.or_repo()
                 }
             }
@@ -118,6 +124,24 @@ impl TicketWorkRepository for Db {
             rows.truncate(q.limit as usize);
         }
         rows.into_iter().map(Ticket::try_from).collect()
+    }
+
+    /// The ids only, at most `limit` of them, counted here: a capped count
+    /// reads no more rows than the cap.
+    async fn count_tickets(&self, q: TicketQuery) -> RepoResult<i64> {
+        let q = TicketQuery { before_id: None, after_due: None, ..q };
+        let words = match q.text.as_deref().map(|t| HasWords::new(t, None)) {
+            None => None,
+            Some(None) => return Ok(0),
+            Some(Some(words)) => Some(words),
+        };
+        if q.limit <= 0 {
+            return Ok(0);
+        }
+        let sla = q.sla.map(|state| SlaIs::new(state, q.now));
+        let ids: Vec<i64> =
+            db_run!(self, |conn| filtered!(q, words, sla, ticket::id_ticket).load(conn).await.or_repo())?;
+        Ok(ids.len() as i64)
     }
 
     async fn events_of(&self, ticket_id: i64) -> RepoResult<Vec<TicketEvent>> {

@@ -360,6 +360,10 @@ pub trait TicketWorkRepository: Send + Sync + 'static {
     /// only smaller ids (the cursor); `visible_department` confines to one
     /// department.
     fn list_tickets(&self, query: TicketQuery) -> impl Future<Output = RepoResult<Vec<Ticket>>> + Send;
+    /// How many tickets `list_tickets` would find with every filter of
+    /// `query` (its order and cursors ignored), counting at most
+    /// `query.limit`: a count capped at the limit.
+    fn count_tickets(&self, query: TicketQuery) -> impl Future<Output = RepoResult<i64>> + Send;
     /// The events of a ticket, oldest first.
     fn events_of(&self, ticket_id: i64) -> impl Future<Output = RepoResult<Vec<TicketEvent>>> + Send;
     /// The participants' addresses, lower-case, sorted.

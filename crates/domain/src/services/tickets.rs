@@ -211,9 +211,34 @@ impl<R: TicketPorts> TicketService<R> {
     /// A page of the tickets the operator may see, newest first.
     pub async fn list(&self, op: &Operator, req: ListRequest) -> Result<TicketPage, TicketError> {
         let limit = req.limit.clamp(1, MAX_PAGE);
+        let order = req.order;
+        // One more than asked: whether a next page exists.
+        let query = self.query(op, req, limit + 1);
+        let mut tickets = self.repo.list_tickets(query).await?;
+        let next = if tickets.len() as i64 > limit {
+            tickets.truncate(limit as usize);
+            tickets.last().map(|t| match order {
+                TicketOrder::Newest => TicketCursor::Before(t.id),
+                TicketOrder::NearestDue => TicketCursor::AfterDue(t.sla.and_then(|c| c.next_due()), t.id),
+            })
+        } else {
+            None
+        };
+        Ok(TicketPage { tickets, next })
+    }
+
+    /// How many tickets the operator may see match `req` (its cursor and
+    /// limit ignored), counted up to `cap`.
+    pub async fn count(&self, op: &Operator, req: ListRequest, cap: i64) -> Result<i64, TicketError> {
+        let req = ListRequest { cursor: None, ..req };
+        Ok(self.repo.count_tickets(self.query(op, req, cap.max(0))).await?)
+    }
+
+    /// The store's query for `req`, confined to what the operator may see.
+    fn query(&self, op: &Operator, req: ListRequest, limit: i64) -> TicketQuery {
         let visible_department = if op.sees_all() { None } else { op.user.department_id };
         let assignee = if req.assigned_to_me { AssigneeFilter::User(op.id()) } else { req.assignee };
-        let query = TicketQuery {
+        TicketQuery {
             status: req.status,
             department_id: req.department_id,
             visible_department,
@@ -233,20 +258,8 @@ impl<R: TicketPorts> TicketService<R> {
                 TicketCursor::AfterDue(due, id) => Some((due, id)),
                 TicketCursor::Before(_) => None,
             }),
-            // One more than asked: whether a next page exists.
-            limit: limit + 1,
-        };
-        let mut tickets = self.repo.list_tickets(query).await?;
-        let next = if tickets.len() as i64 > limit {
-            tickets.truncate(limit as usize);
-            tickets.last().map(|t| match req.order {
-                TicketOrder::Newest => TicketCursor::Before(t.id),
-                TicketOrder::NearestDue => TicketCursor::AfterDue(t.sla.and_then(|c| c.next_due()), t.id),
-            })
-        } else {
-            None
-        };
-        Ok(TicketPage { tickets, next })
+            limit,
+        }
     }
 
     /// The ticket, if the operator may see it.

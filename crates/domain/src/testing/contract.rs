@@ -1362,6 +1362,22 @@ pub async fn ticket_list_filters_on_every_field<S: Store>(s: Arc<S>) {
     assert_eq!(ids(&s.list_tickets(TicketQuery { limit: 0, ..q() }).await.unwrap()), Vec::<i64>::new());
     let listed_t2 = s.list_tickets(TicketQuery { assignee: AssigneeFilter::Nobody, limit: 1, ..q() }).await.unwrap();
     assert_eq!(listed_t2, vec![s.find_ticket(t2).await.unwrap().unwrap()], "whole tickets");
+
+    // Counts: what the list finds, capped at the limit, cursors ignored.
+    let count = |query: TicketQuery| {
+        let s = s.clone();
+        let query = TicketQuery { limit: if query.limit == 0 { 50 } else { query.limit }, ..query };
+        async move { s.count_tickets(query).await.unwrap() }
+    };
+    assert_eq!(count(q()).await, 4);
+    assert_eq!(count(status(TicketStatus::Open)).await, 2);
+    assert_eq!(count(assignee(AssigneeFilter::Nobody)).await, 1);
+    assert_eq!(count(TicketQuery { visible_department: Some(d2), ..q() }).await, 1);
+    assert_eq!(count(TicketQuery { limit: 3, ..q() }).await, 3, "capped");
+    assert_eq!(count(TicketQuery { limit: 1, ..q() }).await, 1);
+    assert_eq!(count(TicketQuery { before_id: Some(t2), ..q() }).await, 4, "the cursor is not a filter of a count");
+    assert_eq!(count(TicketQuery { text: Some("consulta".into()), ..q() }).await, 4);
+    assert_eq!(count(TicketQuery { text: Some("inexistente".into()), ..q() }).await, 0);
 }
 
 pub async fn ticket_list_pages_by_keyset<S: Store>(s: Arc<S>) {

@@ -1053,6 +1053,10 @@ impl TicketWorkRepository for InMemoryStore {
                 .collect())
         })
     }
+    async fn count_tickets(&self, q: TicketQuery) -> RepoResult<i64> {
+        let q = TicketQuery { order: TicketOrder::Newest, before_id: None, after_due: None, ..q };
+        Ok(self.list_tickets(q).await?.len() as i64)
+    }
     async fn events_of(&self, ticket_id: i64) -> RepoResult<Vec<TicketEvent>> {
         self.with(|i| Ok(i.events.values().filter(|e| e.ticket_id == ticket_id).cloned().collect()))
     }
