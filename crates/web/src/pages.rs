@@ -7,7 +7,7 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::LOCATION;
 use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
 use askama::Template;
-use helpdesk_domain::model::{Ticket, TicketStatus, UserFilter};
+use helpdesk_domain::model::{AssigneeFilter, Priority, SlaState, Ticket, TicketStatus, Timestamp, UserFilter};
 use helpdesk_domain::ports::Store;
 use helpdesk_domain::services::{ConsoleError, ListRequest, SsoError, TicketCursor, Visit};
 
@@ -49,8 +49,25 @@ struct Row {
     priority: &'static str,
     assignee: String,
     status: &'static str,
+    sla: &'static str,
+    sla_class: &'static str,
+    due: Option<String>,
+    due_iso: String,
     activity: String,
     activity_iso: String,
+}
+
+struct ViewLink {
+    key: &'static str,
+    label: &'static str,
+    count: String,
+    current: bool,
+}
+
+pub(crate) struct Choice {
+    pub value: String,
+    pub label: String,
+    pub selected: bool,
 }
 
 #[derive(Template)]
@@ -62,8 +79,14 @@ struct QueuePage<'a> {
     csrf: &'a str,
     operator_name: &'a str,
     view: &'static str,
+    view_key: &'static str,
+    views: Vec<ViewLink>,
+    text: &'a str,
+    departments: Vec<Choice>,
+    priorities: Vec<Choice>,
+    assignees: Vec<Choice>,
     rows: Vec<Row>,
-    next: Option<i64>,
+    next: Option<String>,
 }
 
 pub(crate) fn html(status: StatusCode, page: &impl Template) -> HttpResponse {
@@ -201,38 +224,131 @@ async fn signing_out<S: Store>(state: &WebState<S>, req: &HttpRequest, body: &[u
     res
 }
 
-/// `GET /consola/tickets`: the open tickets the operator may see, newest
-/// first, a page at a time (`?antes=ID`).
+/// The queue's views, by their key in the URL.
+const VIEWS: [&str; 7] = ["sin-asignar", "mios", "abiertos", "pendientes", "en-riesgo", "sla-vencido", "cerrados"];
+
+fn view_label(key: &str) -> &'static str {
+    match key {
+        "sin-asignar" => T.view_unassigned,
+        "mios" => T.view_mine,
+        "pendientes" => T.view_pending,
+        "en-riesgo" => T.view_at_risk,
+        "sla-vencido" => T.view_breached,
+        "cerrados" => T.view_closed,
+        _ => T.view_open,
+    }
+}
+
+/// Counts are exact up to this; beyond, "999+".
+const COUNT_CAP: i64 = 1000;
+
+fn view_request(key: &str) -> ListRequest {
+    let open = Some(TicketStatus::Open);
+    match key {
+        "sin-asignar" => ListRequest { status: open, assignee: AssigneeFilter::Nobody, ..ListRequest::default() },
+        "mios" => ListRequest { status: open, assigned_to_me: true, ..ListRequest::default() },
+        "pendientes" => ListRequest { status: Some(TicketStatus::Pending), ..ListRequest::default() },
+        "en-riesgo" => ListRequest { sla: Some(SlaState::AtRisk), ..ListRequest::default() },
+        "sla-vencido" => ListRequest { sla: Some(SlaState::Breached), ..ListRequest::default() },
+        "cerrados" => ListRequest { status: Some(TicketStatus::Closed), ..ListRequest::default() },
+        _ => ListRequest { status: open, ..ListRequest::default() },
+    }
+}
+
+/// The query string's parameters.
+fn params(req: &HttpRequest) -> HashMap<String, String> {
+    fields(req.query_string().as_bytes())
+}
+
+/// `GET /consola/tickets`: a view of the tickets the operator may see
+/// ("Abiertos" unless another is chosen), each view with its count,
+/// filtered by department, priority, assignee and the search's words,
+/// newest first, a page at a time (`antes=ID`).
 pub async fn queue<S: Store>(state: web::Data<WebState<S>>, req: HttpRequest) -> HttpResponse {
     let visit = match visit(&state, &req).await {
         Ok(v) => v,
         Err(page) => return page,
     };
-    let before = req
-        .query_string()
-        .split('&')
-        .find_map(|p| p.strip_prefix("antes="))
-        .and_then(|v| v.parse::<i64>().ok())
-        .filter(|v| *v > 0);
-    let list = ListRequest {
-        status: Some(TicketStatus::Open),
-        cursor: before.map(TicketCursor::Before),
-        limit: PAGE,
-        ..ListRequest::default()
+    let p = params(&req);
+    let get = |k: &str| p.get(k).map(|v| v.trim()).filter(|v| !v.is_empty());
+    let view_key = VIEWS.into_iter().find(|k| Some(*k) == get("vista")).unwrap_or("abiertos");
+    let view = view_label(view_key);
+    let department = get("departamento").and_then(|v| v.parse::<i64>().ok());
+    let priority = get("prioridad").and_then(Priority::parse);
+    let assignee = match get("asignado") {
+        Some("nadie") => Some(AssigneeFilter::Nobody),
+        Some(v) => v.parse::<i64>().ok().map(AssigneeFilter::User),
+        None => None,
     };
+    let text = get("q").unwrap_or_default().chars().take(200).collect::<String>();
+    let before = get("antes").and_then(|v| v.parse::<i64>().ok()).filter(|v| *v > 0);
+
+    let mut list = view_request(view_key);
+    list.department_id = department;
+    list.priority = priority;
+    if let Some(a) = assignee {
+        list.assignee = a;
+    }
+    list.text = Some(text.clone()).filter(|t| !t.is_empty());
+    list.cursor = before.map(TicketCursor::Before);
+    list.limit = PAGE;
     let page = match state.tickets.list(&visit.operator, list).await {
         Ok(p) => p,
         Err(e) => return failed(&e),
     };
-    let names = match names(&state, &page.tickets).await {
+    let mut views = Vec::new();
+    for key in VIEWS {
+        let count = match state.tickets.count(&visit.operator, view_request(key), COUNT_CAP).await {
+            Ok(n) if n >= COUNT_CAP => "999+".to_string(),
+            Ok(n) => n.to_string(),
+            Err(e) => return failed(&e),
+        };
+        views.push(ViewLink { key, label: view_label(key), count, current: key == view_key });
+    }
+    let names = match names(&state, &visit, &page.tickets).await {
         Ok(n) => n,
         Err(e) => return failed(&*e),
     };
-    let rows = page.tickets.iter().map(|t| row(t, &names)).collect();
+    let now = state.clock.now();
+    let rows = page.tickets.iter().map(|t| row(t, &names, now)).collect();
     let next = match page.next {
-        Some(TicketCursor::Before(id)) => Some(id),
+        Some(TicketCursor::Before(id)) => {
+            let mut q = url::form_urlencoded::Serializer::new(String::new());
+            q.append_pair("vista", view_key);
+            for (k, v) in
+                [("departamento", get("departamento")), ("prioridad", get("prioridad")), ("asignado", get("asignado"))]
+            {
+                if let Some(v) = v {
+                    q.append_pair(k, v);
+                }
+            }
+            if !text.is_empty() {
+                q.append_pair("q", &text);
+            }
+            q.append_pair("antes", &id.to_string());
+            Some(format!("/consola/tickets?{}", q.finish()))
+        }
         _ => None,
     };
+    let choice = |value: String, label: String, selected: bool| Choice { value, label, selected };
+    let mut departments = vec![choice(String::new(), T.any.into(), department.is_none())];
+    departments.extend(
+        names.departments.iter().map(|(id, name)| choice(id.to_string(), name.clone(), Some(*id) == department)),
+    );
+    let mut priorities = vec![choice(String::new(), T.any.into(), priority.is_none())];
+    priorities.extend(
+        Priority::ALL.into_iter().map(|p| choice(p.as_str().into(), texts::priority(p).into(), Some(p) == priority)),
+    );
+    let mut assignees = vec![
+        choice(String::new(), T.any.into(), assignee.is_none()),
+        choice("nadie".into(), T.nobody.into(), assignee == Some(AssigneeFilter::Nobody)),
+    ];
+    assignees.extend(
+        names
+            .users
+            .iter()
+            .map(|(id, name)| choice(id.to_string(), name.clone(), assignee == Some(AssigneeFilter::User(*id)))),
+    );
     let name = visit.operator.user.name.clone();
     html(
         StatusCode::OK,
@@ -242,7 +358,13 @@ pub async fn queue<S: Store>(state: web::Data<WebState<S>>, req: HttpRequest) ->
             js: assets::js(),
             csrf: &visit.session.csrf,
             operator_name: &name,
-            view: T.view_open,
+            view,
+            view_key,
+            views,
+            text: &text,
+            departments,
+            priorities,
+            assignees,
             rows,
             next,
         },
@@ -257,11 +379,21 @@ struct Names {
 
 async fn names<S: Store>(
     state: &WebState<S>,
+    visit: &Visit,
     tickets: &[Ticket],
 ) -> Result<Names, Box<dyn std::error::Error + Send + Sync>> {
-    let departments = state.admin.departments().await?.into_iter().map(|d| (d.id, d.name)).collect();
+    // The departments the operator may see (a lead: all).
+    let departments = state
+        .admin
+        .departments()
+        .await?
+        .into_iter()
+        .filter(|d| visit.operator.sees_all() || Some(d.id) == visit.operator.user.department_id)
+        .map(|d| (d.id, d.name))
+        .collect();
     let mut users = BTreeMap::new();
-    let wanted: std::collections::BTreeSet<i64> = tickets.iter().map(|t| t.department_id).collect();
+    let mut wanted: std::collections::BTreeSet<i64> = tickets.iter().map(|t| t.department_id).collect();
+    wanted.extend(visit.operator.user.department_id);
     for department_id in wanted {
         let filter = UserFilter { department_id: Some(department_id), ..UserFilter::default() };
         for u in state.directory.find_users(filter).await? {
@@ -271,8 +403,14 @@ async fn names<S: Store>(
     Ok(Names { departments, users })
 }
 
-fn row(t: &Ticket, names: &Names) -> Row {
+fn row(t: &Ticket, names: &Names, now: Timestamp) -> Row {
+    let state = t.sla.map(|c| c.state(now));
+    let due_at = t.sla.and_then(|c| c.next_due());
     Row {
+        sla: state.map_or(T.sla_none, texts::sla),
+        sla_class: state.map_or("sin_sla", SlaState::as_str),
+        due: due_at.map(|d| d.format("%Y-%m-%d %H:%M UTC").to_string()),
+        due_iso: due_at.map(|d| d.and_utc().to_rfc3339()).unwrap_or_default(),
         id: t.id,
         subject: t.subject.clone(),
         requester: t.requester.clone(),

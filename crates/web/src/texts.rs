@@ -1,7 +1,7 @@
 //! Every word the console shows, in Spanish, in one place. Templates read
 //! them through [`T`]; no template writes text of its own.
 
-use helpdesk_domain::model::{DeliveryState, EventKind, Priority, TicketStatus};
+use helpdesk_domain::model::{DeliveryState, EventKind, Priority, SlaState, TicketStatus};
 
 /// The console's texts.
 pub struct Texts {
@@ -39,6 +39,26 @@ pub struct Texts {
     pub no_tickets: &'static str,
     pub next_page: &'static str,
     pub view_open: &'static str,
+    pub view_unassigned: &'static str,
+    pub view_mine: &'static str,
+    pub view_pending: &'static str,
+    pub view_at_risk: &'static str,
+    pub view_breached: &'static str,
+    pub view_closed: &'static str,
+    pub views: &'static str,
+    pub filters: &'static str,
+    pub search: &'static str,
+    pub filter: &'static str,
+    pub any: &'static str,
+    pub nobody: &'static str,
+    pub col_sla: &'static str,
+    pub sla_on_time: &'static str,
+    pub sla_at_risk: &'static str,
+    pub sla_breached: &'static str,
+    pub sla_paused: &'static str,
+    pub sla_met: &'static str,
+    pub sla_none: &'static str,
+    pub due: &'static str,
     pub ticket_title: &'static str,
     pub requester: &'static str,
     pub participants: &'static str,
@@ -128,6 +148,26 @@ pub static T: Texts = Texts {
     no_tickets: "No hay tickets en esta vista.",
     next_page: "Página siguiente",
     view_open: "Abiertos",
+    view_unassigned: "Sin asignar",
+    view_mine: "Míos",
+    view_pending: "Pendientes",
+    view_at_risk: "En riesgo",
+    view_breached: "SLA vencido",
+    view_closed: "Cerrados",
+    views: "Vistas",
+    filters: "Filtros",
+    search: "Buscar en asunto y mensajes",
+    filter: "Filtrar",
+    any: "Todos",
+    nobody: "Nadie",
+    col_sla: "SLA",
+    sla_on_time: "en tiempo",
+    sla_at_risk: "en riesgo",
+    sla_breached: "vencido",
+    sla_paused: "pausado",
+    sla_met: "cumplido",
+    sla_none: "sin SLA",
+    due: "vence",
     ticket_title: "Ticket",
     requester: "Solicitante",
     participants: "Participantes",
@@ -217,5 +257,15 @@ pub fn event(k: EventKind) -> &'static str {
         EventKind::ParticipantDropped => T.event_participant_dropped,
         EventKind::ParticipantsSkipped => T.event_participants_skipped,
         EventKind::DeliveryFailed => T.event_delivery_failed,
+    }
+}
+
+pub fn sla(s: SlaState) -> &'static str {
+    match s {
+        SlaState::OnTime => T.sla_on_time,
+        SlaState::AtRisk => T.sla_at_risk,
+        SlaState::Breached => T.sla_breached,
+        SlaState::Paused => T.sla_paused,
+        SlaState::Met => T.sla_met,
     }
 }

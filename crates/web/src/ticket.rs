@@ -15,15 +15,9 @@ use crate::WebState;
 use crate::assets::{self, Served};
 use crate::audit::audited;
 use crate::html::clean;
-use crate::pages::{failed, fields, html, message, see_other, visit};
+use crate::pages::{Choice, failed, fields, html, message, see_other, visit};
 use crate::session::{self, CSRF_FIELD};
 use crate::texts::{self, T, Texts};
-
-struct Choice {
-    value: String,
-    label: String,
-    selected: bool,
-}
 
 struct Message {
     kind: &'static str,

@@ -198,6 +198,28 @@ async fn sign_in_queue_and_sign_out(backend: Backend) {
     let other = sales["ticket"].as_str().unwrap();
     assert!(!page.body.contains(&format!("/consola/tickets/{other}\"")), "another department's ticket: {}", page.body);
     assert!(page.body.contains("Operador ana") && page.body.contains("Soporte"), "{}", page.body);
+    // The views, each with its count (the other department's not counted).
+    assert!(page.body.contains("aria-current=\"page\">Abiertos <span class=\"cuenta\">(1)</span>"), "{}", page.body);
+    for view in ["Sin asignar", "Míos", "Pendientes", "En riesgo", "SLA vencido", "Cerrados"] {
+        assert!(page.body.contains(&format!(">{view} <span class=\"cuenta\">(")), "{view}: {}", page.body);
+    }
+    assert!(page.body.contains("Cerrados <span class=\"cuenta\">(0)</span>"), "{}", page.body);
+    // Filters and the search narrow the view.
+    let link = format!("<a href=\"/consola/tickets/{id}\">");
+    for (query, shown) in [
+        ("?q=impresora", true),
+        ("?q=inexistente", false),
+        ("?prioridad=urgente", false),
+        ("?prioridad=normal", true),
+        ("?vista=cerrados", false),
+        ("?vista=nada", true),
+        (&format!("?departamento={}", d.support), true),
+        ("?asignado=nadie&q=impresora", !page.body.contains("Sin asignar <span class=\"cuenta\">(0)")),
+    ] {
+        let filtered = b.get(&format!("/consola/tickets{query}")).await;
+        assert_eq!(filtered.status, 200, "{query}");
+        assert_eq!(filtered.body.contains(&link), shown, "{query}: {}", filtered.body);
+    }
 
     // Signing in again gives a new key; the old one still opens its own session.
     let mut again = Browser::new(&d.app);
