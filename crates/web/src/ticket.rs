@@ -111,7 +111,7 @@ async fn view<S: Store>(
         let delivery = thread.deliveries.get(&d.id).map(|x| {
             let mut s = texts::delivery(x.state).to_string();
             if x.attempts > 0 {
-                s.push_str(&format!(" ({} {})", x.attempts, T.attempts));
+                s.push_str(&format!(" ({}: {})", T.attempts, x.attempts));
             }
             if let Some(reason) = &x.reason {
                 s.push_str(&format!(": {reason}"));
