@@ -672,7 +672,7 @@ impl Settings {
         Ok(url)
     }
 
-    fn console(&self) -> Result<ConsoleSettings, ConfigError> {
+    fn console(&self, public_url: &url::Url) -> Result<ConsoleSettings, ConfigError> {
         let c = &self.consola;
         if !(1..=24 * 60).contains(&c.idle_minutes) {
             return Err(bad("consola.idle_minutes", "must be 1 to 1440"));
@@ -680,9 +680,13 @@ impl Settings {
         if !(1..=24 * 30).contains(&c.max_hours) {
             return Err(bad("consola.max_hours", "must be 1 to 720"));
         }
+        let reset_url = public_url
+            .join("/consola/restablecer")
+            .map_err(|e| bad_by("server.public_url", "cannot make the console's links", e))?;
         Ok(ConsoleSettings {
             idle: chrono::Duration::minutes(c.idle_minutes),
             max: chrono::Duration::hours(c.max_hours),
+            reset_url: reset_url.to_string(),
         })
     }
 
@@ -715,7 +719,7 @@ impl Settings {
         let reader_ca_file = self.reader_ca_file()?;
         let log_format = self.log_format()?;
         let public_url = self.public_url()?;
-        let console = self.console()?;
+        let console = self.console(&public_url)?;
         tracing_subscriber::EnvFilter::try_new(&self.log.level).map_err(|e| bad_by("log.level", "not a filter", e))?;
         Ok(Config {
             settings: self.clone(),

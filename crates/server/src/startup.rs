@@ -113,7 +113,7 @@ impl<A: Adapters> Application<A> {
             App::new()
                 .app_data(state.clone())
                 .app_data(pages.clone())
-                .configure(helpdesk_web::configure::<A::Store>)
+                .configure(helpdesk_web::configure::<A>)
                 .configure(helpdesk_http::configure::<A>)
         })
         .workers(http_workers)

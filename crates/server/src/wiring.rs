@@ -191,13 +191,13 @@ pub fn app_state<A: Adapters>(config: &Config, keys: Keys, parts: Parts<A>, task
 
 /// The console's services, over the same store, clock and SSO service as
 /// the API's (`state`), as the settings say.
-pub fn web_state<A: Adapters>(config: &Config, state: &AppState<A>) -> WebState<A::Store> {
+pub fn web_state<A: Adapters>(config: &Config, state: &AppState<A>) -> WebState<A> {
     let settings = &config.settings;
     let (store, clock) = (state.store.clone(), state.clock.clone());
     let ids = MessageIdSigner::new(config.keys.consumer_hmac.clone(), &settings.ingest.message_id_domain);
     let policy = state.policy.clone();
     WebState {
-        console: ConsoleService::new(store.clone(), state.sso.clone(), clock.clone(), config.console),
+        console: ConsoleService::new(store.clone(), state.sso.clone(), clock.clone(), config.console.clone()),
         tickets: TicketService::new(
             store.clone(),
             ids,
@@ -210,6 +210,8 @@ pub fn web_state<A: Adapters>(config: &Config, state: &AppState<A>) -> WebState<
         directory: DirectoryService::new(store, clock.clone())
             .with_cache(Duration::from_millis(settings.server.directory_cache_ms)),
         audit: state.audit.clone(),
+        mailer: state.mailer.clone(),
+        tasks: state.tasks.clone(),
         clock,
         site: Site::new(&config.public_url),
         client_ip: Arc::new(move |req| policy.client_addr(req.peer_addr().map(|a| a.ip()), req.headers())),

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use actix_web::{HttpMessage, HttpRequest, HttpResponse};
 use helpdesk_domain::model::{AuditOutcome, AuditRecord, NewAuditEntry};
-use helpdesk_domain::ports::Store;
+use helpdesk_domain::ports::Adapters;
 use helpdesk_domain::services::redacted_body_text;
 use serde_json::{Map, Value};
 
@@ -22,8 +22,8 @@ use crate::session::CSRF_FIELD;
 pub struct ActingUser(pub i64);
 
 /// Runs `handle` for a state-changing request, recorded in the bitácora.
-pub async fn audited<S: Store>(
-    state: &WebState<S>,
+pub async fn audited<A: Adapters>(
+    state: &WebState<A>,
     req: &HttpRequest,
     body: &[u8],
     handle: impl Future<Output = HttpResponse>,

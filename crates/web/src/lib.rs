@@ -13,6 +13,7 @@ pub mod assets;
 mod audit;
 mod html;
 mod pages;
+mod password;
 pub mod session;
 pub mod texts;
 mod ticket;
@@ -23,8 +24,9 @@ use std::sync::Arc;
 use actix_web::http::StatusCode;
 use actix_web::middleware::DefaultHeaders;
 use actix_web::{HttpRequest, HttpResponse, web};
-use helpdesk_domain::ports::{Clock, Store};
+use helpdesk_domain::ports::{Adapters, Clock};
 use helpdesk_domain::services::{AdminService, AuditService, ConsoleService, DirectoryService, TicketService};
+use tokio_util::task::TaskTracker;
 
 pub use session::Site;
 
@@ -36,22 +38,27 @@ pub const CONSOLE_CSP: &str = "default-src 'none'; script-src 'self'; style-src 
 /// The client's address as the server resolves it (trusted proxies).
 pub type ClientIp = Arc<dyn Fn(&HttpRequest) -> Option<IpAddr> + Send + Sync>;
 
-/// What the pages need: the services, over the store the server runs on.
-pub struct WebState<S: Store> {
-    pub console: ConsoleService<S>,
-    pub tickets: TicketService<S>,
-    pub admin: AdminService<S>,
-    pub directory: DirectoryService<S>,
+/// What the pages need: the services, over the adapters the server runs on.
+pub struct WebState<A: Adapters> {
+    pub console: ConsoleService<A::Store>,
+    pub tickets: TicketService<A::Store>,
+    pub admin: AdminService<A::Store>,
+    pub directory: DirectoryService<A::Store>,
     /// The bitácora (the API's writer: one group commit for both).
-    pub audit: AuditService<S>,
+    pub audit: AuditService<A::Store>,
+    /// Sends the password-reset e-mail.
+    pub mailer: Arc<A::Mail>,
+    /// Work left running after an answer (the reset e-mail), waited for at
+    /// shutdown.
+    pub tasks: TaskTracker,
     pub clock: Arc<dyn Clock>,
     pub site: Site,
     pub client_ip: ClientIp,
 }
 
 /// Registers `/consola` (register it before the API's catch-all scope).
-/// The caller provides `web::Data<WebState<S>>`.
-pub fn configure<S: Store>(cfg: &mut web::ServiceConfig) {
+/// The caller provides `web::Data<WebState<A>>`.
+pub fn configure<A: Adapters>(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::scope("/consola")
             .wrap(
@@ -64,13 +71,17 @@ pub fn configure<S: Store>(cfg: &mut web::ServiceConfig) {
             )
             .route("", web::get().to(|| async { redirect("/consola/tickets") }))
             .route("/", web::get().to(|| async { redirect("/consola/tickets") }))
-            .route("/entrar", web::get().to(pages::sign_in_form::<S>))
-            .route("/entrar", web::post().to(pages::sign_in::<S>))
-            .route("/salir", web::post().to(pages::sign_out::<S>))
-            .route("/tickets", web::get().to(pages::queue::<S>))
-            .route("/tickets/{id}", web::get().to(ticket::show::<S>))
-            .route("/tickets/{id}/respuesta", web::post().to(ticket::reply::<S>))
-            .route("/tickets/{id}/cambios", web::post().to(ticket::change::<S>))
+            .route("/entrar", web::get().to(pages::sign_in_form::<A>))
+            .route("/entrar", web::post().to(pages::sign_in::<A>))
+            .route("/salir", web::post().to(pages::sign_out::<A>))
+            .route("/olvido", web::get().to(password::forgot_form::<A>))
+            .route("/olvido", web::post().to(password::forgot::<A>))
+            .route("/restablecer", web::get().to(password::reset_form::<A>))
+            .route("/restablecer", web::post().to(password::reset::<A>))
+            .route("/tickets", web::get().to(pages::queue::<A>))
+            .route("/tickets/{id}", web::get().to(ticket::show::<A>))
+            .route("/tickets/{id}/respuesta", web::post().to(ticket::reply::<A>))
+            .route("/tickets/{id}/cambios", web::post().to(ticket::change::<A>))
             .route("/static/{file}", web::get().to(assets::serve))
             .default_service(web::to(not_found)),
     );

@@ -8,7 +8,7 @@ use actix_web::http::header::LOCATION;
 use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
 use askama::Template;
 use helpdesk_domain::model::{AssigneeFilter, Priority, SlaState, Ticket, TicketStatus, Timestamp, UserFilter};
-use helpdesk_domain::ports::Store;
+use helpdesk_domain::ports::Adapters;
 use helpdesk_domain::services::{ConsoleError, ListRequest, SsoError, TicketCursor, Visit};
 
 use crate::WebState;
@@ -29,6 +29,7 @@ struct SignInPage<'a> {
     csrf: &'a str,
     login: &'a str,
     message: Option<&'static str>,
+    notice: Option<&'static str>,
 }
 
 #[derive(Template)]
@@ -121,7 +122,7 @@ pub(crate) fn failed(e: &(dyn std::error::Error + 'static)) -> HttpResponse {
 
 /// The live session of the request, or the page to answer instead (the
 /// sign-in page for a browser without one).
-pub async fn visit<S: Store>(state: &WebState<S>, req: &HttpRequest) -> Result<Visit, HttpResponse> {
+pub async fn visit<A: Adapters>(state: &WebState<A>, req: &HttpRequest) -> Result<Visit, HttpResponse> {
     let Some(key) = session::session_key(req) else {
         return Err(see_other("/consola/entrar"));
     };
@@ -140,35 +141,60 @@ pub async fn visit<S: Store>(state: &WebState<S>, req: &HttpRequest) -> Result<V
 }
 
 /// `GET /consola/entrar`: the sign-in form, with a fresh token for it.
-pub async fn sign_in_form<S: Store>(state: web::Data<WebState<S>>, req: HttpRequest) -> HttpResponse {
-    let ended = req.query_string().split('&').any(|p| p == "fin=1");
-    sign_in_page(&state, StatusCode::OK, "", ended.then_some(T.signed_out))
+pub async fn sign_in_form<A: Adapters>(state: web::Data<WebState<A>>, req: HttpRequest) -> HttpResponse {
+    let p = params(&req);
+    let notice = if p.contains_key("fin") {
+        Some(T.signed_out)
+    } else if p.contains_key("clave") {
+        Some(T.password_changed)
+    } else {
+        None
+    };
+    let token = session::new_sign_in_token();
+    let page =
+        SignInPage { t: &T, css: assets::css(), js: assets::js(), csrf: &token, login: "", message: None, notice };
+    with_form_token(&state, html(StatusCode::OK, &page), token)
 }
 
-fn sign_in_page<S: Store>(
-    state: &WebState<S>,
+/// A page with a form posted before any session: its token goes in a
+/// cookie too (double submit).
+pub(crate) fn with_form_token<A: Adapters>(state: &WebState<A>, mut res: HttpResponse, token: String) -> HttpResponse {
+    let _ = res.add_cookie(&state.site.cookie(SIGN_IN_COOKIE, token));
+    res
+}
+
+/// Whether a form posted before any session carries the token of its cookie
+/// and comes from the console's own origin.
+pub(crate) fn form_token_ok<A: Adapters>(
+    state: &WebState<A>,
+    req: &HttpRequest,
+    form: &HashMap<String, String>,
+) -> bool {
+    let given = form.get(CSRF_FIELD).map(String::as_str).unwrap_or_default();
+    let expected = session::sign_in_token(req).unwrap_or_default();
+    state.site.same_origin(req) && session::token_matches(&expected, given)
+}
+
+fn sign_in_page<A: Adapters>(
+    state: &WebState<A>,
     status: StatusCode,
     login: &str,
     message: Option<&'static str>,
 ) -> HttpResponse {
     let token = session::new_sign_in_token();
-    let page = SignInPage { t: &T, css: assets::css(), js: assets::js(), csrf: &token, login, message };
-    let mut res = html(status, &page);
-    let _ = res.add_cookie(&state.site.cookie(SIGN_IN_COOKIE, token));
-    res
+    let page = SignInPage { t: &T, css: assets::css(), js: assets::js(), csrf: &token, login, message, notice: None };
+    with_form_token(state, html(status, &page), token)
 }
 
 /// `POST /consola/entrar`: signs in through the SSO rules; a new session
 /// key each time; one message for any wrong credential.
-pub async fn sign_in<S: Store>(state: web::Data<WebState<S>>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
+pub async fn sign_in<A: Adapters>(state: web::Data<WebState<A>>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
     audited(&state, &req, &body, signing_in(&state, &req, &body)).await
 }
 
-async fn signing_in<S: Store>(state: &WebState<S>, req: &HttpRequest, body: &[u8]) -> HttpResponse {
+async fn signing_in<A: Adapters>(state: &WebState<A>, req: &HttpRequest, body: &[u8]) -> HttpResponse {
     let form = fields(body);
-    let given = form.get(CSRF_FIELD).map(String::as_str).unwrap_or_default();
-    let expected = session::sign_in_token(req).unwrap_or_default();
-    if !state.site.same_origin(req) || !session::token_matches(&expected, given) {
+    if !form_token_ok(state, req, &form) {
         return message(StatusCode::FORBIDDEN, T.forbidden_title, T.forbidden);
     }
     let login = form.get("usuario").map(|s| s.trim()).unwrap_or_default();
@@ -200,11 +226,11 @@ async fn signing_in<S: Store>(state: &WebState<S>, req: &HttpRequest, body: &[u8
 }
 
 /// `POST /consola/salir`.
-pub async fn sign_out<S: Store>(state: web::Data<WebState<S>>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
+pub async fn sign_out<A: Adapters>(state: web::Data<WebState<A>>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
     audited(&state, &req, &body, signing_out(&state, &req, &body)).await
 }
 
-async fn signing_out<S: Store>(state: &WebState<S>, req: &HttpRequest, body: &[u8]) -> HttpResponse {
+async fn signing_out<A: Adapters>(state: &WebState<A>, req: &HttpRequest, body: &[u8]) -> HttpResponse {
     let visit = match visit(state, req).await {
         Ok(v) => v,
         Err(page) => return page,
@@ -256,7 +282,7 @@ fn view_request(key: &str) -> ListRequest {
 }
 
 /// The query string's parameters.
-fn params(req: &HttpRequest) -> HashMap<String, String> {
+pub(crate) fn params(req: &HttpRequest) -> HashMap<String, String> {
     fields(req.query_string().as_bytes())
 }
 
@@ -264,7 +290,7 @@ fn params(req: &HttpRequest) -> HashMap<String, String> {
 /// ("Abiertos" unless another is chosen), each view with its count,
 /// filtered by department, priority, assignee and the search's words,
 /// newest first, a page at a time (`antes=ID`).
-pub async fn queue<S: Store>(state: web::Data<WebState<S>>, req: HttpRequest) -> HttpResponse {
+pub async fn queue<A: Adapters>(state: web::Data<WebState<A>>, req: HttpRequest) -> HttpResponse {
     let visit = match visit(&state, &req).await {
         Ok(v) => v,
         Err(page) => return page,
@@ -377,8 +403,8 @@ struct Names {
     users: BTreeMap<i64, String>,
 }
 
-async fn names<S: Store>(
-    state: &WebState<S>,
+async fn names<A: Adapters>(
+    state: &WebState<A>,
     visit: &Visit,
     tickets: &[Ticket],
 ) -> Result<Names, Box<dyn std::error::Error + Send + Sync>> {

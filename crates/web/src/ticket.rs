@@ -8,7 +8,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use helpdesk_domain::model::{Direction, InternalUser, Priority, TicketStatus, TicketThread, Timestamp, UserFilter};
-use helpdesk_domain::ports::Store;
+use helpdesk_domain::ports::Adapters;
 use helpdesk_domain::services::{ChangeRequest, ReplyRequest, TicketError, Visit};
 
 use crate::WebState;
@@ -86,8 +86,8 @@ fn not_found() -> HttpResponse {
 }
 
 /// What a ticket's page shows, names resolved.
-async fn view<S: Store>(
-    state: &WebState<S>,
+async fn view<A: Adapters>(
+    state: &WebState<A>,
     thread: TicketThread,
 ) -> Result<View, Box<dyn std::error::Error + Send + Sync>> {
     let ticket = &thread.ticket;
@@ -193,8 +193,8 @@ async fn view<S: Store>(
 
 /// Renders the ticket's page for `visit` (with `notice`, and the reply the
 /// operator was writing, when a POST is answered with the page).
-async fn page<S: Store>(
-    state: &WebState<S>,
+async fn page<A: Adapters>(
+    state: &WebState<A>,
     visit: &Visit,
     id: i64,
     status: StatusCode,
@@ -228,7 +228,11 @@ async fn page<S: Store>(
 }
 
 /// `GET /consola/tickets/{id}` (`?hecho=...` after a POST).
-pub async fn show<S: Store>(state: web::Data<WebState<S>>, req: HttpRequest, path: web::Path<String>) -> HttpResponse {
+pub async fn show<A: Adapters>(
+    state: web::Data<WebState<A>>,
+    req: HttpRequest,
+    path: web::Path<String>,
+) -> HttpResponse {
     let visit = match visit(&state, &req).await {
         Ok(v) => v,
         Err(page) => return page,
@@ -247,8 +251,8 @@ pub async fn show<S: Store>(state: web::Data<WebState<S>>, req: HttpRequest, pat
 
 /// The session and the form of a state-changing request, or the page
 /// refusing it (403: no token or another origin; nothing done).
-async fn checked<S: Store>(
-    state: &WebState<S>,
+async fn checked<A: Adapters>(
+    state: &WebState<A>,
     req: &HttpRequest,
     body: &[u8],
 ) -> Result<(Visit, std::collections::HashMap<String, String>), HttpResponse> {
@@ -263,8 +267,8 @@ async fn checked<S: Store>(
 
 /// `POST /consola/tickets/{id}/respuesta`: a reply or a note, then, when
 /// asked, the new state.
-pub async fn reply<S: Store>(
-    state: web::Data<WebState<S>>,
+pub async fn reply<A: Adapters>(
+    state: web::Data<WebState<A>>,
     req: HttpRequest,
     path: web::Path<String>,
     body: web::Bytes,
@@ -272,7 +276,7 @@ pub async fn reply<S: Store>(
     audited(&state, &req, &body, replying(&state, &req, &path, &body)).await
 }
 
-async fn replying<S: Store>(state: &WebState<S>, req: &HttpRequest, path: &str, body: &[u8]) -> HttpResponse {
+async fn replying<A: Adapters>(state: &WebState<A>, req: &HttpRequest, path: &str, body: &[u8]) -> HttpResponse {
     let (visit, form) = match checked(state, req, body).await {
         Ok(ok) => ok,
         Err(page) => return page,
@@ -312,8 +316,8 @@ async fn replying<S: Store>(state: &WebState<S>, req: &HttpRequest, path: &str, 
 
 /// `POST /consola/tickets/{id}/cambios`: what differs from the ticket as
 /// it is now becomes one change.
-pub async fn change<S: Store>(
-    state: web::Data<WebState<S>>,
+pub async fn change<A: Adapters>(
+    state: web::Data<WebState<A>>,
     req: HttpRequest,
     path: web::Path<String>,
     body: web::Bytes,
@@ -321,7 +325,7 @@ pub async fn change<S: Store>(
     audited(&state, &req, &body, changing(&state, &req, &path, &body)).await
 }
 
-async fn changing<S: Store>(state: &WebState<S>, req: &HttpRequest, path: &str, body: &[u8]) -> HttpResponse {
+async fn changing<A: Adapters>(state: &WebState<A>, req: &HttpRequest, path: &str, body: &[u8]) -> HttpResponse {
     let (visit, form) = match checked(state, req, body).await {
         Ok(ok) => ok,
         Err(page) => return page,

@@ -12,8 +12,8 @@ use chrono::Duration;
 use crate::crypto::{random_token, sha256_hex};
 use crate::error::RepoError;
 use crate::model::*;
-use crate::ports::{Clock, ConsoleSessionRepository};
-use crate::services::{Credentials, LoginRequest, Operator, SsoError, SsoPorts, SsoService};
+use crate::ports::{Clock, ConsoleSessionRepository, MailNotifier, NotifyError};
+use crate::services::{Credentials, ForgotError, LoginRequest, Operator, SsoError, SsoPorts, SsoService};
 
 /// The product the console signs in to (a migration creates it).
 pub const CONSOLE_PRODUCT: &str = "consola";
@@ -22,12 +22,16 @@ const KEY_LEN: usize = 43;
 /// A session's last use is written at most this often.
 const TOUCH_EVERY: Duration = Duration::seconds(60);
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct ConsoleSettings {
     /// A session unused this long has ended.
     pub idle: Duration,
     /// No session outlives its sign-in by more than this.
     pub max: Duration,
+    /// The console's own password-reset page (`<public_url>/consola/restablecer`),
+    /// which the reset e-mail links to unless the `consola` product names
+    /// another.
+    pub reset_url: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -42,6 +46,9 @@ pub enum ConsoleError {
     /// The sign-in was refused (credentials, throttle, product access).
     #[error(transparent)]
     Sso(#[from] SsoError),
+    /// The reset e-mail could not be sent.
+    #[error("the reset e-mail was not sent")]
+    Mail(#[source] NotifyError),
     #[error(transparent)]
     Store(#[from] RepoError),
 }
@@ -71,8 +78,33 @@ impl<R: SsoPorts + ConsoleSessionRepository> ConsoleService<R> {
         Self { repo, sso, clock, settings }
     }
 
-    pub fn settings(&self) -> ConsoleSettings {
-        self.settings
+    pub fn settings(&self) -> &ConsoleSettings {
+        &self.settings
+    }
+
+    /// Starts a password reset for the console: the SSO's rules (nothing
+    /// is said about whether the address exists; one mail per cooldown),
+    /// the link to the console's own reset page unless the product names
+    /// another.
+    pub async fn forgot<M: MailNotifier>(&self, mailer: &M, email: &str) -> Result<(), ConsoleError> {
+        let mut product = match self.sso.product(CONSOLE_PRODUCT).await {
+            Ok(p) => p,
+            // The console closed to everyone: nobody gets a link.
+            Err(SsoError::UnknownProduct) => return Ok(()),
+            Err(e) => return Err(e.into()),
+        };
+        if product.reset_url.is_none() {
+            product.reset_url = Some(self.settings.reset_url.clone());
+        }
+        self.sso.forgot(mailer, &product, email).await.map_err(|e| match e {
+            ForgotError::Store(e) => ConsoleError::Store(e),
+            ForgotError::Mail(e) => ConsoleError::Mail(e),
+        })
+    }
+
+    /// Completes a reset from the console's page.
+    pub async fn reset(&self, id: &str, token: &str, password: &str) -> Result<(), ConsoleError> {
+        Ok(self.sso.reset(CONSOLE_PRODUCT, id, token, password).await?)
     }
 
     /// Signs in with a password, opening a new session (a new key at every
@@ -174,7 +206,11 @@ mod tests {
                 throttle: ThrottlePolicy::default(),
             },
         ));
-        let settings = ConsoleSettings { idle: Duration::minutes(30), max: Duration::hours(12) };
+        let settings = ConsoleSettings {
+            idle: Duration::minutes(30),
+            max: Duration::hours(12),
+            reset_url: "https://mesa.example.test/consola/restablecer".into(),
+        };
         let console = ConsoleService::new(store.clone(), sso, clock.clone(), settings);
         Fixture { console, store, clock, user }
     }

@@ -387,7 +387,92 @@ async fn a_ticket_is_read_answered_and_changed(backend: Backend) {
     assert_eq!(record.user_id, Some(d.carla));
 }
 
+/// "¿Olvidó su contraseña?": the same answer for any address; the mail's
+/// link opens the console's reset page; the new password twice, the policy
+/// kept; then it signs in, and the link works once.
+async fn a_forgotten_password_is_reset_from_the_console(backend: Backend) {
+    let d = desk(backend, true).await;
+    let mut b = Browser::new(&d.app);
+    let page = b.get("/consola/entrar").await;
+    assert!(page.body.contains("<a href=\"/consola/olvido\">¿Olvidó su contraseña?</a>"), "{}", page.body);
+    let mut answers = Vec::new();
+    for email in ["nadie@ejemplo.test", "ana@helpdesk.test"] {
+        let form = b.get("/consola/olvido").await;
+        assert!(form.body.contains("<label for=\"correo\">Correo electrónico</label>"), "{}", form.body);
+        let token = form.field("csrf");
+        let page = b.post("/consola/olvido", &[("csrf", &token), ("correo", email)]).await;
+        assert_eq!(page.status, 200, "{}", page.body);
+        let status = page.body.find("role=\"status\"").expect("a notice");
+        answers.push(page.body[status..status + page.body[status..].find("</p>").unwrap()].to_string());
+    }
+    assert_eq!(answers[0], answers[1], "nothing says whether the address exists");
+    assert_eq!(b.post("/consola/olvido", &[("csrf", "x"), ("correo", "ana@helpdesk.test")]).await.status, 403);
+
+    // The mail reaches the SMTP server with a link to the console's page.
+    let sink = d.app.smtp.as_ref().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    let link = loop {
+        let found = sink.messages().into_iter().find_map(|m| {
+            let text = String::from_utf8_lossy(&m)
+                .replace("=\r\n", "")
+                .replace("=\n", "")
+                .replace("=3D", "=")
+                .replace("&amp;", "&");
+            let at = text.find("/consola/restablecer?id=")?;
+            let rest = &text[at + "/consola/restablecer".len()..];
+            let end = rest.find(|c: char| c.is_whitespace() || c == '"' || c == '<').unwrap_or(rest.len());
+            Some(rest[..end].to_string())
+        });
+        if let Some(l) = found {
+            break l;
+        }
+        assert!(std::time::Instant::now() < deadline, "no reset mail");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert_eq!(sink.messages().len(), 1, "one mail, to the user that exists");
+    let form = b.get(&format!("/consola/restablecer{link}")).await;
+    assert_eq!(form.status, 200, "{}", form.body);
+    assert!(form.body.contains("<label for=\"nueva\">Nueva contraseña</label>"), "{}", form.body);
+    let (csrf, id, token) = (form.field("csrf"), form.field("id"), form.field("token"));
+    assert!(!id.is_empty() && token.len() >= 20, "{link}: {id} {token}");
+    // Each refusal answers the form again, with a fresh token of its own.
+    let mut csrf = csrf;
+    let reset = async |b: &mut Browser, csrf: &str, pw: &str, again: &str| {
+        let f = [
+            ("csrf", csrf),
+            ("id", id.as_str()),
+            ("token", token.as_str()),
+            ("contrasena", pw),
+            ("contrasena_repetida", again),
+        ];
+        b.post("/consola/restablecer", &f).await
+    };
+    let page = reset(&mut b, &csrf, "Nueva-Clave-2027", "Otra-Clave-2027").await;
+    assert_eq!(page.status, 422, "{link} {}", page.body);
+    assert!(page.body.contains("Las contraseñas no coinciden."), "{}", page.body);
+    csrf = page.field("csrf");
+    let page = reset(&mut b, &csrf, "corta", "corta").await;
+    assert_eq!(page.status, 422);
+    assert!(page.body.contains("al menos 8 caracteres"), "{}", page.body);
+    csrf = page.field("csrf");
+    let page = reset(&mut b, &csrf, "Nueva-Clave-2027", "Nueva-Clave-2027").await;
+    assert_eq!((page.status, page.location()), (303, "/consola/entrar?clave=1".to_string()), "{}", page.body);
+    let again = b.get(&format!("/consola/restablecer{link}")).await;
+    let page = reset(&mut b, &again.field("csrf"), "Otra-Clave-2028", "Otra-Clave-2028").await;
+    assert_eq!(page.status, 422, "the link works once");
+    assert!(page.body.contains("no es válido o expiró"), "{}", page.body);
+    let page = b.get("/consola/entrar?clave=1").await;
+    assert!(page.body.contains("Contraseña cambiada."), "{}", page.body);
+
+    let form = b.get("/consola/entrar").await;
+    let token = form.field("csrf");
+    let page =
+        b.post("/consola/entrar", &[("csrf", &token), ("usuario", "ana"), ("contrasena", "Nueva-Clave-2027")]).await;
+    assert_eq!((page.status, page.location()), (303, "/consola/tickets".to_string()), "{}", page.body);
+}
+
 crate::on_both_backends!(
+    a_forgotten_password_is_reset_from_the_console,
     the_sign_in_page_is_labelled_and_locked_down,
     sign_in_queue_and_sign_out,
     a_ticket_is_read_answered_and_changed
