@@ -13,7 +13,7 @@ use helpdesk_domain::services::redacted_body_text;
 use serde_json::{Map, Value};
 
 use crate::WebState;
-use crate::pages::failed;
+use crate::render::failed;
 use crate::session::CSRF_FIELD;
 
 /// The user a console request acts as, once known (the session's, or the

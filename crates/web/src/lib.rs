@@ -14,6 +14,7 @@ mod audit;
 mod html;
 mod pages;
 mod password;
+mod render;
 pub mod session;
 pub mod texts;
 mod ticket;
@@ -92,5 +93,5 @@ fn redirect(to: &'static str) -> HttpResponse {
 }
 
 async fn not_found() -> HttpResponse {
-    pages::message(StatusCode::NOT_FOUND, texts::T.not_found_title, texts::T.not_found)
+    render::message(StatusCode::NOT_FOUND, texts::T.not_found_title, texts::T.not_found)
 }

@@ -4,7 +4,6 @@
 use std::collections::{BTreeMap, HashMap};
 
 use actix_web::http::StatusCode;
-use actix_web::http::header::LOCATION;
 use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
 use askama::Template;
 use helpdesk_domain::model::{AssigneeFilter, Priority, SlaState, Ticket, TicketStatus, Timestamp, UserFilter};
@@ -14,6 +13,7 @@ use helpdesk_domain::services::{ConsoleError, ListRequest, SsoError, TicketCurso
 use crate::WebState;
 use crate::assets::{self, Served};
 use crate::audit::{ActingUser, audited};
+use crate::render::{failed, fields, html, message, params, see_other};
 use crate::session::{self, CSRF_FIELD, SESSION_COOKIE, SIGN_IN_COOKIE};
 use crate::texts::{self, T, Texts};
 
@@ -30,16 +30,6 @@ struct SignInPage<'a> {
     login: &'a str,
     message: Option<&'static str>,
     notice: Option<&'static str>,
-}
-
-#[derive(Template)]
-#[template(path = "mensaje.html")]
-struct MessagePage {
-    t: &'static Texts,
-    css: &'static Served,
-    js: &'static Served,
-    title: &'static str,
-    text: &'static str,
 }
 
 struct Row {
@@ -88,36 +78,6 @@ struct QueuePage<'a> {
     assignees: Vec<Choice>,
     rows: Vec<Row>,
     next: Option<String>,
-}
-
-pub(crate) fn html(status: StatusCode, page: &impl Template) -> HttpResponse {
-    match page.render() {
-        Ok(body) => HttpResponse::build(status).content_type("text/html; charset=utf-8").body(body),
-        Err(e) => {
-            tracing::error!(error = %helpdesk_domain::Report(&e), "a console page did not render");
-            HttpResponse::InternalServerError().content_type("text/plain; charset=utf-8").body(T.error)
-        }
-    }
-}
-
-/// A page that only says something (403, 404, 500, 503).
-pub(crate) fn message(status: StatusCode, title: &'static str, text: &'static str) -> HttpResponse {
-    html(status, &MessagePage { t: &T, css: assets::css(), js: assets::js(), title, text })
-}
-
-pub(crate) fn see_other(to: &str) -> HttpResponse {
-    HttpResponse::SeeOther().insert_header((LOCATION, to.to_string())).finish()
-}
-
-/// The form's fields (`application/x-www-form-urlencoded`).
-pub(crate) fn fields(body: &[u8]) -> HashMap<String, String> {
-    url::form_urlencoded::parse(body).into_owned().collect()
-}
-
-/// A failure of the store or of a service: the page says so, the log says why.
-pub(crate) fn failed(e: &(dyn std::error::Error + 'static)) -> HttpResponse {
-    tracing::error!(error = %helpdesk_domain::Report(e), "console request failed");
-    message(StatusCode::SERVICE_UNAVAILABLE, T.error_title, T.unavailable)
 }
 
 /// The live session of the request, or the page to answer instead (the
@@ -279,11 +239,6 @@ fn view_request(key: &str) -> ListRequest {
         "cerrados" => ListRequest { status: Some(TicketStatus::Closed), ..ListRequest::default() },
         _ => ListRequest { status: open, ..ListRequest::default() },
     }
-}
-
-/// The query string's parameters.
-pub(crate) fn params(req: &HttpRequest) -> HashMap<String, String> {
-    fields(req.query_string().as_bytes())
 }
 
 /// `GET /consola/tickets`: a view of the tickets the operator may see

@@ -10,7 +10,8 @@ use helpdesk_domain::services::{ConsoleError, SsoError};
 use crate::WebState;
 use crate::assets::{self, Served};
 use crate::audit::audited;
-use crate::pages::{failed, fields, form_token_ok, html, message, params, see_other, with_form_token};
+use crate::pages::{form_token_ok, with_form_token};
+use crate::render::{failed, fields, html, message, params, see_other};
 use crate::session;
 use crate::texts::{T, Texts};
 

@@ -15,7 +15,8 @@ use crate::WebState;
 use crate::assets::{self, Served};
 use crate::audit::audited;
 use crate::html::clean;
-use crate::pages::{Choice, failed, fields, html, message, see_other, visit};
+use crate::pages::{Choice, visit};
+use crate::render::{failed, fields, html, message, see_other};
 use crate::session::{self, CSRF_FIELD};
 use crate::texts::{self, T, Texts};
 

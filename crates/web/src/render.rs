@@ -1,0 +1,57 @@
+//! Answers every page shares: rendering a template, a page that only says
+//! something, a redirect, a failure; and reading a form or query string.
+
+use std::collections::HashMap;
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::LOCATION;
+use actix_web::{HttpRequest, HttpResponse};
+use askama::Template;
+
+use crate::assets::{self, Served};
+use crate::texts::{T, Texts};
+
+#[derive(Template)]
+#[template(path = "mensaje.html")]
+struct MessagePage {
+    t: &'static Texts,
+    css: &'static Served,
+    js: &'static Served,
+    title: &'static str,
+    text: &'static str,
+}
+
+pub(crate) fn html(status: StatusCode, page: &impl Template) -> HttpResponse {
+    match page.render() {
+        Ok(body) => HttpResponse::build(status).content_type("text/html; charset=utf-8").body(body),
+        Err(e) => {
+            tracing::error!(error = %helpdesk_domain::Report(&e), "a console page did not render");
+            HttpResponse::InternalServerError().content_type("text/plain; charset=utf-8").body(T.error)
+        }
+    }
+}
+
+/// A page that only says something (403, 404, 500, 503).
+pub(crate) fn message(status: StatusCode, title: &'static str, text: &'static str) -> HttpResponse {
+    html(status, &MessagePage { t: &T, css: assets::css(), js: assets::js(), title, text })
+}
+
+pub(crate) fn see_other(to: &str) -> HttpResponse {
+    HttpResponse::SeeOther().insert_header((LOCATION, to.to_string())).finish()
+}
+
+/// The form's fields (`application/x-www-form-urlencoded`).
+pub(crate) fn fields(body: &[u8]) -> HashMap<String, String> {
+    url::form_urlencoded::parse(body).into_owned().collect()
+}
+
+/// The query string's parameters.
+pub(crate) fn params(req: &HttpRequest) -> HashMap<String, String> {
+    fields(req.query_string().as_bytes())
+}
+
+/// A failure of the store or of a service: the page says so, the log says why.
+pub(crate) fn failed(e: &(dyn std::error::Error + 'static)) -> HttpResponse {
+    tracing::error!(error = %helpdesk_domain::Report(e), "console request failed");
+    message(StatusCode::SERVICE_UNAVAILABLE, T.error_title, T.unavailable)
+}
