@@ -282,6 +282,21 @@ async fn a_ticket_is_read_answered_and_changed(backend: Backend) {
     for bad in ["alert(", "tracker.example", "javascript:", "<iframe", "onclick", "position:fixed", "<b>vencida"] {
         assert!(!lower.contains(bad), "{bad} survived: {}", page.body);
     }
+    // A 1.5 MB body and a right-to-left override in the sender's name: the
+    // page renders whole, the name isolated so it cannot reorder the page.
+    let mut big = customer_mail("consola-5", "Registro \u{202e}txt.exe", json!({}));
+    big["from"] = json!("Atacante \u{202e}lanigiro <atacante@ejemplo.test>");
+    big["body"] = json!(format!("{}FIN-DEL-CUERPO", "registro de error ".repeat(90_000)));
+    let big_id = d.save(&big).await["ticket"].as_str().unwrap().to_string();
+    let page = b.get(&format!("/consola/tickets/{big_id}")).await;
+    assert_eq!(page.status, 200);
+    assert!(page.body.len() > 1_500_000 && page.body.contains("FIN-DEL-CUERPO"), "{}", page.body.len());
+    assert!(
+        page.body.contains("<bdi>Atacante \u{202e}lanigiro &#60;atacante@ejemplo.test&#62;</bdi>")
+            || page.body.contains("<bdi>Atacante \u{202e}lanigiro &lt;atacante@ejemplo.test&gt;</bdi>"),
+        "the name isolated"
+    );
+    assert!(page.body.contains("<bdi>Registro \u{202e}txt.exe</bdi>"), "the subject isolated");
     let page404 = b.get(&format!("/consola/tickets/{other}")).await;
     assert_eq!(page404.status, 404, "another department's ticket is absent");
     assert_eq!(b.get("/consola/tickets/abc").await.status, 404);
