@@ -9,6 +9,7 @@ pub mod audit;
 pub mod envelope;
 pub mod error;
 pub mod extract;
+pub mod files;
 pub mod messages;
 pub mod metrics;
 pub mod openapi;

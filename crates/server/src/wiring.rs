@@ -214,6 +214,7 @@ pub fn web_state<A: Adapters>(config: &Config, state: &AppState<A>) -> WebState<
         tasks: state.tasks.clone(),
         clock,
         site: Site::new(&config.public_url),
+        attachments_dir: state.attachments_dir.clone(),
         client_ip: Arc::new(move |req| policy.client_addr(req.peer_addr().map(|a| a.ip()), req.headers())),
     }
 }

@@ -54,6 +54,8 @@ pub struct WebState<A: Adapters> {
     pub tasks: TaskTracker,
     pub clock: Arc<dyn Clock>,
     pub site: Site,
+    /// Where the attachments' files are (`reader.storage_dir`).
+    pub attachments_dir: std::path::PathBuf,
     pub client_ip: ClientIp,
 }
 
@@ -83,6 +85,7 @@ pub fn configure<A: Adapters>(cfg: &mut web::ServiceConfig) {
             .route("/tickets/{id}", web::get().to(ticket::show::<A>))
             .route("/tickets/{id}/respuesta", web::post().to(ticket::reply::<A>))
             .route("/tickets/{id}/cambios", web::post().to(ticket::change::<A>))
+            .route("/tickets/{id}/adjuntos/{adjunto}", web::get().to(ticket::attachment::<A>))
             .route("/static/{file}", web::get().to(assets::serve))
             .default_service(web::to(not_found)),
     );

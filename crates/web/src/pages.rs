@@ -6,7 +6,9 @@ use std::collections::{BTreeMap, HashMap};
 use actix_web::http::StatusCode;
 use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
 use askama::Template;
-use helpdesk_domain::model::{AssigneeFilter, Priority, SlaState, Ticket, TicketStatus, Timestamp, UserFilter};
+use helpdesk_domain::model::{
+    AssigneeFilter, Priority, SlaState, Ticket, TicketOrder, TicketStatus, Timestamp, UserFilter,
+};
 use helpdesk_domain::ports::Adapters;
 use helpdesk_domain::services::{ConsoleError, ListRequest, SsoError, TicketCursor, Visit};
 
@@ -244,7 +246,7 @@ fn view_request(key: &str) -> ListRequest {
 /// `GET /consola/tickets`: a view of the tickets the operator may see
 /// ("Abiertos" unless another is chosen), each view with its count,
 /// filtered by department, priority, assignee and the search's words,
-/// newest first, a page at a time (`antes=ID`).
+/// latest activity first, a page at a time (`desde=` the list's cursor).
 pub async fn queue<A: Adapters>(state: web::Data<WebState<A>>, req: HttpRequest) -> HttpResponse {
     let visit = match visit(&state, &req).await {
         Ok(v) => v,
@@ -262,7 +264,7 @@ pub async fn queue<A: Adapters>(state: web::Data<WebState<A>>, req: HttpRequest)
         None => None,
     };
     let text = get("q").unwrap_or_default().chars().take(200).collect::<String>();
-    let before = get("antes").and_then(|v| v.parse::<i64>().ok()).filter(|v| *v > 0);
+    let cursor = get("desde").and_then(|v| TicketCursor::decode(v, TicketOrder::LatestActivity));
 
     let mut list = view_request(view_key);
     list.department_id = department;
@@ -271,7 +273,8 @@ pub async fn queue<A: Adapters>(state: web::Data<WebState<A>>, req: HttpRequest)
         list.assignee = a;
     }
     list.text = Some(text.clone()).filter(|t| !t.is_empty());
-    list.cursor = before.map(TicketCursor::Before);
+    list.order = TicketOrder::LatestActivity;
+    list.cursor = cursor;
     list.limit = PAGE;
     let page = match state.tickets.list(&visit.operator, list).await {
         Ok(p) => p,
@@ -293,7 +296,7 @@ pub async fn queue<A: Adapters>(state: web::Data<WebState<A>>, req: HttpRequest)
     let now = state.clock.now();
     let rows = page.tickets.iter().map(|t| row(t, &names, now)).collect();
     let next = match page.next {
-        Some(TicketCursor::Before(id)) => {
+        Some(cursor) => {
             let mut q = url::form_urlencoded::Serializer::new(String::new());
             q.append_pair("vista", view_key);
             for (k, v) in
@@ -306,10 +309,10 @@ pub async fn queue<A: Adapters>(state: web::Data<WebState<A>>, req: HttpRequest)
             if !text.is_empty() {
                 q.append_pair("q", &text);
             }
-            q.append_pair("antes", &id.to_string());
+            q.append_pair("desde", &cursor.encode());
             Some(format!("/consola/tickets?{}", q.finish()))
         }
-        _ => None,
+        None => None,
     };
     let choice = |value: String, label: String, selected: bool| Choice { value, label, selected };
     let mut departments = vec![choice(String::new(), T.any.into(), department.is_none())];

@@ -7,9 +7,13 @@ use std::collections::BTreeMap;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
-use helpdesk_domain::model::{Direction, InternalUser, Priority, TicketStatus, TicketThread, Timestamp, UserFilter};
+use helpdesk_domain::model::{
+    Direction, InternalUser, Priority, TicketStatus, TicketThread, Timestamp, UserFilter, served_name,
+};
 use helpdesk_domain::ports::Adapters;
 use helpdesk_domain::services::{ChangeRequest, ReplyRequest, TicketError, Visit};
+
+use helpdesk_http::files::{ServeError, serve_attachment};
 
 use crate::WebState;
 use crate::assets::{self, Served};
@@ -30,7 +34,12 @@ struct Message {
     /// The customer's HTML, cleaned; `None`: the text is shown.
     html: Option<String>,
     text: String,
-    attachments: Vec<String>,
+    attachments: Vec<AttachmentLink>,
+}
+
+struct AttachmentLink {
+    id: i64,
+    name: String,
 }
 
 struct EventLine {
@@ -77,7 +86,7 @@ fn when(at: Timestamp) -> (String, String) {
     (at.format("%Y-%m-%d %H:%M UTC").to_string(), at.and_utc().to_rfc3339())
 }
 
-/// The ticket id of the path, if it is one.
+/// The id in a path segment, if it is one.
 fn ticket_id(path: &str) -> Option<i64> {
     path.parse::<i64>().ok().filter(|id| *id > 0)
 }
@@ -130,7 +139,7 @@ async fn view<A: Adapters>(
             delivery,
             html,
             text: d.body.clone(),
-            attachments: files.iter().map(|a| a.name.clone()).collect(),
+            attachments: files.iter().map(|a| AttachmentLink { id: a.id, name: served_name(&a.name) }).collect(),
         });
     }
 
@@ -248,6 +257,31 @@ pub async fn show<A: Adapters>(
         _ => None,
     };
     page(&state, &visit, id, StatusCode::OK, notice, ("", false)).await
+}
+
+/// `GET /consola/tickets/{id}/adjuntos/{adjunto}`: an attachment of a
+/// ticket the operator may see, served inert as the API serves it (a
+/// download, an allow-listed type, `sandbox`); anything else a 404 page.
+pub async fn attachment<A: Adapters>(
+    state: web::Data<WebState<A>>,
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+) -> HttpResponse {
+    let visit = match visit(&state, &req).await {
+        Ok(v) => v,
+        Err(page) => return page,
+    };
+    let (Some(id), Some(attachment_id)) = (ticket_id(&path.0), ticket_id(&path.1)) else { return not_found() };
+    let a = match state.tickets.attachment(&visit.operator, id, attachment_id).await {
+        Ok(a) => a,
+        Err(TicketError::NotFound | TicketError::AttachmentNotFound) => return not_found(),
+        Err(e) => return failed(&e),
+    };
+    match serve_attachment(&state.attachments_dir, &a, &req).await {
+        Ok(res) => res,
+        Err(ServeError::Missing) => not_found(),
+        Err(e) => failed(&e),
+    }
 }
 
 /// The session and the form of a state-changing request, or the page

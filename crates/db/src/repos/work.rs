@@ -52,6 +52,9 @@ macro_rules! filtered {
         if let Some(before) = q.before_id {
             query = query.filter(ticket::id_ticket.lt(before));
         }
+        if let Some((at, id)) = q.before_activity {
+            query = query.filter(ticket::updated_at.le(at).and(ticket::updated_at.lt(at).or(ticket::id_ticket.lt(id))));
+        }
         if let Some(words) = &$words {
             query = query.filter(words.clone());
         }
@@ -65,7 +68,8 @@ macro_rules! filtered {
 impl TicketWorkRepository for Db {
     /// One query: every filter set, the cursors, at most `limit` rows (no
     /// OFFSET: a page costs the same however deep). Newest first: by id
-    /// descending. Nearest due first: two parts in one statement, each
+    /// descending. Latest activity first: by `(updated_at, id)` descending
+    /// (`ix_ticket_actividad`). Nearest due first: two parts in one statement, each
     /// read in the order of `ix_ticket_vencimiento` and at most `limit`
     /// long, the running clocks by `(proximo_vencimiento, id)` after the
     /// cursor, then the rest (`proximo_vencimiento` NULL) by id; merged
@@ -99,6 +103,11 @@ impl TicketWorkRepository for Db {
                     };
                     query.load(conn).await.or_repo()
                 }
+                (TicketOrder::LatestActivity, _) => filtered!(q, words, sla, TicketRow::as_select())
+                    .order((ticket::updated_at.desc(), ticket::id_ticket.desc()))
+                    .load(conn)
+                    .await
+                    .or_repo(),
                 (TicketOrder::NearestDue, Some((None, id))) => filtered!(q, words, sla, TicketRow::as_select())
                     .filter(due.is_null())
                     .filter(ticket::id_ticket.gt(id))
@@ -129,7 +138,7 @@ impl TicketWorkRepository for Db {
     /// The ids only, at most `limit` of them, counted here: a capped count
     /// reads no more rows than the cap.
     async fn count_tickets(&self, q: TicketQuery) -> RepoResult<i64> {
-        let q = TicketQuery { before_id: None, after_due: None, ..q };
+        let q = TicketQuery { before_id: None, after_due: None, before_activity: None, ..q };
         let words = match q.text.as_deref().map(|t| HasWords::new(t, None)) {
             None => None,
             Some(None) => return Ok(0),

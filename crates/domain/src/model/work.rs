@@ -144,6 +144,9 @@ pub enum TicketOrder {
     /// [`SlaClock::next_due`]), tickets without a running clock last; ties
     /// and the clockless by id, ascending (oldest first).
     NearestDue,
+    /// The latest activity first (`ticket.updated_at`, descending), ties by
+    /// id, descending: what an operator's queue shows.
+    LatestActivity,
 }
 
 /// A page of the ticket list. `visible_department`, when set, confines the
@@ -173,6 +176,9 @@ pub struct TicketQuery {
     /// [`TicketOrder::NearestDue`]: tickets after this `(next due, id)` in
     /// that order (the keyset cursor).
     pub after_due: Option<(Option<Timestamp>, i64)>,
+    /// [`TicketOrder::LatestActivity`]: tickets before this `(last
+    /// activity, id)` in that order (the keyset cursor).
+    pub before_activity: Option<(Timestamp, i64)>,
     pub limit: i64,
 }
 

@@ -141,6 +141,50 @@ pub enum TicketCursor {
     Before(i64),
     /// [`TicketOrder::NearestDue`]: after this `(next due, id)`.
     AfterDue(Option<Timestamp>, i64),
+    /// [`TicketOrder::LatestActivity`]: before this `(last activity, id)`.
+    BeforeActivity(Timestamp, i64),
+}
+
+const CURSOR_TIME: &str = "%Y%m%d%H%M%S%.6f";
+
+impl TicketCursor {
+    /// Opaque to clients: base64url of `antes:<id>` (newest first),
+    /// `vence:<due or ->:<id>` (nearest due first) or `act:<time>:<id>`
+    /// (latest activity first), after the last ticket shown.
+    pub fn encode(self) -> String {
+        use base64::Engine;
+        let time = |t: Timestamp| t.format(CURSOR_TIME).to_string();
+        let text = match self {
+            TicketCursor::Before(id) => format!("antes:{id}"),
+            TicketCursor::AfterDue(due, id) => format!("vence:{}:{id}", due.map(time).unwrap_or("-".into())),
+            TicketCursor::BeforeActivity(at, id) => format!("act:{}:{id}", time(at)),
+        };
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(text)
+    }
+
+    /// The cursor `text` encodes, if it is one of `order`'s.
+    pub fn decode(text: &str, order: TicketOrder) -> Option<TicketCursor> {
+        use base64::Engine;
+        let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(text.trim()).ok()?;
+        let text = String::from_utf8(raw).ok()?;
+        let id = |s: &str| s.parse().ok().filter(|id: &i64| *id > 0);
+        let time = |s: &str| chrono::NaiveDateTime::parse_from_str(s, CURSOR_TIME).ok();
+        match order {
+            TicketOrder::Newest => Some(TicketCursor::Before(id(text.strip_prefix("antes:")?)?)),
+            TicketOrder::NearestDue => {
+                let (due, last) = text.strip_prefix("vence:")?.rsplit_once(':')?;
+                let due = match due {
+                    "-" => None,
+                    d => Some(time(d)?),
+                };
+                Some(TicketCursor::AfterDue(due, id(last)?))
+            }
+            TicketOrder::LatestActivity => {
+                let (at, last) = text.strip_prefix("act:")?.rsplit_once(':')?;
+                Some(TicketCursor::BeforeActivity(time(at)?, id(last)?))
+            }
+        }
+    }
 }
 
 /// A page: the tickets, and where the next page starts (`None`: last).
@@ -220,6 +264,7 @@ impl<R: TicketPorts> TicketService<R> {
             tickets.last().map(|t| match order {
                 TicketOrder::Newest => TicketCursor::Before(t.id),
                 TicketOrder::NearestDue => TicketCursor::AfterDue(t.sla.and_then(|c| c.next_due()), t.id),
+                TicketOrder::LatestActivity => TicketCursor::BeforeActivity(t.updated_at, t.id),
             })
         } else {
             None
@@ -250,14 +295,18 @@ impl<R: TicketPorts> TicketService<R> {
             sla: req.sla,
             now: self.clock.now(),
             order: req.order,
-            before_id: req.cursor.and_then(|c| match c {
-                TicketCursor::Before(id) => Some(id),
-                TicketCursor::AfterDue(..) => None,
-            }),
-            after_due: req.cursor.and_then(|c| match c {
-                TicketCursor::AfterDue(due, id) => Some((due, id)),
-                TicketCursor::Before(_) => None,
-            }),
+            before_id: match req.cursor {
+                Some(TicketCursor::Before(id)) => Some(id),
+                _ => None,
+            },
+            after_due: match req.cursor {
+                Some(TicketCursor::AfterDue(due, id)) => Some((due, id)),
+                _ => None,
+            },
+            before_activity: match req.cursor {
+                Some(TicketCursor::BeforeActivity(at, id)) => Some((at, id)),
+                _ => None,
+            },
             limit,
         }
     }
@@ -631,6 +680,34 @@ mod tests {
     use crate::ports::{DepartmentRepository, OutboxRepository};
     use crate::testing::contract::{new_incoming, sample_user};
     use crate::testing::{InMemoryStore, ManualClock};
+
+    #[test]
+    fn cursors_round_trip_and_garbage_is_refused() {
+        use base64::Engine;
+        let (newest, due, activity) = (TicketOrder::Newest, TicketOrder::NearestDue, TicketOrder::LatestActivity);
+        let before = TicketCursor::Before(4821);
+        assert_eq!(TicketCursor::decode(&before.encode(), newest), Some(before));
+        for bad in ["", "xyz", "YW50ZXM6", "YW50ZXM6LTE", "!!!"] {
+            assert_eq!(TicketCursor::decode(bad, newest), None, "{bad}");
+        }
+        let at = chrono::NaiveDate::from_ymd_opt(2026, 12, 1).unwrap().and_hms_micro_opt(15, 0, 0, 123_456).unwrap();
+        for c in [TicketCursor::AfterDue(Some(at), 7), TicketCursor::AfterDue(None, 9)] {
+            assert_eq!(TicketCursor::decode(&c.encode(), due), Some(c));
+            assert_eq!(TicketCursor::decode(&c.encode(), newest), None, "a cursor of another order");
+            assert_eq!(TicketCursor::decode(&c.encode(), activity), None, "a cursor of another order");
+        }
+        let latest = TicketCursor::BeforeActivity(at, 12);
+        assert_eq!(TicketCursor::decode(&latest.encode(), activity), Some(latest));
+        assert_eq!(TicketCursor::decode(&latest.encode(), due), None, "a cursor of another order");
+        assert_eq!(TicketCursor::decode(&before.encode(), due), None, "a cursor of another order");
+        let b64 = |t: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(t);
+        for bad in ["vence:-", "vence:ayer:3", "vence:-:0", "vence::3"] {
+            assert_eq!(TicketCursor::decode(&b64(bad), due), None, "{bad}");
+        }
+        for bad in ["act:-:3", "act:20261201150000.000000:0", "act::3", "act:20261201150000.000000"] {
+            assert_eq!(TicketCursor::decode(&b64(bad), activity), None, "{bad}");
+        }
+    }
 
     struct Fixture {
         store: Arc<InMemoryStore>,

@@ -1411,6 +1411,38 @@ pub async fn ticket_list_pages_by_keyset<S: Store>(s: Arc<S>) {
     assert_eq!(listed(&*s, TicketQuery { before_id: Some(created[6]), ..Default::default() }).await, Vec::<i64>::new());
 }
 
+/// Latest activity first: a follow-up moves its ticket to the head; ties
+/// on the time by id, descending; the keyset `(updated_at, id)` neither
+/// repeats nor skips; the other filters still apply.
+pub async fn ticket_list_orders_by_latest_activity<S: Store>(s: Arc<S>) {
+    let d = s.create_department(NewDepartment { name: "Soporte".into(), synology_channel: None }).await.unwrap().id;
+    let other = s.create_department(NewDepartment { name: "Ventas".into(), synology_channel: None }).await.unwrap().id;
+    let mut t = Vec::new();
+    for i in 0..5 {
+        let key = format!("a{i}");
+        // Two pairs share their time: ties go by id.
+        let when = at(9, i / 2, 0);
+        t.push(s.store_incoming(mail(d, None, &key, ("Consulta", "Texto"), when)).await.unwrap().ticket_id);
+    }
+    s.store_incoming(mail(other, None, "x", ("Otro", "Texto"), at(11, 0, 0))).await.unwrap();
+    s.store_incoming(follow_up(t[1], "a1b", ("RE: Consulta", "Más"), at(10, 0, 0))).await.unwrap();
+    let q = TicketQuery { department_id: Some(d), order: TicketOrder::LatestActivity, ..Default::default() };
+    let expected = vec![t[1], t[4], t[3], t[2], t[0]];
+    assert_eq!(listed(&*s, q.clone()).await, expected, "the answered ticket first, ties by id descending");
+    for size in 1..=3 {
+        let (mut seen, mut cursor) = (Vec::new(), None);
+        loop {
+            let page = s.list_tickets(TicketQuery { before_activity: cursor, limit: size, ..q.clone() }).await.unwrap();
+            let Some(last) = page.last() else { break };
+            cursor = Some((last.updated_at, last.id));
+            seen.extend(ids(&page));
+        }
+        assert_eq!(seen, expected, "pages of {size}");
+    }
+    let open = TicketQuery { status: Some(TicketStatus::Closed), ..q };
+    assert_eq!(listed(&*s, open).await, Vec::<i64>::new(), "the state still filters");
+}
+
 pub async fn ticket_list_searches_the_words_of_each_message<S: Store>(s: Arc<S>) {
     let d = s.create_department(NewDepartment { name: "Soporte".into(), synology_channel: None }).await.unwrap().id;
     let body = "El CAMION rojo llegó cerca del almacén; escriba a soporte@empresa.com";

@@ -1028,8 +1028,10 @@ impl TicketWorkRepository for InMemoryStore {
                 Some(text) => text_matches(text, i.details.values().map(|(d, _)| d).filter(|d| d.ticket_id == t.id)),
             };
             let mut tickets: Vec<&Ticket> = i.tickets.values().rev().collect();
-            if q.order == TicketOrder::NearestDue {
-                tickets.sort_by_key(|t| due_key(t));
+            match q.order {
+                TicketOrder::Newest => {}
+                TicketOrder::NearestDue => tickets.sort_by_key(|t| due_key(t)),
+                TicketOrder::LatestActivity => tickets.sort_by_key(|t| std::cmp::Reverse((t.updated_at, t.id))),
             }
             Ok(tickets
                 .into_iter()
@@ -1046,6 +1048,7 @@ impl TicketWorkRepository for InMemoryStore {
                 .filter(|t| q.until.is_none_or(|u| t.created_at <= u))
                 .filter(|t| q.before_id.is_none_or(|b| t.id < b))
                 .filter(|t| q.after_due.is_none_or(|(due, id)| due_key(t) > (due.is_none(), due, id)))
+                .filter(|t| q.before_activity.is_none_or(|at| (t.updated_at, t.id) < at))
                 .filter(|t| q.sla.is_none_or(|s| t.sla.is_some_and(|c| c.state(q.now) == s)))
                 .filter(|t| matches_text(t))
                 .take(q.limit.max(0) as usize)
@@ -1054,7 +1057,8 @@ impl TicketWorkRepository for InMemoryStore {
         })
     }
     async fn count_tickets(&self, q: TicketQuery) -> RepoResult<i64> {
-        let q = TicketQuery { order: TicketOrder::Newest, before_id: None, after_due: None, ..q };
+        let q =
+            TicketQuery { order: TicketOrder::Newest, before_id: None, after_due: None, before_activity: None, ..q };
         Ok(self.list_tickets(q).await?.len() as i64)
     }
     async fn events_of(&self, ticket_id: i64) -> RepoResult<Vec<TicketEvent>> {

@@ -139,6 +139,7 @@ macro_rules! repository_contract_tests {
             open_ticket_counts_follow_closing_and_reopening,
             ticket_list_filters_on_every_field,
             ticket_list_pages_by_keyset,
+            ticket_list_orders_by_latest_activity,
             ticket_list_searches_the_words_of_each_message,
             replies_are_stored_with_their_author_notices_and_participants,
             ticket_updates_move_loads_and_write_events_and_notices,

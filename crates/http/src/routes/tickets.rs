@@ -3,17 +3,12 @@
 //! `GET api/tickets/{id}/adjuntos/{id_adjunto}`. Consumer credentials and
 //! the operator's user token (`Authorization: Bearer`) on every call.
 
-use std::path::{Path, PathBuf};
 use std::sync::LazyLock;
 
-use actix_web::http::header::{ContentDisposition, DispositionParam, DispositionType};
 use actix_web::web;
-use base64::Engine;
 use helpdesk_domain::model::*;
 use helpdesk_domain::ports::Adapters;
-use helpdesk_domain::services::{
-    ChangeRequest, ListRequest, MAX_REPLY_CHARS, Operator, ReplyRequest, TicketCursor, is_safe_route,
-};
+use helpdesk_domain::services::{ChangeRequest, ListRequest, MAX_REPLY_CHARS, Operator, ReplyRequest, TicketCursor};
 use regex::Regex;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -23,6 +18,7 @@ use crate::AppState;
 use crate::envelope::Reply;
 use crate::error::ApiError;
 use crate::extract::{ApiRequest, Valid, de};
+use crate::files::{self, ServeError};
 use crate::messages;
 use crate::validation::{Field, Rule, ValidationErrors, field, parse_date};
 
@@ -205,40 +201,6 @@ impl ThreadJson {
     }
 }
 
-// ---- the cursor -----------------------------------------------------------
-
-const CURSOR_TIME: &str = "%Y%m%d%H%M%S%.6f";
-
-/// Opaque to clients: base64url of `antes:<id>` (newest first) or
-/// `vence:<due or ->:<id>` (nearest due first), after the last ticket shown.
-fn encode_cursor(cursor: TicketCursor) -> String {
-    let text = match cursor {
-        TicketCursor::Before(id) => format!("antes:{id}"),
-        TicketCursor::AfterDue(due, id) => {
-            format!("vence:{}:{id}", due.map(|d| d.format(CURSOR_TIME).to_string()).unwrap_or("-".into()))
-        }
-    };
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(text)
-}
-
-/// The cursor, if it is one of `order`'s.
-fn decode_cursor(cursor: &str, order: TicketOrder) -> Option<TicketCursor> {
-    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(cursor.trim()).ok()?;
-    let text = String::from_utf8(raw).ok()?;
-    let id = |s: &str| s.parse().ok().filter(|id: &i64| *id > 0);
-    match order {
-        TicketOrder::Newest => Some(TicketCursor::Before(id(text.strip_prefix("antes:")?)?)),
-        TicketOrder::NearestDue => {
-            let (due, last) = text.strip_prefix("vence:")?.rsplit_once(':')?;
-            let due = match due {
-                "-" => None,
-                d => Some(chrono::NaiveDateTime::parse_from_str(d, CURSOR_TIME).ok()?),
-            };
-            Some(TicketCursor::AfterDue(due, id(last)?))
-        }
-    }
-}
-
 fn invalid(field: &str, message: String) -> ApiError {
     let mut v = ValidationErrors::default();
     v.add(field, message);
@@ -277,7 +239,8 @@ pub struct TicketListQuery {
     /// service level now: `en_tiempo`, `por_vencer`, `vencido`, `pausado` or `cumplido`
     #[serde(default, deserialize_with = "de::trimmed")]
     sla: Option<String>,
-    /// `recientes` (newest first, the default) or `vencimiento` (the nearest due time first)
+    /// `recientes` (newest first, the default), `vencimiento` (the nearest due time first) or `actividad`
+    /// (the latest activity first)
     #[serde(default, deserialize_with = "de::trimmed")]
     orden: Option<String>,
     /// `siguiente` of the previous page (in the same order)
@@ -286,7 +249,7 @@ pub struct TicketListQuery {
 }
 
 const SLA_STATES: &[&str] = &["en_tiempo", "por_vencer", "vencido", "pausado", "cumplido"];
-const ORDERS: &[&str] = &["recientes", "vencimiento"];
+const ORDERS: &[&str] = &["recientes", "vencimiento", "actividad"];
 
 impl ApiRequest for TicketListQuery {
     const ENDPOINT: Endpoint = Endpoint::TicketList;
@@ -316,11 +279,13 @@ pub async fn list<A: Adapters>(st: web::Data<AppState<A>>, q: Valid<TicketListQu
     let input = &q.input;
     let order = match input.orden.as_deref() {
         Some("vencimiento") => TicketOrder::NearestDue,
+        Some("actividad") => TicketOrder::LatestActivity,
         _ => TicketOrder::Newest,
     };
     let cursor = match input.cursor.as_deref() {
         Some(c) => Some(
-            decode_cursor(c, order).ok_or_else(|| invalid("cursor", "The cursor field format is invalid.".into()))?,
+            TicketCursor::decode(c, order)
+                .ok_or_else(|| invalid("cursor", "The cursor field format is invalid.".into()))?,
         ),
         None => None,
     };
@@ -355,7 +320,7 @@ pub async fn list<A: Adapters>(st: web::Data<AppState<A>>, q: Valid<TicketListQu
     Reply::ok(
         json!({
             "tickets": page.tickets.into_iter().map(|t| TicketJson::of(t, now)).collect::<Vec<_>>(),
-            "siguiente": page.next.map(encode_cursor),
+            "siguiente": page.next.map(|c| c.encode()),
         }),
         message,
     )
@@ -524,115 +489,15 @@ impl ApiRequest for AttachmentPath {
     }
 }
 
-/// The file of an attachment, only from inside the storage directory: the
-/// stored route must be relative and plain, and the file it names, links
-/// resolved, must still be inside.
-fn stored_file(storage: &Path, route: &str) -> Option<PathBuf> {
-    if !is_safe_route(route) {
-        return None;
-    }
-    let root = storage.canonicalize().ok()?;
-    let file = root.join(route).canonicalize().ok()?;
-    (file.starts_with(&root) && file.is_file()).then_some(file)
-}
-
-/// A file name safe for `Content-Disposition`: no path, no control
-/// characters, no quotes; the original goes in `filename*` (RFC 6266).
-fn disposition(name: &str) -> ContentDisposition {
-    let base = name.rsplit(['/', '\\']).next().unwrap_or_default();
-    let plain: String =
-        base.chars().map(|c| if c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ' { c } else { '_' }).collect();
-    let plain = if plain.trim().is_empty() { "adjunto".to_string() } else { plain };
-    let mut parameters = vec![DispositionParam::Filename(plain)];
-    if !base.is_ascii() && !base.chars().any(char::is_control) {
-        parameters.push(DispositionParam::FilenameExt(actix_web::http::header::ExtendedValue {
-            charset: actix_web::http::header::Charset::Ext("UTF-8".into()),
-            language_tag: None,
-            value: base.as_bytes().to_vec(),
-        }));
-    }
-    ContentDisposition { disposition: DispositionType::Attachment, parameters }
-}
-
 pub async fn attachment<A: Adapters>(
     st: web::Data<AppState<A>>,
     req: actix_web::HttpRequest,
     q: Valid<AttachmentPath, A>,
 ) -> Result<Reply, ApiError> {
     let a = st.tickets.attachment(operator(&q)?, q.input.id, q.input.id_adjunto).await?;
-    let Some(path) = stored_file(&st.attachments_dir, &a.route) else {
-        tracing::warn!(attachment = a.id, route = %a.route, "attachment file missing or outside the storage");
-        return Err(ApiError::from(helpdesk_domain::services::TicketError::AttachmentNotFound));
-    };
-    // Served inert whatever the customer declared: an allow-listed type or
-    // octet-stream, always a download, sandboxed should a browser open it.
-    let mime: mime::Mime = served_type(&a.mime_type).parse().unwrap_or(mime::APPLICATION_OCTET_STREAM);
-    let file = actix_files::NamedFile::open_async(&path)
-        .await
-        .map_err(|e| ApiError::internal_by(format!("cannot open attachment {}", a.id), e))?
-        .set_content_type(mime)
-        .set_content_disposition(disposition(&served_name(&a.name)))
-        .use_etag(true)
-        .use_last_modified(true);
-    let mut response = file.into_response(&req);
-    response.headers_mut().insert(
-        actix_web::http::header::CONTENT_SECURITY_POLICY,
-        actix_web::http::header::HeaderValue::from_static("sandbox"),
-    );
-    Ok(Reply::Response(response))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn cursors_round_trip_and_garbage_is_refused() {
-        let newest = TicketOrder::Newest;
-        let due = TicketOrder::NearestDue;
-        let before = TicketCursor::Before(4821);
-        assert_eq!(decode_cursor(&encode_cursor(before), newest), Some(before));
-        for bad in ["", "xyz", "YW50ZXM6", "YW50ZXM6LTE", "!!!"] {
-            assert_eq!(decode_cursor(bad, newest), None, "{bad}");
-        }
-        let at = chrono::NaiveDate::from_ymd_opt(2026, 12, 1).unwrap().and_hms_micro_opt(15, 0, 0, 123_456).unwrap();
-        for c in [TicketCursor::AfterDue(Some(at), 7), TicketCursor::AfterDue(None, 9)] {
-            assert_eq!(decode_cursor(&encode_cursor(c), due), Some(c));
-            assert_eq!(decode_cursor(&encode_cursor(c), newest), None, "a cursor of another order");
-        }
-        assert_eq!(decode_cursor(&encode_cursor(before), due), None, "a cursor of another order");
-        let b64 = |t: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(t);
-        for bad in ["vence:-", "vence:ayer:3", "vence:-:0", "vence::3"] {
-            assert_eq!(decode_cursor(&b64(bad), due), None, "{bad}");
-        }
-    }
-
-    #[test]
-    fn only_files_inside_the_storage_are_served() {
-        let root = std::env::temp_dir().join(format!("hd-adjuntos-{}", std::process::id()));
-        std::fs::create_dir_all(root.join("logs")).unwrap();
-        std::fs::write(root.join("logs/error.txt"), b"x").unwrap();
-        let outside = std::env::temp_dir().join(format!("hd-fuera-{}.txt", std::process::id()));
-        std::fs::write(&outside, b"secreto").unwrap();
-        #[cfg(unix)]
-        std::os::unix::fs::symlink(&outside, root.join("logs/enlace.txt")).unwrap();
-        assert!(stored_file(&root, "logs/error.txt").is_some());
-        for bad in ["../fuera.txt", "/etc/passwd", "logs/../../etc/passwd", "logs", "no-existe.txt"] {
-            assert_eq!(stored_file(&root, bad), None, "{bad}");
-        }
-        #[cfg(unix)]
-        assert_eq!(stored_file(&root, "logs/enlace.txt"), None, "a link out of the storage");
-        std::fs::remove_dir_all(&root).unwrap();
-        std::fs::remove_file(&outside).unwrap();
-    }
-
-    #[test]
-    fn dispositions_are_safe() {
-        let d = disposition("../../informe \"final\".pdf");
-        assert_eq!(d.to_string(), "attachment; filename=\"informe _final_.pdf\"");
-        let d = disposition("reporte\r\nSet-Cookie: x.txt");
-        assert!(!d.to_string().contains('\r') && !d.to_string().contains('\n'), "{d}");
-        let d = disposition("año.pdf");
-        assert!(d.to_string().contains("filename*=UTF-8''a%C3%B1o.pdf"), "{d}");
+    match files::serve_attachment(&st.attachments_dir, &a, &req).await {
+        Ok(response) => Ok(Reply::Response(response)),
+        Err(ServeError::Missing) => Err(ApiError::from(helpdesk_domain::services::TicketError::AttachmentNotFound)),
+        Err(e) => Err(ApiError::internal_by(format!("cannot open attachment {}", a.id), e)),
     }
 }

@@ -486,8 +486,65 @@ async fn a_forgotten_password_is_reset_from_the_console(backend: Backend) {
     assert_eq!((page.status, page.location()), (303, "/consola/tickets".to_string()), "{}", page.body);
 }
 
+/// Attachments are links on the ticket's page, served as the API serves
+/// them (a sandboxed download, the declared type only when inert), only
+/// through a ticket the operator may see.
+async fn attachments_are_downloaded_from_the_ticket_page(backend: Backend) {
+    let d = desk(backend, false).await;
+    let saved = d.save(&customer_mail("consola-adj", "Con adjunto", json!({}))).await;
+    let id: i64 = saved["ticket"].as_str().unwrap().parse().unwrap();
+    let detail: i64 = saved["id_detalle_ticket"].as_str().unwrap().parse().unwrap();
+    let attachment = d.app.db.attachments_of(detail).await.unwrap()[0].id;
+    let storage = d.app.settings.reader.storage_dir.clone();
+    std::fs::write(storage.join("logs/pagina.html"), b"<script>alert(1)</script>").unwrap();
+    let mut hostile = customer_mail("consola-adj2", "Hostil", json!({}));
+    hostile["attachments"] = json!([{"name": "pagina.html", "route": "logs/pagina.html", "type": "text/html"}]);
+    let saved = d.save(&hostile).await;
+    let hostile_id: i64 = saved["ticket"].as_str().unwrap().parse().unwrap();
+    let hostile_detail: i64 = saved["id_detalle_ticket"].as_str().unwrap().parse().unwrap();
+    let hostile_attachment = d.app.db.attachments_of(hostile_detail).await.unwrap()[0].id;
+    let mut sales = customer_mail("consola-adj3", "De ventas", json!({}));
+    sales["to"] = json!("ventas@helpdesk.test");
+    let saved = d.save(&sales).await;
+    let other: i64 = saved["ticket"].as_str().unwrap().parse().unwrap();
+    let other_detail: i64 = saved["id_detalle_ticket"].as_str().unwrap().parse().unwrap();
+    let other_attachment = d.app.db.attachments_of(other_detail).await.unwrap()[0].id;
+
+    let mut b = Browser::new(&d.app);
+    assert_eq!(b.get(&format!("/consola/tickets/{id}/adjuntos/{attachment}")).await.status, 303, "signed in only");
+    b.sign_in("ana").await;
+    let page = b.get(&format!("/consola/tickets/{id}")).await;
+    let link = format!("<a href=\"/consola/tickets/{id}/adjuntos/{attachment}\" download><bdi>error_log.txt</bdi></a>");
+    assert!(page.body.contains(&link), "{link} missing: {}", page.body);
+    let file = b.get(&format!("/consola/tickets/{id}/adjuntos/{attachment}")).await;
+    assert_eq!(file.status, 200);
+    assert_eq!(file.body, "linea 1\nlinea 2\n");
+    assert!(file.header("content-type").starts_with("text/plain"), "{:?}", file.headers);
+    assert_eq!(file.header("content-disposition"), "attachment; filename=\"error_log.txt\"");
+    assert_eq!(file.header("content-security-policy"), "sandbox");
+    assert_eq!(file.header("cache-control"), "no-store");
+    let file = b.get(&format!("/consola/tickets/{hostile_id}/adjuntos/{hostile_attachment}")).await;
+    assert_eq!((file.status, file.header("content-type")), (200, "application/octet-stream".to_string()));
+    assert_eq!(file.header("content-security-policy"), "sandbox");
+    // Through another ticket, another department's, or unknown: absent.
+    for path in [
+        format!("/consola/tickets/{hostile_id}/adjuntos/{attachment}"),
+        format!("/consola/tickets/{other}/adjuntos/{other_attachment}"),
+        format!("/consola/tickets/{id}/adjuntos/{}", other_attachment + 100),
+        format!("/consola/tickets/{id}/adjuntos/x"),
+    ] {
+        let page = b.get(&path).await;
+        assert_eq!(page.status, 404, "{path}");
+        assert!(page.body.contains("<html lang=\"es\">"), "a page: {}", page.body);
+    }
+    // The file gone from the storage: a 404 page, not a failure.
+    std::fs::remove_file(storage.join("logs/pagina.html")).unwrap();
+    assert_eq!(b.get(&format!("/consola/tickets/{hostile_id}/adjuntos/{hostile_attachment}")).await.status, 404);
+}
+
 crate::on_both_backends!(
     a_forgotten_password_is_reset_from_the_console,
+    attachments_are_downloaded_from_the_ticket_page,
     the_sign_in_page_is_labelled_and_locked_down,
     sign_in_queue_and_sign_out,
     a_ticket_is_read_answered_and_changed

@@ -257,6 +257,24 @@ async fn a_ticket_carries_due_times_in_business_hours_and_its_first_response(bac
     let (status, _) =
         d.call(Method::GET, &format!("tickets?orden=vencimiento&cursor={newest_cursor}"), &ana, None).await;
     assert_eq!(status, 422, "a cursor of another order");
+
+    // The latest activity first: a change later moves the oldest ticket to
+    // the head, page by page too.
+    d.app.clock.advance(chrono::Duration::minutes(1));
+    let (status, body) = d.call(Method::PATCH, &format!("tickets/{t}"), &ana, Some(json!({"prioridad": "alta"}))).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(d.listed("orden=actividad", &ana).await, vec![t, t3, t2]);
+    let mut seen = Vec::new();
+    let mut cursor = String::new();
+    loop {
+        let (_, body) = d.call(Method::GET, &format!("tickets?orden=actividad&limite=1{cursor}"), &ana, None).await;
+        seen.extend(body["data"]["tickets"].as_array().unwrap().iter().map(|t| t["id_ticket"].as_i64().unwrap()));
+        match body["data"]["siguiente"].as_str() {
+            Some(c) => cursor = format!("&cursor={c}"),
+            None => break,
+        }
+    }
+    assert_eq!(seen, vec![t, t3, t2]);
 }
 
 /// Two servers on one database, one clock, both running their workers: each

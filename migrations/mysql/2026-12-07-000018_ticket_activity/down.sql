@@ -1,0 +1,1 @@
+ALTER TABLE ticket DROP INDEX ix_ticket_actividad;
