@@ -18,6 +18,7 @@ mod render;
 pub mod session;
 pub mod texts;
 mod ticket;
+mod when;
 
 use std::net::IpAddr;
 use std::sync::Arc;

@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use actix_web::http::StatusCode;
 use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
 use askama::Template;
+use chrono_tz::Tz;
 use helpdesk_domain::model::{
     AssigneeFilter, Priority, SlaState, Ticket, TicketOrder, TicketStatus, Timestamp, UserFilter,
 };
@@ -18,6 +19,7 @@ use crate::audit::{ActingUser, audited};
 use crate::render::{failed, fields, html, message, params, see_other};
 use crate::session::{self, CSRF_FIELD, SESSION_COOKIE, SIGN_IN_COOKIE};
 use crate::texts::{self, T, Texts};
+use crate::when::{self, Shown};
 
 /// Tickets per page of the queue.
 const PAGE: i64 = 50;
@@ -44,10 +46,8 @@ struct Row {
     status: &'static str,
     sla: &'static str,
     sla_class: &'static str,
-    due: Option<String>,
-    due_iso: String,
-    activity: String,
-    activity_iso: String,
+    due: Option<Shown>,
+    activity: Shown,
 }
 
 struct ViewLink {
@@ -293,8 +293,12 @@ pub async fn queue<A: Adapters>(state: web::Data<WebState<A>>, req: HttpRequest)
         Ok(n) => n,
         Err(e) => return failed(&*e),
     };
+    let zone = match state.tickets.zone_of(&visit.operator).await {
+        Ok(z) => z,
+        Err(e) => return failed(&e),
+    };
     let now = state.clock.now();
-    let rows = page.tickets.iter().map(|t| row(t, &names, now)).collect();
+    let rows = page.tickets.iter().map(|t| row(t, &names, now, zone)).collect();
     let next = match page.next {
         Some(cursor) => {
             let mut q = url::form_urlencoded::Serializer::new(String::new());
@@ -387,14 +391,14 @@ async fn names<A: Adapters>(
     Ok(Names { departments, users })
 }
 
-fn row(t: &Ticket, names: &Names, now: Timestamp) -> Row {
+fn row(t: &Ticket, names: &Names, now: Timestamp, zone: Tz) -> Row {
     let state = t.sla.map(|c| c.state(now));
-    let due_at = t.sla.and_then(|c| c.next_due());
+    let due = t.sla.and_then(|c| c.next_due()).map(|at| when::due(now, at, zone));
+    let activity = when::local(t.updated_at, zone);
     Row {
         sla: state.map_or(T.sla_none, texts::sla),
         sla_class: state.map_or("sin_sla", SlaState::as_str),
-        due: due_at.map(|d| d.format("%Y-%m-%d %H:%M UTC").to_string()),
-        due_iso: due_at.map(|d| d.and_utc().to_rfc3339()).unwrap_or_default(),
+        due,
         id: t.id,
         subject: t.subject.clone(),
         requester: t.requester.clone(),
@@ -405,7 +409,6 @@ fn row(t: &Ticket, names: &Names, now: Timestamp) -> Row {
             Some(id) => names.users.get(&id).cloned().unwrap_or_else(|| id.to_string()),
         },
         status: texts::status(t.status),
-        activity: t.updated_at.format("%Y-%m-%d %H:%M").to_string(),
-        activity_iso: t.updated_at.and_utc().to_rfc3339(),
+        activity,
     }
 }

@@ -7,8 +7,9 @@ use std::collections::BTreeMap;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
+use chrono_tz::Tz;
 use helpdesk_domain::model::{
-    Direction, InternalUser, Priority, TicketStatus, TicketThread, Timestamp, UserFilter, served_name,
+    Direction, InternalUser, Priority, SlaClock, Ticket, TicketStatus, TicketThread, Timestamp, UserFilter, served_name,
 };
 use helpdesk_domain::ports::Adapters;
 use helpdesk_domain::services::{ChangeRequest, ReplyRequest, TicketError, Visit};
@@ -23,13 +24,13 @@ use crate::pages::{Choice, visit};
 use crate::render::{failed, fields, html, message, see_other};
 use crate::session::{self, CSRF_FIELD};
 use crate::texts::{self, T, Texts};
+use crate::when::{self, Shown};
 
 struct Message {
     kind: &'static str,
     label: &'static str,
     author: String,
-    when: String,
-    when_iso: String,
+    when: Shown,
     delivery: Option<String>,
     /// The customer's HTML, cleaned; `None`: the text is shown.
     html: Option<String>,
@@ -43,8 +44,7 @@ struct AttachmentLink {
 }
 
 struct EventLine {
-    when: String,
-    when_iso: String,
+    when: Shown,
     who: String,
     what: &'static str,
     before: String,
@@ -66,6 +66,28 @@ struct View {
     priorities: Vec<Choice>,
     departments: Vec<Choice>,
     events: Vec<EventLine>,
+    /// The service level's lines, empty without a clock.
+    sla: Option<SlaView>,
+    /// The requester's other tickets (the latest activity first).
+    others: Vec<OtherTicket>,
+}
+
+struct OtherTicket {
+    id: i64,
+    subject: String,
+    status: &'static str,
+    activity: Shown,
+}
+
+/// How many of the requester's other tickets the page lists.
+const OTHERS: i64 = 10;
+
+struct SlaView {
+    state: &'static str,
+    class: &'static str,
+    first_response: String,
+    resolution: String,
+    paused_since: Option<Shown>,
 }
 
 #[derive(Template)]
@@ -82,8 +104,23 @@ struct TicketPage<'a> {
     draft_note: bool,
 }
 
-fn when(at: Timestamp) -> (String, String) {
-    (at.format("%Y-%m-%d %H:%M UTC").to_string(), at.and_utc().to_rfc3339())
+/// A target of the clock: met at a time, or due.
+fn target(done: Option<Timestamp>, due: Timestamp, now: Timestamp, zone: Tz) -> String {
+    match done {
+        Some(at) => format!("{} {}", T.sla_done_at, when::local(at, zone).text),
+        None => when::due(now, due, zone).text,
+    }
+}
+
+fn sla_view(clock: &SlaClock, now: Timestamp, zone: Tz) -> SlaView {
+    let state = clock.state(now);
+    SlaView {
+        state: texts::sla(state),
+        class: state.as_str(),
+        first_response: target(clock.first_response_at, clock.first_response_due, now, zone),
+        resolution: target(clock.resolved_at, clock.resolution_due, now, zone),
+        paused_since: clock.paused_since.map(|at| when::local(at, zone)),
+    }
 }
 
 /// The id in a path segment, if it is one.
@@ -99,8 +136,11 @@ fn not_found() -> HttpResponse {
 async fn view<A: Adapters>(
     state: &WebState<A>,
     thread: TicketThread,
+    others: Vec<Ticket>,
+    zone: Tz,
 ) -> Result<View, Box<dyn std::error::Error + Send + Sync>> {
     let ticket = &thread.ticket;
+    let now = state.clock.now();
     let departments = state.admin.departments().await?;
     let filter = UserFilter { department_id: Some(ticket.department_id), ..UserFilter::default() };
     let colleagues: Vec<InternalUser> = state.directory.find_users(filter).await?;
@@ -129,13 +169,11 @@ async fn view<A: Adapters>(
             s
         });
         let html = (d.direction == Direction::Incoming && !d.html.trim().is_empty()).then(|| clean(&d.html));
-        let (when, when_iso) = when(d.date);
         messages.push(Message {
             kind,
             label,
             author,
-            when,
-            when_iso,
+            when: when::local(d.date, zone),
             delivery,
             html,
             text: d.body.clone(),
@@ -171,16 +209,12 @@ async fn view<A: Adapters>(
     let events = thread
         .events
         .iter()
-        .map(|e| {
-            let (when, when_iso) = when(e.at);
-            EventLine {
-                when,
-                when_iso,
-                who: e.actor_id.map_or_else(|| T.system.to_string(), name_of),
-                what: texts::event(e.kind),
-                before: e.before.clone().unwrap_or_default(),
-                after: e.after.clone().unwrap_or_default(),
-            }
+        .map(|e| EventLine {
+            when: when::local(e.at, zone),
+            who: e.actor_id.map_or_else(|| T.system.to_string(), name_of),
+            what: texts::event(e.kind),
+            before: e.before.clone().unwrap_or_default(),
+            after: e.after.clone().unwrap_or_default(),
         })
         .collect();
     Ok(View {
@@ -198,6 +232,16 @@ async fn view<A: Adapters>(
         priorities,
         departments: department_choices,
         events,
+        sla: ticket.sla.map(|c| sla_view(&c, now, zone)),
+        others: others
+            .into_iter()
+            .map(|t| OtherTicket {
+                id: t.id,
+                subject: t.subject,
+                status: texts::status(t.status),
+                activity: when::local(t.updated_at, zone),
+            })
+            .collect(),
     })
 }
 
@@ -216,7 +260,15 @@ async fn page<A: Adapters>(
         Err(TicketError::NotFound) => return not_found(),
         Err(e) => return failed(&e),
     };
-    let v = match view(state, thread).await {
+    let zone = match state.tickets.zone_of(&visit.operator).await {
+        Ok(z) => z,
+        Err(e) => return failed(&e),
+    };
+    let others = match state.tickets.requesters_others(&visit.operator, &thread.ticket, OTHERS).await {
+        Ok(o) => o,
+        Err(e) => return failed(&e),
+    };
+    let v = match view(state, thread, others, zone).await {
         Ok(v) => v,
         Err(e) => return failed(&*e),
     };

@@ -55,6 +55,12 @@ macro_rules! filtered {
         if let Some((at, id)) = q.before_activity {
             query = query.filter(ticket::updated_at.le(at).and(ticket::updated_at.lt(at).or(ticket::id_ticket.lt(id))));
         }
+        if let Some(address) = &q.participant {
+            let theirs = participante_ticket::table
+                .filter(participante_ticket::correo.eq(address.as_str().to_string()))
+                .select(participante_ticket::fk_id_ticket);
+            query = query.filter(ticket::id_ticket.eq_any(theirs));
+        }
         if let Some(words) = &$words {
             query = query.filter(words.clone());
         }

@@ -294,6 +294,16 @@ impl SlaSetup {
         Some(SlaTerms { policy, calendar })
     }
 
+    /// The zone a department's people read times in: its calendar's, else
+    /// the default calendar's, else [`DEFAULT_ZONE`].
+    pub fn zone_of(&self, department_id: Option<i64>) -> Tz {
+        let own = department_id.and_then(|d| self.department_calendars.iter().find(|(dep, _)| *dep == d));
+        own.and_then(|(_, c)| self.calendar(*c))
+            .or_else(|| self.calendars.iter().find(|c| c.name == DEFAULT_CALENDAR))
+            .map(|c| c.zone)
+            .unwrap_or(chrono_tz::America::Costa_Rica)
+    }
+
     /// The calendar a clock was computed with (for its pauses).
     pub fn calendar(&self, id: i64) -> Option<&BusinessCalendar> {
         self.calendars.iter().find(|c| c.id == id)
@@ -600,6 +610,21 @@ mod tests {
             assert!(WeeklyHours::parse(bad).is_err(), "{bad:?} was accepted");
         }
         assert!(parse_zone("Marte/Olympus").is_err());
+    }
+
+    #[test]
+    fn a_department_reads_times_in_its_calendars_zone() {
+        let madrid =
+            BusinessCalendar { id: 2, name: "europa".into(), ..cal("Europe/Madrid", "lun-vie 09:00-18:00", &[]) };
+        let setup = SlaSetup { policies: vec![], calendars: vec![cr(), madrid], department_calendars: vec![(7, 2)] };
+        assert_eq!(setup.zone_of(Some(7)), chrono_tz::Europe::Madrid);
+        assert_eq!(setup.zone_of(Some(8)), chrono_tz::America::Costa_Rica, "the default calendar's");
+        assert_eq!(setup.zone_of(None), chrono_tz::America::Costa_Rica);
+        let lima = cal("America/Lima", "lun-vie 08:00-17:00", &[]);
+        let elsewhere = SlaSetup { policies: vec![], calendars: vec![lima], department_calendars: vec![] };
+        assert_eq!(elsewhere.zone_of(None), chrono_tz::America::Lima, "the default calendar moved");
+        let none = SlaSetup { policies: vec![], calendars: vec![], department_calendars: vec![] };
+        assert_eq!(none.zone_of(Some(7)).name(), DEFAULT_ZONE);
     }
 
     #[test]

@@ -167,6 +167,8 @@ pub struct TicketQuery {
     /// Tickets whose service level is in this state at `now`
     /// ([`SlaClock::state`]); tickets without a clock never match.
     pub sla: Option<SlaState>,
+    /// Tickets this address takes part in (`participante_ticket`).
+    pub participant: Option<super::Address>,
     /// The instant `sla` is judged at.
     pub now: Timestamp,
     pub order: TicketOrder,

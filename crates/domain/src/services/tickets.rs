@@ -127,6 +127,8 @@ pub struct ListRequest {
     pub until: Option<Timestamp>,
     /// Only tickets whose service level is in this state now.
     pub sla: Option<SlaState>,
+    /// Only tickets this address takes part in.
+    pub participant: Option<Address>,
     pub order: TicketOrder,
     /// Where the page starts (from the previous page, in the same order).
     pub cursor: Option<TicketCursor>,
@@ -293,6 +295,7 @@ impl<R: TicketPorts> TicketService<R> {
             from: req.from,
             until: req.until,
             sla: req.sla,
+            participant: req.participant,
             now: self.clock.now(),
             order: req.order,
             before_id: match req.cursor {
@@ -309,6 +312,33 @@ impl<R: TicketPorts> TicketService<R> {
             },
             limit,
         }
+    }
+
+    /// The requester's other tickets the operator may see (those their
+    /// address takes part in), the latest activity first, at most `limit`.
+    pub async fn requesters_others(
+        &self,
+        op: &Operator,
+        ticket: &Ticket,
+        limit: i64,
+    ) -> Result<Vec<Ticket>, TicketError> {
+        let Some(requester) = Address::parse(&ticket.requester) else { return Ok(Vec::new()) };
+        let req = ListRequest {
+            participant: Some(requester),
+            order: TicketOrder::LatestActivity,
+            limit: limit + 1,
+            ..ListRequest::default()
+        };
+        let mut others = self.list(op, req).await?.tickets;
+        others.retain(|t| t.id != ticket.id);
+        others.truncate(limit.max(0) as usize);
+        Ok(others)
+    }
+
+    /// The zone the operator reads times in: their department's calendar's
+    /// (a lead without a department: the default calendar's).
+    pub async fn zone_of(&self, op: &Operator) -> Result<chrono_tz::Tz, TicketError> {
+        Ok(self.sla.setup().await?.zone_of(op.user.department_id))
     }
 
     /// The ticket, if the operator may see it.

@@ -1439,8 +1439,21 @@ pub async fn ticket_list_orders_by_latest_activity<S: Store>(s: Arc<S>) {
         }
         assert_eq!(seen, expected, "pages of {size}");
     }
-    let open = TicketQuery { status: Some(TicketStatus::Closed), ..q };
+    let open = TicketQuery { status: Some(TicketStatus::Closed), ..q.clone() };
     assert_eq!(listed(&*s, open).await, Vec::<i64>::new(), "the state still filters");
+
+    // A customer's tickets: those their address takes part in.
+    let mut theirs = mail(d, None, "b1", ("Suya", "Texto"), at(12, 0, 0));
+    if let IncomingTarget::New(t) = &mut theirs.target {
+        t.requester = "Otra <otra@cliente.test>".into();
+    }
+    theirs.participants = vec!["otra@cliente.test".into()];
+    let hers = s.store_incoming(theirs).await.unwrap().ticket_id;
+    let of = |address: &str| TicketQuery { participant: Address::parse_bare(address), ..q.clone() };
+    assert_eq!(listed(&*s, of("otra@cliente.test")).await, vec![hers]);
+    assert_eq!(listed(&*s, of("OTRA@cliente.test")).await, vec![hers], "whatever the case");
+    assert_eq!(listed(&*s, of("copia@cliente.test")).await, expected, "a participant in copy too");
+    assert_eq!(listed(&*s, of("nadie@cliente.test")).await, Vec::<i64>::new());
 }
 
 pub async fn ticket_list_searches_the_words_of_each_message<S: Store>(s: Arc<S>) {

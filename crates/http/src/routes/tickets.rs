@@ -246,6 +246,9 @@ pub struct TicketListQuery {
     /// `siguiente` of the previous page (in the same order)
     #[serde(default, deserialize_with = "de::trimmed")]
     cursor: Option<String>,
+    /// only tickets this e-mail address takes part in (a customer's tickets)
+    #[serde(default, deserialize_with = "de::trimmed")]
+    participante: Option<String>,
 }
 
 const SLA_STATES: &[&str] = &["en_tiempo", "por_vencer", "vencido", "pausado", "cumplido"];
@@ -267,6 +270,7 @@ impl ApiRequest for TicketListQuery {
             field("sla", vec![Rule::String, Rule::In(SLA_STATES)]),
             field("orden", vec![Rule::String, Rule::In(ORDERS)]),
             field("cursor", vec![Rule::String, Rule::Max(100)]),
+            field("participante", vec![Rule::String, Rule::Email, Rule::Max(320)]),
         ]
     }
 }
@@ -310,6 +314,7 @@ pub async fn list<A: Adapters>(st: web::Data<AppState<A>>, q: Valid<TicketListQu
         from: input.desde.as_deref().and_then(parse_date),
         until,
         sla: input.sla.as_deref().and_then(SlaState::parse),
+        participant: input.participante.as_deref().and_then(Address::parse_bare),
         order,
         cursor,
         limit: input.limite.unwrap_or(DEFAULT_PAGE),

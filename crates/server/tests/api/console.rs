@@ -2,7 +2,8 @@
 //! sees it: the rendered HTML, its headers and cookies, on both backends.
 //! (The browser suite drives the same pages in Chromium.)
 
-use helpdesk_domain::ports::{AuditRepository, TicketRepository};
+use helpdesk_domain::model::{NewSlaPolicy, Priority};
+use helpdesk_domain::ports::{AuditRepository, SlaRepository, TicketRepository};
 use serde_json::json;
 
 use crate::helpers::*;
@@ -244,6 +245,14 @@ async fn sign_in_queue_and_sign_out(backend: Backend) {
 /// and a change each do what the API would, and a refused one nothing.
 async fn a_ticket_is_read_answered_and_changed(backend: Backend) {
     let d = desk(backend, false).await;
+    let policy = NewSlaPolicy {
+        department_id: Some(d.support),
+        priority: Priority::Normal,
+        first_response_mins: 60,
+        resolution_mins: 480,
+        warning_pct: None,
+    };
+    d.app.db.save_policy(policy).await.unwrap();
     let mut mail = customer_mail("consola-3", "Factura <b>vencida</b>", json!({}));
     mail["html"] = json!(
         "<p>Hola <b>equipo</b></p><script>alert(1)</script><img src=\"https://tracker.example/p.gif\">\
@@ -275,6 +284,14 @@ async fn a_ticket_is_read_answered_and_changed(backend: Backend) {
         "<b>equipo</b>",
         "rel=\"noopener noreferrer\"",
         "error_log.txt",
+        // Times in the department calendar's zone (the default calendar:
+        // Costa Rica); the service level's clocks in words.
+        "2025-10-10 06:00 CST",
+        "<h2 id=\"sla\">Nivel de servicio</h2>",
+        "<dt>Primera respuesta</dt><dd>vence en ",
+        "<dt>Resolución</dt><dd>vence en ",
+        "<h2 id=\"otros\">Otros tickets del solicitante</h2>",
+        "No tiene otros tickets.",
     ] {
         assert!(page.body.contains(needle), "{needle} missing: {}", page.body);
     }
@@ -297,6 +314,18 @@ async fn a_ticket_is_read_answered_and_changed(backend: Backend) {
         "the name isolated"
     );
     assert!(page.body.contains("<bdi>Registro \u{202e}txt.exe</bdi>"), "the subject isolated");
+    // The requester's other tickets, the ones the operator may see: the
+    // customer's new ticket is listed, not another department's.
+    let again: i64 = d.save(&customer_mail("consola-6", "Otra consulta", json!({}))).await["ticket"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let page = b.get(&format!("/consola/tickets/{id}")).await;
+    let listed = format!("<a href=\"/consola/tickets/{again}\">{again}: <bdi>Otra consulta</bdi></a>");
+    assert!(page.body.contains(&listed), "{listed} missing: {}", page.body);
+    assert!(!page.body.contains(&format!("<a href=\"/consola/tickets/{other}\">")), "{}", page.body);
+    assert!(!page.body.contains(&format!("<a href=\"/consola/tickets/{id}\">")), "not itself: {}", page.body);
     let page404 = b.get(&format!("/consola/tickets/{other}")).await;
     assert_eq!(page404.status, 404, "another department's ticket is absent");
     assert_eq!(b.get("/consola/tickets/abc").await.status, 404);
@@ -337,6 +366,7 @@ async fn a_ticket_is_read_answered_and_changed(backend: Backend) {
             && page.body.contains("Ya revisamos su factura.")
     );
     assert!(page.body.contains("Entrega: en cola"), "{}", page.body);
+    assert!(page.body.contains("<dt>Primera respuesta</dt><dd>cumplida "), "the first response's clock stops");
 
     // A note that closes the ticket.
     let page = b

@@ -333,6 +333,14 @@ async fn operators_see_their_department_and_work_its_tickets(backend: Backend) {
     assert_eq!((status, ids(&found)), (200, vec![]), "hostile search text: {found}");
     let (status, body) = d.get("tickets?cursor=basura", &ana).await;
     assert_eq!((status, body["errors"]["cursor"][0].as_str()), (422, Some("The cursor field format is invalid.")));
+    // A customer's tickets: those their address takes part in.
+    let (_, theirs) = d.get("tickets?participante=CLIENTE@ejemplo.test&limite=100", &ana).await;
+    assert_eq!(ids(&theirs).len(), 14, "{theirs}");
+    let (_, theirs) = d.get("tickets?participante=nadie@ejemplo.test", &ana).await;
+    assert_eq!(ids(&theirs), Vec::<i64>::new(), "{theirs}");
+    let (status, body) = d.get("tickets?participante=cliente", &ana).await;
+    assert_eq!(status, 422, "{body}");
+    assert!(body["errors"]["participante"].is_array(), "{body}");
     let _ = d.sales;
 }
 

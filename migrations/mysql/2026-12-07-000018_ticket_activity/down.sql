@@ -1,1 +1,0 @@
-ALTER TABLE ticket DROP INDEX ix_ticket_actividad;

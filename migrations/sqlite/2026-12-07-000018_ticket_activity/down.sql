@@ -1,1 +1,0 @@
-DROP INDEX ix_ticket_actividad;
