@@ -202,6 +202,33 @@ async fn an_operator_works_a_ticket_in_chromium() {
     wait_for_text(&c, "Respuesta registrada; en cola para envío.").await;
     assert_eq!(d.app.db.find_ticket(id).await.unwrap().unwrap().status.as_str(), "cerrado");
 
+    // At 360 px wide (a phone): nothing wider than the screen, the reply
+    // box and its buttons within reach, the queue's rows labelled.
+    c.set_window_size(360, 760).await.unwrap();
+    for path in ["/consola/tickets".to_string(), format!("/consola/tickets/{id}")] {
+        c.goto(&format!("{base}{path}")).await.unwrap();
+        let fits = c
+            .execute(
+                "const w = window.innerWidth;
+                 const out = [...document.querySelectorAll('body *')]
+                   .filter(e => { const r = e.getBoundingClientRect(); return r.width > 0 && (r.right > w + 1 || r.left < -1); })
+                   .map(e => e.tagName + '.' + e.className);
+                 return [w, document.documentElement.scrollWidth, out.slice(0, 5)];",
+                vec![],
+            )
+            .await
+            .unwrap();
+        let width = fits[0].as_i64().unwrap();
+        assert!(width <= 400, "the window is narrow: {fits}");
+        assert!(fits[1].as_i64().unwrap() <= width, "{path} scrolls sideways at {width} px: {fits}");
+        assert_eq!(fits[2], json!([]), "{path}: elements past the edge at {width} px");
+    }
+    c.goto(&format!("{base}/consola/tickets?vista=cerrados")).await.unwrap();
+    let script = "const td = document.querySelector('td[data-etiqueta]');
+                  return td ? getComputedStyle(td, '::before').content : '';";
+    assert_eq!(c.execute(script, vec![]).await.unwrap(), json!("\"Número: \""), "a row's cells say what they are");
+    c.set_window_size(1280, 900).await.unwrap();
+
     // Hostile mail: rendered, inert.
     c.goto(&format!("{base}/consola/tickets/{hostile_id}")).await.unwrap();
     let text = wait_for_text(&c, "Mensaje del cliente").await;
