@@ -30,6 +30,10 @@ bench seconds="10":
 bench-tickets seconds="10" tickets="100000":
     bench/tickets.sh {{seconds}} {{tickets}}
 
+# The console's queue and ticket pages with 100,000 tickets; report in target/bench/pages.md.
+bench-pages seconds="10" tickets="100000":
+    bench/pages.sh {{seconds}} {{tickets}}
+
 # A private 3-node MariaDB Galera cluster on loopback (SQL ports 23301-23303);
 # `just galera stop`, `just galera kill 2`, `just galera restart 2`, `just galera status`.
 galera cmd="start" *args="":

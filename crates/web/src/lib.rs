@@ -24,7 +24,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use actix_web::http::StatusCode;
-use actix_web::middleware::DefaultHeaders;
+use actix_web::middleware::{Compress, DefaultHeaders};
 use actix_web::{HttpRequest, HttpResponse, web};
 use helpdesk_domain::ports::{Adapters, Clock};
 use helpdesk_domain::services::{AdminService, AuditService, ConsoleService, DirectoryService, TicketService};
@@ -87,7 +87,9 @@ pub fn configure<A: Adapters>(cfg: &mut web::ServiceConfig) {
             .route("/tickets/{id}/respuesta", web::post().to(ticket::reply::<A>))
             .route("/tickets/{id}/cambios", web::post().to(ticket::change::<A>))
             .route("/tickets/{id}/adjuntos/{adjunto}", web::get().to(ticket::attachment::<A>))
-            .route("/static/{file}", web::get().to(assets::serve))
+            // Compressed when the browser takes it (the assets only: a page
+            // holds a CSRF token beside what the request reflects).
+            .service(web::resource("/static/{file}").wrap(Compress::default()).route(web::get().to(assets::serve)))
             .default_service(web::to(not_found)),
     );
 }

@@ -130,6 +130,12 @@ async fn the_sign_in_page_is_labelled_and_locked_down(backend: Backend) {
         assert_eq!(asset.header("cache-control"), "public, max-age=31536000, immutable");
         assert!(!asset.body.is_empty());
         assert_eq!(b.get(&path.replace(".css", ".x.css").replace(".js", ".x.js")).await.status, 404);
+        // Compressed for a browser that takes gzip.
+        let res = b.http.get(format!("{}{path}", b.base)).header("Accept-Encoding", "gzip").send().await.unwrap();
+        assert_eq!(res.headers()["content-encoding"], "gzip", "{path}");
+        assert!(res.headers()["vary"].to_str().unwrap().to_lowercase().contains("accept-encoding"));
+        let packed = res.bytes().await.unwrap();
+        assert!(packed.len() < asset.body.len() / 2 && packed.starts_with(&[0x1f, 0x8b]), "{path}: {}", packed.len());
     }
     assert_eq!(b.get("/consola/nada").await.status, 404);
 }

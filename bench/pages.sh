@@ -1,0 +1,136 @@
+#!/usr/bin/env bash
+# The console's pages under a full store: 100,000 tickets (bench/seed_tickets.sh),
+# an operator signed in through the console's own form, then wrk at 4
+# connections (each after an unmeasured 5 s) on the queue (the default view
+# "Abiertos" with the seven views' counts, its second page, a priority filter)
+# and a ticket's page (thread, service level, the requester's 19 other
+# tickets, history). Every figure is checked against the store first: the
+# queue shows 50 rows and "999+" for a view the store holds more than 999 of,
+# the ticket's page shows the ticket's subject and the requester's others.
+# Also the bytes of JavaScript and CSS a first visit transfers (gzip).
+#
+# Usage: bench/pages.sh [seconds per measurement, default 10] [tickets, default 100000]
+# Prints a Markdown report and keeps it in target/bench/pages.md.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SECS="${1:-10}"
+N="${2:-100000}"
+OUT=target/bench
+mkdir -p "$OUT"
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
+# shellcheck source=bench/seed_tickets.sh
+. bench/seed_tickets.sh
+
+command -v wrk >/dev/null || { log "installing wrk"; apt-get install -y wrk >/dev/null; }
+command -v sqlite3 >/dev/null || { log "installing sqlite3"; apt-get install -y sqlite3 >/dev/null; }
+if ! mariadb -uroot -h127.0.0.1 -e 'SELECT 1' >/dev/null 2>&1; then
+  start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd
+  for _ in $(seq 1 60); do mariadb -uroot -h127.0.0.1 -e 'SELECT 1' >/dev/null 2>&1 && break; sleep 1; done
+fi
+
+log "release build"
+cargo build --release -q -p helpdesk-server
+BIN=$PWD/target/release/helpdesk-server
+pids=()
+cleanup() { for p in "${pids[@]:-}"; do kill "$p" 2>/dev/null || true; done; }
+trap cleanup EXIT
+
+report=()
+assets=""
+MID=$((N / 2))
+for backend in mysql sqlite; do
+  if [ $backend = mysql ]; then
+    mariadb -uroot -h127.0.0.1 -e 'DROP DATABASE IF EXISTS hd_bench_pages; CREATE DATABASE hd_bench_pages CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci'
+    URL=mysql://root@127.0.0.1:3306/hd_bench_pages; PORT=18085
+    sql() { mariadb -uroot -h127.0.0.1 -N hd_bench_pages -e "$1"; }
+  else
+    rm -rf "$OUT/pages-sqlite"; mkdir -p "$OUT/pages-sqlite"
+    DB="$PWD/$OUT/pages-sqlite/helpdesk.db"; URL="sqlite://$DB"; PORT=18086
+    sql() { sqlite3 "$DB" "$1"; }
+  fi
+  log "$backend: seed $N tickets"
+  seed "$URL" >/dev/null
+  if [ $backend = mysql ]; then mysql_seed_sql | mariadb -uroot -h127.0.0.1 hd_bench_pages; else sqlite_seed_sql | sqlite3 "$DB"; fi
+  sql 'UPDATE indice_busqueda SET detalle_hasta = (SELECT MAX(id_detalle_ticket) FROM detalle_ticket)'
+  HELD=$(sql 'SELECT COUNT(*) FROM ticket')
+  OPEN=$(sql "SELECT COUNT(*) FROM ticket WHERE estado = 'abierto'")
+  SUBJECT=$(sql "SELECT asunto FROM ticket WHERE id_ticket = $MID")
+  REQUESTER=$(sql "SELECT solicitante FROM ticket WHERE id_ticket = $MID")
+  THEIRS=$(sql "SELECT COUNT(*) FROM participante_ticket WHERE correo = '$REQUESTER'")
+  log "$backend: $HELD tickets, $OPEN open; ticket $MID's requester takes part in $THEIRS"
+  [ "$HELD" -ge "$N" ] && [ "$OPEN" -gt 999 ] && [ "$THEIRS" -gt 10 ] || { log "the store is not as seeded"; exit 1; }
+
+  BASE="http://127.0.0.1:$PORT"
+  HELPDESK__SERVER__PORT=$PORT HELPDESK__SERVER__PUBLIC_URL="$BASE" HELPDESK__DATABASE__URL="$URL" \
+    HELPDESK__SEED__DEMO=false HELPDESK__LOG__LEVEL=warn HELPDESK__OUTBOX__POLL_INTERVAL_MS=3600000 \
+    "$BIN" >"$OUT/pages-server-$backend.log" 2>&1 &
+  pids+=($!)
+  wait_ready $PORT 12000
+
+  # Signed in as a browser is: the form's token and cookie, then the session's cookie.
+  JAR="$OUT/pages-$backend.cookies"; rm -f "$JAR"
+  CSRF=$(curl -sf -c "$JAR" "$BASE/consola/entrar" | sed -n 's/.*name="csrf" value="\([^"]*\)".*/\1/p' | head -1)
+  CODE=$(curl -s -b "$JAR" -c "$JAR" -H "Origin: $BASE" -o /dev/null -w '%{http_code}' \
+    --data-urlencode "csrf=$CSRF" --data-urlencode usuario=op1 --data-urlencode contrasena=Bench-clave-2026 \
+    "$BASE/consola/entrar")
+  SESSION=$(awk '$6 == "consola_sesion" {print $7}' "$JAR")
+  [ "$CODE" = 303 ] && [ -n "$SESSION" ] || { log "$backend: sign-in answered $CODE"; exit 1; }
+  C=(-H "Cookie: consola_sesion=$SESSION")
+
+  # What the measured pages answer, checked against the store.
+  QUEUE=$(curl -sf "${C[@]}" "$BASE/consola/tickets")
+  ROWS=$(grep -c '^<td><a href="/consola/tickets/' <<<"$QUEUE" || true)
+  grep -q 'Abiertos <span class="cuenta">(999+)</span>' <<<"$QUEUE" || { log "$backend: no 999+ count"; exit 1; }
+  [ "$ROWS" = 50 ] || { log "$backend: the queue shows $ROWS rows"; exit 1; }
+  NEXT=$(sed -n 's/.*href="\(\/consola\/tickets?vista=abiertos[^"]*desde=[^"]*\)".*/\1/p' <<<"$QUEUE" | head -1 | sed 's/&amp;/\&/g')
+  [ -n "$NEXT" ] || { log "$backend: no next page"; exit 1; }
+  SECOND=$(curl -sf "${C[@]}" "$BASE$NEXT" | grep -c '^<td><a href="/consola/tickets/' || true)
+  [ "$SECOND" = 50 ] || { log "$backend: the second page shows $SECOND rows"; exit 1; }
+  TICKET=$(curl -sf "${C[@]}" "$BASE/consola/tickets/$MID")
+  grep -qF "<bdi>$SUBJECT</bdi>" <<<"$TICKET" || { log "$backend: ticket $MID's page lacks its subject"; exit 1; }
+  OTHERS=$(grep -o '<li><a href="/consola/tickets/[0-9]*">' <<<"$TICKET" | wc -l)
+  [ "$OTHERS" = 10 ] || { log "$backend: ticket $MID's page lists $OTHERS other tickets"; exit 1; }
+
+  for what in queue queue-page-2 queue-filtered ticket; do
+    case $what in
+      queue) P="/consola/tickets" ;;
+      queue-page-2) P="$NEXT" ;;
+      queue-filtered) P="/consola/tickets?vista=abiertos&prioridad=alta" ;;
+      ticket) P="/consola/tickets/$MID" ;;
+    esac
+    wrk -t2 -c4 -d5s "${C[@]}" "$BASE$P" >/dev/null
+    log "$backend: $what, 4 connections, $SECS s"
+    wrk -t2 -c4 -d"${SECS}s" --latency "${C[@]}" "$BASE$P" >"$OUT/pages-$backend-$what.txt"
+    RPS=$(sed -n 's/^Requests\/sec: *//p' "$OUT/pages-$backend-$what.txt")
+    P50=$(awk '$1=="50%" {print $2}' "$OUT/pages-$backend-$what.txt")
+    P99=$(awk '$1=="99%" {print $2}' "$OUT/pages-$backend-$what.txt")
+    BAD=$(sed -n 's/^ *Non-2xx or 3xx responses: *//p' "$OUT/pages-$backend-$what.txt")
+    report+=("| $backend | $what | $HELD | $RPS | $P50 | $P99 | ${BAD:-0} |")
+  done
+
+  if [ -z "$assets" ]; then
+    # A first visit's JavaScript and CSS, as a browser taking gzip gets them.
+    total=0
+    for href in $(grep -o '/consola/static/[^"]*' <<<"$QUEUE" | sort -u); do
+      bytes=$(curl -sf -H 'Accept-Encoding: gzip' -o /dev/null -w '%{size_download}' "$BASE$href")
+      raw=$(curl -sf -o /dev/null -w '%{size_download}' "$BASE$href")
+      assets+="| ${href##*/} | $raw | $bytes |"$'\n'
+      total=$((total + bytes))
+    done
+    assets+="| total | | $total |"
+  fi
+  kill "${pids[-1]}" 2>/dev/null || true
+done
+
+{
+  echo "Console pages, $(nproc) cores ($(sed -n 's/^model name[^:]*: //p' /proc/cpuinfo | head -1)), $SECS s each, 4 connections, $(date -u '+%Y-%m-%d %H:%M UTC')"
+  echo
+  echo "| backend | page | tickets held | req/s | p50 | p99 | non-2xx |"
+  echo "|---|---|---|---|---|---|---|"
+  printf '%s\n' "${report[@]}"
+  echo
+  echo "| asset | bytes | transferred (gzip) |"
+  echo "|---|---|---|"
+  printf '%s\n' "$assets"
+} | tee "$OUT/pages.md"
