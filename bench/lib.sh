@@ -28,3 +28,33 @@ seed() {
   "$BIN" product add mesa Mesa >/dev/null
   "$BIN" consumer create bench --all-grants | sed -n 's/^X-User-Secret: //p'
 }
+
+# prepare_release: wrk and sqlite3 installed, MariaDB up, the release
+# server built; sets BIN, and `pids` with a trap that stops them at exit.
+prepare_release() {
+  command -v wrk >/dev/null || { log "installing wrk"; apt-get install -y wrk >/dev/null; }
+  command -v sqlite3 >/dev/null || { log "installing sqlite3"; apt-get install -y sqlite3 >/dev/null; }
+  if ! mariadb -uroot -h127.0.0.1 -e 'SELECT 1' >/dev/null 2>&1; then
+    start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd
+    for _ in $(seq 1 60); do mariadb -uroot -h127.0.0.1 -e 'SELECT 1' >/dev/null 2>&1 && break; sleep 1; done
+  fi
+  log "release build"
+  cargo build --release -q -p helpdesk-server
+  BIN=$PWD/target/release/helpdesk-server
+  pids=()
+  trap 'for p in "${pids[@]:-}"; do kill "$p" 2>/dev/null || true; done' EXIT
+}
+
+# measure_4 FILE SECS URL [wrk args...]: 5 unmeasured seconds at 4
+# connections, then SECS measured into FILE; prints "req/s | p50 | p99 | non-2xx".
+measure_4() {
+  local file=$1 secs=$2 url=$3; shift 3
+  wrk -t2 -c4 -d5s "$@" "$url" >/dev/null
+  wrk -t2 -c4 -d"${secs}s" --latency "$@" "$url" >"$file"
+  local rps p50 p99 bad
+  rps=$(sed -n 's/^Requests\/sec: *//p' "$file")
+  p50=$(awk '$1=="50%" {print $2}' "$file")
+  p99=$(awk '$1=="99%" {print $2}' "$file")
+  bad=$(sed -n 's/^ *Non-2xx or 3xx responses: *//p' "$file")
+  echo "$rps | $p50 | $p99 | ${bad:-0}"
+}

@@ -22,19 +22,7 @@ mkdir -p "$OUT"
 # shellcheck source=bench/seed_tickets.sh
 . bench/seed_tickets.sh
 
-command -v wrk >/dev/null || { log "installing wrk"; apt-get install -y wrk >/dev/null; }
-command -v sqlite3 >/dev/null || { log "installing sqlite3"; apt-get install -y sqlite3 >/dev/null; }
-if ! mariadb -uroot -h127.0.0.1 -e 'SELECT 1' >/dev/null 2>&1; then
-  start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd
-  for _ in $(seq 1 60); do mariadb -uroot -h127.0.0.1 -e 'SELECT 1' >/dev/null 2>&1 && break; sleep 1; done
-fi
-
-log "release build"
-cargo build --release -q -p helpdesk-server
-BIN=$PWD/target/release/helpdesk-server
-pids=()
-cleanup() { for p in "${pids[@]:-}"; do kill "$p" 2>/dev/null || true; done; }
-trap cleanup EXIT
+prepare_release
 
 report=()
 assets=""
@@ -99,14 +87,9 @@ for backend in mysql sqlite; do
       queue-filtered) P="/consola/tickets?vista=abiertos&prioridad=alta" ;;
       ticket) P="/consola/tickets/$MID" ;;
     esac
-    wrk -t2 -c4 -d5s "${C[@]}" "$BASE$P" >/dev/null
     log "$backend: $what, 4 connections, $SECS s"
-    wrk -t2 -c4 -d"${SECS}s" --latency "${C[@]}" "$BASE$P" >"$OUT/pages-$backend-$what.txt"
-    RPS=$(sed -n 's/^Requests\/sec: *//p' "$OUT/pages-$backend-$what.txt")
-    P50=$(awk '$1=="50%" {print $2}' "$OUT/pages-$backend-$what.txt")
-    P99=$(awk '$1=="99%" {print $2}' "$OUT/pages-$backend-$what.txt")
-    BAD=$(sed -n 's/^ *Non-2xx or 3xx responses: *//p' "$OUT/pages-$backend-$what.txt")
-    report+=("| $backend | $what | $HELD | $RPS | $P50 | $P99 | ${BAD:-0} |")
+    ROW=$(measure_4 "$OUT/pages-$backend-$what.txt" "$SECS" "$BASE$P" "${C[@]}")
+    report+=("| $backend | $what | $HELD | $ROW |")
   done
 
   if [ -z "$assets" ]; then

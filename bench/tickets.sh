@@ -18,19 +18,7 @@ mkdir -p "$OUT"
 # shellcheck source=bench/lib.sh
 . bench/lib.sh
 
-command -v wrk >/dev/null || { log "installing wrk"; apt-get install -y wrk >/dev/null; }
-command -v sqlite3 >/dev/null || { log "installing sqlite3"; apt-get install -y sqlite3 >/dev/null; }
-if ! mariadb -uroot -h127.0.0.1 -e 'SELECT 1' >/dev/null 2>&1; then
-  start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd
-  for _ in $(seq 1 60); do mariadb -uroot -h127.0.0.1 -e 'SELECT 1' >/dev/null 2>&1 && break; sleep 1; done
-fi
-
-log "release build"
-cargo build --release -q -p helpdesk-server
-BIN=$PWD/target/release/helpdesk-server
-pids=()
-cleanup() { for p in "${pids[@]:-}"; do kill "$p" 2>/dev/null || true; done; }
-trap cleanup EXIT
+prepare_release
 
 
 
@@ -100,15 +88,9 @@ for backend in mysql sqlite; do
       search) Q="texto=toner&limite=20" ;;
       search-common) Q="texto=factura&limite=20" ;;
     esac
-    # Unmeasured first: the pool's connections opened, the pages read in.
-    wrk -t2 -c4 -d5s "${H[@]}" "http://127.0.0.1:$PORT/api/tickets?$Q" >/dev/null
     log "$backend: $what, 4 connections, $SECS s"
-    wrk -t2 -c4 -d"${SECS}s" --latency "${H[@]}" "http://127.0.0.1:$PORT/api/tickets?$Q" >"$OUT/tickets-$backend-$what.txt"
-    RPS=$(sed -n 's/^Requests\/sec: *//p' "$OUT/tickets-$backend-$what.txt")
-    P50=$(awk '$1=="50%" {print $2}' "$OUT/tickets-$backend-$what.txt")
-    P99=$(awk '$1=="99%" {print $2}' "$OUT/tickets-$backend-$what.txt")
-    BAD=$(sed -n 's/^ *Non-2xx or 3xx responses: *//p' "$OUT/tickets-$backend-$what.txt")
-    report+=("| $backend | $what ($Q) | $HELD | $RPS | $P50 | $P99 | ${BAD:-0} |")
+    ROW=$(measure_4 "$OUT/tickets-$backend-$what.txt" "$SECS" "http://127.0.0.1:$PORT/api/tickets?$Q" "${H[@]}")
+    report+=("| $backend | $what ($Q) | $HELD | $ROW |")
   done
   kill "${pids[-1]}" 2>/dev/null || true
 done

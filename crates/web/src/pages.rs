@@ -237,7 +237,10 @@ fn view_request(key: &str) -> ListRequest {
         "mios" => ListRequest { status: open, assigned_to_me: true, ..ListRequest::default() },
         "pendientes" => ListRequest { status: Some(TicketStatus::Pending), ..ListRequest::default() },
         "en-riesgo" => ListRequest { sla: Some(SlaState::AtRisk), ..ListRequest::default() },
-        "sla-vencido" => ListRequest { sla: Some(SlaState::Breached), ..ListRequest::default() },
+        // What is overdue now (a running clock past its next due time): a
+        // range of `ix_ticket_vencimiento`, where "breached for good" would
+        // read every ticket ever answered late.
+        "sla-vencido" => ListRequest { overdue: true, ..ListRequest::default() },
         "cerrados" => ListRequest { status: Some(TicketStatus::Closed), ..ListRequest::default() },
         _ => ListRequest { status: open, ..ListRequest::default() },
     }

@@ -55,6 +55,11 @@ macro_rules! filtered {
         if let Some((at, id)) = q.before_activity {
             query = query.filter(ticket::updated_at.le(at).and(ticket::updated_at.lt(at).or(ticket::id_ticket.lt(id))));
         }
+        if q.overdue {
+            // A running clock's next due time (NULL once stopped), read in
+            // the order of `ix_ticket_vencimiento`.
+            query = query.filter(ticket::proximo_vencimiento.lt(q.now));
+        }
         if let Some(address) = &q.participant {
             let theirs = participante_ticket::table
                 .filter(participante_ticket::correo.eq(address.as_str().to_string()))

@@ -167,6 +167,10 @@ pub struct TicketQuery {
     /// Tickets whose service level is in this state at `now`
     /// ([`SlaClock::state`]); tickets without a clock never match.
     pub sla: Option<SlaState>,
+    /// Only tickets whose running clock is past its next due time at `now`
+    /// ([`SlaClock::next_due`]: what is overdue now; a target missed and
+    /// met late, or a stopped clock, is not).
+    pub overdue: bool,
     /// Tickets this address takes part in (`participante_ticket`).
     pub participant: Option<super::Address>,
     /// The instant `sla` is judged at.

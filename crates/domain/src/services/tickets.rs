@@ -127,6 +127,8 @@ pub struct ListRequest {
     pub until: Option<Timestamp>,
     /// Only tickets whose service level is in this state now.
     pub sla: Option<SlaState>,
+    /// Only tickets overdue now (a running clock past its next due time).
+    pub overdue: bool,
     /// Only tickets this address takes part in.
     pub participant: Option<Address>,
     pub order: TicketOrder,
@@ -295,6 +297,7 @@ impl<R: TicketPorts> TicketService<R> {
             from: req.from,
             until: req.until,
             sla: req.sla,
+            overdue: req.overdue,
             participant: req.participant,
             now: self.clock.now(),
             order: req.order,

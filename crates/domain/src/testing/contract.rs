@@ -2575,6 +2575,16 @@ async fn sla_fixture<S: Store>(s: &S) -> SlaFixture {
 
 pub async fn ticket_list_filters_by_service_level_and_orders_by_nearest_due<S: Store>(s: Arc<S>) {
     let f = sla_fixture(&*s).await;
+    // Overdue now: a running clock past its next due time, by the domain's
+    // rule (`SlaClock::next_due`), in SQL as in memory.
+    let all = s.list_tickets(TicketQuery { limit: 100, ..Default::default() }).await.unwrap();
+    let overdue: Vec<i64> =
+        all.iter().filter(|t| t.sla.and_then(|c| c.next_due()).is_some_and(|due| due < f.now)).map(|t| t.id).collect();
+    assert!(overdue.contains(&f.breached[0]) && !overdue.contains(&f.paused[0]), "{overdue:?}");
+    assert!(!overdue.contains(&f.on_time[0]) && !overdue.contains(&f.none), "{overdue:?}");
+    let late = TicketQuery { overdue: true, now: f.now, limit: 50, ..Default::default() };
+    assert_eq!(listed(&*s, late.clone()).await, overdue, "overdue now");
+    assert_eq!(s.count_tickets(late).await.unwrap(), overdue.len() as i64);
     let in_state = |state| TicketQuery { sla: Some(state), now: f.now, limit: 50, ..Default::default() };
     let newest = |ids: &[i64]| ids.iter().rev().copied().collect::<Vec<i64>>();
     for (state, expected) in [

@@ -1049,6 +1049,7 @@ impl TicketWorkRepository for InMemoryStore {
                 .filter(|t| q.before_id.is_none_or(|b| t.id < b))
                 .filter(|t| q.after_due.is_none_or(|(due, id)| due_key(t) > (due.is_none(), due, id)))
                 .filter(|t| q.before_activity.is_none_or(|at| (t.updated_at, t.id) < at))
+                .filter(|t| !q.overdue || t.sla.and_then(|c| c.next_due()).is_some_and(|due| due < q.now))
                 .filter(|t| q.participant.as_ref().is_none_or(|a| i.participants.contains(&(t.id, a.to_string()))))
                 .filter(|t| q.sla.is_none_or(|s| t.sla.is_some_and(|c| c.state(q.now) == s)))
                 .filter(|t| matches_text(t))

@@ -314,6 +314,7 @@ pub async fn list<A: Adapters>(st: web::Data<AppState<A>>, q: Valid<TicketListQu
         from: input.desde.as_deref().and_then(parse_date),
         until,
         sla: input.sla.as_deref().and_then(SlaState::parse),
+        overdue: false,
         participant: input.participante.as_deref().and_then(Address::parse_bare),
         order,
         cursor,
