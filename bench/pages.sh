@@ -2,7 +2,8 @@
 # The console's pages under a full store: 100,000 tickets (bench/seed_tickets.sh),
 # an operator signed in through the console's own form, then wrk at 4
 # connections (each after an unmeasured 5 s) on the queue (the default view
-# "Abiertos" with the seven views' counts, its second page, a priority filter)
+# "Abiertos" with the seven views' counts, its second page, a priority filter,
+# a search for a word in 20 % of the subjects)
 # and a ticket's page (thread, service level, the requester's 19 other
 # tickets, history). Every figure is checked against the store first: the
 # queue shows 50 rows and "999+" for a view the store holds more than 999 of,
@@ -80,11 +81,15 @@ for backend in mysql sqlite; do
   OTHERS=$(grep -o '<li><a href="/consola/tickets/[0-9]*">' <<<"$TICKET" | wc -l)
   [ "$OTHERS" = 10 ] || { log "$backend: ticket $MID's page lists $OTHERS other tickets"; exit 1; }
 
-  for what in queue queue-page-2 queue-filtered ticket; do
+  FOUND=$(curl -sf "${C[@]}" "$BASE/consola/tickets?q=factura" | grep -c '^<td><a href="/consola/tickets/' || true)
+  [ "$FOUND" = 50 ] || { log "$backend: the search shows $FOUND rows"; exit 1; }
+
+  for what in queue queue-page-2 queue-filtered queue-search ticket; do
     case $what in
       queue) P="/consola/tickets" ;;
       queue-page-2) P="$NEXT" ;;
       queue-filtered) P="/consola/tickets?vista=abiertos&prioridad=alta" ;;
+      queue-search) P="/consola/tickets?q=factura" ;;
       ticket) P="/consola/tickets/$MID" ;;
     esac
     log "$backend: $what, 4 connections, $SECS s"

@@ -114,6 +114,7 @@ pub struct ServerSettings {
 pub struct ConsoleConfig {
     pub idle_minutes: i64,
     pub max_hours: i64,
+    pub counts_cache_ms: u64,
 }
 
 /// A list setting: a TOML array, or one string with the items separated by
@@ -680,6 +681,9 @@ impl Settings {
         if !(1..=24 * 30).contains(&c.max_hours) {
             return Err(bad("consola.max_hours", "must be 1 to 720"));
         }
+        if c.counts_cache_ms > 60_000 {
+            return Err(bad("consola.counts_cache_ms", "must be 0 to 60000"));
+        }
         let reset_url = public_url
             .join("/consola/restablecer")
             .map_err(|e| bad_by("server.public_url", "cannot make the console's links", e))?;
@@ -687,6 +691,7 @@ impl Settings {
             idle: chrono::Duration::minutes(c.idle_minutes),
             max: chrono::Duration::hours(c.max_hours),
             reset_url: reset_url.to_string(),
+            counts_cache: std::time::Duration::from_millis(c.counts_cache_ms),
         })
     }
 
@@ -858,6 +863,9 @@ mod tests {
         s.consola.max_hours = 721;
         assert_eq!(s.validate().unwrap_err().key, "consola.max_hours");
         s.consola.max_hours = 12;
+        s.consola.counts_cache_ms = 60_001;
+        assert_eq!(s.validate().unwrap_err().key, "consola.counts_cache_ms");
+        s.consola.counts_cache_ms = 2000;
         s.validate().unwrap();
         s.log.format = "xml".into();
         assert_eq!(s.validate().unwrap_err().key, "log.format");

@@ -205,7 +205,8 @@ pub fn web_state<A: Adapters>(config: &Config, state: &AppState<A>) -> WebState<
             config.ingest.chat_to_users,
             config.ingest.setup_cache,
         )
-        .with_own_addresses(config.own()),
+        .with_own_addresses(config.own())
+        .with_count_cache(config.console.counts_cache),
         admin: AdminService::new(store.clone()),
         directory: DirectoryService::new(store, clock.clone())
             .with_cache(Duration::from_millis(settings.server.directory_cache_ms)),

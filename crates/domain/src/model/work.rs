@@ -126,7 +126,7 @@ pub struct NewTicketEvent {
 }
 
 /// Whose tickets a list shows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum AssigneeFilter {
     #[default]
     Anyone,
@@ -135,7 +135,7 @@ pub enum AssigneeFilter {
 }
 
 /// The order of the ticket list.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum TicketOrder {
     /// Newest first (by id, descending).
     #[default]
@@ -151,7 +151,7 @@ pub enum TicketOrder {
 
 /// A page of the ticket list. `visible_department`, when set, confines the
 /// list to that department (what the operator may see).
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
 pub struct TicketQuery {
     pub status: Option<TicketStatus>,
     pub department_id: Option<i64>,

@@ -32,6 +32,8 @@ pub struct ConsoleSettings {
     /// which the reset e-mail links to unless the `consola` product names
     /// another.
     pub reset_url: String,
+    /// How long the queue's view counts are kept.
+    pub counts_cache: std::time::Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -210,6 +212,7 @@ mod tests {
             idle: Duration::minutes(30),
             max: Duration::hours(12),
             reset_url: "https://mesa.example.test/consola/restablecer".into(),
+            counts_cache: std::time::Duration::ZERO,
         };
         let console = ConsoleService::new(store.clone(), sso, clock.clone(), settings);
         Fixture { console, store, clock, user }

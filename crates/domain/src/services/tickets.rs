@@ -20,6 +20,7 @@ use std::sync::Arc;
 use crate::error::RepoError;
 use crate::model::*;
 use crate::ports::{Clock, SlaRepository, TicketRepository, TicketWorkRepository, UserRepository};
+use crate::services::cache::TtlCache;
 use crate::services::{MessageIdSigner, OwnAddresses, SlaBook, bare_address, least_loaded};
 
 /// The largest page of the ticket list.
@@ -233,6 +234,8 @@ pub struct TicketService<R: TicketPorts> {
     chat_to_users: bool,
     sla: SlaBook<R>,
     own: OwnAddresses,
+    /// Counts kept this long (`None`: never kept), by query.
+    counts: Option<TtlCache<TicketQuery, i64>>,
 }
 
 impl<R: TicketPorts> TicketService<R> {
@@ -246,7 +249,16 @@ impl<R: TicketPorts> TicketService<R> {
     ) -> Self {
         let sla = SlaBook::new(repo.clone(), clock.clone(), setup_cache);
         let own = OwnAddresses::new(Vec::new(), setup_cache);
-        Self { repo, ids, clock, chat_to_users, sla, own }
+        Self { repo, ids, clock, chat_to_users, sla, own, counts: None }
+    }
+
+    /// Keeps each count of [`Self::count`] for `ttl` (a searched text is
+    /// never kept): a view's count read by every page of a team, and by
+    /// pages that refresh themselves, costs one query per `ttl`. Zero: none
+    /// kept.
+    pub fn with_count_cache(mut self, ttl: std::time::Duration) -> Self {
+        self.counts = (!ttl.is_zero()).then(|| TtlCache::new(ttl));
+        self
     }
 
     /// Our addresses besides the mailboxes (the SMTP sender,
@@ -277,10 +289,21 @@ impl<R: TicketPorts> TicketService<R> {
     }
 
     /// How many tickets the operator may see match `req` (its cursor and
-    /// limit ignored), counted up to `cap`.
+    /// limit ignored), counted up to `cap`; as counted up to the count
+    /// cache's lifetime ago when there is one ([`Self::with_count_cache`]).
     pub async fn count(&self, op: &Operator, req: ListRequest, cap: i64) -> Result<i64, TicketError> {
         let req = ListRequest { cursor: None, ..req };
-        Ok(self.repo.count_tickets(self.query(op, req, cap.max(0))).await?)
+        let query = self.query(op, req, cap.max(0));
+        match &self.counts {
+            Some(cache) if query.text.is_none() => {
+                // The same query whenever it is asked: `now` only moves the
+                // service-level states, which the lifetime bounds too.
+                let key = TicketQuery { now: Timestamp::default(), ..query.clone() };
+                let load = || self.repo.count_tickets(query);
+                Ok(cache.get_or_load(key, self.clock.now(), load, |_| true).await?)
+            }
+            _ => Ok(self.repo.count_tickets(query).await?),
+        }
     }
 
     /// The store's query for `req`, confined to what the operator may see.
@@ -777,6 +800,37 @@ mod tests {
             ticket: stored.unwrap().ticket_id,
             store,
         }
+    }
+
+    /// Counts kept for the cache's lifetime, per query and operator's
+    /// sight; a search is never kept; none kept without a cache.
+    #[tokio::test]
+    async fn counts_are_kept_for_the_caches_lifetime() {
+        let store = Arc::new(InMemoryStore::new());
+        let clock = Arc::new(ManualClock::new(crate::ports::SystemClock.now()));
+        let ids = MessageIdSigner::new(SecretHasher::new([3; 32]), "helpdesk.test");
+        let new = |ttl| {
+            TicketService::new(store.clone(), ids.clone(), clock.clone(), true, std::time::Duration::ZERO)
+                .with_count_cache(ttl)
+        };
+        let (kept, fresh) = (new(std::time::Duration::from_secs(2)), new(std::time::Duration::ZERO));
+        let support = store.create_department(NewDepartment { name: "Soporte".into(), synology_channel: None });
+        let support = support.await.unwrap().id;
+        let ana = store.create_user(sample_user("ana", "ana@helpdesk.test", Some(support))).await.unwrap();
+        let ana = Operator::new(ana).unwrap();
+        let open = || ListRequest { status: Some(TicketStatus::Open), ..ListRequest::default() };
+        let search = || ListRequest { text: Some("mensaje".into()), ..ListRequest::default() };
+        let mail = |key: &str| new_incoming(support, None, key, "cliente@cliente.test");
+        store.store_incoming(mail("c1")).await.unwrap();
+        assert_eq!(kept.count(&ana, open(), 1000).await.unwrap(), 1);
+        assert_eq!(kept.count(&ana, search(), 1000).await.unwrap(), 1);
+        store.store_incoming(mail("c2")).await.unwrap();
+        assert_eq!(kept.count(&ana, open(), 1000).await.unwrap(), 1, "kept");
+        assert_eq!(kept.count(&ana, open(), 5).await.unwrap(), 2, "another cap, another query");
+        assert_eq!(kept.count(&ana, search(), 1000).await.unwrap(), 2, "a search is not kept");
+        assert_eq!(fresh.count(&ana, open(), 1000).await.unwrap(), 2, "no cache");
+        clock.advance(chrono::Duration::seconds(3));
+        assert_eq!(kept.count(&ana, open(), 1000).await.unwrap(), 2, "the lifetime is over");
     }
 
     /// An attachment is served only through its own ticket: another

@@ -578,8 +578,29 @@ async fn attachments_are_downloaded_from_the_ticket_page(backend: Backend) {
     assert_eq!(b.get(&format!("/consola/tickets/{hostile_id}/adjuntos/{hostile_attachment}")).await.status, 404);
 }
 
+/// The views' counts are kept `consola.counts_cache_ms`: a new ticket is in
+/// the list at once and in the count once that time has passed.
+async fn view_counts_are_kept_briefly(backend: Backend) {
+    let d = crate::tickets::desk_with(backend, false, |s| s.consola.counts_cache_ms = 2000).await;
+    d.save(&customer_mail("contar-1", "Primera", json!({}))).await;
+    let mut b = Browser::new(&d.app);
+    b.sign_in("ana").await;
+    let open = |n: i64| format!("aria-current=\"page\">Abiertos <span class=\"cuenta\">({n})</span>");
+    let page = b.get("/consola/tickets").await;
+    assert!(page.body.contains(&open(1)), "{}", page.body);
+    let second: i64 =
+        d.save(&customer_mail("contar-2", "Segunda", json!({}))).await["ticket"].as_str().unwrap().parse().unwrap();
+    let page = b.get("/consola/tickets").await;
+    assert!(page.body.contains(&format!("<a href=\"/consola/tickets/{second}\">")), "the list is live");
+    assert!(page.body.contains(&open(1)), "the count is kept: {}", page.body);
+    d.app.clock.advance(chrono::Duration::milliseconds(2100));
+    let page = b.get("/consola/tickets").await;
+    assert!(page.body.contains(&open(2)), "{}", page.body);
+}
+
 crate::on_both_backends!(
     a_forgotten_password_is_reset_from_the_console,
+    view_counts_are_kept_briefly,
     attachments_are_downloaded_from_the_ticket_page,
     the_sign_in_page_is_labelled_and_locked_down,
     sign_in_queue_and_sign_out,

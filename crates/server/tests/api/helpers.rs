@@ -205,6 +205,7 @@ impl<'a, M: MailerChoice> TestAppBuilder<'a, M> {
         settings.server.consumer_cache_secs = 0;
         settings.server.directory_cache_ms = 0;
         settings.ingest.setup_cache_secs = 0;
+        settings.consola.counts_cache_ms = 0;
         settings.database.url = match self.backend {
             Backend::Sqlite => helpdesk_db::testing::fresh_sqlite_url(),
             Backend::Mysql => helpdesk_db::testing::fresh_mysql_url().await,
