@@ -229,7 +229,9 @@ impl From<TicketError> for ApiError {
                 "The estado field is required when none of asignado / departamento / prioridad are present.".into(),
             ),
             TicketError::InvalidReply => invalid_field("cuerpo", "The cuerpo field is required.".into()),
-            TicketError::Conflict => {
+            // The last two come from the console's pages only (the API asks
+            // for no such check).
+            TicketError::Conflict | TicketError::NewerMessages(_) | TicketError::ChangedMeanwhile(_) => {
                 refuse(StatusCode::CONFLICT, "El ticket cambió mientras tanto; consúltelo e intente de nuevo.")
             }
             TicketError::Store(e) => e.into(),

@@ -16,7 +16,7 @@ struct Asset {
     bytes: &'static [u8],
 }
 
-const ASSETS: [Asset; 2] = [
+const ASSETS: [Asset; 3] = [
     Asset {
         stem: "consola",
         ext: "css",
@@ -29,6 +29,13 @@ const ASSETS: [Asset; 2] = [
         ext: "js",
         content_type: "text/javascript; charset=utf-8",
         bytes: include_bytes!("../assets/htmx-2.0.11.min.js"),
+    },
+    // The keyboard (no library).
+    Asset {
+        stem: "consola",
+        ext: "js",
+        content_type: "text/javascript; charset=utf-8",
+        bytes: include_bytes!("../assets/consola.js"),
     },
 ];
 
@@ -61,8 +68,15 @@ pub fn css() -> &'static Served {
     &served()[0]
 }
 
-pub fn js() -> &'static Served {
-    &served()[1]
+/// The scripts every page loads: htmx and the keyboard.
+pub struct Scripts {
+    pub htmx: &'static Served,
+    pub keys: &'static Served,
+}
+
+pub fn js() -> &'static Scripts {
+    static SCRIPTS: OnceLock<Scripts> = OnceLock::new();
+    SCRIPTS.get_or_init(|| Scripts { htmx: &served()[1], keys: &served()[2] })
 }
 
 /// `GET /consola/static/{file}`: only the current fingerprinted names.
@@ -89,6 +103,7 @@ mod tests {
             );
             assert!(s.integrity.starts_with("sha384-") && s.integrity.len() == 7 + 64);
         }
-        assert_ne!(css().href, js().href);
+        assert_ne!(css().href, js().htmx.href);
+        assert_ne!(js().keys.href, js().htmx.href);
     }
 }

@@ -14,7 +14,7 @@ use helpdesk_domain::ports::Adapters;
 use helpdesk_domain::services::{ConsoleError, ListRequest, SsoError, TicketCursor, Visit};
 
 use crate::WebState;
-use crate::assets::{self, Served};
+use crate::assets::{self, Scripts, Served};
 use crate::audit::{ActingUser, audited};
 use crate::render::{failed, fields, html, message, params, see_other};
 use crate::session::{self, CSRF_FIELD, SESSION_COOKIE, SIGN_IN_COOKIE};
@@ -29,7 +29,7 @@ const PAGE: i64 = 50;
 struct SignInPage<'a> {
     t: &'static Texts,
     css: &'static Served,
-    js: &'static Served,
+    js: &'static Scripts,
     csrf: &'a str,
     login: &'a str,
     message: Option<&'static str>,
@@ -68,7 +68,7 @@ pub(crate) struct Choice {
 struct QueuePage<'a> {
     t: &'static Texts,
     css: &'static Served,
-    js: &'static Served,
+    js: &'static Scripts,
     csrf: &'a str,
     operator_name: &'a str,
     view: &'static str,

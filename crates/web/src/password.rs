@@ -8,7 +8,7 @@ use helpdesk_domain::ports::Adapters;
 use helpdesk_domain::services::{ConsoleError, SsoError};
 
 use crate::WebState;
-use crate::assets::{self, Served};
+use crate::assets::{self, Scripts, Served};
 use crate::audit::audited;
 use crate::pages::{form_token_ok, with_form_token};
 use crate::render::{failed, fields, html, message, params, see_other};
@@ -20,7 +20,7 @@ use crate::texts::{T, Texts};
 struct ForgotPage<'a> {
     t: &'static Texts,
     css: &'static Served,
-    js: &'static Served,
+    js: &'static Scripts,
     csrf: &'a str,
     message: Option<&'static str>,
 }
@@ -30,7 +30,7 @@ struct ForgotPage<'a> {
 struct ResetPage<'a> {
     t: &'static Texts,
     css: &'static Served,
-    js: &'static Served,
+    js: &'static Scripts,
     csrf: &'a str,
     id: &'a str,
     token: &'a str,

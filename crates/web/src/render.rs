@@ -10,7 +10,7 @@ use askama::Template;
 use helpdesk_domain::RepoError;
 use helpdesk_domain::services::{AdminError, ConsoleError, SsoError, TicketError};
 
-use crate::assets::{self, Served};
+use crate::assets::{self, Scripts, Served};
 use crate::texts::{T, Texts};
 
 #[derive(Template)]
@@ -18,7 +18,7 @@ use crate::texts::{T, Texts};
 struct MessagePage {
     t: &'static Texts,
     css: &'static Served,
-    js: &'static Served,
+    js: &'static Scripts,
     title: &'static str,
     text: &'static str,
 }

@@ -9,7 +9,8 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use chrono_tz::Tz;
 use helpdesk_domain::model::{
-    Direction, InternalUser, Priority, SlaClock, Ticket, TicketStatus, TicketThread, Timestamp, UserFilter, served_name,
+    Direction, InternalUser, Priority, SlaClock, Ticket, TicketFields, TicketStatus, TicketThread, Timestamp,
+    UserFilter, served_name,
 };
 use helpdesk_domain::ports::Adapters;
 use helpdesk_domain::services::{ChangeRequest, ReplyRequest, TicketError, Visit};
@@ -17,7 +18,7 @@ use helpdesk_domain::services::{ChangeRequest, ReplyRequest, TicketError, Visit}
 use helpdesk_http::files::{ServeError, serve_attachment};
 
 use crate::WebState;
-use crate::assets::{self, Served};
+use crate::assets::{self, Scripts, Served};
 use crate::audit::audited;
 use crate::html::clean;
 use crate::pages::{Choice, visit};
@@ -70,6 +71,14 @@ struct View {
     sla: Option<SlaView>,
     /// The requester's other tickets (the latest activity first).
     others: Vec<OtherTicket>,
+    /// The newest message shown: a reply sent from this page is held if
+    /// someone else's is newer.
+    last_message: i64,
+    /// The change form's fields as shown (the change is what differs).
+    seen_status: &'static str,
+    seen_assignee: String,
+    seen_priority: &'static str,
+    seen_department: i64,
 }
 
 struct OtherTicket {
@@ -95,13 +104,29 @@ struct SlaView {
 struct TicketPage<'a> {
     t: &'static Texts,
     css: &'static Served,
-    js: &'static Served,
+    js: &'static Scripts,
     csrf: &'a str,
     operator_name: &'a str,
     v: View,
     notice: Option<&'static str>,
+    /// The notice is a refusal (the page answers a POST that did nothing).
+    warning: bool,
+    form: Form<'a>,
+}
+
+/// What the forms hold when a POST is answered with the page: the reply
+/// being written, whether it was held for a newer message, the values the
+/// operator chose in the change form.
+#[derive(Default)]
+struct Form<'a> {
     draft: &'a str,
-    draft_note: bool,
+    note: bool,
+    /// The reply waits for "Enviar de todos modos".
+    held: bool,
+    /// The change form's choices (else the ticket's values).
+    wanted: Option<TicketFields>,
+    /// The change form says "Aplicar de todos modos".
+    clashed: bool,
 }
 
 /// A target of the clock: met at a time, or due.
@@ -138,8 +163,12 @@ async fn view<A: Adapters>(
     thread: TicketThread,
     others: Vec<Ticket>,
     zone: Tz,
+    wanted: Option<TicketFields>,
 ) -> Result<View, Box<dyn std::error::Error + Send + Sync>> {
     let ticket = &thread.ticket;
+    let seen = TicketFields::of(ticket);
+    let shown = wanted.unwrap_or(seen);
+    let last_message = thread.details.iter().map(|(d, _)| d.id).max().unwrap_or(0);
     let now = state.clock.now();
     let departments = state.admin.departments().await?;
     let filter = UserFilter { department_id: Some(ticket.department_id), ..UserFilter::default() };
@@ -184,17 +213,17 @@ async fn view<A: Adapters>(
     let choice = |value: String, label: String, selected: bool| Choice { value, label, selected };
     let statuses = [TicketStatus::Open, TicketStatus::Pending, TicketStatus::Closed]
         .into_iter()
-        .map(|s| choice(s.as_str().into(), texts::status(s).into(), s == ticket.status))
+        .map(|s| choice(s.as_str().into(), texts::status(s).into(), s == shown.status))
         .collect();
     let priorities = Priority::ALL
         .into_iter()
-        .map(|p| choice(p.as_str().into(), texts::priority(p).into(), p == ticket.priority))
+        .map(|p| choice(p.as_str().into(), texts::priority(p).into(), p == shown.priority))
         .collect();
-    let mut assignees = vec![choice(String::new(), T.unassigned.into(), ticket.assignee_id.is_none())];
+    let mut assignees = vec![choice(String::new(), T.unassigned.into(), shown.assignee_id.is_none())];
     for u in colleagues.iter().filter(|u| u.is_active() && u.can_take_tickets) {
-        assignees.push(choice(u.id.to_string(), u.name.clone(), Some(u.id) == ticket.assignee_id));
+        assignees.push(choice(u.id.to_string(), u.name.clone(), Some(u.id) == shown.assignee_id));
     }
-    if let Some(id) = ticket.assignee_id
+    if let Some(id) = shown.assignee_id
         && !assignees.iter().any(|c| c.selected)
     {
         assignees.push(choice(id.to_string(), name_of(id), true));
@@ -203,8 +232,8 @@ async fn view<A: Adapters>(
         |id: i64| departments.iter().find(|d| d.id == id).map(|d| d.name.clone()).unwrap_or_else(|| id.to_string());
     let department_choices = departments
         .iter()
-        .filter(|d| d.status.is_active() || d.id == ticket.department_id)
-        .map(|d| choice(d.id.to_string(), d.name.clone(), d.id == ticket.department_id))
+        .filter(|d| d.status.is_active() || d.id == ticket.department_id || d.id == shown.department_id)
+        .map(|d| choice(d.id.to_string(), d.name.clone(), d.id == shown.department_id))
         .collect();
     let events = thread
         .events
@@ -233,6 +262,11 @@ async fn view<A: Adapters>(
         departments: department_choices,
         events,
         sla: ticket.sla.map(|c| sla_view(&c, now, zone)),
+        last_message,
+        seen_status: seen.status.as_str(),
+        seen_assignee: seen.assignee_id.map(|id| id.to_string()).unwrap_or_default(),
+        seen_priority: seen.priority.as_str(),
+        seen_department: seen.department_id,
         others: others
             .into_iter()
             .map(|t| OtherTicket {
@@ -253,7 +287,7 @@ async fn page<A: Adapters>(
     id: i64,
     status: StatusCode,
     notice: Option<&'static str>,
-    draft: (&str, bool),
+    form: Form<'_>,
 ) -> HttpResponse {
     let thread = match state.tickets.show(&visit.operator, id).await {
         Ok(t) => t,
@@ -268,7 +302,7 @@ async fn page<A: Adapters>(
         Ok(o) => o,
         Err(e) => return failed(&e),
     };
-    let v = match view(state, thread, others, zone).await {
+    let v = match view(state, thread, others, zone, form.wanted).await {
         Ok(v) => v,
         Err(e) => return failed(&*e),
     };
@@ -283,8 +317,8 @@ async fn page<A: Adapters>(
             operator_name: &name,
             v,
             notice,
-            draft: draft.0,
-            draft_note: draft.1,
+            warning: !status.is_success(),
+            form,
         },
     )
 }
@@ -308,7 +342,7 @@ pub async fn show<A: Adapters>(
         Some("nada") => Some(T.nothing_changed),
         _ => None,
     };
-    page(&state, &visit, id, StatusCode::OK, notice, ("", false)).await
+    page(&state, &visit, id, StatusCode::OK, notice, Form::default()).await
 }
 
 /// `GET /consola/tickets/{id}/adjuntos/{adjunto}`: an attachment of a
@@ -371,19 +405,24 @@ async fn replying<A: Adapters>(state: &WebState<A>, req: &HttpRequest, path: &st
     let Some(id) = ticket_id(path) else { return not_found() };
     let text = form.get("cuerpo").cloned().unwrap_or_default();
     let internal = form.get("nota").is_some_and(|v| v == "1");
+    let kept = |held| Form { draft: &text, note: internal, held, ..Form::default() };
     let then = match form.get("despues").map(String::as_str).unwrap_or_default() {
         "" => None,
         other => match TicketStatus::parse(other) {
             Some(s) => Some(s),
-            None => return page(state, &visit, id, StatusCode::UNPROCESSABLE_ENTITY, None, (&text, internal)).await,
+            None => return page(state, &visit, id, StatusCode::UNPROCESSABLE_ENTITY, None, kept(false)).await,
         },
     };
-    let request = ReplyRequest { body: text.clone(), html: None, internal, cc: None };
+    // The newest message the page showed (a form without it: no check).
+    let seen_last = form.get("ultimo").and_then(|v| v.parse::<i64>().ok());
+    let request = ReplyRequest { body: text.clone(), html: None, internal, cc: None, seen_last };
     match state.tickets.reply(&visit.operator, id, request).await {
         Ok(_) => {}
         Err(TicketError::InvalidReply) => {
-            return page(state, &visit, id, StatusCode::UNPROCESSABLE_ENTITY, Some(T.empty_reply), (&text, internal))
-                .await;
+            return page(state, &visit, id, StatusCode::UNPROCESSABLE_ENTITY, Some(T.empty_reply), kept(false)).await;
+        }
+        Err(TicketError::NewerMessages(_)) => {
+            return page(state, &visit, id, StatusCode::CONFLICT, Some(T.newer_messages), kept(true)).await;
         }
         Err(TicketError::NotFound) => return not_found(),
         Err(e) => return failed(&e),
@@ -393,7 +432,7 @@ async fn replying<A: Adapters>(state: &WebState<A>, req: &HttpRequest, path: &st
         match state.tickets.change(&visit.operator, id, change).await {
             Ok(_) | Err(TicketError::NothingToChange) => {}
             Err(TicketError::Conflict) => {
-                return page(state, &visit, id, StatusCode::CONFLICT, Some(T.conflict), ("", false)).await;
+                return page(state, &visit, id, StatusCode::CONFLICT, Some(T.conflict), Form::default()).await;
             }
             Err(e) => return failed(&e),
         }
@@ -401,8 +440,9 @@ async fn replying<A: Adapters>(state: &WebState<A>, req: &HttpRequest, path: &st
     see_other(&format!("/consola/tickets/{id}?hecho={}", if internal { "nota" } else { "respuesta" }))
 }
 
-/// `POST /consola/tickets/{id}/cambios`: what differs from the ticket as
-/// it is now becomes one change.
+/// `POST /consola/tickets/{id}/cambios`: what the operator set apart from
+/// what the page showed becomes one change; a field someone else changed
+/// meanwhile is shown, not overwritten (409, "Aplicar de todos modos").
 pub async fn change<A: Adapters>(
     state: web::Data<WebState<A>>,
     req: HttpRequest,
@@ -418,49 +458,33 @@ async fn changing<A: Adapters>(state: &WebState<A>, req: &HttpRequest, path: &st
         Err(page) => return page,
     };
     let Some(id) = ticket_id(path) else { return not_found() };
-    let current = match state.tickets.show(&visit.operator, id).await {
-        Ok(t) => t.ticket,
-        Err(TicketError::NotFound) => return not_found(),
-        Err(e) => return failed(&e),
-    };
     let field = |name: &str| form.get(name).map(|v| v.trim().to_string()).unwrap_or_default();
-    let bad = || async { page(state, &visit, id, StatusCode::UNPROCESSABLE_ENTITY, None, ("", false)).await };
-    let status = match TicketStatus::parse(&field("estado")) {
-        Some(s) => (s != current.status).then_some(s),
-        None => return bad().await,
+    // The fields as the page showed them and as the operator set them.
+    let fields = |prefix: &str| -> Option<TicketFields> {
+        let assignee = match field(&format!("{prefix}asignado")).as_str() {
+            "" => None,
+            v => Some(v.parse::<i64>().ok()?),
+        };
+        Some(TicketFields {
+            status: TicketStatus::parse(&field(&format!("{prefix}estado")))?,
+            assignee_id: assignee,
+            department_id: field(&format!("{prefix}departamento")).parse().ok()?,
+            priority: Priority::parse(&field(&format!("{prefix}prioridad")))?,
+        })
     };
-    let priority = match Priority::parse(&field("prioridad")) {
-        Some(p) => (p != current.priority).then_some(p),
-        None => return bad().await,
+    let (Some(seen), Some(wanted)) = (fields("visto_"), fields("")) else {
+        return page(state, &visit, id, StatusCode::UNPROCESSABLE_ENTITY, None, Form::default()).await;
     };
-    let assignee = match field("asignado").as_str() {
-        "" => None,
-        v => match v.parse::<i64>() {
-            Ok(id) => Some(id),
-            Err(_) => return bad().await,
-        },
-    };
-    let department = match field("departamento").parse::<i64>() {
-        Ok(d) => (d != current.department_id).then_some(d),
-        Err(_) => return bad().await,
-    };
-    let change = ChangeRequest {
-        status,
-        priority,
-        assignee: (assignee != current.assignee_id).then_some(assignee),
-        department_id: department,
-    };
-    if change == ChangeRequest::default() {
-        return see_other(&format!("/consola/tickets/{id}?hecho=nada"));
-    }
-    let (notice, status) = match state.tickets.change(&visit.operator, id, change).await {
+    let retry = |clashed| Form { wanted: Some(wanted), clashed, ..Form::default() };
+    let (notice, status, form) = match state.tickets.change_seen(&visit.operator, id, seen, wanted).await {
         Ok(_) => return see_other(&format!("/consola/tickets/{id}?hecho=cambios")),
         Err(TicketError::NothingToChange) => return see_other(&format!("/consola/tickets/{id}?hecho=nada")),
-        Err(TicketError::InvalidAssignee) => (T.invalid_assignee, StatusCode::UNPROCESSABLE_ENTITY),
-        Err(TicketError::InvalidDepartment) => (T.invalid_department, StatusCode::UNPROCESSABLE_ENTITY),
-        Err(TicketError::Conflict) => (T.conflict, StatusCode::CONFLICT),
+        Err(TicketError::ChangedMeanwhile(_)) => (T.changed_meanwhile, StatusCode::CONFLICT, retry(true)),
+        Err(TicketError::InvalidAssignee) => (T.invalid_assignee, StatusCode::UNPROCESSABLE_ENTITY, retry(false)),
+        Err(TicketError::InvalidDepartment) => (T.invalid_department, StatusCode::UNPROCESSABLE_ENTITY, retry(false)),
+        Err(TicketError::Conflict) => (T.conflict, StatusCode::CONFLICT, Form::default()),
         Err(TicketError::NotFound) => return not_found(),
         Err(e) => return failed(&e),
     };
-    page(state, &visit, id, status, Some(notice), ("", false)).await
+    page(state, &visit, id, status, Some(notice), form).await
 }

@@ -55,6 +55,14 @@ pub enum TicketError {
     /// The ticket kept changing under the request.
     #[error("the ticket changed meanwhile")]
     Conflict,
+    /// Messages by someone else arrived after the last one the operator's
+    /// page showed: the reply was not stored.
+    #[error("{0} newer message(s) since the operator's page")]
+    NewerMessages(usize),
+    /// Someone else changed these fields since the operator's page showed
+    /// them: nothing was changed.
+    #[error("changed meanwhile by someone else: {0:?}")]
+    ChangedMeanwhile(Vec<EventKind>),
     #[error(transparent)]
     Store(#[from] RepoError),
 }
@@ -206,6 +214,10 @@ pub struct ReplyRequest {
     pub internal: bool,
     /// More addresses to copy (an address list).
     pub cc: Option<String>,
+    /// The last message the operator's page showed: a newer one by someone
+    /// else holds the reply ([`TicketError::NewerMessages`]). `None`: no
+    /// check (the API).
+    pub seen_last: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -423,6 +435,13 @@ impl<R: TicketPorts> TicketService<R> {
             return Err(TicketError::InvalidReply);
         }
         let ticket = self.visible(op, ticket_id).await?;
+        if let Some(seen) = req.seen_last {
+            let details = self.repo.details_of(ticket_id).await?;
+            let newer = details.iter().filter(|d| d.id > seen && d.author_id != Some(op.id())).count();
+            if newer > 0 {
+                return Err(TicketError::NewerMessages(newer));
+            }
+        }
         let now = self.clock.now();
         let message_id = self.ids.for_reply(ticket.id);
         let participants = self.repo.participants_of(ticket_id).await?;
@@ -520,6 +539,66 @@ impl<R: TicketPorts> TicketService<R> {
             }
         }
         Err(TicketError::Conflict)
+    }
+
+    /// A change from a page that showed the ticket's fields as `seen`: the
+    /// fields the operator set apart from `seen` change; the others stay as
+    /// they are now (a stale page reverts nobody's change). A field the
+    /// operator changes that someone else changed since is refused
+    /// ([`TicketError::ChangedMeanwhile`], nothing written) unless it already
+    /// holds what the operator wants.
+    pub async fn change_seen(
+        &self,
+        op: &Operator,
+        ticket_id: i64,
+        seen: TicketFields,
+        wanted: TicketFields,
+    ) -> Result<Ticket, TicketError> {
+        let now = TicketFields::of(&self.visible(op, ticket_id).await?);
+        let mut clashes = Vec::new();
+        let mut req = ChangeRequest::default();
+        let mut field = |kind: EventKind, asked: bool, done: bool, clash: bool| {
+            if clash && asked && !done {
+                clashes.push(kind);
+            }
+            asked && !done && !clash
+        };
+        if field(
+            EventKind::Status,
+            wanted.status != seen.status,
+            now.status == wanted.status,
+            now.status != seen.status,
+        ) {
+            req.status = Some(wanted.status);
+        }
+        let (asked, done, clash) = (
+            wanted.assignee_id != seen.assignee_id,
+            now.assignee_id == wanted.assignee_id,
+            now.assignee_id != seen.assignee_id,
+        );
+        if field(EventKind::Assignee, asked, done, clash) {
+            req.assignee = Some(wanted.assignee_id);
+        }
+        let (asked, done, clash) = (
+            wanted.department_id != seen.department_id,
+            now.department_id == wanted.department_id,
+            now.department_id != seen.department_id,
+        );
+        if field(EventKind::Department, asked, done, clash) {
+            req.department_id = Some(wanted.department_id);
+        }
+        let (asked, done, clash) =
+            (wanted.priority != seen.priority, now.priority == wanted.priority, now.priority != seen.priority);
+        if field(EventKind::Priority, asked, done, clash) {
+            req.priority = Some(wanted.priority);
+        }
+        if !clashes.is_empty() {
+            return Err(TicketError::ChangedMeanwhile(clashes));
+        }
+        if req == ChangeRequest::default() {
+            return Err(TicketError::NothingToChange);
+        }
+        self.change(op, ticket_id, req).await
     }
 
     /// The update a request makes of the ticket as read, by `actor` (`None`:
@@ -833,6 +912,54 @@ mod tests {
         assert_eq!(kept.count(&ana, open(), 1000).await.unwrap(), 2, "the lifetime is over");
     }
 
+    /// A reply from a page that did not show the customer's newest message
+    /// is held (nothing stored); the operator's own later messages hold
+    /// nothing; without a page (the API) nothing is checked.
+    #[tokio::test]
+    async fn a_reply_after_a_newer_message_is_held() {
+        let f = fixture().await;
+        let first = f.store.details_of(f.ticket).await.unwrap()[0].id;
+        let mut more = new_incoming(f.support, None, "m2", "cliente@cliente.test");
+        more.target = IncomingTarget::Existing { ticket_id: f.ticket, reopen: false, sla: None };
+        let newer = f.store.store_incoming(more).await.unwrap().detail_id;
+        let reply = |seen_last| ReplyRequest { body: "Hola".into(), html: None, internal: false, cc: None, seen_last };
+        let held = f.svc.reply(&f.ana, f.ticket, reply(Some(first))).await;
+        assert!(matches!(held, Err(TicketError::NewerMessages(1))), "{held:?}");
+        assert_eq!(f.store.details_of(f.ticket).await.unwrap().len(), 2, "nothing stored");
+        f.svc.reply(&f.ana, f.ticket, reply(Some(newer))).await.unwrap();
+        f.svc.reply(&f.ana, f.ticket, reply(Some(newer))).await.expect("her own reply holds nothing");
+        let carla = Operator::new(f.carla.clone()).unwrap();
+        let held = f.svc.reply(&carla, f.ticket, reply(Some(newer))).await;
+        assert!(matches!(held, Err(TicketError::NewerMessages(2))), "another operator's replies: {held:?}");
+        f.svc.reply(&carla, f.ticket, reply(None)).await.expect("no page, no check");
+    }
+
+    /// A change from a stale page changes what its operator changed and
+    /// leaves what someone else changed meanwhile; changing that too is
+    /// refused, nothing written.
+    #[tokio::test]
+    async fn a_stale_page_changes_only_what_its_operator_changed() {
+        let f = fixture().await;
+        let carla = Operator::new(f.carla.clone()).unwrap();
+        let seen = TicketFields::of(&f.store.find_ticket(f.ticket).await.unwrap().unwrap());
+        let high = ChangeRequest { priority: Some(Priority::High), ..ChangeRequest::default() };
+        f.svc.change(&carla, f.ticket, high).await.unwrap();
+        let pending = TicketFields { status: TicketStatus::Pending, ..seen };
+        let t = f.svc.change_seen(&f.ana, f.ticket, seen, pending).await.unwrap();
+        assert_eq!((t.status, t.priority), (TicketStatus::Pending, Priority::High), "carla's priority stays");
+        let low = TicketFields { priority: Priority::Low, ..seen };
+        let clash = f.svc.change_seen(&f.ana, f.ticket, seen, low).await;
+        assert!(
+            matches!(&clash, Err(TicketError::ChangedMeanwhile(k)) if k == &vec![EventKind::Priority]),
+            "{clash:?}"
+        );
+        let t = f.store.find_ticket(f.ticket).await.unwrap().unwrap();
+        assert_eq!((t.status, t.priority), (TicketStatus::Pending, Priority::High), "nothing written");
+        let same = TicketFields { priority: Priority::High, ..seen };
+        let nothing = f.svc.change_seen(&f.ana, f.ticket, seen, same).await;
+        assert!(matches!(nothing, Err(TicketError::NothingToChange)), "already so: {nothing:?}");
+    }
+
     /// An attachment is served only through its own ticket: another
     /// ticket's number (one the operator may see) finds nothing.
     #[tokio::test]
@@ -854,7 +981,7 @@ mod tests {
         assert_eq!(f.svc.show(&f.ana, f.ticket).await.unwrap().ticket.id, f.ticket);
         assert!(matches!(f.svc.show(&f.beto, f.ticket).await, Err(TicketError::NotFound)));
         assert!(matches!(f.svc.show(&f.ana, 999).await, Err(TicketError::NotFound)));
-        let reply = ReplyRequest { body: "x".into(), html: None, internal: false, cc: None };
+        let reply = ReplyRequest { body: "x".into(), html: None, internal: false, cc: None, seen_last: None };
         assert!(matches!(f.svc.reply(&f.beto, f.ticket, reply).await, Err(TicketError::NotFound)));
         let close = ChangeRequest { status: Some(TicketStatus::Closed), ..Default::default() };
         assert!(matches!(f.svc.change(&f.beto, f.ticket, close).await, Err(TicketError::NotFound)));
@@ -880,6 +1007,7 @@ mod tests {
             html: None,
             internal: false,
             cc: Some("Jefe <jefe@cliente.test>, carla@helpdesk.test".into()),
+            seen_last: None,
         };
         let out = f.svc.reply(&f.ana, f.ticket, req).await.unwrap();
         assert_eq!(
@@ -897,7 +1025,13 @@ mod tests {
         assert_eq!((notices[0].kind, notices[0].recipient.as_str()), (NoticeKind::Reply, "cliente@cliente.test"));
         assert!(f.store.participants_of(f.ticket).await.unwrap().contains(&"jefe@cliente.test".to_string()));
 
-        let note = ReplyRequest { body: "interno".into(), html: None, internal: true, cc: Some("x@y.test".into()) };
+        let note = ReplyRequest {
+            body: "interno".into(),
+            html: None,
+            internal: true,
+            cc: Some("x@y.test".into()),
+            seen_last: None,
+        };
         let out = f.svc.reply(&f.ana, f.ticket, note).await.unwrap();
         let detail = f.store.find_detail(out.detail_id).await.unwrap().unwrap();
         assert_eq!((detail.direction, detail.cc), (Direction::Note, None));
@@ -979,10 +1113,10 @@ mod tests {
         };
         f.store.create_webhook(hook).await.unwrap();
 
-        let note = ReplyRequest { body: "interno".into(), html: None, internal: true, cc: None };
+        let note = ReplyRequest { body: "interno".into(), html: None, internal: true, cc: None, seen_last: None };
         f.svc.reply(&f.ana, f.ticket, note).await.unwrap();
         assert!(announced(&f.store).await.is_empty(), "a note is not announced");
-        let reply = ReplyRequest { body: "Hola".into(), html: None, internal: false, cc: None };
+        let reply = ReplyRequest { body: "Hola".into(), html: None, internal: false, cc: None, seen_last: None };
         let out = f.svc.reply(&f.ana, f.ticket, reply).await.unwrap();
         let events = announced(&f.store).await;
         assert_eq!(events.len(), 1);

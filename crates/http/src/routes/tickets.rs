@@ -392,7 +392,8 @@ impl ApiRequest for ReplyBody {
 
 pub async fn reply<A: Adapters>(st: web::Data<AppState<A>>, q: Valid<ReplyBody, A>) -> Result<Reply, ApiError> {
     let ReplyBody { id, cuerpo, html, interna, cc } = &q.input;
-    let request = ReplyRequest { body: cuerpo.clone(), html: html.clone(), internal: *interna, cc: cc.clone() };
+    let request =
+        ReplyRequest { body: cuerpo.clone(), html: html.clone(), internal: *interna, cc: cc.clone(), seen_last: None };
     let out = st.tickets.reply(operator(&q)?, *id, request).await?;
     let message = if *interna { messages::NOTE_STORED } else { messages::REPLY_QUEUED };
     Reply::created(

@@ -77,6 +77,23 @@ impl Browser {
         self.send(req).await
     }
 
+    /// [`Self::post`] with owned pairs.
+    async fn post_owned(&mut self, path: &str, form: &[(String, String)]) -> Page {
+        let pairs: Vec<(&str, &str)> = form.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        self.post(path, &pairs).await
+    }
+
+    /// A change form: `fields` and the values ticket `id`'s page shows now
+    /// (`visto_*`).
+    async fn as_seen(&mut self, id: i64, fields: &[(&str, &str)]) -> Vec<(String, String)> {
+        let page = self.get(&format!("/consola/tickets/{id}")).await;
+        let mut form: Vec<(String, String)> = fields.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        for k in ["visto_estado", "visto_asignado", "visto_prioridad", "visto_departamento"] {
+            form.push((k.to_string(), page.field(k)));
+        }
+        form
+    }
+
     fn has(&self, cookie: &str) -> bool {
         self.cookies.iter().any(|(k, _)| k == cookie)
     }
@@ -395,7 +412,8 @@ async fn a_ticket_is_read_answered_and_changed(backend: Backend) {
         ("prioridad", "urgente"),
         ("departamento", &d.support.to_string()),
     ];
-    let page = b.post(&format!("/consola/tickets/{id}/cambios"), &form).await;
+    let form = b.as_seen(id, &form).await;
+    let page = b.post_owned(&format!("/consola/tickets/{id}/cambios"), &form).await;
     assert_eq!((page.status, page.location()), (303, format!("/consola/tickets/{id}?hecho=cambios")), "{}", page.body);
     let t = d.app.db.find_ticket(id).await.unwrap().unwrap();
     assert_eq!((t.status.as_str(), t.priority.as_str(), t.assignee_id), ("abierto", "urgente", Some(d.carla)));
@@ -411,7 +429,8 @@ async fn a_ticket_is_read_answered_and_changed(backend: Backend) {
         ("prioridad", "urgente"),
         ("departamento", &d.support.to_string()),
     ];
-    let page = b.post(&format!("/consola/tickets/{id}/cambios"), &form).await;
+    let form = b.as_seen(id, &form).await;
+    let page = b.post_owned(&format!("/consola/tickets/{id}/cambios"), &form).await;
     assert_eq!(page.status, 422, "{}", page.body);
     assert_eq!(d.app.db.find_ticket(id).await.unwrap().unwrap().assignee_id, Some(d.carla));
 
@@ -598,8 +617,78 @@ async fn view_counts_are_kept_briefly(backend: Backend) {
     assert!(page.body.contains(&open(2)), "{}", page.body);
 }
 
+/// Two operators on one ticket: a reply from a page that did not show the
+/// customer's newest message is held ("Enviar de todos modos", the draft
+/// kept, nothing sent); a change from a stale page reverts nobody's change,
+/// and changing what someone else just changed is shown, not overwritten.
+async fn a_stale_page_neither_sends_over_nor_reverts(backend: Backend) {
+    let d = desk(backend, false).await;
+    let saved = d.save(&customer_mail("viejo-1", "Pantalla", json!({}))).await;
+    let id: i64 = saved["ticket"].as_str().unwrap().parse().unwrap();
+    let ticket = format!("/consola/tickets/{id}");
+    let mut ana = Browser::new(&d.app);
+    ana.sign_in("ana").await;
+    let mut carla = Browser::new(&d.app);
+    carla.sign_in("carla").await;
+    let page = ana.get(&ticket).await;
+    let (csrf, seen_last) = (page.field("csrf"), page.field("ultimo"));
+
+    // The customer writes again while ana types.
+    let mut again = customer_mail("viejo-2", "Re: Pantalla", json!({"In-Reply-To": "<viejo-1@cliente.test>"}));
+    again["body"] = json!("Ahora también parpadea el teclado.");
+    assert_eq!(d.save(&again).await["ticket"].as_str().unwrap(), id.to_string());
+    let before = d.app.db.details_of(id).await.unwrap().len();
+    let reply = |last: &str| {
+        [("csrf", csrf.as_str()), ("ultimo", last), ("cuerpo", "Reinicie la pantalla."), ("despues", "")]
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+    };
+    let page = ana.post_owned(&format!("{ticket}/respuesta"), &reply(&seen_last)).await;
+    assert_eq!(page.status, 409, "{}", page.body);
+    assert!(page.body.contains("Ahora también parpadea el teclado."), "the new message is shown");
+    assert!(page.body.contains(">Enviar de todos modos</button>"), "{}", page.body);
+    assert!(page.body.contains(">Reinicie la pantalla.</textarea>"), "the draft is kept");
+    assert_eq!(d.app.db.details_of(id).await.unwrap().len(), before, "nothing sent");
+    // Sent anyway: the page now carries the newest message.
+    let page = ana.post_owned(&format!("{ticket}/respuesta"), &reply(&page.field("ultimo"))).await;
+    assert_eq!(page.status, 303, "{}", page.body);
+    assert_eq!(d.app.db.details_of(id).await.unwrap().len(), before + 1);
+
+    // Changes: carla raises the priority while ana's page still shows "normal".
+    let change = |page: &Page, status: &str, priority: &str| {
+        let mut form: Vec<(String, String)> =
+            ["csrf", "visto_estado", "visto_asignado", "visto_prioridad", "visto_departamento"]
+                .iter()
+                .map(|k| (k.to_string(), page.field(k)))
+                .collect();
+        form.push(("estado".into(), status.into()));
+        form.push(("asignado".into(), page.field("visto_asignado")));
+        form.push(("prioridad".into(), priority.into()));
+        form.push(("departamento".into(), page.field("visto_departamento")));
+        form
+    };
+    let changes = format!("{ticket}/cambios");
+    let stale = ana.get(&ticket).await;
+    let fresh = carla.get(&ticket).await;
+    let page = carla.post_owned(&changes, &change(&fresh, "abierto", "alta")).await;
+    assert_eq!(page.status, 303, "{}", page.body);
+    let page = ana.post_owned(&changes, &change(&stale, "pendiente", "normal")).await;
+    assert_eq!(page.status, 303, "{}", page.body);
+    let now = d.app.db.find_ticket(id).await.unwrap().unwrap();
+    assert_eq!((now.status.as_str(), now.priority.as_str()), ("pendiente", "alta"), "carla's priority stays");
+    let page = ana.post_owned(&changes, &change(&stale, "abierto", "baja")).await;
+    assert_eq!(page.status, 409, "{}", page.body);
+    assert!(page.body.contains("Otro operador cambió estos datos"), "{}", page.body);
+    assert!(page.body.contains(">Aplicar de todos modos</button>"), "{}", page.body);
+    assert!(page.body.contains("<option value=\"baja\" selected>"), "her choice is kept: {}", page.body);
+    assert_eq!(d.app.db.find_ticket(id).await.unwrap().unwrap().priority.as_str(), "alta", "nothing changed");
+    let page = ana.post_owned(&changes, &change(&page, "pendiente", "baja")).await;
+    assert_eq!(page.status, 303, "applied anyway: {}", page.body);
+    assert_eq!(d.app.db.find_ticket(id).await.unwrap().unwrap().priority.as_str(), "baja");
+}
+
 crate::on_both_backends!(
     a_forgotten_password_is_reset_from_the_console,
+    a_stale_page_neither_sends_over_nor_reverts,
     view_counts_are_kept_briefly,
     attachments_are_downloaded_from_the_ticket_page,
     the_sign_in_page_is_labelled_and_locked_down,

@@ -112,6 +112,23 @@ async fn wait_for_text(c: &Client, needle: &str) -> String {
 }
 
 /// axe-core's serious and critical violations on the current page.
+/// Presses keys as a person does (WebDriver key actions to whatever has
+/// the focus).
+async fn press(c: &Client, keys: &str) {
+    use fantoccini::actions::{InputSource, KeyAction, KeyActions};
+    let mut actions = KeyActions::new("teclado".into());
+    for value in keys.chars() {
+        actions = actions.then(KeyAction::Down { value }).then(KeyAction::Up { value });
+    }
+    c.perform_actions(actions).await.expect("keys pressed");
+}
+
+/// What has the focus: its id, or the text of the link.
+async fn focused(c: &Client) -> String {
+    let script = "const e = document.activeElement; return e.id || e.textContent.trim();";
+    c.execute(script, vec![]).await.unwrap().as_str().unwrap_or_default().to_string()
+}
+
 async fn accessibility_violations(c: &Client, axe: &str) -> Vec<String> {
     c.execute(axe, vec![]).await.expect("axe-core loads");
     let script = "const done = arguments[arguments.length - 1];
@@ -228,6 +245,48 @@ async fn an_operator_works_a_ticket_in_chromium() {
                   return td ? getComputedStyle(td, '::before').content : '';";
     assert_eq!(c.execute(script, vec![]).await.unwrap(), json!("\"Número: \""), "a row's cells say what they are");
     c.set_window_size(1280, 900).await.unwrap();
+
+    // The keyboard alone: j/k in the queue, Enter opens, r replies (Tab to
+    // "Enviar", Enter), n writes a note, ? lists the keys, e closes.
+    let second: i64 =
+        d.save(&customer_mail("teclado-1", "Sin sonido", json!({}))).await["ticket"].as_str().unwrap().parse().unwrap();
+    d.save(&customer_mail("teclado-2", "Sin video", json!({}))).await;
+    c.goto(&format!("{base}/consola/tickets")).await.unwrap();
+    wait_for_text(&c, "Sin sonido").await;
+    press(&c, "j").await;
+    assert_eq!(focused(&c).await, "Sin video", "j: the first row");
+    press(&c, "j").await;
+    assert_eq!(focused(&c).await, "Sin sonido", "j: the next row");
+    press(&c, "jk").await;
+    assert_eq!(focused(&c).await, "Sin sonido", "k: back up");
+    let outline = c.execute("return getComputedStyle(document.activeElement).outlineStyle;", vec![]).await.unwrap();
+    assert_eq!(outline, json!("solid"), "the focus is visible");
+    press(&c, "/").await;
+    assert_eq!(focused(&c).await, "q", "/: the search box");
+    c.execute("document.activeElement.blur();", vec![]).await.unwrap();
+    press(&c, "jj").await;
+    press(&c, "\u{E007}").await;
+    wait_for_text(&c, "Mensaje del cliente").await;
+    assert!(c.current_url().await.unwrap().as_str().ends_with(&format!("/consola/tickets/{second}")));
+    press(&c, "r").await;
+    assert_eq!(focused(&c).await, "cuerpo", "r: the reply box");
+    press(&c, "Revise el volumen.").await;
+    press(&c, "\u{E004}\u{E004}").await;
+    assert_eq!(focused(&c).await, "Enviar", "Tab: the switch, then Enviar");
+    press(&c, "\u{E007}").await;
+    wait_for_text(&c, "Respuesta registrada; en cola para envío.").await;
+    press(&c, "n").await;
+    let note = c.execute("return [document.activeElement.id, document.getElementById('nota').checked];", vec![]);
+    assert_eq!(note.await.unwrap(), json!(["cuerpo", true]), "n: a note");
+    c.execute("document.activeElement.blur();", vec![]).await.unwrap();
+    press(&c, "?").await;
+    let open = "return document.getElementById('teclas').open;";
+    assert_eq!(c.execute(open, vec![]).await.unwrap(), json!(true), "?: the keys");
+    press(&c, "\u{E00C}").await;
+    assert_eq!(c.execute(open, vec![]).await.unwrap(), json!(false), "Esc closes the list");
+    press(&c, "e").await;
+    wait_for_text(&c, "Cambios aplicados.").await;
+    assert_eq!(d.app.db.find_ticket(second).await.unwrap().unwrap().status.as_str(), "cerrado");
 
     // Hostile mail: rendered, inert.
     c.goto(&format!("{base}/consola/tickets/{hostile_id}")).await.unwrap();

@@ -395,7 +395,7 @@ async fn our_own_mail_and_auto_replies_read_back_change_nothing(backend: Backend
     let op = Operator::new(c.app.db.create_user(user).await.unwrap()).unwrap();
     let ids = MessageIdSigner::new(c.app.keys.consumer_hmac.clone(), &c.app.settings.ingest.message_id_domain);
     let tickets = TicketService::new(c.app.db.clone(), ids, c.app.clock.clone(), false, std::time::Duration::ZERO);
-    let reply = ReplyRequest { body: "Ya lo vemos.".into(), html: None, internal: false, cc: None };
+    let reply = ReplyRequest { body: "Ya lo vemos.".into(), html: None, internal: false, cc: None, seen_last: None };
     let reply = tickets.reply(&op, t, reply).await.unwrap();
     let pending = ChangeRequest { status: Some(TicketStatus::Pending), ..Default::default() };
     tickets.change(&op, t, pending).await.unwrap();
