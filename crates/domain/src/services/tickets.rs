@@ -557,39 +557,27 @@ impl<R: TicketPorts> TicketService<R> {
         let now = TicketFields::of(&self.visible(op, ticket_id).await?);
         let mut clashes = Vec::new();
         let mut req = ChangeRequest::default();
-        let mut field = |kind: EventKind, asked: bool, done: bool, clash: bool| {
+        // Per field: whether the operator changes it, whether it already
+        // holds what they want, whether someone else changed it meanwhile.
+        fn compare<T: PartialEq>(seen: T, wanted: T, now: T) -> (bool, bool, bool) {
+            (wanted != seen, now == wanted, now != seen)
+        }
+        let mut field = |kind: EventKind, (asked, done, clash): (bool, bool, bool)| {
             if clash && asked && !done {
                 clashes.push(kind);
             }
             asked && !done && !clash
         };
-        if field(
-            EventKind::Status,
-            wanted.status != seen.status,
-            now.status == wanted.status,
-            now.status != seen.status,
-        ) {
+        if field(EventKind::Status, compare(seen.status, wanted.status, now.status)) {
             req.status = Some(wanted.status);
         }
-        let (asked, done, clash) = (
-            wanted.assignee_id != seen.assignee_id,
-            now.assignee_id == wanted.assignee_id,
-            now.assignee_id != seen.assignee_id,
-        );
-        if field(EventKind::Assignee, asked, done, clash) {
+        if field(EventKind::Assignee, compare(seen.assignee_id, wanted.assignee_id, now.assignee_id)) {
             req.assignee = Some(wanted.assignee_id);
         }
-        let (asked, done, clash) = (
-            wanted.department_id != seen.department_id,
-            now.department_id == wanted.department_id,
-            now.department_id != seen.department_id,
-        );
-        if field(EventKind::Department, asked, done, clash) {
+        if field(EventKind::Department, compare(seen.department_id, wanted.department_id, now.department_id)) {
             req.department_id = Some(wanted.department_id);
         }
-        let (asked, done, clash) =
-            (wanted.priority != seen.priority, now.priority == wanted.priority, now.priority != seen.priority);
-        if field(EventKind::Priority, asked, done, clash) {
+        if field(EventKind::Priority, compare(seen.priority, wanted.priority, now.priority)) {
             req.priority = Some(wanted.priority);
         }
         if !clashes.is_empty() {
