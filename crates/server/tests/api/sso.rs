@@ -213,17 +213,16 @@ async fn parallel_guesses_are_refused_before_they_are_verified(backend: Backend)
     let counts = statuses((0..300).map(wrong).collect()).await;
     assert_eq!(counts, [(401, 5), (429, 295)].into_iter().collect(), "five verified, the rest refused");
 
+    // 200 wrong PINs at once: three checked, the rest refused unchecked, and
+    // the right PIN after them finds the lock. (The right PIN inside the
+    // flood made this race-dependent: a success settles the throttle, so
+    // when it was among the first checked, three more wrong ones were.)
     let device = s.app.device(s.user_id, "482193").await;
-    let pins = (0..200)
-        .map(|n| {
-            let pin = if n == 100 { "482193".to_string() } else { format!("{:06}", n) };
-            json!({"product": "mesa", "usuario": "pgarcia", "pin": pin, "id_device": device, "modo": "pin"})
-        })
-        .collect();
-    let counts = statuses(pins).await;
-    let checked: i32 = counts.iter().filter(|(status, _)| **status != 429).map(|(_, n)| *n).sum();
-    assert_eq!(counts.keys().filter(|s| ![200, 401, 429].contains(*s)).count(), 0, "{counts:?}");
-    assert!(checked <= 3, "at most three PINs checked: {counts:?}");
+    let pin =
+        |pin: String| json!({"product": "mesa", "usuario": "pgarcia", "pin": pin, "id_device": device, "modo": "pin"});
+    let counts = statuses((0..200).map(|n| pin(format!("{:06}", n))).collect()).await;
+    assert_eq!(counts, [(401, 3), (429, 197)].into_iter().collect(), "three checked, the rest refused");
+    assert_eq!(s.login(pin("482193".into())).await.0, 429, "locked: the right PIN is not checked either");
 }
 
 /// Products are enforced: an inactive one is as unknown, a restricted one
