@@ -145,6 +145,15 @@ diesel::table! {
 }
 
 diesel::table! {
+    presencia (fk_id_ticket, fk_id_usuario) {
+        fk_id_ticket -> BigInt,
+        fk_id_usuario -> BigInt,
+        respondiendo -> Bool,
+        visto_en -> Timestamp,
+    }
+}
+
+diesel::table! {
     sesion_usuario (id_sesion) {
         id_sesion -> Text,
         fk_id_usuario -> BigInt,
@@ -419,6 +428,7 @@ diesel::table! {
 
 diesel::joinable!(usuario -> departamento (fk_id_departamento));
 diesel::joinable!(sesion_usuario -> usuario (fk_id_usuario));
+diesel::joinable!(presencia -> usuario (fk_id_usuario));
 diesel::joinable!(password_reset -> usuario (fk_id_usuario));
 diesel::joinable!(usuario -> rol (fk_id_rol));
 diesel::joinable!(dispositivo_usuario -> usuario (fk_id_usuario));
@@ -476,6 +486,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     cuenta_correo,
     sesion_usuario,
     sesion_consola,
+    presencia,
     password_reset,
     intento_login,
     sistema_integrado,

@@ -115,6 +115,7 @@ pub struct ConsoleConfig {
     pub idle_minutes: i64,
     pub max_hours: i64,
     pub counts_cache_ms: u64,
+    pub presence_secs: i64,
 }
 
 /// A list setting: a TOML array, or one string with the items separated by
@@ -684,6 +685,9 @@ impl Settings {
         if c.counts_cache_ms > 60_000 {
             return Err(bad("consola.counts_cache_ms", "must be 0 to 60000"));
         }
+        if !(6..=600).contains(&c.presence_secs) {
+            return Err(bad("consola.presence_secs", "must be 6 to 600 (the pages report every 2 seconds)"));
+        }
         let reset_url = public_url
             .join("/consola/restablecer")
             .map_err(|e| bad_by("server.public_url", "cannot make the console's links", e))?;
@@ -692,6 +696,7 @@ impl Settings {
             max: chrono::Duration::hours(c.max_hours),
             reset_url: reset_url.to_string(),
             counts_cache: std::time::Duration::from_millis(c.counts_cache_ms),
+            presence: chrono::Duration::seconds(c.presence_secs),
         })
     }
 
@@ -866,6 +871,9 @@ mod tests {
         s.consola.counts_cache_ms = 60_001;
         assert_eq!(s.validate().unwrap_err().key, "consola.counts_cache_ms");
         s.consola.counts_cache_ms = 2000;
+        s.consola.presence_secs = 5;
+        assert_eq!(s.validate().unwrap_err().key, "consola.presence_secs");
+        s.consola.presence_secs = 30;
         s.validate().unwrap();
         s.log.format = "xml".into();
         assert_eq!(s.validate().unwrap_err().key, "log.format");

@@ -88,6 +88,7 @@ impl<A: Adapters> Application<A> {
             )),
             tokio::spawn(crate::worker::sla(state.clone(), config.sla_poll, stopped.clone())),
             tokio::spawn(crate::worker::throttle_cleanup(state.sso.clone(), stopped.clone())),
+            tokio::spawn(crate::worker::presence_cleanup(pages.clone(), stopped.clone())),
             tokio::spawn(crate::worker::audit_spool(
                 state.audit.clone(),
                 store.clone(),

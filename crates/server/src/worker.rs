@@ -180,6 +180,15 @@ pub async fn throttle_cleanup<R: SsoPorts>(sso: Arc<SsoService<R>>, stop: Stop) 
     purge_hourly("stale login throttle keys", || sso.purge_stale_throttles(), stop).await
 }
 
+/// Deletes the console's presence rows that stopped counting long ago (the
+/// pages read only recent ones; this keeps the table small).
+pub async fn presence_cleanup<A: helpdesk_domain::ports::Adapters>(
+    pages: actix_web::web::Data<helpdesk_web::WebState<A>>,
+    stop: Stop,
+) {
+    purge_hourly("console presence rows past consola.presence_secs", || pages.console.forget_presence(), stop).await
+}
+
 /// Offers the spool to the database every `period` while it holds records
 /// (after a ping, so that a database still down costs one bounded query).
 pub async fn audit_spool<R: AuditRepository + StoreHealth>(

@@ -1,4 +1,5 @@
-//! The console's sessions (`sesion_consola`).
+//! The console's sessions (`sesion_consola`) and who has which ticket open
+//! (`presencia`).
 
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
@@ -58,5 +59,58 @@ impl ConsoleSessionRepository for Db {
         .await
         .or_repo())?;
         Ok(ended == 1)
+    }
+
+    async fn mark_presence(&self, ticket_id: i64, user_id: i64, answering: bool, at: Timestamp) -> RepoResult<()> {
+        db_run!(self, |conn| diesel::replace_into(presencia::table)
+            .values((
+                presencia::fk_id_ticket.eq(ticket_id),
+                presencia::fk_id_usuario.eq(user_id),
+                presencia::respondiendo.eq(answering),
+                presencia::visto_en.eq(at),
+            ))
+            .execute(conn)
+            .await
+            .map(|_| ())
+            .or_repo())
+    }
+
+    async fn presence_on(&self, ticket_ids: &[i64], since: Timestamp) -> RepoResult<Vec<Presence>> {
+        if ticket_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows: Vec<(i64, i64, String, bool, Timestamp)> = db_run!(self, |conn| presencia::table
+            .inner_join(usuario::table)
+            .filter(presencia::fk_id_ticket.eq_any(ticket_ids))
+            .filter(presencia::visto_en.ge(since))
+            .order((presencia::fk_id_ticket, usuario::nombre, presencia::fk_id_usuario))
+            .select((
+                presencia::fk_id_ticket,
+                presencia::fk_id_usuario,
+                usuario::nombre,
+                presencia::respondiendo,
+                presencia::visto_en,
+            ))
+            .load(conn)
+            .await
+            .or_repo())?;
+        Ok(rows
+            .into_iter()
+            .map(|(ticket_id, user_id, name, answering, seen_at)| Presence {
+                ticket_id,
+                user_id,
+                name,
+                answering,
+                seen_at,
+            })
+            .collect())
+    }
+
+    async fn forget_presence(&self, before: Timestamp) -> RepoResult<u64> {
+        let gone = db_run!(self, |conn| diesel::delete(presencia::table.filter(presencia::visto_en.lt(before)))
+            .execute(conn)
+            .await
+            .or_repo())?;
+        Ok(gone as u64)
     }
 }

@@ -186,6 +186,24 @@ pub trait ConsoleSessionRepository: Send + Sync + 'static {
     fn touch_console_session(&self, id_hash: &str, at: Timestamp) -> impl Future<Output = RepoResult<()>> + Send;
     /// Ends the session at `at`; `false` when it was unknown or had ended.
     fn end_console_session(&self, id_hash: &str, at: Timestamp) -> impl Future<Output = RepoResult<bool>> + Send;
+    /// Records that the user has the ticket open at `at` (answering or
+    /// not): one row per ticket and user, replaced by each call.
+    fn mark_presence(
+        &self,
+        ticket_id: i64,
+        user_id: i64,
+        answering: bool,
+        at: Timestamp,
+    ) -> impl Future<Output = RepoResult<()>> + Send;
+    /// Who had any of `ticket_ids` open at `since` or later, with their
+    /// names, by ticket and then name.
+    fn presence_on(
+        &self,
+        ticket_ids: &[i64],
+        since: Timestamp,
+    ) -> impl Future<Output = RepoResult<Vec<Presence>>> + Send;
+    /// Deletes the presence rows last seen before `before`; how many.
+    fn forget_presence(&self, before: Timestamp) -> impl Future<Output = RepoResult<u64>> + Send;
 }
 
 /// Password reset requests (`password_reset`).

@@ -5,6 +5,7 @@
 //! `idle` without a request, or `max` after sign-in, and as soon as its user
 //! is deactivated or loses access to the console.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use chrono::Duration;
@@ -34,6 +35,9 @@ pub struct ConsoleSettings {
     pub reset_url: String,
     /// How long the queue's view counts are kept.
     pub counts_cache: std::time::Duration,
+    /// An operator's presence on a ticket counts this long after their
+    /// page last reported it.
+    pub presence: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -138,6 +142,17 @@ impl<R: SsoPorts + ConsoleSessionRepository> ConsoleService<R> {
 
     /// The live session `key` opens, its use recorded.
     pub async fn resume(&self, key: &str) -> Result<Visit, ConsoleError> {
+        self.resuming(key, true).await
+    }
+
+    /// The live session `key` opens, for a request its page makes by
+    /// itself (the live updates): the same checks, its use not recorded, so
+    /// that a page left open still ends its session after `idle`.
+    pub async fn resume_unattended(&self, key: &str) -> Result<Visit, ConsoleError> {
+        self.resuming(key, false).await
+    }
+
+    async fn resuming(&self, key: &str, used: bool) -> Result<Visit, ConsoleError> {
         if key.len() != KEY_LEN || !key.bytes().all(|b| b.is_ascii_alphanumeric()) {
             return Err(ConsoleError::SignedOut);
         }
@@ -156,10 +171,58 @@ impl<R: SsoPorts + ConsoleSessionRepository> ConsoleService<R> {
             return Err(ConsoleError::SignedOut);
         };
         let operator = Operator::new(user).map_err(|_| ConsoleError::SignedOut)?;
-        if now - session.last_seen_at >= TOUCH_EVERY {
+        if used && now - session.last_seen_at >= TOUCH_EVERY {
             self.repo.touch_console_session(&session.id_hash, now).await?;
         }
         Ok(Visit { session, operator })
+    }
+
+    /// Records that the visit's operator has the ticket open (`answering`:
+    /// writing a reply) and returns the other operators who have it open
+    /// now. The row is written when it would otherwise expire within two
+    /// thirds of the presence time or when `answering` changed, not at
+    /// every call. The caller has checked that the operator sees the
+    /// ticket.
+    pub async fn present(&self, visit: &Visit, ticket_id: i64, answering: bool) -> Result<Vec<Presence>, ConsoleError> {
+        let now = self.clock.now();
+        let me = visit.operator.id();
+        let (mine, others): (Vec<Presence>, Vec<Presence>) = self
+            .repo
+            .presence_on(&[ticket_id], now - self.settings.presence)
+            .await?
+            .into_iter()
+            .partition(|p| p.user_id == me);
+        let fresh =
+            mine.first().is_some_and(|p| p.answering == answering && now - p.seen_at < self.settings.presence / 3);
+        if !fresh {
+            self.repo.mark_presence(ticket_id, me, answering, now).await?;
+        }
+        Ok(others)
+    }
+
+    /// Of `ticket_ids`, those another operator is answering now, with
+    /// their names.
+    pub async fn answering(
+        &self,
+        visit: &Visit,
+        ticket_ids: &[i64],
+    ) -> Result<BTreeMap<i64, Vec<String>>, ConsoleError> {
+        let mut by_ticket: BTreeMap<i64, Vec<String>> = BTreeMap::new();
+        if ticket_ids.is_empty() {
+            return Ok(by_ticket);
+        }
+        let since = self.clock.now() - self.settings.presence;
+        for p in self.repo.presence_on(ticket_ids, since).await? {
+            if p.answering && p.user_id != visit.operator.id() {
+                by_ticket.entry(p.ticket_id).or_default().push(p.name);
+            }
+        }
+        Ok(by_ticket)
+    }
+
+    /// Deletes the presence rows that have long stopped counting.
+    pub async fn forget_presence(&self) -> Result<u64, RepoError> {
+        self.repo.forget_presence(self.clock.now() - self.settings.presence * 2).await
     }
 
     /// Ends the session `key` opens (nothing when it had ended).
@@ -213,6 +276,7 @@ mod tests {
             max: Duration::hours(12),
             reset_url: "https://mesa.example.test/consola/restablecer".into(),
             counts_cache: std::time::Duration::ZERO,
+            presence: Duration::seconds(30),
         };
         let console = ConsoleService::new(store.clone(), sso, clock.clone(), settings);
         Fixture { console, store, clock, user }
@@ -244,6 +308,60 @@ mod tests {
         for bad in ["", "x", &first.key[1..], &"a".repeat(43)] {
             assert!(matches!(f.console.resume(bad).await, Err(ConsoleError::SignedOut)), "{bad}");
         }
+    }
+
+    #[tokio::test]
+    async fn a_page_polling_by_itself_does_not_keep_its_session_alive() {
+        let f = fixture().await;
+        let signed = f.console.sign_in("ana", "Clave-correcta-1", "10.0.0.1").await.unwrap();
+        for _ in 0..14 {
+            f.clock.advance(Duration::minutes(2));
+            f.console.resume_unattended(&signed.key).await.unwrap();
+        }
+        f.clock.advance(Duration::minutes(2));
+        assert!(matches!(f.console.resume_unattended(&signed.key).await, Err(ConsoleError::SignedOut)));
+        assert!(matches!(f.console.resume(&signed.key).await, Err(ConsoleError::SignedOut)));
+    }
+
+    #[tokio::test]
+    async fn presence_shows_the_others_is_written_sparingly_and_expires() {
+        let f = fixture().await;
+        let mut new = sample_user("bea", "bea@example.test", f.user.department_id);
+        new.password_hash = Some(crate::crypto::hash_password("Clave-correcta-2"));
+        f.store.create_user(new).await.unwrap();
+        let ana = f.console.sign_in("ana", "Clave-correcta-1", "10.0.0.1").await.unwrap();
+        let ana = f.console.resume(&ana.key).await.unwrap();
+        let bea = f.console.sign_in("bea", "Clave-correcta-2", "10.0.0.2").await.unwrap();
+        let bea = f.console.resume(&bea.key).await.unwrap();
+        let who = |v: Vec<Presence>| v.into_iter().map(|p| (p.name, p.answering)).collect::<Vec<_>>();
+
+        assert_eq!(who(f.console.present(&ana, 5, false).await.unwrap()), vec![]);
+        assert_eq!(who(f.console.present(&bea, 5, true).await.unwrap()), vec![("Nombre de ana".into(), false)]);
+        assert_eq!(who(f.console.present(&ana, 5, false).await.unwrap()), vec![("Nombre de bea".into(), true)]);
+        let answering = f.console.answering(&ana, &[5, 6]).await.unwrap();
+        assert_eq!(answering, BTreeMap::from([(5, vec!["Nombre de bea".to_string()])]));
+        assert!(f.console.answering(&bea, &[5, 6]).await.unwrap().is_empty(), "never oneself");
+
+        let seen_at = async |v: &Visit| {
+            let all = f.store.presence_on(&[5], f.clock.now() - Duration::hours(1)).await.unwrap();
+            all.into_iter().find(|p| p.user_id == v.operator.id()).map(|p| p.seen_at)
+        };
+        let first = seen_at(&ana).await;
+        f.clock.advance(Duration::seconds(9));
+        f.console.present(&ana, 5, false).await.unwrap();
+        assert_eq!(seen_at(&ana).await, first, "not rewritten within a third of the presence time");
+        f.console.present(&ana, 5, true).await.unwrap();
+        assert_eq!(seen_at(&ana).await, Some(f.clock.now()), "rewritten when answering changes");
+        f.clock.advance(Duration::seconds(11));
+        f.console.present(&ana, 5, true).await.unwrap();
+        assert_eq!(seen_at(&ana).await, Some(f.clock.now()), "rewritten before it expires");
+
+        // Bea's page stopped reporting 20 s ago; 11 s later she is gone.
+        f.clock.advance(Duration::seconds(11));
+        assert_eq!(who(f.console.present(&ana, 5, true).await.unwrap()), vec![]);
+        assert!(f.console.answering(&ana, &[5]).await.unwrap().is_empty());
+        f.clock.advance(Duration::seconds(30));
+        assert_eq!(f.console.forget_presence().await.unwrap(), 1, "bea's row, past twice the presence time");
     }
 
     #[tokio::test]

@@ -2911,6 +2911,31 @@ pub async fn users_stop_and_start_taking_tickets<S: Store>(s: Arc<S>) {
     assert!(matches!(s.set_takes_tickets(a + 1000, true).await, Err(RepoError::NotFound)));
 }
 
+pub async fn presence_is_one_row_per_operator_and_ticket_and_expires<S: Store>(s: Arc<S>) {
+    let ana = s.create_user(sample_user("ana", "ana@example.test", None)).await.unwrap();
+    let bea = s.create_user(sample_user("bea", "bea@example.test", None)).await.unwrap();
+    s.mark_presence(7, bea.id, false, at(9, 0, 0)).await.unwrap();
+    s.mark_presence(7, ana.id, false, at(9, 0, 10)).await.unwrap();
+    s.mark_presence(7, ana.id, true, at(9, 0, 20)).await.unwrap();
+    s.mark_presence(8, ana.id, false, at(9, 0, 5)).await.unwrap();
+    let seen = |t: i64, u: &InternalUser, answering: bool, h: u32, m: u32, sec: u32| Presence {
+        ticket_id: t,
+        user_id: u.id,
+        name: u.name.clone(),
+        answering,
+        seen_at: at(h, m, sec),
+    };
+    assert_eq!(
+        s.presence_on(&[7, 8, 9], at(9, 0, 0)).await.unwrap(),
+        vec![seen(7, &ana, true, 9, 0, 20), seen(7, &bea, false, 9, 0, 0), seen(8, &ana, false, 9, 0, 5)],
+        "one row per ticket and user, the last call's; by ticket, then name"
+    );
+    assert_eq!(s.presence_on(&[7], at(9, 0, 1)).await.unwrap(), vec![seen(7, &ana, true, 9, 0, 20)], "since");
+    assert_eq!(s.presence_on(&[], at(9, 0, 0)).await.unwrap(), vec![]);
+    assert_eq!(s.forget_presence(at(9, 0, 10)).await.unwrap(), 2);
+    assert_eq!(s.presence_on(&[7, 8], at(8, 0, 0)).await.unwrap(), vec![seen(7, &ana, true, 9, 0, 20)]);
+}
+
 pub async fn console_sessions_are_touched_forward_and_end_once<S: Store>(s: Arc<S>) {
     let u = s.create_user(sample_user("ana", "ana@example.test", None)).await.unwrap();
     let session = ConsoleSession {

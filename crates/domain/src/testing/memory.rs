@@ -39,6 +39,8 @@ struct Inner {
     quarantine: BTreeMap<i64, QuarantinedMail>,
     held: BTreeMap<i64, HeldMail>,
     console_sessions: BTreeMap<String, ConsoleSession>,
+    /// (ticket, user) → (answering, seen at).
+    presence: BTreeMap<(i64, i64), (bool, Timestamp)>,
     hooks: BTreeMap<i64, Webhook>,
     /// Event id → (kind, ticket, body).
     hook_events: BTreeMap<String, (WebhookEventKind, i64, String)>,
@@ -1441,6 +1443,39 @@ impl ConsoleSessionRepository for InMemoryStore {
                 Ok(true)
             }
             _ => Ok(false),
+        })
+    }
+    async fn mark_presence(&self, ticket_id: i64, user_id: i64, answering: bool, at: Timestamp) -> RepoResult<()> {
+        self.with(|i| {
+            i.presence.insert((ticket_id, user_id), (answering, at));
+            Ok(())
+        })
+    }
+    async fn presence_on(&self, ticket_ids: &[i64], since: Timestamp) -> RepoResult<Vec<Presence>> {
+        self.with(|i| {
+            let mut found: Vec<Presence> = i
+                .presence
+                .iter()
+                .filter(|((t, _), (_, seen))| ticket_ids.contains(t) && *seen >= since)
+                .filter_map(|((t, u), (answering, seen))| {
+                    Some(Presence {
+                        ticket_id: *t,
+                        user_id: *u,
+                        name: i.users.get(u)?.0.name.clone(),
+                        answering: *answering,
+                        seen_at: *seen,
+                    })
+                })
+                .collect();
+            found.sort_by(|a, b| (a.ticket_id, &a.name).cmp(&(b.ticket_id, &b.name)));
+            Ok(found)
+        })
+    }
+    async fn forget_presence(&self, before: Timestamp) -> RepoResult<u64> {
+        self.with(|i| {
+            let was = i.presence.len();
+            i.presence.retain(|_, (_, seen)| *seen >= before);
+            Ok((was - i.presence.len()) as u64)
         })
     }
 }

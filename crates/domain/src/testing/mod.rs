@@ -156,6 +156,7 @@ macro_rules! repository_contract_tests {
             reader_checkpoints_and_an_idempotent_quarantine,
             held_mail_is_kept_whole_and_released_once,
             console_sessions_are_touched_forward_and_end_once,
+            presence_is_one_row_per_operator_and_ticket_and_expires,
             sla_clocks_are_stored_and_keep_the_first_response,
             ticket_list_filters_by_service_level_and_orders_by_nearest_due,
             sla_counts_per_state,
