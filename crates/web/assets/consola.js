@@ -1,6 +1,8 @@
 // The console's keyboard: j/k move in the queue, Enter opens, / searches,
 // r reply, n internal note, e close the ticket, ? the list of keys.
 // Nothing here is needed to work the console: every key has a control.
+// It also tells the live updates (htmx, every 2 s) whether the reply box
+// holds text, so that others see "está respondiendo".
 (function () {
   "use strict";
   function typing(target) {
@@ -47,6 +49,15 @@
     var act = keys[e.key];
     if (act) { e.preventDefault(); act(); }
   });
+  function answering() {
+    var box = document.getElementById("cuerpo");
+    var flag = document.getElementById("respondiendo");
+    if (box && flag) { flag.value = box.value.trim() ? "1" : ""; }
+  }
+  document.addEventListener("input", function (e) {
+    if (e.target && e.target.id === "cuerpo") { answering(); }
+  });
+  answering();
   document.addEventListener("click", function (e) {
     if (e.target && e.target.id === "cerrar-teclas") { document.getElementById("teclas").close(); }
   });

@@ -12,6 +12,7 @@
 pub mod assets;
 mod audit;
 mod html;
+mod live;
 mod pages;
 mod password;
 mod render;
@@ -83,7 +84,9 @@ pub fn configure<A: Adapters>(cfg: &mut web::ServiceConfig) {
             .route("/restablecer", web::get().to(password::reset_form::<A>))
             .route("/restablecer", web::post().to(password::reset::<A>))
             .route("/tickets", web::get().to(pages::queue::<A>))
+            .route("/vivo", web::get().to(pages::queue_pulse::<A>))
             .route("/tickets/{id}", web::get().to(ticket::show::<A>))
+            .route("/tickets/{id}/vivo", web::get().to(ticket::pulse::<A>))
             .route("/tickets/{id}/respuesta", web::post().to(ticket::reply::<A>))
             .route("/tickets/{id}/cambios", web::post().to(ticket::change::<A>))
             .route("/tickets/{id}/adjuntos/{adjunto}", web::get().to(ticket::attachment::<A>))

@@ -16,6 +16,7 @@ use helpdesk_domain::services::{ConsoleError, ListRequest, SsoError, TicketCurso
 use crate::WebState;
 use crate::assets::{self, Scripts, Served};
 use crate::audit::{ActingUser, audited};
+use crate::live;
 use crate::render::{failed, fields, html, message, params, see_other};
 use crate::session::{self, CSRF_FIELD, SESSION_COOKIE, SIGN_IN_COOKIE};
 use crate::texts::{self, T, Texts};
@@ -48,6 +49,8 @@ struct Row {
     sla_class: &'static str,
     due: Option<Shown>,
     activity: Shown,
+    /// Who else is writing a reply to it now.
+    answering: Option<String>,
 }
 
 struct ViewLink {
@@ -73,13 +76,16 @@ struct QueuePage<'a> {
     operator_name: &'a str,
     view: &'static str,
     view_key: &'static str,
-    views: Vec<ViewLink>,
     text: &'a str,
     departments: Vec<Choice>,
     priorities: Vec<Choice>,
     assignees: Vec<Choice>,
-    rows: Vec<Row>,
-    next: Option<String>,
+    /// Where the page asks for its live part.
+    pulse: String,
+    /// The live part's fingerprint.
+    huella: String,
+    /// The live part, rendered.
+    live: String,
 }
 
 /// The live session of the request, or the page to answer instead (the
@@ -246,6 +252,106 @@ fn view_request(key: &str) -> ListRequest {
     }
 }
 
+/// The queue's parameters, as the URL gives them.
+struct QueueQuery {
+    view_key: &'static str,
+    department: Option<i64>,
+    priority: Option<Priority>,
+    assignee: Option<AssigneeFilter>,
+    text: String,
+    cursor: Option<String>,
+    /// The filters as given (for the links that keep them).
+    given: Vec<(&'static str, String)>,
+}
+
+impl QueueQuery {
+    fn of(req: &HttpRequest) -> Self {
+        let p = params(req);
+        let get = |k: &str| p.get(k).map(|v| v.trim()).filter(|v| !v.is_empty());
+        let view_key = VIEWS.into_iter().find(|k| Some(*k) == get("vista")).unwrap_or("abiertos");
+        let given = ["departamento", "prioridad", "asignado"]
+            .into_iter()
+            .filter_map(|k| get(k).map(|v| (k, v.to_string())))
+            .collect();
+        QueueQuery {
+            view_key,
+            department: get("departamento").and_then(|v| v.parse::<i64>().ok()),
+            priority: get("prioridad").and_then(Priority::parse),
+            assignee: match get("asignado") {
+                Some("nadie") => Some(AssigneeFilter::Nobody),
+                Some(v) => v.parse::<i64>().ok().map(AssigneeFilter::User),
+                None => None,
+            },
+            text: get("q").unwrap_or_default().chars().take(200).collect(),
+            cursor: get("desde").map(str::to_string),
+            given,
+        }
+    }
+
+    /// `path` with this view, filters and search, from `cursor`.
+    fn link(&self, path: &str, cursor: Option<&str>) -> String {
+        let mut q = url::form_urlencoded::Serializer::new(String::new());
+        q.append_pair("vista", self.view_key);
+        for (k, v) in &self.given {
+            q.append_pair(k, v);
+        }
+        if !self.text.is_empty() {
+            q.append_pair("q", &self.text);
+        }
+        if let Some(c) = cursor {
+            q.append_pair("desde", c);
+        }
+        format!("{path}?{}", q.finish())
+    }
+}
+
+/// The part of the queue that updates itself: the views with their
+/// counts, the rows (with who is answering each), the next page's link.
+#[derive(Template)]
+#[template(path = "tickets_vivo.html")]
+struct QueueLive {
+    t: &'static Texts,
+    views: Vec<ViewLink>,
+    rows: Vec<Row>,
+    next: Option<String>,
+}
+
+/// The queue's live part for `visit`, and the names it resolved.
+async fn queue_live<A: Adapters>(
+    state: &WebState<A>,
+    visit: &Visit,
+    q: &QueueQuery,
+) -> Result<(QueueLive, Names), HttpResponse> {
+    let mut list = view_request(q.view_key);
+    list.department_id = q.department;
+    list.priority = q.priority;
+    if let Some(a) = q.assignee {
+        list.assignee = a;
+    }
+    list.text = Some(q.text.clone()).filter(|t| !t.is_empty());
+    list.order = TicketOrder::LatestActivity;
+    list.cursor = q.cursor.as_deref().and_then(|v| TicketCursor::decode(v, TicketOrder::LatestActivity));
+    list.limit = PAGE;
+    let page = state.tickets.list(&visit.operator, list).await.map_err(|e| failed(&e))?;
+    let mut views = Vec::new();
+    for key in VIEWS {
+        let count = match state.tickets.count(&visit.operator, view_request(key), COUNT_CAP).await {
+            Ok(n) if n >= COUNT_CAP => "999+".to_string(),
+            Ok(n) => n.to_string(),
+            Err(e) => return Err(failed(&e)),
+        };
+        views.push(ViewLink { key, label: view_label(key), count, current: key == q.view_key });
+    }
+    let names = names(state, visit, &page.tickets).await.map_err(|e| failed(&*e))?;
+    let zone = state.tickets.zone_of(&visit.operator).await.map_err(|e| failed(&e))?;
+    let ids: Vec<i64> = page.tickets.iter().map(|t| t.id).collect();
+    let answering = state.console.answering(visit, &ids).await.map_err(|e| failed(&e))?;
+    let now = state.clock.now();
+    let rows = page.tickets.iter().map(|t| row(t, &names, answering.get(&t.id), now, zone)).collect();
+    let next = page.next.map(|cursor| q.link("/consola/tickets", Some(&cursor.encode())));
+    Ok((QueueLive { t: &T, views, rows, next }, names))
+}
+
 /// `GET /consola/tickets`: a view of the tickets the operator may see
 /// ("Abiertos" unless another is chosen), each view with its count,
 /// filtered by department, priority, assignee and the search's words,
@@ -255,72 +361,16 @@ pub async fn queue<A: Adapters>(state: web::Data<WebState<A>>, req: HttpRequest)
         Ok(v) => v,
         Err(page) => return page,
     };
-    let p = params(&req);
-    let get = |k: &str| p.get(k).map(|v| v.trim()).filter(|v| !v.is_empty());
-    let view_key = VIEWS.into_iter().find(|k| Some(*k) == get("vista")).unwrap_or("abiertos");
-    let view = view_label(view_key);
-    let department = get("departamento").and_then(|v| v.parse::<i64>().ok());
-    let priority = get("prioridad").and_then(Priority::parse);
-    let assignee = match get("asignado") {
-        Some("nadie") => Some(AssigneeFilter::Nobody),
-        Some(v) => v.parse::<i64>().ok().map(AssigneeFilter::User),
-        None => None,
+    let q = QueueQuery::of(&req);
+    let (live, names) = match queue_live(&state, &visit, &q).await {
+        Ok(l) => l,
+        Err(page) => return page,
     };
-    let text = get("q").unwrap_or_default().chars().take(200).collect::<String>();
-    let cursor = get("desde").and_then(|v| TicketCursor::decode(v, TicketOrder::LatestActivity));
-
-    let mut list = view_request(view_key);
-    list.department_id = department;
-    list.priority = priority;
-    if let Some(a) = assignee {
-        list.assignee = a;
-    }
-    list.text = Some(text.clone()).filter(|t| !t.is_empty());
-    list.order = TicketOrder::LatestActivity;
-    list.cursor = cursor;
-    list.limit = PAGE;
-    let page = match state.tickets.list(&visit.operator, list).await {
-        Ok(p) => p,
-        Err(e) => return failed(&e),
+    let live = match live::render(&live) {
+        Ok(l) => l,
+        Err(page) => return page,
     };
-    let mut views = Vec::new();
-    for key in VIEWS {
-        let count = match state.tickets.count(&visit.operator, view_request(key), COUNT_CAP).await {
-            Ok(n) if n >= COUNT_CAP => "999+".to_string(),
-            Ok(n) => n.to_string(),
-            Err(e) => return failed(&e),
-        };
-        views.push(ViewLink { key, label: view_label(key), count, current: key == view_key });
-    }
-    let names = match names(&state, &visit, &page.tickets).await {
-        Ok(n) => n,
-        Err(e) => return failed(&*e),
-    };
-    let zone = match state.tickets.zone_of(&visit.operator).await {
-        Ok(z) => z,
-        Err(e) => return failed(&e),
-    };
-    let now = state.clock.now();
-    let rows = page.tickets.iter().map(|t| row(t, &names, now, zone)).collect();
-    let next = match page.next {
-        Some(cursor) => {
-            let mut q = url::form_urlencoded::Serializer::new(String::new());
-            q.append_pair("vista", view_key);
-            for (k, v) in
-                [("departamento", get("departamento")), ("prioridad", get("prioridad")), ("asignado", get("asignado"))]
-            {
-                if let Some(v) = v {
-                    q.append_pair(k, v);
-                }
-            }
-            if !text.is_empty() {
-                q.append_pair("q", &text);
-            }
-            q.append_pair("desde", &cursor.encode());
-            Some(format!("/consola/tickets?{}", q.finish()))
-        }
-        None => None,
-    };
+    let (department, priority, assignee) = (q.department, q.priority, q.assignee);
     let choice = |value: String, label: String, selected: bool| Choice { value, label, selected };
     let mut departments = vec![choice(String::new(), T.any.into(), department.is_none())];
     departments.extend(
@@ -349,17 +399,35 @@ pub async fn queue<A: Adapters>(state: web::Data<WebState<A>>, req: HttpRequest)
             js: assets::js(),
             csrf: &visit.session.csrf,
             operator_name: &name,
-            view,
-            view_key,
-            views,
-            text: &text,
+            view: view_label(q.view_key),
+            view_key: q.view_key,
+            text: &q.text,
             departments,
             priorities,
             assignees,
-            rows,
-            next,
+            pulse: q.link("/consola/vivo", q.cursor.as_deref()),
+            huella: live::fingerprint(&live),
+            live,
         },
     )
+}
+
+/// `GET /consola/vivo`: the queue's live part, as the page with the same
+/// parameters would show it (204 when the page shows it already).
+pub async fn queue_pulse<A: Adapters>(state: web::Data<WebState<A>>, req: HttpRequest) -> HttpResponse {
+    let visit = match live::watcher(&state, &req).await {
+        Ok(v) => v,
+        Err(answer) => return answer,
+    };
+    let q = QueueQuery::of(&req);
+    let part = match queue_live(&state, &visit, &q).await {
+        Ok((live, _)) => live,
+        Err(_) => return HttpResponse::ServiceUnavailable().finish(),
+    };
+    match live::render(&part) {
+        Ok(live) => live::answer(&req, live, ""),
+        Err(answer) => answer,
+    }
 }
 
 /// Departments' and assignees' names for a page of tickets.
@@ -394,7 +462,7 @@ async fn names<A: Adapters>(
     Ok(Names { departments, users })
 }
 
-fn row(t: &Ticket, names: &Names, now: Timestamp, zone: Tz) -> Row {
+fn row(t: &Ticket, names: &Names, answering: Option<&Vec<String>>, now: Timestamp, zone: Tz) -> Row {
     let state = t.sla.map(|c| c.state(now));
     let due = t.sla.and_then(|c| c.next_due()).map(|at| when::due(now, at, zone));
     let activity = when::local(t.updated_at, zone);
@@ -413,5 +481,6 @@ fn row(t: &Ticket, names: &Names, now: Timestamp, zone: Tz) -> Row {
         },
         status: texts::status(t.status),
         activity,
+        answering: answering.map(|who| who.join(", ")),
     }
 }

@@ -9,7 +9,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use chrono_tz::Tz;
 use helpdesk_domain::model::{
-    Direction, InternalUser, Priority, SlaClock, Ticket, TicketFields, TicketStatus, TicketThread, Timestamp,
+    Direction, InternalUser, Presence, Priority, SlaClock, Ticket, TicketFields, TicketStatus, TicketThread, Timestamp,
     UserFilter, served_name,
 };
 use helpdesk_domain::ports::Adapters;
@@ -21,8 +21,9 @@ use crate::WebState;
 use crate::assets::{self, Scripts, Served};
 use crate::audit::audited;
 use crate::html::clean;
+use crate::live;
 use crate::pages::{Choice, visit};
-use crate::render::{failed, fields, html, message, see_other};
+use crate::render::{failed, fields, html, message, params, see_other};
 use crate::session::{self, CSRF_FIELD};
 use crate::texts::{self, T, Texts};
 use crate::when::{self, Shown};
@@ -99,6 +100,27 @@ struct SlaView {
     paused_since: Option<Shown>,
 }
 
+/// The part of a ticket's page that updates itself: who else is on it, its
+/// fields, its service level, its thread.
+#[derive(Template)]
+#[template(path = "ticket_vivo.html")]
+struct TicketLive<'a> {
+    t: &'static Texts,
+    v: &'a View,
+    /// "operador2 está viendo este ticket", one line per operator.
+    present: Vec<String>,
+}
+
+impl<'a> TicketLive<'a> {
+    fn new(v: &'a View, others: Vec<Presence>) -> Self {
+        let present = others
+            .into_iter()
+            .map(|p| format!("{} {}", p.name, if p.answering { T.is_answering } else { T.is_viewing }))
+            .collect();
+        TicketLive { t: &T, v, present }
+    }
+}
+
 #[derive(Template)]
 #[template(path = "ticket.html")]
 struct TicketPage<'a> {
@@ -108,6 +130,12 @@ struct TicketPage<'a> {
     csrf: &'a str,
     operator_name: &'a str,
     v: View,
+    /// Where the page asks for its live part.
+    pulse: String,
+    /// The live part's fingerprint.
+    huella: String,
+    /// The live part, rendered.
+    live: String,
     notice: Option<&'static str>,
     /// The notice is a refusal (the page answers a POST that did nothing).
     warning: bool,
@@ -306,6 +334,14 @@ async fn page<A: Adapters>(
         Ok(v) => v,
         Err(e) => return failed(&*e),
     };
+    let present = match state.console.present(visit, id, !form.draft.trim().is_empty()).await {
+        Ok(p) => p,
+        Err(e) => return failed(&e),
+    };
+    let live = match live::render(&TicketLive::new(&v, present)) {
+        Ok(l) => l,
+        Err(page) => return page,
+    };
     let name = visit.operator.user.name.clone();
     html(
         status,
@@ -315,6 +351,9 @@ async fn page<A: Adapters>(
             js: assets::js(),
             csrf: &visit.session.csrf,
             operator_name: &name,
+            pulse: format!("/consola/tickets/{id}/vivo"),
+            huella: live::fingerprint(&live),
+            live,
             v,
             notice,
             warning: !status.is_success(),
@@ -343,6 +382,51 @@ pub async fn show<A: Adapters>(
         _ => None,
     };
     page(&state, &visit, id, StatusCode::OK, notice, Form::default()).await
+}
+
+/// `GET /consola/tickets/{id}/vivo` (`respondiendo=1` while the page's
+/// reply box holds text): records the operator's presence and answers the
+/// page's live part (204 when the page shows it already), moving the reply
+/// form's newest message seen (`ultimo`) with the thread.
+pub async fn pulse<A: Adapters>(
+    state: web::Data<WebState<A>>,
+    req: HttpRequest,
+    path: web::Path<String>,
+) -> HttpResponse {
+    let visit = match live::watcher(&state, &req).await {
+        Ok(v) => v,
+        Err(answer) => return answer,
+    };
+    let Some(id) = ticket_id(&path) else { return live::stop(T.live_gone) };
+    let answering = params(&req).get("respondiendo").is_some_and(|v| v == "1");
+    let unavailable = |e: &dyn std::fmt::Display| {
+        tracing::warn!(error = %e, "a ticket page's live update failed");
+        HttpResponse::ServiceUnavailable().finish()
+    };
+    let thread = match state.tickets.show(&visit.operator, id).await {
+        Ok(t) => t,
+        Err(TicketError::NotFound) => return live::stop(T.live_gone),
+        Err(e) => return unavailable(&helpdesk_domain::Report(&e)),
+    };
+    let present = match state.console.present(&visit, id, answering).await {
+        Ok(p) => p,
+        Err(e) => return unavailable(&helpdesk_domain::Report(&e)),
+    };
+    let zone = match state.tickets.zone_of(&visit.operator).await {
+        Ok(z) => z,
+        Err(e) => return unavailable(&helpdesk_domain::Report(&e)),
+    };
+    let v = match view(&state, thread, Vec::new(), zone, None).await {
+        Ok(v) => v,
+        Err(e) => return unavailable(&helpdesk_domain::Report(&*e)),
+    };
+    let live = match live::render(&TicketLive::new(&v, present)) {
+        Ok(l) => l,
+        Err(answer) => return answer,
+    };
+    let ultimo =
+        format!(r#"<input type="hidden" id="ultimo" name="ultimo" value="{}" hx-swap-oob="true">"#, v.last_message);
+    live::answer(&req, live, &ultimo)
 }
 
 /// `GET /consola/tickets/{id}/adjuntos/{adjunto}`: an attachment of a

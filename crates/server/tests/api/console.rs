@@ -211,7 +211,7 @@ async fn sign_in_queue_and_sign_out(backend: Backend) {
     let page = b.get("/consola/tickets").await;
     assert_eq!(page.status, 200, "{}", page.body);
     let id = support["ticket"].as_str().unwrap();
-    assert!(page.body.contains(&format!("<a href=\"/consola/tickets/{id}\">")), "{}", page.body);
+    assert!(page.body.contains(&format!("<a id=\"t-{id}\" href=\"/consola/tickets/{id}\">")), "{}", page.body);
     assert!(
         page.body.contains("La impresora &#60;script&#62;alert(1)&#60;/script&#62;")
             || page.body.contains("La impresora &lt;script&gt;"),
@@ -229,7 +229,7 @@ async fn sign_in_queue_and_sign_out(backend: Backend) {
     }
     assert!(page.body.contains("Cerrados <span class=\"cuenta\">(0)</span>"), "{}", page.body);
     // Filters and the search narrow the view.
-    let link = format!("<a href=\"/consola/tickets/{id}\">");
+    let link = format!("<a id=\"t-{id}\" href=\"/consola/tickets/{id}\">");
     for (query, shown) in [
         ("?q=impresora", true),
         ("?q=inexistente", false),
@@ -610,7 +610,10 @@ async fn view_counts_are_kept_briefly(backend: Backend) {
     let second: i64 =
         d.save(&customer_mail("contar-2", "Segunda", json!({}))).await["ticket"].as_str().unwrap().parse().unwrap();
     let page = b.get("/consola/tickets").await;
-    assert!(page.body.contains(&format!("<a href=\"/consola/tickets/{second}\">")), "the list is live");
+    assert!(
+        page.body.contains(&format!("<a id=\"t-{second}\" href=\"/consola/tickets/{second}\">")),
+        "the list is live"
+    );
     assert!(page.body.contains(&open(1)), "the count is kept: {}", page.body);
     d.app.clock.advance(chrono::Duration::milliseconds(2100));
     let page = b.get("/consola/tickets").await;
@@ -686,7 +689,110 @@ async fn a_stale_page_neither_sends_over_nor_reverts(backend: Backend) {
     assert_eq!(d.app.db.find_ticket(id).await.unwrap().unwrap().priority.as_str(), "baja");
 }
 
+/// The pages' live parts: a page's fingerprint answered with 204 while
+/// nothing it shows changed, with the part (and a new fingerprint) once a
+/// mail or a colleague changes it; who else is on a ticket and who is
+/// answering, until their page stops reporting; the reply form's newest
+/// message moved with the thread; and a page left open does not keep its
+/// session alive.
+async fn live_parts_show_changes_and_who_is_there(backend: Backend) {
+    use helpdesk_domain::ports::UserRepository;
+    let d = desk(backend, false).await;
+    let id: i64 =
+        d.save(&customer_mail("vivo-1", "Monitor", json!({}))).await["ticket"].as_str().unwrap().parse().unwrap();
+    let carla_name = d.app.db.find_user(d.carla).await.unwrap().unwrap().name;
+    let ana_name = d.app.db.find_user(d.ana).await.unwrap().unwrap().name;
+    let mut ana = Browser::new(&d.app);
+    ana.sign_in("ana").await;
+    let mut carla = Browser::new(&d.app);
+    carla.sign_in("carla").await;
+
+    // The queue: unchanged, 204; a new mail, the part with its row.
+    let page = ana.get("/consola/tickets").await;
+    assert!(page.body.contains("hx-get=\"/consola/vivo?vista=abiertos\""), "{}", page.body);
+    let pulse = |huella: &str| format!("/consola/vivo?vista=abiertos&huella={huella}");
+    let huella = page.field("huella");
+    let live = ana.get(&pulse(&huella)).await;
+    assert_eq!((live.status, live.body.as_str()), (204, ""));
+    let second: i64 =
+        d.save(&customer_mail("vivo-2", "Teclado", json!({}))).await["ticket"].as_str().unwrap().parse().unwrap();
+    let live = ana.get(&pulse(&huella)).await;
+    assert_eq!(live.status, 200, "{}", live.body);
+    assert!(live.body.contains(&format!("<a id=\"t-{second}\" href=\"/consola/tickets/{second}\">")), "{}", live.body);
+    assert!(live.body.starts_with("<div id=\"vivo\" hx-swap-oob=\"innerHTML\">"), "{}", live.body);
+    let huella = live.field("huella");
+    assert_eq!(ana.get(&pulse(&huella)).await.status, 204, "the new fingerprint is what the page shows");
+
+    // A ticket: carla opens it; ana's page names her, then as answering.
+    let ticket = format!("/consola/tickets/{id}");
+    let page = ana.get(&ticket).await;
+    assert!(page.body.contains(&format!("hx-get=\"{ticket}/vivo\"")), "{}", page.body);
+    let (mut huella, first_last) = (page.field("huella"), page.field("ultimo"));
+    let ana_pulse = |huella: &str| format!("{ticket}/vivo?huella={huella}&respondiendo=");
+    assert_eq!(ana.get(&ana_pulse(&huella)).await.status, 204, "alone on it");
+    let page = carla.get(&ticket).await;
+    assert!(page.body.contains(&format!("<p>{ana_name} está viendo este ticket</p>")), "{}", page.body);
+    let live = ana.get(&ana_pulse(&huella)).await;
+    assert_eq!(live.status, 200);
+    assert!(live.body.contains(&format!("<p>{carla_name} está viendo este ticket</p>")), "{}", live.body);
+    huella = live.field("huella");
+    let carla_typing = carla.get(&format!("{ticket}/vivo?huella=&respondiendo=1")).await;
+    assert_eq!(carla_typing.status, 200);
+    let live = ana.get(&ana_pulse(&huella)).await;
+    assert!(live.body.contains(&format!("<p>{carla_name} está respondiendo</p>")), "{}", live.body);
+    huella = live.field("huella");
+    let queue = ana.get(&pulse("")).await;
+    assert!(
+        queue.body.contains(&format!("<span class=\"respondiendo\">respondiendo: {carla_name}</span>")),
+        "{}",
+        queue.body
+    );
+    let own = carla.get(&pulse("")).await;
+    assert!(!own.body.contains("class=\"respondiendo\""), "not marked for herself: {}", own.body);
+
+    // The customer writes: the thread and the reply form's `ultimo` move.
+    let mut again = customer_mail("vivo-3", "Re: Monitor", json!({"In-Reply-To": "<vivo-1@cliente.test>"}));
+    again["body"] = json!("Ya tampoco enciende.");
+    d.save(&again).await;
+    let live = ana.get(&ana_pulse(&huella)).await;
+    assert!(live.body.contains("Ya tampoco enciende."), "{}", live.body);
+    let newest = d.app.db.details_of(id).await.unwrap().iter().map(|x| x.id).max().unwrap();
+    assert!(newest > first_last.parse().unwrap());
+    assert!(
+        live.body.contains(&format!(
+            "<input type=\"hidden\" id=\"ultimo\" name=\"ultimo\" value=\"{newest}\" hx-swap-oob=\"true\">"
+        )),
+        "{}",
+        live.body
+    );
+    huella = live.field("huella");
+
+    // Carla's page stops reporting: 30 s later she is gone from ana's.
+    d.app.clock.advance(chrono::Duration::seconds(31));
+    let live = ana.get(&ana_pulse(&huella)).await;
+    assert_eq!(live.status, 200, "{}", live.body);
+    assert!(!live.body.contains(&carla_name), "{}", live.body);
+
+    // A ticket out of reach: the page says so and stops asking (286).
+    let gone = carla.get("/consola/tickets/999999/vivo?huella=").await;
+    assert_eq!(gone.status, 286, "{}", gone.body);
+    assert!(gone.body.contains("ya no está a su alcance"), "{}", gone.body);
+
+    // A page left open: its requests do not count as use; after
+    // `consola.idle_minutes` (30) it says so and stops.
+    for _ in 0..5 {
+        d.app.clock.advance(chrono::Duration::minutes(5));
+        assert!([200, 204].contains(&ana.get(&ana_pulse("")).await.status));
+    }
+    d.app.clock.advance(chrono::Duration::minutes(5));
+    let live = ana.get(&ana_pulse("")).await;
+    assert_eq!(live.status, 286, "{}", live.body);
+    assert!(live.body.contains("Su sesión terminó"), "{}", live.body);
+    assert_eq!(ana.get(&ticket).await.location(), "/consola/entrar?fin=1");
+}
+
 crate::on_both_backends!(
+    live_parts_show_changes_and_who_is_there,
     a_forgotten_password_is_reset_from_the_console,
     a_stale_page_neither_sends_over_nor_reverts,
     view_counts_are_kept_briefly,
