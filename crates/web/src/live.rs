@@ -45,16 +45,16 @@ pub(crate) fn render(part: &impl Template) -> Result<String, HttpResponse> {
 }
 
 /// The answer to a page asking for its live part: nothing when it shows
-/// it already, else the part, `extra` (more out-of-band swaps) and the new
-/// fingerprint.
-pub(crate) fn answer(req: &HttpRequest, live: String, extra: &str) -> HttpResponse {
+/// it already and there is no `extra` (more out-of-band swaps), else the
+/// part, `extra` and the new fingerprint.
+pub(crate) fn answer(req: &HttpRequest, live: String, extra: Option<String>) -> HttpResponse {
     let huella = fingerprint(&live);
     let given = crate::render::params(req).remove("huella").unwrap_or_default();
-    if given == huella {
+    if given == huella && extra.is_none() {
         return HttpResponse::NoContent().finish();
     }
     let mut body = live;
-    body.push_str(extra);
+    body.push_str(&extra.unwrap_or_default());
     body.push_str(&format!(r#"<input type="hidden" id="huella" name="huella" value="{huella}" hx-swap-oob="true">"#));
     HttpResponse::Ok().content_type("text/html; charset=utf-8").body(body)
 }

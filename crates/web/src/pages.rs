@@ -425,7 +425,7 @@ pub async fn queue_pulse<A: Adapters>(state: web::Data<WebState<A>>, req: HttpRe
         Err(_) => return HttpResponse::ServiceUnavailable().finish(),
     };
     match live::render(&part) {
-        Ok(live) => live::answer(&req, live, ""),
+        Ok(live) => live::answer(&req, live, None),
         Err(answer) => answer,
     }
 }

@@ -387,7 +387,8 @@ pub async fn show<A: Adapters>(
 /// `GET /consola/tickets/{id}/vivo` (`respondiendo=1` while the page's
 /// reply box holds text): records the operator's presence and answers the
 /// page's live part (204 when the page shows it already), moving the reply
-/// form's newest message seen (`ultimo`) with the thread.
+/// form's newest message seen (`ultimo`) with the thread while its reply
+/// box is empty.
 pub async fn pulse<A: Adapters>(
     state: web::Data<WebState<A>>,
     req: HttpRequest,
@@ -398,7 +399,8 @@ pub async fn pulse<A: Adapters>(
         Err(answer) => return answer,
     };
     let Some(id) = ticket_id(&path) else { return live::stop(T.live_gone) };
-    let answering = params(&req).get("respondiendo").is_some_and(|v| v == "1");
+    let asked = params(&req);
+    let answering = asked.get("respondiendo").is_some_and(|v| v == "1");
     let unavailable = |e: &dyn std::fmt::Display| {
         tracing::warn!(error = %e, "a ticket page's live update failed");
         HttpResponse::ServiceUnavailable().finish()
@@ -424,9 +426,14 @@ pub async fn pulse<A: Adapters>(
         Ok(l) => l,
         Err(answer) => return answer,
     };
-    let ultimo =
-        format!(r#"<input type="hidden" id="ultimo" name="ultimo" value="{}" hx-swap-oob="true">"#, v.last_message);
-    live::answer(&req, live, &ultimo)
+    // The newest message seen moves with the thread while the reply box is
+    // empty; a message arriving while the operator writes stays "unseen",
+    // so that the reply is held for a look at it ("Enviar de todos modos").
+    let shown_last = asked.get("ultimo").and_then(|v| v.parse::<i64>().ok());
+    let ultimo = (!answering && shown_last != Some(v.last_message)).then(|| {
+        format!(r#"<input type="hidden" id="ultimo" name="ultimo" value="{}" hx-swap-oob="true">"#, v.last_message)
+    });
+    live::answer(&req, live, ultimo)
 }
 
 /// `GET /consola/tickets/{id}/adjuntos/{adjunto}`: an attachment of a

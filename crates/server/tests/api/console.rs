@@ -728,7 +728,7 @@ async fn live_parts_show_changes_and_who_is_there(backend: Backend) {
     let page = ana.get(&ticket).await;
     assert!(page.body.contains(&format!("hx-get=\"{ticket}/vivo\"")), "{}", page.body);
     let (mut huella, first_last) = (page.field("huella"), page.field("ultimo"));
-    let ana_pulse = |huella: &str| format!("{ticket}/vivo?huella={huella}&respondiendo=");
+    let ana_pulse = |huella: &str| format!("{ticket}/vivo?huella={huella}&respondiendo=&ultimo={first_last}");
     assert_eq!(ana.get(&ana_pulse(&huella)).await.status, 204, "alone on it");
     let page = carla.get(&ticket).await;
     assert!(page.body.contains(&format!("<p>{ana_name} está viendo este ticket</p>")), "{}", page.body);
@@ -754,6 +754,13 @@ async fn live_parts_show_changes_and_who_is_there(backend: Backend) {
     let mut again = customer_mail("vivo-3", "Re: Monitor", json!({"In-Reply-To": "<vivo-1@cliente.test>"}));
     again["body"] = json!("Ya tampoco enciende.");
     d.save(&again).await;
+    let writing = ana.get(&format!("{ticket}/vivo?huella={huella}&respondiendo=1&ultimo={first_last}")).await;
+    assert!(writing.body.contains("Ya tampoco enciende."), "{}", writing.body);
+    assert!(
+        !writing.body.contains("id=\"ultimo\""),
+        "kept while she writes (the reply will be held): {}",
+        writing.body
+    );
     let live = ana.get(&ana_pulse(&huella)).await;
     assert!(live.body.contains("Ya tampoco enciende."), "{}", live.body);
     let newest = d.app.db.details_of(id).await.unwrap().iter().map(|x| x.id).max().unwrap();
