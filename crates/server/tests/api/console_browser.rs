@@ -123,9 +123,10 @@ async fn press(c: &Client, keys: &str) {
     c.perform_actions(actions).await.expect("keys pressed");
 }
 
-/// What has the focus: its id, or the text of the link.
+/// What has the focus: a link's text, else its id, else its text.
 async fn focused(c: &Client) -> String {
-    let script = "const e = document.activeElement; return e.id || e.textContent.trim();";
+    let script = "const e = document.activeElement;
+                  return e.tagName === 'A' ? e.textContent.trim() : (e.id || e.textContent.trim());";
     c.execute(script, vec![]).await.unwrap().as_str().unwrap_or_default().to_string()
 }
 
@@ -299,4 +300,121 @@ async fn an_operator_works_a_ticket_in_chromium() {
     assert!(c.get_alert_text().await.is_err(), "no alert is open");
 
     c.close().await.unwrap();
+}
+
+/// Signs in through the form and waits for the queue.
+async fn sign_in(c: &Client, base: &str, login: &str) {
+    c.goto(&format!("{base}/consola/entrar")).await.unwrap();
+    labelled(c, "Usuario").await.send_keys(login).await.unwrap();
+    labelled(c, "Contraseña").await.send_keys(PASSWORD).await.unwrap();
+    button(c, "Entrar").await.click().await.unwrap();
+    wait_for_text(c, "Tickets: Abiertos").await;
+}
+
+/// What the issue asks of a live page: a change shows within 5 s, no reload.
+const LIVE_WITHIN: Duration = Duration::from_secs(5);
+
+/// Waits, without reloading, until the page's text contains `needle`; fails
+/// past [`LIVE_WITHIN`].
+async fn shows_live(c: &Client, needle: &str) {
+    let started = Instant::now();
+    loop {
+        let text = text_of_page(c).await;
+        if text.contains(needle) {
+            return;
+        }
+        assert!(started.elapsed() < LIVE_WITHIN, "{needle:?} did not appear within 5 s: {text}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Two operators in two browsers, each on a server of its own when
+/// `two_servers` (one database, as behind a load balancer): ana's open
+/// queue shows a mail received through the other server, its count too,
+/// her keyboard's place kept; on one ticket each sees the other's banner
+/// and "está respondiendo"; ana's reply appears in carla's thread, and
+/// carla's later reply is held for a look ("Enviar de todos modos").
+async fn two_operators_share_a_ticket_live(backend: Backend, two_servers: bool) {
+    use helpdesk_domain::ports::UserRepository;
+    let d = desk(backend, false).await;
+    let second_server = match two_servers {
+        true => {
+            let url = d.app.settings.database.url.clone();
+            let app = TestApp::builder(backend)
+                .with_clock(d.app.clock.clone())
+                .with_settings(move |s| s.database.url = url)
+                .spawn()
+                .await;
+            Some(app)
+        }
+        false => None,
+    };
+    let other = second_server.as_ref().unwrap_or(&d.app);
+    let first: i64 =
+        d.save(&customer_mail("vivo-1", "Pantalla azul", json!({}))).await["ticket"].as_str().unwrap().parse().unwrap();
+    let ana_name = d.app.db.find_user(d.ana).await.unwrap().unwrap().name;
+    let carla_name = d.app.db.find_user(d.carla).await.unwrap().unwrap().name;
+
+    let driver = Driver::start().await;
+    let (ana, carla) = (driver.browser().await, driver.browser().await);
+    sign_in(&ana, &d.app.address, "ana").await;
+    sign_in(&carla, &other.address, "carla").await;
+
+    // Ana's queue, her keyboard on the ticket; a mail comes in through the
+    // other server.
+    shows_live(&ana, "Abiertos (1)").await;
+    press(&ana, "j").await;
+    assert_eq!(focused(&ana).await, "Pantalla azul");
+    let (status, saved) = json(
+        other.post("correo/save", ("canal_lectura", &d.channel), &customer_mail("vivo-2", "Sin red", json!({}))).await,
+    )
+    .await;
+    assert_eq!(status, 200, "{saved}");
+    shows_live(&ana, "Sin red").await;
+    shows_live(&ana, "Abiertos (2)").await;
+    assert_eq!(focused(&ana).await, "Pantalla azul", "the update kept her place");
+
+    // Both open the first ticket: each sees the other.
+    ana.goto(&format!("{}/consola/tickets/{first}", d.app.address)).await.unwrap();
+    carla.goto(&format!("{}/consola/tickets/{first}", other.address)).await.unwrap();
+    shows_live(&ana, &format!("{carla_name} está viendo este ticket")).await;
+    shows_live(&carla, &format!("{ana_name} está viendo este ticket")).await;
+    labelled(&carla, "Respuesta").await.send_keys("Pruebe con otro cable.").await.unwrap();
+    shows_live(&ana, &format!("{carla_name} está respondiendo")).await;
+
+    // Ana answers first; her reply appears in carla's thread.
+    let before = d.app.db.details_of(first).await.unwrap().len();
+    labelled(&ana, "Respuesta").await.send_keys("Reinicie el equipo.").await.unwrap();
+    button(&ana, "Enviar").await.click().await.unwrap();
+    wait_for_text(&ana, "Respuesta registrada; en cola para envío.").await;
+    shows_live(&carla, "Reinicie el equipo.").await;
+
+    // Carla's reply, written before it arrived, is held for a look.
+    button(&carla, "Enviar").await.click().await.unwrap();
+    wait_for_text(&carla, "Llegó un mensaje nuevo mientras escribía").await;
+    assert_eq!(d.app.db.details_of(first).await.unwrap().len(), before + 1, "only ana's reply");
+    let draft = labelled(&carla, "Respuesta").await.prop("value").await.unwrap();
+    assert_eq!(draft.as_deref(), Some("Pruebe con otro cable."), "her draft is kept");
+    button(&carla, "Enviar de todos modos").await.click().await.unwrap();
+    wait_for_text(&carla, "Respuesta registrada; en cola para envío.").await;
+    assert_eq!(d.app.db.details_of(first).await.unwrap().len(), before + 2);
+
+    ana.close().await.unwrap();
+    carla.close().await.unwrap();
+}
+
+async fn live_in_two_browsers(backend: Backend) {
+    two_operators_share_a_ticket_live(backend, false).await
+}
+
+crate::ignored_on_both_backends!(
+    "needs Debian's chromium and chromium-driver; .ci/run installs them and runs this",
+    "needs MariaDB, Debian's chromium and chromium-driver; .ci/run runs this";
+    live_in_two_browsers
+);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs MariaDB, Debian's chromium and chromium-driver; .ci/run runs this"]
+async fn live_across_two_servers_on_one_mariadb() {
+    two_operators_share_a_ticket_live(Backend::Mysql, true).await
 }
