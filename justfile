@@ -34,6 +34,11 @@ bench-tickets seconds="10" tickets="100000":
 bench-pages seconds="10" tickets="100000":
     bench/pages.sh {{seconds}} {{tickets}}
 
+# The console's live channel: 50 open pages polling every 2 s, server and
+# MariaDB CPU per minute (~20 min with the release build).
+bench-live seconds="60" rounds="2" tickets="20000":
+    bench/live.sh {{seconds}} {{rounds}} {{tickets}}
+
 # A private 3-node MariaDB Galera cluster on loopback (SQL ports 23301-23303);
 # `just galera stop`, `just galera kill 2`, `just galera restart 2`, `just galera status`.
 galera cmd="start" *args="":

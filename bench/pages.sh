@@ -69,19 +69,19 @@ for backend in mysql sqlite; do
 
   # What the measured pages answer, checked against the store.
   QUEUE=$(curl -sf "${C[@]}" "$BASE/consola/tickets")
-  ROWS=$(grep -c '^<td><a href="/consola/tickets/' <<<"$QUEUE" || true)
+  ROWS=$(grep -c '^<td><a id="t-[0-9]*" href="/consola/tickets/' <<<"$QUEUE" || true)
   grep -q 'Abiertos <span class="cuenta">(999+)</span>' <<<"$QUEUE" || { log "$backend: no 999+ count"; exit 1; }
   [ "$ROWS" = 50 ] || { log "$backend: the queue shows $ROWS rows"; exit 1; }
   NEXT=$(sed -n 's/.*href="\(\/consola\/tickets?vista=abiertos[^"]*desde=[^"]*\)".*/\1/p' <<<"$QUEUE" | head -1 | sed 's/&amp;/\&/g')
   [ -n "$NEXT" ] || { log "$backend: no next page"; exit 1; }
-  SECOND=$(curl -sf "${C[@]}" "$BASE$NEXT" | grep -c '^<td><a href="/consola/tickets/' || true)
+  SECOND=$(curl -sf "${C[@]}" "$BASE$NEXT" | grep -c '^<td><a id="t-[0-9]*" href="/consola/tickets/' || true)
   [ "$SECOND" = 50 ] || { log "$backend: the second page shows $SECOND rows"; exit 1; }
   TICKET=$(curl -sf "${C[@]}" "$BASE/consola/tickets/$MID")
   grep -qF "<bdi>$SUBJECT</bdi>" <<<"$TICKET" || { log "$backend: ticket $MID's page lacks its subject"; exit 1; }
   OTHERS=$(grep -o '<li><a href="/consola/tickets/[0-9]*">' <<<"$TICKET" | wc -l)
   [ "$OTHERS" = 10 ] || { log "$backend: ticket $MID's page lists $OTHERS other tickets"; exit 1; }
 
-  FOUND=$(curl -sf "${C[@]}" "$BASE/consola/tickets?q=factura" | grep -c '^<td><a href="/consola/tickets/' || true)
+  FOUND=$(curl -sf "${C[@]}" "$BASE/consola/tickets?q=factura" | grep -c '^<td><a id="t-[0-9]*" href="/consola/tickets/' || true)
   [ "$FOUND" = 50 ] || { log "$backend: the search shows $FOUND rows"; exit 1; }
 
   for what in queue queue-page-2 queue-filtered queue-search ticket; do
