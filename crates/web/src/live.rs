@@ -1,10 +1,14 @@
 //! The pages' live updates: every two seconds an open page asks for its
-//! live part (`hx-get` on `#pulso`), sending the fingerprint of what it
-//! shows (`huella`). The server renders the part again; the same
-//! fingerprint is answered with an empty 204 (nothing moves on the page),
-//! another with the part, swapped out of band into its places. The
-//! database is the only shared state, so a change made through any server
-//! shows on every page within one period and a request.
+//! live part (`hx-get` on `#pulso`), sending the fingerprint it was given
+//! with its last part (`huella`). The fingerprint is of a probe: a few
+//! cheap reads that change whenever the part would (the latest activity of
+//! any ticket, the views' counts, who is answering, the minute; for a
+//! ticket, its row's last change, its replies' deliveries, who else is
+//! on it). The same probe is answered with an empty 204 (nothing moves on
+//! the page); another with the part, rendered then, swapped out of band
+//! into its places. The database is the only shared state, so a change
+//! made through any server shows on every page within one period and a
+//! request.
 //!
 //! These requests do not count as the session's use
 //! ([`ConsoleService::resume_unattended`](helpdesk_domain::services::ConsoleService::resume_unattended)):
@@ -27,12 +31,12 @@ use crate::texts::T;
 /// The status that tells htmx to stop polling.
 const STOP_POLLING: u16 = 286;
 
-/// The fingerprint of a live part as rendered.
-pub(crate) fn fingerprint(live: &str) -> String {
+/// The fingerprint of a probe.
+pub(crate) fn fingerprint(probe: &str) -> String {
     // SipHash with fixed keys: the same text gives the same fingerprint on
     // every server running this build.
     let mut h = std::hash::DefaultHasher::new();
-    live.hash(&mut h);
+    probe.hash(&mut h);
     format!("{:016x}", h.finish())
 }
 
@@ -44,16 +48,26 @@ pub(crate) fn render(part: &impl Template) -> Result<String, HttpResponse> {
     })
 }
 
-/// The answer to a page asking for its live part: nothing when it shows
-/// it already and there is no `extra` (more out-of-band swaps), else the
-/// part, `extra` and the new fingerprint.
-pub(crate) fn answer(req: &HttpRequest, live: String, extra: Option<String>) -> HttpResponse {
-    let huella = fingerprint(&live);
-    let given = crate::render::params(req).remove("huella").unwrap_or_default();
-    if given == huella && extra.is_none() {
-        return HttpResponse::NoContent().finish();
-    }
-    let mut body = live;
+/// The fingerprint the page says it shows.
+pub(crate) fn given(req: &HttpRequest) -> String {
+    crate::render::params(req).remove("huella").unwrap_or_default()
+}
+
+/// The minute: due times are shown in words ("vence en 5 min"), so a
+/// page's part changes with it.
+pub(crate) fn minute(now: helpdesk_domain::model::Timestamp) -> String {
+    now.format("%Y%m%d%H%M").to_string()
+}
+
+/// Nothing the page shows has changed.
+pub(crate) fn unchanged() -> HttpResponse {
+    HttpResponse::NoContent().finish()
+}
+
+/// The part (`live`, empty when only `extra` changed), `extra` (more
+/// out-of-band swaps) and the fingerprint the page now shows.
+pub(crate) fn part(live: &str, extra: Option<String>, huella: &str) -> HttpResponse {
+    let mut body = live.to_string();
     body.push_str(&extra.unwrap_or_default());
     body.push_str(&format!(r#"<input type="hidden" id="huella" name="huella" value="{huella}" hx-swap-oob="true">"#));
     HttpResponse::Ok().content_type("text/html; charset=utf-8").body(body)

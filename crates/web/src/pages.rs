@@ -316,11 +316,38 @@ struct QueueLive {
     next: Option<String>,
 }
 
-/// The queue's live part for `visit`, and the names it resolved.
+/// What the queue's live part depends on, read cheaply (the views' counts
+/// are kept `consola.counts_cache_ms`): the latest activity of any ticket,
+/// the counts, who is answering which ticket, the minute. Read before the
+/// part, so that a change between the two shows at the next request.
+async fn queue_probe<A: Adapters>(
+    state: &WebState<A>,
+    visit: &Visit,
+    q: &QueueQuery,
+) -> Result<(String, Vec<ViewLink>), HttpResponse> {
+    let stamp = state.tickets.activity_stamp().await.map_err(|e| failed(&e))?;
+    let answering = state.console.answering_now(visit).await.map_err(|e| failed(&e))?;
+    let mut views = Vec::new();
+    for key in VIEWS {
+        let count = match state.tickets.count(&visit.operator, view_request(key), COUNT_CAP).await {
+            Ok(n) if n >= COUNT_CAP => "999+".to_string(),
+            Ok(n) => n.to_string(),
+            Err(e) => return Err(failed(&e)),
+        };
+        views.push(ViewLink { key, label: view_label(key), count, current: key == q.view_key });
+    }
+    let counts: Vec<&str> = views.iter().map(|v| v.count.as_str()).collect();
+    let probe = format!("{stamp:?}|{counts:?}|{answering:?}|{}", live::minute(state.clock.now()));
+    Ok((live::fingerprint(&probe), views))
+}
+
+/// The queue's live part for `visit` (with the views' counts read by the
+/// probe), and the names it resolved.
 async fn queue_live<A: Adapters>(
     state: &WebState<A>,
     visit: &Visit,
     q: &QueueQuery,
+    views: Vec<ViewLink>,
 ) -> Result<(QueueLive, Names), HttpResponse> {
     let mut list = view_request(q.view_key);
     list.department_id = q.department;
@@ -333,15 +360,6 @@ async fn queue_live<A: Adapters>(
     list.cursor = q.cursor.as_deref().and_then(|v| TicketCursor::decode(v, TicketOrder::LatestActivity));
     list.limit = PAGE;
     let page = state.tickets.list(&visit.operator, list).await.map_err(|e| failed(&e))?;
-    let mut views = Vec::new();
-    for key in VIEWS {
-        let count = match state.tickets.count(&visit.operator, view_request(key), COUNT_CAP).await {
-            Ok(n) if n >= COUNT_CAP => "999+".to_string(),
-            Ok(n) => n.to_string(),
-            Err(e) => return Err(failed(&e)),
-        };
-        views.push(ViewLink { key, label: view_label(key), count, current: key == q.view_key });
-    }
     let names = names(state, visit, &page.tickets).await.map_err(|e| failed(&*e))?;
     let zone = state.tickets.zone_of(&visit.operator).await.map_err(|e| failed(&e))?;
     let ids: Vec<i64> = page.tickets.iter().map(|t| t.id).collect();
@@ -362,7 +380,11 @@ pub async fn queue<A: Adapters>(state: web::Data<WebState<A>>, req: HttpRequest)
         Err(page) => return page,
     };
     let q = QueueQuery::of(&req);
-    let (live, names) = match queue_live(&state, &visit, &q).await {
+    let (huella, views) = match queue_probe(&state, &visit, &q).await {
+        Ok(p) => p,
+        Err(page) => return page,
+    };
+    let (live, names) = match queue_live(&state, &visit, &q, views).await {
         Ok(l) => l,
         Err(page) => return page,
     };
@@ -406,26 +428,31 @@ pub async fn queue<A: Adapters>(state: web::Data<WebState<A>>, req: HttpRequest)
             priorities,
             assignees,
             pulse: q.link("/consola/vivo", q.cursor.as_deref()),
-            huella: live::fingerprint(&live),
+            huella,
             live,
         },
     )
 }
 
 /// `GET /consola/vivo`: the queue's live part, as the page with the same
-/// parameters would show it (204 when the page shows it already).
+/// parameters would show it (204 while its probe is the page's).
 pub async fn queue_pulse<A: Adapters>(state: web::Data<WebState<A>>, req: HttpRequest) -> HttpResponse {
     let visit = match live::watcher(&state, &req).await {
         Ok(v) => v,
         Err(answer) => return answer,
     };
     let q = QueueQuery::of(&req);
-    let part = match queue_live(&state, &visit, &q).await {
-        Ok((live, _)) => live,
-        Err(_) => return HttpResponse::ServiceUnavailable().finish(),
+    let Ok((huella, views)) = queue_probe(&state, &visit, &q).await else {
+        return HttpResponse::ServiceUnavailable().finish();
+    };
+    if live::given(&req) == huella {
+        return live::unchanged();
+    }
+    let Ok((part, _)) = queue_live(&state, &visit, &q, views).await else {
+        return HttpResponse::ServiceUnavailable().finish();
     };
     match live::render(&part) {
-        Ok(live) => live::answer(&req, live, None),
+        Ok(live) => live::part(&live, None, &huella),
         Err(answer) => answer,
     }
 }

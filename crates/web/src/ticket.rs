@@ -111,14 +111,24 @@ struct TicketLive<'a> {
     present: Vec<String>,
 }
 
-impl<'a> TicketLive<'a> {
-    fn new(v: &'a View, others: Vec<Presence>) -> Self {
-        let present = others
-            .into_iter()
-            .map(|p| format!("{} {}", p.name, if p.answering { T.is_answering } else { T.is_viewing }))
-            .collect();
-        TicketLive { t: &T, v, present }
-    }
+/// The banner's lines: who else is on the ticket, and doing what.
+fn present_lines(others: Vec<Presence>) -> Vec<String> {
+    others
+        .into_iter()
+        .map(|p| format!("{} {}", p.name, if p.answering { T.is_answering } else { T.is_viewing }))
+        .collect()
+}
+
+/// The fingerprint of what a ticket's live part shows: the ticket's stamp
+/// (its row's last change, its replies' deliveries), the banner, the minute.
+fn ticket_probe(stamp: &str, present: &[String], now: Timestamp) -> String {
+    live::fingerprint(&format!("{stamp}|{present:?}|{}", live::minute(now)))
+}
+
+/// The fingerprint a ticket page carries: the probe's, and the newest
+/// message the part showed (so that a later request knows it unread).
+fn ticket_huella(probe: &str, last_message: i64) -> String {
+    format!("{probe}.{last_message}")
 }
 
 #[derive(Template)]
@@ -317,6 +327,12 @@ async fn page<A: Adapters>(
     notice: Option<&'static str>,
     form: Form<'_>,
 ) -> HttpResponse {
+    // The probe first: a change between it and the page shows next time.
+    let stamp = match state.tickets.thread_stamp(&visit.operator, id).await {
+        Ok(s) => s,
+        Err(TicketError::NotFound) => return not_found(),
+        Err(e) => return failed(&e),
+    };
     let thread = match state.tickets.show(&visit.operator, id).await {
         Ok(t) => t,
         Err(TicketError::NotFound) => return not_found(),
@@ -335,10 +351,11 @@ async fn page<A: Adapters>(
         Err(e) => return failed(&*e),
     };
     let present = match state.console.present(visit, id, !form.draft.trim().is_empty()).await {
-        Ok(p) => p,
+        Ok(p) => present_lines(p),
         Err(e) => return failed(&e),
     };
-    let live = match live::render(&TicketLive::new(&v, present)) {
+    let huella = ticket_huella(&ticket_probe(&stamp, &present, state.clock.now()), v.last_message);
+    let live = match live::render(&TicketLive { t: &T, v: &v, present }) {
         Ok(l) => l,
         Err(page) => return page,
     };
@@ -352,7 +369,7 @@ async fn page<A: Adapters>(
             csrf: &visit.session.csrf,
             operator_name: &name,
             pulse: format!("/consola/tickets/{id}/vivo"),
-            huella: live::fingerprint(&live),
+            huella,
             live,
             v,
             notice,
@@ -405,13 +422,38 @@ pub async fn pulse<A: Adapters>(
         tracing::warn!(error = %e, "a ticket page's live update failed");
         HttpResponse::ServiceUnavailable().finish()
     };
-    let thread = match state.tickets.show(&visit.operator, id).await {
-        Ok(t) => t,
+    let stamp = match state.tickets.thread_stamp(&visit.operator, id).await {
+        Ok(s) => s,
         Err(TicketError::NotFound) => return live::stop(T.live_gone),
         Err(e) => return unavailable(&helpdesk_domain::Report(&e)),
     };
     let present = match state.console.present(&visit, id, answering).await {
-        Ok(p) => p,
+        Ok(p) => present_lines(p),
+        Err(e) => return unavailable(&helpdesk_domain::Report(&e)),
+    };
+    let probe = ticket_probe(&stamp, &present, state.clock.now());
+    // The newest message seen moves with the thread while the reply box is
+    // empty; a message arriving while the operator writes stays "unseen",
+    // so that the reply is held for a look at it ("Enviar de todos modos").
+    let shown_last = asked.get("ultimo").and_then(|v| v.parse::<i64>().ok());
+    let moved = |last: i64| {
+        (!answering && shown_last != Some(last))
+            .then(|| format!(r#"<input type="hidden" id="ultimo" name="ultimo" value="{last}" hx-swap-oob="true">"#))
+    };
+    let given = live::given(&req);
+    if let Some((given_probe, given_last)) = given.split_once('.')
+        && given_probe == probe
+    {
+        // Nothing changed since the page's last part, whose newest message
+        // the fingerprint carries.
+        return match given_last.parse::<i64>().ok().and_then(moved) {
+            None => live::unchanged(),
+            Some(ultimo) => live::part("", Some(ultimo), &given),
+        };
+    }
+    let thread = match state.tickets.show(&visit.operator, id).await {
+        Ok(t) => t,
+        Err(TicketError::NotFound) => return live::stop(T.live_gone),
         Err(e) => return unavailable(&helpdesk_domain::Report(&e)),
     };
     let zone = match state.tickets.zone_of(&visit.operator).await {
@@ -422,18 +464,11 @@ pub async fn pulse<A: Adapters>(
         Ok(v) => v,
         Err(e) => return unavailable(&helpdesk_domain::Report(&*e)),
     };
-    let live = match live::render(&TicketLive::new(&v, present)) {
-        Ok(l) => l,
-        Err(answer) => return answer,
-    };
-    // The newest message seen moves with the thread while the reply box is
-    // empty; a message arriving while the operator writes stays "unseen",
-    // so that the reply is held for a look at it ("Enviar de todos modos").
-    let shown_last = asked.get("ultimo").and_then(|v| v.parse::<i64>().ok());
-    let ultimo = (!answering && shown_last != Some(v.last_message)).then(|| {
-        format!(r#"<input type="hidden" id="ultimo" name="ultimo" value="{}" hx-swap-oob="true">"#, v.last_message)
-    });
-    live::answer(&req, live, ultimo)
+    let huella = ticket_huella(&probe, v.last_message);
+    match live::render(&TicketLive { t: &T, v: &v, present }) {
+        Ok(live) => live::part(&live, moved(v.last_message), &huella),
+        Err(answer) => answer,
+    }
 }
 
 /// `GET /consola/tickets/{id}/adjuntos/{adjunto}`: an attachment of a

@@ -106,6 +106,17 @@ impl ConsoleSessionRepository for Db {
             .collect())
     }
 
+    async fn answering_since(&self, since: Timestamp) -> RepoResult<Vec<(i64, i64)>> {
+        db_run!(self, |conn| presencia::table
+            .filter(presencia::visto_en.ge(since))
+            .filter(presencia::respondiendo.eq(true))
+            .order((presencia::fk_id_ticket, presencia::fk_id_usuario))
+            .select((presencia::fk_id_ticket, presencia::fk_id_usuario))
+            .load(conn)
+            .await
+            .or_repo())
+    }
+
     async fn forget_presence(&self, before: Timestamp) -> RepoResult<u64> {
         let gone = db_run!(self, |conn| diesel::delete(presencia::table.filter(presencia::visto_en.lt(before)))
             .execute(conn)

@@ -402,6 +402,17 @@ impl DeliveryState {
 /// Characters of a delivery's error shown (`motivo`).
 pub const DELIVERY_REASON_CHARS: usize = 300;
 
+/// The newest rows of the tickets' tables (of one ticket's, or of all):
+/// every change writes one (a ticket, a message, or an event for each field
+/// changed), and ids only grow, whatever the servers' clocks say. A page
+/// whose marks have not moved has nothing new to show.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ActivityMarks {
+    pub ticket: i64,
+    pub detail: i64,
+    pub event: i64,
+}
+
 /// An outgoing message's delivery, as its notice tells it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Delivery {

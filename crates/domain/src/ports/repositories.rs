@@ -202,6 +202,8 @@ pub trait ConsoleSessionRepository: Send + Sync + 'static {
         ticket_ids: &[i64],
         since: Timestamp,
     ) -> impl Future<Output = RepoResult<Vec<Presence>>> + Send;
+    /// Every (ticket, user) answering since `since`, by ticket and user.
+    fn answering_since(&self, since: Timestamp) -> impl Future<Output = RepoResult<Vec<(i64, i64)>>> + Send;
     /// Deletes the presence rows last seen before `before`; how many.
     fn forget_presence(&self, before: Timestamp) -> impl Future<Output = RepoResult<u64>> + Send;
 }
@@ -342,6 +344,9 @@ pub trait TicketRepository: Send + Sync + 'static {
         batch: &[NewIncoming],
     ) -> impl Future<Output = RepoResult<Vec<StoredIncoming>>> + Send;
     fn find_ticket(&self, id: i64) -> impl Future<Output = RepoResult<Option<Ticket>>> + Send;
+    /// The newest ticket, message and event ids, of one ticket's or of all
+    /// (0 where there is none).
+    fn activity_marks(&self, ticket_id: Option<i64>) -> impl Future<Output = RepoResult<ActivityMarks>> + Send;
     fn find_detail(&self, id: i64) -> impl Future<Output = RepoResult<Option<TicketDetail>>> + Send;
     fn find_detail_by_dedupe(&self, key: &str) -> impl Future<Output = RepoResult<Option<TicketDetail>>> + Send;
     /// The ticket holding a stored message with this Message-ID hash.

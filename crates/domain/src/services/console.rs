@@ -5,8 +5,8 @@
 //! `idle` without a request, or `max` after sign-in, and as soon as its user
 //! is deactivated or loses access to the console.
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
 
 use chrono::Duration;
 
@@ -67,6 +67,7 @@ pub struct SignedIn {
 }
 
 /// A request of a live session.
+#[derive(Clone)]
 pub struct Visit {
     pub session: ConsoleSession,
     pub operator: Operator,
@@ -77,11 +78,20 @@ pub struct ConsoleService<R: SsoPorts + ConsoleSessionRepository> {
     sso: Arc<SsoService<R>>,
     clock: Arc<dyn Clock>,
     settings: ConsoleSettings,
+    /// Sessions checked for pages' own requests, by key hash, with when.
+    unattended: Mutex<HashMap<String, (Visit, Timestamp)>>,
 }
+
+/// A page's own requests (every 2 s) are answered from a session checked
+/// this recently: a sign-out through another server, or a user
+/// deactivated, stops them this much later (a sign-out here, at once).
+const UNATTENDED_CHECK: Duration = Duration::seconds(10);
+/// Sessions kept for [`UNATTENDED_CHECK`] at most (then all are checked again).
+const UNATTENDED_KEPT: usize = 10_000;
 
 impl<R: SsoPorts + ConsoleSessionRepository> ConsoleService<R> {
     pub fn new(repo: Arc<R>, sso: Arc<SsoService<R>>, clock: Arc<dyn Clock>, settings: ConsoleSettings) -> Self {
-        Self { repo, sso, clock, settings }
+        Self { repo, sso, clock, settings, unattended: Mutex::new(HashMap::new()) }
     }
 
     pub fn settings(&self) -> &ConsoleSettings {
@@ -148,8 +158,33 @@ impl<R: SsoPorts + ConsoleSessionRepository> ConsoleService<R> {
     /// The live session `key` opens, for a request its page makes by
     /// itself (the live updates): the same checks, its use not recorded, so
     /// that a page left open still ends its session after `idle`.
+    /// A session checked less than [`UNATTENDED_CHECK`] ago is not read
+    /// again.
     pub async fn resume_unattended(&self, key: &str) -> Result<Visit, ConsoleError> {
-        self.resuming(key, false).await
+        let hash = sha256_hex(key.as_bytes());
+        let now = self.clock.now();
+        let kept = self.kept().get(&hash).filter(|(_, at)| now - *at < UNATTENDED_CHECK).map(|(v, _)| v.clone());
+        if let Some(visit) = kept {
+            return Ok(visit);
+        }
+        let found = self.resuming(key, false).await;
+        let mut kept = self.kept();
+        match &found {
+            Ok(visit) => {
+                if kept.len() >= UNATTENDED_KEPT {
+                    kept.clear();
+                }
+                kept.insert(hash, (visit.clone(), now));
+            }
+            Err(_) => {
+                kept.remove(&hash);
+            }
+        }
+        found
+    }
+
+    fn kept(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Visit, Timestamp)>> {
+        self.unattended.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     async fn resuming(&self, key: &str, used: bool) -> Result<Visit, ConsoleError> {
@@ -220,6 +255,15 @@ impl<R: SsoPorts + ConsoleSessionRepository> ConsoleService<R> {
         Ok(by_ticket)
     }
 
+    /// Every (ticket, operator) pair of another operator answering now: the
+    /// queue's marks change only when this does.
+    pub async fn answering_now(&self, visit: &Visit) -> Result<Vec<(i64, i64)>, ConsoleError> {
+        let since = self.clock.now() - self.settings.presence;
+        let mut pairs = self.repo.answering_since(since).await?;
+        pairs.retain(|(_, user)| *user != visit.operator.id());
+        Ok(pairs)
+    }
+
     /// Deletes the presence rows that have long stopped counting.
     pub async fn forget_presence(&self) -> Result<u64, RepoError> {
         self.repo.forget_presence(self.clock.now() - self.settings.presence * 2).await
@@ -227,7 +271,9 @@ impl<R: SsoPorts + ConsoleSessionRepository> ConsoleService<R> {
 
     /// Ends the session `key` opens (nothing when it had ended).
     pub async fn sign_out(&self, key: &str) -> Result<(), ConsoleError> {
-        self.repo.end_console_session(&sha256_hex(key.as_bytes()), self.clock.now()).await?;
+        let hash = sha256_hex(key.as_bytes());
+        self.kept().remove(&hash);
+        self.repo.end_console_session(&hash, self.clock.now()).await?;
         Ok(())
     }
 }
@@ -324,6 +370,25 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_pages_own_requests_recheck_their_session_every_ten_seconds() {
+        let f = fixture().await;
+        let signed = f.console.sign_in("ana", "Clave-correcta-1", "10.0.0.1").await.unwrap();
+        f.console.resume_unattended(&signed.key).await.unwrap();
+        // Signed out through another server: still served from memory...
+        f.store.end_console_session(&signed.session.id_hash, f.clock.now()).await.unwrap();
+        f.clock.advance(Duration::seconds(9));
+        f.console.resume_unattended(&signed.key).await.unwrap();
+        // ...until it is checked again.
+        f.clock.advance(Duration::seconds(1));
+        assert!(matches!(f.console.resume_unattended(&signed.key).await, Err(ConsoleError::SignedOut)));
+        // A sign-out here ends it at once.
+        let again = f.console.sign_in("ana", "Clave-correcta-1", "10.0.0.1").await.unwrap();
+        f.console.resume_unattended(&again.key).await.unwrap();
+        f.console.sign_out(&again.key).await.unwrap();
+        assert!(matches!(f.console.resume_unattended(&again.key).await, Err(ConsoleError::SignedOut)));
+    }
+
+    #[tokio::test]
     async fn presence_shows_the_others_is_written_sparingly_and_expires() {
         let f = fixture().await;
         let mut new = sample_user("bea", "bea@example.test", f.user.department_id);
@@ -341,6 +406,8 @@ mod tests {
         let answering = f.console.answering(&ana, &[5, 6]).await.unwrap();
         assert_eq!(answering, BTreeMap::from([(5, vec!["Nombre de bea".to_string()])]));
         assert!(f.console.answering(&bea, &[5, 6]).await.unwrap().is_empty(), "never oneself");
+        assert_eq!(f.console.answering_now(&ana).await.unwrap(), vec![(5, bea.operator.id())]);
+        assert!(f.console.answering_now(&bea).await.unwrap().is_empty(), "never oneself");
 
         let seen_at = async |v: &Visit| {
             let all = f.store.presence_on(&[5], f.clock.now() - Duration::hours(1)).await.unwrap();

@@ -413,6 +413,26 @@ impl<R: TicketPorts> TicketService<R> {
         Ok(TicketThread { ticket, details, events, participants, deliveries })
     }
 
+    /// The newest rows of all tickets: what the queue's pages show of the
+    /// tickets changes only after they move (or as time passes).
+    pub async fn activity_stamp(&self) -> Result<ActivityMarks, TicketError> {
+        Ok(self.repo.activity_marks(None).await?)
+    }
+
+    /// What a ticket's page shows of the ticket changes only when this
+    /// text does: its row, its newest message and event, its replies'
+    /// deliveries. Three reads where [`show`](Self::show) makes six;
+    /// `NotFound` as there.
+    pub async fn thread_stamp(&self, op: &Operator, ticket_id: i64) -> Result<String, TicketError> {
+        let ticket = self.visible(op, ticket_id).await?;
+        let marks = self.repo.activity_marks(Some(ticket_id)).await?;
+        let mut stamp = format!("{:?}|{:?}", ticket, marks);
+        for n in self.repo.notices_of_ticket(ticket_id).await?.iter().filter(|n| n.kind == NoticeKind::Reply) {
+            stamp.push_str(&format!("|{}:{:?}", n.detail_id, Delivery::of(n)));
+        }
+        Ok(stamp)
+    }
+
     /// An attachment of a ticket the operator may see.
     pub async fn attachment(
         &self,

@@ -1424,8 +1424,14 @@ pub async fn ticket_list_orders_by_latest_activity<S: Store>(s: Arc<S>) {
         let when = at(9, i / 2, 0);
         t.push(s.store_incoming(mail(d, None, &key, ("Consulta", "Texto"), when)).await.unwrap().ticket_id);
     }
-    s.store_incoming(mail(other, None, "x", ("Otro", "Texto"), at(11, 0, 0))).await.unwrap();
+    let elsewhere = s.store_incoming(mail(other, None, "x", ("Otro", "Texto"), at(11, 0, 0))).await.unwrap().ticket_id;
     s.store_incoming(follow_up(t[1], "a1b", ("RE: Consulta", "Más"), at(10, 0, 0))).await.unwrap();
+    let all = s.activity_marks(None).await.unwrap();
+    let one = s.activity_marks(Some(t[1])).await.unwrap();
+    let newest = s.details_of(t[1]).await.unwrap().iter().map(|d| d.id).max().unwrap();
+    assert_eq!((one.ticket, one.detail, one.event), (t[1], newest, 0), "one ticket's");
+    assert_eq!((all.ticket, all.detail), (elsewhere, newest), "any department's (the follow-up is the newest)");
+    assert_eq!(s.activity_marks(Some(elsewhere + 1000)).await.unwrap(), ActivityMarks::default());
     let q = TicketQuery { department_id: Some(d), order: TicketOrder::LatestActivity, ..Default::default() };
     let expected = vec![t[1], t[4], t[3], t[2], t[0]];
     assert_eq!(listed(&*s, q.clone()).await, expected, "the answered ticket first, ties by id descending");
@@ -2932,7 +2938,13 @@ pub async fn presence_is_one_row_per_operator_and_ticket_and_expires<S: Store>(s
     );
     assert_eq!(s.presence_on(&[7], at(9, 0, 1)).await.unwrap(), vec![seen(7, &ana, true, 9, 0, 20)], "since");
     assert_eq!(s.presence_on(&[], at(9, 0, 0)).await.unwrap(), vec![]);
+    assert_eq!(s.answering_since(at(9, 0, 0)).await.unwrap(), vec![(7, ana.id)]);
+    s.mark_presence(6, bea.id, true, at(9, 0, 30)).await.unwrap();
+    assert_eq!(s.answering_since(at(9, 0, 21)).await.unwrap(), vec![(6, bea.id)], "since, by ticket");
+    assert_eq!(s.answering_since(at(9, 0, 0)).await.unwrap(), vec![(6, bea.id), (7, ana.id)]);
     assert_eq!(s.forget_presence(at(9, 0, 10)).await.unwrap(), 2);
+    s.mark_presence(6, bea.id, false, at(9, 0, 30)).await.unwrap();
+    assert_eq!(s.answering_since(at(9, 0, 0)).await.unwrap(), vec![(7, ana.id)], "no longer answering");
     assert_eq!(s.presence_on(&[7, 8], at(8, 0, 0)).await.unwrap(), vec![seen(7, &ana, true, 9, 0, 20)]);
 }
 

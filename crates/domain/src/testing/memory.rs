@@ -821,6 +821,16 @@ impl TicketRepository for InMemoryStore {
     async fn find_ticket(&self, id: i64) -> RepoResult<Option<Ticket>> {
         self.with(|i| Ok(i.tickets.get(&id).cloned()))
     }
+    async fn activity_marks(&self, ticket_id: Option<i64>) -> RepoResult<ActivityMarks> {
+        self.with(|i| {
+            let ours = |t: i64| ticket_id.is_none_or(|id| id == t);
+            Ok(ActivityMarks {
+                ticket: i.tickets.keys().copied().filter(|t| ours(*t)).max().unwrap_or(0),
+                detail: i.details.values().filter(|(d, _)| ours(d.ticket_id)).map(|(d, _)| d.id).max().unwrap_or(0),
+                event: i.events.values().filter(|e| ours(e.ticket_id)).map(|e| e.id).max().unwrap_or(0),
+            })
+        })
+    }
     async fn find_detail(&self, id: i64) -> RepoResult<Option<TicketDetail>> {
         self.with(|i| Ok(i.details.get(&id).map(|(d, _)| d.clone())))
     }
@@ -1469,6 +1479,15 @@ impl ConsoleSessionRepository for InMemoryStore {
                 .collect();
             found.sort_by(|a, b| (a.ticket_id, &a.name).cmp(&(b.ticket_id, &b.name)));
             Ok(found)
+        })
+    }
+    async fn answering_since(&self, since: Timestamp) -> RepoResult<Vec<(i64, i64)>> {
+        self.with(|i| {
+            Ok(i.presence
+                .iter()
+                .filter(|(_, (answering, seen))| *answering && *seen >= since)
+                .map(|(k, _)| *k)
+                .collect())
         })
     }
     async fn forget_presence(&self, before: Timestamp) -> RepoResult<u64> {
