@@ -82,7 +82,7 @@ struct QueuePage<'a> {
     assignees: Vec<Choice>,
     /// Where the page asks for its live part.
     pulse: String,
-    /// The live part's fingerprint.
+    /// The fingerprint of the probe read before the live part.
     huella: String,
     /// The live part, rendered.
     live: String,

@@ -120,7 +120,8 @@ fn present_lines(others: Vec<Presence>) -> Vec<String> {
 }
 
 /// The fingerprint of what a ticket's live part shows: the ticket's stamp
-/// (its row's last change, its replies' deliveries), the banner, the minute.
+/// (its row, its newest message and event, its replies' deliveries), the
+/// banner, the minute.
 fn ticket_probe(stamp: &str, present: &[String], now: Timestamp) -> String {
     live::fingerprint(&format!("{stamp}|{present:?}|{}", live::minute(now)))
 }
@@ -142,7 +143,7 @@ struct TicketPage<'a> {
     v: View,
     /// Where the page asks for its live part.
     pulse: String,
-    /// The live part's fingerprint.
+    /// The fingerprint of the probe read before the live part.
     huella: String,
     /// The live part, rendered.
     live: String,

@@ -79,21 +79,32 @@ impl ConsoleSessionRepository for Db {
         if ticket_ids.is_empty() {
             return Ok(Vec::new());
         }
-        let rows: Vec<(i64, i64, String, bool, Timestamp)> = db_run!(self, |conn| presencia::table
-            .inner_join(usuario::table)
-            .filter(presencia::fk_id_ticket.eq_any(ticket_ids))
-            .filter(presencia::visto_en.ge(since))
-            .order((presencia::fk_id_ticket, usuario::nombre, presencia::fk_id_usuario))
-            .select((
-                presencia::fk_id_ticket,
-                presencia::fk_id_usuario,
-                usuario::nombre,
-                presencia::respondiendo,
-                presencia::visto_en,
-            ))
-            .load(conn)
-            .await
-            .or_repo())?;
+        // The same query by one ticket or by a list: a ticket's page asks
+        // for one, and an equality keeps the statement prepared (diesel
+        // prepares an IN list at every call).
+        macro_rules! present_where {
+            ($on:expr) => {
+                db_run!(self, |conn| presencia::table
+                    .inner_join(usuario::table)
+                    .filter($on)
+                    .filter(presencia::visto_en.ge(since))
+                    .order((presencia::fk_id_ticket, usuario::nombre, presencia::fk_id_usuario))
+                    .select((
+                        presencia::fk_id_ticket,
+                        presencia::fk_id_usuario,
+                        usuario::nombre,
+                        presencia::respondiendo,
+                        presencia::visto_en,
+                    ))
+                    .load::<(i64, i64, String, bool, Timestamp)>(conn)
+                    .await
+                    .or_repo())
+            };
+        }
+        let rows = match ticket_ids {
+            [one] => present_where!(presencia::fk_id_ticket.eq(*one))?,
+            many => present_where!(presencia::fk_id_ticket.eq_any(many))?,
+        };
         Ok(rows
             .into_iter()
             .map(|(ticket_id, user_id, name, answering, seen_at)| Presence {

@@ -51,32 +51,33 @@ impl TicketRepository for Db {
 
     async fn activity_marks(&self, ticket_id: Option<i64>) -> RepoResult<ActivityMarks> {
         use diesel::dsl::max;
-        // Each the last entry of a primary key or of an index by ticket.
-        let (ticket, detail, event): (Option<i64>, Option<i64>, Option<i64>) = db_run!(self, |conn| async {
-            let marks = match ticket_id {
-                None => (
-                    ticket::table.select(max(ticket::id_ticket)).first(conn).await?,
-                    detalle_ticket::table.select(max(detalle_ticket::id_detalle_ticket)).first(conn).await?,
-                    evento_ticket::table.select(max(evento_ticket::id_evento)).first(conn).await?,
-                ),
-                Some(id) => (
-                    ticket::table.filter(ticket::id_ticket.eq(id)).select(max(ticket::id_ticket)).first(conn).await?,
-                    detalle_ticket::table
-                        .filter(detalle_ticket::fk_id_ticket.eq(id))
-                        .select(max(detalle_ticket::id_detalle_ticket))
-                        .first(conn)
-                        .await?,
-                    evento_ticket::table
-                        .filter(evento_ticket::fk_id_ticket.eq(id))
-                        .select(max(evento_ticket::id_evento))
-                        .first(conn)
-                        .await?,
-                ),
-            };
-            Ok::<_, diesel::result::Error>(marks)
-        }
-        .await
-        .or_repo())?;
+        // One statement, kept prepared; each subquery the last entry of a
+        // primary key or of an index by ticket.
+        type Marks = (Option<i64>, Option<i64>, Option<i64>);
+        let (ticket, detail, event): Marks = match ticket_id {
+            None => db_run!(self, |conn| diesel::select((
+                ticket::table.select(max(ticket::id_ticket)).single_value(),
+                detalle_ticket::table.select(max(detalle_ticket::id_detalle_ticket)).single_value(),
+                evento_ticket::table.select(max(evento_ticket::id_evento)).single_value(),
+            ))
+            .get_result(conn)
+            .await
+            .or_repo())?,
+            Some(id) => db_run!(self, |conn| diesel::select((
+                ticket::table.filter(ticket::id_ticket.eq(id)).select(max(ticket::id_ticket)).single_value(),
+                detalle_ticket::table
+                    .filter(detalle_ticket::fk_id_ticket.eq(id))
+                    .select(max(detalle_ticket::id_detalle_ticket))
+                    .single_value(),
+                evento_ticket::table
+                    .filter(evento_ticket::fk_id_ticket.eq(id))
+                    .select(max(evento_ticket::id_evento))
+                    .single_value(),
+            ))
+            .get_result(conn)
+            .await
+            .or_repo())?,
+        };
         Ok(ActivityMarks { ticket: ticket.unwrap_or(0), detail: detail.unwrap_or(0), event: event.unwrap_or(0) })
     }
 
