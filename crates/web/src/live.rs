@@ -41,10 +41,10 @@ pub(crate) fn fingerprint(probe: &str) -> String {
 }
 
 /// A live part rendered, or the failure page's status.
-pub(crate) fn render(part: &impl Template) -> Result<String, HttpResponse> {
+pub(crate) fn render(part: &impl Template) -> Result<String, Box<HttpResponse>> {
     part.render().map_err(|e| {
         tracing::error!(error = %helpdesk_domain::Report(&e), "a console page's live part did not render");
-        HttpResponse::InternalServerError().finish()
+        Box::new(HttpResponse::InternalServerError().finish())
     })
 }
 

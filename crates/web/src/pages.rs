@@ -390,7 +390,7 @@ pub async fn queue<A: Adapters>(state: web::Data<WebState<A>>, req: HttpRequest)
     };
     let live = match live::render(&live) {
         Ok(l) => l,
-        Err(page) => return page,
+        Err(page) => return *page,
     };
     let (department, priority, assignee) = (q.department, q.priority, q.assignee);
     let choice = |value: String, label: String, selected: bool| Choice { value, label, selected };
@@ -453,7 +453,7 @@ pub async fn queue_pulse<A: Adapters>(state: web::Data<WebState<A>>, req: HttpRe
     };
     match live::render(&part) {
         Ok(live) => live::part(&live, None, &huella),
-        Err(answer) => answer,
+        Err(answer) => *answer,
     }
 }
 

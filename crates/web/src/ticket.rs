@@ -328,17 +328,13 @@ async fn page<A: Adapters>(
     notice: Option<&'static str>,
     form: Form<'_>,
 ) -> HttpResponse {
-    // The probe first: a change between it and the page shows next time.
-    let stamp = match state.tickets.thread_stamp(&visit.operator, id).await {
-        Ok(s) => s,
-        Err(TicketError::NotFound) => return not_found(),
-        Err(e) => return failed(&e),
-    };
     let thread = match state.tickets.show(&visit.operator, id).await {
         Ok(t) => t,
         Err(TicketError::NotFound) => return not_found(),
         Err(e) => return failed(&e),
     };
+    // What the live updates will compare: the stamp of what is shown.
+    let stamp = thread.stamp();
     let zone = match state.tickets.zone_of(&visit.operator).await {
         Ok(z) => z,
         Err(e) => return failed(&e),
@@ -358,7 +354,7 @@ async fn page<A: Adapters>(
     let huella = ticket_huella(&ticket_probe(&stamp, &present, state.clock.now()), v.last_message);
     let live = match live::render(&TicketLive { t: &T, v: &v, present }) {
         Ok(l) => l,
-        Err(page) => return page,
+        Err(page) => return *page,
     };
     let name = visit.operator.user.name.clone();
     html(
@@ -457,6 +453,8 @@ pub async fn pulse<A: Adapters>(
         Err(TicketError::NotFound) => return live::stop(T.live_gone),
         Err(e) => return unavailable(&helpdesk_domain::Report(&e)),
     };
+    // The stamp of what is shown (a change since the probe included).
+    let probe = ticket_probe(&thread.stamp(), &present, state.clock.now());
     let zone = match state.tickets.zone_of(&visit.operator).await {
         Ok(z) => z,
         Err(e) => return unavailable(&helpdesk_domain::Report(&e)),
@@ -468,7 +466,7 @@ pub async fn pulse<A: Adapters>(
     let huella = ticket_huella(&probe, v.last_message);
     match live::render(&TicketLive { t: &T, v: &v, present }) {
         Ok(live) => live::part(&live, moved(v.last_message), &huella),
-        Err(answer) => answer,
+        Err(answer) => *answer,
     }
 }
 

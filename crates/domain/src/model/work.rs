@@ -200,6 +200,33 @@ pub struct TicketThread {
     pub deliveries: std::collections::BTreeMap<i64, super::Delivery>,
 }
 
+impl TicketThread {
+    /// What a page of this thread shows of the ticket, as
+    /// [`thread_stamp`] reads it without the thread.
+    pub fn stamp(&self) -> String {
+        let marks = super::ActivityMarks {
+            ticket: self.ticket.id,
+            detail: self.details.iter().map(|(d, _)| d.id).max().unwrap_or(0),
+            event: self.events.iter().map(|e| e.id).max().unwrap_or(0),
+        };
+        thread_stamp(&self.ticket, marks, &self.deliveries)
+    }
+}
+
+/// A ticket's stamp: its row, its newest message and event, its replies'
+/// deliveries; it moves with anything a page of it shows of the ticket.
+pub fn thread_stamp(
+    ticket: &super::Ticket,
+    marks: super::ActivityMarks,
+    deliveries: &std::collections::BTreeMap<i64, super::Delivery>,
+) -> String {
+    let mut stamp = format!("{ticket:?}|{marks:?}");
+    for (detail, d) in deliveries {
+        stamp.push_str(&format!("|{detail}:{d:?}"));
+    }
+    stamp
+}
+
 /// An operator's reply or note, written in one transaction with its
 /// notices.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -15,6 +15,7 @@
 //!   (`ticket.respuesta_operador`), of a new assignee (`ticket.asignado`) and
 //!   of a new status (`ticket.estado`), in the transaction of the change.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::error::RepoError;
@@ -402,15 +403,14 @@ impl<R: TicketPorts> TicketService<R> {
             .collect();
         let events = self.repo.events_of(ticket_id).await?;
         let participants = self.repo.participants_of(ticket_id).await?;
-        let deliveries = self
-            .repo
-            .notices_of_ticket(ticket_id)
-            .await?
-            .iter()
-            .filter(|n| n.kind == NoticeKind::Reply)
-            .map(|n| (n.detail_id, Delivery::of(n)))
-            .collect();
+        let deliveries = self.deliveries(ticket_id).await?;
         Ok(TicketThread { ticket, details, events, participants, deliveries })
+    }
+
+    /// Each public reply's delivery, by its message's id.
+    async fn deliveries(&self, ticket_id: i64) -> Result<BTreeMap<i64, Delivery>, TicketError> {
+        let notices = self.repo.notices_of_ticket(ticket_id).await?;
+        Ok(notices.iter().filter(|n| n.kind == NoticeKind::Reply).map(|n| (n.detail_id, Delivery::of(n))).collect())
     }
 
     /// The newest rows of all tickets: what the queue's pages show of the
@@ -420,17 +420,13 @@ impl<R: TicketPorts> TicketService<R> {
     }
 
     /// What a ticket's page shows of the ticket changes only when this
-    /// text does: its row, its newest message and event, its replies'
-    /// deliveries. Three reads where [`show`](Self::show) makes six;
-    /// `NotFound` as there.
+    /// text does (the same as [`TicketThread::stamp`] of [`show`](Self::show)):
+    /// its row, its newest message and event, its replies' deliveries.
+    /// Three reads where `show` makes six; `NotFound` as there.
     pub async fn thread_stamp(&self, op: &Operator, ticket_id: i64) -> Result<String, TicketError> {
         let ticket = self.visible(op, ticket_id).await?;
         let marks = self.repo.activity_marks(Some(ticket_id)).await?;
-        let mut stamp = format!("{:?}|{:?}", ticket, marks);
-        for n in self.repo.notices_of_ticket(ticket_id).await?.iter().filter(|n| n.kind == NoticeKind::Reply) {
-            stamp.push_str(&format!("|{}:{:?}", n.detail_id, Delivery::of(n)));
-        }
-        Ok(stamp)
+        Ok(thread_stamp(&ticket, marks, &self.deliveries(ticket_id).await?))
     }
 
     /// An attachment of a ticket the operator may see.
@@ -945,6 +941,33 @@ mod tests {
     /// A change from a stale page changes what its operator changed and
     /// leaves what someone else changed meanwhile; changing that too is
     /// refused, nothing written.
+    /// The stamp a ticket's live updates read is the one its page showed,
+    /// and moves with a reply, its delivery and a change.
+    #[tokio::test]
+    async fn a_threads_stamp_is_read_as_its_page_shows_it_and_moves_with_it() {
+        let f = fixture().await;
+        let stamps = async || {
+            let read = f.svc.thread_stamp(&f.ana, f.ticket).await.unwrap();
+            assert_eq!(read, f.svc.show(&f.ana, f.ticket).await.unwrap().stamp(), "read as shown");
+            read
+        };
+        let first = stamps().await;
+        let req = ReplyRequest { body: "Hola".into(), html: None, internal: false, cc: None, seen_last: None };
+        let out = f.svc.reply(&f.ana, f.ticket, req).await.unwrap();
+        let replied = stamps().await;
+        assert_ne!(replied, first);
+        let notice = f.store.notices_of_detail(out.detail_id).await.unwrap()[0].id;
+        let now = f.store.find_ticket(f.ticket).await.unwrap().unwrap().updated_at;
+        let sent = AttemptOutcome::Sent { result: "250 ok".into() };
+        f.store.record_attempt(notice, now, sent).await.unwrap();
+        let delivered = stamps().await;
+        assert_ne!(delivered, replied, "the delivery");
+        let high = ChangeRequest { priority: Some(Priority::High), ..ChangeRequest::default() };
+        f.svc.change(&f.ana, f.ticket, high).await.unwrap();
+        assert_ne!(stamps().await, delivered, "the change");
+        assert!(matches!(f.svc.thread_stamp(&f.beto, f.ticket).await, Err(TicketError::NotFound)), "as show");
+    }
+
     #[tokio::test]
     async fn a_stale_page_changes_only_what_its_operator_changed() {
         let f = fixture().await;
