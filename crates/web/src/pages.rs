@@ -317,9 +317,10 @@ struct QueueLive {
 }
 
 /// What the queue's live part depends on, read cheaply (the views' counts
-/// are kept `consola.counts_cache_ms`): the latest activity of any ticket,
-/// the counts, who is answering which ticket, the minute. Read before the
-/// part, so that a change between the two shows at the next request.
+/// are kept `consola.counts_cache_ms`): the newest ticket, message and
+/// event ids of all tickets, the counts, who is answering which ticket, the
+/// minute. Read before the part, so that a change between the two shows at
+/// the next request.
 async fn queue_probe<A: Adapters>(
     state: &WebState<A>,
     visit: &Visit,
