@@ -37,6 +37,10 @@ enum Command {
     Serve,
     /// Apply pending database migrations and exit.
     Migrate,
+    /// Load and validate the settings (defaults, the file, the environment)
+    /// and say what is wrong, naming the setting, without starting or
+    /// connecting to anything: exit status 0 or 1 (for `ExecStartPre`).
+    CheckConfig,
     /// API consumers (X-User-Consumo) and their grants.
     #[command(subcommand)]
     Consumer(ConsumerCmd),
@@ -109,7 +113,25 @@ fn main() -> ExitCode {
     bound_allocator_memory();
     helpdesk_server::allocator::purge_freed_memory_at_once();
     let cli = Cli::parse();
-    let config = match Settings::load(cli.config.as_deref()).and_then(|s| s.validate()) {
+    let loaded = Settings::load(cli.config.as_deref()).and_then(|s| s.validate());
+    if let Some(Command::CheckConfig) = cli.command {
+        return match loaded {
+            Ok(c) => {
+                let database = match c.db_url {
+                    helpdesk_db::DbUrl::Sqlite(_) => "SQLite",
+                    helpdesk_db::DbUrl::Mysql(_) => "MySQL/MariaDB",
+                };
+                let s = &c.settings.server;
+                println!("configuration ok: profile {:?}, {database}, listening on {}:{}", c.profile, s.host, s.port);
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {}", helpdesk_domain::Report(&e));
+                ExitCode::FAILURE
+            }
+        };
+    }
+    let config = match loaded {
         Ok(c) => c,
         Err(e) => {
             eprintln!("error: {}", helpdesk_domain::Report(&e));
@@ -148,6 +170,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
     match command {
         Command::Serve => unreachable!("handled above"),
         Command::Migrate => println!("database is up to date"),
+        Command::CheckConfig => unreachable!("answered before the runtime starts"),
         Command::Consumer(cmd) => admin::consumer(db, &keys, cmd).await?,
         Command::System(cmd) => admin::system(db, &keys, cmd).await?,
         Command::Product(cmd) => admin::product(db, cmd).await?,

@@ -139,6 +139,28 @@ fn bad_configuration_stops_the_server_with_one_line_naming_the_key() {
     }
 }
 
+/// `check-config`: the same checks as a start, nothing started: 0 and a
+/// line saying so, or 1 and the setting's name and why.
+#[test]
+fn check_config_names_the_bad_setting_and_starts_nothing() {
+    let dir = temp_dir();
+    let out = command(&dir).arg("check-config").output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout} {}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.starts_with("configuration ok: profile Dev, SQLite, listening on "), "{stdout}");
+    assert!(std::fs::read_dir(&dir).unwrap().next().is_none(), "no database was created");
+    for (var, value, key) in [
+        ("HELPDESK__CONSOLA__PRESENCE_SECS", "2", "consola.presence_secs: must be 6 to 600"),
+        ("HELPDESK__PROFILE", "prod", "keys.consumer_hmac"),
+        ("HELPDESK__SERVER__PORT", "eighty", "server.port"),
+    ] {
+        let out = command(&dir).arg("check-config").env(var, value).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{var}={value}: {stderr}");
+        assert!(stderr.starts_with("error: ") && stderr.contains(key), "{var}={value}: {stderr}");
+    }
+}
+
 #[test]
 fn the_server_starts_on_sqlite_in_a_fresh_directory_and_stops_gracefully() {
     let dir = temp_dir();
