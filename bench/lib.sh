@@ -29,6 +29,20 @@ seed() {
   "$BIN" consumer create bench --all-grants | sed -n 's/^X-User-Secret: //p'
 }
 
+# console_session BASE LOGIN JAR: signs LOGIN in through the console's own
+# form (its token and cookie, Origin) and prints the session cookie's value;
+# fails, saying so, on any answer but the redirect.
+console_session() {
+  local base=$1 login=$2 jar=$3 csrf code
+  rm -f "$jar"
+  csrf=$(curl -sf -c "$jar" "$base/consola/entrar" | sed -n 's/.*name="csrf" value="\([^"]*\)".*/\1/p' | head -1)
+  code=$(curl -s -b "$jar" -c "$jar" -H "Origin: $base" -o /dev/null -w '%{http_code}' \
+    --data-urlencode "csrf=$csrf" --data-urlencode "usuario=$login" --data-urlencode contrasena=Bench-clave-2026 \
+    "$base/consola/entrar")
+  [ "$code" = 303 ] || { log "$login: sign-in answered $code"; return 1; }
+  awk '$6 == "consola_sesion" {print $7}' "$jar"
+}
+
 # prepare_release: wrk and sqlite3 installed, MariaDB up, the release
 # server built; sets BIN, and `pids` with a trap that stops them at exit.
 prepare_release() {

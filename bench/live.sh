@@ -47,13 +47,7 @@ wait_ready $PORT 12000
 
 SESSIONS="$OUT/live-sessions.txt"; : >"$SESSIONS"
 for i in 1 2 3 4 5 6 7 8; do
-  JAR="$OUT/live-op$i.cookies"; rm -f "$JAR"
-  CSRF=$(curl -sf -c "$JAR" "$BASE/consola/entrar" | sed -n 's/.*name="csrf" value="\([^"]*\)".*/\1/p' | head -1)
-  CODE=$(curl -s -b "$JAR" -c "$JAR" -H "Origin: $BASE" -o /dev/null -w '%{http_code}' \
-    --data-urlencode "csrf=$CSRF" --data-urlencode "usuario=op$i" --data-urlencode contrasena=Bench-clave-2026 \
-    "$BASE/consola/entrar")
-  [ "$CODE" = 303 ] || { log "op$i: sign-in answered $CODE"; exit 1; }
-  awk '$6 == "consola_sesion" {print $7}' "$JAR" >>"$SESSIONS"
+  console_session "$BASE" "op$i" "$OUT/live-op$i.cookies" >>"$SESSIONS"
 done
 TICKETS=$(sql "SELECT GROUP_CONCAT(id_ticket) FROM (SELECT id_ticket FROM ticket WHERE estado = 'abierto' ORDER BY id_ticket DESC LIMIT 25) t")
 MARIADB=$(pidof mariadbd | awk '{print $1}')

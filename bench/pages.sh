@@ -58,13 +58,8 @@ for backend in mysql sqlite; do
   wait_ready $PORT 12000
 
   # Signed in as a browser is: the form's token and cookie, then the session's cookie.
-  JAR="$OUT/pages-$backend.cookies"; rm -f "$JAR"
-  CSRF=$(curl -sf -c "$JAR" "$BASE/consola/entrar" | sed -n 's/.*name="csrf" value="\([^"]*\)".*/\1/p' | head -1)
-  CODE=$(curl -s -b "$JAR" -c "$JAR" -H "Origin: $BASE" -o /dev/null -w '%{http_code}' \
-    --data-urlencode "csrf=$CSRF" --data-urlencode usuario=op1 --data-urlencode contrasena=Bench-clave-2026 \
-    "$BASE/consola/entrar")
-  SESSION=$(awk '$6 == "consola_sesion" {print $7}' "$JAR")
-  [ "$CODE" = 303 ] && [ -n "$SESSION" ] || { log "$backend: sign-in answered $CODE"; exit 1; }
+  SESSION=$(console_session "$BASE" op1 "$OUT/pages-$backend.cookies")
+  [ -n "$SESSION" ] || { log "$backend: no session"; exit 1; }
   C=(-H "Cookie: consola_sesion=$SESSION")
 
   # What the measured pages answer, checked against the store.
