@@ -1,6 +1,6 @@
 //! Connection pools for both backends, and how their connections are set up.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
@@ -191,6 +191,14 @@ impl DbUrl {
         Err(DbUrlError::Scheme(redact_url(s)))
     }
 
+    /// The SQLite file named, if it is one.
+    pub fn sqlite_file(&self) -> Option<&Path> {
+        match self {
+            DbUrl::Sqlite(SqliteTarget::File(p)) => Some(p),
+            _ => None,
+        }
+    }
+
     pub fn backend(&self) -> Backend {
         match self {
             DbUrl::Sqlite(_) => Backend::Sqlite,
@@ -256,6 +264,10 @@ pub struct Db {
     pub(crate) link: Arc<Link>,
     /// Statements sent on this pool's connections (see [`Db::statements`]).
     statements: Arc<AtomicU64>,
+    /// An SQLite file's shared `<database>.in-use` lock, held while this
+    /// store exists (a restore refuses while anyone holds it); never read.
+    #[allow(dead_code)]
+    in_use: Option<Arc<std::fs::File>>,
 }
 
 impl std::fmt::Debug for Db {
@@ -270,6 +282,12 @@ pub enum ConnectError {
     Directory(PathBuf, std::io::Error),
     #[error("cannot build the connection pool: {0}")]
     Pool(String),
+    #[error("cannot take the shared lock {}.in-use", .path.display())]
+    InUseLock {
+        path: PathBuf,
+        #[source]
+        cause: std::io::Error,
+    },
 }
 
 /// Builds a deadpool pool with timeouts (a macro: the pool's trait bounds
@@ -297,6 +315,7 @@ impl Db {
         let returning = Arc::new(AtomicBool::new(matches!(url, DbUrl::Sqlite(_))));
         let link = Arc::new(Link::new(opts.acquire_timeout, opts.statement_timeout));
         let statements = Arc::new(AtomicU64::new(0));
+        let mut in_use = None;
         let backend = match url {
             DbUrl::Sqlite(target) => {
                 let (target_str, size) = match target {
@@ -306,6 +325,10 @@ impl Db {
                         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
                             std::fs::create_dir_all(dir).map_err(|e| ConnectError::Directory(dir.into(), e))?;
                         }
+                        in_use = Some(Arc::new(
+                            crate::backup::hold_in_use(path)
+                                .map_err(|e| ConnectError::InUseLock { path: path.clone(), cause: e })?,
+                        ));
                         (path.to_string_lossy().into_owned(), opts.max_connections.max(1))
                     }
                 };
@@ -382,7 +405,7 @@ impl Db {
                 Pools::Mysql(build_pool!(manager, opts, opts.max_connections.max(1))?)
             }
         };
-        Ok(Db { backend, url: url.clone(), returning, link, statements })
+        Ok(Db { backend, url: url.clone(), returning, link, statements, in_use })
     }
 
     /// How many statements this pool's connections have sent since it was
@@ -401,8 +424,8 @@ impl Db {
     /// (what MySQL itself needs), so tests can run that path on MariaDB.
     #[cfg(feature = "testing")]
     pub fn without_returning(self) -> Self {
-        let Db { backend, url, link, statements, .. } = self;
-        Db { backend, url, returning: Arc::new(AtomicBool::new(false)), link, statements }
+        let Db { backend, url, link, statements, in_use, .. } = self;
+        Db { backend, url, returning: Arc::new(AtomicBool::new(false)), link, statements, in_use }
     }
 
     pub fn backend(&self) -> Backend {

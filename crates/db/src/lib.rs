@@ -10,6 +10,7 @@
 //! inserted, the spelling of an upsert), [`search`] (full-text search),
 //! [`conn`] (connection set-up) and [`migrate`] (migration locking).
 
+pub mod backup;
 mod conn;
 mod dialect;
 mod error;
@@ -29,7 +30,7 @@ mod transaction;
 mod tx;
 
 pub use conn::{Backend, Db, DbOptions, DbUrl, DbUrlError};
-pub use migrate::{MigrateError, StartupLock};
+pub use migrate::{MigrateError, StartupLock, latest_migration};
 pub use repair::Repaired;
 pub use spool::FileSpool;
 

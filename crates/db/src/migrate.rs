@@ -68,6 +68,20 @@ impl StartupLock {
     }
 }
 
+/// The last migration this build knows for `backend` (the versions sort
+/// as they apply): a database whose schema is newer came from a newer build.
+pub fn latest_migration(backend: crate::Backend) -> String {
+    use diesel::migration::MigrationSource;
+    let versions: Vec<String> = match backend {
+        crate::Backend::Sqlite => MigrationSource::<diesel::sqlite::Sqlite>::migrations(&SQLITE)
+            .map(|ms| ms.iter().map(|m| m.name().version().to_string()).collect()),
+        crate::Backend::Mysql => MigrationSource::<diesel::mysql::Mysql>::migrations(&MYSQL)
+            .map(|ms| ms.iter().map(|m| m.name().version().to_string()).collect()),
+    }
+    .unwrap_or_default();
+    versions.into_iter().max().unwrap_or_default()
+}
+
 impl Db {
     /// Waits (up to two minutes) for the start-up lock; see [`StartupLock`].
     pub async fn startup_lock(&self) -> Result<StartupLock, MigrateError> {

@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod allocator;
+pub mod backup;
 pub mod hashing;
 pub mod reader;
 pub mod seed;
@@ -14,5 +15,5 @@ pub mod worker;
 
 pub use settings::Settings;
 pub use settings::{Config, Keys};
-pub use startup::{Application, Production};
+pub use startup::{Application, Production, StartError};
 pub use wiring::{Parts, With};

@@ -41,6 +41,22 @@ enum Command {
     /// and say what is wrong, naming the setting, without starting or
     /// connecting to anything: exit status 0 or 1 (for `ExecStartPre`).
     CheckConfig,
+    /// A consistent backup while servers keep running: the database (SQLite's
+    /// VACUUM INTO, or mariadb-dump --single-transaction), the attachments,
+    /// the bitácora spool and a manifest with checksums.
+    Backup {
+        /// A new (or empty) folder.
+        #[arg(long)]
+        to: PathBuf,
+    },
+    /// Restores a backup over the configured database, attachments and
+    /// spool (set aside, not deleted), after checking it whole; refuses
+    /// while a server uses the database. Migrates it forward if older.
+    Restore {
+        /// A folder written by `backup`.
+        #[arg(long)]
+        from: PathBuf,
+    },
     /// API consumers (X-User-Consumo) and their grants.
     #[command(subcommand)]
     Consumer(ConsumerCmd),
@@ -164,6 +180,37 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         tracing::info!("stopped");
         return Ok(());
     }
+    match &command {
+        Command::Backup { to } => {
+            let m = helpdesk_server::backup::backup(&config, to).await?;
+            println!(
+                "backup written to {}: schema {}, {} files, {}",
+                to.display(),
+                m.schema_version,
+                m.files.len(),
+                counts_line(&m.counts)
+            );
+            return Ok(());
+        }
+        Command::Restore { from } => {
+            let r = helpdesk_server::backup::restore(&config, from).await?;
+            for p in &r.set_aside {
+                println!("set aside: {}", p.display());
+            }
+            if !r.migrated.is_empty() {
+                println!("migrated forward: {}", r.migrated.join(", "));
+            }
+            println!(
+                "restored {} (taken {}): schema {}, {}",
+                from.display(),
+                r.manifest.created_at.to_rfc3339(),
+                r.facts.schema_version,
+                counts_line(&r.facts.counts)
+            );
+            return Ok(());
+        }
+        _ => {}
+    }
     let db = Arc::new(open_db(&config)?);
     db.migrate().await?;
     let keys = config.keys.clone();
@@ -171,6 +218,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         Command::Serve => unreachable!("handled above"),
         Command::Migrate => println!("database is up to date"),
         Command::CheckConfig => unreachable!("answered before the runtime starts"),
+        Command::Backup { .. } | Command::Restore { .. } => unreachable!("handled above"),
         Command::Consumer(cmd) => admin::consumer(db, &keys, cmd).await?,
         Command::System(cmd) => admin::system(db, &keys, cmd).await?,
         Command::Product(cmd) => admin::product(db, cmd).await?,
@@ -197,4 +245,8 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+fn counts_line(counts: &std::collections::BTreeMap<String, i64>) -> String {
+    counts.iter().map(|(t, n)| format!("{t} {n}")).collect::<Vec<_>>().join(", ")
 }

@@ -36,8 +36,8 @@ pub(crate) fn command(cwd: &Path) -> Command {
 }
 
 /// A server started by the binary; its stderr lines arrive on `lines`.
-struct Running {
-    child: Child,
+pub(crate) struct Running {
+    pub(crate) child: Child,
     port: u16,
     log: Vec<String>,
     lines: mpsc::Receiver<String>,
@@ -70,7 +70,13 @@ pub(crate) fn runner(dir: &Path) -> impl Fn(&[&str]) -> (bool, String, String) +
 }
 
 fn start(cwd: &Path) -> Running {
+    start_with(cwd, &[])
+}
+
+/// [`start`] with more settings in the environment.
+pub(crate) fn start_with(cwd: &Path, env: &[(&str, &str)]) -> Running {
     let mut child = command(cwd)
+        .envs(env.iter().copied())
         .env("HELPDESK__SERVER__PORT", "0")
         .env("HELPDESK__LOG__FORMAT", "json")
         .stderr(Stdio::piped())
@@ -93,12 +99,12 @@ fn start(cwd: &Path) -> Running {
 }
 
 impl Running {
-    fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}/{path}", self.port)
     }
 
     /// SIGTERM, then the exit status and the whole log.
-    fn stop(mut self) -> (std::process::ExitStatus, Vec<String>) {
+    pub(crate) fn stop(mut self) -> (std::process::ExitStatus, Vec<String>) {
         let pid = self.child.id().to_string();
         assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
         let status = self.child.wait().unwrap();

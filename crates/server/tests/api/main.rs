@@ -7,6 +7,7 @@ mod helpers;
 mod adi;
 mod audit;
 mod auth;
+mod backup;
 mod bot;
 mod cli;
 mod console;
