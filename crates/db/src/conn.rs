@@ -235,6 +235,9 @@ pub struct DbOptions {
     pub statement_timeout: Duration,
     /// SQLite only: how long a statement waits for another writer.
     pub sqlite_busy_timeout: Duration,
+    /// SQLite only: the most bytes the database file may hold (`PRAGMA
+    /// max_page_count`); 0: SQLite's own limit (the disk).
+    pub sqlite_max_bytes: u64,
 }
 
 impl Default for DbOptions {
@@ -244,6 +247,7 @@ impl Default for DbOptions {
             acquire_timeout: Duration::from_secs(5),
             statement_timeout: Duration::from_secs(5),
             sqlite_busy_timeout: Duration::from_secs(5),
+            sqlite_max_bytes: 0,
         }
     }
 }
@@ -333,17 +337,22 @@ impl Db {
                     }
                 };
                 let busy_ms = opts.sqlite_busy_timeout.as_millis();
+                // Pages of 4 KiB (SQLite's default, which the migrations keep).
+                let cap = match opts.sqlite_max_bytes.div_ceil(4096) {
+                    0 => String::new(),
+                    pages => format!(" PRAGMA max_page_count = {pages};"),
+                };
                 let counter = statements.clone();
                 let config = move || {
                     let mut config = ManagerConfig::<SqliteConn>::default();
-                    let counter = counter.clone();
+                    let (counter, cap) = (counter.clone(), cap.clone());
                     config.custom_setup = Box::new(move |url: &str| {
-                        let (url, counter) = (url.to_string(), counter.clone());
+                        let (url, counter, cap) = (url.to_string(), counter.clone(), cap.clone());
                         async move {
                             let mut conn = SqliteConn::establish(&url).await?;
                             conn.batch_execute(&format!(
                                 "PRAGMA busy_timeout = {busy_ms}; PRAGMA journal_mode = WAL; \
-                                 PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;"
+                                 PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;{cap}"
                             ))
                             .await
                             .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;

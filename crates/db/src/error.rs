@@ -17,7 +17,7 @@ pub(crate) fn map(e: DieselError) -> RepoError {
         DieselError::DatabaseError(DatabaseErrorKind::ClosedConnection, info) => {
             RepoError::Unavailable(info.message().to_string())
         }
-        DieselError::DatabaseError(_, info) if is_link_failure(info.message()) => {
+        DieselError::DatabaseError(_, info) if is_link_failure(info.message()) || refuses_writes(info.message()) => {
             RepoError::Unavailable(info.message().to_string())
         }
         other => RepoError::unexpected(other),
@@ -54,6 +54,17 @@ const LINK_FAILURES: &[&str] = &[
     "Connection refused",
     "WSREP has not yet prepared node",
 ];
+
+/// Messages of a database that answers but takes no writes for now: full
+/// (SQLite's "database or disk is full", MariaDB's "The table 'x' is full"
+/// and its disk errors) or read-only. Not the client's fault, and no bug:
+/// the same request may succeed later (503).
+const WRITES_REFUSED: &[&str] =
+    &["is full", "No space left on device", "Disk full", "--read-only option", "readonly database"];
+
+fn refuses_writes(message: &str) -> bool {
+    WRITES_REFUSED.iter().any(|m| message.contains(m))
+}
 
 fn is_link_failure(message: &str) -> bool {
     LINK_FAILURES.iter().any(|m| message.contains(m))

@@ -64,6 +64,8 @@ pub struct AppState<A: Adapters> {
     pub tickets: TicketService<A::Store>,
     /// Service levels: escalation and the counts for `/metrics`.
     pub sla: Arc<SlaService<A::Store>>,
+    /// `/ready`'s probes, spaced.
+    pub health: HealthService<A::Store>,
     /// Where attachments' files live (`reader.storage_dir`); routes are
     /// relative to it.
     pub attachments_dir: std::path::PathBuf,

@@ -108,6 +108,8 @@ pub struct ServerSettings {
     pub cors_allowed_origins: Vec<String>,
     /// The address people reach the server at.
     pub public_url: String,
+    /// How long `/ready`'s answer (a ping and a write probe) is kept.
+    pub ready_probe_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -144,6 +146,8 @@ pub struct DatabaseSettings {
     pub migrate_on_start: bool,
     /// Groups of bitácora records committed at once (1 to max_connections).
     pub audit_writers: usize,
+    /// SQLite only: the database file's largest size; 0: the disk's.
+    pub sqlite_max_size_mib: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -400,10 +404,14 @@ impl Settings {
         if self.database.statement_timeout_ms == 0 {
             return Err(bad("database.statement_timeout_ms", "must be at least 1"));
         }
+        if !(1..=60).contains(&self.server.ready_probe_secs) {
+            return Err(bad("server.ready_probe_secs", "must be between 1 and 60"));
+        }
         Ok(DbOptions {
             max_connections,
             acquire_timeout: Duration::from_secs(self.database.acquire_timeout_secs),
             statement_timeout: Duration::from_millis(self.database.statement_timeout_ms),
+            sqlite_max_bytes: self.database.sqlite_max_size_mib.saturating_mul(1024 * 1024),
             ..DbOptions::default()
         })
     }

@@ -154,6 +154,12 @@ pub fn app_state<A: Adapters>(config: &Config, keys: Keys, parts: Parts<A>, task
         .with_own_addresses(config.own()),
         sla: Arc::new(SlaService::new(store.clone(), clock.clone(), ingest.setup_cache, ingest.chat_to_users)),
         attachments_dir: settings.reader.storage_dir.clone(),
+        health: HealthService::new(
+            store.clone(),
+            clock.clone(),
+            Duration::from_secs(settings.server.ready_probe_secs),
+            settings.server.body_limit_bytes as u64,
+        ),
         ingest: IngestService::new(store.clone(), ids.clone(), clock.clone(), ingest).with_linger(
             Duration::from_micros(settings.ingest.batch_linger_us),
             Arc::new(|wait| Box::pin(tokio::time::sleep(wait))),

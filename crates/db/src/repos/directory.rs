@@ -364,8 +364,93 @@ impl StoreHealth for Db {
         })
     }
 
+    /// A rolled-back `UPDATE` of `sonda_escritura` (in a transaction like
+    /// any writer's: on SQLite it waits for the one writer), and on SQLite
+    /// the room left under `PRAGMA max_page_count` and on the file's disk.
+    /// Bounded by [`PING_WITHIN`] twice over.
+    async fn probe_write(&self, room: u64) -> RepoResult<()> {
+        let probe = async {
+            if let Some(file) = self.sqlite_file() {
+                self.sqlite_room(file, room).await?;
+            }
+            let written = db_transaction!(self, |conn| {
+                let n = Statement::new("UPDATE sonda_escritura SET veces = veces + 1 WHERE id = 1", vec![])
+                    .execute(conn)
+                    .await?;
+                if n != 1 {
+                    return Err(RepoError::corrupt("sonda_escritura has lost its row").into());
+                }
+                // Undone: the probe leaves nothing behind.
+                Err(RepoError::Conflict.into())
+            });
+            match written {
+                Err(RepoError::Conflict) => Ok(()),
+                Ok(()) => Ok(()),
+                Err(e) => Err(e),
+            }
+        };
+        tokio::time::timeout(PING_WITHIN * 2, probe).await.unwrap_or_else(|_| {
+            Err(RepoError::Unavailable(format!(
+                "a write probe got no answer within {} ms",
+                2 * PING_WITHIN.as_millis()
+            )))
+        })
+    }
+
     fn pool_usage(&self) -> Option<(usize, usize)> {
         Some(self.pool_status())
+    }
+}
+
+#[derive(QueryableByName)]
+struct Pages {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    page_size: i64,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    page_count: i64,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    freelist_count: i64,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    max_page_count: i64,
+}
+
+fn kib(bytes: u64) -> u64 {
+    bytes / 1024
+}
+
+impl Db {
+    /// `Unavailable` when less than `room` bytes are left for an SQLite
+    /// database: under its page cap (free pages count) or on its disk.
+    async fn sqlite_room(&self, file: &std::path::Path, room: u64) -> RepoResult<()> {
+        let sql = "SELECT p.page_size AS page_size, c.page_count AS page_count, \
+                   f.freelist_count AS freelist_count, m.max_page_count AS max_page_count \
+                   FROM pragma_page_size() p, pragma_page_count() c, pragma_freelist_count() f, pragma_max_page_count() m";
+        let pages: Pages = db_run!(self, |conn| diesel::sql_query(sql).get_result(conn).await.or_repo())?;
+        let size = pages.page_size.max(0) as u64;
+        let under_cap = (pages.max_page_count - pages.page_count + pages.freelist_count).max(0) as u64 * size;
+        if under_cap < room {
+            return Err(RepoError::Unavailable(format!(
+                "the database is full: {} KiB left under its cap of {} KiB (database.sqlite_max_size_mib), {} KiB wanted",
+                kib(under_cap),
+                kib(pages.max_page_count.max(0) as u64 * size),
+                kib(room)
+            )));
+        }
+        let dir = file.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+        let dir = dir.to_path_buf();
+        let disk = tokio::task::spawn_blocking(move || fs4::available_space(&dir).map(|n| (dir, n)))
+            .await
+            .map_err(RepoError::unexpected)?
+            .map_err(RepoError::unexpected)?;
+        if disk.1 < room {
+            return Err(RepoError::Unavailable(format!(
+                "the disk of {} is full: {} KiB free, {} KiB wanted",
+                disk.0.display(),
+                kib(disk.1),
+                kib(room)
+            )));
+        }
+        Ok(())
     }
 }
 

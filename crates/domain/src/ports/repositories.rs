@@ -136,10 +136,16 @@ pub trait MailAccountRepository: Send + Sync + 'static {
     ) -> impl Future<Output = RepoResult<Vec<MailAccount>>> + Send;
 }
 
-/// Whether the store answers at all (for `/ready`).
+/// Whether the store answers, and takes writes (for `/ready`).
 #[cfg_attr(any(test, feature = "testing"), mockall::automock)]
 pub trait StoreHealth: Send + Sync + 'static {
     fn ping(&self) -> impl Future<Output = RepoResult<()>> + Send;
+    /// Whether a write would be taken now, leaving nothing behind: a write
+    /// rolled back (a read-only server, a cluster node without quorum, a
+    /// locked file refuse it), and where the adapter can tell, at least
+    /// `room` bytes left for the data (a disk or a size cap nearly full).
+    /// `Unavailable` saying why when not.
+    fn probe_write(&self, room: u64) -> impl Future<Output = RepoResult<()>> + Send;
     /// Connections in use and the pool's maximum, for metrics (`None`: no pool).
     fn pool_usage(&self) -> Option<(usize, usize)>;
 }

@@ -1664,6 +1664,9 @@ impl StoreHealth for InMemoryStore {
     async fn ping(&self) -> RepoResult<()> {
         Ok(())
     }
+    async fn probe_write(&self, _room: u64) -> RepoResult<()> {
+        Ok(())
+    }
     fn pool_usage(&self) -> Option<(usize, usize)> {
         None
     }

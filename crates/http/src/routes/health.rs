@@ -1,9 +1,9 @@
 //! Liveness and readiness.
 
 use actix_web::{HttpResponse, web};
-use helpdesk_domain::Report;
 use helpdesk_domain::model::SlaState;
 use helpdesk_domain::ports::{Adapters, OutboxRepository, SlaRepository, StoreHealth, WebhookRepository};
+use helpdesk_domain::services::Readiness;
 use serde_json::json;
 
 use crate::AppState;
@@ -13,15 +13,16 @@ pub async fn health() -> HttpResponse {
     HttpResponse::Ok().json(json!({ "status": "ok" }))
 }
 
-/// The process can serve: the database answers.
+/// The process can serve: the database answers and takes writes (probed at
+/// most every `server.ready_probe_secs`).
 pub async fn ready<A: Adapters>(state: web::Data<AppState<A>>) -> HttpResponse {
-    match state.store.ping().await {
-        Ok(()) => HttpResponse::Ok().json(json!({ "status": "ready", "database": "ok" })),
-        Err(e) => {
-            tracing::warn!(error = %Report(&e), "not ready: database");
-            HttpResponse::ServiceUnavailable().json(json!({ "status": "unavailable", "database": "unreachable" }))
-        }
-    }
+    let (database, reason) = match state.health.readiness().await {
+        Readiness::Ready => return HttpResponse::Ok().json(json!({ "status": "ready", "database": "ok" })),
+        Readiness::Unreachable(why) => ("unreachable", why),
+        Readiness::RefusesWrites(why) => ("refuses writes", why),
+    };
+    tracing::warn!(%database, %reason, "not ready");
+    HttpResponse::ServiceUnavailable().json(json!({ "status": "unavailable", "database": database, "reason": reason }))
 }
 
 /// Prometheus' text format (see `crate::metrics`).

@@ -1,0 +1,1 @@
+DROP TABLE sonda_escritura;

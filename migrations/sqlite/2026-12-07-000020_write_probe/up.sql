@@ -1,0 +1,7 @@
+-- The row `/ready` writes to find out whether the database takes writes
+-- (the write is rolled back: the row never changes).
+CREATE TABLE sonda_escritura (
+    id     INTEGER NOT NULL PRIMARY KEY,
+    veces  BIGINT  NOT NULL DEFAULT 0
+);
+INSERT INTO sonda_escritura (id, veces) VALUES (1, 0);
