@@ -272,3 +272,72 @@ fn mysql_backup_under_a_server_restores_into_another_database() {
     assert!(ticket_of(&v) > *answered.iter().max().unwrap());
     restored.stop();
 }
+
+/// The migrations' folders of SQLite, oldest first: (version, folder).
+fn sqlite_migrations() -> Vec<(String, PathBuf)> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../migrations/sqlite");
+    let mut all: Vec<(String, PathBuf)> = std::fs::read_dir(&root)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .map(|p| {
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            (name.split('_').next().unwrap().replace('-', ""), p)
+        })
+        .collect();
+    all.sort();
+    all
+}
+
+/// A copy of the backup in `from` at `to`, its manifest then edited by
+/// `edit` (given the copy's folder, to change files and their entries).
+fn copy_backup(from: &Path, to: &Path, edit: impl FnOnce(&mut Value, &Path)) {
+    for entry in walk(from) {
+        let dest = to.join(entry.strip_prefix(from).unwrap());
+        std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
+        std::fs::copy(&entry, &dest).unwrap();
+    }
+    let path = to.join("manifest.json");
+    let mut manifest: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    edit(&mut manifest, to);
+    std::fs::write(&path, serde_json::to_vec_pretty(&manifest).unwrap()).unwrap();
+}
+
+#[test]
+fn an_older_backup_is_migrated_forward_and_a_newer_one_refused() {
+    use sha2::Digest;
+    let (a, backups) = (temp_dir(), temp_dir());
+    start_with(&a, &QUIET).stop();
+    let taken = backups.join("hoy");
+    let (ok, out, err) = runner(&a)(&["backup", "--to", taken.to_str().unwrap()]);
+    assert!(ok, "{out}{err}");
+    let migrations = sqlite_migrations();
+    let (latest, latest_dir) = migrations.last().unwrap().clone();
+    let previous = migrations[migrations.len() - 2].0.clone();
+
+    // The same data one migration back: its down.sql run on the copy.
+    let older = backups.join("anterior");
+    copy_backup(&taken, &older, |m, dir| {
+        let db = dir.join("helpdesk.db");
+        let down = std::fs::read_to_string(latest_dir.join("down.sql")).unwrap();
+        sqlite(&db, &format!("{down} DELETE FROM __diesel_schema_migrations WHERE version = '{latest}';"));
+        let bytes = std::fs::read(&db).unwrap();
+        m["schema_version"] = json!(previous);
+        let entry = m["files"].as_array_mut().unwrap().iter_mut().find(|f| f["path"] == "helpdesk.db").unwrap();
+        entry["bytes"] = json!(bytes.len());
+        entry["sha256"] = json!(hex::encode(sha2::Sha256::digest(&bytes)));
+    });
+    let b = temp_dir();
+    let (ok, out, err) = runner(&b)(&["restore", "--from", older.to_str().unwrap()]);
+    assert!(ok, "{out}{err}");
+    assert!(out.contains(&format!("migrated forward: {latest}")), "{out}");
+    let db = b.join("data/helpdesk.db");
+    assert_eq!(sqlite(&db, "SELECT MAX(version) FROM __diesel_schema_migrations"), [[latest.clone()]]);
+
+    // A backup of a newer build's schema: refused, nothing written.
+    let newer = backups.join("futura");
+    copy_backup(&taken, &newer, |m, _| m["schema_version"] = json!("99990101000000"));
+    let c = temp_dir();
+    let (ok, _, err) = runner(&c)(&["restore", "--from", newer.to_str().unwrap()]);
+    assert!(!ok && err.contains("newer than this build's"), "{err}");
+    assert!(!c.join("data/helpdesk.db").exists());
+}
