@@ -114,6 +114,19 @@ impl TicketRepository for Db {
         row.map(TicketDetail::try_from).transpose()
     }
 
+    async fn find_details_by_dedupe(&self, keys: &[String]) -> RepoResult<Vec<TicketDetail>> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows: Vec<DetailRow> = db_run!(self, |conn| detalle_ticket::table
+            .filter(detalle_ticket::clave_dedupe.eq_any(keys))
+            .select(DetailRow::as_select())
+            .load(conn)
+            .await
+            .or_repo())?;
+        rows.into_iter().map(TicketDetail::try_from).collect()
+    }
+
     async fn ticket_of_message(&self, hash: &str) -> RepoResult<Option<i64>> {
         db_run!(self, |conn| detalle_ticket::table
             .filter(detalle_ticket::message_id_hash.eq(hash))

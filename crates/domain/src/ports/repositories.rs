@@ -355,6 +355,8 @@ pub trait TicketRepository: Send + Sync + 'static {
     fn activity_marks(&self, ticket_id: Option<i64>) -> impl Future<Output = RepoResult<ActivityMarks>> + Send;
     fn find_detail(&self, id: i64) -> impl Future<Output = RepoResult<Option<TicketDetail>>> + Send;
     fn find_detail_by_dedupe(&self, key: &str) -> impl Future<Output = RepoResult<Option<TicketDetail>>> + Send;
+    /// The details stored under any of `keys` (one lookup for a batch).
+    fn find_details_by_dedupe(&self, keys: &[String]) -> impl Future<Output = RepoResult<Vec<TicketDetail>>> + Send;
     /// The ticket holding a stored message with this Message-ID hash.
     fn ticket_of_message(&self, message_id_hash: &str) -> impl Future<Output = RepoResult<Option<i64>>> + Send;
     /// Details of a ticket, oldest first.

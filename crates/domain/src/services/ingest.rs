@@ -2,7 +2,7 @@
 //! routing, assignment, loop protection and the notices to send, all
 //! written in one transaction.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, LazyLock};
 
 use chrono::Duration;
@@ -475,16 +475,76 @@ impl<R: IngestPorts> IngestService<R> {
         match self.repo.store_incoming_batch(&incomings).await {
             Ok(stored) => answers.into_iter().zip(stored).map(|(answer, s)| Ok(answer.outcome(s))).collect(),
             Err(e) if e.is_unavailable() => answers.iter().map(|_| Err(e.clone().into())).collect(),
-            // One of them (a mail stored before, most likely) spoils the
-            // batch: each on its own, so the others are not refused for it.
-            Err(_) => {
-                let mut outcomes = Vec::with_capacity(answers.len());
-                for (incoming, answer) in incomings.into_iter().zip(answers) {
-                    outcomes.push(self.store_one(Planned { incoming, answer }).await);
+            // Mail stored before (a mailbox read again): one lookup finds
+            // them, and the rest are written together again.
+            Err(RepoError::Duplicate(_)) => self.open_batch_without_stored(incomings, answers).await,
+            Err(_) => self.each_on_its_own(incomings, answers).await,
+        }
+    }
+
+    /// A batch the store refused for a duplicate: the mails it already holds
+    /// answer with their first result (one lookup for all), the others are
+    /// written together; should that fail again (a duplicate within the
+    /// batch, another server storing one meanwhile), each on its own.
+    async fn open_batch_without_stored(
+        &self,
+        incomings: Vec<NewIncoming>,
+        answers: Vec<Answer>,
+    ) -> Vec<Result<IngestOutcome, IngestError>> {
+        let keys: Vec<String> = incomings.iter().map(|n| n.detail.dedupe_key.clone()).collect();
+        let mut stored: HashMap<String, TicketDetail> = match self.repo.find_details_by_dedupe(&keys).await {
+            Ok(found) => found.into_iter().map(|d| (d.dedupe_key.clone(), d)).collect(),
+            Err(e) => return answers.iter().map(|_| Err(e.clone().into())).collect(),
+        };
+        if stored.is_empty() {
+            return self.each_on_its_own(incomings, answers).await;
+        }
+        let mut outcomes: Vec<Option<Result<IngestOutcome, IngestError>>> = Vec::with_capacity(keys.len());
+        let (mut rest, mut rest_answers, mut rest_at) = (Vec::new(), Vec::new(), Vec::new());
+        for (i, (incoming, answer)) in incomings.into_iter().zip(answers).enumerate() {
+            match stored.remove(&incoming.detail.dedupe_key) {
+                Some(detail) => outcomes.push(Some(self.outcome_of(detail, true).await)),
+                None => {
+                    outcomes.push(None);
+                    rest.push(incoming);
+                    rest_answers.push(answer);
+                    rest_at.push(i);
                 }
-                outcomes
             }
         }
+        let written = match rest.len() {
+            0 => Vec::new(),
+            1 => {
+                let plan = Planned { incoming: rest.pop().expect("one"), answer: rest_answers.pop().expect("one") };
+                vec![self.store_one(plan).await]
+            }
+            _ => match self.repo.store_incoming_batch(&rest).await {
+                Ok(s) => rest_answers.into_iter().zip(s).map(|(answer, s)| Ok(answer.outcome(s))).collect(),
+                Err(e) if e.is_unavailable() => rest_answers.iter().map(|_| Err(e.clone().into())).collect(),
+                Err(_) => self.each_on_its_own(rest, rest_answers).await,
+            },
+        };
+        for (i, outcome) in rest_at.into_iter().zip(written) {
+            outcomes[i] = Some(outcome);
+        }
+        outcomes
+            .into_iter()
+            .map(|o| o.unwrap_or_else(|| Err(RepoError::corrupt("a mail of the batch went unanswered").into())))
+            .collect()
+    }
+
+    /// One of them spoils the batch: each on its own, so the others are not
+    /// refused for it.
+    async fn each_on_its_own(
+        &self,
+        incomings: Vec<NewIncoming>,
+        answers: Vec<Answer>,
+    ) -> Vec<Result<IngestOutcome, IngestError>> {
+        let mut outcomes = Vec::with_capacity(answers.len());
+        for (incoming, answer) in incomings.into_iter().zip(answers) {
+            outcomes.push(self.store_one(Planned { incoming, answer }).await);
+        }
+        outcomes
     }
 
     async fn plan_openings(&self, batch: &[Arc<Opening>]) -> Result<Vec<Planned>, IngestError> {

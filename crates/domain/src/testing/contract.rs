@@ -454,6 +454,9 @@ pub async fn mail_accounts_filter_and_uniqueness<S: Store>(s: Arc<S>) {
 
 pub async fn health_ping<S: Store>(s: Arc<S>) {
     s.ping().await.unwrap();
+    // A healthy store takes writes, and the probe leaves nothing behind.
+    s.probe_write(64 * 1024).await.unwrap();
+    s.probe_write(64 * 1024).await.unwrap();
 }
 
 fn session(id: &str, user_id: i64, product_id: Option<i64>, created: Timestamp) -> UserSession {
@@ -977,6 +980,9 @@ pub async fn incoming_mail_creates_a_whole_ticket<S: Store>(s: Arc<S>) {
         (expected.cc, expected.headers, true, false)
     );
     assert_eq!(s.find_detail_by_dedupe(&expected.dedupe_key).await.unwrap().map(|d| d.id), Some(stored.detail_id));
+    let found = s.find_details_by_dedupe(&["nada".into(), expected.dedupe_key.clone()]).await.unwrap();
+    assert_eq!(found.iter().map(|d| d.id).collect::<Vec<_>>(), [stored.detail_id]);
+    assert_eq!(s.find_details_by_dedupe(&[]).await.unwrap(), []);
     assert_eq!(
         s.ticket_of_message(expected.message_id_hash.as_deref().unwrap()).await.unwrap(),
         Some(stored.ticket_id)

@@ -837,6 +837,11 @@ impl TicketRepository for InMemoryStore {
     async fn find_detail_by_dedupe(&self, key: &str) -> RepoResult<Option<TicketDetail>> {
         self.with(|i| Ok(i.details.values().find(|(d, _)| d.dedupe_key == key).map(|(d, _)| d.clone())))
     }
+    async fn find_details_by_dedupe(&self, keys: &[String]) -> RepoResult<Vec<TicketDetail>> {
+        self.with(|i| {
+            Ok(i.details.values().filter(|(d, _)| keys.contains(&d.dedupe_key)).map(|(d, _)| d.clone()).collect())
+        })
+    }
     async fn ticket_of_message(&self, hash: &str) -> RepoResult<Option<i64>> {
         self.with(|i| Ok(i.details.values().find(|(_, h)| h.as_deref() == Some(hash)).map(|(d, _)| d.ticket_id)))
     }

@@ -448,7 +448,58 @@ async fn new_tickets_take_few_statements_and_those_arriving_together_share_them(
     assert!(assigned.len() == 3 && hi - lo <= 2, "{assigned:?}");
 }
 
+/// A mailbox read again meets mail stored before in the middle of new mail:
+/// a batch holding a duplicate costs one lookup more, not a transaction per
+/// mail (each duplicate answers with its first ticket, the rest are new).
+async fn a_duplicate_in_a_batch_costs_a_lookup_not_the_batch(backend: Backend) {
+    let d = Arc::new(
+        desk_with(backend, None, Inline::Off, |s| {
+            s.server.consumer_cache_secs = 5;
+            s.ingest.setup_cache_secs = 5;
+            s.outbox.poll_interval_ms = 3_600_000;
+        })
+        .await,
+    );
+    let mut first = Vec::new();
+    for i in 0..6 {
+        first.push(d.new_ticket(&format!("d{i}"), &format!("d{i}@ejemplo.test")).await);
+    }
+    let before = d.app.db.statements();
+    let many = 48;
+    let tasks: Vec<_> = (0..many)
+        .map(|i| {
+            let d = d.clone();
+            tokio::spawn(async move {
+                // Every eighth is a mail stored before.
+                let (id, from) = if i % 8 == 0 {
+                    (format!("d{}", i / 8), format!("d{}@ejemplo.test", i / 8))
+                } else {
+                    (format!("n{i}"), format!("n{i}@ejemplo.test"))
+                };
+                let subject = if i % 8 == 0 { "No funciona el correo".to_string() } else { format!("Caso {i}") };
+                (i, d.save(&mail(&id, &from, "soporte@helpdesk.test", &subject)).await)
+            })
+        })
+        .collect();
+    let mut new = BTreeSet::new();
+    for t in tasks {
+        let (i, (status, body)) = t.await.unwrap();
+        assert_eq!(status, 200, "{body}");
+        let ticket: i64 = body["ticket"].as_str().unwrap().parse().unwrap();
+        if i % 8 == 0 {
+            assert_eq!(ticket, first[i / 8], "mail d{} answers with its first ticket: {body}", i / 8);
+        } else {
+            assert!(!first.contains(&ticket) && new.insert(ticket), "mail n{i} opened a ticket of its own: {body}");
+        }
+    }
+    let statements = d.app.db.statements() - before;
+    let per_mail = statements as f64 / many as f64;
+    eprintln!("STATEMENTS with duplicates: {per_mail:.2} per mail");
+    assert!(per_mail <= 5.0, "{many} mails, 6 stored before, took {statements} statements ({per_mail:.1} each)");
+}
+
 crate::on_both_backends!(
+    a_duplicate_in_a_batch_costs_a_lookup_not_the_batch,
     new_tickets_take_few_statements_and_those_arriving_together_share_them,
     a_new_ticket_answers_the_documented_flat_shape,
     duplicates_return_the_first_result_sequentially_and_concurrently,
