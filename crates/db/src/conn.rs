@@ -467,10 +467,18 @@ diesel::define_sql_function! {
 }
 
 /// Counts every statement a connection starts.
+/// Counts the statements, and names each at trace level (target
+/// `helpdesk_db::sql`, e.g. `RUST_LOG=helpdesk_db::sql=trace`): the SQL
+/// only, never the values bound to it (passwords, tokens).
 fn count_statements(counter: Arc<AtomicU64>) -> impl diesel::connection::Instrumentation {
     move |event: diesel::connection::InstrumentationEvent<'_>| {
-        if matches!(event, diesel::connection::InstrumentationEvent::StartQuery { .. }) {
+        if let diesel::connection::InstrumentationEvent::StartQuery { query, .. } = event {
             counter.fetch_add(1, Ordering::Relaxed);
+            if tracing::enabled!(target: "helpdesk_db::sql", tracing::Level::TRACE) {
+                let text = query.to_string();
+                let sql = text.split(" -- binds: ").next().unwrap_or_default();
+                tracing::trace!(target: "helpdesk_db::sql", sql, "statement");
+            }
         }
     }
 }

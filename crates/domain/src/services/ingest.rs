@@ -255,6 +255,9 @@ const MAX_OPENINGS_PER_BATCH: usize = 16;
 struct SetupCache {
     accounts: TtlCache<(), Vec<MailAccount>>,
     departments: TtlCache<i64, Option<Department>>,
+    /// The first active department: where mail to no known mailbox goes
+    /// when `ingest.default_department_id` names none.
+    fallback: TtlCache<(), Option<Department>>,
     webhooks: TtlCache<i64, bool>,
     /// The events some active outgoing webhook subscribes to.
     subscribed: TtlCache<(), BTreeSet<WebhookEventKind>>,
@@ -266,6 +269,7 @@ impl<R: IngestPorts> IngestService<R> {
         let setup = SetupCache {
             accounts: TtlCache::new(ttl),
             departments: TtlCache::new(ttl),
+            fallback: TtlCache::new(ttl),
             webhooks: TtlCache::new(ttl),
             subscribed: TtlCache::new(ttl),
         };
@@ -768,7 +772,13 @@ impl<R: IngestPorts> IngestService<R> {
         {
             return Ok(d);
         }
-        self.repo.list_departments().await?.into_iter().find(|d| d.status.is_active()).ok_or(IngestError::NoDepartment)
+        let load = || async {
+            Ok::<_, RepoError>(self.repo.list_departments().await?.into_iter().find(|d| d.status.is_active()))
+        };
+        // Kept only when there is one: the first department made is used at once.
+        let first: Option<Department> =
+            self.setup.fallback.get_or_load((), self.clock.now(), load, Option::is_some).await?;
+        first.ok_or(IngestError::NoDepartment)
     }
 
     async fn outcome_of(&self, detail: TicketDetail, duplicate: bool) -> Result<IngestOutcome, IngestError> {

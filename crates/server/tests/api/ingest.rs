@@ -389,6 +389,14 @@ async fn new_tickets_take_few_statements_and_those_arriving_together_share_them(
     d.new_ticket("a1", "a1@ejemplo.test").await;
     let alone = d.app.db.statements() - before;
     assert!(alone <= 15, "one new ticket alone took {alone} statements");
+    // Mail to no known mailbox goes to the first active department, read
+    // with the rest of the routing setup (cached), not for every mail.
+    d.save(&mail("u0", "u0@ejemplo.test", "nadie@otro.test", "Sin buzón")).await;
+    let before = d.app.db.statements();
+    let (status, body) = d.save(&mail("u1", "u1@ejemplo.test", "nadie@otro.test", "Sin buzón")).await;
+    assert_eq!(status, 200, "{body}");
+    let unknown = d.app.db.statements() - before;
+    assert!(unknown <= alone, "mail to no known mailbox took {unknown} statements, {alone} to a mailbox");
 
     let before = d.app.db.statements();
     let many = 48;
