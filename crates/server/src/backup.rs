@@ -291,26 +291,38 @@ fn verify_files(from: &Path, manifest: &Manifest) -> Result<(), BackupError> {
 /// Every regular file under `root` but the manifest, with its checksum.
 fn list_files(root: &Path) -> Result<Vec<FileEntry>, BackupError> {
     let mut out = Vec::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(&dir).map_err(io(format!("cannot read {}", dir.display())))? {
-            let entry = entry.map_err(io(format!("cannot read {}", dir.display())))?;
-            let path = entry.path();
-            let kind = entry.file_type().map_err(io(format!("cannot read {}", path.display())))?;
-            if kind.is_dir() {
-                stack.push(path);
-            } else if kind.is_file() {
-                let rel = path.strip_prefix(root).expect("under the root");
-                let rel = rel.components().map(|c| c.as_os_str().to_string_lossy()).collect::<Vec<_>>().join("/");
-                if rel == MANIFEST {
-                    continue;
-                }
-                let (bytes, sha256) = checksum(&path)?;
-                out.push(FileEntry { path: rel, bytes, sha256 });
-            }
+    for rel in files_under(root)? {
+        let name = rel.components().map(|c| c.as_os_str().to_string_lossy()).collect::<Vec<_>>().join("/");
+        if name != MANIFEST {
+            let (bytes, sha256) = checksum(&root.join(&rel))?;
+            out.push(FileEntry { path: name, bytes, sha256 });
         }
     }
     out.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(out)
+}
+
+/// The regular files under `root` (none when it does not exist), relative
+/// to it; links and other kinds of file are left out.
+fn files_under(root: &Path) -> Result<Vec<PathBuf>, BackupError> {
+    let mut out = Vec::new();
+    if !root.exists() {
+        return Ok(out);
+    }
+    let mut stack = vec![PathBuf::new()];
+    while let Some(rel_dir) = stack.pop() {
+        let dir = root.join(&rel_dir);
+        for entry in std::fs::read_dir(&dir).map_err(io(format!("cannot read {}", dir.display())))? {
+            let entry = entry.map_err(io(format!("cannot read {}", dir.display())))?;
+            let rel = rel_dir.join(entry.file_name());
+            let kind = entry.file_type().map_err(io(format!("cannot read {}", root.join(&rel).display())))?;
+            if kind.is_dir() {
+                stack.push(rel);
+            } else if kind.is_file() {
+                out.push(rel);
+            }
+        }
+    }
     Ok(out)
 }
 
@@ -333,23 +345,12 @@ fn checksum(path: &Path) -> Result<(u64, String), BackupError> {
 /// Copies the regular files under `from` (if it exists) to `to`, fsync'd.
 fn copy_tree(from: &Path, to: &Path) -> Result<(), BackupError> {
     std::fs::create_dir_all(to).map_err(io(format!("cannot create {}", to.display())))?;
-    if !from.exists() {
-        return Ok(());
-    }
-    let mut stack = vec![from.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(&dir).map_err(io(format!("cannot read {}", dir.display())))? {
-            let entry = entry.map_err(io(format!("cannot read {}", dir.display())))?;
-            let path = entry.path();
-            let kind = entry.file_type().map_err(io(format!("cannot read {}", path.display())))?;
-            let dest = to.join(path.strip_prefix(from).expect("under the root"));
-            if kind.is_dir() {
-                std::fs::create_dir_all(&dest).map_err(io(format!("cannot create {}", dest.display())))?;
-                stack.push(path);
-            } else if kind.is_file() {
-                copy_file(&path, &dest)?;
-            }
+    for rel in files_under(from)? {
+        let dest = to.join(&rel);
+        if let Some(dir) = dest.parent() {
+            std::fs::create_dir_all(dir).map_err(io(format!("cannot create {}", dir.display())))?;
         }
+        copy_file(&from.join(&rel), &dest)?;
     }
     Ok(())
 }

@@ -371,16 +371,7 @@ async fn bad_input_is_refused_and_leaves_nothing(backend: Backend) {
 /// load spreads evenly), and a sender's acknowledgements stay within the
 /// hourly limit inside one batch too.
 async fn new_tickets_take_few_statements_and_those_arriving_together_share_them(backend: Backend) {
-    // The caches as deployed (the tests' default is none); the outbox's
-    // worker idle, so only the requests' statements count.
-    let d = Arc::new(
-        desk_with(backend, None, Inline::Off, |s| {
-            s.server.consumer_cache_secs = 5;
-            s.ingest.setup_cache_secs = 5;
-            s.outbox.poll_interval_ms = 3_600_000;
-        })
-        .await,
-    );
+    let d = Arc::new(counting_desk(backend).await);
     // Warm: the routing setup cached, the statements prepared.
     d.new_ticket("w1", "w1@ejemplo.test").await;
     d.new_ticket("w2", "w2@ejemplo.test").await;
@@ -456,18 +447,23 @@ async fn new_tickets_take_few_statements_and_those_arriving_together_share_them(
     assert!(assigned.len() == 3 && hi - lo <= 2, "{assigned:?}");
 }
 
+/// A desk whose statements are counted: the caches as deployed (the tests'
+/// default is none), the outbox's worker idle, so only the requests'
+/// statements count.
+async fn counting_desk(backend: Backend) -> Desk {
+    desk_with(backend, None, Inline::Off, |s| {
+        s.server.consumer_cache_secs = 5;
+        s.ingest.setup_cache_secs = 5;
+        s.outbox.poll_interval_ms = 3_600_000;
+    })
+    .await
+}
+
 /// A mailbox read again meets mail stored before in the middle of new mail:
 /// a batch holding a duplicate costs one lookup more, not a transaction per
 /// mail (each duplicate answers with its first ticket, the rest are new).
 async fn a_duplicate_in_a_batch_costs_a_lookup_not_the_batch(backend: Backend) {
-    let d = Arc::new(
-        desk_with(backend, None, Inline::Off, |s| {
-            s.server.consumer_cache_secs = 5;
-            s.ingest.setup_cache_secs = 5;
-            s.outbox.poll_interval_ms = 3_600_000;
-        })
-        .await,
-    );
+    let d = Arc::new(counting_desk(backend).await);
     let mut first = Vec::new();
     for i in 0..6 {
         first.push(d.new_ticket(&format!("d{i}"), &format!("d{i}@ejemplo.test")).await);
