@@ -330,7 +330,7 @@ impl Db {
                             std::fs::create_dir_all(dir).map_err(|e| ConnectError::Directory(dir.into(), e))?;
                         }
                         in_use = Some(Arc::new(
-                            crate::backup::hold_in_use(path)
+                            crate::in_use::hold_in_use(path)
                                 .map_err(|e| ConnectError::InUseLock { path: path.clone(), cause: e })?,
                         ));
                         (path.to_string_lossy().into_owned(), opts.max_connections.max(1))

@@ -14,6 +14,7 @@ pub mod backup;
 mod conn;
 mod dialect;
 mod error;
+mod in_use;
 mod link;
 mod migrate;
 mod models;
