@@ -39,6 +39,11 @@ bench-pages seconds="10" tickets="100000":
 bench-live seconds="60" rounds="2" tickets="20000":
     bench/live.sh {{seconds}} {{rounds}} {{tickets}}
 
+# CPU per new ticket (server and MariaDB) at 1, 4, 16 and 64 connections;
+# BIN=<a baseline's binary> to compare, PERF=1 to profile (issue 36).
+bench-ticket-cpu *connections="1 4 16 64":
+    bench/ticket_cpu.sh {{connections}}
+
 # A private 3-node MariaDB Galera cluster on loopback (SQL ports 23301-23303);
 # `just galera stop`, `just galera kill 2`, `just galera restart 2`, `just galera status`.
 galera cmd="start" *args="":
