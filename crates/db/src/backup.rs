@@ -282,8 +282,21 @@ pub async fn mysql_users(url: &str) -> Result<i64, BackupError> {
     Ok(c.n)
 }
 
-/// Loads a dump written by [`Db::snapshot_into`] into `url`'s database
-/// (its tables are dropped and made again by the dump).
+/// The tables of `url`'s database (a restore loads only into an empty one).
+pub async fn mysql_tables(url: &str) -> Result<i64, BackupError> {
+    use diesel_async::{AsyncConnection, AsyncMysqlConnection, RunQueryDsl};
+    let target = MysqlTarget::parse(url)?;
+    let mut conn = AsyncMysqlConnection::establish(url).await.map_err(conn_err("cannot connect to MySQL"))?;
+    let c: Count = diesel::sql_query("SELECT COUNT(*) AS n FROM information_schema.TABLES WHERE TABLE_SCHEMA = ?")
+        .bind::<Text, _>(target.database)
+        .get_result(&mut conn)
+        .await
+        .map_err(sql("the tables of the database"))?;
+    Ok(c.n)
+}
+
+/// Loads a dump written by [`Db::snapshot_into`] into `url`'s database,
+/// which should be empty (the dump drops and makes its tables).
 pub fn mysql_load(url: &str, dump: &Path) -> Result<(), BackupError> {
     let target = MysqlTarget::parse(url)?;
     let input =

@@ -39,6 +39,11 @@ const SPOOL: &str = "spool";
 pub enum BackupError {
     #[error("{0} exists and is not empty: a backup goes to a new folder")]
     NotEmpty(PathBuf),
+    #[error(
+        "the configured MySQL database holds {0} tables: restore into an empty database (CREATE DATABASE, then \
+         point database.url at it), or drop its tables yourself; a restore never overwrites data"
+    )]
+    NotEmptyDatabase(i64),
     #[error("{what}")]
     Io {
         what: String,
@@ -111,7 +116,26 @@ pub async fn backup(config: &Config, to: &Path) -> Result<Manifest, BackupError>
     if to.exists() && std::fs::read_dir(to).map_err(io(format!("cannot read {}", to.display())))?.next().is_some() {
         return Err(BackupError::NotEmpty(to.into()));
     }
+    let created = !to.exists();
     std::fs::create_dir_all(to).map_err(io(format!("cannot create {}", to.display())))?;
+    let taken = take(config, to).await;
+    if taken.is_err() {
+        // An unfinished backup is no backup: what this run wrote goes (the
+        // folder too when it made it), so that the same command can run again.
+        let _ = if created { std::fs::remove_dir_all(to) } else { empty_dir(to) };
+    }
+    taken
+}
+
+fn empty_dir(dir: &Path) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.is_dir() { std::fs::remove_dir_all(&path)? } else { std::fs::remove_file(&path)? }
+    }
+    Ok(())
+}
+
+async fn take(config: &Config, to: &Path) -> Result<Manifest, BackupError> {
     let db = open_db(config).map_err(BackupError::Open)?;
     let backend = db.backend();
     let copy = to.join(match backend {
@@ -215,6 +239,11 @@ pub async fn restore(config: &Config, from: &Path) -> Result<Restored, BackupErr
                     "{users} other connection(s) use the configured database (a helpdesk-server?): stop them first"
                 ))
                 .into());
+            }
+            // The dump would drop its tables: a restore never overwrites data.
+            let tables = backup::mysql_tables(&urls[0]).await?;
+            if tables > 0 {
+                return Err(BackupError::NotEmptyDatabase(tables));
             }
             let (url, dump) = (urls[0].clone(), from.join(MYSQL_DUMP));
             tokio::task::spawn_blocking(move || backup::mysql_load(&url, &dump))

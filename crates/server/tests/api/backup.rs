@@ -248,10 +248,20 @@ fn mysql_backup_under_a_server_restores_into_another_database() {
     let (ok, out, err) = with(&a, &env_a, &["backup", "--to", copy.to_str().unwrap()]);
     assert!(ok, "backup: {out}{err}");
     assert!(copy.join("helpdesk.sql").is_file() && copy.join("storage/m/4.txt").is_file());
+    // Without mariadb-dump on the PATH: a clear error, and no folder left.
+    let no_tool = backups.join("sin-herramienta");
+    let mut env_no_tool = env_a.clone();
+    env_no_tool.push(("PATH", "/nonexistent"));
+    let (ok, _, err) = with(&a, &env_no_tool, &["backup", "--to", no_tool.to_str().unwrap()]);
+    assert!(!ok && err.contains("mariadb-client"), "{err}");
+    assert!(!no_tool.exists(), "an unfinished backup leaves nothing");
     // The server holds connections to its database: a restore over it is refused.
     let (ok, _, err) = with(&a, &env_a, &["restore", "--from", copy.to_str().unwrap()]);
     assert!(!ok && err.contains("other connection"), "{err}");
     server.stop();
+    // Stopped, its database still holds its tables: never overwritten.
+    let (ok, _, err) = with(&a, &env_a, &["restore", "--from", copy.to_str().unwrap()]);
+    assert!(!ok && err.contains("tables") && err.contains("empty database"), "{err}");
 
     let env_b = on(&target);
     let env_b: Vec<(&str, &str)> = env_b.iter().map(|(k, v)| (*k, v.as_str())).collect();
