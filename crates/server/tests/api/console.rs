@@ -7,7 +7,7 @@ use helpdesk_domain::ports::{AuditRepository, SlaRepository, TicketRepository};
 use serde_json::json;
 
 use crate::helpers::*;
-use crate::tickets::{PASSWORD, customer_mail, desk};
+use crate::tickets::{PASSWORD, customer_mail, desk, desk_with};
 
 /// A browser without a cookie jar of its own: the test carries the cookies.
 struct Browser {
@@ -267,7 +267,10 @@ async fn sign_in_queue_and_sign_out(backend: Backend) {
 /// labelled reply box and change controls; a reply, a note that closes,
 /// and a change each do what the API would, and a refused one nothing.
 async fn a_ticket_is_read_answered_and_changed(backend: Backend) {
-    let d = desk(backend, false).await;
+    // The outbox's worker idle: the reply stays queued ("Entrega: en cola")
+    // however slowly the machine runs the test (with its one-second poll,
+    // a busy CI machine once showed the first failed attempt instead).
+    let d = desk_with(backend, false, |s| s.outbox.poll_interval_ms = 3_600_000).await;
     let policy = NewSlaPolicy {
         department_id: Some(d.support),
         priority: Priority::Normal,
