@@ -4,6 +4,11 @@
 
 log() { printf '== %s\n' "$*" >&2; }
 
+# cpu_ms PID: the CPU time the process has used so far, in milliseconds
+# (user + system, from /proc).
+TICK=$(getconf CLK_TCK)
+cpu_ms() { awk -v t="$TICK" '{print int(($14 + $15) * 1000 / t)}' "/proc/$1/stat"; }
+
 # wait_ready PORT [TRIES]: polls /ready every 50 ms (600 tries: 30 s).
 wait_ready() {
   for _ in $(seq 1 "${2:-600}"); do

@@ -37,8 +37,6 @@ else
   cargo build --release -q -p helpdesk-server
   BIN=$PWD/target/release/helpdesk-server
 fi
-TICK=$(getconf CLK_TCK)
-cpu_ms() { awk -v t="$TICK" '{print int(($14 + $15) * 1000 / t)}' "/proc/$1/stat"; }
 # The same with the CPU of its children that have exited (Dovecot's master
 # and its imap processes, which end when the reader logs out).
 cpu_tree_ms() { awk -v t="$TICK" '{print int(($14 + $15 + $16 + $17) * 1000 / t)}' "/proc/$1/stat"; }

@@ -25,9 +25,6 @@ BIN=$PWD/target/release/helpdesk-server
 CORES=$(nproc)
 
 rps() { sed -n 's/^Requests\/sec: *//p' "$1"; }
-# CPU time a process has used so far, in milliseconds (user + system).
-TICK=$(getconf CLK_TCK)
-cpu_ms() { awk -v t="$TICK" '{print int(($14 + $15) * 1000 / t)}' "/proc/$1/stat"; }
 # Tickets the store holds.
 rows_held() { # url table
   case $1 in

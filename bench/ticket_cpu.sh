@@ -21,8 +21,6 @@ OUT=target/bench
 mkdir -p "$OUT"
 [ -x "$BIN" ] || { log "no server at $BIN: cargo build --release -p helpdesk-server"; exit 1; }
 command -v wrk >/dev/null || { log "installing wrk"; apt-get install -y wrk >/dev/null; }
-TICK=$(getconf CLK_TCK)
-cpu_ms() { awk -v t="$TICK" '{print int(($14 + $15) * 1000 / t)}' "/proc/$1/stat"; }
 DB_PID=$(pgrep -xo mariadbd) || { log "MariaDB is not running"; exit 1; }
 URL=mysql://root@127.0.0.1:3306/hd_ticket_cpu
 count() { mariadb -uroot -h127.0.0.1 -N hd_ticket_cpu -e 'SELECT COUNT(*) FROM ticket'; }
