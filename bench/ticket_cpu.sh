@@ -4,11 +4,15 @@
 # (a department with its mailbox, eight operators), delivery off
 # (outbox.inline_timeout_ms = 0, the outbox worker idle), after 5 s of
 # unmeasured warm-up; the tickets counted in the store, the CPU of the server
-# and of mariadbd read from /proc around the measured window.
+# and of mariadbd read from /proc around the measured window, and MariaDB's
+# `Questions` (statements it ran) per ticket.
 #
 # Usage: bench/ticket_cpu.sh [connections ...]   (default: 1 4 16 64)
-#   BIN=path/to/helpdesk-server   the build to measure (default: the release build here;
-#                                 give a baseline's binary to compare, run by run)
+#   BIN=path/to/helpdesk-server   the build to measure (default: the release build here)
+#   BASE=path/to/helpdesk-server  a baseline build: each round runs both, alternating
+#                                 which goes first, and the table gives both medians
+#                                 and the ratios
+#   ROUNDS=3                      rounds per connection count (with BASE)
 #   SECS=15                       the measured window
 #   PERF=1                        also record a perf profile of the server (target/bench/perf-<c>.data)
 set -euo pipefail
@@ -17,41 +21,87 @@ cd "$(dirname "$0")/.."
 . bench/lib.sh
 BIN=${BIN:-$PWD/target/release/helpdesk-server}
 SECS=${SECS:-15}
+ROUNDS=${ROUNDS:-3}
 OUT=target/bench
 mkdir -p "$OUT"
-[ -x "$BIN" ] || { log "no server at $BIN: cargo build --release -p helpdesk-server"; exit 1; }
+for b in "$BIN" ${BASE:+"$BASE"}; do
+  [ -x "$b" ] || { log "no server at $b: cargo build --release -p helpdesk-server"; exit 1; }
+done
 command -v wrk >/dev/null || { log "installing wrk"; apt-get install -y wrk >/dev/null; }
 DB_PID=$(pgrep -xo mariadbd) || { log "MariaDB is not running"; exit 1; }
 URL=mysql://root@127.0.0.1:3306/hd_ticket_cpu
 count() { mariadb -uroot -h127.0.0.1 -N hd_ticket_cpu -e 'SELECT COUNT(*) FROM ticket'; }
+questions() { mariadb -uroot -h127.0.0.1 -N -e "SHOW GLOBAL STATUS LIKE 'Questions'" | awk '{print $2}'; }
 save() { # connections seconds file
   BENCH_RUN="$1-$(date +%s%N)" wrk -t1 -c"$1" -d"$2s" --latency -s bench/save.lua -H 'Content-Type: application/json' \
     -H 'X-User-Consumo: bench' -H "X-User-Secret: $SECRET" http://127.0.0.1:18121/api/correo/save >"$3"
 }
-echo "| connections | new tickets/s | server CPU per ticket | MariaDB CPU per ticket | p99 |"
-echo "|---|---|---|---|---|"
+
+# measure BINARY CONNECTIONS: one run on a fresh store; prints
+# "tickets/s server-ms mariadb-ms p99 statements" per ticket.
+measure() {
+  local bin=$1 conns=$2 held cpu dbcpu q new s d p99 qs
+  mariadb -uroot -h127.0.0.1 -e 'DROP DATABASE IF EXISTS hd_ticket_cpu; CREATE DATABASE hd_ticket_cpu CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci'
+  BIN=$bin SECRET=$(BIN=$bin seed "$URL")
+  HELPDESK__SERVER__PORT=18121 HELPDESK__DATABASE__URL="$URL" HELPDESK__SEED__DEMO=false HELPDESK__LOG__LEVEL=warn \
+    HELPDESK__OUTBOX__INLINE_TIMEOUT_MS=0 HELPDESK__OUTBOX__POLL_INTERVAL_MS=3600000 "$bin" >"$OUT/ticket_cpu-server.log" 2>&1 &
+  PID=$!
+  wait_ready 18121
+  save "$conns" 5 /dev/null
+  held=$(count); cpu=$(cpu_ms $PID); dbcpu=$(cpu_ms "$DB_PID"); q=$(questions)
+  PERF_PID=
+  if [ -n "${PERF:-}" ]; then
+    perf record -F 499 -g -p $PID -o "$OUT/perf-$conns.data" -- sleep "$SECS" >/dev/null 2>&1 &
+    PERF_PID=$!
+  fi
+  save "$conns" "$SECS" "$OUT/ticket_cpu-$conns.txt"
+  [ -z "$PERF_PID" ] || wait "$PERF_PID"
+  new=$(( $(count) - held )); s=$(( $(cpu_ms $PID) - cpu )); d=$(( $(cpu_ms "$DB_PID") - dbcpu )); qs=$(( $(questions) - q ))
+  kill $PID; wait $PID 2>/dev/null || true
+  p99=$(awk '$1=="99%" {print $2}' "$OUT/ticket_cpu-$conns.txt")
+  awk -v n="$new" -v s="$s" -v d="$d" -v secs="$SECS" -v p="$p99" -v q="$qs" \
+    'BEGIN{ if (n > 0) printf "%.0f %.3f %.3f %s %.1f\n", n/secs, s/n, d/n, p, q/n; else printf "0 n/a n/a %s n/a\n", p }'
+}
+
+# median of the numbers on stdin (p99s like "3.41ms" are read in ms).
+median() {
+  awk '{ v=$1; if (v ~ /us$/) v=v/1000; else if (v ~ /ms$/) v=v+0; else if (v ~ /s$/) v=v*1000; print v+0 }' |
+    sort -g | awk '{a[NR]=$1} END{ if (NR==0) print "n/a"; else if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2 }'
+}
+col() { awk -v c="$1" '{print $c}' "$2" | median; }
+
+if [ -z "${BASE:-}" ]; then
+  echo "| connections | new tickets/s | server CPU per ticket | MariaDB CPU per ticket | p99 | statements per ticket |"
+  echo "|---|---|---|---|---|---|"
+else
+  echo "| connections | build | new tickets/s | server CPU per ticket | MariaDB CPU per ticket | p99 (ms) | statements per ticket |"
+  echo "|---|---|---|---|---|---|---|"
+fi
 for c in "${@:-1 4 16 64}"; do
   for conns in $c; do  # "1 4" given as one word splits too
-    mariadb -uroot -h127.0.0.1 -e 'DROP DATABASE IF EXISTS hd_ticket_cpu; CREATE DATABASE hd_ticket_cpu CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci'
-    SECRET=$(seed "$URL")
-    HELPDESK__SERVER__PORT=18121 HELPDESK__DATABASE__URL="$URL" HELPDESK__SEED__DEMO=false HELPDESK__LOG__LEVEL=warn \
-      HELPDESK__OUTBOX__INLINE_TIMEOUT_MS=0 HELPDESK__OUTBOX__POLL_INTERVAL_MS=3600000 "$BIN" >"$OUT/ticket_cpu-server.log" 2>&1 &
-    PID=$!
-    wait_ready 18121
-    save "$conns" 5 /dev/null
-    held=$(count); cpu=$(cpu_ms $PID); dbcpu=$(cpu_ms "$DB_PID")
-    PERF_PID=
-    if [ -n "${PERF:-}" ]; then
-      perf record -F 499 -g -p $PID -o "$OUT/perf-$conns.data" -- sleep "$SECS" >/dev/null 2>&1 &
-      PERF_PID=$!
+    if [ -z "${BASE:-}" ]; then
+      read -r tps s d p q < <(measure "$BIN" "$conns")
+      echo "| $conns | $tps | $s ms | $d ms | $p | $q |"
+      continue
     fi
-    save "$conns" "$SECS" "$OUT/ticket_cpu-$conns.txt"
-    [ -z "$PERF_PID" ] || wait "$PERF_PID"
-    new=$(( $(count) - held )); s=$(( $(cpu_ms $PID) - cpu )); d=$(( $(cpu_ms "$DB_PID") - dbcpu ))
-    kill $PID; wait $PID 2>/dev/null || true
-    p99=$(awk '$1=="99%" {print $2}' "$OUT/ticket_cpu-$conns.txt")
-    awk -v c="$conns" -v n="$new" -v s="$s" -v d="$d" -v secs="$SECS" -v p="$p99" \
-      'BEGIN{ if (n > 0) printf "| %s | %.0f | %.3f ms | %.3f ms | %s |\n", c, n/secs, s/n, d/n, p; else printf "| %s | 0 | n/a | n/a | %s |\n", c, p }'
+    : >"$OUT/ab-base-$conns.txt"; : >"$OUT/ab-new-$conns.txt"
+    for r in $(seq 1 "$ROUNDS"); do
+      if [ $((r % 2)) = 1 ]; then order="base new"; else order="new base"; fi
+      for which in $order; do
+        if [ "$which" = base ]; then b=$BASE; else b=$BIN; fi
+        line=$(measure "$b" "$conns")
+        log "$conns connections, round $r, $which: $line"
+        echo "$line" >>"$OUT/ab-$which-$conns.txt"
+      done
+    done
+    for which in base new; do
+      f="$OUT/ab-$which-$conns.txt"
+      echo "| $conns | $which | $(col 1 "$f") | $(col 2 "$f") ms | $(col 3 "$f") ms | $(col 4 "$f") | $(col 5 "$f") |"
+    done
+    awk -v bt="$(col 1 "$OUT/ab-base-$conns.txt")" -v nt="$(col 1 "$OUT/ab-new-$conns.txt")" \
+      -v bs="$(col 2 "$OUT/ab-base-$conns.txt")" -v ns="$(col 2 "$OUT/ab-new-$conns.txt")" \
+      -v bd="$(col 3 "$OUT/ab-base-$conns.txt")" -v nd="$(col 3 "$OUT/ab-new-$conns.txt")" -v c="$conns" \
+      'BEGIN{ printf "| %s | new ÷ base | %.2fx | %.2fx | %.2fx | | |\n", c, nt/bt, ns/bs, nd/bd }'
   done
 done
 mariadb -uroot -h127.0.0.1 -e 'DROP DATABASE IF EXISTS hd_ticket_cpu'

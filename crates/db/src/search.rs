@@ -118,12 +118,17 @@ pub(crate) async fn index_message<C: Dialect>(
 const ROWS_PER_INSERT: usize = 4000;
 
 pub(crate) async fn index_rows<C: Dialect>(conn: &mut C, rows: &[(String, i64)]) -> QueryResult<()> {
-    let head = format!("{} INTO palabra_ticket", conn.insert_ignore());
     for chunk in rows.chunks(ROWS_PER_INSERT) {
         let values = chunk.iter().map(|(w, t)| vec![Value::Text(w), Value::BigInt(*t)]).collect();
-        conn.run(Statement::insert_rows(&head, &["palabra", "fk_id_ticket"], values)).await?;
+        conn.run(word_insert::<C>(values)).await?;
     }
     Ok(())
+}
+
+/// The insert of (word, ticket) rows; a row already there is skipped.
+pub(crate) fn word_insert<C: Dialect>(rows: Vec<Vec<Value<'_>>>) -> Statement<'_> {
+    let head = format!("{} INTO palabra_ticket", C::INSERT_IGNORE);
+    Statement::insert_rows(&head, &["palabra", "fk_id_ticket"], rows)
 }
 
 /// Messages indexed per transaction by [`Db::index_backlog`].

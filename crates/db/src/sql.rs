@@ -43,6 +43,12 @@ pub(crate) fn chunk_sizes(mut n: usize) -> Vec<usize> {
     sizes
 }
 
+/// `?, ?, ..` for `n` values (an `IN` list kept prepared, one statement per
+/// length: diesel's `eq_any` is prepared and closed at every call).
+pub(crate) fn marks(n: usize) -> String {
+    vec!["?"; n].join(", ")
+}
+
 /// A value bound to a placeholder.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Value<'a> {
@@ -54,6 +60,43 @@ pub(crate) enum Value<'a> {
     OptText(Option<&'a str>),
     Timestamp(NaiveDateTime),
     OptTimestamp(Option<NaiveDateTime>),
+    /// An id a [`Script`] keeps from an earlier insert of its own; only a
+    /// script can write it.
+    Kept(Kept),
+}
+
+/// The ids a [`Script`] keeps, in MySQL user variables named for this
+/// program (a pooled connection's variables outlive the script: each
+/// script clears them first): the latest of each kind, for the statements
+/// after it, and all of them in order, read back after the script.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kept {
+    /// The ticket the script inserted last.
+    Ticket,
+    /// The ticket's detail the script inserted last.
+    Detail,
+    /// A notice (only listed).
+    Notice,
+}
+
+impl Kept {
+    /// The variable holding the latest id.
+    fn variable(self) -> &'static str {
+        match self {
+            Kept::Ticket => "@hd_ticket",
+            Kept::Detail => "@hd_detalle",
+            Kept::Notice => "@hd_aviso",
+        }
+    }
+
+    /// The variable listing every id, in order, separated by commas.
+    fn list(self) -> &'static str {
+        match self {
+            Kept::Ticket => "@hd_tickets",
+            Kept::Detail => "@hd_detalles",
+            Kept::Notice => "@hd_avisos",
+        }
+    }
 }
 
 /// SQL with one `?` per value (the text holds no other `?`).
@@ -123,6 +166,11 @@ where
                 Value::OptText(v) => out.push_bind_param::<Nullable<Text>, _>(v)?,
                 Value::Timestamp(v) => out.push_bind_param::<Timestamp, _>(v)?,
                 Value::OptTimestamp(v) => out.push_bind_param::<Nullable<Timestamp>, _>(v)?,
+                Value::Kept(k) => {
+                    return Err(Error::QueryBuilderError(
+                        format!("{} is a script's own id, not a value to bind", k.variable()).into(),
+                    ));
+                }
             }
             out.push_sql(part);
         }
@@ -185,6 +233,141 @@ impl<DB: Backend, Q: QueryFragment<DB>, C: Column> QueryFragment<DB> for Returni
     }
 }
 
+/// Statements written out as one text, their values as literals, that MySQL
+/// runs in one round trip (a multi-statement query), in one transaction the
+/// script opens and commits itself: a new ticket's dozen inserts cost one
+/// trip instead of a dozen (docs/benchmarks.md, "A ticket alone").
+///
+/// What the client sent never reaches the text as SQL: a text value is
+/// written as a hexadecimal literal with its character set
+/// (`_utf8mb4 X'C3A9'`), which holds nothing but hex digits whatever
+/// `sql_mode` says about backslashes; numbers and times are formatted here.
+/// An id an insert generates is kept in user variables ([`Kept`]) for the
+/// statements after it, and read back after the script
+/// ([`Script::kept_ids`]).
+#[derive(Debug)]
+pub(crate) struct Script {
+    sql: String,
+}
+
+impl Script {
+    /// A script whose statements run in one transaction; the kept ids are
+    /// cleared first, so none is left from another script.
+    pub(crate) fn transaction() -> Self {
+        let cleared: Vec<String> = [Kept::Ticket, Kept::Detail, Kept::Notice]
+            .iter()
+            .flat_map(|k| [format!("{} := NULL", k.variable()), format!("{} := NULL", k.list())])
+            .collect();
+        Self { sql: format!("SET {}; START TRANSACTION", cleared.join(", ")) }
+    }
+
+    /// Appends `statement`, each `?` replaced by its value as a literal.
+    pub(crate) fn push(&mut self, statement: &Statement<'_>) -> QueryResult<()> {
+        self.sql.push_str(";\n");
+        let mut parts = statement.sql.split('?');
+        self.sql.push_str(parts.next().unwrap_or_default());
+        let mut values = statement.values.iter();
+        for part in parts {
+            let value = values.next().ok_or_else(|| mismatch(&statement.sql))?;
+            write_literal(&mut self.sql, value);
+            self.sql.push_str(part);
+        }
+        if values.next().is_some() {
+            return Err(mismatch(&statement.sql));
+        }
+        Ok(())
+    }
+
+    /// Keeps the id the last insert generated as the latest `kept`, and
+    /// lists it.
+    pub(crate) fn keep(&mut self, kept: Kept) {
+        let (latest, list) = (kept.variable(), kept.list());
+        self.sql.push_str(&format!(
+            ";\nSET {latest} := LAST_INSERT_ID(), {list} := CONCAT_WS(',', {list}, LAST_INSERT_ID())"
+        ));
+    }
+
+    /// The whole text, committing at its end.
+    pub(crate) fn commit(mut self) -> String {
+        self.sql.push_str(";\nCOMMIT");
+        self.sql
+    }
+
+    /// The query that reads what the script kept, after it ran (on the same
+    /// connection): the lists of ids of each kind.
+    pub(crate) fn kept_ids() -> Select<'static> {
+        Select(Statement::new(
+            "SELECT CAST(@hd_tickets AS CHAR) AS tickets, CAST(@hd_detalles AS CHAR) AS detalles, \
+             CAST(@hd_avisos AS CHAR) AS avisos",
+            Vec::new(),
+        ))
+    }
+
+    /// How long the text is so far, in bytes.
+    pub(crate) fn len(&self) -> usize {
+        self.sql.len()
+    }
+}
+
+/// What [`Script::kept_ids`] reads.
+#[derive(diesel::QueryableByName, Debug)]
+pub(crate) struct KeptIds {
+    #[diesel(sql_type = Nullable<Text>)]
+    tickets: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    detalles: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    avisos: Option<String>,
+}
+
+impl KeptIds {
+    /// The ids kept of this kind, in the order they were inserted.
+    pub(crate) fn of(&self, kept: Kept) -> QueryResult<Vec<i64>> {
+        let list = match kept {
+            Kept::Ticket => &self.tickets,
+            Kept::Detail => &self.detalles,
+            Kept::Notice => &self.avisos,
+        };
+        let Some(list) = list.as_deref().filter(|l| !l.is_empty()) else { return Ok(Vec::new()) };
+        list.split(',').map(|id| id.parse().map_err(|e| Error::DeserializationError(Box::new(e)))).collect()
+    }
+}
+
+/// `value` as a MySQL literal.
+fn write_literal(out: &mut String, value: &Value<'_>) {
+    use std::fmt::Write;
+    let text = |out: &mut String, s: &str| {
+        out.push_str("_utf8mb4 X'");
+        out.push_str(&hex::encode_upper(s));
+        out.push('\'');
+    };
+    let time = |out: &mut String, t: &NaiveDateTime| {
+        let _ = write!(out, "'{}'", t.format("%Y-%m-%d %H:%M:%S%.6f"));
+    };
+    match value {
+        Value::BigInt(v) => {
+            let _ = write!(out, "{v}");
+        }
+        Value::Int(v) => {
+            let _ = write!(out, "{v}");
+        }
+        Value::Text(s) => text(out, s),
+        Value::Timestamp(t) => time(out, t),
+        Value::OptBigInt(Some(v)) => {
+            let _ = write!(out, "{v}");
+        }
+        Value::OptInt(Some(v)) => {
+            let _ = write!(out, "{v}");
+        }
+        Value::OptText(Some(s)) => text(out, s),
+        Value::OptTimestamp(Some(t)) => time(out, t),
+        Value::OptBigInt(None) | Value::OptInt(None) | Value::OptText(None) | Value::OptTimestamp(None) => {
+            out.push_str("NULL")
+        }
+        Value::Kept(k) => out.push_str(k.variable()),
+    }
+}
+
 fn mismatch(sql: &str) -> Error {
     Error::QueryBuilderError(format!("placeholders and values differ in number: {sql}").into())
 }
@@ -225,6 +408,49 @@ mod tests {
         assert!(matches!(sql_of(&short), Err(Error::QueryBuilderError(_))));
         let long = Statement::new("DELETE FROM t WHERE id = ?", vec![Value::BigInt(1), Value::BigInt(2)]);
         assert!(matches!(sql_of(&long), Err(Error::QueryBuilderError(_))));
+    }
+
+    #[test]
+    fn a_script_writes_its_values_as_literals_and_text_only_in_hex() {
+        let at = chrono::NaiveDate::from_ymd_opt(2026, 12, 7).unwrap().and_hms_micro_opt(10, 11, 12, 123).unwrap();
+        let mut script = Script::transaction();
+        let values = vec![
+            Value::BigInt(-3),
+            Value::Text("it's \\ é"),
+            Value::OptText(None),
+            Value::Timestamp(at),
+            Value::Kept(Kept::Ticket),
+            Value::OptInt(Some(7)),
+        ];
+        script.push(&Statement::new("INSERT INTO t (a, b, c, d, e, f) VALUES (?, ?, ?, ?, ?, ?)", values)).unwrap();
+        script.keep(Kept::Detail);
+        let text = script.commit();
+        assert_eq!(
+            text,
+            "SET @hd_ticket := NULL, @hd_tickets := NULL, @hd_detalle := NULL, @hd_detalles := NULL, \
+             @hd_aviso := NULL, @hd_avisos := NULL; START TRANSACTION;\n\
+             INSERT INTO t (a, b, c, d, e, f) VALUES (-3, _utf8mb4 X'69742773205C20C3A9', NULL, \
+             '2026-12-07 10:11:12.000123', @hd_ticket, 7);\n\
+             SET @hd_detalle := LAST_INSERT_ID(), @hd_detalles := CONCAT_WS(',', @hd_detalles, LAST_INSERT_ID());\n\
+             COMMIT"
+        );
+        let mut short = Script::transaction();
+        let missing = Statement::new("UPDATE t SET a = ? WHERE b = ?", vec![Value::BigInt(1)]);
+        assert!(matches!(short.push(&missing), Err(Error::QueryBuilderError(_))));
+        let extra = Statement::new("DELETE FROM t", vec![Value::BigInt(1)]);
+        assert!(matches!(short.push(&extra), Err(Error::QueryBuilderError(_))));
+        // A kept id is the script's own: never bound to a prepared statement.
+        let kept = Statement::new("DELETE FROM t WHERE id = ?", vec![Value::Kept(Kept::Ticket)]);
+        assert!(matches!(sql_of(&kept), Err(Error::QueryBuilderError(_))));
+        let read = |avisos: Option<&str>| KeptIds {
+            tickets: Some("12".into()),
+            detalles: None,
+            avisos: avisos.map(String::from),
+        };
+        assert_eq!(read(Some("4,9")).of(Kept::Notice).unwrap(), [4, 9]);
+        assert_eq!(read(None).of(Kept::Notice).unwrap(), Vec::<i64>::new());
+        assert_eq!(read(None).of(Kept::Ticket).unwrap(), [12]);
+        assert!(read(Some("4,x")).of(Kept::Notice).is_err());
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! [`Link::run`]: crate::link::Link::run
 
 use deadpool::managed::Pool;
-use diesel_async::AsyncMysqlConnection;
+use diesel_async::{AsyncMysqlConnection, SimpleAsyncConnection};
 use helpdesk_domain::RepoError;
 use tokio::sync::{Mutex, MutexGuard};
 
@@ -13,6 +13,7 @@ use crate::Db;
 use crate::conn::{Recycler, SqliteConn};
 use crate::error::TxError;
 use crate::retry::Deadlocks;
+use crate::sql::{KeptIds, Script};
 use crate::tx::TxBody;
 
 impl Db {
@@ -64,12 +65,53 @@ impl Db {
         }
     }
 
+    /// Runs a [`Script`] (its own transaction, in one round trip) and reads
+    /// the ids it kept, again when InnoDB (or Galera) rolled it back as a
+    /// deadlock victim, like [`Db::mysql_transaction`]. A script that fails
+    /// stops at the failing statement, inside its transaction: it is rolled
+    /// back before the connection goes back to the pool, or the connection
+    /// is dropped (the server then rolls it back).
+    ///
+    /// [`Script`]: crate::sql::Script
+    pub(crate) async fn mysql_script(
+        &self,
+        pool: &Pool<Recycler<AsyncMysqlConnection>>,
+        script: &str,
+    ) -> Result<KeptIds, RepoError> {
+        let mut retry = Deadlocks::default();
+        loop {
+            let attempt = self
+                .link
+                .run(pool, async |conn| match run_script(conn, script).await {
+                    Err(e) if e.is_deadlock() => Ok(Err(e)),
+                    other => other.map(Ok).map_err(RepoError::from),
+                })
+                .await?;
+            if let Some(done) = retry.settle(attempt).await {
+                return done;
+            }
+        }
+    }
+
     /// SQLite's one writer, waited for within the acquire timeout.
     async fn write_lock<'a>(&self, lock: &'a Mutex<()>) -> Result<MutexGuard<'a, ()>, RepoError> {
         tokio::time::timeout(self.link.acquire, lock.lock())
             .await
             .map_err(|_| RepoError::Unavailable("the SQLite writer is busy".into()))
     }
+}
+
+/// One attempt of [`Db::mysql_script`].
+async fn run_script(conn: &mut AsyncMysqlConnection, script: &str) -> Result<KeptIds, TxError> {
+    use diesel_async::RunQueryDsl;
+    if let Err(e) = conn.batch_execute(script).await {
+        return match conn.batch_execute("ROLLBACK").await {
+            Ok(()) => Err(e.into()),
+            // Unavailable: the link drops the connection.
+            Err(r) => Err(RepoError::Unavailable(format!("{e}; its rollback failed: {r}")).into()),
+        };
+    }
+    Ok(Script::kept_ids().get_result(conn).await?)
 }
 
 #[cfg(test)]
@@ -110,5 +152,81 @@ mod tests {
             .await;
         assert!(matches!(done, Ok(7)), "{done:?}");
         assert_eq!(attempts.load(Ordering::SeqCst), 2);
+    }
+
+    /// A script that fails part-way leaves nothing and no open transaction
+    /// behind (its rows would hold their locks on the pooled connection);
+    /// one that succeeds commits, its kept ids read back, text exactly as
+    /// sent whatever `sql_mode` says of backslashes.
+    #[tokio::test]
+    #[ignore = "needs MariaDB on HELPDESK_TEST_MYSQL_URL; .ci/run runs it"]
+    async fn a_failed_script_is_rolled_back_and_a_good_one_committed() {
+        use crate::sql::{Kept, Value};
+        use diesel::sql_types::{BigInt, Text};
+        use diesel_async::RunQueryDsl;
+
+        #[derive(diesel::QueryableByName, Debug, PartialEq)]
+        struct Row {
+            #[diesel(sql_type = BigInt)]
+            id: i64,
+            #[diesel(sql_type = Text)]
+            nombre: String,
+            #[diesel(sql_type = BigInt)]
+            padre: i64,
+        }
+        use diesel_async::AsyncConnection;
+        let url = crate::testing::fresh_mysql_url().await;
+        let db = Db::connect(&crate::DbUrl::parse(&url).unwrap(), &crate::DbOptions::default()).unwrap();
+        let crate::conn::Pools::Mysql(pool) = &db.backend else { panic!("a MySQL pool") };
+        let setup = "CREATE TABLE prueba_script (id BIGINT AUTO_INCREMENT PRIMARY KEY, nombre TEXT NOT NULL, \
+                     padre BIGINT NOT NULL, UNIQUE KEY (padre, id))";
+        db.link.run(pool, async |c| c.batch_execute(setup).await.map_err(RepoError::unexpected)).await.unwrap();
+        let insert = |id: Option<i64>, nombre: &'static str, padre: Value<'static>| {
+            Statement::new(
+                "INSERT INTO prueba_script (id, nombre, padre) VALUES (?, ?, ?)",
+                vec![Value::OptBigInt(id), Value::Text(nombre), padre],
+            )
+        };
+
+        let mut failing = Script::transaction();
+        failing.push(&insert(Some(10), "uno", Value::BigInt(0))).unwrap();
+        failing.push(&insert(Some(10), "otra vez el 10", Value::BigInt(0))).unwrap();
+        let done = db.mysql_script(pool, &failing.commit()).await;
+        assert!(matches!(done, Err(RepoError::Duplicate(_))), "{done:?}");
+        // Another connection inserts the same key at once: no transaction
+        // holds it (a lock would make it wait, then time out).
+        let mut other = AsyncMysqlConnection::establish(&url).await.unwrap();
+        other.batch_execute("SET SESSION innodb_lock_wait_timeout = 2").await.unwrap();
+        other.batch_execute("INSERT INTO prueba_script (id, nombre, padre) VALUES (10, 'otra', 0)").await.unwrap();
+
+        let hostile = ["'; DROP TABLE prueba_script; --", "\\'", "\\", "a\0b", "é漢🙂", "", "?", "\"x\""];
+        for mode in ["", "NO_BACKSLASH_ESCAPES,ANSI_QUOTES"] {
+            let set = format!("SET SESSION sql_mode = '{mode}'");
+            let mut script = Script::transaction();
+            script.push(&Statement::new(set, Vec::new())).unwrap();
+            script.push(&insert(None, "padre", Value::BigInt(0))).unwrap();
+            script.keep(Kept::Ticket);
+            for text in hostile {
+                script.push(&insert(None, text, Value::Kept(Kept::Ticket))).unwrap();
+                script.keep(Kept::Notice);
+            }
+            script.push(&Statement::new("SET SESSION sql_mode = DEFAULT", Vec::new())).unwrap();
+            let kept = db.mysql_script(pool, &script.commit()).await.unwrap();
+            let [parent] = kept.of(Kept::Ticket).unwrap()[..] else { panic!("one parent kept: {kept:?}") };
+            let children = kept.of(Kept::Notice).unwrap();
+            assert_eq!(children.len(), hostile.len(), "{kept:?}");
+            let rows: Vec<Row> = diesel::sql_query(format!(
+                "SELECT id, nombre, padre FROM prueba_script WHERE padre = {parent} ORDER BY id"
+            ))
+            .load(&mut other)
+            .await
+            .unwrap();
+            let want: Vec<Row> = children
+                .iter()
+                .zip(hostile)
+                .map(|(id, text)| Row { id: *id, nombre: text.to_string(), padre: parent })
+                .collect();
+            assert_eq!(rows, want, "sql_mode {mode:?}");
+        }
     }
 }

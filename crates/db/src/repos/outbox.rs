@@ -11,6 +11,7 @@ use super::webhooks::record_webhook_events;
 use crate::error::OrRepo;
 use crate::models::*;
 use crate::schema::*;
+use crate::sql::{Select, Statement, Value, marks};
 use crate::{Db, db_run, db_transaction};
 
 /// Whose notices to read.
@@ -195,15 +196,25 @@ impl OutboxRepository for Db {
         if recipients.is_empty() {
             return Ok(Vec::new());
         }
-        let counts: Vec<(String, i64)> = db_run!(self, |conn| notificacion::table
-            .filter(notificacion::tipo.eq(kind.as_str()))
-            .filter(notificacion::destino.eq_any(recipients))
-            .filter(notificacion::created_at.ge(since))
-            .group_by(notificacion::destino)
-            .select((notificacion::destino, diesel::dsl::count_star()))
-            .load(conn)
-            .await
-            .or_repo())?;
+        #[derive(diesel::QueryableByName)]
+        struct Count {
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            destino: String,
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n: i64,
+        }
+        let sql = format!(
+            "SELECT destino, COUNT(*) AS n FROM notificacion WHERE tipo = ? AND destino IN ({}) AND created_at >= ? \
+             GROUP BY destino",
+            marks(recipients.len())
+        );
+        let values: Vec<Value<'_>> = std::iter::once(Value::Text(kind.as_str()))
+            .chain(recipients.iter().map(|r| Value::Text(r)))
+            .chain([Value::Timestamp(since)])
+            .collect();
+        let counts: Vec<Count> =
+            db_run!(self, |conn| Select(Statement::new(sql.clone(), values.clone())).load(conn).await.or_repo())?;
+        let counts: Vec<(String, i64)> = counts.into_iter().map(|c| (c.destino, c.n)).collect();
         // MySQL's collation ignores case, so it may name a recipient in
         // another case than asked (and group two spellings together).
         Ok(recipients

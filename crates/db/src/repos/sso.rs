@@ -11,7 +11,7 @@ use crate::dialect::Dialect;
 use crate::error::OrRepo;
 use crate::models::*;
 use crate::schema::*;
-use crate::sql::{Statement, Value};
+use crate::sql::{Statement, Value, marks};
 use crate::{Db, db_run, db_transaction};
 
 /// The statement revoking every live token that `$which` picks (a user's,
@@ -98,11 +98,6 @@ macro_rules! locked_throttle_rows {
             })
             .collect::<std::collections::BTreeMap<String, ThrottleState>>()
     }};
-}
-
-/// `?, ?, ..` for `n` values.
-fn marks(n: usize) -> String {
-    vec!["?"; n].join(", ")
 }
 
 /// Stores the keys' new states, all in one statement (an upsert: every row

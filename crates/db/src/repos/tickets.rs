@@ -4,26 +4,33 @@ use std::future::Future;
 
 use diesel::OptionalExtension;
 use diesel::prelude::*;
-use diesel_async::RunQueryDsl;
+use diesel_async::{AsyncMysqlConnection, RunQueryDsl};
 use helpdesk_domain::RepoError;
 use helpdesk_domain::model::*;
 use helpdesk_domain::ports::*;
 
 use super::webhooks::record_webhook_events;
+use crate::conn::Pools;
 use crate::dialect::{Dialect, load_slot};
 use crate::error::{OrRepo, TxError};
 use crate::models::*;
 use crate::schema::*;
-use crate::search::{index_message, index_rows};
-use crate::sql::{Statement, Value};
+use crate::search::{index_message, index_rows, word_insert};
+use crate::sql::{Kept, Script, Statement, Value};
 use crate::{Db, db_run, db_transaction};
 
 impl TicketRepository for Db {
     /// One transaction, in steps: the ticket (opened, or the one the mail
     /// continues), the detail, its attachments, the participants, the
     /// notices, the webhooks' events.
+    ///
+    /// On MySQL a new ticket's steps are one [`Script`] instead
+    /// ([`Db::open_by_script`]).
     async fn store_incoming(&self, n: NewIncoming) -> RepoResult<StoredIncoming> {
         let prepared = Prepared::of(std::slice::from_ref(&n))?;
+        if let Some(mut stored) = self.open_by_script(std::slice::from_ref(&n), &prepared).await? {
+            return stored.pop().ok_or_else(|| RepoError::corrupt("a new ticket's script kept no ids"));
+        }
         let returning = self.returning();
         db_transaction!(self, |conn| store_one(conn, returning, &n, &prepared[0]).await)
     }
@@ -35,6 +42,9 @@ impl TicketRepository for Db {
     /// [`store_incoming`]: TicketRepository::store_incoming
     async fn store_incoming_batch(&self, batch: &[NewIncoming]) -> RepoResult<Vec<StoredIncoming>> {
         let prepared = Prepared::of(batch)?;
+        if let Some(stored) = self.open_by_script(batch, &prepared).await? {
+            return Ok(stored);
+        }
         let returning = self.returning();
         let together = returning && batch.len() > 1 && batch.iter().all(|n| matches!(n.target, IncomingTarget::New(_)));
         db_transaction!(self, |conn| {
@@ -173,46 +183,25 @@ impl TicketRepository for Db {
     }
 
     async fn operator_loads(&self, department_id: i64) -> RepoResult<Vec<OperatorLoad>> {
-        // Two indexed reads on one connection: the operators, then their
-        // load slots (kept by the writes, never recounted here).
-        let (users, slots) = db_run!(self, |conn| {
-            let users: Vec<(UserRow, Option<String>)> = usuario::table
-                .left_join(rol::table)
-                .filter(usuario::fk_id_departamento.eq(department_id))
-                .filter(usuario::status.eq(UserStatus::Active.as_str()))
-                .filter(usuario::acceso_ticket.eq("S"))
-                .order(usuario::id_usuario)
-                .select((UserRow::as_select(), rol::nombre.nullable()))
-                .load(conn)
-                .await
-                .or_repo()?;
-            let ids: Vec<i64> = users.iter().map(|(u, _)| u.id_usuario).collect();
-            let slots: Vec<(i64, i64, Option<Timestamp>)> = if ids.is_empty() {
-                Vec::new()
-            } else {
-                carga_operador::table
-                    .filter(carga_operador::fk_id_usuario.eq_any(&ids))
-                    .select((
-                        carga_operador::fk_id_usuario,
-                        carga_operador::tickets_abiertos,
-                        carga_operador::ultima_asignacion,
-                    ))
-                    .load(conn)
-                    .await
-                    .or_repo()?
-            };
-            Ok((users, slots))
-        })?;
-        let mut loads: std::collections::BTreeMap<i64, (i64, Option<Timestamp>)> = Default::default();
-        for (user, open, last) in slots {
-            let l = loads.entry(user).or_default();
-            l.0 += open;
-            l.1 = l.1.max(last);
-        }
-        users
-            .into_iter()
-            .map(|(u, role)| {
-                let (open_tickets, last_assigned_at) = loads.get(&u.id_usuario).copied().unwrap_or_default();
+        // One indexed read: the operators, each with its load slots summed
+        // (kept by the writes, never recounted here).
+        let rows: Vec<(UserRow, Option<String>, i64, Option<Timestamp>)> = db_run!(self, |conn| usuario::table
+            .left_join(rol::table)
+            .filter(usuario::fk_id_departamento.eq(department_id))
+            .filter(usuario::status.eq(UserStatus::Active.as_str()))
+            .filter(usuario::acceso_ticket.eq("S"))
+            .order(usuario::id_usuario)
+            .select((
+                UserRow::as_select(),
+                rol::nombre.nullable(),
+                SlotsOf::<diesel::sql_types::BigInt>::new(OPEN_TICKETS),
+                SlotsOf::<diesel::sql_types::Nullable<diesel::sql_types::Timestamp>>::new(LAST_ASSIGNED),
+            ))
+            .load(conn)
+            .await
+            .or_repo())?;
+        rows.into_iter()
+            .map(|(u, role, open_tickets, last_assigned_at)| {
                 Ok(OperatorLoad { user: u.into_domain(role)?, open_tickets, last_assigned_at })
             })
             .collect()
@@ -277,6 +266,117 @@ async fn store_one<C: Dialect>(
     let notice_ids = queue_notices(conn, returning, ticket_id, detail_id, &n.notices, n.now, n.notices_due_at).await?;
     record_webhook_events(conn, ticket_id, Some(detail_id), &n.webhook_events, n.now).await?;
     Ok(StoredIncoming { ticket_id, detail_id, created_ticket, notice_ids })
+}
+
+/// Most bytes of a new ticket's [`Script`]: a longer mail takes the steps,
+/// whose values travel as bound parameters (the script writes text in hex,
+/// twice its size, and MySQL's packets are capped, 16 MiB by default).
+const MAX_SCRIPT_BYTES: usize = 1 << 20;
+
+impl Db {
+    /// New tickets on MySQL as one [`Script`]: one round trip for the
+    /// transaction and one to read the new ids, where the steps took a
+    /// dozen. `None` when the store is not MySQL or the script cannot carry
+    /// the batch ([`opening_script`]): the caller takes the steps.
+    async fn open_by_script(
+        &self,
+        batch: &[NewIncoming],
+        prepared: &[Prepared],
+    ) -> RepoResult<Option<Vec<StoredIncoming>>> {
+        let Pools::Mysql(pool) = &self.backend else { return Ok(None) };
+        let Some(script) = opening_script::<AsyncMysqlConnection>(batch, prepared).or_repo()? else {
+            return Ok(None);
+        };
+        let kept = self.mysql_script(pool, &script).await?;
+        let (tickets, details, notices) =
+            (kept.of(Kept::Ticket).or_repo()?, kept.of(Kept::Detail).or_repo()?, kept.of(Kept::Notice).or_repo()?);
+        if tickets.len() != batch.len()
+            || details.len() != batch.len()
+            || notices.len() != batch.iter().map(|n| n.notices.len()).sum::<usize>()
+        {
+            return Err(RepoError::corrupt(format!("{} new tickets' script kept {kept:?}", batch.len())));
+        }
+        let mut notices = notices.into_iter();
+        let stored = batch
+            .iter()
+            .zip(tickets.into_iter().zip(details))
+            .map(|(n, (ticket_id, detail_id))| {
+                let notice_ids = notices.by_ref().take(n.notices.len()).collect();
+                StoredIncoming { ticket_id, detail_id, created_ticket: true, notice_ids }
+            })
+            .collect();
+        Ok(Some(stored))
+    }
+}
+
+/// New tickets' writes as one [`Script`] (MySQL): the rows the steps write
+/// (`store_one`'s, `open_tickets`'), in their order — the assignees' loads,
+/// then for each mail the ticket, its detail, words, attachments,
+/// participants, events and notices — with each new ticket's and detail's
+/// id kept for the rows after it. `None` when a script cannot carry them: a
+/// mail that continues a ticket, webhook events (their bodies name the new
+/// ids, and only the active webhooks read in the transaction say who gets
+/// them), or a text past [`MAX_SCRIPT_BYTES`].
+fn opening_script<C: Dialect>(batch: &[NewIncoming], prepared: &[Prepared]) -> QueryResult<Option<String>> {
+    let mut new = Vec::with_capacity(batch.len());
+    for n in batch {
+        match &n.target {
+            IncomingTarget::New(t) if n.webhook_events.is_empty() => new.push(t),
+            _ => return Ok(None),
+        }
+    }
+    let (ticket, detail) = (Value::Kept(Kept::Ticket), Value::Kept(Kept::Detail));
+    let mut script = Script::transaction();
+    for (user, (step, at)) in assignee_loads(batch) {
+        script.push(&load_change(C::ADD_TO_LOAD, user, step, Some(at)))?;
+    }
+    for ((n, t), p) in batch.iter().zip(new).zip(prepared) {
+        script.push(&Statement::insert_rows("INSERT INTO ticket", TICKET_COLUMNS, vec![ticket_row(t, n.now)]))?;
+        script.keep(Kept::Ticket);
+        let row = detail_row(ticket, true, &n.detail, &p.headers, n.now);
+        script.push(&Statement::insert_rows("INSERT INTO detalle_ticket", DETAIL_COLUMNS, vec![row]))?;
+        script.keep(Kept::Detail);
+        let words = message_words(&n.detail.subject, &n.detail.body);
+        if !words.is_empty() {
+            script.push(&word_insert::<C>(words.iter().map(|w| vec![Value::Text(w), ticket]).collect()))?;
+        }
+        if !n.attachments.is_empty() {
+            let rows = n.attachments.iter().map(|a| attachment_row(detail, a)).collect();
+            script.push(&Statement::insert_rows("INSERT INTO adjunto_ticket", ATTACHMENT_COLUMNS, rows))?;
+        }
+        if !p.participants.is_empty() {
+            let rows = p.participants.iter().map(|a| vec![ticket, Value::Text(a)]).collect();
+            script.push(&participant_insert::<C>(rows))?;
+        }
+        if !n.events.is_empty() {
+            script.push(&event_insert(ticket, &n.events, n.now))?;
+        }
+        // One insert each, each id kept (a multi-row insert's ids need not
+        // be consecutive: Galera steps them by the cluster's size).
+        for nn in &n.notices {
+            let row = notice_row(ticket, detail, nn, n.now, n.notices_due_at);
+            script.push(&Statement::insert_rows("INSERT INTO notificacion", NOTICE_COLUMNS, vec![row]))?;
+            script.keep(Kept::Notice);
+        }
+        if script.len() > MAX_SCRIPT_BYTES {
+            return Ok(None);
+        }
+    }
+    Ok(Some(script.commit()))
+}
+
+/// The open tickets each assignee gains from new tickets among `batch`,
+/// with their latest assignment.
+fn assignee_loads(batch: &[NewIncoming]) -> std::collections::BTreeMap<i64, (i64, Timestamp)> {
+    let mut loads: std::collections::BTreeMap<i64, (i64, Timestamp)> = Default::default();
+    for n in batch {
+        if let IncomingTarget::New(NewTicket { assignee_id: Some(a), .. }) = &n.target {
+            let load = loads.entry(*a).or_insert((0, n.now));
+            load.0 += 1;
+            load.1 = load.1.max(n.now);
+        }
+    }
+    loads
 }
 
 /// The columns of a new ticket, in the order of [`ticket_row`]'s values.
@@ -355,14 +455,14 @@ const DETAIL_COLUMNS: &[&str] = &[
 ];
 
 fn detail_row<'a>(
-    ticket_id: i64,
+    ticket: Value<'a>,
     created_ticket: bool,
     d: &'a NewTicketDetail,
     headers: &'a str,
     now: Timestamp,
 ) -> Vec<Value<'a>> {
     vec![
-        Value::BigInt(ticket_id),
+        ticket,
         Value::Text(&d.dedupe_key),
         Value::OptText(d.message_id.as_deref()),
         Value::OptText(d.message_id_hash.as_deref()),
@@ -403,15 +503,7 @@ fn open_tickets<'a, C: Dialect>(
                 IncomingTarget::Existing { .. } => None,
             })
             .collect();
-        let mut loads: std::collections::BTreeMap<i64, (i64, Timestamp)> = Default::default();
-        for (t, n) in new.iter().zip(batch) {
-            if let Some(a) = t.assignee_id {
-                let load = loads.entry(a).or_insert((0, n.now));
-                load.0 += 1;
-                load.1 = load.1.max(n.now);
-            }
-        }
-        for (user, (step, at)) in loads {
+        for (user, (step, at)) in assignee_loads(batch) {
             change_load(conn, user, step, Some(at)).await?;
         }
         let rows = new.iter().zip(batch).map(|(t, n)| ticket_row(t, n.now)).collect();
@@ -422,7 +514,7 @@ fn open_tickets<'a, C: Dialect>(
             .iter()
             .zip(prepared)
             .zip(&ticket_ids)
-            .map(|((n, p), t)| detail_row(*t, true, &n.detail, &p.headers, n.now))
+            .map(|((n, p), t)| detail_row(Value::BigInt(*t), true, &n.detail, &p.headers, n.now))
             .collect();
         let insert = Statement::insert_rows("INSERT INTO detalle_ticket", DETAIL_COLUMNS, rows);
         let mut detail_ids = conn.load_ids(crate::sql::returning(insert, detalle_ticket::id_detalle_ticket)).await?;
@@ -439,7 +531,7 @@ fn open_tickets<'a, C: Dialect>(
         let rows: Vec<Vec<Value<'_>>> = batch
             .iter()
             .zip(&detail_ids)
-            .flat_map(|(n, d)| n.attachments.iter().map(|a| attachment_row(*d, a)))
+            .flat_map(|(n, d)| n.attachments.iter().map(|a| attachment_row(Value::BigInt(*d), a)))
             .collect();
         if !rows.is_empty() {
             conn.run(Statement::insert_rows("INSERT INTO adjunto_ticket", ATTACHMENT_COLUMNS, rows)).await?;
@@ -450,13 +542,14 @@ fn open_tickets<'a, C: Dialect>(
             .flat_map(|(p, t)| p.participants.iter().map(|a| vec![Value::BigInt(*t), Value::Text(a)]))
             .collect();
         if !rows.is_empty() {
-            let head = format!("{} INTO participante_ticket", conn.insert_ignore());
-            conn.run(Statement::insert_rows(&head, &["fk_id_ticket", "correo"], rows)).await?;
+            conn.run(participant_insert::<C>(rows)).await?;
         }
         let rows: Vec<Vec<Value<'_>>> = batch
             .iter()
             .zip(ticket_ids.iter().zip(&detail_ids))
-            .flat_map(|(n, (t, d))| n.notices.iter().map(|nn| notice_row(*t, *d, nn, n.now, n.notices_due_at)))
+            .flat_map(|(n, (t, d))| {
+                n.notices.iter().map(|nn| notice_row(Value::BigInt(*t), Value::BigInt(*d), nn, n.now, n.notices_due_at))
+            })
             .collect();
         let mut notice_ids = if rows.is_empty() {
             Vec::new()
@@ -542,14 +635,18 @@ pub(super) async fn change_load<C: Dialect>(
     step: i64,
     assigned_at: Option<Timestamp>,
 ) -> QueryResult<()> {
+    conn.run(load_change(conn.add_to_load(), user, step, assigned_at)).await?;
+    Ok(())
+}
+
+/// The upsert behind [`change_load`] (`add_to_load`: the dialect's).
+fn load_change(add_to_load: &str, user: i64, step: i64, assigned_at: Option<Timestamp>) -> Statement<'static> {
     let sql = format!(
-        "INSERT INTO carga_operador (fk_id_usuario, ranura, tickets_abiertos, ultima_asignacion) VALUES (?, ?, ?, ?){}",
-        conn.add_to_load()
+        "INSERT INTO carga_operador (fk_id_usuario, ranura, tickets_abiertos, ultima_asignacion) VALUES (?, ?, ?, ?){add_to_load}"
     );
     let values =
         vec![Value::BigInt(user), Value::Int(load_slot()), Value::BigInt(step), Value::OptTimestamp(assigned_at)];
-    conn.run(Statement::new(sql, values)).await?;
-    Ok(())
+    Statement::new(sql, values)
 }
 
 /// Moves on the ticket a mail or reply continues (reopened when asked, its
@@ -616,8 +713,8 @@ pub(super) fn insert_detail<C: Dialect>(
 
 const ATTACHMENT_COLUMNS: &[&str] = &["fk_id_detalle_ticket", "nombre", "ruta", "tipo"];
 
-fn attachment_row(detail_id: i64, a: &NewAttachment) -> Vec<Value<'_>> {
-    vec![Value::BigInt(detail_id), Value::Text(&a.name), Value::Text(&a.route), Value::Text(&a.mime_type)]
+fn attachment_row<'a>(detail: Value<'a>, a: &'a NewAttachment) -> Vec<Value<'a>> {
+    vec![detail, Value::Text(&a.name), Value::Text(&a.route), Value::Text(&a.mime_type)]
 }
 
 /// One row per attachment of the detail.
@@ -649,9 +746,15 @@ pub(super) async fn add_participants<C: Dialect>(
         return Ok(());
     }
     let rows = participants.iter().map(|p| vec![Value::BigInt(ticket_id), Value::Text(p)]).collect();
-    let head = format!("{} INTO participante_ticket", conn.insert_ignore());
-    conn.run(Statement::insert_rows(&head, &["fk_id_ticket", "correo"], rows)).await?;
+    conn.run(participant_insert::<C>(rows)).await?;
     Ok(())
+}
+
+/// The insert of (ticket, address) rows; one already there is skipped (the
+/// primary key).
+fn participant_insert<C: Dialect>(rows: Vec<Vec<Value<'_>>>) -> Statement<'_> {
+    let head = format!("{} INTO participante_ticket", C::INSERT_IGNORE);
+    Statement::insert_rows(&head, &["fk_id_ticket", "correo"], rows)
 }
 
 /// The columns of a new notice, in the order of its values.
@@ -667,15 +770,22 @@ pub(super) fn notice_insert<'a>(
     now: Timestamp,
     due: Timestamp,
 ) -> Statement<'a> {
-    let rows = notices.iter().map(|nn| notice_row(ticket_id, detail_id, nn, now, due)).collect();
+    let rows =
+        notices.iter().map(|nn| notice_row(Value::BigInt(ticket_id), Value::BigInt(detail_id), nn, now, due)).collect();
     Statement::insert_rows("INSERT INTO notificacion", NOTICE_COLUMNS, rows)
 }
 
 /// A new notice's values, in the order of [`NOTICE_COLUMNS`].
-fn notice_row(ticket_id: i64, detail_id: i64, nn: &NewNotice, now: Timestamp, due: Timestamp) -> Vec<Value<'_>> {
+fn notice_row<'a>(
+    ticket: Value<'a>,
+    detail: Value<'a>,
+    nn: &'a NewNotice,
+    now: Timestamp,
+    due: Timestamp,
+) -> Vec<Value<'a>> {
     vec![
-        Value::BigInt(ticket_id),
-        Value::BigInt(detail_id),
+        ticket,
+        detail,
         Value::Text(nn.kind.as_str()),
         Value::Text(&nn.recipient),
         Value::Text(NoticeStatus::Pending.as_str()),
@@ -769,11 +879,17 @@ pub(crate) async fn insert_events<C: Dialect>(
     if events.is_empty() {
         return Ok(());
     }
+    conn.run(event_insert(Value::BigInt(ticket_id), events, now)).await?;
+    Ok(())
+}
+
+/// The insert of a ticket's events, all in one statement.
+fn event_insert<'a>(ticket: Value<'a>, events: &'a [NewTicketEvent], now: Timestamp) -> Statement<'a> {
     let rows = events
         .iter()
         .map(|e| {
             vec![
-                Value::BigInt(ticket_id),
+                ticket,
                 Value::OptBigInt(e.actor_id),
                 Value::Text(e.kind.as_str()),
                 Value::OptText(e.before.as_deref()),
@@ -782,8 +898,7 @@ pub(crate) async fn insert_events<C: Dialect>(
             ]
         })
         .collect();
-    conn.run(Statement::insert_rows("INSERT INTO evento_ticket", EVENT_COLUMNS, rows)).await?;
-    Ok(())
+    Statement::insert_rows("INSERT INTO evento_ticket", EVENT_COLUMNS, rows)
 }
 
 /// The clock's columns of `ticket` become `c`'s, in the caller's
@@ -821,4 +936,63 @@ pub(super) async fn write_clock<C: Dialect>(conn: &mut C, ticket_id: i64, c: &Sl
         Value::BigInt(ticket_id),
     ];
     Ok(conn.run(Statement::new(sql, values)).await? == 1)
+}
+
+/// An operator's open tickets, summed over its load slots. `CAST(.. AS
+/// SIGNED)`: MySQL sums to DECIMAL (SQLite reads the type as NUMERIC, an
+/// integer here).
+const OPEN_TICKETS: &str = "CAST(COALESCE(SUM(c.tickets_abiertos), 0) AS SIGNED)";
+/// An operator's last assignment, over its load slots.
+const LAST_ASSIGNED: &str = "MAX(c.ultima_asignacion)";
+
+/// `(SELECT <aggregate> FROM carga_operador c WHERE c.fk_id_usuario =
+/// usuario.id_usuario)`: a subquery on `carga_operador`'s primary key for
+/// each operator listed. Its own type so that the query is kept prepared
+/// (diesel's `sql` literal is prepared and closed at every call).
+struct SlotsOf<ST> {
+    aggregate: &'static str,
+    sql_type: std::marker::PhantomData<ST>,
+}
+
+impl<ST> SlotsOf<ST> {
+    fn new(aggregate: &'static str) -> Self {
+        Self { aggregate, sql_type: std::marker::PhantomData }
+    }
+}
+
+impl<ST: diesel::sql_types::SqlType + diesel::expression::TypedExpressionType> diesel::Expression for SlotsOf<ST> {
+    type SqlType = ST;
+}
+
+impl<ST, QS> diesel::AppearsOnTable<QS> for SlotsOf<ST>
+where
+    Self: diesel::Expression,
+    usuario::id_usuario: diesel::AppearsOnTable<QS>,
+{
+}
+
+impl<ST, QS> diesel::SelectableExpression<QS> for SlotsOf<ST>
+where
+    Self: diesel::Expression,
+    usuario::id_usuario: diesel::SelectableExpression<QS>,
+{
+}
+
+impl<ST, GB> diesel::expression::ValidGrouping<GB> for SlotsOf<ST> {
+    type IsAggregate = diesel::expression::is_aggregate::Never;
+}
+
+impl<ST> diesel::query_builder::QueryId for SlotsOf<ST> {
+    type QueryId = ();
+    // No static id: the statement cache keys the query by its SQL text.
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+impl<ST, DB: diesel::backend::Backend> diesel::query_builder::QueryFragment<DB> for SlotsOf<ST> {
+    fn walk_ast<'b>(&'b self, mut out: diesel::query_builder::AstPass<'_, 'b, DB>) -> QueryResult<()> {
+        out.push_sql("(SELECT ");
+        out.push_sql(self.aggregate);
+        out.push_sql(" FROM carga_operador c WHERE c.fk_id_usuario = usuario.id_usuario)");
+        Ok(())
+    }
 }

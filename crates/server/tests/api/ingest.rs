@@ -379,7 +379,12 @@ async fn new_tickets_take_few_statements_and_those_arriving_together_share_them(
     let before = d.app.db.statements();
     d.new_ticket("a1", "a1@ejemplo.test").await;
     let alone = d.app.db.statements() - before;
-    assert!(alone <= 15, "one new ticket alone took {alone} statements");
+    // On MySQL, one trip each: the operators with their loads, the
+    // acknowledgements counted, the ticket's writes as one script and its
+    // ids read back, the bitácora (the script's dozen statements were a
+    // dozen trips before); SQLite runs them in-process, one by one.
+    let most = if backend == Backend::Mysql { 5 } else { 15 };
+    assert!(alone <= most, "one new ticket alone took {alone} statements");
     // Mail to no known mailbox goes to the first active department, read
     // with the rest of the routing setup (cached), not for every mail.
     d.save(&mail("u0", "u0@ejemplo.test", "nadie@otro.test", "Sin buzón")).await;
