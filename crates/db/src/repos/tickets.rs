@@ -276,14 +276,21 @@ const MAX_SCRIPT_BYTES: usize = 1 << 20;
 impl Db {
     /// New tickets on MySQL as one [`Script`]: one round trip for the
     /// transaction and one to read the new ids, where the steps took a
-    /// dozen. `None` when the store is not MySQL or the script cannot carry
-    /// the batch ([`opening_script`]): the caller takes the steps.
+    /// dozen. `None` when the script is not the cheaper way and the caller
+    /// takes the steps: on SQLite (no round trips), for a batch on MariaDB
+    /// (its multi-row inserts with `RETURNING` cost MariaDB fewer statements
+    /// than a script's inserts one ticket at a time: measured, 0.52 against
+    /// 0.66 ms of its CPU per ticket at 4 connections), or when the script
+    /// cannot carry the batch ([`opening_script`]).
     async fn open_by_script(
         &self,
         batch: &[NewIncoming],
         prepared: &[Prepared],
     ) -> RepoResult<Option<Vec<StoredIncoming>>> {
         let Pools::Mysql(pool) = &self.backend else { return Ok(None) };
+        if batch.len() > 1 && self.returning() {
+            return Ok(None);
+        }
         let Some(script) = opening_script::<AsyncMysqlConnection>(batch, prepared).or_repo()? else {
             return Ok(None);
         };
