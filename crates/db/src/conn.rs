@@ -264,6 +264,14 @@ pub struct Db {
     /// Whether inserts may read their new id with `RETURNING` instead of
     /// asking for the last insert id in another round trip.
     returning: Arc<AtomicBool>,
+    /// Whether new tickets may be written as one script (`sql::Script`):
+    /// on MySQL and MariaDB, but not on a Galera node. A transaction the
+    /// cluster aborts (a conflict with a write set from another node) while
+    /// a multi-statement query runs does not always stop the query: the
+    /// statements after it ran outside any transaction, committed one by
+    /// one (a ticket without its detail, seen in the three-node test), and
+    /// its `COMMIT` could answer success for work that was rolled back.
+    scripts: Arc<AtomicBool>,
     /// Deadlines and the state of the link to the database.
     pub(crate) link: Arc<Link>,
     /// Statements sent on this pool's connections (see [`Db::statements`]).
@@ -317,6 +325,7 @@ impl Db {
         // SQLite has `RETURNING` (3.35+, bundled); MySQL's first connection
         // tells whether it is MariaDB.
         let returning = Arc::new(AtomicBool::new(matches!(url, DbUrl::Sqlite(_))));
+        let scripts = Arc::new(AtomicBool::new(false));
         let link = Arc::new(Link::new(opts.acquire_timeout, opts.statement_timeout));
         let statements = Arc::new(AtomicU64::new(0));
         let mut in_use = None;
@@ -370,12 +379,14 @@ impl Db {
             }
             DbUrl::Mysql(urls) => {
                 let flag = returning.clone();
+                let script_flag = scripts.clone();
                 let counter = statements.clone();
                 let config = move || {
                     let mut config = ManagerConfig::<AsyncMysqlConnection>::default();
-                    let (flag, counter) = (flag.clone(), counter.clone());
+                    let (flag, script_flag, counter) = (flag.clone(), script_flag.clone(), counter.clone());
                     config.custom_setup = Box::new(move |url: &str| {
-                        let (url, flag, counter) = (url.to_string(), flag.clone(), counter.clone());
+                        let (url, flag, script_flag, counter) =
+                            (url.to_string(), flag.clone(), script_flag.clone(), counter.clone());
                         async move {
                             let mut conn = AsyncMysqlConnection::establish(&url).await?;
                             // MariaDB (10.5+) answers `INSERT .. RETURNING`;
@@ -388,21 +399,20 @@ impl Db {
                             // A Galera node that is joining (or cut off from
                             // its cluster's majority) accepts connections but
                             // refuses queries: not a connection to keep.
-                            if server.contains("MariaDB") {
-                                let mut show = async |sql: &'static str| -> diesel::ConnectionResult<bool> {
-                                    let rows: Vec<StatusRow> = diesel::sql_query(sql)
-                                        .load(&mut conn)
-                                        .await
-                                        .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
-                                    Ok(rows.iter().any(|r| r.value.eq_ignore_ascii_case("ON")))
-                                };
-                                let galera = show("SHOW VARIABLES LIKE 'wsrep_on'").await?;
-                                if galera && !show("SHOW STATUS LIKE 'wsrep_ready'").await? {
-                                    return Err(diesel::ConnectionError::BadConnection(
-                                        "this cluster node is not ready (wsrep_ready is OFF)".into(),
-                                    ));
-                                }
+                            let mut show = async |sql: &'static str| -> diesel::ConnectionResult<bool> {
+                                let rows: Vec<StatusRow> = diesel::sql_query(sql)
+                                    .load(&mut conn)
+                                    .await
+                                    .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
+                                Ok(rows.iter().any(|r| r.value.eq_ignore_ascii_case("ON")))
+                            };
+                            let galera = show("SHOW VARIABLES LIKE 'wsrep_on'").await?;
+                            if galera && !show("SHOW STATUS LIKE 'wsrep_ready'").await? {
+                                return Err(diesel::ConnectionError::BadConnection(
+                                    "this cluster node is not ready (wsrep_ready is OFF)".into(),
+                                ));
                             }
+                            script_flag.store(!galera, Ordering::Relaxed);
                             conn.set_instrumentation(count_statements(counter));
                             Ok(conn)
                         }
@@ -414,7 +424,7 @@ impl Db {
                 Pools::Mysql(build_pool!(manager, opts, opts.max_connections.max(1))?)
             }
         };
-        Ok(Db { backend, url: url.clone(), returning, link, statements, in_use })
+        Ok(Db { backend, url: url.clone(), returning, scripts, link, statements, in_use })
     }
 
     /// How many statements this pool's connections have sent since it was
@@ -429,12 +439,17 @@ impl Db {
         AtomicBool::load(&self.returning, Ordering::Relaxed)
     }
 
+    /// Whether new tickets may be written as one script (see the field).
+    pub(crate) fn scripts(&self) -> bool {
+        AtomicBool::load(&self.scripts, Ordering::Relaxed)
+    }
+
     /// Makes inserts read their ids the MySQL way, with a query after each
     /// (what MySQL itself needs), so tests can run that path on MariaDB.
     #[cfg(feature = "testing")]
     pub fn without_returning(self) -> Self {
-        let Db { backend, url, link, statements, in_use, .. } = self;
-        Db { backend, url, returning: Arc::new(AtomicBool::new(false)), link, statements, in_use }
+        let Db { backend, url, link, statements, in_use, scripts, .. } = self;
+        Db { backend, url, returning: Arc::new(AtomicBool::new(false)), scripts, link, statements, in_use }
     }
 
     pub fn backend(&self) -> Backend {

@@ -16,7 +16,7 @@ use crate::error::{OrRepo, TxError};
 use crate::models::*;
 use crate::schema::*;
 use crate::search::{index_message, index_rows, word_insert};
-use crate::sql::{Kept, Script, Statement, Value};
+use crate::sql::{Kept, Script, Select, Statement, Value, marks};
 use crate::{Db, db_run, db_transaction};
 
 impl TicketRepository for Db {
@@ -207,6 +207,33 @@ impl TicketRepository for Db {
             .collect()
     }
 
+    async fn user_loads(&self, users: &[i64]) -> RepoResult<Vec<(i64, Option<Timestamp>)>> {
+        #[derive(QueryableByName)]
+        struct Load {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            fk_id_usuario: i64,
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            abiertos: i64,
+            #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Timestamp>)]
+            ultima: Option<Timestamp>,
+        }
+        if users.is_empty() {
+            return Ok(Vec::new());
+        }
+        // One read of the users' slots, on `carga_operador`'s primary key.
+        let sql = format!(
+            "SELECT fk_id_usuario, {OPEN_TICKETS} AS abiertos, {LAST_ASSIGNED} AS ultima FROM carga_operador c \
+             WHERE fk_id_usuario IN ({}) GROUP BY fk_id_usuario",
+            marks(users.len())
+        );
+        let values: Vec<Value<'_>> = users.iter().map(|u| Value::BigInt(*u)).collect();
+        let loads: Vec<Load> =
+            db_run!(self, |conn| Select(Statement::new(sql.clone(), values.clone())).load(conn).await.or_repo())?;
+        let loads: std::collections::HashMap<i64, (i64, Option<Timestamp>)> =
+            loads.into_iter().map(|l| (l.fk_id_usuario, (l.abiertos, l.ultima))).collect();
+        Ok(users.iter().map(|u| loads.get(u).copied().unwrap_or_default()).collect())
+    }
+
     async fn set_ticket_status(&self, ticket_id: i64, status: TicketStatus, now: Timestamp) -> RepoResult<()> {
         db_transaction!(self, |conn| {
             if conn.set_status(ticket_id, status, now).await? { Ok(()) } else { Err(RepoError::NotFound.into()) }
@@ -277,7 +304,8 @@ impl Db {
     /// New tickets on MySQL as one [`Script`]: one round trip for the
     /// transaction and one to read the new ids, where the steps took a
     /// dozen. `None` when the script is not the cheaper way and the caller
-    /// takes the steps: on SQLite (no round trips), for a batch on MariaDB
+    /// takes the steps: on SQLite (no round trips), on a Galera node (see
+    /// `Db::scripts`), for a batch on MariaDB
     /// (its multi-row inserts with `RETURNING` cost MariaDB fewer statements
     /// than a script's inserts one ticket at a time: measured, 0.52 against
     /// 0.66 ms of its CPU per ticket at 4 connections), or when the script
@@ -288,7 +316,7 @@ impl Db {
         prepared: &[Prepared],
     ) -> RepoResult<Option<Vec<StoredIncoming>>> {
         let Pools::Mysql(pool) = &self.backend else { return Ok(None) };
-        if batch.len() > 1 && self.returning() {
+        if !self.scripts() || (batch.len() > 1 && self.returning()) {
             return Ok(None);
         }
         let Some(script) = opening_script::<AsyncMysqlConnection>(batch, prepared).or_repo()? else {

@@ -367,6 +367,12 @@ pub trait TicketRepository: Send + Sync + 'static {
     /// Active users of the department with `acceso_ticket` S, with their
     /// open tickets and last assignment.
     fn operator_loads(&self, department_id: i64) -> impl Future<Output = RepoResult<Vec<OperatorLoad>>> + Send;
+    /// The open tickets and last assignment of each of `users`, in their
+    /// order (0 and `None` for a user with none): [`operator_loads`]
+    /// without the users, for a caller that holds them.
+    ///
+    /// [`operator_loads`]: TicketRepository::operator_loads
+    fn user_loads(&self, users: &[i64]) -> impl Future<Output = RepoResult<Vec<(i64, Option<Timestamp>)>>> + Send;
     /// MUST return `NotFound` for an unknown ticket.
     fn set_ticket_status(
         &self,

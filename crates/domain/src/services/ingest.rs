@@ -261,6 +261,9 @@ struct SetupCache {
     webhooks: TtlCache<i64, bool>,
     /// The events some active outgoing webhook subscribes to.
     subscribed: TtlCache<(), BTreeSet<WebhookEventKind>>,
+    /// Each department's operators (active, taking tickets); their loads
+    /// are read for every mail.
+    operators: TtlCache<i64, Vec<InternalUser>>,
 }
 
 impl<R: IngestPorts> IngestService<R> {
@@ -272,6 +275,7 @@ impl<R: IngestPorts> IngestService<R> {
             fallback: TtlCache::new(ttl),
             webhooks: TtlCache::new(ttl),
             subscribed: TtlCache::new(ttl),
+            operators: TtlCache::new(ttl),
         };
         let sla = super::SlaBook::new(repo.clone(), clock.clone(), ttl);
         let own = super::OwnAddresses::new(settings.own_addresses.clone(), ttl);
@@ -298,6 +302,31 @@ impl<R: IngestPorts> IngestService<R> {
     async fn has_webhook(&self, department_id: i64) -> Result<bool, RepoError> {
         let load = || async move { Ok(self.repo.department_webhook(department_id).await?.is_some()) };
         self.setup.webhooks.get_or_load(department_id, self.clock.now(), load, |_| true).await
+    }
+
+    /// The department's operators: its active users who take tickets.
+    async fn operators(&self, department_id: i64) -> Result<Vec<InternalUser>, RepoError> {
+        let load = || async move {
+            let filter = UserFilter { department_id: Some(department_id), ..UserFilter::default() };
+            let mut users = self.repo.find_users(filter).await?;
+            users.retain(|u| u.is_active() && u.can_take_tickets && u.department_id == Some(department_id));
+            Ok(users)
+        };
+        self.setup.operators.get_or_load(department_id, self.clock.now(), load, |_| true).await
+    }
+
+    /// Each operator of the department with its load: the operators from
+    /// the routing cache, their loads read now (they change with every
+    /// ticket).
+    async fn operator_loads(&self, department_id: i64) -> Result<Vec<OperatorLoad>, RepoError> {
+        let operators = self.operators(department_id).await?;
+        let ids: Vec<i64> = operators.iter().map(|u| u.id).collect();
+        let loads = self.repo.user_loads(&ids).await?;
+        Ok(operators
+            .into_iter()
+            .zip(loads)
+            .map(|(user, (open_tickets, last_assigned_at))| OperatorLoad { user, open_tickets, last_assigned_at })
+            .collect())
     }
 
     /// The kinds of event some active subscription wants: an event of
@@ -555,7 +584,7 @@ impl<R: IngestPorts> IngestService<R> {
         let mut loads: BTreeMap<i64, Vec<OperatorLoad>> = BTreeMap::new();
         for o in batch {
             if let std::collections::btree_map::Entry::Vacant(e) = loads.entry(o.department.id) {
-                e.insert(self.repo.operator_loads(o.department.id).await?);
+                e.insert(self.operator_loads(o.department.id).await?);
             }
         }
         // One read for every sender; from the earliest mail's hour, so a
@@ -1152,6 +1181,47 @@ mod tests {
             ventas.id,
             "and read again after 5 s"
         );
+    }
+
+    /// A department's operators come from the routing cache, their loads
+    /// are read for every mail: a new operator waits for the cache to
+    /// expire, a ticket closed counts at once.
+    #[tokio::test]
+    async fn operators_are_cached_and_their_loads_read_for_every_mail() {
+        use crate::ports::{DepartmentRepository, TicketRepository, UserRepository};
+        use crate::testing::contract::sample_user;
+        use crate::testing::{InMemoryStore, ManualClock};
+        let store = Arc::new(InMemoryStore::new());
+        let clock = Arc::new(ManualClock::new(crate::ports::SystemClock.now()));
+        let d =
+            store.create_department(NewDepartment { name: "Soporte".into(), synology_channel: None }).await.unwrap();
+        let ana = store.create_user(sample_user("ana", "ana@helpdesk.test", Some(d.id))).await.unwrap();
+        let bea = store.create_user(sample_user("bea", "bea@helpdesk.test", Some(d.id))).await.unwrap();
+        let ids = MessageIdSigner::new(SecretHasher::new([1; 32]), "helpdesk.test");
+        let ingest =
+            IngestService::new(store.clone(), ids, clock.clone(), test_settings(std::time::Duration::from_secs(5)));
+        let open = |n: u32| {
+            let ingest = &ingest;
+            async move {
+                let mail = mail(&[("Message-ID", &format!("<o{n}@cliente.test>"))], &format!("c{n}@cliente.test"));
+                ingest.ingest(mail).await.unwrap().ticket().unwrap()
+            }
+        };
+        let first = open(1).await;
+        let second = open(2).await;
+        let mut got = [first.assignee_id, second.assignee_id];
+        got.sort();
+        assert_eq!(got, [Some(ana.id), Some(bea.id)], "one each");
+        let carla = store.create_user(sample_user("carla", "carla@helpdesk.test", Some(d.id))).await.unwrap();
+        let third = open(3).await;
+        assert_ne!(third.assignee_id, Some(carla.id), "the operators are cached");
+        // Close every open ticket of whoever got the first: 0 open, read now.
+        for t in [&first, &third].into_iter().filter(|t| t.assignee_id == first.assignee_id) {
+            store.set_ticket_status(t.ticket_id, TicketStatus::Closed, clock.now()).await.unwrap();
+        }
+        assert_eq!(open(4).await.assignee_id, first.assignee_id, "loads are read for every mail");
+        clock.advance(Duration::seconds(6));
+        assert_eq!(open(5).await.assignee_id, Some(carla.id), "and the operators again after 5 s");
     }
 
     #[tokio::test]

@@ -1190,6 +1190,11 @@ pub async fn operator_loads_count_open_tickets<S: Store>(s: Arc<S>) {
     let summary: Vec<(i64, i64, Option<Timestamp>)> =
         loads.iter().map(|l| (l.user.id, l.open_tickets, l.last_assigned_at)).collect();
     assert_eq!(summary, vec![(a.id, 1, Some(at(9, 0, 1))), (b.id, 0, None)]);
+    // The same loads for users named by id, in the order asked; an unknown
+    // id has none.
+    let by_id = s.user_loads(&[b.id, a.id, 999_999]).await.unwrap();
+    assert_eq!(by_id, vec![(0, None), (1, Some(at(9, 0, 1))), (0, None)]);
+    assert_eq!(s.user_loads(&[]).await.unwrap(), vec![]);
 }
 
 /// Loads stay right through repeated and idempotent status changes, replies

@@ -874,6 +874,17 @@ impl TicketRepository for InMemoryStore {
                 .collect())
         })
     }
+    async fn user_loads(&self, users: &[i64]) -> RepoResult<Vec<(i64, Option<Timestamp>)>> {
+        self.with(|i| {
+            Ok(users
+                .iter()
+                .map(|u| {
+                    let open = i.tickets.values().filter(|t| t.assignee_id == Some(*u) && t.status.is_open()).count();
+                    (open as i64, i.last_assigned.get(u).copied())
+                })
+                .collect())
+        })
+    }
     async fn set_ticket_status(&self, ticket_id: i64, status: TicketStatus, now: Timestamp) -> RepoResult<()> {
         self.with(|i| {
             let t = i.tickets.get_mut(&ticket_id).ok_or(RepoError::NotFound)?;
