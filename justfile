@@ -40,7 +40,7 @@ bench-live seconds="60" rounds="2" tickets="20000":
     bench/live.sh {{seconds}} {{rounds}} {{tickets}}
 
 # CPU per new ticket (server and MariaDB) at 1, 4, 16 and 64 connections;
-# BIN=<a baseline's binary> to compare, PERF=1 to profile (issue 36).
+# BASE=<a baseline's binary> to compare run by run, PERF=1 to profile (issue 36).
 bench-ticket-cpu *connections="1 4 16 64":
     bench/ticket_cpu.sh {{connections}}
 

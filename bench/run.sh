@@ -5,6 +5,9 @@
 # Prints a Markdown report and keeps it in target/bench/report.md.
 #
 # Usage: bench/run.sh [seconds per measurement, default 10]
+#   BASE=path/to/helpdesk-server  also CPU per new ticket at 1, 4, 16 and 64
+#                                 connections beside that baseline build
+#                                 (bench/ticket_cpu.sh, run by run)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECS="${1:-10}"
@@ -205,4 +208,12 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.0f %%", 100 * a 
     n=$(non2xx "$f")
     if [ -n "$n" ]; then echo; echo "Warning: $(basename "$f" .txt): $n non-2xx answers."; fi
   done
+  if [ -n "${BASE:-}" ]; then
+    echo
+    echo "## CPU per new ticket on MariaDB beside the baseline ($BASE)"
+    echo
+    echo "\`BASE=$BASE bench/ticket_cpu.sh 1 4 16 64\`: each round both builds, alternating which goes first; medians."
+    echo
+    BIN=$BIN BASE=$BASE bench/ticket_cpu.sh 1 4 16 64
+  fi
 } | tee "$OUT/report.md"
