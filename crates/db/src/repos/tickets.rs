@@ -24,8 +24,8 @@ impl TicketRepository for Db {
     /// continues), the detail, its attachments, the participants, the
     /// notices, the webhooks' events.
     ///
-    /// On MySQL a new ticket's steps are one [`Script`] instead
-    /// ([`Db::open_by_script`]).
+    /// On MySQL and MariaDB, but not on a Galera node, a new ticket's steps
+    /// are one [`Script`] instead ([`Db::open_by_script`]).
     async fn store_incoming(&self, n: NewIncoming) -> RepoResult<StoredIncoming> {
         let prepared = Prepared::of(std::slice::from_ref(&n))?;
         if let Some(mut stored) = self.open_by_script(std::slice::from_ref(&n), &prepared).await? {
