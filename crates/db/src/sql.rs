@@ -254,11 +254,10 @@ impl Script {
     /// A script whose statements run in one transaction; the kept ids are
     /// cleared first, so none is left from another script.
     pub(crate) fn transaction() -> Self {
-        let cleared: Vec<String> = [Kept::Ticket, Kept::Detail, Kept::Notice]
-            .iter()
-            .flat_map(|k| [format!("{} := NULL", k.variable()), format!("{} := NULL", k.list())])
-            .collect();
-        Self { sql: format!("SET {}; START TRANSACTION", cleared.join(", ")) }
+        // Every variable of `Kept::variable` and `Kept::list`.
+        const CLEARED: &str = "SET @hd_ticket := NULL, @hd_tickets := NULL, @hd_detalle := NULL, \
+                               @hd_detalles := NULL, @hd_aviso := NULL, @hd_avisos := NULL; START TRANSACTION";
+        Self { sql: CLEARED.to_string() }
     }
 
     /// Appends `statement`, each `?` replaced by its value as a literal.
@@ -434,6 +433,11 @@ mod tests {
              SET @hd_detalle := LAST_INSERT_ID(), @hd_detalles := CONCAT_WS(',', @hd_detalles, LAST_INSERT_ID());\n\
              COMMIT"
         );
+        let cleared = Script::transaction().sql;
+        for k in [Kept::Ticket, Kept::Detail, Kept::Notice] {
+            assert!(cleared.contains(&format!("{} := NULL", k.variable())), "{cleared}");
+            assert!(cleared.contains(&format!("{} := NULL", k.list())), "{cleared}");
+        }
         let mut short = Script::transaction();
         let missing = Statement::new("UPDATE t SET a = ? WHERE b = ?", vec![Value::BigInt(1)]);
         assert!(matches!(short.push(&missing), Err(Error::QueryBuilderError(_))));
