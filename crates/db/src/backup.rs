@@ -201,7 +201,7 @@ impl Db {
                 if self.sqlite_file().is_none() {
                     return Err(BackupError::Memory);
                 }
-                let conn = pool.get().await.map_err(|e| BackupError::Sql {
+                let (conn, _in_use) = pool.get().await.map_err(|e| BackupError::Sql {
                     what: "no connection to the database".into(),
                     cause: e.to_string().into(),
                 })?;

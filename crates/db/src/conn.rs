@@ -13,6 +13,7 @@ use diesel_async::{AsyncConnection, AsyncMysqlConnection, RunQueryDsl, SimpleAsy
 use futures_util::FutureExt;
 
 use crate::link::Link;
+use crate::pools::RuntimePools;
 
 pub(crate) type SqliteConn = SyncConnectionWrapper<SqliteConnection>;
 
@@ -48,7 +49,7 @@ const CONNECT_WITHIN: Duration = Duration::from_secs(2);
 
 impl<C: AsyncConnection + 'static> Recycler<C> {
     /// `config` builds each manager's configuration (it holds closures).
-    fn new(urls: &[String], config: impl Fn() -> ManagerConfig<C>, verify_after: Duration, link: Arc<Link>) -> Self {
+    fn new(urls: &[String], config: &impl Fn() -> ManagerConfig<C>, verify_after: Duration, link: Arc<Link>) -> Self {
         let hosts = urls
             .iter()
             .map(|url| {
@@ -253,8 +254,8 @@ impl Default for DbOptions {
 }
 
 pub(crate) enum Pools {
-    Sqlite { pool: Pool<Recycler<SqliteConn>>, write_lock: tokio::sync::Mutex<()> },
-    Mysql(Pool<Recycler<AsyncMysqlConnection>>),
+    Sqlite { pool: RuntimePools<Recycler<SqliteConn>>, write_lock: tokio::sync::Mutex<()> },
+    Mysql(RuntimePools<Recycler<AsyncMysqlConnection>>),
 }
 
 /// The store: a pool on one backend, implementing every repository port.
@@ -313,7 +314,7 @@ macro_rules! build_pool {
             .recycle_timeout(Some($opts.acquire_timeout))
             .runtime(deadpool::Runtime::Tokio1)
             .build()
-            .map_err(|e| ConnectError::Pool(e.to_string()))
+            .map_err(|e| e.to_string())
     };
 }
 
@@ -374,8 +375,13 @@ impl Db {
                 };
                 // An in-process file cannot go away under a connection: never
                 // spend a query checking it.
-                let manager = Recycler::new(&[target_str], config, Duration::MAX, link.clone());
-                Pools::Sqlite { pool: build_pool!(manager, opts, size)?, write_lock: tokio::sync::Mutex::new(()) }
+                let (link, opts) = (link.clone(), opts.clone());
+                let make = move || {
+                    let manager = Recycler::new(std::slice::from_ref(&target_str), &config, Duration::MAX, link.clone());
+                    build_pool!(manager, opts, size)
+                };
+                let pool = RuntimePools::new(size, false, make).map_err(ConnectError::Pool)?;
+                Pools::Sqlite { pool, write_lock: tokio::sync::Mutex::new(()) }
             }
             DbUrl::Mysql(urls) => {
                 let flag = returning.clone();
@@ -420,8 +426,10 @@ impl Db {
                     });
                     config
                 };
-                let manager = Recycler::new(urls, config, VERIFY_IDLE, link.clone());
-                Pools::Mysql(build_pool!(manager, opts, opts.max_connections.max(1))?)
+                let (urls, link, opts) = (urls.clone(), link.clone(), opts.clone());
+                let size = opts.max_connections.max(1);
+                let make = move || build_pool!(Recycler::new(&urls, &config, VERIFY_IDLE, link.clone()), opts, size);
+                Pools::Mysql(RuntimePools::new(size, true, make).map_err(ConnectError::Pool)?)
             }
         };
         Ok(Db { backend, url: url.clone(), returning, scripts, link, statements, in_use })
@@ -461,11 +469,10 @@ impl Db {
 
     /// Connections in use and the pool's maximum, for metrics.
     pub fn pool_status(&self) -> (usize, usize) {
-        let s = match &self.backend {
+        match &self.backend {
             Pools::Sqlite { pool, .. } => pool.status(),
-            Pools::Mysql(pool) => pool.status(),
-        };
-        (s.size.saturating_sub(s.available), s.max_size)
+            Pools::Mysql(pools) => pools.status(),
+        }
     }
 }
 

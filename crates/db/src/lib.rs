@@ -17,6 +17,7 @@ mod error;
 mod in_use;
 mod link;
 mod migrate;
+mod pools;
 mod models;
 mod repair;
 mod repos;

@@ -22,7 +22,10 @@ use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use deadpool::managed::{Manager, Object, Pool};
+use deadpool::managed::{Manager, Object};
+use tokio::sync::OwnedSemaphorePermit;
+
+use crate::pools::RuntimePools;
 use helpdesk_domain::RepoError;
 
 /// Link state shared by a [`crate::Db`] and its pool's manager.
@@ -73,7 +76,7 @@ impl Link {
     /// ([`Link::settle`]).
     pub(crate) async fn run<M, T>(
         &self,
-        pool: &Pool<M>,
+        pool: &RuntimePools<M>,
         call: impl AsyncFnOnce(&mut M::Type) -> Result<T, RepoError>,
     ) -> Result<T, RepoError>
     where
@@ -86,8 +89,9 @@ impl Link {
         self.settle(lease, outcome, deadline)
     }
 
-    /// A connection from `pool`, within the acquire timeout.
-    async fn checkout<M>(&self, pool: &Pool<M>) -> Result<Lease<M>, RepoError>
+    /// A connection from `pool` (opened on the calling runtime), within the
+    /// acquire timeout.
+    async fn checkout<M>(&self, pool: &RuntimePools<M>) -> Result<Lease<M>, RepoError>
     where
         M: Manager,
         M::Error: std::fmt::Display,
@@ -95,13 +99,13 @@ impl Link {
         self.checkout_within(pool, self.acquire).await
     }
 
-    async fn checkout_within<M>(&self, pool: &Pool<M>, within: Duration) -> Result<Lease<M>, RepoError>
+    async fn checkout_within<M>(&self, pool: &RuntimePools<M>, within: Duration) -> Result<Lease<M>, RepoError>
     where
         M: Manager,
         M::Error: std::fmt::Display,
     {
         match tokio::time::timeout(within, pool.get()).await {
-            Ok(Ok(obj)) => Ok(Lease { obj: Some(obj), keep: false }),
+            Ok(Ok((obj, permit))) => Ok(Lease { obj: Some(obj), keep: false, _permit: permit }),
             Ok(Err(e)) => {
                 self.failed();
                 Err(RepoError::Unavailable(e.to_string()))
@@ -150,6 +154,8 @@ impl Link {
 pub(crate) struct Lease<M: Manager> {
     obj: Option<Object<M>>,
     keep: bool,
+    /// Counts the connection in use until the lease ends.
+    _permit: OwnedSemaphorePermit,
 }
 
 impl<M: Manager> Lease<M> {

@@ -130,7 +130,7 @@ impl Db {
         match &self.backend {
             Pools::Sqlite { pool, write_lock } => {
                 let _writer = write_lock.lock().await;
-                let mut conn = pool.get().await.map_err(|e| MigrateError::Connect(e.to_string()))?;
+                let (mut conn, _in_use) = pool.get().await.map_err(|e| MigrateError::Connect(e.to_string()))?;
                 conn.spawn_blocking(|c| {
                     let applied = c
                         .run_pending_migrations(SQLITE)

@@ -4,7 +4,6 @@
 //!
 //! [`Link::run`]: crate::link::Link::run
 
-use deadpool::managed::Pool;
 use diesel_async::{AsyncMysqlConnection, SimpleAsyncConnection};
 use helpdesk_domain::RepoError;
 use tokio::sync::{Mutex, MutexGuard};
@@ -12,6 +11,7 @@ use tokio::sync::{Mutex, MutexGuard};
 use crate::Db;
 use crate::conn::{Recycler, SqliteConn};
 use crate::error::TxError;
+use crate::pools::RuntimePools;
 use crate::retry::Deadlocks;
 use crate::sql::{KeptIds, Script};
 use crate::tx::TxBody;
@@ -26,7 +26,7 @@ impl Db {
     /// snapshot could no longer become a writer.
     pub(crate) async fn sqlite_transaction<T, F>(
         &self,
-        pool: &Pool<Recycler<SqliteConn>>,
+        pool: &RuntimePools<Recycler<SqliteConn>>,
         write_lock: &Mutex<()>,
         body: F,
     ) -> Result<T, RepoError>
@@ -47,7 +47,7 @@ impl Db {
     /// drops such a connection when it is next checked out.
     pub(crate) async fn mysql_transaction<T, F>(
         &self,
-        pool: &Pool<Recycler<AsyncMysqlConnection>>,
+        pool: &RuntimePools<Recycler<AsyncMysqlConnection>>,
         body: F,
     ) -> Result<T, RepoError>
     where
@@ -75,7 +75,7 @@ impl Db {
     /// [`Script`]: crate::sql::Script
     pub(crate) async fn mysql_script(
         &self,
-        pool: &Pool<Recycler<AsyncMysqlConnection>>,
+        pool: &RuntimePools<Recycler<AsyncMysqlConnection>>,
         script: &str,
     ) -> Result<KeptIds, RepoError> {
         let mut retry = Deadlocks::default();
