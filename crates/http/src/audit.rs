@@ -71,6 +71,12 @@ impl AuditCtx {
 /// Longest header value copied into the record.
 const MAX_CONSUMER_HEADER: usize = 100;
 
+/// An HTTP worker's own bitácora writer ([`AuditService::with_own_writer`],
+/// spawned on the worker's runtime), given as app data by the server: the
+/// API's records are then written without waking another thread. Without
+/// it the middleware uses the state's service.
+pub struct WorkerAudit<R: AuditRepository>(pub AuditService<R>);
+
 pub(crate) async fn audit_middleware<A: Adapters>(
     mut req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
@@ -83,6 +89,8 @@ pub(crate) async fn audit_middleware<A: Adapters>(
         let e = ApiError::internal("the application state is missing");
         return Ok(req.into_response(error_response(&e, Value::Null)));
     };
+    let worker = req.app_data::<actix_web::web::Data<WorkerAudit<A::Store>>>().cloned();
+    let audit = worker.as_deref().map_or(&state.audit, |w| &w.0);
     let limit = state.limits.body_bytes;
     let body = read_body(&mut req, limit).await;
     let body_len = body.as_ref().map(|b| b.len()).unwrap_or(0);
@@ -109,7 +117,7 @@ pub(crate) async fn audit_middleware<A: Adapters>(
         body: redacted_body_text(parsed, body_len, &content_type),
         parent_id,
     };
-    let id = match state.audit.reserve_id().await {
+    let id = match audit.reserve_id().await {
         Ok(id) => Some(id),
         Err(e) => {
             tracing::error!(error = %Report(&e), "cannot reserve a bitácora id");
@@ -121,7 +129,7 @@ pub(crate) async fn audit_middleware<A: Adapters>(
     // Should the client leave before the answer, the future is dropped
     // here; the guard then records the request as 499.
     let (mut pending, mut unnumbered) = match id {
-        Some(id) => (Some(Pending { audit: &state.audit, id, entry: Some(entry), ctx: &ctx, started }), None),
+        Some(id) => (Some(Pending { audit: audit, id, entry: Some(entry), ctx: &ctx, started }), None),
         None => (None, Some(entry)),
     };
 
@@ -151,7 +159,7 @@ pub(crate) async fn audit_middleware<A: Adapters>(
         let outcome = AuditOutcome { consumer_id: ctx.consumer(), status, duration_us, user_id: ctx.user() };
         let mut entry = unnumbered.take().expect("kept for this");
         cap_refused_body(&mut entry, status);
-        if let Err(e) = state.audit.record_unnumbered(entry, outcome).await {
+        if let Err(e) = audit.record_unnumbered(entry, outcome).await {
             tracing::error!(error = %Report(&e), "cannot keep the audit record of an unnumbered request");
         }
     }
@@ -159,7 +167,7 @@ pub(crate) async fn audit_middleware<A: Adapters>(
     // burst of its address and minute, counted into one aggregated record,
     // whose id the answer carries where it carries one.
     if status == 401 && ctx.consumer().is_none() && id.is_some() {
-        match state.audit.note_refused(&address, &audited_path, state.clock.now()).await {
+        match audit.note_refused(&address, &audited_path, state.clock.now()).await {
             Ok(RefusedFate::Counted(aggregate)) => {
                 if let Some(p) = pending.as_mut() {
                     p.discard();
@@ -173,7 +181,7 @@ pub(crate) async fn audit_middleware<A: Adapters>(
         }
     }
     if let Some(record) = pending.as_mut().and_then(|p| p.record(status))
-        && let Err(e) = state.audit.record(record).await
+        && let Err(e) = audit.record(record).await
     {
         // The answer may not leave unaudited; the store is down, so the
         // handler's own work has most likely failed too.

@@ -9,6 +9,7 @@ use actix_web::web;
 use actix_web::{App, HttpServer};
 use helpdesk_domain::ports::{Adapters, Clock};
 use helpdesk_domain::services::WebhookDispatcher;
+use helpdesk_http::audit::WorkerAudit;
 use tokio_util::task::TaskTracker;
 
 use crate::settings::{Config, Settings};
@@ -60,7 +61,7 @@ impl<A: Adapters> Application<A> {
         let settings = &config.settings;
         let keys = config.keys.clone();
         let store = parts.store.clone();
-        let backend = parts.backend;
+        let (backend, audit_writes) = (parts.backend, parts.audit_writes);
         let webhooks = Arc::new(WebhookDispatcher::new(
             store.clone(),
             parts.webhooks.clone(),
@@ -111,7 +112,12 @@ impl<A: Adapters> Application<A> {
         };
         // The console first: the API's scope answers every other path.
         let server = HttpServer::new(move || {
+            // Runs on each HTTP worker's runtime: its own bitácora writer
+            // there (a request's record then wakes no other thread).
+            let (audit, writer) = state.audit.with_own_writer(audit_writes);
+            actix_web::rt::spawn(writer.run());
             App::new()
+                .app_data(web::Data::new(WorkerAudit(audit)))
                 .app_data(state.clone())
                 .app_data(pages.clone())
                 .configure(helpdesk_web::configure::<A>)

@@ -187,6 +187,9 @@ pub struct AuditService<R: AuditRepository> {
     repo: Arc<R>,
     ids: Arc<AsyncMutex<IdBlock>>,
     queue: mpsc::UnboundedSender<Queued>,
+    /// Where records nobody waits for go: the first writer's queue (see
+    /// [`AuditService::with_own_writer`]).
+    detached: mpsc::UnboundedSender<Queued>,
     spool: Option<Arc<dyn AuditSpool>>,
     /// One drain at a time.
     draining: Arc<AsyncMutex<()>>,
@@ -200,6 +203,7 @@ impl<R: AuditRepository> Clone for AuditService<R> {
             repo: self.repo.clone(),
             ids: self.ids.clone(),
             queue: self.queue.clone(),
+            detached: self.detached.clone(),
             spool: self.spool.clone(),
             draining: self.draining.clone(),
             refused: self.refused.clone(),
@@ -242,12 +246,28 @@ impl<R: AuditRepository> AuditService<R> {
         let service = Self {
             repo: repo.clone(),
             ids: Arc::default(),
-            queue: tx,
+            queue: tx.clone(),
+            detached: tx,
             spool: spool.clone(),
             draining: Arc::default(),
             refused: Arc::new(super::RefusedCalls::new(DEFAULT_REFUSED_BURST)),
         };
         (service, AuditWriter { repo, queue: rx, in_flight: 1, spool })
+    }
+
+    /// The same bitácora (its ids, spool and counts) with a writer of its
+    /// own, `in_flight` groups at a time (see [`AuditWriter::concurrent_writes`]):
+    /// spawned on the runtime that uses the returned service (an HTTP
+    /// worker's), a request's record is handed over, written and
+    /// acknowledged without waking another thread. Records nobody waits for
+    /// ([`AuditService::record_detached`]) still go to the first writer,
+    /// which outlives the HTTP workers. The writer ends when every clone of
+    /// the returned service is dropped.
+    pub fn with_own_writer(&self, in_flight: usize) -> (Self, AuditWriter<R>) {
+        let (tx, rx) = mpsc::unbounded();
+        let service = Self { queue: tx, ..self.clone() };
+        let writer = AuditWriter { repo: self.repo.clone(), queue: rx, in_flight: 1, spool: self.spool.clone() };
+        (service, writer.concurrent_writes(in_flight))
     }
 
     /// Calls refused for their credentials, per client address and minute,
@@ -322,7 +342,7 @@ impl<R: AuditRepository> AuditService<R> {
     pub fn record_detached(&self, record: AuditRecord) {
         // Fails only when the writer is gone, which the next `record`
         // reports as unavailable.
-        let _ = self.queue.unbounded_send(Queued { record, ack: None });
+        let _ = self.detached.unbounded_send(Queued { record, ack: None });
     }
 
     /// Deletes the records dated more than `keep` before `now`, in rounds of
@@ -570,6 +590,33 @@ mod tests {
         audit.record_detached(record(ids[2]));
         audit.record(record(ids[3])).await.unwrap();
         assert!(store.find_audit(ids[2]).await.unwrap().is_some(), "queued in order with the others");
+    }
+
+    #[tokio::test]
+    async fn a_worker_s_own_writer_shares_the_ids_and_leaves_detached_records_to_the_first() {
+        use crate::testing::InMemoryStore;
+        let store = Arc::new(InMemoryStore::new());
+        let (audit, first) = AuditService::new(store.clone());
+        let (local, own) = audit.with_own_writer(1);
+        // Only the worker's writer runs: its records are written, and a
+        // detached one waits for the first writer.
+        let own = tokio::spawn(own.run());
+        let (a, b) = (audit.reserve_id().await.unwrap(), local.reserve_id().await.unwrap());
+        assert_eq!(b, a + 1, "one block of ids for both");
+        local.record(record(b)).await.unwrap();
+        assert!(store.find_audit(b).await.unwrap().is_some(), "written by the worker's own writer");
+        let c = local.reserve_id().await.unwrap();
+        local.record_detached(record(c));
+        tokio::task::yield_now().await;
+        assert!(store.find_audit(c).await.unwrap().is_none(), "not on the worker's writer");
+        let first = tokio::spawn(first.run());
+        audit.record(record(a)).await.unwrap();
+        assert!(store.find_audit(c).await.unwrap().is_some(), "the first writer took it, in order");
+        // The worker's writer ends with the last clone of its service.
+        drop(local);
+        tokio::time::timeout(std::time::Duration::from_secs(5), own).await.unwrap().unwrap();
+        drop(audit);
+        tokio::time::timeout(std::time::Duration::from_secs(5), first).await.unwrap().unwrap();
     }
 
     /// A store whose writes wait for a permit, announcing each group.
