@@ -377,7 +377,8 @@ impl Db {
                 // spend a query checking it.
                 let (link, opts) = (link.clone(), opts.clone());
                 let make = move || {
-                    let manager = Recycler::new(std::slice::from_ref(&target_str), &config, Duration::MAX, link.clone());
+                    let manager =
+                        Recycler::new(std::slice::from_ref(&target_str), &config, Duration::MAX, link.clone());
                     build_pool!(manager, opts, size)
                 };
                 let pool = RuntimePools::new(size, false, make).map_err(ConnectError::Pool)?;

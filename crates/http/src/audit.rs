@@ -129,7 +129,7 @@ pub(crate) async fn audit_middleware<A: Adapters>(
     // Should the client leave before the answer, the future is dropped
     // here; the guard then records the request as 499.
     let (mut pending, mut unnumbered) = match id {
-        Some(id) => (Some(Pending { audit: audit, id, entry: Some(entry), ctx: &ctx, started }), None),
+        Some(id) => (Some(Pending { audit, id, entry: Some(entry), ctx: &ctx, started }), None),
         None => (None, Some(entry)),
     };
 

@@ -218,6 +218,22 @@ pub struct AuditWriter<R: AuditRepository> {
     /// Most groups being written at once.
     in_flight: usize,
     spool: Option<Arc<dyn AuditSpool>>,
+    /// A worker's own writer ([`AuditService::with_own_writer`]): where the
+    /// records it has not written go when it is dropped (its runtime
+    /// stopping), so that the first writer stores them.
+    handover: Option<mpsc::UnboundedSender<Queued>>,
+}
+
+impl<R: AuditRepository> Drop for AuditWriter<R> {
+    fn drop(&mut self) {
+        if let Some(handover) = &self.handover {
+            // Refuse new records (their senders hear it), pass on the queued.
+            self.queue.close();
+            while let Ok(q) = self.queue.try_recv() {
+                let _ = handover.unbounded_send(q);
+            }
+        }
+    }
 }
 
 /// What a drain of the spool did.
@@ -252,7 +268,7 @@ impl<R: AuditRepository> AuditService<R> {
             draining: Arc::default(),
             refused: Arc::new(super::RefusedCalls::new(DEFAULT_REFUSED_BURST)),
         };
-        (service, AuditWriter { repo, queue: rx, in_flight: 1, spool })
+        (service, AuditWriter { repo, queue: rx, in_flight: 1, spool, handover: None })
     }
 
     /// The same bitácora (its ids, spool and counts) with a writer of its
@@ -266,7 +282,13 @@ impl<R: AuditRepository> AuditService<R> {
     pub fn with_own_writer(&self, in_flight: usize) -> (Self, AuditWriter<R>) {
         let (tx, rx) = mpsc::unbounded();
         let service = Self { queue: tx, ..self.clone() };
-        let writer = AuditWriter { repo: self.repo.clone(), queue: rx, in_flight: 1, spool: self.spool.clone() };
+        let writer = AuditWriter {
+            repo: self.repo.clone(),
+            queue: rx,
+            in_flight: 1,
+            spool: self.spool.clone(),
+            handover: Some(self.detached.clone()),
+        };
         (service, writer.concurrent_writes(in_flight))
     }
 
@@ -475,20 +497,45 @@ impl<R: AuditRepository> AuditWriter<R> {
             if batch.iter().any(|q| q.record.entry.parent_id.is_some()) {
                 while writing.next().await.is_some() {}
             }
-            writing.push(write_group(self.repo.clone(), self.spool.clone(), batch));
+            writing.push(write_group(self.repo.clone(), self.spool.clone(), batch, self.handover.clone()));
+        }
+    }
+}
+
+/// A group being written; dropped before it is (its writer's runtime
+/// stopping), it hands its records, with whoever waits for them, over.
+struct Unwritten {
+    records: Vec<AuditRecord>,
+    acks: Vec<Option<Ack>>,
+    handover: Option<mpsc::UnboundedSender<Queued>>,
+}
+
+impl Drop for Unwritten {
+    fn drop(&mut self) {
+        if let Some(handover) = self.handover.take() {
+            for (record, ack) in self.records.drain(..).zip(self.acks.drain(..)) {
+                let _ = handover.unbounded_send(Queued { record, ack });
+            }
         }
     }
 }
 
 /// Stores one group and tells each waiting request how its record fared.
-async fn write_group<R: AuditRepository>(repo: Arc<R>, spool: Option<Arc<dyn AuditSpool>>, batch: Vec<Queued>) {
-    let (records, acks): (Vec<AuditRecord>, Vec<Option<Ack>>) = batch.into_iter().map(|q| (q.record, q.ack)).unzip();
+async fn write_group<R: AuditRepository>(
+    repo: Arc<R>,
+    spool: Option<Arc<dyn AuditSpool>>,
+    batch: Vec<Queued>,
+    handover: Option<mpsc::UnboundedSender<Queued>>,
+) {
+    let (records, acks) = batch.into_iter().map(|q| (q.record, q.ack)).unzip();
+    let mut group = Unwritten { records, acks, handover };
+    let records = &group.records;
     // While the spool holds records, these queue behind them.
     let behind_spool = spool.as_ref().is_some_and(|s| s.stats().records > 0);
     let first = if behind_spool {
         Err(RepoError::Unavailable("the spool is draining".into()))
     } else {
-        repo.write_audit(&records).await
+        repo.write_audit(records).await
     };
     let mut outcomes: Vec<Result<(), RepoError>> = match first {
         Ok(()) => vec![Ok(()); records.len()],
@@ -497,7 +544,7 @@ async fn write_group<R: AuditRepository>(repo: Arc<R>, spool: Option<Arc<dyn Aud
         // only the records that cannot be stored fail.
         Err(_) => {
             let mut outcomes = Vec::with_capacity(records.len());
-            for r in &records {
+            for r in records {
                 outcomes.push(repo.write_audit(std::slice::from_ref(r)).await);
             }
             outcomes
@@ -518,7 +565,9 @@ async fn write_group<R: AuditRepository>(repo: Arc<R>, spool: Option<Arc<dyn Aud
             }
         }
     }
-    for (ack, outcome) in acks.into_iter().zip(outcomes) {
+    // Written (or spooled): nothing to hand over.
+    group.handover = None;
+    for (ack, outcome) in std::mem::take(&mut group.acks).into_iter().zip(outcomes) {
         if let Some(ack) = ack {
             let _ = ack.send(outcome.map_err(|e| e.to_string()));
         }
@@ -684,6 +733,38 @@ mod tests {
         five.await.unwrap().unwrap();
         let stored = store.find_audit(5).await.unwrap().unwrap();
         assert_eq!(stored.parent_id, Some(4), "linked: the parent was stored first");
+    }
+
+    #[tokio::test]
+    async fn a_worker_s_writer_dropped_mid_write_hands_its_records_to_the_first() {
+        let (started, mut groups) = tokio::sync::mpsc::unbounded_channel();
+        let store = Arc::new(Gated { inner: Default::default(), started, gate: tokio::sync::Semaphore::new(0) });
+        let (audit, first) = AuditService::new(store.clone());
+        let (local, own) = audit.with_own_writer(1);
+        let own = tokio::spawn(own.run());
+        let spawn = |r: AuditRecord| {
+            let local = local.clone();
+            tokio::spawn(async move { local.record(r).await })
+        };
+        let one = spawn(record(1));
+        assert_eq!(groups.recv().await.unwrap(), vec![1], "the worker's writer is writing it");
+        let two = spawn(record(2));
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        // The worker's runtime stops: its writer is dropped mid-write, one
+        // record in its group and one queued behind.
+        own.abort();
+        assert!(own.await.unwrap_err().is_cancelled());
+        tokio::spawn(first.run());
+        store.gate.add_permits(4);
+        let handed: Vec<i64> = groups.recv().await.unwrap();
+        assert_eq!(handed, vec![1, 2], "both written by the first writer, in order");
+        one.await.unwrap().unwrap();
+        two.await.unwrap().unwrap();
+        for id in [1, 2] {
+            assert!(store.find_audit(id).await.unwrap().is_some(), "record {id} stored");
+        }
+        // Its service now refuses, loudly, rather than queue for nobody.
+        assert!(local.record(record(3)).await.is_err());
     }
 
     /// The in-memory store, with a switch that makes its bitácora writes
