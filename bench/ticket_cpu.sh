@@ -5,7 +5,9 @@
 # (outbox.inline_timeout_ms = 0, the outbox worker idle), after 5 s of
 # unmeasured warm-up; the tickets counted in the store, the CPU of the server
 # and of mariadbd read from /proc around the measured window, and MariaDB's
-# `Questions` (statements it ran) per ticket.
+# `Questions` (statements it ran) per ticket, and the times the server's
+# threads went to sleep waiting (voluntary context switches, summed over its
+# threads from /proc: each is a wake-up later) per ticket.
 #
 # Usage: bench/ticket_cpu.sh [connections ...]   (default: 1 4 16 64)
 #   BIN=path/to/helpdesk-server   the build to measure (default: the release build here)
@@ -31,6 +33,7 @@ command -v wrk >/dev/null || { log "installing wrk"; apt-get install -y wrk >/de
 DB_PID=$(pgrep -xo mariadbd) || { log "MariaDB is not running"; exit 1; }
 URL=mysql://root@127.0.0.1:3306/hd_ticket_cpu
 count() { mariadb -uroot -h127.0.0.1 -N hd_ticket_cpu -e 'SELECT COUNT(*) FROM ticket'; }
+wakeups() { cat /proc/"$1"/task/*/status 2>/dev/null | awk '/^voluntary_ctxt_switches/ {n += $2} END {print n + 0}'; }
 questions() { mariadb -uroot -h127.0.0.1 -N -e "SHOW GLOBAL STATUS LIKE 'Questions'" | awk '{print $2}'; }
 save() { # connections seconds file
   BENCH_RUN="$1-$(date +%s%N)" wrk -t1 -c"$1" -d"$2s" --latency -s bench/save.lua -H 'Content-Type: application/json' \
@@ -38,9 +41,9 @@ save() { # connections seconds file
 }
 
 # measure BINARY CONNECTIONS: one run on a fresh store; prints
-# "tickets/s server-ms mariadb-ms p99 statements" per ticket.
+# "tickets/s server-ms mariadb-ms p99 statements wake-ups" per ticket.
 measure() {
-  local bin=$1 conns=$2 held cpu dbcpu q new s d p99 qs
+  local bin=$1 conns=$2 held cpu dbcpu q new s d p99 qs w ws
   mariadb -uroot -h127.0.0.1 -e 'DROP DATABASE IF EXISTS hd_ticket_cpu; CREATE DATABASE hd_ticket_cpu CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci'
   BIN=$bin SECRET=$(BIN=$bin seed "$URL")
   HELPDESK__SERVER__PORT=18121 HELPDESK__DATABASE__URL="$URL" HELPDESK__SEED__DEMO=false HELPDESK__LOG__LEVEL=warn \
@@ -48,7 +51,7 @@ measure() {
   PID=$!
   wait_ready 18121
   save "$conns" 5 /dev/null
-  held=$(count); cpu=$(cpu_ms $PID); dbcpu=$(cpu_ms "$DB_PID"); q=$(questions)
+  held=$(count); cpu=$(cpu_ms $PID); dbcpu=$(cpu_ms "$DB_PID"); q=$(questions); w=$(wakeups $PID)
   PERF_PID=
   if [ -n "${PERF:-}" ]; then
     perf record -F 499 -g -p $PID -o "$OUT/perf-$conns.data" -- sleep "$SECS" >/dev/null 2>&1 &
@@ -56,11 +59,11 @@ measure() {
   fi
   save "$conns" "$SECS" "$OUT/ticket_cpu-$conns.txt"
   [ -z "$PERF_PID" ] || wait "$PERF_PID"
-  new=$(( $(count) - held )); s=$(( $(cpu_ms $PID) - cpu )); d=$(( $(cpu_ms "$DB_PID") - dbcpu )); qs=$(( $(questions) - q ))
+  new=$(( $(count) - held )); s=$(( $(cpu_ms $PID) - cpu )); d=$(( $(cpu_ms "$DB_PID") - dbcpu )); qs=$(( $(questions) - q )); ws=$(( $(wakeups $PID) - w ))
   kill $PID; wait $PID 2>/dev/null || true
   p99=$(awk '$1=="99%" {print $2}' "$OUT/ticket_cpu-$conns.txt")
-  awk -v n="$new" -v s="$s" -v d="$d" -v secs="$SECS" -v p="$p99" -v q="$qs" \
-    'BEGIN{ if (n > 0) printf "%.0f %.3f %.3f %s %.1f\n", n/secs, s/n, d/n, p, q/n; else printf "0 n/a n/a %s n/a\n", p }'
+  awk -v n="$new" -v s="$s" -v d="$d" -v secs="$SECS" -v p="$p99" -v q="$qs" -v w="$ws" \
+    'BEGIN{ if (n > 0) printf "%.0f %.3f %.3f %s %.1f %.1f\n", n/secs, s/n, d/n, p, q/n, w/n; else printf "0 n/a n/a %s n/a n/a\n", p }'
 }
 
 # median of the numbers on stdin (p99s like "3.41ms" are read in ms).
@@ -71,17 +74,17 @@ median() {
 col() { awk -v c="$1" '{print $c}' "$2" | median; }
 
 if [ -z "${BASE:-}" ]; then
-  echo "| connections | new tickets/s | server CPU per ticket | MariaDB CPU per ticket | p99 | statements per ticket |"
-  echo "|---|---|---|---|---|---|"
-else
-  echo "| connections | build | new tickets/s | server CPU per ticket | MariaDB CPU per ticket | p99 (ms) | statements per ticket |"
+  echo "| connections | new tickets/s | server CPU per ticket | MariaDB CPU per ticket | p99 | statements per ticket | server wake-ups per ticket |"
   echo "|---|---|---|---|---|---|---|"
+else
+  echo "| connections | build | new tickets/s | server CPU per ticket | MariaDB CPU per ticket | p99 (ms) | statements per ticket | server wake-ups per ticket |"
+  echo "|---|---|---|---|---|---|---|---|"
 fi
 for c in "${@:-1 4 16 64}"; do
   for conns in $c; do  # "1 4" given as one word splits too
     if [ -z "${BASE:-}" ]; then
-      read -r tps s d p q < <(measure "$BIN" "$conns")
-      echo "| $conns | $tps | $s ms | $d ms | $p | $q |"
+      read -r tps s d p q w < <(measure "$BIN" "$conns")
+      echo "| $conns | $tps | $s ms | $d ms | $p | $q | $w |"
       continue
     fi
     : >"$OUT/ab-base-$conns.txt"; : >"$OUT/ab-new-$conns.txt"
@@ -96,12 +99,12 @@ for c in "${@:-1 4 16 64}"; do
     done
     for which in base new; do
       f="$OUT/ab-$which-$conns.txt"
-      echo "| $conns | $which | $(col 1 "$f") | $(col 2 "$f") ms | $(col 3 "$f") ms | $(col 4 "$f") | $(col 5 "$f") |"
+      echo "| $conns | $which | $(col 1 "$f") | $(col 2 "$f") ms | $(col 3 "$f") ms | $(col 4 "$f") | $(col 5 "$f") | $(col 6 "$f") |"
     done
     awk -v bt="$(col 1 "$OUT/ab-base-$conns.txt")" -v nt="$(col 1 "$OUT/ab-new-$conns.txt")" \
       -v bs="$(col 2 "$OUT/ab-base-$conns.txt")" -v ns="$(col 2 "$OUT/ab-new-$conns.txt")" \
       -v bd="$(col 3 "$OUT/ab-base-$conns.txt")" -v nd="$(col 3 "$OUT/ab-new-$conns.txt")" -v c="$conns" \
-      'BEGIN{ printf "| %s | new ÷ base | %.2fx | %.2fx | %.2fx | | |\n", c, nt/bt, ns/bs, nd/bd }'
+      'BEGIN{ printf "| %s | new ÷ base | %.2fx | %.2fx | %.2fx | | | |\n", c, nt/bt, ns/bs, nd/bd }'
   done
 done
 mariadb -uroot -h127.0.0.1 -e 'DROP DATABASE IF EXISTS hd_ticket_cpu'
