@@ -9,8 +9,8 @@
 //! with 413 (and audited) before any handler runs.
 
 use helpdesk_domain::Report;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU16, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use actix_web::body::{BoxBody, MessageBody};
@@ -38,6 +38,13 @@ pub struct AuditCtx {
     consumer_id: Arc<AtomicI64>,
     /// The operator behind the user token, once admitted (0: none).
     user_id: Arc<AtomicI64>,
+    /// The record until it is finished (taken then, or by the guard of a
+    /// request dropped first).
+    entry: Arc<Mutex<Option<NewAuditEntry>>>,
+    started: Instant,
+    /// The status a handler's own transaction wrote the record with
+    /// ([`AuditCtx::written_with`]; 0: none did).
+    written: Arc<AtomicU16>,
 }
 
 impl AuditCtx {
@@ -46,7 +53,42 @@ impl AuditCtx {
     }
 
     fn new(id: Option<i64>) -> AuditCtx {
-        AuditCtx { id, consumer_id: Arc::new(AtomicI64::new(0)), user_id: Arc::new(AtomicI64::new(0)) }
+        AuditCtx {
+            id,
+            consumer_id: Arc::new(AtomicI64::new(0)),
+            user_id: Arc::new(AtomicI64::new(0)),
+            entry: Arc::new(Mutex::new(None)),
+            started: Instant::now(),
+            written: Arc::new(AtomicU16::new(0)),
+        }
+    }
+
+    /// The record as it would be finished now, answered with `status`, for
+    /// a handler to write in its own transaction (one commit for both;
+    /// [`AuditCtx::written_with`] once it has). `None` when there is none
+    /// to write: no id, or the request names an earlier record (the
+    /// bitácora's writer checks the parent is stored).
+    pub fn record_for_own_write(&self, status: u16) -> Option<AuditRecord> {
+        let id = self.id?;
+        let entry = self.entry.lock().ok()?.as_ref().filter(|e| e.parent_id.is_none())?.clone();
+        let duration_us = i64::try_from(self.started.elapsed().as_micros()).unwrap_or(i64::MAX);
+        Some(AuditRecord {
+            id,
+            entry,
+            outcome: AuditOutcome { consumer_id: self.consumer(), status, duration_us, user_id: self.user() },
+        })
+    }
+
+    /// The handler's transaction wrote [`AuditCtx::record_for_own_write`]'s
+    /// record with `status`: if the answer has that status, the middleware
+    /// writes nothing more.
+    pub fn written_with(&self, status: u16) {
+        self.written.store(status, Ordering::Relaxed);
+    }
+
+    /// The record, finished, once: `None` if it was taken before.
+    fn take_entry(&self) -> Option<NewAuditEntry> {
+        self.entry.lock().ok()?.take()
     }
 
     /// Records which consumer the request authenticated as.
@@ -124,12 +166,17 @@ pub(crate) async fn audit_middleware<A: Adapters>(
             None
         }
     };
-    let ctx = AuditCtx::new(id);
+    let ctx = AuditCtx { started, ..AuditCtx::new(id) };
     req.extensions_mut().insert(ctx.clone());
     // Should the client leave before the answer, the future is dropped
     // here; the guard then records the request as 499.
     let (mut pending, mut unnumbered) = match id {
-        Some(id) => (Some(Pending { audit, id, entry: Some(entry), ctx: &ctx, started }), None),
+        Some(id) => {
+            if let Ok(mut slot) = ctx.entry.lock() {
+                *slot = Some(entry);
+            }
+            (Some(Pending { audit, id, ctx: &ctx }), None)
+        }
         None => (None, Some(entry)),
     };
 
@@ -180,6 +227,19 @@ pub(crate) async fn audit_middleware<A: Adapters>(
             Err(e) => tracing::warn!(error = %Report(&e), "refused call not counted; recorded on its own"),
         }
     }
+    // Written by the handler with its own transaction: as answered, or, if
+    // the answer changed after, as the handler said (loudly).
+    match ctx.written.load(Ordering::Relaxed) {
+        0 => {}
+        written => {
+            if written != status {
+                tracing::error!(bitacora = id, written, status, "the bitácora record was written with another status");
+            }
+            if let Some(p) = pending.as_mut() {
+                p.discard();
+            }
+        }
+    }
     if let Some(record) = pending.as_mut().and_then(|p| p.record(status))
         && let Err(e) = audit.record(record).await
     {
@@ -205,22 +265,21 @@ pub(crate) async fn audit_middleware<A: Adapters>(
 struct Pending<'a, R: AuditRepository> {
     audit: &'a AuditService<R>,
     id: i64,
-    entry: Option<NewAuditEntry>,
     ctx: &'a AuditCtx,
-    started: Instant,
 }
 
 impl<R: AuditRepository> Pending<'_, R> {
-    /// Nothing to write: the request is counted elsewhere.
+    /// Nothing to write: the request is counted elsewhere, or its record
+    /// was written by its handler.
     fn discard(&mut self) {
-        self.entry = None;
+        self.ctx.take_entry();
     }
 
     /// The finished record, once (afterwards the guard has nothing to do).
     fn record(&mut self, status: u16) -> Option<AuditRecord> {
-        let mut entry = self.entry.take()?;
+        let mut entry = self.ctx.take_entry()?;
         cap_refused_body(&mut entry, status);
-        let duration_us = i64::try_from(self.started.elapsed().as_micros()).unwrap_or(i64::MAX);
+        let duration_us = i64::try_from(self.ctx.started.elapsed().as_micros()).unwrap_or(i64::MAX);
         let outcome = AuditOutcome { consumer_id: self.ctx.consumer(), status, duration_us, user_id: self.ctx.user() };
         Some(AuditRecord { id: self.id, entry, outcome })
     }
@@ -228,6 +287,10 @@ impl<R: AuditRepository> Pending<'_, R> {
 
 impl<R: AuditRepository> Drop for Pending<'_, R> {
     fn drop(&mut self) {
+        // Written by the handler: the request's work is done and recorded.
+        if self.ctx.written.load(Ordering::Relaxed) != 0 {
+            return;
+        }
         if let Some(record) = self.record(CLIENT_CLOSED_REQUEST) {
             tracing::info!(bitacora = self.id, "request dropped before its answer");
             self.audit.record_detached(record);

@@ -39,7 +39,7 @@ const AUDIT_COLUMNS: &[&str] = &[
 ];
 
 /// A record as its row, before it is inserted (the body is borrowed).
-struct AuditInsert<'a> {
+pub(super) struct AuditInsert<'a> {
     id_bitacora_log: i64,
     fecha: Timestamp,
     fk_id_consumidor: Option<i64>,
@@ -60,29 +60,37 @@ fn rows<'a>(records: &'a [AuditRecord], stored: &BTreeSet<i64>) -> Vec<AuditInse
     let in_batch: BTreeSet<i64> = records.iter().map(|r| r.id).collect();
     records
         .iter()
-        .map(|r| AuditInsert {
-            id_bitacora_log: r.id,
-            fecha: r.entry.at,
-            fk_id_consumidor: r.outcome.consumer_id,
-            consumidor: r.entry.consumer_name.as_deref().map(|c| cut(c, MAX_CONSUMER)),
-            endpoint: cut(&r.entry.endpoint, MAX_ENDPOINT),
-            metodo: cut(&r.entry.method, 10),
-            ip: cut(&r.entry.client_ip, 45),
-            status_http: Some(i32::from(r.outcome.status)),
-            duracion_us: Some(r.outcome.duration_us),
-            cuerpo: &r.entry.body,
-            fk_id_bitacora_padre: r
-                .entry
-                .parent_id
-                .filter(|p| stored.contains(p) || (in_batch.contains(p) && *p < r.id)),
-            fk_id_usuario: r.outcome.user_id,
-        })
+        .map(|r| row(r, r.entry.parent_id.filter(|p| stored.contains(p) || (in_batch.contains(p) && *p < r.id))))
         .collect()
+}
+
+/// The rows of records written with mails' rows (`NewIncoming::audit`),
+/// without their parent links: a request naming a parent has its record
+/// written by the bitácora's writer, which checks the parent is stored.
+pub(super) fn unlinked_rows<'a>(records: impl Iterator<Item = &'a AuditRecord>) -> Vec<AuditInsert<'a>> {
+    records.map(|r| row(r, None)).collect()
+}
+
+fn row(r: &AuditRecord, parent: Option<i64>) -> AuditInsert<'_> {
+    AuditInsert {
+        id_bitacora_log: r.id,
+        fecha: r.entry.at,
+        fk_id_consumidor: r.outcome.consumer_id,
+        consumidor: r.entry.consumer_name.as_deref().map(|c| cut(c, MAX_CONSUMER)),
+        endpoint: cut(&r.entry.endpoint, MAX_ENDPOINT),
+        metodo: cut(&r.entry.method, 10),
+        ip: cut(&r.entry.client_ip, 45),
+        status_http: Some(i32::from(r.outcome.status)),
+        duracion_us: Some(r.outcome.duration_us),
+        cuerpo: &r.entry.body,
+        fk_id_bitacora_padre: parent,
+        fk_id_usuario: r.outcome.user_id,
+    }
 }
 
 /// The statements writing all the rows: one per chunk of
 /// [`chunk_sizes`], so that every one is kept prepared.
-fn inserts<'a>(rows: &'a [AuditInsert<'a>]) -> Vec<Statement<'a>> {
+pub(super) fn inserts<'a>(rows: &'a [AuditInsert<'a>]) -> Vec<Statement<'a>> {
     let mut rest = rows;
     chunk_sizes(rows.len())
         .into_iter()

@@ -9,6 +9,7 @@ use helpdesk_domain::RepoError;
 use helpdesk_domain::model::*;
 use helpdesk_domain::ports::*;
 
+use super::audit::{inserts as audit_inserts, unlinked_rows as audit_rows};
 use super::webhooks::record_webhook_events;
 use crate::conn::Pools;
 use crate::dialect::{Dialect, load_slot};
@@ -22,7 +23,7 @@ use crate::{Db, db_run, db_transaction};
 impl TicketRepository for Db {
     /// One transaction, in steps: the ticket (opened, or the one the mail
     /// continues), the detail, its attachments, the participants, the
-    /// notices, the webhooks' events.
+    /// notices, the webhooks' events, the request's bitácora record.
     ///
     /// On MySQL and MariaDB, but not on a Galera node, a new ticket's steps
     /// are one [`Script`] instead ([`Db::open_by_script`]).
@@ -271,7 +272,7 @@ impl Prepared {
 
 /// One mail's steps: the ticket (opened, or the one the mail continues),
 /// the detail, its words, attachments, participants, notices, the
-/// webhooks' events.
+/// webhooks' events, the request's bitácora record.
 async fn store_one<C: Dialect>(
     conn: &mut C,
     returning: bool,
@@ -292,6 +293,10 @@ async fn store_one<C: Dialect>(
     insert_events(conn, ticket_id, &n.events, n.now).await?;
     let notice_ids = queue_notices(conn, returning, ticket_id, detail_id, &n.notices, n.now, n.notices_due_at).await?;
     record_webhook_events(conn, ticket_id, Some(detail_id), &n.webhook_events, n.now).await?;
+    let audit = audit_rows(n.audit.iter());
+    for statement in audit_inserts(&audit) {
+        conn.run(statement).await?;
+    }
     Ok(StoredIncoming { ticket_id, detail_id, created_ticket, notice_ids })
 }
 
@@ -347,7 +352,8 @@ impl Db {
 /// New tickets' writes as one [`Script`] (MySQL): the rows the steps write
 /// (`store_one`'s, `open_tickets`'), in their order — the assignees' loads,
 /// then for each mail the ticket, its detail, words, attachments,
-/// participants, events and notices — with each new ticket's and detail's
+/// participants, events and notices, and last the requests' bitácora
+/// records — with each new ticket's and detail's
 /// id kept for the rows after it. `None` when a script cannot carry them: a
 /// mail that continues a ticket, webhook events (their bodies name the new
 /// ids, and only the active webhooks read in the transaction say who gets
@@ -396,6 +402,14 @@ fn opening_script<C: Dialect>(batch: &[NewIncoming], prepared: &[Prepared]) -> Q
         if script.len() > MAX_SCRIPT_BYTES {
             return Ok(None);
         }
+    }
+    // The requests' bitácora records, committed with their mails.
+    let audit = audit_rows(batch.iter().filter_map(|n| n.audit.as_ref()));
+    for statement in audit_inserts(&audit) {
+        script.push(&statement)?;
+    }
+    if script.len() > MAX_SCRIPT_BYTES {
+        return Ok(None);
     }
     Ok(Some(script.commit()))
 }
@@ -600,6 +614,10 @@ fn open_tickets<'a, C: Dialect>(
             record_webhook_events(conn, ticket_id, Some(detail_id), &n.webhook_events, n.now).await?;
             let notice_ids = notice_ids.by_ref().take(n.notices.len()).collect();
             stored.push(StoredIncoming { ticket_id, detail_id, created_ticket: true, notice_ids });
+        }
+        let audit = audit_rows(batch.iter().filter_map(|n| n.audit.as_ref()));
+        for statement in audit_inserts(&audit) {
+            conn.run(statement).await?;
         }
         Ok(stored)
     }

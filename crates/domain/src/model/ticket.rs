@@ -512,6 +512,10 @@ pub struct NewIncoming {
     /// When the worker may first take the notices (the request makes the
     /// first attempt itself until then).
     pub notices_due_at: Timestamp,
+    /// The bitácora record of the request that brought the mail, written
+    /// in the same transaction (and not at all if the mail is not stored):
+    /// the request's answer then needs no write of its own.
+    pub audit: Option<super::AuditRecord>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

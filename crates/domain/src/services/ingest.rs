@@ -52,6 +52,9 @@ pub struct IngestOutcome {
     pub department: Department,
     pub assignee_id: Option<i64>,
     pub notices: Vec<Notice>,
+    /// The request's bitácora record ([`IngestService::ingest_audited`])
+    /// was written with the mail.
+    pub audit_written: bool,
 }
 
 /// What became of a mail.
@@ -347,7 +350,16 @@ impl<R: IngestPorts> IngestService<R> {
     /// or, when it is from one of our own addresses and continues nothing,
     /// held.
     pub async fn ingest(&self, mail: IncomingMail) -> Result<Ingested, IngestError> {
-        self.ingest_as(mail, Hold::OwnMail).await
+        self.ingest_as(mail, Hold::OwnMail, None).await
+    }
+
+    /// [`ingest`](Self::ingest), writing the bitácora record of the request
+    /// that posted the mail in the mail's own transaction: one commit for
+    /// both. The outcome's `audit_written` says whether it was; when it was
+    /// not (the mail was stored before, held, or not stored), the record is
+    /// the caller's to write.
+    pub async fn ingest_audited(&self, mail: IncomingMail, audit: AuditRecord) -> Result<Ingested, IngestError> {
+        self.ingest_as(mail, Hold::OwnMail, Some(audit)).await
     }
 
     /// Releases a held mail into a ticket (an administrator asked for it):
@@ -355,7 +367,7 @@ impl<R: IngestPorts> IngestService<R> {
     /// released.
     pub async fn release(&self, id: i64) -> Result<Option<(HeldMail, IngestOutcome)>, IngestError> {
         let Some(held) = self.repo.find_held(id).await? else { return Ok(None) };
-        let outcome = match self.ingest_as(held.mail.clone(), Hold::Never).await? {
+        let outcome = match self.ingest_as(held.mail.clone(), Hold::Never, None).await? {
             Ingested::Ticket(o) => o,
             // `Hold::Never` holds nothing; said as an error, not a panic.
             Ingested::Held(_) => return Err(RepoError::corrupt("a released mail was held again").into()),
@@ -369,7 +381,12 @@ impl<R: IngestPorts> IngestService<R> {
         Ok(self.repo.held_mail(include_released).await?)
     }
 
-    async fn ingest_as(&self, mail: IncomingMail, hold: Hold) -> Result<Ingested, IngestError> {
+    async fn ingest_as(
+        &self,
+        mail: IncomingMail,
+        hold: Hold,
+        audit: Option<AuditRecord>,
+    ) -> Result<Ingested, IngestError> {
         if let Some(i) = mail.attachments.iter().position(|a| !is_safe_route(&a.route)) {
             return Err(IngestError::UnsafeRoute(i));
         }
@@ -394,7 +411,7 @@ impl<R: IngestPorts> IngestService<R> {
             }
         };
         if let Some(ticket) = self.thread(&mail, &sender).await? {
-            return self.continue_thread(mail, ticket, keys, &sender, &own, now).await.map(Ingested::Ticket);
+            return self.continue_thread(mail, ticket, keys, &sender, &own, now, audit).await.map(Ingested::Ticket);
         }
         if hold == Hold::OwnMail && own.contains(&sender) {
             return self.hold_own(mail, keys, now).await;
@@ -414,6 +431,7 @@ impl<R: IngestPorts> IngestService<R> {
             department,
             own,
             now,
+            audit,
         });
         let outcome = match self.openings.submit(opening.clone(), |batch| self.open_batch(batch)).await {
             Some(outcome) => outcome,
@@ -436,6 +454,7 @@ impl<R: IngestPorts> IngestService<R> {
     }
 
     /// A mail that continues `ticket`: stored on its own.
+    #[allow(clippy::too_many_arguments)]
     async fn continue_thread(
         &self,
         mail: IncomingMail,
@@ -444,6 +463,7 @@ impl<R: IngestPorts> IngestService<R> {
         sender: &str,
         own: &super::OwnSet,
         now: Timestamp,
+        audit: Option<AuditRecord>,
     ) -> Result<IngestOutcome, IngestError> {
         let department = self.department(ticket.department_id).await?.ok_or(IngestError::NoDepartment)?;
         let automatic = is_automatic(&mail, own);
@@ -452,11 +472,10 @@ impl<R: IngestPorts> IngestService<R> {
             // operator to read, and that is all: the ticket stays as it is
             // and nobody is told (telling is how loops start).
             let target = IncomingTarget::Existing { ticket_id: ticket.id, reopen: false, sla: None };
-            let planned = Planned::new(
-                self.incoming(target, &mail, keys, automatic, Participants::default(), Vec::new(), Vec::new(), now),
-                department,
-                ticket.assignee_id,
-            );
+            let mut incoming =
+                self.incoming(target, &mail, keys, automatic, Participants::default(), Vec::new(), Vec::new(), now);
+            incoming.audit = self.audit_until_now(audit);
+            let planned = Planned::new(incoming, department, ticket.assignee_id);
             return self.store_one(planned).await;
         }
         // The customer's answer reopens a closed ticket and ends the wait of
@@ -483,11 +502,9 @@ impl<R: IngestPorts> IngestService<R> {
         }
         let webhook_events =
             self.webhook_events(&mail, Some(ticket), &department, assignee.as_ref(), automatic, now).await?;
-        let planned = Planned::new(
-            self.incoming(target, &mail, keys, automatic, participants, notices, webhook_events, now),
-            department,
-            assignee.map(|a| a.id),
-        );
+        let mut incoming = self.incoming(target, &mail, keys, automatic, participants, notices, webhook_events, now);
+        incoming.audit = self.audit_until_now(audit);
+        let planned = Planned::new(incoming, department, assignee.map(|a| a.id));
         self.store_one(planned).await
     }
 
@@ -618,7 +635,7 @@ impl<R: IngestPorts> IngestService<R> {
                 system: o.mail.system.clone(),
                 sla: o.sla,
             });
-            let incoming = self.incoming(
+            let mut incoming = self.incoming(
                 target,
                 &o.mail,
                 o.keys.clone(),
@@ -628,6 +645,7 @@ impl<R: IngestPorts> IngestService<R> {
                 webhook_events,
                 o.now,
             );
+            incoming.audit = self.audit_until_now(o.audit.clone());
             plans.push(Planned::new(incoming, o.department.clone(), assignee.map(|a| a.id)));
         }
         Ok(plans)
@@ -675,6 +693,18 @@ impl<R: IngestPorts> IngestService<R> {
         Ok(notices)
     }
 
+    /// The request's record as it goes to the store with the mail: its
+    /// duration runs to now, when the writes are sent (the request measured
+    /// it from its own start, `entry.at`, as the domain's clock tells).
+    fn audit_until_now(&self, audit: Option<AuditRecord>) -> Option<AuditRecord> {
+        let now = self.clock.now();
+        audit.map(|mut r| {
+            let so_far = (now - r.entry.at).num_microseconds().unwrap_or(i64::MAX);
+            r.outcome.duration_us = r.outcome.duration_us.max(so_far);
+            r
+        })
+    }
+
     #[allow(clippy::too_many_arguments)]
     fn incoming(
         &self,
@@ -714,6 +744,7 @@ impl<R: IngestPorts> IngestService<R> {
             webhook_events,
             now,
             notices_due_at: now + self.settings.first_attempt_grace,
+            audit: None,
         }
     }
 
@@ -825,6 +856,7 @@ impl<R: IngestPorts> IngestService<R> {
             department,
             assignee_id: ticket.assignee_id,
             notices: self.repo.notices_of_detail(detail.id).await?,
+            audit_written: false,
         })
     }
 }
@@ -893,6 +925,8 @@ struct Opening {
     /// Our addresses as the mail was read.
     own: super::OwnSet,
     now: Timestamp,
+    /// The request's bitácora record, written with the ticket.
+    audit: Option<AuditRecord>,
 }
 
 /// Whether mail from our own addresses is held (a release is not).
@@ -916,6 +950,7 @@ impl Planned {
             notices: incoming.notices.clone(),
             now: incoming.now,
             due: incoming.notices_due_at,
+            audit: incoming.audit.is_some(),
         };
         Planned { incoming, answer }
     }
@@ -934,6 +969,8 @@ struct Answer {
     notices: Vec<NewNotice>,
     now: Timestamp,
     due: Timestamp,
+    /// The writes carry the request's bitácora record.
+    audit: bool,
 }
 
 impl Answer {
@@ -953,6 +990,7 @@ impl Answer {
                 .zip(stored.notice_ids)
                 .map(|(spec, id)| Notice::pending(id, stored.ticket_id, stored.detail_id, spec, self.now, self.due))
                 .collect(),
+            audit_written: self.audit,
         }
     }
 }

@@ -940,6 +940,7 @@ pub fn new_incoming(department_id: i64, assignee_id: Option<i64>, key: &str, fro
         webhook_events: vec![],
         now: at(9, 0, 1),
         notices_due_at: at(9, 0, 1),
+        audit: None,
     }
 }
 
@@ -1030,6 +1031,7 @@ pub async fn incoming_mail_joins_and_reopens_a_ticket<S: Store>(s: Arc<S>) {
         webhook_events: vec![],
         now: at(11, 0, 0),
         notices_due_at: at(11, 0, 0),
+        audit: None,
     };
     let second = s.store_incoming(reply.clone()).await.unwrap();
     assert_eq!((second.ticket_id, second.created_ticket), (first.ticket_id, false));
@@ -1147,6 +1149,50 @@ pub async fn incoming_batches_store_all_in_order_or_nothing<S: Store>(s: Arc<S>)
     assert_eq!(s.find_detail_by_dedupe(&sample_detail("c2", "x").dedupe_key).await.unwrap(), None);
 }
 
+/// The bitácora record of the request that brought a mail is written in
+/// the mail's transaction: with it, or not at all.
+pub async fn a_mail_s_bitacora_record_is_written_with_it<S: Store>(s: Arc<S>) {
+    let d = s.create_department(NewDepartment { name: "Soporte".into(), synology_channel: None }).await.unwrap();
+    let op = s.create_user(sample_user("ana", "ana@example.test", Some(d.id))).await.unwrap();
+    let ids = s.reserve_audit_ids(10).await.unwrap();
+    let with = |key: &str, id: i64| {
+        let mut n = new_incoming(d.id, Some(op.id), key, "cliente@cliente.test");
+        n.audit = Some(audit_record(id, "correo/save", None, 200));
+        n
+    };
+    // A new ticket, alone.
+    let first = s.store_incoming(with("m1", ids)).await.unwrap();
+    let written = s.find_audit(ids).await.unwrap().expect("written with the ticket");
+    assert_eq!(
+        (written.endpoint.as_str(), written.status, written.duration_us, written.body.as_str()),
+        ("correo/save", Some(200), Some(1234), audit_entry("x", None).body.as_str())
+    );
+    // A mail stored before writes neither itself nor its record.
+    let r = s.store_incoming(with("m1", ids + 1)).await;
+    assert!(matches!(r, Err(RepoError::Duplicate(_))), "{r:?}");
+    assert_eq!(s.find_audit(ids + 1).await.unwrap(), None, "a record of a mail not stored");
+    // A record stored before spoils its mail: nothing of it is written.
+    let r = s.store_incoming(with("m2", ids)).await;
+    assert!(matches!(r, Err(RepoError::Duplicate(_))), "{r:?}");
+    assert_eq!(s.find_detail_by_dedupe(&sample_detail("m2", "x").dedupe_key).await.unwrap(), None);
+    // A mail that continues a ticket.
+    let mut reply = with("m3", ids + 2);
+    reply.target = IncomingTarget::Existing { ticket_id: first.ticket_id, reopen: false, sla: None };
+    let stored = s.store_incoming(reply).await.unwrap();
+    assert_eq!(stored.ticket_id, first.ticket_id);
+    assert_eq!(s.find_audit(ids + 2).await.unwrap().and_then(|e| e.status), Some(200));
+    // New tickets in one batch, each with its record; and a batch that
+    // fails writes none of them.
+    let stored = s.store_incoming_batch(&[with("b1", ids + 3), with("b2", ids + 4)]).await.unwrap();
+    assert_eq!(stored.len(), 2);
+    for id in [ids + 3, ids + 4] {
+        assert_eq!(s.find_audit(id).await.unwrap().map(|e| e.endpoint), Some("correo/save".to_string()));
+    }
+    let r = s.store_incoming_batch(&[with("b3", ids + 5), with("b1", ids + 6)]).await;
+    assert!(matches!(r, Err(RepoError::Duplicate(_))), "{r:?}");
+    assert_eq!((s.find_audit(ids + 5).await.unwrap(), s.find_audit(ids + 6).await.unwrap()), (None, None));
+}
+
 pub async fn concurrent_duplicates_store_once<S: Store>(s: Arc<S>) {
     let d = s.create_department(NewDepartment { name: "Soporte".into(), synology_channel: None }).await.unwrap();
     let op = s.create_user(sample_user("ana", "ana@example.test", Some(d.id))).await.unwrap();
@@ -1223,6 +1269,7 @@ pub async fn open_ticket_counts_follow_closing_and_reopening<S: Store>(s: Arc<S>
         webhook_events: vec![],
         now: at(13, 0, 0),
         notices_due_at: at(13, 0, 0),
+        audit: None,
     };
     s.store_incoming(reply(t1.ticket_id, "m4")).await.unwrap();
     assert_eq!(load(s.clone()).await, 2, "a reply reopened the closed ticket");
@@ -1263,6 +1310,7 @@ fn follow_up(ticket_id: i64, key: &str, text: (&str, &str), now: Timestamp) -> N
         webhook_events: vec![],
         now,
         notices_due_at: now,
+        audit: None,
     }
 }
 

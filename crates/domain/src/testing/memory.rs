@@ -459,33 +459,7 @@ impl AuditRepository for InMemoryStore {
         })
     }
     async fn write_audit(&self, records: &[AuditRecord]) -> RepoResult<()> {
-        self.with(|i| {
-            if records.iter().any(|r| i.audit.contains_key(&r.id)) {
-                return Err(dup("bitacora_log.id_bitacora_log"));
-            }
-            for r in records.iter().cloned() {
-                let parent_id = r.entry.parent_id.filter(|p| i.audit.contains_key(p));
-                let e = r.entry;
-                i.audit.insert(
-                    r.id,
-                    AuditEntry {
-                        id: r.id,
-                        at: e.at,
-                        consumer_id: r.outcome.consumer_id,
-                        consumer_name: e.consumer_name,
-                        endpoint: e.endpoint,
-                        method: e.method,
-                        client_ip: e.client_ip,
-                        status: Some(r.outcome.status),
-                        duration_us: Some(r.outcome.duration_us),
-                        body: e.body,
-                        parent_id,
-                        user_id: r.outcome.user_id,
-                    },
-                );
-            }
-            Ok(())
-        })
+        self.with(|i| i.write_audit(records))
     }
     async fn find_audit(&self, id: i64) -> RepoResult<Option<AuditEntry>> {
         self.with(|i| Ok(i.audit.get(&id).cloned()))
@@ -799,10 +773,16 @@ impl TicketRepository for InMemoryStore {
         self.with(|i| {
             // All or nothing: every check first, then every write.
             let mut keys = BTreeSet::new();
+            let mut audit_ids = BTreeSet::new();
             for n in batch {
                 let key = &n.detail.dedupe_key;
                 if !keys.insert(key) || i.details.values().any(|(d, _)| &d.dedupe_key == key) {
                     return Err(dup("detalle_ticket.clave_dedupe"));
+                }
+                if let Some(r) = &n.audit
+                    && (!audit_ids.insert(r.id) || i.audit.contains_key(&r.id))
+                {
+                    return Err(dup("bitacora_log.id_bitacora_log"));
                 }
                 if let IncomingTarget::New(t) = &n.target
                     && !i.departments.contains_key(&t.department_id)
@@ -906,11 +886,44 @@ fn text_matches<'a>(query: &str, messages: impl Iterator<Item = &'a TicketDetail
 }
 
 impl Inner {
+    /// The records, all or none (an id stored before refuses them all).
+    fn write_audit(&mut self, records: &[AuditRecord]) -> RepoResult<()> {
+        let i = self;
+        if records.iter().any(|r| i.audit.contains_key(&r.id)) {
+            return Err(dup("bitacora_log.id_bitacora_log"));
+        }
+        for r in records.iter().cloned() {
+            let parent_id = r.entry.parent_id.filter(|p| i.audit.contains_key(p));
+            let e = r.entry;
+            i.audit.insert(
+                r.id,
+                AuditEntry {
+                    id: r.id,
+                    at: e.at,
+                    consumer_id: r.outcome.consumer_id,
+                    consumer_name: e.consumer_name,
+                    endpoint: e.endpoint,
+                    method: e.method,
+                    client_ip: e.client_ip,
+                    status: Some(r.outcome.status),
+                    duration_us: Some(r.outcome.duration_us),
+                    body: e.body,
+                    parent_id,
+                    user_id: r.outcome.user_id,
+                },
+            );
+        }
+        Ok(())
+    }
+
     /// One incoming mail's writes ([`TicketRepository::store_incoming`]).
     fn store_incoming(&mut self, n: &NewIncoming) -> RepoResult<StoredIncoming> {
         let i = self;
         if i.details.values().any(|(d, _)| d.dedupe_key == n.detail.dedupe_key) {
             return Err(dup("detalle_ticket.clave_dedupe"));
+        }
+        if n.audit.as_ref().is_some_and(|r| i.audit.contains_key(&r.id)) {
+            return Err(dup("bitacora_log.id_bitacora_log"));
         }
         let (ticket_id, created_ticket) = match &n.target {
             IncomingTarget::New(t) => {
@@ -972,6 +985,9 @@ impl Inner {
         i.insert_events(ticket_id, &n.events, n.now);
         let notice_ids = i.insert_notices(ticket_id, detail_id, &n.notices, n.now, n.notices_due_at);
         i.record_webhook_events(ticket_id, Some(detail_id), &n.webhook_events, n.now);
+        if let Some(r) = &n.audit {
+            i.write_audit(std::slice::from_ref(r))?;
+        }
         Ok(StoredIncoming { ticket_id, detail_id, created_ticket, notice_ids })
     }
 

@@ -134,6 +134,7 @@ macro_rules! repository_contract_tests {
             incoming_mail_joins_and_reopens_a_ticket,
             duplicates_write_nothing,
             incoming_batches_store_all_in_order_or_nothing,
+            a_mail_s_bitacora_record_is_written_with_it,
             concurrent_duplicates_store_once,
             operator_loads_count_open_tickets,
             open_ticket_counts_follow_closing_and_reopening,

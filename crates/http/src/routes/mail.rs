@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use actix_web::http::StatusCode;
-use actix_web::web;
+use actix_web::{HttpRequest, web};
 use helpdesk_domain::model::IncomingMail;
 use helpdesk_domain::model::{Endpoint, MailAccountFilter, MailAccountWithPassword, NewAttachment, Status};
 use helpdesk_domain::ports::Adapters;
@@ -14,6 +14,7 @@ use serde_json::{Map, Value, json};
 use utoipa::ToSchema;
 
 use crate::AppState;
+use crate::audit::AuditCtx;
 use crate::envelope::Reply;
 use crate::error::ApiError;
 use crate::extract::{ApiRequest, Valid, de};
@@ -222,9 +223,27 @@ impl TryFrom<MailSaveRequest> for IncomingMail {
 
 /// `POST api/correo/save`: an incoming e-mail becomes a ticket, or a detail
 /// of the ticket it continues. Answers flat, as documented.
-pub async fn save<A: Adapters>(st: web::Data<AppState<A>>, q: Valid<MailSaveRequest, A>) -> Result<Reply, ApiError> {
-    let outcome = match st.ingest.ingest(q.input.try_into()?).await? {
-        Ingested::Ticket(outcome) => outcome,
+pub async fn save<A: Adapters>(
+    st: web::Data<AppState<A>>,
+    req: HttpRequest,
+    q: Valid<MailSaveRequest, A>,
+) -> Result<Reply, ApiError> {
+    let mail = q.input.try_into()?;
+    // Without a delivery attempt to wait for, nothing after the mail's
+    // writes can change the answer (200): the request's bitácora record is
+    // written with them, one commit for both.
+    let audit = AuditCtx::of(&req);
+    let ingested = match st.limits.inline_delivery.is_none().then(|| audit.record_for_own_write(200)).flatten() {
+        Some(record) => st.ingest.ingest_audited(mail, record).await?,
+        None => st.ingest.ingest(mail).await?,
+    };
+    let outcome = match ingested {
+        Ingested::Ticket(outcome) => {
+            if outcome.audit_written {
+                audit.written_with(200);
+            }
+            outcome
+        }
         // No ticket: the documented fields stay, as strings, empty.
         Ingested::Held(held) => {
             return Ok(Reply::Raw {
