@@ -292,6 +292,17 @@ impl Script {
         self.sql
     }
 
+    /// [`Script::commit`] as one MariaDB compound statement (`BEGIN NOT
+    /// ATOMIC .. END`): parsed once, and answered with one packet where a
+    /// multi-statement query is answered with one per statement, each
+    /// waking the client. A statement that fails ends the block there, its
+    /// transaction left open for the caller's `ROLLBACK`, as a failing
+    /// statement of the multi-statement query does. MySQL has no such
+    /// statement.
+    pub(crate) fn commit_as_block(self) -> String {
+        format!("BEGIN NOT ATOMIC\n{};\nEND", self.commit())
+    }
+
     /// The query that reads what the script kept, after it ran (on the same
     /// connection): the lists of ids of each kind.
     pub(crate) fn kept_ids() -> Select<'static> {
@@ -432,6 +443,14 @@ mod tests {
              '2026-12-07 10:11:12.000123', @hd_ticket, 7);\n\
              SET @hd_detalle := LAST_INSERT_ID(), @hd_detalles := CONCAT_WS(',', @hd_detalles, LAST_INSERT_ID());\n\
              COMMIT"
+        );
+        let mut block = Script::transaction();
+        block.push(&Statement::new("DELETE FROM t WHERE id = ?", vec![Value::BigInt(1)])).unwrap();
+        assert_eq!(
+            block.commit_as_block(),
+            "BEGIN NOT ATOMIC\nSET @hd_ticket := NULL, @hd_tickets := NULL, @hd_detalle := NULL, \
+             @hd_detalles := NULL, @hd_aviso := NULL, @hd_avisos := NULL; START TRANSACTION;\n\
+             DELETE FROM t WHERE id = 1;\nCOMMIT;\nEND"
         );
         let cleared = Script::transaction().sql;
         for k in [Kept::Ticket, Kept::Detail, Kept::Notice] {

@@ -199,8 +199,21 @@ mod tests {
         other.batch_execute("SET SESSION innodb_lock_wait_timeout = 2").await.unwrap();
         other.batch_execute("INSERT INTO prueba_script (id, nombre, padre) VALUES (10, 'otra', 0)").await.unwrap();
 
+        // As a compound statement too, where the server has it.
+        let blocks = if db.returning() { vec![false, true] } else { vec![false] };
+        let mut failing = Script::transaction();
+        failing.push(&insert(Some(11), "uno", Value::BigInt(0))).unwrap();
+        failing.push(&insert(Some(10), "otra vez el 10", Value::BigInt(0))).unwrap();
+        if db.returning() {
+            let done = db.mysql_script(pool, &failing.commit_as_block()).await;
+            assert!(matches!(done, Err(RepoError::Duplicate(_))), "{done:?}");
+            other.batch_execute("INSERT INTO prueba_script (id, nombre, padre) VALUES (11, 'otra', 0)").await.unwrap();
+        }
+
         let hostile = ["'; DROP TABLE prueba_script; --", "\\'", "\\", "a\0b", "é漢🙂", "", "?", "\"x\""];
-        for mode in ["", "NO_BACKSLASH_ESCAPES,ANSI_QUOTES"] {
+        for (mode, block) in
+            ["", "NO_BACKSLASH_ESCAPES,ANSI_QUOTES"].into_iter().flat_map(|m| blocks.iter().map(move |b| (m, *b)))
+        {
             let set = format!("SET SESSION sql_mode = '{mode}'");
             let mut script = Script::transaction();
             script.push(&Statement::new(set, Vec::new())).unwrap();
@@ -211,7 +224,8 @@ mod tests {
                 script.keep(Kept::Notice);
             }
             script.push(&Statement::new("SET SESSION sql_mode = DEFAULT", Vec::new())).unwrap();
-            let kept = db.mysql_script(pool, &script.commit()).await.unwrap();
+            let text = if block { script.commit_as_block() } else { script.commit() };
+            let kept = db.mysql_script(pool, &text).await.unwrap();
             let [parent] = kept.of(Kept::Ticket).unwrap()[..] else { panic!("one parent kept: {kept:?}") };
             let children = kept.of(Kept::Notice).unwrap();
             assert_eq!(children.len(), hostile.len(), "{kept:?}");
@@ -226,7 +240,7 @@ mod tests {
                 .zip(hostile)
                 .map(|(id, text)| Row { id: *id, nombre: text.to_string(), padre: parent })
                 .collect();
-            assert_eq!(rows, want, "sql_mode {mode:?}");
+            assert_eq!(rows, want, "sql_mode {mode:?}, as a block: {block}");
         }
     }
 }

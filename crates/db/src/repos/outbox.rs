@@ -6,7 +6,7 @@ use helpdesk_domain::RepoError;
 use helpdesk_domain::model::*;
 use helpdesk_domain::ports::*;
 
-use super::tickets::{insert_events, queue_notices};
+use super::tickets::{insert_events, queue_notices, sent_to};
 use super::webhooks::record_webhook_events;
 use crate::error::OrRepo;
 use crate::models::*;
@@ -215,12 +215,7 @@ impl OutboxRepository for Db {
         let counts: Vec<Count> =
             db_run!(self, |conn| Select(Statement::new(sql.clone(), values.clone())).load(conn).await.or_repo())?;
         let counts: Vec<(String, i64)> = counts.into_iter().map(|c| (c.destino, c.n)).collect();
-        // MySQL's collation ignores case, so it may name a recipient in
-        // another case than asked (and group two spellings together).
-        Ok(recipients
-            .iter()
-            .map(|r| counts.iter().filter(|(d, _)| d.eq_ignore_ascii_case(r)).map(|(_, n)| n).sum())
-            .collect())
+        Ok(sent_to(recipients, &counts))
     }
 
     async fn attempts_of(&self, notice_id: i64) -> RepoResult<Vec<(Timestamp, bool)>> {

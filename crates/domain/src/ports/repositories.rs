@@ -328,6 +328,9 @@ pub trait IntegratedSystemRepository: Send + Sync + 'static {
     -> impl Future<Output = RepoResult<LoginTicket>> + Send;
 }
 
+/// A user's open tickets and latest assignment ([`TicketRepository::user_loads`]).
+pub type UserLoad = (i64, Option<Timestamp>);
+
 /// Tickets, their details, attachments and participants.
 #[cfg_attr(any(test, feature = "testing"), mockall::automock)]
 pub trait TicketRepository: Send + Sync + 'static {
@@ -372,7 +375,20 @@ pub trait TicketRepository: Send + Sync + 'static {
     /// without the users, for a caller that holds them.
     ///
     /// [`operator_loads`]: TicketRepository::operator_loads
-    fn user_loads(&self, users: &[i64]) -> impl Future<Output = RepoResult<Vec<(i64, Option<Timestamp>)>>> + Send;
+    fn user_loads(&self, users: &[i64]) -> impl Future<Output = RepoResult<Vec<UserLoad>>> + Send;
+    /// What opening tickets reads, in one read where the store is remote:
+    /// [`user_loads`] of `users`, and [`OutboxRepository::count_notices_to`]
+    /// of `kind` to `recipients` since `since`; each in its order.
+    ///
+    /// [`user_loads`]: TicketRepository::user_loads
+    /// [`OutboxRepository::count_notices_to`]: crate::ports::OutboxRepository::count_notices_to
+    fn loads_and_notices_sent(
+        &self,
+        users: &[i64],
+        kind: NoticeKind,
+        recipients: &[String],
+        since: Timestamp,
+    ) -> impl Future<Output = RepoResult<(Vec<UserLoad>, Vec<i64>)>> + Send;
     /// MUST return `NotFound` for an unknown ticket.
     fn set_ticket_status(
         &self,

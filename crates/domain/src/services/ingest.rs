@@ -318,20 +318,6 @@ impl<R: IngestPorts> IngestService<R> {
         self.setup.operators.get_or_load(department_id, self.clock.now(), load, |_| true).await
     }
 
-    /// Each operator of the department with its load: the operators from
-    /// the routing cache, their loads read now (they change with every
-    /// ticket).
-    async fn operator_loads(&self, department_id: i64) -> Result<Vec<OperatorLoad>, RepoError> {
-        let operators = self.operators(department_id).await?;
-        let ids: Vec<i64> = operators.iter().map(|u| u.id).collect();
-        let loads = self.repo.user_loads(&ids).await?;
-        Ok(operators
-            .into_iter()
-            .zip(loads)
-            .map(|(user, (open_tickets, last_assigned_at))| OperatorLoad { user, open_tickets, last_assigned_at })
-            .collect())
-    }
-
     /// The kinds of event some active subscription wants: an event of
     /// another kind is not even built.
     async fn subscribed(&self) -> Result<BTreeSet<WebhookEventKind>, RepoError> {
@@ -598,22 +584,41 @@ impl<R: IngestPorts> IngestService<R> {
     }
 
     async fn plan_openings(&self, batch: &[Arc<Opening>]) -> Result<Vec<Planned>, IngestError> {
-        let mut loads: BTreeMap<i64, Vec<OperatorLoad>> = BTreeMap::new();
+        let mut operators: BTreeMap<i64, Vec<InternalUser>> = BTreeMap::new();
         for o in batch {
-            if let std::collections::btree_map::Entry::Vacant(e) = loads.entry(o.department.id) {
-                e.insert(self.operator_loads(o.department.id).await?);
+            if let std::collections::btree_map::Entry::Vacant(e) = operators.entry(o.department.id) {
+                e.insert(self.operators(o.department.id).await?);
             }
         }
-        // One read for every sender; from the earliest mail's hour, so a
-        // later one may count a little more than its own hour, never less.
+        // One read for the operators' loads (they change with every ticket)
+        // and every sender's acknowledgements; these from the earliest
+        // mail's hour, so a later one may count a little more than its own
+        // hour, never less.
+        let users: Vec<i64> = operators.values().flatten().map(|u| u.id).collect();
         let to_ack: Vec<String> =
             batch.iter().filter_map(|o| o.ack_to.clone()).collect::<BTreeSet<_>>().into_iter().collect();
-        let mut acks_sent: BTreeMap<String, i64> = BTreeMap::new();
-        if let Some(first) = batch.iter().map(|o| o.now).min().filter(|_| !to_ack.is_empty()) {
-            let counts =
-                self.repo.count_notices_to(NoticeKind::Acknowledgement, &to_ack, first - Duration::hours(1)).await?;
-            acks_sent.extend(to_ack.into_iter().zip(counts));
-        }
+        let first = batch.iter().map(|o| o.now).min().unwrap_or_else(|| self.clock.now());
+        let (user_loads, counts) = self
+            .repo
+            .loads_and_notices_sent(&users, NoticeKind::Acknowledgement, &to_ack, first - Duration::hours(1))
+            .await?;
+        let mut user_loads = user_loads.into_iter();
+        let mut loads: BTreeMap<i64, Vec<OperatorLoad>> = operators
+            .into_iter()
+            .map(|(department, users)| {
+                let loads = users
+                    .into_iter()
+                    .zip(user_loads.by_ref())
+                    .map(|(user, (open_tickets, last_assigned_at))| OperatorLoad {
+                        user,
+                        open_tickets,
+                        last_assigned_at,
+                    })
+                    .collect();
+                (department, loads)
+            })
+            .collect();
+        let mut acks_sent: BTreeMap<String, i64> = to_ack.into_iter().zip(counts).collect();
         let mut plans = Vec::with_capacity(batch.len());
         for o in batch {
             let assignee = loads.get_mut(&o.department.id).and_then(|l| take_least_loaded(l, o.now));

@@ -1126,6 +1126,16 @@ pub async fn incoming_batches_store_all_in_order_or_nothing<S: Store>(s: Arc<S>)
         .unwrap();
     assert_eq!(acks, vec![1, 0, 1]);
     assert!(s.count_notices_to(NoticeKind::Acknowledgement, &[], at(9, 0, 0)).await.unwrap().is_empty());
+    // Both reads at once, as opening tickets makes them: each as alone.
+    let users = [b.id, a.id, b.id + 1000];
+    let to: Vec<String> = vec!["b3@cliente.test".into(), "nadie@x.test".into(), "b1@cliente.test".into()];
+    let ack = NoticeKind::Acknowledgement;
+    let alone = s.user_loads(&users).await.unwrap();
+    assert_eq!(alone[2], (0, None), "{alone:?}");
+    assert_eq!(s.loads_and_notices_sent(&users, ack, &to, at(9, 0, 0)).await.unwrap(), (alone.clone(), vec![1, 0, 1]));
+    assert_eq!(s.loads_and_notices_sent(&users, ack, &to, at(9, 0, 8)).await.unwrap(), (alone.clone(), vec![0, 0, 0]));
+    assert_eq!(s.loads_and_notices_sent(&users, ack, &[], at(9, 0, 0)).await.unwrap(), (alone, vec![]));
+    assert_eq!(s.loads_and_notices_sent(&[], ack, &to[..1], at(9, 0, 0)).await.unwrap(), (vec![], vec![1]));
 
     // One mail stored before spoils its batch: nothing of it is written.
     let pending = s.pending_notices().await.unwrap();

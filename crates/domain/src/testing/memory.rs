@@ -766,6 +766,15 @@ impl IntegratedSystemRepository for InMemoryStore {
 }
 
 impl TicketRepository for InMemoryStore {
+    async fn loads_and_notices_sent(
+        &self,
+        users: &[i64],
+        kind: NoticeKind,
+        recipients: &[String],
+        since: Timestamp,
+    ) -> RepoResult<(Vec<(i64, Option<Timestamp>)>, Vec<i64>)> {
+        Ok((self.user_loads(users).await?, self.count_notices_to(kind, recipients, since).await?))
+    }
     async fn store_incoming(&self, n: NewIncoming) -> RepoResult<StoredIncoming> {
         self.with(|i| i.store_incoming(&n))
     }
