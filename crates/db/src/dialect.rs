@@ -69,7 +69,12 @@ pub(crate) trait Dialect: AsyncConnectionCore {
     /// What follows an insert so that a row clashing with the unique key
     /// on `key` (a column list; MySQL takes whichever key clashes) takes the
     /// new row's `columns` instead (an upsert, spelled per backend).
-    fn on_conflict_update(&self, key: &str, columns: &[&str]) -> String;
+    fn on_conflict_update(&self, key: &str, columns: &[&str]) -> String {
+        Self::upsert(key, columns)
+    }
+    /// [`Dialect::on_conflict_update`] without a connection (a script's
+    /// statements are written before any).
+    fn upsert(key: &str, columns: &[&str]) -> String;
     /// What ends a `SELECT` that locks the rows it reads until the
     /// transaction ends (MySQL); nothing on SQLite, whose write transaction
     /// already excludes every other writer.
@@ -175,7 +180,7 @@ impl Dialect for SqliteConn {
     fn null_safe_eq(&self) -> &'static str {
         "IS"
     }
-    fn on_conflict_update(&self, key: &str, columns: &[&str]) -> String {
+    fn upsert(key: &str, columns: &[&str]) -> String {
         let set: Vec<String> = columns.iter().map(|c| format!("{c} = excluded.{c}")).collect();
         format!(" ON CONFLICT ({key}) DO UPDATE SET {}", set.join(", "))
     }
@@ -215,7 +220,7 @@ impl Dialect for AsyncMysqlConnection {
     fn null_safe_eq(&self) -> &'static str {
         "<=>"
     }
-    fn on_conflict_update(&self, _key: &str, columns: &[&str]) -> String {
+    fn upsert(_key: &str, columns: &[&str]) -> String {
         let set: Vec<String> = columns.iter().map(|c| format!("{c} = VALUES({c})")).collect();
         format!(" ON DUPLICATE KEY UPDATE {}", set.join(", "))
     }

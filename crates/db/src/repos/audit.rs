@@ -71,6 +71,14 @@ pub(super) fn unlinked_rows<'a>(records: impl Iterator<Item = &'a AuditRecord>) 
     records.map(|r| row(r, None)).collect()
 }
 
+/// What a record written with a mail's rows writes over when its id is
+/// taken: its request was dropped while the mail was being written and
+/// recorded as 499 by the guard (`http::audit`), but the mail was stored,
+/// so the record says how the request ended for the store (its outcome).
+pub(super) fn keeping_the_outcome<C: crate::dialect::Dialect>(insert: Statement<'_>) -> Statement<'_> {
+    insert.then(&C::upsert("id_bitacora_log", &["status_http", "duracion_us", "fk_id_consumidor", "fk_id_usuario"]))
+}
+
 fn row(r: &AuditRecord, parent: Option<i64>) -> AuditInsert<'_> {
     AuditInsert {
         id_bitacora_log: r.id,

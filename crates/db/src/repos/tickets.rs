@@ -9,7 +9,7 @@ use helpdesk_domain::RepoError;
 use helpdesk_domain::model::*;
 use helpdesk_domain::ports::*;
 
-use super::audit::{inserts as audit_inserts, unlinked_rows as audit_rows};
+use super::audit::{inserts as audit_inserts, keeping_the_outcome, unlinked_rows as audit_rows};
 use super::webhooks::record_webhook_events;
 use crate::conn::Pools;
 use crate::dialect::{Dialect, load_slot};
@@ -348,7 +348,7 @@ async fn store_one<C: Dialect>(
     record_webhook_events(conn, ticket_id, Some(detail_id), &n.webhook_events, n.now).await?;
     let audit = audit_rows(n.audit.iter());
     for statement in audit_inserts(&audit) {
-        conn.run(statement).await?;
+        conn.run(keeping_the_outcome::<C>(statement)).await?;
     }
     Ok(StoredIncoming { ticket_id, detail_id, created_ticket, notice_ids })
 }
@@ -466,7 +466,7 @@ fn opening_script<C: Dialect>(
     // The requests' bitácora records, committed with their mails.
     let audit = audit_rows(batch.iter().filter_map(|n| n.audit.as_ref()));
     for statement in audit_inserts(&audit) {
-        script.push(&statement)?;
+        script.push(&keeping_the_outcome::<C>(statement))?;
     }
     if script.len() > MAX_SCRIPT_BYTES {
         return Ok(None);
@@ -677,7 +677,7 @@ fn open_tickets<'a, C: Dialect>(
         }
         let audit = audit_rows(batch.iter().filter_map(|n| n.audit.as_ref()));
         for statement in audit_inserts(&audit) {
-            conn.run(statement).await?;
+            conn.run(keeping_the_outcome::<C>(statement)).await?;
         }
         Ok(stored)
     }

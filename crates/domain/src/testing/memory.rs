@@ -782,16 +782,10 @@ impl TicketRepository for InMemoryStore {
         self.with(|i| {
             // All or nothing: every check first, then every write.
             let mut keys = BTreeSet::new();
-            let mut audit_ids = BTreeSet::new();
             for n in batch {
                 let key = &n.detail.dedupe_key;
                 if !keys.insert(key) || i.details.values().any(|(d, _)| &d.dedupe_key == key) {
                     return Err(dup("detalle_ticket.clave_dedupe"));
-                }
-                if let Some(r) = &n.audit
-                    && (!audit_ids.insert(r.id) || i.audit.contains_key(&r.id))
-                {
-                    return Err(dup("bitacora_log.id_bitacora_log"));
                 }
                 if let IncomingTarget::New(t) = &n.target
                     && !i.departments.contains_key(&t.department_id)
@@ -931,9 +925,6 @@ impl Inner {
         if i.details.values().any(|(d, _)| d.dedupe_key == n.detail.dedupe_key) {
             return Err(dup("detalle_ticket.clave_dedupe"));
         }
-        if n.audit.as_ref().is_some_and(|r| i.audit.contains_key(&r.id)) {
-            return Err(dup("bitacora_log.id_bitacora_log"));
-        }
         let (ticket_id, created_ticket) = match &n.target {
             IncomingTarget::New(t) => {
                 if !i.departments.contains_key(&t.department_id) {
@@ -994,8 +985,15 @@ impl Inner {
         i.insert_events(ticket_id, &n.events, n.now);
         let notice_ids = i.insert_notices(ticket_id, detail_id, &n.notices, n.now, n.notices_due_at);
         i.record_webhook_events(ticket_id, Some(detail_id), &n.webhook_events, n.now);
-        if let Some(r) = &n.audit {
-            i.write_audit(std::slice::from_ref(r))?;
+        // A record stored before (its request recorded as 499 meanwhile)
+        // takes the outcome the mail's writes carry.
+        match n.audit.as_ref().map(|r| (r, i.audit.get_mut(&r.id))) {
+            Some((r, Some(e))) => {
+                (e.status, e.duration_us) = (Some(r.outcome.status), Some(r.outcome.duration_us));
+                (e.consumer_id, e.user_id) = (r.outcome.consumer_id, r.outcome.user_id);
+            }
+            Some((r, None)) => i.write_audit(std::slice::from_ref(r))?,
+            None => {}
         }
         Ok(StoredIncoming { ticket_id, detail_id, created_ticket, notice_ids })
     }
