@@ -17,6 +17,7 @@
 #   ROUNDS=3                      rounds per connection count (with BASE)
 #   SECS=15                       the measured window
 #   PERF=1                        also record a perf profile of the server (target/bench/perf-<c>.data)
+#   DBPERF=1                      also record one of mariadbd (target/bench/perf-mariadbd-<c>.data)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=bench/lib.sh
@@ -57,8 +58,14 @@ measure() {
     perf record -F 499 -g -p $PID -o "$OUT/perf-$conns.data" -- sleep "$SECS" >/dev/null 2>&1 &
     PERF_PID=$!
   fi
+  DBPERF_PID=
+  if [ -n "${DBPERF:-}" ]; then
+    perf record -F 999 -g -p "$DB_PID" -o "$OUT/perf-mariadbd-$conns.data" -- sleep "$SECS" >/dev/null 2>&1 &
+    DBPERF_PID=$!
+  fi
   save "$conns" "$SECS" "$OUT/ticket_cpu-$conns.txt"
   [ -z "$PERF_PID" ] || wait "$PERF_PID"
+  [ -z "$DBPERF_PID" ] || wait "$DBPERF_PID"
   new=$(( $(count) - held )); s=$(( $(cpu_ms $PID) - cpu )); d=$(( $(cpu_ms "$DB_PID") - dbcpu )); qs=$(( $(questions) - q )); ws=$(( $(wakeups $PID) - w ))
   kill $PID; wait $PID 2>/dev/null || true
   p99=$(awk '$1=="99%" {print $2}' "$OUT/ticket_cpu-$conns.txt")

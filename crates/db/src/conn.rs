@@ -453,6 +453,13 @@ impl Db {
         AtomicBool::load(&self.scripts, Ordering::Relaxed)
     }
 
+    /// Whether a new ticket alone is written as one prepared MariaDB block
+    /// (`sql::Script::block`): MariaDB, not a Galera node.
+    #[cfg(feature = "testing")]
+    pub fn writes_blocks(&self) -> bool {
+        self.returning() && self.scripts()
+    }
+
     /// Makes inserts read their ids the MySQL way, with a query after each
     /// (what MySQL itself needs), so tests can run that path on MariaDB.
     #[cfg(feature = "testing")]

@@ -65,6 +65,16 @@ pub(crate) enum Value<'a> {
     Kept(Kept),
 }
 
+impl Value<'_> {
+    /// Bytes of a text value (0 for the others).
+    fn text_len(&self) -> usize {
+        match self {
+            Value::Text(s) | Value::OptText(Some(s)) => s.len(),
+            _ => 0,
+        }
+    }
+}
+
 /// The ids a [`Script`] keeps, in MySQL user variables named for this
 /// program (a pooled connection's variables outlive the script: each
 /// script clears them first): the latest of each kind, for the statements
@@ -100,7 +110,7 @@ impl Kept {
 }
 
 /// SQL with one `?` per value (the text holds no other `?`).
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct Statement<'a> {
     sql: String,
     values: Vec<Value<'a>>,
@@ -120,6 +130,21 @@ impl<'a> Statement<'a> {
         let sql = format!("{head} ({}) VALUES {}", columns.join(", "), vec![row; rows.len()].join(", "));
         let cache = rows.len() <= MAX_CACHED_ROWS || CACHED_CHUNKS.contains(&rows.len());
         Self { sql, values: rows.into_iter().flatten().collect(), cache }
+    }
+
+    /// `head (item, other.0) SELECT ..`: one row per string of the JSON
+    /// array `items`, each with the value `other.1`, through `JSON_TABLE`
+    /// (MariaDB, MySQL 8): one statement, and one text, whatever the number
+    /// of items. The strings are read as `VARCHAR(1000)`, longer than any
+    /// column they go to, so that a string too long is refused by the
+    /// column as a literal would be, not cut short here.
+    pub(crate) fn insert_each(head: &str, item: &str, other: (&str, Value<'a>), items: &'a str) -> Self {
+        let sql = format!(
+            "{head} ({item}, {}) SELECT j.v, ? FROM JSON_TABLE(?, '$[*]' COLUMNS \
+             (v VARCHAR(1000) CHARACTER SET utf8mb4 PATH '$')) AS j",
+            other.0
+        );
+        Self::new(sql, vec![other.1, Value::Text(items)])
     }
 
     /// The statement followed by `tail` (SQL without placeholders, such as
@@ -184,6 +209,7 @@ where
 /// A [`Statement`] that reads rows, by column name (`QueryableByName`):
 /// a hand-written `SELECT` the connection keeps prepared (diesel's `IN`
 /// over a list and `sql_query` are prepared and closed at every call).
+#[derive(Debug, Clone)]
 pub(crate) struct Select<'a>(pub(crate) Statement<'a>);
 
 impl QueryId for Select<'_> {
@@ -233,42 +259,96 @@ impl<DB: Backend, Q: QueryFragment<DB>, C: Column> QueryFragment<DB> for Returni
     }
 }
 
-/// Statements written out as one text, their values as literals, that MySQL
-/// runs in one round trip (a multi-statement query), in one transaction the
-/// script opens and commits itself: a new ticket's dozen inserts cost one
-/// trip instead of a dozen (docs/benchmarks.md, "A ticket alone").
+/// Statements run in one round trip, in one transaction the script opens
+/// and commits itself: a new ticket's dozen inserts cost one trip instead of
+/// a dozen (docs/benchmarks.md, "A ticket alone"). Two forms:
 ///
-/// What the client sent never reaches the text as SQL: a text value is
-/// written as a hexadecimal literal with its character set
-/// (`_utf8mb4 X'C3A9'`), which holds nothing but hex digits whatever
-/// `sql_mode` says about backslashes; numbers and times are formatted here.
+/// - **text** ([`Script::transaction`], MySQL): one multi-statement query,
+///   its values written as literals. What the client sent never reaches the
+///   text as SQL: a text value is written as a hexadecimal literal with its
+///   character set (`_utf8mb4 X'C3A9'`), which holds nothing but hex digits
+///   whatever `sql_mode` says about backslashes; numbers and times are
+///   formatted here. The kept ids are read back after it
+///   ([`Script::kept_ids`]).
+/// - **block** ([`Script::block`], MariaDB): one compound statement (`BEGIN
+///   NOT ATOMIC .. END`) whose values stay bound parameters, so that its
+///   text is the same for every mail of the same shape and the connection
+///   keeps it prepared: MariaDB parses it once per connection instead of
+///   once per ticket, answers with one packet (a multi-statement query
+///   answers one per statement, each waking the client), and the block
+///   ends by selecting the kept ids, so they come back in the same round
+///   trip ([`Script::finish`]). Lists of any length go in as one JSON array
+///   ([`Statement::insert_each`]).
+///
 /// An id an insert generates is kept in user variables ([`Kept`]) for the
-/// statements after it, and read back after the script
-/// ([`Script::kept_ids`]).
+/// statements after it.
 #[derive(Debug)]
-pub(crate) struct Script {
+pub(crate) struct Script<'a> {
     sql: String,
+    /// A block's bound values, in order; `None` for a text script.
+    binds: Option<Vec<Value<'a>>>,
+    /// Bytes of the bound text values.
+    bound_bytes: usize,
+    /// Whether a block is kept prepared (see [`Script::keep_prepared`]).
+    cache: bool,
 }
 
-impl Script {
-    /// A script whose statements run in one transaction; the kept ids are
-    /// cleared first, so none is left from another script.
+/// What a finished [`Script`] is run as.
+#[derive(Debug)]
+pub(crate) enum Finished<'a> {
+    /// A multi-statement query; then [`Script::kept_ids`].
+    Text(String),
+    /// A compound statement that answers the kept ids itself.
+    Block(Select<'a>),
+}
+
+/// Every variable of `Kept::variable` and `Kept::list`, cleared, then the
+/// transaction opened.
+const CLEARED: &str = "SET @hd_ticket := NULL, @hd_tickets := NULL, @hd_detalle := NULL, \
+                       @hd_detalles := NULL, @hd_aviso := NULL, @hd_avisos := NULL; START TRANSACTION";
+
+/// The kept ids, as [`KeptIds`] reads them.
+const SELECT_KEPT: &str = "SELECT CAST(@hd_tickets AS CHAR) AS tickets, CAST(@hd_detalles AS CHAR) AS detalles, \
+                           CAST(@hd_avisos AS CHAR) AS avisos";
+
+impl<'a> Script<'a> {
+    /// A text script whose statements run in one transaction; the kept ids
+    /// are cleared first, so none is left from another script.
     pub(crate) fn transaction() -> Self {
-        // Every variable of `Kept::variable` and `Kept::list`.
-        const CLEARED: &str = "SET @hd_ticket := NULL, @hd_tickets := NULL, @hd_detalle := NULL, \
-                               @hd_detalles := NULL, @hd_aviso := NULL, @hd_avisos := NULL; START TRANSACTION";
-        Self { sql: CLEARED.to_string() }
+        Self { sql: CLEARED.to_string(), binds: None, bound_bytes: 0, cache: true }
     }
 
-    /// Appends `statement`, each `?` replaced by its value as a literal.
-    pub(crate) fn push(&mut self, statement: &Statement<'_>) -> QueryResult<()> {
+    /// A block (MariaDB): as [`Script::transaction`], its values bound.
+    pub(crate) fn block() -> Self {
+        Self { sql: format!("BEGIN NOT ATOMIC\n{CLEARED}"), binds: Some(Vec::new()), bound_bytes: 0, cache: true }
+    }
+
+    /// Whether a block is kept prepared by the connection: yes for the
+    /// shapes that come again and again, not for a rare one (many
+    /// attachments, say), which would only fill the statement cache.
+    pub(crate) fn keep_prepared(&mut self, keep: bool) {
+        self.cache = keep;
+    }
+
+    /// Appends `statement`: in a text script each `?` replaced by its value
+    /// as a literal; in a block, each kept id by its variable and the other
+    /// values bound.
+    pub(crate) fn push(&mut self, statement: &Statement<'a>) -> QueryResult<()> {
         self.sql.push_str(";\n");
         let mut parts = statement.sql.split('?');
         self.sql.push_str(parts.next().unwrap_or_default());
         let mut values = statement.values.iter();
         for part in parts {
             let value = values.next().ok_or_else(|| mismatch(&statement.sql))?;
-            write_literal(&mut self.sql, value);
+            match (&mut self.binds, value) {
+                (Some(_), Value::Kept(k)) => self.sql.push_str(k.variable()),
+                (Some(binds), v) => {
+                    self.sql.push('?');
+                    self.bound_bytes += v.text_len();
+                    binds.push(*v);
+                }
+                (None, v) => write_literal(&mut self.sql, v),
+            }
             self.sql.push_str(part);
         }
         if values.next().is_some() {
@@ -286,36 +366,30 @@ impl Script {
         ));
     }
 
-    /// The whole text, committing at its end.
-    pub(crate) fn commit(mut self) -> String {
+    /// The script, committing at its end. A statement that fails ends it
+    /// there, its transaction left open for the caller's `ROLLBACK`.
+    pub(crate) fn finish(mut self) -> Finished<'a> {
         self.sql.push_str(";\nCOMMIT");
-        self.sql
+        match self.binds {
+            None => Finished::Text(self.sql),
+            Some(values) => {
+                self.sql.push_str(";\n");
+                self.sql.push_str(SELECT_KEPT);
+                self.sql.push_str(";\nEND");
+                Finished::Block(Select(Statement { sql: self.sql, values, cache: self.cache }))
+            }
+        }
     }
 
-    /// [`Script::commit`] as one MariaDB compound statement (`BEGIN NOT
-    /// ATOMIC .. END`): parsed once, and answered with one packet where a
-    /// multi-statement query is answered with one per statement, each
-    /// waking the client. A statement that fails ends the block there, its
-    /// transaction left open for the caller's `ROLLBACK`, as a failing
-    /// statement of the multi-statement query does. MySQL has no such
-    /// statement.
-    pub(crate) fn commit_as_block(self) -> String {
-        format!("BEGIN NOT ATOMIC\n{};\nEND", self.commit())
-    }
-
-    /// The query that reads what the script kept, after it ran (on the same
-    /// connection): the lists of ids of each kind.
+    /// The query that reads what a text script kept, after it ran (on the
+    /// same connection): the lists of ids of each kind.
     pub(crate) fn kept_ids() -> Select<'static> {
-        Select(Statement::new(
-            "SELECT CAST(@hd_tickets AS CHAR) AS tickets, CAST(@hd_detalles AS CHAR) AS detalles, \
-             CAST(@hd_avisos AS CHAR) AS avisos",
-            Vec::new(),
-        ))
+        Select(Statement::new(SELECT_KEPT, Vec::new()))
     }
 
-    /// How long the text is so far, in bytes.
+    /// How long the script is so far, in bytes (its text and what it binds).
     pub(crate) fn len(&self) -> usize {
-        self.sql.len()
+        self.sql.len() + self.bound_bytes
     }
 }
 
@@ -434,7 +508,7 @@ mod tests {
         ];
         script.push(&Statement::new("INSERT INTO t (a, b, c, d, e, f) VALUES (?, ?, ?, ?, ?, ?)", values)).unwrap();
         script.keep(Kept::Detail);
-        let text = script.commit();
+        let Finished::Text(text) = script.finish() else { panic!("a text script") };
         assert_eq!(
             text,
             "SET @hd_ticket := NULL, @hd_tickets := NULL, @hd_detalle := NULL, @hd_detalles := NULL, \
@@ -444,14 +518,30 @@ mod tests {
              SET @hd_detalle := LAST_INSERT_ID(), @hd_detalles := CONCAT_WS(',', @hd_detalles, LAST_INSERT_ID());\n\
              COMMIT"
         );
-        let mut block = Script::transaction();
-        block.push(&Statement::new("DELETE FROM t WHERE id = ?", vec![Value::BigInt(1)])).unwrap();
+        // A block binds its values; only the kept ids are in its text.
+        let mut block = Script::block();
+        block
+            .push(&Statement::new(
+                "DELETE FROM t WHERE id = ? AND b = ? AND c = ?",
+                vec![Value::BigInt(1), Value::Kept(Kept::Ticket), Value::Text("it's")],
+            ))
+            .unwrap();
+        block.push(&Statement::insert_each("INSERT INTO w", "p", ("t", Value::Kept(Kept::Ticket)), "[\"a\"]")).unwrap();
+        assert_eq!(block.len(), block.sql.len() + "it's".len() + "[\"a\"]".len());
+        block.keep_prepared(false);
+        let Finished::Block(Select(statement)) = block.finish() else { panic!("a block") };
         assert_eq!(
-            block.commit_as_block(),
+            statement.sql,
             "BEGIN NOT ATOMIC\nSET @hd_ticket := NULL, @hd_tickets := NULL, @hd_detalle := NULL, \
              @hd_detalles := NULL, @hd_aviso := NULL, @hd_avisos := NULL; START TRANSACTION;\n\
-             DELETE FROM t WHERE id = 1;\nCOMMIT;\nEND"
+             DELETE FROM t WHERE id = ? AND b = @hd_ticket AND c = ?;\n\
+             INSERT INTO w (p, t) SELECT j.v, @hd_ticket FROM JSON_TABLE(?, '$[*]' COLUMNS \
+             (v VARCHAR(1000) CHARACTER SET utf8mb4 PATH '$')) AS j;\nCOMMIT;\n\
+             SELECT CAST(@hd_tickets AS CHAR) AS tickets, CAST(@hd_detalles AS CHAR) AS detalles, \
+             CAST(@hd_avisos AS CHAR) AS avisos;\nEND"
         );
+        assert!(matches!(statement.values[..], [Value::BigInt(1), Value::Text("it's"), Value::Text("[\"a\"]")]));
+        assert!(!statement.cache);
         let cleared = Script::transaction().sql;
         for k in [Kept::Ticket, Kept::Detail, Kept::Notice] {
             assert!(cleared.contains(&format!("{} := NULL", k.variable())), "{cleared}");

@@ -13,7 +13,7 @@ use crate::conn::{Recycler, SqliteConn};
 use crate::error::TxError;
 use crate::pools::RuntimePools;
 use crate::retry::Deadlocks;
-use crate::sql::{KeptIds, Script};
+use crate::sql::{Finished, KeptIds, Script};
 use crate::tx::TxBody;
 
 impl Db {
@@ -66,7 +66,7 @@ impl Db {
     }
 
     /// Runs a [`Script`] (its own transaction, in one round trip) and reads
-    /// the ids it kept, again when InnoDB (or Galera) rolled it back as a
+    /// the ids it kept (a block answers them itself), again when InnoDB (or Galera) rolled it back as a
     /// deadlock victim, like [`Db::mysql_transaction`]. A script that fails
     /// stops at the failing statement, inside its transaction: it is rolled
     /// back before the connection goes back to the pool, or the connection
@@ -76,13 +76,13 @@ impl Db {
     pub(crate) async fn mysql_script(
         &self,
         pool: &RuntimePools<Recycler<AsyncMysqlConnection>>,
-        script: &str,
+        script: Finished<'_>,
     ) -> Result<KeptIds, RepoError> {
         let mut retry = Deadlocks::default();
         loop {
             let attempt = self
                 .link
-                .run(pool, async |conn| match run_script(conn, script).await {
+                .run(pool, async |conn| match run_script(conn, &script).await {
                     Err(e) if e.is_deadlock() => Ok(Err(e)),
                     other => other.map(Ok).map_err(RepoError::from),
                 })
@@ -102,16 +102,21 @@ impl Db {
 }
 
 /// One attempt of [`Db::mysql_script`].
-async fn run_script(conn: &mut AsyncMysqlConnection, script: &str) -> Result<KeptIds, TxError> {
+async fn run_script(conn: &mut AsyncMysqlConnection, script: &Finished<'_>) -> Result<KeptIds, TxError> {
     use diesel_async::RunQueryDsl;
-    if let Err(e) = conn.batch_execute(script).await {
-        return match conn.batch_execute("ROLLBACK").await {
+    let ran = match script {
+        Finished::Text(text) => conn.batch_execute(text).await.map(|()| None),
+        Finished::Block(block) => block.clone().get_result::<KeptIds>(conn).await.map(Some),
+    };
+    match ran {
+        Ok(Some(kept)) => Ok(kept),
+        Ok(None) => Ok(Script::kept_ids().get_result(conn).await?),
+        Err(e) => match conn.batch_execute("ROLLBACK").await {
             Ok(()) => Err(e.into()),
             // Unavailable: the link drops the connection.
             Err(r) => Err(RepoError::Unavailable(format!("{e}; its rollback failed: {r}")).into()),
-        };
+        },
     }
-    Ok(Script::kept_ids().get_result(conn).await?)
 }
 
 #[cfg(test)]
@@ -191,7 +196,7 @@ mod tests {
         let mut failing = Script::transaction();
         failing.push(&insert(Some(10), "uno", Value::BigInt(0))).unwrap();
         failing.push(&insert(Some(10), "otra vez el 10", Value::BigInt(0))).unwrap();
-        let done = db.mysql_script(pool, &failing.commit()).await;
+        let done = db.mysql_script(pool, failing.finish()).await;
         assert!(matches!(done, Err(RepoError::Duplicate(_))), "{done:?}");
         // Another connection inserts the same key at once: no transaction
         // holds it (a lock would make it wait, then time out).
@@ -201,11 +206,11 @@ mod tests {
 
         // As a compound statement too, where the server has it.
         let blocks = if db.returning() { vec![false, true] } else { vec![false] };
-        let mut failing = Script::transaction();
-        failing.push(&insert(Some(11), "uno", Value::BigInt(0))).unwrap();
-        failing.push(&insert(Some(10), "otra vez el 10", Value::BigInt(0))).unwrap();
         if db.returning() {
-            let done = db.mysql_script(pool, &failing.commit_as_block()).await;
+            let mut failing = Script::block();
+            failing.push(&insert(Some(11), "uno", Value::BigInt(0))).unwrap();
+            failing.push(&insert(Some(10), "otra vez el 10", Value::BigInt(0))).unwrap();
+            let done = db.mysql_script(pool, failing.finish()).await;
             assert!(matches!(done, Err(RepoError::Duplicate(_))), "{done:?}");
             other.batch_execute("INSERT INTO prueba_script (id, nombre, padre) VALUES (11, 'otra', 0)").await.unwrap();
         }
@@ -215,7 +220,7 @@ mod tests {
             ["", "NO_BACKSLASH_ESCAPES,ANSI_QUOTES"].into_iter().flat_map(|m| blocks.iter().map(move |b| (m, *b)))
         {
             let set = format!("SET SESSION sql_mode = '{mode}'");
-            let mut script = Script::transaction();
+            let mut script = if block { Script::block() } else { Script::transaction() };
             script.push(&Statement::new(set, Vec::new())).unwrap();
             script.push(&insert(None, "padre", Value::BigInt(0))).unwrap();
             script.keep(Kept::Ticket);
@@ -224,8 +229,7 @@ mod tests {
                 script.keep(Kept::Notice);
             }
             script.push(&Statement::new("SET SESSION sql_mode = DEFAULT", Vec::new())).unwrap();
-            let text = if block { script.commit_as_block() } else { script.commit() };
-            let kept = db.mysql_script(pool, &text).await.unwrap();
+            let kept = db.mysql_script(pool, script.finish()).await.unwrap();
             let [parent] = kept.of(Kept::Ticket).unwrap()[..] else { panic!("one parent kept: {kept:?}") };
             let children = kept.of(Kept::Notice).unwrap();
             assert_eq!(children.len(), hostile.len(), "{kept:?}");
@@ -242,5 +246,104 @@ mod tests {
                 .collect();
             assert_eq!(rows, want, "sql_mode {mode:?}, as a block: {block}");
         }
+    }
+
+    /// A block is prepared once per connection for every mail of its shape
+    /// (its values bound), answers its kept ids itself, and inserts a JSON
+    /// list of any length, hostile strings as they are.
+    #[tokio::test]
+    #[ignore = "needs MariaDB on HELPDESK_TEST_MYSQL_URL; .ci/run runs it"]
+    async fn a_block_is_prepared_once_and_lists_go_in_whole() {
+        use crate::sql::{Kept, Value};
+        use diesel::sql_types::Text;
+        use diesel_async::{AsyncConnection, RunQueryDsl};
+
+        #[derive(diesel::QueryableByName, Debug, PartialEq)]
+        struct Word {
+            #[diesel(sql_type = Text)]
+            palabra: String,
+        }
+        #[derive(diesel::QueryableByName)]
+        struct Status {
+            #[diesel(sql_type = Text, column_name = "Value")]
+            value: String,
+        }
+        async fn prepared(conn: &mut AsyncMysqlConnection) -> i64 {
+            let s: Status =
+                diesel::sql_query("SHOW SESSION STATUS LIKE 'Com_stmt_prepare'").get_result(conn).await.unwrap();
+            s.value.parse().unwrap()
+        }
+        let url = crate::testing::fresh_mysql_url().await;
+        let mut conn = AsyncMysqlConnection::establish(&url).await.unwrap();
+        let version: Status = diesel::sql_query("SELECT VERSION() AS Value").get_result(&mut conn).await.unwrap();
+        if !version.value.contains("MariaDB") {
+            eprintln!("skipped: blocks are MariaDB's ({})", version.value);
+            return;
+        }
+        conn.batch_execute(
+            "CREATE TABLE prueba_padre (id BIGINT AUTO_INCREMENT PRIMARY KEY, nombre TEXT NOT NULL); \
+             CREATE TABLE prueba_palabra (palabra VARCHAR(64) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL, \
+             padre BIGINT NOT NULL, PRIMARY KEY (palabra, padre))",
+        )
+        .await
+        .unwrap();
+        let lists: [&[&str]; 3] =
+            [&["uno", "dos"], &["'; DROP TABLE prueba_palabra; --", "\\'", "é漢🙂", "?", "\"x\"", "dos", "dos"], &[]];
+        let mut first_prepared = None;
+        for (i, words) in lists.iter().enumerate() {
+            let json = serde_json::to_string(words).unwrap();
+            let mut block = Script::block();
+            let parent = Statement::new("INSERT INTO prueba_padre (nombre) VALUES (?)", vec![Value::Text("padre")]);
+            block.push(&parent).unwrap();
+            block.keep(Kept::Ticket);
+            let each = Statement::insert_each(
+                "INSERT IGNORE INTO prueba_palabra",
+                "palabra",
+                ("padre", Value::Kept(Kept::Ticket)),
+                &json,
+            );
+            block.push(&each).unwrap();
+            let before = prepared(&mut conn).await;
+            let kept = run_script(&mut conn, &block.finish()).await.unwrap();
+            let after = prepared(&mut conn).await;
+            // The status query is prepared each time (diesel's sql_query).
+            match first_prepared {
+                None => first_prepared = Some(after - before),
+                Some(first) => assert_eq!(after - before, first - 1, "the block again: prepared once"),
+            }
+            let [parent] = kept.of(Kept::Ticket).unwrap()[..] else { panic!("one parent kept: {kept:?}") };
+            let mut got: Vec<Word> =
+                diesel::sql_query(format!("SELECT palabra FROM prueba_palabra WHERE padre = {parent}"))
+                    .load(&mut conn)
+                    .await
+                    .unwrap();
+            got.sort_by(|a, b| a.palabra.cmp(&b.palabra));
+            let mut want: Vec<&str> = words.to_vec();
+            want.sort();
+            want.dedup();
+            assert_eq!(got.iter().map(|w| w.palabra.as_str()).collect::<Vec<_>>(), want, "list {i}");
+        }
+        // A word longer than the column is refused, as a literal would be,
+        // and the block's transaction left to the caller: rolled back.
+        let json = serde_json::to_string(&["x".repeat(65)]).unwrap();
+        let mut block = Script::block();
+        block
+            .push(&Statement::new("INSERT INTO prueba_padre (nombre) VALUES (?)", vec![Value::Text("largo")]))
+            .unwrap();
+        block.keep(Kept::Ticket);
+        let each = Statement::insert_each(
+            "INSERT INTO prueba_palabra",
+            "palabra",
+            ("padre", Value::Kept(Kept::Ticket)),
+            &json,
+        );
+        block.push(&each).unwrap();
+        assert!(run_script(&mut conn, &block.finish()).await.is_err());
+        let n: Status =
+            diesel::sql_query("SELECT CAST(COUNT(*) AS CHAR) AS Value FROM prueba_padre WHERE nombre = 'largo'")
+                .get_result(&mut conn)
+                .await
+                .unwrap();
+        assert_eq!(n.value, "0");
     }
 }

@@ -9,7 +9,7 @@ use helpdesk_domain::RepoError;
 use helpdesk_domain::model::*;
 use helpdesk_domain::ports::*;
 
-use super::audit::{inserts as audit_inserts, keeping_the_outcome, unlinked_rows as audit_rows};
+use super::audit::{AuditInsert, inserts as audit_inserts, keeping_the_outcome, unlinked_rows as audit_rows};
 use super::webhooks::record_webhook_events;
 use crate::conn::Pools;
 use crate::dialect::{Dialect, load_slot};
@@ -17,7 +17,7 @@ use crate::error::{OrRepo, TxError};
 use crate::models::*;
 use crate::schema::*;
 use crate::search::{index_message, index_rows, word_insert};
-use crate::sql::{Kept, Script, Select, Statement, Value, marks};
+use crate::sql::{Finished, Kept, Script, Select, Statement, Value, marks};
 use crate::{Db, db_run, db_transaction};
 
 impl TicketRepository for Db {
@@ -380,10 +380,11 @@ impl Db {
         }
         // On MariaDB (it has `RETURNING`) as one compound statement.
         let block = self.returning();
-        let Some(script) = opening_script::<AsyncMysqlConnection>(batch, prepared, block).or_repo()? else {
+        let lists = Lists::of(batch, prepared, block).map_err(RepoError::unexpected)?;
+        let Some(script) = opening_script::<AsyncMysqlConnection>(batch, prepared, &lists, block).or_repo()? else {
             return Ok(None);
         };
-        let kept = self.mysql_script(pool, &script).await?;
+        let kept = self.mysql_script(pool, script).await?;
         let (tickets, details, notices) =
             (kept.of(Kept::Ticket).or_repo()?, kept.of(Kept::Detail).or_repo()?, kept.of(Kept::Notice).or_repo()?);
         if tickets.len() != batch.len()
@@ -405,20 +406,51 @@ impl Db {
     }
 }
 
+/// What a new ticket's [`Script`] binds besides the mails: each mail's
+/// words for the search, and for a block its words and participants as
+/// JSON arrays ([`Statement::insert_each`]); the requests' bitácora rows.
+struct Lists<'a> {
+    words: Vec<Vec<String>>,
+    json: Vec<(String, String)>,
+    audit: Vec<AuditInsert<'a>>,
+}
+
+impl<'a> Lists<'a> {
+    fn of(batch: &'a [NewIncoming], prepared: &[Prepared], block: bool) -> Result<Self, serde_json::Error> {
+        let words: Vec<Vec<String>> = batch.iter().map(|n| message_words(&n.detail.subject, &n.detail.body)).collect();
+        let json = if block {
+            words
+                .iter()
+                .zip(prepared)
+                .map(|(w, p)| Ok((serde_json::to_string(w)?, serde_json::to_string(&p.participants)?)))
+                .collect::<Result<_, serde_json::Error>>()?
+        } else {
+            Vec::new()
+        };
+        Ok(Self { words, json, audit: audit_rows(batch.iter().filter_map(|n| n.audit.as_ref())) })
+    }
+}
+
+/// The shapes of a block kept prepared: a mail with more attachments,
+/// events or notices than these is rare, its block prepared and closed.
+const COMMON_SHAPE: usize = 4;
+
 /// New tickets' writes as one [`Script`] (MySQL): the rows the steps write
 /// (`store_one`'s, `open_tickets`'), in their order — the assignees' loads,
 /// then for each mail the ticket, its detail, words, attachments,
 /// participants, events and notices, and last the requests' bitácora
 /// records — with each new ticket's and detail's
-/// id kept for the rows after it. `None` when a script cannot carry them: a
+/// id kept for the rows after it; a block (`block`, MariaDB) or a text.
+/// `None` when a script cannot carry them: a
 /// mail that continues a ticket, webhook events (their bodies name the new
 /// ids, and only the active webhooks read in the transaction say who gets
-/// them), or a text past [`MAX_SCRIPT_BYTES`].
-fn opening_script<C: Dialect>(
-    batch: &[NewIncoming],
-    prepared: &[Prepared],
+/// them), or a script past [`MAX_SCRIPT_BYTES`].
+fn opening_script<'a, C: Dialect>(
+    batch: &'a [NewIncoming],
+    prepared: &'a [Prepared],
+    lists: &'a Lists<'a>,
     block: bool,
-) -> QueryResult<Option<String>> {
+) -> QueryResult<Option<Finished<'a>>> {
     let mut new = Vec::with_capacity(batch.len());
     for n in batch {
         match &n.target {
@@ -427,27 +459,42 @@ fn opening_script<C: Dialect>(
         }
     }
     let (ticket, detail) = (Value::Kept(Kept::Ticket), Value::Kept(Kept::Detail));
-    let mut script = Script::transaction();
+    let mut script = if block { Script::block() } else { Script::transaction() };
     for (user, (step, at)) in assignee_loads(batch) {
         script.push(&load_change(C::ADD_TO_LOAD, user, step, Some(at)))?;
     }
-    for ((n, t), p) in batch.iter().zip(new).zip(prepared) {
+    for (i, ((n, t), p)) in batch.iter().zip(new).zip(prepared).enumerate() {
         script.push(&Statement::insert_rows("INSERT INTO ticket", TICKET_COLUMNS, vec![ticket_row(t, n.now)]))?;
         script.keep(Kept::Ticket);
         let row = detail_row(ticket, true, &n.detail, &p.headers, n.now);
         script.push(&Statement::insert_rows("INSERT INTO detalle_ticket", DETAIL_COLUMNS, vec![row]))?;
         script.keep(Kept::Detail);
-        let words = message_words(&n.detail.subject, &n.detail.body);
-        if !words.is_empty() {
-            script.push(&word_insert::<C>(words.iter().map(|w| vec![Value::Text(w), ticket]).collect()))?;
+        let words = &lists.words[i];
+        match lists.json.get(i) {
+            // A list of any length is one statement of the same text.
+            Some((words_json, _)) if !words.is_empty() => {
+                let head = format!("{} INTO palabra_ticket", C::INSERT_IGNORE);
+                script.push(&Statement::insert_each(&head, "palabra", ("fk_id_ticket", ticket), words_json))?;
+            }
+            _ if !words.is_empty() => {
+                script.push(&word_insert::<C>(words.iter().map(|w| vec![Value::Text(w), ticket]).collect()))?
+            }
+            _ => {}
         }
         if !n.attachments.is_empty() {
             let rows = n.attachments.iter().map(|a| attachment_row(detail, a)).collect();
             script.push(&Statement::insert_rows("INSERT INTO adjunto_ticket", ATTACHMENT_COLUMNS, rows))?;
         }
-        if !p.participants.is_empty() {
-            let rows = p.participants.iter().map(|a| vec![ticket, Value::Text(a)]).collect();
-            script.push(&participant_insert::<C>(rows))?;
+        match lists.json.get(i) {
+            Some((_, participants_json)) if !p.participants.is_empty() => {
+                let head = format!("{} INTO participante_ticket", C::INSERT_IGNORE);
+                script.push(&Statement::insert_each(&head, "correo", ("fk_id_ticket", ticket), participants_json))?;
+            }
+            _ if !p.participants.is_empty() => {
+                let rows = p.participants.iter().map(|a| vec![ticket, Value::Text(a)]).collect();
+                script.push(&participant_insert::<C>(rows))?;
+            }
+            _ => {}
         }
         if !n.events.is_empty() {
             script.push(&event_insert(ticket, &n.events, n.now))?;
@@ -464,14 +511,16 @@ fn opening_script<C: Dialect>(
         }
     }
     // The requests' bitácora records, committed with their mails.
-    let audit = audit_rows(batch.iter().filter_map(|n| n.audit.as_ref()));
-    for statement in audit_inserts(&audit) {
+    for statement in audit_inserts(&lists.audit) {
         script.push(&keeping_the_outcome::<C>(statement))?;
     }
     if script.len() > MAX_SCRIPT_BYTES {
         return Ok(None);
     }
-    Ok(Some(if block { script.commit_as_block() } else { script.commit() }))
+    script.keep_prepared(
+        batch.iter().all(|n| n.attachments.len().max(n.events.len()).max(n.notices.len()) <= COMMON_SHAPE),
+    );
+    Ok(Some(script.finish()))
 }
 
 /// The open tickets each assignee gains from new tickets among `batch`,
