@@ -18,6 +18,8 @@
 #   SECS=15                       the measured window
 #   PERF=1                        also record a perf profile of the server (target/bench/perf-<c>.data)
 #   DBPERF=1                      also record one of mariadbd (target/bench/perf-mariadbd-<c>.data)
+#   STORE=sqlite                  the embedded SQLite store instead (a fresh file each run; the
+#                                 MariaDB columns then read 0)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=bench/lib.sh
@@ -32,8 +34,19 @@ for b in "$BIN" ${BASE:+"$BASE"}; do
 done
 command -v wrk >/dev/null || { log "installing wrk"; apt-get install -y wrk >/dev/null; }
 DB_PID=$(pgrep -xo mariadbd) || { log "MariaDB is not running"; exit 1; }
-URL=mysql://root@127.0.0.1:3306/hd_ticket_cpu
-count() { mariadb -uroot -h127.0.0.1 -N hd_ticket_cpu -e 'SELECT COUNT(*) FROM ticket'; }
+if [ "${STORE:-}" = sqlite ]; then
+  command -v sqlite3 >/dev/null || { log "installing sqlite3"; apt-get install -y sqlite3 >/dev/null; }
+  DB_FILE=$PWD/$OUT/ticket_cpu.db
+  URL=sqlite://$DB_FILE
+  count() { sqlite3 "$DB_FILE" 'SELECT COUNT(*) FROM ticket'; }
+  fresh_store() { rm -f "$DB_FILE" "$DB_FILE"-*; }
+else
+  URL=mysql://root@127.0.0.1:3306/hd_ticket_cpu
+  count() { mariadb -uroot -h127.0.0.1 -N hd_ticket_cpu -e 'SELECT COUNT(*) FROM ticket'; }
+  fresh_store() {
+    mariadb -uroot -h127.0.0.1 -e 'DROP DATABASE IF EXISTS hd_ticket_cpu; CREATE DATABASE hd_ticket_cpu CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci'
+  }
+fi
 wakeups() { cat /proc/"$1"/task/*/status 2>/dev/null | awk '/^voluntary_ctxt_switches/ {n += $2} END {print n + 0}'; }
 questions() { mariadb -uroot -h127.0.0.1 -N -e "SHOW GLOBAL STATUS LIKE 'Questions'" | awk '{print $2}'; }
 save() { # connections seconds file
@@ -45,7 +58,7 @@ save() { # connections seconds file
 # "tickets/s server-ms mariadb-ms p99 statements wake-ups" per ticket.
 measure() {
   local bin=$1 conns=$2 held cpu dbcpu q new s d p99 qs w ws
-  mariadb -uroot -h127.0.0.1 -e 'DROP DATABASE IF EXISTS hd_ticket_cpu; CREATE DATABASE hd_ticket_cpu CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci'
+  fresh_store
   BIN=$bin SECRET=$(BIN=$bin seed "$URL")
   HELPDESK__SERVER__PORT=18121 HELPDESK__DATABASE__URL="$URL" HELPDESK__SEED__DEMO=false HELPDESK__LOG__LEVEL=warn \
     HELPDESK__OUTBOX__INLINE_TIMEOUT_MS=0 HELPDESK__OUTBOX__POLL_INTERVAL_MS=3600000 "$bin" >"$OUT/ticket_cpu-server.log" 2>&1 &
@@ -111,7 +124,8 @@ for c in "${@:-1 4 16 64}"; do
     awk -v bt="$(col 1 "$OUT/ab-base-$conns.txt")" -v nt="$(col 1 "$OUT/ab-new-$conns.txt")" \
       -v bs="$(col 2 "$OUT/ab-base-$conns.txt")" -v ns="$(col 2 "$OUT/ab-new-$conns.txt")" \
       -v bd="$(col 3 "$OUT/ab-base-$conns.txt")" -v nd="$(col 3 "$OUT/ab-new-$conns.txt")" -v c="$conns" \
-      'BEGIN{ printf "| %s | new ÷ base | %.2fx | %.2fx | %.2fx | | | |\n", c, nt/bt, ns/bs, nd/bd }'
+      'function r(n, b) { return b > 0 ? sprintf("%.2fx", n / b) : "n/a" }
+       BEGIN{ printf "| %s | new ÷ base | %s | %s | %s | | | |\n", c, r(nt, bt), r(ns, bs), r(nd, bd) }'
   done
 done
-mariadb -uroot -h127.0.0.1 -e 'DROP DATABASE IF EXISTS hd_ticket_cpu'
+if [ "${STORE:-}" = sqlite ]; then rm -f "$DB_FILE" "$DB_FILE"-*; else mariadb -uroot -h127.0.0.1 -e 'DROP DATABASE IF EXISTS hd_ticket_cpu'; fi

@@ -363,19 +363,15 @@ impl Db {
     /// transaction and one to read the new ids, where the steps took a
     /// dozen. `None` when the script is not the cheaper way and the caller
     /// takes the steps: on SQLite (no round trips), on a Galera node (see
-    /// `Db::scripts`), for a batch on MariaDB
-    /// (its multi-row inserts with `RETURNING` cost MariaDB fewer statements
-    /// than a script's inserts one ticket at a time: measured, 0.52 against
-    /// 0.66 ms of its CPU per ticket at 4 connections; as a compound
-    /// statement, 0.59 against 0.28 ms at 16), or when the script
-    /// cannot carry the batch ([`opening_script`]).
+    /// `Db::scripts`), for a batch of more than [`SMALL_BATCH`] on MariaDB,
+    /// or when the script cannot carry the batch ([`opening_script`]).
     async fn open_by_script(
         &self,
         batch: &[NewIncoming],
         prepared: &[Prepared],
     ) -> RepoResult<Option<Vec<StoredIncoming>>> {
         let Pools::Mysql(pool) = &self.backend else { return Ok(None) };
-        if !self.scripts() || (batch.len() > 1 && self.returning()) {
+        if !self.scripts() || (batch.len() > SMALL_BATCH && self.returning()) {
             return Ok(None);
         }
         // On MariaDB (it has `RETURNING`) as one compound statement.
@@ -430,6 +426,15 @@ impl<'a> Lists<'a> {
         Ok(Self { words, json, audit: audit_rows(batch.iter().filter_map(|n| n.audit.as_ref())) })
     }
 }
+
+/// Most mails of a batch written as a block on MariaDB. Larger batches take
+/// the steps, whose multi-row inserts cost MariaDB less per ticket than a
+/// block's inserts one ticket at a time (as an unprepared compound
+/// statement, 0.59 against 0.28 ms of its CPU per ticket at 16
+/// connections); a small batch is written sooner as a block (at 4
+/// connections 1.26x the tickets/s, MariaDB's CPU per ticket 0.89x:
+/// docs/benchmarks.md, "A prepared block").
+const SMALL_BATCH: usize = 4;
 
 /// The shapes of a block kept prepared: a mail with more attachments,
 /// events or notices than these is rare, its block prepared and closed.

@@ -108,11 +108,21 @@ fn restore_drill_every_ticket_answered_before_the_backup_is_there_once_after_a_k
 
     // While the server runs, a restore over its database is refused and
     // changes nothing.
-    let before_refusal = std::fs::metadata(a.join("data/helpdesk.db")).unwrap().modified().unwrap();
+    // (The file itself changes meanwhile: the clients keep writing, and a
+    // WAL checkpoint may land in it. It must stay the same file, with
+    // nothing set aside.)
+    use std::os::unix::fs::MetadataExt;
+    let served = || std::fs::metadata(a.join("data/helpdesk.db")).unwrap().ino();
+    let before_refusal = served();
     let (ok, _, err) = run_a(&["restore", "--from", backup_dir.to_str().unwrap()]);
     assert!(!ok && err.contains("in use"), "a restore over a served database: {err}");
     assert!(!a.join("data/helpdesk.db.restaurando").exists());
-    assert_eq!(std::fs::metadata(a.join("data/helpdesk.db")).unwrap().modified().unwrap(), before_refusal);
+    assert_eq!(served(), before_refusal, "the served database was replaced");
+    let set_aside = std::fs::read_dir(a.join("data"))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .any(|e| e.file_name().to_string_lossy().contains("antes-de-restaurar"));
+    assert!(!set_aside, "a refused restore set the database aside");
 
     // The server dies without a word (SIGKILL), the clients mid-request.
     let pid = server.child.id().to_string();
