@@ -457,7 +457,7 @@ fn mismatch(sql: &str) -> Error {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use diesel::QueryableByName;
     use diesel_async::{AsyncConnection, AsyncMysqlConnection, RunQueryDsl, SimpleAsyncConnection};
@@ -591,14 +591,15 @@ mod tests {
         assert_eq!(got, [Row { id: 1, name: Some("a".into()) }, Row { id: 2, name: Some("b".into()) }]);
     }
 
+    /// One text value, as `Value` (a status variable's, say).
     #[derive(QueryableByName)]
-    struct Status {
+    pub(crate) struct Status {
         #[diesel(sql_type = Text, column_name = "Value")]
-        value: String,
+        pub(crate) value: String,
     }
 
     /// Statements this session has prepared (the status query itself is one).
-    async fn prepared(conn: &mut AsyncMysqlConnection) -> i64 {
+    pub(crate) async fn prepared(conn: &mut AsyncMysqlConnection) -> i64 {
         let s: Status =
             diesel::sql_query("SHOW SESSION STATUS LIKE 'Com_stmt_prepare'").get_result(conn).await.unwrap();
         s.value.parse().unwrap()

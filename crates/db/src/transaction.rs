@@ -263,15 +263,14 @@ mod tests {
             #[diesel(sql_type = Text)]
             palabra: String,
         }
-        #[derive(diesel::QueryableByName)]
-        struct Status {
-            #[diesel(sql_type = Text, column_name = "Value")]
-            value: String,
-        }
-        async fn prepared(conn: &mut AsyncMysqlConnection) -> i64 {
-            let s: Status =
-                diesel::sql_query("SHOW SESSION STATUS LIKE 'Com_stmt_prepare'").get_result(conn).await.unwrap();
-            s.value.parse().unwrap()
+        use crate::sql::tests::{Status, prepared};
+        /// A parent row, then one word row per string of `json` under it.
+        fn words_block<'a>(nombre: &'a str, insert: &str, json: &'a str) -> diesel::QueryResult<Finished<'a>> {
+            let mut block = Script::block();
+            block.push(&Statement::new("INSERT INTO prueba_padre (nombre) VALUES (?)", vec![Value::Text(nombre)]))?;
+            block.keep(Kept::Ticket);
+            block.push(&Statement::insert_each(insert, "palabra", ("padre", Value::Kept(Kept::Ticket)), json))?;
+            Ok(block.finish())
         }
         let url = crate::testing::fresh_mysql_url().await;
         let mut conn = AsyncMysqlConnection::establish(&url).await.unwrap();
@@ -292,19 +291,9 @@ mod tests {
         let mut first_prepared = None;
         for (i, words) in lists.iter().enumerate() {
             let json = serde_json::to_string(words).unwrap();
-            let mut block = Script::block();
-            let parent = Statement::new("INSERT INTO prueba_padre (nombre) VALUES (?)", vec![Value::Text("padre")]);
-            block.push(&parent).unwrap();
-            block.keep(Kept::Ticket);
-            let each = Statement::insert_each(
-                "INSERT IGNORE INTO prueba_palabra",
-                "palabra",
-                ("padre", Value::Kept(Kept::Ticket)),
-                &json,
-            );
-            block.push(&each).unwrap();
+            let block = words_block("padre", "INSERT IGNORE INTO prueba_palabra", &json).unwrap();
             let before = prepared(&mut conn).await;
-            let kept = run_script(&mut conn, &block.finish()).await.unwrap();
+            let kept = run_script(&mut conn, &block).await.unwrap();
             let after = prepared(&mut conn).await;
             // The status query is prepared each time (diesel's sql_query).
             match first_prepared {
@@ -326,19 +315,8 @@ mod tests {
         // A word longer than the column is refused, as a literal would be,
         // and the block's transaction left to the caller: rolled back.
         let json = serde_json::to_string(&["x".repeat(65)]).unwrap();
-        let mut block = Script::block();
-        block
-            .push(&Statement::new("INSERT INTO prueba_padre (nombre) VALUES (?)", vec![Value::Text("largo")]))
-            .unwrap();
-        block.keep(Kept::Ticket);
-        let each = Statement::insert_each(
-            "INSERT INTO prueba_palabra",
-            "palabra",
-            ("padre", Value::Kept(Kept::Ticket)),
-            &json,
-        );
-        block.push(&each).unwrap();
-        assert!(run_script(&mut conn, &block.finish()).await.is_err());
+        let block = words_block("largo", "INSERT INTO prueba_palabra", &json).unwrap();
+        assert!(run_script(&mut conn, &block).await.is_err());
         let n: Status =
             diesel::sql_query("SELECT CAST(COUNT(*) AS CHAR) AS Value FROM prueba_padre WHERE nombre = 'largo'")
                 .get_result(&mut conn)
