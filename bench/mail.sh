@@ -13,7 +13,10 @@
 # given (e.g. HELPDESK__READER__CONCURRENCY=1 for the one-at-a-time reader);
 # BENCH_BIN=path measures that server binary instead of building one (to
 # compare two builds in one sitting: the machine's speed drifts);
-# BENCH_BACKENDS="mysql" or "sqlite" measures one backend only.
+# BENCH_BACKENDS="mysql" or "sqlite" measures one backend only;
+# REREAD=1 then reads the same mailbox a second time (its checkpoint
+# removed, every mail unseen again): every mail a duplicate, the store
+# checked unchanged (the dedupe path's rate, a row "re-read").
 # Prints a Markdown report and keeps it in target/bench/mail.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -186,6 +189,33 @@ for backend in ${BENCH_BACKENDS:-mysql sqlite}; do
   IMAP_CPU=$(awk -v n="$N" -v a="$D0" -v b="$D1" 'BEGIN {printf "%.2f", (b - a) / n}')
   log "$backend: $N mails in $WALL s ($RATE/s), reader CPU $READER_CPU s per 1,000, MariaDB $DB_CPU, Dovecot $IMAP_CPU; check: $VERDICT"
   report+=("| $backend | $N | $WALL s | **$RATE** | $READER_CPU | $DB_CPU | $IMAP_CPU | $TICKETS / $WANT | $STORED / $N | $STRAYS of $REPLIES | $VERDICT |")
+  if [ -n "${REREAD:-}" ]; then
+    sql 'DELETE FROM correo_lectura'
+    python3 bench/mail_gen.py unsee 127.0.0.1 "$IMAP_PORT" "$USER_IMAP" "$PASS_IMAP"
+    M0=$(cpu_ms "$MARIADB_PID"); D0=$(cpu_tree_ms "$DOVECOT_PID")
+    { time HELPDESK__LOG__LEVEL=info HELPDESK__LOG__FORMAT=json HELPDESK__READER__ALLOW_PLAINTEXT=true \
+        HELPDESK__READER__STORAGE_DIR="$STORAGE" "$BIN" read-mail --once >"$OUT/mail-reader-$backend-again.log" 2>&1; } 2>"$OUT/mail-time-$backend.txt" \
+      || { log "$backend: the second read-mail failed: $(tail -5 "$OUT/mail-reader-$backend-again.log")"; failed=1; }
+    M1=$(cpu_ms "$MARIADB_PID")
+    sleep 0.5
+    D1=$(cpu_tree_ms "$DOVECOT_PID")
+    read -r WALL USR SYS <"$OUT/mail-time-$backend.txt"
+    TOTALS=$(grep '"mail read"' "$OUT/mail-reader-$backend-again.log" | tail -1 |
+      python3 -c 'import json,sys; f=json.load(sys.stdin); f=f.get("fields", f); print(f["listed"], f["imported"], f["duplicate"], f["quarantined"], f["deferred"])' 2>/dev/null || echo "? ? ? ? ?")
+    read -r LISTED IMPORTED DUP QUAR DEFERRED <<<"$TOTALS"
+    AGAIN_TICKETS=$(sql 'SELECT COUNT(*) FROM ticket'); AGAIN_DETAILS=$(sql 'SELECT COUNT(*) FROM detalle_ticket')
+    AGAIN=ok
+    if [ "$AGAIN_TICKETS" != "$TICKETS" ] || [ "$AGAIN_DETAILS" != "$STORED" ] || [ "$LISTED" != "$N" ] || [ "$DUP" != "$N" ]; then
+      AGAIN=FAILED; failed=1
+      log "!!!!! $backend re-read: listed $LISTED, imported $IMPORTED, duplicate $DUP; tickets $AGAIN_TICKETS (were $TICKETS), details $AGAIN_DETAILS (were $STORED)"
+    fi
+    RATE=$(awk -v n="$N" -v w="$WALL" 'BEGIN {printf "%.0f", n / w}')
+    READER_CPU=$(awk -v n="$N" -v u="$USR" -v s="$SYS" 'BEGIN {printf "%.2f", (u + s) * 1000 / n}')
+    if [ $backend = mysql ]; then DB_CPU=$(awk -v n="$N" -v a="$M0" -v b="$M1" 'BEGIN {printf "%.2f", (b - a) / n}'); fi
+    IMAP_CPU=$(awk -v n="$N" -v a="$D0" -v b="$D1" 'BEGIN {printf "%.2f", (b - a) / n}')
+    log "$backend re-read: $N duplicates in $WALL s ($RATE/s); check: $AGAIN"
+    report+=("| $backend re-read | $N | $WALL s | **$RATE** | $READER_CPU | $DB_CPU | $IMAP_CPU | $AGAIN_TICKETS / $WANT | $AGAIN_DETAILS / $N | (all $DUP duplicates) | $AGAIN |")
+  fi
   stop_dovecot
   [ $backend = mysql ] && mariadb -uroot -h127.0.0.1 -e 'DROP DATABASE IF EXISTS hd_bench_mail'
 done

@@ -101,6 +101,17 @@ def deliver(host, port, user, password, n, run, pairs):
     imap.logout()
 
 
+def unsee(host, port, user, password):
+    """Every mail of the INBOX unseen again (for a second reading of it)."""
+    imap = imaplib.IMAP4(host, int(port))
+    imap.login(user, password)
+    imap.select("INBOX")
+    typ, data = imap.store("1:*", "-FLAGS.SILENT", "(\\Seen)")
+    if typ != "OK":
+        sys.exit(f"STORE refused: {data}")
+    imap.logout()
+
+
 def check(pairs, n, details):
     n = int(n)
     replies = [line.rstrip("\n").split("\t") for line in open(pairs) if line.strip()]
@@ -121,4 +132,4 @@ def check(pairs, n, details):
 
 
 if __name__ == "__main__":
-    {"deliver": deliver, "check": check}[sys.argv[1]](*sys.argv[2:])
+    {"deliver": deliver, "unsee": unsee, "check": check}[sys.argv[1]](*sys.argv[2:])
