@@ -258,6 +258,9 @@ pub(crate) enum Pools {
     Mysql(RuntimePools<Recycler<AsyncMysqlConnection>>),
 }
 
+/// Most block texts kept prepared ([`Db::keeps_block`]).
+const MAX_BLOCK_SHAPES: usize = 32;
+
 /// The store: a pool on one backend, implementing every repository port.
 pub struct Db {
     pub(crate) backend: Pools,
@@ -277,6 +280,8 @@ pub struct Db {
     pub(crate) link: Arc<Link>,
     /// Statements sent on this pool's connections (see [`Db::statements`]).
     statements: Arc<AtomicU64>,
+    /// The blocks' texts kept prepared (see [`Db::keeps_block`]), by hash.
+    block_shapes: Arc<std::sync::Mutex<std::collections::HashSet<u64>>>,
     /// An SQLite file's shared `<database>.in-use` lock, held while this
     /// store exists (a restore refuses while anyone holds it); never read.
     #[allow(dead_code)]
@@ -433,7 +438,7 @@ impl Db {
                 Pools::Mysql(RuntimePools::new(size, true, make).map_err(ConnectError::Pool)?)
             }
         };
-        Ok(Db { backend, url: url.clone(), returning, scripts, link, statements, in_use })
+        Ok(Db { backend, url: url.clone(), returning, scripts, link, statements, block_shapes: Arc::default(), in_use })
     }
 
     /// How many statements this pool's connections have sent since it was
@@ -453,6 +458,19 @@ impl Db {
         AtomicBool::load(&self.scripts, Ordering::Relaxed)
     }
 
+    /// Whether a block of this text is kept prepared by the connections:
+    /// the first [`MAX_BLOCK_SHAPES`] texts are, the rest prepared, run and
+    /// closed. Every connection keeps what it prepares until it closes, and
+    /// MariaDB counts prepared statements across all connections
+    /// (`max_prepared_stmt_count`, 16,382 by default): a bound on the
+    /// shapes keeps a server that meets mail of every shape far below it.
+    pub(crate) fn keeps_block(&self, text: &str) -> bool {
+        use std::hash::{BuildHasher, BuildHasherDefault};
+        let hash = BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default().hash_one(text);
+        let mut shapes = self.block_shapes.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        shapes.contains(&hash) || (shapes.len() < MAX_BLOCK_SHAPES && shapes.insert(hash))
+    }
+
     /// Whether a new ticket alone is written as one prepared MariaDB block
     /// (`sql::Script::block`): MariaDB, not a Galera node.
     #[cfg(feature = "testing")]
@@ -464,8 +482,9 @@ impl Db {
     /// (what MySQL itself needs), so tests can run that path on MariaDB.
     #[cfg(feature = "testing")]
     pub fn without_returning(self) -> Self {
-        let Db { backend, url, link, statements, in_use, scripts, .. } = self;
-        Db { backend, url, returning: Arc::new(AtomicBool::new(false)), scripts, link, statements, in_use }
+        let Db { backend, url, link, statements, in_use, scripts, block_shapes, .. } = self;
+        let returning = Arc::new(AtomicBool::new(false));
+        Db { backend, url, returning, scripts, link, statements, block_shapes, in_use }
     }
 
     pub fn backend(&self) -> Backend {
@@ -516,6 +535,18 @@ fn count_statements(counter: Arc<AtomicU64>) -> impl diesel::connection::Instrum
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn block_shapes_kept_prepared_are_bounded() {
+        let db = Db::connect(&DbUrl::parse("sqlite::memory:").unwrap(), &DbOptions::default()).unwrap();
+        let text = |i: usize| format!("BEGIN NOT ATOMIC SELECT {i}; END");
+        for i in 0..MAX_BLOCK_SHAPES {
+            assert!(db.keeps_block(&text(i)), "shape {i}");
+        }
+        assert!(!db.keeps_block(&text(MAX_BLOCK_SHAPES)), "one shape past the bound");
+        assert!(db.keeps_block(&text(0)), "a shape kept stays kept");
+        assert!(!db.keeps_block(&text(MAX_BLOCK_SHAPES + 1)));
+    }
 
     #[test]
     fn urls() {

@@ -302,6 +302,15 @@ pub(crate) enum Finished<'a> {
     Block(Select<'a>),
 }
 
+impl Finished<'_> {
+    /// A block stays prepared only if `keep` says so of its text too.
+    pub(crate) fn keep_prepared_if(&mut self, keep: impl FnOnce(&str) -> bool) {
+        if let Finished::Block(Select(statement)) = self {
+            statement.cache = statement.cache && keep(&statement.sql);
+        }
+    }
+}
+
 /// Every variable of `Kept::variable` and `Kept::list`, cleared, then the
 /// transaction opened.
 const CLEARED: &str = "SET @hd_ticket := NULL, @hd_tickets := NULL, @hd_detalle := NULL, \

@@ -377,9 +377,10 @@ impl Db {
         // On MariaDB (it has `RETURNING`) as one compound statement.
         let block = self.returning();
         let lists = Lists::of(batch, prepared, block).map_err(RepoError::unexpected)?;
-        let Some(script) = opening_script::<AsyncMysqlConnection>(batch, prepared, &lists, block).or_repo()? else {
+        let Some(mut script) = opening_script::<AsyncMysqlConnection>(batch, prepared, &lists, block).or_repo()? else {
             return Ok(None);
         };
+        script.keep_prepared_if(|text| self.keeps_block(text));
         let kept = self.mysql_script(pool, script).await?;
         let (tickets, details, notices) =
             (kept.of(Kept::Ticket).or_repo()?, kept.of(Kept::Detail).or_repo()?, kept.of(Kept::Notice).or_repo()?);
@@ -437,7 +438,8 @@ impl<'a> Lists<'a> {
 const SMALL_BATCH: usize = 4;
 
 /// The shapes of a block kept prepared: a mail with more attachments,
-/// events or notices than these is rare, its block prepared and closed.
+/// events or notices than these is rare, its block prepared and closed (as
+/// are the shapes past `Db::keeps_block`'s bound).
 const COMMON_SHAPE: usize = 4;
 
 /// New tickets' writes as one [`Script`] (MySQL): the rows the steps write
