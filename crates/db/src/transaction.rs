@@ -66,8 +66,9 @@ impl Db {
     }
 
     /// Runs a [`Script`] (its own transaction, in one round trip) and reads
-    /// the ids it kept (a block answers them itself), again when InnoDB (or Galera) rolled it back as a
-    /// deadlock victim, like [`Db::mysql_transaction`]. A script that fails
+    /// the ids it kept (a block answers them itself), again when InnoDB (or
+    /// Galera) rolled it back as a deadlock victim, like
+    /// [`Db::mysql_transaction`]. A script that fails
     /// stops at the failing statement, inside its transaction: it is rolled
     /// back before the connection goes back to the pool, or the connection
     /// is dropped (the server then rolls it back).

@@ -353,15 +353,15 @@ async fn store_one<C: Dialect>(
     Ok(StoredIncoming { ticket_id, detail_id, created_ticket, notice_ids })
 }
 
-/// Most bytes of a new ticket's [`Script`]: a longer mail takes the steps,
-/// whose values travel as bound parameters (the script writes text in hex,
-/// twice its size, and MySQL's packets are capped, 16 MiB by default).
+/// Most bytes of a new ticket's [`Script`] (its text, and a block's bound
+/// values): a longer mail takes the steps (a text script writes text in
+/// hex, twice its size, and MySQL's packets are capped, 16 MiB by default).
 const MAX_SCRIPT_BYTES: usize = 1 << 20;
 
 impl Db {
     /// New tickets on MySQL as one [`Script`]: one round trip for the
-    /// transaction and one to read the new ids, where the steps took a
-    /// dozen. `None` when the script is not the cheaper way and the caller
+    /// transaction and one to read the new ids (on MariaDB, a prepared
+    /// block, one for both), where the steps took a dozen. `None` when the script is not the cheaper way and the caller
     /// takes the steps: on SQLite (no round trips), on a Galera node (see
     /// `Db::scripts`), for a batch of more than [`SMALL_BATCH`] on MariaDB,
     /// or when the script cannot carry the batch ([`opening_script`]).
